@@ -1,0 +1,175 @@
+/**
+ * An authenticated connection to one daemon. Many commands run on it at once, each on
+ * its own channel with its own flow-control window.
+ */
+import { EventEmitter } from 'node:events';
+import type { TLSSocket } from 'node:tls';
+import { FrameConnection } from '../transport/frame-connection.js';
+import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
+import type { OpenRequest, Welcome } from '../protocol/messages.js';
+import { ConnectionError, ErrorCode, ProtocolError, type CommandResult, type ShellwireError } from '../errors.js';
+import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
+import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
+import { collectResult, type BufferOptions } from './run-command.js';
+import { ShellSession } from './shell-session.js';
+
+export interface ConnectionOptions {
+  /** Output credit granted per command (bytes). Default 2 MiB. */
+  window?: number;
+  /** Largest data frame we ask for. Default 64 KiB. */
+  maxPacket?: number;
+  /** Ping interval; default: the server's. */
+  keepaliveMs?: number;
+}
+
+export interface SpawnOptions {
+  /** Environment variables added to the remote command's environment. */
+  env?: Record<string, string>;
+  /** Working directory (default: the user's home, or the session's cwd). */
+  cwd?: string;
+  /** Kill the command (SIGTERM to its group, then SIGKILL) after this many ms. */
+  timeout?: number;
+}
+
+export interface ExecOptions extends SpawnOptions, BufferOptions {}
+
+interface ClientChannel {
+  onFrame(frame: Frame): void;
+  onConnectionLost(error: ShellwireError): void;
+}
+
+export class Connection extends EventEmitter implements ClientChannelHost {
+  readonly conn: FrameConnection;
+  /** `host:port` of the daemon. */
+  readonly hostLabel: string;
+  /** What the server said about itself in WELCOME. */
+  readonly server: Welcome;
+  #channels = new Map<number, ClientChannel>();
+  #nextId = 1;
+  #window: number;
+  #maxPacket: number;
+  #closeError: ShellwireError | null = null;
+  #closed: Promise<void>;
+
+  constructor(socket: TLSSocket, welcome: Welcome, hostLabel: string, options: ConnectionOptions = {}) {
+    super();
+    this.hostLabel = hostLabel;
+    this.server = welcome;
+    this.#window = options.window ?? DEFAULT_WINDOW;
+    this.#maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, welcome.maxPayload);
+    let markClosed!: () => void;
+    this.#closed = new Promise((resolve) => (markClosed = resolve));
+    this.conn = new FrameConnection(
+      socket,
+      {
+        onFrame: (frame) => this.#connOnFrame(frame),
+        onClose: (error, goodbye) => {
+          const reason =
+            error ??
+            (goodbye
+              ? new ConnectionError(goodbye.code as ErrorCode, `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
+              : new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${hostLabel} closed.`, { host: hostLabel }));
+          this.#closeError = reason;
+          for (const channel of this.#channels.values()) channel.onConnectionLost(reason);
+          this.#channels.clear();
+          markClosed();
+          this.emit('close', error);
+        },
+      },
+      { maxPayload: welcome.maxPayload, keepaliveMs: options.keepaliveMs ?? welcome.keepaliveMs, peer: hostLabel },
+    );
+  }
+
+  get closed(): boolean {
+    return this.conn.closed;
+  }
+
+  /** Channels open right now. */
+  get channelCount(): number {
+    return this.#channels.size;
+  }
+
+  /**
+   * Start a command and stream it: `proc.stdout`/`proc.stderr` are Readables (read both,
+   * or the command stalls when the window fills), `proc.stdin` a Writable, `proc.exited`
+   * the exit status. A string runs with `/bin/sh -c`; an array runs without a shell.
+   */
+  spawn(command: string | string[], options: SpawnOptions & { session?: number } = {}): RemoteProcess {
+    this.#assertOpen();
+    const id = this.#allocateId();
+    const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
+    if (typeof command === 'string') request.command = command;
+    else request.argv = command;
+    if (options.env) request.env = options.env;
+    if (options.cwd !== undefined) request.cwd = options.cwd;
+    if (options.timeout !== undefined) request.timeoutMs = options.timeout;
+    if (options.session !== undefined) request.session = options.session;
+    const label = typeof command === 'string' ? command : command.join(' ');
+    const proc = new RemoteProcess(id, this, request, label);
+    this.#channels.set(id, proc);
+    return proc;
+  }
+
+  /**
+   * Run a command and buffer its output. Resolves with `{ stdout, stderr, exitCode, signal,
+   * durationMs, … }`; rejects with a `CommandError` of the same shape when it fails
+   * (unless `reject: false`).
+   */
+  exec(command: string | string[], options: ExecOptions = {}): Promise<CommandResult> {
+    let proc: RemoteProcess;
+    try {
+      proc = this.spawn(command, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return collectResult(proc, options);
+  }
+
+  /** Open a shell session: `cd` and `export` persist from one `session.exec()` to the next. */
+  async shell(options: { cwd?: string; env?: Record<string, string> } = {}): Promise<ShellSession> {
+    this.#assertOpen();
+    const id = this.#allocateId();
+    const session = new ShellSession(id, this, options);
+    this.#channels.set(id, session);
+    await session.opened;
+    return session;
+  }
+
+  /** Close the connection; commands still running are killed by the server. */
+  async close(): Promise<void> {
+    if (!this.conn.closed) this.conn.socket.end();
+    const timer = setTimeout(() => this.conn.destroy(), 2_000);
+    await this.#closed;
+    clearTimeout(timer);
+  }
+
+  release(channel: number): void {
+    this.#channels.delete(channel);
+  }
+
+  #assertOpen(): void {
+    if (this.conn.closed) {
+      throw this.#closeError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.hostLabel} is closed.`, { host: this.hostLabel });
+    }
+  }
+
+  #allocateId(): number {
+    if (this.#channels.size >= this.server.maxChannels) {
+      throw new ConnectionError(ErrorCode.TOO_MANY_CHANNELS, `${this.hostLabel} allows ${this.server.maxChannels} channels per connection; wait for some commands to finish.`, { host: this.hostLabel });
+    }
+    let id = this.#nextId;
+    while (this.#channels.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    this.#nextId = id >= 0xffffffff ? 1 : id + 1;
+    return id;
+  }
+
+  #connOnFrame(frame: Frame): void {
+    const channel = this.#channels.get(frame.channel);
+    if (!channel) {
+      throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `${this.hostLabel} sent ${frameTypeName(frame.type)} for channel ${frame.channel}, which is not open.`, { host: this.hostLabel, channel: frame.channel });
+    }
+    channel.onFrame(frame);
+  }
+}
+
+export { FrameType };

@@ -1,0 +1,175 @@
+/**
+ * Client side of an exec channel: a running remote command with Node streams for its
+ * stdin, stdout and stderr, and a promise of its exit status.
+ *
+ *   client: OPEN → STDIN* → EOF → (WINDOW | SIGNAL)* → CLOSE
+ *   server: OPEN_OK | OPEN_FAIL, then (STDOUT | STDERR | WINDOW)* → EXIT → CLOSE
+ */
+import { FrameType, type Frame } from '../protocol/frame.js';
+import {
+  decodeCodeMessage, decodeExit, decodeOpenOk, decodeWindow, encodeWindow,
+  type ExitStatus, type OpenRequest,
+} from '../protocol/messages.js';
+import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
+import { ReceiveWindow, SendWindow } from '../channel/window.js';
+import { ChannelReadable, ChannelWritable } from './channel-streams.js';
+import type { FrameConnection } from '../transport/frame-connection.js';
+
+/** How a remote command ended. Output is in the streams (or the buffered `CommandResult`). */
+export interface ExitInfo {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** The client closed the channel (abort signal, `close()`) before the command exited. */
+  canceled: boolean;
+  durationMs: number;
+  /** Session commands: the working directory afterwards. */
+  cwd?: string;
+}
+
+export interface ClientChannelHost {
+  readonly conn: FrameConnection;
+  readonly hostLabel: string;
+  release(channel: number): void;
+}
+
+export class RemoteProcess {
+  readonly id: number;
+  readonly command: string;
+  readonly host: string;
+  readonly stdin: ChannelWritable;
+  readonly stdout: ChannelReadable;
+  readonly stderr: ChannelReadable;
+  /** Remote pid (also the process group id), once the server started it. */
+  pid: number | undefined;
+  #owner: ClientChannelHost;
+  #recvWindow: ReceiveWindow;
+  #sendWindow: SendWindow | null = null;
+  #maxPacket = 64 * 1024;
+  #exit: ExitStatus | null = null;
+  #weClosed = false;
+  #done = false;
+  #startedAt = performance.now();
+  #resolve!: (info: ExitInfo) => void;
+  #reject!: (error: ShellwireError) => void;
+  #opened!: () => void;
+  /** Settles when the command ends; rejects only when it could not run or the connection died. */
+  readonly exited: Promise<ExitInfo>;
+  /** Settles when the server accepted the channel (or rejects like `exited`). */
+  readonly started: Promise<void>;
+
+  constructor(id: number, owner: ClientChannelHost, request: OpenRequest, label: string) {
+    this.id = id;
+    this.command = label;
+    this.host = owner.hostLabel;
+    this.#owner = owner;
+    this.#recvWindow = new ReceiveWindow(request.window);
+    const conn = owner.conn;
+    const consumed = (bytes: number) => {
+      const increment = this.#recvWindow.consume(bytes);
+      if (increment > 0 && !this.#done && !this.#weClosed) conn.send(FrameType.WINDOW, id, encodeWindow(increment));
+    };
+    this.stdout = new ChannelReadable(consumed);
+    this.stderr = new ChannelReadable(consumed);
+    this.stdin = new ChannelWritable(conn, id, () => this.#sendWindow, () => this.#maxPacket);
+    let rejectStarted!: (error: ShellwireError) => void;
+    this.started = new Promise<void>((resolve, reject) => {
+      this.#opened = resolve;
+      rejectStarted = reject;
+    });
+    this.exited = new Promise<ExitInfo>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = (error) => {
+        rejectStarted(error);
+        reject(error);
+      };
+    });
+    // Callers that only await `exited` must not see an unhandled rejection of `started`.
+    this.started.catch(() => {});
+    conn.sendJson(FrameType.OPEN, id, request);
+  }
+
+  /** Send a signal to the remote process group (SIGINT is Ctrl-C). */
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.#done || this.#weClosed) return;
+    this.#owner.conn.sendJson(FrameType.SIGNAL, this.id, { signal });
+  }
+
+  /** Give up on the command: the server sends SIGTERM (then SIGKILL) to its group. */
+  close(): void {
+    if (this.#done || this.#weClosed) return;
+    this.#weClosed = true;
+    this.#owner.conn.send(FrameType.CLOSE, this.id);
+    this.stdin.discard();
+  }
+
+  onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.OPEN_OK: {
+        const ok = decodeOpenOk(frame.payload);
+        this.pid = ok.pid;
+        this.#maxPacket = ok.maxPacket;
+        this.#sendWindow = new SendWindow(ok.window);
+        this.#opened();
+        this.stdin.resume();
+        return;
+      }
+      case FrameType.OPEN_FAIL: {
+        const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
+        this.#finish(new RequestError(fail.code as ErrorCode, `${this.host} refused to run "${this.command}": ${fail.message}`, { host: this.host, channel: this.id, command: this.command }));
+        return;
+      }
+      case FrameType.STDOUT:
+      case FrameType.STDERR:
+        this.#recvWindow.receive(frame.payload.length, this.id);
+        if (this.#weClosed) return; // we asked to stop; late output is dropped on purpose
+        (frame.type === FrameType.STDOUT ? this.stdout : this.stderr).deliver(frame.payload);
+        return;
+      case FrameType.WINDOW:
+        if (!this.#sendWindow) throw new ProtocolError(ErrorCode.BAD_MESSAGE, `WINDOW before OPEN_OK on channel ${this.id}.`, { channel: this.id });
+        this.#sendWindow.grant(decodeWindow(frame.payload), this.id);
+        this.stdin.resume();
+        return;
+      case FrameType.EXIT:
+        this.#exit = decodeExit(frame.payload);
+        this.stdin.discard();
+        return;
+      case FrameType.CLOSE:
+        if (!this.#weClosed) this.#owner.conn.send(FrameType.CLOSE, this.id);
+        this.#finish(null);
+        return;
+      default:
+        throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected frame type ${frame.type} on exec channel ${this.id}.`, { channel: this.id });
+    }
+  }
+
+  /** The connection died under this channel. */
+  onConnectionLost(error: ShellwireError): void {
+    this.#finish(error);
+  }
+
+  #finish(error: ShellwireError | null): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#owner.release(this.id);
+    this.stdin.discard();
+    if (error) {
+      this.stdout.destroy(error);
+      this.stderr.destroy(error);
+      this.#reject(error);
+      return;
+    }
+    this.stdout.push(null);
+    this.stderr.push(null);
+    const exit = this.#exit;
+    const info: ExitInfo = {
+      exitCode: exit?.exitCode ?? null,
+      signal: exit?.signal ?? null,
+      timedOut: exit?.timedOut ?? false,
+      canceled: exit === null,
+      durationMs: performance.now() - this.#startedAt,
+    };
+    if (exit?.cwd !== undefined) info.cwd = exit.cwd;
+    this.#resolve(info);
+  }
+}

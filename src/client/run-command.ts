@@ -1,0 +1,107 @@
+/**
+ * The buffered form of a remote command: collect stdout/stderr (up to `maxBuffer`),
+ * then resolve with a `CommandResult`, or reject with a `CommandError` of the same shape
+ * (execa-style) when the command failed, timed out, was canceled or overflowed.
+ */
+import { Readable } from 'node:stream';
+import { CommandError, ErrorCode, type CommandResult } from '../errors.js';
+import type { RemoteProcess, ExitInfo } from './remote-process.js';
+
+/** Default cap on buffered output per stream, as execa's. */
+export const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
+
+export interface BufferOptions {
+  stdin?: string | Buffer | Uint8Array | Readable;
+  maxBuffer?: number;
+  /** Abort: the remote command gets SIGTERM, then SIGKILL. */
+  signal?: AbortSignal;
+  /** false: resolve with the result even when the command failed. Default true. */
+  reject?: boolean;
+  /** Timeout in ms, for the error message (the server enforces it). */
+  timeout?: number;
+}
+
+export async function collectResult(proc: RemoteProcess, options: BufferOptions): Promise<CommandResult> {
+  const maxBuffer = options.maxBuffer ?? DEFAULT_MAX_BUFFER;
+  let overflowed = false;
+  const collect = (stream: Readable) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = new Promise<Buffer>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => {
+        if (size + chunk.length > maxBuffer) {
+          if (size < maxBuffer) chunks.push(chunk.subarray(0, maxBuffer - size));
+          size = maxBuffer;
+          if (!overflowed) {
+            overflowed = true;
+            proc.close();
+          }
+          return;
+        }
+        size += chunk.length;
+        chunks.push(chunk);
+      });
+      stream.on('end', () => resolve(Buffer.concat(chunks, Math.min(size, maxBuffer))));
+      stream.on('error', reject);
+    });
+    return done;
+  };
+  const onAbort = () => proc.close();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  feedStdin(proc, options.stdin);
+  try {
+    const [exit, stdoutBytes, stderrBytes] = await Promise.all([proc.exited, collect(proc.stdout), collect(proc.stderr)]);
+    const result: CommandResult = {
+      command: proc.command,
+      host: proc.host,
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      stdout: stdoutBytes.toString('utf8'),
+      stderr: stderrBytes.toString('utf8'),
+      stdoutBytes,
+      stderrBytes,
+      durationMs: Math.round(exit.durationMs * 1000) / 1000,
+      timedOut: exit.timedOut,
+      canceled: exit.canceled && !overflowed,
+    };
+    if (exit.cwd !== undefined) result.cwd = exit.cwd;
+    const failure = describeFailure(result, exit, overflowed, maxBuffer, options.timeout);
+    if (failure && options.reject !== false) throw new CommandError(failure.code, failure.message, result);
+    return result;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+export function feedStdin(proc: RemoteProcess, stdin: BufferOptions['stdin']): void {
+  if (stdin === undefined) proc.stdin.end();
+  else if (stdin instanceof Readable) stdin.pipe(proc.stdin);
+  else proc.stdin.end(typeof stdin === 'string' ? Buffer.from(stdin) : Buffer.from(stdin));
+}
+
+function describeFailure(result: CommandResult, exit: ExitInfo, overflowed: boolean, maxBuffer: number, timeout?: number): { code: ErrorCode; message: string } | null {
+  const where = `${result.command} (on ${result.host})`;
+  let code: ErrorCode;
+  let summary: string;
+  if (overflowed) {
+    code = ErrorCode.MAX_BUFFER;
+    summary = `Command's output was larger than maxBuffer (${maxBuffer} bytes): ${where}`;
+  } else if (exit.timedOut) {
+    code = ErrorCode.COMMAND_TIMED_OUT;
+    summary = `Command timed out after ${timeout ?? '?'} milliseconds: ${where}`;
+  } else if (exit.canceled) {
+    code = ErrorCode.COMMAND_CANCELED;
+    summary = `Command was canceled: ${where}`;
+  } else if (exit.signal) {
+    code = ErrorCode.COMMAND_FAILED;
+    summary = `Command was killed with ${exit.signal}: ${where}`;
+  } else if (exit.exitCode !== 0) {
+    code = ErrorCode.COMMAND_FAILED;
+    summary = `Command failed with exit code ${exit.exitCode}: ${where}`;
+  } else {
+    return null;
+  }
+  const stderr = result.stderr.trim();
+  return { code, message: stderr ? `${summary}\n${stderr.length > 2000 ? stderr.slice(-2000) : stderr}` : summary };
+}

@@ -1,0 +1,94 @@
+/**
+ * A shell session: a server-side cwd and environment that each command runs in and
+ * updates, so `cd` and `export` persist across commands (see server/session-state.ts).
+ *
+ *   client: OPEN{kind:"session"} … CLOSE      server: OPEN_OK{cwd} | OPEN_FAIL … CLOSE
+ */
+import { FrameType, type Frame } from '../protocol/frame.js';
+import { decodeCodeMessage, decodeOpenOk } from '../protocol/messages.js';
+import { ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
+import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
+import type { RemoteProcess } from './remote-process.js';
+import { collectResult } from './run-command.js';
+
+export class ShellSession {
+  readonly id: number;
+  /** Working directory after the last command. */
+  cwd = '';
+  readonly opened: Promise<void>;
+  #connection: Connection;
+  #open!: () => void;
+  #fail!: (error: ShellwireError) => void;
+  #closed = false;
+
+  constructor(id: number, connection: Connection, options: { cwd?: string; env?: Record<string, string> }) {
+    this.id = id;
+    this.#connection = connection;
+    this.opened = new Promise((resolve, reject) => {
+      this.#open = resolve;
+      this.#fail = reject;
+    });
+    connection.conn.sendJson(FrameType.OPEN, id, { kind: 'session', window: 1, maxPacket: 1024, ...options });
+  }
+
+  get host(): string {
+    return this.#connection.hostLabel;
+  }
+
+  /** Start a command in the session, streaming (see `Connection.spawn`). */
+  spawn(command: string, options: SpawnOptions = {}): RemoteProcess {
+    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command });
+    const proc = this.#connection.spawn(command, { ...options, session: this.id });
+    proc.exited.then((exit) => {
+      if (exit.cwd !== undefined) this.cwd = exit.cwd;
+    }, () => {});
+    return proc;
+  }
+
+  /** Run a command in the session and buffer its output (see `Connection.exec`). */
+  exec(command: string, options: ExecOptions = {}): Promise<CommandResult> {
+    let proc: RemoteProcess;
+    try {
+      proc = this.spawn(command, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return collectResult(proc, options);
+  }
+
+  close(): void {
+    if (this.#closed || this.#connection.closed) return;
+    this.#closed = true;
+    this.#connection.conn.send(FrameType.CLOSE, this.id);
+  }
+
+  onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.OPEN_OK: {
+        const ok = decodeOpenOk(frame.payload);
+        this.cwd = ok.cwd ?? '';
+        this.#open();
+        return;
+      }
+      case FrameType.OPEN_FAIL: {
+        const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
+        this.#closed = true;
+        this.#connection.release(this.id);
+        this.#fail(new RequestError(fail.code as ErrorCode, `${this.host} refused a shell session: ${fail.message}`, { host: this.host }));
+        return;
+      }
+      case FrameType.CLOSE:
+        if (!this.#closed) this.#connection.conn.send(FrameType.CLOSE, this.id);
+        this.#closed = true;
+        this.#connection.release(this.id);
+        return;
+      default:
+        throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected frame type ${frame.type} on session channel ${this.id}.`, { channel: this.id });
+    }
+  }
+
+  onConnectionLost(error: ShellwireError): void {
+    this.#closed = true;
+    this.#fail(error);
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Every error shellwire raises is a `ShellwireError` with a stable `code`
+ * (listed in docs/errors.md). Subclasses carry the context an operator needs
+ * to act: the host, the channel, the command.
+ */
+
+export const ErrorCode = {
+  // protocol (peer sent something we cannot accept)
+  FRAME_TOO_LARGE: 'SW_ERR_FRAME_TOO_LARGE',
+  FRAME_TRUNCATED: 'SW_ERR_FRAME_TRUNCATED',
+  UNKNOWN_FRAME_TYPE: 'SW_ERR_UNKNOWN_FRAME_TYPE',
+  BAD_MESSAGE: 'SW_ERR_BAD_MESSAGE',
+  BAD_MAGIC: 'SW_ERR_BAD_MAGIC',
+  VERSION_MISMATCH: 'SW_ERR_VERSION_MISMATCH',
+  NOT_AUTHENTICATED: 'SW_ERR_NOT_AUTHENTICATED',
+  UNKNOWN_CHANNEL: 'SW_ERR_UNKNOWN_CHANNEL',
+  CHANNEL_IN_USE: 'SW_ERR_CHANNEL_IN_USE',
+  WINDOW_OVERRUN: 'SW_ERR_WINDOW_OVERRUN',
+  HANDSHAKE_TIMEOUT: 'SW_ERR_HANDSHAKE_TIMEOUT',
+  KEEPALIVE_TIMEOUT: 'SW_ERR_KEEPALIVE_TIMEOUT',
+  TOO_MANY_CHANNELS: 'SW_ERR_TOO_MANY_CHANNELS',
+  TOO_MANY_CONNECTIONS: 'SW_ERR_TOO_MANY_CONNECTIONS',
+  SERVER_SHUTTING_DOWN: 'SW_ERR_SERVER_SHUTTING_DOWN',
+  // connection / security
+  CONNECT_FAILED: 'SW_ERR_CONNECT_FAILED',
+  CONNECTION_CLOSED: 'SW_ERR_CONNECTION_CLOSED',
+  TLS: 'SW_ERR_TLS',
+  HOST_KEY_UNKNOWN: 'SW_ERR_HOST_KEY_UNKNOWN',
+  HOST_KEY_CHANGED: 'SW_ERR_HOST_KEY_CHANGED',
+  AUTH_FAILED: 'SW_ERR_AUTH_FAILED',
+  NO_CREDENTIALS: 'SW_ERR_NO_CREDENTIALS',
+  // commands
+  COMMAND_FAILED: 'SW_ERR_COMMAND_FAILED',
+  COMMAND_TIMED_OUT: 'SW_ERR_COMMAND_TIMED_OUT',
+  COMMAND_CANCELED: 'SW_ERR_COMMAND_CANCELED',
+  MAX_BUFFER: 'SW_ERR_MAX_BUFFER',
+  SPAWN_FAILED: 'SW_ERR_SPAWN_FAILED',
+  BAD_REQUEST: 'SW_ERR_BAD_REQUEST',
+  // local usage
+  BAD_TARGET: 'SW_ERR_BAD_TARGET',
+  STATE_DIR: 'SW_ERR_STATE_DIR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ErrorContext {
+  host?: string;
+  channel?: number;
+  command?: string;
+}
+
+export class ShellwireError extends Error {
+  override name = 'ShellwireError';
+  readonly code: ErrorCode;
+  host?: string;
+  channel?: number;
+  command?: string;
+
+  constructor(code: ErrorCode, message: string, context: ErrorContext & { cause?: unknown } = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+    this.code = code;
+    if (context.host !== undefined) this.host = context.host;
+    if (context.channel !== undefined) this.channel = context.channel;
+    if (context.command !== undefined) this.command = context.command;
+  }
+}
+
+/** The peer broke the protocol: bad bytes, bad sequence, window overrun. Fatal to the connection. */
+export class ProtocolError extends ShellwireError {
+  override name = 'ProtocolError';
+}
+
+/** Could not reach the host, or the connection died. */
+export class ConnectionError extends ShellwireError {
+  override name = 'ConnectionError';
+}
+
+/** TLS failed, or the server's certificate fingerprint is unknown or changed. */
+export class HostVerificationError extends ShellwireError {
+  override name = 'HostVerificationError';
+  /** SHA-256 fingerprint the server presented, `SHA256:base64`. */
+  fingerprint?: string;
+}
+
+/** The server refused our credentials, or we had none to offer. */
+export class AuthenticationError extends ShellwireError {
+  override name = 'AuthenticationError';
+}
+
+/** A request the server refused (bad parameters, limits, spawn failure). */
+export class RequestError extends ShellwireError {
+  override name = 'RequestError';
+}
+
+/** Local misuse: bad target syntax, unusable state dir. */
+export class UsageError extends ShellwireError {
+  override name = 'UsageError';
+}
+
+/** Result of a finished remote command; also the shape of `CommandError`. */
+export interface CommandResult {
+  command: string;
+  host: string;
+  exitCode: number | null;
+  signal: string | null;
+  /** Output decoded as UTF-8; `stdoutBytes` has the exact bytes. */
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+  stderrBytes: Buffer;
+  durationMs: number;
+  timedOut: boolean;
+  canceled: boolean;
+  /** Session commands: the working directory afterwards. */
+  cwd?: string;
+}
+
+/**
+ * A remote command that failed (non-zero exit, signal, timeout, cancel, maxBuffer).
+ * Shaped like `CommandResult` so callers can read output the same way (execa-style).
+ */
+export class CommandError extends ShellwireError implements CommandResult {
+  override name = 'CommandError';
+  declare command: string;
+  declare host: string;
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+  stderrBytes: Buffer;
+  durationMs: number;
+  timedOut: boolean;
+  canceled: boolean;
+  cwd?: string;
+
+  constructor(code: ErrorCode, message: string, result: CommandResult, cause?: unknown) {
+    super(code, message, { host: result.host, command: result.command, cause });
+    this.exitCode = result.exitCode;
+    this.signal = result.signal;
+    this.stdout = result.stdout;
+    this.stderr = result.stderr;
+    this.stdoutBytes = result.stdoutBytes;
+    this.stderrBytes = result.stderrBytes;
+    if (result.cwd !== undefined) this.cwd = result.cwd;
+    this.durationMs = result.durationMs;
+    this.timedOut = result.timedOut;
+    this.canceled = result.canceled;
+  }
+}

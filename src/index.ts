@@ -1,0 +1,20 @@
+/**
+ * shellwire: run commands on remote hosts over TLS.
+ *
+ *   import { connect } from 'shellwire';
+ *   const conn = await connect('web1:50007', { tokenFile: 'token' });
+ *   const { stdout } = await conn.exec('uname -a');
+ */
+export { connect, type ConnectOptions } from './client/connect.js';
+export { Connection, type ConnectionOptions, type SpawnOptions, type ExecOptions } from './client/connection.js';
+export { RemoteProcess, type ExitInfo } from './client/remote-process.js';
+export { ShellSession } from './client/shell-session.js';
+export { DEFAULT_MAX_BUFFER } from './client/run-command.js';
+export { parseTarget, formatTarget, type Target } from './client/target.js';
+export { Server, type ServerOptions, DEFAULT_PORT, DEFAULT_HOST } from './server/server.js';
+export { DEFAULT_LIMITS, type ServerLimits } from './server/limits.js';
+export type { HostKeyPolicy } from './auth/known-hosts.js';
+export {
+  ShellwireError, ProtocolError, ConnectionError, HostVerificationError, AuthenticationError,
+  RequestError, UsageError, CommandError, ErrorCode, type CommandResult,
+} from './errors.js';

@@ -1,0 +1,305 @@
+/**
+ * Control message payloads of protocol v1 (docs/protocol.md §3–4). Pure.
+ *
+ * Control payloads are UTF-8 JSON objects, small and checked field by field here;
+ * data payloads (STDIN/STDOUT/STDERR) are raw bytes and WINDOW is a u32, because those
+ * are the hot path.
+ */
+import { ErrorCode, ProtocolError } from '../errors.js';
+import { FrameType, frameTypeName } from './frame.js';
+
+export const PROTOCOL_MAGIC = 'shellwire';
+export const PROTOCOL_VERSION = 1;
+export const SUPPORTED_VERSIONS: readonly number[] = [1];
+/** Features this build understands; peers use the intersection. */
+export const FEATURES = ['exec', 'session', 'signal', 'window', 'keepalive'] as const;
+
+export type AuthRequest =
+  | { method: 'token'; token: string }
+  | { method: 'none' };
+
+// HELLO (client → server), channel 0
+export interface Hello {
+  magic: typeof PROTOCOL_MAGIC;
+  versions: number[];
+  features: string[];
+  client: string;
+  /** The account the client asks to act as; the token decides in v1. */
+  user?: string;
+  auth: AuthRequest;
+}
+
+// WELCOME (server → client), channel 0
+export interface Welcome {
+  version: number;
+  features: string[];
+  server: string;
+  hostname: string;
+  user: string;
+  /** Largest payload the server accepts from now on. */
+  maxPayload: number;
+  maxChannels: number;
+  /** How often the server pings; the client may ping too. */
+  keepaliveMs: number;
+}
+
+// GOODBYE (either way), channel 0: the connection ends after it
+export interface Goodbye {
+  code: string;
+  message: string;
+}
+
+export type ChannelKind = 'exec' | 'session';
+
+// OPEN (client → server), channel = the id the client chose
+export interface OpenRequest {
+  kind: ChannelKind;
+  /** exec: a command line for /bin/sh -c. */
+  command?: string;
+  /** exec: an argv run without a shell. */
+  argv?: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  /** exec: server kills the command (TERM, then KILL) after this many ms. */
+  timeoutMs?: number;
+  /** exec: run inside this session channel's cwd and environment, and update them after. */
+  session?: number;
+  /** Bytes of STDOUT+STDERR the client accepts before it sends WINDOW. */
+  window: number;
+  /** Largest data payload the client wants in one frame. */
+  maxPacket: number;
+}
+
+// OPEN_OK (server → client)
+export interface OpenOk {
+  /** Bytes of STDIN the server accepts before it sends WINDOW. */
+  window: number;
+  maxPacket: number;
+  pid?: number;
+  cwd?: string;
+}
+
+// OPEN_FAIL (server → client): the channel id is free again
+export interface OpenFail {
+  code: string;
+  message: string;
+}
+
+// SIGNAL (client → server)
+export interface SignalRequest {
+  signal: string;
+}
+
+// EXIT (server → client): all STDOUT/STDERR frames came before it
+export interface ExitStatus {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** Session commands: the working directory after the command. */
+  cwd?: string;
+  /** Set when the command could not start; exitCode is then 127 or 126. */
+  error?: { code: string; message: string };
+}
+
+export interface Resize {
+  cols: number;
+  rows: number;
+}
+
+export const ALLOWED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTSTP', 'SIGCONT', 'SIGWINCH'] as const;
+
+export function encodeJson(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+// u32 increment
+export function encodeWindow(increment: number): Buffer {
+  const payload = Buffer.allocUnsafe(4);
+  payload.writeUInt32BE(increment >>> 0, 0);
+  return payload;
+}
+
+export function decodeWindow(payload: Buffer): number {
+  if (payload.length !== 4) throw bad(FrameType.WINDOW, `payload must be 4 bytes, got ${payload.length}`);
+  const increment = payload.readUInt32BE(0);
+  if (increment === 0) throw bad(FrameType.WINDOW, 'increment must be positive');
+  return increment;
+}
+
+function bad(type: FrameType, why: string): ProtocolError {
+  return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} message: ${why}.`);
+}
+
+type Json = Record<string, unknown>;
+
+function parseObject(type: FrameType, payload: Buffer): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw bad(type, 'payload is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(type, 'payload is not a JSON object');
+  return value as Json;
+}
+
+function str(type: FrameType, o: Json, key: string, optional: true): string | undefined;
+function str(type: FrameType, o: Json, key: string, optional?: false): string;
+function str(type: FrameType, o: Json, key: string, optional = false): string | undefined {
+  const v = o[key];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'string') throw bad(type, `"${key}" must be a string`);
+  return v;
+}
+
+function int(type: FrameType, o: Json, key: string, min: number, max: number, optional: true): number | undefined;
+function int(type: FrameType, o: Json, key: string, min: number, max: number, optional?: false): number;
+function int(type: FrameType, o: Json, key: string, min: number, max: number, optional = false): number | undefined {
+  const v = o[key];
+  if (v === undefined && optional) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw bad(type, `"${key}" must be an integer from ${min} to ${max}`);
+  }
+  return v;
+}
+
+function strArray(type: FrameType, o: Json, key: string): string[] {
+  const v = o[key];
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw bad(type, `"${key}" must be an array of strings`);
+  return v as string[];
+}
+
+function strRecord(type: FrameType, o: Json, key: string): Record<string, string> | undefined {
+  const v = o[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(type, `"${key}" must be an object of strings`);
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, val] of Object.entries(v as Json)) {
+    if (typeof val !== 'string' || k.length === 0 || k.includes('=') || k.includes('\0') || val.includes('\0')) {
+      throw bad(type, `"${key}.${k}" must be a string without NUL, and names must not contain "="`);
+    }
+    out[k] = val;
+  }
+  return out;
+}
+
+const U32_MAX = 0xffffffff;
+
+export function decodeHello(payload: Buffer): Hello {
+  const t = FrameType.HELLO;
+  const o = parseObject(t, payload);
+  if (o.magic !== PROTOCOL_MAGIC) {
+    throw new ProtocolError(ErrorCode.BAD_MAGIC, 'The first message is not a shellwire HELLO; is this a shellwire client?');
+  }
+  const versions = o.versions;
+  if (!Array.isArray(versions) || !versions.every((v) => Number.isInteger(v))) throw bad(t, '"versions" must be an array of integers');
+  const auth = o.auth;
+  if (typeof auth !== 'object' || auth === null) throw bad(t, '"auth" must be an object');
+  const a = auth as Json;
+  let parsedAuth: AuthRequest;
+  if (a.method === 'token') parsedAuth = { method: 'token', token: str(t, a, 'token') };
+  else if (a.method === 'none') parsedAuth = { method: 'none' };
+  else throw bad(t, `unsupported auth method ${JSON.stringify(a.method)}`);
+  const hello: Hello = {
+    magic: PROTOCOL_MAGIC,
+    versions: versions as number[],
+    features: strArray(t, o, 'features'),
+    client: str(t, o, 'client'),
+    auth: parsedAuth,
+  };
+  const user = str(t, o, 'user', true);
+  if (user !== undefined) hello.user = user;
+  return hello;
+}
+
+export function decodeWelcome(payload: Buffer): Welcome {
+  const t = FrameType.WELCOME;
+  const o = parseObject(t, payload);
+  return {
+    version: int(t, o, 'version', 1, 255),
+    features: strArray(t, o, 'features'),
+    server: str(t, o, 'server'),
+    hostname: str(t, o, 'hostname'),
+    user: str(t, o, 'user'),
+    maxPayload: int(t, o, 'maxPayload', 1024, 1024 * 1024),
+    maxChannels: int(t, o, 'maxChannels', 1, U32_MAX),
+    keepaliveMs: int(t, o, 'keepaliveMs', 0, U32_MAX),
+  };
+}
+
+export function decodeCodeMessage(type: FrameType, payload: Buffer): Goodbye {
+  const o = parseObject(type, payload);
+  return { code: str(type, o, 'code'), message: str(type, o, 'message') };
+}
+
+export function decodeOpen(payload: Buffer): OpenRequest {
+  const t = FrameType.OPEN;
+  const o = parseObject(t, payload);
+  const kind = o.kind;
+  if (kind !== 'exec' && kind !== 'session') throw bad(t, `unknown channel kind ${JSON.stringify(kind)}`);
+  const req: OpenRequest = {
+    kind,
+    window: int(t, o, 'window', 1, U32_MAX),
+    maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
+  };
+  const command = str(t, o, 'command', true);
+  if (command !== undefined) req.command = command;
+  if (o.argv !== undefined) {
+    const argv = strArray(t, o, 'argv');
+    if (argv.length === 0) throw bad(t, '"argv" must not be empty');
+    req.argv = argv;
+  }
+  if (kind === 'exec' && (req.command === undefined) === (req.argv === undefined)) {
+    throw bad(t, 'an exec channel needs exactly one of "command" or "argv"');
+  }
+  const env = strRecord(t, o, 'env');
+  if (env !== undefined) req.env = env;
+  const cwd = str(t, o, 'cwd', true);
+  if (cwd !== undefined) req.cwd = cwd;
+  const timeoutMs = int(t, o, 'timeoutMs', 1, 2 ** 31 - 1, true);
+  if (timeoutMs !== undefined) req.timeoutMs = timeoutMs;
+  const session = int(t, o, 'session', 0, U32_MAX, true);
+  if (session !== undefined) req.session = session;
+  return req;
+}
+
+export function decodeOpenOk(payload: Buffer): OpenOk {
+  const t = FrameType.OPEN_OK;
+  const o = parseObject(t, payload);
+  const ok: OpenOk = { window: int(t, o, 'window', 0, U32_MAX), maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024) };
+  const pid = int(t, o, 'pid', 0, U32_MAX, true);
+  if (pid !== undefined) ok.pid = pid;
+  const cwd = str(t, o, 'cwd', true);
+  if (cwd !== undefined) ok.cwd = cwd;
+  return ok;
+}
+
+export function decodeSignal(payload: Buffer): SignalRequest {
+  const t = FrameType.SIGNAL;
+  const o = parseObject(t, payload);
+  const signal = str(t, o, 'signal');
+  if (!(ALLOWED_SIGNALS as readonly string[]).includes(signal)) throw bad(t, `signal ${signal} is not one of ${ALLOWED_SIGNALS.join(', ')}`);
+  return { signal };
+}
+
+export function decodeExit(payload: Buffer): ExitStatus {
+  const t = FrameType.EXIT;
+  const o = parseObject(t, payload);
+  const exitCode = o.exitCode === null ? null : int(t, o, 'exitCode', 0, 255);
+  const signal = o.signal === null ? null : str(t, o, 'signal');
+  if (typeof o.timedOut !== 'boolean') throw bad(t, '"timedOut" must be a boolean');
+  const status: ExitStatus = { exitCode, signal, timedOut: o.timedOut };
+  const cwd = str(t, o, 'cwd', true);
+  if (cwd !== undefined) status.cwd = cwd;
+  if (o.error !== undefined) {
+    if (typeof o.error !== 'object' || o.error === null) throw bad(t, '"error" must be an object');
+    status.error = { code: str(t, o.error as Json, 'code'), message: str(t, o.error as Json, 'message') };
+  }
+  return status;
+}
+
+export function decodeResize(payload: Buffer): Resize {
+  const t = FrameType.RESIZE;
+  const o = parseObject(t, payload);
+  return { cols: int(t, o, 'cols', 1, 65535), rows: int(t, o, 'rows', 1, 65535) };
+}

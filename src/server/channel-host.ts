@@ -1,0 +1,35 @@
+/** What a channel handler needs from the connection that owns it. */
+import type { Logger } from 'pino';
+import type { FrameConnection } from '../transport/frame-connection.js';
+import type { Frame } from '../protocol/frame.js';
+import type { ServerLimits } from './limits.js';
+import type { SessionState } from './session-state.js';
+
+export interface AuthenticatedUser {
+  name: string;
+  home: string;
+}
+
+export interface ChannelHost {
+  readonly conn: FrameConnection;
+  readonly log: Logger;
+  readonly limits: ServerLimits;
+  readonly user: AuthenticatedUser;
+  readonly baseEnv: Record<string, string>;
+  /** The session channel with this id, if the client opened one. */
+  session(id: number): SessionState | undefined;
+  /** Forget the channel: both sides have sent CLOSE. */
+  release(channel: number): void;
+}
+
+export interface ServerChannel {
+  onFrame(frame: Frame): void;
+  /** The client sent CLOSE. */
+  onClientClose(): void;
+  /** The connection is gone (or the daemon is stopping): stop everything now. */
+  onConnectionLost(): void;
+  /** True while a command of this channel is running. */
+  readonly busy: boolean;
+  /** Kill what still runs, at once (daemon shutdown after its grace period). */
+  kill(): void;
+}

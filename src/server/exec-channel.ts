@@ -1,0 +1,220 @@
+/**
+ * Server side of an exec channel (docs/protocol.md §6):
+ *
+ *   client: OPEN{kind:"exec"} → STDIN* → EOF? → (SIGNAL | WINDOW)* → CLOSE
+ *   server: OPEN_OK → (STDOUT | STDERR | WINDOW)* → EXIT → CLOSE
+ *
+ * STDOUT and STDERR share one window granted by the client; STDIN credit is returned as
+ * the command's pipe accepts the bytes. EXIT is sent only after every output byte.
+ */
+import { statSync } from 'node:fs';
+import { FrameType, type Frame } from '../protocol/frame.js';
+import { decodeSignal, decodeWindow, type OpenRequest, type ExitStatus, encodeWindow } from '../protocol/messages.js';
+import { ErrorCode, ProtocolError } from '../errors.js';
+import { SendWindow, ReceiveWindow } from '../channel/window.js';
+import { CommandProcess, type CommandExit } from '../process/command-process.js';
+import { OutputPump } from './output-pump.js';
+import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
+import type { ChannelHost, ServerChannel } from './channel-host.js';
+
+type Phase = 'running' | 'exited' | 'closing';
+
+export class ExecChannel implements ServerChannel {
+  readonly id: number;
+  #host: ChannelHost;
+  #request: OpenRequest;
+  #session: SessionState | undefined;
+  #process: CommandProcess | null = null;
+  #phase: Phase = 'running';
+  #outWindow: SendWindow;
+  #inWindow: ReceiveWindow;
+  #stdout: OutputPump | null = null;
+  #stderr: OutputPump | null = null;
+  #exit: CommandExit | null = null;
+  #timedOut = false;
+  #timer: NodeJS.Timeout | null = null;
+  #stateReport: Buffer[] = [];
+  #stateBytes = 0;
+  #stdinBytes = 0;
+  #startedAt = performance.now();
+
+  constructor(id: number, host: ChannelHost, request: OpenRequest) {
+    this.id = id;
+    this.#host = host;
+    this.#request = request;
+    this.#outWindow = new SendWindow(request.window);
+    this.#inWindow = new ReceiveWindow(host.limits.stdinWindow);
+    if (request.session !== undefined) {
+      this.#session = host.session(request.session);
+      if (!this.#session) {
+        throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `Exec on channel ${id} names session channel ${request.session}, which is not an open session.`, { channel: id });
+      }
+    }
+  }
+
+  get busy(): boolean {
+    return this.#phase === 'running';
+  }
+
+  /** Start the command; returns an error message for OPEN_FAIL instead when it cannot start. */
+  start(): { code: string; message: string } | null {
+    const req = this.#request;
+    const cwd = req.cwd ?? this.#session?.cwd ?? this.#host.user.home;
+    try {
+      if (!statSync(cwd).isDirectory()) return { code: ErrorCode.BAD_REQUEST, message: `Working directory ${cwd} is not a directory.` };
+    } catch (err) {
+      return { code: ErrorCode.BAD_REQUEST, message: `Working directory ${cwd} is not usable: ${(err as NodeJS.ErrnoException).code ?? String(err)}.` };
+    }
+    const env = { ...(this.#session?.env ?? this.#host.baseEnv), ...req.env };
+    let file: string;
+    let args: string[];
+    if (this.#session) {
+      file = '/bin/sh';
+      args = ['-c', SESSION_WRAPPER];
+      env.SHELLWIRE_SESSION_COMMAND = req.command ?? req.argv!.map(shellQuote).join(' ');
+    } else if (req.argv) {
+      [file, ...args] = req.argv as [string, ...string[]];
+    } else {
+      file = '/bin/sh';
+      args = ['-c', req.command!];
+    }
+    const proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined }, (exit) => this.#processOnClose(exit));
+    this.#process = proc;
+    const conn = this.#host.conn;
+    const settled = () => this.#maybeFinish();
+    this.#stdout = new OutputPump(proc.stdout, conn, this.#outWindow, FrameType.STDOUT, this.id, req.maxPacket, settled);
+    this.#stderr = new OutputPump(proc.stderr, conn, this.#outWindow, FrameType.STDERR, this.id, req.maxPacket, settled);
+    if (proc.state) {
+      proc.state.on('data', (chunk: Buffer) => {
+        this.#stateBytes += chunk.length;
+        if (this.#stateBytes <= MAX_SESSION_STATE_BYTES) this.#stateReport.push(chunk);
+      });
+    }
+    if (req.timeoutMs !== undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timedOut = true;
+        this.#host.log.info({ channel: this.id, timeoutMs: req.timeoutMs }, 'command timed out');
+        proc.terminate(this.#host.limits.killGraceMs);
+      }, req.timeoutMs);
+    }
+    conn.sendJson(FrameType.OPEN_OK, this.id, {
+      window: this.#inWindow.size,
+      maxPacket: this.#host.limits.maxPayload,
+      ...(proc.pid !== undefined ? { pid: proc.pid } : {}),
+      cwd,
+    });
+    return null;
+  }
+
+  onFrame(frame: Frame): void {
+    if (this.#phase === 'closing') return; // races with our CLOSE are expected; ignore
+    switch (frame.type) {
+      case FrameType.STDIN:
+        this.#inWindow.receive(frame.payload.length, this.id);
+        this.#stdinOnData(frame.payload);
+        return;
+      case FrameType.EOF:
+        this.#process?.stdin.end();
+        return;
+      case FrameType.WINDOW:
+        this.#outWindow.grant(decodeWindow(frame.payload), this.id);
+        this.#stdout?.flush();
+        this.#stderr?.flush();
+        return;
+      case FrameType.SIGNAL: {
+        const { signal } = decodeSignal(frame.payload);
+        this.#host.log.debug({ channel: this.id, signal }, 'signal from client');
+        this.#process?.signalGroup(signal as NodeJS.Signals);
+        return;
+      }
+      case FrameType.RESIZE:
+        return; // no terminal on exec channels; harmless
+      default:
+        throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Frame ${frame.type} is not valid on an exec channel.`, { channel: this.id });
+    }
+  }
+
+  #stdinOnData(payload: Buffer): void {
+    const proc = this.#process;
+    const returnCredit = () => {
+      const increment = this.#inWindow.consume(payload.length);
+      if (increment > 0) this.#host.conn.send(FrameType.WINDOW, this.id, encodeWindow(increment));
+    };
+    this.#stdinBytes += payload.length;
+    if (!proc || proc.stdin.destroyed || proc.stdin.writableEnded) return returnCredit();
+    // Credit returns when the pipe took the bytes, so at most one window waits here.
+    proc.stdin.write(payload, returnCredit);
+  }
+
+  onClientClose(): void {
+    if (this.#phase === 'running') {
+      // The client gave up on the command (closed, canceled, went away): end it.
+      this.#host.log.debug({ channel: this.id }, 'client closed a running channel');
+      this.#process?.terminate(this.#host.limits.killGraceMs);
+      this.#stdout?.stop();
+      this.#stderr?.stop();
+      this.#host.conn.send(FrameType.CLOSE, this.id);
+    }
+    this.#phase = 'closing';
+    this.#clearTimer();
+    this.#host.release(this.id);
+  }
+
+  onConnectionLost(): void {
+    this.#phase = 'closing';
+    this.#clearTimer();
+    this.#process?.terminate(this.#host.limits.killGraceMs);
+  }
+
+  kill(): void {
+    this.#process?.kill();
+  }
+
+  #processOnClose(exit: CommandExit): void {
+    this.#exit = exit;
+    this.#clearTimer();
+    this.#maybeFinish();
+  }
+
+  #maybeFinish(): void {
+    if (this.#phase !== 'running' || !this.#exit) return;
+    if (!this.#stdout?.settled || !this.#stderr?.settled) return;
+    const exit = this.#exit;
+    this.#phase = 'exited';
+    // Nothing a command started outlives its channel: background jobs still in the group go too.
+    if (this.#process?.groupAlive()) this.#process.terminate(this.#host.limits.killGraceMs);
+    const status: ExitStatus = { exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut };
+    if (exit.spawnError) {
+      const notFound = exit.spawnError.code === 'ENOENT';
+      status.exitCode = notFound ? 127 : 126;
+      status.error = { code: ErrorCode.SPAWN_FAILED, message: `Cannot run ${this.#request.argv?.[0] ?? '/bin/sh'}: ${exit.spawnError.message}` };
+      this.#host.conn.send(FrameType.STDERR, this.id, Buffer.from(`shellwire: ${status.error.message}\n`));
+    }
+    if (this.#session && this.#session.update(Buffer.concat(this.#stateReport))) status.cwd = this.#session.cwd;
+    else if (this.#session) status.cwd = this.#session.cwd;
+    this.#host.log.info(
+      {
+        channel: this.id,
+        command: this.#request.command ?? this.#request.argv,
+        exitCode: status.exitCode,
+        signal: status.signal,
+        timedOut: status.timedOut,
+        bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0),
+        bytesIn: this.#stdinBytes,
+        durationMs: Math.round(performance.now() - this.#startedAt),
+      },
+      'command finished',
+    );
+    this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
+    this.#host.conn.send(FrameType.CLOSE, this.id);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+  }
+}
+
+function shellQuote(arg: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

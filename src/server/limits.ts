@@ -1,0 +1,38 @@
+/** Named limits of the daemon, each overridable (ServerOptions.limits / CLI flags). */
+import { PREAUTH_MAX_PAYLOAD } from '../protocol/frame.js';
+import { DEFAULT_KILL_GRACE_MS } from '../process/command-process.js';
+import { DEFAULT_KEEPALIVE_MS } from '../transport/frame-connection.js';
+import { DEFAULT_WINDOW } from '../channel/window.js';
+
+export interface ServerLimits {
+  /** Concurrent connections; more are refused with SW_ERR_TOO_MANY_CONNECTIONS. */
+  maxConnections: number;
+  /** Concurrent channels per connection. */
+  maxChannels: number;
+  /** Largest frame payload accepted after authentication. */
+  maxPayload: number;
+  /** Largest frame payload accepted before authentication. */
+  preauthMaxPayload: number;
+  /** Time a client has from TCP accept to a successful HELLO. */
+  handshakeTimeoutMs: number;
+  /** Ping interval; a peer silent for 3 intervals is dropped. */
+  keepaliveMs: number;
+  /** SIGTERM → SIGKILL delay for commands that are closed, disconnected or timed out. */
+  killGraceMs: number;
+  /** On daemon SIGTERM: how long running commands may finish before they are killed. */
+  shutdownGraceMs: number;
+  /** STDIN credit the daemon grants each channel. */
+  stdinWindow: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxConnections: 1024,
+  maxChannels: 1024,
+  maxPayload: 256 * 1024,
+  preauthMaxPayload: PREAUTH_MAX_PAYLOAD,
+  handshakeTimeoutMs: 10_000,
+  keepaliveMs: DEFAULT_KEEPALIVE_MS,
+  killGraceMs: DEFAULT_KILL_GRACE_MS,
+  shutdownGraceMs: 10_000,
+  stdinWindow: DEFAULT_WINDOW,
+};

@@ -1,0 +1,108 @@
+/**
+ * Moves one output stream of a command (stdout or stderr) into data frames, never faster
+ * than the channel's window and the socket allow. When either is exhausted it pauses the
+ * stream, so the command itself blocks on a full pipe: the memory held per channel is at
+ * most one pipe read (64 KiB), whatever the command writes.
+ */
+import type { Readable } from 'node:stream';
+import type { FrameConnection } from '../transport/frame-connection.js';
+import type { SendWindow } from '../channel/window.js';
+import type { FrameType } from '../protocol/frame.js';
+
+export class OutputPump {
+  #stream: Readable;
+  #conn: FrameConnection;
+  #window: SendWindow;
+  #type: FrameType;
+  #channel: number;
+  #maxPacket: number;
+  #pending: Buffer | null = null;
+  #waitingForDrain = false;
+  #ended = false;
+  #stopped = false;
+  #onSettled: () => void;
+  bytesSent = 0;
+
+  constructor(
+    stream: Readable,
+    conn: FrameConnection,
+    window: SendWindow,
+    type: FrameType,
+    channel: number,
+    maxPacket: number,
+    onSettled: () => void,
+  ) {
+    this.#stream = stream;
+    this.#conn = conn;
+    this.#window = window;
+    this.#type = type;
+    this.#channel = channel;
+    this.#maxPacket = maxPacket;
+    this.#onSettled = onSettled;
+    stream.on('data', (chunk: Buffer) => this.#streamOnData(chunk));
+    stream.on('end', () => {
+      this.#ended = true;
+      if (this.settled) this.#onSettled();
+    });
+    stream.on('error', () => {});
+  }
+
+  /** Stream ended and every byte was sent (or the pump was stopped). */
+  get settled(): boolean {
+    return this.#stopped || (this.#ended && this.#pending === null);
+  }
+
+  /** Credit arrived or the socket drained: send what waits, then read on. */
+  flush(): void {
+    if (this.#pending === null || this.#stopped) return;
+    const chunk = this.#pending;
+    this.#pending = null;
+    if (this.#send(chunk)) {
+      this.#stream.resume();
+      if (this.settled) this.#onSettled();
+    }
+  }
+
+  /** Stop sending (channel closed by the client); the stream is drained and discarded. */
+  stop(): void {
+    this.#stopped = true;
+    this.#pending = null;
+    this.#stream.removeAllListeners('data');
+    this.#stream.resume();
+  }
+
+  #streamOnData(chunk: Buffer): void {
+    if (this.#stopped) return;
+    if (this.#pending !== null) {
+      // Can happen if data was already queued in the stream when we paused.
+      this.#pending = Buffer.concat([this.#pending, chunk]);
+      return;
+    }
+    if (!this.#send(chunk)) this.#stream.pause();
+  }
+
+  /** Send as much as allowed; keep the rest as pending. Returns true when all was sent. */
+  #send(chunk: Buffer): boolean {
+    let offset = 0;
+    while (offset < chunk.length) {
+      const allowed = Math.min(this.#window.available, this.#maxPacket, chunk.length - offset);
+      if (allowed <= 0 || this.#conn.congested) {
+        this.#pending = offset === 0 ? chunk : chunk.subarray(offset);
+        if (this.#conn.congested && !this.#waitingForDrain) {
+          this.#waitingForDrain = true;
+          this.#conn.whenDrained(() => {
+            this.#waitingForDrain = false;
+            this.flush();
+          });
+        }
+        return false;
+      }
+      const piece = allowed === chunk.length && offset === 0 ? chunk : chunk.subarray(offset, offset + allowed);
+      this.#window.consume(allowed);
+      this.#conn.send(this.#type, this.#channel, piece);
+      this.bytesSent += allowed;
+      offset += allowed;
+    }
+    return true;
+  }
+}

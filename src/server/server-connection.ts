@@ -1,0 +1,207 @@
+/**
+ * One client connection on the daemon: the handshake with its deadline, then dispatch of
+ * channel frames to their handlers. Nothing but HELLO is accepted before authentication,
+ * and any protocol violation closes this connection alone with a coded GOODBYE.
+ */
+import type { TLSSocket } from 'node:tls';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { FrameConnection } from '../transport/frame-connection.js';
+import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
+import {
+  decodeHello, decodeOpen, FEATURES, SUPPORTED_VERSIONS, type Hello,
+} from '../protocol/messages.js';
+import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { ServerLimits } from './limits.js';
+import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-host.js';
+import { ExecChannel } from './exec-channel.js';
+import { SessionChannel } from './session-channel.js';
+import type { SessionState } from './session-state.js';
+
+export const SERVER_SOFTWARE = 'shellwire/0.1.0';
+
+export interface ServerConnectionContext {
+  limits: ServerLimits;
+  log: Logger;
+  authenticator: Authenticator;
+  baseEnv: Record<string, string>;
+  /** Refuse new channels (daemon is shutting down). */
+  draining(): boolean;
+  onClosed(connection: ServerConnection): void;
+}
+
+type State = 'handshake' | 'authenticating' | 'open' | 'closed';
+
+export class ServerConnection implements ChannelHost {
+  readonly conn: FrameConnection;
+  readonly log: Logger;
+  readonly limits: ServerLimits;
+  readonly remote: string;
+  #ctx: ServerConnectionContext;
+  #state: State = 'handshake';
+  #handshakeTimer: NodeJS.Timeout | null;
+  #channels = new Map<number, ServerChannel>();
+  #user: AuthenticatedUser | null = null;
+
+  constructor(socket: TLSSocket, ctx: ServerConnectionContext) {
+    this.#ctx = ctx;
+    this.limits = ctx.limits;
+    this.remote = socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+    this.log = ctx.log.child({ client: this.remote });
+    this.conn = new FrameConnection(
+      socket,
+      { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },
+      { maxPayload: ctx.limits.preauthMaxPayload, peer: this.remote },
+    );
+    this.#handshakeTimer = setTimeout(() => {
+      this.conn.fail(
+        new ProtocolError(
+          ErrorCode.HANDSHAKE_TIMEOUT,
+          `No valid HELLO within ${ctx.limits.handshakeTimeoutMs} ms; connect with a shellwire client.`,
+        ),
+      );
+    }, ctx.limits.handshakeTimeoutMs);
+  }
+
+  get user(): AuthenticatedUser {
+    return this.#user!;
+  }
+
+  get baseEnv(): Record<string, string> {
+    return this.#ctx.baseEnv;
+  }
+
+  get busy(): boolean {
+    for (const channel of this.#channels.values()) if (channel.busy) return true;
+    return false;
+  }
+
+  get authenticated(): boolean {
+    return this.#state === 'open';
+  }
+
+  session(id: number): SessionState | undefined {
+    const channel = this.#channels.get(id);
+    return channel instanceof SessionChannel ? channel.state : undefined;
+  }
+
+  release(channel: number): void {
+    this.#channels.delete(channel);
+  }
+
+  /** Daemon stop: say goodbye to idle connections now; busy ones are told when they finish. */
+  goodbyeIfIdle(): boolean {
+    if (this.busy) return false;
+    this.conn.goodbye(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down.');
+    return true;
+  }
+
+  kill(): void {
+    for (const channel of this.#channels.values()) channel.kill();
+    this.conn.goodbye(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; running commands were killed.');
+  }
+
+  #connOnFrame(frame: Frame): void {
+    switch (this.#state) {
+      case 'handshake':
+        return this.#handshakeOnFrame(frame);
+      case 'authenticating':
+        // A client may not pipeline anything behind HELLO before it hears WELCOME.
+        throw new ProtocolError(ErrorCode.NOT_AUTHENTICATED, `Received ${frameTypeName(frame.type)} before authentication completed.`);
+      case 'open':
+        return this.#openOnFrame(frame);
+      case 'closed':
+        return;
+    }
+  }
+
+  #handshakeOnFrame(frame: Frame): void {
+    if (frame.type !== FrameType.HELLO) {
+      throw new ProtocolError(
+        ErrorCode.NOT_AUTHENTICATED,
+        `Received ${frameTypeName(frame.type)} before HELLO; authenticate first.`,
+      );
+    }
+    const hello = decodeHello(frame.payload);
+    const version = Math.max(...hello.versions.filter((v) => SUPPORTED_VERSIONS.includes(v)), -1);
+    if (version < 0) {
+      throw new ProtocolError(
+        ErrorCode.VERSION_MISMATCH,
+        `Client speaks protocol version(s) ${hello.versions.join(', ') || 'none'}; this daemon speaks ${SUPPORTED_VERSIONS.join(', ')}. Upgrade the older side.`,
+      );
+    }
+    this.#state = 'authenticating';
+    Promise.resolve(this.#ctx.authenticator.authenticate(hello.auth, hello.user)).then(
+      (result) => {
+        if (this.#state !== 'authenticating') return;
+        if (!result.ok) {
+          this.log.warn({ method: hello.auth.method, reason: result.reason }, 'authentication failed');
+          this.conn.fail(new ProtocolError(ErrorCode.AUTH_FAILED, `Authentication failed (${hello.auth.method}): ${result.reason}.`));
+          return;
+        }
+        this.#welcome(hello, version, result.principal);
+      },
+      (err: unknown) => this.conn.fail(new ProtocolError(ErrorCode.AUTH_FAILED, `Authentication error: ${(err as Error).message}`)),
+    );
+  }
+
+  #welcome(hello: Hello, version: number, principal: AuthenticatedUser): void {
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = null;
+    this.#user = principal;
+    this.#state = 'open';
+    this.conn.decoder.maxPayload = this.limits.maxPayload;
+    this.conn.startKeepalive(this.limits.keepaliveMs);
+    this.conn.sendJson(FrameType.WELCOME, 0, {
+      version,
+      features: FEATURES.filter((f) => hello.features.includes(f)),
+      server: SERVER_SOFTWARE,
+      hostname: hostname(),
+      user: principal.name,
+      maxPayload: this.limits.maxPayload,
+      maxChannels: this.limits.maxChannels,
+      keepaliveMs: this.limits.keepaliveMs,
+    });
+    this.log.info({ user: principal.name, clientSoftware: hello.client, method: hello.auth.method }, 'authenticated');
+  }
+
+  #openOnFrame(frame: Frame): void {
+    const id = frame.channel;
+    if (frame.type === FrameType.OPEN) return this.#openChannel(id, frame);
+    const channel = this.#channels.get(id);
+    if (!channel) {
+      throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `${frameTypeName(frame.type)} for channel ${id}, which is not open.`, { channel: id });
+    }
+    if (frame.type === FrameType.CLOSE) channel.onClientClose();
+    else channel.onFrame(frame);
+  }
+
+  #openChannel(id: number, frame: Frame): void {
+    if (this.#channels.has(id)) {
+      throw new ProtocolError(ErrorCode.CHANNEL_IN_USE, `OPEN for channel ${id}, which is already open.`, { channel: id });
+    }
+    const request = decodeOpen(frame.payload);
+    const refuse = (code: string, message: string) => this.conn.sendJson(FrameType.OPEN_FAIL, id, { code, message });
+    if (this.#ctx.draining()) return refuse(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; try again when it is back.');
+    if (this.#channels.size >= this.limits.maxChannels) {
+      return refuse(ErrorCode.TOO_MANY_CHANNELS, `This connection already has ${this.limits.maxChannels} open channels (the daemon's --max-channels); close some first.`);
+    }
+    const channel = request.kind === 'exec' ? new ExecChannel(id, this, request) : new SessionChannel(id, this, request);
+    const failure = channel.start();
+    if (failure) return refuse(failure.code, failure.message);
+    this.#channels.set(id, channel);
+  }
+
+  #connOnClose(error: ShellwireError | null): void {
+    if (this.#state === 'closed') return;
+    const wasOpen = this.#state === 'open';
+    this.#state = 'closed';
+    if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
+    for (const channel of this.#channels.values()) channel.onConnectionLost();
+    this.#channels.clear();
+    if (error) this.log.warn({ code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
+    else this.log.debug('connection closed');
+    this.#ctx.onClosed(this);
+  }
+}

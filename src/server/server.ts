@@ -1,0 +1,172 @@
+/**
+ * The daemon: a TLS listener that hands each authenticated connection to a
+ * `ServerConnection`, enforces the connection limit, and stops gracefully.
+ */
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import type { AddressInfo, Socket } from 'node:net';
+import { userInfo, homedir } from 'node:os';
+import { once } from 'node:events';
+import type { Logger } from 'pino';
+import { FrameType, encodeFrame } from '../protocol/frame.js';
+import { encodeJson } from '../protocol/messages.js';
+import { ErrorCode } from '../errors.js';
+import { TLS_CIPHERS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js';
+import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
+import { loadOrCreateToken, tokenPath } from '../auth/token.js';
+import { defaultServerStateDir } from '../auth/paths.js';
+import { TokenAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import { silentLogger } from '../log.js';
+import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
+import { ServerConnection } from './server-connection.js';
+
+export const DEFAULT_PORT = 50007;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export interface ServerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Holds the host key, certificate and token; created on first start. */
+  stateDir?: string;
+  limits?: Partial<ServerLimits>;
+  logger?: Logger;
+  /** Replace token authentication (tests, embedding). */
+  authenticator?: Authenticator;
+}
+
+export class Server {
+  readonly identity: HostIdentity;
+  readonly stateDir: string;
+  readonly limits: ServerLimits;
+  /** The access token clients present (v1 authentication). */
+  readonly token: string;
+  readonly tokenFile: string;
+  /** True when this start made the identity (first start). */
+  readonly created: boolean;
+  #log: Logger;
+  #tls: TlsServer;
+  #connections = new Set<ServerConnection>();
+  #pending = new Set<TLSSocket>();
+  #draining = false;
+  #host: string;
+  #port: number;
+
+  private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string) {
+    this.identity = identity;
+    this.created = identity.created;
+    this.stateDir = stateDir;
+    this.token = token;
+    this.tokenFile = tokenPath(stateDir);
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    this.#log = options.logger ?? silentLogger();
+    this.#host = options.host ?? DEFAULT_HOST;
+    this.#port = options.port ?? DEFAULT_PORT;
+    const authenticator = options.authenticator ?? new TokenAuthenticator(token);
+    const baseEnv = commandBaseEnv();
+    this.#tls = createTlsServer({
+      key: identity.keyPem,
+      cert: identity.certPem,
+      minVersion: TLS_MIN_VERSION,
+      ciphers: TLS_CIPHERS,
+      ALPNProtocols: [ALPN_PROTOCOL],
+      handshakeTimeout: this.limits.handshakeTimeoutMs,
+    });
+    // Nagle would hold our small handshake and exit frames for a delayed ACK (~40 ms).
+    this.#tls.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      this.#log.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, code: ErrorCode.TLS, err: err.code ?? err.message }, 'TLS handshake failed');
+    });
+    this.#tls.on('secureConnection', (socket: TLSSocket) => this.#tlsOnSecureConnection(socket, authenticator, baseEnv));
+  }
+
+  /** Load (or on first start create) identity and token, ready to `listen()`. */
+  static async create(options: ServerOptions = {}): Promise<Server> {
+    const stateDir = options.stateDir ?? defaultServerStateDir();
+    const identity = await loadOrCreateIdentity(stateDir);
+    const { token } = loadOrCreateToken(stateDir);
+    return new Server(options, identity, token, stateDir);
+  }
+
+  async listen(): Promise<AddressInfo> {
+    this.#tls.listen({ host: this.#host, port: this.#port });
+    await once(this.#tls, 'listening');
+    const address = this.address;
+    this.#log.info({ address: address.address, port: address.port, fingerprint: this.identity.fingerprint }, 'listening');
+    return address;
+  }
+
+  get address(): AddressInfo {
+    return this.#tls.address() as AddressInfo;
+  }
+
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /**
+   * Stop: no new connections or channels; idle connections are closed now, running
+   * commands get `graceMs` to finish, then their process groups are killed.
+   */
+  async close(graceMs: number = this.limits.shutdownGraceMs): Promise<void> {
+    if (!this.#draining) {
+      this.#draining = true;
+      this.#tls.close();
+      this.#log.info({ connections: this.#connections.size, graceMs }, 'shutting down');
+    }
+    for (const socket of this.#pending) socket.destroy();
+    const deadline = Date.now() + graceMs;
+    while (this.#connections.size > 0) {
+      for (const connection of this.#connections) {
+        if (connection.conn.closed) this.#connections.delete(connection);
+        else if (Date.now() >= deadline) connection.kill();
+        else connection.goodbyeIfIdle();
+      }
+      if (this.#connections.size === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      if (Date.now() >= deadline + 3_000) {
+        for (const connection of this.#connections) connection.conn.destroy();
+        break;
+      }
+    }
+  }
+
+  #tlsOnSecureConnection(socket: TLSSocket, authenticator: Authenticator, baseEnv: Record<string, string>): void {
+    if (this.#draining) {
+      socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({ code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'The daemon is shutting down.' })));
+      return;
+    }
+    if (this.#connections.size >= this.limits.maxConnections) {
+      this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxConnections }, 'connection refused: limit reached');
+      socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({
+        code: ErrorCode.TOO_MANY_CONNECTIONS,
+        message: `The daemon already serves ${this.limits.maxConnections} connections (--max-connections); try again later.`,
+      })));
+      return;
+    }
+    const connection = new ServerConnection(socket, {
+      limits: this.limits,
+      log: this.#log,
+      authenticator,
+      baseEnv,
+      draining: () => this.#draining,
+      onClosed: (c) => this.#connections.delete(c),
+    });
+    this.#connections.add(connection);
+  }
+}
+
+/** The environment commands start from: the daemon's, minus its own secrets, plus login basics. */
+function commandBaseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value === undefined || name.startsWith('SHELLWIRE_') || name.startsWith('npm_')) continue;
+    env[name] = value;
+  }
+  const user = userInfo();
+  env.HOME = homedir();
+  env.USER = user.username;
+  env.LOGNAME = user.username;
+  env.SHELL = '/bin/sh';
+  env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  return env;
+}

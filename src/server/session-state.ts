@@ -1,0 +1,50 @@
+/**
+ * A shell session's state: working directory and exported environment, which persist
+ * from one command to the next (`cd`, `export`, `unset`). Each command runs in a fresh
+ * `/bin/sh` started in that state; after the command, the shell writes its `$PWD` and
+ * `env -0` to fd 3, and we keep that as the new state. A fresh shell per command is what
+ * makes Ctrl-C, timeouts and output boundaries exact; the cost is that shell functions,
+ * aliases and unexported variables do not carry over (documented in the README).
+ */
+
+/** Upper bound on the state a command may report (cwd + environment). */
+export const MAX_SESSION_STATE_BYTES = 1024 * 1024;
+
+// The command arrives in an environment variable so it needs no quoting; fd 3 is closed
+// for the command itself so it cannot write (or hold open) the state pipe.
+export const SESSION_WRAPPER = [
+  '__sw_cmd=$SHELLWIRE_SESSION_COMMAND; unset SHELLWIRE_SESSION_COMMAND',
+  'eval "$__sw_cmd" 3>&-',
+  '__sw_rc=$?',
+  "{ printf '%s\\0' \"$PWD\"; env -0; } >&3",
+  'exit $__sw_rc',
+].join('\n');
+
+export class SessionState {
+  cwd: string;
+  env: Record<string, string>;
+
+  constructor(cwd: string, env: Record<string, string>) {
+    this.cwd = cwd;
+    this.env = env;
+  }
+
+  /** Apply the `PWD\0NAME=VALUE\0...` report; ignore a truncated or missing one (e.g. `exit` ran). */
+  update(report: Buffer): boolean {
+    if (report.length === 0 || report[report.length - 1] !== 0) return false;
+    const parts = report.subarray(0, report.length - 1).toString('utf8').split('\0');
+    const cwd = parts.shift();
+    if (!cwd || !cwd.startsWith('/')) return false;
+    const env: Record<string, string> = {};
+    for (const entry of parts) {
+      const eq = entry.indexOf('=');
+      if (eq <= 0) continue;
+      const name = entry.slice(0, eq);
+      if (name === '_' || name === 'SHLVL') continue;
+      env[name] = entry.slice(eq + 1);
+    }
+    this.cwd = cwd;
+    this.env = env;
+    return true;
+  }
+}

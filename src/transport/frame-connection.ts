@@ -1,0 +1,192 @@
+/**
+ * A framed, kept-alive connection over one TLS socket, used by both client and server.
+ * It owns the decoder, answers PING, notices a dead peer, and exposes write congestion
+ * so channels can stop producing while the socket drains (never an unbounded queue).
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { ErrorCode, ProtocolError, ConnectionError, type ShellwireError } from '../errors.js';
+import { FrameDecoder, FrameType, encodeFrame, type Frame } from '../protocol/frame.js';
+import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
+
+export const DEFAULT_KEEPALIVE_MS = 15_000;
+/** A peer silent for this many keepalive intervals is declared dead. */
+export const KEEPALIVE_MISSES = 3;
+
+export interface FrameConnectionHandlers {
+  /** Called for each frame except PING/PONG/GOODBYE, which this layer handles. */
+  onFrame(frame: Frame): void;
+  /** Called once when the connection is gone; `error` is set unless it ended cleanly. */
+  onClose(error: ShellwireError | null, goodbye: Goodbye | null): void;
+}
+
+export interface FrameConnectionOptions {
+  maxPayload: number;
+  keepaliveMs?: number;
+  /** Description for error messages, e.g. "127.0.0.1:50007". */
+  peer: string;
+}
+
+export class FrameConnection {
+  readonly socket: TLSSocket | Socket;
+  readonly peer: string;
+  readonly decoder: FrameDecoder;
+  #handlers: FrameConnectionHandlers;
+  #closed = false;
+  #goodbyeReceived: Goodbye | null = null;
+  #drainWaiters: Array<() => void> = [];
+  #keepaliveTimer: NodeJS.Timeout | null = null;
+  #lastHeard = Date.now();
+  #keepaliveMs = 0;
+
+  constructor(socket: TLSSocket | Socket, handlers: FrameConnectionHandlers, options: FrameConnectionOptions) {
+    this.socket = socket;
+    this.peer = options.peer;
+    this.#handlers = handlers;
+    this.decoder = new FrameDecoder((frame) => this.#decoderOnFrame(frame), { maxPayload: options.maxPayload });
+    socket.on('data', (chunk: Buffer) => this.#socketOnData(chunk));
+    socket.on('drain', () => this.#socketOnDrain());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(err));
+    socket.on('end', () => this.#socketOnEnd());
+    socket.on('close', () => this.#finish(null));
+    if (options.keepaliveMs) this.startKeepalive(options.keepaliveMs);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** True while the socket's buffer is above its high-water mark: producers should wait for `whenDrained`. */
+  get congested(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  /** Resolves (via callback, to avoid a promise per chunk) when the socket drains or closes. */
+  whenDrained(callback: () => void): void {
+    if (!this.congested || this.#closed) callback();
+    else this.#drainWaiters.push(callback);
+  }
+
+  send(type: FrameType, channel: number, payload?: Uint8Array): void {
+    if (this.#closed || this.socket.destroyed) return;
+    this.socket.write(encodeFrame(type, channel, payload));
+  }
+
+  sendJson(type: FrameType, channel: number, message: unknown): void {
+    this.send(type, channel, encodeJson(message));
+  }
+
+  /** Tell the peer why we are closing, then end the connection. */
+  goodbye(code: string, message: string): void {
+    if (this.#closed || this.socket.destroyed) return;
+    this.sendJson(FrameType.GOODBYE, 0, { code, message });
+    this.socket.end();
+    // A peer that never reads must not keep the socket (and our memory) forever.
+    setTimeout(() => this.socket.destroy(), 2_000).unref();
+  }
+
+  /** Close after a protocol violation: the peer hears the code, we report the error. */
+  fail(error: ShellwireError): void {
+    if (this.#closed) return;
+    this.goodbye(error.code, error.message);
+    this.#finish(error);
+  }
+
+  destroy(error?: ShellwireError): void {
+    this.socket.destroy();
+    this.#finish(error ?? null);
+  }
+
+  startKeepalive(intervalMs: number): void {
+    this.#keepaliveMs = intervalMs;
+    if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
+    if (intervalMs <= 0) return;
+    this.#keepaliveTimer = setInterval(() => this.#keepaliveOnTick(), intervalMs);
+    this.#keepaliveTimer.unref();
+  }
+
+  #keepaliveOnTick(): void {
+    const silentFor = Date.now() - this.#lastHeard;
+    if (silentFor >= this.#keepaliveMs * KEEPALIVE_MISSES) {
+      this.fail(
+        new ConnectionError(
+          ErrorCode.KEEPALIVE_TIMEOUT,
+          `No answer from ${this.peer} for ${Math.round(silentFor / 1000)} s; the peer or the network is gone.`,
+        ),
+      );
+      return;
+    }
+    if (silentFor >= this.#keepaliveMs) this.send(FrameType.PING, 0, pingPayload());
+  }
+
+  #socketOnData(chunk: Buffer): void {
+    this.#lastHeard = Date.now();
+    try {
+      this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.BAD_MESSAGE, String(err), { cause: err }));
+    }
+  }
+
+  #decoderOnFrame(frame: Frame): void {
+    if (this.#closed) return;
+    switch (frame.type) {
+      case FrameType.PING:
+        this.send(FrameType.PONG, 0, frame.payload);
+        return;
+      case FrameType.PONG:
+        return;
+      case FrameType.GOODBYE:
+        try {
+          this.#goodbyeReceived = decodeCodeMessage(FrameType.GOODBYE, frame.payload);
+        } catch {
+          this.#goodbyeReceived = { code: ErrorCode.BAD_MESSAGE, message: 'peer said goodbye with a malformed message' };
+        }
+        this.socket.end();
+        return;
+      default:
+        // Handlers throw ProtocolError for sequence violations; anything else is our bug,
+        // but it must still close only this connection, never the process.
+        try {
+          this.#handlers.onFrame(frame);
+        } catch (err) {
+          if (err instanceof ProtocolError) this.fail(err);
+          else this.fail(new ProtocolError(ErrorCode.BAD_MESSAGE, `Internal error handling a frame: ${(err as Error).message}`, { cause: err }));
+        }
+    }
+  }
+
+  #socketOnDrain(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
+  #socketOnError(err: NodeJS.ErrnoException): void {
+    this.#finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.peer} failed: ${err.message}`, { cause: err }));
+  }
+
+  #socketOnEnd(): void {
+    // The peer half-closed. We have nothing to say to a peer that will not listen; a
+    // frame cut off at the end is a truncation error.
+    if (!this.decoder.idle && !this.#closed) {
+      this.#finish(new ProtocolError(ErrorCode.FRAME_TRUNCATED, `${this.peer} closed the connection in the middle of a frame.`));
+    }
+    this.socket.end();
+  }
+
+  #finish(error: ShellwireError | null): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
+    this.#socketOnDrain();
+    if (!this.socket.destroyed && error) this.socket.destroySoon?.();
+    this.#handlers.onClose(error, this.#goodbyeReceived);
+  }
+}
+
+function pingPayload(): Buffer {
+  const payload = Buffer.allocUnsafe(8);
+  payload.writeDoubleBE(Date.now(), 0);
+  return payload;
+}
