@@ -7,8 +7,3 @@ export type { Logger };
 export function createLogger(level: string = process.env.SHELLWIRE_LOG_LEVEL ?? 'info'): Logger {
   return pino({ name: 'shellwire', level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: false }));
 }
-
-/** A logger that drops everything (library use without logs, tests). */
-export function silentLogger(): Logger {
-  return pino({ level: 'silent' });
-}

@@ -15,7 +15,7 @@ import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
 import { loadOrCreateToken, tokenPath } from '../auth/token.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { TokenAuthenticator, type Authenticator } from '../auth/authenticator.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../silent-logger.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { ServerConnection } from './server-connection.js';
 

@@ -1,0 +1,77 @@
+/** What every connecting command shares: credential and host-key flags, error reporting, exit codes. */
+import { createInterface } from 'node:readline';
+import { constants } from 'node:os';
+import type { Command } from 'commander';
+import { connect, type ConnectOptions } from '../client/connect.js';
+import type { Connection } from '../client/connection.js';
+import { parseTarget } from '../client/target.js';
+import { ShellwireError, HostVerificationError } from '../errors.js';
+
+/** Exit status for connection, TLS, authentication and protocol failures (as ssh). */
+export const EXIT_CONNECTION_FAILURE = 255;
+/** Exit status when `--timeout` killed the command (as timeout(1)). */
+export const EXIT_TIMED_OUT = 124;
+
+export interface ConnectFlags {
+  tokenFile?: string;
+  acceptNewHost?: boolean;
+  connectTimeout?: string;
+}
+
+export function addConnectFlags(command: Command): Command {
+  return command
+    .option('--token-file <file>', 'read the access token from FILE (else $SHELLWIRE_TOKEN, else the local daemon\'s token)')
+    .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
+    .option('--connect-timeout <seconds>', 'give up connecting after this many seconds', '10');
+}
+
+export async function connectFromFlags(targetText: string, flags: ConnectFlags): Promise<Connection> {
+  const target = parseTarget(targetText);
+  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  const options: ConnectOptions = {
+    hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : interactive ? 'ask' : 'strict',
+    confirmHost: askAboutHost,
+    connectTimeoutMs: parseSeconds(flags.connectTimeout ?? '10', '--connect-timeout') * 1000,
+  };
+  if (flags.tokenFile) options.tokenFile = flags.tokenFile;
+  return connect(target, options);
+}
+
+async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await new Promise<string>((resolve) =>
+      rl.question(
+        `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\nAre you sure you want to continue connecting (yes/no)? `,
+        resolve,
+      ),
+    );
+    return answer.trim().toLowerCase() === 'yes';
+  } finally {
+    rl.close();
+  }
+}
+
+export function parseSeconds(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0) fail(`${flag} takes a positive number of seconds, got "${text}".`, 2);
+  return value;
+}
+
+/** Print a one-line error (the full text for host-key warnings) and exit. */
+export function fail(message: string, code: number = EXIT_CONNECTION_FAILURE): never {
+  process.stderr.write(`shellwire: ${message}\n`);
+  process.exit(code);
+}
+
+export function reportError(err: unknown): never {
+  if (err instanceof HostVerificationError) fail(err.message);
+  if (err instanceof ShellwireError) fail(`${err.message} [${err.code}]`);
+  fail(err instanceof Error ? err.message : String(err), 1);
+}
+
+/** 128+N for a signal, as shells report it. */
+export function signalExitCode(signal: string): number {
+  const number = (constants.signals as Record<string, number>)[signal];
+  return 128 + (number ?? 0);
+}

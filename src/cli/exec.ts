@@ -1,0 +1,73 @@
+/** `shellwire exec HOST -- COMMAND…`: run one command, stream its output, exit with its status. */
+import type { Command } from 'commander';
+import { addConnectFlags, connectFromFlags, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
+
+interface ExecFlags extends ConnectFlags {
+  timeout?: string;
+  stdin: boolean;
+}
+
+export function registerExec(program: Command): void {
+  addConnectFlags(
+    program
+      .command('exec')
+      .description('run COMMAND on HOST with /bin/sh -c; stdout, stderr and the exit code come back as they are')
+      .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)')
+      .argument('<command...>', 'the command; words are joined with spaces, as ssh does')
+      .option('--timeout <seconds>', 'kill the command (SIGTERM, then SIGKILL) after this many seconds; exit status 124')
+      .option('-n, --no-stdin', 'do not forward standard input (the command reads EOF)'),
+  ).action(async (host: string, words: string[], flags: ExecFlags) => {
+    const timeoutMs = flags.timeout === undefined ? undefined : parseSeconds(flags.timeout, '--timeout') * 1000;
+    await runExec(host, words.join(' '), flags, timeoutMs);
+  });
+}
+
+async function runExec(host: string, command: string, flags: ExecFlags, timeoutMs: number | undefined): Promise<void> {
+  let conn;
+  try {
+    conn = await connectFromFlags(host, flags);
+  } catch (err) {
+    reportError(err);
+  }
+  const proc = conn.spawn(command, timeoutMs === undefined ? {} : { timeout: timeoutMs });
+  proc.stdout.pipe(process.stdout, { end: false });
+  proc.stderr.pipe(process.stderr, { end: false });
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    // The reader went away (`| head`): stop the command, exit as a shell pipeline would.
+    if (err.code === 'EPIPE') {
+      proc.close();
+      process.exit(141);
+    }
+  });
+  if (flags.stdin) {
+    process.stdin.pipe(proc.stdin);
+  } else {
+    proc.stdin.end();
+  }
+  // Ctrl-C: SIGINT to the remote process group; a second Ctrl-C gives up on it.
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    interrupts += 1;
+    if (interrupts === 1) proc.kill('SIGINT');
+    else proc.close();
+  });
+  process.on('SIGTERM', () => proc.close());
+  process.on('SIGHUP', () => proc.close());
+  try {
+    const [exit] = await Promise.all([
+      proc.exited,
+      new Promise((resolve) => proc.stdout.once('end', resolve)),
+      new Promise((resolve) => proc.stderr.once('end', resolve)),
+    ]);
+    let code: number;
+    if (exit.timedOut) {
+      process.stderr.write(`shellwire: command timed out after ${timeoutMs! / 1000} s and was killed: ${command}\n`);
+      code = EXIT_TIMED_OUT;
+    } else if (exit.signal) code = signalExitCode(exit.signal);
+    else if (exit.canceled) code = signalExitCode('SIGINT');
+    else code = exit.exitCode ?? 255;
+    process.exit(code);
+  } catch (err) {
+    reportError(err);
+  }
+}
