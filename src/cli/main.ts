@@ -20,4 +20,7 @@ registerServe(program);
 registerExec(program);
 registerShell(program);
 
-await program.parseAsync(process.argv);
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -99,7 +99,7 @@ export class OutputPump {
       }
       const piece = allowed === chunk.length && offset === 0 ? chunk : chunk.subarray(offset, offset + allowed);
       this.#window.consume(allowed);
-      this.#conn.send(this.#type, this.#channel, piece);
+      this.#conn.sendData(this.#type, this.#channel, piece);
       this.bytesSent += allowed;
       offset += allowed;
     }

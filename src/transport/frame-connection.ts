@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode, ProtocolError, ConnectionError, type ShellwireError } from '../errors.js';
-import { FrameDecoder, FrameType, encodeFrame, type Frame } from '../protocol/frame.js';
+import { FrameDecoder, FrameType, encodeFrame, encodeFrameHeader, type Frame } from '../protocol/frame.js';
 import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
 
 export const DEFAULT_KEEPALIVE_MS = 15_000;
@@ -70,6 +70,19 @@ export class FrameConnection {
   send(type: FrameType, channel: number, payload?: Uint8Array): void {
     if (this.#closed || this.socket.destroyed) return;
     this.socket.write(encodeFrame(type, channel, payload));
+  }
+
+  /**
+   * Send a data frame without copying the payload in JS: header and payload go out as one
+   * corked write (TLS combines them into one record stream natively).
+   */
+  sendData(type: FrameType, channel: number, payload: Buffer): void {
+    if (this.#closed || this.socket.destroyed) return;
+    const socket = this.socket;
+    socket.cork();
+    socket.write(encodeFrameHeader(type, channel, payload.length));
+    socket.write(payload);
+    socket.uncork();
   }
 
   sendJson(type: FrameType, channel: number, message: unknown): void {

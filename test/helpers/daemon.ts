@@ -10,7 +10,7 @@ import { Server, type ServerOptions } from '../../src/server/server.js';
 import { connect, type ConnectOptions } from '../../src/client/connect.js';
 import type { Connection } from '../../src/client/connection.js';
 
-export const CLI = resolve(import.meta.dirname, '../../bin/shellwire.js');
+export const CLI = resolve(import.meta.dirname, '../../bin/shellwire.cjs');
 
 export interface TestDaemon {
   server: Server;
@@ -64,7 +64,7 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Run the real CLI (`bin/shellwire.js`, built by `tsc`) as a child process. */
+/** Run the real CLI (`bin/shellwire.cjs`, built by `tsc`) as a child process. */
 export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
