@@ -13,6 +13,8 @@ export interface AuthenticatedUser {
 export interface ChannelHost {
   readonly conn: FrameConnection;
   readonly log: Logger;
+  /** `address:port` of the client, for logs. */
+  readonly remote: string;
   readonly limits: ServerLimits;
   readonly user: AuthenticatedUser;
   readonly baseEnv: Record<string, string>;

@@ -93,7 +93,7 @@ export class ExecChannel implements ServerChannel {
     if (req.timeoutMs !== undefined) {
       this.#timer = setTimeout(() => {
         this.#timedOut = true;
-        this.#host.log.info({ channel: this.id, timeoutMs: req.timeoutMs }, 'command timed out');
+        this.#host.log.info({ client: this.#host.remote, channel: this.id, timeoutMs: req.timeoutMs }, 'command timed out');
         proc.terminate(this.#host.limits.killGraceMs);
       }, req.timeoutMs);
     }
@@ -123,7 +123,7 @@ export class ExecChannel implements ServerChannel {
         return;
       case FrameType.SIGNAL: {
         const { signal } = decodeSignal(frame.payload);
-        this.#host.log.debug({ channel: this.id, signal }, 'signal from client');
+        this.#host.log.debug({ client: this.#host.remote, channel: this.id, signal }, 'signal from client');
         this.#process?.signalGroup(signal as NodeJS.Signals);
         return;
       }
@@ -149,7 +149,7 @@ export class ExecChannel implements ServerChannel {
   onClientClose(): void {
     if (this.#phase === 'running') {
       // The client gave up on the command (closed, canceled, went away): end it.
-      this.#host.log.debug({ channel: this.id }, 'client closed a running channel');
+      this.#host.log.debug({ client: this.#host.remote, channel: this.id }, 'client closed a running channel');
       this.#process?.terminate(this.#host.limits.killGraceMs);
       this.#stdout?.stop();
       this.#stderr?.stop();
@@ -194,6 +194,7 @@ export class ExecChannel implements ServerChannel {
     else if (this.#session) status.cwd = this.#session.cwd;
     this.#host.log.info(
       {
+        client: this.#host.remote,
         channel: this.id,
         command: this.#request.command ?? this.#request.argv,
         exitCode: status.exitCode,

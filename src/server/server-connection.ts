@@ -48,7 +48,8 @@ export class ServerConnection implements ChannelHost {
     this.#ctx = ctx;
     this.limits = ctx.limits;
     this.remote = socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
-    this.log = ctx.log.child({ client: this.remote });
+    // No pino child per connection: it costs ~2 KiB each, and idle connections must stay small.
+    this.log = ctx.log;
     this.conn = new FrameConnection(
       socket,
       { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },
@@ -136,7 +137,7 @@ export class ServerConnection implements ChannelHost {
       (result) => {
         if (this.#state !== 'authenticating') return;
         if (!result.ok) {
-          this.log.warn({ method: hello.auth.method, reason: result.reason }, 'authentication failed');
+          this.log.warn({ client: this.remote, method: hello.auth.method, reason: result.reason }, 'authentication failed');
           this.conn.fail(new ProtocolError(ErrorCode.AUTH_FAILED, `Authentication failed (${hello.auth.method}): ${result.reason}.`));
           return;
         }
@@ -163,7 +164,7 @@ export class ServerConnection implements ChannelHost {
       maxChannels: this.limits.maxChannels,
       keepaliveMs: this.limits.keepaliveMs,
     });
-    this.log.info({ user: principal.name, clientSoftware: hello.client, method: hello.auth.method }, 'authenticated');
+    this.log.info({ client: this.remote, user: principal.name, clientSoftware: hello.client, method: hello.auth.method }, 'authenticated');
   }
 
   #openOnFrame(frame: Frame): void {
@@ -200,8 +201,8 @@ export class ServerConnection implements ChannelHost {
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
     for (const channel of this.#channels.values()) channel.onConnectionLost();
     this.#channels.clear();
-    if (error) this.log.warn({ code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
-    else this.log.debug('connection closed');
+    if (error) this.log.warn({ client: this.remote, code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
+    else this.log.debug({ client: this.remote }, 'connection closed');
     this.#ctx.onClosed(this);
   }
 }
