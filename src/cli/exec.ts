@@ -1,10 +1,12 @@
 /** `shellwire exec HOST -- COMMAND…`: run one command, stream its output, exit with its status. */
 import type { Command } from 'commander';
+import { runOnTerminal } from './terminal.js';
 import { addConnectFlags, connectFromFlags, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
 
 interface ExecFlags extends ConnectFlags {
   timeout?: string;
   stdin: boolean;
+  tty?: boolean;
 }
 
 export function registerExec(program: Command): void {
@@ -15,7 +17,8 @@ export function registerExec(program: Command): void {
       .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)')
       .argument('<command...>', 'the command; words are joined with spaces, as ssh does')
       .option('--timeout <seconds>', 'kill the command (SIGTERM, then SIGKILL) after this many seconds; exit status 124')
-      .option('-n, --no-stdin', 'do not forward standard input (the command reads EOF)'),
+      .option('-n, --no-stdin', 'do not forward standard input (the command reads EOF)')
+      .option('-t, --tty', 'run the command on a pseudo-terminal (for programs that need one: top, vi, sudo)'),
   ).action(async (host: string, words: string[], flags: ExecFlags) => {
     const timeoutMs = flags.timeout === undefined ? undefined : parseSeconds(flags.timeout, '--timeout') * 1000;
     await runExec(host, words.join(' '), flags, timeoutMs);
@@ -29,6 +32,7 @@ async function runExec(host: string, command: string, flags: ExecFlags, timeoutM
   } catch (err) {
     reportError(err);
   }
+  if (flags.tty) await runOnTerminal(conn, command);
   const proc = conn.spawn(command, timeoutMs === undefined ? {} : { timeout: timeoutMs });
   proc.stdout.pipe(process.stdout, { end: false });
   proc.stderr.pipe(process.stderr, { end: false });

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerServe } from './serve.js';
 import { registerExec } from './exec.js';
 import { registerShell } from './shell.js';
+import { registerTty } from './terminal.js';
 
 export const VERSION = '0.1.0';
 
@@ -19,6 +20,7 @@ const program = new Command()
 registerServe(program);
 registerExec(program);
 registerShell(program);
+registerTty(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);

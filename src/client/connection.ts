@@ -29,6 +29,8 @@ export interface SpawnOptions {
   cwd?: string;
   /** Kill the command (SIGTERM to its group, then SIGKILL) after this many ms. */
   timeout?: number;
+  /** Run on a pseudo-terminal of this type and size (stdout and stderr arrive merged on stdout). */
+  pty?: { term: string; cols: number; rows: number };
 }
 
 export interface ExecOptions extends SpawnOptions, BufferOptions {}
@@ -94,17 +96,18 @@ export class Connection extends EventEmitter implements ClientChannelHost {
    * or the command stalls when the window fills), `proc.stdin` a Writable, `proc.exited`
    * the exit status. A string runs with `/bin/sh -c`; an array runs without a shell.
    */
-  spawn(command: string | string[], options: SpawnOptions & { session?: number } = {}): RemoteProcess {
+  spawn(command: string | string[] | null, options: SpawnOptions & { session?: number } = {}): RemoteProcess {
     this.#assertOpen();
     const id = this.#allocateId();
     const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
     if (typeof command === 'string') request.command = command;
-    else request.argv = command;
+    else if (command !== null) request.argv = command;
+    if (options.pty) request.pty = options.pty;
     if (options.env) request.env = options.env;
     if (options.cwd !== undefined) request.cwd = options.cwd;
     if (options.timeout !== undefined) request.timeoutMs = options.timeout;
     if (options.session !== undefined) request.session = options.session;
-    const label = typeof command === 'string' ? command : command.join(' ');
+    const label = typeof command === 'string' ? command : command === null ? '(login shell)' : command.join(' ');
     const proc = new RemoteProcess(id, this, request, label);
     this.#channels.set(id, proc);
     return proc;

@@ -95,6 +95,12 @@ export class RemoteProcess {
     this.#owner.conn.sendJson(FrameType.SIGNAL, this.id, { signal });
   }
 
+  /** Tell a terminal command its new window size (no effect without a terminal). */
+  resize(cols: number, rows: number): void {
+    if (this.#done || this.#weClosed) return;
+    this.#owner.conn.sendJson(FrameType.RESIZE, this.id, { cols, rows });
+  }
+
   /** Give up on the command: the server sends SIGTERM (then SIGKILL) to its group. */
   close(): void {
     if (this.#done || this.#weClosed) return;

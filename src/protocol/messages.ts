@@ -49,7 +49,8 @@ export interface Goodbye {
   message: string;
 }
 
-export type ChannelKind = 'exec' | 'session';
+/** Channel kinds of v1. Handlers for other kinds validate their own `params`. */
+export type ChannelKind = 'exec' | 'session' | (string & {});
 
 // OPEN (client → server), channel = the id the client chose
 export interface OpenRequest {
@@ -68,6 +69,16 @@ export interface OpenRequest {
   window: number;
   /** Largest data payload the client wants in one frame. */
   maxPacket: number;
+  /** Exec: run in a pseudo-terminal (stdout and stderr merged, RESIZE accepted). */
+  pty?: PtyRequest;
+  /** The whole OPEN object, for handlers of other kinds to validate their own fields. */
+  params?: Record<string, unknown>;
+}
+
+export interface PtyRequest {
+  term: string;
+  cols: number;
+  rows: number;
 }
 
 // OPEN_OK (server → client)
@@ -236,12 +247,18 @@ export function decodeOpen(payload: Buffer): OpenRequest {
   const t = FrameType.OPEN;
   const o = parseObject(t, payload);
   const kind = o.kind;
-  if (kind !== 'exec' && kind !== 'session') throw bad(t, `unknown channel kind ${JSON.stringify(kind)}`);
+  if (typeof kind !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(kind)) throw bad(t, `"kind" must be a channel kind name, got ${JSON.stringify(kind)}`);
   const req: OpenRequest = {
     kind,
     window: int(t, o, 'window', 1, U32_MAX),
     maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
+    params: o,
   };
+  if (o.pty !== undefined) {
+    if (typeof o.pty !== 'object' || o.pty === null) throw bad(t, '"pty" must be an object');
+    const p = o.pty as Json;
+    req.pty = { term: str(t, p, 'term'), cols: int(t, p, 'cols', 1, 65535), rows: int(t, p, 'rows', 1, 65535) };
+  }
   const command = str(t, o, 'command', true);
   if (command !== undefined) req.command = command;
   if (o.argv !== undefined) {
@@ -249,8 +266,12 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     if (argv.length === 0) throw bad(t, '"argv" must not be empty');
     req.argv = argv;
   }
-  if (kind === 'exec' && (req.command === undefined) === (req.argv === undefined)) {
-    throw bad(t, 'an exec channel needs exactly one of "command" or "argv"');
+  if (kind === 'exec' && req.command !== undefined && req.argv !== undefined) {
+    throw bad(t, 'an exec channel takes "command" or "argv", not both');
+  }
+  // With a terminal and no command, the user's login shell runs (as `ssh host`).
+  if (kind === 'exec' && req.command === undefined && req.argv === undefined && req.pty === undefined) {
+    throw bad(t, 'an exec channel needs "command" or "argv" (or "pty" for a login shell)');
   }
   const env = strRecord(t, o, 'env');
   if (env !== undefined) req.env = env;

@@ -9,10 +9,12 @@
  */
 import { statSync } from 'node:fs';
 import { FrameType, type Frame } from '../protocol/frame.js';
-import { decodeSignal, decodeWindow, type OpenRequest, type ExitStatus, encodeWindow } from '../protocol/messages.js';
+import { decodeResize, decodeSignal, decodeWindow, type OpenRequest, type ExitStatus, encodeWindow } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { SendWindow, ReceiveWindow } from '../channel/window.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
+import { PtyProcess, loadedNodePty } from '../process/pty-process.js';
+import { userInfo } from 'node:os';
 import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
@@ -24,7 +26,7 @@ export class ExecChannel implements ServerChannel {
   #host: ChannelHost;
   #request: OpenRequest;
   #session: SessionState | undefined;
-  #process: CommandProcess | null = null;
+  #process: CommandProcess | PtyProcess | null = null;
   #phase: Phase = 'running';
   #outWindow: SendWindow;
   #inWindow: ReceiveWindow;
@@ -68,7 +70,13 @@ export class ExecChannel implements ServerChannel {
     const env = { ...(this.#session?.env ?? this.#host.baseEnv), ...req.env };
     let file: string;
     let args: string[];
-    if (this.#session) {
+    if (req.pty && this.#session) return { code: ErrorCode.BAD_REQUEST, message: 'A terminal cannot run inside a shell session channel; open it on its own.' };
+    if (req.pty && req.command === undefined && req.argv === undefined) {
+      // No command: the user's login shell, as `ssh host` gives.
+      file = userInfo().shell || '/bin/sh';
+      args = ['-l'];
+      env.SHELL = file;
+    } else if (this.#session) {
       file = '/bin/sh';
       args = ['-c', SESSION_WRAPPER];
       env.SHELLWIRE_SESSION_COMMAND = req.command ?? req.argv!.map(shellQuote).join(' ');
@@ -78,7 +86,19 @@ export class ExecChannel implements ServerChannel {
       file = '/bin/sh';
       args = ['-c', req.command!];
     }
-    const proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined }, (exit) => this.#processOnClose(exit));
+    let proc: CommandProcess | PtyProcess;
+    if (req.pty) {
+      const ptyModule = loadedNodePty();
+      if (!ptyModule) return { code: ErrorCode.BAD_REQUEST, message: 'Terminals are not available on this daemon (node-pty did not load); run the command without a terminal.' };
+      env.TERM = req.pty.term;
+      try {
+        proc = new PtyProcess(ptyModule, { file, args, cwd, env, ...req.pty }, (exit) => this.#processOnClose(exit));
+      } catch (err) {
+        return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start ${file} on a terminal: ${(err as Error).message}` };
+      }
+    } else {
+      proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined }, (exit) => this.#processOnClose(exit));
+    }
     this.#process = proc;
     const conn = this.#host.conn;
     const settled = () => this.#maybeFinish();
@@ -127,8 +147,11 @@ export class ExecChannel implements ServerChannel {
         this.#process?.signalGroup(signal as NodeJS.Signals);
         return;
       }
-      case FrameType.RESIZE:
-        return; // no terminal on exec channels; harmless
+      case FrameType.RESIZE: {
+        const { cols, rows } = decodeResize(frame.payload);
+        if (this.#process instanceof PtyProcess) this.#process.resize(cols, rows);
+        return; // without a terminal there is nothing to resize; harmless
+      }
       default:
         throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Frame ${frame.type} is not valid on an exec channel.`, { channel: this.id });
     }

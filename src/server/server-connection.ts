@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { FrameConnection } from '../transport/frame-connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import {
-  decodeHello, decodeOpen, FEATURES, SUPPORTED_VERSIONS, type Hello,
+  decodeHello, decodeOpen, FEATURES, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
 } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -26,10 +26,20 @@ export interface ServerConnectionContext {
   log: Logger;
   authenticator: Authenticator;
   baseEnv: Record<string, string>;
+  /** Handlers by channel kind (exec, session, and whatever the daemon adds). */
+  channelKinds: ReadonlyMap<string, ChannelFactory>;
   /** Refuse new channels (daemon is shutting down). */
   draining(): boolean;
   onClosed(connection: ServerConnection): void;
 }
+
+export type ChannelFactory = (id: number, host: ChannelHost, request: OpenRequest) => ServerChannel & { start(): { code: string; message: string } | null };
+
+/** The channel kinds every daemon serves. */
+export const DEFAULT_CHANNEL_KINDS: ReadonlyMap<string, ChannelFactory> = new Map<string, ChannelFactory>([
+  ['exec', (id, host, request) => new ExecChannel(id, host, request)],
+  ['session', (id, host, request) => new SessionChannel(id, host, request)],
+]);
 
 type State = 'handshake' | 'authenticating' | 'open' | 'closed';
 
@@ -188,7 +198,11 @@ export class ServerConnection implements ChannelHost {
     if (this.#channels.size >= this.limits.maxChannels) {
       return refuse(ErrorCode.TOO_MANY_CHANNELS, `This connection already has ${this.limits.maxChannels} open channels (the daemon's --max-channels); close some first.`);
     }
-    const channel = request.kind === 'exec' ? new ExecChannel(id, this, request) : new SessionChannel(id, this, request);
+    const factory = this.#ctx.channelKinds.get(request.kind);
+    if (!factory) {
+      return refuse(ErrorCode.BAD_REQUEST, `This daemon does not support "${request.kind}" channels (it supports ${[...this.#ctx.channelKinds.keys()].join(', ')}).`);
+    }
+    const channel = factory(id, this, request);
     const failure = channel.start();
     if (failure) return refuse(failure.code, failure.message);
     this.#channels.set(id, channel);

@@ -17,7 +17,8 @@ import { defaultServerStateDir } from '../auth/paths.js';
 import { TokenAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { silentLogger } from '../silent-logger.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
-import { ServerConnection } from './server-connection.js';
+import { loadNodePty } from '../process/pty-process.js';
+import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
 
 export const DEFAULT_PORT = 50007;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -32,6 +33,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Replace token authentication (tests, embedding). */
   authenticator?: Authenticator;
+  /** Extra channel kinds (e.g. file transfer) beside exec and session. */
+  channelKinds?: Iterable<[string, ChannelFactory]>;
 }
 
 export class Server {
@@ -48,6 +51,7 @@ export class Server {
   #connections = new Set<ServerConnection>();
   #pending = new Set<TLSSocket>();
   #draining = false;
+  #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
   #port: number;
 
@@ -63,6 +67,7 @@ export class Server {
     this.#port = options.port ?? DEFAULT_PORT;
     const authenticator = options.authenticator ?? new TokenAuthenticator(token);
     const baseEnv = commandBaseEnv();
+    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
       key: identity.keyPem,
       cert: identity.certPem,
@@ -84,6 +89,7 @@ export class Server {
     const stateDir = options.stateDir ?? defaultServerStateDir();
     const identity = await loadOrCreateIdentity(stateDir);
     const { token } = loadOrCreateToken(stateDir);
+    await loadNodePty();
     return new Server(options, identity, token, stateDir);
   }
 
@@ -148,6 +154,7 @@ export class Server {
       log: this.#log,
       authenticator,
       baseEnv,
+      channelKinds: this.#channelKinds,
       draining: () => this.#draining,
       onClosed: (c) => this.#connections.delete(c),
     });

@@ -1,0 +1,135 @@
+/**
+ * A command on a pseudo-terminal (node-pty), with the same surface as `CommandProcess`
+ * so the exec channel treats both alike. The terminal merges stdout and stderr; its
+ * output is paused at the master side when the channel window is exhausted, which blocks
+ * the program on a full terminal buffer, exactly as a slow ssh client would.
+ */
+import { Readable, Writable } from 'node:stream';
+import { constants } from 'node:os';
+import type { IPty } from 'node-pty';
+import type { CommandExit, CommandSpec } from './command-process.js';
+import { DEFAULT_KILL_GRACE_MS } from './command-process.js';
+
+export interface PtySpec extends CommandSpec {
+  term: string;
+  cols: number;
+  rows: number;
+}
+
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
+  Object.entries(constants.signals).map(([name, number]) => [number, name as NodeJS.Signals]),
+);
+
+type NodePty = typeof import('node-pty');
+let nodePty: NodePty | null = null;
+
+/**
+ * node-pty is a native addon: the daemon loads it once at start (`loadNodePty`), and a
+ * daemon where it fails to load still serves everything but terminals.
+ */
+export async function loadNodePty(): Promise<NodePty | null> {
+  if (nodePty) return nodePty;
+  try {
+    const module = (await import('node-pty')) as NodePty & { default?: NodePty };
+    nodePty = module.default ?? module;
+  } catch {
+    nodePty = null;
+  }
+  return nodePty;
+}
+
+export function loadedNodePty(): NodePty | null {
+  return nodePty;
+}
+
+export class PtyProcess {
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly state: Readable | null = null;
+  #pty: IPty;
+  #exited = false;
+  #killTimer: NodeJS.Timeout | null = null;
+
+  constructor(ptyModule: NodePty, spec: PtySpec, onClose: (exit: CommandExit) => void) {
+    const pty = ptyModule.spawn(spec.file, spec.args, {
+      name: spec.term,
+      cols: spec.cols,
+      rows: spec.rows,
+      cwd: spec.cwd,
+      env: spec.env,
+      // Buffers, not strings: output must stay byte-exact.
+      encoding: null,
+    } as Parameters<NodePty['spawn']>[2]);
+    this.#pty = pty;
+    const output = new Readable({
+      highWaterMark: 64 * 1024,
+      read: () => pty.resume(),
+    });
+    pty.onData((data: string | Buffer) => {
+      if (!output.push(typeof data === 'string' ? Buffer.from(data, 'utf8') : data)) pty.pause();
+    });
+    pty.onExit(({ exitCode, signal }) => {
+      this.#exited = true;
+      output.push(null);
+      const name = signal ? SIGNAL_NAMES.get(signal) ?? null : null;
+      // Defer: the pump must see 'end' for the output before the exit is reported.
+      setImmediate(() => onClose({ exitCode: name ? null : exitCode, signal: name }));
+    });
+    this.stdout = output;
+    this.stderr = Readable.from([]);
+    this.stdin = new Writable({
+      write: (chunk: Buffer, _encoding, callback) => {
+        if (!this.#exited) pty.write(chunk as unknown as string);
+        callback();
+      },
+      // EOF on a terminal is the VEOF character (^D), as when a user types it.
+      final: (callback) => {
+        if (!this.#exited) pty.write('\x04');
+        callback();
+      },
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#pty.pid;
+  }
+
+  get exited(): boolean {
+    return this.#exited;
+  }
+
+  resize(cols: number, rows: number): void {
+    if (!this.#exited) this.#pty.resize(cols, rows);
+  }
+
+  signalGroup(signal: NodeJS.Signals): boolean {
+    try {
+      // The terminal's program is a session leader: its pid is its process group.
+      process.kill(-this.#pty.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  groupAlive(): boolean {
+    try {
+      process.kill(-this.#pty.pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  terminate(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
+    this.signalGroup('SIGHUP');
+    if (!this.signalGroup('SIGTERM') || this.#killTimer) return;
+    this.#killTimer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
+    this.#killTimer.unref();
+  }
+
+  kill(): void {
+    this.signalGroup('SIGKILL');
+  }
+}
