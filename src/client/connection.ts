@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import { FrameConnection } from '../transport/frame-connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import type { OpenRequest, Welcome } from '../protocol/messages.js';
-import { ConnectionError, ErrorCode, ProtocolError, type CommandResult, type ShellwireError } from '../errors.js';
+import { ConnectionError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
 import { collectResult, type BufferOptions } from './run-command.js';
@@ -158,7 +158,7 @@ export class Connection extends EventEmitter implements ClientChannelHost {
 
   #allocateId(): number {
     if (this.#channels.size >= this.server.maxChannels) {
-      throw new ConnectionError(ErrorCode.TOO_MANY_CHANNELS, `${this.hostLabel} allows ${this.server.maxChannels} channels per connection; wait for some commands to finish.`, { host: this.hostLabel });
+      throw new RequestError(ErrorCode.TOO_MANY_CHANNELS, `${this.hostLabel} allows ${this.server.maxChannels} channels per connection; wait for some commands to finish.`, { host: this.hostLabel });
     }
     let id = this.#nextId;
     while (this.#channels.has(id)) id = id >= 0xffffffff ? 1 : id + 1;

@@ -63,7 +63,7 @@ export class ServerConnection implements ChannelHost {
     this.conn = new FrameConnection(
       socket,
       { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },
-      { maxPayload: ctx.limits.preauthMaxPayload, peer: this.remote },
+      { maxPayload: ctx.limits.preauthMaxPayload, peer: this.remote, authenticated: false },
     );
     this.#handshakeTimer = setTimeout(() => {
       this.conn.fail(
@@ -163,6 +163,7 @@ export class ServerConnection implements ChannelHost {
     this.#user = principal;
     this.#state = 'open';
     this.conn.decoder.maxPayload = this.limits.maxPayload;
+    this.conn.authenticated = true;
     this.conn.startKeepalive(this.limits.keepaliveMs);
     this.conn.sendJson(FrameType.WELCOME, 0, {
       version,

@@ -49,7 +49,6 @@ export class Server {
   #log: Logger;
   #tls: TlsServer;
   #connections = new Set<ServerConnection>();
-  #pending = new Set<TLSSocket>();
   #draining = false;
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
@@ -73,6 +72,8 @@ export class Server {
       cert: identity.certPem,
       minVersion: TLS_MIN_VERSION,
       ciphers: TLS_CIPHERS,
+      // Our order (AES-128-GCM first: fastest with AES-NI), not the client's.
+      honorCipherOrder: true,
       ALPNProtocols: [ALPN_PROTOCOL],
       handshakeTimeout: this.limits.handshakeTimeoutMs,
     });
@@ -119,7 +120,6 @@ export class Server {
       this.#tls.close();
       this.#log.info({ connections: this.#connections.size, graceMs }, 'shutting down');
     }
-    for (const socket of this.#pending) socket.destroy();
     const deadline = Date.now() + graceMs;
     while (this.#connections.size > 0) {
       for (const connection of this.#connections) {

@@ -25,6 +25,11 @@ export interface FrameConnectionOptions {
   keepaliveMs?: number;
   /** Description for error messages, e.g. "127.0.0.1:50007". */
   peer: string;
+  /**
+   * False on the server until the handshake succeeds: until then PING/PONG/GOODBYE go to
+   * the handler like any other frame, which accepts nothing but HELLO.
+   */
+  authenticated?: boolean;
 }
 
 export class FrameConnection {
@@ -38,11 +43,14 @@ export class FrameConnection {
   #keepaliveTimer: NodeJS.Timeout | null = null;
   #lastHeard = Date.now();
   #keepaliveMs = 0;
+  /** See FrameConnectionOptions.authenticated. */
+  authenticated: boolean;
 
   constructor(socket: TLSSocket | Socket, handlers: FrameConnectionHandlers, options: FrameConnectionOptions) {
     this.socket = socket;
     this.peer = options.peer;
     this.#handlers = handlers;
+    this.authenticated = options.authenticated ?? true;
     this.decoder = new FrameDecoder((frame) => this.#decoderOnFrame(frame), { maxPayload: options.maxPayload });
     socket.on('data', (chunk: Buffer) => this.#socketOnData(chunk));
     socket.on('drain', () => this.#socketOnDrain());
@@ -143,7 +151,7 @@ export class FrameConnection {
 
   #decoderOnFrame(frame: Frame): void {
     if (this.#closed) return;
-    switch (frame.type) {
+    switch (this.authenticated ? frame.type : -1) {
       case FrameType.PING:
         this.send(FrameType.PONG, 0, frame.payload);
         return;

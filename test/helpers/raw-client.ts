@@ -23,11 +23,14 @@ export class RawClient {
   decodeError: Error | null = null;
   socketError: Error | null = null;
   closed = false;
+  /** Local `ip:port`, as the daemon's logs name this client (kept: the socket forgets it once closed). */
+  readonly localAddress: string;
   readonly whenClosed: Promise<void>;
   #wakers = new Set<() => void>();
 
   private constructor(socket: TLSSocket) {
     this.socket = socket;
+    this.localAddress = `${socket.localAddress}:${socket.localPort}`;
     const decoder = new FrameDecoder((frame) => {
       // The decoder hands out views of the chunk; keep a copy so later reads cannot alias.
       this.frames.push({ type: frame.type, channel: frame.channel, payload: Buffer.from(frame.payload) });
@@ -74,10 +77,6 @@ export class RawClient {
     });
   }
 
-  /** Local `ip:port`, as the daemon's logs name this client. */
-  get localAddress(): string {
-    return `${this.socket.localAddress}:${this.socket.localPort}`;
-  }
 
   write(bytes: Uint8Array): void {
     this.socket.write(bytes);
