@@ -38,6 +38,11 @@ export const ErrorCode = {
   BAD_REQUEST: 'SW_ERR_BAD_REQUEST',
   // local usage
   BAD_TARGET: 'SW_ERR_BAD_TARGET',
+  BAD_KEY: 'SW_ERR_BAD_KEY',
+  BAD_CONFIG: 'SW_ERR_BAD_CONFIG',
+  // policy
+  DENIED: 'SW_ERR_DENIED',
+  LOCKED_OUT: 'SW_ERR_LOCKED_OUT',
   STATE_DIR: 'SW_ERR_STATE_DIR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

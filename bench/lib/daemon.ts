@@ -1,5 +1,5 @@
 /**
- * The real daemon for the benchmarks: `node bin/shellwire.js serve` in its own process
+ * The real daemon for the benchmarks: `node bin/shellwire(.js/.cjs) serve` in its own process
  * (client and server never share a process), with its own SHELLWIRE_HOME and state dir.
  * Every daemon started here is registered so `killAllDaemonsSync()` can stop it by PID
  * on any exit path.
@@ -12,7 +12,19 @@ import { join, resolve } from 'node:path';
 import { sleep } from './util.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-export const CLI = join(ROOT, 'bin/shellwire.js');
+
+/** The CLI entry point: package.json's `bin.shellwire` (bin/shellwire.js, or the bundled .cjs). */
+function resolveCli(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin?: string | Record<string, string> };
+    const bin = typeof pkg.bin === 'string' ? pkg.bin : pkg.bin?.shellwire;
+    if (bin) return join(ROOT, bin);
+  } catch {
+    // fall through
+  }
+  return join(ROOT, 'bin/shellwire.js');
+}
+export const CLI = resolveCli();
 
 const live = new Set<ChildProcess>();
 let benchHome: string | null = null;
@@ -57,7 +69,7 @@ export interface BenchDaemon {
 }
 
 export async function startDaemon(): Promise<BenchDaemon> {
-  if (!existsSync(join(ROOT, 'dist/cli/main.js'))) throw new Error('dist/ is missing: run `npx tsc -p .` first');
+  if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/index.js'))) throw new Error(`${CLI} or dist/ is missing: run \`npm run build\` first`);
   const { home, stateDir } = benchDirs();
   const port = await freePort();
   const address = `127.0.0.1:${port}`;

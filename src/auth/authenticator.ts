@@ -1,37 +1,163 @@
 /**
- * Decides who a HELLO's credentials belong to. v1 knows one credential: the daemon's
- * access token, which acts as the daemon's own OS account. Keys, users and policy plug
- * in here (issue 3) without touching the handshake.
+ * Decides who a HELLO's credentials belong to. Credentials, tried in the order the client
+ * sent them: the daemon's own access token (acts as the daemon's account, unrestricted),
+ * named user tokens (hashed in users.yaml, optional expiry), Ed25519 keys (signature over
+ * a TLS exporter value, so nothing can be replayed), and passwords (scrypt, off unless
+ * `settings.passwordLogin`). Failures back off per source (see throttle.ts).
  */
-import { userInfo, homedir } from 'node:os';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuthRequest } from '../protocol/messages.js';
 import { tokensEqual } from './token.js';
+import { parsePublicKey, verifyAuth } from './ssh-key.js';
+import { verifyPassword } from './password.js';
+import { daemonAccount } from './os-account.js';
+import { CHANNEL_PERMISSIONS, type UsersConfig, type UserPolicy } from './users-config.js';
+import { AuthThrottle } from './throttle.js';
 
-export interface Principal {
-  /** shellwire user name. */
-  name: string;
-  /** Home directory: default cwd for commands and sessions. */
-  home: string;
+export interface Principal extends UserPolicy {
+  /** How this connection authenticated. */
+  method: AuthRequest['method'];
+  /** Which credential: token name, key fingerprint. */
+  credential: string | null;
 }
 
-export type AuthResult = { ok: true; principal: Principal } | { ok: false; reason: string };
+export type AuthResult =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: string; /** hold the refusal back this long (brute-force backoff) */ delayMs: number; lockedOut?: boolean };
+
+export interface AuthContext {
+  /** Source address (no port): the unit of backoff. */
+  address: string;
+  /** This TLS session's exporter value for publickey signatures. */
+  exporter: () => Buffer;
+}
 
 export interface Authenticator {
-  authenticate(auth: AuthRequest, requestedUser: string | undefined): AuthResult | Promise<AuthResult>;
+  authenticate(attempts: AuthRequest[], requestedUser: string | undefined, context: AuthContext): AuthResult | Promise<AuthResult>;
 }
 
+/** The principal the daemon's own token acts as: the daemon's account, no restrictions. */
+export function daemonPrincipal(fileRoots?: string[]): Principal {
+  const account = daemonAccount();
+  return {
+    name: account.name,
+    keys: [],
+    tokens: [],
+    passwordHash: null,
+    account,
+    switchAccount: false,
+    home: account.home,
+    channels: new Set(CHANNEL_PERMISSIONS),
+    allow: null,
+    deny: [],
+    fileRoots: fileRoots ?? [account.home],
+    method: 'token',
+    credential: 'daemon token',
+  };
+}
+
+/** Only the daemon token (what `Server` uses when given no users config). */
 export class TokenAuthenticator implements Authenticator {
   #token: string;
-  #principal: Principal;
 
   constructor(token: string) {
     this.#token = token;
-    this.#principal = { name: userInfo().username, home: homedir() };
   }
 
-  authenticate(auth: AuthRequest): AuthResult {
-    if (auth.method !== 'token') return { ok: false, reason: 'this daemon requires a token' };
-    if (!tokensEqual(auth.token, this.#token)) return { ok: false, reason: 'wrong token' };
-    return { ok: true, principal: this.#principal };
+  authenticate(attempts: AuthRequest[]): AuthResult {
+    for (const attempt of attempts) {
+      if (attempt.method === 'token' && tokensEqual(attempt.token, this.#token)) return { ok: true, principal: daemonPrincipal() };
+    }
+    return { ok: false, reason: 'wrong token', delayMs: 0 };
+  }
+}
+
+export class ConfigAuthenticator implements Authenticator {
+  #daemonToken: string;
+  #config: UsersConfig;
+  readonly throttle: AuthThrottle;
+  #adminFileRoots: string[] | undefined;
+
+  constructor(daemonToken: string, config: UsersConfig, throttle: AuthThrottle = new AuthThrottle(), adminFileRoots?: string[]) {
+    this.#daemonToken = daemonToken;
+    this.#config = config;
+    this.throttle = throttle;
+    this.#adminFileRoots = adminFileRoots;
+  }
+
+  get config(): UsersConfig {
+    return this.#config;
+  }
+
+  /** Swap in a reloaded config (SIGHUP); running connections keep the policy they logged in with. */
+  set config(config: UsersConfig) {
+    this.#config = config;
+  }
+
+  async authenticate(attempts: AuthRequest[], requestedUser: string | undefined, context: AuthContext): Promise<AuthResult> {
+    const passwordAttempt = attempts.find((a) => a.method === 'password');
+    const passwordUser = passwordAttempt ? passwordAttempt.user ?? requestedUser : undefined;
+    const locked = this.throttle.lockedFor(context.address, passwordUser);
+    if (locked > 0) return { ok: false, reason: `too many failed logins; locked out for ${Math.ceil(locked / 1000)} s`, delayMs: 0, lockedOut: true };
+    const reasons: string[] = [];
+    for (const attempt of attempts) {
+      const result = await this.#try(attempt, requestedUser, context);
+      if (typeof result !== 'string') {
+        this.throttle.success(context.address, result.name);
+        return { ok: true, principal: result };
+      }
+      reasons.push(result);
+    }
+    const delayMs = this.throttle.failure(context.address, passwordUser);
+    return { ok: false, reason: reasons.join('; '), delayMs };
+  }
+
+  /** A principal, or the reason this attempt failed (never containing the secret). */
+  async #try(attempt: AuthRequest, requestedUser: string | undefined, context: AuthContext): Promise<Principal | string> {
+    switch (attempt.method) {
+      case 'token': {
+        if (tokensEqual(attempt.token, this.#daemonToken)) return daemonPrincipal(this.#adminFileRoots);
+        const offered = createHash('sha256').update(attempt.token, 'utf8').digest();
+        for (const user of this.#config.users.values()) {
+          for (const token of user.tokens) {
+            if (!timingSafeEqual(offered, token.sha256)) continue;
+            if (token.expires && token.expires.getTime() <= Date.now()) return `token "${token.name}" of user "${user.name}" expired at ${token.expires.toISOString()}`;
+            if (requestedUser !== undefined && requestedUser !== user.name) return `token "${token.name}" belongs to "${user.name}", not "${requestedUser}"`;
+            return { ...user, method: 'token', credential: `token ${token.name}` };
+          }
+        }
+        return 'unknown or revoked token';
+      }
+      case 'publickey': {
+        const name = attempt.user ?? requestedUser;
+        if (name === undefined) return 'publickey login needs a user name';
+        const user = this.#config.users.get(name);
+        let key;
+        try {
+          key = parsePublicKey(attempt.publicKey);
+        } catch {
+          return 'malformed public key';
+        }
+        const known = user?.keys.find((k) => k.raw.equals(key.raw));
+        if (!user || !known) return `key ${key.fingerprint} is not authorized for user "${name}"`;
+        if (!verifyAuth(known, name, context.exporter(), Buffer.from(attempt.signature, 'base64'))) {
+          return `bad signature for key ${key.fingerprint} (replayed or relayed login?)`;
+        }
+        return { ...user, method: 'publickey', credential: key.fingerprint };
+      }
+      case 'password': {
+        if (!this.#config.passwordLogin) return 'password login is off (settings.passwordLogin)';
+        const name = attempt.user ?? requestedUser;
+        if (name === undefined) return 'password login needs a user name';
+        const user = this.#config.users.get(name);
+        // Hash even for unknown users, so timing does not tell which users exist.
+        const stored = user?.passwordHash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
+        const ok = await verifyPassword(attempt.password, stored);
+        if (!user || !user.passwordHash || !ok) return `wrong user or password for "${name}"`;
+        return { ...user, method: 'password', credential: null };
+      }
+      case 'none':
+        return 'no credentials offered';
+    }
   }
 }

@@ -6,6 +6,7 @@ import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { parseTarget } from '../client/target.js';
 import { ShellwireError, HostVerificationError } from '../errors.js';
+import { readSecretLine } from './prompt.js';
 
 /** Exit status for connection, TLS, authentication and protocol failures (as ssh). */
 export const EXIT_CONNECTION_FAILURE = 255;
@@ -13,6 +14,8 @@ export const EXIT_CONNECTION_FAILURE = 255;
 export const EXIT_TIMED_OUT = 124;
 
 export interface ConnectFlags {
+  identity?: string;
+  password?: boolean;
   tokenFile?: string;
   acceptNewHost?: boolean;
   connectTimeout?: string;
@@ -20,6 +23,8 @@ export interface ConnectFlags {
 
 export function addConnectFlags(command: Command): Command {
   return command
+    .option('-i, --identity <keyfile>', 'OpenSSH Ed25519 private key (default $SHELLWIRE_HOME/id_ed25519, then ~/.ssh/id_ed25519)')
+    .option('--password', 'log in with a password (asked on the terminal, or read from stdin\'s first line)')
     .option('--token-file <file>', 'read the access token from FILE (else $SHELLWIRE_TOKEN, else the local daemon\'s token)')
     .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
     .option('--connect-timeout <seconds>', 'give up connecting after this many seconds', '10');
@@ -34,6 +39,8 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
     connectTimeoutMs: parseSeconds(flags.connectTimeout ?? '10', '--connect-timeout') * 1000,
   };
   if (flags.tokenFile) options.tokenFile = flags.tokenFile;
+  if (flags.identity) options.identity = flags.identity;
+  if (flags.password) options.password = process.env.SHELLWIRE_PASSWORD ?? (await readSecretLine(`${target.user ?? process.env.USER ?? ''}@${target.host}'s password: `));
   return connect(target, options);
 }
 

@@ -3,7 +3,12 @@ import { Command, CommanderError } from 'commander';
 import { registerServe } from './serve.js';
 import { registerExec } from './exec.js';
 import { registerShell } from './shell.js';
+import { registerRun } from './run.js';
+import { registerHosts } from './hosts.js';
+import { registerDiscover } from './discover.js';
 import { registerTty } from './terminal.js';
+import { registerAudit } from './audit.js';
+import { registerUsers } from './users.js';
 
 export const VERSION = '0.1.0';
 
@@ -20,7 +25,12 @@ const program = new Command()
 registerServe(program);
 registerExec(program);
 registerShell(program);
+registerRun(program);
+registerHosts(program);
+registerDiscover(program);
 registerTty(program);
+registerAudit(program);
+registerUsers(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);

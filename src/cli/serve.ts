@@ -1,6 +1,12 @@
 /** `shellwire serve`: run the daemon until SIGTERM/SIGINT, then stop gracefully. */
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { writeFileSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { DAEMON_PID_FILE } from '../auth/users-store.js';
+import { isIP } from 'node:net';
 import { Server, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
+import { ClassicServer, DEFAULT_CLASSIC_HOST } from '../server/classic-server.js';
 import { DEFAULT_LIMITS } from '../server/limits.js';
 import { parseTarget, formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
@@ -15,6 +21,9 @@ interface ServeFlags {
   killGrace: string;
   shutdownGrace: string;
   logLevel: string;
+  announce?: boolean;
+  classicPort?: string;
+  classicListen?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -28,6 +37,10 @@ export function registerServe(program: Command): void {
     .option('--handshake-timeout <seconds>', 'time a client has to authenticate', String(DEFAULT_LIMITS.handshakeTimeoutMs / 1000))
     .option('--kill-grace <seconds>', 'SIGTERM-to-SIGKILL delay for closed, disconnected or timed-out commands', String(DEFAULT_LIMITS.killGraceMs / 1000))
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running commands may finish before they are killed', String(DEFAULT_LIMITS.shutdownGraceMs / 1000))
+    .option('--classic-port <port>', 'also speak the classic plaintext protocol (nc, the socket tutorial\'s client) on PORT; off by default')
+    .option('--classic-listen <addr>', `address for --classic-port (default ${DEFAULT_CLASSIC_HOST}; plaintext, so think twice beyond loopback)`)
+    .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
+    .option('--file-root <dir>', 'a directory file transfers may use (repeatable; default: the user\'s home)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (JSON logs on stderr)', process.env.SHELLWIRE_LOG_LEVEL ?? 'info')
     .action(async (flags: ServeFlags) => runServe(flags));
 }
@@ -51,6 +64,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
   } catch (err) {
     fail((err as Error).message, 2);
   }
+  const classic = classicAddress(flags);
   const { createLogger } = await import('../log.js');
   const logger = createLogger(flags.logLevel);
   let server: Server;
@@ -60,6 +74,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       port: listen.port,
       ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
       logger,
+      ...(flags.fileRoot.length > 0 ? { fileRoots: flags.fileRoot.map((dir) => resolve(dir)) } : {}),
       limits: {
         maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
         maxChannels: positiveInt(flags.maxChannels, '--max-channels'),
@@ -69,11 +84,36 @@ async function runServe(flags: ServeFlags): Promise<void> {
       },
     });
     await server.listen();
+    if (flags.announce) {
+      const { startAnnouncer } = await import('../fleet/discovery.js');
+      await startAnnouncer({ host: server.address.address, port: server.address.port, fingerprint: server.identity.fingerprint, logger })
+        .catch((err: Error) => fail(`--announce: cannot answer discovery probes on UDP ${flags.listen}: ${err.message}`, 1));
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') fail(`${flags.listen} is already in use; is another daemon running? Pick another with --listen HOST:PORT.`, 1);
     if (code === 'EACCES') fail(`Not allowed to listen on ${flags.listen}; ports below 1024 need root.`, 1);
     fail(err instanceof ShellwireError ? err.message : String(err), 1);
+  }
+  let classicServer: ClassicServer | undefined;
+  if (classic) {
+    classicServer = new ClassicServer({
+      token: server.token,
+      host: classic.host,
+      port: classic.port,
+      logger,
+      ...(flags.fileRoot.length > 0 ? { fileRoots: flags.fileRoot.map((dir) => resolve(dir)) } : {}),
+      limits: { authTimeoutMs: server.limits.handshakeTimeoutMs, killGraceMs: server.limits.killGraceMs },
+    });
+    try {
+      await classicServer.listen();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const where = formatTarget(classic);
+      if (code === 'EADDRINUSE') fail(`${where} (--classic-port) is already in use.`, 1);
+      if (code === 'EACCES') fail(`Not allowed to listen on ${where} (--classic-port); ports below 1024 need root.`, 1);
+      fail(`Cannot listen on ${where} (--classic-port): ${String(err)}`, 1);
+    }
   }
   const address = formatTarget({ host: server.address.address, port: server.address.port });
   process.stdout.write(
@@ -83,23 +123,56 @@ async function runServe(flags: ServeFlags): Promise<void> {
       `access token: ${server.tokenFile}`,
       `  same user on this machine: shellwire shell ${address}`,
       `  elsewhere: copy the token file, then shellwire exec --token-file FILE --accept-new-host ${address} -- COMMAND`,
+      ...(classicServer
+        ? [`classic plaintext port on ${formatTarget({ host: classicServer.address.address, port: classicServer.address.port })}: send the token as the first line, then commands`]
+        : []),
       '',
     ].join('\n'),
   );
+  // The pid file lets `shellwire user/key/token` ask this daemon to reload its users.
+  const pidFile = join(server.stateDir, DAEMON_PID_FILE);
+  writeFileSync(pidFile, `${process.pid}\n`);
+  process.on('exit', () => {
+    try {
+      if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
+    } catch {
+      // already gone
+    }
+  });
+  process.on('SIGHUP', () => {
+    const result = server.reloadUsers();
+    if (!result.ok) process.stderr.write(`shellwire: users.yaml not reloaded, the old users stay in force:\n${result.error}\n`);
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: killing running commands now');
-      void server.close(0).then(() => process.exit(0));
+      void Promise.all([server.close(0), classicServer?.close(0)]).then(() => process.exit(0));
       return;
     }
     stopping = true;
     logger.info({ signal }, 'stopping');
-    void server.close().then(() => {
+    void Promise.all([server.close(), classicServer?.close(server.limits.shutdownGraceMs)]).then(() => {
       logger.flush();
       process.exit(0);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** `--classic-port`/`--classic-listen` → where to listen, or undefined when off (the default). */
+function classicAddress(flags: ServeFlags): { host: string; port: number } | undefined {
+  if (flags.classicPort === undefined) {
+    if (flags.classicListen !== undefined) fail('--classic-listen needs --classic-port.', 2);
+    return undefined;
+  }
+  const port = Number(flags.classicPort);
+  if (!/^\d+$/.test(flags.classicPort) || port < 1 || port > 65535) fail(`--classic-port takes a port from 1 to 65535, got "${flags.classicPort}".`, 2);
+  const text = flags.classicListen ?? DEFAULT_CLASSIC_HOST;
+  const host = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  if (isIP(host) === 0 && !/^[A-Za-z0-9.-]+$/.test(host)) {
+    fail(`--classic-listen takes an address such as 127.0.0.1, 0.0.0.0 or ::1, got "${text}" (the port goes in --classic-port).`, 2);
+  }
+  return { host, port };
 }

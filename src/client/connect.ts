@@ -7,7 +7,7 @@ import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { FrameDecoder, FrameType, encodeFrame, frameTypeName, PREAUTH_MAX_PAYLOAD, type Frame } from '../protocol/frame.js';
 import {
-  decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type Hello, type Welcome,
+  decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
 } from '../protocol/messages.js';
 import {
   AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, ShellwireError,
@@ -17,7 +17,9 @@ import { verifyHostKey, type HostKeyPolicy } from '../auth/known-hosts.js';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import { join } from 'node:path';
 import { parseTarget, formatTarget, type Target } from './target.js';
-import { resolveToken } from './credentials.js';
+import { resolveCredentials, type Credentials } from './credentials.js';
+import { signAuth, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
+import { userInfo } from 'node:os';
 import { Connection, type ConnectionOptions } from './connection.js';
 
 export const CLIENT_SOFTWARE = 'shellwire/0.1.0';
@@ -27,6 +29,12 @@ export interface ConnectOptions extends ConnectionOptions {
   /** Access token; else `tokenFile`, `SHELLWIRE_TOKEN`, or the local daemon's token file. */
   token?: string;
   tokenFile?: string;
+  /** OpenSSH Ed25519 private key file; default `$SHELLWIRE_HOME/id_ed25519`, then `~/.ssh/id_ed25519`. */
+  identity?: string;
+  /** Password login (the daemon must allow it). */
+  password?: string;
+  /** shellwire user to log in as (`USER@` in the target wins); default: the local user name. */
+  user?: string;
   /** `$SHELLWIRE_HOME` (known_hosts lives there); default from the environment. */
   home?: string;
   /** What to do with a host not in known_hosts. Default 'strict'. */
@@ -47,7 +55,11 @@ export async function connect(target: string | Target, options: ConnectOptions =
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const label = formatTarget(parsed);
   const env = options.env ?? process.env;
-  const token = resolveToken(parsed.host, { ...options, env });
+  const credentials = resolveCredentials(parsed.host, { ...options, env });
+  // An explicit user (USER@host, options.user) binds every credential; otherwise keys and
+  // passwords log in as the local user name and a token acts as whoever it belongs to.
+  const explicitUser = parsed.user ?? options.user;
+  const user = explicitUser ?? (env.USER || userInfo().username);
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
 
   const socket = await openTls(parsed, label, timeoutMs, options.signal);
@@ -76,15 +88,36 @@ export async function connect(target: string | Target, options: ConnectOptions =
       versions: [...SUPPORTED_VERSIONS],
       features: [...FEATURES],
       client: CLIENT_SOFTWARE,
-      auth: { method: 'token', token },
+      auth: authAttempts(socket, user, credentials),
     };
-    if (parsed.user !== undefined) hello.user = parsed.user;
+    if (explicitUser !== undefined) hello.user = explicitUser;
     const welcome = await handshake(socket, hello, label, timeoutMs);
     return new Connection(socket, welcome, label, options);
   } catch (err) {
     socket.destroy();
     throw err;
   }
+}
+
+/**
+ * The HELLO's auth list: explicit tokens first (the caller chose them), then the key, then
+ * a password, then a token found on this machine. The key signs this TLS session's exporter
+ * value, so the signature is worthless on any other connection.
+ */
+function authAttempts(socket: TLSSocket, user: string, credentials: Credentials): AuthRequest[] {
+  const attempts: AuthRequest[] = credentials.tokens.map((token) => ({ method: 'token', token }));
+  if (credentials.identity) {
+    const exporter = socket.exportKeyingMaterial(AUTH_EXPORTER_LENGTH, AUTH_EXPORTER_LABEL, Buffer.alloc(0));
+    attempts.push({
+      method: 'publickey',
+      user,
+      publicKey: credentials.identity.publicKey.line,
+      signature: signAuth(credentials.identity, user, exporter).toString('base64'),
+    });
+  }
+  if (credentials.password !== null) attempts.push({ method: 'password', user, password: credentials.password });
+  if (credentials.localToken !== null) attempts.push({ method: 'token', token: credentials.localToken });
+  return attempts.slice(0, MAX_AUTH_ATTEMPTS);
 }
 
 function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal): Promise<TLSSocket> {
@@ -183,7 +216,8 @@ function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: nu
 
 export function goodbyeError(code: string, message: string, label: string): ShellwireError {
   const text = `${label}: ${message}`;
-  if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, `${text} Check the token (--token-file or SHELLWIRE_TOKEN).`, { host: label });
+  if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, `${text} Check the user, key (-i) or token (--token-file or SHELLWIRE_TOKEN).`, { host: label });
+  if (code === ErrorCode.LOCKED_OUT) return new AuthenticationError(ErrorCode.LOCKED_OUT, `${text} Wait, then try again with the right credentials.`, { host: label });
   if (code === ErrorCode.TOO_MANY_CONNECTIONS || code === ErrorCode.SERVER_SHUTTING_DOWN) return new ConnectionError(code, text, { host: label });
   if (Object.values(ErrorCode).includes(code as ErrorCode)) return new ProtocolError(code as ErrorCode, text, { host: label });
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `${text} (code ${code})`, { host: label });

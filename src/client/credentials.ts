@@ -1,43 +1,89 @@
 /**
- * Finding the token to offer: explicit option, token file, `SHELLWIRE_TOKEN`, and — for
- * a daemon on this machine run by this account — the daemon's own token file, so a
- * newcomer's `shellwire serve` + `shellwire shell localhost` needs no flags.
+ * What a client offers to prove who it is, in this order:
+ * 1. an explicit token (`token`, `tokenFile`, `$SHELLWIRE_TOKEN`);
+ * 2. an Ed25519 identity: `identity`, else `$SHELLWIRE_HOME/id_ed25519`, else `~/.ssh/id_ed25519`;
+ * 3. a password, if one was given;
+ * 4. for a daemon on this machine run by this account, the daemon's own token file, so a
+ *    newcomer's `shellwire serve` + `shellwire shell localhost` needs no flags.
+ * One HELLO carries them all; the server takes the first that works.
  */
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ErrorCode, AuthenticationError } from '../errors.js';
-import { defaultServerStateDir, TOKEN_FILE } from '../auth/paths.js';
+import { ErrorCode, AuthenticationError, UsageError } from '../errors.js';
+import { defaultServerStateDir, shellwireHome, TOKEN_FILE } from '../auth/paths.js';
+import { parsePrivateKey, type SshPrivateKey } from '../auth/ssh-key.js';
 import { isLoopback } from './target.js';
 
 export interface CredentialOptions {
   token?: string;
   tokenFile?: string;
+  /** Path of an OpenSSH Ed25519 private key (unencrypted). */
+  identity?: string;
+  password?: string;
   env?: NodeJS.ProcessEnv;
 }
 
-export function resolveToken(host: string, options: CredentialOptions): string {
+export interface Credentials {
+  /** Tokens the caller named (option, file, environment). */
+  tokens: string[];
+  /** The local daemon's token, found on this machine (tried last). */
+  localToken: string | null;
+  identity: SshPrivateKey | null;
+  password: string | null;
+}
+
+export function resolveCredentials(host: string, options: CredentialOptions): Credentials {
   const env = options.env ?? process.env;
-  if (options.token) return options.token;
-  if (options.tokenFile) {
+  const tokens: string[] = [];
+  if (options.token) tokens.push(options.token);
+  else if (options.tokenFile) {
     try {
-      return readFileSync(options.tokenFile, 'utf8').trim();
+      tokens.push(readFileSync(options.tokenFile, 'utf8').trim());
     } catch (err) {
       throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `Cannot read token file ${options.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? err}.`, { host, cause: err });
     }
-  }
-  if (env.SHELLWIRE_TOKEN) return env.SHELLWIRE_TOKEN.trim();
-  const localTokenFile = join(defaultServerStateDir(env), TOKEN_FILE);
-  if (isLoopback(host)) {
+  } else if (env.SHELLWIRE_TOKEN) tokens.push(env.SHELLWIRE_TOKEN.trim());
+
+  let identity: SshPrivateKey | null = null;
+  if (options.identity) {
+    let text: string;
     try {
-      return readFileSync(localTokenFile, 'utf8').trim();
-    } catch {
-      // fall through to the error below
+      text = readFileSync(options.identity, 'utf8');
+    } catch (err) {
+      throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `Cannot read identity file ${options.identity}: ${(err as NodeJS.ErrnoException).code ?? err}.`, { host, cause: err });
+    }
+    identity = parsePrivateKey(text, options.identity);
+  } else {
+    for (const path of [join(shellwireHome(env), 'id_ed25519'), join(env.HOME || homedir(), '.ssh', 'id_ed25519')]) {
+      try {
+        identity = parsePrivateKey(readFileSync(path, 'utf8'), path);
+        break;
+      } catch (err) {
+        // A default key that is missing, encrypted or of another type is simply not offered.
+        if (!(err instanceof UsageError) && (err as NodeJS.ErrnoException).code !== 'ENOENT') continue;
+      }
     }
   }
-  throw new AuthenticationError(
-    ErrorCode.NO_CREDENTIALS,
-    `No access token for ${host}. Pass --token-file FILE or set SHELLWIRE_TOKEN; the daemon keeps its token in <state-dir>/token` +
-      (isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.'),
-    { host },
-  );
+
+  const localTokenFile = join(defaultServerStateDir(env), TOKEN_FILE);
+  let localToken: string | null = null;
+  if (tokens.length === 0 && isLoopback(host)) {
+    try {
+      localToken = readFileSync(localTokenFile, 'utf8').trim();
+    } catch {
+      // not our daemon, or not readable: other credentials may still work
+    }
+  }
+  const password = options.password ?? null;
+  if (tokens.length === 0 && localToken === null && !identity && password === null) {
+    throw new AuthenticationError(
+      ErrorCode.NO_CREDENTIALS,
+      `No credentials for ${host}. Use a key (-i KEYFILE, or make one with: shellwire keygen), ` +
+        `or a token (--token-file FILE or SHELLWIRE_TOKEN); the daemon keeps its own token in <state-dir>/token` +
+        (isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.'),
+      { host },
+    );
+  }
+  return { tokens, localToken, identity, password };
 }

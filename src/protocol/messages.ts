@@ -14,9 +14,15 @@ export const SUPPORTED_VERSIONS: readonly number[] = [1];
 /** Features this build understands; peers use the intersection. */
 export const FEATURES = ['exec', 'session', 'signal', 'window', 'keepalive'] as const;
 
+/** One way to prove who we are; a HELLO carries up to MAX_AUTH_ATTEMPTS, tried in order. */
 export type AuthRequest =
   | { method: 'token'; token: string }
+  /** Ed25519 signature (base64) over the user, the key and a TLS exporter value (docs/protocol.md §3.2). */
+  | { method: 'publickey'; user?: string; publicKey: string; signature: string }
+  | { method: 'password'; user?: string; password: string }
   | { method: 'none' };
+
+export const MAX_AUTH_ATTEMPTS = 4;
 
 // HELLO (client → server), channel 0
 export interface Hello {
@@ -24,9 +30,9 @@ export interface Hello {
   versions: number[];
   features: string[];
   client: string;
-  /** The account the client asks to act as; the token decides in v1. */
+  /** The shellwire user the client explicitly asks for (`USER@`); attempts may name one too. */
   user?: string;
-  auth: AuthRequest;
+  auth: AuthRequest[];
 }
 
 // WELCOME (server → client), channel 0
@@ -204,13 +210,28 @@ export function decodeHello(payload: Buffer): Hello {
   }
   const versions = o.versions;
   if (!Array.isArray(versions) || !versions.every((v) => Number.isInteger(v))) throw bad(t, '"versions" must be an array of integers');
-  const auth = o.auth;
-  if (typeof auth !== 'object' || auth === null) throw bad(t, '"auth" must be an object');
-  const a = auth as Json;
-  let parsedAuth: AuthRequest;
-  if (a.method === 'token') parsedAuth = { method: 'token', token: str(t, a, 'token') };
-  else if (a.method === 'none') parsedAuth = { method: 'none' };
-  else throw bad(t, `unsupported auth method ${JSON.stringify(a.method)}`);
+  const auth = Array.isArray(o.auth) ? o.auth : [o.auth];
+  if (auth.length === 0 || auth.length > MAX_AUTH_ATTEMPTS) throw bad(t, `"auth" must hold 1 to ${MAX_AUTH_ATTEMPTS} attempts`);
+  const parsedAuth = auth.map((entry): AuthRequest => {
+    if (typeof entry !== 'object' || entry === null) throw bad(t, '"auth" entries must be objects');
+    const a = entry as Json;
+    switch (a.method) {
+      case 'token':
+        return { method: 'token', token: str(t, a, 'token') };
+      case 'publickey': {
+        const user = str(t, a, 'user', true);
+        return { method: 'publickey', ...(user !== undefined ? { user } : {}), publicKey: str(t, a, 'publicKey'), signature: str(t, a, 'signature') };
+      }
+      case 'password': {
+        const user = str(t, a, 'user', true);
+        return { method: 'password', ...(user !== undefined ? { user } : {}), password: str(t, a, 'password') };
+      }
+      case 'none':
+        return { method: 'none' };
+      default:
+        throw bad(t, `unsupported auth method ${JSON.stringify(a.method)}`);
+    }
+  });
   const hello: Hello = {
     magic: PROTOCOL_MAGIC,
     versions: versions as number[],

@@ -5,10 +5,11 @@ import type { Frame } from '../protocol/frame.js';
 import type { ServerLimits } from './limits.js';
 import type { SessionState } from './session-state.js';
 
-export interface AuthenticatedUser {
-  name: string;
-  home: string;
-}
+import type { Principal } from '../auth/authenticator.js';
+import type { CommandEnd, CommandRecord } from './audit-sink.js';
+
+/** Who is logged in on the connection, with their policy and OS account. */
+export type AuthenticatedUser = Principal;
 
 export interface ChannelHost {
   readonly conn: FrameConnection;
@@ -20,6 +21,9 @@ export interface ChannelHost {
   readonly baseEnv: Record<string, string>;
   /** The session channel with this id, if the client opened one. */
   session(id: number): SessionState | undefined;
+  /** Audit trail of commands (no-ops without an audit sink). */
+  auditCommandStarted(command: CommandRecord): void;
+  auditCommandEnded(command: CommandEnd): void;
   /** Forget the channel: both sides have sent CLOSE. */
   release(channel: number): void;
 }

@@ -91,14 +91,6 @@ export class ClassicConnection {
     }, ctx.limits.authTimeoutMs);
   }
 
-  get closed(): boolean {
-    return this.#phase === 'closed';
-  }
-
-  get busy(): boolean {
-    return this.#running !== null;
-  }
-
   /** Daemon stopping: run nothing new; the running command may finish (see `kill`). */
   shutdown(): void {
     if (this.#phase === 'closed' || this.#phase === 'ending') return;

@@ -14,12 +14,14 @@ import { ErrorCode, ProtocolError } from '../errors.js';
 import { SendWindow, ReceiveWindow } from '../channel/window.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
 import { PtyProcess, loadedNodePty } from '../process/pty-process.js';
-import { userInfo } from 'node:os';
 import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
 
 type Phase = 'running' | 'exited' | 'closing';
+
+/** util-linux setpriv: switches uid, gid and supplementary groups, then execs. */
+const SETPRIV = '/usr/bin/setpriv';
 
 export class ExecChannel implements ServerChannel {
   readonly id: number;
@@ -39,6 +41,8 @@ export class ExecChannel implements ServerChannel {
   #stateBytes = 0;
   #stdinBytes = 0;
   #startedAt = performance.now();
+  #startedWall = new Date();
+  #cwd = '';
 
   constructor(id: number, host: ChannelHost, request: OpenRequest) {
     this.id = id;
@@ -73,9 +77,8 @@ export class ExecChannel implements ServerChannel {
     if (req.pty && this.#session) return { code: ErrorCode.BAD_REQUEST, message: 'A terminal cannot run inside a shell session channel; open it on its own.' };
     if (req.pty && req.command === undefined && req.argv === undefined) {
       // No command: the user's login shell, as `ssh host` gives.
-      file = userInfo().shell || '/bin/sh';
+      file = this.#host.user.account.shell || '/bin/sh';
       args = ['-l'];
-      env.SHELL = file;
     } else if (this.#session) {
       file = '/bin/sh';
       args = ['-c', SESSION_WRAPPER];
@@ -85,6 +88,13 @@ export class ExecChannel implements ServerChannel {
     } else {
       file = '/bin/sh';
       args = ['-c', req.command!];
+    }
+    const account = this.#host.user.account;
+    if (this.#host.user.switchAccount) {
+      // Run as the user's OS account: setpriv sets uid, gid and the supplementary groups
+      // (Node's spawn uid/gid would drop the supplementary groups), then execs in place,
+      // so the pid and process group stay the command's.
+      [file, args] = [SETPRIV, ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--', file, ...args]];
     }
     let proc: CommandProcess | PtyProcess;
     if (req.pty) {
@@ -117,6 +127,9 @@ export class ExecChannel implements ServerChannel {
         proc.terminate(this.#host.limits.killGraceMs);
       }, req.timeoutMs);
     }
+    this.#cwd = cwd;
+    this.#startedWall = new Date();
+    this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall });
     conn.sendJson(FrameType.OPEN_OK, this.id, {
       window: this.#inWindow.size,
       maxPacket: this.#host.limits.maxPayload,
@@ -196,6 +209,15 @@ export class ExecChannel implements ServerChannel {
   #processOnClose(exit: CommandExit): void {
     this.#exit = exit;
     this.#clearTimer();
+    if (this.#phase === 'closing') {
+      // Closed by the client or a lost connection before it finished: still on the record.
+      this.#host.auditCommandEnded({
+        channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
+        exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut, bytesIn: this.#stdinBytes,
+        bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0), durationMs: Math.round(performance.now() - this.#startedAt),
+      });
+      return;
+    }
     this.#maybeFinish();
   }
 
@@ -229,8 +251,19 @@ export class ExecChannel implements ServerChannel {
       },
       'command finished',
     );
+    const bytesOut = (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0);
+    const durationMs = Math.round(performance.now() - this.#startedAt);
+    this.#host.auditCommandEnded({
+      channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
+      exitCode: status.exitCode, signal: status.signal, timedOut: status.timedOut, bytesIn: this.#stdinBytes, bytesOut, durationMs,
+    });
     this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
     this.#host.conn.send(FrameType.CLOSE, this.id);
+  }
+
+  #commandLabel(): string {
+    const req = this.#request;
+    return req.command ?? req.argv?.join(' ') ?? (req.pty ? '(login shell)' : '');
   }
 
   #clearTimer(): void {

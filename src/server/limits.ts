@@ -7,6 +7,10 @@ import { DEFAULT_WINDOW } from '../channel/window.js';
 export interface ServerLimits {
   /** Concurrent connections; more are refused with SW_ERR_TOO_MANY_CONNECTIONS. */
   maxConnections: number;
+  /** Connections still in their handshake, in all (like sshd's MaxStartups). */
+  maxUnauthenticated: number;
+  /** Connections still in their handshake from one source address. */
+  maxUnauthenticatedPerAddress: number;
   /** Concurrent channels per connection. */
   maxChannels: number;
   /** Largest frame payload accepted after authentication. */
@@ -27,6 +31,8 @@ export interface ServerLimits {
 
 export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 1024,
+  maxUnauthenticated: 128,
+  maxUnauthenticatedPerAddress: 32,
   maxChannels: 1024,
   maxPayload: 256 * 1024,
   preauthMaxPayload: PREAUTH_MAX_PAYLOAD,

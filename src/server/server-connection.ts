@@ -13,6 +13,9 @@ import {
 } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
+import { AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
+import { checkOpen, commandText } from '../auth/policy.js';
+import type { AuditSink, CommandEnd, CommandRecord } from './audit-sink.js';
 import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-host.js';
 import { ExecChannel } from './exec-channel.js';
@@ -28,6 +31,12 @@ export interface ServerConnectionContext {
   baseEnv: Record<string, string>;
   /** Handlers by channel kind (exec, session, and whatever the daemon adds). */
   channelKinds: ReadonlyMap<string, ChannelFactory>;
+  /** Records commands; connection-level events come through the hooks below. */
+  audit?: AuditSink | null;
+  /** Audit hooks (issue 3): called after the fact, never able to stop the connection. */
+  onAuthenticated?(connection: ServerConnection): void;
+  onAuthFailure?(connection: ServerConnection, user: string | null, reason: string): void;
+  onDenied?(connection: ServerConnection, request: OpenRequest, reason: string): void;
   /** Refuse new channels (daemon is shutting down). */
   draining(): boolean;
   onClosed(connection: ServerConnection): void;
@@ -48,11 +57,14 @@ export class ServerConnection implements ChannelHost {
   readonly log: Logger;
   readonly limits: ServerLimits;
   readonly remote: string;
+  /** Source address without port: the unit of brute-force backoff. */
+  readonly address: string;
   #ctx: ServerConnectionContext;
   #state: State = 'handshake';
   #handshakeTimer: NodeJS.Timeout | null;
   #channels = new Map<number, ServerChannel>();
   #user: AuthenticatedUser | null = null;
+  #env: Record<string, string> | null = null;
 
   constructor(socket: TLSSocket, ctx: ServerConnectionContext) {
     this.#ctx = ctx;
@@ -60,6 +72,7 @@ export class ServerConnection implements ChannelHost {
     this.remote = socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
     // No pino child per connection: it costs ~2 KiB each, and idle connections must stay small.
     this.log = ctx.log;
+    this.address = socket.remoteAddress ?? 'unknown';
     this.conn = new FrameConnection(
       socket,
       { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },
@@ -79,8 +92,12 @@ export class ServerConnection implements ChannelHost {
     return this.#user!;
   }
 
+  /** The environment commands start from: the daemon's, with the user's account filled in. */
   get baseEnv(): Record<string, string> {
-    return this.#ctx.baseEnv;
+    if (this.#env) return this.#env;
+    const account = this.user.account;
+    this.#env = { ...this.#ctx.baseEnv, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
+    return this.#env;
   }
 
   get busy(): boolean {
@@ -95,6 +112,14 @@ export class ServerConnection implements ChannelHost {
   session(id: number): SessionState | undefined {
     const channel = this.#channels.get(id);
     return channel instanceof SessionChannel ? channel.state : undefined;
+  }
+
+  auditCommandStarted(command: CommandRecord): void {
+    this.#ctx.audit?.commandStarted(this, command);
+  }
+
+  auditCommandEnded(command: CommandEnd): void {
+    this.#ctx.audit?.commandEnded(this, command);
   }
 
   release(channel: number): void {
@@ -143,15 +168,24 @@ export class ServerConnection implements ChannelHost {
       );
     }
     this.#state = 'authenticating';
-    Promise.resolve(this.#ctx.authenticator.authenticate(hello.auth, hello.user)).then(
+    const socket = this.conn.socket as TLSSocket;
+    const context = {
+      address: this.address,
+      exporter: () => socket.exportKeyingMaterial(AUTH_EXPORTER_LENGTH, AUTH_EXPORTER_LABEL, Buffer.alloc(0)),
+    };
+    const methods = hello.auth.map((a) => a.method).join(',');
+    Promise.resolve(this.#ctx.authenticator.authenticate(hello.auth, hello.user, context)).then(
       (result) => {
         if (this.#state !== 'authenticating') return;
-        if (!result.ok) {
-          this.log.warn({ client: this.remote, method: hello.auth.method, reason: result.reason }, 'authentication failed');
-          this.conn.fail(new ProtocolError(ErrorCode.AUTH_FAILED, `Authentication failed (${hello.auth.method}): ${result.reason}.`));
-          return;
-        }
-        this.#welcome(hello, version, result.principal);
+        if (result.ok) return this.#welcome(hello, version, result.principal);
+        // One line per refusal, never the secret itself.
+        this.log.warn({ client: this.remote, user: hello.user ?? null, methods, reason: result.reason, delayMs: result.delayMs }, 'authentication failed');
+        this.#ctx.onAuthFailure?.(this, hello.user ?? null, result.reason);
+        const code = result.lockedOut ? ErrorCode.LOCKED_OUT : ErrorCode.AUTH_FAILED;
+        const refuse = () => this.conn.fail(new ProtocolError(code, `Authentication failed (${methods}): ${result.reason}.`));
+        // Backoff: the refusal (and so the next try) waits; the connection holds no command meanwhile.
+        if (result.delayMs > 0) setTimeout(refuse, result.delayMs).unref();
+        else refuse();
       },
       (err: unknown) => this.conn.fail(new ProtocolError(ErrorCode.AUTH_FAILED, `Authentication error: ${(err as Error).message}`)),
     );
@@ -175,7 +209,8 @@ export class ServerConnection implements ChannelHost {
       maxChannels: this.limits.maxChannels,
       keepaliveMs: this.limits.keepaliveMs,
     });
-    this.log.info({ client: this.remote, user: principal.name, clientSoftware: hello.client, method: hello.auth.method }, 'authenticated');
+    this.log.info({ client: this.remote, user: principal.name, account: principal.account.name, clientSoftware: hello.client, method: principal.method, credential: principal.credential }, 'authenticated');
+    this.#ctx.onAuthenticated?.(this);
   }
 
   #openOnFrame(frame: Frame): void {
@@ -198,6 +233,12 @@ export class ServerConnection implements ChannelHost {
     if (this.#ctx.draining()) return refuse(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; try again when it is back.');
     if (this.#channels.size >= this.limits.maxChannels) {
       return refuse(ErrorCode.TOO_MANY_CHANNELS, `This connection already has ${this.limits.maxChannels} open channels (the daemon's --max-channels); close some first.`);
+    }
+    const decision = checkOpen(this.user, request);
+    if (!decision.allowed) {
+      this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, command: commandText(request), reason: decision.reason }, 'request denied');
+      this.#ctx.onDenied?.(this, request, decision.reason);
+      return refuse(ErrorCode.DENIED, `Denied: ${decision.reason}.`);
     }
     const factory = this.#ctx.channelKinds.get(request.kind);
     if (!factory) {

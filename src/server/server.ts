@@ -14,11 +14,16 @@ import { TLS_CIPHERS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js
 import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
 import { loadOrCreateToken, tokenPath } from '../auth/token.js';
 import { defaultServerStateDir } from '../auth/paths.js';
-import { TokenAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import { AuthThrottle, type ThrottleOptions } from '../auth/throttle.js';
+import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
+import type { AuditSink } from './audit-sink.js';
+import type { OpenRequest } from '../protocol/messages.js';
 import { silentLogger } from '../silent-logger.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { loadNodePty } from '../process/pty-process.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
+import { fileChannelFactory } from './file-channel.js';
 
 export const DEFAULT_PORT = 50007;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -31,10 +36,16 @@ export interface ServerOptions {
   stateDir?: string;
   limits?: Partial<ServerLimits>;
   logger?: Logger;
-  /** Replace token authentication (tests, embedding). */
+  /** Replace authentication entirely (tests, embedding). Default: daemon token + users.yaml. */
   authenticator?: Authenticator;
+  /** Brute-force backoff settings (and an injectable clock for tests). */
+  throttle?: ThrottleOptions;
+  /** Audit hooks: a sink that records connections, logins, denials and commands. */
+  audit?: AuditSink;
   /** Extra channel kinds (e.g. file transfer) beside exec and session. */
   channelKinds?: Iterable<[string, ChannelFactory]>;
+  /** Directories file transfers may touch (after resolving `..` and symlinks). Default: the user's home. */
+  fileRoots?: string[];
 }
 
 export class Server {
@@ -53,8 +64,11 @@ export class Server {
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
   #port: number;
+  #users: UsersConfig;
+  #authenticator: Authenticator;
+  #audit: AuditSink | null;
 
-  private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string) {
+  private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string, users: UsersConfig) {
     this.identity = identity;
     this.created = identity.created;
     this.stateDir = stateDir;
@@ -64,9 +78,12 @@ export class Server {
     this.#log = options.logger ?? silentLogger();
     this.#host = options.host ?? DEFAULT_HOST;
     this.#port = options.port ?? DEFAULT_PORT;
-    const authenticator = options.authenticator ?? new TokenAuthenticator(token);
+    this.#users = users;
+    const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, new AuthThrottle(options.throttle));
+    this.#authenticator = authenticator;
+    this.#audit = options.audit ?? null;
     const baseEnv = commandBaseEnv();
-    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ...(options.channelKinds ?? [])]);
+    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory(options.fileRoots)], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
       key: identity.keyPem,
       cert: identity.certPem,
@@ -90,8 +107,9 @@ export class Server {
     const stateDir = options.stateDir ?? defaultServerStateDir();
     const identity = await loadOrCreateIdentity(stateDir);
     const { token } = loadOrCreateToken(stateDir);
+    const users = loadUsersConfig(stateDir);
     await loadNodePty();
-    return new Server(options, identity, token, stateDir);
+    return new Server(options, identity, token, stateDir, users);
   }
 
   async listen(): Promise<AddressInfo> {
@@ -104,6 +122,28 @@ export class Server {
 
   get address(): AddressInfo {
     return this.#tls.address() as AddressInfo;
+  }
+
+  /** The users and policy in force. */
+  get users(): UsersConfig {
+    return this.#users;
+  }
+
+  /**
+   * Re-read users.yaml (SIGHUP). New logins use it; open connections keep the policy they
+   * logged in with. A broken file is reported and the old config stays in force.
+   */
+  reloadUsers(): { ok: true; users: number } | { ok: false; error: string } {
+    try {
+      const users = loadUsersConfig(this.stateDir);
+      this.#users = users;
+      if (this.#authenticator instanceof ConfigAuthenticator) this.#authenticator.config = users;
+      this.#log.info({ users: users.users.size }, 'users config reloaded');
+      return { ok: true, users: users.users.size };
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'users config reload failed; keeping the old one');
+      return { ok: false, error: (err as Error).message };
+    }
   }
 
   get connectionCount(): number {
@@ -149,16 +189,44 @@ export class Server {
       })));
       return;
     }
+    // Unauthenticated connections cost us and cannot be trusted: cap them overall and per
+    // source, like sshd's MaxStartups, so a flood of silent clients cannot lock users out.
+    let unauthenticated = 0;
+    let fromAddress = 0;
+    for (const c of this.#connections) {
+      if (c.authenticated) continue;
+      unauthenticated += 1;
+      if (c.address === socket.remoteAddress) fromAddress += 1;
+    }
+    if (unauthenticated >= this.limits.maxUnauthenticated || fromAddress >= this.limits.maxUnauthenticatedPerAddress) {
+      this.#log.warn({ client: socket.remoteAddress, unauthenticated, fromAddress }, 'connection refused: too many unauthenticated connections');
+      socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({
+        code: ErrorCode.TOO_MANY_CONNECTIONS,
+        message: 'Too many connections are still authenticating; try again in a few seconds.',
+      })));
+      return;
+    }
+    const audit = this.#audit;
     const connection = new ServerConnection(socket, {
       limits: this.limits,
       log: this.#log,
       authenticator,
       baseEnv,
       channelKinds: this.#channelKinds,
+      audit,
       draining: () => this.#draining,
-      onClosed: (c) => this.#connections.delete(c),
+      onClosed: (c) => {
+        this.#connections.delete(c);
+        audit?.disconnected(c);
+      },
+      ...(audit ? {
+        onAuthenticated: (c: ServerConnection) => audit.authenticated(c),
+        onAuthFailure: (c: ServerConnection, user: string | null, reason: string) => audit.authFailed(c, user, reason),
+        onDenied: (c: ServerConnection, request: OpenRequest, reason: string) => audit.denied(c, request, reason),
+      } : {}),
     });
     this.#connections.add(connection);
+    audit?.connected(connection);
   }
 }
 

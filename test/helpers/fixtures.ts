@@ -3,7 +3,7 @@
  * process-group checks, a free port, and the CLI as a long-running child we can signal
  * (`startCli`), including the real `shellwire serve` daemon (`startServeCli`).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -47,6 +47,54 @@ export function processGroupAlive(pgid: number): boolean {
     // EPERM means it exists but is not ours; ESRCH means it is gone.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * A process state from /proc (Linux): 'R', 'S', 'Z' (zombie)…; null when there is no such
+ * process. Elsewhere: 'S' while `kill(pid, 0)` succeeds.
+ */
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ...; comm may hold spaces and parentheses, so split after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync('/proc/self/stat')) return null;
+    try {
+      process.kill(pid, 0);
+      return 'S';
+    } catch {
+      return null;
+    }
+  }
+}
+
+/**
+ * True while `pid` runs. Unlike `processAlive` (kill -0), a zombie counts as dead: an
+ * orphan whose parent shell died is a zombie until init reaps it, and some inits (this
+ * test VM's, for one) reap only every couple of seconds.
+ */
+export function processRunning(pid: number): boolean {
+  const state = processState(pid);
+  return state !== null && state !== 'Z' && state !== 'X';
+}
+
+/** True while any process of group `pgid` runs (zombies do not count, see processRunning). */
+export function processGroupRunning(pgid: number): boolean {
+  if (!processGroupAlive(pgid)) return false;
+  if (!existsSync('/proc/self/stat')) return true;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(group) === pgid && state !== 'Z' && state !== 'X') return true;
+  }
+  return false;
 }
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (for `serve --listen`, which refuses port 0). */

@@ -9,7 +9,7 @@ import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
-import { tempDir, removeDir, sha256, allByteValues, seqText, startCli, cleanEnv } from '../helpers/fixtures.js';
+import { tempDir, removeDir, sha256, allByteValues, seqText, startCli, cleanEnv, freePort } from '../helpers/fixtures.js';
 
 let daemon: TestDaemon;
 let dir: string;
@@ -81,6 +81,14 @@ test('exec: stdin is forwarded (cat f | shellwire exec h -- wc -c)', async () =>
   assert.equal(hash.stdout.toString('utf8').split(' ')[0], sha256(data));
 });
 
+test('exec: 10 MiB piped through remote `cat` come back byte-exact', async () => {
+  const data = randomBytes(10 * 1024 * 1024);
+  const result = await exec('cat', { input: data });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout.length, data.length);
+  assert.equal(sha256(result.stdout), sha256(data));
+});
+
 test('exec -n: the command reads EOF even though the CLI\'s stdin stays open', async () => {
   // stdin is a pipe nobody closes, as in `while read h; do shellwire exec -n $h …; done`.
   const cli = startCli(['exec', '-n', daemon.address, '--', 'wc -c; echo end'], { env: daemon.env, timeoutMs: 10_000 });
@@ -119,7 +127,8 @@ test('first contact, non-interactive: refused with exit 255 and a hint to --acce
 });
 
 test('first contact with --accept-new-host: runs, and known_hosts remembers the host', async () => {
-  const home = tempDir('shellwire-home-');
+  const parent = tempDir('shellwire-home-');
+  const home = join(parent, 'not-yet-created'); // a newcomer has no SHELLWIRE_HOME yet
   try {
     const env = cleanEnv({ SHELLWIRE_HOME: home, SHELLWIRE_TOKEN: daemon.token });
     const first = await runCli(['exec', '--accept-new-host', daemon.address, '--', 'echo reached'], { env });
@@ -131,7 +140,7 @@ test('first contact with --accept-new-host: runs, and known_hosts remembers the 
     assert.equal(second.code, 0, second.stderr);
     assert.equal(second.stdout.toString('utf8'), 'again\n');
   } finally {
-    removeDir(home);
+    removeDir(parent);
   }
 });
 
@@ -176,4 +185,12 @@ test('--token-file is used', async () => {
   const result = await runCli(['exec', '--token-file', daemon.tokenFile, daemon.address, '--', 'echo via-file'], { env });
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stdout.toString('utf8'), 'via-file\n');
+});
+
+test('nothing listening: exit 255 and a message saying so', async () => {
+  const port = await freePort();
+  const result = await runCli(['exec', `127.0.0.1:${port}`, '--', 'echo reached'], { env: daemon.env });
+  assert.equal(result.code, 255);
+  assert.equal(result.stdout.length, 0);
+  assert.match(result.stderr, /refused/i);
 });

@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync, realpathSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, sha256, allByteValues, seqText } from '../helpers/fixtures.js';
 import type { Connection } from '../../src/client/connection.js';
@@ -54,6 +55,19 @@ test('all 256 byte values round-trip on stdout, stderr and through stdin', async
   const copy = join(dir, 'bytes-copy.bin');
   await conn.exec(`cat > ${copy}`, { stdin: bytes });
   assert.deepEqual(readFileSync(copy), bytes);
+});
+
+test('10 MiB of stdin reach the command byte-exact', async () => {
+  const data = randomBytes(10 * 1024 * 1024);
+  const result = await conn.exec('sha256sum', { stdin: data });
+  assert.equal(result.stdout, `${sha256(data)}  -\n`);
+});
+
+test('10 MiB through `cat`: stdin and stdout flow at the same time without deadlock', { timeout: 20_000 }, async () => {
+  const data = randomBytes(10 * 1024 * 1024);
+  const result = await conn.exec('cat', { stdin: data });
+  assert.equal(result.stdoutBytes.length, data.length);
+  assert.equal(sha256(result.stdoutBytes), sha256(data));
 });
 
 test('stdout and stderr stay separate, each in order', async () => {

@@ -52,9 +52,9 @@ function isCode(code: ErrorCode, cls: new (...args: never[]) => ShellwireError) 
 function recordingAuthenticator(): Authenticator & { calls: string[]; token?: string } {
   const recorder: Authenticator & { calls: string[]; token?: string } = {
     calls: [],
-    authenticate(auth) {
-      recorder.calls.push(auth.method === 'token' ? auth.token : auth.method);
-      return new TokenAuthenticator(recorder.token ?? '').authenticate(auth);
+    authenticate(attempts) {
+      for (const auth of attempts) recorder.calls.push(auth.method === 'token' ? auth.token : auth.method);
+      return new TokenAuthenticator(recorder.token ?? '').authenticate(attempts);
     },
   };
   return recorder;

@@ -55,6 +55,12 @@ test('shellwire shell: stderr stays on stderr, output order kept across lines', 
   assert.equal(result.stderr, 'two\n');
 });
 
+test('shellwire shell: a command reading stdin gets EOF and does not swallow the next lines', async () => {
+  const result = await shell('cat\nwc -c\necho next\n');
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout.toString('utf8'), '0\nnext\n');
+});
+
 test('conn.shell(): cd and export persist, cwd is tracked', async () => {
   const session = await conn.shell();
   try {
@@ -66,6 +72,9 @@ test('conn.shell(): cd and export persist, cwd is tracked', async () => {
     await session.exec('export X=1 GREETING="hello world"');
     const result = await session.exec('pwd; echo "$X $GREETING"');
     assert.equal(result.stdout, `${target}\n1 hello world\n`);
+    // Values with newlines and "=" survive the round trip through the session state.
+    await session.exec("export MULTI='line1\nline2=x'");
+    assert.equal((await session.exec('printf "%s|" "$MULTI"')).stdout, 'line1\nline2=x|');
     // A plain exec on the same connection is not in the session.
     const outside = await conn.exec('echo "[$X]"');
     assert.equal(outside.stdout, '[]\n');

@@ -1,0 +1,69 @@
+/** `AuditLog.query()` filters → one parameterized SELECT (the log caches one statement per shape). */
+import type { AuditKind } from './audit-event.js';
+
+export interface AuditQuery {
+  /** Exact shellwire user name. */
+  user?: string;
+  /** Rows recorded at or after this time. */
+  since?: Date;
+  /** Rows recorded at or before this time. */
+  until?: Date;
+  /** Case-insensitive (ASCII) substring of command, cwd, user, OS user, address, key fingerprint, signal or detail. */
+  grep?: string;
+  exitCode?: number;
+  /** Only failures: non-zero exit, killed by a signal, authentication failure, denial. */
+  failed?: boolean;
+  kind?: AuditKind;
+  /** At most this many rows: the most recent ones (still returned oldest first). */
+  limit?: number;
+}
+
+// Times are stored as `Date.toISOString()` (fixed width, UTC), so text order is time order.
+const GREP_TEXT = "lower(concat_ws(char(10), command, cwd, user, os_user, address, key_fingerprint, signal, detail))";
+const FAILED = "(kind IN ('auth-fail', 'denied') OR (exit_code IS NOT NULL AND exit_code <> 0) OR signal IS NOT NULL)";
+
+export function buildQuery(filter: AuditQuery): { sql: string; params: unknown[]; newestFirst: boolean } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.user !== undefined) {
+    where.push('user = ?');
+    params.push(filter.user);
+  }
+  if (filter.since !== undefined) {
+    where.push('time >= ?');
+    params.push(validDate(filter.since, 'since').toISOString());
+  }
+  if (filter.until !== undefined) {
+    where.push('time <= ?');
+    params.push(validDate(filter.until, 'until').toISOString());
+  }
+  if (filter.grep !== undefined && filter.grep !== '') {
+    where.push(`instr(${GREP_TEXT}, lower(?)) > 0`);
+    params.push(filter.grep);
+  }
+  if (filter.exitCode !== undefined) {
+    if (!Number.isSafeInteger(filter.exitCode)) throw new RangeError(`exitCode must be an integer, got ${filter.exitCode}`);
+    where.push('exit_code = ?');
+    params.push(filter.exitCode);
+  }
+  if (filter.failed) where.push(FAILED);
+  if (filter.kind !== undefined) {
+    where.push('kind = ?');
+    params.push(filter.kind);
+  }
+  let sql = `SELECT * FROM audit_events${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`;
+  const newestFirst = filter.limit !== undefined;
+  if (filter.limit !== undefined) {
+    if (!Number.isSafeInteger(filter.limit) || filter.limit < 1) throw new RangeError(`limit must be a positive integer, got ${filter.limit}`);
+    sql += ' ORDER BY id DESC LIMIT ?';
+    params.push(filter.limit);
+  } else {
+    sql += ' ORDER BY id';
+  }
+  return { sql, params, newestFirst };
+}
+
+function validDate(value: Date, name: string): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new TypeError(`${name} must be a valid Date`);
+  return value;
+}

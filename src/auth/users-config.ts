@@ -1,0 +1,270 @@
+/**
+ * Users and policy: one readable YAML file, `<state-dir>/users.yaml`. Every error names
+ * the line and the field, so an operator can fix the file without guessing.
+ *
+ *   settings:
+ *     passwordLogin: false          # classic user/password login, off by default
+ *   users:
+ *     alice:
+ *       runAs: alice                # OS account (daemon must be root to switch)
+ *       home: /home/alice           # default cwd; default: the account's home
+ *       channels: [exec, session, pty, file]
+ *       commands: { allow: ["git *", "ls*"], deny: ["rm -rf /*"] }
+ *       fileRoots: [/home/alice, /srv/share]
+ *       keys: ["ssh-ed25519 AAAA… alice@laptop"]
+ *       tokens: [{ name: ci, sha256: <hex>, expires: 2027-01-01T00:00:00Z }]
+ *       password: scrypt$…          # shellwire user passwd alice
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDocument, LineCounter, type Document } from 'yaml';
+import { ErrorCode, UsageError } from '../errors.js';
+import { parsePublicKey, type SshPublicKey } from './ssh-key.js';
+import { isPasswordHash } from './password.js';
+import { lookupAccount, daemonAccount, runningAsRoot, type OsAccount } from './os-account.js';
+
+export const USERS_FILE = 'users.yaml';
+export const CHANNEL_PERMISSIONS = ['exec', 'session', 'pty', 'file'] as const;
+export type ChannelPermission = (typeof CHANNEL_PERMISSIONS)[number];
+
+export interface CommandRule {
+  pattern: string;
+  regex: RegExp;
+  /** Where it is written, e.g. `users.alice.commands.deny[0]`, for denial messages. */
+  where: string;
+}
+
+export interface TokenEntry {
+  name: string;
+  sha256: Buffer;
+  expires: Date | null;
+}
+
+export interface UserPolicy {
+  name: string;
+  keys: SshPublicKey[];
+  tokens: TokenEntry[];
+  passwordHash: string | null;
+  /** The OS account commands run as. */
+  account: OsAccount;
+  /** True when `account` is not the daemon's own (the daemon switches uid/gid). */
+  switchAccount: boolean;
+  home: string;
+  channels: ReadonlySet<ChannelPermission>;
+  allow: CommandRule[] | null;
+  deny: CommandRule[];
+  fileRoots: string[];
+}
+
+export interface UsersConfig {
+  path: string | null;
+  passwordLogin: boolean;
+  users: ReadonlyMap<string, UserPolicy>;
+}
+
+export function usersConfigPath(stateDir: string): string {
+  return join(stateDir, USERS_FILE);
+}
+
+/** Glob (`*` any run, `?` one char) over the whole command line, anchored. */
+export function globToRegExp(pattern: string): RegExp {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
+  return new RegExp(`^${body}$`);
+}
+
+class ConfigErrors {
+  #doc: Document;
+  #lines: LineCounter;
+  #path: string;
+  messages: string[] = [];
+  constructor(doc: Document, lines: LineCounter, path: string) {
+    this.#doc = doc;
+    this.#lines = lines;
+    this.#path = path;
+  }
+  add(path: (string | number)[], why: string): void {
+    const node = this.#doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
+    const parentNode = this.#doc.getIn(path.slice(0, -1), true) as { range?: [number, number, number] } | undefined;
+    const offset = node?.range?.[0] ?? parentNode?.range?.[0];
+    const where = offset === undefined ? '' : `:${this.#lines.linePos(offset).line}`;
+    this.messages.push(`${this.#path}${where}: ${fieldName(path)}: ${why}`);
+  }
+}
+
+function fieldName(path: (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** Load and check the config; a missing file is an empty config (only the daemon token works). */
+export function loadUsersConfig(stateDir: string): UsersConfig {
+  const path = usersConfigPath(stateDir);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { path: null, passwordLogin: false, users: new Map() };
+    throw new UsageError(ErrorCode.BAD_CONFIG, `Cannot read ${path}: ${(err as Error).message}`);
+  }
+  return parseUsersConfig(text, path);
+}
+
+export function parseUsersConfig(text: string, path: string): UsersConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new UsageError(ErrorCode.BAD_CONFIG, doc.errors.map((e) => `${path}:${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`).join('\n'));
+  }
+  const errors = new ConfigErrors(doc, lines, path);
+  const root = doc.toJS() ?? {};
+  const users = new Map<string, UserPolicy>();
+  let passwordLogin = false;
+  if (typeof root !== 'object' || Array.isArray(root)) {
+    errors.add([], 'the file must be a mapping with "settings" and "users"');
+  } else {
+    for (const key of Object.keys(root)) if (key !== 'settings' && key !== 'users') errors.add([key], 'unknown top-level key (expected "settings" or "users")');
+    const settings = root.settings ?? {};
+    if (typeof settings !== 'object' || Array.isArray(settings)) errors.add(['settings'], 'must be a mapping');
+    else {
+      for (const key of Object.keys(settings)) if (key !== 'passwordLogin') errors.add(['settings', key], 'unknown setting (expected "passwordLogin")');
+      if (settings.passwordLogin !== undefined && typeof settings.passwordLogin !== 'boolean') errors.add(['settings', 'passwordLogin'], 'must be true or false');
+      passwordLogin = settings.passwordLogin === true;
+    }
+    const usersNode = root.users ?? {};
+    if (typeof usersNode !== 'object' || Array.isArray(usersNode)) errors.add(['users'], 'must be a mapping of user name to settings');
+    else {
+      for (const [name, entry] of Object.entries(usersNode)) {
+        const user = checkUser(name, entry, errors);
+        if (user) users.set(name, user);
+      }
+    }
+  }
+  if (errors.messages.length > 0) throw new UsageError(ErrorCode.BAD_CONFIG, errors.messages.join('\n'));
+  return { path, passwordLogin, users };
+}
+
+const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password']);
+
+function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPolicy | null {
+  const at = (...p: (string | number)[]) => ['users', name, ...p];
+  const before = errors.messages.length;
+  if (!/^[a-z_][a-z0-9_.-]{0,31}$/i.test(name)) errors.add(at(), 'user names are letters, digits, "_", "." and "-" (up to 32)');
+  const u = (entry ?? {}) as Record<string, unknown>;
+  if (typeof u !== 'object' || Array.isArray(u)) {
+    errors.add(at(), 'must be a mapping');
+    return null;
+  }
+  for (const key of Object.keys(u)) if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+
+  const self = daemonAccount();
+  let account = self;
+  if (u.runAs !== undefined) {
+    if (typeof u.runAs !== 'string' || u.runAs === '') errors.add(at('runAs'), 'must be an OS account name');
+    else {
+      const found = lookupAccount(u.runAs);
+      if (!found) errors.add(at('runAs'), `no OS account "${u.runAs}" on this host`);
+      else account = found;
+    }
+  }
+  if (u.allowRoot !== undefined && typeof u.allowRoot !== 'boolean') errors.add(at('allowRoot'), 'must be true or false');
+  const switchAccount = account.uid !== self.uid;
+  if (switchAccount && !runningAsRoot()) {
+    errors.add(at('runAs'), `the daemon runs as "${self.name}", not root, so it cannot run commands as "${account.name}"; remove runAs or start the daemon as root`);
+  }
+  if (account.uid === 0 && runningAsRoot() && u.allowRoot !== true) {
+    errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
+  }
+
+  const home = u.home === undefined ? account.home : u.home;
+  if (typeof home !== 'string' || !home.startsWith('/')) errors.add(at('home'), 'must be an absolute path');
+
+  let channels: Set<ChannelPermission> = new Set(CHANNEL_PERMISSIONS);
+  if (u.channels !== undefined) {
+    if (!Array.isArray(u.channels)) errors.add(at('channels'), `must be a list of ${CHANNEL_PERMISSIONS.join(', ')}`);
+    else {
+      channels = new Set();
+      u.channels.forEach((c, i) => {
+        if (!(CHANNEL_PERMISSIONS as readonly unknown[]).includes(c)) errors.add(at('channels', i), `unknown channel kind ${JSON.stringify(c)} (expected ${CHANNEL_PERMISSIONS.join(', ')})`);
+        else channels.add(c as ChannelPermission);
+      });
+    }
+  }
+
+  let allow: CommandRule[] | null = null;
+  const deny: CommandRule[] = [];
+  if (u.commands !== undefined) {
+    const c = u.commands as Record<string, unknown>;
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) errors.add(at('commands'), 'must be a mapping with "allow" and/or "deny" lists');
+    else {
+      for (const key of Object.keys(c)) if (key !== 'allow' && key !== 'deny') errors.add(at('commands', key), 'unknown field (expected "allow" or "deny")');
+      const rules = (list: unknown, kind: 'allow' | 'deny'): CommandRule[] => {
+        if (!Array.isArray(list)) {
+          errors.add(at('commands', kind), 'must be a list of glob patterns');
+          return [];
+        }
+        return list.flatMap((pattern, i) => {
+          if (typeof pattern !== 'string' || pattern === '') {
+            errors.add(at('commands', kind, i), 'must be a non-empty glob pattern string');
+            return [];
+          }
+          return [{ pattern, regex: globToRegExp(pattern), where: `users.${name}.commands.${kind}[${i}]` }];
+        });
+      };
+      if (c.allow !== undefined) allow = rules(c.allow, 'allow');
+      if (c.deny !== undefined) deny.push(...rules(c.deny, 'deny'));
+    }
+  }
+
+  let fileRoots = [typeof home === 'string' ? home : account.home];
+  if (u.fileRoots !== undefined) {
+    if (!Array.isArray(u.fileRoots)) errors.add(at('fileRoots'), 'must be a list of absolute paths');
+    else {
+      fileRoots = [];
+      u.fileRoots.forEach((root, i) => {
+        if (typeof root !== 'string' || !root.startsWith('/')) errors.add(at('fileRoots', i), 'must be an absolute path');
+        else fileRoots.push(root);
+      });
+    }
+  }
+
+  const keys: SshPublicKey[] = [];
+  if (u.keys !== undefined) {
+    if (!Array.isArray(u.keys)) errors.add(at('keys'), 'must be a list of "ssh-ed25519 AAAA… comment" lines');
+    else {
+      u.keys.forEach((line, i) => {
+        try {
+          if (typeof line !== 'string') throw new Error('must be a string');
+          keys.push(parsePublicKey(line));
+        } catch (err) {
+          errors.add(at('keys', i), (err as Error).message);
+        }
+      });
+    }
+  }
+
+  const tokens: TokenEntry[] = [];
+  if (u.tokens !== undefined) {
+    if (!Array.isArray(u.tokens)) errors.add(at('tokens'), 'must be a list of { name, sha256, expires }');
+    else {
+      u.tokens.forEach((t: Record<string, unknown>, i) => {
+        if (typeof t !== 'object' || t === null) return errors.add(at('tokens', i), 'must be a mapping { name, sha256, expires }');
+        if (typeof t.name !== 'string' || t.name === '') errors.add(at('tokens', i, 'name'), 'must be a non-empty string');
+        if (typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256)) errors.add(at('tokens', i, 'sha256'), 'must be 64 hex digits (made by: shellwire token create)');
+        let expires: Date | null = null;
+        if (t.expires !== undefined && t.expires !== null) {
+          expires = t.expires instanceof Date ? t.expires : new Date(String(t.expires));
+          if (Number.isNaN(expires.getTime())) errors.add(at('tokens', i, 'expires'), 'must be an ISO date-time such as 2027-01-01T00:00:00Z');
+        }
+        if (typeof t.name === 'string' && typeof t.sha256 === 'string') tokens.push({ name: t.name, sha256: Buffer.from(t.sha256, 'hex'), expires });
+      });
+    }
+  }
+
+  let passwordHash: string | null = null;
+  if (u.password !== undefined) {
+    if (typeof u.password !== 'string' || !isPasswordHash(u.password)) errors.add(at('password'), 'must be a scrypt hash (set it with: shellwire user passwd NAME)');
+    else passwordHash = u.password;
+  }
+
+  if (errors.messages.length > before) return null;
+  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots };
+}

@@ -1,0 +1,197 @@
+/**
+ * `shellwire audit`: read the daemon's audit log as a table or JSON Lines, and
+ * `shellwire audit verify`: check its hash chain (exit 0 intact, 1 not, 2 usage).
+ * Both open the log read-only and never create it.
+ */
+import type { Command } from 'commander';
+import { AUDIT_KINDS, AuditLog, auditLogPath, type AuditKind, type AuditQuery, type AuditRow } from '../audit/audit-log.js';
+import { defaultServerStateDir } from '../auth/paths.js';
+import { ShellwireError } from '../errors.js';
+import { fail } from './common.js';
+
+interface QueryFlags {
+  stateDir?: string;
+  user?: string;
+  since?: string;
+  until?: string;
+  grep?: string;
+  failed?: boolean;
+  exitCode?: string;
+  kind?: string;
+  limit?: string;
+  json?: boolean;
+}
+
+export function registerAudit(program: Command): void {
+  const audit = program
+    .command('audit')
+    .description('show the audit log (every connection, authentication, command and denial), or verify it')
+    .option('--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)')
+    .option('--user <name>', 'only events of this shellwire user')
+    .option('--since <time>', 'only events at or after TIME: ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (90s, 30m, 1h, 2d, 1w)')
+    .option('--until <time>', 'only events at or before TIME (same forms as --since)')
+    .option('--grep <text>', 'only events whose command, cwd, user, address or detail contains TEXT (ignoring ASCII case)')
+    .option('--failed', 'only failures: non-zero exit, signal, authentication failure, denial')
+    .option('--exit-code <n>', 'only commands that exited with N')
+    .option('--kind <kind>', `only events of this kind: ${AUDIT_KINDS.join(', ')}`)
+    .option('--limit <n>', 'only the most recent N matching events')
+    .option('--json', 'print JSON Lines (one object per event) instead of a table')
+    .action((flags: QueryFlags) => runQuery(flags));
+
+  audit
+    .command('verify')
+    .description('check the audit log\'s hash chain; exit 0 if intact, 1 naming the first edited, deleted, inserted or reordered row')
+    .option('--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)')
+    .action((flags: { stateDir?: string }) => runVerify(flags.stateDir ?? audit.opts<QueryFlags>().stateDir));
+}
+
+function openLog(stateDir: string | undefined): AuditLog {
+  try {
+    return AuditLog.open(auditLogPath(stateDir ?? defaultServerStateDir()), { readonly: true });
+  } catch (err) {
+    fail(err instanceof ShellwireError ? err.message : String(err), 1);
+  }
+}
+
+function runVerify(stateDir: string | undefined): void {
+  const log = openLog(stateDir);
+  let result;
+  try {
+    result = log.verify();
+  } finally {
+    log.close();
+  }
+  if (result.ok) {
+    process.stdout.write(`audit log intact: ${result.rows} rows\n`);
+    return;
+  }
+  process.stdout.write(`audit log NOT intact: row ${result.rowId} ${result.problem}: ${result.message} (${result.rows} rows verified before it)\n`);
+  process.exitCode = 1;
+}
+
+function runQuery(flags: QueryFlags): void {
+  const now = new Date();
+  const filter: AuditQuery = {};
+  if (flags.user !== undefined) filter.user = flags.user;
+  if (flags.since !== undefined) filter.since = parseTimeFlag(flags.since, '--since', now);
+  if (flags.until !== undefined) filter.until = parseTimeFlag(flags.until, '--until', now);
+  if (flags.grep !== undefined) filter.grep = flags.grep;
+  if (flags.failed) filter.failed = true;
+  if (flags.exitCode !== undefined) filter.exitCode = integerFlag(flags.exitCode, '--exit-code', -Infinity);
+  if (flags.limit !== undefined) filter.limit = integerFlag(flags.limit, '--limit', 1);
+  if (flags.kind !== undefined) {
+    if (!(AUDIT_KINDS as readonly string[]).includes(flags.kind)) fail(`--kind takes one of ${AUDIT_KINDS.join(', ')}, got "${flags.kind}".`, 2);
+    filter.kind = flags.kind as AuditKind;
+  }
+  const log = openLog(flags.stateDir);
+  let rows: AuditRow[];
+  try {
+    rows = log.query(filter);
+  } finally {
+    log.close();
+  }
+  // `shellwire audit | head` closes the pipe early; that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  if (flags.json) {
+    process.stdout.write(rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
+  } else if (rows.length === 0) {
+    process.stderr.write('no matching audit events\n');
+  } else {
+    process.stdout.write(formatTable(rows));
+  }
+}
+
+const UNITS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
+
+/**
+ * `--since`/`--until`: an age before `now` (`90s`, `30m`, `1h`, `2d`, `1w`, `1.5h`) or an
+ * ISO 8601 date (`2025-01-31`, midnight UTC) or date-time (`2025-01-31T12:00`, local time
+ * unless it ends in `Z` or an offset).
+ */
+export function parseTimeArg(text: string, now: Date): Date | undefined {
+  const age = /^(\d+(?:\.\d+)?)\s*([smhdw])$/.exec(text.trim());
+  if (age) return new Date(now.getTime() - Number(age[1]) * UNITS[age[2] as keyof typeof UNITS]);
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim())) return undefined;
+  const date = new Date(text.trim().replace(' ', 'T'));
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+function parseTimeFlag(text: string, flag: string, now: Date): Date {
+  const date = parseTimeArg(text, now);
+  if (date === undefined) fail(`${flag} takes an ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (30m, 1h, 2d), got "${text}".`, 2);
+  return date;
+}
+
+function integerFlag(text: string, flag: string, min: number): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isSafeInteger(n) || n < min) {
+    fail(`${flag} takes ${min === 1 ? 'a positive whole number' : 'a whole number'}, got "${text}".`, 2);
+  }
+  return n;
+}
+
+const COLUMNS: Array<[string, (row: AuditRow) => string, 'left' | 'right']> = [
+  ['TIME (UTC)', (r) => r.time.toISOString().replace('T', ' ').slice(0, 19), 'left'],
+  ['USER', (r) => r.user ?? '-', 'left'],
+  ['OS USER', (r) => r.osUser ?? '-', 'left'],
+  ['ADDRESS', (r) => r.address ?? '-', 'left'],
+  ['KIND', (r) => r.kind, 'left'],
+  ['EXIT', (r) => r.signal ?? (r.exitCode === null ? '-' : String(r.exitCode)), 'right'],
+  ['DURATION', (r) => (r.durationMs === null ? '-' : formatDuration(r.durationMs)), 'right'],
+  ['IN', (r) => (r.bytesIn === null ? '-' : formatBytes(r.bytesIn)), 'right'],
+  ['OUT', (r) => (r.bytesOut === null ? '-' : formatBytes(r.bytesOut)), 'right'],
+  // Last, so a long command does not push the other columns around. Events without a
+  // command show their detail (a denial's rule, a failure's reason).
+  ['COMMAND / DETAIL', (r) => r.command ?? (r.detail === null ? '' : JSON.stringify(r.detail)), 'left'],
+];
+
+/** A fixed-width table; every cell is made safe for a terminal first (see `printable`). */
+export function formatTable(rows: AuditRow[]): string {
+  const cells = rows.map((row) => COLUMNS.map(([, get]) => printable(get(row))));
+  const widths = COLUMNS.map(([title], i) => Math.max(title.length, ...cells.map((line) => line[i]!.length)));
+  const render = (line: string[]) =>
+    line
+      .map((cell, i) => {
+        if (i === line.length - 1) return cell;
+        return COLUMNS[i]![2] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+      })
+      .join('  ')
+      .trimEnd();
+  return [render(COLUMNS.map(([title]) => title)), ...cells.map(render)].map((line) => `${line}\n`).join('');
+}
+
+/**
+ * Command text is whatever a client sent: escape control characters (C0, DEL, C1) so a
+ * command holding `\x1b]…` cannot rewrite the operator's terminal, and a newline cannot
+ * forge a table row.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    if (c === '\r') return '\\r';
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  });
+}
+
+function formatDuration(ms: number): string {
+  if (ms < 999.5) return `${Math.round(ms)}ms`;
+  if (ms < 59_950) return `${(ms / 1_000).toFixed(1)}s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1_000)).padStart(2, '0')}s`;
+  return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n}B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)}${units[unit]}`;
+}

@@ -1,0 +1,50 @@
+/** `shellwire hosts TARGETS`: what a target expression expands to, without connecting. */
+import type { Command } from 'commander';
+import { loadInventory } from '../fleet/inventory.js';
+import { resolveTargets } from '../fleet/targets.js';
+import { foldNames } from '../fleet/ranges.js';
+import { formatTarget } from '../client/target.js';
+import { ShellwireError } from '../errors.js';
+import { fail } from './common.js';
+
+interface HostsFlags {
+  inventory?: string;
+  json?: boolean;
+  fold?: boolean;
+}
+
+export function registerHosts(program: Command): void {
+  program
+    .command('hosts')
+    .description('list the hosts TARGETS expands to (default: all), without connecting')
+    .argument('[targets...]', '@group, label=value, names, ranges (web[01-12]), !exclusions, &intersections')
+    .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
+    .option('--json', 'one JSON object per host')
+    .option('--fold', 'print the folded node set only (web[01-12],db03)')
+    .action((targets: string[], flags: HostsFlags) => listHosts(targets, flags));
+}
+
+function listHosts(targets: string[], flags: HostsFlags): void {
+  let hosts;
+  try {
+    const inventory = loadInventory(flags.inventory);
+    hosts = targets.length === 0 ? inventory.hosts : resolveTargets(targets, inventory);
+  } catch (err) {
+    fail(err instanceof ShellwireError ? err.message : String(err), 2);
+  }
+  if (flags.fold) {
+    process.stdout.write(`${foldNames(hosts.map((h) => h.name))}\n`);
+  } else if (flags.json) {
+    process.stdout.write(hosts.map((h) => `${JSON.stringify(h)}\n`).join(''));
+  } else {
+    const rows = hosts.map((h) => [
+      h.name,
+      formatTarget({ host: h.address, port: h.port }),
+      h.groups.map((g) => `@${g}`).join(','),
+      Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(','),
+    ]);
+    const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
+    process.stdout.write(rows.map((r) => `${r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`).join(''));
+  }
+  process.stderr.write(`${hosts.length} host${hosts.length === 1 ? '' : 's'}\n`);
+}

@@ -1,0 +1,223 @@
+/**
+ * `shellwire run TARGETS -- COMMAND`: one command on many hosts (library: `runOn`).
+ * Output grouped by identical result (default), host-prefixed lines (`--stream`) or JSON
+ * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
+ * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
+ */
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
+import type { Command } from 'commander';
+import { loadInventory } from '../fleet/inventory.js';
+import { resolveTargets } from '../fleet/targets.js';
+import { foldNames } from '../fleet/ranges.js';
+import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
+import type { FleetSummary } from '../fleet/results.js';
+import { formatGrouped, formatSummary, JsonLines, LineSplitter, prefixLine, type Style } from '../fleet/format.js';
+import { StatusLine } from '../fleet/status-line.js';
+import { fail } from './common.js';
+import { ShellwireError } from '../errors.js';
+
+/** Above this many hosts a TTY user is asked to confirm (unless --yes). */
+export const CONFIRM_ABOVE_HOSTS = 50;
+/** Exit status when the run was canceled with Ctrl-C (as a shell reports SIGINT). */
+export const EXIT_CANCELED = 130;
+
+interface RunFlags {
+  inventory?: string;
+  fanout: string;
+  timeout?: string;
+  connectTimeout: string;
+  connectRate: string;
+  keepalive: string;
+  stream?: boolean;
+  json?: boolean;
+  failFast?: boolean;
+  maxFailures?: string;
+  batch?: string;
+  canary?: boolean;
+  yes?: boolean;
+  tokenFile?: string;
+  acceptNewHost?: boolean;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('run COMMAND on every host TARGETS names (@group, label=value, names, ranges, !exclusions)')
+    .usage('[options] TARGETS... -- COMMAND...')
+    .argument('<words...>', 'target expressions, then -- and the command')
+    .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
+    .option('--fanout <n>', 'hosts connecting or running at once', String(DEFAULT_FANOUT))
+    .option('--timeout <seconds>', 'per-host command timeout: the remote process group is killed')
+    .option('--connect-timeout <seconds>', 'give up on a host that does not connect within this time', '10')
+    .option('--connect-rate <n>', 'at most N new connections per second (0: no limit)', '2000')
+    .option('--keepalive <seconds>', 'ping interval; a host silent for 3 intervals is reported lost', '5')
+    .option('--stream', 'print lines as they arrive, each prefixed with its host')
+    .option('--json', 'JSON Lines on stdout: output chunks, one result per host, a summary')
+    .option('--fail-fast', 'start no more hosts after the first failure')
+    .option('--max-failures <n>', 'start no more hosts after N failures')
+    .option('--batch <n>', 'rolling batches of N hosts; a batch starts when the previous one finished')
+    .option('--canary', 'run the first host alone first; stop if it fails')
+    .option('-y, --yes', `do not ask for confirmation when targeting more than ${CONFIRM_ABOVE_HOSTS} hosts`)
+    .option('--token-file <file>', 'token for hosts whose inventory entry has no token-file (else $SHELLWIRE_TOKEN)')
+    .option('--accept-new-host', 'trust and remember hosts not yet in known_hosts (changed keys are still refused)')
+    .action(async (words: string[], flags: RunFlags) => runCommand(words, flags));
+}
+
+function splitWords(words: string[]): { targets: string[]; command: string } {
+  // Commander drops "--"; what follows it in argv is the command.
+  const dash = process.argv.indexOf('--');
+  const after = dash >= 0 ? process.argv.length - dash - 1 : 0;
+  if (after > 0) return { targets: words.slice(0, words.length - after), command: words.slice(words.length - after).join(' ') };
+  return { targets: words.slice(0, 1), command: words.slice(1).join(' ') };
+}
+
+function number(text: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) fail(`${flag} takes ${integer ? 'a whole number' : 'a number'} ≥ ${min}, got "${text}".`, 2);
+  return n;
+}
+
+async function runCommand(words: string[], flags: RunFlags): Promise<void> {
+  const { targets, command } = splitWords(words);
+  if (targets.length === 0 || command.trim() === '') fail('usage: shellwire run [options] TARGETS... -- COMMAND...', 2);
+  if (flags.stream && flags.json) fail('--stream and --json do not go together.', 2);
+  let hosts;
+  try {
+    hosts = resolveTargets(targets, loadInventory(flags.inventory));
+  } catch (err) {
+    fail(err instanceof ShellwireError ? err.message : String(err), 2);
+  }
+  if (hosts.length === 0) fail(`"${targets.join(' ')}" matches no hosts.`, 2);
+  const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  if (hosts.length > CONFIRM_ABOVE_HOSTS && interactive && !flags.yes) {
+    const ok = await confirm(`Run "${command}" on ${hosts.length} hosts (${abbreviate(foldNames(hosts.map((h) => h.name)))})? [y/N] `);
+    if (!ok) fail('not confirmed; nothing was run.', 1);
+  }
+  const timeout = number(flags.timeout, '--timeout', { min: 0.001 });
+  const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
+  const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
+  const run = runOn(hosts, command, {
+    fanout: number(flags.fanout, '--fanout', { integer: true, min: 1 })!,
+    connectTimeoutMs: number(flags.connectTimeout, '--connect-timeout', { min: 0.001 })! * 1000,
+    connectRate: number(flags.connectRate, '--connect-rate')!,
+    ...(timeout !== undefined ? { timeoutMs: Math.round(timeout * 1000) } : {}),
+    ...(flags.failFast ? { failFast: true } : {}),
+    ...(flags.maxFailures !== undefined ? { maxFailures: number(flags.maxFailures, '--max-failures', { integer: true, min: 1 })! } : {}),
+    ...(flags.batch !== undefined ? { batchSize: number(flags.batch, '--batch', { integer: true, min: 1 })! } : {}),
+    ...(flags.canary ? { canary: true } : {}),
+    outputEvents: Boolean(flags.stream || flags.json),
+    // Grouped output keeps results; streamed output is printed, not kept.
+    maxOutput: flags.stream ? 0 : 1024 * 1024,
+    connect: {
+      hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
+      keepaliveMs: number(flags.keepalive, '--keepalive', { min: 0.05 })! * 1000,
+      ...(flags.tokenFile ? { tokenFile: flags.tokenFile } : {}),
+    },
+  });
+  const status = process.stderr.isTTY && !flags.json ? new StatusLine(run, errStyle) : null;
+  installInterrupts(run, status);
+  let summary: FleetSummary | null = null;
+  try {
+    if (flags.json) summary = await printJson(run);
+    else if (flags.stream) summary = await printStream(run, hosts.map((h) => h.name), style, status);
+    else {
+      status?.start();
+      summary = await run.result();
+      status?.stop();
+      await write(process.stdout, formatGrouped(summary, style));
+    }
+  } finally {
+    status?.stop();
+  }
+  process.stderr.write(formatSummary(summary, errStyle));
+  process.exit(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
+}
+
+async function printJson(run: FleetRun): Promise<FleetSummary> {
+  const json = new JsonLines();
+  let summary: FleetSummary | null = null;
+  for await (const event of run) {
+    if (event.type === 'summary') summary = event.summary;
+    const line = json.line(event);
+    if (line !== null) await write(process.stdout, line);
+  }
+  return summary!;
+}
+
+async function printStream(run: FleetRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
+  const splitter = new LineSplitter();
+  const width = Math.min(40, Math.max(...names.map((n) => n.length)));
+  let summary: FleetSummary | null = null;
+  status?.start();
+  for await (const event of run) {
+    let text = '';
+    if (event.type === 'output') {
+      for (const line of splitter.push(event.host, event.stream, event.data)) text += prefixLine(event.host, event.stream, line, width, style);
+    } else if (event.type === 'result') {
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const rest = splitter.flush(event.host, stream);
+        if (rest !== null) text += prefixLine(event.host, stream, rest, width, style);
+      }
+      const r = event.result;
+      if (r.status !== 'ok' && r.status !== 'skipped') {
+        const what = r.status === 'failed' ? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`) : `${r.status}: ${r.error?.message ?? ''}`;
+        text += prefixLine(event.host, 'stderr', `[${what}]`, width, style);
+      }
+    } else if (event.type === 'summary') summary = event.summary;
+    if (text !== '') {
+      status?.clear();
+      await write(process.stdout, text);
+      status?.render();
+    }
+  }
+  status?.stop();
+  return summary!;
+}
+
+/** Write, honouring backpressure (a slow terminal pauses the hosts, not our memory). */
+async function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  if (!stream.write(text)) await once(stream, 'drain');
+}
+
+function installInterrupts(run: FleetRun, status: StatusLine | null): void {
+  let interrupts = 0;
+  const onInterrupt = () => {
+    interrupts++;
+    status?.clear();
+    if (interrupts === 1) {
+      const running = run.running();
+      const list = running.slice(0, 20).map((r) => `${r.host} (${(r.elapsedMs / 1000).toFixed(1)} s${r.phase === 'connecting' ? ', connecting' : ''})`);
+      const more = running.length > 20 ? `, and ${running.length - 20} more` : '';
+      const { ok, failed, queued } = run.counts();
+      process.stderr.write(
+        `\nshellwire: ${running.length} host(s) still running: ${list.join(', ') || 'none'}${more}. ` +
+          `${ok} done, ${failed} failed, ${queued} queued. Press Ctrl-C again to cancel them all.\n`,
+      );
+    } else if (interrupts === 2) {
+      process.stderr.write('shellwire: canceling: remote commands are being killed…\n');
+      run.cancel();
+    } else {
+      process.exit(EXIT_CANCELED);
+    }
+    status?.render();
+  };
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', () => run.cancel());
+  process.on('SIGHUP', () => run.cancel());
+}
+
+function confirm(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  return new Promise((resolve) => {
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(/^y(es)?$/i.test(answer.trim()));
+    });
+  });
+}
+
+function abbreviate(text: string, max = 80): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}

@@ -1,0 +1,178 @@
+/**
+ * `shellwire keygen`, `user add|list|remove|passwd`, `key add`, `token create|revoke`:
+ * manage users.yaml without hand-editing; the running daemon reloads by itself (SIGHUP).
+ */
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { hostname, userInfo } from 'node:os';
+import type { Command } from 'commander';
+import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
+import { generateKeyPair } from '../auth/ssh-key.js';
+import { hashPassword } from '../auth/password.js';
+import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
+import { addKey, addUser, createToken, parseExpiry, removeUser, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
+import { fail } from './common.js';
+import { readSecretLine } from './prompt.js';
+
+interface StateFlags {
+  stateDir?: string;
+}
+
+const stateDirOption = ['--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)'] as const;
+
+function stateDirOf(flags: StateFlags): string {
+  return flags.stateDir ?? defaultServerStateDir();
+}
+
+/** Run an edit; report errors as one clear message; tell the daemon to reload. */
+function edit(flags: StateFlags, what: string, change: (stateDir: string) => UsersConfig | void): void {
+  const stateDir = stateDirOf(flags);
+  try {
+    change(stateDir);
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  const reloaded = signalDaemonReload(stateDir);
+  process.stderr.write(`${what}${reloaded ? '; the running daemon reloaded its users' : ' (no running daemon found; it takes effect at its next start)'}\n`);
+}
+
+function readPublicKeyFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    fail(`Cannot read public key ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, 1);
+  }
+}
+
+export function registerUsers(program: Command): void {
+  program
+    .command('keygen')
+    .description('make an Ed25519 key pair in OpenSSH format (default $SHELLWIRE_HOME/id_ed25519)')
+    .option('-f, --file <path>', 'private key file (the public key goes to FILE.pub)')
+    .option('-C, --comment <text>', 'comment stored in the key', `${userInfo().username}@${hostname()}`)
+    .option('--force', 'overwrite an existing key')
+    .action((flags: { file?: string; comment: string; force?: boolean }) => {
+      const file = flags.file ?? join(shellwireHome(), 'id_ed25519');
+      if (existsSync(file) && !flags.force) fail(`${file} already exists; pass --force to replace it (the old key stops working).`, 1);
+      const pair = generateKeyPair(flags.comment);
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      writeFileSync(file, pair.privateText, { mode: 0o600 });
+      writeFileSync(`${file}.pub`, pair.publicLine + '\n', { mode: 0o644 });
+      process.stdout.write(`Private key: ${file}\nPublic key:  ${file}.pub\nFingerprint: ${pair.fingerprint}\n` +
+        `Authorize it on a daemon host with: shellwire user add NAME --key ${file}.pub\n`);
+    });
+
+  const user = program.command('user').description('manage the daemon\'s users (users.yaml in its state dir)');
+  user
+    .command('add')
+    .description('add a user, optionally with keys and an OS account to run as')
+    .argument('<name>')
+    .option('--key <pubkeyfile>', 'authorize this OpenSSH public key (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--run-as <account>', 'OS account the user\'s commands run as (the daemon must be root)')
+    .option('--allow-root', 'allow --run-as root')
+    .option(...stateDirOption)
+    .action((name: string, flags: StateFlags & { key: string[]; runAs?: string; allowRoot?: boolean }) => {
+      const keys = flags.key.map(readPublicKeyFile);
+      edit(flags, `added user ${name}`, (dir) => addUser(dir, name, { keys, ...(flags.runAs ? { runAs: flags.runAs } : {}), ...(flags.allowRoot ? { allowRoot: true } : {}) }));
+    });
+  user
+    .command('remove')
+    .description('remove a user and all their keys and tokens')
+    .argument('<name>')
+    .option(...stateDirOption)
+    .action((name: string, flags: StateFlags) => edit(flags, `removed user ${name}`, (dir) => removeUser(dir, name)));
+  user
+    .command('passwd')
+    .description('set a user\'s password (password login must be on: settings.passwordLogin: true)')
+    .argument('<name>')
+    .option(...stateDirOption)
+    .action(async (name: string, flags: StateFlags) => {
+      const password = await readSecretLine(`New password for ${name}: `);
+      if (password.length < 8) fail('Passwords must have at least 8 characters.', 1);
+      const hash = await hashPassword(password);
+      edit(flags, `password set for ${name}`, (dir) => setPassword(dir, name, hash));
+    });
+  user
+    .command('list')
+    .description('list users: OS account, channels, keys, tokens')
+    .option('--json', 'JSON output')
+    .option(...stateDirOption)
+    .action((flags: StateFlags & { json?: boolean }) => {
+      let config: UsersConfig;
+      try {
+        config = loadUsersConfig(stateDirOf(flags));
+      } catch (err) {
+        fail((err as Error).message, 1);
+      }
+      const rows = [...config.users.values()].map((u) => ({
+        name: u.name,
+        runAs: u.account.name,
+        home: u.home,
+        channels: [...u.channels],
+        keys: u.keys.map((k) => `${k.fingerprint} ${k.comment}`.trim()),
+        tokens: u.tokens.map((t) => `${t.name}${t.expires ? ` (expires ${t.expires.toISOString()})` : ''}`),
+        password: u.passwordHash !== null,
+        commandRules: u.allow !== null || u.deny.length > 0,
+      }));
+      if (flags.json) {
+        for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
+        return;
+      }
+      if (rows.length === 0) {
+        process.stdout.write('No users yet (only the daemon token works). Add one with: shellwire user add NAME --key KEY.pub\n');
+        return;
+      }
+      for (const row of rows) {
+        process.stdout.write(`${row.name}  runs as ${row.runAs}  home ${row.home}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`);
+        for (const key of row.keys) process.stdout.write(`  key   ${key}\n`);
+        for (const token of row.tokens) process.stdout.write(`  token ${token}\n`);
+      }
+    });
+
+  program
+    .command('key')
+    .description('manage a user\'s keys')
+    .command('add')
+    .description('authorize an OpenSSH public key (ssh-ed25519) for a user')
+    .argument('<user>')
+    .argument('<pubkeyfile>')
+    .option(...stateDirOption)
+    .action((name: string, file: string, flags: StateFlags) => {
+      const line = readPublicKeyFile(file);
+      edit(flags, `authorized key for ${name}`, (dir) => addKey(dir, name, line));
+    });
+
+  const token = program.command('token').description('manage access tokens for automation');
+  token
+    .command('create')
+    .description('make a token that acts as USER; it is printed once (only its hash is stored)')
+    .requiredOption('--user <name>', 'the user the token acts as')
+    .option('--name <name>', 'a name to revoke it by (default token-N)')
+    .option('--expires <when>', 'duration (30d, 12h, 90m) or ISO date')
+    .option(...stateDirOption)
+    .action((flags: StateFlags & { user: string; name?: string; expires?: string }) => {
+      let made: { token: string; name: string } | undefined;
+      const expires = flags.expires ? safeExpiry(flags.expires) : undefined;
+      edit(flags, `created token`, (dir) => {
+        made = createToken(dir, flags.user, { ...(flags.name ? { name: flags.name } : {}), ...(expires ? { expires } : {}) });
+        return undefined;
+      });
+      process.stderr.write(`token "${made!.name}" for ${flags.user}${expires ? `, expires ${expires.toISOString()}` : ''}; store it now, it is not shown again:\n`);
+      process.stdout.write(made!.token + '\n');
+    });
+  token
+    .command('revoke')
+    .description('revoke a user\'s token by name; connections that used it stay open until they close')
+    .requiredOption('--user <name>')
+    .argument('<tokenname>')
+    .option(...stateDirOption)
+    .action((name: string, flags: StateFlags & { user: string }) => edit(flags, `revoked token ${name} of ${flags.user}`, (dir) => revokeToken(dir, flags.user, name)));
+}
+
+function safeExpiry(text: string): Date {
+  try {
+    return parseExpiry(text);
+  } catch (err) {
+    fail((err as Error).message, 2);
+  }
+}

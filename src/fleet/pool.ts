@@ -1,0 +1,138 @@
+/**
+ * One connection per host, opened on first use and reused for every later command (a
+ * `ConnectionPool` outlives a run when the caller passes it in), and a token bucket that
+ * spreads connection starts so a thousand TLS handshakes do not land in the same
+ * millisecond (SYN backlog, the daemons' handshake CPU, our own event loop).
+ */
+import { connect, type ConnectOptions } from '../client/connect.js';
+import type { Connection } from '../client/connection.js';
+import { formatTarget } from '../client/target.js';
+import { ErrorCode, ShellwireError } from '../errors.js';
+import type { FleetHost } from './inventory.js';
+
+/** Connection starts per second when spreading (`connectRate`). */
+export const DEFAULT_CONNECT_RATE = 2_000;
+/** A host that answers "too many connections" is retried this many times, with backoff. */
+export const CONNECT_RETRIES = 2;
+const RETRY_BASE_MS = 100;
+
+export interface PoolOptions {
+  /** Base options for `connect()`: token, tokenFile, home, hostKeyPolicy, env, keepaliveMs… */
+  connect?: ConnectOptions;
+  connectTimeoutMs?: number;
+}
+
+export class ConnectionPool {
+  #options: PoolOptions;
+  #connections = new Map<string, Promise<Connection>>();
+
+  constructor(options: PoolOptions = {}) {
+    this.#options = options;
+  }
+
+  /** True when an open (or opening) connection to `host` exists. */
+  has(host: FleetHost): boolean {
+    return this.#connections.has(poolKey(host));
+  }
+
+  /** The connection to `host`: the open one, or a new one. */
+  get(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
+    const key = poolKey(host);
+    const existing = this.#connections.get(key);
+    if (existing) return existing;
+    const opening = this.#open(host, signal);
+    this.#connections.set(key, opening);
+    opening.then(
+      (conn) => conn.once('close', () => {
+        if (this.#connections.get(key) === opening) this.#connections.delete(key);
+      }),
+      () => {
+        if (this.#connections.get(key) === opening) this.#connections.delete(key);
+      },
+    );
+    return opening;
+  }
+
+  /** Drop the host's connection at once (its commands are killed by the daemon). */
+  destroy(host: FleetHost): void {
+    const key = poolKey(host);
+    const opening = this.#connections.get(key);
+    this.#connections.delete(key);
+    opening?.then((conn) => conn.conn.destroy(), () => {});
+  }
+
+  get size(): number {
+    return this.#connections.size;
+  }
+
+  /** Close every connection (running commands are killed by their daemons). */
+  async close(): Promise<void> {
+    const all = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(all.map((p) => p.then((conn) => conn.close(), () => {})));
+  }
+
+  async #open(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
+    const base = this.#options.connect ?? {};
+    const options: ConnectOptions = { ...base };
+    if (host.tokenFile !== undefined) {
+      options.tokenFile = host.tokenFile;
+      delete options.token;
+    }
+    if (this.#options.connectTimeoutMs !== undefined) options.connectTimeoutMs = this.#options.connectTimeoutMs;
+    if (signal) options.signal = signal;
+    const target = host.user === undefined ? { host: host.address, port: host.port } : { user: host.user, host: host.address, port: host.port };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await connect(target, options);
+      } catch (err) {
+        // A daemon at its connection limit asks us to come back later; others are final.
+        const busy = err instanceof ShellwireError && err.code === ErrorCode.TOO_MANY_CONNECTIONS;
+        if (!busy || attempt >= CONNECT_RETRIES || signal?.aborted) throw err;
+        await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** attempt * (0.5 + Math.random())));
+      }
+    }
+  }
+}
+
+function poolKey(host: FleetHost): string {
+  return `${host.user ?? ''}@${formatTarget({ host: host.address, port: host.port })}`;
+}
+
+/**
+ * Token bucket: `wait()` resolves when the caller may start one more connection. `burst`
+ * starts go at once, then `ratePerSecond`. Waiters are served in order.
+ */
+export class StartSpreader {
+  #rate: number;
+  #burst: number;
+  #tokens: number;
+  #last = performance.now();
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(ratePerSecond: number, burst: number) {
+    this.#rate = ratePerSecond;
+    this.#burst = Math.max(1, burst);
+    this.#tokens = this.#burst;
+  }
+
+  wait(): Promise<void> {
+    if (!Number.isFinite(this.#rate) || this.#rate <= 0) return Promise.resolve();
+    const turn = this.#tail.then(() => this.#take());
+    this.#tail = turn;
+    return turn;
+  }
+
+  async #take(): Promise<void> {
+    for (;;) {
+      const now = performance.now();
+      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+      this.#last = now;
+      if (this.#tokens >= 1) {
+        this.#tokens -= 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, ((1 - this.#tokens) * 1000) / this.#rate)));
+    }
+  }
+}

@@ -1,0 +1,94 @@
+/** What a fan-out run reports: per-host results, events, the summary, and how errors map to them. */
+import type { ExitInfo } from '../client/remote-process.js';
+import { AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError } from '../errors.js';
+
+/**
+ * How one host ended. `ok` is the only success. Connection-side: `unreachable` (no TCP/TLS
+ * or handshake), `host-key` (unknown or changed fingerprint), `auth` (token refused),
+ * `lost` (the connection died while the command ran). Command-side: `failed` (non-zero
+ * exit or signal), `timed-out`, `error` (the daemon refused to run it). `canceled` and
+ * `skipped` (not started because of --fail-fast, --max-failures or a failed canary).
+ */
+export type HostStatus = 'ok' | 'failed' | 'timed-out' | 'error' | 'unreachable' | 'host-key' | 'auth' | 'lost' | 'canceled' | 'skipped';
+
+/** One host's outcome; also the JSON Lines `result` object. */
+export interface HostResult {
+  host: string;
+  /** `address:port` connected to. */
+  address: string;
+  status: HostStatus;
+  exitCode: number | null;
+  signal: string | null;
+  /** From the start of connecting (or reusing the connection) to the end. */
+  durationMs: number;
+  /** Output kept (up to `maxOutput` bytes per stream), UTF-8. */
+  stdout: string;
+  stderr: string;
+  /** More output arrived than was kept. */
+  truncated: boolean;
+  /** Why the host did not succeed, when it was not simply a non-zero exit. */
+  error: { code: string; message: string } | null;
+  /** Batch index (0 without batches; the canary is batch 0). */
+  batch: number;
+}
+
+export interface FleetSummary {
+  command: string;
+  total: number;
+  ok: number;
+  /** failed + timed-out + error */
+  failed: number;
+  /** unreachable + host-key + auth + lost */
+  unreachable: number;
+  canceled: number;
+  skipped: number;
+  durationMs: number;
+  /** Every host ran and succeeded. */
+  success: boolean;
+  /** Why hosts were left unstarted, if they were. */
+  stoppedBy: null | 'fail-fast' | 'max-failures' | 'canary' | 'canceled';
+  /** In target order. */
+  results: HostResult[];
+}
+
+export type FleetEvent =
+  | { type: 'batch'; batch: number; hosts: string[] }
+  | { type: 'start'; host: string }
+  | { type: 'output'; host: string; stream: 'stdout' | 'stderr'; data: Buffer }
+  | { type: 'result'; host: string; result: HostResult }
+  | { type: 'summary'; summary: FleetSummary };
+
+export function isFailure(status: HostStatus): boolean {
+  return status !== 'ok' && status !== 'skipped' && status !== 'canceled';
+}
+
+export function classifyConnectError(err: unknown): HostStatus {
+  if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) return 'host-key';
+  if (err instanceof AuthenticationError) return 'auth';
+  if (err instanceof ConnectionError || err instanceof ProtocolError || err instanceof HostVerificationError) return 'unreachable';
+  return 'error';
+}
+
+export function resultFromExit(
+  result: HostResult,
+  exit: ExitInfo,
+  stdout: { text(): string; truncated: boolean },
+  stderr: { text(): string; truncated: boolean },
+  timeoutMs: number | undefined,
+): HostResult {
+  result.exitCode = exit.exitCode;
+  result.signal = exit.signal;
+  result.stdout = stdout.text();
+  result.stderr = stderr.text();
+  result.truncated = stdout.truncated || stderr.truncated;
+  if (exit.timedOut) {
+    result.status = 'timed-out';
+    result.error = { code: ErrorCode.COMMAND_TIMED_OUT, message: `timed out after ${(timeoutMs ?? 0) / 1000} s; its processes were killed` };
+  } else if (exit.canceled) {
+    result.status = 'canceled';
+    result.error = { code: ErrorCode.COMMAND_CANCELED, message: 'canceled; its processes were killed' };
+  } else if (exit.signal !== null || exit.exitCode !== 0) {
+    result.status = 'failed';
+  }
+  return result;
+}

@@ -1,0 +1,426 @@
+/**
+ * `runOn(targets, command, options)`: one command on many hosts. Connections are opened
+ * with a concurrency limit (`fanout`) and spread over time, reused per host, and every host
+ * ends in exactly one `result` event — ok, failed, timed out, unreachable, refused key,
+ * lost mid-run, canceled or skipped — followed by one `summary`. Nothing a single host does
+ * (hang, vanish, flood output) can stop the run from ending: commands carry a server-side
+ * timeout and the client drops a host that stays silent past it, and output is paused, not
+ * buffered, while the consumer is slow.
+ *
+ *   for await (const event of runOn('@web', 'uptime', { timeoutMs: 10_000 })) …
+ *   const summary = await runOn(['db[01-03]'], 'true').result();
+ */
+import type { Readable } from 'node:stream';
+import type { Connection } from '../client/connection.js';
+import type { RemoteProcess } from '../client/remote-process.js';
+import { ConnectionError, ErrorCode, ProtocolError, ShellwireError } from '../errors.js';
+import type { FleetHost, Inventory } from './inventory.js';
+import { formatTarget } from '../client/target.js';
+import { loadInventory } from './inventory.js';
+import { resolveTargets } from './targets.js';
+import { ConnectionPool, DEFAULT_CONNECT_RATE, StartSpreader, type PoolOptions } from './pool.js';
+import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
+import { planBatches } from './batches.js';
+import {
+  classifyConnectError, isFailure, resultFromExit, type FleetEvent, type FleetSummary, type HostResult, type HostStatus,
+} from './results.js';
+
+export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './results.js';
+
+/** Hosts connected and running at once unless `fanout` says otherwise (clush's default). */
+export const DEFAULT_FANOUT = 64;
+/** Output kept per host and stream for `result.stdout`/`stderr`; the rest is counted, not kept. */
+export const DEFAULT_MAX_OUTPUT = 1024 * 1024;
+/** How long past `timeoutMs` a host may stay silent (the daemon reports its kill) before we drop it. */
+export const TIMEOUT_GRACE_MS = 5_000;
+/** After `cancel()`, how long a daemon has to confirm before its connection is dropped. */
+export const CANCEL_GRACE_MS = 3_000;
+
+export interface RunOnOptions extends PoolOptions {
+  /** Hosts connecting or running at once. Default 64. */
+  fanout?: number;
+  /** Per-host command timeout (ms): the daemon kills the command's process group. */
+  timeoutMs?: number;
+  /** Connection starts per second (a token bucket with `fanout` burst). Default 2,000; 0 = no limit. */
+  connectRate?: number;
+  /** Stop starting hosts after the first failure (running hosts finish). */
+  failFast?: boolean;
+  /** Stop starting hosts once this many failed (running hosts finish). */
+  maxFailures?: number;
+  /** Rolling batches of this many hosts: a batch starts when the previous one has finished. */
+  batchSize?: number;
+  /** Run the first host alone first; if it fails, nothing else runs. */
+  canary?: boolean;
+  /** Bytes kept per host and stream in the result (0: keep none). Default 1 MiB. */
+  maxOutput?: number;
+  /** Emit `output` events (default true). Without them, only results carry output. */
+  outputEvents?: boolean;
+  /** Reuse these connections (and leave them open); default: a pool for this run only. */
+  pool?: ConnectionPool;
+  /** Resolve string targets against this inventory (default: `$SHELLWIRE_HOME/inventory.yaml`). */
+  inventory?: Inventory;
+  /** Remote environment additions and working directory. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Aborting cancels the run, as `cancel()`. */
+  signal?: AbortSignal;
+  /** Output bytes queued for a slow consumer before hosts are paused. Default 4 MiB. */
+  queueHighWaterMark?: number;
+}
+
+interface RunningHost {
+  host: FleetHost;
+  phase: 'connecting' | 'running';
+  startedAt: number;
+  abort: AbortController;
+  proc: RemoteProcess | null;
+}
+
+/** A run in progress: iterate it for events, or await `result()`. */
+export class FleetRun implements AsyncIterable<FleetEvent> {
+  readonly hosts: readonly FleetHost[];
+  readonly command: string;
+  #options: RunOnOptions;
+  #pool: ConnectionPool;
+  #ownPool: boolean;
+  #spreader: StartSpreader;
+  #queue: EventQueue<FleetEvent>;
+  #paused = new Set<Readable>();
+  #running = new Map<string, RunningHost>();
+  #results = new Map<string, HostResult>();
+  #failures = 0;
+  #stopReason: FleetSummary['stoppedBy'] = null;
+  #canceled = false;
+  #started = false;
+  #iterated = false;
+  #startedAt = 0;
+  #summary: Promise<FleetSummary>;
+  #resolveSummary!: (summary: FleetSummary) => void;
+
+  constructor(hosts: readonly FleetHost[], command: string, options: RunOnOptions = {}) {
+    this.hosts = hosts;
+    this.command = command;
+    this.#options = options;
+    this.#ownPool = options.pool === undefined;
+    this.#pool = options.pool ?? new ConnectionPool(options);
+    const fanout = this.#fanout;
+    this.#spreader = new StartSpreader(options.connectRate ?? DEFAULT_CONNECT_RATE, fanout);
+    this.#queue = new EventQueue(options.queueHighWaterMark ?? DEFAULT_QUEUE_HIGH_WATER_MARK, () => this.#queueOnDrain());
+    this.#summary = new Promise((resolve) => (this.#resolveSummary = resolve));
+    options.signal?.addEventListener('abort', () => this.cancel(), { once: true });
+  }
+
+  get #fanout(): number {
+    return Math.max(1, Math.floor(this.#options.fanout ?? DEFAULT_FANOUT));
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<FleetEvent> {
+    if (this.#iterated) throw new Error('A FleetRun can be iterated once.');
+    this.#iterated = true;
+    this.#start();
+    return this.#queue.drain();
+  }
+
+  /** The summary; if nobody iterates the events, they are consumed (and dropped) here. */
+  result(): Promise<FleetSummary> {
+    if (!this.#iterated) {
+      void (async () => {
+        for await (const _event of this) {
+          // dropped: the caller wants the summary only
+        }
+      })();
+    }
+    return this.#summary;
+  }
+
+  /** Hosts connecting or running now, longest-running first. */
+  running(): Array<{ host: string; phase: 'connecting' | 'running'; elapsedMs: number }> {
+    const now = performance.now();
+    return [...this.#running.values()]
+      .map((r) => ({ host: r.host.name, phase: r.phase, elapsedMs: now - r.startedAt }))
+      .sort((a, b) => b.elapsedMs - a.elapsedMs);
+  }
+
+  /** Progress for a status line. */
+  counts(): { total: number; ok: number; failed: number; running: number; queued: number } {
+    let ok = 0;
+    let failed = 0;
+    for (const r of this.#results.values()) {
+      if (r.status === 'ok') ok++;
+      else failed++;
+    }
+    const running = this.#running.size;
+    return { total: this.hosts.length, ok, failed, running, queued: this.hosts.length - ok - failed - running };
+  }
+
+  /** Send a signal to every running command's process group (SIGINT is Ctrl-C). */
+  signalAll(signal: NodeJS.Signals = 'SIGINT'): void {
+    for (const r of this.#running.values()) r.proc?.kill(signal);
+  }
+
+  /**
+   * Cancel: queued hosts do not start, connecting ones are aborted, running commands are
+   * closed (the daemon kills their groups: SIGTERM, then SIGKILL). A daemon that does not
+   * confirm within `CANCEL_GRACE_MS` has its connection dropped.
+   */
+  cancel(): void {
+    if (this.#canceled) return;
+    this.#canceled = true;
+    this.#stopReason ??= 'canceled';
+    for (const r of this.#running.values()) {
+      if (r.proc) r.proc.close();
+      else r.abort.abort();
+    }
+    const timer = setTimeout(() => {
+      for (const r of this.#running.values()) this.#pool.destroy(r.host);
+    }, CANCEL_GRACE_MS);
+    timer.unref();
+  }
+
+  #start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#startedAt = performance.now();
+    this.#main().catch((err: unknown) => {
+      // A bug here must still end the iteration rather than hang the caller.
+      this.#queue.push({ type: 'summary', summary: this.#makeSummary() });
+      this.#queue.end();
+      this.#resolveSummary(this.#makeSummary());
+      process.emitWarning(`shellwire fleet: internal error: ${(err as Error).stack ?? err}`);
+    });
+  }
+
+  async #main(): Promise<void> {
+    const batches = planBatches(this.hosts, this.#options.batchSize, this.#options.canary);
+    for (let b = 0; b < batches.length; b++) {
+      const batch = batches[b]!;
+      if (this.#stopReason === null && batches.length > 1) this.#queue.push({ type: 'batch', batch: b, hosts: batch.map((h) => h.name) });
+      await this.#runBatch(batch, b);
+      if (b === 0 && this.#options.canary && this.#failures > 0) this.#stopReason ??= 'canary';
+    }
+    if (this.#ownPool) await this.#pool.close();
+    const summary = this.#makeSummary();
+    this.#queue.push({ type: 'summary', summary });
+    this.#queue.end();
+    this.#resolveSummary(summary);
+  }
+
+  async #runBatch(batch: readonly FleetHost[], b: number): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < batch.length) {
+        const host = batch[next++]!;
+        if (this.#stopReason !== null) this.#record(this.#notRun(host, b));
+        else await this.#runHost(host, b);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#fanout, batch.length) }, worker));
+  }
+
+  async #runHost(host: FleetHost, batch: number): Promise<void> {
+    const state: RunningHost = { host, phase: 'connecting', startedAt: performance.now(), abort: new AbortController(), proc: null };
+    this.#running.set(host.name, state);
+    this.#queue.push({ type: 'start', host: host.name });
+    let result: HostResult;
+    try {
+      if (!this.#pool.has(host)) await this.#spreader.wait();
+      if (this.#canceled) throw canceledError(host);
+      let conn: Connection | null = null;
+      let connectError: unknown = null;
+      try {
+        conn = await this.#pool.get(host, state.abort.signal);
+      } catch (err) {
+        connectError = err;
+      }
+      if (this.#canceled) throw canceledError(host);
+      if (conn === null) result = this.#base(host, batch, state, classifyConnectError(connectError), connectError);
+      else {
+        state.phase = 'running';
+        result = await this.#runCommand(conn, host, batch, state);
+      }
+    } catch (err) {
+      const status: HostStatus = this.#canceled ? 'canceled' : err instanceof ConnectionError || err instanceof ProtocolError ? 'lost' : 'error';
+      result = this.#base(host, batch, state, status, err);
+    } finally {
+      this.#running.delete(host.name);
+    }
+    this.#record(result);
+  }
+
+  async #runCommand(conn: Connection, host: FleetHost, batch: number, state: RunningHost): Promise<HostResult> {
+    const { timeoutMs, env, cwd } = this.#options;
+    const proc = conn.spawn(this.command, {
+      ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
+      ...(env ? { env } : {}),
+      ...(cwd !== undefined ? { cwd } : {}),
+    });
+    state.proc = proc;
+    proc.stdin.end();
+    const maxOutput = this.#options.maxOutput ?? DEFAULT_MAX_OUTPUT;
+    const stdout = new OutputBuffer(maxOutput);
+    const stderr = new OutputBuffer(maxOutput);
+    let guardFired = false;
+    // The daemon enforces the timeout; this guard is for a daemon we can no longer hear.
+    const guard = timeoutMs === undefined ? null : setTimeout(() => {
+      guardFired = true;
+      this.#pool.destroy(host);
+    }, timeoutMs + TIMEOUT_GRACE_MS);
+    try {
+      const [exit] = await Promise.all([
+        proc.exited,
+        this.#consume(proc.stdout, host.name, 'stdout', stdout),
+        this.#consume(proc.stderr, host.name, 'stderr', stderr),
+      ]);
+      const result = this.#base(host, batch, state, 'ok', null);
+      return resultFromExit(result, exit, stdout, stderr, timeoutMs);
+    } catch (err) {
+      const result = this.#base(host, batch, state, this.#canceled ? 'canceled' : guardFired ? 'timed-out' : 'lost', err);
+      if (guardFired && !this.#canceled) {
+        result.error = {
+          code: ErrorCode.COMMAND_TIMED_OUT,
+          message: `${host.name} did not report within ${Math.round((timeoutMs! + TIMEOUT_GRACE_MS) / 1000)} s (timeout ${timeoutMs! / 1000} s); dropped its connection — is the host or network down?`,
+        };
+      }
+      result.stdout = stdout.text();
+      result.stderr = stderr.text();
+      result.truncated = stdout.truncated || stderr.truncated;
+      return result;
+    } finally {
+      if (guard) clearTimeout(guard);
+    }
+  }
+
+  #consume(stream: Readable, host: string, name: 'stdout' | 'stderr', buffer: OutputBuffer): Promise<void> {
+    const events = this.#options.outputEvents !== false;
+    return new Promise<void>((resolve) => {
+      stream.on('data', (chunk: Buffer) => {
+        buffer.add(chunk);
+        if (!events) return;
+        this.#queue.push({ type: 'output', host, stream: name, data: chunk }, chunk.length);
+        if (this.#queue.congested) {
+          stream.pause();
+          this.#paused.add(stream);
+        }
+      });
+      stream.on('error', () => {}); // the reason arrives through `exited`
+      stream.on('close', () => {
+        this.#paused.delete(stream);
+        resolve();
+      });
+    });
+  }
+
+  #queueOnDrain(): void {
+    const paused = [...this.#paused];
+    this.#paused.clear();
+    for (const stream of paused) stream.resume();
+  }
+
+  #record(result: HostResult): void {
+    this.#results.set(result.host, result);
+    if (isFailure(result.status)) {
+      this.#failures++;
+      const max = this.#options.failFast ? 1 : this.#options.maxFailures;
+      if (max !== undefined && this.#failures >= max && this.#stopReason === null) this.#stopReason = this.#options.failFast ? 'fail-fast' : 'max-failures';
+    }
+    this.#queue.push({ type: 'result', host: result.host, result });
+  }
+
+  #base(host: FleetHost, batch: number, state: RunningHost, status: HostStatus, err: unknown): HostResult {
+    return {
+      host: host.name,
+      address: formatTarget({ host: host.address, port: host.port }),
+      status,
+      exitCode: null,
+      signal: null,
+      durationMs: Math.round(performance.now() - state.startedAt),
+      stdout: '',
+      stderr: '',
+      truncated: false,
+      error: err === null || err === undefined ? null : errorInfo(err),
+      batch,
+    };
+  }
+
+  #notRun(host: FleetHost, batch: number): HostResult {
+    const why: Record<NonNullable<FleetSummary['stoppedBy']>, string> = {
+      canceled: 'not run: the run was canceled',
+      'fail-fast': 'not run: --fail-fast stopped the run after a failure',
+      'max-failures': `not run: ${this.#options.maxFailures} hosts had failed (--max-failures)`,
+      canary: 'not run: the canary host failed',
+    };
+    const status: HostStatus = this.#canceled ? 'canceled' : 'skipped';
+    return {
+      host: host.name, address: formatTarget({ host: host.address, port: host.port }), status, exitCode: null, signal: null, durationMs: 0,
+      stdout: '', stderr: '', truncated: false, batch,
+      error: { code: ErrorCode.COMMAND_CANCELED, message: why[this.#stopReason ?? 'canceled'] },
+    };
+  }
+
+  #makeSummary(): FleetSummary {
+    const results = this.hosts.map((h) => this.#results.get(h.name)).filter((r): r is HostResult => r !== undefined);
+    const count = (...statuses: HostStatus[]) => results.filter((r) => statuses.includes(r.status)).length;
+    return {
+      command: this.command,
+      total: this.hosts.length,
+      ok: count('ok'),
+      failed: count('failed', 'timed-out', 'error'),
+      unreachable: count('unreachable', 'host-key', 'auth', 'lost'),
+      canceled: count('canceled'),
+      skipped: count('skipped'),
+      durationMs: Math.round(performance.now() - this.#startedAt),
+      success: results.length === this.hosts.length && results.every((r) => r.status === 'ok'),
+      stoppedBy: this.#stopReason,
+      results,
+    };
+  }
+}
+
+/** Run `command` on every target; see `FleetRun`. String targets are target expressions. */
+export function runOn(targets: string | readonly string[] | readonly FleetHost[], command: string, options: RunOnOptions = {}): FleetRun {
+  let hosts: readonly FleetHost[];
+  if (typeof targets === 'string' || (targets.length > 0 && typeof targets[0] === 'string')) {
+    const inventory = options.inventory ?? loadInventory(undefined, options.connect?.env ?? process.env);
+    hosts = resolveTargets(targets as string | string[], inventory);
+  } else {
+    hosts = targets as readonly FleetHost[];
+  }
+  return new FleetRun(hosts, command, options);
+}
+
+/** Keeps the first `max` bytes of a stream, counts the rest. */
+export class OutputBuffer {
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #max: number;
+  truncated = false;
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  add(chunk: Buffer): void {
+    const room = this.#max - this.#size;
+    if (room <= 0) {
+      if (chunk.length > 0) this.truncated = true;
+      return;
+    }
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (kept.length < chunk.length) this.truncated = true;
+    this.#chunks.push(kept);
+    this.#size += kept.length;
+  }
+
+  text(): string {
+    return Buffer.concat(this.#chunks, this.#size).toString('utf8');
+  }
+}
+
+function canceledError(host: FleetHost): ShellwireError {
+  return new ShellwireError(ErrorCode.COMMAND_CANCELED, `${host.name}: canceled before the command started.`, { host: host.name });
+}
+
+function errorInfo(err: unknown): { code: string; message: string } {
+  if (err instanceof ShellwireError) return { code: err.code, message: err.message.split('\n').filter((l) => !l.startsWith('@@@') && !l.startsWith('@ ')).join(' ') };
+  return { code: 'SW_ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) };
+}

@@ -1,0 +1,270 @@
+/**
+ * Control fields of "file" channels (file transfer). Pure: no I/O.
+ *
+ * A file channel reuses the frames and windows of exec channels (docs/protocol.md §4–6);
+ * only JSON fields are added, no frame type:
+ *
+ *   OPEN     {kind:"file", window, maxPacket, op, path, …op fields}         client → server
+ *   OPEN_OK  {window, maxPacket, path, …op fields}                          server → client
+ *   OPEN_FAIL{code, message, errno?}                                        server → client
+ *   STDIN    raw file bytes (put)            STDOUT raw file bytes (get) / NDJSON entries (list)
+ *   EOF      {sha256, size} — put only: the client's hash of the whole file  client → server
+ *   EXIT     {exitCode: 0|1, signal: null, timedOut: false, …result, error?} server → client
+ *
+ * EXIT keeps the exec schema (`exitCode`, `signal`, `timedOut`) so a generic decoder still
+ * accepts it; `exitCode` 0 is success, 1 failure with `error: {code, message}` (and `errno`
+ * when the cause was a system call, e.g. "ENOSPC").
+ */
+import { ErrorCode, ProtocolError } from '../errors.js';
+import { FrameType, frameTypeName } from './frame.js';
+
+export const FILE_CHANNEL_KIND = 'file';
+export const FILE_OPS = ['put', 'get', 'stat', 'list', 'mkdir'] as const;
+export type FileOp = (typeof FILE_OPS)[number];
+
+/** Longest path accepted in a request (Linux PATH_MAX). */
+export const MAX_PATH_LENGTH = 4096;
+/** Largest file size a request may name: 2^53-1, what a JS number holds exactly. */
+const MAX_SIZE = Number.MAX_SAFE_INTEGER;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+export type FileType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One file as `stat` and `list` report it. `mode` is the permission bits (0o7777). */
+export interface FileEntry {
+  name: string;
+  type: FileType;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  /** Symlinks: where the link points (not resolved). */
+  target?: string;
+}
+
+export interface PutRequest {
+  op: 'put';
+  /** Remote path (relative: to the user's home). An existing directory means `path/name`. */
+  path: string;
+  /** The local file's base name, used when `path` is a directory. */
+  name?: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  /** Continue a partial upload (`.NAME.shellwire-part`) when one exists. */
+  resume: boolean;
+}
+
+export interface GetRequest {
+  op: 'get';
+  path: string;
+  /** Bytes the client already holds (its partial file). */
+  offset: number;
+  /** SHA-256 of those bytes; the server starts at 0 when its first `offset` bytes differ. */
+  offsetSha256?: string;
+}
+
+export interface PathRequest {
+  op: 'stat' | 'list';
+  path: string;
+}
+
+export interface MkdirRequest {
+  op: 'mkdir';
+  path: string;
+  /** Permission bits for directories it creates (and for `path` itself when given). */
+  mode?: number;
+  /** Set `path`'s mtime after creating it (recursive put does this last, per directory). */
+  mtimeMs?: number;
+}
+
+export type FileRequest = PutRequest | GetRequest | PathRequest | MkdirRequest;
+
+/** OPEN_OK extras. */
+export interface FileOpenOk {
+  window: number;
+  maxPacket: number;
+  /** The absolute path the server acts on (symlinks resolved). */
+  path: string;
+  /** put: where the client's bytes start; get: where the server's bytes start. */
+  offset?: number;
+  /** put: SHA-256 of the `offset` bytes already in the server's partial file. */
+  offsetSha256?: string;
+  /** get: the source file (size, mode, mtime) as it was when opened; stat/list: the path. */
+  entry?: FileEntry;
+  /** mkdir: true when the directory did not exist before. */
+  created?: boolean;
+}
+
+/** EXIT extras: the result, or why it failed. */
+export interface FileExit {
+  ok: boolean;
+  size?: number;
+  sha256?: string;
+  count?: number;
+  error?: { code: string; message: string };
+  errno?: string;
+}
+
+export interface PutEof {
+  sha256: string;
+  size: number;
+}
+
+type Json = Record<string, unknown>;
+
+function bad(type: FrameType, why: string): ProtocolError {
+  return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} of a file channel: ${why}.`);
+}
+
+export function parseJsonObject(type: FrameType, payload: Buffer): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw bad(type, 'payload is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(type, 'payload is not a JSON object');
+  return value as Json;
+}
+
+function int(type: FrameType, o: Json, key: string, min: number, max: number): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(type, `"${key}" must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+function finite(type: FrameType, o: Json, key: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(type, `"${key}" must be a number`);
+  return v;
+}
+
+function path(type: FrameType, o: Json, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length > MAX_PATH_LENGTH || v.includes('\0')) {
+    throw bad(type, `"${key}" must be a string of at most ${MAX_PATH_LENGTH} characters without NUL`);
+  }
+  return v;
+}
+
+function sha(type: FrameType, o: Json, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || !SHA256_HEX.test(v)) throw bad(type, `"${key}" must be a SHA-256 in lowercase hex`);
+  return v;
+}
+
+/** Validate the file fields of an OPEN (`OpenRequest.params`). Throws BAD_MESSAGE (fatal). */
+export function decodeFileRequest(o: Json): FileRequest {
+  const t = FrameType.OPEN;
+  const op = o.op;
+  if (typeof op !== 'string' || !(FILE_OPS as readonly string[]).includes(op)) throw bad(t, `"op" must be one of ${FILE_OPS.join(', ')}`);
+  const p = path(t, o, 'path');
+  switch (op as FileOp) {
+    case 'put': {
+      const req: PutRequest = {
+        op: 'put',
+        path: p,
+        size: int(t, o, 'size', 0, MAX_SIZE),
+        mode: int(t, o, 'mode', 0, 0o7777),
+        mtimeMs: finite(t, o, 'mtimeMs'),
+        resume: o.resume === true,
+      };
+      if (o.name !== undefined) {
+        const name = path(t, o, 'name');
+        if (name === '' || name === '.' || name === '..' || name.includes('/')) throw bad(t, '"name" must be a plain file name');
+        req.name = name;
+      }
+      return req;
+    }
+    case 'get': {
+      const req: GetRequest = { op: 'get', path: p, offset: o.offset === undefined ? 0 : int(t, o, 'offset', 0, MAX_SIZE) };
+      if (o.offsetSha256 !== undefined) req.offsetSha256 = sha(t, o, 'offsetSha256');
+      return req;
+    }
+    case 'mkdir': {
+      const req: MkdirRequest = { op: 'mkdir', path: p };
+      if (o.mode !== undefined) req.mode = int(t, o, 'mode', 0, 0o7777);
+      if (o.mtimeMs !== undefined) req.mtimeMs = finite(t, o, 'mtimeMs');
+      return req;
+    }
+    default:
+      return { op: op as 'stat' | 'list', path: p };
+  }
+}
+
+function decodeEntry(type: FrameType, o: unknown): FileEntry {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad(type, 'an entry must be an object');
+  const e = o as Json;
+  const kind = e.type;
+  if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink' && kind !== 'other') throw bad(type, '"type" must be file, dir, symlink or other');
+  if (typeof e.name !== 'string') throw bad(type, '"name" must be a string');
+  const entry: FileEntry = {
+    name: e.name,
+    type: kind,
+    size: int(type, e, 'size', 0, MAX_SIZE),
+    mode: int(type, e, 'mode', 0, 0o7777),
+    mtimeMs: finite(type, e, 'mtimeMs'),
+  };
+  if (typeof e.target === 'string') entry.target = e.target;
+  return entry;
+}
+
+/** One NDJSON line of a list channel's STDOUT. */
+export function decodeFileEntry(line: string): FileEntry {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw bad(FrameType.STDOUT, 'a directory entry is not JSON');
+  }
+  return decodeEntry(FrameType.STDOUT, value);
+}
+
+export function decodeFileOpenOk(payload: Buffer): FileOpenOk {
+  const t = FrameType.OPEN_OK;
+  const o = parseJsonObject(t, payload);
+  const ok: FileOpenOk = {
+    window: int(t, o, 'window', 0, 0xffffffff),
+    maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
+    path: path(t, o, 'path'),
+  };
+  if (o.offset !== undefined) ok.offset = int(t, o, 'offset', 0, MAX_SIZE);
+  if (o.offsetSha256 !== undefined) ok.offsetSha256 = sha(t, o, 'offsetSha256');
+  if (o.entry !== undefined) ok.entry = decodeEntry(t, o.entry);
+  if (o.created !== undefined) ok.created = o.created === true;
+  return ok;
+}
+
+export function decodeFileExit(payload: Buffer): FileExit {
+  const t = FrameType.EXIT;
+  const o = parseJsonObject(t, payload);
+  const exit: FileExit = { ok: o.exitCode === 0 };
+  if (o.size !== undefined) exit.size = int(t, o, 'size', 0, MAX_SIZE);
+  if (o.sha256 !== undefined) exit.sha256 = sha(t, o, 'sha256');
+  if (o.count !== undefined) exit.count = int(t, o, 'count', 0, MAX_SIZE);
+  if (typeof o.errno === 'string') exit.errno = o.errno;
+  if (o.error !== undefined) {
+    const e = o.error as Json;
+    if (typeof e !== 'object' || e === null || typeof e.code !== 'string' || typeof e.message !== 'string') throw bad(t, '"error" must be {code, message}');
+    exit.error = { code: e.code, message: e.message };
+  }
+  if (!exit.ok && !exit.error) throw bad(t, 'a failed file operation needs "error"');
+  return exit;
+}
+
+/** EXIT payload of a file channel (exec-compatible fields first). */
+export function fileExitPayload(result: Omit<FileExit, 'ok'> & { ok: boolean }): Json {
+  const { ok, ...rest } = result;
+  return { exitCode: ok ? 0 : 1, signal: null, timedOut: false, ...rest };
+}
+
+export function decodePutEof(payload: Buffer): PutEof {
+  const t = FrameType.EOF;
+  const o = parseJsonObject(t, payload);
+  return { sha256: sha(t, o, 'sha256'), size: int(t, o, 'size', 0, MAX_SIZE) };
+}
+
+/** `.NAME.shellwire-part`: the temporary file beside NAME that an unfinished transfer writes. */
+export function partialName(name: string): string {
+  return `.${name}.shellwire-part`;
+}

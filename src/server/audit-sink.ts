@@ -1,0 +1,33 @@
+/**
+ * What the daemon tells its audit trail. The daemon calls these after the fact; a sink
+ * must not throw and must be quick (the SQLite sink writes one row per call).
+ */
+import type { OpenRequest } from '../protocol/messages.js';
+import type { ServerConnection } from './server-connection.js';
+
+export interface CommandRecord {
+  channel: number;
+  command: string;
+  cwd: string;
+  startedAt: Date;
+}
+
+export interface CommandEnd extends CommandRecord {
+  endedAt: Date;
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  bytesIn: number;
+  bytesOut: number;
+  durationMs: number;
+}
+
+export interface AuditSink {
+  connected(connection: ServerConnection): void;
+  authenticated(connection: ServerConnection): void;
+  authFailed(connection: ServerConnection, user: string | null, reason: string): void;
+  denied(connection: ServerConnection, request: OpenRequest, reason: string): void;
+  commandStarted(connection: ServerConnection, command: CommandRecord): void;
+  commandEnded(connection: ServerConnection, command: CommandEnd): void;
+  disconnected(connection: ServerConnection): void;
+}

@@ -1,0 +1,128 @@
+/**
+ * Server side of `get`: send one file from an offset, no faster than the client's window
+ * and the socket allow, and its SHA-256 (of the whole file, offset included) at the end.
+ *
+ *   client: OPEN{op:"get", path, offset, offsetSha256?} → WINDOW* → CLOSE
+ *   server: OPEN_OK{window:0, path, offset, entry} → STDOUT* → EXIT{size, sha256} → CLOSE
+ *
+ * The server starts at `offset` only when its own first `offset` bytes hash to
+ * `offsetSha256` (the client's partial file); otherwise OPEN_OK says `offset: 0`.
+ * A file that changes while it is sent (size or mtime) fails the transfer.
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { basename } from 'node:path';
+import { FileSender, hashFilePrefix } from '../../channel/file-stream.js';
+import { FrameType } from '../../protocol/frame.js';
+import type { GetRequest } from '../../protocol/file-messages.js';
+import { FileOpError, systemError } from './paths.js';
+import { entryOf } from './meta.js';
+import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
+
+export class GetOperation implements FileOperation {
+  readonly inWindow = 0;
+  #ctx: FileOpContext;
+  #req: GetRequest;
+  #path = '';
+  #handle: FileHandle | null = null;
+  #info: Stats | null = null;
+  #hash = createHash('sha256');
+  #offset = 0;
+  #sender: FileSender | null = null;
+  #done = false;
+
+  constructor(ctx: FileOpContext, req: GetRequest) {
+    this.#ctx = ctx;
+    this.#req = req;
+  }
+
+  async open(): Promise<OpenFields> {
+    try {
+      return await this.#prepare();
+    } catch (err) {
+      await this.#close();
+      throw err;
+    }
+  }
+
+  async #prepare(): Promise<OpenFields> {
+    const path = await this.#ctx.resolve(this.#req.path);
+    this.#path = path;
+    this.#handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+      throw systemError('read', path, err);
+    });
+    const info = await this.#handle.stat();
+    if (info.isDirectory()) throw new FileOpError(`Cannot download ${path}: it is a directory (use -r).`, { errno: 'EISDIR' });
+    if (!info.isFile()) throw new FileOpError(`Cannot download ${path}: it is not a regular file.`);
+    this.#info = info;
+    const { offset, offsetSha256 } = this.#req;
+    if (offset > 0 && offset <= info.size && offsetSha256 !== undefined) {
+      await hashFilePrefix(this.#handle, offset, this.#hash).catch((err: unknown) => {
+        throw systemError('read', path, err);
+      });
+      if (this.#hash.copy().digest('hex') === offsetSha256) this.#offset = offset;
+      else this.#hash = createHash('sha256'); // the client's partial is of another file: start over
+    }
+    return { path, offset: this.#offset, entry: entryOf(basename(path), info) };
+  }
+
+  run(): void {
+    const ctx = this.#ctx;
+    this.#sender = new FileSender({
+      fd: this.#handle!.fd,
+      start: this.#offset,
+      end: this.#info!.size,
+      conn: ctx.host.conn,
+      channel: ctx.id,
+      type: FrameType.STDOUT,
+      window: ctx.outWindow,
+      maxPacket: Math.min(ctx.request.maxPacket, ctx.host.limits.maxPayload),
+      hash: this.#hash,
+      onDone: () => void this.#complete(),
+      onError: (err) => void this.#fail(systemError('read', this.#path, err)),
+    });
+    this.#sender.flush();
+  }
+
+  onWindow(): void {
+    this.#sender?.flush();
+  }
+
+  abort(): void {
+    this.#done = true;
+    void this.#close();
+  }
+
+  summary(): Record<string, unknown> {
+    return { path: this.#path || this.#req.path, size: this.#info?.size, resumedFrom: this.#offset };
+  }
+
+  async #complete(): Promise<void> {
+    if (this.#done) return;
+    const before = this.#info!;
+    const after = await this.#handle!.stat().catch(() => null);
+    if (this.#done) return;
+    if (!after || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
+      return this.#fail(new FileOpError(`${this.#path} changed while it was being sent; run the transfer again.`, { errno: 'EINTEGRITY' }));
+    }
+    this.#done = true;
+    await this.#close();
+    this.#ctx.finish({ ok: true, size: before.size, sha256: this.#hash.digest('hex') });
+  }
+
+  async #fail(err: unknown): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    await this.#close();
+    this.#ctx.finish(failure(err));
+  }
+
+  async #close(): Promise<void> {
+    await this.#sender?.stop();
+    const handle = this.#handle;
+    this.#handle = null;
+    await handle?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,49 @@
+/** What one file operation (put, get, stat, list, mkdir) needs from its channel, and gives it. */
+import type { SendWindow } from '../../channel/window.js';
+import type { FileExit, FileOpenOk } from '../../protocol/file-messages.js';
+import type { OpenRequest } from '../../protocol/messages.js';
+import { ErrorCode } from '../../errors.js';
+import type { ChannelHost } from '../channel-host.js';
+import { FileOpError } from './paths.js';
+
+export interface FileOpContext {
+  readonly id: number;
+  readonly host: ChannelHost;
+  readonly request: OpenRequest;
+  /** Credit for STDOUT the client granted (get, list). */
+  readonly outWindow: SendWindow;
+  /** Resolve a client path inside the allowed roots; refuses (and logs) an escape. */
+  resolve(text: string): Promise<string>;
+  /** Bytes of STDIN that reached the file: return their window credit. */
+  credit(bytes: number): void;
+  /** Send EXIT and CLOSE (ignored once the channel is closing). */
+  finish(result: FileExit): void;
+}
+
+export type OpenFields = Omit<FileOpenOk, 'window' | 'maxPacket'>;
+
+export interface FileOperation {
+  /** STDIN credit announced in OPEN_OK: 0 unless the client sends file data. */
+  readonly inWindow: number;
+  /** Prepare (resolve, open, hash a partial file); the OPEN_OK fields, or throws FileOpError. */
+  open(): Promise<OpenFields>;
+  /** OPEN_OK was sent: start sending, or wait for data. */
+  run(): void;
+  onData?(chunk: Buffer): void;
+  onEof?(payload: Buffer): void;
+  onWindow?(): void;
+  /** The channel ended before the operation did (client CLOSE, connection lost, shutdown). */
+  abort(): void;
+  /** Fields for the daemon's log line when the operation ends. */
+  summary(): Record<string, unknown>;
+}
+
+/** EXIT fields for a failure: `FileOpError`s keep their message and errno. */
+export function failure(err: unknown): FileExit {
+  if (err instanceof FileOpError) {
+    const exit: FileExit = { ok: false, error: { code: ErrorCode.BAD_REQUEST, message: err.message } };
+    if (err.errno) exit.errno = err.errno;
+    return exit;
+  }
+  return { ok: false, error: { code: ErrorCode.BAD_REQUEST, message: `Internal error: ${(err as Error)?.message ?? String(err)}` } };
+}

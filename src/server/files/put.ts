@@ -1,0 +1,247 @@
+/**
+ * Server side of `put`: receive one file into `.NAME.shellwire-part` beside the target,
+ * then fsync, compare SHA-256 with the client's, set mode and mtime, rename into place,
+ * fsync the directory. Until that rename the target is untouched, so no reader ever sees
+ * a half-written file under its name, and a failure leaves the old file as it was.
+ *
+ *   client: OPEN{op:"put", path, name?, size, mode, mtimeMs, resume} → STDIN* → EOF{sha256, size}
+ *   server: OPEN_OK{window, path, offset, offsetSha256?} → WINDOW* → EXIT{size, sha256} → CLOSE
+ *
+ * Resume: with `resume`, an existing partial file of at most `size` bytes is kept and
+ * OPEN_OK says `offset` = its size and `offsetSha256` = its hash. The client sends bytes
+ * from `offset` if its own first `offset` bytes hash the same, else it closes the channel
+ * and opens again without `resume` (the partial file is then truncated).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, stat, statfs, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { FileSink, FILE_WINDOW, hashFilePrefix } from '../../channel/file-stream.js';
+import { decodePutEof, partialName, type PutRequest } from '../../protocol/file-messages.js';
+import { FileOpError, systemError } from './paths.js';
+import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
+
+/** Partial files being written by this daemon: two uploads to one target would corrupt each other. */
+const ACTIVE_PARTIALS = new Set<string>();
+
+export class PutOperation implements FileOperation {
+  readonly inWindow = FILE_WINDOW;
+  #ctx: FileOpContext;
+  #req: PutRequest;
+  #target = '';
+  #partial = '';
+  #locked = false;
+  #handle: FileHandle | null = null;
+  #sink: FileSink | null = null;
+  #hash: Hash = createHash('sha256');
+  #offset = 0;
+  #received = 0;
+  #done = false;
+  #committing = false;
+
+  constructor(ctx: FileOpContext, req: PutRequest) {
+    this.#ctx = ctx;
+    this.#req = req;
+  }
+
+  async open(): Promise<OpenFields> {
+    try {
+      return await this.#prepare();
+    } catch (err) {
+      await this.#release();
+      throw err;
+    }
+  }
+
+  async #prepare(): Promise<OpenFields> {
+    const req = this.#req;
+    let target = await this.#ctx.resolve(req.path);
+    let existing = await statOrNull(target);
+    if (existing?.isDirectory()) {
+      if (!req.name) throw new FileOpError(`Cannot write to ${target}: it is a directory.`, { errno: 'EISDIR' });
+      target = await this.#ctx.resolve(join(target, req.name));
+      existing = await statOrNull(target);
+      if (existing?.isDirectory()) throw new FileOpError(`Cannot write to ${target}: it is a directory.`, { errno: 'EISDIR' });
+    }
+    if (existing && !existing.isFile()) throw new FileOpError(`Cannot write to ${target}: it is not a regular file.`);
+    const dir = dirname(target);
+    const dirStat = await stat(dir).catch((err: unknown) => {
+      throw systemError('write into', dir, err);
+    });
+    if (!dirStat.isDirectory()) throw new FileOpError(`Cannot write into ${dir}: it is not a directory.`, { errno: 'ENOTDIR' });
+    this.#target = target;
+    this.#partial = join(dir, partialName(basename(target)));
+    if (ACTIVE_PARTIALS.has(this.#partial)) {
+      throw new FileOpError(`Another upload to ${target} is in progress on this daemon; try again when it is done.`, { errno: 'EBUSY' });
+    }
+    ACTIVE_PARTIALS.add(this.#partial);
+    this.#locked = true;
+
+    if (req.resume) await this.#openPartialForResume();
+    // Refuse up front what cannot fit (the old target stays until the rename, so the
+    // whole new file must fit beside it); ENOSPC during the writes is still handled.
+    const needed = req.size - this.#offset;
+    const space = await statfs(dir).catch(() => null);
+    const available = space ? Number(space.bavail) * Number(space.bsize) : Infinity;
+    if (needed > available) {
+      throw new FileOpError(
+        `Not enough space in ${dir}: the upload needs ${needed} more bytes, ${available} are available. ${target} was not changed.`,
+        { errno: 'ENOSPC' },
+      );
+    }
+    if (!this.#handle) {
+      // O_NOFOLLOW: a symlink planted at the partial name must not redirect the write.
+      this.#handle = await open(this.#partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600).catch((err: unknown) => {
+        throw systemError('create', this.#partial, err);
+      });
+    }
+    this.#sink = new FileSink(this.#handle.fd, this.#offset, (bytes) => this.#ctx.credit(bytes), (err) => this.#sinkOnError(err));
+    const fields: OpenFields = { path: target, offset: this.#offset };
+    if (this.#offset > 0) fields.offsetSha256 = this.#hash.copy().digest('hex');
+    return fields;
+  }
+
+  async #openPartialForResume(): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.#partial, constants.O_RDWR | constants.O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw systemError('open', this.#partial, err);
+    }
+    this.#handle = handle;
+    const info = await handle.stat();
+    if (!info.isFile() || info.size > this.#req.size) {
+      await handle.truncate(0);
+      return;
+    }
+    await hashFilePrefix(handle, info.size, this.#hash).catch((err: unknown) => {
+      throw systemError('read', this.#partial, err);
+    });
+    this.#offset = info.size;
+  }
+
+  run(): void {
+    // Nothing to start: the client sends data within our window. An empty remainder
+    // (empty file, or a partial file that is already complete) comes as EOF alone.
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.#done) return;
+    this.#received += chunk.length;
+    if (this.#offset + this.#received > this.#req.size) {
+      void this.#fail(new FileOpError(`The client sent more than the ${this.#req.size} bytes it announced for ${this.#target}; nothing was changed.`), false);
+      return;
+    }
+    this.#hash.update(chunk);
+    this.#sink!.write(chunk);
+  }
+
+  onEof(payload: Buffer): void {
+    const eof = decodePutEof(payload);
+    if (this.#done || this.#committing) return;
+    this.#committing = true;
+    void this.#commit(eof.sha256, eof.size);
+  }
+
+  async #commit(clientSha: string, clientSize: number): Promise<void> {
+    const req = this.#req;
+    await this.#sink!.flushed();
+    if (this.#done) return;
+    const size = this.#sink!.position;
+    if (size !== req.size || clientSize !== req.size) {
+      return this.#fail(new FileOpError(`Upload of ${this.#target} ended after ${size} of ${req.size} bytes; run it again with --resume.`), false);
+    }
+    const sha256 = this.#hash.digest('hex');
+    if (sha256 !== clientSha) {
+      return this.#fail(
+        new FileOpError(`SHA-256 mismatch for ${this.#target}: the client sent ${clientSha}, the server received ${sha256}. The partial file was removed and the target was not changed; run the transfer again.`, { errno: 'EINTEGRITY' }),
+        true,
+      );
+    }
+    try {
+      const handle = this.#handle!;
+      await handle.sync().catch((err: unknown) => {
+        throw systemError('flush', this.#partial, err);
+      });
+      await handle.chmod(req.mode & 0o777).catch((err: unknown) => {
+        throw systemError('set the mode of', this.#partial, err);
+      });
+      await handle.close();
+      this.#handle = null;
+      const mtime = req.mtimeMs / 1000;
+      await utimes(this.#partial, mtime, mtime).catch((err: unknown) => {
+        throw systemError('set the time of', this.#partial, err);
+      });
+      await rename(this.#partial, this.#target).catch((err: unknown) => {
+        throw systemError('rename the upload onto', this.#target, err);
+      });
+      await syncDirectory(dirname(this.#target));
+    } catch (err) {
+      return this.#fail(err, false);
+    }
+    this.#done = true;
+    await this.#release();
+    this.#ctx.finish({ ok: true, size, sha256 });
+  }
+
+  onWindow(): void {}
+
+  abort(): void {
+    // A verified upload being committed finishes (the data is whole); anything else stops
+    // and keeps the partial file for --resume.
+    if (this.#committing || this.#done) return;
+    this.#done = true;
+    void this.#release();
+  }
+
+  summary(): Record<string, unknown> {
+    return { path: this.#target || this.#req.path, size: this.#req.size, resumedFrom: this.#offset, bytesIn: this.#received };
+  }
+
+  #sinkOnError(err: NodeJS.ErrnoException): void {
+    const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+    const error = systemError('write', this.#partial, err);
+    const message = full
+      ? `${error.message} The partial file was removed to free the space; ${this.#target} was not changed.`
+      : `${error.message} ${this.#target} was not changed.`;
+    void this.#fail(new FileOpError(message, error.errno ? { errno: error.errno } : {}), full);
+  }
+
+  async #fail(err: unknown, removePartial: boolean): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    await this.#release();
+    if (removePartial && this.#partial) await unlink(this.#partial).catch(() => {});
+    this.#ctx.finish(failure(err));
+  }
+
+  /** Stop writing, close the partial file, let other uploads to the target proceed. */
+  async #release(): Promise<void> {
+    await this.#sink?.stop();
+    const handle = this.#handle;
+    this.#handle = null;
+    await handle?.close().catch(() => {});
+    if (this.#locked) ACTIVE_PARTIALS.delete(this.#partial);
+    this.#locked = false;
+  }
+}
+
+async function statOrNull(path: string) {
+  try {
+    return await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    if (code === 'ENOTDIR') throw new FileOpError(`Cannot write to ${path}: a part of the path is not a directory (ENOTDIR).`, { errno: 'ENOTDIR' });
+    throw systemError('use', path, err);
+  }
+}
+
+/** fsync the directory so the rename itself survives a crash. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => null);
+  if (!handle) return;
+  await handle.sync().catch(() => {});
+  await handle.close().catch(() => {});
+}
