@@ -206,9 +206,14 @@ export class AuditLog {
   verify(): VerifyResult {
     const rows = this.#db.prepare<[], StoredRow>('SELECT * FROM audit_events ORDER BY id');
     const byHash = this.#db.prepare<[string], number>('SELECT id FROM audit_events WHERE hash = ? ORDER BY id LIMIT 1').pluck();
-    return this.#db.transaction(() =>
-      verifyChain(rows.iterate(), this.#readHead.get(), (hash) => byHash.get(hash)),
-    ).deferred();
+    return this.#db.transaction(() => {
+      const cursor = rows.iterate();
+      try {
+        return verifyChain(cursor, this.#readHead.get(), (hash) => byHash.get(hash));
+      } finally {
+        cursor.return?.(); // an unfinished cursor keeps the connection busy (and close() would throw)
+      }
+    }).deferred();
   }
 
   /** Number of rows, as the chain head records it. */

@@ -8,6 +8,7 @@ import { AUDIT_KINDS, AuditLog, auditLogPath, type AuditKind, type AuditQuery, t
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
+import { formatTable, parseTimeArg } from '../audit/audit-text.js';
 
 interface QueryFlags {
   stateDir?: string;
@@ -104,21 +105,6 @@ function runQuery(flags: QueryFlags): void {
   }
 }
 
-const UNITS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
-
-/**
- * `--since`/`--until`: an age before `now` (`90s`, `30m`, `1h`, `2d`, `1w`, `1.5h`) or an
- * ISO 8601 date (`2025-01-31`, midnight UTC) or date-time (`2025-01-31T12:00`, local time
- * unless it ends in `Z` or an offset).
- */
-export function parseTimeArg(text: string, now: Date): Date | undefined {
-  const age = /^(\d+(?:\.\d+)?)\s*([smhdw])$/.exec(text.trim());
-  if (age) return new Date(now.getTime() - Number(age[1]) * UNITS[age[2] as keyof typeof UNITS]);
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim())) return undefined;
-  const date = new Date(text.trim().replace(' ', 'T'));
-  return Number.isNaN(date.getTime()) ? undefined : date;
-}
-
 function parseTimeFlag(text: string, flag: string, now: Date): Date {
   const date = parseTimeArg(text, now);
   if (date === undefined) fail(`${flag} takes an ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (30m, 1h, 2d), got "${text}".`, 2);
@@ -131,67 +117,4 @@ function integerFlag(text: string, flag: string, min: number): number {
     fail(`${flag} takes ${min === 1 ? 'a positive whole number' : 'a whole number'}, got "${text}".`, 2);
   }
   return n;
-}
-
-const COLUMNS: Array<[string, (row: AuditRow) => string, 'left' | 'right']> = [
-  ['TIME (UTC)', (r) => r.time.toISOString().replace('T', ' ').slice(0, 19), 'left'],
-  ['USER', (r) => r.user ?? '-', 'left'],
-  ['OS USER', (r) => r.osUser ?? '-', 'left'],
-  ['ADDRESS', (r) => r.address ?? '-', 'left'],
-  ['KIND', (r) => r.kind, 'left'],
-  ['EXIT', (r) => r.signal ?? (r.exitCode === null ? '-' : String(r.exitCode)), 'right'],
-  ['DURATION', (r) => (r.durationMs === null ? '-' : formatDuration(r.durationMs)), 'right'],
-  ['IN', (r) => (r.bytesIn === null ? '-' : formatBytes(r.bytesIn)), 'right'],
-  ['OUT', (r) => (r.bytesOut === null ? '-' : formatBytes(r.bytesOut)), 'right'],
-  // Last, so a long command does not push the other columns around. Events without a
-  // command show their detail (a denial's rule, a failure's reason).
-  ['COMMAND / DETAIL', (r) => r.command ?? (r.detail === null ? '' : JSON.stringify(r.detail)), 'left'],
-];
-
-/** A fixed-width table; every cell is made safe for a terminal first (see `printable`). */
-export function formatTable(rows: AuditRow[]): string {
-  const cells = rows.map((row) => COLUMNS.map(([, get]) => printable(get(row))));
-  const widths = COLUMNS.map(([title], i) => Math.max(title.length, ...cells.map((line) => line[i]!.length)));
-  const render = (line: string[]) =>
-    line
-      .map((cell, i) => {
-        if (i === line.length - 1) return cell;
-        return COLUMNS[i]![2] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
-      })
-      .join('  ')
-      .trimEnd();
-  return [render(COLUMNS.map(([title]) => title)), ...cells.map(render)].map((line) => `${line}\n`).join('');
-}
-
-/**
- * Command text is whatever a client sent: escape control characters (C0, DEL, C1) so a
- * command holding `\x1b]…` cannot rewrite the operator's terminal, and a newline cannot
- * forge a table row.
- */
-export function printable(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\t') return '\\t';
-    if (c === '\r') return '\\r';
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-  });
-}
-
-function formatDuration(ms: number): string {
-  if (ms < 999.5) return `${Math.round(ms)}ms`;
-  if (ms < 59_950) return `${(ms / 1_000).toFixed(1)}s`;
-  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)}m${String(Math.floor((ms % 60_000) / 1_000)).padStart(2, '0')}s`;
-  return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n}B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)}${units[unit]}`;
 }

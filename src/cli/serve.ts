@@ -24,6 +24,7 @@ interface ServeFlags {
   announce?: boolean;
   classicPort?: string;
   classicListen?: string;
+  fileRoot: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -102,7 +103,6 @@ async function runServe(flags: ServeFlags): Promise<void> {
       host: classic.host,
       port: classic.port,
       logger,
-      ...(flags.fileRoot.length > 0 ? { fileRoots: flags.fileRoot.map((dir) => resolve(dir)) } : {}),
       limits: { authTimeoutMs: server.limits.handshakeTimeoutMs, killGraceMs: server.limits.killGraceMs },
     });
     try {

@@ -12,6 +12,10 @@ import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
 import { collectResult, type BufferOptions } from './run-command.js';
 import { ShellSession } from './shell-session.js';
+import {
+  putFile, getFile, putTree, getTree, listRemote, statRemote, mkdirRemote,
+  type PutOptions, type GetOptions, type TreeOptions, type TreeResult, type TransferResult, type RemoteEntry,
+} from './file-transfer.js';
 
 export interface ConnectionOptions {
   /** Output credit granted per command (bytes). Default 2 MiB. */
@@ -35,7 +39,7 @@ export interface SpawnOptions {
 
 export interface ExecOptions extends SpawnOptions, BufferOptions {}
 
-interface ClientChannel {
+export interface ClientChannel {
   onFrame(frame: Frame): void;
   onConnectionLost(error: ShellwireError): void;
 }
@@ -136,6 +140,50 @@ export class Connection extends EventEmitter implements ClientChannelHost {
     this.#channels.set(id, session);
     await session.opened;
     return session;
+  }
+
+  /** Upload one file (atomic, SHA-256 verified, resumable); see client/file-transfer.ts. */
+  put(local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
+    return putFile(this, local, remote, options);
+  }
+
+  /** Download one file (atomic, SHA-256 verified, resumable). */
+  get(remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
+    return getFile(this, remote, local, options);
+  }
+
+  /** Upload files and (with `recursive`) directory trees into `remote`. */
+  putRecursive(locals: string | string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
+    return putTree(this, typeof locals === 'string' ? [locals] : locals, remote, options);
+  }
+
+  /** Download files and (with `recursive`) directory trees into `local`. */
+  getRecursive(remotes: string | string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
+    return getTree(this, typeof remotes === 'string' ? [remotes] : remotes, local, options);
+  }
+
+  /** The entries of a remote directory (a file lists as itself). */
+  list(remote: string): Promise<RemoteEntry[]> {
+    return listRemote(this, remote);
+  }
+
+  /** A remote path's type, size, mode and mtime (symlinks followed). */
+  stat(remote: string): Promise<RemoteEntry> {
+    return statRemote(this, remote);
+  }
+
+  /** Create a remote directory and its parents (no error when it exists). */
+  mkdir(remote: string, options: { mode?: number; mtimeMs?: number } = {}): Promise<string> {
+    return mkdirRemote(this, remote, options);
+  }
+
+  /** @internal Register a channel that `make` opens on a fresh id (file transfers use it). */
+  openChannel<T extends ClientChannel>(make: (id: number) => T): T {
+    this.#assertOpen();
+    const id = this.#allocateId();
+    const channel = make(id);
+    this.#channels.set(id, channel);
+    return channel;
   }
 
   /** Close the connection; commands still running are killed by the server. */

@@ -7,8 +7,9 @@
  * Plaintext means the token and all output cross the network in the clear, hence off by
  * default and on loopback unless the operator names another address.
  */
+import { commandBaseEnv } from './command-env.js';
 import { createServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
-import { homedir, userInfo } from 'node:os';
+import { homedir } from 'node:os';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
@@ -60,7 +61,7 @@ export class ClassicServer {
     this.#port = options.port;
     this.#token = options.token;
     this.#cwd = options.cwd ?? homedir();
-    this.#env = options.env ?? classicCommandEnv();
+    this.#env = options.env ?? commandBaseEnv();
     // allowHalfOpen: a client's EOF means "no more commands", not "no more replies".
     this.#net = createServer({ allowHalfOpen: true }, (socket) => this.#netOnConnection(socket));
   }
@@ -132,20 +133,4 @@ export class ClassicServer {
     });
     this.#connections.add(connection);
   }
-}
-
-/** Like the main daemon's command environment: the daemon's, minus its own secrets, plus login basics. */
-function classicCommandEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value === undefined || name.startsWith('SHELLWIRE_') || name.startsWith('npm_')) continue;
-    env[name] = value;
-  }
-  const user = userInfo();
-  env.HOME = homedir();
-  env.USER = user.username;
-  env.LOGNAME = user.username;
-  env.SHELL = '/bin/sh';
-  env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  return env;
 }

@@ -4,13 +4,12 @@
  */
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
-import { userInfo, homedir } from 'node:os';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { FrameType, encodeFrame } from '../protocol/frame.js';
 import { encodeJson } from '../protocol/messages.js';
 import { ErrorCode } from '../errors.js';
-import { TLS_CIPHERS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js';
+import { TLS_CIPHERS, TLS_GROUPS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js';
 import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
 import { loadOrCreateToken, tokenPath } from '../auth/token.js';
 import { defaultServerStateDir } from '../auth/paths.js';
@@ -20,6 +19,7 @@ import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import type { AuditSink } from './audit-sink.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import { silentLogger } from '../silent-logger.js';
+import { commandBaseEnv } from './command-env.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { loadNodePty } from '../process/pty-process.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
@@ -91,6 +91,8 @@ export class Server {
       ciphers: TLS_CIPHERS,
       // Our order (AES-128-GCM first: fastest with AES-NI), not the client's.
       honorCipherOrder: true,
+      // Key exchange groups of at least 128-bit strength only (no 2048-bit finite-field DH).
+      ecdhCurve: TLS_GROUPS,
       ALPNProtocols: [ALPN_PROTOCOL],
       handshakeTimeout: this.limits.handshakeTimeoutMs,
     });
@@ -228,20 +230,4 @@ export class Server {
     this.#connections.add(connection);
     audit?.connected(connection);
   }
-}
-
-/** The environment commands start from: the daemon's, minus its own secrets, plus login basics. */
-function commandBaseEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value === undefined || name.startsWith('SHELLWIRE_') || name.startsWith('npm_')) continue;
-    env[name] = value;
-  }
-  const user = userInfo();
-  env.HOME = homedir();
-  env.USER = user.username;
-  env.LOGNAME = user.username;
-  env.SHELL = '/bin/sh';
-  env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-  return env;
 }

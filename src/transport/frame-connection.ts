@@ -10,6 +10,8 @@ import { FrameDecoder, FrameType, encodeFrame, encodeFrameHeader, type Frame } f
 import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
 
 export const DEFAULT_KEEPALIVE_MS = 15_000;
+/** Bytes queued in a socket before channels stop producing: bounds memory per connection. */
+export const WRITE_BUFFER_LIMIT = 1024 * 1024;
 /** A peer silent for this many keepalive intervals is declared dead. */
 export const KEEPALIVE_MISSES = 3;
 
@@ -64,9 +66,13 @@ export class FrameConnection {
     return this.#closed;
   }
 
-  /** True while the socket's buffer is above its high-water mark: producers should wait for `whenDrained`. */
+  /**
+   * True while more than `WRITE_BUFFER_LIMIT` bytes wait in the socket: producers should
+   * wait for `whenDrained`. Not the stream's own high-water mark: TLS sockets have 16 KiB,
+   * which would stop and restart every 64 KiB output chunk and halve throughput.
+   */
   get congested(): boolean {
-    return this.socket.writableNeedDrain;
+    return this.socket.writableLength >= WRITE_BUFFER_LIMIT;
   }
 
   /** Resolves (via callback, to avoid a promise per chunk) when the socket drains or closes. */

@@ -8,6 +8,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 export const TLS_MIN_VERSION = 'TLSv1.3';
 // node:tls takes TLS 1.3 suites in `ciphers` (there is no `ciphersuites` option).
 export const TLS_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
+export const TLS_GROUPS = 'X25519:P-256:P-384:X448:P-521';
 /** ALPN protocol id: a TLS peer that is not shellwire fails the handshake instead of talking nonsense. */
 export const ALPN_PROTOCOL = 'shellwire/1';
 

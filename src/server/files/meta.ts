@@ -8,7 +8,8 @@
  * `list` streams one JSON entry per line (NDJSON) as STDOUT within the client's window,
  * so a directory of any size costs the daemon one batch of entries at a time.
  */
-import { lstat, mkdir, opendir, readlink, stat, chmod, utimes, type Dir } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readlink, stat, chmod, utimes } from 'node:fs/promises';
+import type { Dir } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { basename, join } from 'node:path';
 import { FrameType } from '../../protocol/frame.js';

@@ -1,0 +1,350 @@
+/**
+ * File transfer over "file" channels: `put` and `get` of one file, `stat`, `list`,
+ * `mkdir`; the recursive variants are in file-tree.ts.
+ *
+ * Both directions are atomic and verified: bytes go to `.NAME.shellwire-part` beside the
+ * target, are hashed on both sides (SHA-256) and renamed into place only when the hashes
+ * agree, with mode and mtime preserved. With `resume`, a partial file left by an
+ * interrupted transfer is continued if its bytes are a prefix of the source (checked by
+ * hash, then verified end to end). Data moves no faster than the receiver writes it.
+ */
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { open, stat, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, posix, resolve } from 'node:path';
+import { FileSender, FileSink, FILE_WINDOW, hashFilePrefix } from '../channel/file-stream.js';
+import { FrameType } from '../protocol/frame.js';
+import { decodeFileEntry, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
+import { ErrorCode } from '../errors.js';
+import type { Connection } from './connection.js';
+import { FileChannelClient, FileTransferError } from './file-channel.js';
+
+export { FileTransferError } from './file-channel.js';
+export { putTree, getTree, type TreeOptions, type TreeResult } from './file-tree.js';
+
+/** A remote file as `stat`/`list` report it: `type` is file, dir, symlink or other. */
+export type RemoteEntry = FileEntry;
+
+export interface TransferProgress {
+  direction: 'put' | 'get';
+  local: string;
+  remote: string;
+  /** Bytes of the file that are done (a resumed prefix counts). */
+  bytes: number;
+  size: number;
+  /** Where this run started (0 unless resumed). */
+  resumedFrom: number;
+}
+
+export interface TransferOptions {
+  /** Continue from a partial file when its bytes match the source. Default false (start over). */
+  resume?: boolean;
+  /** Called as bytes move (at most once per data frame). */
+  onProgress?: (progress: TransferProgress) => void;
+  /** Bytes per second; default: as fast as the link and disks allow. */
+  rateLimit?: number;
+  /** Cancel: the channel is closed and a partial upload/download is kept for `resume`. */
+  signal?: AbortSignal;
+}
+
+export interface PutOptions extends TransferOptions {
+  /** When `remote` is an existing directory, write into it under the local name (default true). */
+  intoDirectory?: boolean;
+}
+
+export type GetOptions = TransferOptions;
+
+export interface TransferResult {
+  local: string;
+  /** Absolute path on the daemon (symlinks resolved). */
+  remote: string;
+  size: number;
+  sha256: string;
+  /** Bytes that were already there from an interrupted transfer. */
+  resumedFrom: number;
+  durationMs: number;
+}
+
+const LIST_WINDOW = 256 * 1024;
+
+function openFile(conn: Connection, op: FileOp, path: string, fields: Record<string, unknown>, window = 1): FileChannelClient {
+  const maxPacket = Math.min(conn.server.maxPayload, 256 * 1024);
+  return conn.openChannel((id) => new FileChannelClient(id, conn, { op, path, window, maxPacket, fields }));
+}
+
+function localError(what: string, path: string, err: unknown): FileTransferError {
+  const e = err as NodeJS.ErrnoException;
+  return new FileTransferError(ErrorCode.BAD_REQUEST, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno: e?.code, path, cause: err });
+}
+
+function exitError(conn: Connection, exit: FileExit | null, what: string): FileTransferError {
+  if (!exit) return new FileTransferError(ErrorCode.COMMAND_CANCELED, `The ${what} was canceled.`, { host: conn.hostLabel });
+  return new FileTransferError((exit.error?.code ?? ErrorCode.BAD_REQUEST) as ErrorCode, `${conn.hostLabel}: ${exit.error?.message ?? 'failed'}`, { host: conn.hostLabel, errno: exit.errno });
+}
+
+/** Close `channel` when `signal` aborts; returns the unsubscribe. */
+function onAbort(signal: AbortSignal | undefined, channel: FileChannelClient): () => void {
+  if (!signal) return () => {};
+  const abort = () => channel.close();
+  if (signal.aborted) abort();
+  signal.addEventListener('abort', abort, { once: true });
+  return () => signal.removeEventListener('abort', abort);
+}
+
+/** Upload `local` to `remote` (relative: the remote user's home; a directory: into it). */
+export async function putFile(conn: Connection, local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
+  const started = performance.now();
+  const handle = await open(local, constants.O_RDONLY).catch((err: unknown) => {
+    throw localError('read', local, err);
+  });
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is a directory; use -r (putRecursive) to copy directories.`, { errno: 'EISDIR', path: local });
+    if (!info.isFile()) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is not a regular file.`, { path: local });
+    const fields = {
+      size: info.size,
+      mode: info.mode & 0o7777,
+      mtimeMs: info.mtimeMs,
+      ...(options.intoDirectory === false ? {} : { name: basename(local) }),
+    };
+    let hash = createHash('sha256');
+    let channel = openFile(conn, 'put', remote, { ...fields, resume: options.resume === true });
+    let ok = await channel.opened;
+    let offset = ok.offset ?? 0;
+    if (offset > 0) {
+      // The daemon kept a partial file: continue only if our first bytes are the same.
+      const same = offset <= info.size && (await hashFilePrefix(handle, offset, hash).then(() => hash.copy().digest('hex') === ok.offsetSha256));
+      if (!same) {
+        channel.close();
+        await channel.finished.catch(() => {});
+        hash = createHash('sha256');
+        channel = openFile(conn, 'put', remote, { ...fields, resume: false });
+        ok = await channel.opened;
+        offset = 0;
+      }
+    }
+    const progress = (bytes: number) =>
+      options.onProgress?.({ direction: 'put', local, remote: ok.path, bytes, size: info.size, resumedFrom: offset });
+    progress(offset);
+    const unsubscribe = onAbort(options.signal, channel);
+    try {
+      const sent = await sendFile(conn, channel, ok, { handle, path: local }, offset, info.size, hash, options.rateLimit, progress);
+      if (sent) channel.sendEof(hash.digest('hex'), info.size);
+      const exit = await channel.finished;
+      if (!exit?.ok) throw exitError(conn, exit, `upload of ${local}`);
+      return { local, remote: ok.path, size: info.size, sha256: exit.sha256 ?? '', resumedFrom: offset, durationMs: performance.now() - started };
+    } finally {
+      unsubscribe();
+    }
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+/** Send `[offset, size)` within the server's window; false when the channel ended first. */
+function sendFile(
+  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { handle: FileHandle; path: string }, offset: number, size: number,
+  hash: ReturnType<typeof createHash>, rateLimit: number | undefined, progress: (bytes: number) => void,
+): Promise<boolean> {
+  return new Promise<boolean>((resolvePromise, reject) => {
+    let settled = false;
+    const sender = new FileSender({
+      fd: file.handle.fd,
+      start: offset,
+      end: size,
+      conn: conn.conn,
+      channel: channel.id,
+      type: FrameType.STDIN,
+      window: channel.sendWindow!,
+      maxPacket: ok.maxPacket,
+      hash,
+      ...(rateLimit ? { rateLimit } : {}),
+      onProgress: progress,
+      onDone: () => {
+        settled = true;
+        resolvePromise(true);
+      },
+      onError: (err) => {
+        settled = true;
+        channel.close();
+        reject(localError('read', file.path, err));
+      },
+    });
+    channel.onWindow = () => sender.flush();
+    // The daemon may end the upload early (disk full, canceled): stop reading, report its EXIT.
+    channel.finished.then(
+      () => {
+        if (!settled) void sender.stop().then(() => resolvePromise(false));
+      },
+      (err: unknown) => {
+        if (!settled) void sender.stop().then(() => reject(err));
+      },
+    );
+    sender.flush();
+  });
+}
+
+/** Download `remote` to `local` (an existing local directory: into it, under the remote name). */
+export async function getFile(conn: Connection, remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
+  const started = performance.now();
+  let target = resolve(local);
+  const localInfo = await stat(target).catch(() => null);
+  if (localInfo?.isDirectory()) target = join(target, posix.basename(remote.replace(/\/+$/, '')) || 'download');
+  const partial = join(dirname(target), partialName(basename(target)));
+
+  let hash = createHash('sha256');
+  let offset = 0;
+  const fields: Record<string, unknown> = {};
+  if (options.resume) {
+    const existing = await open(partial, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
+    if (existing) {
+      try {
+        const size = (await existing.stat()).size;
+        await hashFilePrefix(existing, size, hash);
+        offset = size;
+        if (size > 0) Object.assign(fields, { offset: size, offsetSha256: hash.copy().digest('hex') });
+      } finally {
+        await existing.close();
+      }
+    }
+  }
+  const channel = openFile(conn, 'get', remote, fields, FILE_WINDOW);
+  const unsubscribe = onAbort(options.signal, channel);
+  try {
+    const ok = await channel.opened;
+    const entry = ok.entry!;
+    if ((ok.offset ?? 0) !== offset) {
+      offset = 0; // the remote file is not what our partial file holds: start over
+      hash = createHash('sha256');
+    }
+    const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600).catch((err: unknown) => {
+      channel.close();
+      throw localError('write', partial, err);
+    });
+    try {
+      await handle.truncate(offset);
+      const result = await receiveFile(channel, { handle, path: partial }, offset, entry.size, hash, options, (bytes) =>
+        options.onProgress?.({ direction: 'get', local: target, remote: ok.path, bytes, size: entry.size, resumedFrom: offset }),
+      );
+      const sha256 = hash.digest('hex');
+      if (result.exit?.ok && (result.size !== entry.size || result.exit.size !== entry.size || result.exit.sha256 !== sha256)) {
+        await handle.close().catch(() => {});
+        await unlink(partial).catch(() => {});
+        throw new FileTransferError(
+          ErrorCode.BAD_REQUEST,
+          `SHA-256 mismatch for ${ok.path}: the server sent ${result.exit.sha256} (${result.exit.size} bytes), ${target} received ${sha256} (${result.size} bytes). The partial file was removed; run the transfer again.`,
+          { host: conn.hostLabel, errno: 'EINTEGRITY', path: target },
+        );
+      }
+      if (!result.exit?.ok) {
+        if (result.exit?.errno === 'EINTEGRITY') await unlink(partial).catch(() => {});
+        throw exitError(conn, result.exit, `download of ${ok.path}`);
+      }
+      try {
+        await handle.sync();
+        await handle.chmod(entry.mode & 0o777);
+        await handle.close();
+        await utimes(partial, new Date(), entry.mtimeMs / 1000);
+        await rename(partial, target);
+      } catch (err) {
+        throw localError('finish writing', target, err);
+      }
+      await syncDirectory(dirname(target));
+      return { local: target, remote: ok.path, size: entry.size, sha256, resumedFrom: offset, durationMs: performance.now() - started };
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+/** Write STDOUT to the partial file, returning credit only for bytes that reached it. */
+async function receiveFile(
+  channel: FileChannelClient, file: { handle: FileHandle; path: string }, offset: number, size: number,
+  hash: ReturnType<typeof createHash>, options: GetOptions, progress: (bytes: number) => void,
+): Promise<{ exit: FileExit | null; size: number }> {
+  let writeError: NodeJS.ErrnoException | null = null;
+  let written = 0;
+  const rate = options.rateLimit;
+  const started = performance.now();
+  const sink = new FileSink(
+    file.handle.fd,
+    offset,
+    (bytes) => {
+      written += bytes;
+      // Rate limit: hold the credit back until the bytes are "due".
+      const due = rate ? started + (written / rate) * 1000 - performance.now() : 0;
+      if (due > 1) setTimeout(() => channel.credit(bytes), due);
+      else channel.credit(bytes);
+    },
+    (err) => {
+      writeError = err;
+      channel.close();
+    },
+  );
+  let received = 0;
+  channel.onData = (chunk) => {
+    received += chunk.length;
+    if (offset + received > size) {
+      writeError ??= Object.assign(new Error(`the server sent more than the ${size} bytes it announced`), { code: 'EINTEGRITY' });
+      channel.close();
+      return;
+    }
+    hash.update(chunk);
+    sink.write(chunk);
+    progress(offset + received);
+  };
+  progress(offset);
+  let exit: FileExit | null;
+  try {
+    exit = await channel.finished;
+  } finally {
+    await sink.flushed();
+  }
+  if (writeError) throw localError('write', file.path, writeError);
+  return { exit, size: sink.position };
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => null);
+  await handle?.sync().catch(() => {});
+  await handle?.close().catch(() => {});
+}
+
+/** A remote path's entry (symlinks followed); rejects with errno ENOENT when it does not exist. */
+export async function statRemote(conn: Connection, remote: string): Promise<RemoteEntry & { path: string }> {
+  const channel = openFile(conn, 'stat', remote, {});
+  const ok = await channel.opened;
+  await channel.finished;
+  return { ...ok.entry!, path: ok.path };
+}
+
+/** The entries of a remote directory, sorted by name (a file lists as itself). */
+export async function listRemote(conn: Connection, remote: string): Promise<RemoteEntry[]> {
+  const channel = openFile(conn, 'list', remote, {}, LIST_WINDOW);
+  const entries: RemoteEntry[] = [];
+  let rest: Buffer = Buffer.alloc(0);
+  channel.onData = (chunk) => {
+    let data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10)) {
+      entries.push(decodeFileEntry(data.subarray(0, nl).toString('utf8')));
+      data = data.subarray(nl + 1);
+    }
+    rest = Buffer.from(data);
+    channel.credit(chunk.length);
+  };
+  await channel.opened;
+  const exit = await channel.finished;
+  if (!exit?.ok) throw exitError(conn, exit, `listing of ${remote}`);
+  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/** Create `remote` and its parents; sets `mode`/`mtimeMs` on it when given. Resolves with its absolute path. */
+export async function mkdirRemote(conn: Connection, remote: string, options: { mode?: number; mtimeMs?: number } = {}): Promise<string> {
+  const channel = openFile(conn, 'mkdir', remote, { ...options });
+  const ok = await channel.opened;
+  const exit = await channel.finished;
+  if (!exit?.ok) throw exitError(conn, exit, `mkdir of ${remote}`);
+  return ok.path;
+}

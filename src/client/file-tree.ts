@@ -1,0 +1,171 @@
+/**
+ * Recursive transfers (`put -r`, `get -r`): walk a tree and move each file with
+ * putFile/getFile, creating directories first and setting their mode and mtime last
+ * (adding files changes a directory's mtime). Like `cp -r`/`scp -r`: a source directory
+ * lands inside an existing target directory under its own name, else becomes the target.
+ *
+ * One file fails → it is recorded in `failures` and the walk goes on; a lost connection
+ * ends the walk. Symbolic links to files are copied as files; links to directories are
+ * not followed (no loops), and are reported through `onWarning`, as are sockets and FIFOs.
+ */
+import { chmod, mkdir, readdir, stat, utimes } from 'node:fs/promises';
+import { basename, join, posix, resolve } from 'node:path';
+import { ErrorCode } from '../errors.js';
+import type { Connection } from './connection.js';
+import { FileTransferError } from './file-channel.js';
+import {
+  getFile, listRemote, mkdirRemote, putFile, statRemote, type RemoteEntry, type TransferOptions, type TransferResult,
+} from './file-transfer.js';
+
+export interface TreeOptions extends TransferOptions {
+  /** Copy directories (and everything below them). Without it a directory source is an error. */
+  recursive?: boolean;
+  /** Entries that were skipped (links to directories, sockets, FIFOs), one message each. */
+  onWarning?: (message: string) => void;
+}
+
+export interface TreeResult {
+  files: TransferResult[];
+  failures: Array<{ path: string; error: Error }>;
+  directories: number;
+  bytes: number;
+}
+
+/** Errors that end one file but not the whole walk. */
+function perFile(err: unknown): err is FileTransferError {
+  return err instanceof FileTransferError && err.code !== ErrorCode.COMMAND_CANCELED;
+}
+
+class TreeWalk {
+  readonly result: TreeResult = { files: [], failures: [], directories: 0, bytes: 0 };
+  readonly conn: Connection;
+  readonly options: TreeOptions;
+
+  constructor(conn: Connection, options: TreeOptions) {
+    this.conn = conn;
+    this.options = options;
+  }
+
+  async attempt(path: string, work: () => Promise<TransferResult | void>): Promise<void> {
+    try {
+      const done = await work();
+      if (done) {
+        this.result.files.push(done);
+        this.result.bytes += done.size - done.resumedFrom;
+      }
+    } catch (err) {
+      if (!perFile(err)) throw err;
+      this.result.failures.push({ path, error: err });
+    }
+  }
+
+  warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+}
+
+/** Upload `sources` (files, and directories with `recursive`) to `remote`. */
+export async function putTree(conn: Connection, sources: string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
+  const walk = new TreeWalk(conn, options);
+  const dest = await statRemote(conn, remote).catch((err: unknown) => {
+    if (err instanceof FileTransferError && err.errno === 'ENOENT') return null;
+    throw err;
+  });
+  const destDir = dest?.type === 'dir' ? dest.path : null;
+  if (sources.length > 1 && !destDir) {
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `${remote} is not a directory on ${conn.hostLabel}; with several sources the target must be an existing directory.`, { host: conn.hostLabel, path: remote });
+  }
+  for (const source of sources) {
+    await walk.attempt(source, async () => {
+      const info = await stat(source).catch(() => null);
+      if (info?.isDirectory()) {
+        if (!options.recursive) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${source} is a directory; use -r to copy directories.`, { errno: 'EISDIR', path: source });
+        await putDir(walk, source, destDir ? posix.join(destDir, basename(resolve(source))) : remote);
+        return;
+      }
+      return putFile(conn, source, destDir ?? remote, options);
+    });
+  }
+  return walk.result;
+}
+
+async function putDir(walk: TreeWalk, local: string, remote: string): Promise<void> {
+  const { conn, options } = walk;
+  const remoteDir = await mkdirRemote(conn, remote);
+  walk.result.directories += 1;
+  const entries = (await readdir(local, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const entry of entries) {
+    const path = join(local, entry.name);
+    const target = posix.join(remoteDir, entry.name);
+    let kind: 'file' | 'dir' | 'skip' = entry.isFile() ? 'file' : entry.isDirectory() ? 'dir' : 'skip';
+    if (entry.isSymbolicLink()) {
+      const info = await stat(path).catch(() => null);
+      kind = info?.isFile() ? 'file' : 'skip';
+      if (kind === 'skip') walk.warn(`${path}: ${info ? 'symbolic link to a directory, not followed' : 'broken symbolic link'}; skipped.`);
+    } else if (kind === 'skip') {
+      walk.warn(`${path}: not a regular file or directory; skipped.`);
+    }
+    if (kind === 'file') await walk.attempt(path, () => putFile(conn, path, target, { ...options, intoDirectory: false }));
+    else if (kind === 'dir') await putDir(walk, path, target);
+  }
+  const info = await stat(local);
+  await mkdirRemote(conn, remoteDir, { mode: info.mode & 0o777, mtimeMs: info.mtimeMs });
+}
+
+/** Download `remotes` (files, and directories with `recursive`) to `local`. */
+export async function getTree(conn: Connection, remotes: string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
+  const walk = new TreeWalk(conn, options);
+  const localInfo = await stat(local).catch(() => null);
+  const localDir = localInfo?.isDirectory() ? local : null;
+  if (remotes.length > 1 && !localDir) {
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is not a directory; with several sources the target must be an existing directory.`, { path: local });
+  }
+  for (const remote of remotes) {
+    await walk.attempt(remote, async () => {
+      const entry = await statRemote(conn, remote);
+      if (entry.type === 'dir') {
+        if (!options.recursive) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${conn.hostLabel}:${remote} is a directory; use -r to copy directories.`, { errno: 'EISDIR', path: remote });
+        await getDir(walk, entry.path, entry, localDir ? join(localDir, posix.basename(entry.path) || 'root') : local);
+        return;
+      }
+      return getFile(conn, entry.path, local, options);
+    });
+  }
+  return walk.result;
+}
+
+async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: string): Promise<void> {
+  const { conn, options } = walk;
+  await mkdir(local, { recursive: true });
+  walk.result.directories += 1;
+  for (const entry of await listRemote(conn, remote)) {
+    const source = posix.join(remote, entry.name);
+    const path = join(local, entry.name);
+    let resolved: RemoteEntry = entry;
+    if (entry.type === 'symlink') {
+      const target = await statRemote(conn, source).catch((err: unknown) => {
+        if (perFile(err)) return null;
+        throw err;
+      });
+      if (target?.type !== 'file') {
+        walk.warn(`${conn.hostLabel}:${source}: ${target ? 'symbolic link to a directory, not followed' : 'broken symbolic link or outside the allowed roots'}; skipped.`);
+        continue;
+      }
+      resolved = target;
+    }
+    if (resolved.type === 'file') {
+      const existing = await stat(path).catch(() => null);
+      if (existing?.isDirectory()) {
+        walk.result.failures.push({ path: source, error: new FileTransferError(ErrorCode.BAD_REQUEST, `${path} is a directory; cannot replace it with a file.`, { errno: 'EISDIR', path }) });
+        continue;
+      }
+      await walk.attempt(source, () => getFile(conn, source, path, options));
+    } else if (resolved.type === 'dir') {
+      await getDir(walk, source, resolved, path);
+    } else {
+      walk.warn(`${conn.hostLabel}:${source}: not a regular file or directory; skipped.`);
+    }
+  }
+  await chmod(local, self.mode & 0o777);
+  await utimes(local, new Date(), self.mtimeMs / 1000);
+}
