@@ -86,7 +86,16 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
   if (flags.writeInventory && found.length > 0) {
     const file = flags.inventory ?? defaultInventoryPath();
     try {
-      const { added, skipped } = addHostsToInventory(file, found.map((h) => ({ name: h.name, address: h.address, port: h.port, labels: { discovered: 'true' } })));
+      // Several daemons on one machine announce the same name: give each its own.
+      const count = new Map<string, number>();
+      for (const h of found) count.set(h.name, (count.get(h.name) ?? 0) + 1);
+      const named = found.map((h) => ({
+        name: count.get(h.name)! > 1 ? `${h.name}-${h.address}-${h.port}`.replace(/[^A-Za-z0-9_.-]/g, '-') : h.name,
+        address: h.address,
+        port: h.port,
+        labels: { discovered: 'true' },
+      }));
+      const { added, skipped } = addHostsToInventory(file, named);
       process.stderr.write(`${file}: added ${added.length} host(s)${added.length ? ` (${added.join(', ')})` : ''}${skipped.length ? `, ${skipped.length} already there` : ''}.\n`);
     } catch (err) {
       fail((err as Error).message, 1);

@@ -9,6 +9,7 @@ import { registerDiscover } from './discover.js';
 import { registerTty } from './terminal.js';
 import { registerAudit } from './audit.js';
 import { registerUsers } from './users.js';
+import { registerFiles } from './files.js';
 
 export const VERSION = '0.1.0';
 
@@ -31,6 +32,7 @@ registerDiscover(program);
 registerTty(program);
 registerAudit(program);
 registerUsers(program);
+registerFiles(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -53,8 +53,9 @@ export class FileChannelClient {
   readonly finished: Promise<FileExit | null>;
   /** Credit the server granted for STDIN (put), once open. */
   sendWindow: SendWindow | null = null;
-  /** STDOUT data (get: file bytes; list: NDJSON). */
-  onData: ((chunk: Buffer) => void) | null = null;
+  #onData: ((chunk: Buffer) => void) | null = null;
+  /** Data that arrived before `onData` was set (bounded by our window). */
+  #early: Buffer[] = [];
   /** STDIN credit arrived. */
   onWindow: (() => void) | null = null;
   #owner: ClientChannelHost;
@@ -93,6 +94,18 @@ export class FileChannelClient {
       path: options.path,
       ...options.fields,
     });
+  }
+
+  /** STDOUT data (get: file bytes; list: NDJSON). Data that came before it was set is handed over at once. */
+  set onData(handler: ((chunk: Buffer) => void) | null) {
+    this.#onData = handler;
+    const early = this.#early;
+    this.#early = [];
+    if (handler) for (const chunk of early) handler(chunk);
+  }
+
+  get onData(): ((chunk: Buffer) => void) | null {
+    return this.#onData;
   }
 
   get host(): string {
@@ -147,8 +160,8 @@ export class FileChannelClient {
       case FrameType.STDOUT:
         this.#recvWindow.receive(frame.payload.length, this.id);
         if (this.#weClosed || this.#done) return;
-        if (this.onData) this.onData(frame.payload);
-        else this.credit(frame.payload.length);
+        if (this.#onData) this.#onData(frame.payload);
+        else this.#early.push(frame.payload);
         return;
       case FrameType.WINDOW:
         if (!this.sendWindow) throw new ProtocolError(ErrorCode.BAD_MESSAGE, `WINDOW before OPEN_OK on file channel ${this.id}.`, { channel: this.id });

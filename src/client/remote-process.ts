@@ -48,6 +48,7 @@ export class RemoteProcess {
   #maxPacket = 64 * 1024;
   #exit: ExitStatus | null = null;
   #weClosed = false;
+  #pendingSignals: NodeJS.Signals[] = [];
   #done = false;
   #startedAt = performance.now();
   #resolve!: (info: ExitInfo) => void;
@@ -92,6 +93,12 @@ export class RemoteProcess {
   /** Send a signal to the remote process group (SIGINT is Ctrl-C). */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (this.#done || this.#weClosed) return;
+    // Before OPEN_OK the OPEN may still fail, and a SIGNAL for a refused channel would be a
+    // protocol error: hold it until the server accepts.
+    if (!this.#sendWindow) {
+      this.#pendingSignals.push(signal);
+      return;
+    }
     this.#owner.conn.sendJson(FrameType.SIGNAL, this.id, { signal });
   }
 
@@ -105,8 +112,9 @@ export class RemoteProcess {
   close(): void {
     if (this.#done || this.#weClosed) return;
     this.#weClosed = true;
-    this.#owner.conn.send(FrameType.CLOSE, this.id);
     this.stdin.discard();
+    // As with kill(): CLOSE only once the server accepted the channel (else on OPEN_OK).
+    if (this.#sendWindow) this.#owner.conn.send(FrameType.CLOSE, this.id);
   }
 
   onFrame(frame: Frame): void {
@@ -117,6 +125,11 @@ export class RemoteProcess {
         this.#maxPacket = ok.maxPacket;
         this.#sendWindow = new SendWindow(ok.window);
         this.#opened();
+        if (this.#weClosed) {
+          this.#owner.conn.send(FrameType.CLOSE, this.id);
+          return;
+        }
+        for (const signal of this.#pendingSignals.splice(0)) this.#owner.conn.sendJson(FrameType.SIGNAL, this.id, { signal });
         this.stdin.resume();
         return;
       }
@@ -139,6 +152,9 @@ export class RemoteProcess {
       case FrameType.EXIT:
         this.#exit = decodeExit(frame.payload);
         this.stdin.discard();
+        // A command that could not start: say why where its errors go (added locally, so it
+        // costs no window credit).
+        if (this.#exit.error && !this.#weClosed) this.stderr.push(Buffer.from(`shellwire: ${this.#exit.error.message}\n`));
         return;
       case FrameType.CLOSE:
         if (!this.#weClosed) this.#owner.conn.send(FrameType.CLOSE, this.id);
@@ -160,8 +176,10 @@ export class RemoteProcess {
     this.#owner.release(this.id);
     this.stdin.discard();
     if (error) {
-      this.stdout.destroy(error);
-      this.stderr.destroy(error);
+      // The error goes to `exited` (and exec()'s promise); streams just stop, so a caller
+      // who never listens for stream errors does not get an uncaught exception.
+      this.stdout.destroy();
+      this.stderr.destroy();
       this.#reject(error);
       return;
     }

@@ -16,6 +16,8 @@ export interface CommandSpec {
   env: Record<string, string>;
   /** Open fd 3 as an extra pipe (sessions read the shell's state from it). */
   statePipe?: boolean;
+  /** SIGTERM → SIGKILL delay for what the command leaves behind. */
+  killGraceMs?: number;
 }
 
 export interface CommandExit {
@@ -34,7 +36,10 @@ export class CommandProcess {
   #exited = false;
   #killTimer: NodeJS.Timeout | null = null;
 
+  #killGraceMs: number;
+
   constructor(spec: CommandSpec, onClose: (exit: CommandExit) => void) {
+    this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.child = spawn(spec.file, spec.args, {
       cwd: spec.cwd,
       env: spec.env,
@@ -55,6 +60,10 @@ export class CommandProcess {
     });
     this.child.on('exit', () => {
       this.#exited = true;
+      // The command is over when its leader exits. Background jobs it left in the group
+      // would hold stdout open (and the channel with it): nothing a command started may
+      // outlive it, so they get SIGTERM, then SIGKILL. Output already written still arrives.
+      if (this.groupAlive()) this.terminate(this.#killGraceMs);
     });
     // 'close' comes after the exit *and* after stdout/stderr ended, so every byte of output
     // has been read by then.

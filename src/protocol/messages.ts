@@ -281,10 +281,13 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     req.pty = { term: str(t, p, 'term'), cols: int(t, p, 'cols', 1, 65535), rows: int(t, p, 'rows', 1, 65535) };
   }
   const command = str(t, o, 'command', true);
+  // The OS cannot pass a NUL inside an argument; refuse it here rather than fail at spawn.
+  if (command !== undefined && command.includes('\0')) throw bad(t, '"command" must not contain NUL bytes');
   if (command !== undefined) req.command = command;
   if (o.argv !== undefined) {
     const argv = strArray(t, o, 'argv');
     if (argv.length === 0) throw bad(t, '"argv" must not be empty');
+    if (argv.some((a) => a.includes('\0'))) throw bad(t, '"argv" entries must not contain NUL bytes');
     req.argv = argv;
   }
   if (kind === 'exec' && req.command !== undefined && req.argv !== undefined) {

@@ -107,7 +107,11 @@ export class ExecChannel implements ServerChannel {
         return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start ${file} on a terminal: ${(err as Error).message}` };
       }
     } else {
-      proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined }, (exit) => this.#processOnClose(exit));
+      try {
+        proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs }, (exit) => this.#processOnClose(exit));
+      } catch (err) {
+        return { code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
+      }
     }
     this.#process = proc;
     const conn = this.#host.conn;
@@ -140,7 +144,9 @@ export class ExecChannel implements ServerChannel {
   }
 
   onFrame(frame: Frame): void {
-    if (this.#phase === 'closing') return; // races with our CLOSE are expected; ignore
+    // After EXIT+CLOSE (or the client's CLOSE) late STDIN/WINDOW/SIGNAL frames are races
+    // the protocol allows (docs/protocol.md §6): ignore them, and never answer them.
+    if (this.#phase !== 'running') return;
     switch (frame.type) {
       case FrameType.STDIN:
         this.#inWindow.receive(frame.payload.length, this.id);
@@ -173,6 +179,8 @@ export class ExecChannel implements ServerChannel {
   #stdinOnData(payload: Buffer): void {
     const proc = this.#process;
     const returnCredit = () => {
+      // The write callback can come after the channel closed: no WINDOW after our CLOSE.
+      if (this.#phase !== 'running') return;
       const increment = this.#inWindow.consume(payload.length);
       if (increment > 0) this.#host.conn.send(FrameType.WINDOW, this.id, encodeWindow(increment));
     };
@@ -232,8 +240,8 @@ export class ExecChannel implements ServerChannel {
     if (exit.spawnError) {
       const notFound = exit.spawnError.code === 'ENOENT';
       status.exitCode = notFound ? 127 : 126;
+      // Only in EXIT.error: a STDERR frame here could exceed the client's window.
       status.error = { code: ErrorCode.SPAWN_FAILED, message: `Cannot run ${this.#request.argv?.[0] ?? '/bin/sh'}: ${exit.spawnError.message}` };
-      this.#host.conn.send(FrameType.STDERR, this.id, Buffer.from(`shellwire: ${status.error.message}\n`));
     }
     if (this.#session && this.#session.update(Buffer.concat(this.#stateReport))) status.cwd = this.#session.cwd;
     else if (this.#session) status.cwd = this.#session.cwd;

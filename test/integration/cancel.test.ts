@@ -171,7 +171,6 @@ test('closing the connection kills its running commands', { timeout: 15_000 }, a
 
 test('a background job that keeps the output open is killed when the command exits', {
   timeout: 15_000,
-  todo: 'bug: src/server/exec-channel.ts + src/process/command-process.ts wait for the child\'s \'close\' (stdio EOF) before killing leftover group members, so a background job holding stdout keeps the channel (and exec()) open until it exits',
 }, async () => {
   const proc = conn.spawn('sleep 300 & echo $$ $!');
   proc.stdin.end();

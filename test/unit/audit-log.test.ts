@@ -317,6 +317,18 @@ test('two writers on one file (e.g. a restarted daemon while the old one drains)
   b.close();
 });
 
+test('a read-only reader (the CLI) sees every committed row while the daemon still has the log open', () => {
+  const writer = AuditLog.open(path);
+  writer.record({ kind: 'connect', address: '10.0.0.1:1' });
+  const reader = AuditLog.open(path, { readonly: true, create: false });
+  writer.record({ kind: 'auth-ok', user: 'alice' });
+  assert.deepEqual(reader.query().map((r) => r.kind), ['connect', 'auth-ok']);
+  assert.deepEqual(reader.verify(), { ok: true, rows: 2 });
+  assert.equal(writer.record({ kind: 'disconnect' }), 3, 'a reader does not block the writer');
+  reader.close();
+  writer.close();
+});
+
 test('a process killed with SIGKILL right after record() loses no row', () => {
   const fixture = resolve(import.meta.dirname, '../fixtures/audit-crash.ts');
   const child = spawnSync(process.execPath, ['--import', 'tsx', fixture, path, '50'], { encoding: 'utf8' });

@@ -1,0 +1,222 @@
+/**
+ * `shellwire put`, `shellwire get`, `shellwire ls`: file transfer as scp users expect it.
+ *
+ *   shellwire put [-r] [--resume] [--quiet] LOCAL... [USER@]HOST[:PORT]:REMOTE
+ *   shellwire get [-r] [--resume] [--quiet] [USER@]HOST[:PORT]:REMOTE... LOCAL
+ *   shellwire ls [--json] [USER@]HOST[:PORT]:PATH
+ *
+ * Relative remote paths start at the remote user's home. Exit status: 0 when every file
+ * arrived verified, 1 when any failed (the others still transfer), 255 when the
+ * connection failed, 130 when interrupted (partial files are kept for --resume).
+ */
+import type { Command } from 'commander';
+import type { Connection } from '../client/connection.js';
+import type { TransferProgress, RemoteEntry } from '../client/file-transfer.js';
+import type { TreeOptions, TreeResult } from '../client/file-tree.js';
+import { ShellwireError } from '../errors.js';
+import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags } from './common.js';
+import { ProgressLine, formatBytes } from './progress.js';
+
+interface TransferFlags extends ConnectFlags {
+  recursive?: boolean;
+  resume?: boolean;
+  quiet?: boolean;
+  limitRate?: string;
+}
+
+interface LsFlags extends ConnectFlags {
+  json?: boolean;
+}
+
+export interface RemoteSpec {
+  /** `[USER@]HOST[:PORT]` for connect. */
+  target: string;
+  path: string;
+}
+
+const REMOTE_SPEC = /^(?:([^@/:]+)@)?(\[[^\]/]+\]|[^:/[\]@]+)(?::(\d+))?:(.*)$/s;
+
+/** `[USER@]HOST[:PORT]:PATH` (`[IPv6]:PORT:PATH` too); null for a local path (no `HOST:`). */
+export function parseRemoteSpec(text: string): RemoteSpec | null {
+  const m = REMOTE_SPEC.exec(text);
+  if (!m) return null;
+  const [, user, host, port, path] = m;
+  return { target: `${user ? `${user}@` : ''}${host}${port ? `:${port}` : ''}`, path: path! };
+}
+
+export function registerFiles(program: Command): void {
+  const transfer = (name: 'put' | 'get', description: string, usage: string) =>
+    addConnectFlags(
+      program
+        .command(name)
+        .description(description)
+        .argument('<paths...>', usage)
+        .option('-r, --recursive', 'copy directories and everything below them')
+        .option('--resume', 'continue an interrupted transfer from its partial file (.NAME.shellwire-part) when its bytes match')
+        .option('-q, --quiet', 'no progress bar and no notes; errors only')
+        .option('--limit-rate <rate>', 'at most RATE bytes per second (suffix K, M or G)'),
+    );
+  transfer('put', 'upload files to HOST: atomic (temp file + rename), SHA-256 verified, mode and mtime kept', 'LOCAL... [USER@]HOST[:PORT]:REMOTE').action(
+    (paths: string[], flags: TransferFlags) => runTransfer('put', paths, flags),
+  );
+  transfer('get', 'download files from HOST: atomic, SHA-256 verified, mode and mtime kept', '[USER@]HOST[:PORT]:REMOTE... LOCAL').action(
+    (paths: string[], flags: TransferFlags) => runTransfer('get', paths, flags),
+  );
+  addConnectFlags(
+    program
+      .command('ls')
+      .description('list a remote directory: mode, size, mtime, name')
+      .argument('<path>', '[USER@]HOST[:PORT]:PATH (relative paths start at the remote home)')
+      .option('--json', 'print a JSON array of {name, type, size, mode, mtime, mtimeMs}'),
+  ).action((spec: string, flags: LsFlags) => runLs(spec, flags));
+}
+
+function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(text.trim());
+  const scale: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+  const value = m ? Number(m[1]) * scale[m[2]!.toLowerCase()]! : NaN;
+  if (!Number.isFinite(value) || value < 1) fail(`--limit-rate takes bytes per second such as 500K or 20M, got "${text}".`, 2);
+  return value;
+}
+
+async function connectOrExit(target: string, flags: ConnectFlags): Promise<Connection> {
+  try {
+    return await connectFromFlags(target, flags);
+  } catch (err) {
+    reportError(err);
+  }
+}
+
+async function runTransfer(direction: 'put' | 'get', paths: string[], flags: TransferFlags): Promise<void> {
+  if (paths.length < 2) fail(`${direction} needs a source and a destination; see shellwire ${direction} --help.`, 2);
+  const sources = paths.slice(0, -1);
+  const destination = paths[paths.length - 1]!;
+  let target: string;
+  let remotes: string[];
+  let local: string[];
+  let remoteDest = '';
+  if (direction === 'put') {
+    const spec = parseRemoteSpec(destination);
+    if (!spec) fail(`The destination "${destination}" is not remote; write [USER@]HOST[:PORT]:PATH.`, 2);
+    const remoteSource = sources.find((s) => parseRemoteSpec(s) !== null && !s.startsWith('/') && !s.startsWith('.'));
+    if (remoteSource) fail(`put copies local files to a host; "${remoteSource}" looks remote (use get).`, 2);
+    target = spec.target;
+    remoteDest = spec.path;
+    local = sources;
+    remotes = [];
+  } else {
+    const specs = sources.map((s) => parseRemoteSpec(s));
+    const bad = sources.find((_, i) => specs[i] === null);
+    if (bad !== undefined) fail(`The source "${bad}" is not remote; write [USER@]HOST[:PORT]:PATH.`, 2);
+    target = specs[0]!.target;
+    if (specs.some((s) => s!.target !== target)) fail('All sources of one get must be on the same host.', 2);
+    remotes = specs.map((s) => s!.path);
+    local = [destination];
+  }
+  const conn = await connectOrExit(target, flags);
+  const progress = !flags.quiet && process.stderr.isTTY ? new ProgressLine(process.stderr) : null;
+  const note = (message: string) => {
+    if (flags.quiet) return;
+    progress?.finish();
+    process.stderr.write(`shellwire: ${message}\n`);
+  };
+  const controller = new AbortController();
+  let interrupted = false;
+  const interrupt = () => {
+    interrupted = true;
+    controller.abort();
+  };
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
+  const noted = new Set<string>();
+  const options: TreeOptions = {
+    recursive: flags.recursive === true,
+    resume: flags.resume === true,
+    signal: controller.signal,
+    onWarning: note,
+    onProgress: (p: TransferProgress) => {
+      const key = `${p.local}\0${p.remote}`;
+      if (p.resumedFrom > 0 && !noted.has(key)) {
+        noted.add(key);
+        note(`resuming ${p.direction === 'put' ? p.remote : p.local} at ${formatBytes(p.resumedFrom)} of ${formatBytes(p.size)}`);
+      }
+      progress?.update(p);
+    },
+    ...(flags.limitRate ? { rateLimit: parseRate(flags.limitRate) } : {}),
+  };
+  let result: TreeResult;
+  try {
+    result = direction === 'put' ? await conn.putRecursive(local, remoteDest, options) : await conn.getRecursive(remotes, local[0]!, options);
+  } catch (err) {
+    progress?.finish();
+    if (interrupted) exitInterrupted(direction);
+    if (err instanceof ShellwireError && err.name === 'FileTransferError') {
+      process.stderr.write(`shellwire: ${err.message} [${err.code}]\n`);
+      await conn.close();
+      process.exit(1);
+    }
+    reportError(err);
+  }
+  progress?.finish();
+  if (interrupted) exitInterrupted(direction);
+  for (const failure of result.failures) {
+    const code = failure.error instanceof ShellwireError ? ` [${failure.error.code}]` : '';
+    process.stderr.write(`shellwire: ${failure.error.message}${code}\n`);
+  }
+  await conn.close();
+  process.exit(result.failures.length > 0 ? 1 : 0);
+}
+
+function exitInterrupted(direction: string): never {
+  process.stderr.write(`shellwire: ${direction} interrupted; partial files were kept, run it again with --resume to continue.\n`);
+  process.exit(130);
+}
+
+async function runLs(specText: string, flags: LsFlags): Promise<void> {
+  const spec = parseRemoteSpec(specText) ?? (specText.includes(':') ? null : { target: specText, path: '' });
+  if (!spec) fail(`"${specText}" is not [USER@]HOST[:PORT]:PATH.`, 2);
+  const conn = await connectOrExit(spec.target, flags);
+  let entries: RemoteEntry[];
+  try {
+    entries = await conn.list(spec.path);
+  } catch (err) {
+    if (err instanceof ShellwireError && err.name === 'FileTransferError') {
+      process.stderr.write(`shellwire: ${err.message} [${err.code}]\n`);
+      await conn.close();
+      process.exit(1);
+    }
+    reportError(err);
+  }
+  if (flags.json) {
+    const rows = entries.map((e) => ({ ...e, mtime: new Date(e.mtimeMs).toISOString() }));
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  } else {
+    const width = Math.max(1, ...entries.map((e) => String(e.size).length));
+    for (const e of entries) {
+      const name = e.type === 'symlink' && e.target !== undefined ? `${e.name} -> ${e.target}` : e.name;
+      process.stdout.write(`${modeString(e)} ${String(e.size).padStart(width)} ${formatTime(e.mtimeMs)} ${name}\n`);
+    }
+  }
+  await conn.close();
+  process.exit(0);
+}
+
+/** `drwxr-xr-x`, with setuid/setgid/sticky as ls shows them. */
+export function modeString(entry: Pick<RemoteEntry, 'type' | 'mode'>): string {
+  const type = entry.type === 'dir' ? 'd' : entry.type === 'symlink' ? 'l' : entry.type === 'file' ? '-' : '?';
+  const m = entry.mode;
+  const triplet = (shift: number, special: number, letter: string) => {
+    const r = m & (4 << shift) ? 'r' : '-';
+    const w = m & (2 << shift) ? 'w' : '-';
+    const x = m & (1 << shift);
+    const s = m & special ? (x ? letter : letter.toUpperCase()) : x ? 'x' : '-';
+    return r + w + s;
+  };
+  return type + triplet(6, 0o4000, 's') + triplet(3, 0o2000, 's') + triplet(0, 0o1000, 't');
+}
+
+function formatTime(ms: number): string {
+  const d = new Date(ms);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}

@@ -1,0 +1,67 @@
+/**
+ * Races the protocol allows (docs/protocol.md §6): frames crossing an OPEN_FAIL or a
+ * CLOSE must never bring down the connection and the other commands on it.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { ErrorCode, type ShellwireError } from '../../src/errors.js';
+import type { Connection } from '../../src/client/connection.js';
+
+let d: TestDaemon;
+before(async () => {
+  d = await startDaemon();
+});
+after(async () => {
+  await d.stop();
+});
+
+async function stillWorks(conn: Connection): Promise<void> {
+  assert.equal((await conn.exec('echo alive')).stdout, 'alive\n', 'the connection survived');
+}
+
+test('an abort that crosses an OPEN_FAIL: the request fails, the connection lives', async () => {
+  const conn = await d.connect();
+  const running = conn.exec('sleep 2; echo other');
+  const aborted = AbortSignal.abort();
+  await assert.rejects(conn.exec('true', { cwd: '/nonexistent-dir', signal: aborted }), (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  const p = conn.spawn('true', { cwd: '/nonexistent-dir' });
+  p.kill('SIGINT');
+  await assert.rejects(p.exited, (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  await stillWorks(conn);
+  assert.equal((await running).stdout, 'other\n', 'the other command on the connection finished');
+  await conn.close();
+});
+
+test('closing a command with unread stdin sends no WINDOW after CLOSE', async () => {
+  const conn = await d.connect();
+  for (let i = 0; i < 5; i++) {
+    const p = conn.spawn('sleep 0.2; exec cat >/dev/null');
+    p.stdout.resume();
+    p.stderr.resume();
+    p.stdin.write(Buffer.alloc(3 * 1024 * 1024, 0x61));
+    await new Promise((r) => setTimeout(r, 250));
+    p.close();
+    await p.exited;
+  }
+  await stillWorks(conn);
+  await conn.close();
+});
+
+test('a program that cannot start reports why without overrunning a small window', async () => {
+  const conn = await d.connect({ window: 16 });
+  const r = await conn.exec(['/nonexistent/program'], { reject: false });
+  assert.equal(r.exitCode, 127);
+  assert.match(r.stderr, /Cannot run \/nonexistent\/program/);
+  await stillWorks(conn);
+  await conn.close();
+});
+
+test('NUL bytes in a command are refused as a malformed message, not a crash', async () => {
+  const conn = await d.connect();
+  await assert.rejects(conn.exec('echo a\0b'), (err: ShellwireError) => err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.CONNECTION_CLOSED);
+  await conn.close();
+  const again = await d.connect();
+  await stillWorks(again);
+  await again.close();
+});
