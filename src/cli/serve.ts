@@ -21,6 +21,7 @@ interface ServeFlags {
   killGrace: string;
   shutdownGrace: string;
   logLevel: string;
+  audit: boolean;
   announce?: boolean;
   classicPort?: string;
   classicListen?: string;
@@ -42,6 +43,7 @@ export function registerServe(program: Command): void {
     .option('--classic-listen <addr>', `address for --classic-port (default ${DEFAULT_CLASSIC_HOST}; plaintext, so think twice beyond loopback)`)
     .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
     .option('--file-root <dir>', 'a directory file transfers may use (repeatable; default: the user\'s home)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (JSON logs on stderr)', process.env.SHELLWIRE_LOG_LEVEL ?? 'info')
     .action(async (flags: ServeFlags) => runServe(flags));
 }
@@ -71,6 +73,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
   let server: Server;
   try {
     server = await Server.create({
+      ...(flags.audit ? {} : { audit: false as const }),
       host: listen.host,
       port: listen.port,
       ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),

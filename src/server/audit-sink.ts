@@ -29,5 +29,7 @@ export interface AuditSink {
   denied(connection: ServerConnection, request: OpenRequest, reason: string): void;
   commandStarted(connection: ServerConnection, command: CommandRecord): void;
   commandEnded(connection: ServerConnection, command: CommandEnd): void;
+  /** A file operation (put, get, list, …) or a refused path. */
+  file?(connection: ServerConnection, detail: Record<string, unknown>): void;
   disconnected(connection: ServerConnection): void;
 }

@@ -24,6 +24,8 @@ export interface ChannelHost {
   /** Audit trail of commands (no-ops without an audit sink). */
   auditCommandStarted(command: CommandRecord): void;
   auditCommandEnded(command: CommandEnd): void;
+  /** Audit trail of file operations and refused paths. */
+  auditFile(detail: Record<string, unknown>): void;
   /** Forget the channel: both sides have sent CLOSE. */
   release(channel: number): void;
 }

@@ -261,12 +261,13 @@ export class ExecChannel implements ServerChannel {
     );
     const bytesOut = (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0);
     const durationMs = Math.round(performance.now() - this.#startedAt);
+    this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
+    this.#host.conn.send(FrameType.CLOSE, this.id);
+    // Recorded after the client has its answer, so the audit write is off the round trip.
     this.#host.auditCommandEnded({
       channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
       exitCode: status.exitCode, signal: status.signal, timedOut: status.timedOut, bytesIn: this.#stdinBytes, bytesOut, durationMs,
     });
-    this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
-    this.#host.conn.send(FrameType.CLOSE, this.id);
   }
 
   #commandLabel(): string {

@@ -105,6 +105,15 @@ export class ServerConnection implements ChannelHost {
     return false;
   }
 
+  /** The logged-in user's name; null before (or without) authentication. */
+  get userName(): string | null {
+    return this.#user?.name ?? null;
+  }
+
+  auditFile(detail: Record<string, unknown>): void {
+    this.#ctx.audit?.file?.(this, detail);
+  }
+
   get authenticated(): boolean {
     return this.#state === 'open';
   }

@@ -17,6 +17,8 @@ import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.j
 import { AuthThrottle, type ThrottleOptions } from '../auth/throttle.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import type { AuditSink } from './audit-sink.js';
+import { AuditLog, auditLogPath } from '../audit/audit-log.js';
+import { DaemonAudit } from '../audit/daemon-audit.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import { silentLogger } from '../silent-logger.js';
 import { commandBaseEnv } from './command-env.js';
@@ -40,8 +42,11 @@ export interface ServerOptions {
   authenticator?: Authenticator;
   /** Brute-force backoff settings (and an injectable clock for tests). */
   throttle?: ThrottleOptions;
-  /** Audit hooks: a sink that records connections, logins, denials and commands. */
-  audit?: AuditSink;
+  /**
+   * Audit trail. Default: the chained SQLite log `<state-dir>/audit.sqlite`; `false` for none;
+   * or any sink.
+   */
+  audit?: AuditSink | false;
   /** Extra channel kinds (e.g. file transfer) beside exec and session. */
   channelKinds?: Iterable<[string, ChannelFactory]>;
   /** Directories file transfers may touch (after resolving `..` and symlinks). Default: the user's home. */
@@ -67,6 +72,7 @@ export class Server {
   #users: UsersConfig;
   #authenticator: Authenticator;
   #audit: AuditSink | null;
+  #ownAudit: DaemonAudit | null = null;
 
   private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string, users: UsersConfig) {
     this.identity = identity;
@@ -81,7 +87,7 @@ export class Server {
     this.#users = users;
     const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, new AuthThrottle(options.throttle));
     this.#authenticator = authenticator;
-    this.#audit = options.audit ?? null;
+    this.#audit = options.audit || null;
     const baseEnv = commandBaseEnv();
     this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory(options.fileRoots)], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
@@ -111,7 +117,15 @@ export class Server {
     const { token } = loadOrCreateToken(stateDir);
     const users = loadUsersConfig(stateDir);
     await loadNodePty();
-    return new Server(options, identity, token, stateDir, users);
+    let audit = options.audit;
+    let ownAudit: DaemonAudit | null = null;
+    if (audit === undefined) {
+      ownAudit = new DaemonAudit(AuditLog.open(auditLogPath(stateDir)), options.logger ?? silentLogger());
+      audit = ownAudit;
+    }
+    const server = new Server({ ...options, audit }, identity, token, stateDir, users);
+    server.#ownAudit = ownAudit;
+    return server;
   }
 
   async listen(): Promise<AddressInfo> {
@@ -176,6 +190,8 @@ export class Server {
         break;
       }
     }
+    this.#ownAudit?.close();
+    this.#ownAudit = null;
   }
 
   #tlsOnSecureConnection(socket: TLSSocket, authenticator: Authenticator, baseEnv: Record<string, string>): void {

@@ -1,0 +1,73 @@
+/**
+ * The daemon's audit trail for a scripted session: the rows a real daemon writes, exact.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, runCli } from '../helpers/daemon.js';
+import { cleanEnv, tempDir } from '../helpers/fixtures.js';
+import { connect } from '../../src/client/connect.js';
+import { generateKeyPair } from '../../src/auth/ssh-key.js';
+import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
+import { userInfo } from 'node:os';
+
+test('a scripted session leaves exact, chained audit rows', async () => {
+  const d = await startDaemon();
+  try {
+    const dir = tempDir();
+    const pair = generateKeyPair('auditor');
+    writeFileSync(join(dir, 'key'), pair.privateText, { mode: 0o600 });
+    writeFileSync(join(d.server.stateDir, 'users.yaml'), `users:\n  ops:\n    allowRoot: true\n    commands: { deny: ["reboot*"] }\n    keys: ["${pair.publicLine}"]\n`);
+    assert.ok(d.server.reloadUsers().ok);
+
+    await assert.rejects(connect(d.address, { token: 'wrong', fingerprint: d.fingerprint, env: cleanEnv() }));
+    const conn = await connect(`ops@${d.address}`, { identity: join(dir, 'key'), fingerprint: d.fingerprint, env: cleanEnv() });
+    await conn.exec('echo hello', { cwd: '/tmp' });
+    await conn.exec('printf abc; exit 3', { stdin: 'xyz', reject: false });
+    await assert.rejects(conn.exec('reboot now'));
+    await conn.close();
+    await new Promise((r) => setTimeout(r, 100));
+
+    const log = AuditLog.open(auditLogPath(d.server.stateDir), { readonly: true });
+    try {
+      const rows = log.query({});
+      const summary = rows.map((r) => [r.kind, r.user, r.command, r.exitCode]);
+      const me = userInfo().username;
+      assert.deepEqual(summary, [
+        ['connect', null, null, null],
+        ['auth-fail', null, null, null],
+        ['disconnect', null, null, null],
+        ['connect', null, null, null],
+        ['auth-ok', 'ops', null, null],
+        ['command-start', 'ops', 'echo hello', null],
+        ['command-end', 'ops', 'echo hello', 0],
+        ['command-start', 'ops', 'printf abc; exit 3', null],
+        ['command-end', 'ops', 'printf abc; exit 3', 3],
+        ['denied', 'ops', 'reboot now', null],
+        ['disconnect', 'ops', null, null],
+      ]);
+      const authOk = rows[4]!;
+      assert.equal(authOk.osUser, me);
+      assert.equal(authOk.keyFingerprint, pair.fingerprint);
+      const failed = rows[1]!;
+      assert.match(String(failed.detail?.reason), /unknown or revoked token/);
+      assert.ok(!JSON.stringify(rows).includes('"wrong"'), 'the offered secret is never logged');
+      const end = rows[8]!;
+      assert.equal(end.bytesIn, 3);
+      assert.equal(end.bytesOut, 3);
+      assert.equal(end.cwd, rows[7]!.cwd);
+      assert.ok(end.durationMs !== null && end.durationMs >= 0);
+      assert.equal(rows[6]!.cwd, '/tmp');
+      assert.match(String(rows[9]!.detail?.reason), /users\.ops\.commands\.deny\[0\]/);
+      assert.deepEqual(log.verify(), { ok: true, rows: rows.length });
+    } finally {
+      log.close();
+    }
+    const verify = await runCli(['audit', 'verify', '--state-dir', d.server.stateDir], { env: cleanEnv() });
+    assert.equal(verify.code, 0, verify.stderr);
+    assert.match(verify.stdout.toString() + verify.stderr, /intact: 11 rows/);
+  } finally {
+    await d.stop();
+  }
+});
