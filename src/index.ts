@@ -18,3 +18,6 @@ export {
   ShellwireError, ProtocolError, ConnectionError, HostVerificationError, AuthenticationError,
   RequestError, UsageError, CommandError, ErrorCode, type CommandResult,
 } from './errors.js';
+export * from './fleet/index.js';
+export { AuditLog, auditLogPath, type AuditEvent, type AuditRow, type AuditKind, type AuditQuery, type VerifyResult } from './audit/audit-log.js';
+export { ClassicServer } from './server/classic-server.js';

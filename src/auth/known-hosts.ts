@@ -4,7 +4,7 @@
  * An unknown host is asked about (TTY), accepted only when allowed, or refused; a changed
  * fingerprint is always refused, loudly, because that is what an attack looks like.
  */
-import { readFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, appendFileSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ErrorCode, HostVerificationError } from '../errors.js';
 
@@ -26,15 +26,27 @@ export interface HostCheck {
   confirm?: (hostKey: string, fingerprint: string) => Promise<boolean>;
 }
 
+// Parsed files by path, reused while size and mtime are unchanged: a fan-out to 1,000
+// hosts would otherwise parse the whole file once per connection.
+const cache = new Map<string, { mtimeMs: number; size: number; known: Map<string, string> }>();
+
 export function readKnownHosts(file: string): Map<string, string> {
-  const known = new Map<string, string>();
-  let text: string;
+  let stat;
   try {
-    text = readFileSync(file, 'utf8');
+    stat = statSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return known;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
     throw err;
   }
+  const cached = cache.get(file);
+  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.known;
+  const known = parseKnownHosts(readFileSync(file, 'utf8'));
+  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, known });
+  return known;
+}
+
+function parseKnownHosts(text: string): Map<string, string> {
+  const known = new Map<string, string>();
   for (const line of text.split('\n')) {
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
@@ -47,6 +59,7 @@ export function readKnownHosts(file: string): Map<string, string> {
 export function addKnownHost(file: string, hostKey: string, fingerprint: string): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   appendFileSync(file, `${hostKey} ${fingerprint}\n`, { mode: 0o600 });
+  cache.delete(file);
 }
 
 /** Throws `HostVerificationError` unless the host is trusted (possibly after asking). */

@@ -38,19 +38,49 @@ export interface FileSenderOptions {
   onError(error: Error): void;
 }
 
+/** Reads kept in flight ahead of the socket, so the disk and the main thread overlap. */
+const READ_AHEAD = Number(process.env.SW_READ_AHEAD ?? 3);
+/**
+ * Bytes per read(2): several frames' worth. Each thread-pool request costs a thread
+ * wake-up (tens of µs on a VM), so fewer, larger reads leave more CPU for TLS and SHA-256.
+ */
+const READ_SIZE = Number(process.env.SW_READ_SIZE ?? 1024 * 1024);
+/** Read buffers are cut from slabs of this size: one large allocation instead of one per frame. */
+const SLAB_SIZE = 4 * 1024 * 1024;
+
+interface PendingRead {
+  position: number;
+  buffer: Buffer;
+  done: boolean;
+  bytesRead: number;
+  error: Error | null;
+}
+
+/**
+ * Reads `[start, end)` of a file and sends it as data frames, in order, never more than
+ * the window's credit, pausing while the socket is congested. Up to READ_AHEAD reads run
+ * in the thread pool at once; each holds window credit, so the bytes read ahead are
+ * always bytes the peer has already agreed to take.
+ */
 export class FileSender {
   #o: FileSenderOptions;
   #position: number;
-  #reading = false;
+  #next: number;
+  #reserved = 0;
+  #reads: PendingRead[] = [];
+  #inFlight = 0;
   #waiting = false;
   #stopped = false;
   #startedAt = performance.now();
   #sent = 0;
   #settled: (() => void) | null = null;
+  #slab: Buffer | null = null;
+  #slabUsed = 0;
 
   constructor(options: FileSenderOptions) {
     this.#o = options;
     this.#position = options.start;
+    this.#next = options.start;
   }
 
   /** Start, or continue after WINDOW credit arrived. */
@@ -64,26 +94,44 @@ export class FileSender {
    */
   stop(): Promise<void> {
     this.#stopped = true;
-    if (!this.#reading) return Promise.resolve();
+    this.#reads = [];
+    if (this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.#settled = resolve));
   }
 
   #pump(): void {
-    if (this.#reading || this.#waiting || this.#stopped) return;
+    if (this.#stopped) return;
     const o = this.#o;
+    // Send what was read, in file order.
+    while (this.#reads.length > 0 && this.#reads[0]!.done) {
+      const r = this.#reads.shift()!;
+      this.#reserved -= r.buffer.length;
+      if (r.error) return this.#fail(r.error);
+      if (r.bytesRead < r.buffer.length) {
+        return this.#fail(new Error(`the file ended at ${r.position + r.bytesRead} bytes, before its size of ${o.end} (was it truncated while being sent?)`));
+      }
+      o.hash.update(r.buffer);
+      o.window.consume(r.buffer.length);
+      for (let offset = 0; offset < r.buffer.length; offset += o.maxPacket) {
+        o.conn.sendData(o.type, o.channel, r.buffer.subarray(offset, Math.min(offset + o.maxPacket, r.buffer.length)));
+      }
+      this.#position += r.buffer.length;
+      this.#sent += r.buffer.length;
+      o.onProgress?.(this.#position);
+    }
     if (this.#position >= o.end) {
       this.#stopped = true;
       o.onDone();
       return;
     }
-    if (o.conn.closed) return;
+    if (this.#waiting || o.conn.closed) return;
     if (o.conn.congested) {
       this.#waiting = true;
       o.conn.whenDrained(() => this.#resume());
       return;
     }
     if (o.rateLimit) {
-      const due = this.#startedAt + (this.#sent / o.rateLimit) * 1000;
+      const due = this.#startedAt + ((this.#sent + this.#reserved) / o.rateLimit) * 1000;
       const now = performance.now();
       if (due > now + 1) {
         this.#waiting = true;
@@ -91,29 +139,37 @@ export class FileSender {
         return;
       }
     }
-    const length = Math.min(o.window.available, o.maxPacket, o.end - this.#position);
-    if (length <= 0) return; // no credit: WINDOW will call flush()
-    this.#reading = true;
-    const buffer = Buffer.allocUnsafe(length);
-    read(o.fd, buffer, 0, length, this.#position, (err, bytesRead) => {
-      this.#reading = false;
-      if (this.#stopped) {
-        this.#settled?.();
-        return;
-      }
-      if (err) return this.#fail(err);
-      if (bytesRead === 0) {
-        return this.#fail(new Error(`the file ended at ${this.#position} bytes, before its size of ${o.end} (was it truncated while being sent?)`));
-      }
-      const chunk = bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
-      o.hash.update(chunk);
-      o.window.consume(bytesRead);
-      o.conn.sendData(o.type, o.channel, chunk);
-      this.#position += bytesRead;
-      this.#sent += bytesRead;
-      o.onProgress?.(this.#position);
-      this.#pump();
-    });
+    while (this.#reads.length < READ_AHEAD && this.#next < o.end) {
+      const length = Math.min(o.window.available - this.#reserved, READ_SIZE, o.end - this.#next);
+      if (length <= 0) return; // no credit: WINDOW will call flush()
+      const r: PendingRead = { position: this.#next, buffer: this.#allocate(length), done: false, bytesRead: 0, error: null };
+      this.#reads.push(r);
+      this.#reserved += length;
+      this.#next += length;
+      this.#inFlight += 1;
+      read(o.fd, r.buffer, 0, length, r.position, (err, bytesRead) => {
+        this.#inFlight -= 1;
+        r.done = true;
+        r.error = err;
+        r.bytesRead = bytesRead;
+        if (this.#stopped) {
+          if (this.#inFlight === 0) this.#settled?.();
+          return;
+        }
+        this.#pump();
+      });
+      if (o.rateLimit) return; // one read per tick, so the limit holds
+    }
+  }
+
+  #allocate(length: number): Buffer {
+    if (!this.#slab || this.#slab.length - this.#slabUsed < length) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, length));
+      this.#slabUsed = 0;
+    }
+    const buffer = this.#slab.subarray(this.#slabUsed, this.#slabUsed + length);
+    this.#slabUsed += length;
+    return buffer;
   }
 
   #resume(): void {
@@ -123,6 +179,7 @@ export class FileSender {
 
   #fail(error: Error): void {
     this.#stopped = true;
+    this.#reads = [];
     this.#o.onError(error);
   }
 }

@@ -63,7 +63,7 @@ function seconds(text: string, flag: string): number {
 async function runServe(flags: ServeFlags): Promise<void> {
   let listen;
   try {
-    listen = parseTarget(flags.listen);
+    listen = parseTarget(flags.listen, DEFAULT_PORT, { allowPortZero: true });
   } catch (err) {
     fail((err as Error).message, 2);
   }

@@ -167,7 +167,7 @@ function sendFile(
       onError: (err) => {
         settled = true;
         channel.close();
-        reject(localError('read', file.path, err));
+        void sender.stop().then(() => reject(localError('read', file.path, err)));
       },
     });
     channel.onWindow = () => sender.flush();

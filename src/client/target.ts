@@ -13,7 +13,9 @@ export interface Target {
   port: number;
 }
 
-export function parseTarget(text: string, defaultPort: number = DEFAULT_PORT): Target {
+/** `allowPortZero`: for listen addresses, where port 0 means "any free port". */
+export function parseTarget(text: string, defaultPort: number = DEFAULT_PORT, options: { allowPortZero?: boolean } = {}): Target {
+  const min = options.allowPortZero ? 0 : 1;
   let rest = text.trim();
   let user: string | undefined;
   const at = rest.lastIndexOf('@');
@@ -31,7 +33,7 @@ export function parseTarget(text: string, defaultPort: number = DEFAULT_PORT): T
     const after = rest.slice(close + 1);
     if (after !== '') {
       if (!after.startsWith(':')) throw badTarget(text, `unexpected "${after}" after "]"`);
-      port = parsePort(text, after.slice(1));
+      port = parsePort(text, after.slice(1), min);
     }
     if (isIP(host) !== 6) throw badTarget(text, `"${host}" is not an IPv6 address`);
   } else if (isIP(rest) === 6) {
@@ -40,7 +42,7 @@ export function parseTarget(text: string, defaultPort: number = DEFAULT_PORT): T
     const colon = rest.lastIndexOf(':');
     if (colon >= 0) {
       host = rest.slice(0, colon);
-      port = parsePort(text, rest.slice(colon + 1));
+      port = parsePort(text, rest.slice(colon + 1), min);
     } else {
       host = rest;
     }
@@ -59,9 +61,9 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host) || host === 'ip6-localhost';
 }
 
-function parsePort(text: string, value: string): number {
+function parsePort(text: string, value: string, min: number): number {
   const port = Number(value);
-  if (!/^\d+$/.test(value) || port < 1 || port > 65535) throw badTarget(text, `port "${value}" must be a number from 1 to 65535`);
+  if (!/^\d+$/.test(value) || port < min || port > 65535) throw badTarget(text, `port "${value}" must be a number from ${min} to 65535`);
   return port;
 }
 

@@ -150,7 +150,9 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   const unreachable = by((r) => r.status === 'unreachable' || r.status === 'lost');
   const refused = by((r) => r.status === 'host-key' || r.status === 'auth');
   const add = (label: string, hosts: string[]) => {
-    if (hosts.length > 0) parts.push(paint(style, 31, `${hosts.length} ${label} (${foldNames(hosts)})`));
+    if (hosts.length === 0) return;
+    const names = foldNames(hosts);
+    parts.push(paint(style, 31, `${hosts.length} ${label} (${names.length > 160 ? `${names.slice(0, 159)}…` : names})`));
   };
   add('failed', failed);
   add('timed out', timedOut);

@@ -59,7 +59,7 @@ export class InventoryError extends UsageError {
   readonly line: number | null;
 
   constructor(file: string, line: number | null, message: string) {
-    super(ErrorCode.BAD_TARGET, `${file}${line === null ? '' : `:${line}`}: ${message}`);
+    super(ErrorCode.BAD_INVENTORY, `${file}${line === null ? '' : `:${line}`}: ${message}`);
     this.file = file;
     this.line = line;
   }

@@ -85,6 +85,7 @@ test('inventory: schema errors name the file and line', () => {
       () => parseInventory(text, 'f.yaml'),
       (err: unknown) => {
         assert.ok(err instanceof InventoryError, String(err));
+        assert.equal(err.code, 'SW_ERR_BAD_INVENTORY');
         assert.match(err.message, message);
         assert.equal(err.line, line, `${err.message} (for ${JSON.stringify(text)})`);
         assert.ok(err.message.startsWith(`f.yaml:${line}:`));
