@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-// The CLI is one bundled file (see scripts.build): a cold `shellwire exec` then loads one
-// module instead of ~40, which is a third of its start-up time.
-require('../dist/shellwire.cjs');
+// The CLI is bundled (see scripts.build). Commands that only talk to a daemon load the small
+// client bundle: a cold `shellwire exec` compiles a fraction of the code.
+const CLIENT_COMMANDS = new Set(['exec', 'shell', 'tty']);
+require(CLIENT_COMMANDS.has(process.argv[2]) ? '../dist/shellwire-client.cjs' : '../dist/shellwire.cjs');

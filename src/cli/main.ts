@@ -1,40 +1,29 @@
 /** The `shellwire` command line: commands only parse flags, call the library, and print. */
-import { Command, CommanderError } from 'commander';
-import { registerServe } from './serve.js';
-import { registerExec } from './exec.js';
-import { registerShell } from './shell.js';
-import { registerRun } from './run.js';
-import { registerHosts } from './hosts.js';
-import { registerDiscover } from './discover.js';
-import { registerTty } from './terminal.js';
-import { registerAudit } from './audit.js';
-import { registerUsers } from './users.js';
-import { registerFiles } from './files.js';
+import { runMain, type CommandTable } from './program.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from './program.js';
 
-const program = new Command()
-  .name('shellwire')
-  .description('Run commands on remote hosts over TLS: byte-exact output, exit codes, sessions.')
-  .version(VERSION, '-V, --version')
-  .showHelpAfterError('(run with --help for usage)')
-  .exitOverride((err: CommanderError) => {
-    // Usage errors exit 2, as most Unix tools; help and version exit 0.
-    process.exit(err.exitCode === 0 ? 0 : 2);
-  });
+/**
+ * Each top-level command and the module that registers it. Only the module of the command
+ * being run is loaded (the bundle keeps dynamically imported modules lazy), so a cold
+ * `shellwire exec` does not evaluate the daemon, the fleet code or the YAML parser.
+ */
+const COMMANDS: CommandTable = {
+  serve: async () => [(await import('./serve.js')).registerServe],
+  exec: async () => [(await import('./exec.js')).registerExec],
+  shell: async () => [(await import('./shell.js')).registerShell],
+  tty: async () => [(await import('./terminal.js')).registerTty],
+  put: async () => [(await import('./files.js')).registerFiles],
+  get: async () => [(await import('./files.js')).registerFiles],
+  ls: async () => [(await import('./files.js')).registerFiles],
+  run: async () => [(await import('./run.js')).registerRun],
+  hosts: async () => [(await import('./hosts.js')).registerHosts],
+  discover: async () => [(await import('./discover.js')).registerDiscover],
+  audit: async () => [(await import('./audit.js')).registerAudit],
+  keygen: async () => [(await import('./users.js')).registerUsers],
+  user: async () => [(await import('./users.js')).registerUsers],
+  key: async () => [(await import('./users.js')).registerUsers],
+  token: async () => [(await import('./users.js')).registerUsers],
+};
 
-registerServe(program);
-registerExec(program);
-registerShell(program);
-registerRun(program);
-registerHosts(program);
-registerDiscover(program);
-registerTty(program);
-registerAudit(program);
-registerUsers(program);
-registerFiles(program);
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain(COMMANDS);

@@ -1,0 +1,37 @@
+/** Builds the commander program from a table of lazily loaded command modules and runs it. */
+import { Command, CommanderError } from 'commander';
+
+export const VERSION = '0.1.0';
+
+export type Register = (program: Command) => void;
+export type CommandTable = Record<string, () => Promise<Register[]>>;
+
+export async function runProgram(commands: CommandTable): Promise<void> {
+  const program = new Command()
+    .name('shellwire')
+    .description('Run commands on remote hosts over TLS: byte-exact output, exit codes, sessions.')
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride((err: CommanderError) => {
+      // Usage errors exit 2, as most Unix tools; help and version exit 0.
+      process.exit(err.exitCode === 0 ? 0 : 2);
+    });
+  const name = process.argv[2];
+  const loaders = name !== undefined && commands[name] ? [commands[name]] : [...new Set(Object.values(commands))];
+  const registered = new Set<Register>();
+  for (const load of loaders) {
+    for (const register of await load()) {
+      if (registered.has(register)) continue;
+      registered.add(register);
+      register(program);
+    }
+  }
+  await program.parseAsync(process.argv);
+}
+
+export function runMain(commands: CommandTable): void {
+  runProgram(commands).catch((err: unknown) => {
+    process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
