@@ -76,7 +76,17 @@ const EMPTY = Buffer.alloc(0);
 export interface FrameDecoderOptions {
   /** Largest payload to accept; a bigger length prefix is a protocol error before any allocation. */
   maxPayload?: number;
+  /**
+   * Frame types whose payload is a byte stream (STDIN/STDOUT/STDERR): a frame of these types
+   * that spans input chunks is passed on in pieces, as views of each chunk, instead of being
+   * copied into one buffer. The pieces of one frame are consecutive sink calls with the same
+   * type and channel, and their bytes concatenate to the payload.
+   */
+  streamTypes?: ReadonlySet<number>;
 }
+
+/** The data frame types, whose payloads are byte streams. */
+export const STREAM_FRAME_TYPES: ReadonlySet<number> = new Set([FrameType.STDIN, FrameType.STDOUT, FrameType.STDERR]);
 
 /**
  * Turns a byte stream, split anywhere, into frames. Calls `sink` once per frame in order.
@@ -94,9 +104,13 @@ export class FrameDecoder {
   #type: FrameType = FrameType.HELLO;
   #channel = 0;
   #failed: ProtocolError | null = null;
+  #streamTypes: ReadonlySet<number> | null;
+  /** Bytes still to come of a stream-type frame being passed on in pieces. */
+  #streaming = 0;
 
   constructor(sink: (frame: Frame) => void, options: FrameDecoderOptions = {}) {
     this.#sink = sink;
+    this.#streamTypes = options.streamTypes ?? null;
     this.#maxPayload = Math.min(options.maxPayload ?? PROTOCOL_MAX_PAYLOAD, PROTOCOL_MAX_PAYLOAD);
   }
 
@@ -116,7 +130,7 @@ export class FrameDecoder {
 
   /** True when no partial frame is held: the stream ended on a frame boundary. */
   get idle(): boolean {
-    return this.#headerFill === 0 && this.#payload === null;
+    return this.#headerFill === 0 && this.#payload === null && this.#streaming === 0;
   }
 
   push(chunk: Buffer): void {
@@ -124,6 +138,15 @@ export class FrameDecoder {
     let offset = 0;
     const end = chunk.length;
     while (offset < end) {
+      if (this.#streaming > 0) {
+        // The rest of a stream-type frame: pass this chunk's part on as a view.
+        const take = Math.min(this.#streaming, end - offset);
+        this.#streaming -= take;
+        const piece = chunk.subarray(offset, offset + take);
+        offset += take;
+        this.#sink({ type: this.#type, channel: this.#channel, payload: piece });
+        continue;
+      }
       if (this.#payload !== null) {
         // Filling a frame that spans chunks.
         const take = Math.min(this.#payload.length - this.#payloadFill, end - offset);
@@ -149,6 +172,10 @@ export class FrameDecoder {
           const payload = chunk.subarray(offset, offset + length);
           offset += length;
           this.#sink({ type: type as FrameType, channel, payload });
+        } else if (this.#streamTypes?.has(type)) {
+          this.#type = type as FrameType;
+          this.#channel = channel;
+          this.#streaming = length;
         } else {
           this.#beginPayload(type as FrameType, channel, length);
         }
@@ -166,7 +193,11 @@ export class FrameDecoder {
         const channel = this.#header.readUInt32BE(5);
         this.#check(length, type);
         if (length === 0) this.#sink({ type: type as FrameType, channel, payload: EMPTY });
-        else this.#beginPayload(type as FrameType, channel, length);
+        else if (this.#streamTypes?.has(type)) {
+          this.#type = type as FrameType;
+          this.#channel = channel;
+          this.#streaming = length;
+        } else this.#beginPayload(type as FrameType, channel, length);
       }
     }
   }

@@ -26,9 +26,13 @@ import type { ChannelFactory } from './server-connection.js';
 
 type Phase = 'opening' | 'open' | 'finished' | 'closed';
 
-/** The factory for `ServerOptions.channelKinds`; `roots` undefined means the user's home. */
-export function fileChannelFactory(roots: readonly string[] | undefined): ChannelFactory {
-  return (id, host, request) => new FileChannel(id, host, request, roots ?? [host.user.home]);
+/**
+ * The factory for the daemon's channel kinds. Roots come from the user's policy
+ * (`fileRoots` in users.yaml; for the daemon token, `ServerOptions.fileRoots` / `--file-root`,
+ * default the home directory) unless `roots` overrides them for every user.
+ */
+export function fileChannelFactory(roots?: readonly string[]): ChannelFactory {
+  return (id, host, request) => new FileChannel(id, host, request, roots ?? host.user.fileRoots ?? [host.user.home]);
 }
 
 export class FileChannel implements ServerChannel {
@@ -66,6 +70,15 @@ export class FileChannel implements ServerChannel {
   }
 
   start(): { code: string; message: string } | null {
+    if (this.#host.user.switchAccount) {
+      // The daemon would read and write as itself on behalf of another OS account:
+      // refuse rather than let a user reach files their account could not.
+      // TODO(risk: feature gap): run file operations in a helper with the account's uid/gid.
+      return {
+        code: ErrorCode.BAD_REQUEST,
+        message: `File transfer is not available for ${this.#host.user.name}, who runs as the OS account ${this.#host.user.account.name}; use the daemon's own account.`,
+      };
+    }
     this.#op.open().then(
       (fields) => {
         if (this.#phase !== 'opening') return this.#op.abort();
@@ -79,6 +92,7 @@ export class FileChannel implements ServerChannel {
         const message = err instanceof Error ? err.message : String(err);
         const errno = err instanceof FileOpError ? err.errno : undefined;
         if (!(err instanceof FileOpError)) this.#host.log.error({ client: this.#host.remote, channel: this.id, op: this.#file.op, err: message }, 'file operation failed to open');
+        if (!(err instanceof FileOpError && err.escape)) this.#host.auditFile?.({ op: this.#file.op, path: this.#file.path, ok: false, errno, error: message });
         this.#host.conn.sendJson(FrameType.OPEN_FAIL, this.id, { code: ErrorCode.BAD_REQUEST, message, ...(errno ? { errno } : {}) });
         this.#host.release(this.id);
       },
@@ -154,10 +168,9 @@ export class FileChannel implements ServerChannel {
       return await resolveInRoots(text, this.#host.user.home, this.#roots);
     } catch (err) {
       if (err instanceof FileOpError && err.escape) {
-        this.#host.log.warn(
-          { client: this.#host.remote, user: this.#host.user.name, channel: this.id, op: this.#file.op, path: text, roots: this.#roots },
-          'file access outside the allowed roots refused',
-        );
+        const detail = { op: this.#file.op, path: text, roots: this.#roots, refused: 'outside the allowed roots' };
+        this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, channel: this.id, ...detail }, 'file access outside the allowed roots refused');
+        this.#host.auditFile?.(detail);
       }
       throw err;
     }
@@ -174,8 +187,15 @@ export class FileChannel implements ServerChannel {
       ok: result.ok,
       durationMs: Math.round(performance.now() - this.#startedAt),
     };
-    if (result.ok) this.#host.log.info(fields, 'file operation finished');
-    else this.#host.log.warn({ ...fields, errno: result.errno, err: result.error?.message }, 'file operation failed');
+    const { client: _client, channel: _channel, ...detail } = fields;
+    if (result.ok) {
+      const transfer = this.#file.op === 'put' || this.#file.op === 'get';
+      this.#host.log[transfer ? 'info' : 'debug']({ ...fields, sha256: result.sha256 }, 'file operation finished');
+      if (this.#file.op !== 'stat') this.#host.auditFile?.({ ...detail, sha256: result.sha256 });
+    } else {
+      this.#host.log.warn({ ...fields, errno: result.errno, err: result.error?.message }, 'file operation failed');
+      this.#host.auditFile?.({ ...detail, errno: result.errno, error: result.error?.message });
+    }
     const { ok, ...rest } = result;
     this.#host.conn.sendJson(FrameType.EXIT, this.id, fileExitPayload({ ok, ...rest }));
     this.#host.conn.send(FrameType.CLOSE, this.id);

@@ -49,7 +49,10 @@ export interface ServerOptions {
   audit?: AuditSink | false;
   /** Extra channel kinds (e.g. file transfer) beside exec and session. */
   channelKinds?: Iterable<[string, ChannelFactory]>;
-  /** Directories file transfers may touch (after resolving `..` and symlinks). Default: the user's home. */
+  /**
+   * Directories file transfers with the daemon token may touch (after resolving `..` and
+   * symlinks). Default: the daemon account's home. Users in users.yaml have their own `fileRoots`.
+   */
   fileRoots?: string[];
 }
 
@@ -85,11 +88,11 @@ export class Server {
     this.#host = options.host ?? DEFAULT_HOST;
     this.#port = options.port ?? DEFAULT_PORT;
     this.#users = users;
-    const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, new AuthThrottle(options.throttle));
+    const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, new AuthThrottle(options.throttle), options.fileRoots);
     this.#authenticator = authenticator;
     this.#audit = options.audit || null;
     const baseEnv = commandBaseEnv();
-    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory(options.fileRoots)], ...(options.channelKinds ?? [])]);
+    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory()], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
       key: identity.keyPem,
       cert: identity.certPem,

@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ErrorCode, ProtocolError, ConnectionError, type ShellwireError } from '../errors.js';
-import { FrameDecoder, FrameType, encodeFrame, encodeFrameHeader, type Frame } from '../protocol/frame.js';
+import { FrameDecoder, FrameType, STREAM_FRAME_TYPES, encodeFrame, encodeFrameHeader, type Frame } from '../protocol/frame.js';
 import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
 
 export const DEFAULT_KEEPALIVE_MS = 15_000;
@@ -53,7 +53,8 @@ export class FrameConnection {
     this.peer = options.peer;
     this.#handlers = handlers;
     this.authenticated = options.authenticated ?? true;
-    this.decoder = new FrameDecoder((frame) => this.#decoderOnFrame(frame), { maxPayload: options.maxPayload });
+    // Data frames reach the channels as views of the TLS chunks: no copy per frame.
+    this.decoder = new FrameDecoder((frame) => this.#decoderOnFrame(frame), { maxPayload: options.maxPayload, streamTypes: STREAM_FRAME_TYPES });
     socket.on('data', (chunk: Buffer) => this.#socketOnData(chunk));
     socket.on('drain', () => this.#socketOnDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#socketOnError(err));

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   encodeFrame, encodeFrameHeader, FrameDecoder, FrameType, frameTypeName,
-  FRAME_HEADER_SIZE, PROTOCOL_MAX_PAYLOAD, PREAUTH_MAX_PAYLOAD, type Frame,
+  FRAME_HEADER_SIZE, PROTOCOL_MAX_PAYLOAD, PREAUTH_MAX_PAYLOAD, STREAM_FRAME_TYPES, type Frame,
 } from '../../src/protocol/frame.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 
@@ -318,6 +318,44 @@ describe('FrameDecoder properties', () => {
           }
           assert.equal(decoder.idle, true);
           assert.equal(decoder.bufferedBytes, 0);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  test('with streamTypes: data frames may arrive in pieces (views, no copy), control frames whole, bytes identical', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { maxLength: 6 }),
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 90_000 })), { minLength: 1, maxLength: 12 }),
+        (input, sizes) => {
+          const bytes = Buffer.concat(input.map((f) => encodeFrame(f.type, f.channel, f.payload)));
+          const pieces: Frame[] = [];
+          const decoder = new FrameDecoder((frame) => pieces.push({ ...frame, payload: Buffer.from(frame.payload) }), { streamTypes: STREAM_FRAME_TYPES });
+          for (const chunk of cut(bytes, sizes)) decoder.push(chunk);
+          // Re-join consecutive pieces of data frames; every other frame must arrive whole.
+          let at = 0;
+          for (const expected of input) {
+            if (!STREAM_FRAME_TYPES.has(expected.type)) {
+              const got = pieces[at++]!;
+              assert.equal(got.type, expected.type);
+              assert.ok(got.payload.equals(expected.payload));
+              continue;
+            }
+            const parts: Buffer[] = [];
+            let length = 0;
+            do {
+              const got = pieces[at++]!;
+              assert.equal(got.type, expected.type);
+              assert.equal(got.channel, expected.channel);
+              parts.push(got.payload);
+              length += got.payload.length;
+            } while (length < expected.payload.length);
+            assert.ok(Buffer.concat(parts).equals(expected.payload), 'data bytes identical');
+          }
+          assert.equal(at, pieces.length, 'no extra pieces');
+          assert.equal(decoder.idle, true);
         },
       ),
       { numRuns: 150 },

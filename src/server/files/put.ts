@@ -161,10 +161,9 @@ export class PutOperation implements FileOperation {
     }
     try {
       const handle = this.#handle!;
-      const t0 = performance.now(); await (process.env.SW_NOSYNC ? Promise.resolve() : handle.sync()).catch((err: unknown) => {
+      await handle.sync().catch((err: unknown) => {
         throw systemError('flush', this.#partial, err);
       });
-      if (process.env.SW_TIMING) process.stderr.write(`fsync ${performance.now() - t0} ms\n`);
       await handle.chmod(req.mode & 0o777).catch((err: unknown) => {
         throw systemError('set the mode of', this.#partial, err);
       });
