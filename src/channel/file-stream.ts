@@ -7,8 +7,8 @@
  * whatever the file size.
  */
 import { read, writev } from 'node:fs';
-import type { Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
+import { allocateShared, type StreamHash } from './file-hash.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
 import type { SendWindow } from './window.js';
 import type { FrameType } from '../protocol/frame.js';
@@ -35,7 +35,7 @@ export interface FileSenderOptions {
   window: SendWindow;
   maxPacket: number;
   /** Updated with every byte sent, in order. */
-  hash: Hash;
+  hash: StreamHash;
   /** Bytes per second; 0 or absent: as fast as window and socket allow. */
   rateLimit?: number;
   onProgress?(bytesSent: number): void;
@@ -76,6 +76,7 @@ export class FileSender {
   #inFlight = 0;
   #waitingForDrain = false;
   #waitingForTimer = false;
+  #waitingForHash = false;
   #stopped = false;
   #startedAt = performance.now();
   #sent = 0;
@@ -144,7 +145,15 @@ export class FileSender {
 
   #readAhead(): void {
     const o = this.#o;
-    if (this.#waitingForTimer) return;
+    if (this.#waitingForTimer || this.#waitingForHash) return;
+    if (o.hash.backlogged) {
+      this.#waitingForHash = true;
+      o.hash.whenCaughtUp(() => {
+        this.#waitingForHash = false;
+        this.#pump();
+      });
+      return;
+    }
     while (this.#reads.length < READ_AHEAD && this.#next < o.end) {
       if (o.rateLimit) {
         const due = this.#startedAt + ((this.#sent + this.#reserved) / o.rateLimit) * 1000;
@@ -181,7 +190,8 @@ export class FileSender {
 
   #allocate(length: number): Buffer {
     if (!this.#slab || this.#slab.length - this.#slabUsed < length) {
-      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_SIZE, length));
+      // Shared memory, so an off-thread hash reads the same bytes without a copy.
+      this.#slab = allocateShared(Math.max(SLAB_SIZE, length));
       this.#slabUsed = 0;
     }
     const buffer = this.#slab.subarray(this.#slabUsed, this.#slabUsed + length);
@@ -304,13 +314,15 @@ function remainder(buffers: Buffer[], skip: number): Buffer[] {
 }
 
 /** Feed bytes `[0, length)` of an open file to `hash` (to check a partial file before resuming). */
-export async function hashFilePrefix(handle: FileHandle, length: number, hash: Hash): Promise<void> {
-  const buffer = Buffer.allocUnsafe(Math.min(length, 1024 * 1024));
+export async function hashFilePrefix(handle: FileHandle, length: number, hash: StreamHash): Promise<void> {
   let position = 0;
   while (position < length) {
-    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
+    // A fresh buffer per read: an off-thread hash may still be reading the previous one.
+    const buffer = allocateShared(Math.min(READ_SIZE, length - position));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
     if (bytesRead === 0) throw Object.assign(new Error(`the file ended at ${position} bytes, before ${length}`), { code: 'EIO' });
-    hash.update(buffer.subarray(0, bytesRead));
+    hash.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
     position += bytesRead;
+    if (hash.backlogged) await new Promise<void>((resolve) => hash.whenCaughtUp(resolve));
   }
 }

@@ -4,7 +4,7 @@
  * pinned fingerprint), so an impostor never sees it.
  */
 import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { FrameDecoder, FrameType, encodeFrame, frameTypeName, PREAUTH_MAX_PAYLOAD, type Frame } from '../protocol/frame.js';
 import {
   decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
@@ -59,7 +59,7 @@ export async function connect(target: string | Target, options: ConnectOptions =
   // An explicit user (USER@host, options.user) binds every credential; otherwise keys and
   // passwords log in as the local user name and a token acts as whoever it belongs to.
   const explicitUser = parsed.user ?? options.user;
-  const user = explicitUser ?? (env.USER || userInfo().username);
+  const user = explicitUser ?? (env.USER || localUserName());
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
 
   const socket = await openTls(parsed, label, timeoutMs, options.signal);
@@ -120,6 +120,20 @@ function authAttempts(socket: TLSSocket, user: string, credentials: Credentials)
   return attempts.slice(0, MAX_AUTH_ATTEMPTS);
 }
 
+let sharedContext: SecureContext | null = null;
+let cachedUserName: string | null = null;
+
+/** One TLS context for every connection: making one costs ~0.1 ms, which adds up over a fleet. */
+function clientSecureContext(): SecureContext {
+  sharedContext ??= createSecureContext({ minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS });
+  return sharedContext;
+}
+
+function localUserName(): string {
+  cachedUserName ??= userInfo().username;
+  return cachedUserName;
+}
+
 function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
     // TCP_NODELAY from the first byte: Nagle + delayed ACK would add ~40 ms per handshake step.
@@ -127,8 +141,7 @@ function openTls(target: Target, label: string, timeoutMs: number, signal?: Abor
     const socket = tlsConnect({
       socket: tcp,
       servername: /^[0-9.:]+$/.test(target.host) ? '' : target.host,
-      minVersion: TLS_MIN_VERSION,
-      ciphers: TLS_CIPHERS,
+      secureContext: clientSecureContext(),
       ALPNProtocols: [ALPN_PROTOCOL],
       // The certificate is self-signed; trust comes from the pinned fingerprint checked next.
       rejectUnauthorized: false,

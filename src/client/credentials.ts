@@ -7,7 +7,7 @@
  *    newcomer's `shellwire serve` + `shellwire shell localhost` needs no flags.
  * One HELLO carries them all; the server takes the first that works.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, AuthenticationError, UsageError } from '../errors.js';
@@ -33,6 +33,19 @@ export interface Credentials {
   password: string | null;
 }
 
+// Parsed key files by path, reused while their size and mtime are unchanged: a fan-out
+// would otherwise read and parse the same key once per host.
+const keyCache = new Map<string, { mtimeMs: number; size: number; key: SshPrivateKey }>();
+
+function readPrivateKey(path: string): SshPrivateKey {
+  const stat = statSync(path);
+  const cached = keyCache.get(path);
+  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.key;
+  const key = parsePrivateKey(readFileSync(path, 'utf8'), path);
+  keyCache.set(path, { mtimeMs: stat.mtimeMs, size: stat.size, key });
+  return key;
+}
+
 export function resolveCredentials(host: string, options: CredentialOptions): Credentials {
   const env = options.env ?? process.env;
   const tokens: string[] = [];
@@ -47,17 +60,16 @@ export function resolveCredentials(host: string, options: CredentialOptions): Cr
 
   let identity: SshPrivateKey | null = null;
   if (options.identity) {
-    let text: string;
     try {
-      text = readFileSync(options.identity, 'utf8');
+      identity = readPrivateKey(options.identity);
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `Cannot read identity file ${options.identity}: ${(err as NodeJS.ErrnoException).code ?? err}.`, { host, cause: err });
     }
-    identity = parsePrivateKey(text, options.identity);
   } else {
     for (const path of [join(shellwireHome(env), 'id_ed25519'), join(env.HOME || homedir(), '.ssh', 'id_ed25519')]) {
       try {
-        identity = parsePrivateKey(readFileSync(path, 'utf8'), path);
+        identity = readPrivateKey(path);
         break;
       } catch (err) {
         // A default key that is missing, encrypted or of another type is simply not offered.

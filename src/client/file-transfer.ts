@@ -8,11 +8,11 @@
  * interrupted transfer is continued if its bytes are a prefix of the source (checked by
  * hash, then verified end to end). Data moves no faster than the receiver writes it.
  */
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, stat, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
 import { FileSender, FileSink, FILE_WINDOW, hashFilePrefix } from '../channel/file-stream.js';
+import { createStreamHash, InlineHash, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
 import { ErrorCode } from '../errors.js';
@@ -107,44 +107,57 @@ export async function putFile(conn: Connection, local: string, remote: string, o
       mtimeMs: info.mtimeMs,
       ...(options.intoDirectory === false ? {} : { name: basename(local) }),
     };
-    let hash = createHash('sha256');
-    let channel = openFile(conn, 'put', remote, { ...fields, resume: options.resume === true });
-    let ok = await channel.opened;
-    let offset = ok.offset ?? 0;
-    if (offset > 0) {
-      // The daemon kept a partial file: continue only if our first bytes are the same.
-      const same = offset <= info.size && (await hashFilePrefix(handle, offset, hash).then(() => hash.copy().digest('hex') === ok.offsetSha256));
-      if (!same) {
-        channel.close();
-        await channel.finished.catch(() => {});
-        hash = createHash('sha256');
-        channel = openFile(conn, 'put', remote, { ...fields, resume: false });
-        ok = await channel.opened;
-        offset = 0;
-      }
-    }
-    const progress = (bytes: number) =>
-      options.onProgress?.({ direction: 'put', local, remote: ok.path, bytes, size: info.size, resumedFrom: offset });
-    progress(offset);
-    const unsubscribe = onAbort(options.signal, channel);
+    let hash = createStreamHash();
     try {
-      const sent = await sendFile(conn, channel, ok, { handle, path: local }, offset, info.size, hash, options.rateLimit, progress);
-      if (sent) channel.sendEof(hash.digest('hex'), info.size);
-      const exit = await channel.finished;
-      if (!exit?.ok) throw exitError(conn, exit, `upload of ${local}`);
-      return { local, remote: ok.path, size: info.size, sha256: exit.sha256 ?? '', resumedFrom: offset, durationMs: performance.now() - started };
+      let channel = openFile(conn, 'put', remote, { ...fields, resume: options.resume === true });
+      let ok = await channel.opened;
+      let offset = ok.offset ?? 0;
+      if (offset > 0) {
+        // The daemon kept a partial file: continue only if our first bytes are the same.
+        const same = offset <= info.size && (await hashFilePrefix(handle, offset, hash).then(() => hash.peek())) === ok.offsetSha256;
+        if (!same) {
+          channel.close();
+          await channel.finished.catch(() => {});
+          hash.dispose();
+          hash = createStreamHash();
+          channel = openFile(conn, 'put', remote, { ...fields, resume: false });
+          ok = await channel.opened;
+          offset = 0;
+        }
+      }
+      return await uploadOpened(conn, channel, ok, { handle, path: local, size: info.size }, offset, hash, options, started);
     } finally {
-      unsubscribe();
+      hash.dispose();
     }
   } finally {
     await handle.close().catch(() => {});
   }
 }
 
+/** Send the file's bytes from `offset` on an opened put channel, then EOF with the hash; resolves with the daemon's result. */
+async function uploadOpened(
+  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { handle: FileHandle; path: string; size: number },
+  offset: number, hash: StreamHash, options: PutOptions, started: number,
+): Promise<TransferResult> {
+  const { path: local, size } = file;
+  const progress = (bytes: number) => options.onProgress?.({ direction: 'put', local, remote: ok.path, bytes, size, resumedFrom: offset });
+  progress(offset);
+  const unsubscribe = onAbort(options.signal, channel);
+  try {
+    const sent = await sendFile(conn, channel, ok, file, offset, size, hash, options.rateLimit, progress);
+    if (sent) channel.sendEof(await hash.digest(), size);
+    const exit = await channel.finished;
+    if (!exit?.ok) throw exitError(conn, exit, `upload of ${local}`);
+    return { local, remote: ok.path, size, sha256: exit.sha256 ?? '', resumedFrom: offset, durationMs: performance.now() - started };
+  } finally {
+    unsubscribe();
+  }
+}
+
 /** Send `[offset, size)` within the server's window; false when the channel ended first. */
 function sendFile(
   conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { handle: FileHandle; path: string }, offset: number, size: number,
-  hash: ReturnType<typeof createHash>, rateLimit: number | undefined, progress: (bytes: number) => void,
+  hash: StreamHash, rateLimit: number | undefined, progress: (bytes: number) => void,
 ): Promise<boolean> {
   return new Promise<boolean>((resolvePromise, reject) => {
     let settled = false;
@@ -192,7 +205,8 @@ export async function getFile(conn: Connection, remote: string, local: string, o
   if (localInfo?.isDirectory()) target = join(target, posix.basename(remote.replace(/\/+$/, '')) || 'download');
   const partial = join(dirname(target), partialName(basename(target)));
 
-  let hash = createHash('sha256');
+  // Inline: the receiving side is not the bottleneck, and its frames are not shared memory.
+  let hash: StreamHash = new InlineHash();
   let offset = 0;
   const fields: Record<string, unknown> = {};
   if (options.resume) {
@@ -202,7 +216,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
         const size = (await existing.stat()).size;
         await hashFilePrefix(existing, size, hash);
         offset = size;
-        if (size > 0) Object.assign(fields, { offset: size, offsetSha256: hash.copy().digest('hex') });
+        if (size > 0) Object.assign(fields, { offset: size, offsetSha256: await hash.peek() });
       } finally {
         await existing.close();
       }
@@ -215,7 +229,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
     const entry = ok.entry!;
     if ((ok.offset ?? 0) !== offset) {
       offset = 0; // the remote file is not what our partial file holds: start over
-      hash = createHash('sha256');
+      hash = new InlineHash();
     }
     const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600).catch((err: unknown) => {
       channel.close();
@@ -226,7 +240,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
       const result = await receiveFile(channel, { handle, path: partial }, offset, entry.size, hash, options, (bytes) =>
         options.onProgress?.({ direction: 'get', local: target, remote: ok.path, bytes, size: entry.size, resumedFrom: offset }),
       );
-      const sha256 = hash.digest('hex');
+      const sha256 = await hash.digest();
       if (result.exit?.ok && (result.size !== entry.size || result.exit.size !== entry.size || result.exit.sha256 !== sha256)) {
         await handle.close().catch(() => {});
         await unlink(partial).catch(() => {});
@@ -262,7 +276,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
 /** Write STDOUT to the partial file, returning credit only for bytes that reached it. */
 async function receiveFile(
   channel: FileChannelClient, file: { handle: FileHandle; path: string }, offset: number, size: number,
-  hash: ReturnType<typeof createHash>, options: GetOptions, progress: (bytes: number) => void,
+  hash: StreamHash, options: GetOptions, progress: (bytes: number) => void,
 ): Promise<{ exit: FileExit | null; size: number }> {
   let writeError: NodeJS.ErrnoException | null = null;
   let written = 0;

@@ -17,3 +17,16 @@ test('bad targets are usage errors that say what to write', () => {
     assert.throws(() => parseTarget(bad), (err: Error & { code?: string }) => err.code === ErrorCode.BAD_TARGET && /HOST:PORT/.test(err.message), bad);
   }
 });
+
+test('the host fingerprint is SHA-256 of the SPKI, read straight from the certificate DER', async () => {
+  const { createIdentity } = await import('../../src/auth/identity.js');
+  const { fingerprintOfCertificate, spkiOfCertificate } = await import('../../src/transport/tls.js');
+  const { X509Certificate, createHash } = await import('node:crypto');
+  const identity = await createIdentity('fingerprint-test');
+  const cert = new X509Certificate(identity.certPem);
+  const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
+  assert.ok(spkiOfCertificate(cert.raw).equals(spki));
+  assert.equal(fingerprintOfCertificate(cert.raw), 'SHA256:' + createHash('sha256').update(spki).digest('base64').replace(/=+$/, ''));
+  assert.equal(fingerprintOfCertificate(identity.certPem), identity.fingerprint);
+  assert.throws(() => spkiOfCertificate(Buffer.from([0x30, 0x05, 1, 2])), /truncated|not an X\.509/);
+});

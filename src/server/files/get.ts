@@ -9,12 +9,12 @@
  * `offsetSha256` (the client's partial file); otherwise OPEN_OK says `offset: 0`.
  * A file that changes while it is sent (size or mtime) fails the transfer.
  */
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename } from 'node:path';
 import { FileSender, hashFilePrefix } from '../../channel/file-stream.js';
+import { createStreamHash, type StreamHash } from '../../channel/file-hash.js';
 import { FrameType } from '../../protocol/frame.js';
 import type { GetRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
@@ -28,7 +28,7 @@ export class GetOperation implements FileOperation {
   #path = '';
   #handle: FileHandle | null = null;
   #info: Stats | null = null;
-  #hash = createHash('sha256');
+  #hash: StreamHash = createStreamHash();
   #offset = 0;
   #sender: FileSender | null = null;
   #done = false;
@@ -62,8 +62,11 @@ export class GetOperation implements FileOperation {
       await hashFilePrefix(this.#handle, offset, this.#hash).catch((err: unknown) => {
         throw systemError('read', path, err);
       });
-      if (this.#hash.copy().digest('hex') === offsetSha256) this.#offset = offset;
-      else this.#hash = createHash('sha256'); // the client's partial is of another file: start over
+      if ((await this.#hash.peek()) === offsetSha256) this.#offset = offset;
+      else {
+        this.#hash.dispose(); // the client's partial is of another file: start over
+        this.#hash = createStreamHash();
+      }
     }
     return { path, offset: this.#offset, entry: entryOf(basename(path), info) };
   }
@@ -102,14 +105,21 @@ export class GetOperation implements FileOperation {
   async #complete(): Promise<void> {
     if (this.#done) return;
     const before = this.#info!;
-    const after = await this.#handle!.stat().catch(() => null);
+    const after = (await this.#handle?.stat().catch(() => null)) ?? null;
     if (this.#done) return;
     if (!after || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
       return this.#fail(new FileOpError(`${this.#path} changed while it was being sent; run the transfer again.`, { errno: 'EINTEGRITY' }));
     }
+    let sha256: string;
+    try {
+      sha256 = await this.#hash.digest();
+    } catch (err) {
+      return this.#fail(err);
+    }
+    if (this.#done) return;
     this.#done = true;
     await this.#close();
-    this.#ctx.finish({ ok: true, size: before.size, sha256: this.#hash.digest('hex') });
+    this.#ctx.finish({ ok: true, size: before.size, sha256 });
   }
 
   async #fail(err: unknown): Promise<void> {
@@ -121,6 +131,7 @@ export class GetOperation implements FileOperation {
 
   async #close(): Promise<void> {
     await this.#sender?.stop();
+    this.#hash.dispose();
     const handle = this.#handle;
     this.#handle = null;
     await handle?.close().catch(() => {});

@@ -12,11 +12,11 @@
  * from `offset` if its own first `offset` bytes hash the same, else it closes the channel
  * and opens again without `resume` (the partial file is then truncated).
  */
-import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, stat, statfs, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FileSink, FILE_WINDOW, hashFilePrefix } from '../../channel/file-stream.js';
+import { InlineHash, type StreamHash } from '../../channel/file-hash.js';
 import { decodePutEof, partialName, type PutRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
@@ -33,7 +33,8 @@ export class PutOperation implements FileOperation {
   #locked = false;
   #handle: FileHandle | null = null;
   #sink: FileSink | null = null;
-  #hash: Hash = createHash('sha256');
+  // Inline: the receiving side is not the bottleneck, and its frames are not shared memory.
+  #hash: StreamHash = new InlineHash();
   #offset = 0;
   #received = 0;
   #done = false;
@@ -97,7 +98,7 @@ export class PutOperation implements FileOperation {
     }
     this.#sink = new FileSink(this.#handle.fd, this.#offset, (bytes) => this.#ctx.credit(bytes), (err) => this.#sinkOnError(err));
     const fields: OpenFields = { path: target, offset: this.#offset };
-    if (this.#offset > 0) fields.offsetSha256 = this.#hash.copy().digest('hex');
+    if (this.#offset > 0) fields.offsetSha256 = await this.#hash.peek();
     return fields;
   }
 
@@ -152,7 +153,7 @@ export class PutOperation implements FileOperation {
     if (size !== req.size || clientSize !== req.size) {
       return this.#fail(new FileOpError(`Upload of ${this.#target} ended after ${size} of ${req.size} bytes; run it again with --resume.`), false);
     }
-    const sha256 = this.#hash.digest('hex');
+    const sha256 = await this.#hash.digest();
     if (sha256 !== clientSha) {
       return this.#fail(
         new FileOpError(`SHA-256 mismatch for ${this.#target}: the client sent ${clientSha}, the server received ${sha256}. The partial file was removed and the target was not changed; run the transfer again.`, { errno: 'EINTEGRITY' }),
