@@ -42,7 +42,7 @@ test('tty: a real terminal with resize, Ctrl-C, full-screen programs and the exi
   const env = `SHELLWIRE_HOME=${daemon.home} SHELLWIRE_TOKEN=${daemon.token} TERM=xterm-256color`;
   tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30',
     `env ${env} ${process.execPath} ${CLI} tty ${daemon.address} -- /bin/sh; echo "CLIENT-EXIT=$?"; stty -a | grep -o -- '-icanon' || echo COOKED; sleep 60`);
-  await screenShows(/[#$] $/m);
+  await screenShows(/[#$] ?$/m);
   keys('PS1="sw> "; tput cols; tput lines; echo $TERM; tty', 'Enter');
   assert.ok(await screenShows(/^100\n30\nxterm-256color\n\/dev\/pts\/\d+$/m), `terminal size, TERM and tty:\n${screen()}`);
 
@@ -70,4 +70,36 @@ test('tty: a real terminal with resize, Ctrl-C, full-screen programs and the exi
   keys('exit 7', 'Enter');
   assert.ok(await screenShows(/CLIENT-EXIT=7/), `exit code comes back:\n${screen()}`);
   assert.match(screen(), /COOKED/, 'the local terminal left raw mode');
+});
+
+test('tty: arrow keys, Ctrl-Z and Ctrl-D reach the remote terminal', { skip: !hasTmux && 'tmux not installed' }, async () => {
+  const name = `${session}b`;
+  const env = `SHELLWIRE_HOME=${daemon.home} SHELLWIRE_TOKEN=${daemon.token} TERM=xterm-256color`;
+  tmux('new-session', '-d', '-s', name, '-x', '100', '-y', '30',
+    `env ${env} ${process.execPath} ${CLI} tty ${daemon.address} -- bash --norc --noprofile; echo "CLIENT-EXIT=$?"; sleep 60`);
+  const show = () => tmux('capture-pane', '-p', '-t', name);
+  const press = (...k: string[]) => tmux('send-keys', '-t', name, ...k);
+  try {
+    assert.ok(await waitFor(() => /[#$] ?$/m.test(show()), 5_000), show());
+    press('PS1="bash> "', 'Enter');
+    press('echo arrow-$((6*7))', 'Enter');
+    assert.ok(await waitFor(() => /^arrow-42$/m.test(show())), show());
+    // Up recalls the last line; Left Left BSpace 9 turns 6*7 into 6*9: the remote line editor got the escape sequences.
+    press('Up', 'Left', 'Left', 'BSpace', '9', 'Enter');
+    assert.ok(await waitFor(() => /^arrow-54$/m.test(show())), `arrow keys edit the recalled line:\n${show()}`);
+    press('sleep 300', 'Enter');
+    await new Promise((r) => setTimeout(r, 300));
+    press('C-z');
+    assert.ok(await waitFor(() => /Stopped\s+sleep 300/.test(show())), `Ctrl-Z stops the job:\n${show()}`);
+    press('kill -9 %1; jobs; echo jobs-done', 'Enter');
+    assert.ok(await waitFor(() => /^jobs-done$/m.test(show())), show());
+    press('C-d');
+    assert.ok(await waitFor(() => /CLIENT-EXIT=0/.test(show())), `Ctrl-D ends the shell:\n${show()}`);
+  } finally {
+    try {
+      tmux('kill-session', '-t', name);
+    } catch {
+      // gone
+    }
+  }
 });
