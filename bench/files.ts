@@ -147,7 +147,9 @@ async function main(): Promise<void> {
   const srcSha = await sha256File(src);
 
   const d = await startDaemon(home, data);
-  log(`daemon pid ${d.pid} on ${d.address}`);
+  await sleep(500);
+  const daemonBaseKiB = statusKiB(d.pid, 'VmRSS');
+  log(`daemon pid ${d.pid} on ${d.address}, ${fmt(daemonBaseKiB / 1024)} MiB RSS before any transfer`);
   const node = process.execPath;
   const kinds = {
     'sw put': () => timed(node, [CLI, 'put', '--quiet', src, `${d.address}:${data}/sw-put.bin`], d.env, d.pid),
@@ -168,6 +170,8 @@ async function main(): Promise<void> {
       }
     }
   }
+  // Reference for the client's memory: the same CLI listing a directory (no transfer).
+  const idle = await timed(node, [CLI, 'ls', `${d.address}:${data}`], d.env, d.pid);
   const row = (dir: 'put' | 'get') => {
     const sw = median(results[`sw ${dir}`].map((r) => r.seconds));
     const scp = median(results[`scp ${dir}`].map((r) => r.seconds));
@@ -182,6 +186,8 @@ async function main(): Promise<void> {
     '|---|---|---|---|---|---|',
     row('put'),
     row('get'),
+    '',
+    `Memory reference: daemon ${fmt(daemonBaseKiB / 1024)} MiB RSS before any transfer; the CLI peaks at ${fmt(idle.clientPeakKiB / 1024)} MiB for \`ls\`.`,
   ].join('\n');
   process.stdout.write(`${table}\n`);
   log(`all runs: ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => Number(r.seconds.toFixed(3)))])))}`);

@@ -326,6 +326,37 @@ async function main(): Promise<void> {
       },
     );
 
+    await section('audit overhead', [{ metric: '1a. same round trip, daemon with audit log vs `--no-audit` (ms)', target: 'not measurable' }], async () => {
+      // The daemon above keeps its audit log (the default). A second one without it, measured
+      // in interleaved rounds, shows what the log costs a command.
+      const bare = await startDaemon(['--no-audit']);
+      try {
+        const b = await sw.connect(bare.address, { token: bare.token, fingerprint: bare.fingerprint });
+        for (let i = 0; i < CFG.warm; i++) await b.exec('true');
+        const lat = { audit: [] as number[], bare: [] as number[] };
+        for (let r = 0; r < CFG.rounds; r++) {
+          for (const who of r % 2 === 0 ? (['audit', 'bare'] as const) : (['bare', 'audit'] as const)) {
+            const res = await sequential(CFG.seqN, who === 'audit' ? () => c.exec('true') : () => b.exec('true'));
+            lat[who].push(median(res.latMs));
+          }
+        }
+        await b.close();
+        const withLog = median(lat.audit);
+        const without = median(lat.bare);
+        rows.push({
+          metric: '1a. same round trip, daemon with audit log vs `--no-audit` (ms)',
+          sw: fmt(withLog, 3),
+          ref: `${fmt(without, 3)} (--no-audit)`,
+          ratio: `${fmt(withLog / without, 2)}×`,
+          target: 'not measurable',
+          result: pass(withLog / without <= 1.05),
+        });
+        details.push(`- 1a: ${CFG.rounds} interleaved rounds × ${CFG.seqN} sequential \`true\` on each daemon; round medians with the log ${range(lat.audit, 3, ' ms')}, without ${range(lat.bare, 3, ' ms')}. Two rows per command (start, end); the end row is written after EXIT is sent.`);
+      } finally {
+        await bare.stop();
+      }
+    });
+
     await section('32 concurrent', [{ metric: `3. ${CONCURRENCY} concurrent \`true\` on one connection (commands/s)`, target: '≥ 800/s' }], async () => {
       await pool(CONCURRENCY * 2, CONCURRENCY, () => c.exec('true'));
       await pool(CONCURRENCY * 2, CONCURRENCY, localTrue);

@@ -68,7 +68,7 @@ export interface BenchDaemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(): Promise<BenchDaemon> {
+export async function startDaemon(extraArgs: string[] = []): Promise<BenchDaemon> {
   if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/index.js'))) throw new Error(`${CLI} or dist/ is missing: run \`npm run build\` first`);
   const { home, stateDir } = benchDirs();
   const port = await freePort();
@@ -76,7 +76,7 @@ export async function startDaemon(): Promise<BenchDaemon> {
   const env: NodeJS.ProcessEnv = { ...process.env, SHELLWIRE_HOME: home };
   const child = spawn(
     process.execPath,
-    [CLI, 'serve', '--listen', address, '--state-dir', stateDir, '--log-level', 'warn', '--shutdown-grace', '1', '--kill-grace', '1'],
+    [CLI, 'serve', '--listen', address, '--state-dir', stateDir, '--log-level', 'warn', '--shutdown-grace', '1', '--kill-grace', '1', ...extraArgs],
     { env, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.add(child);
