@@ -10,7 +10,7 @@ import type { OpenRequest, Welcome } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
-import { collectResult, type BufferOptions } from './run-command.js';
+import { runBuffered, type BufferOptions } from './run-command.js';
 import { ShellSession } from './shell-session.js';
 import {
   putFile, getFile, putTree, getTree, listRemote, statRemote, mkdirRemote,
@@ -123,13 +123,7 @@ export class Connection extends EventEmitter implements ClientChannelHost {
    * (unless `reject: false`).
    */
   exec(command: string | string[], options: ExecOptions = {}): Promise<CommandResult> {
-    let proc: RemoteProcess;
-    try {
-      proc = this.spawn(command, options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return collectResult(proc, options);
+    return runBuffered(() => this.spawn(command, options), options);
   }
 
   /** Open a shell session: `cd` and `export` persist from one `session.exec()` to the next. */

@@ -74,6 +74,17 @@ export async function collectResult(proc: RemoteProcess, options: BufferOptions)
   }
 }
 
+/** Start a command with `start` and buffer it; a failure to start becomes a rejection. */
+export function runBuffered(start: () => RemoteProcess, options: BufferOptions): Promise<CommandResult> {
+  let proc: RemoteProcess;
+  try {
+    proc = start();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return collectResult(proc, options);
+}
+
 export function feedStdin(proc: RemoteProcess, stdin: BufferOptions['stdin']): void {
   if (stdin === undefined) proc.stdin.end();
   else if (stdin instanceof Readable) stdin.pipe(proc.stdin);

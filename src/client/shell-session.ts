@@ -9,7 +9,7 @@ import { decodeCodeMessage, decodeOpenOk } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
 import type { RemoteProcess } from './remote-process.js';
-import { collectResult } from './run-command.js';
+import { runBuffered } from './run-command.js';
 
 export class ShellSession {
   readonly id: number;
@@ -47,13 +47,7 @@ export class ShellSession {
 
   /** Run a command in the session and buffer its output (see `Connection.exec`). */
   exec(command: string, options: ExecOptions = {}): Promise<CommandResult> {
-    let proc: RemoteProcess;
-    try {
-      proc = this.spawn(command, options);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return collectResult(proc, options);
+    return runBuffered(() => this.spawn(command, options), options);
   }
 
   close(): void {
