@@ -4,7 +4,9 @@
  * (started through bench/peers.sh, stopped by PID afterwards), in the same run.
  *
  * Each tool runs 3 times per direction, interleaved (sw put, scp put, sw get, scp get), on
- * the same warm page cache; the figure is the median wall time of the real CLI processes.
+ * the same warm page cache, each after an untimed `sync`; the figure is the median wall
+ * time of the real CLI processes. shellwire's time includes its fsync before the rename
+ * (durability); scp does not fsync.
  * Peak RSS of the client and of the daemon are sampled from /proc during shellwire runs
  * (the memory must not grow with the file size).
  *
@@ -66,12 +68,25 @@ interface Run {
   seconds: number;
   clientPeakKiB: number;
   daemonPeakKiB: number;
+  /** CPU seconds (user+sys) of the daemon during the run. */
+  daemonCpu: number;
+}
+
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 /** Wall time of `file args` (stdout/stdin /dev/null), with peak RSS of it and of `watchPid`. */
 function timed(file: string, args: string[], env: NodeJS.ProcessEnv, watchPid?: number): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
+    const cpu0 = watchPid ? cpuSeconds(watchPid) : 0;
     const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
@@ -86,7 +101,7 @@ function timed(file: string, args: string[], env: NodeJS.ProcessEnv, watchPid?: 
       clearInterval(sample);
       const seconds = (performance.now() - started) / 1000;
       if (code !== 0) reject(new Error(`${file} ${args.join(' ')} exited ${code}: ${stderr}`));
-      else resolve({ seconds, clientPeakKiB, daemonPeakKiB });
+      else resolve({ seconds, clientPeakKiB, daemonPeakKiB, daemonCpu: watchPid ? cpuSeconds(watchPid) - cpu0 : 0 });
     });
   });
 }
@@ -117,7 +132,9 @@ async function startDaemon(home: string, fileRoot: string): Promise<{ address: s
   });
   daemon.stdout!.resume();
   const token = readFileSync(join(stateDir, 'token'), 'utf8').trim();
-  writeSync(openSync(join(home, 'known_hosts'), 'a', 0o600), `${address} ${fingerprint}\n`);
+  const knownHosts = openSync(join(home, 'known_hosts'), 'a', 0o600);
+  writeSync(knownHosts, `${address} ${fingerprint}\n`);
+  closeSync(knownHosts);
   return { address, env: { ...env, SHELLWIRE_TOKEN: token }, pid: daemon.pid! };
 }
 
@@ -161,9 +178,12 @@ async function main(): Promise<void> {
   for (let i = 0; i < RUNS; i++) {
     for (const name of Object.keys(kinds) as Array<keyof typeof kinds>) {
       for (const f of ['sw-put.bin', 'scp-put.bin', 'sw-get.bin', 'scp-get.bin']) rmSync(join(data, f), { force: true });
+      // Untimed: start every run with no dirty pages. scp does not fsync, so without this the
+      // run after it would pay for writing back scp's gigabyte.
+      spawnSync('sync');
       const run = await kinds[name]();
       results[name].push(run);
-      log(`${name} #${i + 1}: ${fmt(run.seconds, 3)} s (${fmt(SIZE_MIB / run.seconds)} MiB/s)`);
+      log(`${name} #${i + 1}: ${fmt(run.seconds, 3)} s (${fmt(SIZE_MIB / run.seconds)} MiB/s)${run.daemonCpu ? `, daemon CPU ${fmt(run.daemonCpu, 2)} s` : ''}`);
       if (i === 0 && name.startsWith('sw')) {
         const out = join(data, name === 'sw put' ? 'sw-put.bin' : 'sw-get.bin');
         if ((await sha256File(out)) !== srcSha) throw new Error(`${name}: SHA-256 of the copy differs`);

@@ -6,9 +6,8 @@
  * at the disk's pace. Either way the memory held per transfer is bounded by the window,
  * whatever the file size.
  */
-import { read, writev } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import { allocateShared, type StreamHash } from './file-hash.js';
+import { writev } from 'node:fs';
+import type { HashingReader } from './file-hash.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
 import type { SendWindow } from './window.js';
 import type { FrameType } from '../protocol/frame.js';
@@ -24,7 +23,8 @@ export const FILE_WINDOW = 8 * 1024 * 1024;
 const MAX_IOV = 256;
 
 export interface FileSenderOptions {
-  fd: number;
+  /** Reads the file and hashes every byte read (file-hash.ts). */
+  reader: HashingReader;
   /** File offset of the first byte to send. */
   start: number;
   /** File offset after the last byte to send (the size announced to the peer). */
@@ -34,8 +34,6 @@ export interface FileSenderOptions {
   type: FrameType;
   window: SendWindow;
   maxPacket: number;
-  /** Updated with every byte sent, in order. */
-  hash: StreamHash;
   /** Bytes per second; 0 or absent: as fast as window and socket allow. */
   rateLimit?: number;
   onProgress?(bytesSent: number): void;
@@ -43,29 +41,28 @@ export interface FileSenderOptions {
   onError(error: Error): void;
 }
 
-/** Reads kept in flight ahead of the socket, so the disk and the main thread overlap. */
+/** Reads kept in flight ahead of the socket, so reading, hashing and TLS overlap. */
 const READ_AHEAD = 3;
 /**
- * Bytes per read(2): several frames' worth. Each thread-pool request costs a thread
- * wake-up (tens of µs on a VM), so fewer, larger reads leave more CPU for TLS and SHA-256.
+ * Bytes per read: several frames' worth. Each read is a message to the reader's thread
+ * (a wake-up costs tens of µs on a VM), so fewer, larger reads leave more CPU for TLS.
  */
 const READ_SIZE = 1024 * 1024;
-/** Read buffers are cut from slabs of this size: one large allocation instead of one per frame. */
-const SLAB_SIZE = 4 * 1024 * 1024;
 
 interface PendingRead {
   position: number;
-  buffer: Buffer;
+  length: number;
+  buffer: Buffer | null;
   done: boolean;
-  bytesRead: number;
   error: Error | null;
 }
 
 /**
  * Reads `[start, end)` of a file and sends it as data frames, in order, never more than
- * the window's credit, pausing while the socket is congested. Up to READ_AHEAD reads run
- * in the thread pool at once; each holds window credit, so the bytes read ahead are
- * always bytes the peer has already agreed to take.
+ * the window's credit, pausing while the socket is congested. Up to READ_AHEAD reads are
+ * in flight at once (in the thread pool); each holds window credit, so bytes
+ * read ahead are always bytes the peer already agreed to take, and memory stays at
+ * READ_AHEAD × READ_SIZE plus what the socket holds.
  */
 export class FileSender {
   #o: FileSenderOptions;
@@ -76,13 +73,10 @@ export class FileSender {
   #inFlight = 0;
   #waitingForDrain = false;
   #waitingForTimer = false;
-  #waitingForHash = false;
   #stopped = false;
   #startedAt = performance.now();
   #sent = 0;
   #settled: (() => void) | null = null;
-  #slab: Buffer | null = null;
-  #slabUsed = 0;
 
   constructor(options: FileSenderOptions) {
     this.#o = options;
@@ -98,6 +92,7 @@ export class FileSender {
   /**
    * Stop reading; nothing more is sent. Resolves once no read is in flight, so the caller
    * may close the fd (closing it under a pending read could hit a reused descriptor).
+   * Dispose of the reader only after this.
    */
   stop(): Promise<void> {
     this.#stopped = true;
@@ -112,18 +107,18 @@ export class FileSender {
     // Send what was read, in file order, while the socket takes it.
     while (this.#reads.length > 0 && this.#reads[0]!.done && !o.conn.congested) {
       const r = this.#reads.shift()!;
-      this.#reserved -= r.buffer.length;
+      this.#reserved -= r.length;
       if (r.error) return this.#fail(r.error);
-      if (r.bytesRead < r.buffer.length) {
-        return this.#fail(new Error(`the file ended at ${r.position + r.bytesRead} bytes, before its size of ${o.end} (was it truncated while being sent?)`));
+      const buffer = r.buffer!;
+      if (buffer.length < r.length) {
+        return this.#fail(new Error(`the file ended at ${r.position + buffer.length} bytes, before its size of ${o.end} (was it truncated while being sent?)`));
       }
-      o.hash.update(r.buffer);
-      o.window.consume(r.buffer.length);
-      for (let offset = 0; offset < r.buffer.length; offset += o.maxPacket) {
-        o.conn.sendData(o.type, o.channel, r.buffer.subarray(offset, Math.min(offset + o.maxPacket, r.buffer.length)));
+      o.window.consume(buffer.length);
+      for (let offset = 0; offset < buffer.length; offset += o.maxPacket) {
+        o.conn.sendData(o.type, o.channel, buffer.subarray(offset, Math.min(offset + o.maxPacket, buffer.length)));
       }
-      this.#position += r.buffer.length;
-      this.#sent += r.buffer.length;
+      this.#position += buffer.length;
+      this.#sent += buffer.length;
       o.onProgress?.(this.#position);
     }
     if (this.#position >= o.end) {
@@ -145,15 +140,7 @@ export class FileSender {
 
   #readAhead(): void {
     const o = this.#o;
-    if (this.#waitingForTimer || this.#waitingForHash) return;
-    if (o.hash.backlogged) {
-      this.#waitingForHash = true;
-      o.hash.whenCaughtUp(() => {
-        this.#waitingForHash = false;
-        this.#pump();
-      });
-      return;
-    }
+    if (this.#waitingForTimer) return;
     while (this.#reads.length < READ_AHEAD && this.#next < o.end) {
       if (o.rateLimit) {
         const due = this.#startedAt + ((this.#sent + this.#reserved) / o.rateLimit) * 1000;
@@ -169,34 +156,24 @@ export class FileSender {
       }
       const length = Math.min(o.window.available - this.#reserved, o.rateLimit ? o.maxPacket : READ_SIZE, o.end - this.#next);
       if (length <= 0) return; // no credit: WINDOW will call flush()
-      const r: PendingRead = { position: this.#next, buffer: this.#allocate(length), done: false, bytesRead: 0, error: null };
+      const r: PendingRead = { position: this.#next, length, buffer: null, done: false, error: null };
       this.#reads.push(r);
       this.#reserved += length;
       this.#next += length;
       this.#inFlight += 1;
-      read(o.fd, r.buffer, 0, length, r.position, (err, bytesRead) => {
+      const settle = (buffer: Buffer | null, error: Error | null) => {
         this.#inFlight -= 1;
         r.done = true;
-        r.error = err;
-        r.bytesRead = bytesRead;
+        r.buffer = buffer;
+        r.error = error;
         if (this.#stopped) {
           if (this.#inFlight === 0) this.#settled?.();
           return;
         }
         this.#pump();
-      });
+      };
+      o.reader.read(r.position, length).then((buffer) => settle(buffer, null), (err: Error) => settle(null, err));
     }
-  }
-
-  #allocate(length: number): Buffer {
-    if (!this.#slab || this.#slab.length - this.#slabUsed < length) {
-      // Shared memory, so an off-thread hash reads the same bytes without a copy.
-      this.#slab = allocateShared(Math.max(SLAB_SIZE, length));
-      this.#slabUsed = 0;
-    }
-    const buffer = this.#slab.subarray(this.#slabUsed, this.#slabUsed + length);
-    this.#slabUsed += length;
-    return buffer;
   }
 
   #fail(error: Error): void {
@@ -311,18 +288,4 @@ function remainder(buffers: Buffer[], skip: number): Buffer[] {
     skip = 0;
   }
   return rest;
-}
-
-/** Feed bytes `[0, length)` of an open file to `hash` (to check a partial file before resuming). */
-export async function hashFilePrefix(handle: FileHandle, length: number, hash: StreamHash): Promise<void> {
-  let position = 0;
-  while (position < length) {
-    // A fresh buffer per read: an off-thread hash may still be reading the previous one.
-    const buffer = allocateShared(Math.min(READ_SIZE, length - position));
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
-    if (bytesRead === 0) throw Object.assign(new Error(`the file ended at ${position} bytes, before ${length}`), { code: 'EIO' });
-    hash.update(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
-    position += bytesRead;
-    if (hash.backlogged) await new Promise<void>((resolve) => hash.whenCaughtUp(resolve));
-  }
 }

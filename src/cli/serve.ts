@@ -25,7 +25,7 @@ interface ServeFlags {
   announce?: boolean;
   classicPort?: string;
   classicListen?: string;
-  fileRoot: string[];
+  fileRoot?: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -42,7 +42,7 @@ export function registerServe(program: Command): void {
     .option('--classic-port <port>', 'also speak the classic plaintext protocol (nc, the socket tutorial\'s client) on PORT; off by default')
     .option('--classic-listen <addr>', `address for --classic-port (default ${DEFAULT_CLASSIC_HOST}; plaintext, so think twice beyond loopback)`)
     .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
-    .option('--file-root <dir>', 'a directory file transfers may use (repeatable; default: the user\'s home)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
+    .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: its home)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (JSON logs on stderr)', process.env.SHELLWIRE_LOG_LEVEL ?? 'info')
     .action(async (flags: ServeFlags) => runServe(flags));
@@ -78,7 +78,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       port: listen.port,
       ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
       logger,
-      ...(flags.fileRoot.length > 0 ? { fileRoots: flags.fileRoot.map((dir) => resolve(dir)) } : {}),
+      ...(flags.fileRoot ? { fileRoots: flags.fileRoot.map((dir) => resolve(dir)) } : {}),
       limits: {
         maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
         maxChannels: positiveInt(flags.maxChannels, '--max-channels'),

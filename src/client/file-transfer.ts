@@ -11,8 +11,8 @@
 import { constants } from 'node:fs';
 import { open, stat, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
-import { FileSender, FileSink, FILE_WINDOW, hashFilePrefix } from '../channel/file-stream.js';
-import { createStreamHash, InlineHash, type StreamHash } from '../channel/file-hash.js';
+import { FileSender, FileSink, FILE_WINDOW } from '../channel/file-stream.js';
+import { hashFilePrefix, InlineHash, openHashingReader, type HashingReader, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
 import { ErrorCode } from '../errors.js';
@@ -107,27 +107,27 @@ export async function putFile(conn: Connection, local: string, remote: string, o
       mtimeMs: info.mtimeMs,
       ...(options.intoDirectory === false ? {} : { name: basename(local) }),
     };
-    let hash = createStreamHash();
+    let reader = openHashingReader(handle.fd);
     try {
       let channel = openFile(conn, 'put', remote, { ...fields, resume: options.resume === true });
       let ok = await channel.opened;
       let offset = ok.offset ?? 0;
       if (offset > 0) {
         // The daemon kept a partial file: continue only if our first bytes are the same.
-        const same = offset <= info.size && (await hashFilePrefix(handle, offset, hash).then(() => hash.peek())) === ok.offsetSha256;
+        const same = offset <= info.size && (await reader.hashPrefix(offset).then(() => reader.peek())) === ok.offsetSha256;
         if (!same) {
           channel.close();
           await channel.finished.catch(() => {});
-          hash.dispose();
-          hash = createStreamHash();
+          reader.dispose();
+          reader = openHashingReader(handle.fd);
           channel = openFile(conn, 'put', remote, { ...fields, resume: false });
           ok = await channel.opened;
           offset = 0;
         }
       }
-      return await uploadOpened(conn, channel, ok, { handle, path: local, size: info.size }, offset, hash, options, started);
+      return await uploadOpened(conn, channel, ok, { path: local, size: info.size }, offset, reader, options, started);
     } finally {
-      hash.dispose();
+      reader.dispose();
     }
   } finally {
     await handle.close().catch(() => {});
@@ -136,16 +136,16 @@ export async function putFile(conn: Connection, local: string, remote: string, o
 
 /** Send the file's bytes from `offset` on an opened put channel, then EOF with the hash; resolves with the daemon's result. */
 async function uploadOpened(
-  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { handle: FileHandle; path: string; size: number },
-  offset: number, hash: StreamHash, options: PutOptions, started: number,
+  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { path: string; size: number },
+  offset: number, reader: HashingReader, options: PutOptions, started: number,
 ): Promise<TransferResult> {
   const { path: local, size } = file;
   const progress = (bytes: number) => options.onProgress?.({ direction: 'put', local, remote: ok.path, bytes, size, resumedFrom: offset });
   progress(offset);
   const unsubscribe = onAbort(options.signal, channel);
   try {
-    const sent = await sendFile(conn, channel, ok, file, offset, size, hash, options.rateLimit, progress);
-    if (sent) channel.sendEof(await hash.digest(), size);
+    const sent = await sendFile(conn, channel, ok, local, offset, size, reader, options.rateLimit, progress);
+    if (sent) channel.sendEof(await reader.digest(), size);
     const exit = await channel.finished;
     if (!exit?.ok) throw exitError(conn, exit, `upload of ${local}`);
     return { local, remote: ok.path, size, sha256: exit.sha256 ?? '', resumedFrom: offset, durationMs: performance.now() - started };
@@ -156,13 +156,13 @@ async function uploadOpened(
 
 /** Send `[offset, size)` within the server's window; false when the channel ended first. */
 function sendFile(
-  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { handle: FileHandle; path: string }, offset: number, size: number,
-  hash: StreamHash, rateLimit: number | undefined, progress: (bytes: number) => void,
+  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, local: string, offset: number, size: number,
+  reader: HashingReader, rateLimit: number | undefined, progress: (bytes: number) => void,
 ): Promise<boolean> {
   return new Promise<boolean>((resolvePromise, reject) => {
     let settled = false;
     const sender = new FileSender({
-      fd: file.handle.fd,
+      reader,
       start: offset,
       end: size,
       conn: conn.conn,
@@ -170,7 +170,6 @@ function sendFile(
       type: FrameType.STDIN,
       window: channel.sendWindow!,
       maxPacket: ok.maxPacket,
-      hash,
       ...(rateLimit ? { rateLimit } : {}),
       onProgress: progress,
       onDone: () => {
@@ -180,7 +179,7 @@ function sendFile(
       onError: (err) => {
         settled = true;
         channel.close();
-        void sender.stop().then(() => reject(localError('read', file.path, err)));
+        void sender.stop().then(() => reject(localError('read', local, err)));
       },
     });
     channel.onWindow = () => sender.flush();

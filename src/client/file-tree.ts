@@ -72,6 +72,9 @@ export async function putTree(conn: Connection, sources: string[], remote: strin
     throw err;
   });
   const destDir = dest?.type === 'dir' ? dest.path : null;
+  if (!destDir && remote.endsWith('/')) {
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `${conn.hostLabel}:${remote} is not an existing directory.`, { host: conn.hostLabel, errno: dest ? 'ENOTDIR' : 'ENOENT', path: remote });
+  }
   if (sources.length > 1 && !destDir) {
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `${remote} is not a directory on ${conn.hostLabel}; with several sources the target must be an existing directory.`, { host: conn.hostLabel, path: remote });
   }
@@ -117,6 +120,9 @@ export async function getTree(conn: Connection, remotes: string[], local: string
   const walk = new TreeWalk(conn, options);
   const localInfo = await stat(local).catch(() => null);
   const localDir = localInfo?.isDirectory() ? local : null;
+  if (!localDir && local.endsWith('/') && !(options.recursive && remotes.length === 1)) {
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is not an existing directory.`, { errno: localInfo ? 'ENOTDIR' : 'ENOENT', path: local });
+  }
   if (remotes.length > 1 && !localDir) {
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is not a directory; with several sources the target must be an existing directory.`, { path: local });
   }

@@ -13,7 +13,23 @@
  *
  * EXIT keeps the exec schema (`exitCode`, `signal`, `timedOut`) so a generic decoder still
  * accepts it; `exitCode` 0 is success, 1 failure with `error: {code, message}` (and `errno`
- * when the cause was a system call, e.g. "ENOSPC").
+ * when the cause was a system call, e.g. "ENOSPC"). Refusals before anything started are
+ * OPEN_FAIL with code SW_ERR_BAD_REQUEST (plus `errno`), escapes from the roots included.
+ *
+ * Per op (OPEN fields → OPEN_OK fields → data → EXIT fields):
+ *
+ *   put   {path, name?, size, mode, mtimeMs, resume} → {window, path, offset, offsetSha256?}
+ *         → STDIN from `offset`, then EOF {sha256, size} → {size, sha256}
+ *   get   {path, offset?, offsetSha256?} → {window: 0, path, offset, entry}
+ *         → STDOUT from `offset` → {size, sha256}
+ *   stat  {path} → {window: 0, path, entry} → {}
+ *   list  {path} → {window: 0, path, entry} → STDOUT NDJSON, one FileEntry per line → {count}
+ *   mkdir {path, mode?, mtimeMs?} → {window: 0, path, created} → {}
+ *
+ * The one addition to an existing frame: on a put channel EOF carries `{sha256, size}`
+ * (on exec channels EOF stays empty). The client learns its hash only once it has read the
+ * whole file, and the daemon must know it before the rename; a new frame type would need
+ * a protocol version, a payload on EOF needs none.
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';

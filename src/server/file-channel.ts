@@ -7,9 +7,10 @@
  *           then (STDOUT | WINDOW)* → EXIT{exitCode, …result | error} → CLOSE
  *
  * Opening is asynchronous (paths are resolved, a partial file may be hashed), so `start()`
- * returns at once and OPEN_OK or OPEN_FAIL follows. Every path must resolve inside the
- * allowed roots (`ServerOptions.fileRoots`, default the user's home); an escape is refused
- * with SW_ERR_BAD_REQUEST and logged.
+ * returns at once and OPEN_OK or OPEN_FAIL follows. Relative paths start at the user's
+ * home; every path must resolve inside the user's `fileRoots` (policy; for the daemon
+ * token `ServerOptions.fileRoots` / `serve --file-root`, default the home directory). An
+ * escape is refused with SW_ERR_BAD_REQUEST naming the roots, logged and audited.
  */
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import { decodeWindow, encodeWindow, type OpenRequest } from '../protocol/messages.js';

@@ -24,7 +24,7 @@ test('a scripted session leaves exact, chained audit rows', async () => {
     await assert.rejects(connect(d.address, { token: 'wrong', fingerprint: d.fingerprint, env: cleanEnv() }));
     const conn = await connect(`ops@${d.address}`, { identity: join(dir, 'key'), fingerprint: d.fingerprint, env: cleanEnv() });
     await conn.exec('echo hello', { cwd: '/tmp' });
-    await conn.exec('printf abc; exit 3', { stdin: 'xyz', reject: false });
+    await conn.exec('cat >/dev/null; printf abc; exit 3', { stdin: 'xyz', reject: false });
     await assert.rejects(conn.exec('reboot now'));
     await conn.close();
     await new Promise((r) => setTimeout(r, 100));
@@ -42,8 +42,8 @@ test('a scripted session leaves exact, chained audit rows', async () => {
         ['auth-ok', 'ops', null, null],
         ['command-start', 'ops', 'echo hello', null],
         ['command-end', 'ops', 'echo hello', 0],
-        ['command-start', 'ops', 'printf abc; exit 3', null],
-        ['command-end', 'ops', 'printf abc; exit 3', 3],
+        ['command-start', 'ops', 'cat >/dev/null; printf abc; exit 3', null],
+        ['command-end', 'ops', 'cat >/dev/null; printf abc; exit 3', 3],
         ['denied', 'ops', 'reboot now', null],
         ['disconnect', 'ops', null, null],
       ]);

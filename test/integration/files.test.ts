@@ -18,7 +18,7 @@ import type { Connection } from '../../src/client/connection.js';
 import { FileTransferError } from '../../src/client/file-transfer.js';
 import { ErrorCode } from '../../src/errors.js';
 import { startDaemon, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { tempDir, removeDir, sha256, allByteValues, startCli } from '../helpers/fixtures.js';
+import { tempDir, removeDir, sha256, allByteValues, startCli, startServeCli, cleanEnv } from '../helpers/fixtures.js';
 import { captureLogger } from '../helpers/raw-client.js';
 
 const MIB = 1024 * 1024;
@@ -98,7 +98,7 @@ test('put and get round-trip empty, 1-byte, binary, sparse and 100 MiB files byt
   makeFile(join(src, 'big'), randomBytes(100 * MIB), 0o640);
 
   const names = ['empty', 'one', 'bytes', 'sparse', 'big'];
-  const put = await cli(['put', '--quiet', ...names.map((n) => join(src, n)), remote('rt/')], 60_000);
+  const put = await cli(['put', '--quiet', ...names.map((n) => join(src, n)), remote('rt')], 60_000);
   assert.equal(put.code, 1, 'rt/ does not exist yet: several sources need an existing directory');
   assert.match(put.stderr, /not a directory.*several sources/);
   await conn.mkdir('rt');
@@ -122,6 +122,10 @@ test('relative remote paths start at the home directory; an existing directory t
   assert.deepEqual(readFileSync(join(home, 'renamed.txt')), file);
   const abs = await conn.put(join(local, 'rel.txt'), join(root, 'abs.txt'));
   assert.equal(abs.remote, join(root, 'abs.txt'));
+  const slash = await cli(['put', join(local, 'rel.txt'), remote('no-such-dir/')]);
+  assert.equal(slash.code, 1);
+  assert.match(slash.stderr, /no-such-dir\/ is not an existing directory/);
+  assert.equal(existsSync(join(home, 'no-such-dir')), false);
   const stat = await conn.stat('renamed.txt');
   assert.equal(stat.type, 'file');
   assert.equal(stat.size, file.length);
@@ -222,6 +226,15 @@ test('a stale partial file that does not match is not resumed: the transfer star
   noPartials(home);
 });
 
+test('a partial file that already holds the whole file completes without sending data', async () => {
+  const data = makeFile(join(local, 'whole.bin'), randomBytes(MIB + 1));
+  writeFileSync(join(home, '.whole.bin.shellwire-part'), data);
+  const result = await conn.put(join(local, 'whole.bin'), 'whole.bin', { resume: true });
+  assert.equal(result.resumedFrom, data.length);
+  assertSameFile(join(home, 'whole.bin'), join(local, 'whole.bin'));
+  noPartials(home);
+});
+
 test('escapes are refused with SW_ERR_BAD_REQUEST naming the root, and logged', async () => {
   makeFile(join(local, 'payload'), Buffer.from('payload'));
   mkdirSync(join(outside, 'dir'));
@@ -299,17 +312,23 @@ test('a full disk gives a clear message, removes the partial file and leaves old
   assert.equal(r.code, 1);
   assert.match(r.stderr, /Not enough space in .*small.*was not changed/);
   assert.equal(readFileSync(join(small, 'a.bin'), 'utf8'), 'old a');
-  // Two uploads that each fit, but not together: one runs out of space mid-transfer.
-  makeFile(join(local, 'half1.bin'), randomBytes(2.5 * MIB));
-  makeFile(join(local, 'half2.bin'), randomBytes(2.5 * MIB));
-  const results = await Promise.allSettled([conn.put(join(local, 'half1.bin'), 'small/a.bin'), conn.put(join(local, 'half2.bin'), 'small/b.bin')]);
-  const failed = results.filter((x) => x.status === 'rejected');
-  assert.equal(failed.length, 1, JSON.stringify(results.map((x) => x.status)));
-  const error = (failed[0] as PromiseRejectedResult).reason as FileTransferError;
+  // Fits when it starts; the disk fills up (another writer) while it runs.
+  makeFile(join(local, 'half.bin'), randomBytes(3 * MIB));
+  const upload = conn.put(join(local, 'half.bin'), 'small/b.bin', { rateLimit: 4 * MIB });
+  assert.ok(await waitFor(() => existsSync(join(small, '.b.bin.shellwire-part')), 5_000));
+  const filler = openSync(join(small, 'filler'), 'w');
+  try {
+    for (;;) writeSync(filler, Buffer.alloc(64 * 1024));
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    closeSync(filler);
+  }
+  const error = await upload.then(() => null, (e: unknown) => e as FileTransferError);
+  assert.ok(error instanceof FileTransferError, 'the upload must fail');
   assert.equal(error.errno, 'ENOSPC');
-  assert.match(error.message, /no space left on the device.*partial file was removed/);
-  const loser = results[0]!.status === 'rejected' ? 'a' : 'b';
-  assert.equal(readFileSync(join(small, `${loser}.bin`), 'utf8'), `old ${loser}`);
+  assert.match(error.message, /no space left on the device \(ENOSPC\)\. The partial file was removed to free the space; .*b\.bin was not changed/);
+  assert.equal(readFileSync(join(small, 'b.bin'), 'utf8'), 'old b');
   noPartials(small);
 });
 
@@ -370,4 +389,28 @@ test('library: progress, list, a second upload to the same target is refused whi
   const resumed = await conn.put(join(local, 'lib.bin'), 'lib2.bin', { resume: true });
   assert.ok(resumed.resumedFrom > 0);
   assert.equal(fileSha(join(home, 'lib2.bin')), sha256(data));
+});
+
+test('serve --file-root: the daemon token may use that directory and nothing else', async () => {
+  const serveHome = tempDir('shellwire-files-serve-');
+  const allowed = tempDir('shellwire-files-allowed-');
+  const serve = await startServeCli(serveHome, ['--file-root', allowed]);
+  try {
+    makeFile(join(local, 'flag.txt'), Buffer.from('flag'));
+    const env = cleanEnv({ SHELLWIRE_HOME: serveHome });
+    const flags = ['--token-file', serve.tokenFile, '--accept-new-host'];
+    const ok = await runCli(['put', ...flags, join(local, 'flag.txt'), `${serve.address}:${allowed}/`], { env });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(readFileSync(join(allowed, 'flag.txt'), 'utf8'), 'flag');
+    const refused = await runCli(['put', ...flags, join(local, 'flag.txt'), `${serve.address}:${serveHome}/x`], { env });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`outside the allowed file root ${allowed}`));
+    await waitFor(() => serve.stderr().includes('file access outside the allowed roots refused'), 3_000);
+    assert.match(serve.stderr(), /"msg":"file access outside the allowed roots refused"/);
+  } finally {
+    serve.child.kill('SIGTERM');
+    await serve.exited;
+    removeDir(serveHome);
+    removeDir(allowed);
+  }
 });

@@ -13,8 +13,8 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename } from 'node:path';
-import { FileSender, hashFilePrefix } from '../../channel/file-stream.js';
-import { createStreamHash, type StreamHash } from '../../channel/file-hash.js';
+import { FileSender } from '../../channel/file-stream.js';
+import { openHashingReader, type HashingReader } from '../../channel/file-hash.js';
 import { FrameType } from '../../protocol/frame.js';
 import type { GetRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
@@ -28,10 +28,11 @@ export class GetOperation implements FileOperation {
   #path = '';
   #handle: FileHandle | null = null;
   #info: Stats | null = null;
-  #hash: StreamHash = createStreamHash();
+  #reader: HashingReader | null = null;
   #offset = 0;
   #sender: FileSender | null = null;
   #done = false;
+  #opening = false;
 
   constructor(ctx: FileOpContext, req: GetRequest) {
     this.#ctx = ctx;
@@ -39,11 +40,14 @@ export class GetOperation implements FileOperation {
   }
 
   async open(): Promise<OpenFields> {
+    this.#opening = true;
     try {
       return await this.#prepare();
     } catch (err) {
       await this.#close();
       throw err;
+    } finally {
+      this.#opening = false;
     }
   }
 
@@ -57,15 +61,16 @@ export class GetOperation implements FileOperation {
     if (info.isDirectory()) throw new FileOpError(`Cannot download ${path}: it is a directory (use -r).`, { errno: 'EISDIR' });
     if (!info.isFile()) throw new FileOpError(`Cannot download ${path}: it is not a regular file.`);
     this.#info = info;
+    this.#reader = openHashingReader(this.#handle.fd);
     const { offset, offsetSha256 } = this.#req;
     if (offset > 0 && offset <= info.size && offsetSha256 !== undefined) {
-      await hashFilePrefix(this.#handle, offset, this.#hash).catch((err: unknown) => {
+      await this.#reader.hashPrefix(offset).catch((err: unknown) => {
         throw systemError('read', path, err);
       });
-      if ((await this.#hash.peek()) === offsetSha256) this.#offset = offset;
+      if ((await this.#reader.peek()) === offsetSha256) this.#offset = offset;
       else {
-        this.#hash.dispose(); // the client's partial is of another file: start over
-        this.#hash = createStreamHash();
+        this.#reader.dispose(); // the client's partial is of another file: start over
+        this.#reader = openHashingReader(this.#handle.fd);
       }
     }
     return { path, offset: this.#offset, entry: entryOf(basename(path), info) };
@@ -74,7 +79,7 @@ export class GetOperation implements FileOperation {
   run(): void {
     const ctx = this.#ctx;
     this.#sender = new FileSender({
-      fd: this.#handle!.fd,
+      reader: this.#reader!,
       start: this.#offset,
       end: this.#info!.size,
       conn: ctx.host.conn,
@@ -82,7 +87,6 @@ export class GetOperation implements FileOperation {
       type: FrameType.STDOUT,
       window: ctx.outWindow,
       maxPacket: Math.min(ctx.request.maxPacket, ctx.host.limits.maxPayload),
-      hash: this.#hash,
       onDone: () => void this.#complete(),
       onError: (err) => void this.#fail(systemError('read', this.#path, err)),
     });
@@ -95,7 +99,8 @@ export class GetOperation implements FileOperation {
 
   abort(): void {
     this.#done = true;
-    void this.#close();
+    // While open() runs it owns the file; the channel calls abort() again once it settles.
+    if (!this.#opening) void this.#close();
   }
 
   summary(): Record<string, unknown> {
@@ -112,7 +117,7 @@ export class GetOperation implements FileOperation {
     }
     let sha256: string;
     try {
-      sha256 = await this.#hash.digest();
+      sha256 = await this.#reader!.digest();
     } catch (err) {
       return this.#fail(err);
     }
@@ -131,7 +136,7 @@ export class GetOperation implements FileOperation {
 
   async #close(): Promise<void> {
     await this.#sender?.stop();
-    this.#hash.dispose();
+    this.#reader?.dispose();
     const handle = this.#handle;
     this.#handle = null;
     await handle?.close().catch(() => {});

@@ -109,6 +109,10 @@ export class ListOperation implements FileOperation {
   abort(): void {
     this.#aborted = true;
     this.onWindow();
+    // An open that completed after the client left never runs: close its directory here.
+    const dir = this.#dir;
+    this.#dir = null;
+    void dir?.close().catch(() => {});
   }
 
   summary(): Record<string, unknown> {
@@ -116,6 +120,7 @@ export class ListOperation implements FileOperation {
   }
 
   async #list(): Promise<void> {
+    if (this.#info!.isDirectory() && !this.#dir) return; // aborted
     if (!this.#dir) {
       // A file lists as itself, as ls does.
       this.#push(entryOf(basename(this.#path), this.#info!));

@@ -15,8 +15,8 @@
 import { constants } from 'node:fs';
 import { open, stat, statfs, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { FileSink, FILE_WINDOW, hashFilePrefix } from '../../channel/file-stream.js';
-import { InlineHash, type StreamHash } from '../../channel/file-hash.js';
+import { FileSink, FILE_WINDOW } from '../../channel/file-stream.js';
+import { InlineHash, hashFilePrefix, type StreamHash } from '../../channel/file-hash.js';
 import { decodePutEof, partialName, type PutRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
@@ -38,6 +38,7 @@ export class PutOperation implements FileOperation {
   #offset = 0;
   #received = 0;
   #done = false;
+  #opening = false;
   #committing = false;
 
   constructor(ctx: FileOpContext, req: PutRequest) {
@@ -46,11 +47,14 @@ export class PutOperation implements FileOperation {
   }
 
   async open(): Promise<OpenFields> {
+    this.#opening = true;
     try {
       return await this.#prepare();
     } catch (err) {
       await this.#release();
       throw err;
+    } finally {
+      this.#opening = false;
     }
   }
 
@@ -191,9 +195,11 @@ export class PutOperation implements FileOperation {
   abort(): void {
     // A verified upload being committed finishes (the data is whole); anything else stops
     // and keeps the partial file for --resume.
-    if (this.#committing || this.#done) return;
+    if (this.#committing) return;
     this.#done = true;
-    void this.#release();
+    // While open() runs it owns the file and the lock; the channel calls abort() again
+    // when open() settles (or open() releases them itself when it fails).
+    if (!this.#opening) void this.#release();
   }
 
   summary(): Record<string, unknown> {
