@@ -113,6 +113,7 @@ export class AuditLog {
   #head: ChainHead;
   #readHead: BetterSqlite3.Statement<[], ChainHead>;
   #append: ((content: StoredContent) => { id: number; hash: string }) | undefined;
+  #appendMany: ((contents: StoredContent[]) => unknown) | undefined;
   #queries = new Map<string, BetterSqlite3.Statement<unknown[], StoredRow>>();
 
   private constructor(path: string, db: BetterSqlite3.Database, options: AuditLogOptions) {
@@ -125,7 +126,7 @@ export class AuditLog {
     if (!db.readonly) {
       const insert = db.prepare<[StoredRow], unknown>(INSERT);
       const advanceHead = db.prepare<[{ id: number; hash: string; seenId: number; seenHash: string }], unknown>(ADVANCE_HEAD);
-      const append = db.transaction((content: StoredContent) => {
+      const appendRow = (content: StoredContent) => {
         let head = this.#head;
         let row = chainRow(head, content);
         if (advanceHead.run({ id: row.id, hash: row.hash, seenId: head.lastId, seenHash: head.lastHash }).changes !== 1) {
@@ -135,11 +136,13 @@ export class AuditLog {
           if (retry.changes !== 1) throw new Error('the audit log chain head is missing or unreadable');
         }
         insert.run(row);
+        this.#head = { lastId: row.id, lastHash: row.hash, rows: row.id };
         return { id: row.id, hash: row.hash };
-      });
+      };
       // IMMEDIATE takes the write lock up front: a deferred transaction that reads first and
       // then writes can fail with SQLITE_BUSY_SNAPSHOT when another writer got in between.
-      this.#append = append.immediate;
+      this.#append = db.transaction(appendRow).immediate;
+      this.#appendMany = db.transaction((contents: StoredContent[]) => contents.map(appendRow)).immediate;
     }
   }
 
@@ -191,6 +194,17 @@ export class AuditLog {
     const { id, hash } = this.#append(toStoredContent(event, this.#now()));
     this.#head = { lastId: id, lastHash: hash, rows: id };
     return id;
+  }
+
+  /**
+   * Append several events in one transaction (one commit): the daemon batches the events of
+   * one event-loop turn this way. `times[i]` is when event i happened (default: now).
+   */
+  recordMany(events: AuditEvent[], times?: Date[]): void {
+    if (this.#appendMany === undefined) throw new TypeError(`The audit log ${this.path} was opened read-only`);
+    if (events.length === 0) return;
+    const now = this.#now();
+    this.#appendMany(events.map((event, i) => toStoredContent(event, times?.[i] ?? now)));
   }
 
   /**

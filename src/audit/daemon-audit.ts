@@ -14,6 +14,9 @@ export class DaemonAudit implements AuditSink {
   readonly log: AuditLog;
   #logger: Logger;
   #lastFailure = 0;
+  #queue: AuditEvent[] = [];
+  #times: Date[] = [];
+  #scheduled = false;
 
   constructor(log: AuditLog, logger: Logger) {
     this.log = log;
@@ -93,15 +96,38 @@ export class DaemonAudit implements AuditSink {
   }
 
   close(): void {
+    this.flush();
     this.log.close();
   }
 
+  /**
+   * Queue the event (stamped now) and write the queue in one transaction at the end of this
+   * event-loop turn: the SQLite commit never sits between a command's frames, and a burst of
+   * commands costs one commit, not two per command. A daemon crash can lose at most the
+   * events of the current turn; nothing committed is ever lost.
+   */
   #record(event: AuditEvent): void {
+    this.#queue.push(event);
+    this.#times.push(new Date());
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Write what is queued now (also called on close). */
+  flush(): void {
+    this.#scheduled = false;
+    if (this.#queue.length === 0) return;
+    const events = this.#queue;
+    const times = this.#times;
+    this.#queue = [];
+    this.#times = [];
     try {
-      this.log.record(event);
+      this.log.recordMany(events, times);
     } catch (err) {
       const now = Date.now();
-      if (now - this.#lastFailure > 10_000) this.#logger.error({ err: (err as Error).message, kind: event.kind }, 'audit log write failed');
+      if (now - this.#lastFailure > 10_000) this.#logger.error({ err: (err as Error).message, events: events.length }, 'audit log write failed');
       this.#lastFailure = now;
     }
   }

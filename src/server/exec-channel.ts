@@ -133,13 +133,14 @@ export class ExecChannel implements ServerChannel {
     }
     this.#cwd = cwd;
     this.#startedWall = new Date();
-    this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall });
     conn.sendJson(FrameType.OPEN_OK, this.id, {
       window: this.#inWindow.size,
       maxPacket: this.#host.limits.maxPayload,
       ...(proc.pid !== undefined ? { pid: proc.pid } : {}),
       cwd,
     });
+    // After OPEN_OK is on its way: the audit write never delays the client.
+    this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall });
     return null;
   }
 

@@ -404,3 +404,21 @@ test('CLI helpers: --since/--until ages and ISO times, terminal-safe cells, the 
   assert.match(lines[7]!, /\sdenied\s+-\s+-\s+-\s+-\s+rm -rf \/$/, 'a command is shown when there is one');
   assert.match(lines[2]!, /\sauth-fail\s+-\s+-\s+-\s+-\s+\{"reason":"unknown key"\}$/, 'else the detail');
 });
+
+test('recordMany: one transaction, rows in order with their own times, chain intact, then single records continue it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sw-audit-many-'));
+  try {
+    const log = AuditLog.open(auditLogPath(dir));
+    const t1 = new Date('2026-01-01T00:00:01Z');
+    const t2 = new Date('2026-01-01T00:00:02Z');
+    log.recordMany([{ kind: 'connect', address: 'a' }, { kind: 'command-start', user: 'u', command: 'x' }], [t1, t2]);
+    log.record({ kind: 'disconnect', address: 'a' });
+    const rows = log.query({});
+    assert.deepEqual(rows.map((r) => r.kind), ['connect', 'command-start', 'disconnect']);
+    assert.deepEqual(rows.slice(0, 2).map((r) => r.time.toISOString()), [t1.toISOString(), t2.toISOString()]);
+    assert.deepEqual(log.verify(), { ok: true, rows: 3 });
+    log.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
