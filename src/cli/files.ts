@@ -52,7 +52,8 @@ export function registerFiles(program: Command): void {
         .description(description)
         .argument('<paths...>', usage)
         .option('-r, --recursive', 'copy directories and everything below them')
-        .option('--resume', 'continue an interrupted transfer from its partial file (.NAME.shellwire-part) when its bytes match')
+        .option('--resume', 'continue an interrupted transfer from its partial file (.NAME.shellwire-part) when its bytes match (the default)')
+        .option('--no-resume', 'start over even when a matching partial file exists')
         .option('-q, --quiet', 'no progress bar and no notes; errors only')
         .option('--limit-rate <rate>', 'at most RATE bytes per second (suffix K, M or G)'),
     );
@@ -131,7 +132,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   const noted = new Set<string>();
   const options: TreeOptions = {
     recursive: flags.recursive === true,
-    resume: flags.resume === true,
+    resume: flags.resume !== false,
     signal: controller.signal,
     onWarning: note,
     onProgress: (p: TransferProgress) => {
@@ -168,7 +169,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
 }
 
 function exitInterrupted(direction: string): never {
-  process.stderr.write(`shellwire: ${direction} interrupted; partial files were kept, run it again with --resume to continue.\n`);
+  process.stderr.write(`shellwire: ${direction} interrupted; partial files were kept, run it again to continue (it resumes from the partial files).\n`);
   process.exit(130);
 }
 

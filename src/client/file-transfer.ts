@@ -37,7 +37,10 @@ export interface TransferProgress {
 }
 
 export interface TransferOptions {
-  /** Continue from a partial file when its bytes match the source. Default false (start over). */
+  /**
+   * Continue from a partial file (`.NAME.shellwire-part`) when its bytes hash the same as
+   * the source's first bytes; a partial that does not match is started over. Default true.
+   */
   resume?: boolean;
   /** Called as bytes move (at most once per data frame). */
   onProgress?: (progress: TransferProgress) => void;
@@ -109,7 +112,7 @@ export async function putFile(conn: Connection, local: string, remote: string, o
     };
     let reader = openHashingReader(handle.fd);
     try {
-      let channel = openFile(conn, 'put', remote, { ...fields, resume: options.resume === true });
+      let channel = openFile(conn, 'put', remote, { ...fields, resume: options.resume !== false });
       let ok = await channel.opened;
       let offset = ok.offset ?? 0;
       if (offset > 0) {
@@ -208,7 +211,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
   let hash: StreamHash = new InlineHash();
   let offset = 0;
   const fields: Record<string, unknown> = {};
-  if (options.resume) {
+  if (options.resume !== false) {
     const existing = await open(partial, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
     if (existing) {
       try {

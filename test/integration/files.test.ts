@@ -199,7 +199,7 @@ test('a put killed half-way resumes with --resume; the target name never holds a
   assert.equal(existsSync(partial), false);
 });
 
-test('a get killed half-way resumes with --resume into .NAME.shellwire-part', async () => {
+test('a get killed half-way resumes by default (no flag) into .NAME.shellwire-part', async () => {
   const data = makeFile(join(root, 'download.bin'), randomBytes(80 * MIB));
   const target = join(local, 'download.bin');
   const partial = join(local, '.download.bin.shellwire-part');
@@ -210,7 +210,7 @@ test('a get killed half-way resumes with --resume into .NAME.shellwire-part', as
   await first.exited;
   assert.equal(existsSync(target), false);
   const kept = size(partial);
-  const resumed = await cli(['get', '--resume', remote(join(root, 'download.bin')), local]);
+  const resumed = await cli(['get', remote(join(root, 'download.bin')), local]);
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`resuming .*download\\.bin at`), `kept ${kept} bytes`);
   assert.equal(fileSha(target), sha256(data));
