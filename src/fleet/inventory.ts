@@ -7,7 +7,7 @@
  *       address: 10.1.0.[11-22]         # zipped with the names (same count)
  *       labels: { role: web, dc: east }
  *       groups: [web, prod]
- *     db03: { address: db03.example, port: 50010, token-file: tokens/db }
+ *     db03: { address: db03.example, port: 50010, user: ops, identity: ~/.ssh/id_ed25519 }
  *   groups:                             # optional extra membership
  *     prod: [db03, "@web"]
  *
@@ -36,6 +36,8 @@ export interface FleetHost {
   user?: string;
   /** Absolute path of the access token file for this host. */
   tokenFile?: string;
+  /** Absolute path of the OpenSSH Ed25519 private key to log in with. */
+  identity?: string;
   labels: Record<string, string>;
   groups: string[];
   /** `FILE:LINE` where the host was defined, for messages. */
@@ -89,7 +91,7 @@ export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.en
   return parseInventory(text, path);
 }
 
-const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'token-file', 'labels', 'groups']);
+const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'identity', 'token-file', 'labels', 'groups']);
 const NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
 /** Parse inventory text; `file` is used for messages and to resolve relative token files. */
@@ -162,6 +164,7 @@ export function parseInventory(text: string, file: string): Inventory {
       const host: FleetHost = { name, address, port: fields.port ?? DEFAULT_PORT, labels: { ...fields.labels }, groups: [...fields.groups] };
       if (fields.user !== undefined) host.user = fields.user;
       if (fields.tokenFile !== undefined) host.tokenFile = fields.tokenFile;
+      if (fields.identity !== undefined) host.identity = fields.identity;
       host.source = `${file}:${lineOf(nameNode) ?? '?'}`;
       inventory.hosts.push(host);
       inventory.byName.set(name, host);
@@ -175,6 +178,7 @@ interface HostFields {
   address?: string;
   port?: number;
   user?: string;
+  identity?: string;
   tokenFile?: string;
   labels: Record<string, string>;
   groups: string[];
@@ -210,6 +214,10 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
       case 'token-file':
         if (typeof scalar !== 'string') fail(value ?? pair.key, '"token-file" must be a path');
         fields.tokenFile = resolvePath(scalar as string, file);
+        break;
+      case 'identity':
+        if (typeof scalar !== 'string') fail(value ?? pair.key, '"identity" must be the path of a private key file');
+        fields.identity = resolvePath(scalar as string, file);
         break;
       case 'labels':
         if (!isMap(value)) fail(value ?? pair.key, '"labels" must be a mapping (role: web)');

@@ -88,6 +88,7 @@ export class ConnectionPool {
       options.tokenFile = host.tokenFile;
       delete options.token;
     }
+    if (host.identity !== undefined) options.identity = host.identity;
     if (this.#options.connectTimeoutMs !== undefined) options.connectTimeoutMs = this.#options.connectTimeoutMs;
     if (signal) options.signal = signal;
     const target = host.user === undefined ? { host: host.address, port: host.port } : { user: host.user, host: host.address, port: host.port };
