@@ -166,7 +166,7 @@ log(`daemons up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 // FLEET_PROFILE=DIR: one CPU-profiled `run` on all hosts, then stop (for finding hot spots).
 if (process.env.FLEET_PROFILE) {
-  const profiled = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${process.env.FLEET_PROFILE}`, CLI, 'run', '--inventory', join(dir, `inv${MAX}.yaml`), 'all', '--', 'true'], { env, encoding: 'utf8' });
+  const profiled = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${process.env.FLEET_PROFILE}`, CLI, 'run', '--inventory', join(dir, `inv${process.env.FLEET_PROFILE_HOSTS ?? MAX}.yaml`), 'all', '--', 'true'], { env, encoding: 'utf8' });
   log(`profiled run: exit ${profiled.status}; ${profiled.stderr.trim().split('\n').slice(-2).join(' | ')}`);
   for (const c of children) c.kill('SIGTERM');
   process.exit(0);

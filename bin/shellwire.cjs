@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// The CLI is bundled (see scripts.build). Commands that only talk to a daemon load the small
-// client bundle: a cold `shellwire exec` compiles a fraction of the code.
-const CLIENT_COMMANDS = new Set(['exec', 'shell', 'tty']);
-require(CLIENT_COMMANDS.has(process.argv[2]) ? '../dist/shellwire-client.cjs' : '../dist/shellwire.cjs');
+// The CLI is bundled (see scripts.build). Commands that only talk to daemons load a smaller
+// bundle, so a cold `shellwire exec` (or `run`) compiles only the code it needs.
+const command = process.argv[2];
+const CLIENT = new Set(['exec', 'shell', 'tty']);
+const FLEET = new Set(['run', 'hosts', 'discover']);
+require(CLIENT.has(command) ? '../dist/shellwire-client.cjs' : FLEET.has(command) ? '../dist/shellwire-fleet.cjs' : '../dist/shellwire.cjs');
