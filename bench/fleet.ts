@@ -36,22 +36,6 @@ const dist = (): Promise<Dist> => import(join(ROOT, 'dist/index.js'));
 /** 127.0.x.y for target i (skipping .0 and .255; 127.0.0.1 stays free for everything else). */
 const addressOf = (i: number) => `127.0.${Math.floor((i + 2) / 254)}.${((i + 2) % 254) + 1}`;
 
-// ------------------------------------------------------------------ child: host many daemons
-if (process.argv[2] === '--child') {
-  const [stateDir, first, count] = [process.argv[3]!, Number(process.argv[4]), Number(process.argv[5])];
-  const { Server } = await dist();
-  const servers = [];
-  for (let i = first; i < first + count; i++) {
-    // audit: false — 250 daemons share one state dir here; a real host has its own log (one writer).
-    const server = await Server.create({ host: addressOf(i), port: PORT, stateDir, audit: false, limits: { killGraceMs: 500, shutdownGraceMs: 500 } });
-    await server.listen();
-    servers.push(server);
-  }
-  process.stdout.write('READY\n');
-  process.on('SIGTERM', () => void Promise.all(servers.map((s) => s.close(0))).then(() => process.exit(0)));
-  await new Promise(() => {});
-}
-
 const log = (msg: string) => process.stderr.write(`[fleet-bench] ${msg}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const children: ChildProcess[] = [];
@@ -71,7 +55,7 @@ process.on('SIGINT', () => process.exit(130));
 async function startDaemons(total: number, stateDir: string): Promise<void> {
   const jobs: Promise<void>[] = [];
   for (let first = 0; first < total; first += PER_PROCESS) {
-    const [file, args] = withUlimit([process.execPath, '--import', 'tsx', join(ROOT, 'bench/fleet.ts'), '--child', stateDir, String(first), String(Math.min(PER_PROCESS, total - first))]);
+    const [file, args] = withUlimit([process.execPath, join(ROOT, 'bench/fleet-daemons.mjs'), stateDir, String(first), String(Math.min(PER_PROCESS, total - first)), String(PORT)]);
     const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
     children.push(child);
     jobs.push(new Promise((ok, fail) => {

@@ -22,10 +22,15 @@ export function lookupAccount(name: string): OsAccount | null {
   return { name: fields[0]!, uid: Number(fields[2]), gid: Number(fields[3]), home: fields[5]!, shell: fields[6] || '/bin/sh' };
 }
 
-/** The account the daemon itself runs as. */
+let ownAccount: OsAccount | null = null;
+
+/** The account the daemon itself runs as (looked up once: it reads the passwd database). */
 export function daemonAccount(): OsAccount {
-  const info = userInfo();
-  return { name: info.username, uid: info.uid, gid: info.gid, home: info.homedir, shell: info.shell || '/bin/sh' };
+  if (!ownAccount) {
+    const info = userInfo();
+    ownAccount = { name: info.username, uid: info.uid, gid: info.gid, home: info.homedir, shell: info.shell || '/bin/sh' };
+  }
+  return { ...ownAccount };
 }
 
 export function runningAsRoot(): boolean {

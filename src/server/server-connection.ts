@@ -23,6 +23,7 @@ import { SessionChannel } from './session-channel.js';
 import type { SessionState } from './session-state.js';
 
 export const SERVER_SOFTWARE = 'shellwire/0.1.0';
+const HOSTNAME = hostname();
 
 export interface ServerConnectionContext {
   limits: ServerLimits;
@@ -212,7 +213,7 @@ export class ServerConnection implements ChannelHost {
       version,
       features: FEATURES.filter((f) => hello.features.includes(f)),
       server: SERVER_SOFTWARE,
-      hostname: hostname(),
+      hostname: HOSTNAME,
       user: principal.name,
       maxPayload: this.limits.maxPayload,
       maxChannels: this.limits.maxChannels,
