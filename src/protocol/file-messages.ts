@@ -33,6 +33,9 @@
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
+import { parseJsonObject } from './messages.js';
+
+export { parseJsonObject };
 
 export const FILE_CHANNEL_KIND = 'file';
 export const FILE_OPS = ['put', 'get', 'stat', 'list', 'mkdir'] as const;
@@ -130,17 +133,6 @@ type Json = Record<string, unknown>;
 
 function bad(type: FrameType, why: string): ProtocolError {
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} of a file channel: ${why}.`);
-}
-
-export function parseJsonObject(type: FrameType, payload: Buffer): Json {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw bad(type, 'payload is not JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(type, 'payload is not a JSON object');
-  return value as Json;
 }
 
 function int(type: FrameType, o: Json, key: string, min: number, max: number): number {

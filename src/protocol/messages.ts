@@ -149,7 +149,8 @@ function bad(type: FrameType, why: string): ProtocolError {
 
 type Json = Record<string, unknown>;
 
-function parseObject(type: FrameType, payload: Buffer): Json {
+/** A control payload as a JSON object, or a BAD_MESSAGE ProtocolError naming the frame. */
+export function parseJsonObject(type: FrameType, payload: Buffer): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(payload.toString('utf8'));
@@ -204,7 +205,7 @@ const U32_MAX = 0xffffffff;
 
 export function decodeHello(payload: Buffer): Hello {
   const t = FrameType.HELLO;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   if (o.magic !== PROTOCOL_MAGIC) {
     throw new ProtocolError(ErrorCode.BAD_MAGIC, 'The first message is not a shellwire HELLO; is this a shellwire client?');
   }
@@ -246,7 +247,7 @@ export function decodeHello(payload: Buffer): Hello {
 
 export function decodeWelcome(payload: Buffer): Welcome {
   const t = FrameType.WELCOME;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   return {
     version: int(t, o, 'version', 1, 255),
     features: strArray(t, o, 'features'),
@@ -260,13 +261,13 @@ export function decodeWelcome(payload: Buffer): Welcome {
 }
 
 export function decodeCodeMessage(type: FrameType, payload: Buffer): Goodbye {
-  const o = parseObject(type, payload);
+  const o = parseJsonObject(type, payload);
   return { code: str(type, o, 'code'), message: str(type, o, 'message') };
 }
 
 export function decodeOpen(payload: Buffer): OpenRequest {
   const t = FrameType.OPEN;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   const kind = o.kind;
   if (typeof kind !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(kind)) throw bad(t, `"kind" must be a channel kind name, got ${JSON.stringify(kind)}`);
   const req: OpenRequest = {
@@ -310,7 +311,7 @@ export function decodeOpen(payload: Buffer): OpenRequest {
 
 export function decodeOpenOk(payload: Buffer): OpenOk {
   const t = FrameType.OPEN_OK;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   const ok: OpenOk = { window: int(t, o, 'window', 0, U32_MAX), maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024) };
   const pid = int(t, o, 'pid', 0, U32_MAX, true);
   if (pid !== undefined) ok.pid = pid;
@@ -321,7 +322,7 @@ export function decodeOpenOk(payload: Buffer): OpenOk {
 
 export function decodeSignal(payload: Buffer): SignalRequest {
   const t = FrameType.SIGNAL;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   const signal = str(t, o, 'signal');
   if (!(ALLOWED_SIGNALS as readonly string[]).includes(signal)) throw bad(t, `signal ${signal} is not one of ${ALLOWED_SIGNALS.join(', ')}`);
   return { signal };
@@ -329,7 +330,7 @@ export function decodeSignal(payload: Buffer): SignalRequest {
 
 export function decodeExit(payload: Buffer): ExitStatus {
   const t = FrameType.EXIT;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   const exitCode = o.exitCode === null ? null : int(t, o, 'exitCode', 0, 255);
   const signal = o.signal === null ? null : str(t, o, 'signal');
   if (typeof o.timedOut !== 'boolean') throw bad(t, '"timedOut" must be a boolean');
@@ -345,6 +346,6 @@ export function decodeExit(payload: Buffer): ExitStatus {
 
 export function decodeResize(payload: Buffer): Resize {
   const t = FrameType.RESIZE;
-  const o = parseObject(t, payload);
+  const o = parseJsonObject(t, payload);
   return { cols: int(t, o, 'cols', 1, 65535), rows: int(t, o, 'rows', 1, 65535) };
 }
