@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { FrameConnection } from '../transport/frame-connection.js';
-import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
+import { frameTypeName, type Frame } from '../protocol/frame.js';
 import type { OpenRequest, Welcome } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
@@ -217,4 +217,3 @@ export class Connection extends EventEmitter implements ClientChannelHost {
   }
 }
 
-export { FrameType };
