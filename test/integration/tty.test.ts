@@ -103,3 +103,37 @@ test('tty: arrow keys, Ctrl-Z and Ctrl-D reach the remote terminal', { skip: !ha
     }
   }
 });
+
+test('first contact on a terminal asks about the fingerprint; "yes" pins it, "no" refuses', { skip: !hasTmux && 'tmux not installed' }, async () => {
+  const { mkdtempSync, readFileSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const home = mkdtempSync(join(tmpdir(), 'sw-ask-'));
+  const name = `${session}c`;
+  const show = () => tmux('capture-pane', '-p', '-t', name);
+  const run = (marker: string) =>
+    tmux('new-session', '-d', '-s', name, '-x', '120', '-y', '30',
+      `env SHELLWIRE_HOME=${home} SHELLWIRE_TOKEN=${daemon.token} ${process.execPath} ${CLI} exec -n ${daemon.address} -- echo ${marker}; echo "EXIT=$?"; sleep 60`);
+  try {
+    run('refused-run');
+    assert.ok(await waitFor(() => /Are you sure you want to continue connecting \(yes\/no\)\?/.test(show())), show());
+    assert.match(show(), new RegExp(daemon.fingerprint.replace(/[+/]/g, (c) => `\\${c}`)));
+    tmux('send-keys', '-t', name, 'no', 'Enter');
+    assert.ok(await waitFor(() => /EXIT=255/.test(show())), show());
+    assert.doesNotMatch(show(), /^refused-run$/m);
+    assert.equal(existsSync(join(home, 'known_hosts')), false, 'nothing pinned after "no"');
+    tmux('kill-session', '-t', name);
+
+    run('accepted-run');
+    assert.ok(await waitFor(() => /\(yes\/no\)\?/.test(show())), show());
+    tmux('send-keys', '-t', name, 'yes', 'Enter');
+    assert.ok(await waitFor(() => /^accepted-run$/m.test(show()) && /EXIT=0/.test(show())), show());
+    assert.equal(readFileSync(join(home, 'known_hosts'), 'utf8'), `${daemon.address} ${daemon.fingerprint}\n`);
+  } finally {
+    try {
+      tmux('kill-session', '-t', name);
+    } catch {
+      // gone
+    }
+  }
+});
