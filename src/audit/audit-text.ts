@@ -55,6 +55,7 @@ export function formatTable(rows: AuditRow[]): string {
  * forge a table row.
  */
 export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point: they are escaped before printing
   return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
     if (c === '\n') return '\\n';
     if (c === '\t') return '\\t';
