@@ -46,9 +46,7 @@ export class DaemonAudit implements AuditSink {
   denied(c: ServerConnection, request: OpenRequest, reason: string): void {
     this.#record({
       kind: 'denied',
-      user: c.user.name,
-      osUser: c.user.account.name,
-      address: c.remote,
+      ...who(c),
       command: commandText(request),
       detail: { channelKind: request.kind, reason },
     });
@@ -57,9 +55,7 @@ export class DaemonAudit implements AuditSink {
   commandStarted(c: ServerConnection, command: CommandRecord): void {
     this.#record({
       kind: 'command-start',
-      user: c.user.name,
-      osUser: c.user.account.name,
-      address: c.remote,
+      ...who(c),
       cwd: command.cwd,
       command: command.command,
       startedAt: command.startedAt,
@@ -70,9 +66,7 @@ export class DaemonAudit implements AuditSink {
   commandEnded(c: ServerConnection, command: CommandEnd): void {
     this.#record({
       kind: 'command-end',
-      user: c.user.name,
-      osUser: c.user.account.name,
-      address: c.remote,
+      ...who(c),
       cwd: command.cwd,
       command: command.command,
       startedAt: command.startedAt,
@@ -88,7 +82,7 @@ export class DaemonAudit implements AuditSink {
 
   /** File operations (put/get/list/…), from the file channel. */
   file(c: ServerConnection, detail: Record<string, unknown>): void {
-    this.#record({ kind: 'file', user: c.user.name, osUser: c.user.account.name, address: c.remote, detail });
+    this.#record({ kind: 'file', ...who(c), detail });
   }
 
   disconnected(c: ServerConnection): void {
@@ -131,4 +125,9 @@ export class DaemonAudit implements AuditSink {
       this.#lastFailure = now;
     }
   }
+}
+
+/** Who an event is about: the logged-in user, the OS account, and where they came from. */
+function who(c: ServerConnection): Pick<AuditEvent, 'user' | 'osUser' | 'address'> {
+  return { user: c.user.name, osUser: c.user.account.name, address: c.remote };
 }

@@ -8,9 +8,6 @@ import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { formatTarget } from '../client/target.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
-import { readKnownHosts } from '../auth/known-hosts.js';
-import { knownHostsPath } from '../auth/paths.js';
-import { join } from 'node:path';
 import type { FleetHost } from './inventory.js';
 
 /** Connection starts per second when spreading (`connectRate`). */
@@ -28,7 +25,6 @@ export interface PoolOptions {
 export class ConnectionPool {
   #options: PoolOptions;
   #connections = new Map<string, Promise<Connection>>();
-  #known: Map<string, string> | null = null;
 
   constructor(options: PoolOptions = {}) {
     this.#options = options;
@@ -76,11 +72,6 @@ export class ConnectionPool {
     await Promise.all(all.map((p) => p.then((conn) => conn.close(), () => {})));
   }
 
-  #knownHosts(base: ConnectOptions): Map<string, string> {
-    this.#known ??= readKnownHosts(knownHostsFileFor(base));
-    return this.#known;
-  }
-
   async #open(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
     const base = this.#options.connect ?? {};
     const options: ConnectOptions = { ...base };
@@ -92,15 +83,12 @@ export class ConnectionPool {
     if (this.#options.connectTimeoutMs !== undefined) options.connectTimeoutMs = this.#options.connectTimeoutMs;
     if (signal) options.signal = signal;
     const target = host.user === undefined ? { host: host.address, port: host.port } : { user: host.user, host: host.address, port: host.port };
-    // connect() reads known_hosts on every call: O(hosts²) for a big fleet. Read it once
-    // and pin what it already knows; unknown hosts take the normal path (policy, asking).
-    const pinned = options.fingerprint === undefined ? this.#knownHosts(base).get(formatTarget(target)) : undefined;
+    // known_hosts is parsed once and reused while unchanged (auth/known-hosts.ts), so a big
+    // fleet does not re-read it per host.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await connect(target, pinned === undefined ? options : { ...options, fingerprint: pinned });
+        return await connect(target, options);
       } catch (err) {
-        // A changed key: connect again the normal way for the full known_hosts warning.
-        if (pinned !== undefined && err instanceof ShellwireError && err.code === ErrorCode.HOST_KEY_CHANGED) return connect(target, options);
         // A daemon at its connection limit asks us to come back later; others are final.
         const busy = err instanceof ShellwireError && err.code === ErrorCode.TOO_MANY_CONNECTIONS;
         if (!busy || attempt >= CONNECT_RETRIES || signal?.aborted) throw err;
@@ -108,10 +96,6 @@ export class ConnectionPool {
       }
     }
   }
-}
-
-export function knownHostsFileFor(options: ConnectOptions): string {
-  return options.home ? join(options.home, 'known_hosts') : knownHostsPath(options.env ?? process.env);
 }
 
 function poolKey(host: FleetHost): string {
