@@ -45,6 +45,7 @@ export const ErrorCode = {
   DENIED: 'SW_ERR_DENIED',
   LOCKED_OUT: 'SW_ERR_LOCKED_OUT',
   STATE_DIR: 'SW_ERR_STATE_DIR',
+  AUDIT_UNAVAILABLE: 'SW_ERR_AUDIT_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -7,6 +7,9 @@
 
 export const AUDIT_KINDS = [
   'connect', 'auth-ok', 'auth-fail', 'command-start', 'command-end', 'denied', 'file', 'disconnect',
+  // Written by the daemon when recording resumes after the log could not be written (disk
+  // full, I/O error, file deleted): the outage's span and what was lost (daemon-audit.ts).
+  'gap',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

@@ -17,7 +17,7 @@
  * outside the file (the head hash shipped elsewhere, or signed by a key this host does not
  * hold) would close that; see chain.ts and docs/audit.md.
  */
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import loadBetterSqlite3 from './sqlite-driver.cjs';
@@ -26,8 +26,8 @@ import { toAuditRow, toStoredContent, type AuditEvent, type AuditRow, type Store
 import { GENESIS_HASH, rowHash, verifyChain, type ChainHead, type VerifyResult } from './chain.js';
 import { buildQuery, type AuditQuery } from './audit-query.js';
 
-export { AUDIT_KINDS, type AuditKind, type AuditEvent, type AuditRow } from './audit-event.js';
-export { GENESIS_HASH, type AuditProblem, type VerifyResult } from './chain.js';
+export { AUDIT_KINDS, toStoredContent, type AuditKind, type AuditEvent, type AuditRow, type StoredContent } from './audit-event.js';
+export { GENESIS_HASH, type AuditGap, type AuditProblem, type VerifyResult } from './chain.js';
 export type { AuditQuery } from './audit-query.js';
 
 /** The log's file name inside the daemon's state dir. */
@@ -115,11 +115,14 @@ export class AuditLog {
   #append: ((content: StoredContent) => { id: number; hash: string }) | undefined;
   #appendMany: ((contents: StoredContent[]) => unknown) | undefined;
   #queries = new Map<string, BetterSqlite3.Statement<unknown[], StoredRow>>();
+  /** The file this connection writes to: SQLite keeps writing to it even after it is unlinked. */
+  #file: { dev: number; ino: number } | null;
 
   private constructor(path: string, db: BetterSqlite3.Database, options: AuditLogOptions) {
     this.path = path;
     this.readonly = db.readonly;
     this.#db = db;
+    this.#file = fileIdentity(path);
     this.#now = options.now ?? (() => new Date());
     this.#readHead = db.prepare<[], ChainHead>(READ_HEAD);
     this.#head = this.#readHead.get() ?? { lastId: 0, lastHash: GENESIS_HASH, rows: 0 };
@@ -191,9 +194,15 @@ export class AuditLog {
    */
   record(event: AuditEvent): number {
     if (this.#append === undefined) throw new TypeError(`The audit log ${this.path} was opened read-only`);
-    const { id, hash } = this.#append(toStoredContent(event, this.#now()));
-    this.#head = { lastId: id, lastHash: hash, rows: id };
-    return id;
+    const content = toStoredContent(event, this.#now());
+    try {
+      const { id, hash } = this.#append(content);
+      this.#head = { lastId: id, lastHash: hash, rows: id };
+      return id;
+    } catch (err) {
+      this.#resyncHead();
+      throw err;
+    }
   }
 
   /**
@@ -204,7 +213,43 @@ export class AuditLog {
     if (this.#appendMany === undefined) throw new TypeError(`The audit log ${this.path} was opened read-only`);
     if (events.length === 0) return;
     const now = this.#now();
-    this.#appendMany(events.map((event, i) => toStoredContent(event, times?.[i] ?? now)));
+    this.recordStored(events.map((event, i) => toStoredContent(event, times?.[i] ?? now)));
+  }
+
+  /**
+   * Append events already normalized with `toStoredContent()`, in one transaction: the daemon
+   * normalizes each event when it happens (a malformed one is a bug to report then, not a
+   * batch that can never be written), and may hold them while the disk is full.
+   */
+  recordStored(contents: StoredContent[]): void {
+    if (this.#appendMany === undefined) throw new TypeError(`The audit log ${this.path} was opened read-only`);
+    if (contents.length === 0) return;
+    try {
+      this.#appendMany(contents);
+    } catch (err) {
+      this.#resyncHead();
+      throw err;
+    }
+  }
+
+  /**
+   * True when the path no longer names the file this log has open: deleted, or moved and
+   * replaced. SQLite would go on writing into the unlinked file without an error, so every
+   * row from then on would vanish; the daemon asks this before each batch (one `stat`).
+   */
+  replaced(): boolean {
+    const now = fileIdentity(this.path);
+    return now === null || this.#file === null || now.dev !== this.#file.dev || now.ino !== this.#file.ino;
+  }
+
+  // A failed commit (SQLITE_FULL at COMMIT) rolls the rows back, but appendRow already moved
+  // #head past them: take the head from the file again so the next row chains from what is there.
+  #resyncHead(): void {
+    try {
+      this.#head = this.#readHead.get() ?? this.#head;
+    } catch {
+      // unreadable too: the compare-and-set in appendRow re-reads the head before it writes
+    }
   }
 
   /**
@@ -242,6 +287,11 @@ export class AuditLog {
     }).deferred();
   }
 
+  /** The last row's id and hash, as this connection last saw them. */
+  get head(): { lastId: number; lastHash: string } {
+    return { lastId: this.#head.lastId, lastHash: this.#head.lastHash };
+  }
+
   /** Number of rows per the chain head, as this connection last saw it (at open, or its own last `record()`). */
   get size(): number {
     return this.#head.rows;
@@ -249,6 +299,15 @@ export class AuditLog {
 
   close(): void {
     if (this.#db.open) this.#db.close();
+  }
+}
+
+function fileIdentity(path: string): { dev: number; ino: number } | null {
+  try {
+    const { dev, ino } = statSync(path);
+    return { dev, ino };
+  } catch {
+    return null;
   }
 }
 

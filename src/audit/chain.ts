@@ -42,8 +42,24 @@ export interface ChainHead {
 
 export type AuditProblem = 'edited' | 'deleted' | 'inserted' | 'reordered';
 
+/**
+ * A `gap` row: the daemon could not write the log for a while and says so in the chain.
+ * Not tampering (the row is chained like any other), but a hole in the record to show.
+ */
+export interface AuditGap {
+  rowId: number;
+  /** When the outage began and when recording resumed (ISO 8601). */
+  from: string | null;
+  to: string | null;
+  /** Rows that were never written (the memory queue was full), by kind. */
+  lost: number;
+  lostByKind: Record<string, number>;
+  /** Why the log could not be written, e.g. `SQLITE_FULL: database or disk is full`. */
+  reason: string | null;
+}
+
 export type VerifyResult =
-  | { ok: true; rows: number }
+  | { ok: true; rows: number; /** Present when the chain holds gap markers. */ gaps?: AuditGap[] }
   | {
       ok: false;
       /** Rows checked and found good before the problem. */
@@ -71,6 +87,7 @@ export function verifyChain(
   let good = 0;
   let brokenLink: StoredRow | undefined;
   let selfHashOk = true;
+  const gaps: AuditGap[] = [];
   const bad = (rowId: number, problem: AuditProblem, message: string): VerifyResult => ({ ok: false, rows: good, rowId, problem, message });
 
   for (const row of rows) {
@@ -90,6 +107,7 @@ export function verifyChain(
     prevId = row.id;
     prevHash = row.hash;
     good++;
+    if (row.kind === 'gap') gaps.push(gapOf(row));
   }
 
   if (brokenLink !== undefined) {
@@ -121,5 +139,24 @@ export function verifyChain(
   if (good !== head.rows) {
     return bad(prevId, 'edited', `the chain head records ${head.rows} rows but the log holds ${good}: the chain head was edited`);
   }
-  return { ok: true, rows: good };
+  return gaps.length > 0 ? { ok: true, rows: good, gaps } : { ok: true, rows: good };
+}
+
+function gapOf(row: StoredRow): AuditGap {
+  let detail: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(row.detail ?? '{}');
+    if (parsed !== null && typeof parsed === 'object') detail = parsed as Record<string, unknown>;
+  } catch {
+    // a gap row's hash matched, so its detail is what the daemon wrote; keep the defaults
+  }
+  const lostByKind = detail.lostByKind !== null && typeof detail.lostByKind === 'object' ? detail.lostByKind as Record<string, number> : {};
+  return {
+    rowId: row.id,
+    from: row.started_at,
+    to: row.ended_at,
+    lost: typeof detail.lost === 'number' ? detail.lost : 0,
+    lostByKind,
+    reason: typeof detail.reason === 'string' ? detail.reason : null,
+  };
 }

@@ -8,7 +8,7 @@ import { AUDIT_KINDS, AuditLog, auditLogPath, type AuditKind, type AuditQuery, t
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
-import { formatTable, parseTimeArg } from '../audit/audit-text.js';
+import { formatTable, parseTimeArg, printable } from '../audit/audit-text.js';
 
 interface QueryFlags {
   stateDir?: string;
@@ -63,7 +63,21 @@ function runVerify(stateDir: string | undefined): void {
     log.close();
   }
   if (result.ok) {
-    process.stdout.write(`audit log intact: ${result.rows} rows\n`);
+    const gaps = result.gaps ?? [];
+    if (gaps.length === 0) {
+      process.stdout.write(`audit log intact: ${result.rows} rows\n`);
+      return;
+    }
+    // Not tampering (each gap row is chained like any other), but a hole in the record: say so.
+    const lost = gaps.reduce((sum, gap) => sum + gap.lost, 0);
+    process.stdout.write(`audit log intact: ${result.rows} rows, with ${gaps.length} recorded gap${gaps.length === 1 ? '' : 's'} (${lost} rows lost in all):\n`);
+    for (const gap of gaps) {
+      const kinds = Object.entries(gap.lostByKind).map(([kind, n]) => `${n} ${kind}`).join(', ');
+      process.stdout.write(
+        `  row ${gap.rowId}: ${gap.lost} rows lost${kinds ? ` (${kinds})` : ''} between ${gap.from ?? '?'} and ${gap.to ?? '?'}` +
+        `${gap.reason ? `: ${printable(gap.reason)}` : ''}\n`,
+      );
+    }
     return;
   }
   process.stdout.write(`audit log NOT intact: row ${result.rowId} ${result.problem}: ${result.message} (${result.rows} rows verified before it)\n`);

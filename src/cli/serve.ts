@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS } from '../server/limits.js';
 import { parseTarget, formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
+import { AUDIT_FAILURE_ACTIONS, type AuditFailureAction } from '../audit/daemon-audit.js';
 
 interface ServeFlags {
   listen: string;
@@ -22,6 +23,7 @@ interface ServeFlags {
   shutdownGrace: string;
   logLevel: string;
   audit: boolean;
+  auditFailure: string;
   announce?: boolean;
   classicPort?: string;
   classicListen?: string;
@@ -44,6 +46,7 @@ export function registerServe(program: Command): void {
     .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
     .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: its home)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
+    .option('--audit-failure <action>', 'while the audit log cannot be written (disk full, I/O error): "refuse" new commands, or "continue" serving (rows wait in memory; a gap row marks the outage)', 'refuse')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (JSON logs on stderr)', process.env.SHELLWIRE_LOG_LEVEL ?? 'info')
     .action(async (flags: ServeFlags) => runServe(flags));
 }
@@ -68,12 +71,16 @@ async function runServe(flags: ServeFlags): Promise<void> {
     fail((err as Error).message, 2);
   }
   const classic = classicAddress(flags);
+  if (!(AUDIT_FAILURE_ACTIONS as readonly string[]).includes(flags.auditFailure)) {
+    fail(`--audit-failure takes ${AUDIT_FAILURE_ACTIONS.join(' or ')}, got "${flags.auditFailure}".`, 2);
+  }
   const { createLogger } = await import('../log.js');
   const logger = createLogger(flags.logLevel);
   let server: Server;
   try {
     server = await Server.create({
       ...(flags.audit ? {} : { audit: false as const }),
+      auditFailure: flags.auditFailure as AuditFailureAction,
       host: listen.host,
       port: listen.port,
       ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),

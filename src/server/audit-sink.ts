@@ -32,4 +32,9 @@ export interface AuditSink {
   /** A file operation (put, get, list, …) or a refused path. */
   file?(connection: ServerConnection, detail: Record<string, unknown>): void;
   disconnected(connection: ServerConnection): void;
+  /**
+   * Asked before each new channel: a refusal (`SW_ERR_AUDIT_UNAVAILABLE` while the log
+   * cannot be written) or null to go ahead. May retry the sink's storage; must stay quick.
+   */
+  admit?(connection: ServerConnection): { code: string; message: string } | null;
 }

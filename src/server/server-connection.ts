@@ -241,6 +241,12 @@ export class ServerConnection implements ChannelHost {
     const request = decodeOpen(frame.payload);
     const refuse = (code: string, message: string) => this.conn.sendJson(FrameType.OPEN_FAIL, id, { code, message });
     if (this.#ctx.draining()) return refuse(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; try again when it is back.');
+    // Nothing runs that the audit log cannot record (unless the daemon was told to continue).
+    const unaudited = this.#ctx.audit?.admit?.(this);
+    if (unaudited) {
+      this.#ctx.onDenied?.(this, request, 'the audit log cannot be written');
+      return refuse(unaudited.code, unaudited.message);
+    }
     if (this.#channels.size >= this.limits.maxChannels) {
       return refuse(ErrorCode.TOO_MANY_CHANNELS, `This connection already has ${this.limits.maxChannels} open channels (the daemon's --max-channels); close some first.`);
     }

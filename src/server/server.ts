@@ -18,7 +18,7 @@ import { AuthThrottle, type ThrottleOptions } from '../auth/throttle.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import type { AuditSink } from './audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
-import { DaemonAudit } from '../audit/daemon-audit.js';
+import { DaemonAudit, type AuditFailureAction } from '../audit/daemon-audit.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import { silentLogger } from '../silent-logger.js';
 import { commandBaseEnv } from './command-env.js';
@@ -47,6 +47,14 @@ export interface ServerOptions {
    * or any sink.
    */
   audit?: AuditSink | false;
+  /**
+   * While the default audit log cannot be written (disk full, I/O error): `refuse` new
+   * commands with `SW_ERR_AUDIT_UNAVAILABLE` (default), or `continue` serving. Either way rows
+   * wait in memory (up to `auditQueueLimit`) and a gap row marks the outage when writing resumes.
+   */
+  auditFailure?: AuditFailureAction;
+  /** Rows held in memory while the audit log cannot be written. Default `AUDIT_QUEUE_LIMIT`. */
+  auditQueueLimit?: number;
   /** Extra channel kinds (e.g. file transfer) beside exec and session. */
   channelKinds?: Iterable<[string, ChannelFactory]>;
   /**
@@ -123,7 +131,10 @@ export class Server {
     let audit = options.audit;
     let ownAudit: DaemonAudit | null = null;
     if (audit === undefined) {
-      ownAudit = new DaemonAudit(AuditLog.open(auditLogPath(stateDir)), options.logger ?? silentLogger());
+      ownAudit = new DaemonAudit(AuditLog.open(auditLogPath(stateDir)), options.logger ?? silentLogger(), {
+        ...(options.auditFailure ? { onFailure: options.auditFailure } : {}),
+        ...(options.auditQueueLimit ? { queueLimit: options.auditQueueLimit } : {}),
+      });
       audit = ownAudit;
     }
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
