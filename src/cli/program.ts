@@ -1,5 +1,6 @@
 /** Builds the commander program from a table of lazily loaded command modules and runs it. */
 import { Command, CommanderError } from 'commander';
+import { BROKEN_PIPE_EXIT, exitOnBrokenPipe } from './stdio.js';
 
 export const VERSION = '0.1.0';
 
@@ -30,7 +31,10 @@ export async function runProgram(commands: CommandTable): Promise<void> {
 }
 
 export function runMain(commands: CommandTable): void {
+  exitOnBrokenPipe();
   runProgram(commands).catch((err: unknown) => {
+    // A write that awaited 'drain' rejects with the stream's EPIPE: the reader went away.
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') process.exit(BROKEN_PIPE_EXIT);
     process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   });

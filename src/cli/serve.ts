@@ -11,6 +11,7 @@ import { DEFAULT_LIMITS } from '../server/limits.js';
 import { parseTarget, formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
+import { keepRunningOnBrokenPipe } from './stdio.js';
 import { AUDIT_FAILURE_ACTIONS, type AuditFailureAction } from '../audit/daemon-audit.js';
 
 interface ServeFlags {
@@ -63,7 +64,14 @@ function seconds(text: string, flag: string): number {
   return Math.round(n * 1000);
 }
 
+/** After a second SIGTERM/SIGINT, how long killing the running commands may take before the daemon exits anyway. */
+const FORCED_EXIT_MS = 2_000;
+/** After the shutdown grace, how long closing may still take (goodbyes, process-group kills, the audit flush). */
+const SHUTDOWN_SLACK_MS = 5_000;
+
 async function runServe(flags: ServeFlags): Promise<void> {
+  // Nobody reading the banner or the logs is no reason to stop serving (issue 8 item 16).
+  keepRunningOnBrokenPipe();
   let listen;
   try {
     listen = parseTarget(flags.listen, DEFAULT_PORT, { allowPortZero: true });
@@ -154,15 +162,20 @@ async function runServe(flags: ServeFlags): Promise<void> {
     if (!result.ok) process.stderr.write(`shellwire: users.yaml not reloaded, the old users stay in force:\n${result.error}\n`);
   });
   let stopping = false;
+  // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):
+  // every path ends in process.exit, and the timers are unref'd so a clean stop exits sooner.
+  const exitWithin = (ms: number, code: number) => setTimeout(() => process.exit(code), ms).unref();
   const stop = (signal: string) => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: killing running commands now');
-      void Promise.all([server.close(0), classicServer?.close(0)]).then(() => process.exit(0));
+      exitWithin(FORCED_EXIT_MS, 1);
+      void Promise.all([server.close(0), classicServer?.close(0)]).finally(() => process.exit(0));
       return;
     }
     stopping = true;
     logger.info({ signal }, 'stopping');
-    void Promise.all([server.close(), classicServer?.close(server.limits.shutdownGraceMs)]).then(() => {
+    exitWithin(server.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
+    void Promise.all([server.close(), classicServer?.close(server.limits.shutdownGraceMs)]).finally(() => {
       logger.flush();
       process.exit(0);
     });

@@ -1,0 +1,31 @@
+/**
+ * A closed stdout or stderr (`shellwire … | head -1`, a terminal gone away) must neither
+ * crash the CLI with a stack trace nor leave it hanging on a 'drain' that never comes.
+ * Node ignores SIGPIPE, so the write fails with EPIPE as an 'error' event on the stream.
+ */
+
+/** Exit code of a process killed by SIGPIPE, as a shell shows it (what `yes | head -1` leaves). */
+export const BROKEN_PIPE_EXIT = 141;
+
+const exitGuard = (err: NodeJS.ErrnoException): void => {
+  if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') throw err;
+  // After this emit's other listeners (exec closes its remote command first), like a Unix tool.
+  setImmediate(() => process.exit(BROKEN_PIPE_EXIT));
+};
+
+/** Client commands: the reader went away, so stop quietly, as `cat` would. */
+export function exitOnBrokenPipe(): void {
+  process.stdout.on('error', exitGuard);
+  process.stderr.on('error', exitGuard);
+}
+
+/**
+ * The daemon: a closed stdout or stderr only means nobody reads the banner or the logs; it
+ * keeps serving (and logs stop, see log-destination.ts), and SIGTERM still stops it.
+ */
+export function keepRunningOnBrokenPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.off('error', exitGuard);
+    stream.on('error', () => {});
+  }
+}
