@@ -189,6 +189,12 @@ test('get of a FIFO or a device is refused at once with a clear message', async 
     }
     const entry = await conn.stat('special/fifo');
     assert.equal(entry.type, 'other');
+    // The client's side too: a local FIFO named as the source of a put.
+    const localFifo = join(local, 'local-fifo');
+    assert.equal(spawnSync('mkfifo', [localFifo]).status, 0);
+    const put = await cli(['put', localFifo, remote('special/')], 8_000);
+    assert.equal(put.code, 1, `put of a local FIFO must fail at once (${put.signal ?? put.code}): ${put.stderr}`);
+    assert.match(put.stderr, /local-fifo is not a regular file/);
   } finally {
     releaseFifo(fifo);
   }
