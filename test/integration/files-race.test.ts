@@ -189,6 +189,14 @@ test('get of a FIFO or a device is refused at once with a clear message', async 
     }
     const entry = await conn.stat('special/fifo');
     assert.equal(entry.type, 'other');
+    const payload = join(local, 'special-payload');
+    writeFileSync(payload, 'x');
+    for (const name of ['fifo', 'null']) {
+      const r = await cli(['put', payload, remote(`special/${name}`)], 8_000);
+      assert.equal(r.code, 1, `put onto ${name} (${r.signal ?? r.code}): ${r.stderr}`);
+      assert.match(r.stderr, /it is a (FIFO|character device), not a regular file/);
+    }
+    assert.ok(lstatSync(fifo).isFIFO());
     // The client's side too: a local FIFO named as the source of a put.
     const localFifo = join(local, 'local-fifo');
     assert.equal(spawnSync('mkfifo', [localFifo]).status, 0);
@@ -295,6 +303,12 @@ test('symlinks inside the root are followed inside it; loops and links out are r
   await conn.mkdir('links/dirlink/made/deeper');
   assert.ok(statSync(join(dir, 'real/made/deeper')).isDirectory());
 
+  // A path spelled through a symlink outside the roots that leads back inside is allowed.
+  symlinkSync(join(dir, 'real'), join(outside, 'into-root'));
+  const spelled = await cli(['get', remote(join(outside, 'into-root/file')), join(local, 'spelled')]);
+  assert.equal(spelled.code, 0, spelled.stderr);
+  assert.equal(readFileSync(join(local, 'spelled'), 'utf8'), 'real file');
+
   const loop = await cli(['get', remote('links/loop-a'), join(local, 'loop')]);
   assert.equal(loop.code, 1);
   assert.match(loop.stderr, /too many levels of symbolic links \(ELOOP\)/);
@@ -308,4 +322,5 @@ test('symlinks inside the root are followed inside it; loops and links out are r
   assert.equal(through.code, 1);
   assert.match(through.stderr, /outside the allowed file root/);
   assert.deepEqual(readdirSync(join(outside, 'linked-out')), ['secret']);
+  rmSync(join(outside, 'into-root'));
 });
