@@ -106,11 +106,13 @@ export class Location {
 export async function locateInRoots(text: string, home: string, roots: readonly string[], options: LocateOptions): Promise<Location> {
   const allowed = await realRoots(roots);
   const walk = new Walk(text || '~', roots, allowed, options);
-  return walk.from(requestedPath(text, home), 0);
+  return walk.start(requestedPath(text, home));
 }
 
 class Walk {
   #text: string;
+  /** The path as first requested (to say what a refused one resolved to). */
+  #requested = '';
   #roots: readonly string[];
   #allowed: string[];
   #options: LocateOptions;
@@ -120,6 +122,11 @@ class Walk {
     this.#roots = roots;
     this.#allowed = allowed;
     this.#options = options;
+  }
+
+  start(absolute: string): Promise<Location> {
+    this.#requested = absolute;
+    return this.from(absolute, 0);
   }
 
   /** Walk `absolute` (already `..`-collapsed) from the root it is in; `links`: symlinks followed so far. */
@@ -156,6 +163,8 @@ class Walk {
             throw systemError(this.#options.verb, absolute, err);
           }).finally(() => close(fd).catch(() => {}));
           if (links >= MAX_LINKS) throw systemError(this.#options.verb, absolute, Object.assign(new Error('loop'), { code: 'ELOOP' }));
+          await close(dir).catch(() => {});
+          dir = -1;
           return await this.from(posix.resolve(dirPath, target, ...rest.slice(i + 1)), links + 1);
         }
         if (last) {
@@ -189,7 +198,7 @@ class Walk {
     const root = this.#allowed.find((r) => inside(real, r));
     if (root) return split(root, real);
     const shown = this.#roots.length === 0 ? '(none)' : this.#roots.join(', ');
-    const via = real === absolute ? '' : ` (it resolves to ${real})`;
+    const via = real === this.#requested ? '' : ` (it resolves to ${real})`;
     throw new FileOpError(`Path ${this.#text} is outside the allowed file root${this.#roots.length === 1 ? '' : 's'} ${shown}${via}; refused.`, { escape: true });
   }
 
