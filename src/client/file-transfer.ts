@@ -97,7 +97,8 @@ function onAbort(signal: AbortSignal | undefined, channel: FileChannelClient): (
 /** Upload `local` to `remote` (relative: the remote user's home; a directory: into it). */
 export async function putFile(conn: Connection, local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
   const started = performance.now();
-  const handle = await open(local, constants.O_RDONLY).catch((err: unknown) => {
+  // O_NONBLOCK: a FIFO or device named as the source is refused below instead of hanging here.
+  const handle = await open(local, constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
     throw localError('read', local, err);
   });
   try {
@@ -212,10 +213,11 @@ export async function getFile(conn: Connection, remote: string, local: string, o
   let offset = 0;
   const fields: Record<string, unknown> = {};
   if (options.resume !== false) {
-    const existing = await open(partial, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => null);
+    const existing = await open(partial, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
     if (existing) {
       try {
-        const size = (await existing.stat()).size;
+        const info = await existing.stat();
+        const size = info.isFile() ? info.size : 0; // not a file (a FIFO): nothing to resume
         await hashFilePrefix(existing, size, hash);
         offset = size;
         if (size > 0) Object.assign(fields, { offset: size, offsetSha256: await hash.peek() });
@@ -233,7 +235,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
       offset = 0; // the remote file is not what our partial file holds: start over
       hash = new InlineHash();
     }
-    const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600).catch((err: unknown) => {
+    const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600).catch((err: unknown) => {
       channel.close();
       throw localError('write', partial, err);
     });

@@ -18,7 +18,8 @@ import { decodeFileRequest, fileExitPayload, type FileExit, type FileRequest } f
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
-import { FileOpError, resolveInRoots } from './files/paths.js';
+import { FileOpError } from './files/paths.js';
+import { locateInRoots, type Location, type LocateOptions } from './files/beneath.js';
 import type { FileOpContext, FileOperation } from './files/operation.js';
 import { PutOperation } from './files/put.js';
 import { GetOperation } from './files/get.js';
@@ -154,7 +155,7 @@ export class FileChannel implements ServerChannel {
       host: this.#host,
       request: this.#request,
       outWindow: this.#outWindow,
-      resolve: (text) => this.#resolve(text),
+      locate: (text, options) => this.#locate(text, options),
       credit: (bytes) => {
         if (this.#phase !== 'open') return; // never WINDOW after our CLOSE (§6.3 rule 2)
         const increment = this.#inWindow.consume(bytes);
@@ -164,9 +165,9 @@ export class FileChannel implements ServerChannel {
     };
   }
 
-  async #resolve(text: string): Promise<string> {
+  async #locate(text: string, options: LocateOptions): Promise<Location> {
     try {
-      return await resolveInRoots(text, this.#host.user.home, this.#roots);
+      return await locateInRoots(text, this.#host.user.home, this.#roots, options);
     } catch (err) {
       if (err instanceof FileOpError && err.escape) {
         const detail = { op: this.#file.op, path: text, roots: this.#roots, refused: 'outside the allowed roots' };

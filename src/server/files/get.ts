@@ -17,9 +17,15 @@ import { FileSender } from '../../channel/file-stream.js';
 import { openHashingReader, type HashingReader } from '../../channel/file-hash.js';
 import { FrameType } from '../../protocol/frame.js';
 import type { GetRequest } from '../../protocol/file-messages.js';
-import { FileOpError, systemError } from './paths.js';
+import { FileOpError, kindOf, systemError } from './paths.js';
 import { entryOf } from './meta.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
+
+/** A directory, FIFO, device or socket is refused before it is ever opened for reading. */
+function refuseUnlessFile(path: string, info: Stats): void {
+  if (info.isDirectory()) throw new FileOpError(`Cannot download ${path}: it is a directory (use -r).`, { errno: 'EISDIR' });
+  if (!info.isFile()) throw new FileOpError(`Cannot download ${path}: it is ${kindOf(info)}, not a regular file.`);
+}
 
 export class GetOperation implements FileOperation {
   readonly inWindow = 0;
@@ -52,14 +58,23 @@ export class GetOperation implements FileOperation {
   }
 
   async #prepare(): Promise<OpenFields> {
-    const path = await this.#ctx.resolve(this.#req.path);
+    const location = await this.#ctx.locate(this.#req.path, { verb: 'read' });
+    const path = location.path;
     this.#path = path;
-    this.#handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
-      throw systemError('read', path, err);
-    });
+    try {
+      const checked = location.stats;
+      if (!checked) throw systemError('read', path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
+      refuseUnlessFile(path, checked);
+      // Reopen the inode just checked (not the name), and never block: a regular file
+      // ignores O_NONBLOCK, and nothing else gets this far.
+      this.#handle = await open(location.self(), constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
+        throw systemError('read', path, err);
+      });
+    } finally {
+      await location.close();
+    }
     const info = await this.#handle.stat();
-    if (info.isDirectory()) throw new FileOpError(`Cannot download ${path}: it is a directory (use -r).`, { errno: 'EISDIR' });
-    if (!info.isFile()) throw new FileOpError(`Cannot download ${path}: it is not a regular file.`);
+    refuseUnlessFile(path, info);
     this.#info = info;
     this.#reader = openHashingReader(this.#handle.fd);
     const { offset, offsetSha256 } = this.#req;

@@ -8,13 +8,14 @@
  * `list` streams one JSON entry per line (NDJSON) as STDOUT within the client's window,
  * so a directory of any size costs the daemon one batch of entries at a time.
  */
-import { lstat, mkdir, opendir, readlink, stat, chmod, utimes } from 'node:fs/promises';
+import { lstat, opendir, readlink, chmod, utimes } from 'node:fs/promises';
 import type { Dir } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { FrameType } from '../../protocol/frame.js';
 import type { FileEntry, MkdirRequest, PathRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
+import { fdPath, type Location } from './beneath.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
 
 /** Entries stat'ed at once while listing. */
@@ -29,12 +30,10 @@ export function entryOf(name: string, info: Stats, target?: string): FileEntry {
   return entry;
 }
 
-async function statPath(path: string): Promise<Stats> {
-  try {
-    return await stat(path);
-  } catch (err) {
-    throw systemError('stat', path, err);
-  }
+/** What an existing location is (symlinks inside the roots followed); ENOENT when it is missing. */
+function statsOf(location: Location): Stats {
+  if (!location.stats) throw systemError('stat', location.path, Object.assign(new Error('missing'), { code: 'ENOENT' }));
+  return location.stats;
 }
 
 export class StatOperation implements FileOperation {
@@ -49,8 +48,13 @@ export class StatOperation implements FileOperation {
   }
 
   async open(): Promise<OpenFields> {
-    this.#path = await this.#ctx.resolve(this.#req.path);
-    return { path: this.#path, entry: entryOf(basename(this.#path) || '/', await statPath(this.#path)) };
+    const location = await this.#ctx.locate(this.#req.path, { verb: 'stat' });
+    try {
+      this.#path = location.path;
+      return { path: this.#path, entry: entryOf(basename(this.#path) || '/', statsOf(location)) };
+    } finally {
+      await location.close();
+    }
   }
 
   run(): void {
@@ -70,11 +74,15 @@ export class ListOperation implements FileOperation {
   #req: PathRequest;
   #path = '';
   #info: Stats | null = null;
+  /** The listed directory, held: entries are lstat'ed in it, not by a path that could be swapped. */
+  #location: Location | null = null;
   #dir: Dir | null = null;
   #pending: Buffer[] = [];
   #pendingBytes = 0;
   #resumeSending: (() => void) | null = null;
   #aborted = false;
+  #opening = false;
+  #listing = false;
   #count = 0;
 
   constructor(ctx: FileOpContext, req: PathRequest) {
@@ -83,18 +91,41 @@ export class ListOperation implements FileOperation {
   }
 
   async open(): Promise<OpenFields> {
-    this.#path = await this.#ctx.resolve(this.#req.path);
-    this.#info = await statPath(this.#path);
-    if (this.#info.isDirectory()) {
-      this.#dir = await opendir(this.#path, { bufferSize: LIST_BATCH }).catch((err: unknown) => {
-        throw systemError('list', this.#path, err);
-      });
+    this.#opening = true;
+    try {
+      return await this.#prepare();
+    } finally {
+      this.#opening = false;
+    }
+  }
+
+  async #prepare(): Promise<OpenFields> {
+    const location = await this.#ctx.locate(this.#req.path, { verb: 'list' });
+    this.#location = location;
+    try {
+      this.#path = location.path;
+      this.#info = statsOf(location);
+      if (this.#info.isDirectory()) {
+        this.#dir = await opendir(location.self(), { bufferSize: LIST_BATCH }).catch((err: unknown) => {
+          throw systemError('list', this.#path, err);
+        });
+      }
+    } catch (err) {
+      this.#releaseLocation();
+      throw err;
     }
     return { path: this.#path, entry: entryOf(basename(this.#path) || '/', this.#info) };
   }
 
+  #releaseLocation(): void {
+    const location = this.#location;
+    this.#location = null;
+    void location?.close();
+  }
+
   run(): void {
-    void this.#list().then(
+    this.#listing = true;
+    void this.#list().finally(() => this.#releaseLocation()).then(
       () => !this.#aborted && this.#ctx.finish({ ok: true, count: this.#count }),
       (err: unknown) => !this.#aborted && this.#ctx.finish(failure(err)),
     );
@@ -109,10 +140,13 @@ export class ListOperation implements FileOperation {
   abort(): void {
     this.#aborted = true;
     this.onWindow();
+    // While open() runs it owns the directory; the channel calls abort() again once it settles.
+    if (this.#opening) return;
     // An open that completed after the client left never runs: close its directory here.
     const dir = this.#dir;
     this.#dir = null;
     void dir?.close().catch(() => {});
+    if (!this.#listing) this.#releaseLocation();
   }
 
   summary(): Record<string, unknown> {
@@ -120,7 +154,7 @@ export class ListOperation implements FileOperation {
   }
 
   async #list(): Promise<void> {
-    if (this.#info!.isDirectory() && !this.#dir) return; // aborted
+    if (this.#aborted || (this.#info!.isDirectory() && !this.#dir)) return; // aborted
     if (!this.#dir) {
       // A file lists as itself, as ls does.
       this.#push(entryOf(basename(this.#path), this.#info!));
@@ -148,9 +182,10 @@ export class ListOperation implements FileOperation {
   }
 
   async #describe(names: string[]): Promise<void> {
+    const location = this.#location!;
     const entries = await Promise.all(
       names.map(async (name) => {
-        const full = join(this.#path, name);
+        const full = fdPath(location.fd!, name); // in the directory held, whatever its name is now
         const info = await lstat(full).catch(() => null); // removed meanwhile: skip it
         if (!info) return null;
         return entryOf(name, info, info.isSymbolicLink() ? await readlink(full).catch(() => '') : undefined);
@@ -203,25 +238,25 @@ export class MkdirOperation implements FileOperation {
 
   async open(): Promise<OpenFields> {
     const req = this.#req;
-    const path = await this.#ctx.resolve(req.path);
+    // mkdir -p, one component at a time in the directory held (beneath.ts): a directory
+    // swapped for a symlink meanwhile is walked as a link, never created through.
+    const location = await this.#ctx.locate(req.path, { verb: 'create directory', create: true });
+    const path = location.path;
     this.#path = path;
-    const existing = await stat(path).catch(() => null);
-    if (existing && !existing.isDirectory()) throw new FileOpError(`Cannot create directory ${path}: a file of that name exists.`, { errno: 'EEXIST' });
-    if (!existing) {
-      await mkdir(path, { recursive: true }).catch((err: unknown) => {
-        throw systemError('create directory', path, err);
-      });
-    }
     try {
-      if (req.mode !== undefined) await chmod(path, req.mode & 0o777);
-      if (req.mtimeMs !== undefined) {
-        const now = await stat(path);
-        await utimes(path, now.atime, req.mtimeMs / 1000);
+      const info = location.stats!;
+      if (!info.isDirectory()) throw new FileOpError(`Cannot create directory ${path}: a file of that name exists.`, { errno: 'EEXIST' });
+      try {
+        // On the inode just created or checked, not on its name.
+        if (req.mode !== undefined) await chmod(location.self(), req.mode & 0o777);
+        if (req.mtimeMs !== undefined) await utimes(location.self(), info.atime, req.mtimeMs / 1000);
+      } catch (err) {
+        throw systemError('set the mode or time of', path, err);
       }
-    } catch (err) {
-      throw systemError('set the mode or time of', path, err);
+      return { path, created: location.created };
+    } finally {
+      await location.close();
     }
-    return { path, created: !existing };
   }
 
   run(): void {

@@ -5,6 +5,7 @@ import type { OpenRequest } from '../../protocol/messages.js';
 import { ErrorCode } from '../../errors.js';
 import type { ChannelHost } from '../channel-host.js';
 import { FileOpError } from './paths.js';
+import type { Location, LocateOptions } from './beneath.js';
 
 export interface FileOpContext {
   readonly id: number;
@@ -12,8 +13,11 @@ export interface FileOpContext {
   readonly request: OpenRequest;
   /** Credit for STDOUT the client granted (get, list). */
   readonly outWindow: SendWindow;
-  /** Resolve a client path inside the allowed roots; refuses (and logs) an escape. */
-  resolve(text: string): Promise<string>;
+  /**
+   * Reach a client path inside the allowed roots, holding descriptors of what it names
+   * (close the Location when done); refuses (and logs) an escape.
+   */
+  locate(text: string, options: LocateOptions): Promise<Location>;
   /** Bytes of STDIN that reached the file: return their window credit. */
   credit(bytes: number): void;
   /** Send EXIT and CLOSE (ignored once the channel is closing). */

@@ -1,14 +1,10 @@
 /**
- * Where a file request may go. A remote path is resolved the way the operation will use
- * it — `..` collapsed, then symlinks resolved through the deepest ancestor that exists —
- * and must land inside one of the allowed roots. Anything else is refused, whatever the
- * spelling (`../`, an absolute path, a symlink that points out).
- *
- * TODO(risk: TOCTOU): a local user who can write inside a root may swap a checked
- * directory for a symlink between this check and the open/rename. Node has no
- * openat2(RESOLVE_BENEATH); the final opens use O_NOFOLLOW, intermediate directories
- * are not pinned.
+ * Where a file request may go, and how a refusal reads. A remote path is `..`-collapsed
+ * text relative to the user's home, and must land inside one of the allowed roots; anything
+ * else is refused, whatever the spelling (`../`, an absolute path, a symlink that points
+ * out). The walk that reaches it without a check-then-use window is in beneath.ts.
  */
+import type { Stats } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 
@@ -62,7 +58,8 @@ export function requestedPath(text: string, home: string): string {
 
 /**
  * `absolute` with symlinks resolved: realpath of the deepest ancestor that exists, plus
- * the components that do not exist yet. A dangling symlink is accepted only as the last
+ * the components that do not exist yet. Racy by nature: used only to find which root a
+ * path spelled through a symlink means, never to reach it (beneath.ts walks it again). A dangling symlink is accepted only as the last
  * component (the operation then acts on the link itself, never through it).
  */
 export async function resolveReal(absolute: string): Promise<string> {
@@ -105,16 +102,14 @@ export function inside(path: string, root: string): boolean {
   return root === sep || path === root || path.startsWith(root + sep);
 }
 
-/**
- * Resolve `text` for `home` and check it against `roots`. Throws `FileOpError` with
- * `escape: true` (message names the roots) when it lands outside them.
- */
-export async function resolveInRoots(text: string, home: string, roots: readonly string[]): Promise<string> {
-  const absolute = requestedPath(text, home);
-  const real = await resolveReal(absolute);
-  const allowed = await realRoots(roots);
-  if (allowed.some((root) => inside(real, root))) return real;
-  const shown = roots.length === 0 ? '(none)' : roots.join(', ');
-  const via = real === absolute ? '' : ` (it resolves to ${real})`;
-  throw new FileOpError(`Path ${text || '~'} is outside the allowed file root${roots.length === 1 ? '' : 's'} ${shown}${via}; refused.`, { escape: true });
+/** "a FIFO", "a character device", … for a message about a file that is not a regular one. */
+export function kindOf(info: Stats): string {
+  if (info.isFile()) return 'a regular file';
+  if (info.isDirectory()) return 'a directory';
+  if (info.isSymbolicLink()) return 'a symbolic link';
+  if (info.isFIFO()) return 'a FIFO';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'a special file';
 }

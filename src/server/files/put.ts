@@ -13,16 +13,22 @@
  * and opens again without `resume` (the partial file is then truncated).
  */
 import { constants } from 'node:fs';
-import { open, stat, statfs, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, stat, statfs, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { FileSink, FILE_WINDOW } from '../../channel/file-stream.js';
 import { InlineHash, hashFilePrefix, type StreamHash } from '../../channel/file-hash.js';
 import { decodePutEof, partialName, type PutRequest } from '../../protocol/file-messages.js';
-import { FileOpError, systemError } from './paths.js';
+import { FileOpError, kindOf, systemError } from './paths.js';
+import { fdPath, type Location } from './beneath.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
 
-/** Partial files being written by this daemon: two uploads to one target would corrupt each other. */
+/**
+ * Partial files being written by this daemon, as "DEV:INO/NAME" of their directory (however
+ * it was spelled): two uploads to one target would corrupt each other.
+ */
 const ACTIVE_PARTIALS = new Set<string>();
+/** Opening the partial file: never follow, never block (a FIFO planted there), never reuse a name's inode. */
+const PARTIAL_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export class PutOperation implements FileOperation {
   readonly inWindow = FILE_WINDOW;
@@ -30,6 +36,10 @@ export class PutOperation implements FileOperation {
   #req: PutRequest;
   #target = '';
   #partial = '';
+  /** The target's directory, held: the partial file is created, renamed and removed in it. */
+  #location: Location | null = null;
+  #partialName = '';
+  #lockKey = '';
   #locked = false;
   #handle: FileHandle | null = null;
   #sink: FileSink | null = null;
@@ -60,33 +70,37 @@ export class PutOperation implements FileOperation {
 
   async #prepare(): Promise<OpenFields> {
     const req = this.#req;
-    let target = await this.#ctx.resolve(req.path);
-    let existing = await statOrNull(target);
-    if (existing?.isDirectory()) {
-      if (!req.name) throw new FileOpError(`Cannot write to ${target}: it is a directory.`, { errno: 'EISDIR' });
-      target = await this.#ctx.resolve(join(target, req.name));
-      existing = await statOrNull(target);
-      if (existing?.isDirectory()) throw new FileOpError(`Cannot write to ${target}: it is a directory.`, { errno: 'EISDIR' });
+    let location = await this.#ctx.locate(req.path, { verb: 'write to' });
+    this.#location = location;
+    if (location.stats?.isDirectory()) {
+      if (!req.name) throw new FileOpError(`Cannot write to ${location.path}: it is a directory.`, { errno: 'EISDIR' });
+      // Walked again from the root: `name` may hold anything, and is checked like a path.
+      location = await this.#ctx.locate(join(location.path, req.name), { verb: 'write to' });
+      await this.#location.close();
+      this.#location = location;
+      if (location.stats?.isDirectory()) throw new FileOpError(`Cannot write to ${location.path}: it is a directory.`, { errno: 'EISDIR' });
     }
-    if (existing && !existing.isFile()) throw new FileOpError(`Cannot write to ${target}: it is not a regular file.`);
+    const target = location.path;
+    const existing = location.stats;
+    // A FIFO, device or socket is never replaced, nor opened. (A symlink was followed.)
+    if (existing && !existing.isFile()) throw new FileOpError(`Cannot write to ${target}: it is ${kindOf(existing)}, not a regular file.`);
     const dir = dirname(target);
-    const dirStat = await stat(dir).catch((err: unknown) => {
-      throw systemError('write into', dir, err);
-    });
-    if (!dirStat.isDirectory()) throw new FileOpError(`Cannot write into ${dir}: it is not a directory.`, { errno: 'ENOTDIR' });
+    const dirStat = await stat(fdPath(location.dir)); // its identity, for the upload lock
     this.#target = target;
-    this.#partial = join(dir, partialName(basename(target)));
-    if (ACTIVE_PARTIALS.has(this.#partial)) {
+    this.#partialName = partialName(location.name);
+    this.#partial = join(dir, this.#partialName);
+    this.#lockKey = `${dirStat.dev}:${dirStat.ino}/${this.#partialName}`;
+    if (ACTIVE_PARTIALS.has(this.#lockKey)) {
       throw new FileOpError(`Another upload to ${target} is in progress on this daemon; try again when it is done.`, { errno: 'EBUSY' });
     }
-    ACTIVE_PARTIALS.add(this.#partial);
+    ACTIVE_PARTIALS.add(this.#lockKey);
     this.#locked = true;
 
     if (req.resume) await this.#openPartialForResume();
     // Refuse up front what cannot fit (the old target stays until the rename, so the
     // whole new file must fit beside it); ENOSPC during the writes is still handled.
     const needed = req.size - this.#offset;
-    const space = await statfs(dir).catch(() => null);
+    const space = await statfs(fdPath(location.dir)).catch(() => null);
     const available = space ? Number(space.bavail) * Number(space.bsize) : Infinity;
     if (needed > available) {
       throw new FileOpError(
@@ -94,32 +108,53 @@ export class PutOperation implements FileOperation {
         { errno: 'ENOSPC' },
       );
     }
-    if (!this.#handle) {
-      // O_NOFOLLOW: a symlink planted at the partial name must not redirect the write.
-      this.#handle = await open(this.#partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600).catch((err: unknown) => {
-        throw systemError('create', this.#partial, err);
-      });
-    }
+    if (!this.#handle) this.#handle = await this.#createPartial();
     this.#sink = new FileSink(this.#handle.fd, this.#offset, (bytes) => this.#ctx.credit(bytes), (err) => this.#sinkOnError(err));
     const fields: OpenFields = { path: target, offset: this.#offset };
     if (this.#offset > 0) fields.offsetSha256 = await this.#hash.peek();
     return fields;
   }
 
+  /**
+   * A new, empty partial file of our own: whatever held the name (a stale partial, or a
+   * symlink, hard link or FIFO planted there) is unlinked, never opened, truncated or
+   * written through; O_EXCL makes sure the inode is the one just created.
+   */
+  async #createPartial(): Promise<FileHandle> {
+    const path = this.#location!.inDir(this.#partialName);
+    for (let attempt = 0; ; attempt++) {
+      await unlink(path).catch((err: unknown) => {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw systemError('replace the old partial file', this.#partial, err);
+      });
+      try {
+        return await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | PARTIAL_FLAGS, 0o600);
+      } catch (err) {
+        // EEXIST: something was put there again between the unlink and the open.
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 3) throw systemError('create', this.#partial, err);
+      }
+    }
+  }
+
   async #openPartialForResume(): Promise<void> {
     let handle: FileHandle;
     try {
-      handle = await open(this.#partial, constants.O_RDWR | constants.O_NOFOLLOW);
+      // O_RDWR never blocks, even on a FIFO; O_NONBLOCK says so anyway.
+      handle = await open(this.#location!.inDir(this.#partialName), constants.O_RDWR | PARTIAL_FLAGS);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      const code = (err as NodeJS.ErrnoException).code;
+      // Missing, or not a file to resume (a symlink: ELOOP; a socket: ENXIO; a directory: EISDIR).
+      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENXIO' || code === 'EISDIR') return;
       throw systemError('open', this.#partial, err);
     }
-    this.#handle = handle;
     const info = await handle.stat();
-    if (!info.isFile() || info.size > this.#req.size) {
-      await handle.truncate(0);
+    // Only a plain file of ours is resumed: one with another link (a hard link to a file
+    // outside the roots, say) would be written in place there. Anything else starts over
+    // in a new inode (#createPartial).
+    if (!info.isFile() || info.nlink !== 1 || info.size > this.#req.size) {
+      await handle.close();
       return;
     }
+    this.#handle = handle;
     await hashFilePrefix(handle, info.size, this.#hash).catch((err: unknown) => {
       throw systemError('read', this.#partial, err);
     });
@@ -172,16 +207,18 @@ export class PutOperation implements FileOperation {
       await handle.chmod(req.mode & 0o777).catch((err: unknown) => {
         throw systemError('set the mode of', this.#partial, err);
       });
-      await handle.close();
-      this.#handle = null;
       const mtime = req.mtimeMs / 1000;
-      await utimes(this.#partial, mtime, mtime).catch((err: unknown) => {
+      await handle.utimes(mtime, mtime).catch((err: unknown) => {
         throw systemError('set the time of', this.#partial, err);
       });
-      await rename(this.#partial, this.#target).catch((err: unknown) => {
+      await handle.close();
+      this.#handle = null;
+      // Both names in the directory held: rename follows neither.
+      const location = this.#location!;
+      await rename(location.inDir(this.#partialName), location.inDir()).catch((err: unknown) => {
         throw systemError('rename the upload onto', this.#target, err);
       });
-      await syncDirectory(dirname(this.#target));
+      await syncDirectory(fdPath(location.dir));
     } catch (err) {
       return this.#fail(err, false);
     }
@@ -218,32 +255,28 @@ export class PutOperation implements FileOperation {
   async #fail(err: unknown, removePartial: boolean): Promise<void> {
     if (this.#done) return;
     this.#done = true;
-    await this.#release();
-    if (removePartial && this.#partial) await unlink(this.#partial).catch(() => {});
+    await this.#release(removePartial);
     this.#ctx.finish(failure(err));
   }
 
-  /** Stop writing, close the partial file, let other uploads to the target proceed. */
-  async #release(): Promise<void> {
+  /**
+   * Stop writing, close the partial file (removing it with `removePartial`), let go of the
+   * directory, let other uploads to the target proceed.
+   */
+  async #release(removePartial = false): Promise<void> {
     await this.#sink?.stop();
     const handle = this.#handle;
     this.#handle = null;
     await handle?.close().catch(() => {});
-    if (this.#locked) ACTIVE_PARTIALS.delete(this.#partial);
+    const location = this.#location;
+    this.#location = null;
+    if (removePartial && location && this.#locked) await unlink(location.inDir(this.#partialName)).catch(() => {});
+    await location?.close();
+    if (this.#locked) ACTIVE_PARTIALS.delete(this.#lockKey);
     this.#locked = false;
   }
 }
 
-async function statOrNull(path: string) {
-  try {
-    return await stat(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return null;
-    if (code === 'ENOTDIR') throw new FileOpError(`Cannot write to ${path}: a part of the path is not a directory (ENOTDIR).`, { errno: 'ENOTDIR' });
-    throw systemError('use', path, err);
-  }
-}
 
 /** fsync the directory so the rename itself survives a crash. */
 export async function syncDirectory(dir: string): Promise<void> {
