@@ -29,6 +29,7 @@ interface ServeFlags {
   classicPort?: string;
   classicListen?: string;
   fileRoot?: string[];
+  containment: string;
 }
 
 export function registerServe(program: Command): void {
@@ -46,6 +47,7 @@ export function registerServe(program: Command): void {
     .option('--classic-listen <addr>', `address for --classic-port (default ${DEFAULT_CLASSIC_HOST}; plaintext, so think twice beyond loopback)`)
     .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
     .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: its home)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
+    .option('--containment <mode>', 'auto (a cgroup per command where cgroup v2 is writable), cgroup, or process-group (setsid escapes); see docs/processes.md', 'auto')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
     .option('--audit-failure <action>', 'while the audit log cannot be written (disk full, I/O error): "refuse" new commands, or "continue" serving (rows wait in memory; a gap row marks the outage)', 'refuse')
     .option('--log-level <level>', 'fatal, error, warn, info, debug or trace (JSON logs on stderr)', process.env.SHELLWIRE_LOG_LEVEL ?? 'info')
@@ -82,6 +84,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
   if (!(AUDIT_FAILURE_ACTIONS as readonly string[]).includes(flags.auditFailure)) {
     fail(`--audit-failure takes ${AUDIT_FAILURE_ACTIONS.join(' or ')}, got "${flags.auditFailure}".`, 2);
   }
+  if (!['auto', 'cgroup', 'process-group'].includes(flags.containment)) fail(`--containment takes auto, cgroup or process-group, got "${flags.containment}".`, 2);
   const { createLogger } = await import('../log.js');
   const logger = createLogger(flags.logLevel);
   let server: Server;
@@ -93,6 +96,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       port: listen.port,
       ...(flags.stateDir ? { stateDir: flags.stateDir } : {}),
       logger,
+      containment: flags.containment as 'auto' | 'cgroup' | 'process-group',
       ...(flags.fileRoot ? { fileRoots: flags.fileRoot.map((dir) => resolve(dir)) } : {}),
       limits: {
         maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
@@ -121,6 +125,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       host: classic.host,
       port: classic.port,
       logger,
+      containers: server.containers,
       limits: { authTimeoutMs: server.limits.handshakeTimeoutMs, killGraceMs: server.limits.killGraceMs },
     });
     try {

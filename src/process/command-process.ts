@@ -1,10 +1,12 @@
 /**
  * A command running in its own process group, so that a signal reaches everything it
- * started (pipelines, background jobs), and so that nothing it started outlives it:
- * `terminate()` sends SIGTERM to the group, then SIGKILL after a grace period.
+ * started (pipelines, background jobs), and — with a `Containment` — in its own cgroup, so
+ * that an explicit stop reaches what left the group too (setsid): `terminate()` sends
+ * SIGTERM to all of it, then SIGKILL after a grace period.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
+import type { Containment } from './containment.js';
 
 /** How long a command gets between SIGTERM and SIGKILL. */
 export const DEFAULT_KILL_GRACE_MS = 2_000;
@@ -18,6 +20,8 @@ export interface CommandSpec {
   statePipe?: boolean;
   /** SIGTERM → SIGKILL delay for what the command leaves behind. */
   killGraceMs?: number;
+  /** The command's container (cgroup + supervisor); without one, the process group only. */
+  containment?: Containment;
 }
 
 export interface CommandExit {
@@ -35,18 +39,29 @@ export class CommandProcess {
   readonly state: Readable | null;
   #exited = false;
   #killTimer: NodeJS.Timeout | null = null;
+  #killAllPending = false;
 
   #killGraceMs: number;
+  readonly containment: Containment | null;
 
   constructor(spec: CommandSpec, onClose: (exit: CommandExit) => void) {
     this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-    this.child = spawn(spec.file, spec.args, {
-      cwd: spec.cwd,
-      env: spec.env,
-      // detached: the child calls setsid(), so its pid is also its process group id.
-      detached: true,
-      stdio: spec.statePipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
-    });
+    const containment = spec.containment ?? null;
+    this.containment = containment;
+    const { file, args } = containment ? containment.wrap(spec.file, spec.args, spec.env, spec.cwd) : spec;
+    try {
+      this.child = spawn(file, args, {
+        cwd: spec.cwd,
+        env: spec.env,
+        // detached: the child calls setsid(), so its pid is also its process group id.
+        detached: true,
+        stdio: spec.statePipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      containment?.removeNow();
+      throw err;
+    }
+    containment?.attach(this.child.pid);
     this.stdin = this.child.stdin!;
     this.stdout = this.child.stdout!;
     this.stderr = this.child.stderr!;
@@ -61,9 +76,9 @@ export class CommandProcess {
     this.child.on('exit', () => {
       this.#exited = true;
       // The command is over when its leader exits. Background jobs it left in the group
-      // would hold stdout open (and the channel with it): nothing a command started may
-      // outlive it, so they get SIGTERM, then SIGKILL. Output already written still arrives.
-      if (this.groupAlive()) this.terminate(this.#killGraceMs);
+      // would hold stdout open (and the channel with it): they get SIGTERM, then SIGKILL.
+      // Output already written still arrives.
+      this.endBackgroundJobs(this.#killGraceMs);
     });
     // 'close' comes after the exit *and* after stdout/stderr ended, so every byte of output
     // has been read by then.
@@ -71,6 +86,7 @@ export class CommandProcess {
       this.#exited = true;
       const exit: CommandExit = { exitCode: code, signal };
       if (spawnError) exit.spawnError = spawnError;
+      containment?.finish();
       onClose(exit);
     });
   }
@@ -107,10 +123,30 @@ export class CommandProcess {
     }
   }
 
-  /** SIGTERM to the group now, SIGKILL after `graceMs` if any of it is still alive. */
+  /**
+   * Stop the command (close, cancel, disconnect, timeout): SIGTERM to all of it — its cgroup,
+   * setsid'd processes included, else its process group — and SIGKILL after `graceMs`.
+   */
   terminate(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
-    if (!this.signalGroup('SIGTERM')) return;
-    if (this.#killTimer) return;
+    const containment = this.containment;
+    const signaled = containment ? containment.signalAll('SIGTERM') : this.signalGroup('SIGTERM');
+    if (!signaled || (this.#killTimer && this.#killAllPending)) return;
+    // A pending group-only SIGKILL (endBackgroundJobs) is widened to all of it.
+    if (this.#killTimer) clearTimeout(this.#killTimer);
+    this.#killAllPending = true;
+    this.#killTimer = setTimeout(() => {
+      this.#killTimer = null;
+      this.kill();
+    }, graceMs);
+    this.#killTimer.unref();
+  }
+
+  /**
+   * The leader exited by itself: end what it left in its process group (SIGTERM, then
+   * SIGKILL). What left the group on purpose is released from the cgroup, not killed.
+   */
+  endBackgroundJobs(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
+    if (!this.signalGroup('SIGTERM') || this.#killTimer) return;
     this.#killTimer = setTimeout(() => {
       this.#killTimer = null;
       this.signalGroup('SIGKILL');
@@ -118,8 +154,9 @@ export class CommandProcess {
     this.#killTimer.unref();
   }
 
-  /** Kill at once (daemon shutdown after its grace period). */
+  /** Kill all of it at once (daemon shutdown after its grace period). */
   kill(): void {
-    this.signalGroup('SIGKILL');
+    if (this.containment) this.containment.killAll();
+    else this.signalGroup('SIGKILL');
   }
 }

@@ -9,6 +9,7 @@ import { constants } from 'node:os';
 import type { IPty } from 'node-pty';
 import type { CommandExit, CommandSpec } from './command-process.js';
 import { DEFAULT_KILL_GRACE_MS } from './command-process.js';
+import type { Containment } from './containment.js';
 
 export interface PtySpec extends CommandSpec {
   term: string;
@@ -50,18 +51,30 @@ export class PtyProcess {
   #pty: IPty;
   #exited = false;
   #killTimer: NodeJS.Timeout | null = null;
+  #killAllPending = false;
+  readonly containment: Containment | null;
 
   constructor(ptyModule: NodePty, spec: PtySpec, onClose: (exit: CommandExit) => void) {
-    const pty = ptyModule.spawn(spec.file, spec.args, {
-      name: spec.term,
-      cols: spec.cols,
-      rows: spec.rows,
-      cwd: spec.cwd,
-      env: spec.env,
-      // Buffers, not strings: output must stay byte-exact.
-      encoding: null,
-    } as Parameters<NodePty['spawn']>[2]);
+    const containment = spec.containment ?? null;
+    this.containment = containment;
+    const { file, args } = containment ? containment.wrap(spec.file, spec.args, spec.env, spec.cwd) : spec;
+    let pty: IPty;
+    try {
+      pty = ptyModule.spawn(file, args, {
+        name: spec.term,
+        cols: spec.cols,
+        rows: spec.rows,
+        cwd: spec.cwd,
+        env: spec.env,
+        // Buffers, not strings: output must stay byte-exact.
+        encoding: null,
+      } as Parameters<NodePty['spawn']>[2]);
+    } catch (err) {
+      containment?.removeNow();
+      throw err;
+    }
     this.#pty = pty;
+    containment?.attach(pty.pid);
     const output = new Readable({
       highWaterMark: 64 * 1024,
       read: () => pty.resume(),
@@ -73,6 +86,7 @@ export class PtyProcess {
       this.#exited = true;
       output.push(null);
       const name = signal ? SIGNAL_NAMES.get(signal) ?? null : null;
+      containment?.finish();
       // Defer: the pump must see 'end' for the output before the exit is reported.
       setImmediate(() => onClose({ exitCode: name ? null : exitCode, signal: name }));
     });
@@ -122,7 +136,20 @@ export class PtyProcess {
     }
   }
 
+  /** Stop it: SIGHUP (the terminal hangs up) and SIGTERM to all of it, SIGKILL after `graceMs`. */
   terminate(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
+    const containment = this.containment;
+    const all = (signal: NodeJS.Signals) => (containment ? containment.signalAll(signal) : this.signalGroup(signal));
+    all('SIGHUP');
+    if (!all('SIGTERM') || (this.#killTimer && this.#killAllPending)) return;
+    if (this.#killTimer) clearTimeout(this.#killTimer);
+    this.#killAllPending = true;
+    this.#killTimer = setTimeout(() => this.kill(), graceMs);
+    this.#killTimer.unref();
+  }
+
+  /** The program exited by itself: end what it left in its group; setsid'd jobs are released. */
+  endBackgroundJobs(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
     this.signalGroup('SIGHUP');
     if (!this.signalGroup('SIGTERM') || this.#killTimer) return;
     this.#killTimer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
@@ -130,6 +157,7 @@ export class PtyProcess {
   }
 
   kill(): void {
-    this.signalGroup('SIGKILL');
+    if (this.containment) this.containment.killAll();
+    else this.signalGroup('SIGKILL');
   }
 }

@@ -7,6 +7,7 @@ import type { SessionState } from './session-state.js';
 
 import type { Principal } from '../auth/authenticator.js';
 import type { CommandEnd, CommandRecord } from './audit-sink.js';
+import type { Containers } from '../process/containment.js';
 
 /** Who is logged in on the connection, with their policy and OS account. */
 export type AuthenticatedUser = Principal;
@@ -19,6 +20,8 @@ export interface ChannelHost {
   readonly limits: ServerLimits;
   readonly user: AuthenticatedUser;
   readonly baseEnv: Record<string, string>;
+  /** Where commands are contained (cgroups + supervisor); without it, process groups only. */
+  readonly containers?: Containers | undefined;
   /** The session channel with this id, if the client opened one. */
   session(id: number): SessionState | undefined;
   /** Audit trail of commands (no-ops without an audit sink). */

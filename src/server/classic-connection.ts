@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { tokensEqual } from '../auth/token.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
+import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
 import type { ClassicLimits } from './classic-limits.js';
 
@@ -35,6 +36,8 @@ export interface ClassicConnectionContext {
   log: Logger;
   cwd: string;
   env: Record<string, string>;
+  /** Where commands are contained (cgroups + supervisor). */
+  containers?: Containers | undefined;
   onClosed(connection: ClassicConnection): void;
 }
 
@@ -234,7 +237,8 @@ export class ClassicConnection {
   }
 
   #run(command: string): void {
-    const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env }, (exit) => this.#processOnClose(exit));
+    const containment = this.#ctx.containers?.open();
+    const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
     const running: RunningCommand = { process: proc, command, chunks: [], bytes: 0, refused: null, startedAt: performance.now() };
     this.#running = running;
     // Classic commands get no input: `cat` must not wait for a stdin that never comes.
@@ -258,8 +262,8 @@ export class ClassicConnection {
   #processOnClose(exit: CommandExit): void {
     const running = this.#running!;
     this.#running = null;
-    // Nothing a command started outlives it: background jobs still in the group go too.
-    if (running.process.groupAlive()) running.process.terminate(this.#ctx.limits.killGraceMs);
+    // Background jobs still in the group go too (what left the group on purpose is released).
+    if (running.process.groupAlive()) running.process.endBackgroundJobs(this.#ctx.limits.killGraceMs);
     let reply: Buffer;
     if (running.refused) reply = running.refused;
     else if (exit.spawnError) reply = classicErrorLine(ErrorCode.SPAWN_FAILED, `Cannot run /bin/sh: ${exit.spawnError.message}`);

@@ -17,6 +17,7 @@ import { silentLogger } from '../silent-logger.js';
 import { isLoopback } from '../client/target.js';
 import { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 import { ClassicConnection, classicErrorLine } from './classic-connection.js';
+import { Containers } from '../process/containment.js';
 
 export { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 
@@ -35,6 +36,8 @@ export interface ClassicServerOptions {
   cwd?: string;
   /** Environment of commands; default the daemon's, minus its secrets, plus login basics. */
   env?: Record<string, string>;
+  /** The daemon's command containers (`Server.containers`); default: its own. */
+  containers?: Containers;
 }
 
 /**
@@ -52,6 +55,7 @@ export class ClassicServer {
   #cwd: string;
   #env: Record<string, string>;
   #draining = false;
+  #containers: Containers;
 
   constructor(options: ClassicServerOptions) {
     if (options.token.length === 0) throw new TypeError('ClassicServer needs the daemon token.');
@@ -62,6 +66,7 @@ export class ClassicServer {
     this.#token = options.token;
     this.#cwd = options.cwd ?? homedir();
     this.#env = options.env ?? commandBaseEnv();
+    this.#containers = options.containers?.share() ?? new Containers({ onWarning: (message) => this.#log.warn(message) });
     // allowHalfOpen: a client's EOF means "no more commands", not "no more replies".
     this.#net = createServer({ allowHalfOpen: true }, (socket) => this.#netOnConnection(socket));
   }
@@ -108,6 +113,7 @@ export class ClassicServer {
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+    this.#containers.close();
   }
 
   #netOnConnection(socket: Socket): void {
@@ -129,6 +135,7 @@ export class ClassicServer {
       log: this.#log,
       cwd: this.#cwd,
       env: this.#env,
+      containers: this.#containers,
       onClosed: (c) => this.#connections.delete(c),
     });
     this.#connections.add(connection);

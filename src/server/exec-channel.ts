@@ -14,6 +14,7 @@ import { ErrorCode, ProtocolError } from '../errors.js';
 import { SendWindow, ReceiveWindow } from '../channel/window.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
 import { PtyProcess, loadedNodePty } from '../process/pty-process.js';
+import type { Containment } from '../process/containment.js';
 import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
@@ -102,13 +103,13 @@ export class ExecChannel implements ServerChannel {
       if (!ptyModule) return { code: ErrorCode.BAD_REQUEST, message: 'Terminals are not available on this daemon (node-pty did not load); run the command without a terminal.' };
       env.TERM = req.pty.term;
       try {
-        proc = new PtyProcess(ptyModule, { file, args, cwd, env, ...req.pty }, (exit) => this.#processOnClose(exit));
+        proc = new PtyProcess(ptyModule, { file, args, cwd, env, ...req.pty, ...this.#contained() }, (exit) => this.#processOnClose(exit));
       } catch (err) {
         return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start ${file} on a terminal: ${(err as Error).message}` };
       }
     } else {
       try {
-        proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs }, (exit) => this.#processOnClose(exit));
+        proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs, ...this.#contained() }, (exit) => this.#processOnClose(exit));
       } catch (err) {
         return { code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
       }
@@ -141,6 +142,11 @@ export class ExecChannel implements ServerChannel {
     });
     // After OPEN_OK is on its way: the audit write never delays the client.
     this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall });
+    // If the daemon dies before the end row, the supervisor keeps this for the next start.
+    proc.containment?.note({
+      channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall.toISOString(),
+      user: this.#host.user.name, osUser: this.#host.user.account.name, address: this.#host.remote,
+    });
     return null;
   }
 
@@ -220,6 +226,7 @@ export class ExecChannel implements ServerChannel {
     this.#clearTimer();
     if (this.#phase === 'closing') {
       // Closed by the client or a lost connection before it finished: still on the record.
+      this.#process?.containment?.note(null);
       this.#host.auditCommandEnded({
         channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
         exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut, bytesIn: this.#stdinBytes,
@@ -235,8 +242,8 @@ export class ExecChannel implements ServerChannel {
     if (!this.#stdout?.settled || !this.#stderr?.settled) return;
     const exit = this.#exit;
     this.#phase = 'exited';
-    // Nothing a command started outlives its channel: background jobs still in the group go too.
-    if (this.#process?.groupAlive()) this.#process.terminate(this.#host.limits.killGraceMs);
+    // Background jobs still in the group go too (what left the group on purpose is released).
+    if (this.#process?.groupAlive()) this.#process.endBackgroundJobs(this.#host.limits.killGraceMs);
     const status: ExitStatus = { exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut };
     if (exit.spawnError) {
       const notFound = exit.spawnError.code === 'ENOENT';
@@ -265,13 +272,20 @@ export class ExecChannel implements ServerChannel {
     this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
     this.#host.conn.send(FrameType.CLOSE, this.id);
     // Recorded after the client has its answer, so the audit write is off the round trip.
+    this.#process?.containment?.note(null);
     this.#host.auditCommandEnded({
       channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
       exitCode: status.exitCode, signal: status.signal, timedOut: status.timedOut, bytesIn: this.#stdinBytes, bytesOut, durationMs,
     });
   }
 
-  #commandLabel(): string {
+  /** A container for the command about to start (none when the daemon has no containers). */
+  #contained(): { containment?: Containment } {
+    const containment = this.#host.containers?.open();
+    return containment ? { containment } : {};
+  }
+
+    #commandLabel(): string {
     const req = this.#request;
     return req.command ?? req.argv?.join(' ') ?? (req.pty ? '(login shell)' : '');
   }

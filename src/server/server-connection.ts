@@ -21,6 +21,7 @@ import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-ho
 import { ExecChannel } from './exec-channel.js';
 import { SessionChannel } from './session-channel.js';
 import type { SessionState } from './session-state.js';
+import type { Containers } from '../process/containment.js';
 
 export const SERVER_SOFTWARE = 'shellwire/0.1.0';
 const HOSTNAME = hostname();
@@ -30,6 +31,8 @@ export interface ServerConnectionContext {
   log: Logger;
   authenticator: Authenticator;
   baseEnv: Record<string, string>;
+  /** Where commands are contained (cgroups + supervisor). */
+  containers?: Containers | undefined;
   /** Handlers by channel kind (exec, session, and whatever the daemon adds). */
   channelKinds: ReadonlyMap<string, ChannelFactory>;
   /** Records commands; connection-level events come through the hooks below. */
@@ -99,6 +102,10 @@ export class ServerConnection implements ChannelHost {
     const account = this.user.account;
     this.#env = { ...this.#ctx.baseEnv, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
     return this.#env;
+  }
+
+  get containers(): Containers | undefined {
+    return this.#ctx.containers;
   }
 
   get busy(): boolean {

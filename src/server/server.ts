@@ -24,6 +24,8 @@ import { silentLogger } from '../silent-logger.js';
 import { commandBaseEnv } from './command-env.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { loadNodePty } from '../process/pty-process.js';
+import { Containers, type ContainmentMode } from '../process/containment.js';
+import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
 import { fileChannelFactory } from './file-channel.js';
 
@@ -62,6 +64,12 @@ export interface ServerOptions {
    * symlinks). Default: the daemon account's home. Users in users.yaml have their own `fileRoots`.
    */
   fileRoots?: string[];
+  /**
+   * How commands are contained (docs/processes.md): 'auto' (default) uses a cgroup per command
+   * where cgroup v2 is writable, else process groups; 'cgroup' insists; 'process-group' never
+   * uses cgroups.
+   */
+  containment?: ContainmentMode | 'auto';
 }
 
 export class Server {
@@ -84,6 +92,7 @@ export class Server {
   #authenticator: Authenticator;
   #audit: AuditSink | null;
   #ownAudit: DaemonAudit | null = null;
+  #containers: Containers;
 
   private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string, users: UsersConfig) {
     this.identity = identity;
@@ -100,6 +109,12 @@ export class Server {
     this.#authenticator = authenticator;
     this.#audit = options.audit || null;
     const baseEnv = commandBaseEnv();
+    this.#containers = new Containers({
+      mode: options.containment ?? 'auto',
+      // Lost commands are kept only for our own audit log, which the next start completes.
+      lostDir: options.audit === undefined || options.audit instanceof DaemonAudit ? stateDir : null,
+      onWarning: (message) => this.#log.warn(message),
+    });
     this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory()], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
       key: identity.keyPem,
@@ -135,6 +150,7 @@ export class Server {
         ...(options.auditFailure ? { onFailure: options.auditFailure } : {}),
         ...(options.auditQueueLimit ? { queueLimit: options.auditQueueLimit } : {}),
       });
+      recoverLostCommands(stateDir, ownAudit.log, options.logger ?? silentLogger());
       audit = ownAudit;
     }
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
@@ -176,6 +192,11 @@ export class Server {
     }
   }
 
+  /** Where commands are contained; the classic port shares them. */
+  get containers(): Containers {
+    return this.#containers;
+  }
+
   get connectionCount(): number {
     return this.#connections.size;
   }
@@ -204,6 +225,7 @@ export class Server {
         break;
       }
     }
+    this.#containers.close();
     this.#ownAudit?.close();
     this.#ownAudit = null;
   }
@@ -244,6 +266,7 @@ export class Server {
       log: this.#log,
       authenticator,
       baseEnv,
+      containers: this.#containers,
       channelKinds: this.#channelKinds,
       audit,
       draining: () => this.#draining,
