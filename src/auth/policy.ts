@@ -78,8 +78,9 @@ export function checkOpen(user: UserPolicy, request: OpenRequest): PolicyDecisio
   }
   const decision = checkCommandWords(user, words, request.cwd ?? user.home);
   if (!decision.allowed) return decision;
-  const { command: _command, ...rest } = request;
-  return { allowed: true, request: { ...rest, argv: decision.argv } };
+  // The exec channel runs `argv` when it is set (never `command` through a shell); `command`
+  // stays only as the label the audit trail and logs show: what the client asked for.
+  return { allowed: true, request: { ...request, argv: decision.argv, command: commandText(request)! } };
 }
 
 /** Match argv against the user's rules; on success, the argv to run (absolute program, normalised paths). */

@@ -88,6 +88,8 @@ export class ExecChannel implements ServerChannel {
       args = ['-c', SESSION_WRAPPER];
       env.SHELLWIRE_SESSION_COMMAND = req.command ?? req.argv!.map(shellQuote).join(' ');
     } else if (req.argv) {
+      // argv wins over command: for a user with command rules the policy set argv (matched
+      // word by word) and left command only as the audit label (auth/policy.ts).
       [file, ...args] = req.argv as [string, ...string[]];
     } else {
       file = '/bin/sh';
