@@ -58,7 +58,6 @@ describe('command restrictions, environment and named users on a root daemon', {
   let d: TestDaemon;
   let dir: string;
   let key: ReturnType<typeof keyFile>;
-  let home: string;
   const started: CommandRecord[] = [];
   const restrictedToken = 'swt_restricted-token-0123456789abcdef';
   const audit: AuditSink = {
@@ -68,7 +67,6 @@ describe('command restrictions, environment and named users on a root daemon', {
 
   before(async () => {
     ensureAccount(ACCOUNT);
-    home = execFileSync('getent', ['passwd', ACCOUNT], { encoding: 'utf8' }).split(':')[5]!;
     dir = tempDir();
     chmodSync(dir, 0o755);
     key = keyFile(dir, 'key');
@@ -308,6 +306,12 @@ describe('item 13: one malformed request fails its own channel only', () => {
     proc.close();
     assert.equal((await running).stdout, 'survived\n');
     await conn.close();
+  });
+
+  it('the CLI sends whole milliseconds: --timeout 1.005 is 1005 ms, not 1004.9999999999999', async () => {
+    const r = await runCli(['exec', '--timeout', '1.005', d.address, '--', 'echo', 'ok'], { env: d.env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'ok\n');
   });
 
   it('the daemon answers a malformed OPEN with OPEN_FAIL; bad SIGNAL/RESIZE end that channel only', async () => {
