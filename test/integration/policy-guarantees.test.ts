@@ -158,6 +158,9 @@ describe('command restrictions, environment and named users on a root daemon', {
     await assert.rejects(bob.exec(['true'], { env: { BASH_ENV: so } }), isCode(ErrorCode.DENIED, /BASH_ENV/));
     // An unrestricted user's own variables still arrive, after the switch.
     assert.equal((await bob.exec('echo "$GREETING"; id -un', { env: { GREETING: 'hi' } })).stdout, `hi\n${ACCOUNT}\n`);
+    // The terminal path hands the environment over the same way.
+    const onTty = await bob.exec('id -un; echo "$TERM|$GREETING"', { env: { GREETING: 'tty' }, pty: { term: 'vt100', cols: 80, rows: 24 } });
+    assert.equal(onTty.stdout.replace(/\r/g, ''), `${ACCOUNT}\nvt100|tty\n`);
     // A session's exported LD_PRELOAD applies to the next command only, never to setpriv.
     const session = await bob.shell();
     await session.exec(`export LD_PRELOAD=${so}`);
