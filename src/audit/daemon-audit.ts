@@ -125,7 +125,7 @@ export class DaemonAudit implements AuditSink {
       cwd: command.cwd,
       command: command.command,
       startedAt: command.startedAt,
-      detail: { channel: command.channel },
+      detail: { channel: command.channel, ...(command.env?.length ? { env: command.env } : {}) },
     });
   }
 

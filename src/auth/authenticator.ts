@@ -64,9 +64,12 @@ export class TokenAuthenticator implements Authenticator {
     this.#token = token;
   }
 
-  authenticate(attempts: AuthRequest[]): AuthResult {
+  authenticate(attempts: AuthRequest[], requestedUser: string | undefined): AuthResult {
     for (const attempt of attempts) {
-      if (attempt.method === 'token' && tokensEqual(attempt.token, this.#token)) return { ok: true, principal: daemonPrincipal() };
+      if (attempt.method !== 'token' || !tokensEqual(attempt.token, this.#token)) continue;
+      const principal = daemonPrincipal();
+      if (requestedUser !== undefined && requestedUser !== principal.name) return { ok: false, reason: `the daemon's token logs in as "${principal.name}", not "${requestedUser}"`, delayMs: 0 };
+      return { ok: true, principal };
     }
     return { ok: false, reason: 'wrong token', delayMs: 0 };
   }
@@ -97,10 +100,21 @@ export class ConfigAuthenticator implements Authenticator {
   async authenticate(attempts: AuthRequest[], requestedUser: string | undefined, context: AuthContext): Promise<AuthResult> {
     const passwordAttempt = attempts.find((a) => a.method === 'password');
     const passwordUser = passwordAttempt ? passwordAttempt.user ?? requestedUser : undefined;
-    const locked = this.throttle.lockedFor(context.address, passwordUser);
-    if (locked > 0) return { ok: false, reason: `too many failed logins; locked out for ${Math.ceil(locked / 1000)} s`, delayMs: 0, lockedOut: true };
     const reasons: string[] = [];
+    let lockedMs = 0;
+    let tried = 0;
     for (const attempt of attempts) {
+      // A lock stops only guessable credentials (passwords): a key or token is tried even
+      // from a locked address, so others' failures never lock out its holder.
+      if (attempt.method === 'password') {
+        const locked = this.throttle.lockedFor(context.address, passwordUser);
+        if (locked > 0) {
+          lockedMs = locked;
+          reasons.push(`password not tried: too many failed logins; locked out for ${Math.ceil(locked / 1000)} s`);
+          continue;
+        }
+      }
+      tried += 1;
       const result = await this.#try(attempt, requestedUser, context);
       if (typeof result !== 'string') {
         this.throttle.success(context.address, result.name);
@@ -108,15 +122,21 @@ export class ConfigAuthenticator implements Authenticator {
       }
       reasons.push(result);
     }
+    if (lockedMs > 0 && tried === 0) return { ok: false, reason: reasons.join('; '), delayMs: 0, lockedOut: true };
     const delayMs = this.throttle.failure(context.address, passwordUser);
-    return { ok: false, reason: reasons.join('; '), delayMs };
+    return { ok: false, reason: reasons.join('; '), delayMs, ...(lockedMs > 0 ? { lockedOut: true } : {}) };
   }
 
   /** A principal, or the reason this attempt failed (never containing the secret). */
   async #try(attempt: AuthRequest, requestedUser: string | undefined, context: AuthContext): Promise<Principal | string> {
     switch (attempt.method) {
       case 'token': {
-        if (tokensEqual(attempt.token, this.#daemonToken)) return daemonPrincipal(this.#adminFileRoots);
+        if (tokensEqual(attempt.token, this.#daemonToken)) {
+          // Naming a user means logging in as that user: the daemon's token is the daemon's account.
+          const principal = daemonPrincipal(this.#adminFileRoots);
+          if (requestedUser !== undefined && requestedUser !== principal.name) return `the daemon's token logs in as "${principal.name}", not "${requestedUser}"`;
+          return principal;
+        }
         const offered = createHash('sha256').update(attempt.token, 'utf8').digest();
         for (const user of this.#config.users.values()) {
           for (const token of user.tokens) {

@@ -1,11 +1,19 @@
 /**
- * Per-user policy decisions: which channel kinds a user may open and which commands may
- * run. A denial names the rule that denied it, so the operator knows what to change.
+ * Per-user policy decisions: which channel kinds a user may open, which commands may run,
+ * which environment variables a client may set, and where commands may start. A denial
+ * names the rule that denied it, so the operator knows what to change. docs/policy.md
+ * states what each rule guarantees.
  */
+import { realpathSync } from 'node:fs';
+import { posix } from 'node:path';
 import type { OpenRequest } from '../protocol/messages.js';
 import type { ChannelPermission, UserPolicy } from './users-config.js';
+import { allowMatches, denyMatches, type CommandCandidate } from './command-rule.js';
+import { splitCommandWords, resolveExecutable, normalizePathWord } from '../process/command-words.js';
 
-export type PolicyDecision = { allowed: true } | { allowed: false; reason: string };
+export type PolicyDecision =
+  | { allowed: true; /** For a user with command rules: the request rewritten to run this argv, without a shell. */ request?: OpenRequest }
+  | { allowed: false; reason: string };
 
 /** The permission an OPEN needs: a terminal is `pty`, session commands need `session`. */
 export function permissionFor(request: OpenRequest): ChannelPermission | null {
@@ -15,11 +23,35 @@ export function permissionFor(request: OpenRequest): ChannelPermission | null {
   return null;
 }
 
-/** The command text rules are matched against (argv joined by spaces). */
+/** The command text for logs and the audit trail (argv joined by spaces). */
 export function commandText(request: OpenRequest): string | null {
   if (request.command !== undefined) return request.command;
   if (request.argv !== undefined) return request.argv.join(' ');
   return null;
+}
+
+/** True when the user's commands are matched against rules (and so run without a shell). */
+export function hasCommandRules(user: UserPolicy): boolean {
+  return user.allow !== null || user.deny.length > 0;
+}
+
+// Environment rule (docs/policy.md#environment). Names any process may be fooled by:
+// the dynamic loader's, glibc's "unsecure" ones, and those that make a shell run code.
+const REFUSED_ENV = /^(LD_.*|BASH_FUNC_.*|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|PS4|IFS|GCONV_PATH|GLIBC_TUNABLES|LOCPATH|NLSPATH|HOSTALIASES|RESOLV_HOST_CONF|SHELLWIRE_.*)$/;
+// With command rules, only these: anything else (PATH, PAGER, GIT_SSH_COMMAND, …) may make
+// an allowed program run another one.
+const RESTRICTED_ENV = /^(LANG|LANGUAGE|LC_[A-Z_]+|TZ|TERM|COLUMNS|LINES|NO_COLOR)$/;
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function checkEnv(user: UserPolicy, env: Record<string, string> | undefined): PolicyDecision {
+  for (const name of Object.keys(env ?? {})) {
+    if (!ENV_NAME.test(name)) return { allowed: false, reason: `environment variable name ${JSON.stringify(name)} is not a portable name (letters, digits, "_")` };
+    if (REFUSED_ENV.test(name)) return { allowed: false, reason: `environment variable ${name} may not be set by a client (it can make programs load or run other code; docs/policy.md#environment)` };
+    if (hasCommandRules(user) && !RESTRICTED_ENV.test(name)) {
+      return { allowed: false, reason: `user "${user.name}" has command rules, so only LANG, LANGUAGE, LC_*, TZ, TERM, COLUMNS, LINES and NO_COLOR may be set, not ${name}` };
+    }
+  }
+  return { allowed: true };
 }
 
 export function checkOpen(user: UserPolicy, request: OpenRequest): PolicyDecision {
@@ -27,25 +59,69 @@ export function checkOpen(user: UserPolicy, request: OpenRequest): PolicyDecisio
   if (permission && !user.channels.has(permission)) {
     return { allowed: false, reason: `user "${user.name}" may not open ${permission} channels (users.${user.name}.channels is [${[...user.channels].join(', ')}])` };
   }
-  if (request.kind !== 'exec') return { allowed: true };
-  const command = commandText(request);
-  if (command === null) {
-    // A login shell on a terminal would bypass any command rule.
-    if (user.allow !== null || user.deny.length > 0) {
-      return { allowed: false, reason: `user "${user.name}" has command rules, so an interactive login shell is not allowed; name a command` };
-    }
-    return { allowed: true };
+  if (request.kind !== 'exec' && request.kind !== 'session') return { allowed: true };
+  const env = checkEnv(user, request.env);
+  if (!env.allowed) return env;
+  if (request.kind !== 'exec' || !hasCommandRules(user)) return { allowed: true };
+  if (request.pty || request.session !== undefined) {
+    // A login shell or a session shell would bypass any command rule.
+    return { allowed: false, reason: `user "${user.name}" has command rules, so commands run without a shell: no terminal, no session` };
   }
-  return checkCommand(user, command);
+  const cwd = checkCwd(user, request.cwd ?? user.home);
+  if (!cwd.allowed) return cwd;
+  let words: string[];
+  if (request.argv !== undefined) words = request.argv;
+  else {
+    const split = splitCommandWords(request.command ?? '');
+    if (!split.ok) return { allowed: false, reason: split.reason };
+    words = split.words;
+  }
+  const decision = checkCommandWords(user, words, request.cwd ?? user.home);
+  if (!decision.allowed) return decision;
+  // The exec channel runs `argv` when it is set (never `command` through a shell); `command`
+  // stays only as the label the audit trail and logs show: what the client asked for.
+  return { allowed: true, request: { ...request, argv: decision.argv, command: commandText(request)! } };
 }
 
-export function checkCommand(user: UserPolicy, command: string): PolicyDecision {
-  const text = command.trim();
-  for (const rule of user.deny) {
-    if (rule.regex.test(text)) return { allowed: false, reason: `command denied by ${rule.where} ("${rule.pattern}")` };
+/** Match argv against the user's rules; on success, the argv to run (absolute program, normalised paths). */
+export function checkCommandWords(user: UserPolicy, words: string[], cwd: string): { allowed: true; argv: string[] } | { allowed: false; reason: string } {
+  const [first, ...rest] = words;
+  if (first === undefined || first === '') return { allowed: false, reason: 'the command is empty' };
+  if (first.includes('/') && !first.startsWith('/')) {
+    return { allowed: false, reason: `a command given as a path must be absolute, not ${JSON.stringify(first)}` };
   }
-  if (user.allow !== null && !user.allow.some((rule) => rule.regex.test(text))) {
+  const name = normalizePathWord(first);
+  const candidate: CommandCandidate = { name, file: resolveExecutable(name), args: rest.map(normalizePathWord), cwd };
+  for (const rule of user.deny) {
+    if (denyMatches(rule, candidate)) return { allowed: false, reason: `command denied by ${rule.where} ("${rule.pattern}")` };
+  }
+  if (user.allow !== null && !user.allow.some((rule) => allowMatches(rule, candidate))) {
     return { allowed: false, reason: `command matches no rule in users.${user.name}.commands.allow (${user.allow.map((r) => `"${r.pattern}"`).join(', ') || 'empty'})` };
   }
-  return { allowed: true };
+  if (candidate.file === null) return { allowed: false, reason: `${name}: no such program in the daemon's PATH for restricted users` };
+  return { allowed: true, argv: [candidate.file, ...candidate.args] };
+}
+
+/** Compatibility: match a command line (split strictly, as the daemon does). */
+export function checkCommand(user: UserPolicy, command: string, cwd: string = user.home): PolicyDecision {
+  const split = splitCommandWords(command);
+  if (!split.ok) return { allowed: false, reason: split.reason };
+  const decision = checkCommandWords(user, split.words, cwd);
+  return decision.allowed ? { allowed: true } : decision;
+}
+
+/** A restricted user's commands start inside their home or file roots, symlinks resolved. */
+export function checkCwd(user: UserPolicy, cwd: string): PolicyDecision {
+  if (!cwd.startsWith('/')) return { allowed: false, reason: `working directory ${JSON.stringify(cwd)} must be absolute` };
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return posix.normalize(path);
+    }
+  };
+  const target = real(cwd);
+  const roots = [user.home, ...user.fileRoots].map(real);
+  if (roots.some((root) => target === root || target.startsWith(root.endsWith('/') ? root : `${root}/`))) return { allowed: true };
+  return { allowed: false, reason: `working directory ${cwd} is outside user "${user.name}"'s home and file roots (${[...new Set(roots)].join(', ')})` };
 }

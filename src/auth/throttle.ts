@@ -2,8 +2,11 @@
  * Brute-force protection. Failed logins back off exponentially per source address (all
  * methods) and per user (passwords only: keys cannot be guessed, and a per-user lockout
  * on keys would let anyone lock a user out). After `lockoutAfter` failures the source or
- * user is locked out for `lockoutMs`. Successful logins are never delayed. The clock is
- * injectable so tests need no sleeps.
+ * user is locked out for `lockoutMs` — for passwords only: a key or token cannot be
+ * guessed, and many people share one address (NAT, a bastion), so others' failures must
+ * not lock out someone holding a strong credential (docs/policy.md#lock-out). Successful
+ * logins are never delayed. Locks can be listed and lifted. The clock is injectable so
+ * tests need no sleeps.
  */
 export interface ThrottleOptions {
   /** First delay after a failure; doubles with each further failure. */
@@ -20,6 +23,14 @@ interface Record_ {
   failures: number;
   last: number;
   lockedUntil: number;
+}
+
+/** A lock in force: on a source address or (passwords) a user name. */
+export interface LockInfo {
+  kind: 'address' | 'user';
+  key: string;
+  failures: number;
+  until: Date;
 }
 
 export const DEFAULT_THROTTLE = { baseDelayMs: 250, maxDelayMs: 8_000, lockoutAfter: 10, lockoutMs: 15 * 60_000, windowMs: 15 * 60_000 };
@@ -51,9 +62,51 @@ export class AuthThrottle {
     return delay;
   }
 
+  /**
+   * A login worked: forget the user's failures, and the address's unless it is locked — one
+   * person's success behind a shared address must not reopen it to another's guessing.
+   */
   success(address: string, user: string): void {
-    this.#byAddress.delete(address);
+    const changed = this.#isLocked(this.#byUser.get(user));
+    if (!this.#isLocked(this.#byAddress.get(address))) this.#byAddress.delete(address);
     this.#byUser.delete(user);
+    if (changed) this.onLocksChanged?.();
+  }
+
+  /** Called when a lock is set or lifted (the daemon keeps `locks.json` up to date). */
+  onLocksChanged: (() => void) | null = null;
+
+  /** The locks in force now, addresses first. */
+  locks(): LockInfo[] {
+    const now = this.#now();
+    const out: LockInfo[] = [];
+    for (const [kind, map] of [['address', this.#byAddress], ['user', this.#byUser]] as const) {
+      for (const [key, record] of map) {
+        if (record.lockedUntil > now) out.push({ kind, key, failures: record.failures, until: new Date(record.lockedUntil) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Lift locks and forget failures: of one address or user name (`key`), of every address
+   * (`'addresses'`), or all (`'*'`). Returns how many locks were lifted.
+   */
+  clear(which: string): number {
+    const before = this.locks().length;
+    if (which === '*' || which === 'addresses') this.#byAddress.clear();
+    if (which === '*') this.#byUser.clear();
+    if (which !== '*' && which !== 'addresses') {
+      this.#byAddress.delete(which);
+      this.#byUser.delete(which);
+    }
+    const lifted = before - this.locks().length;
+    if (lifted > 0) this.onLocksChanged?.();
+    return lifted;
+  }
+
+  #isLocked(record: Record_ | undefined): boolean {
+    return record !== undefined && record.lockedUntil > this.#now();
   }
 
   /** Drop forgotten records (called now and then so memory stays bounded). */
@@ -78,8 +131,10 @@ export class AuthThrottle {
     const record = this.#live(map, key, now) ?? { failures: 0, last: now, lockedUntil: 0 };
     record.failures += 1;
     record.last = now;
+    const wasLocked = record.lockedUntil > now;
     if (record.failures >= this.#options.lockoutAfter) record.lockedUntil = now + this.#options.lockoutMs;
     map.set(key, record);
+    if (!wasLocked && record.lockedUntil > now) this.onLocksChanged?.();
     return Math.min(this.#options.baseDelayMs * 2 ** (record.failures - 1), this.#options.maxDelayMs);
   }
 }

@@ -8,8 +8,8 @@
  *     alice:
  *       runAs: alice                # OS account (daemon must be root to switch)
  *       home: /home/alice           # default cwd; default: the account's home
- *       channels: [exec, session, pty, file]
- *       commands: { allow: ["git *", "ls*"], deny: ["rm -rf /*"] }
+ *       channels: [exec, session, pty, file]   # with commands: only exec and file (default)
+ *       commands: { allow: ["git status", "ls ..."], deny: ["ls /etc"] }   # docs/policy.md
  *       fileRoots: [/home/alice, /srv/share]
  *       keys: ["ssh-ed25519 AAAA… alice@laptop"]
  *       tokens: [{ name: ci, sha256: <hex>, expires: 2027-01-01T00:00:00Z }]
@@ -22,17 +22,13 @@ import { ErrorCode, UsageError } from '../errors.js';
 import { parsePublicKey, type SshPublicKey } from './ssh-key.js';
 import { isPasswordHash } from './password.js';
 import { lookupAccount, daemonAccount, runningAsRoot, type OsAccount } from './os-account.js';
+import { compileCommandRule, type CommandRule } from './command-rule.js';
 
 export const USERS_FILE = 'users.yaml';
 export const CHANNEL_PERMISSIONS = ['exec', 'session', 'pty', 'file'] as const;
 export type ChannelPermission = (typeof CHANNEL_PERMISSIONS)[number];
 
-export interface CommandRule {
-  pattern: string;
-  regex: RegExp;
-  /** Where it is written, e.g. `users.alice.commands.deny[0]`, for denial messages. */
-  where: string;
-}
+export type { CommandRule };
 
 export interface TokenEntry {
   name: string;
@@ -66,11 +62,8 @@ export function usersConfigPath(stateDir: string): string {
   return join(stateDir, USERS_FILE);
 }
 
-/** Glob (`*` any run, `?` one char) over the whole command line, anchored. */
-export function globToRegExp(pattern: string): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[\\s\\S]*').replace(/\?/g, '[\\s\\S]');
-  return new RegExp(`^${body}$`);
-}
+/** Channel kinds a shell runs in: no command rule can hold there, so they exclude rules. */
+const SHELL_CHANNELS: readonly ChannelPermission[] = ['session', 'pty'];
 
 class ConfigErrors {
   #doc: Document;
@@ -198,19 +191,30 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
       for (const key of Object.keys(c)) if (key !== 'allow' && key !== 'deny') errors.add(at('commands', key), 'unknown field (expected "allow" or "deny")');
       const rules = (list: unknown, kind: 'allow' | 'deny'): CommandRule[] => {
         if (!Array.isArray(list)) {
-          errors.add(at('commands', kind), 'must be a list of glob patterns');
+          errors.add(at('commands', kind), 'must be a list of rules such as "git status" or "ls ..."');
           return [];
         }
         return list.flatMap((pattern, i) => {
           if (typeof pattern !== 'string' || pattern === '') {
-            errors.add(at('commands', kind, i), 'must be a non-empty glob pattern string');
+            errors.add(at('commands', kind, i), 'must be a non-empty rule such as "git status" or "ls ..."');
             return [];
           }
-          return [{ pattern, regex: globToRegExp(pattern), where: `users.${name}.commands.${kind}[${i}]` }];
+          const rule = compileCommandRule(pattern, `users.${name}.commands.${kind}[${i}]`);
+          if (typeof rule === 'string') {
+            errors.add(at('commands', kind, i), rule);
+            return [];
+          }
+          return [rule];
         });
       };
       if (c.allow !== undefined) allow = rules(c.allow, 'allow');
       if (c.deny !== undefined) deny.push(...rules(c.deny, 'deny'));
+      if (u.channels === undefined) channels = new Set(['exec', 'file']);
+      else {
+        for (const kind of SHELL_CHANNELS) {
+          if (channels.has(kind)) errors.add(at('channels'), `"${kind}" runs a shell, which runs anything, so it cannot go with command rules; remove "${kind}" from channels or the commands rules`);
+        }
+      }
     }
   }
 

@@ -4,7 +4,6 @@
  * uses before it is written (atomically, 0600), and the running daemon is told to reload.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { parseDocument, visit, type Document } from 'yaml';
 import { ErrorCode, UsageError } from '../errors.js';
@@ -12,8 +11,9 @@ import { parseUsersConfig, usersConfigPath, type UsersConfig } from './users-con
 import { parsePublicKey } from './ssh-key.js';
 import { writeSecretFile } from './secret-file.js';
 import { generateToken } from './token.js';
+import { DAEMON_PID_FILE, signalDaemon } from './daemon-pid.js';
 
-export const DAEMON_PID_FILE = 'daemon.pid';
+export { DAEMON_PID_FILE };
 
 const HEADER = `# shellwire users and policy (see README "Users and policy").
 # Edit with: shellwire user|key|token …  — or by hand, then: kill -HUP $(cat daemon.pid)
@@ -112,16 +112,9 @@ export function revokeToken(stateDir: string, user: string, name: string): Users
   return save(stateDir, doc);
 }
 
-/** Ask the running daemon (pid file in the state dir) to reload; false when none runs. */
+/** Ask the running daemon (pid file in the state dir, verified) to reload; false when none runs. */
 export function signalDaemonReload(stateDir: string): boolean {
-  try {
-    const pid = Number(readFileSync(join(stateDir, DAEMON_PID_FILE), 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) return false;
-    process.kill(pid, 'SIGHUP');
-    return true;
-  } catch {
-    return false;
-  }
+  return signalDaemon(stateDir);
 }
 
 /** `30d`, `12h`, `90m`, `3600s` or an ISO date → a Date. */

@@ -20,7 +20,8 @@ export function registerExec(program: Command): void {
       .option('-n, --no-stdin', 'do not forward standard input (the command reads EOF)')
       .option('-t, --tty', 'run the command on a pseudo-terminal (for programs that need one: top, vi, sudo)'),
   ).action(async (host: string, words: string[], flags: ExecFlags) => {
-    const timeoutMs = flags.timeout === undefined ? undefined : parseSeconds(flags.timeout, '--timeout') * 1000;
+    // Whole milliseconds: 1.005 * 1000 is 1004.9999999999999, which the protocol refuses.
+    const timeoutMs = flags.timeout === undefined ? undefined : Math.max(1, Math.round(parseSeconds(flags.timeout, '--timeout') * 1000));
     await runExec(host, words.join(' '), flags, timeoutMs);
   });
 }

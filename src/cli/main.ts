@@ -24,6 +24,7 @@ const COMMANDS: CommandTable = {
   user: async () => [(await import('./users.js')).registerUsers],
   key: async () => [(await import('./users.js')).registerUsers],
   token: async () => [(await import('./users.js')).registerUsers],
+  locks: async () => [(await import('./locks.js')).registerLocks],
 };
 
 runMain(COMMANDS);

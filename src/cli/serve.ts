@@ -1,9 +1,7 @@
 /** `shellwire serve`: run the daemon until SIGTERM/SIGINT, then stop gracefully. */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { writeFileSync, readFileSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { DAEMON_PID_FILE } from '../auth/users-store.js';
+import { writeDaemonPid, removeDaemonPid } from '../auth/daemon-pid.js';
 import { isIP } from 'node:net';
 import { Server, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { ClassicServer, DEFAULT_CLASSIC_HOST } from '../server/classic-server.js';
@@ -153,15 +151,9 @@ async function runServe(flags: ServeFlags): Promise<void> {
     ].join('\n'),
   );
   // The pid file lets `shellwire user/key/token` ask this daemon to reload its users.
-  const pidFile = join(server.stateDir, DAEMON_PID_FILE);
-  writeFileSync(pidFile, `${process.pid}\n`);
-  process.on('exit', () => {
-    try {
-      if (readFileSync(pidFile, 'utf8').trim() === String(process.pid)) unlinkSync(pidFile);
-    } catch {
-      // already gone
-    }
-  });
+  // It holds our start time too, so a stale file never gets another process signalled.
+  const pidFile = writeDaemonPid(server.stateDir);
+  process.on('exit', () => removeDaemonPid(pidFile));
   process.on('SIGHUP', () => {
     const result = server.reloadUsers();
     if (!result.ok) process.stderr.write(`shellwire: users.yaml not reloaded, the old users stay in force:\n${result.error}\n`);

@@ -55,10 +55,11 @@ export async function connect(target: string | Target, options: ConnectOptions =
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const label = formatTarget(parsed);
   const env = options.env ?? process.env;
-  const credentials = resolveCredentials(parsed.host, { ...options, env });
   // An explicit user (USER@host, options.user) binds every credential; otherwise keys and
   // passwords log in as the local user name and a token acts as whoever it belongs to.
   const explicitUser = parsed.user ?? options.user;
+  const { user: _user, ...credentialOptions } = options;
+  const credentials = resolveCredentials(parsed.host, { ...credentialOptions, env, ...(explicitUser !== undefined ? { user: explicitUser } : {}) });
   const user = explicitUser ?? (env.USER || localUserName());
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
 

@@ -12,6 +12,7 @@ import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
 import { runBuffered, type BufferOptions } from './run-command.js';
 import { ShellSession } from './shell-session.js';
+import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout } from './spawn-options.js';
 import {
   putFile, getFile, putTree, getTree, listRemote, statRemote, mkdirRemote,
   type PutOptions, type GetOptions, type TreeOptions, type TreeResult, type TransferResult, type RemoteEntry,
@@ -102,6 +103,11 @@ export class Connection extends EventEmitter implements ClientChannelHost {
    */
   spawn(command: string | string[] | null, options: SpawnOptions & { session?: number } = {}): RemoteProcess {
     this.#assertOpen();
+    checkCommand(command);
+    checkEnv(options.env);
+    checkCwd(options.cwd);
+    checkPty(options.pty);
+    const timeoutMs = checkTimeout(options.timeout);
     const id = this.#allocateId();
     const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
     if (typeof command === 'string') request.command = command;
@@ -109,7 +115,7 @@ export class Connection extends EventEmitter implements ClientChannelHost {
     if (options.pty) request.pty = options.pty;
     if (options.env) request.env = options.env;
     if (options.cwd !== undefined) request.cwd = options.cwd;
-    if (options.timeout !== undefined) request.timeoutMs = options.timeout;
+    if (timeoutMs !== undefined) request.timeoutMs = timeoutMs;
     if (options.session !== undefined) request.session = options.session;
     const label = typeof command === 'string' ? command : command === null ? '(login shell)' : command.join(' ');
     const proc = new RemoteProcess(id, this, request, label);
@@ -129,6 +135,8 @@ export class Connection extends EventEmitter implements ClientChannelHost {
   /** Open a shell session: `cd` and `export` persist from one `session.exec()` to the next. */
   async shell(options: { cwd?: string; env?: Record<string, string> } = {}): Promise<ShellSession> {
     this.#assertOpen();
+    checkEnv(options.env);
+    checkCwd(options.cwd);
     const id = this.#allocateId();
     const session = new ShellSession(id, this, options);
     this.#channels.set(id, session);

@@ -4,11 +4,13 @@
  * 2. an Ed25519 identity: `identity`, else `$SHELLWIRE_HOME/id_ed25519`, else `~/.ssh/id_ed25519`;
  * 3. a password, if one was given;
  * 4. for a daemon on this machine run by this account, the daemon's own token file, so a
- *    newcomer's `shellwire serve` + `shellwire shell localhost` needs no flags.
+ *    newcomer's `shellwire serve` + `shellwire shell localhost` needs no flags. That token
+ *    logs in as the daemon's account, so it is not offered when another user is named
+ *    (`nobody@localhost` must log in as nobody or fail, never quietly run as the daemon).
  * One HELLO carries them all; the server takes the first that works.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, AuthenticationError, UsageError } from '../errors.js';
 import { defaultServerStateDir, shellwireHome, TOKEN_FILE } from '../auth/paths.js';
@@ -22,6 +24,8 @@ export interface CredentialOptions {
   identity?: string;
   password?: string;
   env?: NodeJS.ProcessEnv;
+  /** The user explicitly named (`USER@host`, `user`); the local daemon token is then offered only for this account's own name. */
+  user?: string;
 }
 
 export interface Credentials {
@@ -80,7 +84,9 @@ export function resolveCredentials(host: string, options: CredentialOptions): Cr
 
   const localTokenFile = join(defaultServerStateDir(env), TOKEN_FILE);
   let localToken: string | null = null;
-  if (tokens.length === 0 && isLoopback(host)) {
+  const ownName = env.USER || userInfo().username;
+  const namedOther = options.user !== undefined && options.user !== ownName;
+  if (tokens.length === 0 && isLoopback(host) && !namedOther) {
     try {
       localToken = readFileSync(localTokenFile, 'utf8').trim();
     } catch {
@@ -93,7 +99,7 @@ export function resolveCredentials(host: string, options: CredentialOptions): Cr
       ErrorCode.NO_CREDENTIALS,
       `No credentials for ${host}. Use a key (-i KEYFILE, or make one with: shellwire keygen), ` +
         `or a token (--token-file FILE or SHELLWIRE_TOKEN); the daemon keeps its own token in <state-dir>/token` +
-        (isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.'),
+        (namedOther ? ` (it logs in as the daemon's account, so it is not used for user "${options.user}").` : isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.'),
       { host },
     );
   }

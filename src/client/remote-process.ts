@@ -11,6 +11,7 @@ import {
   type ExitStatus, type OpenRequest,
 } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
+import { checkSignal, checkTerminalSize } from './spawn-options.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
 import { ChannelReadable, ChannelWritable } from './channel-streams.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
@@ -92,6 +93,7 @@ export class RemoteProcess {
 
   /** Send a signal to the remote process group (SIGINT is Ctrl-C). */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    checkSignal(signal);
     if (this.#done || this.#weClosed) return;
     // Before OPEN_OK the OPEN may still fail, and a SIGNAL for a refused channel would be a
     // protocol error: hold it until the server accepts.
@@ -104,6 +106,7 @@ export class RemoteProcess {
 
   /** Tell a terminal command its new window size (no effect without a terminal). */
   resize(cols: number, rows: number): void {
+    checkTerminalSize(cols, rows);
     if (this.#done || this.#weClosed) return;
     this.#owner.conn.sendJson(FrameType.RESIZE, this.id, { cols, rows });
   }

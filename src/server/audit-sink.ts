@@ -10,6 +10,8 @@ export interface CommandRecord {
   command: string;
   cwd: string;
   startedAt: Date;
+  /** Names of the environment variables the client set (values are not recorded: they may be secrets). */
+  env?: string[];
 }
 
 export interface CommandEnd extends CommandRecord {

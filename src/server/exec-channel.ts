@@ -18,11 +18,14 @@ import type { Containment } from '../process/containment.js';
 import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
+import { RESTRICTED_PATH } from '../process/command-words.js';
 
 type Phase = 'running' | 'exited' | 'closing';
 
 /** util-linux setpriv: switches uid, gid and supplementary groups, then execs. */
 const SETPRIV = '/usr/bin/setpriv';
+/** coreutils env: applies the command's environment after setpriv dropped privileges. */
+const ENV_PROGRAM = '/usr/bin/env';
 
 export class ExecChannel implements ServerChannel {
   readonly id: number;
@@ -44,6 +47,7 @@ export class ExecChannel implements ServerChannel {
   #startedAt = performance.now();
   #startedWall = new Date();
   #cwd = '';
+  #channelError: { code: string; message: string } | null = null;
 
   constructor(id: number, host: ChannelHost, request: OpenRequest) {
     this.id = id;
@@ -85,31 +89,40 @@ export class ExecChannel implements ServerChannel {
       args = ['-c', SESSION_WRAPPER];
       env.SHELLWIRE_SESSION_COMMAND = req.command ?? req.argv!.map(shellQuote).join(' ');
     } else if (req.argv) {
+      // argv wins over command: for a user with command rules the policy set argv (matched
+      // word by word) and left command only as the audit label (auth/policy.ts).
       [file, ...args] = req.argv as [string, ...string[]];
     } else {
       file = '/bin/sh';
       args = ['-c', req.command!];
     }
+    if (req.pty) env.TERM = req.pty.term;
     const account = this.#host.user.account;
+    let spawnEnv = env;
     if (this.#host.user.switchAccount) {
       // Run as the user's OS account: setpriv sets uid, gid and the supplementary groups
       // (Node's spawn uid/gid would drop the supplementary groups), then execs in place,
-      // so the pid and process group stay the command's.
-      [file, args] = [SETPRIV, ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--', file, ...args]];
+      // so the pid and process group stay the command's. setpriv runs as root, so it gets
+      // a clean environment of the daemon's making; the command's environment (the client's
+      // variables, a session's exports) is applied by env(1) after the switch, so nothing
+      // a client sets (LD_PRELOAD, …) reaches code that runs with privileges.
+      if (file.includes('=') && !file.includes('/')) return { code: ErrorCode.BAD_REQUEST, message: `A command name cannot contain "=" (${file}); give its path.` };
+      const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+      [file, args] = [SETPRIV, ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--', ENV_PROGRAM, '-i', '--', ...assignments, file, ...args]];
+      spawnEnv = { PATH: RESTRICTED_PATH };
     }
     let proc: CommandProcess | PtyProcess;
     if (req.pty) {
       const ptyModule = loadedNodePty();
       if (!ptyModule) return { code: ErrorCode.BAD_REQUEST, message: 'Terminals are not available on this daemon (node-pty did not load); run the command without a terminal.' };
-      env.TERM = req.pty.term;
       try {
-        proc = new PtyProcess(ptyModule, { file, args, cwd, env, ...req.pty, ...this.#contained() }, (exit) => this.#processOnClose(exit));
+        proc = new PtyProcess(ptyModule, { file, args, cwd, env: spawnEnv, ...req.pty, ...this.#contained() }, (exit) => this.#processOnClose(exit));
       } catch (err) {
         return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start ${file} on a terminal: ${(err as Error).message}` };
       }
     } else {
       try {
-        proc = new CommandProcess({ file, args, cwd, env, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs, ...this.#contained() }, (exit) => this.#processOnClose(exit));
+        proc = new CommandProcess({ file, args, cwd, env: spawnEnv, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs, ...this.#contained() }, (exit) => this.#processOnClose(exit));
       } catch (err) {
         return { code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
       }
@@ -141,7 +154,7 @@ export class ExecChannel implements ServerChannel {
       cwd,
     });
     // After OPEN_OK is on its way: the audit write never delays the client.
-    this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall });
+    this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall, env: Object.keys(req.env ?? {}) });
     // If the daemon dies before the end row, the supervisor keeps this for the next start.
     proc.containment?.note({
       channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall.toISOString(),
@@ -168,18 +181,35 @@ export class ExecChannel implements ServerChannel {
         this.#stderr?.flush();
         return;
       case FrameType.SIGNAL: {
-        const { signal } = decodeSignal(frame.payload);
+        const signal = this.#decodeOrFail(() => decodeSignal(frame.payload).signal);
+        if (signal === null) return;
         this.#host.log.debug({ client: this.#host.remote, channel: this.id, signal }, 'signal from client');
         this.#process?.signalGroup(signal as NodeJS.Signals);
         return;
       }
       case FrameType.RESIZE: {
-        const { cols, rows } = decodeResize(frame.payload);
-        if (this.#process instanceof PtyProcess) this.#process.resize(cols, rows);
+        const size = this.#decodeOrFail(() => decodeResize(frame.payload));
+        if (size && this.#process instanceof PtyProcess) this.#process.resize(size.cols, size.rows);
         return; // without a terminal there is nothing to resize; harmless
       }
       default:
         throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Frame ${frame.type} is not valid on an exec channel.`, { channel: this.id });
+    }
+  }
+
+  /**
+   * A malformed SIGNAL or RESIZE ends this channel, not the connection: the command is
+   * stopped and its EXIT carries the error, so the client's other commands run on.
+   */
+  #decodeOrFail<T>(decode: () => T): T | null {
+    try {
+      return decode();
+    } catch (err) {
+      if (!(err instanceof ProtocolError) || err.code !== ErrorCode.BAD_MESSAGE) throw err;
+      this.#host.log.warn({ client: this.#host.remote, channel: this.id, err: err.message }, 'malformed channel message; stopping the command');
+      this.#channelError ??= { code: err.code, message: `${err.message} The command was stopped.` };
+      this.#process?.terminate(this.#host.limits.killGraceMs);
+      return null;
     }
   }
 
@@ -251,6 +281,7 @@ export class ExecChannel implements ServerChannel {
       // Only in EXIT.error: a STDERR frame here could exceed the client's window.
       status.error = { code: ErrorCode.SPAWN_FAILED, message: `Cannot run ${this.#request.argv?.[0] ?? '/bin/sh'}: ${exit.spawnError.message}` };
     }
+    if (this.#channelError) status.error = this.#channelError;
     if (this.#session && this.#session.update(Buffer.concat(this.#stateReport))) status.cwd = this.#session.cwd;
     else if (this.#session) status.cwd = this.#session.cwd;
     this.#host.log.info(

@@ -14,7 +14,8 @@ import {
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
-import { checkOpen, commandText } from '../auth/policy.js';
+import { checkOpen, commandText, hasCommandRules } from '../auth/policy.js';
+import { RESTRICTED_PATH } from '../process/command-words.js';
 import type { AuditSink, CommandEnd, CommandRecord } from './audit-sink.js';
 import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-host.js';
@@ -101,6 +102,8 @@ export class ServerConnection implements ChannelHost {
     if (this.#env) return this.#env;
     const account = this.user.account;
     this.#env = { ...this.#ctx.baseEnv, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
+    // Restricted commands find their helpers in the PATH the daemon controls, not the daemon's own.
+    if (hasCommandRules(this.user)) this.#env.PATH = RESTRICTED_PATH;
     return this.#env;
   }
 
@@ -245,8 +248,15 @@ export class ServerConnection implements ChannelHost {
     if (this.#channels.has(id)) {
       throw new ProtocolError(ErrorCode.CHANNEL_IN_USE, `OPEN for channel ${id}, which is already open.`, { channel: id });
     }
-    const request = decodeOpen(frame.payload);
     const refuse = (code: string, message: string) => this.conn.sendJson(FrameType.OPEN_FAIL, id, { code, message });
+    let request: OpenRequest;
+    try {
+      request = decodeOpen(frame.payload);
+    } catch (err) {
+      // A malformed OPEN concerns that channel alone: the others keep running.
+      if (err instanceof ProtocolError && err.code === ErrorCode.BAD_MESSAGE) return this.#refuseMalformed(id, err, refuse);
+      throw err;
+    }
     if (this.#ctx.draining()) return refuse(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; try again when it is back.');
     // Nothing runs that the audit log cannot record (unless the daemon was told to continue).
     const unaudited = this.#ctx.audit?.admit?.(this);
@@ -263,14 +273,28 @@ export class ServerConnection implements ChannelHost {
       this.#ctx.onDenied?.(this, request, decision.reason);
       return refuse(ErrorCode.DENIED, `Denied: ${decision.reason}.`);
     }
+    // For a user with command rules: the argv the rules matched, run without a shell.
+    if (decision.request) request = decision.request;
     const factory = this.#ctx.channelKinds.get(request.kind);
     if (!factory) {
       return refuse(ErrorCode.BAD_REQUEST, `This daemon does not support "${request.kind}" channels (it supports ${[...this.#ctx.channelKinds.keys()].join(', ')}).`);
     }
-    const channel = factory(id, this, request);
+    let channel: ReturnType<ChannelFactory>;
+    try {
+      channel = factory(id, this, request);
+    } catch (err) {
+      // Kind-specific fields (a file OPEN's op, an exec's session id) are checked here.
+      if (err instanceof ProtocolError && (err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.UNKNOWN_CHANNEL)) return this.#refuseMalformed(id, err, refuse);
+      throw err;
+    }
     const failure = channel.start();
     if (failure) return refuse(failure.code, failure.message);
     this.#channels.set(id, channel);
+  }
+
+  #refuseMalformed(id: number, err: ProtocolError, refuse: (code: string, message: string) => void): void {
+    this.log.warn({ client: this.remote, channel: id, code: err.code, err: err.message }, 'malformed OPEN refused');
+    refuse(err.code, `${err.message} Nothing was started; the connection's other channels are unaffected.`);
   }
 
   #connOnClose(error: ShellwireError | null): void {

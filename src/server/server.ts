@@ -14,7 +14,8 @@ import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
 import { loadOrCreateToken, tokenPath } from '../auth/token.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.js';
-import { AuthThrottle, type ThrottleOptions } from '../auth/throttle.js';
+import { AuthThrottle, type LockInfo, type ThrottleOptions } from '../auth/throttle.js';
+import { takeUnlockRequests, writeLockState } from '../auth/lock-state.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import type { AuditSink } from './audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
@@ -107,6 +108,15 @@ export class Server {
     this.#users = users;
     const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, new AuthThrottle(options.throttle), options.fileRoots);
     this.#authenticator = authenticator;
+    if (authenticator instanceof ConfigAuthenticator) {
+      authenticator.throttle.onLocksChanged = () => {
+        try {
+          writeLockState(stateDir, authenticator.throttle.locks());
+        } catch (err) {
+          this.#log.warn({ err: (err as Error).message }, 'cannot write locks.json');
+        }
+      };
+    }
     this.#audit = options.audit || null;
     const baseEnv = commandBaseEnv();
     this.#containers = new Containers({
@@ -180,6 +190,7 @@ export class Server {
    * logged in with. A broken file is reported and the old config stays in force.
    */
   reloadUsers(): { ok: true; users: number } | { ok: false; error: string } {
+    this.#reloadLocks();
     try {
       const users = loadUsersConfig(this.stateDir);
       this.#users = users;
@@ -195,6 +206,26 @@ export class Server {
   /** Where commands are contained; the classic port shares them. */
   get containers(): Containers {
     return this.#containers;
+  }
+
+  /** Login locks in force (docs/policy.md#lock-out). */
+  locks(): LockInfo[] {
+    return this.#authenticator instanceof ConfigAuthenticator ? this.#authenticator.throttle.locks() : [];
+  }
+
+  /** Lift locks: one address or user name, `'addresses'`, or `'*'` for all. */
+  clearLocks(which: string): number {
+    if (!(this.#authenticator instanceof ConfigAuthenticator)) return 0;
+    const lifted = this.#authenticator.throttle.clear(which);
+    if (lifted > 0) this.#log.info({ which, lifted }, 'login locks lifted');
+    return lifted;
+  }
+
+  // A reload (SIGHUP) lifts every address lock — an address is shared by many, so an
+  // operator can always get back in — and applies `shellwire locks clear` requests.
+  #reloadLocks(): void {
+    this.clearLocks('addresses');
+    for (const key of takeUnlockRequests(this.stateDir)) this.clearLocks(key);
   }
 
   get connectionCount(): number {

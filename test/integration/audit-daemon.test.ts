@@ -18,13 +18,14 @@ test('a scripted session leaves exact, chained audit rows', async () => {
     const dir = tempDir();
     const pair = generateKeyPair('auditor');
     writeFileSync(join(dir, 'key'), pair.privateText, { mode: 0o600 });
-    writeFileSync(join(d.server.stateDir, 'users.yaml'), `users:\n  ops:\n    allowRoot: true\n    commands: { deny: ["reboot*"] }\n    keys: ["${pair.publicLine}"]\n`);
+    writeFileSync(join(d.server.stateDir, 'users.yaml'), `users:\n  ops:\n    allowRoot: true\n    commands: { deny: ["reboot*"] }\n    fileRoots: [/tmp]\n    keys: ["${pair.publicLine}"]\n`);
     assert.ok(d.server.reloadUsers().ok);
 
     await assert.rejects(connect(d.address, { token: 'wrong', fingerprint: d.fingerprint, env: cleanEnv() }));
     const conn = await connect(`ops@${d.address}`, { identity: join(dir, 'key'), fingerprint: d.fingerprint, env: cleanEnv() });
     await conn.exec('echo hello', { cwd: '/tmp' });
-    await conn.exec('cat >/dev/null; printf abc; exit 3', { stdin: 'xyz', reject: false });
+    // A user with command rules runs no shell text: the shell is named, as an argv.
+    await conn.exec(['sh', '-c', 'cat >/dev/null; printf abc; exit 3'], { stdin: 'xyz', reject: false });
     await assert.rejects(conn.exec('reboot now'));
     await conn.close();
     await new Promise((r) => setTimeout(r, 100));
@@ -42,8 +43,8 @@ test('a scripted session leaves exact, chained audit rows', async () => {
         ['auth-ok', 'ops', null, null],
         ['command-start', 'ops', 'echo hello', null],
         ['command-end', 'ops', 'echo hello', 0],
-        ['command-start', 'ops', 'cat >/dev/null; printf abc; exit 3', null],
-        ['command-end', 'ops', 'cat >/dev/null; printf abc; exit 3', 3],
+        ['command-start', 'ops', 'sh -c cat >/dev/null; printf abc; exit 3', null],
+        ['command-end', 'ops', 'sh -c cat >/dev/null; printf abc; exit 3', 3],
         ['denied', 'ops', 'reboot now', null],
         ['disconnect', 'ops', null, null],
       ]);

@@ -242,19 +242,28 @@ describe('bad input on one daemon', () => {
     client.destroy();
   });
 
-  it('malformed JSON in OPEN: SW_ERR_BAD_MESSAGE', async () => {
+  // A malformed OPEN fails that channel alone (OPEN_FAIL); the connection serves on.
+  const assertOpenFail = async (client: RawClient, channel: number) => {
+    const frame = await client.nextFrame((f) => f.channel === channel);
+    assert.equal(frame.type, FrameType.OPEN_FAIL);
+    assert.equal(JSON.parse(frame.payload.toString()).code, ErrorCode.BAD_MESSAGE);
+    assert.equal((await client.openExec(channel, { command: 'echo still' })).type, FrameType.OPEN_OK);
+    client.destroy();
+  };
+
+  it('malformed JSON in OPEN: OPEN_FAIL SW_ERR_BAD_MESSAGE, the connection lives on', async () => {
     const client = await RawClient.open(d.port);
     await client.authenticate(d.token);
     client.send(FrameType.OPEN, 1, Buffer.from('{"kind":"exec","command":"echo x",'));
-    await assertGoodbye(client, ErrorCode.BAD_MESSAGE);
+    await assertOpenFail(client, 1);
     await assertServes(d);
   });
 
-  it('a well-formed OPEN with wrong field types: SW_ERR_BAD_MESSAGE', async () => {
+  it('a well-formed OPEN with wrong field types: OPEN_FAIL SW_ERR_BAD_MESSAGE, the connection lives on', async () => {
     const client = await RawClient.open(d.port);
     await client.authenticate(d.token);
     client.sendJson(FrameType.OPEN, 1, { kind: 'exec', command: ['echo', 'x'], window: -1, maxPacket: 65536 });
-    await assertGoodbye(client, ErrorCode.BAD_MESSAGE);
+    await assertOpenFail(client, 1);
     await assertServes(d);
   });
 

@@ -5,7 +5,8 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair, parsePrivateKey, parsePublicKey, signAuth, verifyAuth } from '../../src/auth/ssh-key.js';
-import { parseUsersConfig, globToRegExp } from '../../src/auth/users-config.js';
+import { parseUsersConfig } from '../../src/auth/users-config.js';
+import { wordGlob } from '../../src/auth/command-rule.js';
 import { checkCommand, checkOpen } from '../../src/auth/policy.js';
 import { AuthThrottle } from '../../src/auth/throttle.js';
 import { hashPassword, verifyPassword } from '../../src/auth/password.js';
@@ -65,7 +66,7 @@ test('users.yaml errors name the file, line and field', () => {
 });
 
 test('command rules: deny first, then allow list; denials name the rule', () => {
-  const config = parseUsersConfig(['users:', '  ci:', '    allowRoot: true', '    channels: [exec]', '    commands:', '      allow: ["git *", "ls*"]', '      deny: ["git push --force*"]'].join('\n'), 'u.yaml');
+  const config = parseUsersConfig(['users:', '  ci:', '    allowRoot: true', '    channels: [exec]', '    commands:', '      allow: ["git ...", "ls ..."]', '      deny: ["git push --force*"]'].join('\n'), 'u.yaml');
   const ci = config.users.get('ci')!;
   assert.deepEqual(checkCommand(ci, 'git status'), { allowed: true });
   assert.deepEqual(checkCommand(ci, 'ls -l'), { allowed: true });
@@ -77,9 +78,12 @@ test('command rules: deny first, then allow list; denials name the rule', () => 
   const session = checkOpen(ci, { kind: 'session', window: 1, maxPacket: 1 });
   assert.match((session as { reason: string }).reason, /may not open session channels/);
   const shell = checkOpen({ ...ci, channels: new Set(['exec', 'pty']) }, { kind: 'exec', window: 1, maxPacket: 1, pty: { term: 'xterm', cols: 80, rows: 24 } });
-  assert.match((shell as { reason: string }).reason, /login shell is not allowed/);
-  assert.equal(globToRegExp('a?c*').test('abc-anything'), true);
-  assert.equal(globToRegExp('a.c').test('abc'), false, 'dots are literal');
+  assert.match((shell as { reason: string }).reason, /without a shell: no terminal/);
+  assert.equal(wordGlob('a?c*').test('abc-anything'), true);
+  assert.equal(wordGlob('a.c').test('abc'), false, 'dots are literal');
+  const reordered = checkCommand(ci, 'git --no-pager push origin --force');
+  assert.match((reordered as { reason: string }).reason, /deny\[0\]/, 'deny words match arguments in any order');
+  assert.match((checkCommand(ci, 'git status; id') as { reason: string }).reason, /";" outside quotes is shell syntax/);
 });
 
 test('throttle: exponential backoff, lockout, expiry — on a test clock', () => {
@@ -97,6 +101,12 @@ test('throttle: exponential backoff, lockout, expiry — on a test clock', () =>
   throttle.failure('10.0.0.11');
   throttle.success('10.0.0.11', 'bob');
   assert.equal(throttle.failure('10.0.0.11'), 100, 'success resets the backoff');
+  for (let i = 0; i < 5; i++) throttle.failure('10.0.0.12');
+  throttle.success('10.0.0.12', 'carol');
+  assert.equal(throttle.lockedFor('10.0.0.12'), 60_000, 'another\'s success behind the same address does not lift its lock');
+  assert.deepEqual(throttle.locks().map((l) => [l.kind, l.key]), [['address', '10.0.0.12']]);
+  assert.equal(throttle.clear('10.0.0.12'), 1);
+  assert.equal(throttle.lockedFor('10.0.0.12'), 0, 'a lifted lock is gone');
 });
 
 test('password hashes: scrypt, verified in constant time, never stored in clear', async () => {
