@@ -60,7 +60,7 @@ export function checkPty(pty: unknown): void {
   if (pty === undefined) return;
   if (typeof pty !== 'object' || pty === null) throw bad('The pty option must be { term, cols, rows }.');
   const p = pty as Record<string, unknown>;
-  if (typeof p.term !== 'string' || p.term === '') throw bad('pty.term must be a terminal type such as "xterm-256color".');
+  if (typeof p.term !== 'string' || p.term === '' || p.term.includes('\0')) throw bad('pty.term must be a terminal type such as "xterm-256color".');
   checkTerminalSize(p.cols, p.rows);
 }
 

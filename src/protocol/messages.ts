@@ -279,7 +279,9 @@ export function decodeOpen(payload: Buffer): OpenRequest {
   if (o.pty !== undefined) {
     if (typeof o.pty !== 'object' || o.pty === null) throw bad(t, '"pty" must be an object');
     const p = o.pty as Json;
-    req.pty = { term: str(t, p, 'term'), cols: int(t, p, 'cols', 1, 65535), rows: int(t, p, 'rows', 1, 65535) };
+    const term = str(t, p, 'term');
+    if (term.includes('\0')) throw bad(t, '"pty.term" must not contain NUL bytes');
+    req.pty = { term, cols: int(t, p, 'cols', 1, 65535), rows: int(t, p, 'rows', 1, 65535) };
   }
   const command = str(t, o, 'command', true);
   // The OS cannot pass a NUL inside an argument; refuse it here rather than fail at spawn.
@@ -301,6 +303,8 @@ export function decodeOpen(payload: Buffer): OpenRequest {
   const env = strRecord(t, o, 'env');
   if (env !== undefined) req.env = env;
   const cwd = str(t, o, 'cwd', true);
+  // Every string that becomes an OS argument or path: the kernel would cut it at the NUL.
+  if (cwd !== undefined && cwd.includes('\0')) throw bad(t, '"cwd" must not contain NUL bytes');
   if (cwd !== undefined) req.cwd = cwd;
   const timeoutMs = int(t, o, 'timeoutMs', 1, 2 ** 31 - 1, true);
   if (timeoutMs !== undefined) req.timeoutMs = timeoutMs;

@@ -267,6 +267,23 @@ describe('bad input on one daemon', () => {
     await assertServes(d);
   });
 
+  it('NUL bytes in a command, an argv word, an env value, cwd or TERM: OPEN_FAIL, the connection lives on', async () => {
+    const cases = [
+      { command: 'echo a\0b' },
+      { argv: ['echo', 'a\0b'] },
+      { command: 'echo', env: { X: 'a\0b' } },
+      { command: 'echo', cwd: '/tmp\0/etc' },
+      { pty: { term: 'xterm\0', cols: 80, rows: 24 }, command: 'true' },
+    ];
+    for (const fields of cases) {
+      const client = await RawClient.open(d.port);
+      await client.authenticate(d.token);
+      client.sendJson(FrameType.OPEN, 1, { kind: 'exec', window: 65536, maxPacket: 65536, ...fields });
+      await assertOpenFail(client, 1);
+    }
+    await assertServes(d);
+  });
+
   it('a client that half-closes right after auth: clean close, its running command is killed', async () => {
     const client = await RawClient.open(d.port);
     await client.authenticate(d.token);

@@ -57,9 +57,14 @@ test('a program that cannot start reports why without overrunning a small window
   await conn.close();
 });
 
-test('NUL bytes in a command are refused as a malformed message, not a crash', async () => {
+test('NUL bytes in a command are refused before anything is sent, not a crash', async () => {
   const conn = await d.connect();
-  await assert.rejects(conn.exec('echo a\0b'), (err: ShellwireError) => err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.CONNECTION_CLOSED);
+  // The library checks the request itself (spawn-options.ts); a raw peer sending NUL gets
+  // OPEN_FAIL from the daemon (bad-input.test.ts).
+  await assert.rejects(conn.exec('echo a\0b'), (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  await assert.rejects(conn.exec(['echo', 'a\0b']), (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  await assert.rejects(conn.exec('echo', { env: { X: 'a\0b' } }), (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  await stillWorks(conn);
   await conn.close();
   const again = await d.connect();
   await stillWorks(again);
