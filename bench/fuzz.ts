@@ -14,12 +14,13 @@
  *   FUZZ_MODES=valid,chaos  only sessions of these modes, in their usual proportions
  *   FUZZ_RSS_TOLERANCE_MIB=64  RSS growth allowed after the settle period
  *   FUZZ_AUDIT=0            run the daemon without its audit log
+ *   FUZZ_SETTLE_S=30        how long fds, RSS and processes get to come back to baseline
  *
  * Session-level shrinking: when the daemon dies, each session that was in flight is replayed
  * alone against a fresh daemon, and the culprit's steps are cut down to a minimal reproducer
  * that is printed (with the daemon's token replaced by $TOKEN).
  */
-import { checkHealth, describeCrash, runFuzz, runSession, type FuzzTotals } from '../test/helpers/fuzz-runner.js';
+import { checkHealth, describeCrash, explainLeftovers, runFuzz, runSession, type FuzzTotals } from '../test/helpers/fuzz-runner.js';
 import { startFuzzDaemon, settle, type FuzzDaemon } from '../test/helpers/fuzz-daemon.js';
 import { DEFAULT_MODE_WEIGHTS, describeSession, generateSession, type FuzzSession, type SessionMode } from '../test/helpers/fuzz-frames.js';
 import { readFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ const MODE = process.env.FUZZ_MODE as SessionMode | undefined;
 const MODES = process.env.FUZZ_MODES ? (process.env.FUZZ_MODES.split(',') as SessionMode[]) : undefined;
 const RSS_TOLERANCE_KIB = Number(process.env.FUZZ_RSS_TOLERANCE_MIB ?? 64) * 1024;
 const AUDIT = process.env.FUZZ_AUDIT !== '0';
+const SETTLE_MS = Number(process.env.FUZZ_SETTLE_S ?? 30) * 1000;
 const generate = {
   maxFrames: SESSION_FRAMES,
   ...(MODE ? { mode: MODE } : {}),
@@ -82,11 +84,12 @@ async function main(): Promise<number> {
     });
     const seconds = (performance.now() - started) / 1000;
     const peakRss = safe(() => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1] ?? 0));
-    const health = await checkHealth(daemon, baseline, { settleMs: 30_000, fdTolerance: 4, rssToleranceKiB: RSS_TOLERANCE_KIB });
+    const health = await checkHealth(daemon, baseline, { settleMs: SETTLE_MS, fdTolerance: 4, rssToleranceKiB: RSS_TOLERANCE_KIB });
     printSummary(totals, seconds, baseline, health, peakRss);
     const failures: string[] = [...health.problems];
     if (totals.crash) failures.unshift(describeCrash(totals));
     if (totals.decodeErrors.length > 0) failures.push(`daemon sent undecodable frames: ${totals.decodeErrors.slice(0, 5).join('; ')}`);
+    failures.push(...explainLeftovers(health, totals, SEED));
     if (daemon.errorLines.length > 0) console.log(`daemon logged ${daemon.errorLines.length} error line(s), first:\n${daemon.errorLines.slice(0, 5).join('\n')}`);
     if (!ONLY && !totals.crash && totals.frames < FRAMES) failures.push(`only ${totals.frames} of ${FRAMES} frames were sent`);
     if (totals.crash) await shrinkCrash(totals, live);

@@ -60,11 +60,14 @@ export async function startFuzzDaemon(options: FuzzDaemonOptions = {}): Promise<
   const stateDir = join(dir, 'server');
   const root = join(dir, 'root');
   const file = join(root, 'plain-file');
+  // The health check's `echo ok` runs here, out of the fuzz's reach (file ops may chmod the root).
+  const okDir = join(dir, 'ok');
+  mkdirSync(okDir, { mode: 0o700 });
   mkdirSync(stateDir, { mode: 0o700 });
   mkdirSync(root, { mode: 0o700 });
   writeFileSync(file, 'fuzz\n');
   const asNobody = process.getuid?.() === 0;
-  if (asNobody) for (const p of [dir, stateDir, root, file]) chownSync(p, NOBODY, NOBODY);
+  if (asNobody) for (const p of [dir, okDir, stateDir, root, file]) chownSync(p, NOBODY, NOBODY);
   const tag = randomBytes(8).toString('hex');
   const args = [
     CLI, 'serve', '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--file-root', root,
@@ -119,7 +122,7 @@ export async function startFuzzDaemon(options: FuzzDaemonOptions = {}): Promise<
     echoOk: async () => {
       const conn = await connect({ host: '127.0.0.1', port: daemon.port }, { token: daemon.token, fingerprint: daemon.fingerprint, connectTimeoutMs: 10_000 });
       try {
-        const result = await conn.exec('echo ok', { cwd: root, timeout: 10_000 });
+        const result = await conn.exec('echo ok', { cwd: okDir, timeout: 10_000 });
         return result.stdout.toString();
       } finally {
         await conn.close();

@@ -357,7 +357,8 @@ class SessionBuilder {
     if (op === 'put') Object.assign(request, { size: rng.int(0, 5000), mode: rng.pick([0o644, 0o600, 0o7777]), mtimeMs: rng.int(0, 2e12), resume: rng.chance(0.5) });
     if (op === 'put' && rng.chance(0.2)) request.name = rng.pick(['n', 'x.txt', oddName(rng, 8) || 'z']);
     if (op === 'get' && rng.chance(0.3)) request.offset = rng.int(0, 10_000);
-    if (op === 'mkdir' && rng.chance(0.5)) request.mode = rng.int(0, 0o7777);
+    // Not on the root itself: a chmod 000 of the fuzz's own cwd would only starve later sessions.
+    if (op === 'mkdir' && path !== this.env.root && rng.chance(0.5)) request.mode = rng.int(0, 0o7777);
     this.json(FrameType.OPEN, id, request, `OPEN file ${JSON.stringify(request).slice(0, 200)}`);
     this.open.set(id, { id, kind: op === 'put' ? 'file-put' : 'file-other', stdinBudget: op === 'put' ? 4096 : 0, granted: request.window as number, eofSent: false, pty: false });
   }

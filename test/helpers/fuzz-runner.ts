@@ -6,6 +6,7 @@
  * The runner reads everything the daemon sends (except while a session plays a stalled
  * reader) and decodes it, so an undecodable answer from the daemon is caught too.
  */
+import { readFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { FrameDecoder, FrameType, PROTOCOL_MAX_PAYLOAD, STREAM_FRAME_TYPES } from '../../src/protocol/frame.js';
@@ -23,11 +24,13 @@ export interface SessionResult {
   /** The daemon sent bytes our decoder rejects: a daemon bug. */
   decodeError: string | null;
   timedOut: boolean;
+  /** Process ids from the daemon's OPEN_OKs: a leftover process names its session. */
+  pids: number[];
 }
 
 /** Run one session; never rejects, never outlives `deadlineMs`. */
 export function runSession(port: number, session: FuzzSession, deadlineMs: number): Promise<SessionResult> {
-  const result: SessionResult = { framesSent: 0, bytesSent: 0, bytesReceived: 0, goodbye: null, connectError: null, decodeError: null, timedOut: false };
+  const result: SessionResult = { framesSent: 0, bytesSent: 0, bytesReceived: 0, goodbye: null, connectError: null, decodeError: null, timedOut: false, pids: [] };
   return new Promise((resolve) => {
     let closed = false;
     let settled = false;
@@ -54,6 +57,14 @@ export function runSession(port: number, session: FuzzSession, deadlineMs: numbe
             result.goodbye = (JSON.parse(frame.payload.toString('utf8')) as { code: string }).code;
           } catch {
             result.goodbye = 'malformed';
+          }
+        }
+        if (frame.type === FrameType.OPEN_OK) {
+          try {
+            const pid = (JSON.parse(frame.payload.toString('utf8')) as { pid?: number }).pid;
+            if (typeof pid === 'number') result.pids.push(pid);
+          } catch {
+            // not ours to judge here
           }
         }
         if (!STREAM_FRAME_TYPES.has(frame.type)) {
@@ -176,6 +187,8 @@ export interface FuzzTotals {
   connectErrors: number;
   timeouts: number;
   decodeErrors: string[];
+  /** Which session opened the command with this pid (from OPEN_OK). */
+  pidOwner: Map<number, number>;
   /** Sessions running when the daemon was seen dead, then the ones that ended just before: the suspects. */
   crash: { exit: string; inFlight: FuzzSession[] } | null;
 }
@@ -184,7 +197,7 @@ export interface FuzzTotals {
 export async function runFuzz(daemon: FuzzDaemon, options: FuzzRunOptions): Promise<FuzzTotals> {
   const totals: FuzzTotals = {
     token: daemon.token, sessions: 0, frames: 0, bytesSent: 0, bytesReceived: 0, byMode: { prelogin: 0, valid: 0, chaos: 0, stalled: 0 },
-    goodbyes: {}, connectErrors: 0, timeouts: 0, decodeErrors: [], crash: null,
+    goodbyes: {}, connectErrors: 0, timeouts: 0, decodeErrors: [], crash: null, pidOwner: new Map(),
   };
   const env = { token: daemon.token, root: daemon.root, file: daemon.file };
   const queue = options.only ? [...options.only] : null;
@@ -218,6 +231,7 @@ export async function runFuzz(daemon: FuzzDaemon, options: FuzzRunOptions): Prom
       totals.bytesReceived += result.bytesReceived;
       totals.byMode[session.mode] += 1;
       if (result.goodbye) totals.goodbyes[result.goodbye] = (totals.goodbyes[result.goodbye] ?? 0) + 1;
+      for (const pid of result.pids) totals.pidOwner.set(pid, session.index);
       if (result.connectError) totals.connectErrors += 1;
       if (result.timedOut) totals.timeouts += 1;
       if (result.decodeError) totals.decodeErrors.push(`session ${session.index}: ${result.decodeError}`);
@@ -300,6 +314,23 @@ async function checkResources(
     }
   } else {
     report.rssAfterKiB = daemon.rssKiB();
+  }
+}
+
+/** For each leftover process, the session that started it (by its pid or its group's). */
+export function explainLeftovers(health: HealthReport, totals: FuzzTotals, seed: number): string[] {
+  return health.leftovers.map(({ pid, cmd }) => {
+    const owner = totals.pidOwner.get(pid) ?? totals.pidOwner.get(pgidOf(pid));
+    return `leftover ${pid} (${cmd}) was started by ${owner === undefined ? 'an unknown session' : `session ${owner}: FUZZ_SEED=${seed} FUZZ_SESSION=${owner}`}`;
+  });
+}
+
+function pgidOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return -1;
   }
 }
 

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { CLI } from '../helpers/daemon.js';
 import { startFuzzDaemon, settle, type FuzzDaemon } from '../helpers/fuzz-daemon.js';
-import { checkHealth, describeCrash, runFuzz, runSession } from '../helpers/fuzz-runner.js';
+import { checkHealth, describeCrash, explainLeftovers, runFuzz, runSession } from '../helpers/fuzz-runner.js';
 import { stalledReaderSession } from '../helpers/fuzz-frames.js';
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 32);
@@ -62,7 +62,7 @@ describe('protocol fuzz against a daemon in a child process', () => {
       for (const mode of ['prelogin', 'valid', 'chaos', 'stalled'] as const) assert.ok(totals.byMode[mode] > 0, `no ${mode} session ran`);
     }
     const health = await checkHealth(daemon, baseline, { settleMs: SETTLE_MS, fdTolerance: FD_TOLERANCE });
-    assert.deepEqual(health.problems, [], `seed ${SEED}`);
+    assert.deepEqual([...health.problems, ...explainLeftovers(health, totals, SEED)], [], `seed ${SEED}`);
   });
 
   // The stalled reader by hand: it crashed the daemon (a recursion between a congested
