@@ -13,8 +13,7 @@
  */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { AuditSink, CommandEnd, CommandRecord } from '../server/audit-sink.js';
-import type { ServerConnection } from '../server/server-connection.js';
+import type { AuditPeer, AuditSink, CommandEnd, CommandRecord } from '../server/audit-sink.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import { commandText } from '../auth/policy.js';
 import { ErrorCode } from '../errors.js';
@@ -89,11 +88,11 @@ export class DaemonAudit implements AuditSink {
     };
   }
 
-  connected(c: ServerConnection): void {
+  connected(c: AuditPeer): void {
     this.#record({ kind: 'connect', address: c.remote });
   }
 
-  authenticated(c: ServerConnection): void {
+  authenticated(c: AuditPeer): void {
     const user = c.user;
     this.#record({
       kind: 'auth-ok',
@@ -105,11 +104,11 @@ export class DaemonAudit implements AuditSink {
     });
   }
 
-  authFailed(c: ServerConnection, user: string | null, reason: string): void {
+  authFailed(c: AuditPeer, user: string | null, reason: string): void {
     this.#record({ kind: 'auth-fail', user, address: c.remote, detail: { reason } });
   }
 
-  denied(c: ServerConnection, request: OpenRequest, reason: string): void {
+  denied(c: AuditPeer, request: OpenRequest, reason: string): void {
     this.#record({
       kind: 'denied',
       ...who(c),
@@ -118,7 +117,7 @@ export class DaemonAudit implements AuditSink {
     });
   }
 
-  commandStarted(c: ServerConnection, command: CommandRecord): void {
+  commandStarted(c: AuditPeer, command: CommandRecord): void {
     this.#record({
       kind: 'command-start',
       ...who(c),
@@ -129,7 +128,7 @@ export class DaemonAudit implements AuditSink {
     });
   }
 
-  commandEnded(c: ServerConnection, command: CommandEnd): void {
+  commandEnded(c: AuditPeer, command: CommandEnd): void {
     this.#record({
       kind: 'command-end',
       ...who(c),
@@ -147,11 +146,11 @@ export class DaemonAudit implements AuditSink {
   }
 
   /** File operations (put/get/list/…), from the file channel. */
-  file(c: ServerConnection, detail: Record<string, unknown>): void {
+  file(c: AuditPeer, detail: Record<string, unknown>): void {
     this.#record({ kind: 'file', ...who(c), detail });
   }
 
-  disconnected(c: ServerConnection): void {
+  disconnected(c: AuditPeer): void {
     this.#record({ kind: 'disconnect', user: c.userName, address: c.remote });
   }
 
@@ -279,6 +278,6 @@ export class DaemonAudit implements AuditSink {
 }
 
 /** Who an event is about: the logged-in user, the OS account, and where they came from. */
-function who(c: ServerConnection): Pick<AuditEvent, 'user' | 'osUser' | 'address'> {
+function who(c: AuditPeer): Pick<AuditEvent, 'user' | 'osUser' | 'address'> {
   return { user: c.user.name, osUser: c.user.account.name, address: c.remote };
 }

@@ -124,10 +124,12 @@ async function runServe(flags: ServeFlags): Promise<void> {
       port: classic.port,
       logger,
       containers: server.containers,
+      audit: server.audit,
       limits: { authTimeoutMs: server.limits.handshakeTimeoutMs, killGraceMs: server.limits.killGraceMs },
     });
     try {
       await classicServer.listen();
+      server.attach(classicServer);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       const where = formatTarget(classic);
@@ -166,13 +168,13 @@ async function runServe(flags: ServeFlags): Promise<void> {
     if (stopping) {
       logger.warn({ signal }, 'second signal: killing running commands now');
       exitWithin(FORCED_EXIT_MS, 1);
-      void Promise.all([server.close(0), classicServer?.close(0)]).finally(() => process.exit(0));
+      void server.close(0).finally(() => process.exit(0));
       return;
     }
     stopping = true;
     logger.info({ signal }, 'stopping');
     exitWithin(server.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
-    void Promise.all([server.close(), classicServer?.close(server.limits.shutdownGraceMs)]).finally(() => {
+    void server.close().finally(() => {
       logger.flush();
       process.exit(0);
     });

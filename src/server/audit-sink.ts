@@ -3,7 +3,6 @@
  * must not throw and must be quick (the SQLite sink writes one row per call).
  */
 import type { OpenRequest } from '../protocol/messages.js';
-import type { ServerConnection } from './server-connection.js';
 
 export interface CommandRecord {
   channel: number;
@@ -24,19 +23,36 @@ export interface CommandEnd extends CommandRecord {
   durationMs: number;
 }
 
+/**
+ * Who audit rows are about: a client of any listener (the shellwire protocol's
+ * `ServerConnection`, the classic port's `ClassicConnection`). `user` is read only after login.
+ */
+export interface AuditPeer {
+  /** `address:port` of the client. */
+  readonly remote: string;
+  /** The logged-in user's name; null before login. */
+  readonly userName: string | null;
+  readonly user: {
+    readonly name: string;
+    readonly account: { readonly name: string };
+    readonly method: string;
+    readonly credential: string | null;
+  };
+}
+
 export interface AuditSink {
-  connected(connection: ServerConnection): void;
-  authenticated(connection: ServerConnection): void;
-  authFailed(connection: ServerConnection, user: string | null, reason: string): void;
-  denied(connection: ServerConnection, request: OpenRequest, reason: string): void;
-  commandStarted(connection: ServerConnection, command: CommandRecord): void;
-  commandEnded(connection: ServerConnection, command: CommandEnd): void;
+  connected(connection: AuditPeer): void;
+  authenticated(connection: AuditPeer): void;
+  authFailed(connection: AuditPeer, user: string | null, reason: string): void;
+  denied(connection: AuditPeer, request: OpenRequest, reason: string): void;
+  commandStarted(connection: AuditPeer, command: CommandRecord): void;
+  commandEnded(connection: AuditPeer, command: CommandEnd): void;
   /** A file operation (put, get, list, …) or a refused path. */
-  file?(connection: ServerConnection, detail: Record<string, unknown>): void;
-  disconnected(connection: ServerConnection): void;
+  file?(connection: AuditPeer, detail: Record<string, unknown>): void;
+  disconnected(connection: AuditPeer): void;
   /**
    * Asked before each new channel: a refusal (`SW_ERR_AUDIT_UNAVAILABLE` while the log
    * cannot be written) or null to go ahead. May retry the sink's storage; must stay quick.
    */
-  admit?(connection: ServerConnection): { code: string; message: string } | null;
+  admit?(connection: AuditPeer): { code: string; message: string } | null;
 }

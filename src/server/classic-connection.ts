@@ -21,6 +21,8 @@ import { CommandProcess, type CommandExit } from '../process/command-process.js'
 import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
 import type { ClassicLimits } from './classic-limits.js';
+import type { AuditPeer, AuditSink } from './audit-sink.js';
+import { daemonPrincipal, type Principal } from '../auth/authenticator.js';
 
 export const CLASSIC_OK = Buffer.from('OK\n');
 export const CLASSIC_DONE = Buffer.from('Done.\n');
@@ -38,6 +40,8 @@ export interface ClassicConnectionContext {
   env: Record<string, string>;
   /** Where commands are contained (cgroups + supervisor). */
   containers?: Containers | undefined;
+  /** The daemon's audit trail: connections, logins and commands are recorded as on the main port. */
+  audit?: AuditSink | null | undefined;
   onClosed(connection: ClassicConnection): void;
 }
 
@@ -52,12 +56,16 @@ interface RunningCommand {
   /** Why the output will not be sent (too large, abandoned after EOF, shutdown). */
   refused: Buffer | null;
   startedAt: number;
+  startedWall: Date;
+  timedOut: boolean;
 }
 
 type Phase = 'auth' | 'ready' | 'ending' | 'closed';
 
-export class ClassicConnection {
+export class ClassicConnection implements AuditPeer {
   readonly remote: string;
+  #principal: Principal | null = null;
+  #authenticated = false;
   #socket: Socket;
   #ctx: ClassicConnectionContext;
   #framer: ClassicFramer;
@@ -76,6 +84,7 @@ export class ClassicConnection {
     this.#socket = socket;
     this.#ctx = ctx;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    ctx.audit?.connected(this);
     this.#framer = new ClassicFramer(ctx.limits.maxTokenLineBytes, {
       onMessage: (message, end) => this.#framerOnMessage(message, end),
       onTooLong: (bytes) => this.#framerOnTooLong(bytes),
@@ -92,6 +101,16 @@ export class ClassicConnection {
       ctx.log.warn({ client: this.remote, timeoutMs: ctx.limits.authTimeoutMs }, 'classic client sent no token in time');
       this.#refuse(ErrorCode.HANDSHAKE_TIMEOUT, `No token within ${ctx.limits.authTimeoutMs / 1000} s; the first line must be the access token.`);
     }, ctx.limits.authTimeoutMs);
+  }
+
+  /** The classic port knows one credential, the daemon token: it acts as the daemon's account. */
+  get user(): Principal {
+    this.#principal ??= { ...daemonPrincipal(), credential: 'daemon token (classic port)' };
+    return this.#principal;
+  }
+
+  get userName(): string | null {
+    return this.#authenticated ? this.user.name : null;
   }
 
   /** Daemon stopping: run nothing new; the running command may finish (see `kill`). */
@@ -155,6 +174,7 @@ export class ClassicConnection {
       wasRunning.process.terminate(this.#ctx.limits.killGraceMs);
     }
     this.#ctx.log.debug({ client: this.remote }, 'classic client disconnected');
+    this.#ctx.audit?.disconnected(this);
     this.#ctx.onClosed(this);
   }
 
@@ -169,6 +189,7 @@ export class ClassicConnection {
     this.#dropQueue();
     if (running) {
       // Its close answers (if anyone still listens) and then ends the connection via #pump.
+      running.timedOut = true;
       running.refused ??= classicErrorLine(ErrorCode.COMMAND_TIMED_OUT, `Still running ${limitS} s after the client stopped sending; terminated (a client that left cannot be told from one that half-closed).`);
       running.process.terminate(this.#ctx.limits.killGraceMs);
     } else {
@@ -205,12 +226,15 @@ export class ClassicConnection {
     this.#authTimer = null;
     if (!tokensEqual(message.toString('utf8').trim(), this.#ctx.token)) {
       this.#ctx.log.warn({ client: this.remote, code: ErrorCode.AUTH_FAILED }, 'classic client: bad token');
+      this.#ctx.audit?.authFailed(this, null, 'classic port: the token is not valid');
       this.#refuse(ErrorCode.AUTH_FAILED, 'The token is not valid.');
       return;
     }
     this.#phase = 'ready';
+    this.#authenticated = true;
     this.#framer.maxLineBytes = this.#ctx.limits.maxLineBytes;
     this.#ctx.log.info({ client: this.remote }, 'classic client authenticated');
+    this.#ctx.audit?.authenticated(this);
     this.#socket.write(CLASSIC_OK);
   }
 
@@ -237,10 +261,24 @@ export class ClassicConnection {
   }
 
   #run(command: string): void {
+    const audit = this.#ctx.audit;
+    // Nothing runs that the audit cannot record (--audit-failure refuse): the same rule as the main port.
+    const refusal = audit?.admit?.(this);
+    if (refusal) {
+      audit!.denied(this, { kind: 'exec', command, window: 0, maxPacket: 0, params: {} }, refusal.message);
+      this.#reply(classicErrorLine(refusal.code as ErrorCode, refusal.message));
+      return;
+    }
     const containment = this.#ctx.containers?.open();
     const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
-    const running: RunningCommand = { process: proc, command, chunks: [], bytes: 0, refused: null, startedAt: performance.now() };
+    const running: RunningCommand = { process: proc, command, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), startedWall: new Date(), timedOut: false };
     this.#running = running;
+    const record = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: running.startedWall };
+    audit?.commandStarted(this, record);
+    // If the daemon dies first, its supervisor keeps this for the next start's end row.
+    proc.containment?.note({
+      ...record, startedAt: record.startedAt.toISOString(), user: this.user.name, osUser: this.user.account.name, address: this.remote,
+    });
     // Classic commands get no input: `cat` must not wait for a stdin that never comes.
     proc.stdin.end();
     const collect = (chunk: Buffer) => {
@@ -280,6 +318,11 @@ export class ClassicConnection {
       },
       'classic command finished',
     );
+    this.#ctx.audit?.commandEnded(this, {
+      channel: 0, command: running.command, cwd: this.#ctx.cwd, startedAt: running.startedWall, endedAt: new Date(),
+      exitCode: exit.exitCode, signal: exit.signal, timedOut: running.timedOut, bytesIn: 0, bytesOut: running.bytes,
+      durationMs: Math.round(performance.now() - running.startedAt),
+    });
     if (this.#phase === 'closed') return;
     this.#reply(reply);
   }

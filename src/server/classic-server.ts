@@ -18,6 +18,7 @@ import { isLoopback } from '../client/target.js';
 import { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 import { ClassicConnection, classicErrorLine } from './classic-connection.js';
 import { Containers } from '../process/containment.js';
+import type { AuditSink } from './audit-sink.js';
 
 export { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 
@@ -38,6 +39,8 @@ export interface ClassicServerOptions {
   env?: Record<string, string>;
   /** The daemon's command containers (`Server.containers`); default: its own. */
   containers?: Containers;
+  /** The daemon's audit trail (`Server.audit`): classic clients and commands are recorded too. */
+  audit?: AuditSink | null;
 }
 
 /**
@@ -56,6 +59,7 @@ export class ClassicServer {
   #env: Record<string, string>;
   #draining = false;
   #containers: Containers;
+  #audit: AuditSink | null;
 
   constructor(options: ClassicServerOptions) {
     if (options.token.length === 0) throw new TypeError('ClassicServer needs the daemon token.');
@@ -66,6 +70,7 @@ export class ClassicServer {
     this.#token = options.token;
     this.#cwd = options.cwd ?? homedir();
     this.#env = options.env ?? commandBaseEnv();
+    this.#audit = options.audit ?? null;
     this.#containers = options.containers?.share() ?? new Containers({ onWarning: (message) => this.#log.warn(message) });
     // allowHalfOpen: a client's EOF means "no more commands", not "no more replies".
     this.#net = createServer({ allowHalfOpen: true }, (socket) => this.#netOnConnection(socket));
@@ -136,6 +141,7 @@ export class ClassicServer {
       cwd: this.#cwd,
       env: this.#env,
       containers: this.#containers,
+      audit: this.#audit,
       onClosed: (c) => this.#connections.delete(c),
     });
     this.#connections.add(connection);

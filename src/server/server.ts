@@ -93,6 +93,7 @@ export class Server {
   #authenticator: Authenticator;
   #audit: AuditSink | null;
   #ownAudit: DaemonAudit | null = null;
+  #attached: Array<{ close(graceMs: number): Promise<void> }> = [];
   #containers: Containers;
 
   private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string, users: UsersConfig) {
@@ -203,6 +204,11 @@ export class Server {
     }
   }
 
+  /** The audit trail in force (null with `audit: false`); the classic port records to it too. */
+  get audit(): AuditSink | null {
+    return this.#audit;
+  }
+
   /** Where commands are contained; the classic port shares them. */
   get containers(): Containers {
     return this.#containers;
@@ -236,7 +242,16 @@ export class Server {
    * Stop: no new connections or channels; idle connections are closed now, running
    * commands get `graceMs` to finish, then their process groups are killed.
    */
+  /**
+   * Another listener serving for this daemon (the classic port): `close()` stops it too, with
+   * the same grace, and keeps the audit log and containers it shares open until it has stopped.
+   */
+  attach(listener: { close(graceMs: number): Promise<void> }): void {
+    this.#attached.push(listener);
+  }
+
   async close(graceMs: number = this.limits.shutdownGraceMs): Promise<void> {
+    const attachedClosed = Promise.allSettled(this.#attached.map((listener) => listener.close(graceMs)));
     if (!this.#draining) {
       this.#draining = true;
       this.#tls.close();
@@ -256,6 +271,7 @@ export class Server {
         break;
       }
     }
+    await attachedClosed;
     this.#containers.close();
     this.#ownAudit?.close();
     this.#ownAudit = null;

@@ -10,11 +10,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { startDaemon, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, processGroupRunning, startServeCli, freePort, type ServeChild } from '../helpers/fixtures.js';
 import { ClassicServer } from '../../src/server/classic-server.js';
+import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 
 const CLIENT = resolve(import.meta.dirname, '../fixtures/classic_client.py');
 const HALF_CLOSE_TIMEOUT_MS = 1_500;
@@ -293,8 +294,31 @@ test('shellwire serve: the classic port is off by default, on with --classic-por
   const token = readFileSync(served.tokenFile, 'utf8').trim();
   const { stdout } = await nc(`${token}\necho via-serve\n`, ['-N'], classicPort);
   assert.equal(stdout, 'OK\nvia-serve\n');
+  const refused = await nc('not-the-token\necho never\n', ['-N'], classicPort);
+  assert.match(refused.stdout, /^ERROR SW_ERR_AUTH_FAILED/);
   served.child.kill('SIGTERM');
   assert.equal((await served.exited).code, 0);
+  // The classic port is no way around the audit trail: its logins and commands are rows too.
+  const log = AuditLog.open(auditLogPath(dirname(served.tokenFile)), { readonly: true });
+  try {
+    const rows = log.query({}).filter((r) => r.address !== null && r.address.startsWith('127.0.0.1:'));
+    const summary = rows.map((r) => [r.kind, r.user === null ? null : 'me', r.command, r.exitCode]);
+    assert.deepEqual(summary, [
+      ['connect', null, null, null],
+      ['auth-ok', 'me', null, null],
+      ['command-start', 'me', 'echo via-serve', null],
+      ['command-end', 'me', 'echo via-serve', 0],
+      ['disconnect', 'me', null, null],
+      ['connect', null, null, null],
+      ['auth-fail', null, null, null],
+      ['disconnect', null, null, null],
+    ]);
+    assert.equal(rows[1]!.detail?.credential, 'daemon token (classic port)');
+    assert.equal(rows[3]!.bytesOut, 'via-serve\n'.length);
+    assert.equal(log.verify().ok, true);
+  } finally {
+    log.close();
+  }
 
   const misuse = await runCli(['serve', '--classic-listen', '0.0.0.0'], { env: { ...process.env, SHELLWIRE_HOME: home } });
   assert.equal(misuse.code, 2);
