@@ -16,6 +16,7 @@ import { ALPN_PROTOCOL } from '../../src/transport/tls.js';
 import { RawClient, withTimeout } from '../helpers/raw-client.js';
 import { startDaemon, waitFor, processAlive } from '../helpers/daemon.js';
 import { startServeCli, tempDir, removeDir, cleanEnv, type ServeChild } from '../helpers/fixtures.js';
+import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -275,6 +276,46 @@ describe('a PTY takes stdin no faster than the terminal does', () => {
       raw.destroy();
     } finally {
       await d.cleanup();
+    }
+  });
+});
+
+describe('connection loss records every command end exactly once (audit)', () => {
+  it('commands that exited while their output waited for credit, then the client dropped', async () => {
+    const d = await startDaemon();
+    try {
+      const commands = {
+        pipe: "head -c 1000 /dev/zero; exit 0",
+        pty: "head -c 1000 /dev/zero | tr '\\0' a; exit 0",
+        // Closed by the client instead: the same settling through CLOSE.
+        closed: "head -c 1000 /dev/zero; exit 3",
+      };
+      for (const [name, command] of Object.entries(commands)) {
+        const raw = await RawClient.open(d.port);
+        await raw.authenticate(d.token);
+        const opened = await raw.openExec(1, { command, window: 1, maxPacket: 1024, ...(name === 'pty' ? { pty: { term: 'xterm', cols: 80, rows: 24 } } : {}) });
+        assert.equal(opened.type, FrameType.OPEN_OK);
+        await sleep(500); // it has exited; 999 bytes wait for credit
+        if (name === 'closed') {
+          raw.send(FrameType.CLOSE, 1);
+          await raw.nextFrame((f) => f.type === FrameType.CLOSE);
+        }
+        raw.destroy();
+      }
+      const log = AuditLog.open(auditLogPath(d.server.stateDir), { readonly: true });
+      try {
+        const ends = () => log.query({}).filter((r) => r.kind === 'command-end');
+        await waitFor(() => ends().length >= 3, 5_000);
+        await sleep(300); // a second row would come now
+        const rows = ends();
+        for (const command of Object.values(commands)) {
+          assert.equal(rows.filter((r) => r.command === command).length, 1, `one command-end row for ${command}: ${JSON.stringify(rows.map((r) => r.command))}`);
+        }
+      } finally {
+        log.close();
+      }
+    } finally {
+      await d.stop();
     }
   });
 });
