@@ -14,7 +14,7 @@ import { ErrorCode } from '../../src/errors.js';
 import { connect } from '../../src/client/connect.js';
 import { ALPN_PROTOCOL } from '../../src/transport/tls.js';
 import { RawClient, withTimeout } from '../helpers/raw-client.js';
-import { startDaemon, waitFor, processAlive } from '../helpers/daemon.js';
+import { startDaemon, waitFor, processAlive, runCli } from '../helpers/daemon.js';
 import { startServeCli, tempDir, removeDir, cleanEnv, type ServeChild } from '../helpers/fixtures.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 
@@ -196,7 +196,7 @@ function silentFlood(port: number, localAddress: string, count: number): { stop(
 
 describe('silent connections cannot lock legitimate users out (MaxStartups)', () => {
   it('4 addresses × 32 silent TLS connections, reopened on drop: 40 logins nearly all succeed', async () => {
-    const d = await serve();
+    const d = await serve(['--max-startups', '10:30:100', '--max-startups-per-source', '10']);
     const floods = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((addr) => silentFlood(d.port, addr, 32));
     try {
       await sleep(1_000);
@@ -217,6 +217,14 @@ describe('silent connections cannot lock legitimate users out (MaxStartups)', ()
       for (const f of floods) f.stop();
       await d.cleanup();
     }
+  });
+});
+
+describe('serve --max-startups', () => {
+  it('refuses a malformed START:RATE:FULL', async () => {
+    const r = await runCli(['serve', '--listen', '127.0.0.1:0', '--max-startups', '50:30:10'], { env: cleanEnv({ SHELLWIRE_HOME: tempDir() }) });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--max-startups takes START:RATE:FULL/);
   });
 });
 
