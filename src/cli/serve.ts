@@ -17,6 +17,8 @@ interface ServeFlags {
   stateDir?: string;
   maxConnections: string;
   maxChannels: string;
+  maxStartups: string;
+  maxStartupsPerSource: string;
   handshakeTimeout: string;
   killGrace: string;
   shutdownGrace: string;
@@ -38,6 +40,8 @@ export function registerServe(program: Command): void {
     .option('--state-dir <dir>', 'where the host key, certificate and token live (default $SHELLWIRE_HOME/server)')
     .option('--max-connections <n>', 'concurrent client connections', String(DEFAULT_LIMITS.maxConnections))
     .option('--max-channels <n>', 'concurrent commands per connection', String(DEFAULT_LIMITS.maxChannels))
+    .option('--max-startups <start:rate:full>', 'unauthenticated connections, as sshd\'s MaxStartups: past START the oldest silent one is dropped with RATE% chance (100% at FULL), and handshake deadlines shrink', formatStartups(DEFAULT_LIMITS.maxStartups))
+    .option('--max-startups-per-source <n>', 'unauthenticated connections from one address; more are dropped at once', String(DEFAULT_LIMITS.maxStartupsPerSource))
     .option('--handshake-timeout <seconds>', 'time a client has to authenticate', String(DEFAULT_LIMITS.handshakeTimeoutMs / 1000))
     .option('--kill-grace <seconds>', 'SIGTERM-to-SIGKILL delay for closed, disconnected or timed-out commands', String(DEFAULT_LIMITS.killGraceMs / 1000))
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running commands may finish before they are killed', String(DEFAULT_LIMITS.shutdownGraceMs / 1000))
@@ -56,6 +60,21 @@ function positiveInt(text: string, flag: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) fail(`${flag} takes a positive whole number, got "${text}".`, 2);
   return n;
+}
+
+function formatStartups(s: { start: number; rate: number; full: number }): string {
+  return `${s.start}:${s.rate}:${s.full}`;
+}
+
+/** `START:RATE:FULL` (sshd's form), or one number N meaning N:100:N. */
+function parseStartups(text: string): { start: number; rate: number; full: number } {
+  const parts = text.split(':').map(Number);
+  const [start, rate, full] = parts.length === 1 ? [parts[0]!, 100, parts[0]!] : parts;
+  const whole = (n: number | undefined) => n !== undefined && Number.isInteger(n) && n >= 0;
+  if ((parts.length !== 1 && parts.length !== 3) || !whole(start) || !whole(rate) || !whole(full) || start! < 1 || rate! > 100 || full! < start!) {
+    fail(`--max-startups takes START:RATE:FULL (e.g. 10:30:100; RATE a percentage, FULL at least START) or one number, got "${text}".`, 2);
+  }
+  return { start: start!, rate: rate!, full: full! };
 }
 
 function seconds(text: string, flag: string): number {
@@ -99,6 +118,8 @@ async function runServe(flags: ServeFlags): Promise<void> {
       limits: {
         maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
         maxChannels: positiveInt(flags.maxChannels, '--max-channels'),
+        maxStartups: parseStartups(flags.maxStartups),
+        maxStartupsPerSource: positiveInt(flags.maxStartupsPerSource, '--max-startups-per-source'),
         handshakeTimeoutMs: seconds(flags.handshakeTimeout, '--handshake-timeout'),
         killGraceMs: seconds(flags.killGrace, '--kill-grace'),
         shutdownGraceMs: seconds(flags.shutdownGrace, '--shutdown-grace'),

@@ -15,7 +15,7 @@ import { FileSender, FileSink, FILE_WINDOW } from '../channel/file-stream.js';
 import { hashFilePrefix, InlineHash, openHashingReader, type HashingReader, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, ProtocolError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { FileChannelClient, FileTransferError } from './file-channel.js';
 
@@ -338,6 +338,9 @@ export async function statRemote(conn: Connection, remote: string): Promise<Remo
   return { ...ok.entry!, path: ok.path };
 }
 
+/** Longest directory entry line accepted from the daemon (names are at most a few KiB). */
+const MAX_ENTRY_LINE = 64 * 1024;
+
 /** The entries of a remote directory, sorted by name (a file lists as itself). */
 export async function listRemote(conn: Connection, remote: string): Promise<RemoteEntry[]> {
   const channel = openFile(conn, 'list', remote, {}, LIST_WINDOW);
@@ -348,6 +351,11 @@ export async function listRemote(conn: Connection, remote: string): Promise<Remo
     for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10)) {
       entries.push(decodeFileEntry(data.subarray(0, nl).toString('utf8')));
       data = data.subarray(nl + 1);
+    }
+    // Credit goes back as bytes are consumed, so a line that never ends would grow `rest`
+    // without bound: an entry line is small (a name and a few fields).
+    if (data.length > MAX_ENTRY_LINE) {
+      throw new ProtocolError(ErrorCode.BAD_MESSAGE, `${conn.hostLabel} sent a directory entry longer than ${MAX_ENTRY_LINE} bytes while listing ${remote}.`, { host: conn.hostLabel });
     }
     rest = Buffer.from(data);
     channel.credit(chunk.length);

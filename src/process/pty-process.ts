@@ -93,9 +93,13 @@ export class PtyProcess {
     this.stdout = output;
     this.stderr = Readable.from([]);
     this.stdin = new Writable({
+      // One chunk at a time, acknowledged only once the terminal took it (see #whenWritten):
+      // the exec channel returns STDIN credit from this callback.
+      highWaterMark: 0,
       write: (chunk: Buffer, _encoding, callback) => {
-        if (!this.#exited) pty.write(chunk as unknown as string);
-        callback();
+        if (this.#exited) return callback();
+        pty.write(chunk as unknown as string);
+        this.#whenWritten(callback);
       },
       // EOF on a terminal is the VEOF character (^D), as when a user types it.
       final: (callback) => {
@@ -103,6 +107,24 @@ export class PtyProcess {
         callback();
       },
     });
+  }
+
+  /**
+   * Call back once node-pty has handed every queued byte to the terminal. Its `write()` has
+   * no callback and queues without bound while the program does not read (issue 8: 400 MiB
+   * in seconds), so we watch its write queue (node-pty 1.x `_writeStream._writeQueue`, filled
+   * and drained by non-blocking writes to the master fd) and poll while it is not empty.
+   * With another node-pty whose queue we cannot see, we call back at once, as before.
+   */
+  #whenWritten(callback: () => void, delayMs = 1): void {
+    const queue = (this.#pty as unknown as { _writeStream?: { _writeQueue?: unknown[] } })._writeStream?._writeQueue;
+    if (this.#exited || !Array.isArray(queue) || queue.length === 0) {
+      callback();
+      return;
+    }
+    // Backs off to 50 ms while the program reads nothing: a few wake-ups a second, no spin.
+    const timer = setTimeout(() => this.#whenWritten(callback, Math.min(delayMs * 2, 50)), delayMs);
+    timer.unref();
   }
 
   get pid(): number | undefined {

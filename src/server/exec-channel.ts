@@ -44,6 +44,7 @@ export class ExecChannel implements ServerChannel {
   #stateReport: Buffer[] = [];
   #stateBytes = 0;
   #stdinBytes = 0;
+  #endRecorded = false;
   #startedAt = performance.now();
   #startedWall = new Date();
   #cwd = '';
@@ -235,6 +236,8 @@ export class ExecChannel implements ServerChannel {
       this.#stdout?.stop();
       this.#stderr?.stop();
       this.#host.conn.send(FrameType.CLOSE, this.id);
+      // Exited already, its output still waiting for credit: no later exit will record it.
+      if (this.#exit) this.#auditEnd(this.#exit);
     }
     this.#phase = 'closing';
     this.#clearTimer();
@@ -242,9 +245,18 @@ export class ExecChannel implements ServerChannel {
   }
 
   onConnectionLost(): void {
+    const wasRunning = this.#phase === 'running';
     this.#phase = 'closing';
     this.#clearTimer();
+    if (!wasRunning) return;
+    // Settle everything: nobody will grant credit again, so the pumps discard what is left
+    // (a paused pipe would hold its fd and the command's exit forever), and what still runs
+    // is ended. A command that already exited while its output waited for credit gets its
+    // end row now, because its exit will not be reported again.
+    this.#stdout?.stop();
+    this.#stderr?.stop();
     this.#process?.terminate(this.#host.limits.killGraceMs);
+    if (this.#exit) this.#auditEnd(this.#exit);
   }
 
   kill(): void {
@@ -256,15 +268,23 @@ export class ExecChannel implements ServerChannel {
     this.#clearTimer();
     if (this.#phase === 'closing') {
       // Closed by the client or a lost connection before it finished: still on the record.
-      this.#process?.containment?.note(null);
-      this.#host.auditCommandEnded({
-        channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
-        exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut, bytesIn: this.#stdinBytes,
-        bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0), durationMs: Math.round(performance.now() - this.#startedAt),
-      });
+      this.#auditEnd(exit);
       return;
     }
     this.#maybeFinish();
+  }
+
+  /** The command-end audit row, exactly once whichever way the channel ends. */
+  #auditEnd(exit: CommandExit): void {
+    if (this.#endRecorded) return;
+    this.#endRecorded = true;
+    // Recorded here: the supervisor need not keep it for a next start.
+    this.#process?.containment?.note(null);
+    this.#host.auditCommandEnded({
+      channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
+      exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut, bytesIn: this.#stdinBytes,
+      bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0), durationMs: Math.round(performance.now() - this.#startedAt),
+    });
   }
 
   #maybeFinish(): void {
@@ -304,6 +324,7 @@ export class ExecChannel implements ServerChannel {
     this.#host.conn.send(FrameType.CLOSE, this.id);
     // Recorded after the client has its answer, so the audit write is off the round trip.
     this.#process?.containment?.note(null);
+    this.#endRecorded = true;
     this.#host.auditCommandEnded({
       channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
       exitCode: status.exitCode, signal: status.signal, timedOut: status.timedOut, bytesIn: this.#stdinBytes, bytesOut, durationMs,

@@ -7,10 +7,22 @@ import { DEFAULT_WINDOW } from '../channel/window.js';
 export interface ServerLimits {
   /** Concurrent connections; more are refused with SW_ERR_TOO_MANY_CONNECTIONS. */
   maxConnections: number;
-  /** Connections still in their handshake, in all (like sshd's MaxStartups). */
-  maxUnauthenticated: number;
-  /** Connections still in their handshake from one source address. */
-  maxUnauthenticatedPerAddress: number;
+  /**
+   * Connections not yet authenticated (from TCP accept, TLS included), like sshd's
+   * `MaxStartups start:rate:full` (see startup-gate.ts): past `start`, the oldest silent one
+   * is dropped with `rate`% chance rising to 100% at `full`, and newcomers get shorter
+   * handshake deadlines; at `full` the oldest silent one always makes room.
+   */
+  maxStartups: { start: number; rate: number; full: number };
+  /** Connections not yet authenticated from one source address; more are dropped at accept. */
+  maxStartupsPerSource: number;
+  /** The handshake deadline a newcomer gets when `maxStartups.full` are starting. */
+  minHandshakeTimeoutMs: number;
+  /**
+   * Of `maxConnections`, places password logins cannot take (keys and tokens can), so an
+   * administrator with a key gets in when the daemon is full; at most a quarter of it.
+   */
+  reservedForStrongAuth: number;
   /** Concurrent channels per connection. */
   maxChannels: number;
   /** Largest frame payload accepted after authentication. */
@@ -31,8 +43,10 @@ export interface ServerLimits {
 
 export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 1024,
-  maxUnauthenticated: 128,
-  maxUnauthenticatedPerAddress: 32,
+  maxStartups: { start: 10, rate: 30, full: 100 },
+  maxStartupsPerSource: 10,
+  minHandshakeTimeoutMs: 2_000,
+  reservedForStrongAuth: 32,
   maxChannels: 1024,
   maxPayload: 256 * 1024,
   preauthMaxPayload: PREAUTH_MAX_PAYLOAD,

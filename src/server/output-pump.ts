@@ -60,14 +60,21 @@ export class OutputPump {
     if (this.#send(chunk)) {
       this.#stream.resume();
       if (this.settled) this.#onSettled();
+    } else if (this.#stopped && this.#ended) {
+      this.#onSettled();
     }
   }
 
-  /** Stop sending (channel closed by the client); the stream is drained and discarded. */
+  /**
+   * Stop sending (channel closed, connection lost); the stream is read to its end and
+   * discarded, so the pipe closes and the command's exit is seen. Nothing pauses it again.
+   */
   stop(): void {
+    if (this.#stopped) return;
     this.#stopped = true;
     this.#pending = null;
     this.#stream.removeAllListeners('data');
+    this.#stream.on('data', () => {});
     this.#stream.resume();
   }
 
@@ -78,11 +85,16 @@ export class OutputPump {
       this.#pending = Buffer.concat([this.#pending, chunk]);
       return;
     }
-    if (!this.#send(chunk)) this.#stream.pause();
+    if (!this.#send(chunk) && !this.#stopped) this.#stream.pause();
   }
 
   /** Send as much as allowed; keep the rest as pending. Returns true when all was sent. */
   #send(chunk: Buffer): boolean {
+    if (this.#conn.closed) {
+      // Nobody will ever grant credit or drain this socket: discard, never wait.
+      this.stop();
+      return false;
+    }
     let offset = 0;
     while (offset < chunk.length) {
       const allowed = Math.min(this.#window.available, this.#maxPacket, chunk.length - offset);

@@ -44,6 +44,12 @@ export interface ServerConnectionContext {
   onDenied?(connection: ServerConnection, request: OpenRequest, reason: string): void;
   /** Refuse new channels (daemon is shutting down). */
   draining(): boolean;
+  /** Time left for a valid HELLO (the startup gate shortens it under load); default the limit. */
+  handshakeTimeoutMs?: number;
+  /** Called when HELLO arrived: the connection is authenticating, no longer silent. */
+  onHello?(): void;
+  /** The last check on a successful login (connection limits); a refusal closes with its code. */
+  admit?(principal: AuthenticatedUser): { code: ErrorCode; message: string } | null;
   onClosed(connection: ServerConnection): void;
 }
 
@@ -83,14 +89,17 @@ export class ServerConnection implements ChannelHost {
       { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },
       { maxPayload: ctx.limits.preauthMaxPayload, peer: this.remote, authenticated: false },
     );
-    this.#handshakeTimer = setTimeout(() => {
-      this.conn.fail(
-        new ProtocolError(
-          ErrorCode.HANDSHAKE_TIMEOUT,
-          `No valid HELLO within ${ctx.limits.handshakeTimeoutMs} ms; connect with a shellwire client.`,
-        ),
-      );
-    }, ctx.limits.handshakeTimeoutMs);
+    this.#handshakeTimer = setTimeout(() => this.evict('timeout'), ctx.handshakeTimeoutMs ?? ctx.limits.handshakeTimeoutMs);
+  }
+
+  /** Drop a connection that has not authenticated: out of time, or evicted to make room. */
+  evict(reason: 'timeout' | 'evicted'): void {
+    if (this.#state === 'open' || this.#state === 'closed') return;
+    this.conn.fail(
+      reason === 'timeout'
+        ? new ProtocolError(ErrorCode.HANDSHAKE_TIMEOUT, `No valid HELLO within ${this.#ctx.handshakeTimeoutMs ?? this.limits.handshakeTimeoutMs} ms; connect with a shellwire client.`)
+        : new ProtocolError(ErrorCode.TOO_MANY_CONNECTIONS, 'Dropped to make room: too many connections were authenticating at once; authenticate right after connecting, or try again.'),
+    );
   }
 
   get user(): AuthenticatedUser {
@@ -188,6 +197,7 @@ export class ServerConnection implements ChannelHost {
       );
     }
     this.#state = 'authenticating';
+    this.#ctx.onHello?.();
     const socket = this.conn.socket as TLSSocket;
     const context = {
       address: this.address,
@@ -197,7 +207,12 @@ export class ServerConnection implements ChannelHost {
     Promise.resolve(this.#ctx.authenticator.authenticate(hello.auth, hello.user, context)).then(
       (result) => {
         if (this.#state !== 'authenticating') return;
-        if (result.ok) return this.#welcome(hello, version, result.principal);
+        if (result.ok) {
+          const refusal = this.#ctx.admit?.(result.principal);
+          if (!refusal) return this.#welcome(hello, version, result.principal);
+          this.log.warn({ client: this.remote, user: result.principal.name, method: result.principal.method, code: refusal.code }, 'login refused: connection limit');
+          return this.conn.fail(new ProtocolError(refusal.code, refusal.message));
+        }
         // One line per refusal, never the secret itself.
         this.log.warn({ client: this.remote, user: hello.user ?? null, methods, reason: result.reason, delayMs: result.delayMs }, 'authentication failed');
         this.#ctx.onAuthFailure?.(this, hello.user ?? null, result.reason);

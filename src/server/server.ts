@@ -6,8 +6,6 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import type { AddressInfo, Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
-import { FrameType, encodeFrame } from '../protocol/frame.js';
-import { encodeJson } from '../protocol/messages.js';
 import { ErrorCode } from '../errors.js';
 import { TLS_CIPHERS, TLS_GROUPS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js';
 import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
@@ -29,6 +27,8 @@ import { Containers, type ContainmentMode } from '../process/containment.js';
 import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
 import { fileChannelFactory } from './file-channel.js';
+import { StartupGate, type Startup } from './startup-gate.js';
+import { refuseSocket } from './refuse-socket.js';
 
 export const DEFAULT_PORT = 50007;
 export const DEFAULT_HOST = '127.0.0.1';
@@ -85,6 +85,9 @@ export class Server {
   #log: Logger;
   #tls: TlsServer;
   #connections = new Set<ServerConnection>();
+  #gate: StartupGate;
+  /** The startup of each accepted TCP socket, found again when its TLS is up. */
+  #startups = new WeakMap<object, Startup>();
   #draining = false;
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
@@ -139,10 +142,18 @@ export class Server {
       ALPNProtocols: [ALPN_PROTOCOL],
       handshakeTimeout: this.limits.handshakeTimeoutMs,
     });
-    // Nagle would hold our small handshake and exit frames for a delayed ACK (~40 ms).
-    this.#tls.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    this.#gate = new StartupGate({
+      ...this.limits.maxStartups,
+      perSource: this.limits.maxStartupsPerSource,
+      handshakeTimeoutMs: this.limits.handshakeTimeoutMs,
+      minHandshakeTimeoutMs: this.limits.minHandshakeTimeoutMs,
+    });
+    this.#tls.on('connection', (socket: Socket) => this.#tlsOnConnection(socket));
     this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
       this.#log.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, code: ErrorCode.TLS, err: err.code ?? err.message }, 'TLS handshake failed');
+      // With a listener here Node leaves the socket to us: a handshake that timed out or
+      // failed would otherwise hold its fd (and its startup slot) until the peer leaves.
+      socket.destroy();
     });
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#tlsOnSecureConnection(socket, authenticator, baseEnv));
   }
@@ -277,34 +288,36 @@ export class Server {
     this.#ownAudit = null;
   }
 
+  #tlsOnConnection(socket: Socket): void {
+    // Nagle would hold our small handshake and exit frames for a delayed ACK (~40 ms).
+    socket.setNoDelay(true);
+    const startup = this.#gate.admit(socket);
+    if (!startup) {
+      // Before any TLS work: one address may not hold more of the table than its share.
+      this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
+      socket.destroy();
+      return;
+    }
+    this.#startups.set(socket, startup);
+  }
+
   #tlsOnSecureConnection(socket: TLSSocket, authenticator: Authenticator, baseEnv: Record<string, string>): void {
+    // The TLS socket wraps the accepted TCP socket (Node keeps it as `_parent`).
+    const startup = this.#startups.get((socket as unknown as { _parent?: object })._parent ?? socket);
+    if (!startup || socket.destroyed) {
+      // Evicted or out of time while TLS was still going on.
+      socket.destroy();
+      return;
+    }
     if (this.#draining) {
-      socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({ code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'The daemon is shutting down.' })));
+      this.#gate.release(startup);
+      refuseSocket(socket, ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down.');
       return;
     }
-    if (this.#connections.size >= this.limits.maxConnections) {
+    if (this.#authenticatedCount() >= this.limits.maxConnections) {
+      this.#gate.release(startup);
       this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxConnections }, 'connection refused: limit reached');
-      socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({
-        code: ErrorCode.TOO_MANY_CONNECTIONS,
-        message: `The daemon already serves ${this.limits.maxConnections} connections (--max-connections); try again later.`,
-      })));
-      return;
-    }
-    // Unauthenticated connections cost us and cannot be trusted: cap them overall and per
-    // source, like sshd's MaxStartups, so a flood of silent clients cannot lock users out.
-    let unauthenticated = 0;
-    let fromAddress = 0;
-    for (const c of this.#connections) {
-      if (c.authenticated) continue;
-      unauthenticated += 1;
-      if (c.address === socket.remoteAddress) fromAddress += 1;
-    }
-    if (unauthenticated >= this.limits.maxUnauthenticated || fromAddress >= this.limits.maxUnauthenticatedPerAddress) {
-      this.#log.warn({ client: socket.remoteAddress, unauthenticated, fromAddress }, 'connection refused: too many unauthenticated connections');
-      socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({
-        code: ErrorCode.TOO_MANY_CONNECTIONS,
-        message: 'Too many connections are still authenticating; try again in a few seconds.',
-      })));
+      refuseSocket(socket, ErrorCode.TOO_MANY_CONNECTIONS, `The daemon already serves ${this.limits.maxConnections} connections (--max-connections); try again later.`);
       return;
     }
     const audit = this.#audit;
@@ -317,17 +330,51 @@ export class Server {
       channelKinds: this.#channelKinds,
       audit,
       draining: () => this.#draining,
+      handshakeTimeoutMs: Math.max(0, startup.deadlineMs - (Date.now() - startup.acceptedAt)),
+      admit: (principal) => this.#admitAuthenticated(principal),
+      onHello: () => {
+        startup.silent = false;
+      },
       onClosed: (c) => {
+        this.#gate.release(startup);
         this.#connections.delete(c);
         audit?.disconnected(c);
       },
+      onAuthenticated: (c: ServerConnection) => {
+        this.#gate.release(startup);
+        audit?.authenticated(c);
+      },
       ...(audit ? {
-        onAuthenticated: (c: ServerConnection) => audit.authenticated(c),
         onAuthFailure: (c: ServerConnection, user: string | null, reason: string) => audit.authFailed(c, user, reason),
         onDenied: (c: ServerConnection, request: OpenRequest, reason: string) => audit.denied(c, request, reason),
       } : {}),
     });
+    // The gate's deadline and evictions now close this connection with a coded GOODBYE.
+    startup.evict = (reason) => connection.evict(reason);
     this.#connections.add(connection);
     audit?.connected(connection);
+  }
+
+  #authenticatedCount(): number {
+    let n = 0;
+    for (const c of this.#connections) if (c.authenticated) n += 1;
+    return n;
+  }
+
+  /**
+   * The last word on a login that succeeded: the connection limit is checked again (many
+   * handshakes may have started under it), and password logins leave the last
+   * `reservedForStrongAuth` places to keys and tokens, so an administrator with a key
+   * still gets in when password users (or guessers) have filled the daemon.
+   */
+  #admitAuthenticated(principal: { method: string }): { code: ErrorCode; message: string } | null {
+    const max = this.limits.maxConnections;
+    const count = this.#authenticatedCount();
+    if (count >= max) return { code: ErrorCode.TOO_MANY_CONNECTIONS, message: `The daemon already serves ${max} connections (--max-connections); try again later.` };
+    const reserve = Math.min(this.limits.reservedForStrongAuth, Math.floor(max / 4));
+    if (principal.method === 'password' && count >= max - reserve) {
+      return { code: ErrorCode.TOO_MANY_CONNECTIONS, message: `The daemon serves ${count} connections; its last ${reserve} places are kept for key and token logins. Try again later, or log in with a key.` };
+    }
+    return null;
   }
 }

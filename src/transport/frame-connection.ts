@@ -73,12 +73,21 @@ export class FrameConnection {
    * which would stop and restart every 64 KiB output chunk and halve throughput.
    */
   get congested(): boolean {
-    return this.socket.writableLength >= WRITE_BUFFER_LIMIT;
+    // A closed connection is never congested: its queue (which a destroyed socket keeps
+    // reporting) will never drain, and a producer that waited for it would wait forever or,
+    // re-checking, spin. Sends after close are dropped, so there is nothing to wait for.
+    return !this.#closed && this.socket.writableLength >= WRITE_BUFFER_LIMIT;
   }
 
-  /** Resolves (via callback, to avoid a promise per chunk) when the socket drains or closes. */
+  /**
+   * Calls back (a callback, to avoid a promise per chunk) when the socket drains or closes.
+   * Never synchronously while congested or closed: a producer that calls `whenDrained`
+   * again from its callback must not recurse (issue 8: stack overflow on a closed,
+   * congested connection took the whole daemon down).
+   */
   whenDrained(callback: () => void): void {
-    if (!this.congested || this.#closed) callback();
+    if (this.#closed) setImmediate(callback);
+    else if (!this.congested) callback();
     else this.#drainWaiters.push(callback);
   }
 
@@ -207,9 +216,13 @@ export class FrameConnection {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
-    this.#socketOnDrain();
     if (!this.socket.destroyed && error) this.socket.destroySoon?.();
+    // Channels hear of the loss first (they stop their producers), then drain waiters run,
+    // off this stack, and find the connection closed.
     this.#handlers.onClose(error, this.#goodbyeReceived);
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) setImmediate(waiter);
   }
 }
 
