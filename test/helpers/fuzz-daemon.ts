@@ -199,12 +199,22 @@ function findTagged(tag: string, parent: number): Array<{ pid: number; cmd: stri
           // a zombie or a process we may not read: only its parent tells
         }
       }
+      // The daemon's own supervisor (src/process/supervisor.ts) lives as long as the daemon by design.
+      if (tagged && isSupervisorOf(pid, parent)) continue;
       if (tagged) found.push({ pid, cmd: `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))} [${after[0]}] ppid ${ppid}` });
     } catch {
       // exited while we looked
     }
   }
   return found;
+}
+
+function isSupervisorOf(pid: number, daemon: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '') === `shellwire-supervisor ${daemon}`;
+  } catch {
+    return false;
+  }
 }
 
 /** Poll `read` until `ok` holds or `timeoutMs` passes; returns the last value. */
