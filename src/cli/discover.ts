@@ -12,6 +12,7 @@ import { addKnownHost, readKnownHosts } from '../auth/known-hosts.js';
 import { knownHostsPath } from '../auth/paths.js';
 import { formatTarget, DEFAULT_PORT } from '../client/target.js';
 import { fail } from './common.js';
+import { exitWhenFlushed } from './stdio.js';
 
 interface DiscoverFlags {
   address: string[];
@@ -101,7 +102,7 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
       fail((err as Error).message, 1);
     }
   }
-  process.exit(found.length > 0 ? 0 : 1);
+  await exitWhenFlushed(found.length > 0 ? 0 : 1);
 }
 
 function ask(question: string): Promise<boolean> {

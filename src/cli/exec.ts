@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { runOnTerminal } from './terminal.js';
 import { addConnectFlags, connectFromFlags, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
+import { exitWhenFlushed } from './stdio.js';
 
 interface ExecFlags extends ConnectFlags {
   timeout?: string;
@@ -71,7 +72,7 @@ async function runExec(host: string, command: string, flags: ExecFlags, timeoutM
     } else if (exit.signal) code = signalExitCode(exit.signal);
     else if (exit.canceled) code = signalExitCode('SIGINT');
     else code = exit.exitCode ?? 255;
-    process.exit(code);
+    await exitWhenFlushed(code);
   } catch (err) {
     reportError(err);
   }

@@ -16,6 +16,7 @@ import type { TreeOptions, TreeResult } from '../client/file-tree.js';
 import { ShellwireError } from '../errors.js';
 import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags } from './common.js';
 import { ProgressLine, formatBytes } from './progress.js';
+import { exitWhenFlushed } from './stdio.js';
 
 interface TransferFlags extends ConnectFlags {
   recursive?: boolean;
@@ -165,7 +166,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
     process.stderr.write(`shellwire: ${failure.error.message}${code}\n`);
   }
   await conn.close();
-  process.exit(result.failures.length > 0 ? 1 : 0);
+  await exitWhenFlushed(result.failures.length > 0 ? 1 : 0);
 }
 
 function exitInterrupted(direction: string): never {
@@ -199,7 +200,7 @@ async function runLs(specText: string, flags: LsFlags): Promise<void> {
     }
   }
   await conn.close();
-  process.exit(0);
+  await exitWhenFlushed(0);
 }
 
 /** `drwxr-xr-x`, with setuid/setgid/sticky as ls shows them. */

@@ -16,6 +16,7 @@ import { formatGrouped, formatSummary, JsonLines, LineSplitter, prefixLine, type
 import { StatusLine } from '../fleet/status-line.js';
 import { fail } from './common.js';
 import { ShellwireError } from '../errors.js';
+import { exitWhenFlushed } from './stdio.js';
 
 /** Above this many hosts a TTY user is asked to confirm (unless --yes). */
 export const CONFIRM_ABOVE_HOSTS = 50;
@@ -132,7 +133,7 @@ async function runCommand(words: string[], flags: RunFlags): Promise<void> {
     status?.stop();
   }
   process.stderr.write(formatSummary(summary, errStyle));
-  process.exit(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
+  await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
 async function printJson(run: FleetRun): Promise<FleetSummary> {

@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
 import type { RemoteProcess } from '../client/remote-process.js';
+import { exitWhenFlushed } from './stdio.js';
 
 export function registerShell(program: Command): void {
   addConnectFlags(
@@ -96,5 +97,5 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   conn.off('close', connectionOnClose);
   session.close();
   await conn.close();
-  process.exit(lastStatus);
+  await exitWhenFlushed(lastStatus);
 }

@@ -29,3 +29,23 @@ export function keepRunningOnBrokenPipe(): void {
     stream.on('error', () => {});
   }
 }
+
+/**
+ * Exit with `code` once stdout and stderr have handed every queued byte to the OS.
+ * `process.exit()` does not wait for writes still queued on a pipe (Node's "A note on process
+ * I/O": pipes may be asynchronous), so under load the tail of a large output was lost with
+ * exit status 0. An empty write's callback runs after every write queued before it.
+ */
+export async function exitWhenFlushed(code: number): Promise<never> {
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed || !stream.writable) return Promise.resolve();
+  return new Promise((resolve) => {
+    // A reader gone meanwhile (EPIPE) ends the wait too; exitOnBrokenPipe decides the code.
+    stream.once('error', () => resolve());
+    stream.write('', () => resolve());
+  });
+}

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import type { Connection } from '../client/connection.js';
 import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
+import { exitWhenFlushed } from './stdio.js';
 
 export function registerTty(program: Command): void {
   addConnectFlags(
@@ -62,7 +63,7 @@ export async function runOnTerminal(conn: Connection, command: string | null): P
     const [exit] = await Promise.all([proc.exited, new Promise((resolve) => proc.stdout.once('end', resolve))]);
     restore();
     const code = exit.signal ? signalExitCode(exit.signal) : exit.canceled ? 255 : exit.exitCode ?? 255;
-    process.exit(code);
+    return await exitWhenFlushed(code);
   } catch (err) {
     restore();
     reportError(err);

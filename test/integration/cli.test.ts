@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import { startDaemon, runCli, CLI, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, sha256, allByteValues, seqText, startCli, cleanEnv, freePort } from '../helpers/fixtures.js';
 
 let daemon: TestDaemon;
@@ -40,6 +41,37 @@ test('exec: 10 MiB of random bytes come out of the CLI byte-exact', async () => 
   assert.equal(sha256(result.stdout), sha256(data));
   assert.equal(result.stderr, '');
 });
+
+test('exec and shell: a reader that is slow at the end still gets the tail of the output', async () => {
+  // `| (sleep 1.5; cat)`: nothing reads while the CLI writes its last bytes, so some wait in
+  // its stdout queue when the command ends. process.exit() used to drop them (70,000 bytes
+  // came out as 65,527) with exit status 0.
+  const data = randomBytes(140_000);
+  const file = join(dir, 'slow-tail.bin');
+  writeFileSync(file, data);
+  for (const size of [70_000, 140_000]) {
+    for (const [name, cli, input] of [
+      ['exec', `exec ${daemon.address} -- head -c ${size} ${file}`, ''],
+      ['shell', `shell ${daemon.address}`, `head -c ${size} ${file}\n`],
+    ] as const) {
+      const { stdout, code } = await runShell(`set -o pipefail; "${process.execPath}" "${CLI}" ${cli} | (sleep 1.5; cat)`, input);
+      assert.equal(code, 0, name);
+      assert.equal(stdout.length, size, `${name}: ${stdout.length} of ${size} bytes`);
+      assert.ok(stdout.equals(data.subarray(0, size)), name);
+    }
+  }
+});
+
+function runShell(script: string, input: string): Promise<{ stdout: Buffer; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { env: daemon.env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ stdout: Buffer.concat(chunks), code }));
+    child.stdin.end(input);
+  });
+}
 
 test('exec: all 256 byte values round-trip through stdin and stdout', async () => {
   const bytes = allByteValues();
