@@ -302,7 +302,15 @@ export class ServerConnection implements ChannelHost {
       if (err instanceof ProtocolError && (err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.UNKNOWN_CHANNEL)) return this.#refuseMalformed(id, err, refuse);
       throw err;
     }
-    const failure = channel.start();
+    let failure: ReturnType<typeof channel.start>;
+    try {
+      failure = channel.start();
+    } catch (err) {
+      // Thrown after its process may have started: stop what it started before the
+      // connection fails, or nothing would ever tell it the connection is gone.
+      channel.onConnectionLost();
+      throw err;
+    }
     if (failure) return refuse(failure.code, failure.message);
     this.#channels.set(id, channel);
   }
