@@ -1,6 +1,26 @@
 import { userInfo, homedir } from 'node:os';
 
-/** The environment commands start from: the daemon's, minus its own secrets, plus login basics. */
+/** What a login on another account gets from the daemon's environment: locale and time zone. */
+const LOGIN_ENV_NAMES = /^(LANG|LANGUAGE|LC_[A-Z_]+|TZ)$/;
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * The environment a command of another OS account (runAs) starts from: a fresh login's, as
+ * sshd gives — PATH, the system locale and time zone — never the daemon's own variables
+ * (credentials from a unit file, the shell that started it). `HOME`, `USER`, `LOGNAME` and
+ * `SHELL` are filled in for the account by the caller.
+ */
+export function loginBaseEnv(daemonEnv: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = { PATH: DEFAULT_PATH };
+  for (const [name, value] of Object.entries(daemonEnv)) if (LOGIN_ENV_NAMES.test(name)) env[name] = value;
+  return env;
+}
+
+/**
+ * The environment commands of the daemon's own account start from: the daemon's, minus its own
+ * secrets, plus login basics. (That account can read the daemon's environment in /proc anyway;
+ * other accounts get `loginBaseEnv`.)
+ */
 export function commandBaseEnv(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
@@ -12,6 +32,6 @@ export function commandBaseEnv(): Record<string, string> {
   env.USER = user.username;
   env.LOGNAME = user.username;
   env.SHELL = '/bin/sh';
-  env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  env.PATH ??= DEFAULT_PATH;
   return env;
 }

@@ -107,9 +107,12 @@ export class ExecChannel implements ServerChannel {
       // a clean environment of the daemon's making; the command's environment (the client's
       // variables, a session's exports) is applied by env(1) after the switch, so nothing
       // a client sets (LD_PRELOAD, …) reaches code that runs with privileges.
-      if (file.includes('=') && !file.includes('/')) return { code: ErrorCode.BAD_REQUEST, message: `A command name cannot contain "=" (${file}); give its path.` };
       const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
-      [file, args] = [SETPRIV, ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--', ENV_PROGRAM, '-i', '--', ...assignments, file, ...args]];
+      // env(1) takes every leading word with "=" as an assignment, a program path too
+      // (`/opt/run=1`): such a program is started by a shell that only execs it, never
+      // by env, or the next argument would run in its place.
+      const program = file.includes('=') ? ['/bin/sh', '-c', 'exec "$0" "$@"', file] : [file];
+      [file, args] = [SETPRIV, ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--', ENV_PROGRAM, '-i', '--', ...assignments, ...program, ...args]];
       spawnEnv = { PATH: RESTRICTED_PATH };
     }
     let proc: CommandProcess | PtyProcess;

@@ -19,6 +19,7 @@ import { RESTRICTED_PATH } from '../process/command-words.js';
 import type { AuditSink, CommandEnd, CommandRecord } from './audit-sink.js';
 import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-host.js';
+import { loginBaseEnv } from './command-env.js';
 import { ExecChannel } from './exec-channel.js';
 import { SessionChannel } from './session-channel.js';
 import type { SessionState } from './session-state.js';
@@ -106,11 +107,13 @@ export class ServerConnection implements ChannelHost {
     return this.#user!;
   }
 
-  /** The environment commands start from: the daemon's, with the user's account filled in. */
+  /** The environment commands start from, with the user's account filled in (command-env.ts). */
   get baseEnv(): Record<string, string> {
     if (this.#env) return this.#env;
     const account = this.user.account;
-    this.#env = { ...this.#ctx.baseEnv, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
+    // Another account never sees the daemon's variables, only what a fresh login would.
+    const base = this.user.switchAccount ? loginBaseEnv(this.#ctx.baseEnv) : this.#ctx.baseEnv;
+    this.#env = { ...base, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
     // Restricted commands find their helpers in the PATH the daemon controls, not the daemon's own.
     if (hasCommandRules(this.user)) this.#env.PATH = RESTRICTED_PATH;
     return this.#env;

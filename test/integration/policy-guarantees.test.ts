@@ -70,14 +70,17 @@ describe('command restrictions, environment and named users on a root daemon', {
     dir = tempDir();
     chmodSync(dir, 0o755);
     key = keyFile(dir, 'key');
+    // A variable only the daemon has (a credential from its unit file, say).
+    process.env.SW_DAEMON_ONLY_SECRET = 'daemon-secret';
     d = await startDaemon({ audit, throttle: { baseDelayMs: 1, maxDelayMs: 1 } });
+    delete process.env.SW_DAEMON_ONLY_SECRET;
     writeFileSync(join(d.server.stateDir, 'users.yaml'), [
       'users:',
       '  alice:',
       `    runAs: ${ACCOUNT}`,
       '    channels: [exec]',
       '    commands:',
-      '      allow: ["uptime", "echo ...", "ls ...", "id -un", "cat /srv/sw-x/*", "env"]',
+      `      allow: ["uptime", "echo ...", "ls ...", "id -un", "cat /srv/sw-x/*", "env", "${dir}/tools/* ..."]`,
       '      deny: ["ls /etc"]',
       `    keys: ["${key.publicLine}"]`,
       `    tokens: [{ name: ci, sha256: ${sha(restrictedToken)} }]`,
@@ -127,6 +130,32 @@ describe('command restrictions, environment and named users on a root daemon', {
     await assert.rejects(conn.exec('ls', { cwd: '/etc' }), isCode(ErrorCode.DENIED, /outside/), 'cwd stays inside the user\'s roots');
     assert.equal((await conn.exec('ls -d /tmp')).stdout, '/tmp\n');
     await conn.close();
+  });
+
+  it('item 7: a program path with "=" runs itself, never the next argument (env(1) would take it for a variable)', async () => {
+    mkdirSync(join(dir, 'tools'), { mode: 0o755 });
+    const tool = join(dir, 'tools', 'run=1');
+    writeFileSync(tool, '#!/bin/sh\necho "tool $*"\n', { mode: 0o755 });
+    const alice = await as('alice');
+    assert.equal((await alice.exec([tool, 'bash', '-c', 'echo PWNED'])).stdout, 'tool bash -c echo PWNED\n');
+    await alice.close();
+    // Unrestricted runAs user: a missing program with "=" is "not found", not a way to run the rest.
+    const bob = await as('bob');
+    const missing = await bob.exec([join(dir, 'a=b'), 'echo', 'PWNED'], { reject: false });
+    assert.equal(missing.exitCode, 127);
+    assert.doesNotMatch(missing.stdout, /PWNED/);
+    await bob.close();
+  });
+
+  it('item 8: another account never sees the daemon\'s own environment, only a fresh login\'s', async () => {
+    for (const user of ['alice', 'bob']) {
+      const conn = await as(user);
+      const env = (await conn.exec(user === 'alice' ? 'env' : ['env'])).stdout;
+      assert.doesNotMatch(env, /SW_DAEMON_ONLY_SECRET/, user);
+      assert.match(env, new RegExp(`^USER=${ACCOUNT}$`, 'm'), user);
+      assert.match(env, /^PATH=/m, user);
+      await conn.close();
+    }
   });
 
   it('item 7: an allow-list with session or pty channels is refused at load', () => {
