@@ -49,6 +49,52 @@ const READ_AHEAD = 3;
  */
 const READ_SIZE = 1024 * 1024;
 
+/**
+ * Read-ahead memory one connection's senders may hold at once, whatever windows its peer
+ * granted and however many channels it opened: a peer that opens 1,000 gets with 4 GiB
+ * windows and then stops reading holds this much of the sender's memory, not 3 GiB (each
+ * sender alone would read READ_AHEAD × READ_SIZE ahead).
+ */
+export const CONNECTION_READ_AHEAD = 8 * 1024 * 1024;
+
+/** The read-ahead bytes left to one connection's senders, and who waits for some. */
+class ReadAheadBudget {
+  available = CONNECTION_READ_AHEAD;
+  #waiters = new Set<() => void>();
+
+  /** Take up to `bytes`; returns what was taken (0: wait for `give`). */
+  take(bytes: number): number {
+    const taken = Math.min(bytes, this.available);
+    this.available -= taken;
+    return taken;
+  }
+
+  give(bytes: number): void {
+    if (bytes <= 0) return;
+    this.available += bytes;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const waiter of waiters) waiter();
+  }
+
+  wait(waiter: () => void): void {
+    this.#waiters.add(waiter);
+  }
+
+  cancel(waiter: () => void): void {
+    this.#waiters.delete(waiter);
+  }
+}
+
+/** Per connection (any object standing for one), held only as long as the connection lives. */
+const budgets = new WeakMap<object, ReadAheadBudget>();
+
+function budgetOf(conn: object): ReadAheadBudget {
+  let budget = budgets.get(conn);
+  if (!budget) budgets.set(conn, (budget = new ReadAheadBudget()));
+  return budget;
+}
+
 interface PendingRead {
   position: number;
   length: number;
@@ -77,9 +123,12 @@ export class FileSender {
   #startedAt = performance.now();
   #sent = 0;
   #settled: (() => void) | null = null;
+  #budget: ReadAheadBudget;
+  #budgetOnFreed = () => this.#pump();
 
   constructor(options: FileSenderOptions) {
     this.#o = options;
+    this.#budget = budgetOf(options.conn);
     this.#position = options.start;
     this.#next = options.start;
   }
@@ -97,6 +146,7 @@ export class FileSender {
   stop(): Promise<void> {
     this.#stopped = true;
     this.#reads = [];
+    this.#releaseAll();
     if (this.#inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => (this.#settled = resolve));
   }
@@ -107,7 +157,7 @@ export class FileSender {
     // Send what was read, in file order, while the socket takes it.
     while (this.#reads.length > 0 && this.#reads[0]!.done && !o.conn.congested) {
       const r = this.#reads.shift()!;
-      this.#reserved -= r.length;
+      this.#release(r.length);
       if (r.error) return this.#fail(r.error);
       const buffer = r.buffer!;
       if (buffer.length < r.length) {
@@ -123,6 +173,7 @@ export class FileSender {
     }
     if (this.#position >= o.end) {
       this.#stopped = true;
+      this.#releaseAll();
       o.onDone();
       return;
     }
@@ -154,8 +205,15 @@ export class FileSender {
           return;
         }
       }
-      const length = Math.min(o.window.available - this.#reserved, o.rateLimit ? o.maxPacket : READ_SIZE, o.end - this.#next);
-      if (length <= 0) return; // no credit: WINDOW will call flush()
+      const wanted = Math.min(o.window.available - this.#reserved, o.rateLimit ? o.maxPacket : READ_SIZE, o.end - this.#next);
+      if (wanted <= 0) return; // no credit: WINDOW will call flush()
+      const length = this.#budget.take(wanted);
+      if (length === 0) {
+        // The connection's read-ahead is all held (by its other channels, or by bytes the
+        // socket has not taken yet): read on when some is sent.
+        this.#budget.wait(this.#budgetOnFreed);
+        return;
+      }
       const r: PendingRead = { position: this.#next, length, buffer: null, done: false, error: null };
       this.#reads.push(r);
       this.#reserved += length;
@@ -176,9 +234,21 @@ export class FileSender {
     }
   }
 
+  #release(bytes: number): void {
+    this.#reserved -= bytes;
+    this.#budget.give(bytes);
+  }
+
+  /** Stopped, failed or done: the read-ahead goes back to the connection's other channels. */
+  #releaseAll(): void {
+    this.#budget.cancel(this.#budgetOnFreed);
+    this.#release(this.#reserved);
+  }
+
   #fail(error: Error): void {
     this.#stopped = true;
     this.#reads = [];
+    this.#releaseAll();
     this.#o.onError(error);
   }
 }

@@ -6,7 +6,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { FrameType } from '../../src/protocol/frame.js';
@@ -249,6 +250,33 @@ describe('connection loss settles every channel', () => {
       assert.ok(settled, `daemon fds went ${before} → ${fdCount(pid)}`);
     } finally {
       await d.cleanup();
+    }
+  });
+});
+
+describe('file gets with huge windows and a reader that stopped hold bounded memory', () => {
+  it('200 stalled gets of a 24 MiB file with 4 GiB windows: the daemon grows by megabytes, not gigabytes', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'big.bin'), Buffer.alloc(24 * 1024 * 1024, 0x5a));
+    const d = await serve(['--file-root', dir]);
+    try {
+      const pid = d.child.pid!;
+      const raw = await RawClient.open(d.port);
+      await raw.authenticate(d.token);
+      raw.socket.pause(); // read nothing: everything the daemon reads ahead stays in its memory
+      const rssBefore = rssBytes(pid);
+      for (let channel = 1; channel <= 200; channel++) {
+        raw.sendJson(FrameType.OPEN, channel, { kind: 'file', op: 'get', path: join(dir, 'big.bin'), window: 0xffffffff, maxPacket: 1024 * 1024 });
+      }
+      await sleep(3_000);
+      const grown = rssBytes(pid) - rssBefore;
+      // Each get alone reads 3 MiB ahead: 600 MiB for 200 without a per-connection bound.
+      assert.ok(grown < 128 * 1024 * 1024, `daemon RSS grew by ${Math.round(grown / 1048576)} MiB for 200 stalled gets`);
+      raw.destroy();
+      await stillServes({ address: `127.0.0.1:${d.port}`, tokenFile: d.tokenFile, fingerprint: d.fingerprint });
+    } finally {
+      await d.cleanup();
+      removeDir(dir);
     }
   });
 });
