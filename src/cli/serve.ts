@@ -41,7 +41,7 @@ export function registerServe(program: Command): void {
     .option('--max-connections <n>', 'concurrent client connections', String(DEFAULT_LIMITS.maxConnections))
     .option('--max-channels <n>', 'concurrent commands per connection', String(DEFAULT_LIMITS.maxChannels))
     .option('--max-startups <start:rate:full>', 'unauthenticated connections, as sshd\'s MaxStartups: past START the oldest silent one is dropped with RATE% chance (100% at FULL), and handshake deadlines shrink', formatStartups(DEFAULT_LIMITS.maxStartups))
-    .option('--max-startups-per-source <n>', 'unauthenticated connections from one address; more are dropped at once', String(DEFAULT_LIMITS.maxStartupsPerSource))
+    .option('--max-startups-per-source <n>', 'unauthenticated connections from one address, or "none"; more are dropped at once (one address may be many users: NAT, a bastion)', 'none')
     .option('--handshake-timeout <seconds>', 'time a client has to authenticate', String(DEFAULT_LIMITS.handshakeTimeoutMs / 1000))
     .option('--kill-grace <seconds>', 'SIGTERM-to-SIGKILL delay for closed, disconnected or timed-out commands', String(DEFAULT_LIMITS.killGraceMs / 1000))
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running commands may finish before they are killed', String(DEFAULT_LIMITS.shutdownGraceMs / 1000))
@@ -119,7 +119,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
         maxConnections: positiveInt(flags.maxConnections, '--max-connections'),
         maxChannels: positiveInt(flags.maxChannels, '--max-channels'),
         maxStartups: parseStartups(flags.maxStartups),
-        maxStartupsPerSource: positiveInt(flags.maxStartupsPerSource, '--max-startups-per-source'),
+        maxStartupsPerSource: flags.maxStartupsPerSource === 'none' ? Number.POSITIVE_INFINITY : positiveInt(flags.maxStartupsPerSource, '--max-startups-per-source'),
         handshakeTimeoutMs: seconds(flags.handshakeTimeout, '--handshake-timeout'),
         killGraceMs: seconds(flags.killGrace, '--kill-grace'),
         shutdownGraceMs: seconds(flags.shutdownGrace, '--shutdown-grace'),

@@ -14,7 +14,12 @@ export interface ServerLimits {
    * handshake deadlines; at `full` the oldest silent one always makes room.
    */
   maxStartups: { start: number; rate: number; full: number };
-  /** Connections not yet authenticated from one source address; more are dropped at accept. */
+  /**
+   * Connections not yet authenticated from one source address; more are dropped at accept.
+   * Default: no limit, as sshd's PerSourceMaxStartups: one address is often many users (NAT,
+   * a bastion, localhost), and a per-source cap lets one of them lock out the others'
+   * key and token logins. `maxStartups` bounds the total either way.
+   */
   maxStartupsPerSource: number;
   /** The handshake deadline a newcomer gets when `maxStartups.full` are starting. */
   minHandshakeTimeoutMs: number;
@@ -44,7 +49,7 @@ export interface ServerLimits {
 export const DEFAULT_LIMITS: ServerLimits = {
   maxConnections: 1024,
   maxStartups: { start: 10, rate: 30, full: 100 },
-  maxStartupsPerSource: 10,
+  maxStartupsPerSource: Number.POSITIVE_INFINITY,
   minHandshakeTimeoutMs: 2_000,
   reservedForStrongAuth: 32,
   maxChannels: 1024,

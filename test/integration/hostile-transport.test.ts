@@ -221,6 +221,31 @@ describe('silent connections cannot lock legitimate users out (MaxStartups)', ()
   });
 });
 
+describe('silent connections from the same address as a user do not lock that user out', () => {
+  it('30 silent TLS connections from 127.0.0.1, reopened on drop: token logins from 127.0.0.1 still succeed (defaults)', async () => {
+    const d = await serve();
+    const flood = silentFlood(d.port, '127.0.0.1', 30);
+    try {
+      await sleep(1_000);
+      let ok = 0;
+      const failures: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        try {
+          const conn = await connect(d.address, { tokenFile: d.tokenFile, fingerprint: d.fingerprint, env: cleanEnv(), connectTimeoutMs: 5_000 });
+          await conn.close();
+          ok += 1;
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+      assert.ok(ok >= 9, `only ${ok}/10 logins succeeded: ${failures.slice(0, 3).join(' | ')}`);
+    } finally {
+      flood.stop();
+      await d.cleanup();
+    }
+  });
+});
+
 describe('serve --max-startups', () => {
   it('refuses a malformed START:RATE:FULL', async () => {
     const r = await runCli(['serve', '--listen', '127.0.0.1:0', '--max-startups', '50:30:10'], { env: cleanEnv({ SHELLWIRE_HOME: tempDir() }) });
