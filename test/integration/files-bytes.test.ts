@@ -302,3 +302,25 @@ test('library: put of a file whose size and mtime changed during the send reject
   assert.equal(result.code, ErrorCode.SOURCE_CHANGED);
   assert.equal(existsSync(join(home, 'lib-changing.bin')), false);
 });
+
+test('resume: a partial file of an older version of the source is never continued (put and get)', async () => {
+  // get: the local partial holds the old remote version's first MiB; the remote file changed since.
+  const remoteFile = join(home, 'resume-changed.bin');
+  writeFileSync(remoteFile, Buffer.alloc(3 * MIB, 'N'));
+  writeFileSync(join(local, '.resume-changed.bin.shellwire-part'), Buffer.alloc(MIB, 'O'));
+  const got = await conn.get('resume-changed.bin', join(local, 'resume-changed.bin'));
+  assert.equal(got.resumedFrom, 0);
+  assert.deepEqual(readFileSync(join(local, 'resume-changed.bin')), Buffer.alloc(3 * MIB, 'N'));
+  // put: the remote partial holds the old local version's first MiB.
+  const src = join(local, 'resume-changed-up.bin');
+  writeFileSync(src, Buffer.alloc(3 * MIB, 'N'));
+  writeFileSync(join(home, '.resume-changed-up.bin.shellwire-part'), Buffer.alloc(MIB, 'O'));
+  const put = await conn.put(src, 'resume-changed-up.bin', { resume: true });
+  assert.equal(put.resumedFrom, 0);
+  assert.deepEqual(readFileSync(join(home, 'resume-changed-up.bin')), Buffer.alloc(3 * MIB, 'N'));
+  // get: a remote file shorter than the partial file (truncated since) starts over too.
+  writeFileSync(join(local, '.resume-changed.bin.shellwire-part'), Buffer.alloc(4 * MIB, 'N'));
+  const shorter = await conn.get('resume-changed.bin', join(local, 'resume-changed.bin'));
+  assert.equal(shorter.resumedFrom, 0);
+  assert.deepEqual(readFileSync(join(local, 'resume-changed.bin')), Buffer.alloc(3 * MIB, 'N'));
+});

@@ -131,7 +131,7 @@ export class GetOperation implements FileOperation {
     if (this.#done) return;
     if (!after) return this.#fail(new FileOpError(`Cannot read ${this.#path} after sending it.`));
     if (!sameVersion(before, after)) {
-      const what = after.size !== before.size ? `its size went from ${before.size} to ${after.size} bytes` : 'it was modified (mtime or ctime changed)';
+      const what = after.size !== before.size ? `its size went from ${before.size} to ${after.size} bytes` : 'it was modified: mtime or ctime changed';
       return this.#fail(this.#changed(what));
     }
     let sha256: string;
