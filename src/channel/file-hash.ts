@@ -15,6 +15,15 @@ import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
+/**
+ * The file being sent is not the one the transfer started with: it ended before its size
+ * (truncated), or its size, mtime or ctime changed (see `sameVersion`). The bytes sent mix
+ * versions, so the receiver must not keep them under the target's name.
+ */
+export class SourceChangedError extends Error {
+  override name = 'SourceChangedError';
+}
+
 /** Bytes hashed per step when checking a partial file before resuming. */
 const PREFIX_CHUNK = 1024 * 1024;
 
@@ -97,7 +106,9 @@ class InlineReader implements HashingReader {
   async hashPrefix(length: number): Promise<void> {
     for (let position = 0; position < length; position += PREFIX_CHUNK) {
       const chunk = await this.read(position, Math.min(PREFIX_CHUNK, length - position));
-      if (chunk.length === 0) throw Object.assign(new Error(`the file ended at ${position} bytes, before ${length}`), { code: 'EIO' });
+      if (chunk.length < Math.min(PREFIX_CHUNK, length - position)) {
+        throw new SourceChangedError(`it ended at ${position + chunk.length} bytes, before the ${length} bytes to resume from`);
+      }
     }
   }
 

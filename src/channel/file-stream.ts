@@ -7,7 +7,9 @@
  * whatever the file size.
  */
 import { writev } from 'node:fs';
-import type { HashingReader } from './file-hash.js';
+import { SourceChangedError, type HashingReader } from './file-hash.js';
+
+export { SourceChangedError };
 import type { FrameConnection } from '../transport/frame-connection.js';
 import type { SendWindow } from './window.js';
 import type { FrameType } from '../protocol/frame.js';
@@ -19,6 +21,27 @@ import type { FrameType } from '../protocol/frame.js';
  * transfer can hold in memory on the receiving side.
  */
 export const FILE_WINDOW = 8 * 1024 * 1024;
+/** What identifies one version of a file for a transfer: fstat before and after reading it. */
+export interface FileVersion {
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  dev: number;
+}
+
+/**
+ * True when `before` and `after` (fstat of the same descriptor) describe the same version.
+ * A write in place changes mtime and ctime even when the size stays; a chmod/rename changes
+ * only ctime, so a ctime change alone also counts (it may hide a write whose mtime was
+ * reset by `touch -r`). Limit: timestamps tick at the kernel's coarse clock (a few ms), so
+ * a rewrite within the same tick as the previous write, before the first read, can go
+ * unseen; docs/protocol.md says so.
+ */
+export function sameVersion(before: FileVersion, after: FileVersion): boolean {
+  return before.size === after.size && before.mtimeMs === after.mtimeMs && before.ctimeMs === after.ctimeMs && before.ino === after.ino && before.dev === after.dev;
+}
+
 /** Most buffers handed to one writev(2) (IOV_MAX is 1024 on Linux). */
 const MAX_IOV = 256;
 
@@ -161,7 +184,7 @@ export class FileSender {
       if (r.error) return this.#fail(r.error);
       const buffer = r.buffer!;
       if (buffer.length < r.length) {
-        return this.#fail(new Error(`the file ended at ${r.position + buffer.length} bytes, before its size of ${o.end} (was it truncated while being sent?)`));
+        return this.#fail(new SourceChangedError(`it ended at ${r.position + buffer.length} bytes, before its size of ${o.end} when the transfer started (truncated while being sent?)`));
       }
       o.window.consume(buffer.length);
       for (let offset = 0; offset < buffer.length; offset += o.maxPacket) {

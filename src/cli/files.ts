@@ -17,6 +17,8 @@ import { ShellwireError } from '../errors.js';
 import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags } from './common.js';
 import { ProgressLine, formatBytes } from './progress.js';
 import { exitWhenFlushed } from './stdio.js';
+import { exactWords } from './os-argv.js';
+import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 
 interface TransferFlags extends ConnectFlags {
   recursive?: boolean;
@@ -58,19 +60,20 @@ export function registerFiles(program: Command): void {
         .option('-q, --quiet', 'no progress bar and no notes; errors only')
         .option('--limit-rate <rate>', 'at most RATE bytes per second (suffix K, M or G)'),
     );
+  // Paths are bytes: exactWords() recovers words that are not UTF-8 from the command line.
   transfer('put', 'upload files to HOST: atomic (temp file + rename), SHA-256 verified, mode and mtime kept', 'LOCAL... [USER@]HOST[:PORT]:REMOTE').action(
-    (paths: string[], flags: TransferFlags) => runTransfer('put', paths, flags),
+    (paths: string[], flags: TransferFlags) => runTransfer('put', exactWords(paths), flags),
   );
   transfer('get', 'download files from HOST: atomic, SHA-256 verified, mode and mtime kept', '[USER@]HOST[:PORT]:REMOTE... LOCAL').action(
-    (paths: string[], flags: TransferFlags) => runTransfer('get', paths, flags),
+    (paths: string[], flags: TransferFlags) => runTransfer('get', exactWords(paths), flags),
   );
   addConnectFlags(
     program
       .command('ls')
       .description('list a remote directory: mode, size, mtime, name')
       .argument('<path>', '[USER@]HOST[:PORT]:PATH (relative paths start at the remote home)')
-      .option('--json', 'print a JSON array of {name, type, size, mode, mtime, mtimeMs}'),
-  ).action((spec: string, flags: LsFlags) => runLs(spec, flags));
+      .option('--json', 'print a JSON array of {name, type, size, mode, mtime, mtimeMs}; nameBase64 for a name that is not UTF-8'),
+  ).action((spec: string, flags: LsFlags) => runLs(exactWords([spec])[0]!, flags));
 }
 
 function parseRate(text: string): number {
@@ -120,7 +123,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   const note = (message: string) => {
     if (flags.quiet) return;
     progress?.finish();
-    process.stderr.write(`shellwire: ${message}\n`);
+    writeBytes(process.stderr, `shellwire: ${message}\n`);
   };
   const controller = new AbortController();
   let interrupted = false;
@@ -135,7 +138,6 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
     recursive: flags.recursive === true,
     resume: flags.resume !== false,
     signal: controller.signal,
-    onWarning: note,
     onProgress: (p: TransferProgress) => {
       const key = `${p.local}\0${p.remote}`;
       if (p.resumedFrom > 0 && !noted.has(key)) {
@@ -153,7 +155,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
     progress?.finish();
     if (interrupted) exitInterrupted(direction);
     if (err instanceof ShellwireError && err.name === 'FileTransferError') {
-      process.stderr.write(`shellwire: ${err.message} [${err.code}]\n`);
+      writeBytes(process.stderr, `shellwire: ${err.message} [${err.code}]\n`);
       await conn.close();
       process.exit(1);
     }
@@ -163,7 +165,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   if (interrupted) exitInterrupted(direction);
   for (const failure of result.failures) {
     const code = failure.error instanceof ShellwireError ? ` [${failure.error.code}]` : '';
-    process.stderr.write(`shellwire: ${failure.error.message}${code}\n`);
+    writeBytes(process.stderr, `shellwire: ${failure.error.message}${code}\n`);
   }
   await conn.close();
   await exitWhenFlushed(result.failures.length > 0 ? 1 : 0);
@@ -183,24 +185,56 @@ async function runLs(specText: string, flags: LsFlags): Promise<void> {
     entries = await conn.list(spec.path);
   } catch (err) {
     if (err instanceof ShellwireError && err.name === 'FileTransferError') {
-      process.stderr.write(`shellwire: ${err.message} [${err.code}]\n`);
+      writeBytes(process.stderr, `shellwire: ${err.message} [${err.code}]\n`);
       await conn.close();
       process.exit(1);
     }
     reportError(err);
   }
   if (flags.json) {
-    const rows = entries.map((e) => ({ ...e, mtime: new Date(e.mtimeMs).toISOString() }));
-    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(entries.map(jsonEntry), null, 2)}\n`);
   } else {
     const width = Math.max(1, ...entries.map((e) => String(e.size).length));
+    const terminal = process.stdout.isTTY === true;
     for (const e of entries) {
-      const name = e.type === 'symlink' && e.target !== undefined ? `${e.name} -> ${e.target}` : e.name;
-      process.stdout.write(`${modeString(e)} ${String(e.size).padStart(width)} ${formatTime(e.mtimeMs)} ${name}\n`);
+      const shown = (text: string) => (terminal ? forTerminal(text) : text);
+      const name = e.type === 'symlink' && e.target !== undefined ? `${shown(e.name)} -> ${shown(e.target)}` : shown(e.name);
+      writeBytes(process.stdout, `${modeString(e)} ${String(e.size).padStart(width)} ${formatTime(e.mtimeMs)} ${name}\n`);
     }
   }
   await conn.close();
   await exitWhenFlushed(0);
+}
+
+/**
+ * Write text whose names are OS byte strings as the bytes they stand for (`caf\udce9` as
+ * the byte 0xE9), as GNU ls and cp do; a plain `write(string)` would print U+FFFD instead.
+ */
+function writeBytes(stream: NodeJS.WriteStream, text: string): void {
+  stream.write(isOsString(text) ? encodeOsBytes(text) : text);
+}
+
+/** Bytes that are not UTF-8 and control characters (an escape sequence in a name) as `?`, like `ls -q`. */
+export function forTerminal(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\u0000-\u001f\u007f\u0080-\u009f\udc80-\udcff]/g, '?');
+}
+
+/**
+ * One `ls --json` row. `name` and `target` are JSON strings in surrogateescape form: a byte
+ * that is not UTF-8 is the escape `\udcXX` (lossless for readers that know it, such as
+ * Python's `os.fsencode`). For everyone else, a name or target that is not UTF-8 also comes
+ * as its bytes in base64 (`nameBase64`, `targetBase64`); a UTF-8 one needs no second spelling.
+ */
+export function jsonEntry(entry: RemoteEntry): Record<string, unknown> {
+  const row: Record<string, unknown> = { ...entry, mtime: new Date(entry.mtimeMs).toISOString() };
+  const bytes = encodeOsBytes(entry.name);
+  if (bytes.toString('utf8') !== entry.name) row.nameBase64 = bytes.toString('base64');
+  if (entry.target !== undefined) {
+    const target = encodeOsBytes(entry.target);
+    if (target.toString('utf8') !== entry.target) row.targetBase64 = target.toString('base64');
+  }
+  return row;
 }
 
 /** `drwxr-xr-x`, with setuid/setgid/sticky as ls shows them. */

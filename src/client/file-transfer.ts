@@ -8,14 +8,15 @@
  * interrupted transfer is continued if its bytes are a prefix of the source (checked by
  * hash, then verified end to end). Data moves no faster than the receiver writes it.
  */
-import { constants } from 'node:fs';
+import { constants, type PathLike, type Stats } from 'node:fs';
 import { open, stat, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
-import { FileSender, FileSink, FILE_WINDOW } from '../channel/file-stream.js';
+import { FileSender, FileSink, FILE_WINDOW, SourceChangedError, sameVersion } from '../channel/file-stream.js';
 import { hashFilePrefix, InlineHash, openHashingReader, type HashingReader, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
+import { encodeOsBytes, isOsString, OsBytesError } from '../protocol/os-bytes.js';
 import type { Connection } from './connection.js';
 import { FileChannelClient, FileTransferError } from './file-channel.js';
 
@@ -71,8 +72,35 @@ export interface TransferResult {
 const LIST_WINDOW = 256 * 1024;
 
 function openFile(conn: Connection, op: FileOp, path: string, fields: Record<string, unknown>, window = 1): FileChannelClient {
+  // Checked here, as the daemon would refuse it (BAD_MESSAGE): a string that names no bytes.
+  if (!isOsString(path)) {
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${JSON.stringify(path)} is not an OS byte string (a lone surrogate outside U+DC80..U+DCFF names no bytes).`, { host: conn.hostLabel, path });
+  }
   const maxPacket = Math.min(conn.server.maxPayload, 256 * 1024);
   return conn.openChannel((id) => new FileChannelClient(id, conn, { op, path, window, maxPacket, fields }));
+}
+
+/**
+ * A local path for a system call: its exact bytes. Paths are OS byte strings (surrogateescape,
+ * src/protocol/os-bytes.ts), so `caf\udce9.txt` names the Latin-1 file `caf\xe9.txt`; passing
+ * the string itself would make Node write U+FFFD's UTF-8 instead and name another file.
+ */
+export function localPath(path: string): Buffer {
+  try {
+    return encodeOsBytes(path);
+  } catch (err) {
+    if (!(err instanceof OsBytesError)) throw err;
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `The local path ${JSON.stringify(path)} is not an OS byte string: ${err.message}.`, { path, cause: err });
+  }
+}
+
+/** The error for a source file that changed while it was being sent (put). */
+function sourceChanged(local: string, what: string): FileTransferError {
+  return new FileTransferError(
+    ErrorCode.SOURCE_CHANGED,
+    `${local} changed while it was being sent (${what}); the remote target was not changed. Run the transfer again once it is no longer being written.`,
+    { path: local },
+  );
 }
 
 function localError(what: string, path: string, err: unknown): FileTransferError {
@@ -98,7 +126,7 @@ function onAbort(signal: AbortSignal | undefined, channel: FileChannelClient): (
 export async function putFile(conn: Connection, local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
   const started = performance.now();
   // O_NONBLOCK: a FIFO or device named as the source is refused below instead of hanging here.
-  const handle = await open(local, constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
+  const handle = await open(localPath(local), constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
     throw localError('read', local, err);
   });
   try {
@@ -118,7 +146,7 @@ export async function putFile(conn: Connection, local: string, remote: string, o
       let offset = ok.offset ?? 0;
       if (offset > 0) {
         // The daemon kept a partial file: continue only if our first bytes are the same.
-        const same = offset <= info.size && (await reader.hashPrefix(offset).then(() => reader.peek())) === ok.offsetSha256;
+        const same = offset <= info.size && (await hashedPrefix(reader, offset, local)) === ok.offsetSha256;
         if (!same) {
           channel.close();
           await channel.finished.catch(() => {});
@@ -129,7 +157,15 @@ export async function putFile(conn: Connection, local: string, remote: string, o
           offset = 0;
         }
       }
-      return await uploadOpened(conn, channel, ok, { path: local, size: info.size }, offset, reader, options, started);
+      // The bytes hashed are the bytes sent; a file that changed meanwhile mixes versions, so
+      // its EOF is never sent (the daemon then keeps the target as it was).
+      const unchanged = async () => {
+        const after = await handle.stat().catch((err: unknown) => {
+          throw localError('read', local, err);
+        });
+        if (!sameVersion(info, after)) throw sourceChanged(local, describeChange(info, after));
+      };
+      return await uploadOpened(conn, channel, ok, { path: local, size: info.size }, offset, reader, options, started, unchanged);
     } finally {
       reader.dispose();
     }
@@ -141,7 +177,7 @@ export async function putFile(conn: Connection, local: string, remote: string, o
 /** Send the file's bytes from `offset` on an opened put channel, then EOF with the hash; resolves with the daemon's result. */
 async function uploadOpened(
   conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { path: string; size: number },
-  offset: number, reader: HashingReader, options: PutOptions, started: number,
+  offset: number, reader: HashingReader, options: PutOptions, started: number, unchanged: () => Promise<void>,
 ): Promise<TransferResult> {
   const { path: local, size } = file;
   const progress = (bytes: number) => options.onProgress?.({ direction: 'put', local, remote: ok.path, bytes, size, resumedFrom: offset });
@@ -149,7 +185,17 @@ async function uploadOpened(
   const unsubscribe = onAbort(options.signal, channel);
   try {
     const sent = await sendFile(conn, channel, ok, local, offset, size, reader, options.rateLimit, progress);
-    if (sent) channel.sendEof(await reader.digest(), size);
+    if (sent) {
+      const sha256 = await reader.digest();
+      try {
+        await unchanged();
+      } catch (err) {
+        channel.close();
+        await channel.finished.catch(() => {});
+        throw err;
+      }
+      channel.sendEof(sha256, size);
+    }
     const exit = await channel.finished;
     if (!exit?.ok) throw exitError(conn, exit, `upload of ${local}`);
     return { local, remote: ok.path, size, sha256: exit.sha256 ?? '', resumedFrom: offset, durationMs: performance.now() - started };
@@ -183,7 +229,7 @@ function sendFile(
       onError: (err) => {
         settled = true;
         channel.close();
-        void sender.stop().then(() => reject(localError('read', local, err)));
+        void sender.stop().then(() => reject(err instanceof SourceChangedError ? sourceChanged(local, err.message) : localError('read', local, err)));
       },
     });
     channel.onWindow = () => sender.flush();
@@ -204,7 +250,7 @@ function sendFile(
 export async function getFile(conn: Connection, remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
   const started = performance.now();
   let target = resolve(local);
-  const localInfo = await stat(target).catch(() => null);
+  const localInfo = await stat(localPath(target)).catch(() => null);
   if (localInfo?.isDirectory()) target = join(target, posix.basename(remote.replace(/\/+$/, '')) || 'download');
   const partial = join(dirname(target), partialName(basename(target)));
 
@@ -213,7 +259,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
   let offset = 0;
   const fields: Record<string, unknown> = {};
   if (options.resume !== false) {
-    const existing = await open(partial, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
+    const existing = await open(localPath(partial), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => null);
     if (existing) {
       try {
         const info = await existing.stat();
@@ -235,7 +281,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
       offset = 0; // the remote file is not what our partial file holds: start over
       hash = new InlineHash();
     }
-    const handle = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600).catch((err: unknown) => {
+    const handle = await open(localPath(partial), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600).catch((err: unknown) => {
       channel.close();
       throw localError('write', partial, err);
     });
@@ -247,7 +293,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
       const sha256 = await hash.digest();
       if (result.exit?.ok && (result.size !== entry.size || result.exit.size !== entry.size || result.exit.sha256 !== sha256)) {
         await handle.close().catch(() => {});
-        await unlink(partial).catch(() => {});
+        await unlink(localPath(partial)).catch(() => {});
         throw new FileTransferError(
           ErrorCode.BAD_REQUEST,
           `SHA-256 mismatch for ${ok.path}: the server sent ${result.exit.sha256} (${result.exit.size} bytes), ${target} received ${sha256} (${result.size} bytes). The partial file was removed; run the transfer again.`,
@@ -255,19 +301,21 @@ export async function getFile(conn: Connection, remote: string, local: string, o
         );
       }
       if (!result.exit?.ok) {
-        if (result.exit?.errno === 'EINTEGRITY') await unlink(partial).catch(() => {});
+        // Bytes of two versions (the remote file changed), or bytes that failed the check:
+        // nothing to resume from.
+        if (result.exit?.errno === 'EINTEGRITY' || result.exit?.error?.code === ErrorCode.SOURCE_CHANGED) await unlink(localPath(partial)).catch(() => {});
         throw exitError(conn, result.exit, `download of ${ok.path}`);
       }
       try {
         await handle.sync();
         await handle.chmod(entry.mode & 0o777);
         await handle.close();
-        await utimes(partial, new Date(), entry.mtimeMs / 1000);
-        await rename(partial, target);
+        await utimes(localPath(partial), new Date(), entry.mtimeMs / 1000);
+        await rename(localPath(partial), localPath(target));
       } catch (err) {
         throw localError('finish writing', target, err);
       }
-      await syncDirectory(dirname(target));
+      await syncDirectory(localPath(dirname(target)));
       return { local: target, remote: ok.path, size: entry.size, sha256, resumedFrom: offset, durationMs: performance.now() - started };
     } finally {
       await handle.close().catch(() => {});
@@ -324,7 +372,25 @@ async function receiveFile(
   return { exit, size: sink.position };
 }
 
-async function syncDirectory(dir: string): Promise<void> {
+/** SHA-256 of the first `length` bytes of the source (to compare with a remote partial file). */
+async function hashedPrefix(reader: HashingReader, length: number, local: string): Promise<string> {
+  try {
+    await reader.hashPrefix(length);
+  } catch (err) {
+    // Shorter than when it was opened (hashPrefix hit the end): it changed under us.
+    if (err instanceof SourceChangedError) throw sourceChanged(local, err.message);
+    throw localError('read', local, err);
+  }
+  return reader.peek();
+}
+
+/** "its size went from A to B bytes" / "it was modified…": what `sameVersion` saw. */
+function describeChange(before: Stats, after: Stats): string {
+  if (after.size !== before.size) return `its size went from ${before.size} to ${after.size} bytes`;
+  return 'it was modified: mtime or ctime changed';
+}
+
+async function syncDirectory(dir: PathLike): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => null);
   await handle?.sync().catch(() => {});
   await handle?.close().catch(() => {});
@@ -341,7 +407,7 @@ export async function statRemote(conn: Connection, remote: string): Promise<Remo
 /** Longest directory entry line accepted from the daemon (names are at most a few KiB). */
 const MAX_ENTRY_LINE = 64 * 1024;
 
-/** The entries of a remote directory, sorted by name (a file lists as itself). */
+/** The entries of a remote directory, sorted by name (a file lists as itself). Names are OS byte strings. */
 export async function listRemote(conn: Connection, remote: string): Promise<RemoteEntry[]> {
   const channel = openFile(conn, 'list', remote, {}, LIST_WINDOW);
   const entries: RemoteEntry[] = [];
@@ -363,7 +429,11 @@ export async function listRemote(conn: Connection, remote: string): Promise<Remo
   await channel.opened;
   const exit = await channel.finished;
   if (!exit?.ok) throw exitError(conn, exit, `listing of ${remote}`);
-  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Byte order of the names (as `LC_ALL=C ls`), not UTF-16 order of their strings.
+  return entries
+    .map((entry) => ({ entry, bytes: encodeOsBytes(entry.name) }))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+    .map(({ entry }) => entry);
 }
 
 /** Create `remote` and its parents; sets `mode`/`mtimeMs` on it when given. Resolves with its absolute path. */

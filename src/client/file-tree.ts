@@ -6,21 +6,32 @@
  *
  * One file fails → it is recorded in `failures` and the walk goes on; a lost connection
  * ends the walk. Symbolic links to files are copied as files; links to directories are
- * not followed (no loops), and are reported through `onWarning`, as are sockets and FIFOs.
+ * not followed (no loops). Nothing is left out in silence: an entry that is not copied
+ * (a link to a directory, a broken link, a socket, FIFO or device) is a failure too, with
+ * a message, so the caller (and the CLI's exit status) knows the copy is not whole.
+ *
+ * Names are bytes: local directories are read as Buffers and every path is an OS byte
+ * string (src/protocol/os-bytes.ts) turned back into its bytes for each system call, so a
+ * name that is not UTF-8 (`caf\xe9.txt`) is copied as itself in both directions.
  */
 import { chmod, mkdir, readdir, stat, utimes } from 'node:fs/promises';
+import type { Dirent } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { ErrorCode } from '../errors.js';
+import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Connection } from './connection.js';
 import { FileTransferError } from './file-channel.js';
 import {
-  getFile, listRemote, mkdirRemote, putFile, statRemote, type RemoteEntry, type TransferOptions, type TransferResult,
+  getFile, listRemote, localPath, mkdirRemote, putFile, statRemote, type RemoteEntry, type TransferOptions, type TransferResult,
 } from './file-transfer.js';
 
 export interface TreeOptions extends TransferOptions {
   /** Copy directories (and everything below them). Without it a directory source is an error. */
   recursive?: boolean;
-  /** Entries that were skipped (links to directories, sockets, FIFOs), one message each. */
+  /**
+   * @deprecated No longer called: an entry that is skipped (a link to a directory, a broken
+   * link, a socket, FIFO or device) is in `failures` with its message.
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -59,8 +70,9 @@ class TreeWalk {
     }
   }
 
-  warn(message: string): void {
-    this.options.onWarning?.(message);
+  /** An entry that is not copied: a failure with a message, never a silent gap. */
+  skip(path: string, message: string, errno?: string): void {
+    this.result.failures.push({ path, error: new FileTransferError(ErrorCode.BAD_REQUEST, message, { path, ...(errno ? { errno } : {}) }) });
   }
 }
 
@@ -80,7 +92,7 @@ export async function putTree(conn: Connection, sources: string[], remote: strin
   }
   for (const source of sources) {
     await walk.attempt(source, async () => {
-      const info = await stat(source).catch(() => null);
+      const info = await stat(localPath(source)).catch(() => null);
       if (info?.isDirectory()) {
         if (!options.recursive) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${source} is a directory; use -r to copy directories.`, { errno: 'EISDIR', path: source });
         await putDir(walk, source, destDir ? posix.join(destDir, basename(resolve(source))) : remote);
@@ -96,29 +108,33 @@ async function putDir(walk: TreeWalk, local: string, remote: string): Promise<vo
   const { conn, options } = walk;
   const remoteDir = await mkdirRemote(conn, remote);
   walk.result.directories += 1;
-  const entries = (await readdir(local, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+  // Names as bytes, in byte order (as `LC_ALL=C ls`): a name that is not UTF-8 is one
+  // like any other, not a U+FFFD spelling that names no file.
+  const entries = (await readdir(localPath(local), { withFileTypes: true, encoding: 'buffer' }) as unknown as Array<Dirent<Buffer>>)
+    .sort((a, b) => Buffer.compare(a.name, b.name));
   for (const entry of entries) {
-    const path = join(local, entry.name);
-    const target = posix.join(remoteDir, entry.name);
+    const name = decodeOsBytes(entry.name);
+    const path = join(local, name);
+    const target = posix.join(remoteDir, name);
     let kind: 'file' | 'dir' | 'skip' = entry.isFile() ? 'file' : entry.isDirectory() ? 'dir' : 'skip';
     if (entry.isSymbolicLink()) {
-      const info = await stat(path).catch(() => null);
+      const info = await stat(localPath(path)).catch(() => null);
       kind = info?.isFile() ? 'file' : 'skip';
-      if (kind === 'skip') walk.warn(`${path}: ${info ? 'symbolic link to a directory, not followed' : 'broken symbolic link'}; skipped.`);
+      if (kind === 'skip') walk.skip(path, `${path}: ${info ? 'symbolic link to a directory, not followed' : 'broken symbolic link'}; skipped.`);
     } else if (kind === 'skip') {
-      walk.warn(`${path}: not a regular file or directory; skipped.`);
+      walk.skip(path, `${path}: not a regular file or directory; skipped.`);
     }
     if (kind === 'file') await walk.attempt(path, () => putFile(conn, path, target, { ...options, intoDirectory: false }));
     else if (kind === 'dir') await putDir(walk, path, target);
   }
-  const info = await stat(local);
+  const info = await stat(localPath(local));
   await mkdirRemote(conn, remoteDir, { mode: info.mode & 0o777, mtimeMs: info.mtimeMs });
 }
 
 /** Download `remotes` (files, and directories with `recursive`) to `local`. */
 export async function getTree(conn: Connection, remotes: string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
   const walk = new TreeWalk(conn, options);
-  const localInfo = await stat(local).catch(() => null);
+  const localInfo = await stat(localPath(local)).catch(() => null);
   const localDir = localInfo?.isDirectory() ? local : null;
   if (!localDir && local.endsWith('/') && !(options.recursive && remotes.length === 1)) {
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is not an existing directory.`, { errno: localInfo ? 'ENOTDIR' : 'ENOENT', path: local });
@@ -142,7 +158,7 @@ export async function getTree(conn: Connection, remotes: string[], local: string
 
 async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: string): Promise<void> {
   const { conn, options } = walk;
-  await mkdir(local, { recursive: true });
+  await mkdir(localPath(local), { recursive: true });
   walk.result.directories += 1;
   for (const entry of await listRemote(conn, remote)) {
     const source = posix.join(remote, entry.name);
@@ -154,13 +170,13 @@ async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: 
         throw err;
       });
       if (target?.type !== 'file') {
-        walk.warn(`${conn.hostLabel}:${source}: ${target ? 'symbolic link to a directory, not followed' : 'broken symbolic link or outside the allowed roots'}; skipped.`);
+        walk.skip(source, `${conn.hostLabel}:${source}: ${target ? 'symbolic link to a directory, not followed' : 'broken symbolic link or outside the allowed roots'}; skipped.`);
         continue;
       }
       resolved = target;
     }
     if (resolved.type === 'file') {
-      const existing = await stat(path).catch(() => null);
+      const existing = await stat(localPath(path)).catch(() => null);
       if (existing?.isDirectory()) {
         walk.result.failures.push({ path: source, error: new FileTransferError(ErrorCode.BAD_REQUEST, `${path} is a directory; cannot replace it with a file.`, { errno: 'EISDIR', path }) });
         continue;
@@ -169,9 +185,9 @@ async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: 
     } else if (resolved.type === 'dir') {
       await getDir(walk, source, resolved, path);
     } else {
-      walk.warn(`${conn.hostLabel}:${source}: not a regular file or directory; skipped.`);
+      walk.skip(source, `${conn.hostLabel}:${source}: not a regular file or directory; skipped.`);
     }
   }
-  await chmod(local, self.mode & 0o777);
-  await utimes(local, new Date(), self.mtimeMs / 1000);
+  await chmod(localPath(local), self.mode & 0o777);
+  await utimes(localPath(local), new Date(), self.mtimeMs / 1000);
 }

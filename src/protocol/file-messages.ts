@@ -26,6 +26,11 @@
  *   list  {path} → {window: 0, path, entry} → STDOUT NDJSON, one FileEntry per line → {count}
  *   mkdir {path, mode?, mtimeMs?} → {window: 0, path, created} → {}
  *
+ * Paths, names and link targets are OS byte strings (surrogateescape, src/protocol/os-bytes.ts):
+ * a byte that is not part of valid UTF-8 travels as the lone surrogate U+DC00+byte, which
+ * JSON writes as `\udcXX`; both ends turn them back into the bytes for every system call.
+ * A decoder refuses any other lone surrogate (BAD_MESSAGE): it names no bytes.
+ *
  * The one addition to an existing frame: on a put channel EOF carries `{sha256, size}`
  * (on exec channels EOF stays empty). The client learns its hash only once it has read the
  * whole file, and the daemon must know it before the rename; a new frame type would need
@@ -34,6 +39,7 @@
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
 import { parseJsonObject } from './messages.js';
+import { isOsString } from './os-bytes.js';
 
 export { parseJsonObject };
 
@@ -49,7 +55,10 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 export type FileType = 'file' | 'dir' | 'symlink' | 'other';
 
-/** One file as `stat` and `list` report it. `mode` is the permission bits (0o7777). */
+/**
+ * One file as `stat` and `list` report it. `mode` is the permission bits (0o7777). `name`
+ * and `target` are OS byte strings: `encodeOsBytes(name)` gives the name's exact bytes.
+ */
 export interface FileEntry {
   name: string;
   type: FileType;
@@ -147,12 +156,21 @@ function finite(type: FrameType, o: Json, key: string): number {
   return v;
 }
 
-function path(type: FrameType, o: Json, key: string): string {
-  const v = o[key];
+/**
+ * A path, name or link target: an OS byte string (surrogateescape, src/protocol/os-bytes.ts;
+ * docs/protocol.md "OS byte strings"), so a name that is not UTF-8 crosses the wire as its
+ * bytes. A string that names no bytes (another lone surrogate) is refused, never mangled.
+ */
+function osString(type: FrameType, key: string, v: unknown): string {
   if (typeof v !== 'string' || v.length > MAX_PATH_LENGTH || v.includes('\0')) {
     throw bad(type, `"${key}" must be a string of at most ${MAX_PATH_LENGTH} characters without NUL`);
   }
+  if (!isOsString(v)) throw bad(type, `"${key}" is not an OS byte string (a lone surrogate outside U+DC80..U+DCFF names no bytes)`);
   return v;
+}
+
+function path(type: FrameType, o: Json, key: string): string {
+  return osString(type, key, o[key]);
 }
 
 function sha(type: FrameType, o: Json, key: string): string {
@@ -205,15 +223,14 @@ function decodeEntry(type: FrameType, o: unknown): FileEntry {
   const e = o as Json;
   const kind = e.type;
   if (kind !== 'file' && kind !== 'dir' && kind !== 'symlink' && kind !== 'other') throw bad(type, '"type" must be file, dir, symlink or other');
-  if (typeof e.name !== 'string') throw bad(type, '"name" must be a string');
   const entry: FileEntry = {
-    name: e.name,
+    name: osString(type, 'name', e.name),
     type: kind,
     size: int(type, e, 'size', 0, MAX_SIZE),
     mode: int(type, e, 'mode', 0, 0o7777),
     mtimeMs: finite(type, e, 'mtimeMs'),
   };
-  if (typeof e.target === 'string') entry.target = e.target;
+  if (e.target !== undefined) entry.target = osString(type, 'target', e.target);
   return entry;
 }
 

@@ -235,7 +235,8 @@ test('FIFOs never hold daemon threads: many gets of one, then ls, get -r and get
     assert.match(ls.stdout.toString(), /^\?.* fifo$/m); // type "other"
     const down = join(local, 'fifo-tree');
     const tree = await run(['get', '-r', at(join(allowed, 'tree')), down]);
-    assert.equal(tree.code, 0, `get -r of a tree with a FIFO (${tree.signal ?? tree.code}): ${tree.stderr}`);
+    // The FIFO is not copied: said, and exit 1 (issue 9: never skipped in silence).
+    assert.equal(tree.code, 1, `get -r of a tree with a FIFO (${tree.signal ?? tree.code}): ${tree.stderr}`);
     assert.match(tree.stderr, /fifo: not a regular file or directory; skipped/);
     assert.equal(readFileSync(join(down, 'a.txt'), 'utf8'), 'a');
     assert.equal(readFileSync(join(down, 'sub/b.txt'), 'utf8'), 'b');
@@ -314,7 +315,8 @@ test('symlinks inside the root are followed inside it; loops and links out are r
   assert.match(loop.stderr, /too many levels of symbolic links \(ELOOP\)/);
   const down = join(local, 'links-tree');
   const tree = await cli(['get', '-r', remote('links/real'), down]);
-  assert.equal(tree.code, 0, tree.stderr);
+  // Not copied, so not a whole copy: said, and exit 1 (issue 9: never skipped in silence).
+  assert.equal(tree.code, 1, tree.stderr);
   assert.match(tree.stderr, /real\/out: broken symbolic link or outside the allowed roots; skipped/);
   assert.equal(existsSync(join(down, 'out')), false);
   assert.equal(readFileSync(join(down, 'file'), 'utf8'), 'real file');

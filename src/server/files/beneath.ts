@@ -26,6 +26,7 @@ import { constants, type Stats } from 'node:fs';
 import { mkdir, readlink } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
+import { decodeOsBytes, encodeOsBytes } from '../../protocol/os-bytes.js';
 import { FileOpError, inside, realRoots, requestedPath, resolveReal, systemError } from './paths.js';
 
 /** open(2) O_PATH (same value on x86_64 and arm64); not in Node's fs.constants. */
@@ -35,13 +36,18 @@ const PATH_NOFOLLOW = O_PATH | constants.O_NOFOLLOW;
 const MAX_LINKS = 40;
 
 // Descriptor calls (fs/promises only has FileHandles, which close themselves on GC).
-const open = promisify(fs.open) as (path: string, flags: number, mode?: number) => Promise<number>;
+const open = promisify(fs.open) as (path: fs.PathLike, flags: number, mode?: number) => Promise<number>;
 const close = promisify(fs.close);
 const fstat = promisify(fs.fstat) as (fd: number) => Promise<Stats>;
 
-/** `/proc/self/fd/FD` (the inode FD holds), or `/proc/self/fd/FD/NAME` (NAME in that directory). */
-export function fdPath(fd: number, name?: string): string {
-  return name === undefined ? `/proc/self/fd/${fd}` : `/proc/self/fd/${fd}/${name}`;
+/**
+ * `/proc/self/fd/FD` (the inode FD holds), or `/proc/self/fd/FD/NAME` (NAME in that
+ * directory). A Buffer: NAME is an OS byte string (os-bytes.ts) and the system call must
+ * get its bytes, not its UTF-8 spelling (`caf\udce9` is the byte 0xE9, not U+FFFD).
+ */
+export function fdPath(fd: number, name?: string): Buffer {
+  const dir = `/proc/self/fd/${fd}`;
+  return name === undefined ? Buffer.from(dir) : Buffer.concat([Buffer.from(`${dir}/`), encodeOsBytes(name)]);
 }
 
 export interface LocateOptions {
@@ -79,12 +85,12 @@ export class Location {
   }
 
   /** A name in the held directory (default: the entry's own name). */
-  inDir(name: string = this.name): string {
+  inDir(name: string = this.name): Buffer {
     return fdPath(this.dir, name);
   }
 
   /** The checked inode itself (to reopen it for reading, list it, chmod it). */
-  self(): string {
+  self(): Buffer {
     if (this.fd === null) throw new FileOpError(`Internal error: ${this.path} does not exist.`);
     return fdPath(this.fd);
   }
@@ -159,7 +165,7 @@ class Walk {
         }
         if (stats.isSymbolicLink() && (!last || this.#options.follow !== false)) {
           // Follow it as the kernel would, but by walking again: the target must stay inside a root.
-          const target = await readlink(fdPath(dir, name)).catch((err: unknown) => {
+          const target = await readlink(fdPath(dir, name), { encoding: 'buffer' }).then(decodeOsBytes, (err: unknown) => {
             throw systemError(this.#options.verb, absolute, err);
           }).finally(() => close(fd).catch(() => {}));
           if (links >= MAX_LINKS) throw systemError(this.#options.verb, absolute, Object.assign(new Error('loop'), { code: 'ELOOP' }));

@@ -7,13 +7,15 @@
  *
  * The server starts at `offset` only when its own first `offset` bytes hash to
  * `offsetSha256` (the client's partial file); otherwise OPEN_OK says `offset: 0`.
- * A file that changes while it is sent (size or mtime) fails the transfer.
+ * A file that changes while it is sent (size, mtime or ctime; or it ends early) fails the
+ * transfer with SW_ERR_SOURCE_CHANGED: the bytes sent may mix two versions.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename } from 'node:path';
-import { FileSender } from '../../channel/file-stream.js';
+import { FileSender, SourceChangedError, sameVersion } from '../../channel/file-stream.js';
+import { ErrorCode } from '../../errors.js';
 import { openHashingReader, type HashingReader } from '../../channel/file-hash.js';
 import { FrameType } from '../../protocol/frame.js';
 import type { GetRequest } from '../../protocol/file-messages.js';
@@ -80,7 +82,7 @@ export class GetOperation implements FileOperation {
     const { offset, offsetSha256 } = this.#req;
     if (offset > 0 && offset <= info.size && offsetSha256 !== undefined) {
       await this.#reader.hashPrefix(offset).catch((err: unknown) => {
-        throw systemError('read', path, err);
+        throw err instanceof SourceChangedError ? this.#changed(err.message) : systemError('read', path, err);
       });
       if ((await this.#reader.peek()) === offsetSha256) this.#offset = offset;
       else {
@@ -103,7 +105,7 @@ export class GetOperation implements FileOperation {
       window: ctx.outWindow,
       maxPacket: Math.min(ctx.request.maxPacket, ctx.host.limits.maxPayload),
       onDone: () => void this.#complete(),
-      onError: (err) => void this.#fail(systemError('read', this.#path, err)),
+      onError: (err) => void this.#fail(err instanceof SourceChangedError ? this.#changed(err.message) : systemError('read', this.#path, err)),
     });
     this.#sender.flush();
   }
@@ -127,8 +129,10 @@ export class GetOperation implements FileOperation {
     const before = this.#info!;
     const after = (await this.#handle?.stat().catch(() => null)) ?? null;
     if (this.#done) return;
-    if (!after || after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-      return this.#fail(new FileOpError(`${this.#path} changed while it was being sent; run the transfer again.`, { errno: 'EINTEGRITY' }));
+    if (!after) return this.#fail(new FileOpError(`Cannot read ${this.#path} after sending it.`));
+    if (!sameVersion(before, after)) {
+      const what = after.size !== before.size ? `its size went from ${before.size} to ${after.size} bytes` : 'it was modified: mtime or ctime changed';
+      return this.#fail(this.#changed(what));
     }
     let sha256: string;
     try {
@@ -140,6 +144,12 @@ export class GetOperation implements FileOperation {
     this.#done = true;
     await this.#close();
     this.#ctx.finish({ ok: true, size: before.size, sha256 });
+  }
+
+  #changed(what: string): FileOpError {
+    return new FileOpError(`${this.#path} changed while it was being sent (${what}); nothing was kept. Run the transfer again once it is no longer being written.`, {
+      code: ErrorCode.SOURCE_CHANGED,
+    });
   }
 
   async #fail(err: unknown): Promise<void> {

@@ -9,10 +9,11 @@
  * so a directory of any size costs the daemon one batch of entries at a time.
  */
 import { lstat, opendir, readlink, chmod, utimes } from 'node:fs/promises';
-import type { Dir } from 'node:fs';
+import type { Dir, OpenDirOptions } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { basename } from 'node:path';
 import { FrameType } from '../../protocol/frame.js';
+import { decodeOsBytes } from '../../protocol/os-bytes.js';
 import type { FileEntry, MkdirRequest, PathRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
 import { fdPath, type Location } from './beneath.js';
@@ -106,7 +107,10 @@ export class ListOperation implements FileOperation {
       this.#path = location.path;
       this.#info = statsOf(location);
       if (this.#info.isDirectory()) {
-        this.#dir = await opendir(location.self(), { bufferSize: LIST_BATCH }).catch((err: unknown) => {
+        // Names as bytes: a name that is not UTF-8 must be listed (and later reached) as
+        // itself, not as U+FFFD, which names another file or none (docs/protocol.md §OS byte strings).
+        const options = { bufferSize: LIST_BATCH, encoding: 'buffer' } as unknown as OpenDirOptions;
+        this.#dir = await opendir(location.self(), options).catch((err: unknown) => {
           throw systemError('list', this.#path, err);
         });
       }
@@ -165,7 +169,7 @@ export class ListOperation implements FileOperation {
       let batch: string[] = [];
       for await (const dirent of dir) {
         if (this.#aborted) return;
-        batch.push(dirent.name);
+        batch.push(decodeOsBytes(dirent.name as unknown as Buffer));
         if (batch.length >= LIST_BATCH) {
           await this.#describe(batch);
           batch = [];
@@ -186,9 +190,15 @@ export class ListOperation implements FileOperation {
     const entries = await Promise.all(
       names.map(async (name) => {
         const full = fdPath(location.fd!, name); // in the directory held, whatever its name is now
-        const info = await lstat(full).catch(() => null); // removed meanwhile: skip it
+        // Removed since readdir: it is no longer there to list. Any other failure fails
+        // the listing rather than leave an entry out in silence.
+        const info = await lstat(full).catch((err: unknown) => {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+          throw err;
+        });
         if (!info) return null;
-        return entryOf(name, info, info.isSymbolicLink() ? await readlink(full).catch(() => '') : undefined);
+        const target = info.isSymbolicLink() ? await readlink(full, { encoding: 'buffer' }).then(decodeOsBytes, () => '') : undefined;
+        return entryOf(name, info, target);
       }),
     );
     for (const entry of entries) if (entry) this.#push(entry);

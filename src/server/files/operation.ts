@@ -45,7 +45,7 @@ export interface FileOperation {
 /** EXIT fields for a failure: `FileOpError`s keep their message and errno. */
 export function failure(err: unknown): FileExit {
   if (err instanceof FileOpError) {
-    const exit: FileExit = { ok: false, error: { code: ErrorCode.BAD_REQUEST, message: err.message } };
+    const exit: FileExit = { ok: false, error: { code: err.code, message: err.message } };
     if (err.errno) exit.errno = err.errno;
     return exit;
   }

@@ -5,8 +5,10 @@
  * out). The walk that reaches it without a check-then-use window is in beneath.ts.
  */
 import type { Stats } from 'node:fs';
+import { ErrorCode } from '../../errors.js';
 import { lstat, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
+import { decodeOsBytes, encodeOsBytes } from '../../protocol/os-bytes.js';
 
 /** A request the daemon refuses: a path outside the roots, or a failed system call. */
 export class FileOpError extends Error {
@@ -15,11 +17,14 @@ export class FileOpError extends Error {
   readonly errno: string | undefined;
   /** True when the path resolved outside the allowed roots. */
   readonly escape: boolean;
+  /** The code EXIT.error carries (default SW_ERR_BAD_REQUEST). */
+  readonly code: ErrorCode;
 
-  constructor(message: string, options: { errno?: string; escape?: boolean; cause?: unknown } = {}) {
+  constructor(message: string, options: { errno?: string; escape?: boolean; cause?: unknown; code?: ErrorCode } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.errno = options.errno;
     this.escape = options.escape ?? false;
+    this.code = options.code ?? ErrorCode.BAD_REQUEST;
   }
 }
 
@@ -67,13 +72,13 @@ export async function resolveReal(absolute: string): Promise<string> {
   let current = absolute;
   for (;;) {
     try {
-      const real = await realpath(current);
+      const real = decodeOsBytes(await realpath(encodeOsBytes(current), { encoding: 'buffer' }));
       return missing.length === 0 ? real : join(real, ...missing.reverse());
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT' && code !== 'ENOTDIR') throw systemError('resolve', absolute, err);
       if (missing.length > 0 && code === 'ENOENT') {
-        const link = await lstat(current).catch(() => null);
+        const link = await lstat(encodeOsBytes(current)).catch(() => null);
         if (link?.isSymbolicLink()) {
           throw new FileOpError(`Cannot use ${absolute}: ${current} is a symbolic link to a missing target.`, { errno: 'ENOENT' });
         }
@@ -90,7 +95,7 @@ export async function realRoots(roots: readonly string[]): Promise<string[]> {
   const out: string[] = [];
   for (const root of roots) {
     try {
-      out.push(await realpath(resolve(root)));
+      out.push(decodeOsBytes(await realpath(encodeOsBytes(resolve(root)), { encoding: 'buffer' })));
     } catch {
       // missing root: skip
     }

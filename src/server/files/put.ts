@@ -12,7 +12,7 @@
  * from `offset` if its own first `offset` bytes hash the same, else it closes the channel
  * and opens again without `resume` (the partial file is then truncated).
  */
-import { constants } from 'node:fs';
+import { constants, type PathLike } from 'node:fs';
 import { open, stat, statfs, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { FileSink, FILE_WINDOW } from '../../channel/file-stream.js';
@@ -279,7 +279,7 @@ export class PutOperation implements FileOperation {
 
 
 /** fsync the directory so the rename itself survives a crash. */
-export async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: PathLike): Promise<void> {
   const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY).catch(() => null);
   if (!handle) return;
   await handle.sync().catch(() => {});
