@@ -35,19 +35,23 @@ export function prefixLine(host: string, stream: 'stdout' | 'stderr', line: Line
   const name = paint(style, hostColor(host), host.padEnd(width));
   const mark = stream === 'stderr' ? paint(style, 31, '!') : '|';
   const prefix = Buffer.from(`${name} ${mark}${line.end === 'continued' ? '+' : ''} `);
-  return Buffer.concat([prefix, ...relabelReturns(line.bytes, prefix), NEWLINE]);
+  const out = [prefix];
+  relabelReturns(out, line.bytes, prefix);
+  out.push(NEWLINE);
+  return Buffer.concat(out);
 }
 
-/** `bytes` split after each "\r" that has more bytes after it, with `label` put in between. */
-function relabelReturns(bytes: Buffer, label: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
+/**
+ * Appends `bytes` to `out`, with `label` after each "\r" that has more bytes after it.
+ * (Appended one by one, never spread: a line may hold a million of them.)
+ */
+function relabelReturns(out: Buffer[], bytes: Buffer, label: Buffer): void {
   let start = 0;
   for (let cr = bytes.indexOf(CR); cr >= 0 && cr + 1 < bytes.length; cr = bytes.indexOf(CR, start)) {
-    parts.push(bytes.subarray(start, cr + 1), label);
+    out.push(bytes.subarray(start, cr + 1), label);
     start = cr + 1;
   }
-  parts.push(bytes.subarray(start));
-  return parts;
+  out.push(bytes.subarray(start));
 }
 
 const NEWLINE = Buffer.of(0x0a);
@@ -121,8 +125,8 @@ export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
       out.push(Buffer.from(`${head} `), stdout, NEWLINE);
     } else {
       text(`${head}\n`);
-      if (stdout.length > 0) out.push(...indentLines(stdout, Buffer.from('  ')));
-      if (stderr.length > 0) out.push(...indentLines(stderr, Buffer.from(`  ${paint(style, 31, '!')} `)));
+      if (stdout.length > 0) indentLines(out, stdout, Buffer.from('  '));
+      if (stderr.length > 0) indentLines(out, stderr, Buffer.from(`  ${paint(style, 31, '!')} `));
     }
     if (sample.truncated) text('  (output truncated)\n');
   }
@@ -137,15 +141,18 @@ function withoutFinalNewline(bytes: Buffer): Buffer {
   return bytes.length > 0 && bytes[bytes.length - 1] === 0x0a ? bytes.subarray(0, -1) : bytes;
 }
 
-/** Each line of `bytes` after `indent` (repeated after a "\r" inside the line), ending in "\n". */
-function indentLines(bytes: Buffer, indent: Buffer): Buffer[] {
-  const out: Buffer[] = [];
+/**
+ * Appends to `out` each line of `bytes` after `indent` (repeated after a "\r" inside the
+ * line), ending in "\n". Appended one by one: a million lines must not be spread as arguments.
+ */
+function indentLines(out: Buffer[], bytes: Buffer, indent: Buffer): void {
   let start = 0;
   for (;;) {
     const nl = bytes.indexOf(0x0a, start);
-    const line = bytes.subarray(start, nl < 0 ? bytes.length : nl);
-    out.push(indent, ...relabelReturns(line, indent), NEWLINE);
-    if (nl < 0) return out;
+    out.push(indent);
+    relabelReturns(out, bytes.subarray(start, nl < 0 ? bytes.length : nl), indent);
+    out.push(NEWLINE);
+    if (nl < 0) return;
     start = nl + 1;
   }
 }

@@ -140,3 +140,21 @@ test('runOn(): results carry the exact bytes (stdoutBytes/stderrBytes)', async (
   assert.deepEqual(result.stdoutBytes, Buffer.from('abc\xc3', 'latin1'));
   assert.deepEqual(result.stderrBytes, Buffer.from('\xe9t\xe9', 'latin1'));
 });
+
+test('truncated results: the kept 1 MiB ends between characters (--json keeps it as text), and a big grouped report prints', async () => {
+  const euro = Buffer.from('€'.repeat(400_000)); // 1.2 MB: the 1 MiB cut falls inside a character
+  const j = await cli(['--json', 'web01', '--', `cat ${fixture('trunc.txt', euro)}`]);
+  assert.equal(j.code, 0, j.stderr);
+  const result = records(j.stdout).find((r) => r.type === 'result')!;
+  assert.equal(result.truncated, true);
+  assert.equal(typeof result.stdout, 'string', 'still text');
+  const kept = Buffer.from(result.stdout as string);
+  assert.ok(kept.length <= 1024 * 1024 && kept.length > 1024 * 1024 - 3 && euro.subarray(0, kept.length).equals(kept));
+
+  const g = await cli(['web01', '--', 'seq 1 1000000']);
+  assert.equal(g.code, 0, g.stderr);
+  const lines = g.stdout.toString().split('\n');
+  assert.equal(lines[0], 'web01 (1):');
+  assert.equal(lines[1], '  1');
+  assert.equal(lines.at(-2), '  (output truncated)');
+});

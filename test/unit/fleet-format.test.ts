@@ -85,6 +85,15 @@ test('--stream records: the host prefix, the mark for continued pieces, the pref
   assert.deepEqual(prefixLine('w', 'stdout', line('\xff\xc3', 'newline'), 1, { color: false }), Buffer.from('w | \xff\xc3\n', 'latin1'));
 });
 
+test('grouped and --stream output of a million lines or carriage returns: no call-stack limit is hit', () => {
+  const lines = Buffer.from('x\n'.repeat(1_000_000));
+  const grouped = formatGrouped(summaryOf([result('a', { stdoutBytes: lines, stderrBytes: Buffer.from('e\n') })]), { color: false });
+  assert.equal(grouped.length, 'a (1):\n'.length + 4 * 1_000_000 + '  ! e\n'.length);
+  const returns = Buffer.from('\r'.repeat(1_000_000));
+  const record = prefixLine('w', 'stdout', { bytes: returns, end: 'newline' }, 1, { color: false });
+  assert.equal(record.length, 'w | '.length + 1_000_000 + (1_000_000 - 1) * 'w | '.length + 1);
+});
+
 test('truncateColumns: never splits a character, a surrogate pair or a colour escape; counts wide characters as two', () => {
   assert.equal(truncateColumns('abcdef', 4), 'abc…');
   assert.equal(truncateColumns('abcd', 4), 'abcd');
