@@ -4,6 +4,7 @@
  * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
  * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
  */
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import type { Command } from 'commander';
@@ -19,6 +20,7 @@ import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
 import { fail } from './common.js';
 import { ShellwireError } from '../errors.js';
+import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { exitWhenFlushed } from './stdio.js';
 
 /** Above this many hosts a TTY user is asked to confirm (unless --yes). */
@@ -72,8 +74,41 @@ function splitWords(words: string[]): { targets: string[]; command: string } {
   // Commander drops "--"; what follows it in argv is the command.
   const dash = process.argv.indexOf('--');
   const after = dash >= 0 ? process.argv.length - dash - 1 : 0;
-  if (after > 0) return { targets: words.slice(0, words.length - after), command: words.slice(words.length - after).join(' ') };
+  if (after > 0) return { targets: words.slice(0, words.length - after), command: argvTail(after).join(' ') };
   return { targets: words.slice(0, 1), command: words.slice(1).join(' ') };
+}
+
+/**
+ * The last `count` words of our argv as OS byte strings (surrogateescape, os-bytes.ts).
+ * Node decodes argv as UTF-8 and turns other bytes into U+FFFD, so a command naming
+ * `caf\xe9.txt` would name another file; /proc/self/cmdline has the bytes. Where it cannot
+ * be read or does not match argv, argv is used as it is.
+ */
+function argvTail(count: number): string[] {
+  const fromNode = process.argv.slice(process.argv.length - count);
+  let raw: Buffer[];
+  try {
+    const cmdline = readFileSync('/proc/self/cmdline');
+    raw = splitNul(cmdline.subarray(0, cmdline.at(-1) === 0 ? -1 : undefined));
+  } catch {
+    return fromNode;
+  }
+  if (raw.length < count) return fromNode;
+  const words = raw.slice(raw.length - count);
+  // Node's decoding of each word must match, or these are not the same words.
+  if (words.some((w, i) => w.toString('utf8') !== fromNode[i])) return fromNode;
+  return words.map((w) => decodeOsBytes(w));
+}
+
+function splitNul(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let nul = bytes.indexOf(0); nul >= 0; nul = bytes.indexOf(0, start)) {
+    out.push(bytes.subarray(start, nul));
+    start = nul + 1;
+  }
+  out.push(bytes.subarray(start));
+  return out;
 }
 
 function number(text: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {

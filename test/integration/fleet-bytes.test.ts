@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from '../helpers/daemon.js';
+import { spawnSync } from 'node:child_process';
+import { runCli, CLI } from '../helpers/daemon.js';
+import { encodeOsBytes } from '../../src/protocol/os-bytes.js';
 import { runOn } from '../../src/fleet/run-on.js';
 import { loadInventory } from '../../src/fleet/inventory.js';
 import { resolveTargets } from '../../src/fleet/targets.js';
@@ -157,4 +159,14 @@ test('truncated results: the kept 1 MiB ends between characters (--json keeps it
   assert.equal(lines[0], 'web01 (1):');
   assert.equal(lines[1], '  1');
   assert.equal(lines.at(-2), '  (output truncated)');
+});
+
+test('command text: bytes that are not UTF-8 are kept (surrogateescape), not turned into U+FFFD', async () => {
+  // Node's process.argv cannot hold the byte 0xff; a shell puts it in the CLI's argv.
+  const script = `exec "${process.execPath}" "${CLI}" run --json --inventory "${fleet.inventory}" web01 -- ": $(printf '\\377')"`;
+  const child = spawnSync('/bin/sh', ['-c', script], { env: fleet.env, timeout: 20_000 });
+  assert.equal(child.status, 0, child.stderr.toString());
+  const summary = records(child.stdout).find((r) => r.type === 'summary')!;
+  assert.equal(summary.command, ': \udcff');
+  assert.deepEqual(encodeOsBytes(summary.command as string), Buffer.from(': \xff', 'latin1'));
 });
