@@ -10,7 +10,12 @@
  * concatenating every line's bytes, plus "\n" for each `end: 'newline'`, gives the input back.
  */
 
-/** Longest line handed out whole; a longer one comes in `continued` pieces of at most this size. */
+/**
+ * Longest line handed out whole; a longer one comes in `continued` pieces of at most this
+ * size. It bounds what a run holds for unfinished lines: a host's splitters are ended with
+ * its result, so at most `fanout` × 2 streams × this (128 MiB at the default fanout of 64,
+ * reached only if every running host is in the middle of a line of a mebibyte).
+ */
 export const MAX_LINE_BYTES = 1024 * 1024;
 
 /**
