@@ -4,6 +4,7 @@
  * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
  * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
  */
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import type { Command } from 'commander';
@@ -12,10 +13,14 @@ import { resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { FleetSummary } from '../fleet/results.js';
-import { formatGrouped, formatSummary, JsonLines, LineSplitter, prefixLine, type Style } from '../fleet/format.js';
+import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
+import { JsonLines } from '../fleet/json-lines.js';
+import { HostLines } from '../fleet/line-splitter.js';
+import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
 import { fail } from './common.js';
 import { ShellwireError } from '../errors.js';
+import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { exitWhenFlushed } from './stdio.js';
 
 /** Above this many hosts a TTY user is asked to confirm (unless --yes). */
@@ -69,8 +74,41 @@ function splitWords(words: string[]): { targets: string[]; command: string } {
   // Commander drops "--"; what follows it in argv is the command.
   const dash = process.argv.indexOf('--');
   const after = dash >= 0 ? process.argv.length - dash - 1 : 0;
-  if (after > 0) return { targets: words.slice(0, words.length - after), command: words.slice(words.length - after).join(' ') };
+  if (after > 0) return { targets: words.slice(0, words.length - after), command: argvTail(after).join(' ') };
   return { targets: words.slice(0, 1), command: words.slice(1).join(' ') };
+}
+
+/**
+ * The last `count` words of our argv as OS byte strings (surrogateescape, os-bytes.ts).
+ * Node decodes argv as UTF-8 and turns other bytes into U+FFFD, so a command naming
+ * `caf\xe9.txt` would name another file; /proc/self/cmdline has the bytes. Where it cannot
+ * be read or does not match argv, argv is used as it is.
+ */
+function argvTail(count: number): string[] {
+  const fromNode = process.argv.slice(process.argv.length - count);
+  let raw: Buffer[];
+  try {
+    const cmdline = readFileSync('/proc/self/cmdline');
+    raw = splitNul(cmdline.subarray(0, cmdline.at(-1) === 0 ? -1 : undefined));
+  } catch {
+    return fromNode;
+  }
+  if (raw.length < count) return fromNode;
+  const words = raw.slice(raw.length - count);
+  // Node's decoding of each word must match, or these are not the same words.
+  if (words.some((w, i) => w.toString('utf8') !== fromNode[i])) return fromNode;
+  return words.map((w) => decodeOsBytes(w));
+}
+
+function splitNul(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let nul = bytes.indexOf(0); nul >= 0; nul = bytes.indexOf(0, start)) {
+    out.push(bytes.subarray(start, nul));
+    start = nul + 1;
+  }
+  out.push(bytes.subarray(start));
+  return out;
 }
 
 function number(text: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
@@ -141,35 +179,35 @@ async function printJson(run: FleetRun): Promise<FleetSummary> {
   let summary: FleetSummary | null = null;
   for await (const event of run) {
     if (event.type === 'summary') summary = event.summary;
-    const line = json.line(event);
-    if (line !== null) await write(process.stdout, line);
+    const records = json.records(event);
+    if (records !== '') await write(process.stdout, records);
   }
   return summary!;
 }
 
 async function printStream(run: FleetRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
-  const splitter = new LineSplitter();
+  const lines = new HostLines();
   const width = Math.min(40, Math.max(...names.map((n) => n.length)));
   let summary: FleetSummary | null = null;
   status?.start();
   for await (const event of run) {
-    let text = '';
+    const out: Buffer[] = [];
     if (event.type === 'output') {
-      for (const line of splitter.push(event.host, event.stream, event.data)) text += prefixLine(event.host, event.stream, line, width, style);
+      for (const line of lines.push(event.host, event.stream, event.data)) out.push(prefixLine(event.host, event.stream, line, width, style));
     } else if (event.type === 'result') {
-      for (const stream of ['stdout', 'stderr'] as const) {
-        const rest = splitter.flush(event.host, stream);
-        if (rest !== null) text += prefixLine(event.host, stream, rest, width, style);
-      }
+      for (const l of lines.end(event.host)) out.push(prefixLine(l.host, l.stream, l.line, width, style));
       const r = event.result;
       if (r.status !== 'ok' && r.status !== 'skipped') {
         const what = r.status === 'failed' ? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`) : `${r.status}: ${r.error?.message ?? ''}`;
-        text += prefixLine(event.host, 'stderr', `[${what}]`, width, style);
+        out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[${what}]`), end: 'newline' }, width, style));
       }
-    } else if (event.type === 'summary') summary = event.summary;
-    if (text !== '') {
+    } else if (event.type === 'summary') {
+      for (const l of lines.endAll()) out.push(prefixLine(l.host, l.stream, l.line, width, style));
+      summary = event.summary;
+    }
+    if (out.length > 0) {
       status?.clear();
-      await write(process.stdout, text);
+      await write(process.stdout, Buffer.concat(out));
       status?.render();
     }
   }
@@ -178,8 +216,8 @@ async function printStream(run: FleetRun, names: string[], style: Style, status:
 }
 
 /** Write, honouring backpressure (a slow terminal pauses the hosts, not our memory). */
-async function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
-  if (!stream.write(text)) await once(stream, 'drain');
+async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
+  if (!stream.write(data)) await once(stream, 'drain');
 }
 
 function installInterrupts(run: FleetRun, status: StatusLine | null): void {
@@ -220,5 +258,5 @@ function confirm(question: string): Promise<boolean> {
 }
 
 function abbreviate(text: string, max = 80): string {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+  return truncateColumns(text, max);
 }

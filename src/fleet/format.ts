@@ -1,15 +1,14 @@
 /**
- * Turning a run into text people and scripts can read: results grouped by identical output
- * (`web[01-12],db03 (13): …`, as `clush -b`), host-prefixed lines that are never split or
- * mixed (`--stream`), JSON Lines (`--json`), and the one-line summary. Pure functions and
- * small stateful splitters; no I/O here.
+ * Turning a run into what people read: results grouped by identical output
+ * (`web[01-12],db03 (13): …`, as `clush -b`), host-prefixed lines that are never mixed
+ * (`--stream`; lines come from line-splitter.ts), and the one-line summary. The command's
+ * output stays bytes, written as they came; only our own labels are text. Pure functions,
+ * no I/O. JSON Lines are in json-lines.ts.
  */
-import { TextDecoder } from 'node:util';
 import { foldNames } from './ranges.js';
-import type { FleetEvent, FleetSummary, HostResult } from './results.js';
-
-/** A partial line longer than this is emitted as a line of its own (bounded memory). */
-export const MAX_PENDING_LINE = 64 * 1024;
+import { truncateColumns } from './columns.js';
+import type { Line } from './line-splitter.js';
+import type { FleetSummary, HostResult } from './results.js';
 
 export interface Style {
   color: boolean;
@@ -26,53 +25,44 @@ export function hostColor(name: string): number {
 }
 
 /**
- * Splits each host's stream into whole lines, so `--stream` prints `host: line` records
- * that never mix two hosts or cut a line in half, whatever the chunking.
+ * One `--stream` record: `web01 | text` for stdout, `web01 ! text` for stderr, the name padded
+ * to `width`, the line's bytes as they are. A piece of an over-long line that goes on in the
+ * next record has `+` after the mark (`web01 |+ …`). A carriage return inside the line
+ * repeats the prefix after it, so a terminal that returns to column 0 redraws the label
+ * instead of showing the rest of the line as nobody's.
  */
-export class LineSplitter {
-  #pending = new Map<string, Buffer>();
-
-  /** Whole lines (without "\n") completed by `data`. */
-  push(host: string, stream: string, data: Buffer): string[] {
-    const key = `${stream}\0${host}`;
-    const previous = this.#pending.get(key);
-    let buffer = previous ? Buffer.concat([previous, data]) : data;
-    const lines: string[] = [];
-    let start = 0;
-    for (let nl = buffer.indexOf(10, start); nl >= 0; nl = buffer.indexOf(10, start)) {
-      lines.push(buffer.toString('utf8', start, nl));
-      start = nl + 1;
-    }
-    buffer = buffer.subarray(start);
-    if (buffer.length > MAX_PENDING_LINE) {
-      lines.push(buffer.toString('utf8'));
-      buffer = Buffer.alloc(0);
-    }
-    if (buffer.length > 0) this.#pending.set(key, Buffer.from(buffer));
-    else this.#pending.delete(key);
-    return lines;
-  }
-
-  /** The unterminated last line of a host's stream, if any. */
-  flush(host: string, stream: string): string | null {
-    const key = `${stream}\0${host}`;
-    const rest = this.#pending.get(key);
-    this.#pending.delete(key);
-    return rest ? rest.toString('utf8') : null;
-  }
-}
-
-/** `web01 | text` for stdout, `web01 ! text` for stderr; the name padded to `width`. */
-export function prefixLine(host: string, stream: 'stdout' | 'stderr', line: string, width: number, style: Style): string {
+export function prefixLine(host: string, stream: 'stdout' | 'stderr', line: Line, width: number, style: Style): Buffer {
   const name = paint(style, hostColor(host), host.padEnd(width));
   const mark = stream === 'stderr' ? paint(style, 31, '!') : '|';
-  return `${name} ${mark} ${line}\n`;
+  const prefix = Buffer.from(`${name} ${mark}${line.end === 'continued' ? '+' : ''} `);
+  const out = [prefix];
+  relabelReturns(out, line.bytes, prefix);
+  out.push(NEWLINE);
+  return Buffer.concat(out);
 }
+
+/**
+ * Appends `bytes` to `out`, with `label` after each "\r" that has more bytes after it.
+ * (Appended one by one, never spread: a line may hold a million of them.)
+ */
+function relabelReturns(out: Buffer[], bytes: Buffer, label: Buffer): void {
+  let start = 0;
+  for (let cr = bytes.indexOf(CR); cr >= 0 && cr + 1 < bytes.length; cr = bytes.indexOf(CR, start)) {
+    out.push(bytes.subarray(start, cr + 1), label);
+    start = cr + 1;
+  }
+  out.push(bytes.subarray(start));
+}
+
+const NEWLINE = Buffer.of(0x0a);
+const CR = 0x0d;
 
 /** What makes two hosts' results print as one group. */
 function groupKey(r: HostResult): string {
   const failure = r.status === 'ok' ? '' : `${r.status}\0${r.exitCode}\0${r.signal}\0${r.error?.code ?? ''}`;
-  return `${failure}\0${r.stdout}\0${r.stderr}`;
+  // latin1 maps each byte to one character: the key compares bytes, not their decoding
+  // (two hosts printing different invalid bytes must not share one U+FFFD group).
+  return `${failure}\0${r.stdoutBytes.length}\0${r.stdoutBytes.toString('latin1')}\0${r.stderrBytes.toString('latin1')}`;
 }
 
 export interface ResultGroup {
@@ -112,33 +102,59 @@ export function describeOutcome(r: HostResult): string {
   }
 }
 
-/** The grouped report (stdout): identical output once per group, failures last. */
-export function formatGrouped(summary: FleetSummary, style: Style): string {
-  let out = '';
+/**
+ * The grouped report (stdout): identical output once per group, failures last. The output's
+ * bytes are written as they are; only one trailing newline per stream is dropped (each
+ * line is indented, so it ends with one anyway).
+ */
+export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
+  const out: Buffer[] = [];
+  const text = (t: string) => out.push(Buffer.from(t));
   for (const group of groupResults(summary.results)) {
     const { sample } = group;
     const ok = sample.status === 'ok';
     const header = `${foldNames(group.hosts)} (${group.hosts.length})`;
     const outcome = ok ? '' : ` ${describeOutcome(sample)}`;
-    const stdout = sample.stdout.replace(/\n$/, '');
-    const stderr = sample.stderr.replace(/\n$/, '');
+    const stdout = withoutFinalNewline(sample.stdoutBytes);
+    const stderr = withoutFinalNewline(sample.stderrBytes);
     const head = paint(style, ok ? 32 : 31, `${header}:${outcome}`);
-    if (stdout === '' && stderr === '') {
-      out += `${head}${ok ? ' (no output)' : ''}\n`;
-    } else if (ok && stderr === '' && !stdout.includes('\n')) {
-      out += `${head} ${stdout}\n`;
+    if (stdout.length === 0 && stderr.length === 0) {
+      text(`${head}${ok ? ' (no output)' : ''}\n`);
+    } else if (ok && stderr.length === 0 && !stdout.includes(0x0a) && !stdout.includes(CR)) {
+      // One line of output goes beside the names (a "\r" would send it over them).
+      out.push(Buffer.from(`${head} `), stdout, NEWLINE);
     } else {
-      out += `${head}\n`;
-      if (stdout !== '') out += stdout.split('\n').map((l) => `  ${l}\n`).join('');
-      if (stderr !== '') out += stderr.split('\n').map((l) => `  ${paint(style, 31, '!')} ${l}\n`).join('');
+      text(`${head}\n`);
+      if (stdout.length > 0) indentLines(out, stdout, Buffer.from('  '));
+      if (stderr.length > 0) indentLines(out, stderr, Buffer.from(`  ${paint(style, 31, '!')} `));
     }
-    if (sample.truncated) out += '  (output truncated)\n';
+    if (sample.truncated) text('  (output truncated)\n');
   }
   for (const r of summary.results) {
     if (r.status === 'ok' || r.status === 'failed' || r.status === 'timed-out' || r.status === 'skipped' || r.status === 'canceled') continue;
-    out += `${paint(style, 31, `${r.host}:`)} ${describeOutcome(r)}\n`;
+    text(`${paint(style, 31, `${r.host}:`)} ${describeOutcome(r)}\n`);
   }
-  return out;
+  return Buffer.concat(out);
+}
+
+function withoutFinalNewline(bytes: Buffer): Buffer {
+  return bytes.length > 0 && bytes[bytes.length - 1] === 0x0a ? bytes.subarray(0, -1) : bytes;
+}
+
+/**
+ * Appends to `out` each line of `bytes` after `indent` (repeated after a "\r" inside the
+ * line), ending in "\n". Appended one by one: a million lines must not be spread as arguments.
+ */
+function indentLines(out: Buffer[], bytes: Buffer, indent: Buffer): void {
+  let start = 0;
+  for (;;) {
+    const nl = bytes.indexOf(0x0a, start);
+    out.push(indent);
+    relabelReturns(out, bytes.subarray(start, nl < 0 ? bytes.length : nl), indent);
+    out.push(NEWLINE);
+    if (nl < 0) return;
+    start = nl + 1;
+  }
 }
 
 /** The summary for stderr: counts, then failing hosts by kind (folded), then the time. */
@@ -152,7 +168,7 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   const add = (label: string, hosts: string[]) => {
     if (hosts.length === 0) return;
     const names = foldNames(hosts);
-    parts.push(paint(style, 31, `${hosts.length} ${label} (${names.length > 160 ? `${names.slice(0, 159)}…` : names})`));
+    parts.push(paint(style, 31, `${hosts.length} ${label} (${truncateColumns(names, 160)})`));
   };
   add('failed', failed);
   add('timed out', timedOut);
@@ -164,39 +180,3 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   return `shellwire: ${parts.join(', ')}\n`;
 }
 
-/**
- * JSON Lines. Output chunks are decoded per host and stream so a UTF-8 character split
- * between chunks is never mangled; bytes that are not UTF-8 go out as base64
- * (`"encoding":"base64"`).
- */
-export class JsonLines {
-  #decoders = new Map<string, TextDecoder>();
-
-  line(event: FleetEvent): string | null {
-    switch (event.type) {
-      case 'output': {
-        const key = `${event.stream}\0${event.host}`;
-        let decoder = this.#decoders.get(key);
-        if (!decoder) this.#decoders.set(key, (decoder = new TextDecoder('utf-8', { fatal: true })));
-        try {
-          const data = decoder.decode(event.data, { stream: true });
-          if (data === '') return null;
-          return `${JSON.stringify({ type: 'output', host: event.host, stream: event.stream, data })}\n`;
-        } catch {
-          this.#decoders.delete(key);
-          return `${JSON.stringify({ type: 'output', host: event.host, stream: event.stream, data: event.data.toString('base64'), encoding: 'base64' })}\n`;
-        }
-      }
-      case 'result':
-        return `${JSON.stringify({ type: 'result', ...event.result })}\n`;
-      case 'batch':
-        return `${JSON.stringify(event)}\n`;
-      case 'summary': {
-        const { results: _results, ...counts } = event.summary;
-        return `${JSON.stringify({ type: 'summary', ...counts })}\n`;
-      }
-      default:
-        return null;
-    }
-  }
-}

@@ -9,5 +9,7 @@ export { loadInventory, parseInventory, defaultInventoryPath, InventoryError, ty
 export { addHostsToInventory } from './inventory-write.js';
 export { resolveTargets, splitTerms } from './targets.js';
 export { expandRange, foldNames } from './ranges.js';
-export { formatGrouped, formatSummary, groupResults, JsonLines, LineSplitter } from './format.js';
+export { formatGrouped, formatSummary, groupResults, prefixLine } from './format.js';
+export { JsonLines, bytesField, fieldBytes } from './json-lines.js';
+export { LineSplitter, HostLines, MAX_LINE_BYTES, type Line, type LineEnd } from './line-splitter.js';
 export { Announcer, startAnnouncer, discover, expandSubnet, type DiscoveredHost, type DiscoverOptions } from './discovery.js';

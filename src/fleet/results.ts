@@ -21,9 +21,15 @@ export interface HostResult {
   signal: string | null;
   /** From the start of connecting (or reusing the connection) to the end. */
   durationMs: number;
-  /** Output kept (up to `maxOutput` bytes per stream), UTF-8. */
+  /**
+   * Output kept (up to `maxOutput` bytes per stream) as text: the bytes decoded as UTF-8,
+   * with U+FFFD for bytes that are not. For the exact bytes, read `stdoutBytes`/`stderrBytes`.
+   */
   stdout: string;
   stderr: string;
+  /** The output kept, byte for byte (a prefix of what the command wrote when `truncated`). */
+  stdoutBytes: Buffer;
+  stderrBytes: Buffer;
   /** More output arrived than was kept. */
   truncated: boolean;
   /** Why the host did not succeed, when it was not simply a non-zero exit. */
@@ -69,18 +75,31 @@ export function classifyConnectError(err: unknown): HostStatus {
   return 'error';
 }
 
+/** The output a host's result keeps: its bytes, and whether more arrived than was kept. */
+export interface KeptOutput {
+  bytes(): Buffer;
+  truncated: boolean;
+}
+
+/** Put the kept output (bytes and text) into `result`. */
+export function keepOutput(result: HostResult, stdout: KeptOutput, stderr: KeptOutput): void {
+  result.stdoutBytes = stdout.bytes();
+  result.stderrBytes = stderr.bytes();
+  result.stdout = result.stdoutBytes.toString('utf8');
+  result.stderr = result.stderrBytes.toString('utf8');
+  result.truncated = stdout.truncated || stderr.truncated;
+}
+
 export function resultFromExit(
   result: HostResult,
   exit: ExitInfo,
-  stdout: { text(): string; truncated: boolean },
-  stderr: { text(): string; truncated: boolean },
+  stdout: KeptOutput,
+  stderr: KeptOutput,
   timeoutMs: number | undefined,
 ): HostResult {
   result.exitCode = exit.exitCode;
   result.signal = exit.signal;
-  result.stdout = stdout.text();
-  result.stderr = stderr.text();
-  result.truncated = stdout.truncated || stderr.truncated;
+  keepOutput(result, stdout, stderr);
   if (exit.timedOut) {
     result.status = 'timed-out';
     result.error = { code: ErrorCode.COMMAND_TIMED_OUT, message: `timed out after ${(timeoutMs ?? 0) / 1000} s; its processes were killed` };

@@ -21,8 +21,9 @@ import { resolveTargets } from './targets.js';
 import { ConnectionPool, DEFAULT_CONNECT_RATE, StartSpreader, type PoolOptions } from './pool.js';
 import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
 import { planBatches } from './batches.js';
+import { characterBoundary } from './line-splitter.js';
 import {
-  classifyConnectError, isFailure, resultFromExit, type FleetEvent, type FleetSummary, type HostResult, type HostStatus,
+  classifyConnectError, isFailure, keepOutput, resultFromExit, type FleetEvent, type FleetSummary, type HostResult, type HostStatus,
 } from './results.js';
 
 export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './results.js';
@@ -281,9 +282,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
           message: `${host.name} did not report within ${Math.round((timeoutMs! + TIMEOUT_GRACE_MS) / 1000)} s (timeout ${timeoutMs! / 1000} s); dropped its connection — is the host or network down?`,
         };
       }
-      result.stdout = stdout.text();
-      result.stderr = stderr.text();
-      result.truncated = stdout.truncated || stderr.truncated;
+      keepOutput(result, stdout, stderr);
       return result;
     } finally {
       if (guard) clearTimeout(guard);
@@ -336,6 +335,8 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
       durationMs: Math.round(performance.now() - state.startedAt),
       stdout: '',
       stderr: '',
+      stdoutBytes: EMPTY,
+      stderrBytes: EMPTY,
       truncated: false,
       error: err === null || err === undefined ? null : errorInfo(err),
       batch,
@@ -352,7 +353,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
     const status: HostStatus = this.#canceled ? 'canceled' : 'skipped';
     return {
       host: host.name, address: formatTarget({ host: host.address, port: host.port }), status, exitCode: null, signal: null, durationMs: 0,
-      stdout: '', stderr: '', truncated: false, batch,
+      stdout: '', stderr: '', stdoutBytes: EMPTY, stderrBytes: EMPTY, truncated: false, batch,
       error: { code: ErrorCode.COMMAND_CANCELED, message: why[this.#stopReason ?? 'canceled'] },
     };
   }
@@ -388,11 +389,18 @@ export function runOn(targets: string | readonly string[] | readonly FleetHost[]
   return new FleetRun(hosts, command, options);
 }
 
-/** Keeps the first `max` bytes of a stream, counts the rest. */
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Keeps the first `max` bytes of a stream, notes that there were more. Where the cut falls
+ * inside a UTF-8 character, the kept prefix ends before it, so UTF-8 output stays valid
+ * (and `--json` keeps it as text) however it was truncated.
+ */
 export class OutputBuffer {
   #chunks: Buffer[] = [];
   #size = 0;
   #max: number;
+  #full = false;
   truncated = false;
 
   constructor(max: number) {
@@ -400,19 +408,28 @@ export class OutputBuffer {
   }
 
   add(chunk: Buffer): void {
-    const room = this.#max - this.#size;
-    if (room <= 0) {
-      if (chunk.length > 0) this.truncated = true;
+    if (chunk.length === 0) return;
+    if (this.#full) {
+      this.truncated = true;
       return;
     }
-    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    if (kept.length < chunk.length) this.truncated = true;
-    this.#chunks.push(kept);
-    this.#size += kept.length;
+    const room = this.#max - this.#size;
+    if (chunk.length <= room) {
+      this.#chunks.push(chunk);
+      this.#size += chunk.length;
+      return;
+    }
+    // Once per stream: the kept bytes and a few past the cut, to see whether it splits a character.
+    this.truncated = true;
+    this.#full = true;
+    const around = Buffer.concat([...this.#chunks, chunk.subarray(0, room + 3)]);
+    const kept = around.subarray(0, characterBoundary(around, this.#max));
+    this.#chunks = [kept];
+    this.#size = kept.length;
   }
 
-  text(): string {
-    return Buffer.concat(this.#chunks, this.#size).toString('utf8');
+  bytes(): Buffer {
+    return Buffer.concat(this.#chunks, this.#size);
   }
 }
 

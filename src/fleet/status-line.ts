@@ -5,6 +5,7 @@
  * never ends up in the middle of output.
  */
 import type { FleetRun } from './run-on.js';
+import { truncateColumns } from './columns.js';
 
 export const STATUS_INTERVAL_MS = 200;
 
@@ -42,8 +43,9 @@ export class StatusLine {
   render(): void {
     if (!this.#timer) return;
     const text = this.text();
+    // One column spare: writing the last column would wrap on some terminals.
     const width = (this.#stream.columns || 80) - 1;
-    this.#stream.write(`\r\x1b[K${text.length > width ? `${text.slice(0, width - 1)}…` : text}`);
+    this.#stream.write(`\r\x1b[K${truncateColumns(text, width)}`);
     this.#shown = true;
   }
 

@@ -153,24 +153,34 @@ const str = { type: 'string' } as const;
 const nullable = (s: Schema): Schema => ({ anyOf: [s, { type: 'null' }] });
 const STATUSES = ['ok', 'failed', 'timed-out', 'error', 'unreachable', 'host-key', 'auth', 'lost', 'canceled', 'skipped'] as const;
 
-/** The `--json` line schema: output chunk, host result, batch, summary. */
+/** Exactly one of `name` (text: the bytes were UTF-8) and `nameBase64` (they were not). */
+const bytesFields = (name: string): Array<Record<string, Schema>> => [{ [name]: str }, { [`${name}Base64`]: str }];
+
+const outputRecords: Schema[] = bytesFields('data').flatMap((data) =>
+  ([{}, { partial: { enum: [true] } }] as Array<Record<string, Schema>>).map((partial): Schema => ({
+    type: 'object',
+    additional: false,
+    required: { type: { enum: ['output'] }, host: str, stream: { enum: ['stdout', 'stderr'] }, ...data, ...partial },
+  })),
+);
+
+const resultRecords: Schema[] = bytesFields('stdout').flatMap((stdout) =>
+  bytesFields('stderr').map((stderr): Schema => ({
+    type: 'object',
+    additional: false,
+    required: {
+      type: { enum: ['result'] }, host: str, address: str, status: { enum: STATUSES }, exitCode: nullable({ type: 'integer' }),
+      signal: nullable(str), durationMs: { type: 'integer' }, ...stdout, ...stderr, truncated: { type: 'boolean' },
+      error: nullable({ type: 'object', additional: false, required: { code: str, message: str } }), batch: { type: 'integer' },
+    },
+  })),
+);
+
+/** The `--json` line schema (README "JSON Lines"): output line, host result, batch, summary. */
 export const JSON_LINE_SCHEMA: Schema = {
   anyOf: [
-    { type: 'object', additional: false, required: { type: { enum: ['output'] }, host: str, stream: { enum: ['stdout', 'stderr'] }, data: str } },
-    {
-      type: 'object',
-      additional: false,
-      required: { type: { enum: ['output'] }, host: str, stream: { enum: ['stdout', 'stderr'] }, data: str, encoding: { enum: ['base64'] } },
-    },
-    {
-      type: 'object',
-      additional: false,
-      required: {
-        type: { enum: ['result'] }, host: str, address: str, status: { enum: STATUSES }, exitCode: nullable({ type: 'integer' }),
-        signal: nullable(str), durationMs: { type: 'integer' }, stdout: str, stderr: str, truncated: { type: 'boolean' },
-        error: nullable({ type: 'object', additional: false, required: { code: str, message: str } }), batch: { type: 'integer' },
-      },
-    },
+    ...outputRecords,
+    ...resultRecords,
     { type: 'object', additional: false, required: { type: { enum: ['batch'] }, batch: { type: 'integer' }, hosts: { type: 'array', items: str } } },
     {
       type: 'object',

@@ -2,56 +2,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { LineSplitter, JsonLines, formatGrouped, formatSummary, groupResults } from '../../src/fleet/format.js';
+import { formatGrouped, formatSummary, groupResults, prefixLine } from '../../src/fleet/format.js';
+import { JsonLines } from '../../src/fleet/json-lines.js';
+import { truncateColumns, textColumns } from '../../src/fleet/columns.js';
+import { StatusLine } from '../../src/fleet/status-line.js';
 import type { FleetSummary, HostResult } from '../../src/fleet/results.js';
 import { TokenBucket, encodeProbe, parseProbe, expandSubnet, PROBE_SIZE } from '../../src/fleet/discovery.js';
 import { validate, JSON_LINE_SCHEMA } from '../integration/fleet-helpers.js';
 
-test('LineSplitter: any interleaving of any chunking yields each host\'s lines whole and unmixed', () => {
-  const hostText = fc.array(fc.stringMatching(/^[a-z é]{0,12}$/), { minLength: 1, maxLength: 8 }).map((lines) => `${lines.join('\n')}\n`);
-  fc.assert(
-    fc.property(fc.array(hostText, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(), { maxLength: 80 }), (texts, cuts) => {
-      // Chop every host's bytes into chunks, then deliver chunks round-robin-ish by `cuts`.
-      const queues = texts.map((t) => {
-        const bytes = Buffer.from(t);
-        const chunks: Buffer[] = [];
-        let at = 0;
-        for (const c of cuts) {
-          if (at >= bytes.length) break;
-          const size = 1 + (c % 5);
-          chunks.push(bytes.subarray(at, at + size));
-          at += size;
-        }
-        if (at < bytes.length) chunks.push(bytes.subarray(at));
-        return chunks;
-      });
-      const splitter = new LineSplitter();
-      const got = texts.map(() => [] as string[]);
-      let turn = 0;
-      while (queues.some((q) => q.length > 0)) {
-        const i = (cuts[turn++ % Math.max(1, cuts.length)] ?? 0) % queues.length;
-        const q = queues.find((_, j) => j === i && queues[j]!.length > 0) ?? queues.find((x) => x.length > 0)!;
-        const host = queues.indexOf(q);
-        for (const line of splitter.push(`h${host}`, 'stdout', q.shift()!)) got[host]!.push(line);
-      }
-      texts.forEach((t, i) => {
-        assert.equal(splitter.flush(`h${i}`, 'stdout'), null);
-        assert.deepEqual(got[i], t.slice(0, -1).split('\n'));
-      });
-    }),
-  );
-});
-
-test('LineSplitter: an unterminated last line comes out at flush', () => {
-  const s = new LineSplitter();
-  assert.deepEqual(s.push('a', 'stdout', Buffer.from('x\ny')), ['x']);
-  assert.deepEqual(s.push('a', 'stderr', Buffer.from('e')), []);
-  assert.equal(s.flush('a', 'stdout'), 'y');
-  assert.equal(s.flush('a', 'stderr'), 'e');
-});
-
 function result(host: string, extra: Partial<HostResult> = {}): HostResult {
-  return { host, address: `${host}:1`, status: 'ok', exitCode: 0, signal: null, durationMs: 5, stdout: '', stderr: '', truncated: false, error: null, batch: 0, ...extra };
+  const r: HostResult = { host, address: `${host}:1`, status: 'ok', exitCode: 0, signal: null, durationMs: 5, stdout: '', stderr: '', stdoutBytes: Buffer.alloc(0), stderrBytes: Buffer.alloc(0), truncated: false, error: null, batch: 0, ...extra };
+  // Tests give text; the bytes are what counts.
+  if (extra.stdout !== undefined && extra.stdoutBytes === undefined) r.stdoutBytes = Buffer.from(extra.stdout);
+  if (extra.stderr !== undefined && extra.stderrBytes === undefined) r.stderrBytes = Buffer.from(extra.stderr);
+  return r;
 }
 
 function summaryOf(results: HostResult[]): FleetSummary {
@@ -68,7 +32,7 @@ test('grouping: identical output once, folded names and counts; failures last wi
     result('db09', { status: 'unreachable', exitCode: null, error: { code: 'SW_ERR_CONNECT_FAILED', message: 'Connection refused by db09:1' } }),
   ];
   assert.equal(groupResults(results).length, 3);
-  const text = formatGrouped(summaryOf(results), { color: false });
+  const text = formatGrouped(summaryOf(results), { color: false }).toString();
   assert.equal(
     text,
     'web[01-03],db03 (4): up 3 days\n' +
@@ -82,17 +46,89 @@ test('grouping: identical output once, folded names and counts; failures last wi
 test('JSON Lines: UTF-8 split across chunks stays whole; other bytes go out as base64; lines match the schema', () => {
   const json = new JsonLines();
   const euro = Buffer.from('€\n');
-  const a = json.line({ type: 'output', host: 'h', stream: 'stdout', data: euro.subarray(0, 1) });
-  const b = json.line({ type: 'output', host: 'h', stream: 'stdout', data: euro.subarray(1) });
-  assert.equal(a, null);
-  assert.deepEqual(JSON.parse(b!), { type: 'output', host: 'h', stream: 'stdout', data: '€\n' });
-  const bin = JSON.parse(json.line({ type: 'output', host: 'g', stream: 'stderr', data: Buffer.from([0xff, 0xfe]) })!);
-  assert.equal(bin.encoding, 'base64');
-  assert.equal(Buffer.from(bin.data, 'base64').toString('hex'), 'fffe');
-  const r = JSON.parse(json.line({ type: 'result', host: 'h', result: result('h') })!);
-  const s = JSON.parse(json.line({ type: 'summary', summary: summaryOf([result('h')]) })!);
-  for (const line of [JSON.parse(b!), bin, r, s]) assert.equal(validate(line, JSON_LINE_SCHEMA), null, JSON.stringify(line));
+  const a = json.records({ type: 'output', host: 'h', stream: 'stdout', data: euro.subarray(0, 1) });
+  const b = json.records({ type: 'output', host: 'h', stream: 'stdout', data: euro.subarray(1) });
+  assert.equal(a, '');
+  assert.deepEqual(JSON.parse(b), { type: 'output', host: 'h', stream: 'stdout', data: '€\n' });
+  const bin = JSON.parse(json.records({ type: 'output', host: 'g', stream: 'stderr', data: Buffer.from([0xff, 0xfe, 0x0a]) }));
+  assert.equal(bin.data, undefined);
+  assert.equal(Buffer.from(bin.dataBase64, 'base64').toString('hex'), 'fffe0a');
+  const r = JSON.parse(json.records({ type: 'result', host: 'h', result: result('h') }));
+  const s = JSON.parse(json.records({ type: 'summary', summary: summaryOf([result('h')]) }));
+  for (const line of [JSON.parse(b), bin, r, s]) assert.equal(validate(line, JSON_LINE_SCHEMA), null, JSON.stringify(line));
   assert.notEqual(validate({ ...r, exitCode: 'zero' }, JSON_LINE_SCHEMA), null, 'the validator rejects a bad line');
+  assert.notEqual(validate({ ...r, stdoutBase64: '' }, JSON_LINE_SCHEMA), null, 'text and base64 forms together are refused');
+  assert.notEqual(validate({ ...bin, partial: false }, JSON_LINE_SCHEMA), null, 'partial is only ever true');
+});
+
+test('grouping compares bytes: different invalid bytes are different groups, printed raw', () => {
+  const results = [
+    result('a1', { stdout: '\ufffd\n', stdoutBytes: Buffer.of(0xff, 0x0a) }),
+    result('a2', { stdout: '\ufffd\n', stdoutBytes: Buffer.of(0xff, 0x0a) }),
+    result('b1', { stdout: '\ufffd\n', stdoutBytes: Buffer.of(0xfe, 0x0a) }),
+  ];
+  assert.equal(groupResults(results).length, 2);
+  assert.deepEqual(formatGrouped(summaryOf(results), { color: false }), Buffer.concat([Buffer.from('a[1-2] (2): '), Buffer.of(0xff, 0x0a), Buffer.from('b1 (1): '), Buffer.of(0xfe, 0x0a)]));
+});
+
+test('grouping: a carriage return in the output never overwrites the host names', () => {
+  const text = formatGrouped(summaryOf([result('a1', { stdout: '10%\r100%\n' }), result('b1', { status: 'failed', exitCode: 1, stdout: 'x\ry\n', stderr: 'e\rf' })]), { color: false });
+  assert.equal(text.toString(), 'a1 (1):\n  10%\r  100%\nb1 (1): exit 1\n  x\r  y\n  ! e\r  ! f\n');
+});
+
+test('--stream records: the host prefix, the mark for continued pieces, the prefix again after a carriage return', () => {
+  const line = (bytes: string, end: 'newline' | 'eof' | 'continued') => ({ bytes: Buffer.from(bytes, 'latin1'), end });
+  assert.equal(prefixLine('web01', 'stdout', line('ok', 'newline'), 6, { color: false }).toString(), 'web01  | ok\n');
+  assert.equal(prefixLine('web01', 'stderr', line('ok', 'eof'), 5, { color: false }).toString(), 'web01 ! ok\n');
+  assert.equal(prefixLine('w', 'stdout', line('abc', 'continued'), 1, { color: false }).toString(), 'w |+ abc\n');
+  assert.equal(prefixLine('w', 'stdout', line('a\rb\r', 'newline'), 1, { color: false }).toString(), 'w | a\rw | b\r\n');
+  assert.deepEqual(prefixLine('w', 'stdout', line('\xff\xc3', 'newline'), 1, { color: false }), Buffer.from('w | \xff\xc3\n', 'latin1'));
+});
+
+test('grouped and --stream output of a million lines or carriage returns: no call-stack limit is hit', () => {
+  const lines = Buffer.from('x\n'.repeat(1_000_000));
+  const grouped = formatGrouped(summaryOf([result('a', { stdoutBytes: lines, stderrBytes: Buffer.from('e\n') })]), { color: false });
+  assert.equal(grouped.length, 'a (1):\n'.length + 4 * 1_000_000 + '  ! e\n'.length);
+  const returns = Buffer.from('\r'.repeat(1_000_000));
+  const record = prefixLine('w', 'stdout', { bytes: returns, end: 'newline' }, 1, { color: false });
+  assert.equal(record.length, 'w | '.length + 1_000_000 + (1_000_000 - 1) * 'w | '.length + 1);
+});
+
+test('truncateColumns: never splits a character, a surrogate pair or a colour escape; counts wide characters as two', () => {
+  assert.equal(truncateColumns('abcdef', 4), 'abc…');
+  assert.equal(truncateColumns('abcd', 4), 'abcd');
+  assert.equal(truncateColumns('ab😀cd', 4), 'ab…', 'the emoji takes two columns and is not halved');
+  assert.equal(truncateColumns('e\u0301e\u0301e\u0301', 2), 'e\u0301…', 'combining marks stay with their letter');
+  assert.equal(truncateColumns('漢字漢字', 5), '漢字…');
+  assert.equal(truncateColumns('1 | \x1b[31m2 failed\x1b[0m | 3', 8), '1 | \x1b[31m2 f\x1b[0m…');
+  fc.assert(
+    fc.property(fc.string({ unit: 'grapheme', maxLength: 30 }), fc.integer({ min: 1, max: 20 }), (text, max) => {
+      const cut = truncateColumns(text, max);
+      assert.ok(textColumns(cut) <= max);
+      assert.ok(cut === text || text.startsWith(cut.slice(0, -1)));
+      assert.doesNotMatch(cut, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/, 'no lone surrogate');
+    }),
+  );
+});
+
+test('status line: on a narrow terminal it is cut between characters, and a colour escape is closed', () => {
+  const run = {
+    counts: () => ({ total: 9, ok: 1, failed: 2, running: 3, queued: 3 }),
+    running: () => [{ host: 'ħost-😀😀😀😀', phase: 'running' as const, elapsedMs: 4_100 }],
+  };
+  for (let columns = 10; columns <= 80; columns++) {
+    const writes: string[] = [];
+    const stream = { columns, write: (s: string) => writes.push(s) } as unknown as NodeJS.WriteStream;
+    const status = new StatusLine(run, { color: true }, stream);
+    status.start();
+    status.render();
+    status.stop();
+    assert.ok(writes[0]!.startsWith('\r\x1b[K'));
+    const shown = writes[0]!.slice(4);
+    assert.ok(textColumns(shown) <= columns - 1, `${columns}: ${JSON.stringify(shown)}`);
+    assert.doesNotMatch(shown, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/, `${columns}: a lone surrogate`);
+    if (shown.includes('\x1b[31m')) assert.ok(shown.lastIndexOf('\x1b[31m') < shown.lastIndexOf('\x1b[0m'), `${columns}: the colour is reset: ${JSON.stringify(shown)}`);
+  }
 });
 
 test('discovery codec: only the exact padded probe is understood', () => {
