@@ -5,6 +5,8 @@
  * change on the way in (lone surrogates, -0, Dates) is normalized here, before hashing.
  */
 
+import { isOsString } from '../protocol/os-bytes.js';
+
 export const AUDIT_KINDS = [
   'connect', 'auth-ok', 'auth-fail', 'command-start', 'command-end', 'denied', 'file', 'disconnect',
   // Written by the daemon when recording resumes after the log could not be written (disk
@@ -140,7 +142,8 @@ function withExactText(event: AuditEvent): Record<string, unknown> | null | unde
   const exact: Record<string, string> = {};
   for (const field of EXACT_TEXT_FIELDS) {
     const value = event[field];
-    if (typeof value === 'string' && LONE_SURROGATE.test(value)) exact[field] = value;
+    // Only strings that name bytes; any other lone surrogate is stored as U+FFFD, and that is all.
+    if (typeof value === 'string' && LONE_SURROGATE.test(value) && isOsString(value)) exact[field] = value;
   }
   if (Object.keys(exact).length === 0) return event.detail;
   return { ...event.detail, [EXACT_TEXT_KEY]: exact };
