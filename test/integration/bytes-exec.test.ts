@@ -75,6 +75,18 @@ test('cwd into a directory named with a Latin-1 byte (exec, pty and argv)', asyn
   });
 });
 
+test('a command rebuilt from bytes still runs in its own container (cgroup), as a plain one does', async () => {
+  // `c<N>` at the end is the command's own cgroup; the rest names the daemon's parent.
+  const where = (bytes: Buffer) => bytes.toString('utf8').replace(/\d+\n$/, 'N\n');
+  const plain = await conn.exec('cat /proc/self/cgroup');
+  const rebuilt = await conn.exec(Buffer.concat([Buffer.from('cat /proc/self/cgroup # '), CAFE]), { cwd: cafeDir, env: { X: Buffer.from([0xff]) } });
+  assert.equal(where(rebuilt.stdoutBytes), where(plain.stdoutBytes));
+  // A program found relative to a byte cwd is contained too (the wrapper looks it up as bytes).
+  writeFileSync(Buffer.concat([cafeDir, Buffer.from('/show')]), '#!/bin/sh\ncat /proc/self/cgroup\n', { mode: 0o755 });
+  const relative = await conn.exec(['./show'], { cwd: cafeDir });
+  assert.equal(where(relative.stdoutBytes), where(plain.stdoutBytes));
+});
+
 test('a terminal command with such bytes in its text, cwd and env', async () => {
   const command = Buffer.concat([Buffer.from("printf '%s|' "), CAFE, Buffer.from(' "$Z"; pwd')]);
   const result = await conn.exec(command, { pty: { term: 'xterm', cols: 80, rows: 24 }, cwd: cafeDir, env: { Z: Buffer.from([0xff]) } });
