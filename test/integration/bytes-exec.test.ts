@@ -6,7 +6,7 @@
 import { test, before, after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { startDaemon, CLI, type TestDaemon } from '../helpers/daemon.js';
@@ -223,7 +223,16 @@ describe('run-as (setpriv + env -i) with byte values', { skip: !isRoot && 'needs
     const pair = generateKeyPair('bytes@test');
     writeFileSync(join(keyDir, 'key'), pair.privateText, { mode: 0o600 });
     d = await startDaemon();
-    writeFileSync(join(d.server.stateDir, 'users.yaml'), `users:\n  carol:\n    runAs: ${ACCOUNT}\n    keys: ["${pair.publicLine}"]\n`);
+    writeFileSync(join(d.server.stateDir, 'users.yaml'), [
+      'users:',
+      '  carol:',
+      `    runAs: ${ACCOUNT}`,
+      `    keys: ["${pair.publicLine}"]`,
+      '  dave:',
+      `    runAs: ${ACCOUNT}`,
+      '    commands: { allow: ["pwd"] }',
+      `    keys: ["${pair.publicLine}"]`,
+    ].join('\n') + '\n');
     assert.ok(d.server.reloadUsers().ok);
   });
   after(async () => {
@@ -248,6 +257,22 @@ describe('run-as (setpriv + env -i) with byte values', { skip: !isRoot && 'needs
       assert.deepEqual((await session.exec('id -un; pwd')).stdoutBytes, Buffer.concat([Buffer.from(`${ACCOUNT}\n`), cafeDir, Buffer.from('\n')]));
       session.close();
       await assert.rejects(c.exec('true', { env: { LD_PRELOAD: Buffer.from([0xff]) } }), (err: ShellwireError) => err.code === ErrorCode.DENIED);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a restricted user cannot start in a directory outside their home through a symlink named with a Latin-1 byte', async () => {
+    const home = execFileSync('getent', ['passwd', ACCOUNT], { encoding: 'utf8' }).split(':')[5]!;
+    const link = Buffer.concat([Buffer.from(`${home}/l`), latin1('\xe9')]);
+    symlinkSync('/etc', link);
+    const c = await connect(`dave@${d.address}`, { identity: join(keyDir, 'key'), fingerprint: d.fingerprint, env: cleanEnv() });
+    try {
+      await assert.rejects(c.exec('pwd', { cwd: link }), (err: ShellwireError) => err.code === ErrorCode.DENIED && /outside/.test(err.message));
+      // A real directory of that name inside the home is fine.
+      const inside = Buffer.concat([Buffer.from(`${home}/d`), latin1('\xe9')]);
+      mkdirSync(inside);
+      assert.deepEqual((await c.exec('pwd', { cwd: inside })).stdoutBytes, Buffer.concat([inside, Buffer.from('\n')]));
     } finally {
       await c.close();
     }
