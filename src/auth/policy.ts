@@ -117,7 +117,8 @@ export function checkCwd(user: UserPolicy, cwd: string): PolicyDecision {
   const real = (path: string) => {
     try {
       // As bytes: a directory whose name is not UTF-8 must resolve to where it really leads.
-      return decodeOsBytes(realpathSync.native(encodeOsBytes(path), { encoding: 'buffer' })) // .native: the JS realpathSync decodes a Buffer as UTF-8;
+      // .native: the JS realpathSync turns a Buffer path into a UTF-8 string and loses its bytes.
+      return decodeOsBytes(realpathSync.native(encodeOsBytes(path), { encoding: 'buffer' }));
     } catch {
       return posix.normalize(path);
     }

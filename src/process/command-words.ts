@@ -103,7 +103,8 @@ export function resolveExecutable(word: string): string | null {
 /** The file a path finally names (symlinks followed), or the path itself when it cannot be resolved. */
 export function realPathOf(path: string): string {
   try {
-    return decodeOsBytes(realpathSync.native(encodeOsBytes(path), { encoding: 'buffer' })) // .native: the JS realpathSync decodes a Buffer as UTF-8;
+    // .native: the JS realpathSync turns a Buffer path into a UTF-8 string and loses its bytes.
+    return decodeOsBytes(realpathSync.native(encodeOsBytes(path), { encoding: 'buffer' }));
   } catch {
     return path;
   }
