@@ -9,6 +9,9 @@ export { connect, type ConnectOptions } from './client/connect.js';
 export { Connection, type ConnectionOptions, type SpawnOptions, type ExecOptions } from './client/connection.js';
 export { RemoteProcess, type ExitInfo } from './client/remote-process.js';
 export { ShellSession } from './client/shell-session.js';
+export type { OsText } from './client/spawn-options.js';
+/** OS byte strings (command text, argv, cwd, env, file names) ↔ exact bytes: docs/protocol.md §4.11. */
+export { decodeOsBytes, encodeOsBytes, isOsString, OsBytesError } from './protocol/os-bytes.js';
 export { DEFAULT_MAX_BUFFER } from './client/run-command.js';
 export { parseTarget, formatTarget, type Target } from './client/target.js';
 export { Server, type ServerOptions, DEFAULT_PORT, DEFAULT_HOST } from './server/server.js';

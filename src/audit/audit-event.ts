@@ -5,6 +5,8 @@
  * change on the way in (lone surrogates, -0, Dates) is normalized here, before hashing.
  */
 
+import { isOsString } from '../protocol/os-bytes.js';
+
 export const AUDIT_KINDS = [
   'connect', 'auth-ok', 'auth-fail', 'command-start', 'command-end', 'denied', 'file', 'disconnect',
   // Written by the daemon when recording resumes after the log could not be written (disk
@@ -106,6 +108,7 @@ export function isAuditKind(value: string): value is AuditKind {
  */
 export function toStoredContent(event: AuditEvent, time: Date): StoredContent {
   if (!isAuditKind(event.kind)) throw new TypeError(`Unknown audit event kind: ${JSON.stringify(event.kind)}`);
+  const detail = withExactText(event);
   return {
     time: isoTime(time, 'time'),
     kind: event.kind,
@@ -122,11 +125,40 @@ export function toStoredContent(event: AuditEvent, time: Date): StoredContent {
     bytes_in: integer(event.bytesIn, 'bytesIn', 0),
     bytes_out: integer(event.bytesOut, 'bytesOut', 0),
     duration_ms: finite(event.durationMs, 'durationMs'),
-    detail: event.detail == null ? null : text(JSON.stringify(event.detail), 'detail'),
+    detail: detail == null ? null : text(JSON.stringify(detail), 'detail'),
   };
 }
 
+/**
+ * Command text and cwd are OS byte strings (docs/protocol.md §4.11): a byte that is not UTF-8
+ * is a lone surrogate, which a TEXT column cannot hold. The column gets the readable form
+ * (U+FFFD, see `text`), and `detail.osText` the exact string — JSON writes lone surrogates as
+ * `\udcXX` escapes, so it survives SQLite and the hash chain — which `toAuditRow` restores.
+ */
+const EXACT_TEXT_KEY = 'osText';
+const EXACT_TEXT_FIELDS = ['command', 'cwd'] as const;
+
+function withExactText(event: AuditEvent): Record<string, unknown> | null | undefined {
+  const exact: Record<string, string> = {};
+  for (const field of EXACT_TEXT_FIELDS) {
+    const value = event[field];
+    // Only strings that name bytes; any other lone surrogate is stored as U+FFFD, and that is all.
+    if (typeof value === 'string' && LONE_SURROGATE.test(value) && isOsString(value)) exact[field] = value;
+  }
+  if (Object.keys(exact).length === 0) return event.detail;
+  return { ...event.detail, [EXACT_TEXT_KEY]: exact };
+}
+
 export function toAuditRow(row: StoredRow): AuditRow {
+  const detail = parseDetail(row.detail);
+  const exact = detail?.[EXACT_TEXT_KEY];
+  let cwd = row.cwd;
+  let command = row.command;
+  if (exact !== null && typeof exact === 'object' && !Array.isArray(exact)) {
+    const { cwd: exactCwd, command: exactCommand } = exact as Record<string, unknown>;
+    if (typeof exactCwd === 'string') cwd = exactCwd;
+    if (typeof exactCommand === 'string') command = exactCommand;
+  }
   return {
     id: row.id,
     time: new Date(row.time),
@@ -135,8 +167,8 @@ export function toAuditRow(row: StoredRow): AuditRow {
     osUser: row.os_user,
     address: row.address,
     keyFingerprint: row.key_fingerprint,
-    cwd: row.cwd,
-    command: row.command,
+    cwd,
+    command,
     startedAt: row.started_at === null ? null : new Date(row.started_at),
     endedAt: row.ended_at === null ? null : new Date(row.ended_at),
     exitCode: row.exit_code,
@@ -144,7 +176,7 @@ export function toAuditRow(row: StoredRow): AuditRow {
     bytesIn: row.bytes_in,
     bytesOut: row.bytes_out,
     durationMs: row.duration_ms,
-    detail: parseDetail(row.detail),
+    detail,
     prevHash: row.prev_hash,
     hash: row.hash,
   };

@@ -6,6 +6,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { posix } from 'node:path';
+import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import type { ChannelPermission, UserPolicy } from './users-config.js';
 import { allowMatches, denyMatches, type CommandCandidate } from './command-rule.js';
@@ -115,7 +116,9 @@ export function checkCwd(user: UserPolicy, cwd: string): PolicyDecision {
   if (!cwd.startsWith('/')) return { allowed: false, reason: `working directory ${JSON.stringify(cwd)} must be absolute` };
   const real = (path: string) => {
     try {
-      return realpathSync(path);
+      // As bytes: a directory whose name is not UTF-8 must resolve to where it really leads.
+      // .native: the JS realpathSync turns a Buffer path into a UTF-8 string and loses its bytes.
+      return decodeOsBytes(realpathSync.native(encodeOsBytes(path), { encoding: 'buffer' }));
     } catch {
       return posix.normalize(path);
     }

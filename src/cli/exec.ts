@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { runOnTerminal } from './terminal.js';
 import { addConnectFlags, connectFromFlags, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
+import { osTextBytes } from './os-text.js';
 
 interface ExecFlags extends ConnectFlags {
   timeout?: string;
@@ -67,7 +68,7 @@ async function runExec(host: string, command: string, flags: ExecFlags, timeoutM
     ]);
     let code: number;
     if (exit.timedOut) {
-      process.stderr.write(`shellwire: command timed out after ${timeoutMs! / 1000} s and was killed: ${command}\n`);
+      process.stderr.write(osTextBytes(`shellwire: command timed out after ${timeoutMs! / 1000} s and was killed: ${command}\n`));
       code = EXIT_TIMED_OUT;
     } else if (exit.signal) code = signalExitCode(exit.signal);
     else if (exit.canceled) code = signalExitCode('SIGINT');

@@ -1,6 +1,7 @@
 /** Builds the commander program from a table of lazily loaded command modules and runs it. */
 import { Command, CommanderError } from 'commander';
 import { BROKEN_PIPE_EXIT, exitOnBrokenPipe } from './stdio.js';
+import { osArgv } from './os-text.js';
 
 export const VERSION = '0.1.0';
 
@@ -27,7 +28,8 @@ export async function runProgram(commands: CommandTable): Promise<void> {
       register(program);
     }
   }
-  await program.parseAsync(process.argv);
+  // Arguments as OS byte strings: a Latin-1 word reaches the daemon as its bytes (os-text.ts).
+  await program.parseAsync(osArgv());
 }
 
 export function runMain(commands: CommandTable): void {

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
 import type { RemoteProcess } from '../client/remote-process.js';
 import { exitWhenFlushed } from './stdio.js';
+import { OsLineDecoder } from './os-text.js';
 
 export function registerShell(program: Command): void {
   addConnectFlags(
@@ -30,7 +31,8 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   }
   const interactive = Boolean(process.stdin.isTTY);
   const rl = createInterface({
-    input: process.stdin,
+    // Piped lines are OS byte strings (a Latin-1 `cd café` runs as sent); a terminal types UTF-8.
+    input: interactive ? process.stdin : process.stdin.pipe(new OsLineDecoder()),
     output: interactive ? process.stdout : undefined,
     terminal: interactive,
     historySize: 1000,

@@ -12,7 +12,7 @@ import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
 import { runBuffered, type BufferOptions } from './run-command.js';
 import { ShellSession } from './shell-session.js';
-import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout } from './spawn-options.js';
+import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, type OsText } from './spawn-options.js';
 import {
   putFile, getFile, putTree, getTree, listRemote, statRemote, mkdirRemote,
   type PutOptions, type GetOptions, type TreeOptions, type TreeResult, type TransferResult, type RemoteEntry,
@@ -27,11 +27,18 @@ export interface ConnectionOptions {
   keepaliveMs?: number;
 }
 
+/**
+ * Command text, argv words, env values and cwd are OS byte strings: a Buffer gives the exact
+ * bytes (`caf\xe9` in Latin-1 is not UTF-8); a string is UTF-8, or the output of
+ * `decodeOsBytes` (docs/protocol.md §4.11).
+ */
+export type { OsText } from './spawn-options.js';
+
 export interface SpawnOptions {
-  /** Environment variables added to the remote command's environment. */
-  env?: Record<string, string>;
-  /** Working directory (default: the user's home, or the session's cwd). */
-  cwd?: string;
+  /** Environment variables added to the remote command's environment (values: text or exact bytes). */
+  env?: Record<string, OsText>;
+  /** Working directory (default: the user's home, or the session's cwd); text or exact bytes. */
+  cwd?: OsText;
   /** Kill the command (SIGTERM to its group, then SIGKILL) after this many ms. */
   timeout?: number;
   /** Run on a pseudo-terminal of this type and size (stdout and stderr arrive merged on stdout). */
@@ -101,23 +108,23 @@ export class Connection extends EventEmitter implements ClientChannelHost {
    * or the command stalls when the window fills), `proc.stdin` a Writable, `proc.exited`
    * the exit status. A string runs with `/bin/sh -c`; an array runs without a shell.
    */
-  spawn(command: string | string[] | null, options: SpawnOptions & { session?: number } = {}): RemoteProcess {
+  spawn(command: OsText | OsText[] | null, options: SpawnOptions & { session?: number } = {}): RemoteProcess {
     this.#assertOpen();
-    checkCommand(command);
-    checkEnv(options.env);
-    checkCwd(options.cwd);
+    const words = checkCommand(command);
+    const env = checkEnv(options.env);
+    const cwd = checkCwd(options.cwd);
     checkPty(options.pty);
     const timeoutMs = checkTimeout(options.timeout);
     const id = this.#allocateId();
     const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
-    if (typeof command === 'string') request.command = command;
-    else if (command !== null) request.argv = command;
+    if (typeof words === 'string') request.command = words;
+    else if (words !== null) request.argv = words;
     if (options.pty) request.pty = options.pty;
-    if (options.env) request.env = options.env;
-    if (options.cwd !== undefined) request.cwd = options.cwd;
+    if (env) request.env = env;
+    if (cwd !== undefined) request.cwd = cwd;
     if (timeoutMs !== undefined) request.timeoutMs = timeoutMs;
     if (options.session !== undefined) request.session = options.session;
-    const label = typeof command === 'string' ? command : command === null ? '(login shell)' : command.join(' ');
+    const label = typeof words === 'string' ? words : words === null ? '(login shell)' : words.join(' ');
     const proc = new RemoteProcess(id, this, request, label);
     this.#channels.set(id, proc);
     return proc;
@@ -128,17 +135,17 @@ export class Connection extends EventEmitter implements ClientChannelHost {
    * durationMs, … }`; rejects with a `CommandError` of the same shape when it fails
    * (unless `reject: false`).
    */
-  exec(command: string | string[], options: ExecOptions = {}): Promise<CommandResult> {
+  exec(command: OsText | OsText[], options: ExecOptions = {}): Promise<CommandResult> {
     return runBuffered(() => this.spawn(command, options), options);
   }
 
   /** Open a shell session: `cd` and `export` persist from one `session.exec()` to the next. */
-  async shell(options: { cwd?: string; env?: Record<string, string> } = {}): Promise<ShellSession> {
+  async shell(options: { cwd?: OsText; env?: Record<string, OsText> } = {}): Promise<ShellSession> {
     this.#assertOpen();
-    checkEnv(options.env);
-    checkCwd(options.cwd);
+    const env = checkEnv(options.env);
+    const cwd = checkCwd(options.cwd);
     const id = this.#allocateId();
-    const session = new ShellSession(id, this, options);
+    const session = new ShellSession(id, this, { ...(cwd !== undefined ? { cwd } : {}), ...(env ? { env } : {}) });
     this.#channels.set(id, session);
     await session.opened;
     return session;

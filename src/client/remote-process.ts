@@ -15,6 +15,7 @@ import { checkSignal, checkTerminalSize } from './spawn-options.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
 import { ChannelReadable, ChannelWritable } from './channel-streams.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
+import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 
 /** How a remote command ended. Output is in the streams (or the buffered `CommandResult`). */
 export interface ExitInfo {
@@ -24,7 +25,7 @@ export interface ExitInfo {
   /** The client closed the channel (abort signal, `close()`) before the command exited. */
   canceled: boolean;
   durationMs: number;
-  /** Session commands: the working directory afterwards. */
+  /** Session commands: the working directory afterwards, as an OS byte string (`encodeOsBytes` gives its bytes). */
   cwd?: string;
 }
 
@@ -157,7 +158,11 @@ export class RemoteProcess {
         this.stdin.discard();
         // A command that could not start: say why where its errors go (added locally, so it
         // costs no window credit).
-        if (this.#exit.error && !this.#weClosed) this.stderr.push(Buffer.from(`shellwire: ${this.#exit.error.message}\n`));
+        if (this.#exit.error && !this.#weClosed) {
+          // The message may name the command's bytes (`Cannot run caf\xe9`): give them back as bytes.
+          const text = `shellwire: ${this.#exit.error.message}\n`;
+          this.stderr.push(isOsString(text) ? encodeOsBytes(text) : Buffer.from(text));
+        }
         return;
       case FrameType.CLOSE:
         if (!this.#weClosed) this.#owner.conn.send(FrameType.CLOSE, this.id);

@@ -10,10 +10,12 @@ import { ErrorCode, ProtocolError, RequestError, type CommandResult, type Shellw
 import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
 import type { RemoteProcess } from './remote-process.js';
 import { runBuffered } from './run-command.js';
+import type { OsText } from './spawn-options.js';
+import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
 
 export class ShellSession {
   readonly id: number;
-  /** Working directory after the last command. */
+  /** Working directory after the last command, as an OS byte string (see `cwdBytes`). */
   cwd = '';
   readonly opened: Promise<void>;
   #connection: Connection;
@@ -31,13 +33,18 @@ export class ShellSession {
     connection.conn.sendJson(FrameType.OPEN, id, { kind: 'session', window: 1, maxPacket: 1024, ...options });
   }
 
+  /** The working directory's exact bytes (a directory name need not be UTF-8). */
+  get cwdBytes(): Buffer {
+    return encodeOsBytes(this.cwd);
+  }
+
   get host(): string {
     return this.#connection.hostLabel;
   }
 
   /** Start a command in the session, streaming (see `Connection.spawn`). */
-  spawn(command: string, options: SpawnOptions = {}): RemoteProcess {
-    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command });
+  spawn(command: OsText, options: SpawnOptions = {}): RemoteProcess {
+    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: typeof command === 'string' ? command : decodeOsBytes(command) });
     const proc = this.#connection.spawn(command, { ...options, session: this.id });
     proc.exited.then((exit) => {
       if (exit.cwd !== undefined) this.cwd = exit.cwd;
@@ -46,7 +53,7 @@ export class ShellSession {
   }
 
   /** Run a command in the session and buffer its output (see `Connection.exec`). */
-  exec(command: string, options: ExecOptions = {}): Promise<CommandResult> {
+  exec(command: OsText, options: ExecOptions = {}): Promise<CommandResult> {
     return runBuffered(() => this.spawn(command, options), options);
   }
 

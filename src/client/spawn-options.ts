@@ -4,6 +4,14 @@
  */
 import { ErrorCode, RequestError } from '../errors.js';
 import { ALLOWED_SIGNALS } from '../protocol/messages.js';
+import { OsBytesError, decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
+
+/**
+ * An OS byte string given as a string or as exact bytes (docs/protocol.md §4.11). A Buffer
+ * (any Uint8Array) is decoded losslessly; a string must name bytes (`decodeOsBytes` output,
+ * or any well-formed text).
+ */
+export type OsText = string | Uint8Array;
 
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -12,17 +20,35 @@ function bad(message: string): RequestError {
   return new RequestError(ErrorCode.BAD_REQUEST, message);
 }
 
-/** The command: a non-empty string for `/bin/sh -c`, or a non-empty argv of strings. */
-export function checkCommand(command: unknown): void {
-  if (command === null) return;
-  if (typeof command === 'string') {
-    if (command.includes('\0')) throw bad('The command must not contain NUL bytes.');
-    return;
+/** The text of an OS byte string, or a BAD_REQUEST naming `what`. */
+function osText(value: unknown, what: string): string {
+  if (value instanceof Uint8Array) return decodeOsBytes(value);
+  if (typeof value !== 'string') throw bad(`${what} must be a string or a Buffer, got ${typeof value}.`);
+  try {
+    encodeOsBytes(value);
+  } catch (err) {
+    if (!(err instanceof OsBytesError)) throw err;
+    throw bad(`${what} is not an OS byte string (unpaired surrogate at index ${err.index}); pass the bytes as a Buffer.`);
   }
-  if (!Array.isArray(command) || command.length === 0) throw bad('The command must be a string or a non-empty argv array (got an empty argv).');
-  command.forEach((arg, i) => {
-    if (typeof arg !== 'string') throw bad(`argv[${i}] must be a string, got ${typeof arg}.`);
-    if (arg.includes('\0')) throw bad(`argv[${i}] must not contain NUL bytes.`);
+  return value;
+}
+
+/**
+ * The command: a string (or Buffer) for `/bin/sh -c`, or a non-empty argv of strings or
+ * Buffers. Returns it as OS byte strings, ready for OPEN.
+ */
+export function checkCommand(command: unknown): string | string[] | null {
+  if (command === null) return null;
+  if (typeof command === 'string' || command instanceof Uint8Array) {
+    const text = osText(command, 'The command');
+    if (text.includes('\0')) throw bad('The command must not contain NUL bytes.');
+    return text;
+  }
+  if (!Array.isArray(command) || command.length === 0) throw bad('The command must be a string, a Buffer or a non-empty argv array (got an empty argv).');
+  return command.map((arg: unknown, i) => {
+    const text = osText(arg, `argv[${i}]`);
+    if (text.includes('\0')) throw bad(`argv[${i}] must not contain NUL bytes.`);
+    return text;
   });
 }
 
@@ -35,19 +61,26 @@ export function checkTimeout(timeout: unknown): number | undefined {
   return timeout;
 }
 
-export function checkEnv(env: unknown): void {
-  if (env === undefined) return;
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw bad('The env option must be an object of NAME: "value" strings.');
+/** `env`: NAME → value (string or Buffer). Returns it with OS byte strings as values. */
+export function checkEnv(env: unknown): Record<string, string> | undefined {
+  if (env === undefined) return undefined;
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) throw bad('The env option must be an object of NAME: "value" strings (or Buffers).');
+  const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     if (!ENV_NAME.test(name)) throw bad(`env name ${JSON.stringify(name)} is not a portable variable name (letters, digits and "_", not starting with a digit).`);
-    if (typeof value !== 'string') throw bad(`env.${name} must be a string, got ${typeof value}.`);
-    if (value.includes('\0')) throw bad(`env.${name} must not contain NUL bytes.`);
+    const text = osText(value, `env.${name}`);
+    if (text.includes('\0')) throw bad(`env.${name} must not contain NUL bytes.`);
+    out[name] = text;
   }
+  return out;
 }
 
-export function checkCwd(cwd: unknown): void {
-  if (cwd === undefined) return;
-  if (typeof cwd !== 'string' || cwd === '' || cwd.includes('\0')) throw bad(`The cwd option must be a non-empty path string, got ${JSON.stringify(cwd)}.`);
+/** `cwd`: a non-empty path (string or Buffer). Returns it as an OS byte string. */
+export function checkCwd(cwd: unknown): string | undefined {
+  if (cwd === undefined) return undefined;
+  const text = typeof cwd === 'string' || cwd instanceof Uint8Array ? osText(cwd, 'The cwd option') : '';
+  if (text === '' || text.includes('\0')) throw bad(`The cwd option must be a non-empty path string or Buffer, got ${JSON.stringify(cwd)}.`);
+  return text;
 }
 
 export function checkTerminalSize(cols: unknown, rows: unknown): void {

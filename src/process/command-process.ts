@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { Containment } from './containment.js';
+import { exactSpawnLine } from './exact-spawn.js';
 
 /** How long a command gets between SIGTERM and SIGKILL. */
 export const DEFAULT_KILL_GRACE_MS = 2_000;
@@ -48,11 +49,12 @@ export class CommandProcess {
     this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     const containment = spec.containment ?? null;
     this.containment = containment;
-    const { file, args } = containment ? containment.wrap(spec.file, spec.args, spec.env, spec.cwd) : spec;
     try {
+      // Bytes that are not UTF-8 (in argv, env, cwd) reach the command exactly: exact-spawn.ts.
+      const { file, args, cwd, env } = exactSpawnLine(spec, containment ? (line) => containment.wrap(line.file, line.args, line.env, line.cwd) : undefined);
       this.child = spawn(file, args, {
-        cwd: spec.cwd,
-        env: spec.env,
+        cwd,
+        env,
         // detached: the child calls setsid(), so its pid is also its process group id.
         detached: true,
         stdio: spec.statePipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],

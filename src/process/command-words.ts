@@ -10,6 +10,7 @@
  */
 import { statSync, realpathSync } from 'node:fs';
 import { posix } from 'node:path';
+import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
 
 /** The PATH restricted commands are looked up in and run with; the client cannot change it. */
 export const RESTRICTED_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -77,7 +78,8 @@ export function normalizePathWord(word: string): string {
 
 function isExecutableFile(path: string): boolean {
   try {
-    const st = statSync(path);
+    // Paths are OS byte strings (docs/protocol.md §4.11): look up the bytes they name.
+    const st = statSync(encodeOsBytes(path));
     return st.isFile() && (st.mode & 0o111) !== 0;
   } catch {
     return false;
@@ -101,7 +103,8 @@ export function resolveExecutable(word: string): string | null {
 /** The file a path finally names (symlinks followed), or the path itself when it cannot be resolved. */
 export function realPathOf(path: string): string {
   try {
-    return realpathSync(path);
+    // .native: the JS realpathSync turns a Buffer path into a UTF-8 string and loses its bytes.
+    return decodeOsBytes(realpathSync.native(encodeOsBytes(path), { encoding: 'buffer' }));
   } catch {
     return path;
   }

@@ -15,6 +15,7 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cgroup, cgroupWritable, findCgroup2 } from './cgroup.js';
 import { Supervisor } from './supervisor.js';
+import { encodeOsBytes } from '../protocol/os-bytes.js';
 
 export type ContainmentMode = 'cgroup' | 'process-group';
 
@@ -160,8 +161,10 @@ function executableExists(file: string, path: string | undefined, cwd: string): 
   const candidates = file.includes('/') ? [resolve(cwd, file)] : (path ?? '/usr/bin:/bin').split(':').map((dir) => join(resolve(cwd, dir || '.'), file));
   return candidates.some((candidate) => {
     try {
-      accessSync(candidate, constants.X_OK);
-      return statSync(candidate).isFile();
+      // As bytes: a name or cwd that is not UTF-8 must not miss (and so escape the cgroup).
+      const bytes = encodeOsBytes(candidate);
+      accessSync(bytes, constants.X_OK);
+      return statSync(bytes).isFile();
     } catch {
       return false;
     }

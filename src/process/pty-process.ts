@@ -10,6 +10,7 @@ import type { IPty } from 'node-pty';
 import type { CommandExit, CommandSpec } from './command-process.js';
 import { DEFAULT_KILL_GRACE_MS } from './command-process.js';
 import type { Containment } from './containment.js';
+import { exactSpawnLine } from './exact-spawn.js';
 
 export interface PtySpec extends CommandSpec {
   term: string;
@@ -57,15 +58,16 @@ export class PtyProcess {
   constructor(ptyModule: NodePty, spec: PtySpec, onClose: (exit: CommandExit) => void) {
     const containment = spec.containment ?? null;
     this.containment = containment;
-    const { file, args } = containment ? containment.wrap(spec.file, spec.args, spec.env, spec.cwd) : spec;
     let pty: IPty;
     try {
+      // node-pty encodes strings as UTF-8 too: the same rewrite as CommandProcess.
+      const { file, args, cwd, env } = exactSpawnLine(spec, containment ? (line) => containment.wrap(line.file, line.args, line.env, line.cwd) : undefined);
       pty = ptyModule.spawn(file, args, {
         name: spec.term,
         cols: spec.cols,
         rows: spec.rows,
-        cwd: spec.cwd,
-        env: spec.env,
+        cwd,
+        env,
         // Buffers, not strings: output must stay byte-exact.
         encoding: null,
       } as Parameters<NodePty['spawn']>[2]);

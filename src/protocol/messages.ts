@@ -7,6 +7,7 @@
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
+import { OsBytesError, encodeOsBytes } from './os-bytes.js';
 
 export const PROTOCOL_MAGIC = 'shellwire';
 export const PROTOCOL_VERSION = 1;
@@ -196,9 +197,24 @@ function strRecord(type: FrameType, o: Json, key: string): Record<string, string
     if (typeof val !== 'string' || k.length === 0 || k.includes('=') || k.includes('\0') || val.includes('\0')) {
       throw bad(type, `"${key}.${k}" must be a string without NUL, and names must not contain "="`);
     }
-    out[k] = val;
+    out[osStr(type, `${key} name`, k)] = osStr(type, `${key}.${k}`, val);
   }
   return out;
+}
+
+/**
+ * An OS byte string (command text, argv word, cwd, env name or value; docs/protocol.md §4.11):
+ * bytes that are not UTF-8 come as the escapes \udc80-\udcff, and any other unpaired
+ * surrogate names no bytes, so the field is refused rather than guessed at.
+ */
+function osStr(type: FrameType, key: string, value: string): string {
+  try {
+    encodeOsBytes(value);
+  } catch (err) {
+    if (!(err instanceof OsBytesError)) throw err;
+    throw bad(type, `"${key}" is not an OS byte string (unpaired surrogate at index ${err.index}); send bytes that are not UTF-8 as \\udc80-\\udcff escapes`);
+  }
+  return value;
 }
 
 const U32_MAX = 0xffffffff;
@@ -286,11 +302,12 @@ export function decodeOpen(payload: Buffer): OpenRequest {
   const command = str(t, o, 'command', true);
   // The OS cannot pass a NUL inside an argument; refuse it here rather than fail at spawn.
   if (command !== undefined && command.includes('\0')) throw bad(t, '"command" must not contain NUL bytes');
-  if (command !== undefined) req.command = command;
+  if (command !== undefined) req.command = osStr(t, 'command', command);
   if (o.argv !== undefined) {
     const argv = strArray(t, o, 'argv');
     if (argv.length === 0) throw bad(t, '"argv" must not be empty');
     if (argv.some((a) => a.includes('\0'))) throw bad(t, '"argv" entries must not contain NUL bytes');
+    argv.forEach((a, i) => osStr(t, `argv[${i}]`, a));
     req.argv = argv;
   }
   if (kind === 'exec' && req.command !== undefined && req.argv !== undefined) {
@@ -305,7 +322,7 @@ export function decodeOpen(payload: Buffer): OpenRequest {
   const cwd = str(t, o, 'cwd', true);
   // Every string that becomes an OS argument or path: the kernel would cut it at the NUL.
   if (cwd !== undefined && cwd.includes('\0')) throw bad(t, '"cwd" must not contain NUL bytes');
-  if (cwd !== undefined) req.cwd = cwd;
+  if (cwd !== undefined) req.cwd = osStr(t, 'cwd', cwd);
   const timeoutMs = int(t, o, 'timeoutMs', 1, 2 ** 31 - 1, true);
   if (timeoutMs !== undefined) req.timeoutMs = timeoutMs;
   const session = int(t, o, 'session', 0, U32_MAX, true);
@@ -320,7 +337,7 @@ export function decodeOpenOk(payload: Buffer): OpenOk {
   const pid = int(t, o, 'pid', 0, U32_MAX, true);
   if (pid !== undefined) ok.pid = pid;
   const cwd = str(t, o, 'cwd', true);
-  if (cwd !== undefined) ok.cwd = cwd;
+  if (cwd !== undefined) ok.cwd = osStr(t, 'cwd', cwd);
   return ok;
 }
 
@@ -340,7 +357,7 @@ export function decodeExit(payload: Buffer): ExitStatus {
   if (typeof o.timedOut !== 'boolean') throw bad(t, '"timedOut" must be a boolean');
   const status: ExitStatus = { exitCode, signal, timedOut: o.timedOut };
   const cwd = str(t, o, 'cwd', true);
-  if (cwd !== undefined) status.cwd = cwd;
+  if (cwd !== undefined) status.cwd = osStr(t, 'cwd', cwd);
   if (o.error !== undefined) {
     if (typeof o.error !== 'object' || o.error === null) throw bad(t, '"error" must be an object');
     status.error = { code: str(t, o.error as Json, 'code'), message: str(t, o.error as Json, 'message') };

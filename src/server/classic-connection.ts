@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { tokensEqual } from '../auth/token.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
+import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
 import type { ClassicLimits } from './classic-limits.js';
@@ -205,7 +206,8 @@ export class ClassicConnection implements AuditPeer {
     }
     if (this.#phase !== 'ready') return;
     if (end === 'newline') this.#framer.lineMode = true;
-    this.#queue.push({ kind: 'run', text: message.toString('utf8'), bytes: message.length });
+    // The line's bytes as an OS byte string: a Latin-1 `café` runs as sent, not as U+FFFD.
+    this.#queue.push({ kind: 'run', text: decodeOsBytes(message), bytes: message.length });
     this.#queuedBytes += message.length;
   }
 

@@ -19,13 +19,13 @@ import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
+import { ENV_PROGRAM } from '../process/exact-spawn.js';
+import { encodeOsBytes } from '../protocol/os-bytes.js';
 
 type Phase = 'running' | 'exited' | 'closing';
 
 /** util-linux setpriv: switches uid, gid and supplementary groups, then execs. */
 const SETPRIV = '/usr/bin/setpriv';
-/** coreutils env: applies the command's environment after setpriv dropped privileges. */
-const ENV_PROGRAM = '/usr/bin/env';
 
 export class ExecChannel implements ServerChannel {
   readonly id: number;
@@ -73,7 +73,8 @@ export class ExecChannel implements ServerChannel {
     const req = this.#request;
     const cwd = req.cwd ?? this.#session?.cwd ?? this.#host.user.home;
     try {
-      if (!statSync(cwd).isDirectory()) return { code: ErrorCode.BAD_REQUEST, message: `Working directory ${cwd} is not a directory.` };
+      // As bytes: the cwd may name a directory that is not UTF-8 (OS byte string).
+      if (!statSync(encodeOsBytes(cwd)).isDirectory()) return { code: ErrorCode.BAD_REQUEST, message: `Working directory ${cwd} is not a directory.` };
     } catch (err) {
       return { code: ErrorCode.BAD_REQUEST, message: `Working directory ${cwd} is not usable: ${(err as NodeJS.ErrnoException).code ?? String(err)}.` };
     }

@@ -9,6 +9,7 @@ import { FrameType, type Frame } from '../protocol/frame.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { SessionState } from './session-state.js';
+import { encodeOsBytes } from '../protocol/os-bytes.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
 
 export class SessionChannel implements ServerChannel {
@@ -29,7 +30,7 @@ export class SessionChannel implements ServerChannel {
 
   start(): { code: string; message: string } | null {
     try {
-      if (!statSync(this.state.cwd).isDirectory()) throw new Error('not a directory');
+      if (!statSync(encodeOsBytes(this.state.cwd)).isDirectory()) throw new Error('not a directory');
     } catch (err) {
       return { code: ErrorCode.BAD_REQUEST, message: `Session directory ${this.state.cwd} is not usable: ${(err as Error).message}.` };
     }

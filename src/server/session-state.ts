@@ -5,7 +5,13 @@
  * `env -0` to fd 3, and we keep that as the new state. A fresh shell per command is what
  * makes Ctrl-C, timeouts and output boundaries exact; the cost is that shell functions,
  * aliases and unexported variables do not carry over (documented in the README).
+ *
+ * cwd and environment are OS byte strings (protocol/os-bytes.ts): the report is split on its
+ * NUL and "=" bytes and each part decoded losslessly, so a directory or value that is not
+ * UTF-8 is what the next command gets, byte for byte.
  */
+
+import { decodeOsBytes } from '../protocol/os-bytes.js';
 
 /** Upper bound on the state a command may report (cwd + environment). */
 export const MAX_SESSION_STATE_BYTES = 1024 * 1024;
@@ -32,19 +38,30 @@ export class SessionState {
   /** Apply the `PWD\0NAME=VALUE\0...` report; ignore a truncated or missing one (e.g. `exit` ran). */
   update(report: Buffer): boolean {
     if (report.length === 0 || report[report.length - 1] !== 0) return false;
-    const parts = report.subarray(0, report.length - 1).toString('utf8').split('\0');
-    const cwd = parts.shift();
-    if (!cwd || !cwd.startsWith('/')) return false;
+    const parts = splitNul(report.subarray(0, report.length - 1));
+    const cwd = decodeOsBytes(parts.shift() ?? Buffer.alloc(0));
+    if (!cwd.startsWith('/')) return false;
     const env: Record<string, string> = {};
     for (const entry of parts) {
-      const eq = entry.indexOf('=');
+      const eq = entry.indexOf(0x3d); // "=": ASCII, never inside a multi-byte sequence
       if (eq <= 0) continue;
-      const name = entry.slice(0, eq);
+      const name = decodeOsBytes(entry.subarray(0, eq));
       if (name === '_' || name === 'SHLVL') continue;
-      env[name] = entry.slice(eq + 1);
+      env[name] = decodeOsBytes(entry.subarray(eq + 1));
     }
     this.cwd = cwd;
     this.env = env;
     return true;
   }
+}
+
+function splitNul(bytes: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let nul = bytes.indexOf(0); nul !== -1; nul = bytes.indexOf(0, start)) {
+    parts.push(bytes.subarray(start, nul));
+    start = nul + 1;
+  }
+  parts.push(bytes.subarray(start));
+  return parts;
 }

@@ -422,3 +422,15 @@ test('recordMany: one transaction, rows in order with their own times, chain int
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a command and cwd with bytes that are not UTF-8 (OS byte strings) come back exactly, and verify', () => {
+  const log = AuditLog.open(path);
+  const command = "printf '%s' caf\udce9";
+  log.record({ kind: 'command-start', command, cwd: '/tmp/caf\udce9', detail: { channel: 3 } });
+  const row = log.query()[0]!;
+  assert.equal(row.command, command);
+  assert.equal(row.cwd, '/tmp/caf\udce9');
+  assert.equal(row.detail?.channel, 3);
+  assert.deepEqual(log.verify(), { ok: true, rows: 1 });
+  log.close();
+});

@@ -321,6 +321,29 @@ describe('OPEN', () => {
     rejects(() => decodeOpen(json({ ...exec, command: 'echo a\0b' })), ErrorCode.BAD_MESSAGE, 'command with NUL');
     rejects(() => decodeOpen(json({ kind: 'exec', window: 1, maxPacket: 1, argv: ['echo', 'a\0b'] })), ErrorCode.BAD_MESSAGE, 'argv with NUL');
   });
+
+  // docs/protocol.md §4.11: OS byte strings. \udc80-\udcff are bytes; other lone surrogates name none.
+  test('takes OS byte strings in command, argv, env and cwd, and refuses strings that name no bytes', () => {
+    const bytes = { ...exec, command: 'ls caf\udce9', cwd: '/tmp/\udcff', env: { X: 'a\udc80', Y: '\u{1F600}' } };
+    const open = decodeOpen(json(bytes));
+    assert.equal(open.command, 'ls caf\udce9');
+    assert.equal(open.cwd, '/tmp/\udcff');
+    assert.deepEqual({ ...open.env }, { X: 'a\udc80', Y: '\u{1F600}' });
+    assert.deepEqual(decodeOpen(json({ kind: 'exec', window: 1, maxPacket: 1, argv: ['ls', '\udce9'] })).argv, ['ls', '\udce9']);
+    for (const [label, value] of [
+      ['command high surrogate', { ...exec, command: 'echo \ud800' }],
+      ['command low surrogate below U+DC80', { ...exec, command: 'echo \udc7f' }],
+      ['argv', { kind: 'exec', window: 1, maxPacket: 1, argv: ['echo', 'a\udd00'] }],
+      ['cwd', { ...exec, cwd: '/tmp/\udbff' }],
+      ['env value', { ...exec, env: { X: '\udfff' } }],
+      ['env name', { ...exec, env: { '\ud800X': '1' } }],
+    ] as const) {
+      rejects(() => decodeOpen(json(value)), ErrorCode.BAD_MESSAGE, label);
+      assert.throws(() => decodeOpen(json(value)), /not an OS byte string/, label);
+    }
+    assert.throws(() => decodeOpenOk(json({ window: 0, maxPacket: 1, cwd: '/\ud800' })), /not an OS byte string/);
+    assert.throws(() => decodeExit(json({ exitCode: 0, signal: null, timedOut: false, cwd: '/\ud800' })), /not an OS byte string/);
+  });
 });
 
 describe('OPEN_OK', () => {

@@ -1,0 +1,72 @@
+/**
+ * The CLI's own bytes: its arguments and its input lines are OS byte strings
+ * (docs/protocol.md §4.11), so `shellwire exec host -- ls café` with a Latin-1 `é` sends
+ * that byte, not U+FFFD.
+ */
+import { readFileSync } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
+import { decodeOsBytes, encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
+
+/**
+ * `process.argv` with its arguments as OS byte strings. Node decodes argv as UTF-8 and
+ * replaces invalid bytes with U+FFFD, losing them; Linux keeps the exact bytes in
+ * /proc/self/cmdline. Its last `argv.length - 2` words are our arguments (before them: node,
+ * its options, the script). Each is used only when its lossy decoding is exactly Node's
+ * argument, so anything unexpected (no /proc, a changed process title) falls back to argv.
+ */
+export function osArgv(argv: string[] = process.argv): string[] {
+  const count = argv.length - 2;
+  if (count <= 0) return argv;
+  let cmdline: Buffer;
+  try {
+    cmdline = readFileSync('/proc/self/cmdline');
+  } catch {
+    return argv;
+  }
+  const words = splitNul(cmdline.at(-1) === 0 ? cmdline.subarray(0, -1) : cmdline);
+  if (words.length < count + 1) return argv;
+  const ours = words.slice(words.length - count);
+  if (!ours.every((word, i) => word.toString('utf8') === argv[i + 2])) return argv;
+  return [...argv.slice(0, 2), ...ours.map((word) => decodeOsBytes(word))];
+}
+
+function splitNul(bytes: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let nul = bytes.indexOf(0); nul !== -1; nul = bytes.indexOf(0, start)) {
+    parts.push(bytes.subarray(start, nul));
+    start = nul + 1;
+  }
+  parts.push(bytes.subarray(start));
+  return parts;
+}
+
+/** The bytes of text that may hold OS byte strings (a message naming a command or directory). */
+export function osTextBytes(text: string): Buffer {
+  return isOsString(text) ? encodeOsBytes(text) : Buffer.from(text, 'utf8');
+}
+
+/**
+ * Bytes → OS byte strings, a line at a time (for readline over a pipe): each chunk is decoded
+ * up to its last newline, which never falls inside a UTF-8 sequence; the rest waits for more.
+ */
+export class OsLineDecoder extends Transform {
+  #held: Buffer = Buffer.alloc(0);
+
+  constructor() {
+    super({ readableObjectMode: true });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const bytes = this.#held.length > 0 ? Buffer.concat([this.#held, chunk]) : chunk;
+    const end = bytes.lastIndexOf(0x0a) + 1;
+    this.#held = Buffer.from(bytes.subarray(end));
+    if (end > 0) this.push(decodeOsBytes(bytes.subarray(0, end)));
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#held.length > 0) this.push(decodeOsBytes(this.#held));
+    callback();
+  }
+}
