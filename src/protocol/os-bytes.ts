@@ -7,7 +7,7 @@
  * Why: the protocol's control payloads are JSON, and Linux names are bytes (`caf\xe9.txt`,
  * a Latin-1 name, is not UTF-8). JSON.stringify writes a lone surrogate as the escape
  * `\udce9`, which JSON.parse (and Python's json with surrogateescape) reads back exactly, so
- * such names cross the wire unchanged without a second encoding. docs/protocol.md §3.3.
+ * such names cross the wire unchanged without a second encoding. docs/protocol.md §4.11.
  *
  * Strings that came from `decodeOsBytes` always round-trip. A string holding some other lone
  * surrogate (U+D800..U+DC7F, U+DD00..U+DFFF unpaired) names no bytes: `encodeOsBytes` throws
