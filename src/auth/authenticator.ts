@@ -117,7 +117,7 @@ export class ConfigAuthenticator implements Authenticator {
       tried += 1;
       const result = await this.#try(attempt, requestedUser, context);
       if (typeof result !== 'string') {
-        this.throttle.success(context.address, result.name);
+        this.throttle.success(context.address, result.name, attempt.method);
         return { ok: true, principal: result };
       }
       reasons.push(result);

@@ -64,9 +64,12 @@ export class AuthThrottle {
 
   /**
    * A login worked: forget the user's failures, and the address's unless it is locked — one
-   * person's success behind a shared address must not reopen it to another's guessing.
+   * person's success behind a shared address must not reopen it to another's guessing. Only
+   * a password login counts: the failures are password guesses, and the owner logging in
+   * with a key must not reset a guesser's count (or lift the user's lock) for another try.
    */
-  success(address: string, user: string): void {
+  success(address: string, user: string, method: string = 'password'): void {
+    if (method !== 'password') return;
     const changed = this.#isLocked(this.#byUser.get(user));
     if (!this.#isLocked(this.#byAddress.get(address))) this.#byAddress.delete(address);
     this.#byUser.delete(user);

@@ -40,8 +40,10 @@ export function registerLocks(program: Command): void {
     .command('clear [target]')
     .description('lift locks: one address or user name, or all when none is given')
     .option(...stateDirOption)
-    .action((target: string | undefined, flags: { stateDir?: string }) => {
-      const stateDir = flags.stateDir ?? defaultServerStateDir();
+    .action((target: string | undefined, _flags: unknown, command: Command) => {
+      // `locks --state-dir D clear` and `locks clear --state-dir D` alike: the parent
+      // command, which has the same option, takes it wherever it stands.
+      const stateDir = (command.optsWithGlobals() as { stateDir?: string }).stateDir ?? defaultServerStateDir();
       if (runningDaemonPid(stateDir) === null) fail(`No running daemon found for ${stateDir}; locks live in the daemon's memory and end with it.`, 1);
       try {
         requestUnlock(stateDir, target ?? '*');

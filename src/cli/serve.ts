@@ -11,6 +11,7 @@ import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
 import { keepRunningOnBrokenPipe } from './stdio.js';
 import { AUDIT_FAILURE_ACTIONS, type AuditFailureAction } from '../audit/daemon-audit.js';
+import { defaultServerStateDir } from '../auth/paths.js';
 
 interface ServeFlags {
   listen: string;
@@ -165,7 +166,10 @@ async function runServe(flags: ServeFlags): Promise<void> {
       `shellwire daemon listening on ${address}`,
       `host key fingerprint: ${server.identity.fingerprint}${server.created ? ' (new identity)' : ''}`,
       `access token: ${server.tokenFile}`,
-      `  same user on this machine: shellwire shell ${address}`,
+      // The client finds the token by itself only in the default state dir.
+      server.stateDir === defaultServerStateDir()
+        ? `  same user on this machine: shellwire shell ${address}`
+        : `  same user on this machine: shellwire shell --token-file ${server.tokenFile} ${address}`,
       `  elsewhere: copy the token file, then shellwire exec --token-file FILE --accept-new-host ${address} -- COMMAND`,
       ...(classicServer
         ? [`classic plaintext port on ${formatTarget({ host: classicServer.address.address, port: classicServer.address.port })}: send the token as the first line, then commands`]

@@ -16,6 +16,7 @@ import { ReceiveWindow, SendWindow } from '../channel/window.js';
 import { ChannelReadable, ChannelWritable } from './channel-streams.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
+import { quoteForDisplay } from './display-text.js';
 
 /** How a remote command ended. Output is in the streams (or the buffered `CommandResult`). */
 export interface ExitInfo {
@@ -139,7 +140,7 @@ export class RemoteProcess {
       }
       case FrameType.OPEN_FAIL: {
         const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
-        this.#finish(new RequestError(fail.code as ErrorCode, `${this.host} refused to run "${this.command}": ${fail.message}`, { host: this.host, channel: this.id, command: this.command }));
+        this.#finish(new RequestError(fail.code as ErrorCode, `${this.host} refused to run ${quoteForDisplay(this.command)}: ${fail.message}`, { host: this.host, channel: this.id, command: this.command }));
         return;
       }
       case FrameType.STDOUT:

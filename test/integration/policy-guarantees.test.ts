@@ -274,10 +274,17 @@ describe('item 11: lock-out by address does not block strong credentials', () =>
       for (const c of clients) c.write(RawClient.helloFrame('swt_wrong'));
       await Promise.all(clients.map((c) => c.goodbye(15_000).catch(() => null)));
       for (const c of clients) c.destroy();
-      const list = await runCli(['locks', '--json'], { env });
+      // Another SHELLWIRE_HOME: the daemon is named by --state-dir, wherever it stands.
+      const state = ['--state-dir', join(home, 'server')];
+      const elsewhere = cleanEnv({ SHELLWIRE_HOME: tempDir(), HOME: home });
+      const list = await runCli(['locks', '--json', ...state], { env: elsewhere });
       assert.equal(list.code, 0, list.stderr);
       const locks = list.stdout.toString().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
       assert.deepEqual(locks.map((l: { key: string }) => l.key), ['127.0.0.1']);
+      for (const args of [['locks', 'clear', 'nobody-locked', ...state], ['locks', ...state, 'clear', 'nobody-locked']]) {
+        const r = await runCli(args, { env: elsewhere });
+        assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      }
       const clear = await runCli(['locks', 'clear', '127.0.0.1'], { env });
       assert.equal(clear.code, 0, clear.stderr);
       let after = '';

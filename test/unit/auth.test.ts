@@ -107,6 +107,13 @@ test('throttle: exponential backoff, lockout, expiry — on a test clock', () =>
   assert.deepEqual(throttle.locks().map((l) => [l.kind, l.key]), [['address', '10.0.0.12']]);
   assert.equal(throttle.clear('10.0.0.12'), 1);
   assert.equal(throttle.lockedFor('10.0.0.12'), 0, 'a lifted lock is gone');
+  // The owner's key login does not lift the user's password lock a guesser earned.
+  for (let i = 0; i < 5; i++) throttle.failure(`10.0.1.${i}`, 'dave');
+  assert.equal(throttle.lockedFor('10.0.2.1', 'dave'), 60_000);
+  throttle.success('10.0.2.2', 'dave', 'publickey');
+  assert.equal(throttle.lockedFor('10.0.2.1', 'dave'), 60_000, 'a key login leaves the password lock');
+  throttle.success('10.0.2.2', 'dave', 'token');
+  assert.equal(throttle.lockedFor('10.0.2.1', 'dave'), 60_000, 'so does a token login');
 });
 
 test('password hashes: scrypt, verified in constant time, never stored in clear', async () => {

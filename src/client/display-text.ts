@@ -1,0 +1,24 @@
+/**
+ * Text from a command line or a remote host, quoted for an error message: what a terminal
+ * would hide or act on is made visible, so `ls\u00a0/etc` is never shown as `ls /etc`.
+ */
+
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '"': '\\"', '\\': '\\\\' };
+
+/** Control, format and separator characters other than the space, and lone surrogates. */
+const HIDDEN = /["\\]|(?! )[\p{Cc}\p{Cf}\p{Z}]|\p{Cs}/gu;
+
+/**
+ * `text` in double quotes, with control and format characters and non-ASCII spaces as
+ * `\u{…}` escapes, and the bytes of an OS byte string that are not UTF-8 (protocol/os-bytes.ts,
+ * U+DC80..U+DCFF) as `\xNN`.
+ */
+export function quoteForDisplay(text: string): string {
+  return `"${text.replace(HIDDEN, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.codePointAt(0)!;
+    if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16).padStart(2, '0')}`;
+    return `\\u{${code.toString(16)}}`;
+  })}"`;
+}
