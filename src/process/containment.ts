@@ -4,7 +4,8 @@
  * it reaches everything it started, `setsid` included, and a supervisor process kills all of
  * it if the daemon dies. Without a writable cgroup v2 (a non-root daemon, no cgroup2 mount)
  * the process group is the container: the supervisor still kills recorded groups, but a
- * process that calls setsid() leaves the group and escapes.
+ * process that calls setsid() leaves the group and escapes. A command that exits by itself
+ * is not stopped: what survives its hang-up (command-process.ts) is released from here.
  *
  * A process must be in its cgroup before it can fork, so a contained command starts through
  * a two-command `/bin/sh` wrapper that moves itself into the cgroup and then execs the
