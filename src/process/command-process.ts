@@ -210,7 +210,7 @@ export class CommandProcess {
    * survived was released and is no longer ours to stop.
    */
   terminate(graceMs: number = this.#killGraceMs): void {
-    if (this.#closed) return;
+    if (this.#released) return;
     this.#stopStrongly();
     const containment = this.containment;
     const signaled = containment ? containment.signalAll('SIGTERM') : this.signalGroup('SIGTERM');
@@ -224,10 +224,18 @@ export class CommandProcess {
 
   /** Kill all of it at once (daemon shutdown after its grace period). */
   kill(): void {
-    if (this.#closed) return;
+    if (this.#released) return;
     this.#stopStrongly();
     if (this.containment) this.containment.killAll();
     else this.signalGroup('SIGKILL');
+  }
+
+  /**
+   * It exited by itself and closed: what survives is released (or about to be, after the
+   * hang-up). A stop that began earlier goes on to the end (its SIGKILL after the grace).
+   */
+  get #released(): boolean {
+    return this.#closed && !this.#stopping;
   }
 
   #stopStrongly(): void {

@@ -215,6 +215,23 @@ describe('explicit stops still kill nohup\'d jobs', () => {
       if (how !== 'disconnect') await conn.close();
     });
   }
+
+  it('a stop still ends what ignores SIGTERM after the leader died of it (SIGKILL after the kill grace)', { skip: !hasCgroups && 'needs a writable cgroup v2' }, async (t) => {
+    const d = await startDaemon({ audit: false, limits: { killGraceMs: 300 } });
+    t.after(() => d.stop());
+    const conn = await d.connect();
+    t.after(() => conn.close());
+    const tg = tag();
+    // The leader dies of SIGTERM and the pipes close at once; the job lives on until SIGKILL.
+    const proc = conn.spawn(`setsid sh -c "trap '' TERM; exec ${sleeper(tg)}" </dev/null >/dev/null 2>&1 & exec sleep 600.${tg}`);
+    proc.stdout.resume();
+    proc.stderr.resume();
+    await proc.started;
+    assert.ok(await waitFor(() => tagged(tg).length === 2, 5_000), 'the command did not start');
+    proc.close();
+    await proc.exited.catch(() => {});
+    assert.ok(await waitFor(() => tagged(tg).length === 0, 5_000), `still running: ${tagged(tg).join(' ')}`);
+  });
 });
 
 describe('the same rule on a terminal, without cgroups, and on the classic port', () => {
