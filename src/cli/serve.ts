@@ -22,6 +22,7 @@ interface ServeFlags {
   maxStartupsPerSource: string;
   handshakeTimeout: string;
   killGrace: string;
+  outputGrace: string;
   shutdownGrace: string;
   logLevel: string;
   audit: boolean;
@@ -45,6 +46,7 @@ export function registerServe(program: Command): void {
     .option('--max-startups-per-source <n>', 'unauthenticated connections from one address, or "none"; more are dropped at once (one address may be many users: NAT, a bastion)', 'none')
     .option('--handshake-timeout <seconds>', 'time a client has to authenticate', String(DEFAULT_LIMITS.handshakeTimeoutMs / 1000))
     .option('--kill-grace <seconds>', 'SIGTERM-to-SIGKILL delay for closed, disconnected or timed-out commands', String(DEFAULT_LIMITS.killGraceMs / 1000))
+    .option('--output-grace <seconds>', 'after a command exits, how long what it left running may hold its output open before the channel ends anyway', String(DEFAULT_LIMITS.outputGraceMs / 1000))
     .option('--shutdown-grace <seconds>', 'on SIGTERM, how long running commands may finish before they are killed', String(DEFAULT_LIMITS.shutdownGraceMs / 1000))
     .option('--classic-port <port>', 'also speak the classic plaintext protocol (nc, the socket tutorial\'s client) on PORT; off by default')
     .option('--classic-listen <addr>', `address for --classic-port (default ${DEFAULT_CLASSIC_HOST}; plaintext, so think twice beyond loopback)`)
@@ -123,6 +125,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
         maxStartupsPerSource: flags.maxStartupsPerSource === 'none' ? Number.POSITIVE_INFINITY : positiveInt(flags.maxStartupsPerSource, '--max-startups-per-source'),
         handshakeTimeoutMs: seconds(flags.handshakeTimeout, '--handshake-timeout'),
         killGraceMs: seconds(flags.killGrace, '--kill-grace'),
+        outputGraceMs: seconds(flags.outputGrace, '--output-grace'),
         shutdownGraceMs: seconds(flags.shutdownGrace, '--shutdown-grace'),
       },
     });
@@ -147,7 +150,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       logger,
       containers: server.containers,
       audit: server.audit,
-      limits: { authTimeoutMs: server.limits.handshakeTimeoutMs, killGraceMs: server.limits.killGraceMs },
+      limits: { authTimeoutMs: server.limits.handshakeTimeoutMs, killGraceMs: server.limits.killGraceMs, outputGraceMs: server.limits.outputGraceMs },
     });
     try {
       await classicServer.listen();

@@ -3,6 +3,12 @@
  * started (pipelines, background jobs), and — with a `Containment` — in its own cgroup, so
  * that an explicit stop reaches what left the group too (setsid): `terminate()` sends
  * SIGTERM to all of it, then SIGKILL after a grace period.
+ *
+ * When the command exits by itself (docs/processes.md), what it left behind gets the
+ * hang-up a terminal would give it — SIGHUP and SIGCONT to its process group — and no
+ * kill: `nohup prog >out 2>&1 </dev/null &` survives, a plain `prog &` ends. The output
+ * pipes are read until they close, or for the output grace if a survivor holds them; then
+ * whatever survived is released from containment (containment.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
@@ -12,6 +18,24 @@ import { exactSpawnLine } from './exact-spawn.js';
 /** How long a command gets between SIGTERM and SIGKILL. */
 export const DEFAULT_KILL_GRACE_MS = 2_000;
 
+/**
+ * After the command exits by itself, how long processes it left behind may hold its stdout
+ * and stderr open (and the channel with them) before we stop reading and end the channel.
+ * OpenSSH waits forever here ("ssh hangs on exit"); we wait this long.
+ */
+export const DEFAULT_OUTPUT_GRACE_MS = 2_000;
+
+/**
+ * Delay from the leader's exit to the hang-up. The last act of a command line is often
+ * `nohup prog … &`: the shell forks and exits at once, and the child has not yet exec'd
+ * nohup, which is what ignores SIGHUP. Hanging up at once would kill it in that window (the
+ * reason `ssh -t host 'nohup prog &'` needs a `sleep 1` on a terminal).
+ */
+export const HANGUP_DELAY_MS = 250;
+
+/** Past the output grace: how often we look whether the output can be cut without losing bytes. */
+const OUTPUT_CUT_POLL_MS = 50;
+
 export interface CommandSpec {
   file: string;
   args: string[];
@@ -19,8 +43,10 @@ export interface CommandSpec {
   env: Record<string, string>;
   /** Open fd 3 as an extra pipe (sessions read the shell's state from it). */
   statePipe?: boolean;
-  /** SIGTERM → SIGKILL delay for what the command leaves behind. */
+  /** SIGTERM → SIGKILL delay when the command is stopped. */
   killGraceMs?: number;
+  /** After a normal exit, how long survivors may hold the output open (DEFAULT_OUTPUT_GRACE_MS). */
+  outputGraceMs?: number;
   /** The command's container (cgroup + supervisor); without one, the process group only. */
   containment?: Containment;
 }
@@ -39,13 +65,22 @@ export class CommandProcess {
   readonly stderr: Readable;
   readonly state: Readable | null;
   #exited = false;
+  /** 'close' came: the leader is gone and the pipes are closed; survivors are released. */
+  #closed = false;
+  /** terminate() or kill() was called: the strong kill replaces the hang-up. */
+  #stopping = false;
   #killTimer: NodeJS.Timeout | null = null;
-  #killAllPending = false;
+  #hangUpTimer: NodeJS.Timeout | null = null;
+  #outputTimer: NodeJS.Timeout | null = null;
+  /** When each output stream last resumed (the consumer had credit again). */
+  #resumedAt = new Map<Readable, number>();
 
+  #outputGraceMs: number;
   #killGraceMs: number;
   readonly containment: Containment | null;
 
   constructor(spec: CommandSpec, onClose: (exit: CommandExit) => void) {
+    this.#outputGraceMs = spec.outputGraceMs ?? DEFAULT_OUTPUT_GRACE_MS;
     this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     const containment = spec.containment ?? null;
     this.containment = containment;
@@ -75,22 +110,67 @@ export class CommandProcess {
     this.child.on('error', (err: NodeJS.ErrnoException) => {
       spawnError = err;
     });
+    for (const stream of [this.stdout, this.stderr, this.state]) stream?.on('resume', () => this.#resumedAt.set(stream, performance.now()));
     this.child.on('exit', () => {
       this.#exited = true;
-      // The command is over when its leader exits. Background jobs it left in the group
-      // would hold stdout open (and the channel with it): they get SIGTERM, then SIGKILL.
-      // Output already written still arrives.
-      this.endBackgroundJobs(this.#killGraceMs);
+      if (this.child.pid !== undefined) this.#afterExit();
     });
-    // 'close' comes after the exit *and* after stdout/stderr ended, so every byte of output
-    // has been read by then.
+    // 'close' comes after the exit *and* after stdout/stderr ended (or were cut after the
+    // output grace), so every byte of output the pipes delivered has been read by then.
     this.child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       this.#exited = true;
+      this.#closed = true;
+      if (this.#outputTimer) clearTimeout(this.#outputTimer);
+      this.#outputTimer = null;
       const exit: CommandExit = { exitCode: code, signal };
       if (spawnError) exit.spawnError = spawnError;
-      containment?.finish();
+      // What survives the hang-up is released; until the hang-up went out, it stays contained.
+      if (!this.#hangUpTimer) containment?.finish();
       onClose(exit);
     });
+  }
+
+  /**
+   * The leader exited. If by itself, hang up what it left in its group (after
+   * HANGUP_DELAY_MS). Either way, what still holds the output pipes gets the output grace
+   * before we stop reading them (after a stop, that is only what escaped it: a setsid'd
+   * process without a cgroup). Output already written still arrives.
+   */
+  #afterExit(): void {
+    if (!this.#stopping) {
+      this.#hangUpTimer = setTimeout(() => {
+        this.#hangUpTimer = null;
+        if (!this.#stopping) hangUpGroup((signal) => this.signalGroup(signal));
+        if (this.#closed) this.containment?.finish();
+      }, HANGUP_DELAY_MS);
+      this.#hangUpTimer.unref();
+    }
+    this.#outputTimer = setTimeout(() => this.#cutOutput(), this.#outputGraceMs);
+    this.#outputTimer.unref();
+  }
+
+  /**
+   * The output grace is over and something still holds a pipe: stop reading it, so 'close'
+   * comes and the channel ends (a survivor's next write fails with EPIPE, as after sshd
+   * closed the channel). A pipe the consumer paused (no credit) is not cut: the bytes in it
+   * may be the leader's own last output. It is cut once it has flowed for a poll interval
+   * with nothing buffered, so the kernel's pipe buffer has been drained since.
+   */
+  #cutOutput(): void {
+    this.#outputTimer = null;
+    if (this.#closed) return;
+    let waiting = false;
+    for (const stream of [this.stdout, this.stderr, this.state]) {
+      if (!stream || stream.destroyed || stream.readableEnded) continue;
+      const flowingSince = this.#resumedAt.get(stream) ?? 0;
+      if (stream.readableFlowing === false || stream.readableLength > 0 || performance.now() - flowingSince < OUTPUT_CUT_POLL_MS) waiting = true;
+      else stream.destroy();
+    }
+    if (!waiting) return;
+    // setImmediate after the timer: the check runs after an I/O poll phase, so a pipe that
+    // resumed reading has been read before we look again.
+    this.#outputTimer = setTimeout(() => setImmediate(() => this.#cutOutput()), OUTPUT_CUT_POLL_MS);
+    this.#outputTimer.unref();
   }
 
   get pid(): number | undefined {
@@ -126,16 +206,17 @@ export class CommandProcess {
   }
 
   /**
-   * Stop the command (close, cancel, disconnect, timeout): SIGTERM to all of it — its cgroup,
-   * setsid'd processes included, else its process group — and SIGKILL after `graceMs`.
+   * Stop the command (close, cancel, disconnect, timeout), also while survivors of its exit
+   * still hold the output: SIGTERM to all of it — its cgroup, setsid'd processes included,
+   * else its process group — and SIGKILL after `graceMs`. Once the command has closed, what
+   * survived was released and is no longer ours to stop.
    */
-  terminate(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
+  terminate(graceMs: number = this.#killGraceMs): void {
+    if (this.#released) return;
+    this.#stopStrongly();
     const containment = this.containment;
     const signaled = containment ? containment.signalAll('SIGTERM') : this.signalGroup('SIGTERM');
-    if (!signaled || (this.#killTimer && this.#killAllPending)) return;
-    // A pending group-only SIGKILL (endBackgroundJobs) is widened to all of it.
-    if (this.#killTimer) clearTimeout(this.#killTimer);
-    this.#killAllPending = true;
+    if (!signaled || this.#killTimer) return;
     this.#killTimer = setTimeout(() => {
       this.#killTimer = null;
       this.kill();
@@ -143,22 +224,33 @@ export class CommandProcess {
     this.#killTimer.unref();
   }
 
-  /**
-   * The leader exited by itself: end what it left in its process group (SIGTERM, then
-   * SIGKILL). What left the group on purpose is released from the cgroup, not killed.
-   */
-  endBackgroundJobs(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
-    if (!this.signalGroup('SIGTERM') || this.#killTimer) return;
-    this.#killTimer = setTimeout(() => {
-      this.#killTimer = null;
-      this.signalGroup('SIGKILL');
-    }, graceMs);
-    this.#killTimer.unref();
-  }
-
   /** Kill all of it at once (daemon shutdown after its grace period). */
   kill(): void {
+    if (this.#released) return;
+    this.#stopStrongly();
     if (this.containment) this.containment.killAll();
     else this.signalGroup('SIGKILL');
   }
+
+  /**
+   * It exited by itself and closed: what survives is released (or about to be, after the
+   * hang-up). A stop that began earlier goes on to the end (its SIGKILL after the grace).
+   */
+  get #released(): boolean {
+    return this.#closed && !this.#stopping;
+  }
+
+  #stopStrongly(): void {
+    this.#stopping = true;
+    if (this.#hangUpTimer) clearTimeout(this.#hangUpTimer);
+    this.#hangUpTimer = null;
+  }
+}
+
+/**
+ * What a terminal's hang-up gives a process group: SIGHUP, then SIGCONT so that stopped
+ * members wake up to receive it (the kernel does the same for orphaned groups).
+ */
+export function hangUpGroup(signalGroup: (signal: NodeJS.Signals) => boolean): void {
+  if (signalGroup('SIGHUP')) signalGroup('SIGCONT');
 }

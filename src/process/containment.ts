@@ -4,7 +4,8 @@
  * it reaches everything it started, `setsid` included, and a supervisor process kills all of
  * it if the daemon dies. Without a writable cgroup v2 (a non-root daemon, no cgroup2 mount)
  * the process group is the container: the supervisor still kills recorded groups, but a
- * process that calls setsid() leaves the group and escapes.
+ * process that calls setsid() leaves the group and escapes. A command that exits by itself
+ * is not stopped: what survives its hang-up (command-process.ts) is released from here.
  *
  * A process must be in its cgroup before it can fork, so a contained command starts through
  * a two-command `/bin/sh` wrapper that moves itself into the cgroup and then execs the
@@ -181,6 +182,7 @@ export class Containment {
   #pgid: number | undefined;
   #stopping = false;
   #settling = false;
+  #released = false;
   #done = false;
   #timer: NodeJS.Timeout | null = null;
 
@@ -217,6 +219,8 @@ export class Containment {
 
   /** Signal every process of the command, setsid'd ones included (cgroup mode). */
   signalAll(signal: NodeJS.Signals): boolean {
+    // Released processes are no longer the command's: a late stop must not reach them.
+    if (this.#released) return false;
     this.#stopping = true;
     const viaGroup = this.#signalGroup(signal);
     const viaCgroup = this.cgroup?.signal(signal) ?? false;
@@ -225,6 +229,7 @@ export class Containment {
 
   /** SIGKILL everything, at once. */
   killAll(): void {
+    if (this.#released) return;
     this.#stopping = true;
     this.cgroup?.kill();
     this.#signalGroup('SIGKILL');
@@ -240,16 +245,19 @@ export class Containment {
   }
 
   /**
-   * The leader is gone. When the command was stopped, wait until all of it is dead, then
-   * remove the cgroup. When it exited by itself, wait until its process group is gone (the
-   * caller ends background jobs), then release what is left — processes that left the group
-   * on purpose (setsid) — into the daemon's own cgroup, and remove this one.
-   * TODO(next issue): SIGHUP the group and release nohup'd jobs instead of killing them.
+   * The command is over (its leader exited, its output closed). When it was stopped, wait
+   * until all of it is dead, then remove the cgroup. When it exited by itself, its process
+   * group has had the hang-up (command-process.ts): what survived it — `nohup` jobs,
+   * processes that left the group (setsid), jobs that ignore SIGHUP — is **released**: moved
+   * into the daemon's own cgroup and forgotten, so neither a later stop nor the supervisor
+   * (when the daemon dies) kills it, as sshd kills nothing a session left behind. Then the
+   * cgroup is removed. Without a cgroup, releasing is just forgetting the group.
    */
   finish(): void {
     if (this.#settling || this.#done) return;
     this.#settling = true;
-    this.#settle();
+    if (this.#stopping) this.#settle();
+    else this.release();
   }
 
   /** Daemon stop: remove now if possible (after `killAll()`), else leave it to the supervisor. */
@@ -261,13 +269,16 @@ export class Containment {
   #settle(): void {
     this.#timer = null;
     if (this.#done) return;
-    if (this.#stopping ? this.alive() : this.groupAlive()) {
+    if (!this.#stopping) {
+      this.release();
+      return;
+    }
+    if (this.alive()) {
       this.#timer = setTimeout(() => this.#settle(), SETTLE_POLL_MS);
       this.#timer.unref();
       return;
     }
-    if (this.cgroup && !this.#stopping) this.release();
-    else if (!this.cgroup || this.cgroup.remove()) this.#end();
+    if (!this.cgroup || this.cgroup.remove()) this.#end();
     else {
       this.#timer = setTimeout(() => this.#settle(), SETTLE_POLL_MS);
       this.#timer.unref();
@@ -276,7 +287,12 @@ export class Containment {
 
   /** Move every process still in the cgroup out (to the daemon's cgroup), remove it. */
   release(): void {
-    if (this.#done || !this.cgroup) return;
+    if (this.#done) return;
+    this.#released = true;
+    if (!this.cgroup) {
+      this.#end();
+      return;
+    }
     const left = this.#ownDir ? this.cgroup.moveAll(join(this.#ownDir, 'cgroup.procs')) : 0;
     if (left === 0 && this.cgroup.remove()) this.#end();
     else {

@@ -8,7 +8,7 @@ import { Readable, Writable } from 'node:stream';
 import { constants } from 'node:os';
 import type { IPty } from 'node-pty';
 import type { CommandExit, CommandSpec } from './command-process.js';
-import { DEFAULT_KILL_GRACE_MS } from './command-process.js';
+import { DEFAULT_KILL_GRACE_MS, HANGUP_DELAY_MS, hangUpGroup } from './command-process.js';
 import type { Containment } from './containment.js';
 import { exactSpawnLine } from './exact-spawn.js';
 
@@ -51,13 +51,18 @@ export class PtyProcess {
   readonly state: Readable | null = null;
   #pty: IPty;
   #exited = false;
+  /** terminate() or kill() was called: the strong kill replaces the hang-up. */
+  #stopping = false;
   #killTimer: NodeJS.Timeout | null = null;
-  #killAllPending = false;
+  #hangUpTimer: NodeJS.Timeout | null = null;
+  #finishPending = false;
+  #killGraceMs: number;
   readonly containment: Containment | null;
 
   constructor(ptyModule: NodePty, spec: PtySpec, onClose: (exit: CommandExit) => void) {
     const containment = spec.containment ?? null;
     this.containment = containment;
+    this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     let pty: IPty;
     try {
       // node-pty encodes strings as UTF-8 too: the same rewrite as CommandProcess.
@@ -84,11 +89,24 @@ export class PtyProcess {
     pty.onData((data: string | Buffer) => {
       if (!output.push(typeof data === 'string' ? Buffer.from(data, 'utf8') : data)) pty.pause();
     });
+    // node-pty reports the exit once the master side closed (at most 200 ms after the leader
+    // exited, node-pty's DESTROY_SOCKET_TIMEOUT_MS): the terminal is hung up, so no output
+    // grace is needed here. The kernel has sent SIGHUP to the terminal's foreground group;
+    // the same hang-up as without a terminal (command-process.ts) then goes to the command's
+    // own process group, and what survives it is released.
     pty.onExit(({ exitCode, signal }) => {
       this.#exited = true;
       output.push(null);
       const name = signal ? SIGNAL_NAMES.get(signal) ?? null : null;
-      containment?.finish();
+      if (this.#stopping) containment?.finish();
+      else {
+        this.#hangUpTimer = setTimeout(() => {
+          this.#hangUpTimer = null;
+          if (!this.#stopping) hangUpGroup((sig) => this.signalGroup(sig));
+          containment?.finish();
+        }, HANGUP_DELAY_MS);
+        this.#hangUpTimer.unref();
+      }
       // Defer: the pump must see 'end' for the output before the exit is reported.
       setImmediate(() => onClose({ exitCode: name ? null : exitCode, signal: name }));
     });
@@ -160,28 +178,43 @@ export class PtyProcess {
     }
   }
 
-  /** Stop it: SIGHUP (the terminal hangs up) and SIGTERM to all of it, SIGKILL after `graceMs`. */
-  terminate(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
+  /**
+   * Stop it (close, cancel, disconnect, timeout): SIGHUP (the terminal hangs up) and SIGTERM
+   * to all of it, SIGKILL after `graceMs`. Once the program has exited and its survivors were
+   * released, they are no longer ours to stop (the containment refuses).
+   */
+  terminate(graceMs: number = this.#killGraceMs): void {
+    this.#stopStrongly();
     const containment = this.containment;
     const all = (signal: NodeJS.Signals) => (containment ? containment.signalAll(signal) : this.signalGroup(signal));
     all('SIGHUP');
-    if (!all('SIGTERM') || (this.#killTimer && this.#killAllPending)) return;
-    if (this.#killTimer) clearTimeout(this.#killTimer);
-    this.#killAllPending = true;
+    const signaled = all('SIGTERM');
+    this.#finishOwed();
+    if (!signaled || this.#killTimer) return;
     this.#killTimer = setTimeout(() => this.kill(), graceMs);
     this.#killTimer.unref();
   }
 
-  /** The program exited by itself: end what it left in its group; setsid'd jobs are released. */
-  endBackgroundJobs(graceMs: number = DEFAULT_KILL_GRACE_MS): void {
-    this.signalGroup('SIGHUP');
-    if (!this.signalGroup('SIGTERM') || this.#killTimer) return;
-    this.#killTimer = setTimeout(() => this.signalGroup('SIGKILL'), graceMs);
-    this.#killTimer.unref();
-  }
-
   kill(): void {
+    this.#stopStrongly();
     if (this.containment) this.containment.killAll();
     else this.signalGroup('SIGKILL');
+    this.#finishOwed();
+  }
+
+  #stopStrongly(): void {
+    this.#stopping = true;
+    if (this.#hangUpTimer) {
+      clearTimeout(this.#hangUpTimer);
+      this.#hangUpTimer = null;
+      this.#finishPending = true;
+    }
+  }
+
+  /** Exited with the hang-up pending, then stopped: once signaled, wait for the end and remove the cgroup. */
+  #finishOwed(): void {
+    if (!this.#finishPending) return;
+    this.#finishPending = false;
+    this.containment?.finish();
   }
 }

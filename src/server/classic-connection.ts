@@ -272,7 +272,7 @@ export class ClassicConnection implements AuditPeer {
       return;
     }
     const containment = this.#ctx.containers?.open();
-    const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
+    const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
     const running: RunningCommand = { process: proc, command, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), startedWall: new Date(), timedOut: false };
     this.#running = running;
     const record = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: running.startedWall };
@@ -302,8 +302,8 @@ export class ClassicConnection implements AuditPeer {
   #processOnClose(exit: CommandExit): void {
     const running = this.#running!;
     this.#running = null;
-    // Background jobs still in the group go too (what left the group on purpose is released).
-    if (running.process.groupAlive()) running.process.endBackgroundJobs(this.#ctx.limits.killGraceMs);
+    // What the command left behind gets the hang-up, and survivors are released, as on the
+    // main port (process/command-process.ts).
     let reply: Buffer;
     if (running.refused) reply = running.refused;
     else if (exit.spawnError) reply = classicErrorLine(ErrorCode.SPAWN_FAILED, `Cannot run /bin/sh: ${exit.spawnError.message}`);

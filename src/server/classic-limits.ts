@@ -1,5 +1,5 @@
 /** Named limits of the classic (plaintext) port, each overridable (`ClassicServerOptions.limits`). */
-import { DEFAULT_KILL_GRACE_MS } from '../process/command-process.js';
+import { DEFAULT_KILL_GRACE_MS, DEFAULT_OUTPUT_GRACE_MS } from '../process/command-process.js';
 
 export interface ClassicLimits {
   /** Concurrent classic clients (authenticated or not); more get an error line and are closed. */
@@ -20,6 +20,8 @@ export interface ClassicLimits {
   halfCloseTimeoutMs: number;
   /** SIGTERM → SIGKILL delay for the commands of departed clients. */
   killGraceMs: number;
+  /** After a command exits by itself, how long what it left behind may hold its output open. */
+  outputGraceMs: number;
   /** TCP keepalive idle time, to notice a vanished host. */
   keepaliveMs: number;
   /** After we close our side, how long a peer may take to close its side before it is cut off. */
@@ -36,6 +38,7 @@ export const DEFAULT_CLASSIC_LIMITS: ClassicLimits = {
   authTimeoutMs: 10_000,
   halfCloseTimeoutMs: 30_000,
   killGraceMs: DEFAULT_KILL_GRACE_MS,
+  outputGraceMs: DEFAULT_OUTPUT_GRACE_MS,
   keepaliveMs: 15_000,
   closeLingerMs: 2_000,
 };

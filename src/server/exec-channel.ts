@@ -127,7 +127,7 @@ export class ExecChannel implements ServerChannel {
       }
     } else {
       try {
-        proc = new CommandProcess({ file, args, cwd, env: spawnEnv, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs, ...this.#contained() }, (exit) => this.#processOnClose(exit));
+        proc = new CommandProcess({ file, args, cwd, env: spawnEnv, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs, outputGraceMs: this.#host.limits.outputGraceMs, ...this.#contained() }, (exit) => this.#processOnClose(exit));
       } catch (err) {
         return { code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
       }
@@ -296,8 +296,8 @@ export class ExecChannel implements ServerChannel {
     if (!this.#stdout?.settled || !this.#stderr?.settled) return;
     const exit = this.#exit;
     this.#phase = 'exited';
-    // Background jobs still in the group go too (what left the group on purpose is released).
-    if (this.#process?.groupAlive()) this.#process.endBackgroundJobs(this.#host.limits.killGraceMs);
+    // What the command left behind has had (or is about to get) the hang-up, and what
+    // survives it is released (process/command-process.ts): nothing to stop here.
     const status: ExitStatus = { exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut };
     if (exit.spawnError) {
       const notFound = exit.spawnError.code === 'ENOENT';

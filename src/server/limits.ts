@@ -1,6 +1,6 @@
 /** Named limits of the daemon, each overridable (ServerOptions.limits / CLI flags). */
 import { PREAUTH_MAX_PAYLOAD } from '../protocol/frame.js';
-import { DEFAULT_KILL_GRACE_MS } from '../process/command-process.js';
+import { DEFAULT_KILL_GRACE_MS, DEFAULT_OUTPUT_GRACE_MS } from '../process/command-process.js';
 import { DEFAULT_KEEPALIVE_MS } from '../transport/frame-connection.js';
 import { DEFAULT_WINDOW } from '../channel/window.js';
 
@@ -40,6 +40,8 @@ export interface ServerLimits {
   keepaliveMs: number;
   /** SIGTERM → SIGKILL delay for commands that are closed, disconnected or timed out. */
   killGraceMs: number;
+  /** After a command exits by itself, how long what it left behind may hold its output open. */
+  outputGraceMs: number;
   /** On daemon SIGTERM: how long running commands may finish before they are killed. */
   shutdownGraceMs: number;
   /** STDIN credit the daemon grants each channel. */
@@ -58,6 +60,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   handshakeTimeoutMs: 10_000,
   keepaliveMs: DEFAULT_KEEPALIVE_MS,
   killGraceMs: DEFAULT_KILL_GRACE_MS,
+  outputGraceMs: DEFAULT_OUTPUT_GRACE_MS,
   shutdownGraceMs: 10_000,
   stdinWindow: DEFAULT_WINDOW,
 };

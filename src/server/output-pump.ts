@@ -44,6 +44,13 @@ export class OutputPump {
       this.#ended = true;
       if (this.settled) this.#onSettled();
     });
+    // Destroyed without 'end': the command's output was cut after its output grace (a process
+    // it left behind still held the pipe). What was read is still sent; nothing more comes.
+    stream.on('close', () => {
+      if (this.#ended) return;
+      this.#ended = true;
+      if (this.settled) this.#onSettled();
+    });
     stream.on('error', () => {});
   }
 

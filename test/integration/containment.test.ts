@@ -217,7 +217,7 @@ describe('stopping a channel reaches setsid children (issue 8, item 14)', { skip
     t.after(() => conn.close());
     const tag = newTag();
     tags.push(tag);
-    // The pause lets setsid() happen before the group gets its end-of-command SIGTERM.
+    // The pause lets setsid() happen before the group gets its end-of-command hang-up (SIGHUP).
     const result = await conn.exec(`setsid sleep 313.${tag} </dev/null >/dev/null 2>&1 & sleep 0.3; echo started`);
     assert.equal(result.stdout.toString(), 'started\n');
     const parent = d.server.containers.parentDir!;

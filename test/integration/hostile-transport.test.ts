@@ -270,7 +270,7 @@ describe('connection loss settles every channel', () => {
         await sleep(1_000);
         raw.destroy();
       }
-      // The kill grace (2 s) ends the background job; then every pipe must be closed.
+      // The hang-up at the command's exit ends the background job; then every pipe must be closed.
       const settled = await waitFor(() => fdCount(pid) <= before, 8_000);
       assert.ok(settled, `daemon fds went ${before} → ${fdCount(pid)}`);
     } finally {
