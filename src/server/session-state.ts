@@ -1,6 +1,6 @@
 /**
- * A shell session's state: working directory and exported environment, which persist
- * from one command to the next (`cd`, `export`, `unset`). Each command runs in a fresh
+ * A shell session's state: working directory, exported environment and `$?`, which persist
+ * from one command to the next (`cd`, `export`, `unset`, `false; echo $?`). Each command runs in a fresh
  * `/bin/sh` started in that state; after the command, the shell writes its `$PWD` and
  * `env -0` to fd 3, and we keep that as the new state. A fresh shell per command is what
  * makes Ctrl-C, timeouts and output boundaries exact; the cost is that shell functions,
