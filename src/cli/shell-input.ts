@@ -125,7 +125,7 @@ export class TerminalInput implements ShellInput {
       this.#waiter = resolve;
       this.#gateOpen = true;
       this.#rl.setPrompt(prompt);
-      this.#rl.prompt(true);
+      this.#rl.prompt();
       this.#release();
     });
   }
