@@ -1,21 +1,26 @@
 /**
- * `shellwire shell HOST`: the classic "Please input cmd:" loop done right. Each line is a
- * command run in a session that keeps `cd` and `export`; its output is complete before
- * the next prompt; Ctrl-C cancels the running command, not the session; EOF ends it.
- * Works with a pipe as stdin too (one command per line, no prompt), for scripts.
+ * `shellwire shell HOST`: the classic "Please input cmd:" loop done right. Each command
+ * runs in a session that keeps `cd`, `export` and `$?`; its output is complete before the
+ * next prompt; Ctrl-C interrupts the running command (a second one ends it), not the
+ * session; EOF ends it. Works with a pipe as stdin too (one command per line, no prompt).
  */
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
 import type { RemoteProcess } from '../client/remote-process.js';
+import type { ShellSession } from '../client/shell-session.js';
 import { exitWhenFlushed } from './stdio.js';
-import { OsLineDecoder } from './os-text.js';
+import { LineEndTracker, PipedInput, TerminalInput, type ShellInput } from './shell-input.js';
+import { isCompleteCommand, parseExit, startsWithExit } from './shell-line.js';
+import { NO_TERMINAL_OUTPUT, NO_TERMINAL_SCAN_BYTES, programName, terminalProgram } from './shell-needs-tty.js';
+
+/** A command is sent as it stands after this many lines, even if it looks unfinished. */
+export const MAX_COMMAND_LINES = 1000;
 
 export function registerShell(program: Command): void {
   addConnectFlags(
     program
       .command('shell')
-      .description('interactive command session on HOST: cd and export persist, Ctrl-C cancels the running command')
+      .description('interactive command session on HOST: cd, export and $? persist, Ctrl-C interrupts the running command')
       .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)'),
   ).action(async (host: string, flags: ConnectFlags) => runShell(host, flags));
 }
@@ -29,75 +34,116 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   } catch (err) {
     reportError(err);
   }
-  const interactive = Boolean(process.stdin.isTTY);
-  const rl = createInterface({
-    // Piped lines are OS byte strings (a Latin-1 `cd café` runs as sent); a terminal types UTF-8.
-    input: interactive ? process.stdin : process.stdin.pipe(new OsLineDecoder()),
-    output: interactive ? process.stdout : undefined,
-    terminal: interactive,
-    historySize: 1000,
-  });
+  const input: ShellInput = process.stdin.isTTY ? new TerminalInput() : new PipedInput();
   const who = `${conn.server.user}@${conn.server.hostname}`;
-  const setPrompt = () => rl.setPrompt(`${who}:${session.cwd}$ `);
-  let running: RemoteProcess | null = null;
   let lastStatus = 0;
 
-  const interrupt = () => {
-    if (running) running.kill('SIGINT');
-    else if (interactive) {
-      process.stdout.write('^C\n');
-      rl.write(null, { ctrl: true, name: 'u' });
-      rl.prompt();
-    }
-  };
-  rl.on('SIGINT', interrupt);
-  process.on('SIGINT', interrupt);
   const connectionOnClose = (error: Error | null) => {
-    if (error) process.stderr.write(`shellwire: connection lost: ${error.message}\n`);
+    input.close();
+    if (error) process.stderr.write(`${input.interactive ? '\n' : ''}shellwire: connection lost: ${error.message}\n`);
     process.exit(255);
   };
   conn.on('close', connectionOnClose);
 
-  if (interactive) {
-    process.stdout.write(`Connected to ${conn.hostLabel} as ${conn.server.user}. Ctrl-C cancels a command, Ctrl-D or "exit" ends the session.\n`);
-    setPrompt();
-    rl.prompt();
+  if (input.interactive) {
+    process.stdout.write(`Connected to ${conn.hostLabel} as ${conn.server.user}. Ctrl-C interrupts a command (twice: ends it), Ctrl-D or "exit" ends the session.\n`);
   }
-  for await (const line of rl) {
-    const command = line.trim();
-    const exitMatch = /^(exit|logout)(?:\s+(\d+))?$/.exec(command);
-    if (exitMatch) {
-      if (exitMatch[2] !== undefined) lastStatus = Number(exitMatch[2]) & 0xff;
+  let lines: string[] = [];
+  for (;;) {
+    const read = await input.read(lines.length === 0 ? `${who}:${session.cwd}$ ` : '> ');
+    if (read.kind === 'interrupt') {
+      lines = [];
+      continue;
+    }
+    // At EOF an unfinished command still goes: the remote shell says what is wrong with it.
+    if (read.kind === 'eof' && lines.length === 0) break;
+    if (read.kind === 'line') lines.push(read.text);
+    const text = lines.join('\n');
+    if (read.kind === 'line' && !isCompleteCommand(text) && lines.length < MAX_COMMAND_LINES) continue;
+    input.joinHistory(lines.length, text);
+    lines = [];
+    const command = text.trim();
+    if (command === '') continue;
+    const exit = parseExit(command);
+    if (exit) {
+      if (exit.status !== undefined) lastStatus = exit.status;
       break;
     }
-    if (command !== '') {
-      const proc = session.spawn(line);
-      running = proc;
-      proc.stdin.end();
-      proc.stdout.pipe(process.stdout, { end: false });
-      proc.stderr.pipe(process.stderr, { end: false });
-      try {
-        const [exit] = await Promise.all([
-          proc.exited,
-          new Promise((resolve) => proc.stdout.once('end', resolve)),
-          new Promise((resolve) => proc.stderr.once('end', resolve)),
-        ]);
-        lastStatus = exit.signal ? signalExitCode(exit.signal) : exit.exitCode ?? 255;
-        if (exit.signal === 'SIGINT' && interactive) process.stdout.write('\n');
-      } catch (err) {
-        reportError(err);
-      } finally {
-        running = null;
-      }
+    const needsTerminal = input.interactive ? terminalProgram(text) : null;
+    if (needsTerminal) {
+      // Not run, so `$?` stays as it was.
+      process.stderr.write(`shellwire: ${needsTerminal} needs a terminal; use ${ttyHint(hostText, command)}\n`);
+      continue;
     }
-    if (interactive) {
-      setPrompt();
-      rl.prompt();
-    }
+    lastStatus = await runCommand(session, text, input, hostText);
+    // `exit $?`, `exit 3; …`: the remote shell worked out the status; the session ends.
+    if (startsWithExit(command)) break;
   }
-  if (interactive) process.stdout.write('\n');
+  if (input.interactive) process.stdout.write('\n');
+  input.close();
   conn.off('close', connectionOnClose);
   session.close();
   await conn.close();
   await exitWhenFlushed(lastStatus);
+}
+
+/**
+ * Run one command; returns its status as `$?` shows it. Ctrl-C sends SIGINT to its
+ * process group; a second Ctrl-C closes the channel, which ends it (SIGTERM, then SIGKILL),
+ * as in `shellwire exec`. The session's `$?` is then 130.
+ */
+async function runCommand(session: ShellSession, text: string, input: ShellInput, hostText: string): Promise<number> {
+  const proc: RemoteProcess = session.spawn(text);
+  proc.stdin.end();
+  const onTerminal = input.interactive && Boolean(process.stdout.isTTY);
+  const lineEnd = new LineEndTracker();
+  let echoedLast = false;
+  let scanned = '';
+  const seen = (chunk: Buffer) => {
+    lineEnd.note(chunk);
+    echoedLast = false;
+    if (scanned.length < NO_TERMINAL_SCAN_BYTES) scanned += chunk.subarray(0, NO_TERMINAL_SCAN_BYTES).toString('latin1');
+  };
+  proc.stdout.on('data', seen);
+  proc.stderr.on('data', seen);
+  proc.stdout.pipe(process.stdout, { end: false });
+  proc.stderr.pipe(process.stderr, { end: false });
+  let interrupts = 0;
+  input.commandStarted(() => {
+    interrupts += 1;
+    if (interrupts === 1) proc.kill('SIGINT');
+    else proc.close();
+    if (input.interactive) {
+      process.stdout.write('^C');
+      lineEnd.note('^C');
+      echoedLast = true;
+    }
+  });
+  try {
+    const [exit] = await Promise.all([
+      proc.exited,
+      new Promise((resolve) => proc.stdout.once('end', resolve)),
+      new Promise((resolve) => proc.stderr.once('end', resolve)),
+    ]);
+    if (onTerminal) process.stdout.write(lineEnd.finish(echoedLast));
+    if (input.interactive && NO_TERMINAL_OUTPUT.test(scanned)) {
+      process.stderr.write(`shellwire: ${programName(text, scanned)} needs a terminal; use ${ttyHint(hostText, text.trim())}\n`);
+    }
+    if (exit.signal) return signalExitCode(exit.signal);
+    if (exit.canceled) return signalExitCode('SIGINT');
+    return exit.exitCode ?? 255;
+  } catch (err) {
+    // The server refused this command: say why and keep the session (on a pipe: stop there).
+    if (!input.interactive) reportError(err);
+    process.stderr.write(`shellwire: ${(err as Error).message}\n`);
+    return 255;
+  } finally {
+    input.commandEnded();
+  }
+}
+
+/** `shellwire tty HOST -- COMMAND`, quoted so it can be pasted into a local shell. */
+function ttyHint(hostText: string, command: string): string {
+  const quoted = /^[\w./:=@%+,\- ]+$/.test(command) ? command : `'${command.replace(/'/g, `'\\''`)}'`;
+  return `\`shellwire tty ${hostText} -- ${quoted}\``;
 }

@@ -16,7 +16,7 @@ import { CommandProcess, type CommandExit } from '../process/command-process.js'
 import { PtyProcess, loadedNodePty } from '../process/pty-process.js';
 import type { Containment } from '../process/containment.js';
 import { OutputPump } from './output-pump.js';
-import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, type SessionState } from './session-state.js';
+import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
 import { ENV_PROGRAM } from '../process/exact-spawn.js';
@@ -90,6 +90,7 @@ export class ExecChannel implements ServerChannel {
       file = '/bin/sh';
       args = ['-c', SESSION_WRAPPER];
       env.SHELLWIRE_SESSION_COMMAND = req.command ?? req.argv!.map(shellQuote).join(' ');
+      env.SHELLWIRE_SESSION_STATUS = String(this.#session.status);
     } else if (req.argv) {
       // argv wins over command: for a user with command rules the policy set argv (matched
       // word by word) and left command only as the audit label (auth/policy.ts).
@@ -240,6 +241,8 @@ export class ExecChannel implements ServerChannel {
       this.#stdout?.stop();
       this.#stderr?.stop();
       this.#host.conn.send(FrameType.CLOSE, this.id);
+      // The session's `$?`: the real status if it had exited, else 130 as for Ctrl-C.
+      if (this.#session) this.#session.status = sessionStatus(this.#exit ?? null);
       // Exited already, its output still waiting for credit: no later exit will record it.
       if (this.#exit) this.#auditEnd(this.#exit);
     }
@@ -306,6 +309,7 @@ export class ExecChannel implements ServerChannel {
       status.error = { code: ErrorCode.SPAWN_FAILED, message: `Cannot run ${this.#request.argv?.[0] ?? '/bin/sh'}: ${exit.spawnError.message}` };
     }
     if (this.#channelError) status.error = this.#channelError;
+    if (this.#session) this.#session.status = sessionStatus(status);
     if (this.#session && this.#session.update(Buffer.concat(this.#stateReport))) status.cwd = this.#session.cwd;
     else if (this.#session) status.cwd = this.#session.cwd;
     this.#host.log.info(

@@ -1,6 +1,6 @@
 /**
- * A shell session's state: working directory and exported environment, which persist
- * from one command to the next (`cd`, `export`, `unset`). Each command runs in a fresh
+ * A shell session's state: working directory, exported environment and `$?`, which persist
+ * from one command to the next (`cd`, `export`, `unset`, `false; echo $?`). Each command runs in a fresh
  * `/bin/sh` started in that state; after the command, the shell writes its `$PWD` and
  * `env -0` to fd 3, and we keep that as the new state. A fresh shell per command is what
  * makes Ctrl-C, timeouts and output boundaries exact; the cost is that shell functions,
@@ -10,6 +10,7 @@
  * NUL and "=" bytes and each part decoded losslessly, so a directory or value that is not
  * UTF-8 is what the next command gets, byte for byte.
  */
+import { constants } from 'node:os';
 
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 
@@ -17,18 +18,34 @@ import { decodeOsBytes } from '../protocol/os-bytes.js';
 export const MAX_SESSION_STATE_BYTES = 1024 * 1024;
 
 // The command arrives in an environment variable so it needs no quoting; fd 3 is closed
-// for the command itself so it cannot write (or hold open) the state pipe.
+// for the command itself so it cannot write (or hold open) the state pipe. The previous
+// command's status arrives the same way and is restored by returning it from a function,
+// so `$?` in the command is the last command's, as in one long-lived shell.
 export const SESSION_WRAPPER = [
-  '__sw_cmd=$SHELLWIRE_SESSION_COMMAND; unset SHELLWIRE_SESSION_COMMAND',
+  '__sw_cmd=$SHELLWIRE_SESSION_COMMAND; __sw_st=$SHELLWIRE_SESSION_STATUS; unset SHELLWIRE_SESSION_COMMAND SHELLWIRE_SESSION_STATUS',
+  '__sw_status() { return "$1"; }; __sw_status "${__sw_st:-0}"',
   'eval "$__sw_cmd" 3>&-',
   '__sw_rc=$?',
   "{ printf '%s\\0' \"$PWD\"; env -0; } >&3",
   'exit $__sw_rc',
 ].join('\n');
 
+/**
+ * The `$?` a session command leaves: its exit code, 128+N if a signal ended it, and 130 (as
+ * for Ctrl-C) if the client closed it before it ended.
+ */
+export function sessionStatus(exit: { exitCode: number | null; signal: string | null } | null): number {
+  if (exit === null) return 128 + constants.signals.SIGINT;
+  if (exit.exitCode !== null) return exit.exitCode & 0xff;
+  const number = exit.signal ? (constants.signals as Record<string, number>)[exit.signal] : undefined;
+  return 128 + (number ?? 0);
+}
+
 export class SessionState {
   cwd: string;
   env: Record<string, string>;
+  /** `$?` for the next command: the status of the session command that ended last. */
+  status = 0;
 
   constructor(cwd: string, env: Record<string, string>) {
     this.cwd = cwd;
