@@ -241,7 +241,9 @@ describe('the same rule on a terminal, without cgroups, and on the classic port'
     const conn = await d.connect();
     t.after(() => conn.close());
     const tg = tag();
-    const result = await conn.exec(`nohup ${sleeper(tg)} >/dev/null 2>&1 </dev/null & a=$!; sleep 312.${tg} & echo $a $!`, { pty: { term: 'xterm', cols: 80, rows: 24 } });
+    // On a terminal the kernel hangs up the foreground group the moment the program exits,
+    // before nohup may have ignored SIGHUP (as with `ssh -t host 'nohup prog &'`): give it a moment.
+    const result = await conn.exec(`nohup ${sleeper(tg)} >/dev/null 2>&1 </dev/null & a=$!; sleep 312.${tg} & sleep 0.5; echo $a $!`, { pty: { term: 'xterm', cols: 80, rows: 24 } });
     const [survivor, plain] = result.stdout.toString().trim().split(/\s+/).map(Number) as [number, number];
     assert.ok(await waitFor(() => !running(plain), 3_000), 'the plain background job outlived the terminal');
     await sleep(1_000);
