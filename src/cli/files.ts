@@ -17,6 +17,7 @@ import { ShellwireError } from '../errors.js';
 import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags } from './common.js';
 import { ProgressLine, formatBytes } from './progress.js';
 import { exitWhenFlushed } from './stdio.js';
+import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 interface TransferFlags extends ConnectFlags {
   recursive?: boolean;
@@ -81,9 +82,12 @@ function parseRate(text: string): number {
   return value;
 }
 
+/** Connect; SIGTERM, SIGHUP and Ctrl-C end the command from now on (see lifecycle.ts). */
 async function connectOrExit(target: string, flags: ConnectFlags): Promise<Connection> {
+  exitOnTerminationSignals();
+  process.on('SIGINT', () => terminate('SIGINT'));
   try {
-    return await connectFromFlags(target, flags);
+    return closeOnTermination(await connectFromFlags(target, flags));
   } catch (err) {
     reportError(err);
   }
@@ -122,14 +126,15 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
     progress?.finish();
     process.stderr.write(`shellwire: ${message}\n`);
   };
+  // On a signal: close the channels (partial files are kept for resume), then end.
   const controller = new AbortController();
   let interrupted = false;
-  const interrupt = () => {
+  let transfer: Promise<TreeResult> | null = null;
+  onTermination(() => {
     interrupted = true;
     controller.abort();
-  };
-  process.on('SIGINT', interrupt);
-  process.on('SIGTERM', interrupt);
+    return transfer;
+  });
   const noted = new Set<string>();
   const options: TreeOptions = {
     recursive: flags.recursive === true,
@@ -148,7 +153,8 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   };
   let result: TreeResult;
   try {
-    result = direction === 'put' ? await conn.putRecursive(local, remoteDest, options) : await conn.getRecursive(remotes, local[0]!, options);
+    transfer = direction === 'put' ? conn.putRecursive(local, remoteDest, options) : conn.getRecursive(remotes, local[0]!, options);
+    result = await transfer;
   } catch (err) {
     progress?.finish();
     if (interrupted) exitInterrupted(direction);

@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
 import type { RemoteProcess } from '../client/remote-process.js';
 import { exitWhenFlushed } from './stdio.js';
+import { closeOnTermination, exitOnTerminationSignals, onTermination, terminationExitCode } from './lifecycle.js';
 
 export function registerShell(program: Command): void {
   addConnectFlags(
@@ -20,10 +21,11 @@ export function registerShell(program: Command): void {
 }
 
 async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
+  exitOnTerminationSignals();
   let conn;
   let session;
   try {
-    conn = await connectFromFlags(hostText, flags);
+    conn = closeOnTermination(await connectFromFlags(hostText, flags));
     session = await conn.shell();
   } catch (err) {
     reportError(err);
@@ -50,8 +52,14 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   };
   rl.on('SIGINT', interrupt);
   process.on('SIGINT', interrupt);
+  onTermination(() => {
+    const proc = running;
+    proc?.close();
+    session.close();
+    return proc?.exited;
+  });
   const connectionOnClose = (error: Error | null) => {
-    if (error) process.stderr.write(`shellwire: connection lost: ${error.message}\n`);
+    if (error && terminationExitCode() === null) process.stderr.write(`shellwire: connection lost: ${error.message}\n`);
     process.exit(255);
   };
   conn.on('close', connectionOnClose);

@@ -67,6 +67,11 @@ export class FrameConnection {
     return this.#closed;
   }
 
+  /** The ping interval in use (0: none); a peer silent for `KEEPALIVE_MISSES` of them is dropped. */
+  get keepaliveMs(): number {
+    return this.#keepaliveMs;
+  }
+
   /**
    * True while more than `WRITE_BUFFER_LIMIT` bytes wait in the socket: producers should
    * wait for `whenDrained`. Not the stream's own high-water mark: TLS sockets have 16 KiB,
