@@ -174,18 +174,18 @@ export class Connection extends EventEmitter implements ClientChannelHost {
     return getTree(this, typeof remotes === 'string' ? [remotes] : remotes, local, options);
   }
 
-  /** The entries of a remote directory (a file lists as itself). */
-  list(remote: string): Promise<RemoteEntry[]> {
-    return listRemote(this, remote);
+  /** The entries of a remote directory (a file lists as itself); `signal` cancels. */
+  list(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
+    return listRemote(this, remote, options);
   }
 
-  /** A remote path's type, size, mode and mtime (symlinks followed). */
-  stat(remote: string): Promise<RemoteEntry> {
-    return statRemote(this, remote);
+  /** A remote path's type, size, mode and mtime (symlinks followed); `signal` cancels. */
+  stat(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry> {
+    return statRemote(this, remote, options);
   }
 
-  /** Create a remote directory and its parents (no error when it exists). */
-  mkdir(remote: string, options: { mode?: number; mtimeMs?: number } = {}): Promise<string> {
+  /** Create a remote directory and its parents (no error when it exists); `signal` cancels. */
+  mkdir(remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
     return mkdirRemote(this, remote, options);
   }
 

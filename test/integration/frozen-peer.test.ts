@@ -155,9 +155,11 @@ test('connect phase: SIGTERM while the frozen daemon never completes the TLS han
   await assertEndsOn(child, ['SIGTERM'], 143, 'exec, TLS handshake');
 });
 
-test('connect phase: a daemon that completes TLS but never answers HELLO: SIGHUP exits 129, Ctrl-C 130, for exec, shell, ls', { timeout: 60_000 }, async () => {
-  // A child process with the daemon's own key, so the pinned fingerprint matches and HELLO is sent.
-  const d = await freezableDaemon();
+/**
+ * A child process with the daemon's own key that completes TLS and then never reads or
+ * answers: the pinned fingerprint matches, HELLO is sent, WELCOME never comes.
+ */
+async function silentAfterTls(d: FreezableDaemon): Promise<number> {
   const stateDir = join(d.serve.home, 'server');
   const port = await freePort();
   const script = `
@@ -171,7 +173,13 @@ test('connect phase: a daemon that completes TLS but never answers HELLO: SIGHUP
   const silent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanups.push(() => stopChild(silent));
   await new Promise((resolve) => silent.stdout.once('data', resolve));
-  writeFileSync(join(d.clientHome, 'known_hosts'), `127.0.0.1:${port} ${d.fingerprint}\n`);
+  writeFileSync(join(d.clientHome, 'known_hosts'), `${d.address} ${d.fingerprint}\n127.0.0.1:${port} ${d.fingerprint}\n`);
+  return port;
+}
+
+test('connect phase: a daemon that completes TLS but never answers HELLO: SIGHUP 129, Ctrl-C 130, SIGTERM 143 (exec, shell, ls, get)', { timeout: 60_000 }, async () => {
+  const d = await freezableDaemon();
+  const port = await silentAfterTls(d);
   const target = `127.0.0.1:${port}`;
   for (const [args, signals, code] of [
     [['exec', target, '--', 'true'], ['SIGHUP'], 129],
@@ -373,6 +381,40 @@ test('library: an idle client notices a frozen daemon by keepalive: 5 s by defau
   const error = await Promise.race([closed, new Promise<'open'>((r) => setTimeout(() => r('open'), 3_000))]);
   assert.notEqual(error, 'open', `still open ${Math.round(performance.now() - t0)} ms after the daemon froze`);
   assert.equal((error as { code?: string } | null)?.code, 'SW_ERR_KEEPALIVE_TIMEOUT');
+  d.thaw();
+});
+
+test('library: connect({ signal }) aborts while the daemon never answers HELLO', { timeout: 30_000 }, async () => {
+  const d = await freezableDaemon();
+  const port = await silentAfterTls(d);
+  const controller = new AbortController();
+  const attempt = connect(`127.0.0.1:${port}`, { fingerprint: d.fingerprint, token: d.token, signal: controller.signal }).catch((err: unknown) => err);
+  await new Promise((r) => setTimeout(r, 500));
+  const t0 = performance.now();
+  controller.abort();
+  const outcome = await Promise.race([attempt, new Promise<'hung'>((r) => setTimeout(() => r('hung'), BOUND_MS))]);
+  assert.notEqual(outcome, 'hung', `connect() still pending ${Math.round(performance.now() - t0)} ms after abort (it waited for the 10 s HELLO timeout)`);
+  assert.ok(outcome instanceof ConnectionError && /aborted/.test(outcome.message), String(outcome));
+});
+
+test('library: a recursive download aborted while the frozen daemon holds a stat/list/mkdir rejects within the bound', { timeout: 30_000 }, async () => {
+  const d = await freezableDaemon();
+  mkdirSync(join(d.fileRoot, 'tree', 'sub'), { recursive: true });
+  writeFileSync(join(d.fileRoot, 'tree', 'sub', 'f'), 'x');
+  const conn = await connect(d.address, { fingerprint: d.fingerprint, token: d.token });
+  cleanups.push(() => conn.destroy());
+  const dest = tempDir('sw-frozen-tree-');
+  cleanups.push(() => removeDir(dest));
+  d.freeze();
+  const controller = new AbortController();
+  // The first request (a stat of the source) waits for the frozen daemon.
+  const tree = conn.getRecursive(join(d.fileRoot, 'tree'), join(dest, 'copy'), { recursive: true, signal: controller.signal }).catch((err: unknown) => err);
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = performance.now();
+  controller.abort();
+  const outcome = await Promise.race([tree, new Promise<'hung'>((r) => setTimeout(() => r('hung'), BOUND_MS))]);
+  assert.notEqual(outcome, 'hung', `getRecursive() still pending ${Math.round(performance.now() - t0)} ms after abort`);
+  assert.ok(outcome instanceof Error, String(outcome));
   d.thaw();
 });
 
