@@ -6,8 +6,10 @@
  *   const { stdout } = await conn.exec('uname -a');
  */
 export { connect, type ConnectOptions } from './client/connect.js';
-export { Connection, type ConnectionOptions, type SpawnOptions, type ExecOptions } from './client/connection.js';
-export { RemoteProcess, type ExitInfo } from './client/remote-process.js';
+export {
+  Connection, DEFAULT_CLIENT_KEEPALIVE_MS, DEFAULT_CLOSE_TIMEOUT_MS, type ConnectionOptions, type SpawnOptions, type ExecOptions,
+} from './client/connection.js';
+export { RemoteProcess, CHANNEL_CLOSE_GRACE_MS, type ExitInfo } from './client/remote-process.js';
 export { ShellSession } from './client/shell-session.js';
 export type { OsText } from './client/spawn-options.js';
 /** OS byte strings (command text, argv, cwd, env, file names) ↔ exact bytes: docs/protocol.md §4.11. */

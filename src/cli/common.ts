@@ -1,12 +1,14 @@
 /** What every connecting command shares: credential and host-key flags, error reporting, exit codes. */
 import { createInterface } from 'node:readline';
-import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { parseTarget } from '../client/target.js';
 import { ShellwireError, HostVerificationError } from '../errors.js';
 import { readSecretLine } from './prompt.js';
+import { terminate, terminationExitCode } from './lifecycle.js';
+
+export { signalExitCode } from './lifecycle.js';
 
 /** Exit status for connection, TLS, authentication and protocol failures (as ssh). */
 export const EXIT_CONNECTION_FAILURE = 255;
@@ -46,6 +48,8 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
 
 async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
+  rl.on('SIGINT', () => terminate('SIGINT'));
   try {
     const answer = await new Promise<string>((resolve) =>
       rl.question(
@@ -67,6 +71,9 @@ export function parseSeconds(text: string, flag: string): number {
 
 /** Print a one-line error (the full text for host-key warnings) and exit. */
 export function fail(message: string, code: number = EXIT_CONNECTION_FAILURE): never {
+  // Ending on a signal: the error is the connection we destroyed ourselves; say nothing.
+  const terminating = terminationExitCode();
+  if (terminating !== null) process.exit(terminating);
   process.stderr.write(`shellwire: ${message}\n`);
   process.exit(code);
 }
@@ -75,10 +82,4 @@ export function reportError(err: unknown): never {
   if (err instanceof HostVerificationError) fail(err.message);
   if (err instanceof ShellwireError) fail(`${err.message} [${err.code}]`);
   fail(err instanceof Error ? err.message : String(err), 1);
-}
-
-/** 128+N for a signal, as shells report it. */
-export function signalExitCode(signal: string): number {
-  const number = (constants.signals as Record<string, number>)[signal];
-  return 128 + (number ?? 0);
 }

@@ -13,6 +13,7 @@ import { knownHostsPath } from '../auth/paths.js';
 import { formatTarget, DEFAULT_PORT } from '../client/target.js';
 import { fail } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
+import { exitOnTerminationSignals, terminate } from './lifecycle.js';
 
 interface DiscoverFlags {
   address: string[];
@@ -43,6 +44,9 @@ export function registerDiscover(program: Command): void {
 }
 
 async function runDiscover(flags: DiscoverFlags): Promise<void> {
+  // Nothing remote to close: a signal ends the probe with 128+N (see lifecycle.ts).
+  exitOnTerminationSignals();
+  process.on('SIGINT', () => terminate('SIGINT'));
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`--port takes 1-65535, got "${flags.port}".`, 2);
   const timeout = Number(flags.timeout);
@@ -107,6 +111,8 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
 
 function ask(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
+  rl.on('SIGINT', () => terminate('SIGINT'));
   return new Promise((resolve) => {
     rl.question(question, (answer) => {
       rl.close();

@@ -1,9 +1,12 @@
 /** `shellwire exec HOST -- COMMAND…`: run one command, stream its output, exit with its status. */
 import type { Command } from 'commander';
+import type { Connection } from '../client/connection.js';
+import type { RemoteProcess } from '../client/remote-process.js';
 import { runOnTerminal } from './terminal.js';
 import { addConnectFlags, connectFromFlags, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { osTextBytes } from './os-text.js';
+import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 interface ExecFlags extends ConnectFlags {
   timeout?: string;
@@ -29,42 +32,49 @@ export function registerExec(program: Command): void {
 }
 
 async function runExec(host: string, command: string, flags: ExecFlags, timeoutMs: number | undefined): Promise<void> {
-  let conn;
+  // From the first moment: a signal while connecting (a daemon frozen mid-handshake) ends us too.
+  exitOnTerminationSignals();
+  let proc: RemoteProcess | null = null;
+  // Ctrl-C: SIGINT to the remote process group; a second Ctrl-C (or one before the command
+  // started) ends the client, whatever the daemon does.
+  let interrupts = 0;
+  process.on('SIGINT', () => {
+    interrupts += 1;
+    if (interrupts === 1 && proc) proc.kill('SIGINT');
+    else terminate('SIGINT');
+  });
+  let conn: Connection;
   try {
-    conn = await connectFromFlags(host, flags);
+    conn = closeOnTermination(await connectFromFlags(host, flags));
   } catch (err) {
     reportError(err);
   }
   if (flags.tty) await runOnTerminal(conn, command);
-  const proc = conn.spawn(command, timeoutMs === undefined ? {} : { timeout: timeoutMs });
-  proc.stdout.pipe(process.stdout, { end: false });
-  proc.stderr.pipe(process.stderr, { end: false });
+  const started = conn.spawn(command, timeoutMs === undefined ? {} : { timeout: timeoutMs });
+  proc = started;
+  onTermination(() => {
+    started.close();
+    return started.exited;
+  });
+  started.stdout.pipe(process.stdout, { end: false });
+  started.stderr.pipe(process.stderr, { end: false });
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     // The reader went away (`| head`): stop the command, exit as a shell pipeline would.
     if (err.code === 'EPIPE') {
-      proc.close();
+      started.close();
       process.exit(141);
     }
   });
   if (flags.stdin) {
-    process.stdin.pipe(proc.stdin);
+    process.stdin.pipe(started.stdin);
   } else {
-    proc.stdin.end();
+    started.stdin.end();
   }
-  // Ctrl-C: SIGINT to the remote process group; a second Ctrl-C gives up on it.
-  let interrupts = 0;
-  process.on('SIGINT', () => {
-    interrupts += 1;
-    if (interrupts === 1) proc.kill('SIGINT');
-    else proc.close();
-  });
-  process.on('SIGTERM', () => proc.close());
-  process.on('SIGHUP', () => proc.close());
   try {
     const [exit] = await Promise.all([
-      proc.exited,
-      new Promise((resolve) => proc.stdout.once('end', resolve)),
-      new Promise((resolve) => proc.stderr.once('end', resolve)),
+      started.exited,
+      new Promise((resolve) => started.stdout.once('end', resolve)),
+      new Promise((resolve) => started.stderr.once('end', resolve)),
     ]);
     let code: number;
     if (exit.timedOut) {

@@ -19,6 +19,7 @@ import { ProgressLine, formatBytes } from './progress.js';
 import { exitWhenFlushed } from './stdio.js';
 import { exactWords } from './os-argv.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
+import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 interface TransferFlags extends ConnectFlags {
   recursive?: boolean;
@@ -84,9 +85,12 @@ function parseRate(text: string): number {
   return value;
 }
 
+/** Connect; SIGTERM, SIGHUP and Ctrl-C end the command from now on (see lifecycle.ts). */
 async function connectOrExit(target: string, flags: ConnectFlags): Promise<Connection> {
+  exitOnTerminationSignals();
+  process.on('SIGINT', () => terminate('SIGINT'));
   try {
-    return await connectFromFlags(target, flags);
+    return closeOnTermination(await connectFromFlags(target, flags));
   } catch (err) {
     reportError(err);
   }
@@ -125,14 +129,15 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
     progress?.finish();
     writeBytes(process.stderr, `shellwire: ${message}\n`);
   };
+  // On a signal: close the channels (partial files are kept for resume), then end.
   const controller = new AbortController();
   let interrupted = false;
-  const interrupt = () => {
+  let transfer: Promise<TreeResult> | null = null;
+  onTermination(() => {
     interrupted = true;
     controller.abort();
-  };
-  process.on('SIGINT', interrupt);
-  process.on('SIGTERM', interrupt);
+    return transfer;
+  });
   const noted = new Set<string>();
   const options: TreeOptions = {
     recursive: flags.recursive === true,
@@ -150,7 +155,8 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   };
   let result: TreeResult;
   try {
-    result = direction === 'put' ? await conn.putRecursive(local, remoteDest, options) : await conn.getRecursive(remotes, local[0]!, options);
+    transfer = direction === 'put' ? conn.putRecursive(local, remoteDest, options) : conn.getRecursive(remotes, local[0]!, options);
+    result = await transfer;
   } catch (err) {
     progress?.finish();
     if (interrupted) exitInterrupted(direction);

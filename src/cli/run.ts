@@ -22,6 +22,7 @@ import { fail } from './common.js';
 import { ShellwireError } from '../errors.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { exitWhenFlushed } from './stdio.js';
+import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 /** Above this many hosts a TTY user is asked to confirm (unless --yes). */
 export const CONFIRM_ABOVE_HOSTS = 50;
@@ -234,21 +235,27 @@ function installInterrupts(run: FleetRun, status: StatusLine | null): void {
         `\nshellwire: ${running.length} host(s) still running: ${list.join(', ') || 'none'}${more}. ` +
           `${ok} done, ${failed} failed, ${queued} queued. Press Ctrl-C again to cancel them all.\n`,
       );
-    } else if (interrupts === 2) {
-      process.stderr.write('shellwire: canceling: remote commands are being killed…\n');
-      run.cancel();
     } else {
-      process.exit(EXIT_CANCELED);
+      if (interrupts === 2) process.stderr.write('shellwire: canceling: remote commands are being killed…\n');
+      terminate('SIGINT');
     }
     status?.render();
   };
   process.on('SIGINT', onInterrupt);
-  process.on('SIGTERM', () => run.cancel());
-  process.on('SIGHUP', () => run.cancel());
+  // SIGTERM, SIGHUP, the second Ctrl-C: cancel; a host that does not confirm within the grace
+  // is dropped, so the summary (printed by runCommand, which then exits) comes within the
+  // lifecycle's bound even when a daemon is frozen.
+  exitOnTerminationSignals();
+  onTermination(() => {
+    run.cancel(CLOSE_GRACE_MS);
+    return new Promise<never>(() => {});
+  });
 }
 
 function confirm(question: string): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
+  rl.on('SIGINT', () => terminate('SIGINT'));
   return new Promise((resolve) => {
     rl.question(question, (answer) => {
       rl.close();

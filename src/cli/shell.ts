@@ -15,6 +15,10 @@ import { NO_TERMINAL_OUTPUT, NO_TERMINAL_SCAN_BYTES, programName, terminalProgra
 
 /** A command is sent as it stands after this many lines, even if it looks unfinished. */
 export const MAX_COMMAND_LINES = 1000;
+import { closeOnTermination, exitOnTerminationSignals, onTermination, terminationExitCode } from './lifecycle.js';
+
+/** The command running now, if any: SIGTERM/SIGHUP close it before the client ends. */
+let running: RemoteProcess | null = null;
 
 export function registerShell(program: Command): void {
   addConnectFlags(
@@ -26,10 +30,11 @@ export function registerShell(program: Command): void {
 }
 
 async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
+  exitOnTerminationSignals();
   let conn;
   let session;
   try {
-    conn = await connectFromFlags(hostText, flags);
+    conn = closeOnTermination(await connectFromFlags(hostText, flags));
     session = await conn.shell();
   } catch (err) {
     reportError(err);
@@ -38,9 +43,15 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   const who = `${conn.server.user}@${conn.server.hostname}`;
   let lastStatus = 0;
 
+  onTermination(() => {
+    const proc = running;
+    proc?.close();
+    session.close();
+    return proc?.exited;
+  });
   const connectionOnClose = (error: Error | null) => {
     input.close();
-    if (error) process.stderr.write(`${input.interactive ? '\n' : ''}shellwire: connection lost: ${error.message}\n`);
+    if (error && terminationExitCode() === null) process.stderr.write(`${input.interactive ? '\n' : ''}shellwire: connection lost: ${error.message}\n`);
     process.exit(255);
   };
   conn.on('close', connectionOnClose);
@@ -94,6 +105,7 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
  */
 async function runCommand(session: ShellSession, text: string, input: ShellInput, hostText: string): Promise<number> {
   const proc: RemoteProcess = session.spawn(text);
+  running = proc;
   proc.stdin.end();
   const onTerminal = input.interactive && Boolean(process.stdout.isTTY);
   const lineEnd = new LineEndTracker();
@@ -138,6 +150,7 @@ async function runCommand(session: ShellSession, text: string, input: ShellInput
     process.stderr.write(`shellwire: ${(err as Error).message}\n`);
     return 255;
   } finally {
+    running = null;
     input.commandEnded();
   }
 }

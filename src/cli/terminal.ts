@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import type { Connection } from '../client/connection.js';
 import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
+import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 export function registerTty(program: Command): void {
   addConnectFlags(
@@ -17,6 +18,9 @@ export function registerTty(program: Command): void {
       .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)')
       .argument('[command...]', 'run this instead of the login shell'),
   ).action(async (host: string, words: string[], flags: ConnectFlags) => {
+    // Ctrl-C is a key for the remote terminal once it runs; while connecting it ends us.
+    exitOnTerminationSignals();
+    process.on('SIGINT', () => terminate('SIGINT'));
     let conn: Connection;
     try {
       conn = await connectFromFlags(host, flags);
@@ -39,12 +43,13 @@ export async function runOnTerminal(conn: Connection, command: string | null): P
     if (localTty && stdin.isRaw) stdin.setRawMode(false);
   };
   process.on('exit', restore);
-  const giveUp = () => {
+  // SIGTERM/SIGHUP (the callers install them): the terminal first, then the remote command.
+  closeOnTermination(conn);
+  onTermination(() => {
     restore();
     proc.close();
-  };
-  process.on('SIGTERM', giveUp);
-  process.on('SIGHUP', giveUp);
+    return proc.exited;
+  });
   if (localTty) {
     stdin.setRawMode(true);
     // Typed keys are bytes for the remote terminal, never signals for us.

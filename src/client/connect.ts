@@ -92,7 +92,7 @@ export async function connect(target: string | Target, options: ConnectOptions =
       auth: authAttempts(socket, user, credentials),
     };
     if (explicitUser !== undefined) hello.user = explicitUser;
-    const welcome = await handshake(socket, hello, label, timeoutMs);
+    const welcome = await handshake(socket, hello, label, timeoutMs, options.signal);
     return new Connection(socket, welcome, label, options);
   } catch (err) {
     socket.destroy();
@@ -183,14 +183,19 @@ function openTls(target: Target, label: string, timeoutMs: number, signal?: Abor
   });
 }
 
-/** Send HELLO in one write; wait for WELCOME, or turn GOODBYE into the matching error. */
-function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: number): Promise<Welcome> {
+/**
+ * Send HELLO in one write; wait for WELCOME, or turn GOODBYE into the matching error. The
+ * abort signal counts here too: a daemon that froze after TLS must not hold an aborted
+ * connect until the timeout.
+ */
+function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: number, signal?: AbortSignal): Promise<Welcome> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const finish = (error: Error | null, welcome?: Welcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       socket.removeListener('data', onData);
       socket.removeListener('close', onClose);
       socket.removeListener('error', onError);
@@ -221,6 +226,9 @@ function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: nu
     const onClose = () => finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${label} closed the connection during the handshake.`, { host: label }));
     const onError = (err: Error) => finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${label} failed during the handshake: ${err.message}`, { host: label, cause: err }));
     const timer = setTimeout(() => finish(new ConnectionError(ErrorCode.HANDSHAKE_TIMEOUT, `${label} did not answer HELLO within ${timeoutMs} ms.`, { host: label })), timeoutMs);
+    const onAbort = () => finish(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) return onAbort();
     socket.on('data', onData);
     socket.on('close', onClose);
     socket.on('error', onError);

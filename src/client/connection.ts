@@ -18,12 +18,22 @@ import {
   type PutOptions, type GetOptions, type TreeOptions, type TreeResult, type TransferResult, type RemoteEntry,
 } from './file-transfer.js';
 
+/**
+ * The client's ping interval unless `keepaliveMs` says otherwise: a daemon silent for
+ * `KEEPALIVE_MISSES` (3) intervals, 15-20 s, is declared lost (SW_ERR_KEEPALIVE_TIMEOUT) and
+ * every command on the connection rejects. Not the daemon's interval (15 s, so 45-60 s):
+ * a frozen host must not hold an idle client for a minute.
+ */
+export const DEFAULT_CLIENT_KEEPALIVE_MS = 5_000;
+/** How long `close()` waits for the daemon to end the connection before destroying it. */
+export const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
+
 export interface ConnectionOptions {
   /** Output credit granted per command (bytes). Default 2 MiB. */
   window?: number;
   /** Largest data frame we ask for. Default 64 KiB. */
   maxPacket?: number;
-  /** Ping interval; default: the server's. */
+  /** Ping interval (0: none); default 5 s (`DEFAULT_CLIENT_KEEPALIVE_MS`), lost after 3 silent intervals. */
   keepaliveMs?: number;
 }
 
@@ -90,7 +100,7 @@ export class Connection extends EventEmitter implements ClientChannelHost {
           this.emit('close', error);
         },
       },
-      { maxPayload: welcome.maxPayload, keepaliveMs: options.keepaliveMs ?? welcome.keepaliveMs, peer: hostLabel },
+      { maxPayload: welcome.maxPayload, keepaliveMs: options.keepaliveMs ?? DEFAULT_CLIENT_KEEPALIVE_MS, peer: hostLabel },
     );
   }
 
@@ -171,18 +181,18 @@ export class Connection extends EventEmitter implements ClientChannelHost {
     return getTree(this, typeof remotes === 'string' ? [remotes] : remotes, local, options);
   }
 
-  /** The entries of a remote directory (a file lists as itself). */
-  list(remote: string): Promise<RemoteEntry[]> {
-    return listRemote(this, remote);
+  /** The entries of a remote directory (a file lists as itself); `signal` cancels. */
+  list(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
+    return listRemote(this, remote, options);
   }
 
-  /** A remote path's type, size, mode and mtime (symlinks followed). */
-  stat(remote: string): Promise<RemoteEntry> {
-    return statRemote(this, remote);
+  /** A remote path's type, size, mode and mtime (symlinks followed); `signal` cancels. */
+  stat(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry> {
+    return statRemote(this, remote, options);
   }
 
-  /** Create a remote directory and its parents (no error when it exists). */
-  mkdir(remote: string, options: { mode?: number; mtimeMs?: number } = {}): Promise<string> {
+  /** Create a remote directory and its parents (no error when it exists); `signal` cancels. */
+  mkdir(remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
     return mkdirRemote(this, remote, options);
   }
 
@@ -195,12 +205,29 @@ export class Connection extends EventEmitter implements ClientChannelHost {
     return channel;
   }
 
-  /** Close the connection; commands still running are killed by the server. */
-  async close(): Promise<void> {
+  /**
+   * Close the connection; commands still running are killed by the server and their
+   * `exited` rejects. Resolves when the daemon has closed its side, or after `timeout` ms
+   * (default 2 s; 0: at once) when the socket is destroyed: never waits on a frozen peer.
+   */
+  async close(options: { timeout?: number } = {}): Promise<void> {
+    const timeout = options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
     if (!this.conn.closed) this.conn.socket.end();
-    const timer = setTimeout(() => this.conn.destroy(), 2_000);
+    const timer = setTimeout(() => {
+      if (this.conn.closed) return;
+      this.conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${this.hostLabel} did not close the connection within ${timeout} ms; it was dropped.`, { host: this.hostLabel }));
+    }, Math.max(0, timeout));
     await this.#closed;
     clearTimeout(timer);
+  }
+
+  /**
+   * End the connection now, without waiting for the daemon (which kills the commands when it
+   * notices). Running commands reject with SW_ERR_CONNECTION_CLOSED.
+   */
+  destroy(): void {
+    if (this.conn.closed) return;
+    this.conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was destroyed by this client.`, { host: this.hostLabel }));
   }
 
   release(channel: number): void {

@@ -16,7 +16,7 @@ import {
 } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
-import type { ClientChannelHost } from './remote-process.js';
+import { CHANNEL_CLOSE_GRACE_MS, type ClientChannelHost } from './remote-process.js';
 
 /** A file operation that failed: refused by the daemon, a local I/O error, or a hash mismatch. */
 export class FileTransferError extends RequestError {
@@ -65,6 +65,9 @@ export class FileChannelClient {
   #weClosed = false;
   #closeWhenOpen = false;
   #done = false;
+  /** Settled locally after CHANNEL_CLOSE_GRACE_MS; the id is released when the daemon's CLOSE comes. */
+  #abandoned = false;
+  #graceTimer: NodeJS.Timeout | null = null;
   #resolveOpened!: (ok: FileOpenOk) => void;
   #rejectOpened!: (error: ShellwireError) => void;
   #resolveFinished!: (exit: FileExit | null) => void;
@@ -124,9 +127,15 @@ export class FileChannelClient {
     this.#owner.conn.send(FrameType.EOF, this.id, encodeJson({ sha256, size }));
   }
 
-  /** Give up on the operation (the server stops; an upload's partial file is kept for resume). */
+  /**
+   * Give up on the operation (the server stops; an upload's partial file is kept for resume).
+   * `finished` settles when the server confirms, or after `CHANNEL_CLOSE_GRACE_MS` if it
+   * does not (a frozen daemon): an abort never hangs.
+   */
   close(): void {
-    if (this.#done || this.#weClosed) return;
+    if (this.#done || this.#weClosed || this.#closeWhenOpen) return;
+    this.#graceTimer = setTimeout(() => this.#abandon(), CHANNEL_CLOSE_GRACE_MS);
+    this.#graceTimer.unref();
     if (!this.#open) {
       this.#closeWhenOpen = true;
       return;
@@ -136,13 +145,20 @@ export class FileChannelClient {
   }
 
   onFrame(frame: Frame): void {
+    if (this.#abandoned) {
+      this.#onFrameAbandoned(frame);
+      return;
+    }
     switch (frame.type) {
       case FrameType.OPEN_OK: {
         const ok = decodeFileOpenOk(frame.payload);
         this.#open = true;
         this.sendWindow = new SendWindow(ok.window);
         this.#resolveOpened(ok);
-        if (this.#closeWhenOpen) this.close();
+        if (this.#closeWhenOpen) {
+          this.#weClosed = true;
+          this.#owner.conn.send(FrameType.CLOSE, this.id);
+        }
         return;
       }
       case FrameType.OPEN_FAIL: {
@@ -185,10 +201,34 @@ export class FileChannelClient {
     this.#finish(error);
   }
 
-  #finish(error: ShellwireError | null): void {
+  /** The daemon did not confirm our CLOSE in time: settle as canceled, keep the id until it does. */
+  #abandon(): void {
+    if (this.#done) return;
+    this.#finish(null, { release: false });
+    this.#abandoned = true;
+  }
+
+  /** Frames for a channel we stopped waiting for: only the protocol's bookkeeping is left. */
+  #onFrameAbandoned(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.OPEN_OK:
+        // Our CLOSE waited for this (a CLOSE may not cross an OPEN_FAIL).
+        this.#owner.conn.send(FrameType.CLOSE, this.id);
+        return;
+      case FrameType.OPEN_FAIL:
+      case FrameType.CLOSE:
+        this.#owner.release(this.id);
+        return;
+      default:
+        return; // late data, EXIT, WINDOW: dropped, as after any close
+    }
+  }
+
+  #finish(error: ShellwireError | null, { release = true } = {}): void {
     if (this.#done) return;
     this.#done = true;
-    this.#owner.release(this.id);
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    if (release) this.#owner.release(this.id);
     if (error) {
       this.#rejectOpened(error);
       this.#rejectFinished(error);

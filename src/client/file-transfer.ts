@@ -397,19 +397,25 @@ async function syncDirectory(dir: PathLike): Promise<void> {
 }
 
 /** A remote path's entry (symlinks followed); rejects with errno ENOENT when it does not exist. */
-export async function statRemote(conn: Connection, remote: string): Promise<RemoteEntry & { path: string }> {
+export async function statRemote(conn: Connection, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry & { path: string }> {
   const channel = openFile(conn, 'stat', remote, {});
-  const ok = await channel.opened;
-  await channel.finished;
-  return { ...ok.entry!, path: ok.path };
+  const unsubscribe = onAbort(options.signal, channel);
+  try {
+    const ok = await channel.opened;
+    await channel.finished;
+    return { ...ok.entry!, path: ok.path };
+  } finally {
+    unsubscribe();
+  }
 }
 
 /** Longest directory entry line accepted from the daemon (names are at most a few KiB). */
 const MAX_ENTRY_LINE = 64 * 1024;
 
 /** The entries of a remote directory, sorted by name (a file lists as itself). Names are OS byte strings. */
-export async function listRemote(conn: Connection, remote: string): Promise<RemoteEntry[]> {
+export async function listRemote(conn: Connection, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
   const channel = openFile(conn, 'list', remote, {}, LIST_WINDOW);
+  const unsubscribe = onAbort(options.signal, channel);
   const entries: RemoteEntry[] = [];
   let rest: Buffer = Buffer.alloc(0);
   channel.onData = (chunk) => {
@@ -426,9 +432,13 @@ export async function listRemote(conn: Connection, remote: string): Promise<Remo
     rest = Buffer.from(data);
     channel.credit(chunk.length);
   };
-  await channel.opened;
-  const exit = await channel.finished;
-  if (!exit?.ok) throw exitError(conn, exit, `listing of ${remote}`);
+  try {
+    await channel.opened;
+    const exit = await channel.finished;
+    if (!exit?.ok) throw exitError(conn, exit, `listing of ${remote}`);
+  } finally {
+    unsubscribe();
+  }
   // Byte order of the names (as `LC_ALL=C ls`), not UTF-16 order of their strings.
   return entries
     .map((entry) => ({ entry, bytes: encodeOsBytes(entry.name) }))
@@ -437,10 +447,16 @@ export async function listRemote(conn: Connection, remote: string): Promise<Remo
 }
 
 /** Create `remote` and its parents; sets `mode`/`mtimeMs` on it when given. Resolves with its absolute path. */
-export async function mkdirRemote(conn: Connection, remote: string, options: { mode?: number; mtimeMs?: number } = {}): Promise<string> {
-  const channel = openFile(conn, 'mkdir', remote, { ...options });
-  const ok = await channel.opened;
-  const exit = await channel.finished;
-  if (!exit?.ok) throw exitError(conn, exit, `mkdir of ${remote}`);
-  return ok.path;
+export async function mkdirRemote(conn: Connection, remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
+  const { signal, ...fields } = options;
+  const channel = openFile(conn, 'mkdir', remote, fields);
+  const unsubscribe = onAbort(signal, channel);
+  try {
+    const ok = await channel.opened;
+    const exit = await channel.finished;
+    if (!exit?.ok) throw exitError(conn, exit, `mkdir of ${remote}`);
+    return ok.path;
+  } finally {
+    unsubscribe();
+  }
 }

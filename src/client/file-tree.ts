@@ -58,6 +58,8 @@ class TreeWalk {
   }
 
   async attempt(path: string, work: () => Promise<TransferResult | void>): Promise<void> {
+    // Aborted between two files: start no more (each request also closes on the signal).
+    if (this.options.signal?.aborted) throw new FileTransferError(ErrorCode.COMMAND_CANCELED, `The transfer of ${path} was canceled.`, { host: this.conn.hostLabel, path });
     try {
       const done = await work();
       if (done) {
@@ -79,7 +81,7 @@ class TreeWalk {
 /** Upload `sources` (files, and directories with `recursive`) to `remote`. */
 export async function putTree(conn: Connection, sources: string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
   const walk = new TreeWalk(conn, options);
-  const dest = await statRemote(conn, remote).catch((err: unknown) => {
+  const dest = await statRemote(conn, remote, { signal: options.signal }).catch((err: unknown) => {
     if (err instanceof FileTransferError && err.errno === 'ENOENT') return null;
     throw err;
   });
@@ -106,7 +108,7 @@ export async function putTree(conn: Connection, sources: string[], remote: strin
 
 async function putDir(walk: TreeWalk, local: string, remote: string): Promise<void> {
   const { conn, options } = walk;
-  const remoteDir = await mkdirRemote(conn, remote);
+  const remoteDir = await mkdirRemote(conn, remote, { signal: options.signal });
   walk.result.directories += 1;
   // Names as bytes, in byte order (as `LC_ALL=C ls`): a name that is not UTF-8 is one
   // like any other, not a U+FFFD spelling that names no file.
@@ -128,7 +130,7 @@ async function putDir(walk: TreeWalk, local: string, remote: string): Promise<vo
     else if (kind === 'dir') await putDir(walk, path, target);
   }
   const info = await stat(localPath(local));
-  await mkdirRemote(conn, remoteDir, { mode: info.mode & 0o777, mtimeMs: info.mtimeMs });
+  await mkdirRemote(conn, remoteDir, { mode: info.mode & 0o777, mtimeMs: info.mtimeMs, signal: options.signal });
 }
 
 /** Download `remotes` (files, and directories with `recursive`) to `local`. */
@@ -144,7 +146,7 @@ export async function getTree(conn: Connection, remotes: string[], local: string
   }
   for (const remote of remotes) {
     await walk.attempt(remote, async () => {
-      const entry = await statRemote(conn, remote);
+      const entry = await statRemote(conn, remote, { signal: options.signal });
       if (entry.type === 'dir') {
         if (!options.recursive) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${conn.hostLabel}:${remote} is a directory; use -r to copy directories.`, { errno: 'EISDIR', path: remote });
         await getDir(walk, entry.path, entry, localDir ? join(localDir, posix.basename(entry.path) || 'root') : local);
@@ -160,12 +162,12 @@ async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: 
   const { conn, options } = walk;
   await mkdir(localPath(local), { recursive: true });
   walk.result.directories += 1;
-  for (const entry of await listRemote(conn, remote)) {
+  for (const entry of await listRemote(conn, remote, { signal: options.signal })) {
     const source = posix.join(remote, entry.name);
     const path = join(local, entry.name);
     let resolved: RemoteEntry = entry;
     if (entry.type === 'symlink') {
-      const target = await statRemote(conn, source).catch((err: unknown) => {
+      const target = await statRemote(conn, source, { signal: options.signal }).catch((err: unknown) => {
         if (perFile(err)) return null;
         throw err;
       });

@@ -30,6 +30,14 @@ export interface ExitInfo {
   cwd?: string;
 }
 
+/**
+ * How long `close()` (or an abort) waits for the daemon's CLOSE before the command counts
+ * as canceled anyway. A frozen or unreachable daemon never answers, and a caller that gave
+ * up must not wait for keepalive (tens of seconds) to learn it. The channel id stays
+ * reserved until the daemon's CLOSE does come, so its late frames are dropped, not errors.
+ */
+export const CHANNEL_CLOSE_GRACE_MS = 2_000;
+
 export interface ClientChannelHost {
   readonly conn: FrameConnection;
   readonly hostLabel: string;
@@ -53,6 +61,9 @@ export class RemoteProcess {
   #weClosed = false;
   #pendingSignals: NodeJS.Signals[] = [];
   #done = false;
+  /** Settled locally after CHANNEL_CLOSE_GRACE_MS; the id is released when the daemon's CLOSE comes. */
+  #abandoned = false;
+  #graceTimer: NodeJS.Timeout | null = null;
   #startedAt = performance.now();
   #resolve!: (info: ExitInfo) => void;
   #reject!: (error: ShellwireError) => void;
@@ -113,16 +124,26 @@ export class RemoteProcess {
     this.#owner.conn.sendJson(FrameType.RESIZE, this.id, { cols, rows });
   }
 
-  /** Give up on the command: the server sends SIGTERM (then SIGKILL) to its group. */
+  /**
+   * Give up on the command: the server sends SIGTERM (then SIGKILL) to its group. `exited`
+   * settles (canceled) when the server confirms, or after `CHANNEL_CLOSE_GRACE_MS` if it
+   * does not (a frozen daemon), so a close never hangs.
+   */
   close(): void {
     if (this.#done || this.#weClosed) return;
     this.#weClosed = true;
     this.stdin.discard();
     // As with kill(): CLOSE only once the server accepted the channel (else on OPEN_OK).
     if (this.#sendWindow) this.#owner.conn.send(FrameType.CLOSE, this.id);
+    this.#graceTimer = setTimeout(() => this.#abandon(), CHANNEL_CLOSE_GRACE_MS);
+    this.#graceTimer.unref();
   }
 
   onFrame(frame: Frame): void {
+    if (this.#abandoned) {
+      this.#onFrameAbandoned(frame);
+      return;
+    }
     switch (frame.type) {
       case FrameType.OPEN_OK: {
         const ok = decodeOpenOk(frame.payload);
@@ -179,10 +200,34 @@ export class RemoteProcess {
     this.#finish(error);
   }
 
-  #finish(error: ShellwireError | null): void {
+  /** The daemon did not confirm our CLOSE in time: settle as canceled, keep the id until it does. */
+  #abandon(): void {
+    if (this.#done) return;
+    this.#finish(null, { release: false });
+    this.#abandoned = true;
+  }
+
+  /** Frames for a channel we stopped waiting for: only the protocol's bookkeeping is left. */
+  #onFrameAbandoned(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.OPEN_OK:
+        // Our CLOSE waited for this (a CLOSE may not cross an OPEN_FAIL).
+        this.#owner.conn.send(FrameType.CLOSE, this.id);
+        return;
+      case FrameType.OPEN_FAIL:
+      case FrameType.CLOSE:
+        this.#owner.release(this.id);
+        return;
+      default:
+        return; // late output, EXIT, WINDOW: dropped, as after any close
+    }
+  }
+
+  #finish(error: ShellwireError | null, { release = true } = {}): void {
     if (this.#done) return;
     this.#done = true;
-    this.#owner.release(this.id);
+    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    if (release) this.#owner.release(this.id);
     this.stdin.discard();
     if (error) {
       // The error goes to `exited` (and exec()'s promise); streams just stop, so a caller

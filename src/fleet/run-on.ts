@@ -162,9 +162,9 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   /**
    * Cancel: queued hosts do not start, connecting ones are aborted, running commands are
    * closed (the daemon kills their groups: SIGTERM, then SIGKILL). A daemon that does not
-   * confirm within `CANCEL_GRACE_MS` has its connection dropped.
+   * confirm within `graceMs` (default `CANCEL_GRACE_MS`) has its connection dropped.
    */
-  cancel(): void {
+  cancel(graceMs = CANCEL_GRACE_MS): void {
     if (this.#canceled) return;
     this.#canceled = true;
     this.#stopReason ??= 'canceled';
@@ -174,7 +174,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
     }
     const timer = setTimeout(() => {
       for (const r of this.#running.values()) this.#pool.destroy(r.host);
-    }, CANCEL_GRACE_MS);
+    }, graceMs);
     timer.unref();
   }
 

@@ -12,6 +12,8 @@ import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/message
 export const DEFAULT_KEEPALIVE_MS = 15_000;
 /** Bytes queued in a socket before channels stop producing: bounds memory per connection. */
 export const WRITE_BUFFER_LIMIT = 1024 * 1024;
+/** After our side ended (goodbye, or the peer's), how long the socket may linger before it is destroyed. */
+export const GOODBYE_LINGER_MS = 2_000;
 /** A peer silent for this many keepalive intervals is declared dead. */
 export const KEEPALIVE_MISSES = 3;
 
@@ -67,6 +69,11 @@ export class FrameConnection {
     return this.#closed;
   }
 
+  /** The ping interval in use (0: none); a peer silent for `KEEPALIVE_MISSES` of them is dropped. */
+  get keepaliveMs(): number {
+    return this.#keepaliveMs;
+  }
+
   /**
    * True while more than `WRITE_BUFFER_LIMIT` bytes wait in the socket: producers should
    * wait for `whenDrained`. Not the stream's own high-water mark: TLS sockets have 16 KiB,
@@ -119,7 +126,7 @@ export class FrameConnection {
     this.sendJson(FrameType.GOODBYE, 0, { code, message });
     this.socket.end();
     // A peer that never reads must not keep the socket (and our memory) forever.
-    setTimeout(() => this.socket.destroy(), 2_000).unref();
+    setTimeout(() => this.socket.destroy(), GOODBYE_LINGER_MS).unref();
   }
 
   /** Close after a protocol violation: the peer hears the code, we report the error. */
@@ -180,6 +187,8 @@ export class FrameConnection {
           this.#goodbyeReceived = { code: ErrorCode.BAD_MESSAGE, message: 'peer said goodbye with a malformed message' };
         }
         this.socket.end();
+        // A peer that said goodbye and then stopped (frozen, gone) must not hold us.
+        setTimeout(() => this.socket.destroy(), GOODBYE_LINGER_MS).unref();
         return;
       default:
         // Handlers throw ProtocolError for sequence violations; anything else is our bug,
@@ -210,6 +219,7 @@ export class FrameConnection {
       this.#finish(new ProtocolError(ErrorCode.FRAME_TRUNCATED, `${this.peer} closed the connection in the middle of a frame.`));
     }
     this.socket.end();
+    setTimeout(() => this.socket.destroy(), GOODBYE_LINGER_MS).unref();
   }
 
   #finish(error: ShellwireError | null): void {
