@@ -9,7 +9,7 @@
  * FUZZ_RUN_TAG from the daemon's environment, so a leftover is found even after it was
  * re-parented to init.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -48,6 +48,13 @@ export interface FuzzDaemon {
    * writable by the daemon's account).
    */
   memoryAfterGc(snapshot?: string): Promise<MemoryAfterGc>;
+  /**
+   * Harness only: make glibc hand the free memory it keeps for reuse back to the OS (gdb
+   * calls malloc_trim(0) in the daemon), so RSS then counts memory in use rather than the
+   * allocator's cache. False when that is not possible here (no gdb, no ptrace, not glibc).
+   * Call it only while the daemon is idle: a thread stopped inside malloc would deadlock it.
+   */
+  mallocTrim(): boolean;
   /** Pids of processes the daemon started that still exist (zombies included). */
   leftovers(): Array<{ pid: number; cmd: string }>;
   /** A normal exec through the library: resolves with its stdout. */
@@ -139,6 +146,14 @@ export async function startFuzzDaemon(options: FuzzDaemonOptions = {}): Promise<
     }),
     rssKiB: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0),
     leftovers: () => findTagged(tag, child.pid!),
+    mallocTrim: () => {
+      try {
+        const out = execFileSync('gdb', ['-p', String(child.pid), '-batch', '-nx', '-ex', 'call (int)malloc_trim(0)'], { timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] });
+        return /^\$1 = [01]$/m.test(out.toString('utf8'));
+      } catch {
+        return false;
+      }
+    },
     memoryAfterGc: async (snapshot) => {
       rmSync(probe, { force: true });
       if (snapshot) {
