@@ -68,6 +68,8 @@ export interface MemoryAfterGc {
   heapUsed: number;
   external: number;
   arrayBuffers: number;
+  /** Resident part of the JS heap (sum of the heap spaces' physical sizes). */
+  heapPhysical: number;
   /** Active libuv handles (sockets, timers, pipes) of the daemon. */
   handles: number;
 }

@@ -7,7 +7,7 @@
  */
 'use strict';
 const { existsSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
-const { writeHeapSnapshot } = require('node:v8');
+const { getHeapSpaceStatistics, writeHeapSnapshot } = require('node:v8');
 
 const out = process.env.FUZZ_MEMPROBE;
 if (out && typeof globalThis.gc === 'function') {
@@ -21,7 +21,10 @@ if (out && typeof globalThis.gc === 'function') {
     // Twice: the first pass may only run finalizers that release more on the second.
     globalThis.gc();
     globalThis.gc();
-    const usage = { ...process.memoryUsage(), handles: process._getActiveHandles().length, at: Date.now() };
+    // How much of the JS heap is resident (heapTotal is what V8 reserved, e.g. a grown new
+    // space it keeps): RSS minus this is the memory outside the JS heap.
+    const heapPhysical = getHeapSpaceStatistics().reduce((sum, space) => sum + space.physical_space_size, 0);
+    const usage = { ...process.memoryUsage(), heapPhysical, handles: process._getActiveHandles().length, at: Date.now() };
     writeFileSync(`${out}.tmp`, JSON.stringify(usage));
     renameSync(`${out}.tmp`, out);
   });
