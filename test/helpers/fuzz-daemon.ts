@@ -51,10 +51,10 @@ export interface FuzzDaemon {
   /**
    * Harness only: make glibc hand the free memory it keeps for reuse back to the OS (gdb
    * calls malloc_trim(0) in the daemon), so RSS then counts memory in use rather than the
-   * allocator's cache. False when that is not possible here (no gdb, no ptrace, not glibc).
+   * allocator's cache. Returns null, or why it could not (no gdb, no ptrace, not glibc).
    * Call it only while the daemon is idle: a thread stopped inside malloc would deadlock it.
    */
-  mallocTrim(): boolean;
+  mallocTrim(): string | null;
   /** Pids of processes the daemon started that still exist (zombies included). */
   leftovers(): Array<{ pid: number; cmd: string }>;
   /** A normal exec through the library: resolves with its stdout. */
@@ -150,10 +150,11 @@ export async function startFuzzDaemon(options: FuzzDaemonOptions = {}): Promise<
     leftovers: () => findTagged(tag, child.pid!),
     mallocTrim: () => {
       try {
-        const out = execFileSync('gdb', ['-p', String(child.pid), '-batch', '-nx', '-ex', 'call (int)malloc_trim(0)'], { timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] });
-        return /^\$1 = [01]$/m.test(out.toString('utf8'));
-      } catch {
-        return false;
+        const out = execFileSync('gdb', ['-p', String(child.pid), '-batch', '-nx', '-ex', 'call (int)malloc_trim(0)'], { timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString('utf8');
+        return /^\$1 = [01]$/m.test(out) ? null : `gdb said: ${out.trim().split('\n').slice(-3).join(' | ')}`;
+      } catch (err) {
+        const e = err as Error & { stderr?: Buffer };
+        return `gdb failed: ${e.message.split('\n')[0]} ${e.stderr?.toString('utf8').trim().split('\n').slice(-3).join(' | ') ?? ''}`;
       }
     },
     memoryAfterGc: async (snapshot) => {
