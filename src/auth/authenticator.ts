@@ -11,7 +11,7 @@ import { tokensEqual } from './token.js';
 import { parsePublicKey, verifyAuth } from './ssh-key.js';
 import { verifyPassword } from './password.js';
 import { daemonAccount } from './os-account.js';
-import { CHANNEL_PERMISSIONS, type UsersConfig, type UserPolicy } from './users-config.js';
+import { CHANNEL_PERMISSIONS, USER_NAME, type UsersConfig, type UserPolicy } from './users-config.js';
 import { AuthThrottle } from './throttle.js';
 
 export interface Principal extends UserPolicy {
@@ -99,7 +99,10 @@ export class ConfigAuthenticator implements Authenticator {
 
   async authenticate(attempts: AuthRequest[], requestedUser: string | undefined, context: AuthContext): Promise<AuthResult> {
     const passwordAttempt = attempts.find((a) => a.method === 'password');
-    const passwordUser = passwordAttempt ? passwordAttempt.user ?? requestedUser : undefined;
+    const claimed = passwordAttempt ? passwordAttempt.user ?? requestedUser : undefined;
+    // Per-user throttling only for names a user could have: a client picks the name (up to the
+    // pre-auth frame size), and each distinct one would otherwise be a record of its own.
+    const passwordUser = claimed !== undefined && USER_NAME.test(claimed) ? claimed : undefined;
     const reasons: string[] = [];
     let lockedMs = 0;
     let tried = 0;

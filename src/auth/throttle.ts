@@ -16,6 +16,12 @@ export interface ThrottleOptions {
   lockoutMs?: number;
   /** Forget failures older than this. */
   windowMs?: number;
+  /**
+   * Most records kept per map (addresses, user names). Past it the least recently failed
+   * unlocked record goes first, then the least recently failed lock: a source with many
+   * addresses (an IPv6 /64, 127.0.0.0/8) must not grow the daemon without bound.
+   */
+  maxRecords?: number;
   now?: () => number;
 }
 
@@ -33,17 +39,24 @@ export interface LockInfo {
   until: Date;
 }
 
-export const DEFAULT_THROTTLE = { baseDelayMs: 250, maxDelayMs: 8_000, lockoutAfter: 10, lockoutMs: 15 * 60_000, windowMs: 15 * 60_000 };
+export const DEFAULT_THROTTLE = { baseDelayMs: 250, maxDelayMs: 8_000, lockoutAfter: 10, lockoutMs: 15 * 60_000, windowMs: 15 * 60_000, maxRecords: 10_000 };
 
 export class AuthThrottle {
   #options: Required<Omit<ThrottleOptions, 'now'>>;
   #now: () => number;
   #byAddress = new Map<string, Record_>();
   #byUser = new Map<string, Record_>();
+  #lastSweep: number;
 
   constructor(options: ThrottleOptions = {}) {
     this.#options = { ...DEFAULT_THROTTLE, ...options } as Required<Omit<ThrottleOptions, 'now'>>;
     this.#now = options.now ?? Date.now;
+    this.#lastSweep = this.#now();
+  }
+
+  /** Records held (failures remembered or locks in force), per map. */
+  get size(): { addresses: number; users: number } {
+    return { addresses: this.#byAddress.size, users: this.#byUser.size };
   }
 
   /** Milliseconds the address (or, for passwords, the user) stays locked out; 0 if not. */
@@ -57,6 +70,9 @@ export class AuthThrottle {
   /** Record a failure; returns how long to hold the refusal back. */
   failure(address: string, passwordUser?: string): number {
     const now = this.#now();
+    // Records are only added here, so this is where expired ones are dropped: a record is
+    // otherwise only forgotten when its own address or user comes back.
+    if (now - this.#lastSweep >= Math.min(this.#options.windowMs, this.#options.lockoutMs)) this.sweep();
     let delay = this.#bump(this.#byAddress, address, now);
     if (passwordUser !== undefined) delay = Math.max(delay, this.#bump(this.#byUser, passwordUser, now));
     return delay;
@@ -115,6 +131,7 @@ export class AuthThrottle {
   /** Drop forgotten records (called now and then so memory stays bounded). */
   sweep(): void {
     const now = this.#now();
+    this.#lastSweep = now;
     for (const map of [this.#byAddress, this.#byUser]) {
       for (const key of map.keys()) if (!this.#live(map, key, now)) map.delete(key);
     }
@@ -130,14 +147,37 @@ export class AuthThrottle {
     return record;
   }
 
+  /** Keep `map` within maxRecords; true if a lock in force had to go. */
+  #trim(map: Map<string, Record_>, now: number): boolean {
+    let evictedLock = false;
+    while (map.size > this.#options.maxRecords) {
+      let victim: string | undefined;
+      for (const [key, record] of map) {
+        if (record.lockedUntil <= now) {
+          victim = key;
+          break;
+        }
+      }
+      if (victim === undefined) {
+        victim = map.keys().next().value as string;
+        evictedLock = true;
+      }
+      map.delete(victim);
+    }
+    return evictedLock;
+  }
+
   #bump(map: Map<string, Record_>, key: string, now: number): number {
     const record = this.#live(map, key, now) ?? { failures: 0, last: now, lockedUntil: 0 };
     record.failures += 1;
     record.last = now;
     const wasLocked = record.lockedUntil > now;
     if (record.failures >= this.#options.lockoutAfter) record.lockedUntil = now + this.#options.lockoutMs;
+    // Re-inserted, so the map's order is the order of last failure (oldest first).
+    map.delete(key);
     map.set(key, record);
-    if (!wasLocked && record.lockedUntil > now) this.onLocksChanged?.();
+    const evictedLock = this.#trim(map, now);
+    if ((!wasLocked && record.lockedUntil > now) || evictedLock) this.onLocksChanged?.();
     return Math.min(this.#options.baseDelayMs * 2 ** (record.failures - 1), this.#options.maxDelayMs);
   }
 }

@@ -137,10 +137,13 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
 
 const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password']);
 
+/** What a users.yaml user name may be; anything else names no user. */
+export const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
+
 function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPolicy | null {
   const at = (...p: (string | number)[]) => ['users', name, ...p];
   const before = errors.messages.length;
-  if (!/^[a-z_][a-z0-9_.-]{0,31}$/i.test(name)) errors.add(at(), 'user names are letters, digits, "_", "." and "-" (up to 32)');
+  if (!USER_NAME.test(name)) errors.add(at(), 'user names are letters, digits, "_", "." and "-" (up to 32)');
   const u = (entry ?? {}) as Record<string, unknown>;
   if (typeof u !== 'object' || Array.isArray(u)) {
     errors.add(at(), 'must be a mapping');

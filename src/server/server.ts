@@ -43,8 +43,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Replace authentication entirely (tests, embedding). Default: daemon token + users.yaml. */
   authenticator?: Authenticator;
-  /** Brute-force backoff settings (and an injectable clock for tests). */
-  throttle?: ThrottleOptions;
+  /** Brute-force backoff settings (and an injectable clock for tests), or the throttle itself. */
+  throttle?: ThrottleOptions | AuthThrottle;
   /**
    * Audit trail. Default: the chained SQLite log `<state-dir>/audit.sqlite`; `false` for none;
    * or any sink.
@@ -110,7 +110,7 @@ export class Server {
     this.#host = options.host ?? DEFAULT_HOST;
     this.#port = options.port ?? DEFAULT_PORT;
     this.#users = users;
-    const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, new AuthThrottle(options.throttle), options.fileRoots);
+    const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, options.throttle instanceof AuthThrottle ? options.throttle : new AuthThrottle(options.throttle), options.fileRoots);
     this.#authenticator = authenticator;
     if (authenticator instanceof ConfigAuthenticator) {
       authenticator.throttle.onLocksChanged = () => {

@@ -9,15 +9,16 @@
  * FUZZ_RUN_TAG from the daemon's environment, so a leftover is found even after it was
  * re-parented to init.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CLI } from './daemon.js';
 import { connect } from '../../src/client/connect.js';
 
 const NOBODY = 65534;
+const MEMPROBE = resolve(import.meta.dirname, 'fuzz-memprobe.cjs');
 
 export interface FuzzDaemon {
   child: ChildProcess;
@@ -41,11 +42,36 @@ export interface FuzzDaemon {
   /** What the open fds are (socket:[…], pipe:[…], paths), for a leak report. */
   fdTargets(): string[];
   rssKiB(): number;
+  /**
+   * process.memoryUsage() of the daemon after a full gc (test/helpers/fuzz-memprobe.cjs, via
+   * SIGUSR2). With `snapshot`, a heap snapshot is written to that path first (it must be
+   * writable by the daemon's account).
+   */
+  memoryAfterGc(snapshot?: string): Promise<MemoryAfterGc>;
+  /**
+   * Harness only: make glibc hand the free memory it keeps for reuse back to the OS (gdb
+   * calls malloc_trim(0) in the daemon), so RSS then counts memory in use rather than the
+   * allocator's cache. Returns null, or why it could not (no gdb, no ptrace, not glibc).
+   * Call it only while the daemon is idle: a thread stopped inside malloc would deadlock it.
+   */
+  mallocTrim(): string | null;
   /** Pids of processes the daemon started that still exist (zombies included). */
   leftovers(): Array<{ pid: number; cmd: string }>;
   /** A normal exec through the library: resolves with its stdout. */
   echoOk(): Promise<string>;
   stop(): Promise<void>;
+}
+
+export interface MemoryAfterGc {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  /** Resident part of the JS heap (sum of the heap spaces' physical sizes). */
+  heapPhysical: number;
+  /** Active libuv handles (sockets, timers, pipes) of the daemon. */
+  handles: number;
 }
 
 export interface FuzzDaemonOptions {
@@ -69,14 +95,17 @@ export async function startFuzzDaemon(options: FuzzDaemonOptions = {}): Promise<
   const asNobody = process.getuid?.() === 0;
   if (asNobody) for (const p of [dir, okDir, stateDir, root, file]) chownSync(p, NOBODY, NOBODY);
   const tag = randomBytes(8).toString('hex');
+  const probe = join(dir, 'memory.json');
   const args = [
+    // Harness only: lets the fuzz ask for memoryUsage() after a gc (and heap snapshots).
+    '--expose-gc', '-r', MEMPROBE,
     CLI, 'serve', '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--file-root', root,
     '--kill-grace', String(options.killGraceS ?? 0.5), '--shutdown-grace', '0.5', '--log-level', 'warn',
     ...(options.audit === false ? ['--no-audit'] : []), ...(options.extraArgs ?? []),
   ];
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SHELLWIRE_') && !k.startsWith('FUZZ_')) env[k] = v;
-  Object.assign(env, { HOME: root, SHELLWIRE_HOME: dir, FUZZ_RUN_TAG: tag });
+  Object.assign(env, { HOME: root, SHELLWIRE_HOME: dir, FUZZ_RUN_TAG: tag, FUZZ_MEMPROBE: probe });
   const child = spawn(process.execPath, args, {
     cwd: root,
     env,
@@ -119,6 +148,29 @@ export async function startFuzzDaemon(options: FuzzDaemonOptions = {}): Promise<
     }),
     rssKiB: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0),
     leftovers: () => findTagged(tag, child.pid!),
+    mallocTrim: () => {
+      try {
+        const out = execFileSync('gdb', ['-p', String(child.pid), '-batch', '-nx', '-ex', 'call (int)malloc_trim(0)'], { timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] }).toString('utf8');
+        return /^\$1 = [01]$/m.test(out) ? null : `gdb said: ${out.trim().split('\n').slice(-3).join(' | ')}`;
+      } catch (err) {
+        const e = err as Error & { stderr?: Buffer };
+        return `gdb failed: ${e.message.split('\n')[0]} ${e.stderr?.toString('utf8').trim().split('\n').slice(-3).join(' | ') ?? ''}`;
+      }
+    },
+    memoryAfterGc: async (snapshot) => {
+      rmSync(probe, { force: true });
+      if (snapshot) {
+        writeFileSync(`${probe}.snap-request`, snapshot);
+        if (asNobody) chownSync(`${probe}.snap-request`, NOBODY, NOBODY);
+      }
+      child.kill('SIGUSR2');
+      const deadline = Date.now() + 120_000;
+      while (!existsSync(probe)) {
+        if (daemon.exit !== null || Date.now() > deadline) throw new Error('the daemon did not report its memory after SIGUSR2');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return JSON.parse(readFileSync(probe, 'utf8')) as MemoryAfterGc;
+    },
     echoOk: async () => {
       const conn = await connect({ host: '127.0.0.1', port: daemon.port }, { token: daemon.token, fingerprint: daemon.fingerprint, connectTimeoutMs: 10_000 });
       try {

@@ -170,6 +170,8 @@ export interface FuzzRunOptions {
   generate: GenerateOptions;
   /** Only these session indexes (a replay). */
   only?: number[];
+  /** Index of the first session (a later round on the same daemon continues where the last stopped). */
+  firstSession?: number;
   sessionDeadlineMs?: number;
   /** Called after every session, e.g. for progress. */
   onSession?(session: FuzzSession, result: SessionResult, totals: FuzzTotals): void;
@@ -201,7 +203,7 @@ export async function runFuzz(daemon: FuzzDaemon, options: FuzzRunOptions): Prom
   };
   const env = { token: daemon.token, root: daemon.root, file: daemon.file };
   const queue = options.only ? [...options.only] : null;
-  let next = 0;
+  let next = options.firstSession ?? 0;
   const inFlight = new Set<FuzzSession>();
   // A crash can come a moment after the session that caused it ended (a timer, a kill grace).
   const recent: FuzzSession[] = [];
@@ -211,7 +213,7 @@ export async function runFuzz(daemon: FuzzDaemon, options: FuzzRunOptions): Prom
       const index = queue.shift();
       return index === undefined ? null : generateSession(options.seed, index, env, options.generate);
     }
-    if (next >= options.sessions || (options.frames !== undefined && totals.frames >= options.frames)) return null;
+    if (next - (options.firstSession ?? 0) >= options.sessions || (options.frames !== undefined && totals.frames >= options.frames)) return null;
     return generateSession(options.seed, next++, env, options.generate);
   };
   const onExit = () => {

@@ -123,3 +123,16 @@ test('password hashes: scrypt, verified in constant time, never stored in clear'
   assert.equal(await verifyPassword('correct horse', hash), true);
   assert.equal(await verifyPassword('wrong horse', hash), false);
 });
+
+test('throttle: at maxRecords the oldest unlocked record goes first, so a flood of addresses does not lift a lock', () => {
+  let now = 1_000_000;
+  const throttle = new AuthThrottle({ now: () => now, lockoutAfter: 3, lockoutMs: 60_000, windowMs: 60_000, maxRecords: 4 });
+  for (let i = 0; i < 3; i++) throttle.failure('10.9.0.1', 'alice');
+  for (let i = 2; i < 50; i++) throttle.failure(`10.9.0.${i}`);
+  assert.deepEqual(throttle.size, { addresses: 4, users: 1 });
+  assert.equal(throttle.lockedFor('10.9.0.1'), 60_000, 'the locked address is kept');
+  assert.equal(throttle.lockedFor('10.9.0.200', 'alice'), 60_000, 'and the locked user');
+  now += 60_001;
+  throttle.failure('10.9.1.1');
+  assert.deepEqual(throttle.size, { addresses: 1, users: 0 }, 'expired records are swept on the next failure');
+});
