@@ -20,6 +20,7 @@ import { exitWhenFlushed } from './stdio.js';
 import { exactWords } from './os-argv.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
+import { forTerminal } from './os-text.js';
 
 interface TransferFlags extends ConnectFlags {
   recursive?: boolean;
@@ -220,11 +221,7 @@ function writeBytes(stream: NodeJS.WriteStream, text: string): void {
   stream.write(isOsString(text) ? encodeOsBytes(text) : text);
 }
 
-/** Bytes that are not UTF-8 and control characters (an escape sequence in a name) as `?`, like `ls -q`. */
-export function forTerminal(name: string): string {
-  // eslint-disable-next-line no-control-regex
-  return name.replace(/[\u0000-\u001f\u007f\u0080-\u009f\udc80-\udcff]/g, '?');
-}
+export { forTerminal } from './os-text.js';
 
 /**
  * One `ls --json` row. `name` and `target` are JSON strings in surrogateescape form: a byte

@@ -70,3 +70,13 @@ export class OsLineDecoder extends Transform {
     callback();
   }
 }
+
+/**
+ * Text from a remote host (a file name, a working directory) for a terminal: bytes that are
+ * not UTF-8 and control characters — an escape sequence that would retitle the window, write
+ * the clipboard or recolour the screen — as `?`, like `ls -q`.
+ */
+export function forTerminal(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.replace(/[\u0000-\u001f\u007f\u0080-\u009f\udc80-\udcff]/g, '?');
+}

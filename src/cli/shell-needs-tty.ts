@@ -41,15 +41,25 @@ const SSH_VALUE_OPTIONS = 'BbcDEeFIiJLlmOoPpQRSWw';
  * `sudo`. A leading backslash (`\less file`) is the user's way to run it anyway.
  */
 export function terminalProgram(command: string): string | null {
-  for (const segment of command.split(/&&|\|\||[;&|\n(){}]/)) {
-    const words = segment.trim().split(/\s+/).filter((w) => w !== '').map(unquote);
-    const found = programIn(words);
-    if (found) return found;
+  // Quoted text is one word, never a separator (`echo 'a | less'`); `\` + newline joins lines.
+  const plain = command.replace(/\\\n/g, ' ').replace(/'[^']*'|"(?:[^"\\]|\\.)*"/g, (q) => q.replace(/[\s;&|(){}<]/g, '_'));
+  for (const list of plain.split(/&&|\|\||[;&\n(){}]/)) {
+    const stages = list.split('|');
+    for (let position = 0; position < stages.length; position++) {
+      const words = stages[position]!.trim().split(/\s+/).filter((w) => w !== '').map(unquote);
+      // A shell or REPL reading a pipe or a file runs a script, not a session.
+      const stdinIsData = position > 0 || words.some((w) => w.startsWith('<'));
+      const found = programIn(words, stdinIsData);
+      if (found) return found;
+    }
   }
   return null;
 }
 
-function programIn(words: string[]): string | null {
+/** Arguments that only print something and exit (`vi --version`, `man -w ls`, `ssh -V`). */
+const INFORMATIONAL = /^(--version|-V|--help|-h|-\?|-w|--where|--path)$/;
+
+function programIn(words: string[], stdinIsData = false): string | null {
   let i = 0;
   while (i < words.length && /^[A-Za-z_][A-Za-z0-9_]*=/.test(words[i]!)) i += 1;
   const word = words[i];
@@ -61,17 +71,18 @@ function programIn(words: string[]): string | null {
     let j = 0;
     while (j < args.length && args[j]!.startsWith('-')) j += /^-[ugChprDRT]$/.test(args[j]!) ? 2 : 1;
     if (j >= args.length && args.some((a) => /^-[a-zA-Z]*[si]/.test(a))) return `${name} ${args.join(' ')}`.trim();
-    return programIn(args.slice(j));
+    return programIn(args.slice(j), stdinIsData);
   }
+  if (args.some((a) => INFORMATIONAL.test(a))) return null;
   if (PREFIXES.has(name)) {
     let j = 0;
     while (j < args.length && (args[j]!.startsWith('-') || args[j]!.includes('='))) j += 1;
     if (name === 'nice' || name === 'ionice') while (j < args.length && /^-?\d+$/.test(args[j]!)) j += 1;
-    return programIn(args.slice(j));
+    return programIn(args.slice(j), stdinIsData);
   }
   if (ALWAYS.has(name)) return args.some((a) => BATCH_FLAGS[name]?.test(a)) ? null : name;
   if (name === 'crontab' && args.includes('-e')) return 'crontab -e';
-  if (INTERACTIVE_BARE.has(name) && args.every((a) => /^(-i|-l|--login|--interactive|-)$/.test(a))) return name;
+  if (INTERACTIVE_BARE.has(name) && !stdinIsData && args.every((a) => /^(-i|-l|--login|--interactive|-)$/.test(a))) return name;
   if (name === 'ssh' && sshHasNoCommand(args)) return name;
   if (name === 'su' && !args.some((a) => a === '-c' || a.startsWith('--command'))) return name;
   return null;

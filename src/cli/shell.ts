@@ -9,6 +9,7 @@ import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type Co
 import type { RemoteProcess } from '../client/remote-process.js';
 import type { ShellSession } from '../client/shell-session.js';
 import { exitWhenFlushed } from './stdio.js';
+import { forTerminal } from './os-text.js';
 import { LineEndTracker, PipedInput, TerminalInput, type ShellInput } from './shell-input.js';
 import { isCompleteCommand, parseExit, startsWithExit } from './shell-line.js';
 import { NO_TERMINAL_OUTPUT, NO_TERMINAL_SCAN_BYTES, programName, terminalProgram } from './shell-needs-tty.js';
@@ -40,6 +41,13 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
     reportError(err);
   }
   const input: ShellInput = process.stdin.isTTY ? new TerminalInput() : new PipedInput();
+  // What `shellwire tty` needs to reach the same host as this session: the same credentials.
+  const ttyTarget = [
+    ...(flags.tokenFile ? ['--token-file', shellWord(flags.tokenFile)] : []),
+    ...(flags.identity ? ['-i', shellWord(flags.identity)] : []),
+    ...(flags.password ? ['--password'] : []),
+    shellWord(hostText),
+  ].join(' ');
   const who = `${conn.server.user}@${conn.server.hostname}`;
   let lastStatus = 0;
 
@@ -61,7 +69,8 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   }
   let lines: string[] = [];
   for (;;) {
-    const read = await input.read(lines.length === 0 ? `${who}:${session.cwd}$ ` : '> ');
+    // The remote cwd is any bytes: an escape sequence in a directory name never reaches our terminal.
+    const read = await input.read(lines.length === 0 ? `${forTerminal(who)}:${forTerminal(session.cwd)}$ ` : '> ');
     if (read.kind === 'interrupt') {
       lines = [];
       continue;
@@ -83,10 +92,10 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
     const needsTerminal = input.interactive ? terminalProgram(text) : null;
     if (needsTerminal) {
       // Not run, so `$?` stays as it was.
-      process.stderr.write(`shellwire: ${needsTerminal} needs a terminal; use ${ttyHint(hostText, command)}\n`);
+      process.stderr.write(`shellwire: ${needsTerminal} needs a terminal; use ${ttyHint(ttyTarget, command)}\n`);
       continue;
     }
-    lastStatus = await runCommand(session, text, input, hostText);
+    lastStatus = await runCommand(session, text, input, ttyTarget);
     // `exit $?`, `exit 3; …`: the remote shell worked out the status; the session ends.
     if (startsWithExit(command)) break;
   }
@@ -156,7 +165,11 @@ async function runCommand(session: ShellSession, text: string, input: ShellInput
 }
 
 /** `shellwire tty HOST -- COMMAND`, quoted so it can be pasted into a local shell. */
-function ttyHint(hostText: string, command: string): string {
-  const quoted = /^[\w./:=@%+,\- ]+$/.test(command) ? command : `'${command.replace(/'/g, `'\\''`)}'`;
-  return `\`shellwire tty ${hostText} -- ${quoted}\``;
+function ttyHint(target: string, command: string): string {
+  return `\`shellwire tty ${target} -- ${/^[\w./:=@%+,\- ]+$/.test(command) ? command : shellWord(command)}\``;
+}
+
+/** One word for a POSIX shell, quoted only when it needs to be. */
+function shellWord(word: string): string {
+  return /^[\w./:=@%+,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

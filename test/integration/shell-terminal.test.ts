@@ -7,6 +7,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon, waitFor, CLI, type TestDaemon } from '../helpers/daemon.js';
 import { hasTmux, TmuxPane } from '../helpers/tmux.js';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 let daemon: TestDaemon;
 const skip = !hasTmux && 'tmux not installed';
@@ -160,6 +164,21 @@ test('shell on a terminal: full-screen programs are not run; the message says to
     assert.ok(await pane.shows(/Inappropriate ioctl for device[\s\S]*shellwire: stty needs a terminal; use `shellwire tty [^`]+ -- 'clear; stty size'`/), pane.screen());
   } finally {
     pane.close();
+  }
+});
+
+test('shell on a terminal: a directory name with an escape sequence never reaches the terminal through the prompt', { skip }, async () => {
+  const dir = join(tmpdir(), `sw-title-${process.pid}-\x1b]2;PWNED-TITLE\x07-x`);
+  mkdirSync(dir);
+  const pane = await openShell();
+  try {
+    pane.line(`cd /tmp/sw-title-${process.pid}-*`);
+    assert.ok(await pane.shows(/sw-title-\d+-\?\]2;PWNED-TITLE\?-x\$ ?$/m), `control characters shown as ?:\n${pane.screen()}`);
+    const title = execFileSync('tmux', ['display', '-p', '-t', pane.name, '#{pane_title}'], { encoding: 'utf8' });
+    assert.doesNotMatch(title, /PWNED/, 'the window title was not set');
+  } finally {
+    pane.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

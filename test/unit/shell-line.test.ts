@@ -50,3 +50,19 @@ test('programName: the program the output names, else the first', () => {
   assert.equal(programName('clear; stty size', "stty: 'standard input': Inappropriate ioctl for device"), 'stty');
   assert.equal(programName('X=1 sudo /usr/bin/tput cols'), 'tput');
 });
+
+test('terminalProgram: programs that only print, read a pipe, or are quoted words are not refused', () => {
+  const cases: Array<[string, string | null]> = [
+    ['echo a \\\nless', null], // a continued line: less is echo's argument
+    ["echo 'echo hi' | bash", null], // a shell reading a pipe runs a script
+    ["printf '%s\\n' a b | sort | python3", null],
+    ['python3 </dev/null', null],
+    ['man -w ls', null],
+    ['ssh -V', null],
+    ['vi --version | head -1', null],
+    ["echo 'a | less'", null],
+    ['ls | less', 'less'], // a pager reads keys from the terminal whatever its input
+    ['bash', 'bash'],
+  ];
+  for (const [command, program] of cases) assert.equal(terminalProgram(command), program, command);
+});
