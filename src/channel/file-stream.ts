@@ -28,6 +28,8 @@ export interface FileVersion {
   ctimeMs: number;
   ino: number;
   dev: number;
+  /** Links to the inode: 0 once its last name was unlinked (or renamed over). */
+  nlink: number;
 }
 
 /**
@@ -40,6 +42,18 @@ export interface FileVersion {
  */
 export function sameVersion(before: FileVersion, after: FileVersion): boolean {
   return before.size === after.size && before.mtimeMs === after.mtimeMs && before.ctimeMs === after.ctimeMs && before.ino === after.ino && before.dev === after.dev;
+}
+
+/**
+ * True when the only change from `before` to `after` (fstat of the same descriptor) is
+ * that a name of the file went away: same inode, size and mtime, fewer links. Unlinking a
+ * name (`rm`, or `mv new src` replacing it) bumps the inode's ctime, yet its bytes stay
+ * those that were opened, so what was read is that version whole. The caller decides
+ * whether a link count that dropped but is not 0 is such a replacement (the path now
+ * names another inode, or nothing).
+ */
+export function onlyUnlinked(before: FileVersion, after: FileVersion): boolean {
+  return before.size === after.size && before.mtimeMs === after.mtimeMs && before.ino === after.ino && before.dev === after.dev && after.nlink < before.nlink;
 }
 
 /** Most buffers handed to one writev(2) (IOV_MAX is 1024 on Linux). */

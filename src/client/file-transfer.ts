@@ -11,10 +11,10 @@
 import { constants, type PathLike, type Stats } from 'node:fs';
 import { open, stat, rename, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, posix, resolve } from 'node:path';
-import { FileSender, FileSink, FILE_WINDOW, SourceChangedError, sameVersion } from '../channel/file-stream.js';
+import { FileSender, FileSink, FILE_WINDOW, SourceChangedError, onlyUnlinked, sameVersion } from '../channel/file-stream.js';
 import { hashFilePrefix, InlineHash, openHashingReader, type HashingReader, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
-import { decodeFileEntry, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
+import { decodeFileEntry, MAX_PATH_LENGTH, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { encodeOsBytes, isOsString, OsBytesError } from '../protocol/os-bytes.js';
 import type { Connection } from './connection.js';
@@ -71,7 +71,20 @@ export interface TransferResult {
 
 const LIST_WINDOW = 256 * 1024;
 
+/**
+ * True when `path` is longer than a file request may carry (MAX_PATH_LENGTH characters):
+ * the daemon would refuse the OPEN as malformed, so it is never sent.
+ */
+export function remotePathTooLong(path: string): boolean {
+  return path.length > MAX_PATH_LENGTH;
+}
+
 function openFile(conn: Connection, op: FileOp, path: string, fields: Record<string, unknown>, window = 1): FileChannelClient {
+  if (remotePathTooLong(path)) {
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${path} is longer than ${MAX_PATH_LENGTH} characters, the most a file request carries; nothing was sent for it.`, {
+      host: conn.hostLabel, errno: 'ENAMETOOLONG', path,
+    });
+  }
   // Checked here, as the daemon would refuse it (BAD_MESSAGE): a string that names no bytes.
   if (!isOsString(path)) {
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${JSON.stringify(path)} is not an OS byte string (a lone surrogate outside U+DC80..U+DCFF names no bytes).`, { host: conn.hostLabel, path });
@@ -163,7 +176,8 @@ export async function putFile(conn: Connection, local: string, remote: string, o
         const after = await handle.stat().catch((err: unknown) => {
           throw localError('read', local, err);
         });
-        if (!sameVersion(info, after)) throw sourceChanged(local, describeChange(info, after));
+        if (sameVersion(info, after) || (await replacedByRename(local, info, after))) return;
+        throw sourceChanged(local, describeChange(info, after));
       };
       return await uploadOpened(conn, channel, ok, { path: local, size: info.size }, offset, reader, options, started, unchanged);
     } finally {
@@ -272,7 +286,7 @@ export async function getFile(conn: Connection, remote: string, local: string, o
       }
     }
   }
-  const channel = openFile(conn, 'get', remote, fields, FILE_WINDOW);
+  const channel = openFile(conn, 'get', remote, fields, initialWindow(options.rateLimit));
   const unsubscribe = onAbort(options.signal, channel);
   try {
     const ok = await channel.opened;
@@ -323,6 +337,19 @@ export async function getFile(conn: Connection, remote: string, local: string, o
   } finally {
     unsubscribe();
   }
+}
+
+/** Smallest first window of a rate-limited get (a few frames, so it never stalls on them). */
+const MIN_RATED_WINDOW = 16 * 1024;
+
+/**
+ * The credit a get opens with. The daemon may send all of it at once, before any rate
+ * accounting: with a rate limit it is an eighth of a second's worth, so the limit holds
+ * from the first byte (FILE_WINDOW would let 8 MiB through at full speed).
+ */
+function initialWindow(rateLimit: number | undefined): number {
+  if (!rateLimit) return FILE_WINDOW;
+  return Math.min(FILE_WINDOW, Math.max(MIN_RATED_WINDOW, Math.floor(rateLimit / 8)));
 }
 
 /** Write STDOUT to the partial file, returning credit only for bytes that reached it. */
@@ -382,6 +409,18 @@ async function hashedPrefix(reader: HashingReader, length: number, local: string
     throw localError('read', local, err);
   }
   return reader.peek();
+}
+
+/**
+ * True when the opened file's bytes are unchanged and only a name of it went away: its last
+ * link (nlink 0), or the path now names another inode or nothing (`mv new src` meanwhile).
+ * What was read is the opened version whole, as the README promises.
+ */
+async function replacedByRename(local: string, before: Stats, after: Stats): Promise<boolean> {
+  if (!onlyUnlinked(before, after)) return false;
+  if (after.nlink === 0) return true;
+  const now = await stat(localPath(local)).catch(() => null);
+  return !now || now.ino !== before.ino || now.dev !== before.dev;
 }
 
 /** "its size went from A to B bytes" / "it was modified…": what `sameVersion` saw. */

@@ -21,8 +21,9 @@ import { ErrorCode } from '../errors.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Connection } from './connection.js';
 import { FileTransferError } from './file-channel.js';
+import { MAX_PATH_LENGTH } from '../protocol/file-messages.js';
 import {
-  getFile, listRemote, localPath, mkdirRemote, putFile, statRemote, type RemoteEntry, type TransferOptions, type TransferResult,
+  getFile, listRemote, localPath, mkdirRemote, putFile, remotePathTooLong, statRemote, type RemoteEntry, type TransferOptions, type TransferResult,
 } from './file-transfer.js';
 
 export interface TreeOptions extends TransferOptions {
@@ -70,6 +71,16 @@ class TreeWalk {
       if (!perFile(err)) throw err;
       this.result.failures.push({ path, error: err });
     }
+  }
+
+  /**
+   * A remote path a request cannot carry: that entry (and all below it) is skipped as a
+   * failure; the walk goes on with its siblings. True when it was skipped.
+   */
+  skipTooLong(shown: string, remote: string): boolean {
+    if (!remotePathTooLong(remote)) return false;
+    this.skip(shown, `${shown}: the remote path is longer than ${MAX_PATH_LENGTH} characters, the most a file request carries; skipped.`, 'ENAMETOOLONG');
+    return true;
   }
 
   /** An entry that is not copied: a failure with a message, never a silent gap. */
@@ -126,6 +137,7 @@ async function putDir(walk: TreeWalk, local: string, remote: string): Promise<vo
     } else if (kind === 'skip') {
       walk.skip(path, `${path}: not a regular file or directory; skipped.`);
     }
+    if (kind !== 'skip' && walk.skipTooLong(path, target)) continue;
     if (kind === 'file') await walk.attempt(path, () => putFile(conn, path, target, { ...options, intoDirectory: false }));
     else if (kind === 'dir') await putDir(walk, path, target);
   }
@@ -165,6 +177,7 @@ async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: 
   for (const entry of await listRemote(conn, remote, { signal: options.signal })) {
     const source = posix.join(remote, entry.name);
     const path = join(local, entry.name);
+    if (walk.skipTooLong(`${conn.hostLabel}:${source}`, source)) continue;
     let resolved: RemoteEntry = entry;
     if (entry.type === 'symlink') {
       const target = await statRemote(conn, source, { signal: options.signal }).catch((err: unknown) => {

@@ -39,7 +39,8 @@
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
 import { parseJsonObject } from './messages.js';
-import { isOsString } from './os-bytes.js';
+import { createHash } from 'node:crypto';
+import { decodeOsBytes, encodeOsBytes, isOsString } from './os-bytes.js';
 
 export { parseJsonObject };
 
@@ -289,7 +290,25 @@ export function decodePutEof(payload: Buffer): PutEof {
   return { sha256: sha(t, o, 'sha256'), size: int(t, o, 'size', 0, MAX_SIZE) };
 }
 
-/** `.NAME.shellwire-part`: the temporary file beside NAME that an unfinished transfer writes. */
+/** Longest file name (bytes) Linux file systems take: NAME_MAX. */
+const NAME_MAX = 255;
+const PART_SUFFIX = '.shellwire-part';
+/** Hex digits of the name's SHA-256 in a shortened partial name. */
+const PART_HASH_DIGITS = 16;
+
+/**
+ * `.NAME.shellwire-part`: the temporary file beside NAME that an unfinished transfer writes.
+ * When that would pass NAME_MAX (NAME of 240–255 bytes), it is `.PREFIX~HASH.shellwire-part`
+ * instead: the name's first bytes (cut at a UTF-8 character) and 16 hex digits of the
+ * SHA-256 of its bytes, so every legal name has a partial name, the same on both ends
+ * (resume finds it again) and different for names that share the prefix.
+ */
 export function partialName(name: string): string {
-  return `.${name}.shellwire-part`;
+  const bytes = encodeOsBytes(name);
+  if (1 + bytes.length + PART_SUFFIX.length <= NAME_MAX) return `.${name}${PART_SUFFIX}`;
+  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, PART_HASH_DIGITS);
+  let keep = NAME_MAX - 1 - 1 - PART_HASH_DIGITS - PART_SUFFIX.length;
+  // Do not split a UTF-8 sequence (at most 3 continuation bytes back; other bytes are kept as they are).
+  for (let back = 0; back < 3 && keep > 0 && (bytes[keep]! & 0xc0) === 0x80; back++) keep--;
+  return `.${decodeOsBytes(bytes.subarray(0, keep))}~${hash}${PART_SUFFIX}`;
 }

@@ -8,13 +8,14 @@
  * The server starts at `offset` only when its own first `offset` bytes hash to
  * `offsetSha256` (the client's partial file); otherwise OPEN_OK says `offset: 0`.
  * A file that changes while it is sent (size, mtime or ctime; or it ends early) fails the
- * transfer with SW_ERR_SOURCE_CHANGED: the bytes sent may mix two versions.
+ * transfer with SW_ERR_SOURCE_CHANGED: the bytes sent may mix two versions. A file only
+ * unlinked or replaced by a rename meanwhile was read whole in the opened version: sent.
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename } from 'node:path';
-import { FileSender, SourceChangedError, sameVersion } from '../../channel/file-stream.js';
+import { FileSender, SourceChangedError, onlyUnlinked, sameVersion } from '../../channel/file-stream.js';
 import { ErrorCode } from '../../errors.js';
 import { openHashingReader, type HashingReader } from '../../channel/file-hash.js';
 import { FrameType } from '../../protocol/frame.js';
@@ -130,7 +131,7 @@ export class GetOperation implements FileOperation {
     const after = (await this.#handle?.stat().catch(() => null)) ?? null;
     if (this.#done) return;
     if (!after) return this.#fail(new FileOpError(`Cannot read ${this.#path} after sending it.`));
-    if (!sameVersion(before, after)) {
+    if (!sameVersion(before, after) && !(await this.#replacedByRename(before, after))) {
       const what = after.size !== before.size ? `its size went from ${before.size} to ${after.size} bytes` : 'it was modified: mtime or ctime changed';
       return this.#fail(this.#changed(what));
     }
@@ -144,6 +145,19 @@ export class GetOperation implements FileOperation {
     this.#done = true;
     await this.#close();
     this.#ctx.finish({ ok: true, size: before.size, sha256 });
+  }
+
+  /**
+   * Same bytes, only a name gone (its ctime moved with the unlink): its last link, or the
+   * path now names another inode or nothing (`mv new src` while it was sent).
+   */
+  async #replacedByRename(before: Stats, after: Stats): Promise<boolean> {
+    if (!onlyUnlinked(before, after)) return false;
+    if (after.nlink === 0) return true;
+    const now = await this.#ctx.locate(this.#req.path, { verb: 'read' }).catch(() => null);
+    if (!now) return true;
+    await now.close();
+    return !now.stats || now.stats.ino !== before.ino || now.stats.dev !== before.dev;
   }
 
   #changed(what: string): FileOpError {
