@@ -11,6 +11,8 @@
  * whatever survived is released from containment (containment.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { Containment } from './containment.js';
 import { exactSpawnLine } from './exact-spawn.js';
@@ -35,6 +37,40 @@ export const HANGUP_DELAY_MS = 250;
 
 /** Past the output grace: how often we look whether the output can be cut without losing bytes. */
 const OUTPUT_CUT_POLL_MS = 50;
+
+/**
+ * Past the output grace, how much more a pipe is read before it is cut although output still
+ * flows (a survivor that writes without pause). Nothing holds more than a pipe's capacity
+ * (64 KiB; a process can raise it up to /proc/sys/fs/pipe-max-size, 1 MiB by default), so
+ * everything written before the grace ended lies within that many bytes and arrives; what a
+ * survivor writes after it does not have to.
+ */
+const PIPE_MAX_BYTES = pipeMaxSize();
+
+function pipeMaxSize(): number {
+  try {
+    const size = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'latin1').trim());
+    if (Number.isSafeInteger(size) && size > 0) return size;
+  } catch {
+    // not Linux, or no /proc: the Linux default
+  }
+  return 1024 * 1024;
+}
+
+/** Bytes the stream took from its pipe so far (child pipes are net.Sockets). */
+function bytesRead(stream: Readable): number {
+  return (stream as Partial<Socket>).bytesRead ?? 0;
+}
+
+/**
+ * Cut a pipe: what Node already read from it goes to its consumer — read() emits 'data' also
+ * while the consumer is paused, and a paused consumer keeps it until it has credit — then the
+ * stream is destroyed, so nothing more is read (a survivor's next write gets EPIPE).
+ */
+function cutStream(stream: Readable): void {
+  while (stream.readableLength > 0 && stream.read() !== null);
+  stream.destroy();
+}
 
 export interface CommandSpec {
   file: string;
@@ -74,6 +110,9 @@ export class CommandProcess {
   #outputTimer: NodeJS.Timeout | null = null;
   /** When each output stream last resumed (the consumer had credit again). */
   #resumedAt = new Map<Readable, number>();
+  /** When the output grace ended, and how much each stream had read from its pipe by then. */
+  #graceEndedAt: number | null = null;
+  #readAtGraceEnd = new Map<Readable, number>();
 
   #outputGraceMs: number;
   #killGraceMs: number;
@@ -145,30 +184,43 @@ export class CommandProcess {
       }, HANGUP_DELAY_MS);
       this.#hangUpTimer.unref();
     }
-    this.#outputTimer = setTimeout(() => this.#cutOutput(), this.#outputGraceMs);
+    // setImmediate after the timer: the check runs after an I/O poll phase, so what the pipes
+    // held when the grace ended has been read if they are flowing.
+    this.#outputTimer = setTimeout(() => setImmediate(() => this.#cutOutput()), this.#outputGraceMs);
     this.#outputTimer.unref();
   }
 
   /**
    * The output grace is over and something still holds a pipe: stop reading it, so 'close'
    * comes and the channel ends (a survivor's next write fails with EPIPE, as after sshd
-   * closed the channel). A pipe the consumer paused (no credit) is not cut: the bytes in it
-   * may be the leader's own last output. It is cut once it has flowed for a poll interval
-   * with nothing buffered, so the kernel's pipe buffer has been drained since.
+   * closed the channel). What was written before the grace ended is not lost for a consumer
+   * that is merely slow: a pipe is cut once
+   * - it flowed for a poll interval with nothing buffered (the kernel's pipe buffer has been
+   *   drained since; a survivor that writes now and then), or
+   * - it has read PIPE_MAX_BYTES since the grace ended (all that the pipe held then has been
+   *   read; a survivor that never stops writing, which the first rule would wait for forever),
+   * and what Node read is handed to the consumer before the cut. A pipe the consumer keeps
+   * paused (no credit) is not read on, and so waits — but only until the kill grace has also
+   * passed: then every pipe is cut, so that a client withholding credit cannot keep a command
+   * and its survivors contained (the daemon's state) for as long as it likes.
    */
   #cutOutput(): void {
     this.#outputTimer = null;
     if (this.#closed) return;
+    const now = performance.now();
+    this.#graceEndedAt ??= now;
+    const overdue = now - this.#graceEndedAt >= this.#killGraceMs;
     let waiting = false;
     for (const stream of [this.stdout, this.stderr, this.state]) {
       if (!stream || stream.destroyed || stream.readableEnded) continue;
+      if (!this.#readAtGraceEnd.has(stream)) this.#readAtGraceEnd.set(stream, bytesRead(stream));
+      const readSinceGrace = bytesRead(stream) - this.#readAtGraceEnd.get(stream)!;
       const flowingSince = this.#resumedAt.get(stream) ?? 0;
-      if (stream.readableFlowing === false || stream.readableLength > 0 || performance.now() - flowingSince < OUTPUT_CUT_POLL_MS) waiting = true;
-      else stream.destroy();
+      const drained = stream.readableFlowing !== false && stream.readableLength === 0 && now - flowingSince >= OUTPUT_CUT_POLL_MS;
+      if (overdue || drained || readSinceGrace >= PIPE_MAX_BYTES) cutStream(stream);
+      else waiting = true;
     }
     if (!waiting) return;
-    // setImmediate after the timer: the check runs after an I/O poll phase, so a pipe that
-    // resumed reading has been read before we look again.
     this.#outputTimer = setTimeout(() => setImmediate(() => this.#cutOutput()), OUTPUT_CUT_POLL_MS);
     this.#outputTimer.unref();
   }

@@ -58,6 +58,14 @@ function running(pid: number): boolean {
   }
 }
 
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 function cgroupOf(pid: number): string {
   return readFileSync(`/proc/${pid}/cgroup`, 'utf8');
 }
@@ -190,6 +198,95 @@ describe('a command that exits by itself hangs up what it left behind', () => {
       raw.send(FrameType.WINDOW, 1, encodeWindow(frame.payload.length));
     }
     assert.equal(bytes, 300_000);
+  });
+
+  // Before: a survivor that never stopped writing kept the channel open for as long as it
+  // ran (17–95 s seen), as the cut waited for a moment with nothing flowing.
+  for (const stream of ['stdout', 'stderr'] as const) {
+    it(`a survivor writing to ${stream} without pause is cut after the output grace too, and released`, async (t) => {
+      // A long kill grace: the bound under test is the output grace's, not a later one.
+      const d = await startDaemon({ audit: false, limits: { outputGraceMs: 500, killGraceMs: 30_000 } });
+      t.after(() => d.stop());
+      const conn = await d.connect({ window: 64 * 1024 });
+      t.after(() => conn.close());
+      const redirect = stream === 'stderr' ? ' >&2' : '';
+      // The pid goes to the other stream, so it does not drown in the `yes` output.
+      const proc = conn.spawn(`(trap '' HUP PIPE; exec yes${redirect}) & echo $! >&${stream === 'stderr' ? 1 : 2}`);
+      let pid = 0;
+      t.after(() => {
+        if (pid > 0) killPid(pid);
+      });
+      let pidText = '';
+      let bytes = 0;
+      let exact = true;
+      const pattern = Buffer.from('y\n'.repeat(64 * 1024 + 1));
+      const fast = stream === 'stderr' ? proc.stderr : proc.stdout;
+      const other = stream === 'stderr' ? proc.stdout : proc.stderr;
+      fast.on('data', (chunk: Buffer) => {
+        // What arrives is a prefix of `yes`'s output: nothing lost or doubled at the cut.
+        if (chunk.length > pattern.length - 1 || !chunk.equals(pattern.subarray(bytes % 2, bytes % 2 + chunk.length))) exact = false;
+        bytes += chunk.length;
+        // A reader slower than `yes` (any is): the daemon keeps running out of credit.
+        fast.pause();
+        setTimeout(() => fast.resume(), 2);
+      });
+      other.on('data', (chunk: Buffer) => {
+        pidText += chunk.toString();
+      });
+      const started = Date.now();
+      const exit = await Promise.race([proc.exited, sleep(20_000).then(() => null)]);
+      const tookMs = Date.now() - started;
+      pid = Number(pidText.trim());
+      assert.ok(pid > 0, `no pid: ${JSON.stringify(pidText)}`);
+      if (exit === null) proc.close();
+      // A bound, not a speed: the grace is 0.5 s; before the fix this took many seconds.
+      assert.ok(exit !== null && tookMs < 6_000, `EXIT came after ${tookMs} ms`);
+      assert.equal(exit.exitCode, 0);
+      assert.ok(bytes > 0, 'the survivor\'s output up to the cut arrived');
+      assert.ok(exact, 'the output is not an exact prefix of what `yes` wrote');
+      if (hasCgroups) assert.ok(await waitFor(() => noCommandCgroups(d), 3_000), 'the command\'s cgroup is removed (the survivor released)');
+      // Released, not killed: it ends by itself at its next write (EPIPE), or we kill it.
+      if (running(pid) && hasCgroups) assert.ok(!cgroupOf(pid).includes('shellwire.'), `released into the daemon's cgroup: ${cgroupOf(pid)}`);
+    });
+  }
+
+  it('a client that withholds credit keeps survivors holding the output only until the output grace plus the kill grace', async (t) => {
+    const d = await startDaemon({ audit: false, limits: { outputGraceMs: 200, killGraceMs: 500 } });
+    t.after(() => d.stop());
+    const tg = tag();
+    const raw = await RawClient.open(d.port);
+    t.after(() => raw.destroy());
+    await raw.authenticate(d.token);
+    // `yes` repeats its argument, which carries the tag: the survivor is found by it.
+    const line = `313.${tg}\n`;
+    const opened = await raw.openExec(1, { command: `(trap '' HUP PIPE; exec yes 313.${tg}) &`, window: 4096, maxPacket: 4096 });
+    assert.equal(opened.type, FrameType.OPEN_OK);
+    // The shell's command line carries the tag too: the survivor is the one that is `yes`.
+    const survivor = () => tagged(tg).find((p) => comm(p) === 'yes') ?? 0;
+    assert.ok(await waitFor(() => survivor() > 0, 3_000), 'the survivor did not start');
+    const pid = survivor();
+    t.after(() => killPid(pid));
+    // No credit at all: the pipe stays paused. Past both graces it is cut anyway, and the
+    // survivor's next write fails (EPIPE; it ignores SIGPIPE and exits) — before, it was
+    // held, blocked on the full pipe, for as long as the client liked.
+    assert.ok(await waitFor(() => !running(pid), 5_000), 'the survivor still holds the output while the client withholds credit');
+    if (hasCgroups) assert.ok(await waitFor(() => noCommandCgroups(d), 3_000), 'the command\'s cgroup is removed');
+    // What the daemon had read before the cut still arrives, as an exact prefix, then EXIT.
+    const received: Buffer[] = [];
+    let exit;
+    for (;;) {
+      const frame = await raw.nextFrame((f) => f.channel === 1 && (f.type === FrameType.STDOUT || f.type === FrameType.EXIT), 10_000);
+      if (frame.type === FrameType.EXIT) {
+        exit = frame;
+        break;
+      }
+      received.push(frame.payload);
+      raw.send(FrameType.WINDOW, 1, encodeWindow(frame.payload.length));
+    }
+    assert.ok(exit);
+    const out = Buffer.concat(received);
+    assert.ok(out.length > 4096, `only ${out.length} bytes arrived`);
+    assert.ok(out.equals(Buffer.from(line.repeat(Math.ceil(out.length / line.length) + 1)).subarray(0, out.length)), 'the output is not an exact prefix of what `yes` wrote');
   });
 });
 
