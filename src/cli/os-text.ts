@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
-import { decodeOsBytes, encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
+import { decodeOsBytes, encodeOsBytes, isOsString, splitAtNul } from '../protocol/os-bytes.js';
 
 /**
  * `process.argv` with its arguments as OS byte strings. Node decodes argv as UTF-8 and
@@ -23,23 +23,13 @@ export function osArgv(argv: string[] = process.argv): string[] {
   } catch {
     return argv;
   }
-  const words = splitNul(cmdline.at(-1) === 0 ? cmdline.subarray(0, -1) : cmdline);
+  const words = splitAtNul(cmdline.at(-1) === 0 ? cmdline.subarray(0, -1) : cmdline);
   if (words.length < count + 1) return argv;
   const ours = words.slice(words.length - count);
   if (!ours.every((word, i) => word.toString('utf8') === argv[i + 2])) return argv;
   return [...argv.slice(0, 2), ...ours.map((word) => decodeOsBytes(word))];
 }
 
-function splitNul(bytes: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let nul = bytes.indexOf(0); nul !== -1; nul = bytes.indexOf(0, start)) {
-    parts.push(bytes.subarray(start, nul));
-    start = nul + 1;
-  }
-  parts.push(bytes.subarray(start));
-  return parts;
-}
 
 /** The bytes of text that may hold OS byte strings (a message naming a command or directory). */
 export function osTextBytes(text: string): Buffer {

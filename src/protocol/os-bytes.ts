@@ -104,3 +104,15 @@ function validSequenceLength(buf: Buffer, i: number): number {
   if (b0 === 0xf4) return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
   return 0;
 }
+
+/** The parts of a NUL-separated list of byte strings (`/proc/PID/cmdline`, an `env -0` dump). */
+export function splitAtNul(bytes: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let nul = bytes.indexOf(0); nul !== -1; nul = bytes.indexOf(0, start)) {
+    parts.push(bytes.subarray(start, nul));
+    start = nul + 1;
+  }
+  parts.push(bytes.subarray(start));
+  return parts;
+}

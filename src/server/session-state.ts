@@ -12,7 +12,7 @@
  */
 import { constants } from 'node:os';
 
-import { decodeOsBytes } from '../protocol/os-bytes.js';
+import { decodeOsBytes, splitAtNul } from '../protocol/os-bytes.js';
 
 /** Upper bound on the state a command may report (cwd + environment). */
 export const MAX_SESSION_STATE_BYTES = 1024 * 1024;
@@ -55,7 +55,7 @@ export class SessionState {
   /** Apply the `PWD\0NAME=VALUE\0...` report; ignore a truncated or missing one (e.g. `exit` ran). */
   update(report: Buffer): boolean {
     if (report.length === 0 || report[report.length - 1] !== 0) return false;
-    const parts = splitNul(report.subarray(0, report.length - 1));
+    const parts = splitAtNul(report.subarray(0, report.length - 1));
     const cwd = decodeOsBytes(parts.shift() ?? Buffer.alloc(0));
     if (!cwd.startsWith('/')) return false;
     const env: Record<string, string> = {};
@@ -72,13 +72,3 @@ export class SessionState {
   }
 }
 
-function splitNul(bytes: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let nul = bytes.indexOf(0); nul !== -1; nul = bytes.indexOf(0, start)) {
-    parts.push(bytes.subarray(start, nul));
-    start = nul + 1;
-  }
-  parts.push(bytes.subarray(start));
-  return parts;
-}
