@@ -16,7 +16,7 @@ import {
 } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
-import { CHANNEL_CLOSE_GRACE_MS, type ClientChannelHost } from './remote-process.js';
+import { CHANNEL_CLOSE_GRACE_MS, abandonedChannelOnFrame, type ClientChannelHost } from './remote-process.js';
 
 /** A file operation that failed: refused by the daemon, a local I/O error, or a hash mismatch. */
 export class FileTransferError extends RequestError {
@@ -146,7 +146,7 @@ export class FileChannelClient {
 
   onFrame(frame: Frame): void {
     if (this.#abandoned) {
-      this.#onFrameAbandoned(frame);
+      abandonedChannelOnFrame(this.#owner, this.id, frame);
       return;
     }
     switch (frame.type) {
@@ -208,21 +208,6 @@ export class FileChannelClient {
     this.#abandoned = true;
   }
 
-  /** Frames for a channel we stopped waiting for: only the protocol's bookkeeping is left. */
-  #onFrameAbandoned(frame: Frame): void {
-    switch (frame.type) {
-      case FrameType.OPEN_OK:
-        // Our CLOSE waited for this (a CLOSE may not cross an OPEN_FAIL).
-        this.#owner.conn.send(FrameType.CLOSE, this.id);
-        return;
-      case FrameType.OPEN_FAIL:
-      case FrameType.CLOSE:
-        this.#owner.release(this.id);
-        return;
-      default:
-        return; // late data, EXIT, WINDOW: dropped, as after any close
-    }
-  }
 
   #finish(error: ShellwireError | null, { release = true } = {}): void {
     if (this.#done) return;

@@ -38,6 +38,26 @@ export interface ExitInfo {
  */
 export const CHANNEL_CLOSE_GRACE_MS = 2_000;
 
+/**
+ * A frame for a channel the client stopped waiting for (its CLOSE went unconfirmed for
+ * CHANNEL_CLOSE_GRACE_MS): only the protocol's bookkeeping is left. Its id stays taken
+ * until the daemon's CLOSE or OPEN_FAIL frees it; late data, EXIT and WINDOW are dropped.
+ */
+export function abandonedChannelOnFrame(owner: ClientChannelHost, id: number, frame: Frame): void {
+  switch (frame.type) {
+    case FrameType.OPEN_OK:
+      // Our CLOSE waited for this (a CLOSE may not cross an OPEN_FAIL).
+      owner.conn.send(FrameType.CLOSE, id);
+      return;
+    case FrameType.OPEN_FAIL:
+    case FrameType.CLOSE:
+      owner.release(id);
+      return;
+    default:
+      return;
+  }
+}
+
 export interface ClientChannelHost {
   readonly conn: FrameConnection;
   readonly hostLabel: string;
@@ -141,7 +161,7 @@ export class RemoteProcess {
 
   onFrame(frame: Frame): void {
     if (this.#abandoned) {
-      this.#onFrameAbandoned(frame);
+      abandonedChannelOnFrame(this.#owner, this.id, frame);
       return;
     }
     switch (frame.type) {
@@ -207,21 +227,6 @@ export class RemoteProcess {
     this.#abandoned = true;
   }
 
-  /** Frames for a channel we stopped waiting for: only the protocol's bookkeeping is left. */
-  #onFrameAbandoned(frame: Frame): void {
-    switch (frame.type) {
-      case FrameType.OPEN_OK:
-        // Our CLOSE waited for this (a CLOSE may not cross an OPEN_FAIL).
-        this.#owner.conn.send(FrameType.CLOSE, this.id);
-        return;
-      case FrameType.OPEN_FAIL:
-      case FrameType.CLOSE:
-        this.#owner.release(this.id);
-        return;
-      default:
-        return; // late output, EXIT, WINDOW: dropped, as after any close
-    }
-  }
 
   #finish(error: ShellwireError | null, { release = true } = {}): void {
     if (this.#done) return;

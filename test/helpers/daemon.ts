@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { Server, type ServerOptions } from '../../src/server/server.js';
 import { connect, type ConnectOptions } from '../../src/client/connect.js';
 import type { Connection } from '../../src/client/connection.js';
+import { daemonPrincipal, type Authenticator } from '../../src/auth/authenticator.js';
 
 export const CLI = resolve(import.meta.dirname, '../../bin/shellwire.cjs');
 
@@ -102,4 +103,21 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, timeo
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A daemon whose token acts as the daemon's account with `root` as its only file root and
+ * `home` (inside it) as its home: the file service's tests see one confined user.
+ */
+export async function startDaemonWithRoot(root: string, home: string, options: ServerOptions = {}): Promise<TestDaemon> {
+  let token = '';
+  const authenticator: Authenticator = {
+    authenticate: (attempts) =>
+      attempts.some((a) => a.method === 'token' && a.token === token)
+        ? { ok: true, principal: { ...daemonPrincipal([root]), home } }
+        : { ok: false, reason: 'wrong token', delayMs: 0 },
+  };
+  const daemon = await startDaemon({ authenticator, audit: false, ...options });
+  token = daemon.token;
+  return daemon;
 }

@@ -14,7 +14,6 @@ import {
   chmodSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync, writeSync, closeSync, statSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { daemonPrincipal, type Authenticator } from '../../src/auth/authenticator.js';
 import type { Connection } from '../../src/client/connection.js';
 import { FileTransferError } from '../../src/client/file-transfer.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
@@ -22,7 +21,7 @@ import { decodeFileEntry, decodeFileRequest } from '../../src/protocol/file-mess
 import { decodeOsBytes } from '../../src/protocol/os-bytes.js';
 import { FrameType } from '../../src/protocol/frame.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { CLI, startDaemon, runCli, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
+import { CLI, startDaemonWithRoot, runCli, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, startCli } from '../helpers/fixtures.js';
 
 const MIB = 1024 * 1024;
@@ -40,15 +39,7 @@ before(async () => {
   home = join(root, 'home');
   mkdirSync(home);
   local = tempDir('shellwire-bytes-local-');
-  let token = '';
-  const authenticator: Authenticator = {
-    authenticate: (attempts) =>
-      attempts.some((a) => a.method === 'token' && a.token === token)
-        ? { ok: true, principal: { ...daemonPrincipal([root]), home } }
-        : { ok: false, reason: 'wrong token', delayMs: 0 },
-  };
-  daemon = await startDaemon({ authenticator, audit: false });
-  token = daemon.token;
+  daemon = await startDaemonWithRoot(root, home);
   conn = await daemon.connect();
 });
 

@@ -11,11 +11,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { daemonPrincipal, type Authenticator } from '../../src/auth/authenticator.js';
 import type { Connection } from '../../src/client/connection.js';
 import { MAX_PATH_LENGTH, partialName } from '../../src/protocol/file-messages.js';
 import { decodeOsBytes } from '../../src/protocol/os-bytes.js';
-import { CLI, startDaemon, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
+import { CLI, startDaemonWithRoot, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, startCli } from '../helpers/fixtures.js';
 
 const MIB = 1024 * 1024;
@@ -30,15 +29,7 @@ before(async () => {
   home = join(root, 'home');
   mkdirSync(home);
   local = tempDir('shellwire-limits-local-');
-  let token = '';
-  const authenticator: Authenticator = {
-    authenticate: (attempts) =>
-      attempts.some((a) => a.method === 'token' && a.token === token)
-        ? { ok: true, principal: { ...daemonPrincipal([root]), home } }
-        : { ok: false, reason: 'wrong token', delayMs: 0 },
-  };
-  daemon = await startDaemon({ authenticator, audit: false });
-  token = daemon.token;
+  daemon = await startDaemonWithRoot(root, home);
   conn = await daemon.connect();
 });
 

@@ -15,9 +15,8 @@ import {
   closeSync, constants, existsSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { daemonPrincipal, type Authenticator } from '../../src/auth/authenticator.js';
 import type { Connection } from '../../src/client/connection.js';
-import { startDaemon, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { startDaemonWithRoot, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, startServeCli, cleanEnv } from '../helpers/fixtures.js';
 
 const RACER = resolve(import.meta.dirname, '../fixtures/swap_racer.py');
@@ -37,15 +36,7 @@ before(async () => {
   mkdirSync(home);
   outside = tempDir('shellwire-race-outside-');
   local = tempDir('shellwire-race-local-');
-  let token = '';
-  const authenticator: Authenticator = {
-    authenticate: (attempts) =>
-      attempts.some((a) => a.method === 'token' && a.token === token)
-        ? { ok: true, principal: { ...daemonPrincipal([root]), home } }
-        : { ok: false, reason: 'wrong token', delayMs: 0 },
-  };
-  daemon = await startDaemon({ authenticator, audit: false });
-  token = daemon.token;
+  daemon = await startDaemonWithRoot(root, home);
   conn = await daemon.connect();
 });
 

@@ -13,11 +13,10 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { daemonPrincipal, type Authenticator } from '../../src/auth/authenticator.js';
 import type { Connection } from '../../src/client/connection.js';
 import { FileTransferError } from '../../src/client/file-transfer.js';
 import { ErrorCode } from '../../src/errors.js';
-import { startDaemon, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { startDaemonWithRoot, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, sha256, allByteValues, startCli, startServeCli, cleanEnv } from '../helpers/fixtures.js';
 import { captureLogger } from '../helpers/raw-client.js';
 
@@ -39,15 +38,7 @@ before(async () => {
   local = tempDir('shellwire-files-local-');
   logs = captureLogger();
   // The daemon token, acting as a user whose home is inside the only file root.
-  let token = '';
-  const authenticator: Authenticator = {
-    authenticate: (attempts) =>
-      attempts.some((a) => a.method === 'token' && a.token === token)
-        ? { ok: true, principal: { ...daemonPrincipal([root]), home } }
-        : { ok: false, reason: 'wrong token', delayMs: 0 },
-  };
-  daemon = await startDaemon({ authenticator, logger: logs.logger, audit: false });
-  token = daemon.token;
+  daemon = await startDaemonWithRoot(root, home, { logger: logs.logger });
   conn = await daemon.connect();
 });
 
