@@ -18,6 +18,7 @@ import { connect } from '../../src/client/connect.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 import { findCgroup2, cgroupWritable } from '../../src/process/cgroup.js';
+import { tagged } from '../helpers/processes.js';
 
 const isRoot = process.getuid?.() === 0;
 const cgroup = findCgroup2();
@@ -29,22 +30,6 @@ let tagSeq = 0;
 const newTag = () => `${process.pid}${String(++tagSeq).padStart(3, '0')}`;
 const workload = (tag: string) => `setsid sleep 313.${tag} & sleep 600.${tag}`;
 
-/** Pids of running (not zombie) processes whose argv contains `.<tag>`. */
-function tagged(tag: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/cmdline`).toString('latin1').includes(`.${tag}`)) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
-      if (state !== 'Z' && state !== 'X') pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 /** The setsid'd sleep and the plain one both run. */
 const bothSleeping = (tag: string) => {

@@ -22,6 +22,7 @@ import { encodeWindow } from '../../src/protocol/messages.js';
 import { ClassicServer } from '../../src/server/classic-server.js';
 import { connect } from '../../src/client/connect.js';
 import { findCgroup2, cgroupWritable } from '../../src/process/cgroup.js';
+import { running, tagged } from '../helpers/processes.js';
 
 const cgroup = findCgroup2();
 const hasCgroups = cgroup !== null && cgroupWritable(cgroup.ownDir);
@@ -32,31 +33,8 @@ const tags: string[] = [];
 const sleeper = (tag: string) => `sleep 313.${tag}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Pids of running (not zombie) processes whose argv contains `.<tag>`. */
-function tagged(tag: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (!readFileSync(`/proc/${entry}/cmdline`).toString('latin1').includes(`.${tag}`)) continue;
-      if (running(Number(entry))) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
 
 /** The process exists and is not a zombie. */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2)[0];
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}
 
 function comm(pid: number): string {
   try {

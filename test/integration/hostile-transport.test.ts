@@ -195,23 +195,29 @@ function silentFlood(port: number, localAddress: string, count: number): { stop(
   };
 }
 
+/** `count` token logins one after another; how many succeeded, and why the others failed. */
+async function tokenLogins(d: { address: string; tokenFile: string; fingerprint: string }, count: number): Promise<{ ok: number; failures: string[] }> {
+  let ok = 0;
+  const failures: string[] = [];
+  for (let i = 0; i < count; i++) {
+    try {
+      const conn = await connect(d.address, { tokenFile: d.tokenFile, fingerprint: d.fingerprint, env: cleanEnv(), connectTimeoutMs: 5_000 });
+      await conn.close();
+      ok += 1;
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
+  }
+  return { ok, failures };
+}
+
 describe('silent connections cannot lock legitimate users out (MaxStartups)', () => {
   it('4 addresses × 32 silent TLS connections, reopened on drop: 40 logins nearly all succeed', async () => {
     const d = await serve(['--max-startups', '10:30:100', '--max-startups-per-source', '10']);
     const floods = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'].map((addr) => silentFlood(d.port, addr, 32));
     try {
       await sleep(1_000);
-      let ok = 0;
-      const failures: string[] = [];
-      for (let i = 0; i < 40; i++) {
-        try {
-          const conn = await connect(d.address, { tokenFile: d.tokenFile, fingerprint: d.fingerprint, env: cleanEnv(), connectTimeoutMs: 5_000 });
-          await conn.close();
-          ok += 1;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
+      const { ok, failures } = await tokenLogins(d, 40);
       assert.ok(ok >= 38, `only ${ok}/40 logins succeeded: ${failures.slice(0, 3).join(' | ')}`);
       assert.equal(d.child.exitCode, null);
     } finally {
@@ -227,17 +233,7 @@ describe('silent connections from the same address as a user do not lock that us
     const flood = silentFlood(d.port, '127.0.0.1', 30);
     try {
       await sleep(1_000);
-      let ok = 0;
-      const failures: string[] = [];
-      for (let i = 0; i < 10; i++) {
-        try {
-          const conn = await connect(d.address, { tokenFile: d.tokenFile, fingerprint: d.fingerprint, env: cleanEnv(), connectTimeoutMs: 5_000 });
-          await conn.close();
-          ok += 1;
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
+      const { ok, failures } = await tokenLogins(d, 10);
       assert.ok(ok >= 9, `only ${ok}/10 logins succeeded: ${failures.slice(0, 3).join(' | ')}`);
     } finally {
       flood.stop();
