@@ -282,7 +282,7 @@ export class ExecChannel implements ServerChannel {
   }
 
   /** The command-end audit row, exactly once whichever way the channel ends. */
-  #auditEnd(exit: CommandExit): void {
+  #auditEnd(exit: { exitCode: number | null; signal: string | null }): void {
     if (this.#endRecorded) return;
     this.#endRecorded = true;
     // Recorded here: the supervisor need not keep it for a next start.
@@ -326,17 +326,10 @@ export class ExecChannel implements ServerChannel {
       },
       'command finished',
     );
-    const bytesOut = (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0);
-    const durationMs = Math.round(performance.now() - this.#startedAt);
     this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
     this.#host.conn.send(FrameType.CLOSE, this.id);
     // Recorded after the client has its answer, so the audit write is off the round trip.
-    this.#process?.containment?.note(null);
-    this.#endRecorded = true;
-    this.#host.auditCommandEnded({
-      channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
-      exitCode: status.exitCode, signal: status.signal, timedOut: status.timedOut, bytesIn: this.#stdinBytes, bytesOut, durationMs,
-    });
+    this.#auditEnd(status);
   }
 
   /** A container for the command about to start (none when the daemon has no containers). */
