@@ -1,11 +1,10 @@
 /** What every connecting command shares: credential and host-key flags, error reporting, exit codes. */
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { parseTarget } from '../client/target.js';
 import { ShellwireError, HostVerificationError } from '../errors.js';
-import { readSecretLine } from './prompt.js';
+import { askYesNo, readSecretLine } from './prompt.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 
 export { signalExitCode } from './lifecycle.js';
@@ -47,20 +46,11 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
 }
 
 async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
-  rl.on('SIGINT', () => terminate('SIGINT'));
-  try {
-    const answer = await new Promise<string>((resolve) =>
-      rl.question(
-        `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\nAre you sure you want to continue connecting (yes/no)? `,
-        resolve,
-      ),
-    );
-    return answer.trim().toLowerCase() === 'yes';
-  } finally {
-    rl.close();
-  }
+  // askYesNo: a piped answer is one line (its \r stripped), and the end of input means "no".
+  return askYesNo(
+    `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\nAre you sure you want to continue connecting (yes/no)? `,
+    { onInterrupt: () => terminate('SIGINT') },
+  );
 }
 
 export function parseSeconds(text: string, flag: string): number {

@@ -87,8 +87,13 @@ export function registerUsers(program: Command): void {
     .argument('<name>')
     .option(...stateDirOption)
     .action(async (name: string, flags: StateFlags) => {
-      const password = await readSecretLine(`New password for ${name}: `);
-      if (password.length < 8) fail('Passwords must have at least 8 characters.', 1);
+      let password: string;
+      try {
+        password = await readSecretLine(`New password for ${name}: `);
+      } catch (err) {
+        fail((err as Error).message, 1);
+      }
+      if ([...password].length < 8) fail('Passwords must have at least 8 characters.', 1);
       const hash = await hashPassword(password);
       edit(flags, `password set for ${name}`, (dir) => setPassword(dir, name, hash));
     });
