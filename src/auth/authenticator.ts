@@ -36,7 +36,10 @@ export interface Authenticator {
   authenticate(attempts: AuthRequest[], requestedUser: string | undefined, context: AuthContext): AuthResult | Promise<AuthResult>;
 }
 
-/** The principal the daemon's own token acts as: the daemon's account, no restrictions. */
+/**
+ * The principal the daemon's own token acts as: the daemon's account, no restrictions. Its
+ * commands are unrestricted, so its file roots are too (`/`) unless `serve --file-root` narrows them.
+ */
 export function daemonPrincipal(fileRoots?: string[]): Principal {
   const account = daemonAccount();
   return {
@@ -50,7 +53,8 @@ export function daemonPrincipal(fileRoots?: string[]): Principal {
     channels: new Set(CHANNEL_PERMISSIONS),
     allow: null,
     deny: [],
-    fileRoots: fileRoots ?? [account.home],
+    fileRoots: fileRoots ?? ['/'],
+    fileRootsFrom: 'serve --file-root DIR (repeatable; without it, the daemon token may use any path)',
     method: 'token',
     credential: 'daemon token',
   };

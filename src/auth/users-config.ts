@@ -10,7 +10,7 @@
  *       home: /home/alice           # default cwd; default: the account's home
  *       channels: [exec, session, pty, file]   # with commands: only exec and file (default)
  *       commands: { allow: ["git status", "ls ..."], deny: ["ls /etc"] }   # docs/policy.md
- *       fileRoots: [/home/alice, /srv/share]
+ *       fileRoots: [/home/alice, /srv/share]   # default: / without commands, else the home
  *       keys: ["ssh-ed25519 AAAA… alice@laptop"]
  *       tokens: [{ name: ci, sha256: <hex>, expires: 2027-01-01T00:00:00Z }]
  *       password: scrypt$…          # shellwire user passwd alice
@@ -49,7 +49,13 @@ export interface UserPolicy {
   channels: ReadonlySet<ChannelPermission>;
   allow: CommandRule[] | null;
   deny: CommandRule[];
+  /**
+   * Where file channels may go (paths resolved, symlinks followed, must stay inside). `["/"]`
+   * (anywhere the account may go) for a user who may run any command; see docs/policy.md.
+   */
   fileRoots: string[];
+  /** The setting that decides `fileRoots`, named in refusals so the operator knows what to change. */
+  fileRootsFrom?: string;
 }
 
 export interface UsersConfig {
@@ -65,11 +71,33 @@ export function usersConfigPath(stateDir: string): string {
 /** Channel kinds a shell runs in: no command rule can hold there, so they exclude rules. */
 const SHELL_CHANNELS: readonly ChannelPermission[] = ['session', 'pty'];
 
+/** One thing wrong in users.yaml: where (field path, line) and why. */
+export interface ConfigProblem {
+  field: (string | number)[];
+  line: number | null;
+  why: string;
+}
+
+/**
+ * users.yaml does not hold: the message lists every problem as `FILE:LINE: FIELD: why`;
+ * `problems` keeps them apart, so `shellwire user add` can name its flags instead of lines
+ * of a file it has not written.
+ */
+export class UsersConfigError extends UsageError {
+  override name = 'UsersConfigError';
+  readonly problems: ConfigProblem[];
+  constructor(message: string, problems: ConfigProblem[]) {
+    super(ErrorCode.BAD_CONFIG, message);
+    this.problems = problems;
+  }
+}
+
 class ConfigErrors {
   #doc: Document;
   #lines: LineCounter;
   #path: string;
   messages: string[] = [];
+  problems: ConfigProblem[] = [];
   constructor(doc: Document, lines: LineCounter, path: string) {
     this.#doc = doc;
     this.#lines = lines;
@@ -79,12 +107,13 @@ class ConfigErrors {
     const node = this.#doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
     const parentNode = this.#doc.getIn(path.slice(0, -1), true) as { range?: [number, number, number] } | undefined;
     const offset = node?.range?.[0] ?? parentNode?.range?.[0];
-    const where = offset === undefined ? '' : `:${this.#lines.linePos(offset).line}`;
-    this.messages.push(`${this.#path}${where}: ${fieldName(path)}: ${why}`);
+    const line = offset === undefined ? null : this.#lines.linePos(offset).line;
+    this.messages.push(`${this.#path}${line === null ? '' : `:${line}`}: ${fieldName(path)}: ${why}`);
+    this.problems.push({ field: path, line, why });
   }
 }
 
-function fieldName(path: (string | number)[]): string {
+export function fieldName(path: (string | number)[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
 }
 
@@ -131,7 +160,7 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
       }
     }
   }
-  if (errors.messages.length > 0) throw new UsageError(ErrorCode.BAD_CONFIG, errors.messages.join('\n'));
+  if (errors.messages.length > 0) throw new UsersConfigError(errors.messages.join('\n'), errors.problems);
   return { path, passwordLogin, users };
 }
 
@@ -153,12 +182,19 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
 
   const self = daemonAccount();
   let account = self;
+  // A runAs that names no account is the one error about it: the daemon's own account
+  // stands in below only for the checks that do not depend on it.
+  let accountKnown = true;
   if (u.runAs !== undefined) {
-    if (typeof u.runAs !== 'string' || u.runAs === '') errors.add(at('runAs'), 'must be an OS account name');
-    else {
+    if (typeof u.runAs !== 'string' || u.runAs === '') {
+      errors.add(at('runAs'), 'must be an OS account name');
+      accountKnown = false;
+    } else {
       const found = lookupAccount(u.runAs);
-      if (!found) errors.add(at('runAs'), `no OS account "${u.runAs}" on this host`);
-      else account = found;
+      if (!found) {
+        errors.add(at('runAs'), `no OS account "${u.runAs}" on this host (create it with useradd, or name another)`);
+        accountKnown = false;
+      } else account = found;
     }
   }
   if (u.allowRoot !== undefined && typeof u.allowRoot !== 'boolean') errors.add(at('allowRoot'), 'must be true or false');
@@ -166,7 +202,7 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
   if (switchAccount && !runningAsRoot()) {
     errors.add(at('runAs'), `the daemon runs as "${self.name}", not root, so it cannot run commands as "${account.name}"; remove runAs or start the daemon as root`);
   }
-  if (account.uid === 0 && runningAsRoot() && u.allowRoot !== true) {
+  if (accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true) {
     errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
   }
 
@@ -221,7 +257,10 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     }
   }
 
-  let fileRoots = [typeof home === 'string' ? home : account.home];
+  // A user who may run any command can `cp` anywhere its account may: a file root would only
+  // surprise. One with command rules, or with no command channel, keeps its home.
+  const runsAnyCommand = u.commands === undefined && [...channels].some((c) => c !== 'file');
+  let fileRoots = runsAnyCommand ? ['/'] : [typeof home === 'string' ? home : account.home];
   if (u.fileRoots !== undefined) {
     if (!Array.isArray(u.fileRoots)) errors.add(at('fileRoots'), 'must be a list of absolute paths');
     else {
@@ -273,5 +312,6 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
   }
 
   if (errors.messages.length > before) return null;
-  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots };
+  const fileRootsFrom = `users.${name}.fileRoots in the daemon's users.yaml (for a new user: shellwire user add ${name} --file-root DIR)`;
+  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots, fileRootsFrom };
 }

@@ -3,11 +3,11 @@
  * kept (yaml's Document API), the result is checked with the same validator the daemon
  * uses before it is written (atomically, 0600), and the running daemon is told to reload.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parseDocument, visit, type Document } from 'yaml';
 import { ErrorCode, UsageError } from '../errors.js';
-import { parseUsersConfig, usersConfigPath, type UsersConfig } from './users-config.js';
+import { fieldName, parseUsersConfig, usersConfigPath, USER_NAME, UsersConfigError, type UsersConfig } from './users-config.js';
 import { parsePublicKey } from './ssh-key.js';
 import { writeSecretFile } from './secret-file.js';
 import { generateToken } from './token.js';
@@ -19,7 +19,29 @@ const HEADER = `# shellwire users and policy (see README "Users and policy").
 # Edit with: shellwire user|key|token …  — or by hand, then: kill -HUP $(cat daemon.pid)
 `;
 
+/**
+ * The state dir must exist: a mistyped `--state-dir` must not quietly show "no users" or
+ * start a users.yaml no daemon reads. `serve` creates it on its first start.
+ */
+export function requireStateDir(stateDir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(stateDir).isDirectory();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new UsageError(ErrorCode.STATE_DIR, `Cannot use the state dir ${stateDir}: ${(err as Error).message}`, { cause: err });
+    isDir = false;
+  }
+  if (!isDir) {
+    throw new UsageError(
+      ErrorCode.STATE_DIR,
+      `No daemon state dir at ${stateDir}. Pass the running daemon's --state-dir, or start the daemon once (shellwire serve) to create it.`,
+    );
+  }
+}
+
 function load(stateDir: string): Document {
+  requireStateDir(stateDir);
   const path = usersConfigPath(stateDir);
   const text = existsSync(path) ? readFileSync(path, 'utf8') : HEADER + 'users: {}\n';
   const doc = parseDocument(text);
@@ -49,15 +71,76 @@ function requireUser(doc: Document, name: string): void {
   if (!doc.hasIn(['users', name])) throw new UsageError(ErrorCode.BAD_CONFIG, `No user "${name}"; add it with: shellwire user add ${name}`);
 }
 
-export function addUser(stateDir: string, name: string, options: { keys?: string[]; runAs?: string; allowRoot?: boolean }): UsersConfig {
+/** What `shellwire user add` sets; each maps to one users.yaml key (docs/policy.md). */
+export interface NewUser {
+  keys?: string[];
+  runAs?: string;
+  allowRoot?: boolean;
+  home?: string;
+  channels?: string[];
+  /** commands.allow rules */
+  allow?: string[];
+  /** commands.deny rules */
+  deny?: string[];
+  fileRoots?: string[];
+}
+
+/** users.yaml key → the `shellwire user add` flag that sets it, for refusals. */
+export const USER_ADD_FLAGS: Readonly<Record<string, string>> = {
+  runAs: '--run-as',
+  allowRoot: '--allow-root',
+  home: '--home',
+  channels: '--channels',
+  commands: '--allow/--deny',
+  fileRoots: '--file-root',
+  keys: '--key',
+};
+
+/** Refuse a name users.yaml cannot hold before anything is written. */
+export function checkUserName(name: string): void {
+  if (!USER_NAME.test(name)) {
+    throw new UsageError(
+      ErrorCode.BAD_CONFIG,
+      `${JSON.stringify(name)} is not a valid user name (NAME in shellwire user add NAME): letters, digits, "_", "." and "-", up to 32 characters, starting with a letter or "_".`,
+    );
+  }
+}
+
+export function addUser(stateDir: string, name: string, options: NewUser): UsersConfig {
+  checkUserName(name);
   const doc = load(stateDir);
   if (doc.hasIn(['users', name])) throw new UsageError(ErrorCode.BAD_CONFIG, `User "${name}" already exists; use: shellwire key add ${name} PUBKEYFILE`);
   const entry: Record<string, unknown> = {};
   if (options.runAs) entry.runAs = options.runAs;
   if (options.allowRoot) entry.allowRoot = true;
+  if (options.home !== undefined) entry.home = options.home;
+  if (options.channels !== undefined) entry.channels = options.channels;
+  if (options.allow?.length || options.deny?.length) {
+    entry.commands = { ...(options.allow?.length ? { allow: options.allow } : {}), ...(options.deny?.length ? { deny: options.deny } : {}) };
+  }
+  if (options.fileRoots?.length) entry.fileRoots = options.fileRoots;
   entry.keys = (options.keys ?? []).map((line) => parsePublicKey(line).line);
   doc.setIn(['users', name], doc.createNode(entry));
-  return save(stateDir, doc);
+  try {
+    return save(stateDir, doc);
+  } catch (err) {
+    throw err instanceof UsersConfigError ? newUserRefused(stateDir, name, err) : err;
+  }
+}
+
+/**
+ * The new entry does not hold: name the `user add` flags, not lines of a file that was not
+ * written (problems elsewhere in the file keep their lines: the entry is added at its end).
+ */
+function newUserRefused(stateDir: string, name: string, err: UsersConfigError): UsageError {
+  const path = usersConfigPath(stateDir);
+  const lines = err.problems.map((p) => {
+    if (p.field[0] !== 'users' || p.field[1] !== name) return `${path}${p.line === null ? '' : `:${p.line}`}: ${fieldName(p.field)}: ${p.why}`;
+    const key = p.field[2];
+    const flag = typeof key === 'string' ? USER_ADD_FLAGS[key] : undefined;
+    return `${fieldName(p.field)}${flag ? ` (${flag})` : ''}: ${p.why}`;
+  });
+  return new UsageError(ErrorCode.BAD_CONFIG, `user "${name}" not added (${path} unchanged):\n  ${lines.join('\n  ')}`);
 }
 
 export function removeUser(stateDir: string, name: string): UsersConfig {

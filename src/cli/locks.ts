@@ -7,7 +7,18 @@ import type { Command } from 'commander';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { readLockState, requestUnlock } from '../auth/lock-state.js';
 import { runningDaemonPid, signalDaemon } from '../auth/daemon-pid.js';
+import { requireStateDir } from '../auth/users-store.js';
 import { fail } from './common.js';
+
+/** The state dir, which must exist: a mistyped one must not read as "no locks". */
+function existingStateDir(dir: string): string {
+  try {
+    requireStateDir(dir);
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  return dir;
+}
 
 const stateDirOption = ['--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)'] as const;
 
@@ -18,7 +29,7 @@ export function registerLocks(program: Command): void {
     .option('--json', 'JSON output, one lock per line')
     .option(...stateDirOption)
     .action((flags: { json?: boolean; stateDir?: string }) => {
-      const stateDir = flags.stateDir ?? defaultServerStateDir();
+      const stateDir = existingStateDir(flags.stateDir ?? defaultServerStateDir());
       let records;
       try {
         // Locks live in the daemon's memory: with no daemon running there are none.
@@ -43,7 +54,7 @@ export function registerLocks(program: Command): void {
     .action((target: string | undefined, _flags: unknown, command: Command) => {
       // `locks --state-dir D clear` and `locks clear --state-dir D` alike: the parent
       // command, which has the same option, takes it wherever it stands.
-      const stateDir = (command.optsWithGlobals() as { stateDir?: string }).stateDir ?? defaultServerStateDir();
+      const stateDir = existingStateDir((command.optsWithGlobals() as { stateDir?: string }).stateDir ?? defaultServerStateDir());
       if (runningDaemonPid(stateDir) === null) fail(`No running daemon found for ${stateDir}; locks live in the daemon's memory and end with it.`, 1);
       try {
         requestUnlock(stateDir, target ?? '*');

@@ -51,7 +51,7 @@ export function registerServe(program: Command): void {
     .option('--classic-port <port>', 'also speak the classic plaintext protocol (nc, the socket tutorial\'s client) on PORT; off by default')
     .option('--classic-listen <addr>', `address for --classic-port (default ${DEFAULT_CLASSIC_HOST}; plaintext, so think twice beyond loopback)`)
     .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
-    .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: its home)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
+    .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: any path, as its commands may go anywhere)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
     .option('--containment <mode>', 'auto (a cgroup per command where cgroup v2 is writable), cgroup, or process-group (setsid escapes); see docs/processes.md', 'auto')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
     .option('--audit-failure <action>', 'while the audit log cannot be written (disk full, I/O error): "refuse" new commands, or "continue" serving (rows wait in memory; a gap row marks the outage)', 'refuse')

@@ -10,7 +10,7 @@ import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
 import { generateKeyPair } from '../auth/ssh-key.js';
 import { hashPassword } from '../auth/password.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
-import { addKey, addUser, createToken, parseExpiry, removeUser, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
+import { addKey, addUser, checkUserName, createToken, parseExpiry, removeUser, requireStateDir, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
 import { fail } from './common.js';
 import { readSecretLine } from './prompt.js';
 
@@ -20,8 +20,27 @@ interface StateFlags {
 
 const stateDirOption = ['--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)'] as const;
 
+const repeatable = (v: string, acc: string[]) => [...acc, v];
+
 function stateDirOf(flags: StateFlags): string {
   return flags.stateDir ?? defaultServerStateDir();
+}
+
+interface AddFlags {
+  key: string[];
+  runAs?: string;
+  allowRoot?: boolean;
+  home?: string;
+  channels?: string;
+  allow: string[];
+  deny: string[];
+  fileRoot: string[];
+}
+
+function existingStateDir(flags: StateFlags): string {
+  const dir = stateDirOf(flags);
+  requireStateDir(dir);
+  return dir;
 }
 
 /** Run an edit; report errors as one clear message; tell the daemon to reload. */
@@ -65,15 +84,35 @@ export function registerUsers(program: Command): void {
   const user = program.command('user').description('manage the daemon\'s users (users.yaml in its state dir)');
   user
     .command('add')
-    .description('add a user, optionally with keys and an OS account to run as')
+    .description('add a user: keys, the OS account to run as, home, channels, command rules, file roots (users.yaml keys in brackets)')
     .argument('<name>')
-    .option('--key <pubkeyfile>', 'authorize this OpenSSH public key (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('--run-as <account>', 'OS account the user\'s commands run as (the daemon must be root)')
-    .option('--allow-root', 'allow --run-as root')
+    .option('--key <pubkeyfile>', 'authorize this OpenSSH public key (repeatable) [keys]', repeatable, [] as string[])
+    .option('--run-as <account>', 'OS account the user\'s commands run as (the daemon must be root) [runAs]')
+    .option('--allow-root', 'allow running as root [allowRoot]')
+    .option('--home <dir>', 'where commands start and relative paths point (default: the account\'s home) [home]')
+    .option('--channels <list>', 'channel kinds allowed, comma-separated: exec,session,pty,file (default: all; exec,file with --allow/--deny) [channels]')
+    .option('--allow <rule>', 'allow only commands matching RULE, e.g. "git status" or "ls ..." (repeatable; makes a restricted user) [commands.allow]', repeatable, [] as string[])
+    .option('--deny <rule>', 'refuse commands matching RULE (repeatable; advisory, see docs/policy.md) [commands.deny]', repeatable, [] as string[])
+    .option('--file-root <dir>', 'a directory file transfers may use (repeatable; default: any path, or the home for restricted users) [fileRoots]', repeatable, [] as string[])
     .option(...stateDirOption)
-    .action((name: string, flags: StateFlags & { key: string[]; runAs?: string; allowRoot?: boolean }) => {
+    .action((name: string, flags: StateFlags & AddFlags) => {
+      try {
+        checkUserName(name);
+        requireStateDir(stateDirOf(flags));
+      } catch (err) {
+        fail((err as Error).message, 2);
+      }
       const keys = flags.key.map(readPublicKeyFile);
-      edit(flags, `added user ${name}`, (dir) => addUser(dir, name, { keys, ...(flags.runAs ? { runAs: flags.runAs } : {}), ...(flags.allowRoot ? { allowRoot: true } : {}) }));
+      edit(flags, `added user ${name}`, (dir) => addUser(dir, name, {
+        keys,
+        ...(flags.runAs ? { runAs: flags.runAs } : {}),
+        ...(flags.allowRoot ? { allowRoot: true } : {}),
+        ...(flags.home !== undefined ? { home: flags.home } : {}),
+        ...(flags.channels !== undefined ? { channels: flags.channels.split(',').map((c) => c.trim()).filter((c) => c !== '') } : {}),
+        allow: flags.allow,
+        deny: flags.deny,
+        fileRoots: flags.fileRoot,
+      }));
     });
   user
     .command('remove')
@@ -87,6 +126,13 @@ export function registerUsers(program: Command): void {
     .argument('<name>')
     .option(...stateDirOption)
     .action(async (name: string, flags: StateFlags) => {
+      // Ask nothing that cannot be used: the state dir and the user come first.
+      try {
+        const config = loadUsersConfig(existingStateDir(flags));
+        if (!config.users.has(name)) fail(`No user "${name}"; add it with: shellwire user add ${name}`, 1);
+      } catch (err) {
+        fail((err as Error).message, 1);
+      }
       let password: string;
       try {
         password = await readSecretLine(`New password for ${name}: `);
@@ -105,7 +151,7 @@ export function registerUsers(program: Command): void {
     .action((flags: StateFlags & { json?: boolean }) => {
       let config: UsersConfig;
       try {
-        config = loadUsersConfig(stateDirOf(flags));
+        config = loadUsersConfig(existingStateDir(flags));
       } catch (err) {
         fail((err as Error).message, 1);
       }

@@ -9,8 +9,8 @@
  * Opening is asynchronous (paths are resolved, a partial file may be hashed), so `start()`
  * returns at once and OPEN_OK or OPEN_FAIL follows. Relative paths start at the user's
  * home; every path must resolve inside the user's `fileRoots` (policy; for the daemon
- * token `ServerOptions.fileRoots` / `serve --file-root`, default the home directory). An
- * escape is refused with SW_ERR_BAD_REQUEST naming the roots, logged and audited.
+ * token `ServerOptions.fileRoots` / `serve --file-root`, default `/`). An escape is refused
+ * with SW_ERR_BAD_REQUEST naming the roots and the setting that decides them, logged and audited.
  */
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import { decodeWindow, encodeWindow, type OpenRequest } from '../protocol/messages.js';
@@ -31,7 +31,7 @@ type Phase = 'opening' | 'open' | 'finished' | 'closed';
 /**
  * The factory for the daemon's channel kinds. Roots come from the user's policy
  * (`fileRoots` in users.yaml; for the daemon token, `ServerOptions.fileRoots` / `--file-root`,
- * default the home directory) unless `roots` overrides them for every user.
+ * default `/`) unless `roots` overrides them for every user.
  */
 export function fileChannelFactory(roots?: readonly string[]): ChannelFactory {
   return (id, host, request) => new FileChannel(id, host, request, roots ?? host.user.fileRoots ?? [host.user.home]);
@@ -173,6 +173,11 @@ export class FileChannel implements ServerChannel {
         const detail = { op: this.#file.op, path: text, roots: this.#roots, refused: 'outside the allowed roots' };
         this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, channel: this.id, ...detail }, 'file access outside the allowed roots refused');
         this.#host.auditFile?.(detail);
+        // Say which setting to change: the refusal is the operator's first clue.
+        const from = this.#host.user.fileRootsFrom;
+        if (from !== undefined && this.#roots === this.#host.user.fileRoots) {
+          throw new FileOpError(`${err.message} The roots are set by ${from}.`, { escape: true, cause: err, ...(err.errno === undefined ? {} : { errno: err.errno }) });
+        }
       }
       throw err;
     }

@@ -62,7 +62,7 @@ export interface ServerOptions {
   channelKinds?: Iterable<[string, ChannelFactory]>;
   /**
    * Directories file transfers with the daemon token may touch (after resolving `..` and
-   * symlinks). Default: the daemon account's home. Users in users.yaml have their own `fileRoots`.
+   * symlinks). Default: `/`, any path (the token runs any command anyway). Users in users.yaml have their own `fileRoots`.
    */
   fileRoots?: string[];
   /**
