@@ -24,7 +24,7 @@ import loadBetterSqlite3 from './sqlite-driver.cjs';
 import { ErrorCode, UsageError } from '../errors.js';
 import { toAuditRow, toStoredContent, type AuditEvent, type AuditRow, type StoredContent, type StoredRow } from './audit-event.js';
 import { GENESIS_HASH, rowHash, verifyChain, type ChainHead, type VerifyResult } from './chain.js';
-import { buildQuery, type AuditQuery } from './audit-query.js';
+import { buildCount, buildQuery, type AuditQuery } from './audit-query.js';
 
 export { AUDIT_KINDS, toStoredContent, type AuditKind, type AuditEvent, type AuditRow, type StoredContent } from './audit-event.js';
 export { GENESIS_HASH, type AuditGap, type AuditProblem, type VerifyResult } from './chain.js';
@@ -253,20 +253,27 @@ export class AuditLog {
   }
 
   /**
-   * Rows matching every given filter, oldest first. With `limit`, the most recent `limit` rows.
+   * Rows matching every given filter, oldest first (`order: 'newest-first'` reverses). With
+   * `limit`, the most recent `limit` rows.
    * `grep` is a case-insensitive (ASCII) substring of the command, cwd, user, OS user, address,
    * key fingerprint, signal or detail. `failed` means: a non-zero exit code, a signal, an
    * authentication failure or a denial.
    */
   query(filter: AuditQuery = {}): AuditRow[] {
-    const { sql, params, newestFirst } = buildQuery(filter);
+    const { sql, params, reverse } = buildQuery(filter);
     let statement = this.#queries.get(sql);
     if (statement === undefined) {
       statement = this.#db.prepare<unknown[], StoredRow>(sql);
       this.#queries.set(sql, statement);
     }
     const rows = statement.all(...params).map(toAuditRow);
-    return newestFirst ? rows.reverse() : rows;
+    return reverse ? rows.reverse() : rows;
+  }
+
+  /** How many rows match `filter` (its `limit` and `order` ignored). */
+  count(filter: AuditQuery = {}): number {
+    const { sql, params } = buildCount(filter);
+    return (this.#db.prepare<unknown[], { n: number }>(sql).get(...params) as { n: number }).n;
   }
 
   /**

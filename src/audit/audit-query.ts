@@ -14,15 +14,41 @@ export interface AuditQuery {
   /** Only failures: non-zero exit, killed by a signal, authentication failure, denial. */
   failed?: boolean;
   kind?: AuditKind;
-  /** At most this many rows: the most recent ones (still returned oldest first). */
+  /** At most this many rows: the most recent ones. */
   limit?: number;
+  /** The order rows come back in (default oldest first); the selection is the same either way. */
+  order?: 'oldest-first' | 'newest-first';
 }
 
 // Times are stored as `Date.toISOString()` (fixed width, UTC), so text order is time order.
 const GREP_TEXT = "lower(concat_ws(char(10), command, cwd, user, os_user, address, key_fingerprint, signal, detail))";
 const FAILED = "(kind IN ('auth-fail', 'denied') OR (exit_code IS NOT NULL AND exit_code <> 0) OR signal IS NOT NULL)";
 
-export function buildQuery(filter: AuditQuery): { sql: string; params: unknown[]; newestFirst: boolean } {
+/**
+ * The SELECT for `filter`; `reverse`: the rows come from SQLite newest first (to take the most
+ * recent `limit`) and must be reversed to be returned oldest first.
+ */
+export function buildQuery(filter: AuditQuery): { sql: string; params: unknown[]; reverse: boolean } {
+  const { where, params } = buildWhere(filter);
+  let sql = `SELECT * FROM audit_events${where}`;
+  const newestFirst = filter.order === 'newest-first';
+  if (filter.limit !== undefined) {
+    if (!Number.isSafeInteger(filter.limit) || filter.limit < 1) throw new RangeError(`limit must be a positive integer, got ${filter.limit}`);
+    sql += ' ORDER BY id DESC LIMIT ?';
+    params.push(filter.limit);
+    return { sql, params, reverse: !newestFirst };
+  }
+  sql += newestFirst ? ' ORDER BY id DESC' : ' ORDER BY id';
+  return { sql, params, reverse: false };
+}
+
+/** How many rows match `filter`, ignoring `limit` and `order` (to say how many a limit left out). */
+export function buildCount(filter: AuditQuery): { sql: string; params: unknown[] } {
+  const { where, params } = buildWhere(filter);
+  return { sql: `SELECT count(*) AS n FROM audit_events${where}`, params };
+}
+
+function buildWhere(filter: AuditQuery): { where: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
   if (filter.user !== undefined) {
@@ -51,16 +77,7 @@ export function buildQuery(filter: AuditQuery): { sql: string; params: unknown[]
     where.push('kind = ?');
     params.push(filter.kind);
   }
-  let sql = `SELECT * FROM audit_events${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''}`;
-  const newestFirst = filter.limit !== undefined;
-  if (filter.limit !== undefined) {
-    if (!Number.isSafeInteger(filter.limit) || filter.limit < 1) throw new RangeError(`limit must be a positive integer, got ${filter.limit}`);
-    sql += ' ORDER BY id DESC LIMIT ?';
-    params.push(filter.limit);
-  } else {
-    sql += ' ORDER BY id';
-  }
-  return { sql, params, newestFirst };
+  return { where: where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '', params };
 }
 
 function validDate(value: Date, name: string): Date {

@@ -20,13 +20,17 @@ interface QueryFlags {
   exitCode?: string;
   kind?: string;
   limit?: string;
+  all?: boolean;
   json?: boolean;
 }
+
+/** Rows `shellwire audit` shows without --limit or --all: a screenful of the latest, not the whole history. */
+export const DEFAULT_AUDIT_LIMIT = 50;
 
 export function registerAudit(program: Command): void {
   const audit = program
     .command('audit')
-    .description('show the audit log (every connection, authentication, command and denial), or verify it')
+    .description('show the audit log, newest first (every connection, authentication, command and denial), or verify it')
     .option('--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)')
     .option('--user <name>', 'only events of this shellwire user')
     .option('--since <time>', 'only events at or after TIME: ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (90s, 30m, 1h, 2d, 1w)')
@@ -35,8 +39,9 @@ export function registerAudit(program: Command): void {
     .option('--failed', 'only failures: non-zero exit, signal, authentication failure, denial')
     .option('--exit-code <n>', 'only commands that exited with N')
     .option('--kind <kind>', `only events of this kind: ${AUDIT_KINDS.join(', ')}`)
-    .option('--limit <n>', 'only the most recent N matching events')
-    .option('--json', 'print JSON Lines (one object per event) instead of a table')
+    .option('--limit <n>', `the most recent N matching events (default ${DEFAULT_AUDIT_LIMIT})`)
+    .option('--all', 'every matching event (no limit)')
+    .option('--json', 'print JSON Lines (one object per event, the same events, newest first) instead of a table')
     .action((flags: QueryFlags) => runQuery(flags));
 
   audit
@@ -93,15 +98,18 @@ function runQuery(flags: QueryFlags): void {
   if (flags.grep !== undefined) filter.grep = flags.grep;
   if (flags.failed) filter.failed = true;
   if (flags.exitCode !== undefined) filter.exitCode = integerFlag(flags.exitCode, '--exit-code', -Infinity);
-  if (flags.limit !== undefined) filter.limit = integerFlag(flags.limit, '--limit', 1);
+  if (flags.limit !== undefined && flags.all) fail('--limit and --all do not go together: pick one.', 2);
+  const limit = flags.all ? undefined : flags.limit !== undefined ? integerFlag(flags.limit, '--limit', 1) : DEFAULT_AUDIT_LIMIT;
   if (flags.kind !== undefined) {
     if (!(AUDIT_KINDS as readonly string[]).includes(flags.kind)) fail(`--kind takes one of ${AUDIT_KINDS.join(', ')}, got "${flags.kind}".`, 2);
     filter.kind = flags.kind as AuditKind;
   }
   const log = openLog(flags.stateDir);
   let rows: AuditRow[];
+  let older = 0;
   try {
-    rows = log.query(filter);
+    rows = log.query({ ...filter, order: 'newest-first', ...(limit === undefined ? {} : { limit }) });
+    if (limit !== undefined && rows.length === limit) older = log.count(filter) - rows.length;
   } finally {
     log.close();
   }
@@ -117,6 +125,8 @@ function runQuery(flags: QueryFlags): void {
   } else {
     process.stdout.write(formatTable(rows));
   }
+  // On stderr, so `--json | jq` and `| wc -l` see only the rows.
+  if (older > 0) process.stderr.write(`… ${older} older row${older === 1 ? '' : 's'}; use --limit N or --all\n`);
 }
 
 function parseTimeFlag(text: string, flag: string, now: Date): Date {

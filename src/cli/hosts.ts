@@ -1,6 +1,6 @@
 /** `shellwire hosts TARGETS`: what a target expression expands to, without connecting. */
 import type { Command } from 'commander';
-import { loadInventory } from '../fleet/inventory.js';
+import { defaultInventoryPath, loadInventory } from '../fleet/inventory.js';
 import { resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { formatTarget } from '../client/target.js';
@@ -24,13 +24,28 @@ export function registerHosts(program: Command): void {
     .action((targets: string[], flags: HostsFlags) => listHosts(targets, flags));
 }
 
+/** Where the inventory was looked for and how to make one, for when there is none. */
+function noInventory(): string {
+  return [
+    `no inventory: ${defaultInventoryPath()} does not exist. Create it, for example:`,
+    '  hosts:',
+    '    web01: { address: 10.0.0.11, labels: { role: web } }',
+    'or pass --inventory FILE, or fill it with: shellwire discover --write-inventory. Ad-hoc HOST:PORT targets work without one.',
+  ].join('\n');
+}
+
 function listHosts(targets: string[], flags: HostsFlags): void {
   let hosts;
+  // A missing default inventory is an empty one (loadInventory); say so rather than "0 hosts".
+  let missing = false;
   try {
     const inventory = loadInventory(flags.inventory);
+    missing = inventory.file === null;
+    if (missing && targets.length === 0) fail(noInventory(), 1);
     hosts = targets.length === 0 ? inventory.hosts : resolveTargets(targets, inventory);
   } catch (err) {
-    fail(err instanceof ShellwireError ? err.message : String(err), 2);
+    const message = err instanceof ShellwireError ? err.message : String(err);
+    fail(missing ? `${message}\n${noInventory()}` : message, 2);
   }
   if (flags.fold) {
     process.stdout.write(`${foldNames(hosts.map((h) => h.name))}\n`);

@@ -39,16 +39,16 @@ after(() => {
 
 const audit = (...args: string[]) => runCli(['audit', ...args]);
 
-test('audit: a readable table, one line per event, oldest first, terminal escapes neutralised', async () => {
+test('audit: a readable table, one line per event, newest first, terminal escapes neutralised', async () => {
   const result = await audit('--state-dir', stateDir);
   assert.equal(result.code, 0, result.stderr);
   const lines = result.stdout.toString('utf8').trimEnd().split('\n');
   assert.equal(lines.length, 7);
   assert.match(lines[0]!, /^TIME \(UTC\)\s+USER\s+OS USER\s+ADDRESS\s+KIND\s+EXIT\s+DURATION\s+IN\s+OUT\s+COMMAND \/ DETAIL$/);
-  assert.match(lines[3]!, /\salice\s+deploy\s+10\.1\.2\.3:40000\s+command-end\s+0\s+2\.3s\s+0B\s+2\.0KiB\s+systemctl restart app$/);
-  assert.match(lines[4]!, /\sbob\s+-\s+10\.9\.9\.9:5555\s+auth-fail\s.*\{"reason":"revoked token"\}$/);
-  assert.match(lines[5]!, /\s1\s+12ms\s+5B\s+0B\s+printf "\\x1b\[31mred"\\ncat \/etc\/shadow$/);
-  assert.match(lines[6]!, /\scarol\s.*\sSIGTERM\s+1m01s\s/);
+  assert.match(lines[4]!, /\salice\s+deploy\s+10\.1\.2\.3:40000\s+command-end\s+0\s+2\.3s\s+0B\s+2\.0KiB\s+systemctl restart app$/);
+  assert.match(lines[3]!, /\sbob\s+-\s+10\.9\.9\.9:5555\s+auth-fail\s.*\{"reason":"revoked token"\}$/);
+  assert.match(lines[2]!, /\s1\s+12ms\s+5B\s+0B\s+printf "\\x1b\[31mred"\\ncat \/etc\/shadow$/);
+  assert.match(lines[1]!, /\scarol\s.*\sSIGTERM\s+1m01s\s/);
   assert.ok(!result.stdout.includes(0x1b), 'no raw ESC reaches the terminal');
 });
 
@@ -56,13 +56,13 @@ test('audit --json: one JSON object per line with every field', async () => {
   const result = await audit('--state-dir', stateDir, '--json');
   assert.equal(result.code, 0, result.stderr);
   const rows = result.stdout.toString('utf8').trimEnd().split('\n').map((line) => JSON.parse(line));
-  assert.deepEqual(rows.map((r) => r.id), [1, 2, 3, 4, 5, 6]);
-  assert.deepEqual(rows[2], {
+  assert.deepEqual(rows.map((r) => r.id), [6, 5, 4, 3, 2, 1], 'newest first, as the table');
+  assert.deepEqual(rows[3], {
     id: 3, time: new Date(base - 2 * HOUR).toISOString(), kind: 'command-end', user: 'alice', osUser: 'deploy',
     address: '10.1.2.3:40000', keyFingerprint: null, cwd: '/srv', command: 'systemctl restart app', startedAt: null, endedAt: null,
-    exitCode: 0, signal: null, bytesIn: 0, bytesOut: 2048, durationMs: 2345, detail: null, prevHash: rows[1].hash, hash: rows[2].hash,
+    exitCode: 0, signal: null, bytesIn: 0, bytesOut: 2048, durationMs: 2345, detail: null, prevHash: rows[4].hash, hash: rows[3].hash,
   });
-  assert.equal(rows[4].command, 'printf "\\x1b[31mred"\ncat /etc/shadow', 'JSON keeps the exact text');
+  assert.equal(rows[1].command, 'printf "\\x1b[31mred"\ncat /etc/shadow', 'JSON keeps the exact text');
 });
 
 test('audit filters: --user, --since (age and ISO), --until, --grep, --failed, --exit-code, --kind, --limit', async () => {
@@ -71,17 +71,52 @@ test('audit filters: --user, --since (age and ISO), --until, --grep, --failed, -
     assert.equal(result.code, 0, result.stderr);
     return result.stdout.toString('utf8').trimEnd().split('\n').filter(Boolean).map((line) => JSON.parse(line).id as number);
   };
-  assert.deepEqual(await ids('--user', 'alice'), [2, 3, 5]);
-  assert.deepEqual(await ids('--since', '1h'), [4, 5, 6]);
+  assert.deepEqual(await ids('--user', 'alice'), [5, 3, 2]);
+  assert.deepEqual(await ids('--since', '1h'), [6, 5, 4]);
   assert.deepEqual(await ids('--since', '150m', '--until', '30m'), [3]);
-  assert.deepEqual(await ids('--since', new Date(base - 6 * 60_000).toISOString()), [5, 6]);
+  assert.deepEqual(await ids('--since', new Date(base - 6 * 60_000).toISOString()), [6, 5]);
   assert.deepEqual(await ids('--grep', 'SYSTEMCTL'), [3]);
   assert.deepEqual(await ids('--grep', 'revoked'), [4]);
-  assert.deepEqual(await ids('--failed'), [4, 5, 6]);
+  assert.deepEqual(await ids('--failed'), [6, 5, 4]);
   assert.deepEqual(await ids('--exit-code', '0'), [3]);
   assert.deepEqual(await ids('--kind', 'auth-ok'), [2]);
-  assert.deepEqual(await ids('--limit', '2'), [5, 6]);
+  assert.deepEqual(await ids('--limit', '2'), [6, 5]);
   assert.deepEqual(await ids('--user', 'nobody'), []);
+});
+
+test('audit shows the latest 50 by default, says how many older rows it left out; --limit, --all and --json select the same', async () => {
+  const big = join(root, 'big');
+  const log = AuditLog.open(auditLogPath(big));
+  for (let i = 1; i <= 120; i++) log.record({ kind: 'command-end', user: i % 2 ? 'odd' : 'even', command: `echo ${i}`, exitCode: 0 });
+  log.close();
+  const run = async (...args: string[]) => {
+    const result = await audit('--state-dir', big, ...args);
+    assert.equal(result.code, 0, result.stderr);
+    return result;
+  };
+  const table = await run();
+  const lines = table.stdout.toString('utf8').trimEnd().split('\n');
+  assert.equal(lines.length, 51, 'a header and 50 rows');
+  assert.match(lines[1]!, /echo 120$/, 'newest first');
+  assert.match(lines[50]!, /echo 71$/);
+  assert.equal(table.stderr, '… 70 older rows; use --limit N or --all\n');
+
+  const json = await run('--json');
+  const ids = json.stdout.toString('utf8').trimEnd().split('\n').map((l) => JSON.parse(l).id as number);
+  assert.deepEqual(ids, Array.from({ length: 50 }, (_, i) => 120 - i), '--json: the same rows in the same order');
+  assert.equal(json.stderr, '… 70 older rows; use --limit N or --all\n');
+
+  const limited = await run('--limit', '5', '--user', 'odd');
+  assert.equal(limited.stdout.toString('utf8').trimEnd().split('\n').length, 6);
+  assert.equal(limited.stderr, '… 55 older rows; use --limit N or --all\n', 'counted under the same filter');
+  const all = await run('--all', '--json');
+  assert.equal(all.stdout.toString('utf8').trimEnd().split('\n').length, 120);
+  assert.equal(all.stderr, '');
+  const exact = await run('--limit', '120');
+  assert.equal(exact.stderr, '', 'nothing left out, nothing said');
+  const both = await audit('--state-dir', big, '--all', '--limit', '3');
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--limit and --all do not go together/);
 });
 
 test('audit: bad flags exit 2, a missing log exits 1, and neither creates a log', async () => {

@@ -61,6 +61,9 @@ describe('passwords from a pipe and a terminal', () => {
     assert.equal(none.code, 255);
     assert.match(none.stderr, /No password on standard input/);
     assert.equal(await authFailures(), before, 'the daemon saw no login attempt');
+    const wrong = await login('bob', 'wrong password\n');
+    assert.equal(wrong.code, 255);
+    assert.equal(await authFailures(), before + 1, 'a wrong password is counted (the count above could have moved)');
   });
 
   it('echo pw | user passwd sets that password (and CRLF is not part of it)', async () => {
