@@ -10,10 +10,11 @@ import { ErrorCode, ProtocolError, RequestError, type CommandResult, type Shellw
 import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
 import type { RemoteProcess } from './remote-process.js';
 import { runBuffered } from './run-command.js';
-import type { OsText } from './spawn-options.js';
-import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
+import { checkCommand, quoteArgvForShell, type OsText } from './spawn-options.js';
+import { asyncDispose } from '../dispose.js';
+import { encodeOsBytes } from '../protocol/os-bytes.js';
 
-export class ShellSession {
+export class ShellSession implements AsyncDisposable {
   readonly id: number;
   /** Working directory after the last command, as an OS byte string (see `cwdBytes`). */
   cwd = '';
@@ -42,10 +43,16 @@ export class ShellSession {
     return this.#connection.hostLabel;
   }
 
-  /** Start a command in the session, streaming (see `Connection.spawn`). */
-  spawn(command: OsText, options: SpawnOptions = {}): RemoteProcess {
-    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: typeof command === 'string' ? command : decodeOsBytes(command) });
-    const proc = this.#connection.spawn(command, { ...options, session: this.id });
+  /**
+   * Start a command in the session, streaming (see `Connection.spawn`). A string is shell
+   * text; an argv (`['grep', '-r', pattern, dir]`) is quoted for the session's shell, so
+   * each word arrives as one argument whatever it contains (as execa's `$` and execFile).
+   */
+  spawn(command: OsText | OsText[], options: SpawnOptions = {}): RemoteProcess {
+    const checked = checkCommand(command);
+    const text = typeof checked === 'string' ? checked : quoteArgvForShell(checked ?? []);
+    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: text });
+    const proc = this.#connection.spawn(text, { ...options, session: this.id });
     proc.exited.then((exit) => {
       if (exit.cwd !== undefined) this.cwd = exit.cwd;
     }, () => {});
@@ -53,7 +60,7 @@ export class ShellSession {
   }
 
   /** Run a command in the session and buffer its output (see `Connection.exec`). */
-  exec(command: OsText, options: ExecOptions = {}): Promise<CommandResult> {
+  exec(command: OsText | OsText[], options: ExecOptions = {}): Promise<CommandResult> {
     return runBuffered(() => this.spawn(command, options), options);
   }
 
@@ -61,6 +68,11 @@ export class ShellSession {
     if (this.#closed || this.#connection.closed) return;
     this.#closed = true;
     this.#connection.conn.send(FrameType.CLOSE, this.id);
+  }
+
+  /** `await using session = await conn.shell()`: closed when the block ends. */
+  async [asyncDispose](): Promise<void> {
+    this.close();
   }
 
   onFrame(frame: Frame): void {
