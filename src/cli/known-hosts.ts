@@ -161,7 +161,9 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
     const label = formatTarget({ host: h.address, port: h.port });
     if (result instanceof Error) {
       failed++;
-      process.stderr.write(`shellwire: ${h.name === h.address ? label : `${h.name} (${label})`}: ${result.message}\n`);
+      // Messages name the address:port already; an inventory name is added in front.
+      const named = h.name !== label && h.name !== h.address ? `${h.name}: ` : '';
+      process.stderr.write(`shellwire: ${named}${result.message}\n`);
       return;
     }
     if (!pin) {
