@@ -8,7 +8,7 @@ import { FrameType, type Frame } from '../protocol/frame.js';
 import { decodeCodeMessage, decodeOpenOk } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
-import type { RemoteProcess } from './remote-process.js';
+import { CHANNEL_CLOSE_GRACE_MS, type RemoteProcess } from './remote-process.js';
 import { runBuffered } from './run-command.js';
 import { checkCommand, quoteArgvForShell, type OsText } from './spawn-options.js';
 import { asyncDispose } from '../dispose.js';
@@ -23,6 +23,9 @@ export class ShellSession implements AsyncDisposable {
   #open!: () => void;
   #fail!: (error: ShellwireError) => void;
   #closed = false;
+  #markReleased!: () => void;
+  /** Settles when the channel is gone: the daemon confirmed CLOSE, refused it, or the connection ended. */
+  readonly #released = new Promise<void>((resolve) => (this.#markReleased = resolve));
 
   constructor(id: number, connection: Connection, options: { cwd?: string; env?: Record<string, string> }) {
     this.id = id;
@@ -73,6 +76,10 @@ export class ShellSession implements AsyncDisposable {
   /** `await using session = await conn.shell()`: closed when the block ends. */
   async [asyncDispose](): Promise<void> {
     this.close();
+    // Wait for the daemon's CLOSE, as RemoteProcess.close() does, but never on a frozen one.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#released, new Promise<void>((resolve) => (timer = setTimeout(resolve, CHANNEL_CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
   }
 
   onFrame(frame: Frame): void {
@@ -87,6 +94,7 @@ export class ShellSession implements AsyncDisposable {
         const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
         this.#closed = true;
         this.#connection.release(this.id);
+        this.#markReleased();
         this.#fail(new RequestError(fail.code as ErrorCode, `${this.host} refused a shell session: ${fail.message}`, { host: this.host }));
         return;
       }
@@ -94,6 +102,7 @@ export class ShellSession implements AsyncDisposable {
         if (!this.#closed) this.#connection.conn.send(FrameType.CLOSE, this.id);
         this.#closed = true;
         this.#connection.release(this.id);
+        this.#markReleased();
         return;
       default:
         throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected frame type ${frame.type} on session channel ${this.id}.`, { channel: this.id });
@@ -102,6 +111,7 @@ export class ShellSession implements AsyncDisposable {
 
   onConnectionLost(error: ShellwireError): void {
     this.#closed = true;
+    this.#markReleased();
     this.#fail(error);
   }
 }
