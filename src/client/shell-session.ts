@@ -10,9 +10,9 @@ import { ErrorCode, ProtocolError, RequestError, type CommandResult, type Shellw
 import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
 import { CHANNEL_CLOSE_GRACE_MS, type RemoteProcess } from './remote-process.js';
 import { runBuffered } from './run-command.js';
-import { checkCommand, quoteArgvForShell, type OsText } from './spawn-options.js';
+import type { OsText } from './spawn-options.js';
 import { asyncDispose } from '../dispose.js';
-import { encodeOsBytes } from '../protocol/os-bytes.js';
+import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
 
 export class ShellSession implements AsyncDisposable {
   readonly id: number;
@@ -48,14 +48,13 @@ export class ShellSession implements AsyncDisposable {
 
   /**
    * Start a command in the session, streaming (see `Connection.spawn`). A string is shell
-   * text; an argv (`['grep', '-r', pattern, dir]`) is quoted for the session's shell, so
-   * each word arrives as one argument whatever it contains (as execa's `$` and execFile).
+   * text; an argv (`['grep', '-r', pattern, dir]`) arrives word for word whatever it
+   * contains (as execa's `$` and execFile): the daemon quotes it for the session's shell,
+   * which must run it to keep `cd` and `export` (server/exec-channel.ts).
    */
   spawn(command: OsText | OsText[], options: SpawnOptions = {}): RemoteProcess {
-    const checked = checkCommand(command);
-    const text = typeof checked === 'string' ? checked : quoteArgvForShell(checked ?? []);
-    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: text });
-    const proc = this.#connection.spawn(text, { ...options, session: this.id });
+    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: describeCommand(command) });
+    const proc = this.#connection.spawn(command, { ...options, session: this.id });
     proc.exited.then((exit) => {
       if (exit.cwd !== undefined) this.cwd = exit.cwd;
     }, () => {});
@@ -114,4 +113,9 @@ export class ShellSession implements AsyncDisposable {
     this.#markReleased();
     this.#fail(error);
   }
+}
+
+function describeCommand(command: OsText | OsText[]): string {
+  const words = Array.isArray(command) ? command : [command];
+  return words.map((w) => (typeof w === 'string' ? w : decodeOsBytes(w))).join(' ');
 }

@@ -100,13 +100,3 @@ export function checkPty(pty: unknown): void {
 export function checkSignal(signal: unknown): void {
   if (!(ALLOWED_SIGNALS as readonly unknown[]).includes(signal)) throw bad(`Cannot send signal ${String(signal)}; use one of ${ALLOWED_SIGNALS.join(', ')}.`);
 }
-
-/**
- * argv → one `/bin/sh` command line that runs exactly those words: each word in single
- * quotes, a `'` inside written `'"'"'` (no backslash, so the restricted-user parser in
- * process/command-words.ts reads it the same way). For shell sessions, whose commands must
- * go through the session's shell to keep `cd` and `export`.
- */
-export function quoteArgvForShell(argv: string[]): string {
-  return argv.map((word) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`)).join(' ');
-}
