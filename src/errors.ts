@@ -25,6 +25,7 @@ export const ErrorCode = {
   CONNECT_FAILED: 'SW_ERR_CONNECT_FAILED',
   CONNECTION_CLOSED: 'SW_ERR_CONNECTION_CLOSED',
   TLS: 'SW_ERR_TLS',
+  NOT_SHELLWIRE: 'SW_ERR_NOT_SHELLWIRE',
   HOST_KEY_UNKNOWN: 'SW_ERR_HOST_KEY_UNKNOWN',
   HOST_KEY_CHANGED: 'SW_ERR_HOST_KEY_CHANGED',
   AUTH_FAILED: 'SW_ERR_AUTH_FAILED',
@@ -88,6 +89,10 @@ export class HostVerificationError extends ShellwireError {
   override name = 'HostVerificationError';
   /** SHA-256 fingerprint the server presented, `SHA256:base64`. */
   fingerprint?: string;
+  /** The known_hosts file that was consulted (not set when a `fingerprint` option was given). */
+  knownHostsFile?: string;
+  /** SW_ERR_HOST_KEY_CHANGED: the 1-based line of the pin that did not match (ssh's "Offending key"). */
+  line?: number;
 }
 
 /** The server refused our credentials, or we had none to offer. */

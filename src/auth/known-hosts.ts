@@ -3,10 +3,16 @@
  * `HOST:PORT SHA256:<base64>`, in `$SHELLWIRE_HOME/known_hosts`.
  * An unknown host is asked about (TTY), accepted only when allowed, or refused; a changed
  * fingerprint is always refused, loudly, because that is what an attack looks like.
+ *
+ * Every write (append, remove) holds `known_hosts.lock`, so processes adding and removing
+ * hosts at the same time never lose each other's lines (ssh-keygen -R rewrites the file;
+ * an append landing between its read and its rename would vanish).
  */
-import { readFileSync, appendFileSync, mkdirSync, statSync } from 'node:fs';
+import {
+  readFileSync, appendFileSync, mkdirSync, statSync, openSync, closeSync, writeSync, unlinkSync, renameSync, writeFileSync, fsyncSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
-import { ErrorCode, HostVerificationError } from '../errors.js';
+import { ErrorCode, HostVerificationError, RequestError, UsageError } from '../errors.js';
 
 export type HostKeyPolicy =
   /** Unknown hosts are refused. */
@@ -24,64 +30,241 @@ export interface HostCheck {
   policy: HostKeyPolicy;
   /** With policy 'ask': return true to trust and remember the host. */
   confirm?: (hostKey: string, fingerprint: string) => Promise<boolean>;
+  /** Called after a new host was written to known_hosts (ssh's "Permanently added"). */
+  onAdded?: (hostKey: string, fingerprint: string, knownHostsFile: string) => void;
 }
+
+/** One pin: the host key (`host:port`), its fingerprint, and its 1-based line in the file. */
+export interface KnownHostEntry {
+  host: string;
+  fingerprint: string;
+  line: number;
+}
+
+/** How a presented fingerprint compares with the file: pinned, not there, or different. */
+export type HostKeyState = 'known' | 'new' | 'changed';
+
+/** How long a writer waits for the lock before giving up, and when a lock counts as abandoned. */
+const LOCK_WAIT_MS = 10_000;
+const LOCK_STALE_MS = 10_000;
 
 // Parsed files by path, reused while size and mtime are unchanged: a fan-out to 1,000
 // hosts would otherwise parse the whole file once per connection.
-const cache = new Map<string, { mtimeMs: number; size: number; known: Map<string, string> }>();
+const cache = new Map<string, { mtimeMs: number; size: number; entries: KnownHostEntry[] }>();
 
-export function readKnownHosts(file: string): Map<string, string> {
+/** Every pin in `file` in file order (an absent file has none). */
+export function readKnownHostEntries(file: string): KnownHostEntry[] {
   let stat;
   try {
     stat = statSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
   const cached = cache.get(file);
-  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.known;
-  const known = parseKnownHosts(readFileSync(file, 'utf8'));
-  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, known });
-  return known;
+  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.entries;
+  const entries = parseKnownHosts(readFileSync(file, 'utf8'));
+  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, entries });
+  return entries;
 }
 
-function parseKnownHosts(text: string): Map<string, string> {
-  const known = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const trimmed = line.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) continue;
-    const [host, fingerprint] = trimmed.split(/\s+/);
-    if (host && fingerprint) known.set(host, fingerprint);
-  }
-  return known;
+/** `host:port` → fingerprint (the last line wins when a host appears twice). */
+export function readKnownHosts(file: string): Map<string, string> {
+  return new Map(readKnownHostEntries(file).map((e) => [e.host, e.fingerprint]));
 }
 
-export function addKnownHost(file: string, hostKey: string, fingerprint: string): void {
+function parseKnownHosts(text: string): KnownHostEntry[] {
+  const entries: KnownHostEntry[] = [];
+  text.split('\n').forEach((raw, index) => {
+    const entry = parseLine(raw, index + 1);
+    if (entry) entries.push(entry);
+  });
+  return entries;
+}
+
+function parseLine(raw: string, line: number): KnownHostEntry | null {
+  const trimmed = raw.trim();
+  if (trimmed === '' || trimmed.startsWith('#')) return null;
+  const [host, fingerprint] = trimmed.split(/\s+/);
+  return host && fingerprint ? { host, fingerprint, line } : null;
+}
+
+/** Whether `fingerprint` is pinned for `hostKey`, absent, or contradicted by a pin. */
+export function hostKeyState(entries: KnownHostEntry[], hostKey: string, fingerprint: string): HostKeyState {
+  const pins = entries.filter((e) => e.host === hostKey);
+  if (pins.length === 0) return 'new';
+  return pins.some((e) => e.fingerprint === fingerprint) ? 'known' : 'changed';
+}
+
+/**
+ * Does the pin `entryHost` (`host:port`, `[v6]:port`) belong to `query`? A query with a
+ * port (`web1:50007`, `[::1]:50007`) names that one pin; a bare host (`web1`, `::1`) names
+ * its pins on every port.
+ */
+export function knownHostMatches(entryHost: string, query: string): boolean {
+  if (entryHost === query) return true;
+  const colon = entryHost.lastIndexOf(':');
+  if (colon < 0) return false;
+  const host = entryHost.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  return host === query.replace(/^\[(.*)\]$/, '$1');
+}
+
+/** Append a pin, unless the same line is already there (two processes accepting one host). */
+export function addKnownHost(file: string, hostKey: string, fingerprint: string): boolean {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  appendFileSync(file, `${hostKey} ${fingerprint}\n`, { mode: 0o600 });
-  cache.delete(file);
+  return withFileLock(file, () => {
+    cache.delete(file);
+    if (readKnownHostEntries(file).some((e) => e.host === hostKey && e.fingerprint === fingerprint)) return false;
+    appendFileSync(file, `${hostKey} ${fingerprint}\n`, { mode: 0o600 });
+    cache.delete(file);
+    return true;
+  });
 }
 
-/** Throws `HostVerificationError` unless the host is trusted (possibly after asking). */
+export interface RemoveResult {
+  removed: KnownHostEntry[];
+  /** `FILE.old`, the contents before the removal (as ssh-keygen -R keeps), or null when nothing changed. */
+  backup: string | null;
+}
+
+/**
+ * ssh-keygen -R: remove every pin matching `query` (see `knownHostMatches`), keeping the
+ * previous contents in `FILE.old`. Comments and other lines are kept byte for byte.
+ */
+export function removeKnownHost(file: string, query: string): RemoveResult {
+  return withFileLock(file, () => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], backup: null };
+      throw err;
+    }
+    const removed: KnownHostEntry[] = [];
+    const kept = text.split('\n').filter((raw, index) => {
+      const entry = parseLine(raw, index + 1);
+      if (entry && knownHostMatches(entry.host, query)) {
+        removed.push(entry);
+        return false;
+      }
+      return true;
+    });
+    if (removed.length === 0) return { removed, backup: null };
+    const mode = statSync(file).mode & 0o777;
+    const backup = `${file}.old`;
+    writeFileSync(backup, text, { mode: 0o600 });
+    // A new file renamed into place: a crash leaves the old file or the new one, never half.
+    const temp = `${file}.${process.pid}.tmp`;
+    const fd = openSync(temp, 'w', mode);
+    try {
+      writeSync(fd, kept.join('\n'));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, file);
+    cache.delete(file);
+    return { removed, backup };
+  });
+}
+
+/**
+ * Run `fn` holding `FILE.lock` (created exclusively; holds the owner's pid). The critical
+ * sections are a read and a write of a small file, so waiting is short; a lock whose owner
+ * died (same pid namespace) or that is older than LOCK_STALE_MS is taken over.
+ */
+function withFileLock<T>(file: string, fn: () => T): T {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    let fd: number;
+    try {
+      fd = openSync(lock, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (lockIsStale(lock)) {
+        try {
+          unlinkSync(lock);
+        } catch {
+          // another waiter took it over first
+        }
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new UsageError(ErrorCode.STATE_DIR, `${lock} has been held for ${LOCK_WAIT_MS / 1000} s by another process; if none is running, delete it.`);
+      }
+      Atomics.wait(nap, 0, 0, 5 + Math.random() * 10);
+      continue;
+    }
+    try {
+      writeSync(fd, String(process.pid));
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      return fn();
+    } finally {
+      try {
+        unlinkSync(lock);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+function lockIsStale(lock: string): boolean {
+  try {
+    const age = Date.now() - statSync(lock).mtimeMs;
+    if (age > LOCK_STALE_MS) return true;
+    const pid = Number(readFileSync(lock, 'utf8'));
+    if (!Number.isInteger(pid) || pid <= 0) return false; // being written right now
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  } catch {
+    return false; // vanished: the next attempt will create it
+  }
+}
+
+/**
+ * Throws `HostVerificationError` unless the host is trusted (possibly after asking). The
+ * messages name library options; the CLI adds its own flags and commands (cli/common.ts).
+ */
 export async function verifyHostKey(check: HostCheck): Promise<void> {
-  const known = readKnownHosts(check.knownHostsFile).get(check.hostKey);
-  if (known === check.fingerprint) return;
-  if (known !== undefined) {
+  const entries = readKnownHostEntries(check.knownHostsFile);
+  const state = hostKeyState(entries, check.hostKey, check.fingerprint);
+  if (state === 'known') return;
+  if (state === 'changed') {
+    const offending = entries.find((e) => e.host === check.hostKey)!;
     const error = new HostVerificationError(
       ErrorCode.HOST_KEY_CHANGED,
       [
         '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
         '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @',
         '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
-        `The server at ${check.hostKey} presented ${check.fingerprint},`,
-        `but ${check.knownHostsFile} pins ${known}.`,
+        'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!',
         'Someone could be intercepting this connection, or the daemon was reinstalled.',
-        `If you know the host's identity changed, delete its line from ${check.knownHostsFile} and connect again.`,
+        `The server at ${check.hostKey} presented ${check.fingerprint},`,
+        `but known_hosts pins ${offending.fingerprint}.`,
+        `Offending key in ${check.knownHostsFile}:${offending.line}`,
+        `Host key for ${check.hostKey} has changed and the connection was refused.`,
+        `If you know the daemon's key changed, remove line ${offending.line} and connect again.`,
       ].join('\n'),
       { host: check.hostKey },
     );
     error.fingerprint = check.fingerprint;
+    error.knownHostsFile = check.knownHostsFile;
+    error.line = offending.line;
     throw error;
+  }
+  if (check.policy === 'ask' && !check.confirm) {
+    throw new RequestError(ErrorCode.BAD_REQUEST, "hostKeyPolicy 'ask' needs a confirmHost callback to ask with.", { host: check.hostKey });
   }
   let trusted = check.policy === 'accept-new';
   if (check.policy === 'ask' && check.confirm) trusted = await check.confirm(check.hostKey, check.fingerprint);
@@ -89,11 +272,12 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
     const error = new HostVerificationError(
       ErrorCode.HOST_KEY_UNKNOWN,
       `Host ${check.hostKey} is not in ${check.knownHostsFile} (fingerprint ${check.fingerprint}). ` +
-        'Check the fingerprint the daemon printed at start-up, then connect again with --accept-new-host.',
+        "Check the fingerprint against the one the daemon printed at start-up, then trust it (hostKeyPolicy: 'accept-new', or add it to known_hosts).",
       { host: check.hostKey },
     );
     error.fingerprint = check.fingerprint;
+    error.knownHostsFile = check.knownHostsFile;
     throw error;
   }
-  addKnownHost(check.knownHostsFile, check.hostKey, check.fingerprint);
+  if (addKnownHost(check.knownHostsFile, check.hostKey, check.fingerprint)) check.onAdded?.(check.hostKey, check.fingerprint, check.knownHostsFile);
 }

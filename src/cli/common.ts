@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { parseTarget } from '../client/target.js';
-import { ShellwireError, HostVerificationError } from '../errors.js';
+import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
+import { knownHostsPath } from '../auth/paths.js';
 import { askYesNo, readSecretLine } from './prompt.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 
@@ -37,6 +38,7 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
   const options: ConnectOptions = {
     hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : interactive ? 'ask' : 'strict',
     confirmHost: askAboutHost,
+    onHostKeyAdded: reportHostAdded,
     connectTimeoutMs: parseSeconds(flags.connectTimeout ?? '10', '--connect-timeout') * 1000,
   };
   if (flags.tokenFile) options.tokenFile = flags.tokenFile;
@@ -68,8 +70,45 @@ export function fail(message: string, code: number = EXIT_CONNECTION_FAILURE): n
   process.exit(code);
 }
 
+/** ssh's note after a first contact was trusted (answered yes, or --accept-new-host). */
+export function reportHostAdded(host: string): void {
+  process.stderr.write(`Warning: Permanently added '${host}' to the list of known hosts.\n`);
+}
+
+/**
+ * The library's errors name its options (`hostKeyPolicy: 'accept-new'`, `identity`); a CLI
+ * user needs the flag or command instead, so each code gets its CLI hint here.
+ */
+function cliHint(err: ShellwireError): string | null {
+  const host = err.host !== undefined ? shellQuote(err.host) : 'HOST';
+  switch (err.code) {
+    case ErrorCode.HOST_KEY_UNKNOWN:
+      return `Once the fingerprint is checked, connect again with --accept-new-host, or pin it first: shellwire known-hosts add ${host}`;
+    case ErrorCode.HOST_KEY_CHANGED: {
+      const file = err instanceof HostVerificationError ? err.knownHostsFile : undefined;
+      if (file === undefined) return null;
+      const fileFlag = file === knownHostsPath() ? '' : ` -f ${shellQuote(file)}`;
+      return `If you know the key changed, remove the old one with:\n  shellwire known-hosts remove${fileFlag} ${host}`;
+    }
+    case ErrorCode.AUTH_FAILED:
+      return 'Check the user (USER@HOST), the key (-i KEYFILE) or the token (--token-file FILE or SHELLWIRE_TOKEN).';
+    case ErrorCode.NO_CREDENTIALS:
+      return 'Use a key (-i KEYFILE; make one with: shellwire keygen) or a token (--token-file FILE or SHELLWIRE_TOKEN).';
+    default:
+      return null;
+  }
+}
+
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./[\]-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`;
+}
+
 export function reportError(err: unknown): never {
-  if (err instanceof HostVerificationError) fail(err.message);
-  if (err instanceof ShellwireError) fail(`${err.message} [${err.code}]`);
+  if (err instanceof ShellwireError) {
+    const hint = cliHint(err);
+    // Host-key banners stand alone, as ssh prints them; other errors are one line with their code.
+    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) fail(hint ? `${err.message}\n${hint}` : err.message);
+    fail(`${err.message}${hint ? ` ${hint}` : ''} [${err.code}]`);
+  }
   fail(err instanceof Error ? err.message : String(err), 1);
 }

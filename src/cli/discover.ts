@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { discover, expandSubnet, type DiscoveredHost } from '../fleet/discovery.js';
 import { addHostsToInventory } from '../fleet/inventory-write.js';
 import { defaultInventoryPath } from '../fleet/inventory.js';
-import { addKnownHost, readKnownHosts } from '../auth/known-hosts.js';
+import { addKnownHost, hostKeyState, readKnownHostEntries } from '../auth/known-hosts.js';
 import { knownHostsPath } from '../auth/paths.js';
 import { formatTarget, DEFAULT_PORT } from '../client/target.js';
 import { fail } from './common.js';
@@ -60,10 +60,10 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
   if (addresses.length === 0) addresses = ['127.0.0.1'];
   const found = await discover({ addresses, port, timeoutMs: timeout * 1000 });
   const knownFile = knownHostsPath();
-  const known = readKnownHosts(knownFile);
+  const known = readKnownHostEntries(knownFile);
   const state = (h: DiscoveredHost) => {
-    const pinned = known.get(formatTarget({ host: h.address, port: h.port }));
-    return pinned === undefined ? 'new' : pinned === h.fingerprint ? 'known' : 'CHANGED';
+    const s = hostKeyState(known, formatTarget({ host: h.address, port: h.port }), h.fingerprint);
+    return s === 'changed' ? 'CHANGED' : s;
   };
   if (flags.json) {
     process.stdout.write(found.map((h) => `${JSON.stringify({ ...h, rttMs: Math.round(h.rttMs * 100) / 100, known: state(h) })}\n`).join(''));
@@ -73,7 +73,7 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
   process.stderr.write(`${found.length} daemon(s) answered out of ${addresses.length} address(es) probed.\n`);
 
   for (const h of found.filter((x) => state(x) === 'CHANGED')) {
-    process.stderr.write(`shellwire: WARNING: ${formatTarget({ host: h.address, port: h.port })} announces ${h.fingerprint}, but known_hosts pins another key; not changed.\n`);
+    process.stderr.write(`shellwire: WARNING: ${formatTarget({ host: h.address, port: h.port })} announces ${h.fingerprint}, but known_hosts pins another key; not changed (shellwire known-hosts remove ${formatTarget({ host: h.address, port: h.port })} if you know it changed).\n`);
   }
   const fresh = found.filter((h) => state(h) === 'new');
   if (fresh.length > 0) {

@@ -19,6 +19,7 @@ const COMMANDS: CommandTable = {
   run: async () => [(await import('./run.js')).registerRun],
   hosts: async () => [(await import('./hosts.js')).registerHosts],
   discover: async () => [(await import('./discover.js')).registerDiscover],
+  'known-hosts': async () => [(await import('./known-hosts.js')).registerKnownHosts],
   audit: async () => [(await import('./audit.js')).registerAudit],
   keygen: async () => [(await import('./users.js')).registerUsers],
   user: async () => [(await import('./users.js')).registerUsers],

@@ -3,16 +3,16 @@
  * The token is sent only after the server's key matched known_hosts (or the caller's
  * pinned fingerprint), so an impostor never sees it.
  */
-import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { FrameDecoder, FrameType, encodeFrame, frameTypeName, PREAUTH_MAX_PAYLOAD, type Frame } from '../protocol/frame.js';
 import {
   decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
 } from '../protocol/messages.js';
 import {
-  AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, ShellwireError,
+  AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, RequestError, ShellwireError,
 } from '../errors.js';
-import { TLS_CIPHERS, TLS_MIN_VERSION, ALPN_PROTOCOL, fingerprintOfCertificate } from '../transport/tls.js';
+import { fingerprintOfCertificate } from '../transport/tls.js';
+import { openTls } from './open-tls.js';
 import { verifyHostKey, type HostKeyPolicy } from '../auth/known-hosts.js';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import { join } from 'node:path';
@@ -25,7 +25,8 @@ import { Connection, type ConnectionOptions } from './connection.js';
 export const CLIENT_SOFTWARE = 'shellwire/0.1.0';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-export interface ConnectOptions extends ConnectionOptions {
+/** `connect()` options apart from the host-key policy (see `ConnectOptions`). */
+export interface BaseConnectOptions extends ConnectionOptions {
   /** Access token; else `tokenFile`, `SHELLWIRE_TOKEN`, or the local daemon's token file. */
   token?: string;
   tokenFile?: string;
@@ -37,10 +38,8 @@ export interface ConnectOptions extends ConnectionOptions {
   user?: string;
   /** `$SHELLWIRE_HOME` (known_hosts lives there); default from the environment. */
   home?: string;
-  /** What to do with a host not in known_hosts. Default 'strict'. */
-  hostKeyPolicy?: HostKeyPolicy;
-  /** Asked about unknown hosts when `hostKeyPolicy` is 'ask'. */
-  confirmHost?: (host: string, fingerprint: string) => Promise<boolean>;
+  /** Called after a new host was added to known_hosts (a CLI prints ssh's "Permanently added"). */
+  onHostKeyAdded?: (host: string, fingerprint: string, knownHostsFile: string) => void;
   /** Expected `SHA256:…` fingerprint; when given, known_hosts is neither read nor written. */
   fingerprint?: string;
   connectTimeoutMs?: number;
@@ -50,8 +49,33 @@ export interface ConnectOptions extends ConnectionOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * What to do with a host not in known_hosts: 'strict' (the default) refuses it, 'accept-new'
+ * trusts and remembers it, 'ask' calls `confirmHost` (required: there is no one else to ask).
+ * A changed key is refused under every policy.
+ */
+export type HostKeyOptions =
+  | { hostKeyPolicy?: 'strict' | 'accept-new'; confirmHost?: (host: string, fingerprint: string) => Promise<boolean> }
+  | { hostKeyPolicy: 'ask'; confirmHost: (host: string, fingerprint: string) => Promise<boolean> };
+
+export type ConnectOptions = BaseConnectOptions & HostKeyOptions;
+
+const HOST_KEY_POLICIES: readonly HostKeyPolicy[] = ['strict', 'accept-new', 'ask'];
+
+/** JavaScript callers get no type check: refuse a policy that could not work before connecting. */
+function checkHostKeyOptions(options: ConnectOptions): void {
+  const policy: unknown = options.hostKeyPolicy;
+  if (policy !== undefined && !HOST_KEY_POLICIES.includes(policy as HostKeyPolicy)) {
+    throw new RequestError(ErrorCode.BAD_REQUEST, `hostKeyPolicy must be 'strict', 'accept-new' or 'ask', got ${JSON.stringify(policy)}.`);
+  }
+  if (policy === 'ask' && typeof options.confirmHost !== 'function') {
+    throw new RequestError(ErrorCode.BAD_REQUEST, "hostKeyPolicy 'ask' needs a confirmHost(host, fingerprint) callback that returns a Promise<boolean>; without one, use 'strict' or 'accept-new'.");
+  }
+}
+
 /** Connect to `target` (`HOST[:PORT]`, `[::1]:PORT`, or a parsed target) and authenticate. */
 export async function connect(target: string | Target, options: ConnectOptions = {}): Promise<Connection> {
+  checkHostKeyOptions(options);
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const label = formatTarget(parsed);
   const env = options.env ?? process.env;
@@ -82,6 +106,7 @@ export async function connect(target: string | Target, options: ConnectOptions =
         fingerprint,
         policy: options.hostKeyPolicy ?? 'strict',
         ...(options.confirmHost ? { confirm: options.confirmHost } : {}),
+        ...(options.onHostKeyAdded ? { onAdded: options.onHostKeyAdded } : {}),
       });
     }
     const hello: Hello = {
@@ -121,66 +146,11 @@ function authAttempts(socket: TLSSocket, user: string, credentials: Credentials)
   return attempts.slice(0, MAX_AUTH_ATTEMPTS);
 }
 
-let sharedContext: SecureContext | null = null;
 let cachedUserName: string | null = null;
-
-/** One TLS context for every connection: making one costs ~0.1 ms, which adds up over a fleet. */
-function clientSecureContext(): SecureContext {
-  sharedContext ??= createSecureContext({ minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS });
-  return sharedContext;
-}
 
 function localUserName(): string {
   cachedUserName ??= userInfo().username;
   return cachedUserName;
-}
-
-function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    // TCP_NODELAY from the first byte: Nagle + delayed ACK would add ~40 ms per handshake step.
-    const tcp = netConnect({ host: target.host, port: target.port, noDelay: true });
-    const socket = tlsConnect({
-      socket: tcp,
-      servername: /^[0-9.:]+$/.test(target.host) ? '' : target.host,
-      secureContext: clientSecureContext(),
-      ALPNProtocols: [ALPN_PROTOCOL],
-      // The certificate is self-signed; trust comes from the pinned fingerprint checked next.
-      rejectUnauthorized: false,
-    });
-    const timer = setTimeout(() => fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Timed out after ${timeoutMs} ms connecting to ${label}; is the host up and the port open?`, { host: label })), timeoutMs);
-    const onAbort = () => fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label }));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const cleanup = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      tcp.removeListener('error', onError);
-      socket.removeListener('error', onError);
-    };
-    function fail(error: ShellwireError) {
-      cleanup();
-      socket.destroy();
-      tcp.destroy();
-      reject(error);
-    }
-    function onError(err: NodeJS.ErrnoException) {
-      if (err.code === 'ECONNREFUSED') {
-        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connection refused by ${label}; is \`shellwire serve\` running there, on that port?`, { host: label, cause: err }));
-      } else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
-        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Cannot resolve host name "${target.host}".`, { host: label, cause: err }));
-      } else if (err.code && /^(ECONN|EHOST|ENET|ETIMEDOUT|EPIPE|EADDR)/.test(err.code)) {
-        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${label}: ${err.message}.`, { host: label, cause: err }));
-      } else {
-        fail(new HostVerificationError(ErrorCode.TLS, `TLS handshake with ${label} failed: ${err.message}. Is it a shellwire daemon?`, { host: label, cause: err }));
-      }
-    }
-    tcp.on('error', onError);
-    socket.on('error', onError);
-    socket.once('secureConnect', () => {
-      cleanup();
-      resolve(socket);
-    });
-    if (signal?.aborted) onAbort();
-  });
 }
 
 /**
@@ -238,7 +208,7 @@ function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: nu
 
 export function goodbyeError(code: string, message: string, label: string): ShellwireError {
   const text = `${label}: ${message}`;
-  if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, `${text} Check the user, key (-i) or token (--token-file or SHELLWIRE_TOKEN).`, { host: label });
+  if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, `${text} Check the user (USER@host or the user option), the identity option's key, or the token (token, tokenFile or SHELLWIRE_TOKEN).`, { host: label });
   if (code === ErrorCode.LOCKED_OUT) return new AuthenticationError(ErrorCode.LOCKED_OUT, `${text} Wait, then try again with the right credentials.`, { host: label });
   if (code === ErrorCode.TOO_MANY_CONNECTIONS || code === ErrorCode.SERVER_SHUTTING_DOWN) return new ConnectionError(code, text, { host: label });
   if (Object.values(ErrorCode).includes(code as ErrorCode)) return new ProtocolError(code as ErrorCode, text, { host: label });

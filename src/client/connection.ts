@@ -9,6 +9,7 @@ import { frameTypeName, type Frame } from '../protocol/frame.js';
 import type { OpenRequest, Welcome } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
+import { asyncDispose } from '../dispose.js';
 import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
 import { runBuffered, type BufferOptions } from './run-command.js';
 import { ShellSession } from './shell-session.js';
@@ -62,7 +63,7 @@ export interface ClientChannel {
   onConnectionLost(error: ShellwireError): void;
 }
 
-export class Connection extends EventEmitter implements ClientChannelHost {
+export class Connection extends EventEmitter implements ClientChannelHost, AsyncDisposable {
   readonly conn: FrameConnection;
   /** `host:port` of the daemon. */
   readonly hostLabel: string;
@@ -219,6 +220,11 @@ export class Connection extends EventEmitter implements ClientChannelHost {
     }, Math.max(0, timeout));
     await this.#closed;
     clearTimeout(timer);
+  }
+
+  /** `await using conn = await connect(…)`: closed (as `close()`) when the block ends. */
+  [asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /**

@@ -97,8 +97,8 @@ export function resolveCredentials(host: string, options: CredentialOptions): Cr
   if (tokens.length === 0 && localToken === null && !identity && password === null) {
     throw new AuthenticationError(
       ErrorCode.NO_CREDENTIALS,
-      `No credentials for ${host}. Use a key (-i KEYFILE, or make one with: shellwire keygen), ` +
-        `or a token (--token-file FILE or SHELLWIRE_TOKEN); the daemon keeps its own token in <state-dir>/token` +
+      `No credentials for ${host}. Give a key (the identity option, or a key in ${join(shellwireHome(env), 'id_ed25519')}), ` +
+        `or a token (the token or tokenFile option, or SHELLWIRE_TOKEN); the daemon keeps its own token in <state-dir>/token` +
         (namedOther ? ` (it logs in as the daemon's account, so it is not used for user "${options.user}").` : isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.'),
       { host },
     );

@@ -17,6 +17,7 @@ import { ChannelReadable, ChannelWritable } from './channel-streams.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 import { quoteForDisplay } from './display-text.js';
+import { asyncDispose } from '../dispose.js';
 
 /** How a remote command ended. Output is in the streams (or the buffered `CommandResult`). */
 export interface ExitInfo {
@@ -64,7 +65,7 @@ export interface ClientChannelHost {
   release(channel: number): void;
 }
 
-export class RemoteProcess {
+export class RemoteProcess implements AsyncDisposable {
   readonly id: number;
   readonly command: string;
   readonly host: string;
@@ -157,6 +158,15 @@ export class RemoteProcess {
     if (this.#sendWindow) this.#owner.conn.send(FrameType.CLOSE, this.id);
     this.#graceTimer = setTimeout(() => this.#abandon(), CHANNEL_CLOSE_GRACE_MS);
     this.#graceTimer.unref();
+  }
+
+  /**
+   * `await using proc = conn.spawn(…)`: a command still running when the block ends is
+   * given up on (`close()`), and the block waits until it has ended.
+   */
+  async [asyncDispose](): Promise<void> {
+    this.close();
+    await this.exited.catch(() => {});
   }
 
   onFrame(frame: Frame): void {

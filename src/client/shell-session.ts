@@ -8,12 +8,13 @@ import { FrameType, type Frame } from '../protocol/frame.js';
 import { decodeCodeMessage, decodeOpenOk } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
-import type { RemoteProcess } from './remote-process.js';
+import { CHANNEL_CLOSE_GRACE_MS, type RemoteProcess } from './remote-process.js';
 import { runBuffered } from './run-command.js';
 import type { OsText } from './spawn-options.js';
+import { asyncDispose } from '../dispose.js';
 import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
 
-export class ShellSession {
+export class ShellSession implements AsyncDisposable {
   readonly id: number;
   /** Working directory after the last command, as an OS byte string (see `cwdBytes`). */
   cwd = '';
@@ -22,6 +23,9 @@ export class ShellSession {
   #open!: () => void;
   #fail!: (error: ShellwireError) => void;
   #closed = false;
+  #markReleased!: () => void;
+  /** Settles when the channel is gone: the daemon confirmed CLOSE, refused it, or the connection ended. */
+  readonly #released = new Promise<void>((resolve) => (this.#markReleased = resolve));
 
   constructor(id: number, connection: Connection, options: { cwd?: string; env?: Record<string, string> }) {
     this.id = id;
@@ -42,9 +46,14 @@ export class ShellSession {
     return this.#connection.hostLabel;
   }
 
-  /** Start a command in the session, streaming (see `Connection.spawn`). */
-  spawn(command: OsText, options: SpawnOptions = {}): RemoteProcess {
-    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: typeof command === 'string' ? command : decodeOsBytes(command) });
+  /**
+   * Start a command in the session, streaming (see `Connection.spawn`). A string is shell
+   * text; an argv (`['grep', '-r', pattern, dir]`) arrives word for word whatever it
+   * contains (as execa's `$` and execFile): the daemon quotes it for the session's shell,
+   * which must run it to keep `cd` and `export` (server/exec-channel.ts).
+   */
+  spawn(command: OsText | OsText[], options: SpawnOptions = {}): RemoteProcess {
+    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: describeCommand(command) });
     const proc = this.#connection.spawn(command, { ...options, session: this.id });
     proc.exited.then((exit) => {
       if (exit.cwd !== undefined) this.cwd = exit.cwd;
@@ -53,7 +62,7 @@ export class ShellSession {
   }
 
   /** Run a command in the session and buffer its output (see `Connection.exec`). */
-  exec(command: OsText, options: ExecOptions = {}): Promise<CommandResult> {
+  exec(command: OsText | OsText[], options: ExecOptions = {}): Promise<CommandResult> {
     return runBuffered(() => this.spawn(command, options), options);
   }
 
@@ -61,6 +70,15 @@ export class ShellSession {
     if (this.#closed || this.#connection.closed) return;
     this.#closed = true;
     this.#connection.conn.send(FrameType.CLOSE, this.id);
+  }
+
+  /** `await using session = await conn.shell()`: closed when the block ends. */
+  async [asyncDispose](): Promise<void> {
+    this.close();
+    // Wait for the daemon's CLOSE, as RemoteProcess.close() does, but never on a frozen one.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#released, new Promise<void>((resolve) => (timer = setTimeout(resolve, CHANNEL_CLOSE_GRACE_MS)))]);
+    clearTimeout(timer);
   }
 
   onFrame(frame: Frame): void {
@@ -75,6 +93,7 @@ export class ShellSession {
         const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
         this.#closed = true;
         this.#connection.release(this.id);
+        this.#markReleased();
         this.#fail(new RequestError(fail.code as ErrorCode, `${this.host} refused a shell session: ${fail.message}`, { host: this.host }));
         return;
       }
@@ -82,6 +101,7 @@ export class ShellSession {
         if (!this.#closed) this.#connection.conn.send(FrameType.CLOSE, this.id);
         this.#closed = true;
         this.#connection.release(this.id);
+        this.#markReleased();
         return;
       default:
         throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected frame type ${frame.type} on session channel ${this.id}.`, { channel: this.id });
@@ -90,6 +110,12 @@ export class ShellSession {
 
   onConnectionLost(error: ShellwireError): void {
     this.#closed = true;
+    this.#markReleased();
     this.#fail(error);
   }
+}
+
+function describeCommand(command: OsText | OsText[]): string {
+  const words = Array.isArray(command) ? command : [command];
+  return words.map((w) => (typeof w === 'string' ? w : decodeOsBytes(w))).join(' ');
 }

@@ -18,6 +18,7 @@ import { isIP } from 'node:net';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { silentLogger } from '../silent-logger.js';
+import { asyncDispose } from '../dispose.js';
 
 export const PROBE_MAGIC = 'SWDISCOVER1\n';
 /** Probes are padded to this size so an answer never amplifies a spoofed request. */
@@ -69,7 +70,7 @@ export interface AnnouncerOptions {
 }
 
 /** The UDP responder of `shellwire serve --announce`. */
-export class Announcer {
+export class Announcer implements AsyncDisposable {
   readonly stats = { answered: 0, rateLimited: 0, ignored: 0 };
   #socket: UdpSocket;
   #global: TokenBucket;
@@ -113,6 +114,11 @@ export class Announcer {
 
   close(): Promise<void> {
     return new Promise((resolve) => this.#socket.close(() => resolve()));
+  }
+
+  /** `await using announcer = await startAnnouncer(…)`: stops answering when the block ends. */
+  [asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   #socketOnMessage(msg: Buffer, address: string, port: number): void {

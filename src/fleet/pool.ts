@@ -8,6 +8,7 @@ import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { formatTarget } from '../client/target.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
+import { asyncDispose } from '../dispose.js';
 import type { FleetHost } from './inventory.js';
 
 /** Connection starts per second when spreading (`connectRate`). */
@@ -22,7 +23,7 @@ export interface PoolOptions {
   connectTimeoutMs?: number;
 }
 
-export class ConnectionPool {
+export class ConnectionPool implements AsyncDisposable {
   #options: PoolOptions;
   #connections = new Map<string, Promise<Connection>>();
 
@@ -63,6 +64,11 @@ export class ConnectionPool {
 
   get size(): number {
     return this.#connections.size;
+  }
+
+  /** `await using pool = new ConnectionPool(…)`: every connection closed when the block ends. */
+  [asyncDispose](): Promise<void> {
+    return this.close();
   }
 
   /** Close every connection (running commands are killed by their daemons). */

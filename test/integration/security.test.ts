@@ -315,13 +315,17 @@ describe('connection failures', () => {
     await assert.rejects(connect(`127.0.0.1:${port}`, { token: 'x', fingerprint: 'SHA256:x' }), isCode(ErrorCode.CONNECT_FAILED, ConnectionError));
   });
 
-  it('a non-TLS service on the port: HostVerificationError SW_ERR_TLS', async () => {
+  it('a non-TLS service on the port: ConnectionError SW_ERR_NOT_SHELLWIRE naming what it speaks', async () => {
     const http = createNetServer((socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
     servers.push(http);
     http.listen(0, '127.0.0.1');
     await once(http, 'listening');
     const { port } = http.address() as AddressInfo;
-    await assert.rejects(connect(`127.0.0.1:${port}`, { token: 'x', fingerprint: 'SHA256:x' }), isCode(ErrorCode.TLS, HostVerificationError));
+    await assert.rejects(connect(`127.0.0.1:${port}`, { token: 'x', fingerprint: 'SHA256:x' }), (err: ShellwireError) => {
+      isCode(ErrorCode.NOT_SHELLWIRE, ConnectionError)(err);
+      assert.match(err.message, /speaks HTTP, not shellwire/);
+      return true;
+    });
   });
 
   it('a TLS peer that hangs up after the handshake: ConnectionError SW_ERR_CONNECTION_CLOSED', async () => {

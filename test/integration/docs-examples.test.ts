@@ -1,0 +1,113 @@
+/**
+ * The TypeScript in the docs compiles: every ```ts block of README.md and docs/*.md is
+ * type-checked under `strict` against the built package (`import … from 'shellwire'`
+ * resolves to this repository's package.json `exports`, i.e. dist/*.d.ts), as a user's
+ * project would see it. Plus what must NOT compile: `hostKeyPolicy: 'ask'` without
+ * `confirmHost`. Needs `npm run build` first (as every CLI test does).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import ts from 'typescript';
+import { tempDir, removeDir } from '../helpers/fixtures.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+let project: string;
+
+before(() => {
+  assert.ok(existsSync(join(ROOT, 'dist/index.d.ts')), 'run `npm run build` first: the examples are checked against dist/');
+  project = tempDir('shellwire-docs-ts-');
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }));
+  mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
+  symlinkSync(ROOT, join(project, 'node_modules/shellwire'));
+  symlinkSync(join(ROOT, 'node_modules/@types/node'), join(project, 'node_modules/@types/node'));
+});
+after(() => removeDir(project));
+
+/** A user's tsconfig: strict, Node 20, ES modules. `await using` needs nothing more. */
+const OPTIONS: ts.CompilerOptions = {
+  strict: true,
+  noEmit: true,
+  target: ts.ScriptTarget.ES2022,
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  lib: ['lib.es2023.d.ts'],
+  types: ['node'],
+  skipLibCheck: true,
+};
+
+function typeCheck(files: Record<string, string>): ts.Diagnostic[] {
+  const paths = Object.entries(files).map(([name, text]) => {
+    const path = join(project, name);
+    writeFileSync(path, text);
+    return path;
+  });
+  const program = ts.createProgram(paths, { ...OPTIONS, typeRoots: [join(project, 'node_modules/@types')] });
+  return ts.getPreEmitDiagnostics(program).filter((d) => d.file === undefined || paths.includes(resolve(d.file.fileName)));
+}
+
+function show(diagnostics: ts.Diagnostic[]): string {
+  return diagnostics
+    .map((d) => {
+      const where = d.file && d.start !== undefined ? `${d.file.fileName}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ` : '';
+      return where + ts.flattenDiagnosticMessageText(d.messageText, '\n');
+    })
+    .join('\n');
+}
+
+/** The ```ts blocks of a Markdown file. */
+function tsBlocks(file: string): string[] {
+  return [...readFileSync(file, 'utf8').matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+}
+
+test('every ```ts block in README.md and docs/*.md type-checks under strict against the built package', () => {
+  const docs = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const files: Record<string, string> = {};
+  for (const doc of docs) {
+    tsBlocks(join(ROOT, doc)).forEach((block, i) => {
+      // Each block is its own module (top-level await, its own imports).
+      files[`${doc.replace(/[/.]/g, '_')}_${i}.ts`] = `${block}\nexport {};\n`;
+    });
+  }
+  assert.ok(Object.keys(files).some((f) => f.startsWith('docs_errors_md')), 'docs/errors.md has its example');
+  assert.ok(Object.keys(files).some((f) => f.startsWith('README_md')), 'README.md has its library example');
+  const diagnostics = typeCheck(files);
+  assert.equal(diagnostics.length, 0, show(diagnostics));
+});
+
+test("hostKeyPolicy 'ask' without confirmHost does not compile; with it, and the other policies, it does", () => {
+  const good = typeCheck({
+    'good.ts': `import { connect, type ConnectOptions } from 'shellwire';
+const ask: ConnectOptions = { hostKeyPolicy: 'ask', confirmHost: async () => false };
+const strict: ConnectOptions = { hostKeyPolicy: 'strict' };
+const dflt: ConnectOptions = { tokenFile: '/t' };
+const interactive = Boolean(process.stdin.isTTY);
+// A policy chosen at run time, with the callback always present (what the CLI does).
+const chosen: ConnectOptions = { hostKeyPolicy: interactive ? 'ask' : 'accept-new', confirmHost: async () => true };
+await connect('h', ask); await connect('h', strict); await connect('h', dflt); await connect('h', chosen);
+export {};
+`,
+  });
+  assert.equal(good.length, 0, show(good));
+  const bad = typeCheck({ 'bad.ts': `import { connect } from 'shellwire';\nawait connect('h', { hostKeyPolicy: 'ask' });\nexport {};\n` });
+  assert.equal(bad.length, 1, show(bad));
+  assert.match(show(bad), /confirmHost/);
+});
+
+test('await using and session.exec(argv) type-check as documented', () => {
+  const diagnostics = typeCheck({
+    'dispose.ts': `import { connect, type Connection, type ShellSession, type RemoteProcess } from 'shellwire';
+{
+  await using conn = await connect('h');
+  await using session = await conn.shell();
+  await using proc = conn.spawn(['sleep', '1']);
+  const disposables: AsyncDisposable[] = [conn, session, proc];
+  const text: string = (await session.exec(['printf', '%s', "it's"])).stdout;
+  void disposables; void text;
+}
+export type { Connection, ShellSession, RemoteProcess };
+`,
+  });
+  assert.equal(diagnostics.length, 0, show(diagnostics));
+});
