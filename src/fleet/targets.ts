@@ -169,11 +169,13 @@ class Resolver {
   /** Why nothing is left: what each selection matched, and what the inventory has. */
   nothingMatched(targets: string): NoHostsMatchedError {
     const inv = this.#inventory;
-    const parts = this.#counts.map((c) => `${c.text} → ${c.count}${c.hint}`).join(', ');
+    const counts = this.#counts.map((c) => `${c.text} → ${c.count}${c.hint}`).join(', ');
+    // Each part matched something: it is the combination (& or !) that leaves nothing.
+    const parts = this.#counts.every((c) => c.count > 0) ? `${counts}, but none is left after & and !` : counts;
     const where = inv.file
-      ? `${inv.file} has ${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}`
-      : `there is no inventory${inv.missing ? ` (looked for ${inv.missing})` : ''}`;
-    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host (${parts}); ${where}.`);
+      ? `The inventory ${inv.file} has ${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}`
+      : `There is no inventory${inv.missing ? ` (looked for ${inv.missing})` : ''}`;
+    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host: ${parts}. ${where}.`);
   }
 
   #hint(term: string): string {
