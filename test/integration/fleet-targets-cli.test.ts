@@ -122,3 +122,11 @@ test('run on real daemons: an intersection inside one item runs exactly the host
     assert.equal(r.stdout.toString(), 'app01 | ran\n', expr);
   }
 });
+
+test('discover: nothing answering is a failure (exit 1) that says what usually causes it', async () => {
+  const r = await runCli(['discover', '--address', '127.0.0.31', '--port', '9', '--timeout', '0.3'], { env });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /0 daemon\(s\) answered out of 1 address/);
+  assert.match(r.stderr, /no daemon answered on UDP port 9: .*serve --announce/);
+  assert.equal(r.stdout.length, 0);
+});

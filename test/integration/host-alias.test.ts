@@ -15,18 +15,17 @@ import { cleanEnv, freePort, removeDir, tempDir } from '../helpers/fixtures.js';
 let dir: string;
 let files: string;
 let d: TestDaemon;
-let home: string;
 let env: NodeJS.ProcessEnv;
 let closedPort: number;
 
 /** A SHELLWIRE_HOME with known_hosts for the daemon and `inventory` as inventory.yaml. */
-function makeHome(name: string, daemon: TestDaemon, inventory: string): { home: string; env: NodeJS.ProcessEnv } {
+function makeHome(name: string, daemon: TestDaemon, inventory: string): { env: NodeJS.ProcessEnv } {
   const h = join(dir, name);
   mkdirSync(h, { recursive: true, mode: 0o700 });
   writeFileSync(join(h, 'known_hosts'), `127.0.0.1:${daemon.port} ${daemon.fingerprint}\n`);
   writeFileSync(join(h, 'inventory.yaml'), inventory);
   // No SHELLWIRE_TOKEN and no local daemon token under this home: only what the inventory or flags give.
-  return { home: h, env: cleanEnv({ SHELLWIRE_HOME: h, HOME: h, NO_COLOR: '1' }) };
+  return { env: cleanEnv({ SHELLWIRE_HOME: h, HOME: h, NO_COLOR: '1' }) };
 }
 
 before(async () => {
@@ -35,7 +34,7 @@ before(async () => {
   mkdirSync(join(files, 'home'), { recursive: true });
   d = await startDaemonWithRoot(files, join(files, 'home'));
   closedPort = await freePort();
-  ({ home, env } = makeHome('home', d, `hosts:\n  web01: { address: 127.0.0.1, port: ${d.port}, token-file: ${d.tokenFile} }\n`));
+  ({ env } = makeHome('home', d, `hosts:\n  web01: { address: 127.0.0.1, port: ${d.port}, token-file: ${d.tokenFile} }\n`));
 });
 
 after(async () => {
