@@ -2,9 +2,12 @@
 import type { Command } from 'commander';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
-import { parseTarget } from '../client/target.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { knownHostsPath, shellwireHome } from '../auth/paths.js';
+import type { Inventory } from '../fleet/inventory.js';
+import { connectArgs, describeHost, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
-import { knownHostsPath } from '../auth/paths.js';
 import { askYesNo, readSecretLine } from './prompt.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 
@@ -21,30 +24,110 @@ export interface ConnectFlags {
   tokenFile?: string;
   acceptNewHost?: boolean;
   connectTimeout?: string;
+  /** `-p PORT`: wins over `HOST:PORT` and the inventory. */
+  port?: string;
+  /** `-l USER`: wins over `USER@HOST` and the inventory. */
+  user?: string;
+  inventory?: string;
+  /** How many `-v` were given. */
+  verbose?: number;
 }
+
+/** Commander's way of counting a repeated flag (`-vv`, `-v -v`). */
+export const increase = (_value: string, previous: number): number => previous + 1;
 
 export function addConnectFlags(command: Command): Command {
   return command
+    .option('-p, --port <port>', 'port to connect to (wins over HOST:PORT and the inventory; default 50007)')
+    .option('-l, --user <name>', 'log in as this user (wins over USER@HOST and the inventory)')
     .option('-i, --identity <keyfile>', 'OpenSSH Ed25519 private key (default $SHELLWIRE_HOME/id_ed25519, then ~/.ssh/id_ed25519)')
     .option('--password', 'log in with a password (asked on the terminal, or read from stdin\'s first line)')
-    .option('--token-file <file>', 'read the access token from FILE (else $SHELLWIRE_TOKEN, else the local daemon\'s token)')
+    .option('--token-file <file>', 'read the access token from FILE (else the inventory\'s, $SHELLWIRE_TOKEN, or the local daemon\'s token)')
     .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
-    .option('--connect-timeout <seconds>', 'give up connecting after this many seconds', '10');
+    .option('--connect-timeout <seconds>', 'give up connecting after this many seconds', '10')
+    .option('--inventory <file>', 'where host names are looked up (default $SHELLWIRE_HOME/inventory.yaml)')
+    .option('-v, --verbose', 'say what is tried: the inventory entry, address, host key check, credentials offered, why it failed (-vv: more)', increase, 0);
+}
+
+let verbosity = 0;
+
+/** `debug1: …` on stderr when at least `level` `-v` were given (ssh's format). */
+export function debugLog(level: number, message: string): void {
+  if (verbosity >= level) process.stderr.write(`debug${level}: ${message}\n`);
+}
+
+export function setVerbosity(level: number | undefined): void {
+  verbosity = level ?? 0;
+}
+
+/** `-p`, `-l`, `-i`, `--token-file`: what the command line says, above the inventory. */
+export function hostOverrides(flags: ConnectFlags): HostOverrides {
+  const overrides: HostOverrides = {};
+  if (flags.port !== undefined) overrides.port = parsePortFlag(flags.port);
+  if (flags.user !== undefined) {
+    if (flags.user === '') fail('-l takes a user name, got "".', 2);
+    overrides.user = flags.user;
+  }
+  if (flags.identity) overrides.identity = flags.identity;
+  if (flags.tokenFile) overrides.tokenFile = flags.tokenFile;
+  return overrides;
+}
+
+function parsePortFlag(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535) fail(`-p takes a port number from 1 to 65535, got "${text}".`, 2);
+  return port;
+}
+
+/**
+ * The inventory host names are looked up in: `--inventory F`, else the default file when it
+ * exists. The YAML code is loaded only then, so `exec` on a machine without an inventory
+ * starts as fast as before.
+ */
+export async function inventoryFor(flags: { inventory?: string }): Promise<Inventory> {
+  const defaultPath = join(shellwireHome(), 'inventory.yaml');
+  if (flags.inventory === undefined && !existsSync(defaultPath)) {
+    debugLog(2, `no inventory at ${defaultPath}; host names are not looked up`);
+    return { file: null, missing: defaultPath, hosts: [], byName: new Map(), groupTerms: new Map() };
+  }
+  const { loadInventory } = await import('../fleet/inventory.js');
+  const inventory = loadInventory(flags.inventory);
+  debugLog(2, `read inventory ${inventory.file ?? defaultPath}: ${inventory.hosts.length} host(s)`);
+  return inventory;
 }
 
 export async function connectFromFlags(targetText: string, flags: ConnectFlags): Promise<Connection> {
-  const target = parseTarget(targetText);
+  setVerbosity(flags.verbose);
+  const overrides = hostOverrides(flags);
+  const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
+  debugLog(1, describeHost(resolved));
+  const host = resolved.host;
   const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
-  const options: ConnectOptions = {
+  const base: ConnectOptions = {
     hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : interactive ? 'ask' : 'strict',
     confirmHost: askAboutHost,
     onHostKeyAdded: reportHostAdded,
     connectTimeoutMs: parseSeconds(flags.connectTimeout ?? '10', '--connect-timeout') * 1000,
   };
-  if (flags.tokenFile) options.tokenFile = flags.tokenFile;
-  if (flags.identity) options.identity = flags.identity;
-  if (flags.password) options.password = process.env.SHELLWIRE_PASSWORD ?? (await readSecretLine(`${target.user ?? process.env.USER ?? ''}@${target.host}'s password: `));
+  if (verbosity > 0) base.debug = (message) => debugLog(1, message);
+  debugLog(2, `host key policy ${base.hostKeyPolicy}${flags.acceptNewHost ? ' (--accept-new-host)' : interactive ? ' (a terminal: unknown hosts are asked about)' : ' (no terminal: unknown hosts are refused)'}`);
+  if (flags.password) base.password = process.env.SHELLWIRE_PASSWORD ?? (await readSecretLine(`${host.user ?? process.env.USER ?? ''}@${host.name}'s password: `));
+  const { target, options } = connectArgs(host, base);
   return connect(target, options);
+}
+
+/**
+ * The command after the host, as ssh takes it: options may still come right after the host
+ * (`exec web01 -t top`), and the first word that is not one of ours starts the command,
+ * with everything after it, options included (`exec web01 uname -a`); `--` ends our options.
+ * Needs `passThroughOptions()` on the command, so commander stops at the host.
+ */
+export function commandAfterHost(command: Command, words: string[]): string[] {
+  const { operands, unknown } = command.parseOptions(words);
+  if (unknown.length > 0) {
+    fail(`unknown option '${unknown[0]}' after the host. Options go before the host; a command that starts with "-" goes after "--" (shellwire ${command.name()} HOST -- ${unknown.join(' ')}).`, 2);
+  }
+  return operands;
 }
 
 async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {

@@ -71,6 +71,10 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
     for (const h of found) process.stdout.write(`${h.name}  ${formatTarget({ host: h.address, port: h.port })}  ${h.fingerprint}  ${state(h)}\n`);
   }
   process.stderr.write(`${found.length} daemon(s) answered out of ${addresses.length} address(es) probed.\n`);
+  // Nothing found is a failure (exit 1 below), and says what usually causes it.
+  if (found.length === 0) {
+    process.stderr.write(`shellwire: no daemon answered on UDP port ${port}: daemons answer only when started with \`shellwire serve --announce\` (on that port), and a firewall must let UDP ${port} through; --timeout gives slow links longer.\n`);
+  }
 
   for (const h of found.filter((x) => state(x) === 'CHANGED')) {
     process.stderr.write(`shellwire: WARNING: ${formatTarget({ host: h.address, port: h.port })} announces ${h.fingerprint}, but known_hosts pins another key; not changed (shellwire known-hosts remove ${formatTarget({ host: h.address, port: h.port })} if you know it changed).\n`);

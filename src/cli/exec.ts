@@ -1,9 +1,9 @@
-/** `shellwire exec HOST -- COMMAND…`: run one command, stream its output, exit with its status. */
+/** `shellwire exec HOST [--] COMMAND…`: run one command, stream its output, exit with its status. */
 import type { Command } from 'commander';
 import type { Connection } from '../client/connection.js';
 import type { RemoteProcess } from '../client/remote-process.js';
 import { runOnTerminal } from './terminal.js';
-import { addConnectFlags, connectFromFlags, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
+import { addConnectFlags, commandAfterHost, connectFromFlags, fail, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { osTextBytes } from './os-text.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
@@ -19,12 +19,17 @@ export function registerExec(program: Command): void {
     program
       .command('exec')
       .description('run COMMAND on HOST with /bin/sh -c; stdout, stderr and the exit code come back as they are')
-      .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)')
-      .argument('<command...>', 'the command; words are joined with spaces, as ssh does')
+      .usage('[options] [USER@]HOST[:PORT] [--] COMMAND...')
+      .argument('<host>', 'an inventory name, HOST[:PORT] or [IPv6]:PORT (default port 50007)')
+      .argument('[command...]', 'the command: every word after the host (options included), joined with spaces as ssh does')
       .option('--timeout <seconds>', 'kill the command (SIGTERM, then SIGKILL) after this many seconds; exit status 124')
       .option('-n, --no-stdin', 'do not forward standard input (the command reads EOF)')
-      .option('-t, --tty', 'run the command on a pseudo-terminal (for programs that need one: top, vi, sudo)'),
-  ).action(async (host: string, words: string[], flags: ExecFlags) => {
+      .option('-t, --tty', 'run the command on a pseudo-terminal (for programs that need one: top, vi, sudo)')
+      .passThroughOptions(),
+  ).action(async function (this: Command, host: string, rest: string[]) {
+    const words = commandAfterHost(this, rest);
+    const flags = this.opts<ExecFlags>();
+    if (words.length === 0) fail(`exec needs a command after the host (shellwire exec ${host} -- COMMAND); for an interactive session use \`shellwire shell ${host}\` or \`shellwire tty ${host}\`.`, 2);
     // Whole milliseconds: 1.005 * 1000 is 1004.9999999999999, which the protocol refuses.
     const timeoutMs = flags.timeout === undefined ? undefined : Math.max(1, Math.round(parseSeconds(flags.timeout, '--timeout') * 1000));
     await runExec(host, words.join(' '), flags, timeoutMs);

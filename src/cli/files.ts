@@ -9,7 +9,7 @@
  * arrived verified, 1 when any failed (the others still transfer), 255 when the
  * connection failed, 130 when interrupted (partial files are kept for --resume).
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { Connection } from '../client/connection.js';
 import type { TransferProgress, RemoteEntry } from '../client/file-transfer.js';
 import type { TreeOptions, TreeResult } from '../client/file-tree.js';
@@ -23,6 +23,8 @@ import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate 
 import { forTerminal } from './os-text.js';
 
 interface TransferFlags extends ConnectFlags {
+  /** scp's spelling of -p. */
+  P?: string;
   recursive?: boolean;
   resume?: boolean;
   quiet?: boolean;
@@ -30,6 +32,7 @@ interface TransferFlags extends ConnectFlags {
 }
 
 interface LsFlags extends ConnectFlags {
+  P?: string;
   json?: boolean;
 }
 
@@ -60,22 +63,34 @@ export function registerFiles(program: Command): void {
         .option('--resume', 'continue an interrupted transfer from its partial file (.NAME.shellwire-part) when its bytes match (the default)')
         .option('--no-resume', 'start over even when a matching partial file exists')
         .option('-q, --quiet', 'no progress bar and no notes; errors only')
-        .option('--limit-rate <rate>', 'at most RATE bytes per second (suffix K, M or G)'),
+        .option('--limit-rate <rate>', 'at most RATE bytes per second (suffix K, M or G)')
+        .addOption(scpPortOption()),
     );
   // Paths are bytes: exactWords() recovers words that are not UTF-8 from the command line.
   transfer('put', 'upload files to HOST: atomic (temp file + rename), SHA-256 verified, mode and mtime kept', 'LOCAL... [USER@]HOST[:PORT]:REMOTE').action(
-    (paths: string[], flags: TransferFlags) => runTransfer('put', exactWords(paths), flags),
+    (paths: string[], flags: TransferFlags) => runTransfer('put', exactWords(paths), withScpPort(flags)),
   );
   transfer('get', 'download files from HOST: atomic, SHA-256 verified, mode and mtime kept', '[USER@]HOST[:PORT]:REMOTE... LOCAL').action(
-    (paths: string[], flags: TransferFlags) => runTransfer('get', exactWords(paths), flags),
+    (paths: string[], flags: TransferFlags) => runTransfer('get', exactWords(paths), withScpPort(flags)),
   );
   addConnectFlags(
     program
       .command('ls')
       .description('list a remote directory: mode, size, mtime, name')
       .argument('<path>', '[USER@]HOST[:PORT]:PATH (relative paths start at the remote home)')
-      .option('--json', 'print a JSON array of {name, type, size, mode, mtime, mtimeMs}; nameBase64 for a name that is not UTF-8'),
-  ).action((spec: string, flags: LsFlags) => runLs(exactWords([spec])[0]!, flags));
+      .option('--json', 'print a JSON array of {name, type, size, mode, mtime, mtimeMs}; nameBase64 for a name that is not UTF-8')
+      .addOption(scpPortOption()),
+  ).action((spec: string, flags: LsFlags) => runLs(exactWords([spec])[0]!, withScpPort(flags)));
+}
+
+/** scp users write the port as `-P` (scp's `-p` preserves times, which put and get always do). */
+function scpPortOption(): Option {
+  return new Option('-P <port>', 'same as -p (scp\'s spelling)').hideHelp();
+}
+
+function withScpPort<T extends { P?: string; port?: string }>(flags: T): T {
+  if (flags.P !== undefined && flags.port === undefined) flags.port = flags.P;
+  return flags;
 }
 
 function parseRate(text: string): number {

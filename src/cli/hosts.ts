@@ -1,7 +1,7 @@
 /** `shellwire hosts TARGETS`: what a target expression expands to, without connecting. */
 import type { Command } from 'commander';
 import { defaultInventoryPath, loadInventory } from '../fleet/inventory.js';
-import { resolveTargets } from '../fleet/targets.js';
+import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
@@ -11,16 +11,18 @@ interface HostsFlags {
   inventory?: string;
   json?: boolean;
   fold?: boolean;
+  allowEmpty?: boolean;
 }
 
 export function registerHosts(program: Command): void {
   program
     .command('hosts')
     .description('list the hosts TARGETS expands to (default: all), without connecting')
-    .argument('[targets...]', '@group, label=value, names, ranges (web[01-12]), !exclusions, &intersections')
+    .argument('[targets...]', '@group, label=value, names, ranges (web[01-12]), !exclusions, a&b intersections')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('--json', 'one JSON object per host')
     .option('--fold', 'print the folded node set only (web[01-12],db03)')
+    .option('--allow-empty', 'targets that match no host print nothing and exit 0 (default: an error, exit 2)')
     .action((targets: string[], flags: HostsFlags) => listHosts(targets, flags));
 }
 
@@ -42,10 +44,11 @@ function listHosts(targets: string[], flags: HostsFlags): void {
     const inventory = loadInventory(flags.inventory);
     missing = inventory.file === null;
     if (missing && targets.length === 0) fail(noInventory(), 1);
-    hosts = targets.length === 0 ? inventory.hosts : resolveTargets(targets, inventory);
+    hosts = targets.length === 0 ? inventory.hosts : resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true });
   } catch (err) {
-    const message = err instanceof ShellwireError ? err.message : String(err);
-    fail(missing ? `${message}\n${noInventory()}` : message, 2);
+    const message = err instanceof ShellwireError ? `${err.message}${err instanceof NoHostsMatchedError ? ' (--allow-empty accepts an empty selection)' : ''}` : String(err);
+    fail(missing && !(err instanceof NoHostsMatchedError) ? `${message}
+${noInventory()}` : message, 2);
   }
   if (flags.fold) {
     process.stdout.write(`${foldNames(hosts.map((h) => h.name))}\n`);

@@ -14,6 +14,9 @@ export async function runProgram(commands: CommandTable): Promise<void> {
     .description('Run commands on remote hosts over TLS: byte-exact output, exit codes, sessions.')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // Options of a command stay with it, so exec/tty/run can stop at the host, as ssh does
+    // (commandAfterHost in common.ts): `shellwire exec web01 uname -a` runs `uname -a`.
+    .enablePositionalOptions()
     .exitOverride((err: CommanderError) => {
       // Usage errors exit 2, as most Unix tools; help and version exit 0.
       process.exit(err.exitCode === 0 ? 0 : 2);

@@ -4,12 +4,11 @@
  * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
  * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
  */
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { loadInventory } from '../fleet/inventory.js';
-import { resolveTargets } from '../fleet/targets.js';
+import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { FleetSummary } from '../fleet/results.js';
@@ -18,9 +17,9 @@ import { JsonLines } from '../fleet/json-lines.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { fail } from './common.js';
+import { debugLog, fail, hostOverrides, increase, setVerbosity } from './common.js';
+import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError } from '../errors.js';
-import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { exitWhenFlushed } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
@@ -45,14 +44,20 @@ interface RunFlags {
   yes?: boolean;
   tokenFile?: string;
   acceptNewHost?: boolean;
+  identity?: string;
+  user?: string;
+  port?: string;
+  verbose?: number;
+  allowEmpty?: boolean;
 }
 
 export function registerRun(program: Command): void {
   program
     .command('run')
     .description('run COMMAND on every host TARGETS names (@group, label=value, names, ranges, !exclusions)')
-    .usage('[options] TARGETS... -- COMMAND...')
-    .argument('<words...>', 'target expressions, then -- and the command')
+    .usage('[options] TARGETS... [--] COMMAND...')
+    .argument('<targets>', 'target expressions: @group, label=value, names, ranges, !exclusions, a&b intersections')
+    .argument('[command...]', 'the command (after --, or every word after a single target word)')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('--fanout <n>', 'hosts connecting or running at once', String(DEFAULT_FANOUT))
     .option('--timeout <seconds>', 'per-host command timeout: the remote process group is killed')
@@ -66,50 +71,40 @@ export function registerRun(program: Command): void {
     .option('--batch <n>', 'rolling batches of N hosts; a batch starts when the previous one finished')
     .option('--canary', 'run the first host alone first; stop if it fails')
     .option('-y, --yes', `do not ask for confirmation when targeting more than ${CONFIRM_ABOVE_HOSTS} hosts`)
-    .option('--token-file <file>', 'token for hosts whose inventory entry has no token-file (else $SHELLWIRE_TOKEN)')
+    .option('-p, --port <port>', 'connect to this port on every host (wins over the inventory)')
+    .option('-l, --user <name>', 'log in as this user on every host (wins over the inventory)')
+    .option('-i, --identity <keyfile>', 'OpenSSH private key for every host (wins over the inventory)')
+    .option('--token-file <file>', 'token for every host (wins over the inventory; else $SHELLWIRE_TOKEN)')
     .option('--accept-new-host', 'trust and remember hosts not yet in known_hosts (changed keys are still refused)')
-    .action(async (words: string[], flags: RunFlags) => runCommand(words, flags));
-}
-
-function splitWords(words: string[]): { targets: string[]; command: string } {
-  // Commander drops "--"; what follows it in argv is the command.
-  const dash = process.argv.indexOf('--');
-  const after = dash >= 0 ? process.argv.length - dash - 1 : 0;
-  if (after > 0) return { targets: words.slice(0, words.length - after), command: argvTail(after).join(' ') };
-  return { targets: words.slice(0, 1), command: words.slice(1).join(' ') };
+    .option('--allow-empty', 'targets that match no host run nothing and exit 0 (default: an error, exit 2)')
+    .option('-v, --verbose', 'say what is tried: how targets expanded, each host\'s address, host key check, credentials (-vv: more)', increase, 0)
+    .passThroughOptions()
+    .action(async function (this: Command, first: string, rest: string[]) {
+      const { targets, command } = splitWords(this, first, rest);
+      await runCommand(targets, command, this.opts<RunFlags>());
+    });
 }
 
 /**
- * The last `count` words of our argv as OS byte strings (surrogateescape, os-bytes.ts).
- * Node decodes argv as UTF-8 and turns other bytes into U+FFFD, so a command naming
- * `caf\xe9.txt` would name another file; /proc/self/cmdline has the bytes. Where it cannot
- * be read or does not match argv, argv is used as it is.
+ * `TARGETS… [--] COMMAND…`, as ssh takes `HOST COMMAND`: our options may come before or
+ * between the targets (see commandAfterHost); with one target word the command starts at
+ * the next word that is not our option, `--` or not; several target words need `--` after
+ * them, which is how we know where they end.
  */
-function argvTail(count: number): string[] {
-  const fromNode = process.argv.slice(process.argv.length - count);
-  let raw: Buffer[];
-  try {
-    const cmdline = readFileSync('/proc/self/cmdline');
-    raw = splitNul(cmdline.subarray(0, cmdline.at(-1) === 0 ? -1 : undefined));
-  } catch {
-    return fromNode;
+function splitWords(command: Command, first: string, rest: string[]): { targets: string[]; command: string[] } {
+  const targets = [first];
+  let words = rest;
+  for (;;) {
+    const { operands, unknown } = command.parseOptions(words);
+    if (unknown.length > 0) {
+      fail(`unknown option '${unknown[0]}' after the targets. Options go before the targets; a command that starts with "-" goes after "--" (shellwire run TARGETS -- ${unknown.join(' ')}).`, 2);
+    }
+    const consumed = words.length - operands.length;
+    if (consumed > 0 && words[consumed - 1] === '--') return { targets, command: operands };
+    if (operands.length === 0 || !operands.includes('--')) return { targets, command: operands };
+    targets.push(operands[0]!);
+    words = operands.slice(1);
   }
-  if (raw.length < count) return fromNode;
-  const words = raw.slice(raw.length - count);
-  // Node's decoding of each word must match, or these are not the same words.
-  if (words.some((w, i) => w.toString('utf8') !== fromNode[i])) return fromNode;
-  return words.map((w) => decodeOsBytes(w));
-}
-
-function splitNul(bytes: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let nul = bytes.indexOf(0); nul >= 0; nul = bytes.indexOf(0, start)) {
-    out.push(bytes.subarray(start, nul));
-    start = nul + 1;
-  }
-  out.push(bytes.subarray(start));
-  return out;
 }
 
 function number(text: string | undefined, flag: string, { integer = false, min = 0 } = {}): number | undefined {
@@ -119,17 +114,29 @@ function number(text: string | undefined, flag: string, { integer = false, min =
   return n;
 }
 
-async function runCommand(words: string[], flags: RunFlags): Promise<void> {
-  const { targets, command } = splitWords(words);
-  if (targets.length === 0 || command.trim() === '') fail('usage: shellwire run [options] TARGETS... -- COMMAND...', 2);
+async function runCommand(targets: string[], words: string[], flags: RunFlags): Promise<void> {
+  setVerbosity(flags.verbose);
+  const command = words.join(' ');
+  if (command.trim() === '') fail('usage: shellwire run [options] TARGETS... [--] COMMAND...', 2);
   if (flags.stream && flags.json) fail('--stream and --json do not go together.', 2);
+  const overrides = hostOverrides(flags);
   let hosts;
   try {
-    hosts = resolveTargets(targets, loadInventory(flags.inventory));
+    const inventory = loadInventory(flags.inventory);
+    debugLog(2, inventory.file ? `read inventory ${inventory.file}: ${inventory.hosts.length} host(s)` : `no inventory at ${inventory.missing}`);
+    hosts = resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true }).map((h) => withOverrides(h, overrides));
   } catch (err) {
-    fail(err instanceof ShellwireError ? err.message : String(err), 2);
+    const hint = err instanceof NoHostsMatchedError ? ' (`shellwire hosts TARGETS` shows what targets expand to; --allow-empty accepts an empty selection)' : '';
+    fail(err instanceof ShellwireError ? `${err.message}${hint}` : String(err), 2);
   }
-  if (hosts.length === 0) fail(`"${targets.join(' ')}" matches no hosts.`, 2);
+  debugLog(1, `"${targets.join(' ')}" → ${hosts.length} host(s): ${abbreviate(foldNames(hosts.map((h) => h.name)), 200)}`);
+  for (const h of hosts) debugLog(2, describeHost({ host: h, entry: h.source !== undefined ? h : null }));
+  if (hosts.length === 0) {
+    // --allow-empty: nothing to do is success, said once on stderr.
+    process.stderr.write(`shellwire: "${targets.join(' ')}" matches no host; nothing was run.\n`);
+    if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'summary', command, total: 0, ok: 0, failed: 0, unreachable: 0, canceled: 0, skipped: 0, durationMs: 0, success: true, stoppedBy: null })}\n`);
+    await exitWhenFlushed(0);
+  }
   const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
   if (hosts.length > CONFIRM_ABOVE_HOSTS && interactive && !flags.yes) {
     const ok = await confirm(`Run "${command}" on ${hosts.length} hosts (${abbreviate(foldNames(hosts.map((h) => h.name)))})? [y/N] `);
@@ -153,7 +160,7 @@ async function runCommand(words: string[], flags: RunFlags): Promise<void> {
     connect: {
       hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
       keepaliveMs: number(flags.keepalive, '--keepalive', { min: 0.05 })! * 1000,
-      ...(flags.tokenFile ? { tokenFile: flags.tokenFile } : {}),
+      ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
     },
   });
   const status = process.stderr.isTTY && !flags.json ? new StatusLine(run, errStyle) : null;

@@ -26,7 +26,7 @@ export function registerShell(program: Command): void {
     program
       .command('shell')
       .description('interactive command session on HOST: cd, export and $? persist, Ctrl-C interrupts the running command')
-      .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)'),
+      .argument('<host>', 'an inventory name, HOST[:PORT] or [IPv6]:PORT (default port 50007)'),
   ).action(async (host: string, flags: ConnectFlags) => runShell(host, flags));
 }
 
@@ -43,6 +43,9 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   const input: ShellInput = process.stdin.isTTY ? new TerminalInput() : new PipedInput();
   // What `shellwire tty` needs to reach the same host as this session: the same credentials.
   const ttyTarget = [
+    ...(flags.inventory ? ['--inventory', shellWord(flags.inventory)] : []),
+    ...(flags.port ? ['-p', shellWord(flags.port)] : []),
+    ...(flags.user ? ['-l', shellWord(flags.user)] : []),
     ...(flags.tokenFile ? ['--token-file', shellWord(flags.tokenFile)] : []),
     ...(flags.identity ? ['-i', shellWord(flags.identity)] : []),
     ...(flags.password ? ['--password'] : []),

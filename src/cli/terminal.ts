@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import type { Connection } from '../client/connection.js';
-import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
+import { addConnectFlags, commandAfterHost, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
@@ -15,9 +15,13 @@ export function registerTty(program: Command): void {
     program
       .command('tty')
       .description('open a terminal on HOST (your login shell, or COMMAND) — full-screen programs, Ctrl-C, resize all work')
-      .argument('<host>', 'HOST[:PORT] or [IPv6]:PORT (default port 50007)')
-      .argument('[command...]', 'run this instead of the login shell'),
-  ).action(async (host: string, words: string[], flags: ConnectFlags) => {
+      .usage('[options] [USER@]HOST[:PORT] [[--] COMMAND...]')
+      .argument('<host>', 'an inventory name, HOST[:PORT] or [IPv6]:PORT (default port 50007)')
+      .argument('[command...]', 'run this instead of the login shell (every word after the host, options included)')
+      .passThroughOptions(),
+  ).action(async function (this: Command, host: string, rest: string[]) {
+    const words = commandAfterHost(this, rest);
+    const flags = this.opts<ConnectFlags>();
     // Ctrl-C is a key for the remote terminal once it runs; while connecting it ends us.
     exitOnTerminationSignals();
     process.on('SIGINT', () => terminate('SIGINT'));

@@ -20,6 +20,7 @@ import { parseTarget, formatTarget, type Target } from './target.js';
 import { resolveCredentials, type Credentials } from './credentials.js';
 import { signAuth, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
 import { userInfo } from 'node:os';
+import { createHash } from 'node:crypto';
 import { Connection, type ConnectionOptions } from './connection.js';
 
 export const CLIENT_SOFTWARE = 'shellwire/0.1.0';
@@ -47,6 +48,8 @@ export interface BaseConnectOptions extends ConnectionOptions {
   signal?: AbortSignal;
   /** Environment to read SHELLWIRE_* from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Told each step of connecting (address, TLS, host key check, credentials offered, outcome), as `ssh -v` prints them. */
+  debug?: (message: string) => void;
 }
 
 /**
@@ -87,11 +90,21 @@ export async function connect(target: string | Target, options: ConnectOptions =
   const user = explicitUser ?? (env.USER || localUserName());
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
 
-  const socket = await openTls(parsed, label, timeoutMs, options.signal);
+  const debug = options.debug;
+  debug?.(`connecting to ${label} (timeout ${timeoutMs / 1000} s)`);
+  let socket: TLSSocket;
   try {
+    socket = await openTls(parsed, label, timeoutMs, options.signal);
+  } catch (err) {
+    debug?.(`connecting failed: ${describeFailure(err)}`);
+    throw err;
+  }
+  try {
+    debug?.(`${socket.getProtocol() ?? 'TLS'} established with ${socket.remoteAddress ?? parsed.host} port ${socket.remotePort ?? parsed.port} (${socket.getCipher().name})`);
     const cert = socket.getPeerX509Certificate();
     if (!cert) throw new HostVerificationError(ErrorCode.TLS, `${label} presented no certificate.`, { host: label });
     const fingerprint = fingerprintOfCertificate(cert.raw);
+    debug?.(`server host key ${fingerprint}`);
     if (options.fingerprint !== undefined) {
       if (options.fingerprint !== fingerprint) {
         const error = new HostVerificationError(ErrorCode.HOST_KEY_CHANGED, `${label} presented ${fingerprint}, expected ${options.fingerprint}. Refusing to connect.`, { host: label });
@@ -109,6 +122,7 @@ export async function connect(target: string | Target, options: ConnectOptions =
         ...(options.onHostKeyAdded ? { onAdded: options.onHostKeyAdded } : {}),
       });
     }
+    debug?.(`host key accepted (${options.fingerprint !== undefined ? 'the pinned fingerprint' : `known_hosts, policy ${options.hostKeyPolicy ?? 'strict'}`})`);
     const hello: Hello = {
       magic: PROTOCOL_MAGIC,
       versions: [...SUPPORTED_VERSIONS],
@@ -117,12 +131,45 @@ export async function connect(target: string | Target, options: ConnectOptions =
       auth: authAttempts(socket, user, credentials),
     };
     if (explicitUser !== undefined) hello.user = explicitUser;
+    if (debug) {
+      debug(`offering ${hello.auth.length} credential(s), the server takes the first that works:`);
+      for (const [i, attempt] of hello.auth.entries()) debug(`  ${i + 1}. ${describeAttempt(attempt, credentials, options, env)}`);
+    }
     const welcome = await handshake(socket, hello, label, timeoutMs, options.signal);
+    debug?.(`authenticated as ${welcome.user} on ${welcome.hostname} (${welcome.server}, protocol ${welcome.version})`);
     return new Connection(socket, welcome, label, options);
   } catch (err) {
+    debug?.(`failed: ${describeFailure(err)}`);
     socket.destroy();
     throw err;
   }
+}
+
+/** One offered credential for `-v`: the method, the user, where it came from; never the secret. */
+function describeAttempt(attempt: AuthRequest, credentials: Credentials, options: ConnectOptions, env: NodeJS.ProcessEnv): string {
+  if (attempt.method === 'publickey') {
+    const [type, blob] = attempt.publicKey.split(' ');
+    const fingerprint = blob ? `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}` : '?';
+    return `publickey ${type} ${fingerprint} for user ${attempt.user}${options.identity ? ` (${options.identity})` : ' (default key file)'}`;
+  }
+  if (attempt.method === 'password') return `password for user ${attempt.user}`;
+  if (attempt.method === 'token') {
+    if (credentials.localToken !== null && attempt.token === credentials.localToken && !credentials.tokens.includes(attempt.token)) {
+      return 'token of the daemon on this machine (its state dir)';
+    }
+    return `token from ${options.token !== undefined ? 'the token option' : options.tokenFile !== undefined ? options.tokenFile : env.SHELLWIRE_TOKEN ? '$SHELLWIRE_TOKEN' : 'the caller'}`;
+  }
+  return (attempt as { method: string }).method;
+}
+
+/** An error and its causes on one line, for `-v`: the OS error code says more than the message. */
+function describeFailure(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    parts.push(`${typeof code === 'string' ? `${code}: ` : ''}${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  return parts.join(' ← ');
 }
 
 /**

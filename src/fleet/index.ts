@@ -7,7 +7,8 @@ export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './results
 export { ConnectionPool, StartSpreader, DEFAULT_CONNECT_RATE, type PoolOptions } from './pool.js';
 export { loadInventory, parseInventory, defaultInventoryPath, InventoryError, type FleetHost, type Inventory } from './inventory.js';
 export { addHostsToInventory } from './inventory-write.js';
-export { resolveTargets, splitTerms } from './targets.js';
+export { resolveTargets, splitTerms, NoHostsMatchedError, type ResolveTargetsOptions } from './targets.js';
+export { resolveHost, findInventoryHost, connectArgs, type HostOverrides, type ResolvedHost } from './resolve-host.js';
 export { expandRange, foldNames } from './ranges.js';
 export { formatGrouped, formatSummary, groupResults, prefixLine } from './format.js';
 export { JsonLines, bytesField, fieldBytes } from './json-lines.js';

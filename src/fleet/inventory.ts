@@ -47,6 +47,8 @@ export interface FleetHost {
 export interface Inventory {
   /** The file it came from, or null for an empty inventory (no file). */
   file: string | null;
+  /** When there is no file: the default path that was looked at (for messages). */
+  missing?: string;
   /** In file order; target expansion keeps this order. */
   hosts: FleetHost[];
   byName: Map<string, FleetHost>;
@@ -85,7 +87,7 @@ export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.en
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === undefined) return emptyInventory();
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === undefined) return { ...emptyInventory(), missing: path };
     throw new InventoryError(path, null, `cannot read the inventory: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   return parseInventory(text, path);
@@ -199,6 +201,9 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
     const key = scalarKey(pair, fail);
     const value = pair.value;
     const scalar = isScalar(value) ? value.value : undefined;
+    // A gateway (ssh's ProxyJump) is not implemented yet: ignoring it would connect directly,
+    // to the wrong place or past the gateway the operator relies on.
+    if (key === 'via') fail(pair.key, '"via" (connecting through a gateway host) is not supported yet; remove it and make the host reachable directly');
     if (!HOST_KEYS.has(key) || (!isHost && (key === 'name' || key === 'address'))) fail(pair.key, `unknown key "${key}" (expected ${[...HOST_KEYS].join(', ')})`);
     switch (key) {
       case 'name':

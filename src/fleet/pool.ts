@@ -10,6 +10,7 @@ import { formatTarget } from '../client/target.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { asyncDispose } from '../dispose.js';
 import type { FleetHost } from './inventory.js';
+import { connectArgs } from './resolve-host.js';
 
 /** Connection starts per second when spreading (`connectRate`). */
 export const DEFAULT_CONNECT_RATE = 2_000;
@@ -80,15 +81,11 @@ export class ConnectionPool implements AsyncDisposable {
 
   async #open(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
     const base = this.#options.connect ?? {};
-    const options: ConnectOptions = { ...base };
-    if (host.tokenFile !== undefined) {
-      options.tokenFile = host.tokenFile;
-      delete options.token;
-    }
-    if (host.identity !== undefined) options.identity = host.identity;
+    const { target, options } = connectArgs(host, base);
     if (this.#options.connectTimeoutMs !== undefined) options.connectTimeoutMs = this.#options.connectTimeoutMs;
     if (signal) options.signal = signal;
-    const target = host.user === undefined ? { host: host.address, port: host.port } : { user: host.user, host: host.address, port: host.port };
+    // Many hosts at once: each debug line says which host it is about.
+    if (base.debug) options.debug = (message) => base.debug!(`${host.name}: ${message}`);
     // known_hosts is parsed once and reused while unchanged (auth/known-hosts.ts), so a big
     // fleet does not re-read it per host.
     for (let attempt = 0; ; attempt++) {

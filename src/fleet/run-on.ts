@@ -60,6 +60,8 @@ export interface RunOnOptions extends PoolOptions {
   pool?: ConnectionPool;
   /** Resolve string targets against this inventory (default: `$SHELLWIRE_HOME/inventory.yaml`). */
   inventory?: Inventory;
+  /** String targets that match no host run nothing instead of throwing `NoHostsMatchedError`. */
+  allowEmpty?: boolean;
   /** Remote environment additions and working directory. */
   env?: Record<string, string>;
   cwd?: string;
@@ -382,7 +384,7 @@ export function runOn(targets: string | readonly string[] | readonly FleetHost[]
   let hosts: readonly FleetHost[];
   if (typeof targets === 'string' || (targets.length > 0 && typeof targets[0] === 'string')) {
     const inventory = options.inventory ?? loadInventory(undefined, options.connect?.env ?? process.env);
-    hosts = resolveTargets(targets as string | string[], inventory);
+    hosts = resolveTargets(targets as string | string[], inventory, { allowEmpty: options.allowEmpty === true });
   } else {
     hosts = targets as readonly FleetHost[];
   }

@@ -1,91 +1,160 @@
 /**
- * Target expressions, as pssh/clush/Ansible users write them. Terms are separated by
- * commas (outside `[…]`) or given as several arguments:
+ * Target expressions, as pssh/clush/Ansible users write them. One grammar, everywhere a
+ * command takes TARGETS (run, hosts, the library's runOn):
  *
- *   web07            a host name from the inventory (or its address)
- *   web[01-12]       a range of names;  `*` and `?` glob over inventory names
- *   @web             a group;  `@all` or `all` is every host
- *   role=db          hosts whose label matches (the value may use `*`)
- *   10.0.0.5:50007   a host outside the inventory: needs an explicit port or an IP literal
- *   !web07           exclusion;  &dc=east  intersection
+ *   TARGETS    := ITEM ("," ITEM)*        several arguments are joined with ","
+ *   ITEM       := ["!" | "&"] SELECTION ("&" ["!"] SELECTION)*
+ *   SELECTION  := web07                   a host name from the inventory (or its address)
+ *               | alice@web07:2222        the same host with another user / port
+ *               | web[01-12]  web0*       a range of names;  `*` and `?` glob over names
+ *               | @web                    a group;  `@all`, `all` or `*` is every host
+ *               | role=db  role=d*        hosts whose label matches (the value may use `*`)
+ *               | 10.0.0.5:50007          a host outside the inventory: needs a port or an IP literal
  *
- * Like Ansible the result does not depend on the order of the terms: the union of the plain
- * terms (every host when there are only exclusions), intersected with each `&` term, minus
- * the `!` terms. Hosts come out in inventory order. An unknown name is an error — also in an
- * exclusion, where a typo would otherwise run the command on the host meant to be spared.
+ * `,` is union and binds loosest; inside an item `&` is intersection and `&!` removes
+ * (`@web&dc=east`, `dc=east&@web`, `role=web&dc=east&!web07`). A whole item may start with
+ * `!` (remove it from the result: `@web,!web07`) or `&` (intersect the result with it:
+ * `@web,&dc=east`). Like Ansible the result does not depend on the order of the items: the
+ * union of the plain items (every host when there are only `!` items), intersected with each
+ * `&` item, minus each `!` item. Hosts come out in inventory order.
+ *
+ * An unknown name is an error — also in an exclusion, where a typo would otherwise run the
+ * command on the host meant to be spared — and so is a selection that comes out empty
+ * (`NoHostsMatchedError`), unless the caller allows it: "0 hosts, exit 0" is how a typo in
+ * a label value goes unnoticed.
  */
 import { isIP } from 'node:net';
 import { ErrorCode, UsageError } from '../errors.js';
 import { formatTarget, parseTarget } from '../client/target.js';
 import type { FleetHost, Inventory } from './inventory.js';
 import { expandRange } from './ranges.js';
+import { findInventoryHost } from './resolve-host.js';
+
+export interface ResolveTargetsOptions {
+  /** Return `[]` instead of throwing when the targets match no host. */
+  allowEmpty?: boolean;
+}
+
+/** Targets that are valid but match no host (`role=web&dc=nowhere`). */
+export class NoHostsMatchedError extends UsageError {
+  override name = 'NoHostsMatchedError';
+  /** The expression as given (arguments joined with spaces). */
+  readonly targets: string;
+
+  constructor(targets: string, message: string) {
+    super(ErrorCode.NO_HOSTS_MATCHED, message);
+    this.targets = targets;
+  }
+}
 
 /** Split `@web,!web[01,02]` into terms at commas that are not inside brackets. */
 export function splitTerms(text: string): string[] {
+  return splitOutsideBrackets(text, ',');
+}
+
+function splitOutsideBrackets(text: string, separator: string, keepEmpty = false): string[] {
   const terms: string[] = [];
   let depth = 0;
   let current = '';
   for (const ch of text) {
     if (ch === '[') depth++;
     else if (ch === ']') depth = Math.max(0, depth - 1);
-    if (ch === ',' && depth === 0) {
-      if (current.trim() !== '') terms.push(current.trim());
+    if (ch === separator && depth === 0) {
+      if (keepEmpty || current.trim() !== '') terms.push(current.trim());
       current = '';
     } else current += ch;
   }
-  if (current.trim() !== '') terms.push(current.trim());
+  if (keepEmpty || current.trim() !== '') terms.push(current.trim());
   return terms;
 }
 
 /** Expand target expressions (one or several arguments) to hosts. Throws `UsageError`. */
-export function resolveTargets(expressions: string | readonly string[], inventory: Inventory): FleetHost[] {
-  const terms = (typeof expressions === 'string' ? [expressions] : expressions).flatMap(splitTerms);
-  if (terms.length === 0) throw new UsageError(ErrorCode.BAD_TARGET, 'No targets given: name hosts, ranges, @groups or label=value.');
+export function resolveTargets(expressions: string | readonly string[], inventory: Inventory, options: ResolveTargetsOptions = {}): FleetHost[] {
+  const given = typeof expressions === 'string' ? [expressions] : [...expressions];
+  const items = given.flatMap(splitTerms);
+  if (items.length === 0) throw new UsageError(ErrorCode.BAD_TARGET, 'No targets given: name hosts, ranges, @groups or label=value.');
   const resolver = new Resolver(inventory);
-  const union = new Set<FleetHost>();
+  const union: FleetHost[] = [];
+  const inUnion = new Set<FleetHost>();
   const intersections: Set<FleetHost>[] = [];
   const exclusions = new Set<FleetHost>();
-  let plainTerms = 0;
-  // Plain terms first, so `!10.0.0.5:50007` can name an ad-hoc host given after it.
-  for (const term of terms) {
-    if (term.startsWith('!') || term.startsWith('&')) continue;
-    plainTerms++;
-    for (const h of resolver.term(term, true)) union.add(h);
+  let plainItems = 0;
+  // Plain items first, so `!10.0.0.5:50007` can name an ad-hoc host given after it.
+  for (const item of items) {
+    if (item.startsWith('!') || item.startsWith('&')) continue;
+    plainItems++;
+    for (const h of resolver.item(item, true)) {
+      if (inUnion.has(h)) continue;
+      inUnion.add(h);
+      union.push(h);
+    }
   }
-  for (const term of terms) {
-    if (term.startsWith('!')) for (const h of resolver.term(term.slice(1), false)) exclusions.add(h);
-    else if (term.startsWith('&')) intersections.push(new Set(resolver.term(term.slice(1), false)));
+  for (const item of items) {
+    if (item.startsWith('!')) for (const h of resolver.item(item.slice(1), false)) exclusions.add(resolver.key(h));
+    else if (item.startsWith('&')) intersections.push(new Set(resolver.item(item.slice(1), false).map((h) => resolver.key(h))));
   }
-  const base: Iterable<FleetHost> = plainTerms === 0 ? inventory.hosts : union;
+  const base: readonly FleetHost[] = plainItems === 0 ? inventory.hosts : union;
   const result: FleetHost[] = [];
   for (const host of base) {
-    if (exclusions.has(host)) continue;
-    if (intersections.some((set) => !set.has(host))) continue;
+    const key = resolver.key(host);
+    if (exclusions.has(key)) continue;
+    if (intersections.some((set) => !set.has(key))) continue;
     result.push(host);
   }
+  if (result.length === 0 && !options.allowEmpty) throw resolver.nothingMatched(given.join(' '));
   // Inventory order (ad-hoc hosts keep their command-line order, after the inventory's).
   const rank = new Map(inventory.hosts.map((h, i) => [h, i] as const));
   return result
-    .map((h, i) => ({ h, key: rank.get(h) ?? inventory.hosts.length + i }))
+    .map((h, i) => ({ h, key: rank.get(resolver.key(h)) ?? inventory.hosts.length + i }))
     .sort((a, b) => a.key - b.key)
     .map((x) => x.h);
 }
 
 class Resolver {
   #inventory: Inventory;
-  #adHoc = new Map<string, FleetHost>();
-  #byAddress = new Map<string, FleetHost>();
+  /** Hosts made from text (ad-hoc, or an inventory host with another user/port), by text. */
+  #made = new Map<string, FleetHost>();
+  /** A host with another user/port → its inventory entry, which set operations compare. */
+  #origin = new Map<FleetHost, FleetHost>();
+  /** What each selection matched, for the message when nothing is left. */
+  #counts: Array<{ text: string; count: number; hint: string }> = [];
 
   constructor(inventory: Inventory) {
     this.#inventory = inventory;
-    for (const host of inventory.hosts) {
-      const full = formatTarget({ host: host.address, port: host.port });
-      if (!this.#byAddress.has(full)) this.#byAddress.set(full, host);
-      if (!this.#byAddress.has(host.address)) this.#byAddress.set(host.address, host);
-    }
   }
 
-  /** Hosts one term names; `allowAdHoc`: a `HOST:PORT` outside the inventory is a new host. */
+  /** The inventory host `host` stands for (itself unless it carries another user/port). */
+  key(host: FleetHost): FleetHost {
+    return this.#origin.get(host) ?? host;
+  }
+
+  /** Hosts one item names: selections joined by `&` (intersection) and `&!` (removal). */
+  item(item: string, allowAdHoc: boolean): FleetHost[] {
+    const parts = splitOutsideBrackets(item, '&', true);
+    let hosts: FleetHost[] | null = null;
+    for (const [i, raw] of parts.entries()) {
+      const negate = raw.startsWith('!');
+      const text = negate ? raw.slice(1).trim() : raw;
+      if (text === '') throw bad(item, parts.length > 1 ? 'a selection before or after "&" is empty' : 'empty term');
+      const selected = this.selection(text, allowAdHoc && i === 0 && !negate);
+      if (hosts === null) {
+        const keys = new Set(selected.map((h) => this.key(h)));
+        hosts = negate ? this.#inventory.hosts.filter((h) => !keys.has(h)) : selected;
+        continue;
+      }
+      const keys = new Set(selected.map((h) => this.key(h)));
+      hosts = hosts.filter((h) => keys.has(this.key(h)) !== negate);
+    }
+    return hosts ?? [];
+  }
+
+  /** Hosts one selection names; `allowAdHoc`: a `HOST:PORT` outside the inventory is a new host. */
+  selection(term: string, allowAdHoc: boolean): FleetHost[] {
+    const hosts = this.term(term, allowAdHoc);
+    this.#counts.push({ text: term, count: hosts.length, hint: hosts.length === 0 ? this.#hint(term) : '' });
+    return hosts;
+  }
+
   term(term: string, allowAdHoc: boolean, stack: string[] = []): FleetHost[] {
     if (term === '') throw bad(term, 'empty term');
     if (term === 'all' || term === '@all' || term === '*') return this.#inventory.hosts;
@@ -97,11 +166,31 @@ class Resolver {
     return out;
   }
 
+  /** Why nothing is left: what each selection matched, and what the inventory has. */
+  nothingMatched(targets: string): NoHostsMatchedError {
+    const inv = this.#inventory;
+    const counts = this.#counts.map((c) => `${c.text} → ${c.count}${c.hint}`).join(', ');
+    // Each part matched something: it is the combination (& or !) that leaves nothing.
+    const parts = this.#counts.every((c) => c.count > 0) ? `${counts}, but none is left after & and !` : counts;
+    const where = inv.file
+      ? `The inventory ${inv.file} has ${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}`
+      : `There is no inventory${inv.missing ? ` (looked for ${inv.missing})` : ''}`;
+    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host: ${parts}. ${where}.`);
+  }
+
+  #hint(term: string): string {
+    const eq = term.indexOf('=');
+    if (eq <= 0 || term.includes('[')) return '';
+    const key = term.slice(0, eq);
+    const values = [...new Set(this.#inventory.hosts.map((h) => h.labels[key]).filter((v) => v !== undefined))].sort();
+    return values.length ? ` (${key} is ${values.slice(0, 10).join(', ')}${values.length > 10 ? ', …' : ''})` : '';
+  }
+
   #group(group: string, stack: string[]): FleetHost[] {
     if (stack.includes(group)) throw bad(`@${group}`, `group "${group}" contains itself (${[...stack, group].join(' → ')})`);
     const members = new Set(this.#inventory.hosts.filter((h) => h.groups.includes(group)));
     const terms = this.#inventory.groupTerms.get(group);
-    for (const t of terms ?? []) for (const h of this.term(t, false, [...stack, group])) members.add(h);
+    for (const t of terms ?? []) for (const h of this.term(t, false, [...stack, group])) members.add(this.key(h));
     if (members.size === 0 && terms === undefined) {
       const known = new Set([...this.#inventory.groupTerms.keys(), ...this.#inventory.hosts.flatMap((h) => h.groups)]);
       throw bad(`@${group}`, `no group "${group}" in the inventory${known.size ? ` (groups: ${[...known].sort().join(', ')})` : ''}`);
@@ -123,8 +212,16 @@ class Resolver {
       if (hosts.length === 0) throw bad(name, 'matches no host in the inventory');
       return hosts;
     }
-    const known = this.#inventory.byName.get(name) ?? this.#byAddress.get(name);
-    if (known) return [known];
+    const made = this.#made.get(name);
+    if (made) return [made];
+    const found = findInventoryHost(name, this.#inventory);
+    if (found) {
+      if (found.host !== found.entry) {
+        this.#made.set(name, found.host);
+        this.#origin.set(found.host, found.entry!);
+      }
+      return [found.host];
+    }
     let target;
     try {
       target = parseTarget(name);
@@ -137,14 +234,12 @@ class Resolver {
       throw bad(name, `no host "${name}" ${where}; write HOST:PORT to target a host outside the inventory`);
     }
     const label = formatTarget(target);
-    const already = this.#byAddress.get(label);
-    if (already) return [already];
-    let host = this.#adHoc.get(label);
+    let host = this.#made.get(label);
     if (!allowAdHoc) return host ? [host] : []; // excluding a host that is not targeted: nothing to do
     if (!host) {
       host = { name: label, address: target.host, port: target.port, labels: {}, groups: [] };
       if (target.user !== undefined) host.user = target.user;
-      this.#adHoc.set(label, host);
+      this.#made.set(label, host);
     }
     return [host];
   }

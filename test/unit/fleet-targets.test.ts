@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { expandRange, foldNames } from '../../src/fleet/ranges.js';
 import { parseInventory, InventoryError } from '../../src/fleet/inventory.js';
-import { resolveTargets, splitTerms } from '../../src/fleet/targets.js';
+import { resolveTargets, splitTerms, NoHostsMatchedError } from '../../src/fleet/targets.js';
 import { planBatches } from '../../src/fleet/batches.js';
 
 test('ranges: padding, lists, letters, several brackets, Ansible colons', () => {
@@ -119,6 +119,54 @@ test('targets: groups, labels, names, ranges, exclusions, intersections, ad-hoc'
   assert.throws(() => names('@nope'), /no group "nope".*groups: .*web/);
   assert.throws(() => names('colour=red'), /no host has a label "colour"/);
   assert.throws(() => names(''), /No targets/);
+});
+
+test('targets: & inside an item is intersection, in any order and with any kind of selection', () => {
+  const inv = parseInventory(INVENTORY, '/etc/sw/inventory.yaml');
+  const names = (expr: string | string[]) => resolveTargets(expr, inv).map((h) => h.name);
+  const eastWeb = ['web01', 'web02', 'web03', 'web04'];
+  assert.deepEqual(names('@web&dc=east'), eastWeb, 'the README\'s own example');
+  assert.deepEqual(names('role=web&dc=east'), eastWeb);
+  assert.deepEqual(names('dc=east&@web'), eastWeb);
+  assert.deepEqual(names('dc=east&role=web'), eastWeb);
+  assert.deepEqual(names('web0*&dc=east'), eastWeb);
+  assert.deepEqual(names('@web&dc=east&!web02'), ['web01', 'web03', 'web04'], '&! removes inside the item');
+  assert.deepEqual(names('@web&dc=east,db01'), [...eastWeb, 'db01'], ', binds loosest: (@web&dc=east) ∪ db01');
+  assert.deepEqual(names('@prod&role=db'), ['db01']);
+  assert.deepEqual(names('web[01-05]&dc=west'), ['web05'], '& outside brackets only');
+  assert.deepEqual(names('@web,!@web&dc=east'), ['web05'], 'a whole ! item is a conjunction too');
+  assert.deepEqual(names('@web,&dc=east&role=web'), eastWeb, 'old spelling: & item intersects the whole');
+  assert.deepEqual(names(['@web&dc=east', 'role=db&dc=east']), [...eastWeb, 'db01', 'db02'], 'several arguments: union');
+  assert.deepEqual(names('alice@web01'), ['alice@web01']);
+  assert.equal(resolveTargets('alice@web01:7000', inv)[0]!.user, 'alice');
+  assert.equal(resolveTargets('alice@web01:7000', inv)[0]!.port, 7000);
+  assert.equal(resolveTargets('alice@web01:7000', inv)[0]!.address, '127.0.1.1', 'an inventory name with another user/port keeps its address');
+  assert.deepEqual(names('web01:7000&dc=east'), ['web01:7000'], 'with another port it is still the inventory host for & and !');
+  assert.deepEqual(names('@web&dc=east,!web01:7000'), ['web02', 'web03', 'web04']);
+  assert.throws(() => names('@web&'), /empty/);
+  assert.throws(() => names('@web&&dc=east'), /empty/);
+  assert.throws(() => names('@web&dc=nowhere&@nope'), /no group "nope"/, 'a typo anywhere is still an error');
+});
+
+test('targets: a selection that matches nothing is an error that says what matched what, unless allowed', () => {
+  const inv = parseInventory(INVENTORY, '/etc/sw/inventory.yaml');
+  const empties = ['role=web&dc=nowhere', 'dc=west&role=db', '@web&!@web', '@web,!@web', '@prod&role=web&dc=west&!web05', 'role=d*&dc=west', '!all'];
+  for (const expr of empties) {
+    assert.throws(
+      () => resolveTargets(expr, inv),
+      (err: unknown) => {
+        assert.ok(err instanceof NoHostsMatchedError, `${expr}: ${String(err)}`);
+        assert.equal(err.code, 'SW_ERR_NO_HOSTS_MATCHED');
+        assert.match(err.message, new RegExp(`Targets "${expr.replace(/[*&!@,]/g, '\\$&')}" match no host`));
+        assert.match(err.message, /\/etc\/sw\/inventory\.yaml has 7 hosts/);
+        return true;
+      },
+    );
+    assert.deepEqual(resolveTargets(expr, inv, { allowEmpty: true }), []);
+  }
+  assert.throws(() => resolveTargets('role=web&dc=nowhere', inv), /role=web → 5, dc=nowhere → 0 \(dc is east, west\)/);
+  const none = parseInventory('hosts:\n  a: { labels: { x: "1" } }\n', 'f.yaml');
+  assert.throws(() => resolveTargets('x=2', none), /x=2 → 0 \(x is 1\)\. The inventory f\.yaml has 1 host\./);
 });
 
 test('targets: a group that contains itself is reported', () => {

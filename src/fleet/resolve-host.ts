@@ -1,0 +1,138 @@
+/**
+ * One host as the user wrote it → where and how to connect, the way ssh_config's `Host`
+ * aliases work: `web01` is looked up in the inventory (its address, port, user, identity and
+ * token file), `alice@web01:2222` takes the inventory entry with the user and port written
+ * there, and anything else is an ad-hoc `[USER@]HOST[:PORT]`. The command line's flags
+ * (`-p`, `-l`, `-i`, `--token-file`) win over both, as ssh's options win over its config.
+ *
+ * Every command that takes a host uses this (exec, shell, tty, put, get, ls through
+ * `connectFromFlags`; run's target expressions through targets.ts; the fan-out pool through
+ * `connectArgs`), so a host means the same thing everywhere.
+ */
+import { isIP } from 'node:net';
+import type { ConnectOptions } from '../client/connect.js';
+import { formatTarget, parseTarget, type Target } from '../client/target.js';
+import type { FleetHost, Inventory } from './inventory.js';
+
+/** What the command line says about the connection, above the inventory. */
+export interface HostOverrides {
+  user?: string;
+  port?: number;
+  identity?: string;
+  tokenFile?: string;
+}
+
+export interface ResolvedHost {
+  /** Where and how to connect. */
+  host: FleetHost;
+  /** The inventory entry it came from, or null for an ad-hoc host. */
+  entry: FleetHost | null;
+}
+
+const addressIndex = new WeakMap<Inventory, Map<string, FleetHost>>();
+
+/** `ADDRESS:PORT` and bare `ADDRESS` → the first inventory host with it. */
+function byAddress(inventory: Inventory): Map<string, FleetHost> {
+  let index = addressIndex.get(inventory);
+  if (!index) {
+    index = new Map();
+    for (const host of inventory.hosts) {
+      const full = formatTarget({ host: host.address, port: host.port });
+      if (!index.has(full)) index.set(full, host);
+      if (!index.has(host.address)) index.set(host.address, host);
+    }
+    addressIndex.set(inventory, index);
+  }
+  return index;
+}
+
+/**
+ * The inventory host `[USER@]NAME[:PORT]` names (by name, else by address), with the user
+ * and port written in the text applied; null when it names none.
+ */
+export function findInventoryHost(text: string, inventory: Inventory): ResolvedHost | null {
+  const at = text.lastIndexOf('@');
+  // `@web` is a group, not a host; an empty inventory names nothing.
+  if (at === 0 || inventory.hosts.length === 0) return null;
+  const user = at > 0 ? text.slice(0, at) : undefined;
+  const rest = at >= 0 ? text.slice(at + 1) : text;
+  let entry = inventory.byName.get(rest);
+  let port: number | undefined;
+  if (!entry) {
+    const m = /^(.+):(\d+)$/.exec(rest);
+    const named = m ? inventory.byName.get(m[1]!) : undefined;
+    if (named) {
+      entry = named;
+      port = parseTarget(`${m![1]}:${m![2]}`).port; // validates the range
+    }
+  }
+  if (!entry) {
+    let target: Target;
+    try {
+      target = parseTarget(rest);
+    } catch {
+      return null;
+    }
+    const index = byAddress(inventory);
+    // A bare address names the host at that address whatever its port (as run always did).
+    const explicitPort = rest.startsWith('[') ? /\]:\d+$/.test(rest) : isIP(rest) !== 6 && /:\d+$/.test(rest);
+    entry = index.get(formatTarget(target)) ?? (explicitPort ? undefined : index.get(target.host));
+    if (!entry) return null;
+  }
+  if (user === undefined && port === undefined) return { host: entry, entry };
+  // A copy with its own name, so output and known_hosts messages say what was written.
+  const host: FleetHost = { ...entry, name: text };
+  if (user !== undefined) host.user = user;
+  if (port !== undefined) host.port = port;
+  return { host, entry };
+}
+
+/**
+ * `text` as an inventory host, else as an ad-hoc `[USER@]HOST[:PORT]` (throws the
+ * target's `UsageError` when it is neither); then the command line's overrides.
+ */
+export function resolveHost(text: string, inventory: Inventory, overrides: HostOverrides = {}): ResolvedHost {
+  const found = findInventoryHost(text, inventory);
+  if (found) return { host: withOverrides(found.host, overrides), entry: found.entry };
+  const target = parseTarget(text);
+  const host: FleetHost = { name: text, address: target.host, port: target.port, labels: {}, groups: [] };
+  if (target.user !== undefined) host.user = target.user;
+  return { host: withOverrides(host, overrides), entry: null };
+}
+
+/** `host` with the command line's settings in place of its own (the host itself is not changed). */
+export function withOverrides(host: FleetHost, overrides: HostOverrides): FleetHost {
+  const { user, port, identity, tokenFile } = overrides;
+  if (user === undefined && port === undefined && identity === undefined && tokenFile === undefined) return host;
+  const copy: FleetHost = { ...host };
+  if (user !== undefined) copy.user = user;
+  if (port !== undefined) copy.port = port;
+  if (identity !== undefined) copy.identity = identity;
+  if (tokenFile !== undefined) copy.tokenFile = tokenFile;
+  return copy;
+}
+
+/** The target and options `connect()` takes for `host`: its user, key and token file over `base`. */
+export function connectArgs(host: FleetHost, base: ConnectOptions = {}): { target: Target; options: ConnectOptions } {
+  const options: ConnectOptions = { ...base };
+  if (host.tokenFile !== undefined) {
+    options.tokenFile = host.tokenFile;
+    delete options.token;
+  }
+  if (host.identity !== undefined) options.identity = host.identity;
+  const target: Target = host.user === undefined ? { host: host.address, port: host.port } : { user: host.user, host: host.address, port: host.port };
+  return { target, options };
+}
+
+/** One line for `-v`: where a host came from and what it says. */
+export function describeHost(resolved: ResolvedHost): string {
+  const { host, entry } = resolved;
+  const where = formatTarget({ host: host.address, port: host.port });
+  const details = [
+    host.user !== undefined ? `user ${host.user}` : null,
+    host.identity !== undefined ? `identity ${host.identity}` : null,
+    host.tokenFile !== undefined ? `token-file ${host.tokenFile}` : null,
+  ].filter((x) => x !== null);
+  const origin = entry ? `inventory entry "${entry.name}" (${entry.source ?? 'inventory'})` : 'not in the inventory (ad-hoc)';
+  return `${host.name} → ${where}: ${origin}${details.length ? `; ${details.join(', ')}` : ''}`;
+}
