@@ -111,7 +111,12 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
   };
   if (verbosity > 0) base.debug = (message) => debugLog(1, message);
   debugLog(2, `host key policy ${base.hostKeyPolicy}${flags.acceptNewHost ? ' (--accept-new-host)' : interactive ? ' (a terminal: unknown hosts are asked about)' : ' (no terminal: unknown hosts are refused)'}`);
-  if (flags.password) base.password = process.env.SHELLWIRE_PASSWORD ?? (await readSecretLine(`${host.user ?? process.env.USER ?? ''}@${host.name}'s password: `));
+  if (flags.password) {
+    const fromEnv = process.env.SHELLWIRE_PASSWORD;
+    // An empty password never logs in; sent, it would only count towards the lockout.
+    if (fromEnv === '') fail('SHELLWIRE_PASSWORD is set but empty; nothing was sent. Unset it to be asked, or set the password.', 2);
+    base.password = fromEnv ?? (await readSecretLine(`${host.user ?? process.env.USER ?? ''}@${host.name}'s password: `));
+  }
   const { target, options } = connectArgs(host, base);
   return connect(target, options);
 }

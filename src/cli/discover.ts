@@ -3,8 +3,8 @@
  * list what answered, and optionally trust their fingerprints (known_hosts, only after the
  * operator confirms or with --accept-new-host) and add them to the inventory.
  */
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
+import { askYesNo } from './prompt.js';
 import { discover, expandSubnet, type DiscoveredHost } from '../fleet/discovery.js';
 import { addHostsToInventory } from '../fleet/inventory-write.js';
 import { defaultInventoryPath } from '../fleet/inventory.js';
@@ -114,13 +114,6 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
 }
 
 function ask(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
-  rl.on('SIGINT', () => terminate('SIGINT'));
-  return new Promise((resolve) => {
-    rl.question(question, (answer) => {
-      rl.close();
-      resolve(/^y(es)?$/i.test(answer.trim()));
-    });
-  });
+  // A piped answer is one line; Ctrl-D or the end of input means no.
+  return askYesNo(question, { short: true, onInterrupt: () => terminate('SIGINT') });
 }

@@ -147,6 +147,8 @@ export async function askYesNo(question: string, options: { short?: boolean; onI
       rl.once('close', () => resolve(null));
       rl.question(question, resolve);
     });
+    // Ctrl-D leaves the cursor after the question: what is printed next gets its own line.
+    if (answer === null) process.stderr.write('\n');
     return answer !== null && accept.test(answer.trim());
   } finally {
     rl.close();

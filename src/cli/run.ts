@@ -4,9 +4,9 @@
  * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
  * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
  */
-import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import type { Command } from 'commander';
+import { askYesNo } from './prompt.js';
 import { loadInventory } from '../fleet/inventory.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
@@ -17,9 +17,9 @@ import { JsonLines } from '../fleet/json-lines.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { debugLog, fail, hostOverrides, increase, setVerbosity } from './common.js';
+import { debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
-import { ShellwireError } from '../errors.js';
+import { ErrorCode, ShellwireError } from '../errors.js';
 import { exitWhenFlushed } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
@@ -159,6 +159,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     maxOutput: flags.stream ? 0 : 1024 * 1024,
     connect: {
       hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
+      onHostKeyAdded: reportHostAdded,
       keepaliveMs: number(flags.keepalive, '--keepalive', { min: 0.05 })! * 1000,
       ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
     },
@@ -179,6 +180,14 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     status?.stop();
   }
   process.stderr.write(formatSummary(summary, errStyle));
+  const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).map((r) => r.host);
+  if (unknownKeys.length > 0) {
+    // The library names its option; the operator needs the command (as cliHint does for one host).
+    process.stderr.write(
+      `${unknownKeys.length} host${unknownKeys.length === 1 ? ' is' : 's are'} not in known_hosts (${abbreviate(foldNames(unknownKeys))}). ` +
+        `Check their fingerprints (shellwire known-hosts scan TARGETS), then pin them (shellwire known-hosts add TARGETS) or run again with --accept-new-host.\n`,
+    );
+  }
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
@@ -260,15 +269,8 @@ function installInterrupts(run: FleetRun, status: StatusLine | null): void {
 }
 
 function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
-  rl.on('SIGINT', () => terminate('SIGINT'));
-  return new Promise((resolve) => {
-    rl.question(question, (answer) => {
-      rl.close();
-      resolve(/^y(es)?$/i.test(answer.trim()));
-    });
-  });
+  // A piped answer is one line; Ctrl-D or the end of input means no.
+  return askYesNo(question, { short: true, onInterrupt: () => terminate('SIGINT') });
 }
 
 function abbreviate(text: string, max = 80): string {

@@ -348,8 +348,8 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   #notRun(host: FleetHost, batch: number): HostResult {
     const why: Record<NonNullable<FleetSummary['stoppedBy']>, string> = {
       canceled: 'not run: the run was canceled',
-      'fail-fast': 'not run: --fail-fast stopped the run after a failure',
-      'max-failures': `not run: ${this.#options.maxFailures} hosts had failed (--max-failures)`,
+      'fail-fast': 'not run: the run stopped at the first failure (failFast)',
+      'max-failures': `not run: ${this.#options.maxFailures} hosts had failed, the limit set by maxFailures`,
       canary: 'not run: the canary host failed',
     };
     const status: HostStatus = this.#canceled ? 'canceled' : 'skipped';

@@ -101,6 +101,16 @@ test('unreachable host and refused host key are failures with clear reasons', as
   assert.match(out, new RegExp(`127\\.0\\.0\\.9:${closedPort}: unreachable: Connection refused`));
   assert.match(out, /web02: host-key: Host 127\.0\.0\.3:\d+ is not in .*known_hosts/);
   assert.match(r.stderr, /0\/2 ok, 1 unreachable \(127\.0\.0\.9:\d+\), 1 refused \(host key\/auth\) \(web02\)/);
+  // The operator is told what to do about the unknown key, in CLI terms.
+  assert.match(r.stderr, /1 host is not in known_hosts \(web02\)\. .*known-hosts add .*--accept-new-host/);
+
+  // Accepting it says so, as ssh does, and the next run needs no flag.
+  const accepted = await runCli(['run', '--inventory', fleet.inventory, '--accept-new-host', 'web02', '--', 'echo hi'], { env: { ...fleet.env, SHELLWIRE_HOME: strangerHome } });
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.match(accepted.stderr, /Warning: Permanently added '127\.0\.0\.3:\d+' to the list of known hosts\./);
+  const again = await runCli(['run', '--inventory', fleet.inventory, 'web02', '--', 'echo hi'], { env: { ...fleet.env, SHELLWIRE_HOME: strangerHome } });
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /Permanently added/);
 });
 
 test('--fail-fast: after the first failure no further host starts', async () => {

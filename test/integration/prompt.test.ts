@@ -82,6 +82,14 @@ describe('passwords from a pipe and a terminal', () => {
 
   const skip = !hasTmux && 'tmux not installed';
 
+  it('SHELLWIRE_PASSWORD set but empty is refused before connecting (no failed login counted)', async () => {
+    const failures = await authFailures();
+    const r = await runCli(['exec', '--password', `bob@${d.address}`, '--', 'true'], { env: { ...env(), SHELLWIRE_PASSWORD: '' } });
+    assert.equal(r.code, 2, r.stderr.toString());
+    assert.match(r.stderr.toString(), /SHELLWIRE_PASSWORD is set but empty/);
+    assert.equal(await authFailures(), failures);
+  });
+
   it('on a terminal: backspace removes whole characters (é, emoji), Ctrl-U clears, nothing is echoed', { skip }, async () => {
     const dir = tempDir();
     const pane = new TmuxPane(`env SHELLWIRE_HOME=${d.home} ${process.execPath} ${CLI} user passwd carol --state-dir ${d.server.stateDir}; echo "EXIT=$?"; sleep 30`);
@@ -116,6 +124,25 @@ describe('passwords from a pipe and a terminal', () => {
       assert.equal(readFileSync(join(d.server.stateDir, 'users.yaml'), 'utf8'), before);
     } finally {
       pane.close();
+    }
+  });
+
+  it('on a terminal: Ctrl-D at run\'s "more than 50 hosts" question answers no; nothing runs', { skip }, async () => {
+    const dir = tempDir();
+    const inventory = join(dir, 'inventory.yaml');
+    const marker = join(dir, 'ran');
+    const lines = ['hosts:'];
+    for (let i = 0; i < 51; i += 1) lines.push(`  h${i}: { address: 127.0.0.1, port: 1, labels: { role: many } }`);
+    writeFileSync(inventory, `${lines.join('\n')}\n`);
+    const pane = new TmuxPane(`env SHELLWIRE_HOME=${d.home} ${process.execPath} ${CLI} run --inventory ${inventory} role=many -- touch ${marker}; echo "EXIT=$?"; sleep 30`);
+    try {
+      assert.ok(await pane.shows(/on 51 hosts .*\[y\/N\]/s), pane.screen());
+      pane.keys('C-d');
+      assert.ok(await waitFor(() => /EXIT=1/.test(pane.screen()), 5_000), pane.screen());
+      assert.match(pane.screen(), /not confirmed; nothing was run/);
+    } finally {
+      pane.close();
+      removeDir(dir);
     }
   });
 
