@@ -22,7 +22,7 @@ import type { OpenRequest } from '../protocol/messages.js';
 import { silentLogger } from '../silent-logger.js';
 import { commandBaseEnv } from './command-env.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
-import { loadNodePty } from '../process/pty-process.js';
+import { loadNodePty, nodePtyUnavailable } from '../process/pty-process.js';
 import { Containers, type ContainmentMode } from '../process/containment.js';
 import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
@@ -165,6 +165,8 @@ export class Server {
     const { token } = loadOrCreateToken(stateDir);
     const users = loadUsersConfig(stateDir);
     await loadNodePty();
+    const noTerminals = nodePtyUnavailable();
+    if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     let audit = options.audit;
     let ownAudit: DaemonAudit | null = null;
     if (audit === undefined) {
