@@ -165,8 +165,6 @@ export class Server {
     const { token } = loadOrCreateToken(stateDir);
     const users = loadUsersConfig(stateDir);
     await loadNodePty();
-    const noTerminals = nodePtyUnavailable();
-    if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     let audit = options.audit;
     let ownAudit: DaemonAudit | null = null;
     if (audit === undefined) {
@@ -177,6 +175,9 @@ export class Server {
       recoverLostCommands(stateDir, ownAudit.log, options.logger ?? silentLogger());
       audit = ownAudit;
     }
+    // After the audit log opened: a daemon that cannot start says only why it cannot.
+    const noTerminals = nodePtyUnavailable();
+    if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
     server.#ownAudit = ownAudit;
     return server;
