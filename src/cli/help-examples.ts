@@ -32,7 +32,7 @@ const EXAMPLES: Record<string, string[]> = {
     'shellwire run --json --fail-fast role=db -- pg_isready',
   ],
   hosts: ['shellwire hosts', "shellwire hosts --fold '@web' '!web03'"],
-  discover: ['shellwire discover', 'shellwire discover --help   # options to trust what it finds'],
+  discover: ['shellwire discover --subnet 10.0.0.0/24', 'shellwire discover --subnet 10.0.0.0/24 --write-inventory --accept-new-host'],
   audit: ['shellwire audit --since 1h', 'shellwire audit --kind denied --json'],
   'audit verify': ['shellwire audit verify', 'shellwire audit verify --state-dir /var/lib/shellwire'],
   keygen: ['shellwire keygen', 'shellwire keygen -f ~/.shellwire/deploy_key -C deploy@ci'],
