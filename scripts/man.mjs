@@ -5,10 +5,16 @@
 // scripts are made from. Needs a built dist/. Usage: node scripts/man.mjs > docs/shellwire.1
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { homedir, hostname, userInfo } from 'node:os';
 
 const cli = resolve(import.meta.dirname, '../bin/shellwire.cjs');
-const spec = JSON.parse(execFileSync(process.execPath, [cli, 'completion', 'spec'], { encoding: 'utf8' }));
-const version = execFileSync(process.execPath, [cli, '--version'], { encoding: 'utf8' }).trim();
+// Defaults the help computes from this machine (SHELLWIRE_LOG_LEVEL, keygen's USER@HOST comment,
+// the home directory) must not end up in the page as if they were everyone's.
+const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('SHELLWIRE_')));
+const run = (args) => execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', env });
+const machine = [[`${userInfo().username}@${hostname()}`, 'USER@HOST'], [homedir(), '~']];
+const spec = JSON.parse(machine.reduce((text, [local, general]) => text.split(local).join(general), run(['completion', 'spec'])));
+const version = run(['--version']).trim();
 
 /** Text for roff: backslashes and hyphens escaped, no line starting with a control character. */
 function roff(text) {
