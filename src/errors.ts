@@ -50,6 +50,7 @@ export const ErrorCode = {
   LOCKED_OUT: 'SW_ERR_LOCKED_OUT',
   STATE_DIR: 'SW_ERR_STATE_DIR',
   AUDIT_UNAVAILABLE: 'SW_ERR_AUDIT_UNAVAILABLE',
+  MISSING_DEPENDENCY: 'SW_ERR_MISSING_DEPENDENCY',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

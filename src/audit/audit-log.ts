@@ -20,7 +20,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import loadBetterSqlite3 from './sqlite-driver.cjs';
+import loadBetterSqlite3 from './sqlite-driver.js';
 import { ErrorCode, UsageError } from '../errors.js';
 import { toAuditRow, toStoredContent, type AuditEvent, type AuditRow, type StoredContent, type StoredRow } from './audit-event.js';
 import { GENESIS_HASH, rowHash, verifyChain, type ChainHead, type VerifyResult } from './chain.js';

@@ -26,6 +26,7 @@ const COMMANDS: CommandTable = {
   key: async () => [(await import('./users.js')).registerUsers],
   token: async () => [(await import('./users.js')).registerUsers],
   locks: async () => [(await import('./locks.js')).registerLocks],
+  completion: async () => (await import('./completion.js')).completionRegisters(COMMANDS),
 };
 
 runMain(COMMANDS);

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { BROKEN_PIPE_EXIT, exitOnBrokenPipe } from './stdio.js';
 import { osArgv } from './os-text.js';
+import { addExamples } from './help-examples.js';
 
 export const VERSION = '0.1.0';
 
@@ -31,6 +32,7 @@ export async function runProgram(commands: CommandTable): Promise<void> {
       register(program);
     }
   }
+  addExamples(program);
   // Arguments as OS byte strings: a Latin-1 word reaches the daemon as its bytes (os-text.ts).
   await program.parseAsync(osArgv());
 }

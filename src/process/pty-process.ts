@@ -11,6 +11,7 @@ import type { CommandExit, CommandSpec } from './command-process.js';
 import { DEFAULT_KILL_GRACE_MS, HANGUP_DELAY_MS, hangUpGroup } from './command-process.js';
 import type { Containment } from './containment.js';
 import { exactSpawnLine } from './exact-spawn.js';
+import { loadOptional } from '../optional-dependency.js';
 
 export interface PtySpec extends CommandSpec {
   term: string;
@@ -24,24 +25,33 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
 
 type NodePty = typeof import('node-pty');
 let nodePty: NodePty | null = null;
+let nodePtyProblem: string | null = null;
 
 /**
- * node-pty is a native addon: the daemon loads it once at start (`loadNodePty`), and a
- * daemon where it fails to load still serves everything but terminals.
+ * node-pty is a native addon and an optional peer dependency: the daemon loads it once at
+ * start (`loadNodePty`), and a daemon where it is missing or fails to load still serves
+ * everything but terminals; `nodePtyUnavailable()` says why and how to install it.
  */
 export async function loadNodePty(): Promise<NodePty | null> {
   if (nodePty) return nodePty;
   try {
-    const module = (await import('node-pty')) as NodePty & { default?: NodePty };
+    const module = loadOptional<NodePty & { default?: NodePty }>('node-pty');
     nodePty = module.default ?? module;
-  } catch {
+    nodePtyProblem = null;
+  } catch (err) {
     nodePty = null;
+    nodePtyProblem = (err as Error).message;
   }
   return nodePty;
 }
 
 export function loadedNodePty(): NodePty | null {
   return nodePty;
+}
+
+/** Why terminals are unavailable (the missing-dependency message), or null once node-pty loaded. */
+export function nodePtyUnavailable(): string | null {
+  return nodePty ? null : nodePtyProblem;
 }
 
 export class PtyProcess {

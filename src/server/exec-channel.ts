@@ -13,7 +13,7 @@ import { decodeResize, decodeSignal, decodeWindow, type OpenRequest, type ExitSt
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { SendWindow, ReceiveWindow } from '../channel/window.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
-import { PtyProcess, loadedNodePty } from '../process/pty-process.js';
+import { PtyProcess, loadedNodePty, nodePtyUnavailable } from '../process/pty-process.js';
 import type { Containment } from '../process/containment.js';
 import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
@@ -120,7 +120,7 @@ export class ExecChannel implements ServerChannel {
     let proc: CommandProcess | PtyProcess;
     if (req.pty) {
       const ptyModule = loadedNodePty();
-      if (!ptyModule) return { code: ErrorCode.BAD_REQUEST, message: 'Terminals are not available on this daemon (node-pty did not load); run the command without a terminal.' };
+      if (!ptyModule) return { code: ErrorCode.BAD_REQUEST, message: `Terminals are not available on this daemon (${nodePtyUnavailable() ?? 'node-pty did not load'}). Run the command without a terminal.` };
       try {
         proc = new PtyProcess(ptyModule, { file, args, cwd, env: spawnEnv, ...req.pty, ...this.#contained() }, (exit) => this.#processOnClose(exit));
       } catch (err) {

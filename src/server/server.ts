@@ -22,7 +22,7 @@ import type { OpenRequest } from '../protocol/messages.js';
 import { silentLogger } from '../silent-logger.js';
 import { commandBaseEnv } from './command-env.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
-import { loadNodePty } from '../process/pty-process.js';
+import { loadNodePty, nodePtyUnavailable } from '../process/pty-process.js';
 import { Containers, type ContainmentMode } from '../process/containment.js';
 import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
@@ -175,6 +175,9 @@ export class Server {
       recoverLostCommands(stateDir, ownAudit.log, options.logger ?? silentLogger());
       audit = ownAudit;
     }
+    // After the audit log opened: a daemon that cannot start says only why it cannot.
+    const noTerminals = nodePtyUnavailable();
+    if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
     server.#ownAudit = ownAudit;
     return server;

@@ -1,0 +1,66 @@
+/**
+ * Examples for `--help` and the man page, by command path. They live in one table (rather
+ * than in each command's module) so the help, the man page's EXAMPLES and the test that
+ * every command has one read the same place; `addExamples` attaches them after the
+ * commands registered themselves.
+ */
+import type { Command } from 'commander';
+
+const EXAMPLES: Record<string, string[]> = {
+  '': [
+    'shellwire serve                               # start the daemon (key, certificate, token on first start)',
+    'shellwire exec web01 -- uname -a              # run one command',
+    'shellwire run @web -- systemctl is-active nginx',
+  ],
+  serve: [
+    'shellwire serve --listen 0.0.0.0:50007',
+    'shellwire serve --state-dir /var/lib/shellwire --log-level warn',
+  ],
+  exec: [
+    'shellwire exec localhost -- uname -a',
+    'shellwire exec --timeout 30 -i ~/.ssh/id_ed25519 alice@web01:50007 -- make test',
+    'tar cz src | shellwire exec web01 -- tar xz -C /srv/app   # stdin flows to the command',
+  ],
+  shell: ['shellwire shell web01', 'shellwire shell --password bob@10.0.0.5'],
+  tty: ['shellwire tty web01', 'shellwire tty web01 -- htop'],
+  put: ['shellwire put app.tar.gz web01:/srv/releases/', 'shellwire put -r --limit-rate 5M ./site web01:/var/www/'],
+  get: ['shellwire get web01:/var/log/syslog .', 'shellwire get -r web01:/etc/nginx ./backup/'],
+  ls: ['shellwire ls web01:/var/log', 'shellwire ls --json web01:/srv'],
+  run: [
+    'shellwire run @web -- uptime',
+    "shellwire run --stream 'web[01-12]' '!web07' -- tail -n1 /var/log/syslog",
+    'shellwire run --json --fail-fast role=db -- pg_isready',
+  ],
+  hosts: ['shellwire hosts', "shellwire hosts --fold '@web' '!web03'"],
+  discover: ['shellwire discover --subnet 10.0.0.0/24', 'shellwire discover --subnet 10.0.0.0/24 --write-inventory --accept-new-host'],
+  audit: ['shellwire audit --since 1h', 'shellwire audit --kind denied --json'],
+  'audit verify': ['shellwire audit verify', 'shellwire audit verify --state-dir /var/lib/shellwire'],
+  keygen: ['shellwire keygen', 'shellwire keygen -f ~/.shellwire/deploy_key -C deploy@ci'],
+  user: ['shellwire user add alice --key alice.pub', 'shellwire user list'],
+  'user add': ['shellwire user add alice --key ~/alice.pub', 'shellwire user add deploy --key deploy.pub --run-as deploy'],
+  'user remove': ['shellwire user remove alice'],
+  'user passwd': ['shellwire user passwd bob', 'echo "$PW" | shellwire user passwd bob   # from a script'],
+  'user list': ['shellwire user list', 'shellwire user list --json'],
+  key: ['shellwire key add alice ~/.ssh/id_ed25519.pub'],
+  'key add': ['shellwire key add alice ~/.ssh/id_ed25519.pub'],
+  token: ['shellwire token create --user ci --expires 30d', 'shellwire token revoke --user ci token-1'],
+  'token create': ['shellwire token create --user ci --expires 30d > ci.token'],
+  'token revoke': ['shellwire token revoke --user ci token-1'],
+  locks: ['shellwire locks', 'shellwire locks clear 192.0.2.7'],
+  'locks clear': ['shellwire locks clear 192.0.2.7', 'shellwire locks clear   # every lock'],
+  completion: ['source <(shellwire completion bash)        # in ~/.bashrc', 'shellwire completion zsh > "${fpath[1]}/_shellwire"'],
+  'completion bash': ['source <(shellwire completion bash)'],
+  'completion zsh': ['shellwire completion zsh > "${fpath[1]}/_shellwire"   # then: compinit'],
+};
+
+/** The examples for the command at `path` (`['user', 'add']`); [] when it has none yet. */
+export function helpExamples(path: readonly string[]): string[] {
+  return EXAMPLES[path.join(' ')] ?? [];
+}
+
+/** Append an "Examples:" section to the `--help` of every command in the tree that has some. */
+export function addExamples(command: Command, path: string[] = []): void {
+  const examples = helpExamples(path);
+  if (examples.length > 0) command.addHelpText('after', `\nExamples:\n${examples.map((line) => `  $ ${line}`).join('\n')}\n`);
+  for (const sub of command.commands) addExamples(sub, [...path, sub.name()]);
+}
