@@ -34,7 +34,7 @@ test('docs/shellwire.1 has a section for every command, naming each of its optio
   const sections = new Map<string, string>();
   for (const part of page.split(/^\.SS /m).slice(1)) {
     const title = /^"([^"]*)"/.exec(part)?.[1] ?? '';
-    const path = title.replace(/^shellwire\s+/, '').split(/\s+(?=\[|<|[A-Z])/)[0]!.trim();
+    const path = title.replace(/^shellwire\s+/, '').split(/\s+(?=\[|<|[A-Z])/)[0]!.replace(/\|\S+$/, '').trim(); // `remove|rm`: commander shows the alias
     sections.set(path, part);
   }
   const missing: string[] = [];
