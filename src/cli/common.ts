@@ -25,7 +25,7 @@ export interface ConnectFlags {
 
 export function addConnectFlags(command: Command): Command {
   return command
-    .option('-i, --identity <keyfile>', 'OpenSSH Ed25519 private key (default $SHELLWIRE_HOME/id_ed25519, then ~/.ssh/id_ed25519)')
+    .option('-i, --identity <keyfile>', 'OpenSSH private key: Ed25519, ECDSA or RSA (default: ssh-agent\'s keys, then id_ed25519, id_ecdsa, id_rsa in $SHELLWIRE_HOME and ~/.ssh)')
     .option('--password', 'log in with a password (asked on the terminal, or read from stdin\'s first line)')
     .option('--token-file <file>', 'read the access token from FILE (else $SHELLWIRE_TOKEN, else the local daemon\'s token)')
     .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
@@ -42,8 +42,14 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
   };
   if (flags.tokenFile) options.tokenFile = flags.tokenFile;
   if (flags.identity) options.identity = flags.identity;
+  // As ssh: a key's passphrase is asked on a terminal only; scripts use ssh-agent.
+  if (process.stdin.isTTY) options.askPassphrase = askPassphrase;
   if (flags.password) options.password = process.env.SHELLWIRE_PASSWORD ?? (await readSecretLine(`${target.user ?? process.env.USER ?? ''}@${target.host}'s password: `));
   return connect(target, options);
+}
+
+function askPassphrase(keyFile: string, attempt: number): Promise<string> {
+  return readSecretLine(attempt === 1 ? `Enter passphrase for key '${keyFile}': ` : `Bad passphrase, try again for key '${keyFile}': `);
 }
 
 async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {
