@@ -39,7 +39,8 @@ function edit(flags: StateFlags, what: string, change: (stateDir: string) => Use
 /** A public key from a .pub file, or given as the key line itself; a private key is refused with the fix. */
 function readPublicKeyFile(path: string): string {
   let text = path;
-  if (!/^\s*(ssh-|ecdsa-|sk-)/.test(path) && !isPrivateKeyText(path)) {
+  // A key line or key text has spaces or newlines; a name without them is a file.
+  if (existsSync(path) || !(/\s/.test(path.trim()) || isPrivateKeyText(path))) {
     try {
       text = readFileSync(path, 'utf8').trim();
     } catch (err) {
