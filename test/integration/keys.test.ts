@@ -39,8 +39,7 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
     authorized[user]!.push(readFileSync(`${file}.pub`, 'utf8').trim());
     const lines = ['users:'];
     for (const [name, keys] of Object.entries(authorized)) {
-      lines.push(`  ${name}:`, '    allowRoot: true', '    keys:', ...keys.map((k) => `      - ${k}`));
-      if (keys.length === 0) lines.pop(), lines.push('    keys: []');
+      lines.push(`  ${name}:`, '    allowRoot: true', ...(keys.length === 0 ? ['    keys: []'] : ['    keys:', ...keys.map((k) => `      - ${k}`)]));
     }
     writeFileSync(join(d.server.stateDir, 'users.yaml'), lines.join('\n') + '\n');
     const reloaded = d.server.reloadUsers();
