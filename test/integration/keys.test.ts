@@ -177,6 +177,11 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
     const picked = await login('bob', ['-i', wanted], cliEnv({ SSH_AUTH_SOCK: sock }));
     assert.equal(picked.code, 0, picked.stderr);
     assert.equal(picked.stdout.toString(), 'logged-in-bob\n');
+    // The agent's first key (Ed25519) signs too.
+    authorize('alice', files[0]!);
+    const first = await login('alice', [], cliEnv({ SSH_AUTH_SOCK: sock }));
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout.toString(), 'logged-in-alice\n');
   });
 
   it('an agent socket that is missing or dead: a clear message, and other credentials still log in', async () => {
