@@ -1,14 +1,14 @@
 /**
  * Decides who a HELLO's credentials belong to. Credentials, tried in the order the client
  * sent them: the daemon's own access token (acts as the daemon's account, unrestricted),
- * named user tokens (hashed in users.yaml, optional expiry), Ed25519 keys (signature over
- * a TLS exporter value, so nothing can be replayed), and passwords (scrypt, off unless
- * `settings.passwordLogin`). Failures back off per source (see throttle.ts).
+ * named user tokens (hashed in users.yaml, optional expiry), OpenSSH keys (Ed25519, ECDSA,
+ * RSA with SHA-2; a signature over a TLS exporter value, so nothing can be replayed), and
+ * passwords (scrypt, off unless `settings.passwordLogin`). Failures back off per source (see throttle.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AuthRequest } from '../protocol/messages.js';
 import { tokensEqual } from './token.js';
-import { parsePublicKey, verifyAuth } from './ssh-key.js';
+import { parsePublicKey, signatureAlgorithmProblem, verifyAuth } from './ssh-key.js';
 import { verifyPassword } from './password.js';
 import { daemonAccount } from './os-account.js';
 import { CHANNEL_PERMISSIONS, USER_NAME, type UsersConfig, type UserPolicy } from './users-config.js';
@@ -161,13 +161,17 @@ export class ConfigAuthenticator implements Authenticator {
         const user = this.#config.users.get(name);
         let key;
         try {
-          key = parsePublicKey(attempt.publicKey);
-        } catch {
-          return 'malformed public key';
+          key = parsePublicKey(attempt.publicKey, 'offered key');
+        } catch (err) {
+          return (err as Error).message;
         }
-        const known = user?.keys.find((k) => k.raw.equals(key.raw));
+        // Checked before authorization, so the answer tells nothing about which keys are authorized.
+        const algorithm = attempt.algorithm ?? key.type;
+        const problem = signatureAlgorithmProblem(key.type, algorithm);
+        if (problem) return `key ${key.fingerprint}: ${problem}`;
+        const known = user?.keys.find((k) => k.blob.equals(key.blob));
         if (!user || !known) return `key ${key.fingerprint} is not authorized for user "${name}"`;
-        if (!verifyAuth(known, name, context.exporter(), Buffer.from(attempt.signature, 'base64'))) {
+        if (!verifyAuth(known, name, context.exporter(), Buffer.from(attempt.signature, 'base64'), algorithm)) {
           return `bad signature for key ${key.fingerprint} (replayed or relayed login?)`;
         }
         return { ...user, method: 'publickey', credential: key.fingerprint };

@@ -40,7 +40,7 @@ export function addConnectFlags(command: Command): Command {
   return command
     .option('-p, --port <port>', 'port to connect to (wins over HOST:PORT and the inventory; default 50007)')
     .option('-l, --user <name>', 'log in as this user (wins over USER@HOST and the inventory)')
-    .option('-i, --identity <keyfile>', 'OpenSSH Ed25519 private key (default $SHELLWIRE_HOME/id_ed25519, then ~/.ssh/id_ed25519)')
+    .option('-i, --identity <keyfile>', 'OpenSSH private key: Ed25519, ECDSA or RSA (default: ssh-agent\'s keys, then id_ed25519, id_ecdsa, id_rsa in $SHELLWIRE_HOME and ~/.ssh)')
     .option('--password', 'log in with a password (asked on the terminal, or read from stdin\'s first line)')
     .option('--token-file <file>', 'read the access token from FILE (else the inventory\'s, $SHELLWIRE_TOKEN, or the local daemon\'s token)')
     .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
@@ -109,6 +109,8 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
     onHostKeyAdded: reportHostAdded,
     connectTimeoutMs: parseSeconds(flags.connectTimeout ?? '10', '--connect-timeout') * 1000,
   };
+  // As ssh: a key's passphrase is asked on a terminal only; scripts use ssh-agent.
+  if (process.stdin.isTTY) base.askPassphrase = askPassphrase;
   if (verbosity > 0) base.debug = (message) => debugLog(1, message);
   debugLog(2, `host key policy ${base.hostKeyPolicy}${flags.acceptNewHost ? ' (--accept-new-host)' : interactive ? ' (a terminal: unknown hosts are asked about)' : ' (no terminal: unknown hosts are refused)'}`);
   if (flags.password) {
@@ -119,6 +121,11 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
   }
   const { target, options } = connectArgs(host, base);
   return connect(target, options);
+}
+
+/** The terminal prompt for a key's passphrase (ssh's wording); CLI commands pass it only on a TTY. */
+export function askPassphrase(keyFile: string, attempt: number): Promise<string> {
+  return readSecretLine(attempt === 1 ? `Enter passphrase for key '${keyFile}': ` : `Bad passphrase, try again for key '${keyFile}': `);
 }
 
 /**

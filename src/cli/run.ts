@@ -17,7 +17,7 @@ import { JsonLines } from '../fleet/json-lines.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { exitWhenFlushed } from './stdio.js';
@@ -73,7 +73,7 @@ export function registerRun(program: Command): void {
     .option('-y, --yes', `do not ask for confirmation when targeting more than ${CONFIRM_ABOVE_HOSTS} hosts`)
     .option('-p, --port <port>', 'connect to this port on every host (wins over the inventory)')
     .option('-l, --user <name>', 'log in as this user on every host (wins over the inventory)')
-    .option('-i, --identity <keyfile>', 'OpenSSH private key for every host (wins over the inventory)')
+    .option('-i, --identity <keyfile>', 'OpenSSH private key (Ed25519, ECDSA or RSA) for every host (wins over the inventory; default: ssh-agent, then id_ed25519, id_ecdsa, id_rsa)')
     .option('--token-file <file>', 'token for every host (wins over the inventory; else $SHELLWIRE_TOKEN)')
     .option('--accept-new-host', 'trust and remember hosts not yet in known_hosts (changed keys are still refused)')
     .option('--allow-empty', 'targets that match no host run nothing and exit 0 (default: an error, exit 2)')
@@ -160,6 +160,8 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     connect: {
       hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
       onHostKeyAdded: reportHostAdded,
+      // Asked once per key file for the whole fan-out (credentials.ts shares the answer).
+      ...(process.stdin.isTTY ? { askPassphrase } : {}),
       keepaliveMs: number(flags.keepalive, '--keepalive', { min: 0.05 })! * 1000,
       ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
     },

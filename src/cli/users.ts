@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
-import { generateKeyPair } from '../auth/ssh-key.js';
+import { generateKeyPair, isPrivateKeyText, KEYGEN_TYPES, parsePublicKey, type KeygenType } from '../auth/ssh-key.js';
 import { hashPassword } from '../auth/password.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import { addKey, addUser, checkUserName, createToken, parseExpiry, removeUser, requireStateDir, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
@@ -55,25 +55,44 @@ function edit(flags: StateFlags, what: string, change: (stateDir: string) => Use
   process.stderr.write(`${what}${reloaded ? '; the running daemon reloaded its users' : ' (no running daemon found; it takes effect at its next start)'}\n`);
 }
 
+/** A public key from a .pub file, or given as the key line itself; a private key is refused with the fix. */
 function readPublicKeyFile(path: string): string {
+  let text = path;
+  // A key line or key text has spaces or newlines; a name without them is a file.
+  if (existsSync(path) || !(/\s/.test(path.trim()) || isPrivateKeyText(path))) {
+    try {
+      text = readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      fail(`Cannot read public key ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, 1);
+    }
+  }
   try {
-    return readFileSync(path, 'utf8').trim();
+    return parsePublicKey(text, text === path ? 'key' : path).line;
   } catch (err) {
-    fail(`Cannot read public key ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, 1);
+    fail((err as Error).message, 1);
   }
 }
 
 export function registerUsers(program: Command): void {
   program
     .command('keygen')
-    .description('make an Ed25519 key pair in OpenSSH format (default $SHELLWIRE_HOME/id_ed25519)')
-    .option('-f, --file <path>', 'private key file (the public key goes to FILE.pub)')
+    .description('make a key pair in OpenSSH format (default Ed25519 in $SHELLWIRE_HOME/id_ed25519)')
+    .option('-t, --type <type>', `key type: ${KEYGEN_TYPES.join(', ')}`, 'ed25519')
+    .option('-b, --bits <bits>', 'key size: ECDSA 256, 384 or 521 (default 256); RSA 1024-16384 (default 3072)')
+    .option('-f, --file <path>', 'private key file (the public key goes to FILE.pub; default $SHELLWIRE_HOME/id_TYPE)')
     .option('-C, --comment <text>', 'comment stored in the key', `${userInfo().username}@${hostname()}`)
     .option('--force', 'overwrite an existing key')
-    .action((flags: { file?: string; comment: string; force?: boolean }) => {
-      const file = flags.file ?? join(shellwireHome(), 'id_ed25519');
+    .action((flags: { type: string; bits?: string; file?: string; comment: string; force?: boolean }) => {
+      const type = flags.type.toLowerCase() as KeygenType;
+      if (!KEYGEN_TYPES.includes(type)) fail(`Unknown key type "${flags.type}"; use one of: ${KEYGEN_TYPES.join(', ')}.`, 2);
+      const file = flags.file ?? join(shellwireHome(), `id_${type}`);
       if (existsSync(file) && !flags.force) fail(`${file} already exists; pass --force to replace it (the old key stops working).`, 1);
-      const pair = generateKeyPair(flags.comment);
+      let pair;
+      try {
+        pair = generateKeyPair(flags.comment, type, flags.bits === undefined ? undefined : Number(flags.bits));
+      } catch (err) {
+        fail((err as Error).message, 2);
+      }
       mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
       writeFileSync(file, pair.privateText, { mode: 0o600 });
       writeFileSync(`${file}.pub`, pair.publicLine + '\n', { mode: 0o644 });
@@ -184,9 +203,9 @@ export function registerUsers(program: Command): void {
     .command('key')
     .description('manage a user\'s keys')
     .command('add')
-    .description('authorize an OpenSSH public key (ssh-ed25519) for a user')
+    .description('authorize an OpenSSH public key (Ed25519, ECDSA or RSA) for a user')
     .argument('<user>')
-    .argument('<pubkeyfile>')
+    .argument('<pubkeyfile>', 'the .pub file, or the key line itself')
     .option(...stateDirOption)
     .action((name: string, file: string, flags: StateFlags) => {
       const line = readPublicKeyFile(file);

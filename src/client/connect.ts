@@ -18,7 +18,7 @@ import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import { join } from 'node:path';
 import { parseTarget, formatTarget, type Target } from './target.js';
 import { resolveCredentials, type Credentials } from './credentials.js';
-import { signAuth, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
+import { authSignedData, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
 import { userInfo } from 'node:os';
 import { createHash } from 'node:crypto';
 import { Connection, type ConnectionOptions } from './connection.js';
@@ -31,13 +31,18 @@ export interface BaseConnectOptions extends ConnectionOptions {
   /** Access token; else `tokenFile`, `SHELLWIRE_TOKEN`, or the local daemon's token file. */
   token?: string;
   tokenFile?: string;
-  /** OpenSSH Ed25519 private key file; default `$SHELLWIRE_HOME/id_ed25519`, then `~/.ssh/id_ed25519`. */
+  /**
+   * OpenSSH private key file (Ed25519, ECDSA or RSA). Default, as ssh: the keys of ssh-agent
+   * (`SSH_AUTH_SOCK`), then `$SHELLWIRE_HOME/id_ed25519`, `~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`.
+   */
   identity?: string;
+  /** Asked for a key file's passphrase (`attempt` 1 to 3; '' skips the key). Without it, encrypted key files are not used. */
+  askPassphrase?: (keyFile: string, attempt: number) => Promise<string>;
   /** Password login (the daemon must allow it). */
   password?: string;
   /** shellwire user to log in as (`USER@` in the target wins); default: the local user name. */
   user?: string;
-  /** `$SHELLWIRE_HOME` (known_hosts lives there); default from the environment. */
+  /** `$SHELLWIRE_HOME` (known_hosts, the default key and the local daemon's token live there); default from the environment. */
   home?: string;
   /** Called after a new host was added to known_hosts (a CLI prints ssh's "Permanently added"). */
   onHostKeyAdded?: (host: string, fingerprint: string, knownHostsFile: string) => void;
@@ -86,7 +91,42 @@ export async function connect(target: string | Target, options: ConnectOptions =
   // passwords log in as the local user name and a token acts as whoever it belongs to.
   const explicitUser = parsed.user ?? options.user;
   const { user: _user, ...credentialOptions } = options;
-  const credentials = resolveCredentials(parsed.host, { ...credentialOptions, env, ...(explicitUser !== undefined ? { user: explicitUser } : {}) });
+  const credentials = await resolveCredentials(parsed.host, { ...credentialOptions, env, ...(explicitUser !== undefined ? { user: explicitUser } : {}) });
+  const hasFirstRound = credentials.tokens.length > 0 || credentials.keys.length > 0 || credentials.password !== null || credentials.localToken !== null;
+  let refused: unknown = null;
+  if (hasFirstRound) {
+    try {
+      return await connectWith(parsed, label, options, explicitUser, credentials);
+    } catch (err) {
+      if (!(err instanceof AuthenticationError && err.code === ErrorCode.AUTH_FAILED && credentials.lockedKeys.length > 0)) throw withNotes(err, credentials.notes);
+      refused = err;
+    }
+  }
+  // As ssh, passphrase-protected default keys are asked for only when nothing else worked.
+  const keys: Credentials['keys'] = [];
+  for (const locked of credentials.lockedKeys) {
+    const key = await locked.unlock();
+    if (key) keys.push(key);
+  }
+  if (keys.length === 0) {
+    throw withNotes(refused ?? new AuthenticationError(ErrorCode.NO_CREDENTIALS, `No usable credentials for ${label}.`, { host: label }), credentials.notes);
+  }
+  try {
+    return await connectWith(parsed, label, options, explicitUser, { ...credentials, tokens: [], localToken: null, password: null, keys, lockedKeys: [] });
+  } catch (err) {
+    throw withNotes(err, credentials.notes);
+  }
+}
+
+/** Tell, on a failed login, which credentials were not offered and why (agent down, key skipped). */
+function withNotes(err: unknown, notes: string[]): unknown {
+  if (err instanceof AuthenticationError && notes.length > 0) err.message += ` Not offered: ${notes.join('; ')}.`;
+  return err;
+}
+
+/** One connection attempt with one set of credentials. */
+async function connectWith(parsed: Target, label: string, options: ConnectOptions, explicitUser: string | undefined, credentials: Credentials): Promise<Connection> {
+  const env = options.env ?? process.env;
   const user = explicitUser ?? (env.USER || localUserName());
   const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
 
@@ -128,7 +168,7 @@ export async function connect(target: string | Target, options: ConnectOptions =
       versions: [...SUPPORTED_VERSIONS],
       features: [...FEATURES],
       client: CLIENT_SOFTWARE,
-      auth: authAttempts(socket, user, credentials),
+      auth: await authAttempts(socket, user, credentials, options.debug),
     };
     if (explicitUser !== undefined) hello.user = explicitUser;
     if (debug) {
@@ -150,7 +190,8 @@ function describeAttempt(attempt: AuthRequest, credentials: Credentials, options
   if (attempt.method === 'publickey') {
     const [type, blob] = attempt.publicKey.split(' ');
     const fingerprint = blob ? `SHA256:${createHash('sha256').update(Buffer.from(blob, 'base64')).digest('base64').replace(/=+$/, '')}` : '?';
-    return `publickey ${type} ${fingerprint} for user ${attempt.user}${options.identity ? ` (${options.identity})` : ' (default key file)'}`;
+    const source = credentials.keys.find((key) => key.publicKey.fingerprint === fingerprint)?.source;
+    return `publickey ${type} ${fingerprint} for user ${attempt.user}${source !== undefined ? ` (${source})` : ''}`;
   }
   if (attempt.method === 'password') return `password for user ${attempt.user}`;
   if (attempt.method === 'token') {
@@ -173,23 +214,40 @@ function describeFailure(err: unknown): string {
 }
 
 /**
- * The HELLO's auth list: explicit tokens first (the caller chose them), then the key, then
- * a password, then a token found on this machine. The key signs this TLS session's exporter
- * value, so the signature is worthless on any other connection.
+ * The HELLO's auth list: explicit tokens first (the caller chose them), then keys, then a
+ * password, then a token found on this machine. Each key signs this TLS session's exporter
+ * value, so a signature is worthless on any other connection. A HELLO carries at most
+ * MAX_AUTH_ATTEMPTS: the keys get the slots the other credentials leave, in their order
+ * (see credentials.ts), so a local token or a password is never crowded out by an agent
+ * full of keys; the keys left over are named, so the user can pick one with -i.
  */
-function authAttempts(socket: TLSSocket, user: string, credentials: Credentials): AuthRequest[] {
+async function authAttempts(socket: TLSSocket, user: string, credentials: Credentials, debug?: (message: string) => void): Promise<AuthRequest[]> {
   const attempts: AuthRequest[] = credentials.tokens.map((token) => ({ method: 'token', token }));
-  if (credentials.identity) {
+  const others = attempts.length + (credentials.password !== null ? 1 : 0) + (credentials.localToken !== null ? 1 : 0);
+  const slots = Math.max(0, MAX_AUTH_ATTEMPTS - others);
+  const offered = credentials.keys.slice(0, slots);
+  for (const key of credentials.keys.slice(slots)) {
+    const why = `${key.source} (${key.publicKey.fingerprint}): a login carries at most ${MAX_AUTH_ATTEMPTS} credentials; pick this key with -i`;
+    credentials.notes.push(why);
+    debug?.(`not offering ${why}`);
+  }
+  if (offered.length > 0) {
     const exporter = socket.exportKeyingMaterial(AUTH_EXPORTER_LENGTH, AUTH_EXPORTER_LABEL, Buffer.alloc(0));
-    attempts.push({
-      method: 'publickey',
-      user,
-      publicKey: credentials.identity.publicKey.line,
-      signature: signAuth(credentials.identity, user, exporter).toString('base64'),
+    const signed = await Promise.allSettled(offered.map((key) => key.sign(authSignedData(user, key.publicKey, exporter))));
+    signed.forEach((result, i) => {
+      const key = offered[i]!;
+      if (result.status === 'rejected') {
+        credentials.notes.push((result.reason as Error).message);
+        debug?.(`not offering ${key.source}: ${(result.reason as Error).message}`);
+        return;
+      }
+      debug?.(`offering ${key.publicKey.type} key ${key.publicKey.fingerprint} from ${key.source} as ${user}`);
+      attempts.push({ method: 'publickey', user, publicKey: key.publicKey.line, algorithm: result.value.algorithm, signature: result.value.signature.toString('base64') });
     });
   }
   if (credentials.password !== null) attempts.push({ method: 'password', user, password: credentials.password });
   if (credentials.localToken !== null) attempts.push({ method: 'token', token: credentials.localToken });
+  if (attempts.length === 0) throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `No usable credentials: ${credentials.notes.join('; ')}.`);
   return attempts.slice(0, MAX_AUTH_ATTEMPTS);
 }
 

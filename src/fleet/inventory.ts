@@ -36,7 +36,7 @@ export interface FleetHost {
   user?: string;
   /** Absolute path of the access token file for this host. */
   tokenFile?: string;
-  /** Absolute path of the OpenSSH Ed25519 private key to log in with. */
+  /** Absolute path of the OpenSSH private key (Ed25519, ECDSA or RSA) to log in with. */
   identity?: string;
   labels: Record<string, string>;
   groups: string[];

@@ -18,8 +18,11 @@ export const FEATURES = ['exec', 'session', 'signal', 'window', 'keepalive'] as 
 /** One way to prove who we are; a HELLO carries up to MAX_AUTH_ATTEMPTS, tried in order. */
 export type AuthRequest =
   | { method: 'token'; token: string }
-  /** Ed25519 signature (base64) over the user, the key and a TLS exporter value (docs/protocol.md §3.2). */
-  | { method: 'publickey'; user?: string; publicKey: string; signature: string }
+  /**
+   * Signature (base64, SSH encoding) over the user, the key and a TLS exporter value, made with
+   * `algorithm` (default: the key's type; RSA must say rsa-sha2-256 or rsa-sha2-512) (docs/protocol.md §3.2).
+   */
+  | { method: 'publickey'; user?: string; publicKey: string; algorithm?: string; signature: string }
   | { method: 'password'; user?: string; password: string }
   | { method: 'none' };
 
@@ -237,7 +240,10 @@ export function decodeHello(payload: Buffer): Hello {
         return { method: 'token', token: str(t, a, 'token') };
       case 'publickey': {
         const user = str(t, a, 'user', true);
-        return { method: 'publickey', ...(user !== undefined ? { user } : {}), publicKey: str(t, a, 'publicKey'), signature: str(t, a, 'signature') };
+        const algorithm = str(t, a, 'algorithm', true);
+        return {
+          method: 'publickey', ...(user !== undefined ? { user } : {}), publicKey: str(t, a, 'publicKey'), ...(algorithm !== undefined ? { algorithm } : {}), signature: str(t, a, 'signature'),
+        };
       }
       case 'password': {
         const user = str(t, a, 'user', true);
