@@ -290,6 +290,7 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
 
   it('key add / user add take every key type; a private key is refused with "give the .pub"; keygen -t writes each type', async () => {
     const stateDir = join(dir, 'cli-state');
+    mkdirSync(stateDir, { mode: 0o700 }); // user/key commands refuse a state dir that does not exist
     const env = cliEnv();
     const pubs: string[] = [];
     for (const type of ['ed25519', 'ecdsa', 'rsa']) {
