@@ -159,7 +159,9 @@ function pkcs8ToTraditional(text: string, what: string, passphrase?: string): st
   try {
     key = createPrivateKey(passphrase === undefined ? text : { key: text, passphrase });
   } catch (err) {
-    if (passphrase !== undefined && /decrypt|bad|passphrase/i.test((err as Error).message)) throw badKey(what, 'wrong passphrase');
+    // A wrong passphrase usually fails the padding check ("bad decrypt"), but about one time
+    // in 256 the padding passes by chance and the garbage fails to decode ("unsupported").
+    if (passphrase !== undefined && /ENCRYPTED PRIVATE KEY/.test(text)) throw badKey(what, 'wrong passphrase (or a damaged key file)');
     throw badKey(what, `cannot read the PKCS#8 key (${(err as Error).message})`);
   }
   if (key.asymmetricKeyType === 'rsa') return key.export({ format: 'pem', type: 'pkcs1' }).toString();
