@@ -19,6 +19,7 @@ import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
 import { fail } from './common.js';
+import { parseDurationFlag } from './common.js';
 import { ShellwireError } from '../errors.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { exitWhenFlushed } from './stdio.js';
@@ -55,10 +56,10 @@ export function registerRun(program: Command): void {
     .argument('<words...>', 'target expressions, then -- and the command')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('--fanout <n>', 'hosts connecting or running at once', String(DEFAULT_FANOUT))
-    .option('--timeout <seconds>', 'per-host command timeout: the remote process group is killed')
-    .option('--connect-timeout <seconds>', 'give up on a host that does not connect within this time', '10')
+    .option('--timeout <duration>', 'per-host command timeout (seconds, or 500ms, 2m, 1h): the remote process group is killed')
+    .option('--connect-timeout <duration>', 'give up on a host that does not connect within this time (seconds, or 500ms, 1m)', '10')
     .option('--connect-rate <n>', 'at most N new connections per second (0: no limit)', '2000')
-    .option('--keepalive <seconds>', 'ping interval; a host silent for 3 intervals is reported lost', '5')
+    .option('--keepalive <duration>', 'ping interval (seconds, or 500ms); a host silent for 3 intervals is reported lost', '5')
     .option('--stream', 'print lines as they arrive, each prefixed with its host')
     .option('--json', 'JSON Lines on stdout: output chunks, one result per host, a summary')
     .option('--fail-fast', 'start no more hosts after the first failure')
@@ -135,12 +136,12 @@ async function runCommand(words: string[], flags: RunFlags): Promise<void> {
     const ok = await confirm(`Run "${command}" on ${hosts.length} hosts (${abbreviate(foldNames(hosts.map((h) => h.name)))})? [y/N] `);
     if (!ok) fail('not confirmed; nothing was run.', 1);
   }
-  const timeout = number(flags.timeout, '--timeout', { min: 0.001 });
+  const timeout = flags.timeout === undefined ? undefined : parseDurationFlag(flags.timeout, '--timeout', { min: 1 }) / 1000;
   const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
   const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const run = runOn(hosts, command, {
     fanout: number(flags.fanout, '--fanout', { integer: true, min: 1 })!,
-    connectTimeoutMs: number(flags.connectTimeout, '--connect-timeout', { min: 0.001 })! * 1000,
+    connectTimeoutMs: parseDurationFlag(flags.connectTimeout, '--connect-timeout', { min: 1 }),
     connectRate: number(flags.connectRate, '--connect-rate')!,
     ...(timeout !== undefined ? { timeoutMs: Math.round(timeout * 1000) } : {}),
     ...(flags.failFast ? { failFast: true } : {}),
@@ -152,7 +153,7 @@ async function runCommand(words: string[], flags: RunFlags): Promise<void> {
     maxOutput: flags.stream ? 0 : 1024 * 1024,
     connect: {
       hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
-      keepaliveMs: number(flags.keepalive, '--keepalive', { min: 0.05 })! * 1000,
+      keepaliveMs: parseDurationFlag(flags.keepalive, '--keepalive', { min: 50 }),
       ...(flags.tokenFile ? { tokenFile: flags.tokenFile } : {}),
     },
   });
