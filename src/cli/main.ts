@@ -25,6 +25,8 @@ const COMMANDS: CommandTable = {
   key: async () => [(await import('./users.js')).registerUsers],
   token: async () => [(await import('./users.js')).registerUsers],
   locks: async () => [(await import('./locks.js')).registerLocks],
+  'install-service': async () => [(await import('./install-service.js')).registerInstallService],
+  'rotate-host-key': async () => [(await import('./rotate-host-key.js')).registerRotateHostKey],
 };
 
 runMain(COMMANDS);

@@ -242,6 +242,8 @@ async function runServe(settings: ServeSettings): Promise<void> {
     ].join('\n'),
   );
   reload = () => {
+    // After `shellwire rotate-host-key`: new connections get the new key (logged either way).
+    running.reloadIdentity();
     const result = running.reloadUsers();
     if (!result.ok) process.stderr.write(`shellwire: users.yaml not reloaded, the old users stay in force:\n${result.error}\n`);
   };
