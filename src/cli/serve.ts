@@ -108,7 +108,7 @@ function resolveSettings(flags: ServeFlags, command: Command): ServeSettings {
       fail(`${where} ${err.message}, got "${String(value)}".`, 2);
     }
   }
-  if (settings.classicListen !== undefined && settings.classicPort === undefined) fail('--classic-listen (classicListen) needs --classic-port (classicPort).', 2);
+  if (settings.classicListen !== undefined && settings.classicPort === undefined) fail('--classic-listen needs --classic-port (in serve.yaml: classicListen needs classicPort).', 2);
   const s = settings as Record<string, unknown>;
   return {
     listen: s.listen,
