@@ -74,7 +74,7 @@ export class StderrDestination {
     if (this.#dropped > 0 && this.#queue.length === 0) {
       const dropped = this.#dropped;
       this.#dropped = 0;
-      this.#queue.push(`${JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, name: 'shellwire', dropped, msg: `${dropped} log lines dropped: stderr was not keeping up` })}\n`);
+      this.#queue.push(`${JSON.stringify({ level: 40, time: new Date().toISOString(), pid: process.pid, name: 'shellwire', dropped, msg: `${dropped} log lines dropped: stderr was not keeping up` })}\n`);
     }
     if (this.#queue.length === 0) {
       this.#writing = false;

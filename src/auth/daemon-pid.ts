@@ -1,10 +1,11 @@
 /**
- * `<state-dir>/daemon.pid`: how `shellwire user|key|token|locks` find the running daemon to
- * make it reload. A pid alone can outlive its daemon and name another process by the time
+ * `<state-dir>/daemon.pid`: the state dir's lock (one daemon per state dir: two would share
+ * one audit chain, one token and one identity, and fight over them), and how
+ * `shellwire user|key|token|locks` find the running daemon to make it reload. A pid alone can outlive its daemon and name another process by the time
  * it is read, so the file also holds the process's start time (Linux /proc/PID/stat field
  * 22, clock ticks since boot); a signal goes only to the process with both.
  */
-import { readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, writeFileSync, unlinkSync, linkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const DAEMON_PID_FILE = 'daemon.pid';
@@ -21,10 +22,70 @@ export function processStartTime(pid: number): string | null {
   }
 }
 
-export function writeDaemonPid(stateDir: string): string {
+/**
+ * Take the state dir: create daemon.pid holding our pid and start time, unless a live
+ * daemon holds it (then its pid is returned and nothing changes). A file left by a daemon
+ * that crashed (its pid gone, or reused by another process with another start time) is
+ * stale and taken over, so a crash never blocks a restart.
+ *
+ * The file appears whole or not at all (written aside, then hard-linked into place, which
+ * fails if it exists): a reader never sees it half-written and mistakes it for stale.
+ * Taking over a stale file moves it aside first and checks that what it moved is the stale
+ * file it judged; if another daemon starting at the same moment put its own there in
+ * between, that one is put back and wins.
+ */
+export function lockDaemonPid(stateDir: string): { path: string } | { runningPid: number } {
   const path = join(stateDir, DAEMON_PID_FILE);
-  writeFileSync(path, `${process.pid} ${processStartTime(process.pid) ?? ''}\n`.replace(' \n', '\n'), { mode: 0o644 });
-  return path;
+  const mine = `${process.pid} ${processStartTime(process.pid) ?? ''}\n`.replace(' \n', '\n');
+  const aside = `${path}.${process.pid}`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    writeFileSync(aside, mine, { mode: 0o644 });
+    try {
+      linkSync(aside, path);
+      return { path };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      unlinkQuietly(aside);
+    }
+    const stale = readQuietly(path);
+    const pid = runningDaemonPid(stateDir);
+    if (pid !== null && pid !== process.pid) return { runningPid: pid };
+    if (stale === null) continue; // gone meanwhile: try again
+    try {
+      renameSync(path, aside);
+    } catch {
+      continue; // another starting daemon moved it first
+    }
+    const moved = readQuietly(aside);
+    if (moved !== stale) {
+      // Not the file we judged stale: another daemon's fresh lock. Give it back.
+      try {
+        linkSync(aside, path);
+      } catch {
+        // a third one is there now; the next round judges it
+      }
+    }
+    unlinkQuietly(aside);
+  }
+  const pid = runningDaemonPid(stateDir);
+  return pid !== null ? { runningPid: pid } : { runningPid: -1 };
+}
+
+function readQuietly(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
 }
 
 export function removeDaemonPid(path: string): void {

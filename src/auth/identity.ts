@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { readSecretFile, writeSecretFile, ensurePrivateDir } from './secret-file.js';
 import { HOST_CERT_FILE, HOST_KEY_FILE } from './paths.js';
 import { fingerprintOfCertificate } from '../transport/tls.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 
 export interface HostIdentity {
   keyPem: string;
@@ -22,17 +22,27 @@ const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as con
 
 export async function loadOrCreateIdentity(stateDir: string): Promise<HostIdentity & { created: boolean }> {
   ensurePrivateDir(stateDir);
-  const keyPath = join(stateDir, HOST_KEY_FILE);
-  const certPath = join(stateDir, HOST_CERT_FILE);
-  const keyPem = readSecretFile(keyPath);
-  if (keyPem !== undefined) {
-    const certPem = readFileSync(certPath, 'utf8');
-    return { keyPem, certPem, fingerprint: fingerprintOfCertificate(certPem), created: false };
-  }
+  const existing = readIdentity(stateDir);
+  if (existing !== undefined) return { ...existing, created: false };
   const made = await createIdentity(hostname());
-  writeFileSync(certPath, made.certPem, { mode: 0o644 });
-  writeSecretFile(keyPath, made.keyPem);
+  writeIdentity(stateDir, made);
   return { ...made, created: true };
+}
+
+/** The identity in the state dir, or undefined when it has none yet. */
+export function readIdentity(stateDir: string): HostIdentity | undefined {
+  const keyPem = readSecretFile(join(stateDir, HOST_KEY_FILE));
+  if (keyPem === undefined) return undefined;
+  const certPem = readFileSync(join(stateDir, HOST_CERT_FILE), 'utf8');
+  return { keyPem, certPem, fingerprint: fingerprintOfCertificate(certPem) };
+}
+
+/** Write key and certificate (each atomically: temp file, then rename; the certificate first). */
+export function writeIdentity(stateDir: string, identity: HostIdentity): void {
+  const certPath = join(stateDir, HOST_CERT_FILE);
+  writeFileSync(`${certPath}.tmp-${process.pid}`, identity.certPem, { mode: 0o644 });
+  renameSync(`${certPath}.tmp-${process.pid}`, certPath);
+  writeSecretFile(join(stateDir, HOST_KEY_FILE), identity.keyPem);
 }
 
 export async function createIdentity(commonName: string): Promise<HostIdentity> {

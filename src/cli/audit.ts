@@ -9,6 +9,7 @@ import { defaultServerStateDir } from '../auth/paths.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
 import { formatTable, parseTimeArg, printable } from '../audit/audit-text.js';
+import { parseDuration, durationForms } from './units.js';
 
 interface QueryFlags {
   stateDir?: string;
@@ -130,8 +131,14 @@ function runQuery(flags: QueryFlags): void {
 }
 
 function parseTimeFlag(text: string, flag: string, now: Date): Date {
-  const date = parseTimeArg(text, now);
-  if (date === undefined) fail(`${flag} takes an ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (30m, 1h, 2d), got "${text}".`, 2);
+  // An age in the units every duration flag takes (units.ts: 90s, 30m, 1h30m, 2d), else a date.
+  let date: Date | undefined;
+  try {
+    date = new Date(now.getTime() - parseDuration(text));
+  } catch {
+    date = parseTimeArg(text, now);
+  }
+  if (date === undefined) fail(`${flag} takes an ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (${durationForms()}), got "${text}".`, 2);
   return date;
 }
 

@@ -10,6 +10,7 @@ import { connectArgs, describeHost, resolveHost, type HostOverrides } from '../f
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
 import { askYesNo, readSecretLine } from './prompt.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
+import { parseDuration, parseSize, durationForms, sizeForms, type DurationUnit } from './units.js';
 
 export { signalExitCode } from './lifecycle.js';
 
@@ -44,7 +45,7 @@ export function addConnectFlags(command: Command): Command {
     .option('--password', 'log in with a password (asked on the terminal, or read from stdin\'s first line)')
     .option('--token-file <file>', 'read the access token from FILE (else the inventory\'s, $SHELLWIRE_TOKEN, or the local daemon\'s token)')
     .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
-    .option('--connect-timeout <seconds>', 'give up connecting after this many seconds', '10')
+    .option('--connect-timeout <duration>', 'give up connecting after this long (seconds, or 500ms, 1m)', '10')
     .option('--inventory <file>', 'where host names are looked up (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('-v, --verbose', 'say what is tried: the inventory entry, address, host key check, credentials offered, why it failed (-vv: more)', increase, 0);
 }
@@ -150,10 +151,36 @@ async function askAboutHost(host: string, fingerprint: string): Promise<boolean>
   );
 }
 
+/** A positive duration flag in seconds (`10`, `1.5`, `500ms`, `2m`, `1h`; see units.ts); usage error otherwise. */
 export function parseSeconds(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) fail(`${flag} takes a positive number of seconds, got "${text}".`, 2);
-  return value;
+  return parseDurationFlag(text, flag, { min: Number.MIN_VALUE }) / 1000;
+}
+
+/**
+ * A duration flag in milliseconds; a bare number is in `bareUnit` (seconds unless said).
+ * Below `min` ms (default 0: zero allowed) is a usage error naming the accepted forms.
+ */
+export function parseDurationFlag(text: string, flag: string, { min = 0, bareUnit = 's' as DurationUnit } = {}): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text, bareUnit);
+  } catch (err) {
+    fail(`${flag} ${(err as Error).message}; got "${text}".`, 2);
+  }
+  if (ms < min) fail(`${flag} takes ${min <= Number.MIN_VALUE ? 'a duration above zero' : `at least ${min} ms`} (${durationForms(bareUnit)}); got "${text}".`, 2);
+  return ms;
+}
+
+/** A size flag in bytes (`65536`, `512K`, `5M`, `1G`, `10MiB`; see units.ts); below `min` is a usage error. */
+export function parseSizeFlag(text: string, flag: string, { min = 0, bareUnit = 1 } = {}): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(text, bareUnit);
+  } catch (err) {
+    fail(`${flag} ${(err as Error).message}; got "${text}".`, 2);
+  }
+  if (bytes < min) fail(`${flag} takes at least ${min} bytes (${sizeForms(bareUnit)}); got "${text}".`, 2);
+  return bytes;
 }
 
 /** Print a one-line error (the full text for host-key warnings) and exit. */

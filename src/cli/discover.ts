@@ -12,6 +12,7 @@ import { addKnownHost, hostKeyState, readKnownHostEntries } from '../auth/known-
 import { knownHostsPath } from '../auth/paths.js';
 import { formatTarget, DEFAULT_PORT } from '../client/target.js';
 import { fail } from './common.js';
+import { parseSeconds } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { exitOnTerminationSignals, terminate } from './lifecycle.js';
 
@@ -35,7 +36,7 @@ export function registerDiscover(program: Command): void {
     .option('--address <addr>', 'probe this address (repeatable)', collect, [])
     .option('--subnet <cidr>', 'probe every address of an IPv4 subnet, at most a /16 (repeatable)', collect, [])
     .option('--port <port>', 'the daemons\' port (UDP probe, same number as TCP)', String(DEFAULT_PORT))
-    .option('--timeout <seconds>', 'wait this long for answers', '1')
+    .option('--timeout <duration>', 'wait this long for answers (seconds, or 500ms)', '1')
     .option('--write-inventory', 'add the hosts found to the inventory (existing entries are kept)')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('--accept-new-host', 'add new fingerprints to known_hosts without asking (changed ones are never replaced)')
@@ -49,8 +50,7 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
   process.on('SIGINT', () => terminate('SIGINT'));
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`--port takes 1-65535, got "${flags.port}".`, 2);
-  const timeout = Number(flags.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0) fail(`--timeout takes a positive number of seconds, got "${flags.timeout}".`, 2);
+  const timeout = parseSeconds(flags.timeout, '--timeout');
   let addresses: string[];
   try {
     addresses = [...flags.address, ...flags.subnet.flatMap(expandSubnet)];

@@ -22,7 +22,7 @@ export function registerExec(program: Command): void {
       .usage('[options] [USER@]HOST[:PORT] [--] COMMAND...')
       .argument('<host>', 'an inventory name, HOST[:PORT] or [IPv6]:PORT (default port 50007)')
       .argument('[command...]', 'the command: every word after the host (options included), joined with spaces as ssh does')
-      .option('--timeout <seconds>', 'kill the command (SIGTERM, then SIGKILL) after this many seconds; exit status 124')
+      .option('--timeout <duration>', 'kill the command (SIGTERM, then SIGKILL) after this long (seconds, or 500ms, 2m, 1h); exit status 124')
       .option('-n, --no-stdin', 'do not forward standard input (the command reads EOF)')
       .option('-t, --tty', 'run the command on a pseudo-terminal (for programs that need one: top, vi, sudo)')
       .passThroughOptions(),

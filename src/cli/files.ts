@@ -15,6 +15,7 @@ import type { TransferProgress, RemoteEntry } from '../client/file-transfer.js';
 import type { TreeOptions, TreeResult } from '../client/file-tree.js';
 import { ShellwireError } from '../errors.js';
 import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags } from './common.js';
+import { parseSizeFlag } from './common.js';
 import { ProgressLine, formatBytes } from './progress.js';
 import { exitWhenFlushed } from './stdio.js';
 import { exactWords } from './os-argv.js';
@@ -63,7 +64,7 @@ export function registerFiles(program: Command): void {
         .option('--resume', 'continue an interrupted transfer from its partial file (.NAME.shellwire-part) when its bytes match (the default)')
         .option('--no-resume', 'start over even when a matching partial file exists')
         .option('-q, --quiet', 'no progress bar and no notes; errors only')
-        .option('--limit-rate <rate>', 'at most RATE bytes per second (suffix K, M or G)')
+        .option('--limit-rate <rate>', 'at most RATE bytes per second: 65536, 500K, 5M, 1G (K/M/G = 1024^n; KB/MB = 1000^n)')
         .addOption(scpPortOption()),
     );
   // Paths are bytes: exactWords() recovers words that are not UTF-8 from the command line.
@@ -94,11 +95,7 @@ function withScpPort<T extends { P?: string; port?: string }>(flags: T): T {
 }
 
 function parseRate(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)([kmg]?)i?b?$/i.exec(text.trim());
-  const scale: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
-  const value = m ? Number(m[1]) * scale[m[2]!.toLowerCase()]! : NaN;
-  if (!Number.isFinite(value) || value < 1) fail(`--limit-rate takes bytes per second such as 500K or 20M, got "${text}".`, 2);
-  return value;
+  return parseSizeFlag(text, '--limit-rate', { min: 1 });
 }
 
 /** Connect; SIGTERM, SIGHUP and Ctrl-C end the command from now on (see lifecycle.ts). */

@@ -53,6 +53,8 @@ const EXAMPLES: Record<string, string[]> = {
   'known-hosts remove': ['shellwire known-hosts remove web01            # as ssh-keygen -R', 'shellwire known-hosts remove 10.0.0.5:50007'],
   'known-hosts scan': ['shellwire known-hosts scan @web', 'shellwire known-hosts scan 10.0.0.5 10.0.0.6:50010'],
   'known-hosts add': ['shellwire known-hosts add @web                 # pins each, printing its fingerprint', 'shellwire known-hosts add --from fingerprints.txt'],
+  'install-service': ['sudo shellwire install-service && sudo systemctl enable --now shellwire', 'shellwire install-service --print   # show the unit'],
+  'rotate-host-key': ['sudo shellwire rotate-host-key --state-dir /var/lib/shellwire'],
   completion: ['source <(shellwire completion bash)        # in ~/.bashrc', 'shellwire completion zsh > "${fpath[1]}/_shellwire"'],
   'completion bash': ['source <(shellwire completion bash)'],
   'completion zsh': ['shellwire completion zsh > "${fpath[1]}/_shellwire"   # then: compinit'],

@@ -57,7 +57,7 @@ export function registerKnownHosts(program: Command): void {
     .command('scan <targets...>')
     .description('fetch each daemon\'s fingerprint over TLS (no login) and print it as a known_hosts line (ssh-keyscan)')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
-    .option('--connect-timeout <seconds>', 'give up on a host after this many seconds', '5')
+    .option('--connect-timeout <duration>', 'give up on a host after this long (seconds, or 500ms, 1m)', '5')
     .action(async (targets: string[], flags: ScanFlags) => scan(targets, flags, false));
   group
     .command('add [targets...]')
@@ -65,7 +65,7 @@ export function registerKnownHosts(program: Command): void {
     .option(...fileOption)
     .option('--from <file>', 'pin the known_hosts lines in FILE (- for stdin) instead of fetching, e.g. checked output of `scan`')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
-    .option('--connect-timeout <seconds>', 'give up on a host after this many seconds', '5')
+    .option('--connect-timeout <duration>', 'give up on a host after this long (seconds, or 500ms, 1m)', '5')
     .action(async (targets: string[], flags: ScanFlags & { from?: string }) => {
       if (flags.from !== undefined) {
         if (targets.length > 0) fail('give either TARGETS to fetch or --from FILE, not both.', 2);

@@ -27,6 +27,8 @@ const COMMANDS: CommandTable = {
   token: async () => [(await import('./users.js')).registerUsers],
   locks: async () => [(await import('./locks.js')).registerLocks],
   completion: async () => (await import('./completion.js')).completionRegisters(COMMANDS),
+  'install-service': async () => [(await import('./install-service.js')).registerInstallService],
+  'rotate-host-key': async () => [(await import('./rotate-host-key.js')).registerRotateHostKey],
 };
 
 runMain(COMMANDS);

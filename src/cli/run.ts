@@ -20,6 +20,7 @@ import { StatusLine } from '../fleet/status-line.js';
 import { askPassphrase, debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
+import { parseDurationFlag } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
@@ -60,10 +61,10 @@ export function registerRun(program: Command): void {
     .argument('[command...]', 'the command (after --, or every word after a single target word)')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('--fanout <n>', 'hosts connecting or running at once', String(DEFAULT_FANOUT))
-    .option('--timeout <seconds>', 'per-host command timeout: the remote process group is killed')
-    .option('--connect-timeout <seconds>', 'give up on a host that does not connect within this time', '10')
+    .option('--timeout <duration>', 'per-host command timeout (seconds, or 500ms, 2m, 1h): the remote process group is killed')
+    .option('--connect-timeout <duration>', 'give up on a host that does not connect within this time (seconds, or 500ms, 1m)', '10')
     .option('--connect-rate <n>', 'at most N new connections per second (0: no limit)', '2000')
-    .option('--keepalive <seconds>', 'ping interval; a host silent for 3 intervals is reported lost', '5')
+    .option('--keepalive <duration>', 'ping interval (seconds, or 500ms); a host silent for 3 intervals is reported lost', '5')
     .option('--stream', 'print lines as they arrive, each prefixed with its host')
     .option('--json', 'JSON Lines on stdout: output chunks, one result per host, a summary')
     .option('--fail-fast', 'start no more hosts after the first failure')
@@ -142,12 +143,12 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     const ok = await confirm(`Run "${command}" on ${hosts.length} hosts (${abbreviate(foldNames(hosts.map((h) => h.name)))})? [y/N] `);
     if (!ok) fail('not confirmed; nothing was run.', 1);
   }
-  const timeout = number(flags.timeout, '--timeout', { min: 0.001 });
+  const timeout = flags.timeout === undefined ? undefined : parseDurationFlag(flags.timeout, '--timeout', { min: 1 }) / 1000;
   const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
   const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const run = runOn(hosts, command, {
     fanout: number(flags.fanout, '--fanout', { integer: true, min: 1 })!,
-    connectTimeoutMs: number(flags.connectTimeout, '--connect-timeout', { min: 0.001 })! * 1000,
+    connectTimeoutMs: parseDurationFlag(flags.connectTimeout, '--connect-timeout', { min: 1 }),
     connectRate: number(flags.connectRate, '--connect-rate')!,
     ...(timeout !== undefined ? { timeoutMs: Math.round(timeout * 1000) } : {}),
     ...(flags.failFast ? { failFast: true } : {}),
@@ -162,7 +163,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
       onHostKeyAdded: reportHostAdded,
       // Asked once per key file for the whole fan-out (credentials.ts shares the answer).
       ...(process.stdin.isTTY ? { askPassphrase } : {}),
-      keepaliveMs: number(flags.keepalive, '--keepalive', { min: 0.05 })! * 1000,
+      keepaliveMs: parseDurationFlag(flags.keepalive, '--keepalive', { min: 50 }),
       ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
     },
   });

@@ -325,7 +325,8 @@ export class ClassicConnection implements AuditPeer {
       exitCode: exit.exitCode, signal: exit.signal, timedOut: running.timedOut, bytesIn: 0, bytesOut: running.bytes,
       durationMs: Math.round(performance.now() - running.startedAt),
     });
-    if (this.#phase === 'closed') return;
+    // Our side already ended (refused, or ending): nothing may be written after the end.
+    if (this.#phase === 'closed' || this.#phase === 'ending' || this.#socket.writableEnded) return;
     this.#reply(reply);
   }
 

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { TLS_CIPHERS, TLS_GROUPS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js';
-import { loadOrCreateIdentity, type HostIdentity } from '../auth/identity.js';
+import { loadOrCreateIdentity, readIdentity, type HostIdentity } from '../auth/identity.js';
 import { loadOrCreateToken, tokenPath } from '../auth/token.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.js';
@@ -74,7 +74,7 @@ export interface ServerOptions {
 }
 
 export class Server {
-  readonly identity: HostIdentity;
+  #identity: HostIdentity;
   readonly stateDir: string;
   readonly limits: ServerLimits;
   /** The access token clients present (v1 authentication). */
@@ -100,7 +100,7 @@ export class Server {
   #containers: Containers;
 
   private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string, users: UsersConfig) {
-    this.identity = identity;
+    this.#identity = identity;
     this.created = identity.created;
     this.stateDir = stateDir;
     this.token = token;
@@ -131,14 +131,7 @@ export class Server {
     });
     this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory()], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
-      key: identity.keyPem,
-      cert: identity.certPem,
-      minVersion: TLS_MIN_VERSION,
-      ciphers: TLS_CIPHERS,
-      // Our order (AES-128-GCM first: fastest with AES-NI), not the client's.
-      honorCipherOrder: true,
-      // Key exchange groups of at least 128-bit strength only (no 2048-bit finite-field DH).
-      ecdhCurve: TLS_GROUPS,
+      ...secureContextOptions(identity),
       ALPNProtocols: [ALPN_PROTOCOL],
       handshakeTimeout: this.limits.handshakeTimeoutMs,
     });
@@ -193,6 +186,31 @@ export class Server {
 
   get address(): AddressInfo {
     return this.#tls.address() as AddressInfo;
+  }
+
+  /** The host identity in force (the key clients pin). */
+  get identity(): HostIdentity {
+    return this.#identity;
+  }
+
+  /**
+   * Re-read the host key and certificate (SIGHUP, after `shellwire rotate-host-key`): new
+   * connections get the new key; open ones keep theirs. Unchanged files change nothing; a
+   * broken pair is reported and the old identity stays in force.
+   */
+  reloadIdentity(): { ok: true; changed: boolean; fingerprint: string } | { ok: false; error: string } {
+    try {
+      const next = readIdentity(this.stateDir);
+      if (next === undefined) return { ok: false, error: `no host key in ${this.stateDir}` };
+      if (next.fingerprint === this.#identity.fingerprint) return { ok: true, changed: false, fingerprint: next.fingerprint };
+      this.#tls.setSecureContext(secureContextOptions(next));
+      this.#log.warn({ old: this.#identity.fingerprint, fingerprint: next.fingerprint }, 'host key changed: new connections use the new key');
+      this.#identity = next;
+      return { ok: true, changed: true, fingerprint: next.fingerprint };
+    } catch (err) {
+      this.#log.error({ err: (err as Error).message }, 'host key reload failed; keeping the old one');
+      return { ok: false, error: (err as Error).message };
+    }
   }
 
   /** The users and policy in force. */
@@ -380,4 +398,18 @@ export class Server {
     }
     return null;
   }
+}
+
+/** The TLS settings of the daemon's secure context (at start, and again on a key reload). */
+function secureContextOptions(identity: HostIdentity) {
+  return {
+    key: identity.keyPem,
+    cert: identity.certPem,
+    minVersion: TLS_MIN_VERSION,
+    ciphers: TLS_CIPHERS,
+    // Our order (AES-128-GCM first: fastest with AES-NI), not the client's.
+    honorCipherOrder: true,
+    // Key exchange groups of at least 128-bit strength only (no 2048-bit finite-field DH).
+    ecdhCurve: TLS_GROUPS,
+  } as const;
 }

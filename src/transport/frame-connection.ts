@@ -98,8 +98,17 @@ export class FrameConnection {
     else this.#drainWaiters.push(callback);
   }
 
+  /**
+   * False once our side is ended (a goodbye said or answered) or the socket is gone. Frames
+   * produced after that (a killed command's exit, late output) have no one to go to: writing
+   * them would fail with "write after end" and report a clean close as a connection error.
+   */
+  get #writable(): boolean {
+    return !this.#closed && !this.socket.destroyed && !this.socket.writableEnded;
+  }
+
   send(type: FrameType, channel: number, payload?: Uint8Array): void {
-    if (this.#closed || this.socket.destroyed) return;
+    if (!this.#writable) return;
     this.socket.write(encodeFrame(type, channel, payload));
   }
 
@@ -108,7 +117,7 @@ export class FrameConnection {
    * corked write (TLS combines them into one record stream natively).
    */
   sendData(type: FrameType, channel: number, payload: Buffer): void {
-    if (this.#closed || this.socket.destroyed) return;
+    if (!this.#writable) return;
     const socket = this.socket;
     socket.cork();
     socket.write(encodeFrameHeader(type, channel, payload.length));
@@ -122,7 +131,7 @@ export class FrameConnection {
 
   /** Tell the peer why we are closing, then end the connection. */
   goodbye(code: string, message: string): void {
-    if (this.#closed || this.socket.destroyed) return;
+    if (!this.#writable) return;
     this.sendJson(FrameType.GOODBYE, 0, { code, message });
     this.socket.end();
     // A peer that never reads must not keep the socket (and our memory) forever.

@@ -5,7 +5,7 @@
  * differently per host. Also a known_hosts home, an inventory file, and a JSON Lines schema check.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +55,11 @@ export async function startFleet(specs: Array<{ name: string; role: string; anno
     specs.map(async (spec, i) => {
       const host = `127.0.0.${firstOctet + i}`;
       const port = await freePortOn(host);
-      const args = [CLI, 'serve', '--listen', `${host}:${port}`, '--state-dir', stateDir, '--log-level', 'warn', '--kill-grace', '0.5', '--shutdown-grace', '0.5'];
+      // One state dir per daemon (a state dir serves one daemon), each with the seed's identity and token.
+      const ownStateDir = join(root, `server-${i}`);
+      mkdirSync(ownStateDir, { mode: 0o700 });
+      for (const file of ['host-key.pem', 'host-cert.pem', 'token']) copyFileSync(join(stateDir, file), join(ownStateDir, file));
+      const args = [CLI, 'serve', '--listen', `${host}:${port}`, '--state-dir', ownStateDir, '--log-level', 'warn', '--kill-grace', '0.5', '--shutdown-grace', '0.5'];
       if (spec.announce) args.push('--announce');
       const child = spawn(process.execPath, args, { env: { ...process.env, SHELLWIRE_HOME: home, ROLE: spec.role }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
