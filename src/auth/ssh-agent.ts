@@ -4,18 +4,19 @@
  * encrypted key unlocked once with `ssh-add` serves scripts and fleets without prompts.
  */
 import { lstatSync } from 'node:fs';
-import ssh2 from 'ssh2';
+import type { OpenSSHAgent } from 'ssh2';
+import ssh2Parts from './ssh2-parts.cjs';
 import type { ParsedKey } from 'ssh2';
 import { AuthenticationError, ErrorCode } from '../errors.js';
 import { defaultSignatureAlgorithm, parsePublicKey, rsaHash, type SshPublicKey } from './ssh-key.js';
 
 export class SshAgent {
   readonly socketPath: string;
-  #agent: InstanceType<typeof ssh2.OpenSSHAgent>;
+  #agent: OpenSSHAgent;
 
   constructor(socketPath: string) {
     this.socketPath = socketPath;
-    this.#agent = new ssh2.OpenSSHAgent(socketPath);
+    this.#agent = new (ssh2Parts.openSshAgent())(socketPath);
   }
 
   /**

@@ -7,7 +7,7 @@
  * Pure apart from crypto: no files are read here.
  */
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
-import ssh2 from 'ssh2';
+import ssh2Parts from './ssh2-parts.cjs';
 import type { ParsedKey } from 'ssh2';
 import { ErrorCode, UsageError } from '../errors.js';
 
@@ -65,7 +65,7 @@ export function parsePublicKey(line: string, what = 'public key'): SshPublicKey 
   const [type, data, ...comment] = fields as [string, string, ...string[]];
   checkKeyType(type, what);
   const blob = Buffer.from(data, 'base64');
-  const parsed = blob.length > 0 ? ssh2.utils.parseKey(`${type} ${blob.toString('base64')}`) : new Error('empty');
+  const parsed = blob.length > 0 ? ssh2Parts.parseKey(`${type} ${blob.toString('base64')}`) : new Error('empty');
   if (parsed instanceof Error || parsed.type !== type || !blob.equals(parsed.getPublicSSH())) {
     throw badKey(what, `the base64 key data is not a valid ${type} key`);
   }
@@ -131,7 +131,7 @@ export class PassphraseNeededError extends UsageError {
 export function parsePrivateKey(text: string, what = 'private key', passphrase?: string): SshPrivateKey {
   let source = text;
   if (/-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/.test(text)) source = pkcs8ToTraditional(text, what, passphrase);
-  const parsed = ssh2.utils.parseKey(source, passphrase);
+  const parsed = ssh2Parts.parseKey(source, passphrase);
   if (parsed instanceof Error) {
     if (/no passphrase given/i.test(parsed.message)) {
       throw new PassphraseNeededError(ErrorCode.BAD_KEY, `${what}: the key is passphrase-protected and no passphrase was given; add it to ssh-agent (ssh-add ${what}) or run where it can be asked for on a terminal`);
@@ -209,13 +209,13 @@ export function generateKeyPair(comment: string, type: KeygenType = 'ed25519', b
   if (type === 'ecdsa') {
     const size = bits ?? 256;
     if (size !== 256 && size !== 384 && size !== 521) throw badKey('keygen', `ECDSA keys have 256, 384 or 521 bits, not ${size}`);
-    pair = ssh2.utils.generateKeyPairSync('ecdsa', { bits: size, comment });
+    pair = ssh2Parts.generateKeyPairSync('ecdsa', { bits: size, comment });
   } else if (type === 'rsa') {
     const size = bits ?? 3072;
     if (!Number.isInteger(size) || size < RSA_MIN_BITS || size > 16384) throw badKey('keygen', `RSA keys have ${RSA_MIN_BITS} to 16384 bits, not ${size}`);
-    pair = ssh2.utils.generateKeyPairSync('rsa', { bits: size, comment });
+    pair = ssh2Parts.generateKeyPairSync('rsa', { bits: size, comment });
   } else {
-    pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    pair = ssh2Parts.generateKeyPairSync('ed25519', { comment });
   }
   const pub = parsePublicKey(pair.public);
   return { privateText: pair.private.endsWith('\n') ? pair.private : pair.private + '\n', publicLine: pub.line, fingerprint: pub.fingerprint };
