@@ -4,8 +4,8 @@
  * where the operator who reads it later will look.
  */
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fail } from './common.js';
 import { SYSTEM_SERVE_CONFIG } from './serve-config.js';
 
@@ -18,7 +18,7 @@ interface InstallFlags {
   unitDir: string;
   name: string;
   stateDir: string;
-  config: string;
+  config?: string;
 }
 
 export function registerInstallService(program: Command): void {
@@ -29,24 +29,54 @@ export function registerInstallService(program: Command): void {
     .option('--unit-dir <dir>', 'where to write the unit', DEFAULT_UNIT_DIR)
     .option('--name <unit>', 'unit file name', DEFAULT_UNIT_NAME)
     .option('--state-dir <dir>', 'the daemon\'s state dir (identity, token, users.yaml, audit log)', DEFAULT_SERVICE_STATE_DIR)
-    .option('--config <file>', 'the daemon\'s settings file (serve.yaml)', SYSTEM_SERVE_CONFIG)
+    .option('--config <file>', `the daemon's settings file; it must exist (default: ${SYSTEM_SERVE_CONFIG}, read when it exists, else built-in defaults)`)
     .action((flags: InstallFlags) => runInstall(flags));
 }
 
-/** The command line systemd runs: absolute node and script, so PATH and nvm do not matter. */
-export function serviceExecStart(stateDir: string, config: string): string {
+/**
+ * The command line systemd runs: absolute node and script, so PATH and nvm do not matter.
+ * `--config` only when install-service was given one: the daemon reads the default file
+ * when it exists and runs on defaults when it does not, so the unit starts out of the box.
+ */
+export function serviceExecStart(stateDir: string, config: string | undefined): string {
   const script = realpathSync(process.argv[1] ?? 'shellwire');
-  return [process.execPath, script, 'serve', '--state-dir', stateDir, '--config', config].map(quoteForSystemd).join(' ');
+  const words = [process.execPath, script, 'serve', '--state-dir', stateDir, ...(config === undefined ? [] : ['--config', config])];
+  return words.map(quoteForSystemd).join(' ');
 }
 
-/** systemd's ExecStart quoting: words with spaces or quotes in double quotes, `\` and `"` escaped. */
+/**
+ * systemd's ExecStart quoting: plain words as they are; others in double quotes with `\\`
+ * and `"` escaped. In every word `%` is doubled (systemd expands `%n`, `%h`, … specifiers
+ * everywhere in ExecStart, quoted or not) and `$` is doubled (environment expansion).
+ */
 function quoteForSystemd(word: string): string {
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(word)) return word;
+  if (/^[A-Za-z0-9_@+=:,./-]+$/.test(word)) return word;
   return `"${word.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\$/g, '$$$$').replace(/%/g, '%%')}"`;
 }
 
-export function renderUnit(options: { execStart: string; stateDir: string; config: string }): string {
-  return `# shellwire daemon, written by \`shellwire install-service\`. Settings: ${options.config}
+/**
+ * `StateDirectory=` for a state dir under /var/lib, so systemd creates it (0700) and knows
+ * it is the service's. Only for plain names: the directive is a space-separated list with
+ * specifier expansion, so "/var/lib/sw dir" would name two directories. Other state dirs get
+ * none; the daemon creates its state dir itself (0700) at its first start.
+ */
+export function stateDirectoryDirective(stateDir: string): string | undefined {
+  if (!stateDir.startsWith('/var/lib/')) return undefined;
+  const name = stateDir.slice('/var/lib/'.length).replace(/\/+$/, '');
+  return /^[A-Za-z0-9_.@-]+(\/[A-Za-z0-9_.@-]+)*$/.test(name) && !name.split('/').some((part) => part === '.' || part === '..') ? name : undefined;
+}
+
+/** A path the unit names: absolute (systemd's cwd is `/`, not the installer's), one line. */
+function unitPath(path: string, flag: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(path)) fail(`${flag} ${JSON.stringify(path)} has a control character (a newline, a tab, …); a systemd unit cannot name it. Choose another path.`, 2);
+  return resolve(path);
+}
+
+export function renderUnit(options: { execStart: string; stateDir: string; config: string | undefined }): string {
+  const stateDirectory = stateDirectoryDirective(options.stateDir);
+  const settings = options.config ?? `${SYSTEM_SERVE_CONFIG} (optional: without it the daemon runs on defaults, on 127.0.0.1 only)`;
+  return `# shellwire daemon, written by \`shellwire install-service\`. Settings: ${settings}
 # (every \`shellwire serve\` flag has a key there; at least \`listen: :50007\` to serve the network).
 [Unit]
 Description=shellwire remote command daemon
@@ -90,8 +120,9 @@ TimeoutStopSec=30s
 # removes those cgroups behind its back.
 Delegate=yes
 
-# State and settings directories, created by systemd with these modes.
-${options.stateDir.startsWith('/var/lib/') ? `StateDirectory=${options.stateDir.slice('/var/lib/'.length)}\nStateDirectoryMode=0700\n` : ''}ConfigurationDirectory=shellwire
+# State and settings directories, created by systemd with these modes${stateDirectory === undefined ? `
+# (the state dir ${options.stateDir} is made by the daemon itself, 0700, at its first start)` : ''}.
+${stateDirectory === undefined ? '' : `StateDirectory=${stateDirectory}\nStateDirectoryMode=0700\n`}ConfigurationDirectory=shellwire
 LimitNOFILE=65536
 
 # Hardening, and why most of the usual list is NOT here: whatever restricts this service
@@ -120,7 +151,18 @@ WantedBy=multi-user.target
 }
 
 function runInstall(flags: InstallFlags): void {
-  const unit = renderUnit({ execStart: serviceExecStart(flags.stateDir, flags.config), stateDir: flags.stateDir, config: flags.config });
+  const stateDir = unitPath(flags.stateDir, '--state-dir');
+  const config = flags.config === undefined ? undefined : unitPath(flags.config, '--config');
+  // A named settings file must be there: the daemon refuses a missing --config (exit 2, which
+  // the unit does not restart after), so the mistake is reported now, not at enable --now.
+  if (config !== undefined) {
+    try {
+      if (!statSync(config).isFile()) fail(`--config ${config} is not a file.`, 2);
+    } catch (err) {
+      fail(`--config ${config}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}. Write it first, or leave out --config (the daemon then reads ${SYSTEM_SERVE_CONFIG} when it exists).`, 2);
+    }
+  }
+  const unit = renderUnit({ execStart: serviceExecStart(stateDir, config), stateDir, config });
   if (flags.print) {
     process.stdout.write(unit);
     return;
@@ -138,10 +180,20 @@ function runInstall(flags: InstallFlags): void {
   process.stdout.write(
     [
       `wrote ${path}`,
-      existsSync(flags.config) ? `settings: ${flags.config}` : `settings: ${flags.config} does not exist yet; write at least "listen: :50007" there to serve the network`,
+      config !== undefined ? `settings: ${config}`
+        : isFile(SYSTEM_SERVE_CONFIG) ? `settings: ${SYSTEM_SERVE_CONFIG}`
+        : `settings: none yet (the daemon serves 127.0.0.1:50007 only); write at least "listen: :50007" in ${SYSTEM_SERVE_CONFIG} to serve the network`,
       `next: systemctl daemon-reload && systemctl enable --now ${unitName}`,
       `then: journalctl -u ${unitName} (logs), systemctl reload ${unitName} (re-read users.yaml and the host key)`,
       '',
     ].join('\n'),
   );
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync, spawn } from 'node:child_process';
 import { connect } from '../../src/client/connect.js';
-import { runCli } from '../helpers/daemon.js';
+import { runCli, CLI } from '../helpers/daemon.js';
 import { tempDir, removeDir, startCli, cleanEnv, freePort, type CliChild } from '../helpers/fixtures.js';
 
 const children: CliChild[] = [];
@@ -26,12 +26,67 @@ function home(): string {
   return dir;
 }
 
-/** ExecStart split as systemd does for our quoting (double quotes, backslash escapes). */
+/**
+ * ExecStart split as systemd does for our quoting (double quotes, backslash escapes), then
+ * its specifiers (`%%` → `%`) and variables (`$$` → `$`) undone; any other `%X` or `$NAME`
+ * would be expanded by systemd, so it is an error here.
+ */
 function systemdWords(line: string): string[] {
   const words: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
-  for (let m = re.exec(line); m; m = re.exec(line)) words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!);
+  for (let m = re.exec(line); m; m = re.exec(line)) {
+    const word = m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]!;
+    assert.doesNotMatch(word.replace(/%%|\$\$/g, ''), /[%$]/, `systemd would expand a specifier or variable in ${word}`);
+    words.push(word.replace(/%%/g, '%').replace(/\$\$/g, '$'));
+  }
   return words;
+}
+
+/** The unit's directives (comment lines left out). */
+function directivesOf(unit: string): string[] {
+  return unit.split('\n').filter((l) => !l.startsWith('#'));
+}
+
+/** `systemd-analyze verify` problems that are ours (not a container's missing targets). */
+function verifyProblems(unitFile: string): string[] {
+  const verify = spawnSync('systemd-analyze', ['verify', unitFile], { encoding: 'utf8' });
+  if (verify.error) return [];
+  return (verify.stderr + verify.stdout).split('\n').filter((l) => /Unknown key|Failed to (parse|resolve)|Invalid|not executable|bad-setting|fatal/i.test(l));
+}
+
+/** install-service run from `cwd` (relative paths resolve there), as a child process. */
+function installFrom(cwd: string, args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, 'install-service', ...args], { cwd, env: cleanEnv(), encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Start a unit's ExecStart as systemd would (cwd /), optionally in a fresh network namespace. */
+async function startExecStart(unit: string, env: NodeJS.ProcessEnv, netns: boolean): Promise<{ out: () => string; err: () => string; stop: () => Promise<number | null>; exited: Promise<number | null> }> {
+  const execStart = directivesOf(unit).find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length);
+  const [program, ...args] = systemdWords(execStart);
+  const argv = netns ? ['unshare', '-n', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', program!, ...args] : [program!, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: '/', env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return {
+    out: () => out,
+    err: () => err,
+    exited,
+    stop: async () => {
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+async function waitFor(check: () => boolean, exited: Promise<unknown>, ms = 15_000): Promise<void> {
+  let done = false;
+  void exited.then(() => (done = true));
+  const deadline = Date.now() + ms;
+  while (!check() && !done && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 test('install-service writes a unit: KillMode=mixed, Delegate, Restart=on-failure, no PrivateTmp/NoNewPrivileges; its ExecStart starts the daemon', { timeout: 30_000 }, async () => {
@@ -126,4 +181,80 @@ test('rotate-host-key: old and new fingerprints, the running daemon switches, ol
   const none = await runCli(['rotate-host-key', '--state-dir', join(dir, 'empty-state')]);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /has no host key to rotate/);
+});
+
+test('install-service without --config: the unit names no settings file and starts on a host without /etc/shellwire/serve.yaml', { timeout: 30_000 }, async (t) => {
+  if (existsSync('/etc/shellwire/serve.yaml')) return t.skip('this host has /etc/shellwire/serve.yaml');
+  const dir = home();
+  const stateDir = join(dir, 'state');
+  const made = installFrom(dir, ['--print', '--state-dir', stateDir]);
+  assert.equal(made.code, 0, made.stderr);
+  const execStart = directivesOf(made.stdout).find((l) => l.startsWith('ExecStart='))!;
+  assert.doesNotMatch(execStart, /--config/);
+  assert.match(made.stdout, /Settings: \/etc\/shellwire\/serve\.yaml \(optional/);
+  // Default listen address 127.0.0.1:50007: in a network namespace of its own, so no other
+  // daemon on this host is in the way.
+  const daemon = await startExecStart(made.stdout, cleanEnv({ SHELLWIRE_HOME: join(dir, 'home') }), true);
+  try {
+    await waitFor(() => daemon.out().includes('listening on'), daemon.exited);
+    assert.match(daemon.out(), /listening on 127\.0\.0\.1:50007/, daemon.err());
+  } finally {
+    assert.equal(await daemon.stop(), 0, daemon.err());
+  }
+
+  // A --config that is not there is refused at install time, not at `enable --now`.
+  const missing = installFrom(dir, ['--print', '--state-dir', stateDir, '--config', 'nope.yaml']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, new RegExp(`--config ${join(dir, 'nope.yaml')}: no such file\\. Write it first, or leave out --config`));
+  // serve itself: a named --config must exist; the default one may be absent (above).
+  const serveMissing = await runCli(['serve', '--state-dir', stateDir, '--config', join(dir, 'nope.yaml'), '--listen', '127.0.0.1:0']);
+  assert.equal(serveMissing.code, 2);
+  assert.match(serveMissing.stderr, /Cannot read .*nope\.yaml: no such file/);
+});
+
+test('install-service: relative paths become absolute, % and $ and spaces survive systemd, StateDirectory names one plain directory', { timeout: 30_000 }, async () => {
+  const dir = home();
+  const port = await freePort();
+  writeFileSync(join(dir, 'conf%x $HOME.yaml'), `listen: 127.0.0.1:${port}\n`);
+  writeFileSync(join(dir, 'conf%n.yaml'), `listen: 127.0.0.1:${port}\n`);
+  const unitDir = join(dir, 'units');
+  for (const [stateArg, configArg] of [['rel state%x', 'conf%x $HOME.yaml'], ['st%n', 'conf%n.yaml']] as const) {
+    const made = installFrom(dir, ['--state-dir', stateArg, '--config', configArg, '--unit-dir', unitDir]);
+    assert.equal(made.code, 0, made.stderr);
+    const unitFile = join(unitDir, 'shellwire.service');
+    const unit = readFileSync(unitFile, 'utf8');
+    assert.deepEqual(verifyProblems(unitFile), []);
+    const execStart = directivesOf(unit).find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length);
+    const words = systemdWords(execStart);
+    assert.equal(words[words.indexOf('--state-dir') + 1], join(dir, stateArg));
+    assert.equal(words[words.indexOf('--config') + 1], join(dir, configArg));
+    // Run as systemd would, from /: the daemon uses the state dir named at install time.
+    const daemon = await startExecStart(unit, cleanEnv({ SHELLWIRE_HOME: join(dir, 'home') }), false);
+    try {
+      await waitFor(() => daemon.out().includes('access token:'), daemon.exited);
+      assert.match(daemon.out(), new RegExp(`listening on 127\\.0\\.0\\.1:${port}`), daemon.err());
+      assert.ok(daemon.out().includes(`access token: ${join(dir, stateArg, 'token')}`), daemon.out());
+    } finally {
+      assert.equal(await daemon.stop(), 0, daemon.err());
+    }
+  }
+
+  // /var/lib state dirs: StateDirectory= only for a plain name (it is a space-separated list
+  // with specifiers); otherwise none, and ExecStart still carries the exact path.
+  for (const [stateDir, expected] of [['/var/lib/shellwire', 'shellwire'], ['/var/lib/sw dir', undefined], ['/var/lib/sw%xdir', undefined], ['/var/lib/a/b', 'a/b']] as const) {
+    const made = installFrom(dir, ['--state-dir', stateDir, '--unit-dir', unitDir]);
+    assert.equal(made.code, 0, made.stderr);
+    const unitFile = join(unitDir, 'shellwire.service');
+    const unit = readFileSync(unitFile, 'utf8');
+    assert.deepEqual(verifyProblems(unitFile), [], stateDir);
+    const line = directivesOf(unit).find((l) => l.startsWith('StateDirectory='));
+    assert.equal(line?.slice('StateDirectory='.length), expected, stateDir);
+    const words = systemdWords(directivesOf(unit).find((l) => l.startsWith('ExecStart='))!.slice('ExecStart='.length));
+    assert.equal(words[words.indexOf('--state-dir') + 1], stateDir);
+  }
+
+  // A path systemd cannot carry on one line is refused with the reason.
+  const newline = installFrom(dir, ['--print', '--state-dir', 'a\nb']);
+  assert.equal(newline.code, 2);
+  assert.match(newline.stderr, /--state-dir "a\\nb" has a control character/);
 });
