@@ -3,6 +3,7 @@
  * a terminal, and the time expressions `--since`/`--until` accept. No I/O here.
  */
 import type { AuditRow } from './audit-event.js';
+import { parseIsoDateTime } from '../iso-time.js';
 
 const UNITS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
@@ -14,9 +15,7 @@ const UNITS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000
 export function parseTimeArg(text: string, now: Date): Date | undefined {
   const age = /^(\d+(?:\.\d+)?)\s*([smhdw])$/.exec(text.trim());
   if (age) return new Date(now.getTime() - Number(age[1]) * UNITS[age[2] as keyof typeof UNITS]);
-  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim())) return undefined;
-  const date = new Date(text.trim().replace(' ', 'T'));
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  return parseIsoDateTime(text);
 }
 
 const COLUMNS: Array<[string, (row: AuditRow) => string, 'left' | 'right']> = [

@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument, LineCounter, type Document } from 'yaml';
 import { ErrorCode, UsageError } from '../errors.js';
+import { parseIsoDateTime } from '../iso-time.js';
 import { parsePublicKey, type SshPublicKey } from './ssh-key.js';
 import { isPasswordHash } from './password.js';
 import { lookupAccount, daemonAccount, runningAsRoot, type OsAccount } from './os-account.js';
@@ -297,8 +298,9 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
         if (typeof t.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256)) errors.add(at('tokens', i, 'sha256'), 'must be 64 hex digits (made by: shellwire token create)');
         let expires: Date | null = null;
         if (t.expires !== undefined && t.expires !== null) {
-          expires = t.expires instanceof Date ? t.expires : new Date(String(t.expires));
-          if (Number.isNaN(expires.getTime())) errors.add(at('tokens', i, 'expires'), 'must be an ISO date-time such as 2027-01-01T00:00:00Z');
+          // Full ISO forms only: `expires: 90` would otherwise be read as the year 1990.
+          expires = t.expires instanceof Date ? t.expires : typeof t.expires === 'string' ? parseIsoDateTime(t.expires) ?? null : null;
+          if (expires === null || Number.isNaN(expires.getTime())) errors.add(at('tokens', i, 'expires'), 'must be an ISO date-time such as 2027-01-01T00:00:00Z');
         }
         if (typeof t.name === 'string' && typeof t.sha256 === 'string') tokens.push({ name: t.name, sha256: Buffer.from(t.sha256, 'hex'), expires });
       });

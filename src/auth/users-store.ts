@@ -199,15 +199,3 @@ export function revokeToken(stateDir: string, user: string, name: string): Users
 export function signalDaemonReload(stateDir: string): boolean {
   return signalDaemon(stateDir);
 }
-
-/** `30d`, `12h`, `90m`, `3600s` or an ISO date → a Date. */
-export function parseExpiry(text: string, now: Date = new Date()): Date {
-  const match = /^(\d+)\s*([smhdw])$/.exec(text.trim());
-  if (match) {
-    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3, w: 604800e3 }[match[2] as 's' | 'm' | 'h' | 'd' | 'w'];
-    return new Date(now.getTime() + Number(match[1]) * unit);
-  }
-  const date = new Date(text);
-  if (Number.isNaN(date.getTime())) throw new UsageError(ErrorCode.BAD_CONFIG, `--expires takes a duration like 30d, 12h, 90m, or an ISO date; got "${text}".`);
-  return date;
-}

@@ -9,6 +9,7 @@ import { defaultServerStateDir } from '../auth/paths.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
 import { formatTable, parseTimeArg, printable } from '../audit/audit-text.js';
+import { ISO_FORMS } from '../iso-time.js';
 import { parseDuration, durationForms } from './units.js';
 
 interface QueryFlags {
@@ -132,13 +133,15 @@ function runQuery(flags: QueryFlags): void {
 
 function parseTimeFlag(text: string, flag: string, now: Date): Date {
   // An age in the units every duration flag takes (units.ts: 90s, 30m, 1h30m, 2d), else a date.
+  // A bare number is refused: `--since 2024` could be a year or 2024 seconds ago.
+  if (/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(text)) fail(`${flag} needs a unit or a full date: 90s, 30m, 2d, or ${ISO_FORMS}; got "${text}".`, 2);
   let date: Date | undefined;
   try {
     date = new Date(now.getTime() - parseDuration(text));
   } catch {
     date = parseTimeArg(text, now);
   }
-  if (date === undefined) fail(`${flag} takes an ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (${durationForms()}), got "${text}".`, 2);
+  if (date === undefined) fail(`${flag} takes an ISO date/time (2025-01-31, 2025-01-31T12:00Z) or an age (${durationForms().replace(/1\.5 \(seconds\), /, '')}), got "${text}".`, 2);
   return date;
 }
 

@@ -11,6 +11,8 @@
  * reads them) — and an optional trailing `B`/`/s` is allowed (`500KB/s`).
  */
 
+import { ISO_FORMS, parseIsoDateTime } from '../iso-time.js';
+
 /** Thrown for text that is no duration or size; the message lists the accepted forms. */
 export class UnitParseError extends Error {
   override name = 'UnitParseError';
@@ -84,4 +86,30 @@ export function parseSize(text: string, bareUnit = 1): number {
   const bytes = Math.floor(Number(digits) * scale);
   if (!Number.isSafeInteger(bytes)) throw new UnitParseError(`takes ${sizeForms(bareUnit)} (this one is too large)`);
   return bytes;
+}
+
+/** What `--expires` says it takes. */
+export const EXPIRY_FORMS = `a duration with a unit (30d, 12h, 90m, 1h30m, 2w) or a date: ${ISO_FORMS}`;
+
+/**
+ * When something made now should expire: `30d`, `12h`, `1h30m` from `now`, or an ISO date.
+ * A bare number is refused (days? hours? V8 reads it as a year), as is anything that is not
+ * in the future: either would make a credential that is dead from the start.
+ */
+export function parseExpiry(text: string, now: Date = new Date()): Date {
+  const trimmed = text.trim();
+  if (BARE.test(trimmed)) throw new UnitParseError(`give a unit: 30d, 12h, 90m (a bare number could mean days, hours or a year), or a date such as ${new Date(now.getTime() + 30 * DURATION_UNITS.d).toISOString().slice(0, 10)}`);
+  const date = parseIsoDateTime(trimmed);
+  if (date !== undefined) {
+    if (date.getTime() <= now.getTime()) throw new UnitParseError(`${trimmed} (${date.toISOString()}) is in the past; give a later date, or a duration such as 30d`);
+    return date;
+  }
+  let ms: number;
+  try {
+    ms = parseDuration(trimmed);
+  } catch {
+    throw new UnitParseError(`takes ${EXPIRY_FORMS}`);
+  }
+  if (ms <= 0) throw new UnitParseError(`${trimmed} would expire at once; give a duration longer than 0 (30d, 12h, 90m)`);
+  return new Date(now.getTime() + ms);
 }

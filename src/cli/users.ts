@@ -10,8 +10,9 @@ import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
 import { generateKeyPair, isPrivateKeyText, KEYGEN_TYPES, parsePublicKey, type KeygenType } from '../auth/ssh-key.js';
 import { hashPassword } from '../auth/password.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
-import { addKey, addUser, checkUserName, createToken, parseExpiry, removeUser, requireStateDir, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
+import { addKey, addUser, checkUserName, createToken, removeUser, requireStateDir, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
 import { fail } from './common.js';
+import { EXPIRY_FORMS, parseExpiry } from './units.js';
 import { readSecretLine } from './prompt.js';
 
 interface StateFlags {
@@ -146,8 +147,9 @@ export function registerUsers(program: Command): void {
     .option(...stateDirOption)
     .action(async (name: string, flags: StateFlags) => {
       // Ask nothing that cannot be used: the state dir and the user come first.
+      let config: UsersConfig;
       try {
-        const config = loadUsersConfig(existingStateDir(flags));
+        config = loadUsersConfig(existingStateDir(flags));
         if (!config.users.has(name)) fail(`No user "${name}"; add it with: shellwire user add ${name}`, 1);
       } catch (err) {
         fail((err as Error).message, 1);
@@ -161,6 +163,15 @@ export function registerUsers(program: Command): void {
       if ([...password].length < 8) fail('Passwords must have at least 8 characters.', 1);
       const hash = await hashPassword(password);
       edit(flags, `password set for ${name}`, (dir) => setPassword(dir, name, hash));
+      // The hash is stored either way (so turning password login on later needs no second
+      // passwd), but a silent success would read as "bob can log in now".
+      if (!config.passwordLogin) {
+        process.stderr.write(
+          `note: password login is off on this daemon, so this password is not accepted yet. To turn it on, set in ${config.path ?? join(stateDirOf(flags), 'users.yaml')}:\n` +
+            '  settings:\n    passwordLogin: true\n' +
+            'then reload the daemon (systemctl reload shellwire, or kill -HUP its PID).\n',
+        );
+      }
     });
   user
     .command('list')
@@ -218,7 +229,7 @@ export function registerUsers(program: Command): void {
     .description('make a token that acts as USER; it is printed once (only its hash is stored)')
     .requiredOption('--user <name>', 'the user the token acts as')
     .option('--name <name>', 'a name to revoke it by (default token-N)')
-    .option('--expires <when>', 'duration (30d, 12h, 90m) or ISO date')
+    .option('--expires <when>', `when it stops working: ${EXPIRY_FORMS}; default never`)
     .option(...stateDirOption)
     .action((flags: StateFlags & { user: string; name?: string; expires?: string }) => {
       let made: { token: string; name: string } | undefined;
@@ -243,6 +254,6 @@ function safeExpiry(text: string): Date {
   try {
     return parseExpiry(text);
   } catch (err) {
-    fail((err as Error).message, 2);
+    fail(`--expires ${(err as Error).message}, got "${text}".`, 2);
   }
 }
