@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import ts from 'typescript';
 import { tempDir, removeDir } from '../helpers/fixtures.js';
 
@@ -110,4 +111,23 @@ export type { Connection, ShellSession, RemoteProcess };
 `,
   });
   assert.equal(diagnostics.length, 0, show(diagnostics));
+});
+
+test("README: `await using` is said to need TypeScript or Node >= 24, and the plain-JavaScript form it shows parses on this Node", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const check = (source: string) => {
+    const file = join(project, `check-${Math.random().toString(36).slice(2)}.mjs`);
+    writeFileSync(file, source);
+    return spawnSync(process.execPath, ['--check', file], { encoding: 'utf8' });
+  };
+  const major = Number(process.versions.node.split('.')[0]);
+  const usingResult = check('{ await using x = null; }\n');
+  // What the README claims about plain JavaScript must hold on the Node running the tests.
+  assert.equal(usingResult.status === 0, major >= 24, usingResult.stderr);
+  assert.match(readme, /`await using` needs TypeScript ≥ 5\.2 \(compiled\) or Node ≥ 24 for plain JavaScript/);
+  const plain = /^\/\/ Plain JavaScript on Node 20[^\n]*\n([\s\S]*?^\}\n)/m.exec(readme);
+  assert.ok(plain, 'README shows the try/finally form for plain JavaScript');
+  assert.match(plain[1]!, /finally \{\n\s+await \w+\.close\(\);/);
+  const parsed = check(`import { connect } from 'shellwire';\n${plain[1]}`);
+  assert.equal(parsed.status, 0, parsed.stderr);
 });
