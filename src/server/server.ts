@@ -27,6 +27,8 @@ import { Containers, type ContainmentMode } from '../process/containment.js';
 import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
 import { fileChannelFactory } from './file-channel.js';
+import { daemonForbiddenDirs } from './files/forbidden.js';
+import { daemonAccount } from '../auth/os-account.js';
 import { StartupGate, type Startup } from './startup-gate.js';
 import { refuseSocket } from './refuse-socket.js';
 
@@ -129,7 +131,7 @@ export class Server {
       lostDir: options.audit === undefined || options.audit instanceof DaemonAudit ? stateDir : null,
       onWarning: (message) => this.#log.warn(message),
     });
-    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory()], ...(options.channelKinds ?? [])]);
+    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory({ forbidden: daemonForbiddenDirs(stateDir, daemonAccount().home) })], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
       ...secureContextOptions(identity),
       ALPNProtocols: [ALPN_PROTOCOL],

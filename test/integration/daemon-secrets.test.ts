@@ -1,0 +1,104 @@
+/**
+ * The daemon's secrets stay the daemon's (issue 10 review): the file service never opens
+ * the state dir (token, users.yaml, host key) for anyone but the daemon's own token, however
+ * the path is spelled (a root containing it, `..`, a symlink, a bind mount, a root inside
+ * it); refusals never say where a link led.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
+import { cleanEnv, tempDir, removeDir } from '../helpers/fixtures.js';
+import { generateKeyPair } from '../../src/auth/ssh-key.js';
+
+const isRoot = process.getuid?.() === 0;
+
+describe('the state dir is never served over file transfers', { skip: !isRoot && 'needs root (users run as the daemon account: allowRoot; bind mounts)' }, () => {
+  let d: TestDaemon;
+  let dir: string;
+  let keyFile: string;
+  let root: string;
+  let stateDir: string;
+  let bind: string | null = null;
+
+  before(async () => {
+    d = await startDaemon({ audit: false });
+    stateDir = d.server.stateDir;
+    root = join(stateDir, '..'); // holds the state dir, as a daemon account's home does
+    dir = tempDir('shellwire-secrets-');
+    const pair = generateKeyPair('secrets@test');
+    keyFile = join(dir, 'id');
+    writeFileSync(keyFile, pair.privateText, { mode: 0o600 });
+    mkdirSync(join(dir, 'home-r'));
+    writeFileSync(join(root, 'a.txt'), 'hello');
+    symlinkSync(stateDir, join(root, 'link'));
+    symlinkSync(join(stateDir, 'token'), join(dir, 'home-r', 'out'));
+    mkdirSync(join(root, 'bind'));
+    execFileSync('mount', ['--bind', stateDir, join(root, 'bind')]);
+    bind = join(root, 'bind');
+    const user = (name: string, lines: string[]) => [`  ${name}:`, '    allowRoot: true', ...lines.map((l) => `    ${l}`), `    keys: ["${pair.publicLine}"]`];
+    writeFileSync(join(stateDir, 'users.yaml'), ['users:',
+      ...user('uploader', [`home: ${root}`, 'channels: [file]', `fileRoots: [${root}]`]),
+      ...user('free', [`home: ${root}`]),
+      ...user('inner', [`home: ${stateDir}`, 'channels: [file]', `fileRoots: [${stateDir}]`]),
+      ...user('restricted', [`home: ${dir}/home-r`, 'commands: { allow: ["echo ..."] }']),
+    ].join('\n') + '\n');
+    assert.ok(d.server.reloadUsers().ok);
+  });
+  after(async () => {
+    if (bind) execFileSync('umount', [bind]);
+    await d.stop();
+    removeDir(dir);
+  });
+
+  const env = () => cleanEnv({ SHELLWIRE_HOME: d.home });
+  const as = (user: string, verb: string, ...args: string[]) => runCli([verb, '-i', keyFile, ...args.map((a) => a.replace('@HOST:', `${user}@${d.address}:`))], { env: env() });
+  const refused = (r: { code: number | null; stderr: string }, what: string) => {
+    assert.equal(r.code, 1, `${what}: ${r.stderr}`);
+    assert.match(r.stderr, /the daemon's state dir is never served over file transfers/, what);
+    assert.ok(!r.stderr.includes(d.token), `${what}: the token was shown`);
+  };
+
+  it('get, ls, put and `..` of a file-only user whose root holds the state dir are refused; the rest of the root is served', async () => {
+    const local = join(dir, 'stolen');
+    refused(await as('uploader', 'get', `@HOST:${stateDir}/token`, local), 'get by absolute path');
+    refused(await as('uploader', 'get', '@HOST:server/users.yaml', local), 'get relative to home');
+    refused(await as('uploader', 'get', '@HOST:bind/../server/host-key.pem', local), 'get through ..');
+    assert.equal(existsSync(local), false);
+    refused(await as('uploader', 'ls', `@HOST:${stateDir}`), 'ls of the state dir');
+    refused(await as('uploader', 'put', join(dir, 'id'), `@HOST:${stateDir}/planted`), 'put into it');
+    refused(await as('uploader', 'put', join(dir, 'id'), `@HOST:${stateDir}/`), 'put into it by directory');
+    assert.equal(existsSync(join(stateDir, 'planted')), false);
+    assert.equal(existsSync(join(stateDir, 'id')), false);
+    const ok = await as('uploader', 'get', '@HOST:a.txt', join(dir, 'a.txt'));
+    assert.equal(ok.code, 0, ok.stderr);
+    const ls = await as('uploader', 'ls', '@HOST:');
+    assert.equal(ls.code, 0, ls.stderr);
+  });
+
+  it('a symlink or a bind mount to the state dir, and a root inside it, are refused the same way', async () => {
+    const local = join(dir, 'stolen2');
+    refused(await as('uploader', 'get', '@HOST:link/token', local), 'get through a symlink');
+    refused(await as('uploader', 'get', '@HOST:bind/token', local), 'get through a bind mount');
+    refused(await as('uploader', 'ls', '@HOST:bind'), 'ls of a bind mount');
+    refused(await as('inner', 'get', '@HOST:token', local), 'a root inside the state dir');
+    refused(await as('free', 'get', `@HOST:${stateDir}/token`, local), 'an unrestricted user');
+    assert.equal(existsSync(local), false);
+  });
+
+  it("the daemon's own token still reaches the state dir", async () => {
+    const local = join(dir, 'own-token');
+    const r = await runCli(['get', `${d.address}:${stateDir}/token`, local], { env: cleanEnv({ SHELLWIRE_HOME: d.home, SHELLWIRE_TOKEN: d.token }) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(existsSync(local));
+  });
+
+  it('a restricted user whose link points outside the roots is told so without where it points', async () => {
+    const r = await as('restricted', 'get', '@HOST:out', join(dir, 'x'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /outside the allowed file root .*a symbolic link on the way leads outside them/);
+    assert.ok(!r.stderr.includes(stateDir), `the link's target was named: ${r.stderr}`);
+  });
+});
