@@ -15,6 +15,7 @@ import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.j
 import { AuthThrottle, type LockInfo, type ThrottleOptions } from '../auth/throttle.js';
 import { takeUnlockRequests, writeLockState } from '../auth/lock-state.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
+import { stateDirExposure } from '../auth/state-dir-exposure.js';
 import type { AuditSink } from './audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
 import { DaemonAudit, type AuditFailureAction } from '../audit/daemon-audit.js';
@@ -175,6 +176,7 @@ export class Server {
     if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
     server.#ownAudit = ownAudit;
+    server.#warnExposedStateDir(users);
     return server;
   }
 
@@ -231,10 +233,19 @@ export class Server {
       this.#users = users;
       if (this.#authenticator instanceof ConfigAuthenticator) this.#authenticator.config = users;
       this.#log.info({ users: users.users.size }, 'users config reloaded');
+      this.#warnExposedStateDir(users);
       return { ok: true, users: users.users.size };
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'users config reload failed; keeping the old one');
       return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  /** Restricted users who can read the state dir through their commands: said at every load. */
+  #warnExposedStateDir(users: UsersConfig): void {
+    for (const user of users.users.values()) {
+      const warning = stateDirExposure(user, this.stateDir);
+      if (warning) this.#log.warn({ user: user.name }, warning);
     }
   }
 

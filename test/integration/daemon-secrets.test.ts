@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
-import { cleanEnv, tempDir, removeDir } from '../helpers/fixtures.js';
+import { cleanEnv, tempDir, removeDir, startServeCli } from '../helpers/fixtures.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -100,5 +100,53 @@ describe('the state dir is never served over file transfers', { skip: !isRoot &&
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /outside the allowed file root .*a symbolic link on the way leads outside them/);
     assert.ok(!r.stderr.includes(stateDir), `the link's target was named: ${r.stderr}`);
+  });
+});
+
+describe('a restricted user running as the daemon account is warned about', { skip: !isRoot && 'needs root (useradd, runAs)' }, () => {
+  const ACCOUNT = 'swsecrets1';
+  let home: string;
+  before(() => {
+    home = tempDir('shellwire-secrets-warn-');
+    mkdirSync(join(home, 'server'), { mode: 0o700 });
+    try {
+      execFileSync('getent', ['passwd', ACCOUNT], { stdio: 'ignore' });
+    } catch {
+      execFileSync('useradd', ['-M', '-s', '/bin/sh', ACCOUNT]);
+    }
+  });
+  after(() => {
+    try {
+      execFileSync('userdel', [ACCOUNT], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+    removeDir(home);
+  });
+
+  const add = (...args: string[]) => runCli(['user', 'add', ...args], { env: cleanEnv({ SHELLWIRE_HOME: home }) });
+
+  it('user add --allow/--deny/--channels without --run-as warns, naming the risk and --run-as; others do not', async () => {
+    for (const args of [['carol', '--allow-root', '--allow', 'cat ...'], ['dan', '--allow-root', '--deny', 'rm ...'], ['erin', '--allow-root', '--channels', 'exec,file']]) {
+      const r = await add(...args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`warning: user "${args[0]}" is restricted .* can read the daemon's state dir ${join(home, 'server')}: .*token.*--run-as ACCOUNT`), args.join(' '));
+    }
+    for (const args of [['free', '--allow-root'], ['uploader', '--allow-root', '--channels', 'file'], ['own', '--run-as', ACCOUNT, '--allow', 'cat ...']]) {
+      const r = await add(...args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /warning/, args.join(' '));
+    }
+  });
+
+  it('the daemon logs the same warning when it loads such a user', async () => {
+    const serve = await startServeCli(home, ['--no-audit']);
+    try {
+      await serve.waitForStderr(/user \\"carol\\" is restricted .*--run-as ACCOUNT/);
+      assert.doesNotMatch(serve.stderr(), /user \\"own\\" is restricted/);
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.exited;
+    }
   });
 });
