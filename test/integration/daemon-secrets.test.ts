@@ -6,8 +6,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
 import { cleanEnv, tempDir, removeDir, startServeCli } from '../helpers/fixtures.js';
@@ -147,6 +147,45 @@ describe('a restricted user running as the daemon account is warned about', { sk
     } finally {
       serve.child.kill('SIGTERM');
       await serve.exited;
+    }
+  });
+});
+
+describe('daemon.pid holds the pid alone', () => {
+  it('kill -HUP $(cat daemon.pid) reloads the daemon; the start time lives in daemon.lock, which still detects a stale lock', { timeout: 40_000 }, async () => {
+    const home = tempDir('shellwire-secrets-pid-');
+    try {
+      const serve = await startServeCli(home, ['--no-audit']);
+      const pidFile = join(home, 'server', 'daemon.pid');
+      const lockFile = join(home, 'server', 'daemon.lock');
+      try {
+        assert.equal(readFileSync(pidFile, 'utf8'), `${serve.child.pid}\n`, 'daemon.pid holds more than the pid');
+        assert.match(readFileSync(lockFile, 'utf8'), new RegExp(`^${serve.child.pid} \\d+\\n$`));
+        // As users.yaml's header says; `kill` would fail (and signal the second number) with more than a pid.
+        const kill = spawnSync('sh', ['-c', `kill -HUP $(cat '${pidFile}')`], { encoding: 'utf8' });
+        assert.equal(kill.status, 0, kill.stderr);
+        await serve.waitForStderr(/users config reloaded/);
+        const add = await runCli(['user', 'add', 'zed', ...(isRoot ? ['--allow-root'] : [])], { env: cleanEnv({ SHELLWIRE_HOME: home }) });
+        assert.equal(add.code, 0, add.stderr);
+        assert.match(add.stderr, /the running daemon reloaded its users/);
+      } finally {
+        serve.child.kill('SIGTERM');
+        await serve.exited;
+      }
+      assert.equal(existsSync(pidFile), false, 'daemon.pid left behind');
+      assert.equal(existsSync(lockFile), false, 'daemon.lock left behind');
+      // A crashed daemon's lock (a live pid with another start time) does not block a restart.
+      writeFileSync(lockFile, `${process.pid} 1\n`);
+      writeFileSync(pidFile, `${process.pid}\n`);
+      const next = await startServeCli(home, ['--no-audit']);
+      try {
+        assert.equal(readFileSync(pidFile, 'utf8'), `${next.child.pid}\n`);
+      } finally {
+        next.child.kill('SIGTERM');
+        await next.exited;
+      }
+    } finally {
+      removeDir(home);
     }
   });
 });
