@@ -189,3 +189,33 @@ describe('daemon.pid holds the pid alone', () => {
     }
   });
 });
+
+describe('a private key on the command line is refused, never echoed', () => {
+  it('key add, user add --key, exec, put and an unknown command: exit 2, "give the public half", no key text on stderr or stdout', async () => {
+    const dir = tempDir('shellwire-secrets-argv-');
+    try {
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'argv@test', '-f', join(dir, 'id')]);
+      const key = readFileSync(join(dir, 'id'), 'utf8');
+      const body = key.split('\n')[1]!;
+      const env = cleanEnv({ SHELLWIRE_HOME: dir });
+      for (const args of [
+        ['key', 'add', 'alice', key],
+        ['user', 'add', 'bob', '--key', key],
+        ['user', 'add', 'bob', `--key=${key}`],
+        ['exec', '127.0.0.1:1', '--', 'echo', key],
+        ['put', key, '127.0.0.1:1:/tmp/'],
+        ['nosuchcommand', key],
+        [key],
+      ]) {
+        const r = await runCli(args, { env });
+        const what = args.slice(0, 3).join(' ').slice(0, 30);
+        assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+        assert.match(r.stderr, /looks like a private key; give the public half \(the \.pub file/, what);
+        const output = r.stderr + r.stdout.toString();
+        assert.ok(!output.includes(body) && !output.includes('BEGIN OPENSSH'), `${what}: the key was echoed: ${output}`);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
