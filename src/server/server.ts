@@ -91,6 +91,8 @@ export class Server {
   #gate: StartupGate;
   /** The startup of each accepted TCP socket, found again when its TLS is up. */
   #startups = new WeakMap<object, Startup>();
+  /** Who each accepted TCP socket came from, kept from the accept (a reset socket forgets it). */
+  #peers = new WeakMap<object, Peer>();
   #draining = false;
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
@@ -146,7 +148,11 @@ export class Server {
     });
     this.#tls.on('connection', (socket: Socket) => this.#tlsOnConnection(socket));
     this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      this.#log.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, code: ErrorCode.TLS, err: err.code ?? err.message }, 'TLS handshake failed');
+      // The peer may be gone (reset right after ClientHello): its address is the one seen at accept.
+      const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
+      const reason = err.code ?? err.message;
+      this.#log.warn({ client: peer.remote, code: ErrorCode.TLS, err: reason }, 'TLS handshake failed');
+      this.#audit?.connectFailed?.(peer.address, peer.remote, 'tls', reason);
       // With a listener here Node leaves the socket to us: a handshake that timed out or
       // failed would otherwise hold its fd (and its startup slot) until the peer leaves.
       socket.destroy();
@@ -325,10 +331,13 @@ export class Server {
   #tlsOnConnection(socket: Socket): void {
     // Nagle would hold our small handshake and exit frames for a delayed ACK (~40 ms).
     socket.setNoDelay(true);
+    const peer = peerOf(socket);
+    this.#peers.set(socket, peer);
     const startup = this.#gate.admit(socket);
     if (!startup) {
       // Before any TLS work: one address may not hold more of the table than its share.
-      this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
+      this.#log.warn({ client: peer.remote, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
+      this.#audit?.connectFailed?.(peer.address, peer.remote, 'startup', 'too many unauthenticated connections from this address');
       socket.destroy();
       return;
     }
@@ -336,8 +345,7 @@ export class Server {
   }
 
   #tlsOnSecureConnection(socket: TLSSocket, authenticator: Authenticator, baseEnv: Record<string, string>): void {
-    // The TLS socket wraps the accepted TCP socket (Node keeps it as `_parent`).
-    const startup = this.#startups.get((socket as unknown as { _parent?: object })._parent ?? socket);
+    const startup = this.#startups.get(acceptedSocket(socket));
     if (!startup || socket.destroyed) {
       // Evicted or out of time while TLS was still going on.
       socket.destroy();
@@ -350,7 +358,9 @@ export class Server {
     }
     if (this.#authenticatedCount() >= this.limits.maxConnections) {
       this.#gate.release(startup);
-      this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxConnections }, 'connection refused: limit reached');
+      const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
+      this.#log.warn({ client: peer.remote, limit: this.limits.maxConnections }, 'connection refused: limit reached');
+      this.#audit?.connectFailed?.(peer.address, peer.remote, 'limit', 'connection limit reached (--max-connections)');
       refuseSocket(socket, ErrorCode.TOO_MANY_CONNECTIONS, `The daemon already serves ${this.limits.maxConnections} connections (--max-connections); try again later.`);
       return;
     }
@@ -411,6 +421,23 @@ export class Server {
     }
     return null;
   }
+}
+
+interface Peer {
+  /** The source address (the unit of flood aggregation). */
+  address: string;
+  /** `ADDRESS:PORT`, `[V6]:PORT`, as ServerConnection spells it. */
+  remote: string;
+}
+
+function peerOf(socket: Socket): Peer {
+  const address = socket.remoteAddress ?? 'unknown';
+  return { address, remote: socket.remoteFamily === 'IPv6' ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}` };
+}
+
+/** The accepted TCP socket a TLS socket wraps (Node keeps it as `_parent`). */
+function acceptedSocket(socket: TLSSocket): object {
+  return (socket as unknown as { _parent?: object })._parent ?? socket;
 }
 
 /** The TLS settings of the daemon's secure context (at start, and again on a key reload). */

@@ -9,9 +9,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
+import { startDaemon, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { cleanEnv, tempDir, removeDir, startServeCli } from '../helpers/fixtures.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
+import { captureLogger } from '../helpers/raw-client.js';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { Duplex } from 'node:stream';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -216,6 +220,67 @@ describe('a private key on the command line is refused, never echoed', () => {
       }
     } finally {
       removeDir(dir);
+    }
+  });
+});
+
+describe('connections that fail before HELLO are logged with their address and audited', () => {
+  it('garbage and a reset right after ClientHello: the log names 127.0.0.1:PORT, a failed connect row per source a minute, the rest counted', { timeout: 30_000 }, async () => {
+    const { logger, lines } = captureLogger();
+    const d = await startDaemon({ logger });
+    try {
+      const ports: number[] = [];
+      const garbage = () => new Promise<void>((resolve) => {
+        const socket = netConnect({ host: '127.0.0.1', port: d.port }, () => {
+          ports.push(socket.localPort!);
+          socket.end('GET / HTTP/1.0\r\n\r\n');
+        });
+        socket.on('error', () => {});
+        socket.on('close', () => resolve());
+      });
+      // A real ClientHello (taken from a TLS client writing into a stream), sent on a raw
+      // socket that is then reset (RST) while the daemon waits for the client's Finished.
+      const hello = await new Promise<Buffer>((resolve) => {
+        const fake = new Duplex({ read() {}, write(chunk: Buffer, _encoding, callback) {
+          resolve(chunk);
+          callback();
+        } });
+        const client = tlsConnect({ socket: fake, rejectUnauthorized: false });
+        client.on('error', () => {});
+        setTimeout(() => client.destroy(), 100);
+      });
+      const resetAfterHello = () => new Promise<void>((resolve) => {
+        const raw = netConnect({ host: '127.0.0.1', port: d.port }, () => {
+          ports.push(raw.localPort!);
+          raw.write(hello, () => setTimeout(() => raw.resetAndDestroy(), 100));
+        });
+        raw.on('error', () => {});
+        raw.on('close', () => resolve());
+      });
+      await garbage();
+      await resetAfterHello();
+      for (let i = 0; i < 5; i++) await garbage();
+      assert.ok(await waitFor(() => lines.filter((l) => l.msg === 'TLS handshake failed').length >= 7), JSON.stringify(lines));
+      const failed = lines.filter((l) => l.msg === 'TLS handshake failed');
+      for (const line of failed) assert.match(String(line.client), /^127\.0\.0\.1:\d+$/, JSON.stringify(line));
+      assert.ok(failed.some((l) => l.client === `127.0.0.1:${ports[1]}`), 'the reset connection is logged with its port');
+      const rows = async () => {
+        const r = await runCli(['audit', '--state-dir', d.server.stateDir, '--kind', 'connect', '--failed', '--json']);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout.toString().trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { address: string; detail: Record<string, unknown> });
+      };
+      assert.ok(await waitFor(async () => (await rows()).length === 1, 5_000));
+      const [first] = await rows();
+      assert.equal(first!.address, `127.0.0.1:${ports[0]}`);
+      assert.equal(first!.detail.ok, false);
+      assert.equal(first!.detail.stage, 'tls');
+      // The other six of this minute are counted: their row comes when the minute ends (here: at shutdown).
+      await d.server.close(500);
+      const after = await rows();
+      assert.equal(after.length, 2, JSON.stringify(after));
+      assert.equal(after.find((r) => r.detail.repeated !== undefined)?.detail.repeated, 6);
+    } finally {
+      await d.stop();
     }
   });
 });
