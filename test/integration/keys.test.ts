@@ -338,8 +338,10 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
     assert.notEqual(privateFile.code, 0);
     assert.match(privateFile.stderr, /cli-rsa: this is a private key; give its public half, the \.pub file/);
     const privateText = await runCli(['key', 'add', '--state-dir', stateDir, 'carol', '--', readFileSync(sshKey, 'utf8')], { env });
-    assert.match(privateText.stderr, /this is a private key; give its public half/);
-    assert.doesNotMatch(privateText.stderr, /got -----BEGIN/);
+    // Refused before the command runs (program.ts), and never echoed.
+    assert.equal(privateText.code, 2, privateText.stderr);
+    assert.match(privateText.stderr, /looks like a private key; give the public half/);
+    assert.doesNotMatch(privateText.stderr, /-----BEGIN/);
     const withOptions = await runCli(['key', 'add', 'carol', `from="10.0.0.1" ${readFileSync(pubs[0]!, 'utf8').trim()}`, '--state-dir', stateDir], { env });
     assert.match(withOptions.stderr, /authorized_keys options \(from="10\.0\.0\.1"\) are not supported/);
   });
