@@ -19,6 +19,7 @@ import { commandText } from '../auth/policy.js';
 import { ErrorCode } from '../errors.js';
 import { AuditLog, toStoredContent, type AuditEvent, type StoredContent } from './audit-log.js';
 import { AuditOutage, describeAuditFailure } from './audit-outage.js';
+import { ConnectFailures } from './connect-failures.js';
 
 /** What the daemon does while its audit log cannot be written (`serve --audit-failure`). */
 export const AUDIT_FAILURE_ACTIONS = ['refuse', 'continue'] as const;
@@ -53,6 +54,8 @@ export class DaemonAudit implements AuditSink {
   #lastAttempt = 0;
   #lastFailureLog = 0;
   #unloggedFailures = 0;
+
+  #connectFailures = new ConnectFailures((event) => this.#record(event));
 
   constructor(log: AuditLog, logger: Logger, options: DaemonAuditOptions = {}) {
     this.#log = log;
@@ -90,6 +93,11 @@ export class DaemonAudit implements AuditSink {
 
   connected(c: AuditPeer): void {
     this.#record({ kind: 'connect', address: c.remote });
+  }
+
+  /** Bounded for floods: one row per source a minute, plus one with the count (connect-failures.ts). */
+  connectFailed(address: string, remote: string, stage: string, reason: string): void {
+    this.#connectFailures.record(address, remote, stage, reason);
   }
 
   authenticated(c: AuditPeer): void {
@@ -155,6 +163,7 @@ export class DaemonAudit implements AuditSink {
   }
 
   close(): void {
+    this.#connectFailures.close();
     this.flush();
     this.#stopRetrying();
     if (this.#pending.length > 0 || this.#outage !== null) {

@@ -19,6 +19,8 @@ export interface Principal extends UserPolicy {
   method: AuthRequest['method'];
   /** Which credential: token name, key fingerprint. */
   credential: string | null;
+  /** Logged in with the daemon's own token (the only principal the state dir is served to). */
+  daemonToken?: boolean;
 }
 
 export type AuthResult =
@@ -57,6 +59,7 @@ export function daemonPrincipal(fileRoots?: string[]): Principal {
     fileRootsFrom: 'serve --file-root DIR (repeatable; without it, the daemon token may use any path)',
     method: 'token',
     credential: 'daemon token',
+    daemonToken: true,
   };
 }
 

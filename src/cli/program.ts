@@ -9,7 +9,30 @@ export const VERSION = '0.1.0';
 export type Register = (program: Command) => void;
 export type CommandTable = Record<string, () => Promise<Register[]>>;
 
+/**
+ * A private key block (PEM/OpenSSH armour with a body) or a PuTTY key file, anywhere in a word.
+ * The body is required so that searching for keys stays possible: `exec web01 -- grep -rl
+ * -- '-----BEGIN OPENSSH PRIVATE KEY-----' /home` carries only the armour line.
+ */
+const PRIVATE_KEY_WORD = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\s*[A-Za-z0-9+/=:,\s-]{64,}|PuTTY-User-Key-File-\d+:[\s\S]*Private-Lines:/;
+
+/**
+ * Refuse a command line that carries a private key (`key add alice "$(cat ~/.ssh/id_ed25519)"`)
+ * before commander sees it: its error messages quote the word they reject ("unknown option
+ * '-----BEGIN OPENSSH PRIVATE KEY----- …'"), and so would any later message. The key is never
+ * echoed; the message names only its position.
+ */
+export function refusePrivateKeyArguments(argv: readonly string[]): void {
+  const index = argv.findIndex((word) => PRIVATE_KEY_WORD.test(word));
+  if (index === -1) return;
+  process.stderr.write(
+    `shellwire: argument ${index + 1} looks like a private key; give the public half (the .pub file, or the output of ssh-keygen -y -f KEY), never the private key. It was not shown or used.\n`,
+  );
+  process.exit(2);
+}
+
 export async function runProgram(commands: CommandTable): Promise<void> {
+  refusePrivateKeyArguments(process.argv.slice(2));
   const program = new Command()
     .name('shellwire')
     .description('Run commands on remote hosts over TLS: byte-exact output, exit codes, sessions.')

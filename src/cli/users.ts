@@ -11,6 +11,7 @@ import { generateKeyPair, isPrivateKeyText, KEYGEN_TYPES, parsePublicKey, type K
 import { hashPassword } from '../auth/password.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import { addKey, addUser, checkUserName, createToken, removeUser, requireStateDir, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
+import { stateDirExposure } from '../auth/state-dir-exposure.js';
 import { fail } from './common.js';
 import { EXPIRY_FORMS, parseExpiry } from './units.js';
 import { readSecretLine } from './prompt.js';
@@ -54,6 +55,14 @@ function edit(flags: StateFlags, what: string, change: (stateDir: string) => Use
   }
   const reloaded = signalDaemonReload(stateDir);
   process.stderr.write(`${what}${reloaded ? '; the running daemon reloaded its users' : ' (no running daemon found; it takes effect at its next start)'}\n`);
+}
+
+/** Say (on stderr, before the change is reported) when the new user can read the daemon's token. */
+function warnExposure(stateDir: string, name: string, config: UsersConfig): UsersConfig {
+  const user = config.users.get(name);
+  const warning = user ? stateDirExposure(user, stateDir) : null;
+  if (warning) process.stderr.write(`warning: ${warning}\n`);
+  return config;
 }
 
 /** A public key from a .pub file, or given as the key line itself; a private key is refused with the fix. */
@@ -123,7 +132,7 @@ export function registerUsers(program: Command): void {
         fail((err as Error).message, 2);
       }
       const keys = flags.key.map(readPublicKeyFile);
-      edit(flags, `added user ${name}`, (dir) => addUser(dir, name, {
+      edit(flags, `added user ${name}`, (dir) => warnExposure(dir, name, addUser(dir, name, {
         keys,
         ...(flags.runAs ? { runAs: flags.runAs } : {}),
         ...(flags.allowRoot ? { allowRoot: true } : {}),
@@ -132,7 +141,7 @@ export function registerUsers(program: Command): void {
         allow: flags.allow,
         deny: flags.deny,
         fileRoots: flags.fileRoot,
-      }));
+      })));
     });
   user
     .command('remove')

@@ -13,13 +13,13 @@
  *    (`nobody@localhost` must log in as nobody or fail, never quietly run as the daemon).
  * One HELLO carries them (up to MAX_AUTH_ATTEMPTS); the server takes the first that works.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, AuthenticationError, UsageError } from '../errors.js';
 import { defaultServerStateDir, shellwireHome, TOKEN_FILE } from '../auth/paths.js';
 import {
-  defaultSignatureAlgorithm, parsePrivateKey, PassphraseNeededError, publicKeyOfPrivateKey, signData, type SshPrivateKey, type SshPublicKey,
+  defaultSignatureAlgorithm, isPrivateKeyText, parsePrivateKey, parsePublicKey, PassphraseNeededError, publicKeyOfPrivateKey, signData, type SshPrivateKey, type SshPublicKey,
 } from '../auth/ssh-key.js';
 import { SshAgent } from '../auth/ssh-agent.js';
 import { isLoopback } from './target.js';
@@ -142,6 +142,22 @@ function unlock(file: KeyFile, entry: CacheEntry, ask: NonNullable<CredentialOpt
   return entry.unlocked;
 }
 
+/** The key an identity file names when it is a public key (KEY.pub); null for anything else. */
+function readPublicIdentity(path: string): SshPublicKey | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null; // reported when it is read as a private key
+  }
+  if (isPrivateKeyText(text)) return null;
+  try {
+    return parsePublicKey(text, path);
+  } catch {
+    return null;
+  }
+}
+
 function fromFile(key: SshPrivateKey, source: string): KeyCredential {
   const algorithm = defaultSignatureAlgorithm(key.publicKey.type);
   return { publicKey: key.publicKey, source, sign: async (data) => ({ algorithm, signature: signData(key, data, algorithm) }) };
@@ -189,13 +205,37 @@ export async function resolveCredentials(host: string, options: CredentialOption
     if (!keys.some((k) => k.publicKey.blob.equals(credential.publicKey.blob))) keys.push(credential);
   };
 
-  if (options.identity) {
+  // `-i KEY.pub` names the key, as in ssh: ssh-agent signs with it; without the agent's copy,
+  // the private key beside it (KEY) is used as `-i KEY` would.
+  let identity = options.identity;
+  if (identity) {
+    const publicKey = readPublicIdentity(identity);
+    if (publicKey) {
+      const agentCopy = inAgent(publicKey);
+      const privateFile = identity.endsWith('.pub') ? identity.slice(0, -'.pub'.length) : null;
+      if (agentCopy && agent) {
+        add(fromAgent(agent, agentCopy, `${identity} (held by ssh-agent)`));
+        identity = undefined;
+      } else if (privateFile && existsSync(privateFile)) {
+        debug(`${identity} is a public key that ssh-agent does not hold; using the private key ${privateFile}`);
+        identity = privateFile;
+      } else {
+        throw new AuthenticationError(
+          ErrorCode.NO_CREDENTIALS,
+          `${identity} is a public key (${publicKey.fingerprint}) and ${agent ? 'ssh-agent does not hold it' : 'no ssh-agent is reachable (SSH_AUTH_SOCK)'}: ` +
+            `load it into the agent (ssh-add ${privateFile ?? 'KEY'}), or give the private key file instead.`,
+          { host },
+        );
+      }
+    }
+  }
+  if (identity) {
     let read;
     try {
-      read = readKeyFile(options.identity);
+      read = readKeyFile(identity);
     } catch (err) {
       if (err instanceof UsageError) throw err;
-      throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `Cannot read identity file ${options.identity}: ${(err as NodeJS.ErrnoException).code ?? err}.`, { host, cause: err });
+      throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `Cannot read identity file ${identity}: ${(err as NodeJS.ErrnoException).code ?? err}.`, { host, cause: err });
     }
     const { file, entry } = read;
     const agentCopy = inAgent(file.publicKey);

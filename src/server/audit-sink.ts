@@ -51,6 +51,12 @@ export interface AuditSink {
   file?(connection: AuditPeer, detail: Record<string, unknown>): void;
   disconnected(connection: AuditPeer): void;
   /**
+   * A connection that ended before HELLO: its TLS handshake failed, timed out or was reset,
+   * or it was dropped before TLS (too many unauthenticated connections) or refused after it
+   * (connection limit). `remote` is `ADDRESS:PORT` as accepted; `stage` says where it ended.
+   */
+  connectFailed?(address: string, remote: string, stage: string, reason: string): void;
+  /**
    * Asked before each new channel: a refusal (`SW_ERR_AUDIT_UNAVAILABLE` while the log
    * cannot be written) or null to go ahead. May retry the sink's storage; must stay quick.
    */

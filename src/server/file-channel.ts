@@ -20,6 +20,7 @@ import { ReceiveWindow, SendWindow } from '../channel/window.js';
 import type { ChannelHost, ServerChannel } from './channel-host.js';
 import { FileOpError } from './files/paths.js';
 import { locateInRoots, type Location, type LocateOptions } from './files/beneath.js';
+import type { ForbiddenDir } from './files/forbidden.js';
 import type { FileOpContext, FileOperation } from './files/operation.js';
 import { PutOperation } from './files/put.js';
 import { GetOperation } from './files/get.js';
@@ -31,10 +32,12 @@ type Phase = 'opening' | 'open' | 'finished' | 'closed';
 /**
  * The factory for the daemon's channel kinds. Roots come from the user's policy
  * (`fileRoots` in users.yaml; for the daemon token, `ServerOptions.fileRoots` / `--file-root`,
- * default `/`) unless `roots` overrides them for every user.
+ * default `/`) unless `roots` overrides them for every user. `forbidden` directories (the
+ * state dir, the daemon's keys: forbidden.ts) are never opened for anyone but the daemon's token.
  */
-export function fileChannelFactory(roots?: readonly string[]): ChannelFactory {
-  return (id, host, request) => new FileChannel(id, host, request, roots ?? host.user.fileRoots ?? [host.user.home]);
+export function fileChannelFactory(options: { roots?: readonly string[]; forbidden?: readonly ForbiddenDir[] } = {}): ChannelFactory {
+  return (id, host, request) =>
+    new FileChannel(id, host, request, options.roots ?? host.user.fileRoots ?? [host.user.home], host.user.daemonToken ? [] : options.forbidden ?? []);
 }
 
 export class FileChannel implements ServerChannel {
@@ -43,17 +46,19 @@ export class FileChannel implements ServerChannel {
   #request: OpenRequest;
   #file: FileRequest;
   #roots: readonly string[];
+  #forbidden: readonly ForbiddenDir[];
   #op: FileOperation;
   #phase: Phase = 'opening';
   #outWindow: SendWindow;
   #inWindow: ReceiveWindow;
   #startedAt = performance.now();
 
-  constructor(id: number, host: ChannelHost, request: OpenRequest, roots: readonly string[]) {
+  constructor(id: number, host: ChannelHost, request: OpenRequest, roots: readonly string[], forbidden: readonly ForbiddenDir[] = []) {
     this.id = id;
     this.#host = host;
     this.#request = request;
     this.#roots = roots;
+    this.#forbidden = forbidden;
     this.#file = decodeFileRequest(request.params ?? {});
     this.#outWindow = new SendWindow(request.window);
     const ctx = this.#context();
@@ -167,8 +172,14 @@ export class FileChannel implements ServerChannel {
 
   async #locate(text: string, options: LocateOptions): Promise<Location> {
     try {
-      return await locateInRoots(text, this.#host.user.home, this.#roots, options);
+      return await locateInRoots(text, this.#host.user.home, this.#roots, { ...options, forbidden: this.#forbidden });
     } catch (err) {
+      if (err instanceof FileOpError && err.forbidden) {
+        const detail = { op: this.#file.op, path: text, refused: 'a directory never served (the daemon state dir or keys)' };
+        this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, channel: this.id, ...detail }, 'file access to the daemon state dir refused');
+        this.#host.auditFile?.(detail);
+        throw err;
+      }
       if (err instanceof FileOpError && err.escape) {
         const detail = { op: this.#file.op, path: text, roots: this.#roots, refused: 'outside the allowed roots' };
         this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, channel: this.id, ...detail }, 'file access outside the allowed roots refused');

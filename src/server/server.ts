@@ -15,6 +15,7 @@ import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.j
 import { AuthThrottle, type LockInfo, type ThrottleOptions } from '../auth/throttle.js';
 import { takeUnlockRequests, writeLockState } from '../auth/lock-state.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
+import { stateDirExposure } from '../auth/state-dir-exposure.js';
 import type { AuditSink } from './audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
 import { DaemonAudit, type AuditFailureAction } from '../audit/daemon-audit.js';
@@ -27,6 +28,8 @@ import { Containers, type ContainmentMode } from '../process/containment.js';
 import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
 import { fileChannelFactory } from './file-channel.js';
+import { daemonForbiddenDirs } from './files/forbidden.js';
+import { daemonAccount } from '../auth/os-account.js';
 import { StartupGate, type Startup } from './startup-gate.js';
 import { refuseSocket } from './refuse-socket.js';
 
@@ -88,6 +91,8 @@ export class Server {
   #gate: StartupGate;
   /** The startup of each accepted TCP socket, found again when its TLS is up. */
   #startups = new WeakMap<object, Startup>();
+  /** Who each accepted TCP socket came from, kept from the accept (a reset socket forgets it). */
+  #peers = new WeakMap<object, Peer>();
   #draining = false;
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
@@ -129,7 +134,7 @@ export class Server {
       lostDir: options.audit === undefined || options.audit instanceof DaemonAudit ? stateDir : null,
       onWarning: (message) => this.#log.warn(message),
     });
-    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory()], ...(options.channelKinds ?? [])]);
+    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory({ forbidden: daemonForbiddenDirs(stateDir, daemonAccount().home) })], ...(options.channelKinds ?? [])]);
     this.#tls = createTlsServer({
       ...secureContextOptions(identity),
       ALPNProtocols: [ALPN_PROTOCOL],
@@ -143,7 +148,11 @@ export class Server {
     });
     this.#tls.on('connection', (socket: Socket) => this.#tlsOnConnection(socket));
     this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      this.#log.warn({ client: `${socket.remoteAddress}:${socket.remotePort}`, code: ErrorCode.TLS, err: err.code ?? err.message }, 'TLS handshake failed');
+      // The peer may be gone (reset right after ClientHello): its address is the one seen at accept.
+      const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
+      const reason = err.code ?? err.message;
+      this.#log.warn({ client: peer.remote, code: ErrorCode.TLS, err: reason }, 'TLS handshake failed');
+      this.#audit?.connectFailed?.(peer.address, peer.remote, 'tls', reason);
       // With a listener here Node leaves the socket to us: a handshake that timed out or
       // failed would otherwise hold its fd (and its startup slot) until the peer leaves.
       socket.destroy();
@@ -173,6 +182,7 @@ export class Server {
     if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
     server.#ownAudit = ownAudit;
+    server.#warnExposedStateDir(users);
     return server;
   }
 
@@ -229,10 +239,19 @@ export class Server {
       this.#users = users;
       if (this.#authenticator instanceof ConfigAuthenticator) this.#authenticator.config = users;
       this.#log.info({ users: users.users.size }, 'users config reloaded');
+      this.#warnExposedStateDir(users);
       return { ok: true, users: users.users.size };
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'users config reload failed; keeping the old one');
       return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  /** Restricted users who can read the state dir through their commands: said at every load. */
+  #warnExposedStateDir(users: UsersConfig): void {
+    for (const user of users.users.values()) {
+      const warning = stateDirExposure(user, this.stateDir);
+      if (warning) this.#log.warn({ user: user.name }, warning);
     }
   }
 
@@ -312,10 +331,13 @@ export class Server {
   #tlsOnConnection(socket: Socket): void {
     // Nagle would hold our small handshake and exit frames for a delayed ACK (~40 ms).
     socket.setNoDelay(true);
+    const peer = peerOf(socket);
+    this.#peers.set(socket, peer);
     const startup = this.#gate.admit(socket);
     if (!startup) {
       // Before any TLS work: one address may not hold more of the table than its share.
-      this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
+      this.#log.warn({ client: peer.remote, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
+      this.#audit?.connectFailed?.(peer.address, peer.remote, 'startup', 'too many unauthenticated connections from this address');
       socket.destroy();
       return;
     }
@@ -323,8 +345,7 @@ export class Server {
   }
 
   #tlsOnSecureConnection(socket: TLSSocket, authenticator: Authenticator, baseEnv: Record<string, string>): void {
-    // The TLS socket wraps the accepted TCP socket (Node keeps it as `_parent`).
-    const startup = this.#startups.get((socket as unknown as { _parent?: object })._parent ?? socket);
+    const startup = this.#startups.get(acceptedSocket(socket));
     if (!startup || socket.destroyed) {
       // Evicted or out of time while TLS was still going on.
       socket.destroy();
@@ -337,7 +358,9 @@ export class Server {
     }
     if (this.#authenticatedCount() >= this.limits.maxConnections) {
       this.#gate.release(startup);
-      this.#log.warn({ client: socket.remoteAddress, limit: this.limits.maxConnections }, 'connection refused: limit reached');
+      const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
+      this.#log.warn({ client: peer.remote, limit: this.limits.maxConnections }, 'connection refused: limit reached');
+      this.#audit?.connectFailed?.(peer.address, peer.remote, 'limit', 'connection limit reached (--max-connections)');
       refuseSocket(socket, ErrorCode.TOO_MANY_CONNECTIONS, `The daemon already serves ${this.limits.maxConnections} connections (--max-connections); try again later.`);
       return;
     }
@@ -398,6 +421,23 @@ export class Server {
     }
     return null;
   }
+}
+
+interface Peer {
+  /** The source address (the unit of flood aggregation). */
+  address: string;
+  /** `ADDRESS:PORT`, `[V6]:PORT`, as ServerConnection spells it. */
+  remote: string;
+}
+
+function peerOf(socket: Socket): Peer {
+  const address = socket.remoteAddress ?? 'unknown';
+  return { address, remote: socket.remoteFamily === 'IPv6' ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}` };
+}
+
+/** The accepted TCP socket a TLS socket wraps (Node keeps it as `_parent`). */
+function acceptedSocket(socket: TLSSocket): object {
+  return (socket as unknown as { _parent?: object })._parent ?? socket;
 }
 
 /** The TLS settings of the daemon's secure context (at start, and again on a key reload). */

@@ -184,6 +184,28 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
     assert.equal(first.stdout.toString(), 'logged-in-alice\n');
   });
 
+  it('-i KEY.pub picks that key from ssh-agent (no prompt); without the agent, the private key beside it; a lone .pub says what to do', async () => {
+    const held = keygen('pubpick', ['-t', 'ed25519'], PASS);
+    const pem = keygen('pubpick-pem', ['-t', 'rsa', '-b', '2048', '-m', 'PEM'], PASS); // its public half only in the .pub
+    const plain = keygen('pubpick-plain', ['-t', 'ecdsa']);
+    for (const file of [held, pem, plain]) authorize('bob', file);
+    const others = ['ed25519', 'ecdsa', 'ed25519', 'ecdsa'].map((type, i) => keygen(`pubpick-other-${i}`, ['-t', type]));
+    const { sock } = await startAgent('pubpick', [...others, held, pem]);
+    const viaPub = await login('bob', ['-i', `${held}.pub`], cliEnv({ SSH_AUTH_SOCK: sock }));
+    assert.equal(viaPub.code, 0, viaPub.stderr);
+    assert.equal(viaPub.stdout.toString(), 'logged-in-bob\n');
+    // An encrypted PEM key with its .pub beside it: found in the agent, no passphrase asked.
+    const viaPem = await login('bob', ['-i', pem], cliEnv({ SSH_AUTH_SOCK: sock }));
+    assert.equal(viaPem.code, 0, viaPem.stderr);
+    const plainPub = await login('bob', ['-i', `${plain}.pub`], cliEnv());
+    assert.equal(plainPub.code, 0, plainPub.stderr);
+    const lonely = join(dir, 'lonely.pub');
+    writeFileSync(lonely, readFileSync(`${plain}.pub`));
+    const refused = await login('bob', ['-i', lonely], cliEnv());
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /lonely\.pub is a public key \(SHA256:.*\) and no ssh-agent is reachable .*ssh-add/);
+  });
+
   it('an agent socket that is missing or dead: a clear message, and other credentials still log in', async () => {
     const home = join(dir, 'home-fallback');
     mkdirSync(join(home, '.ssh'), { recursive: true });
@@ -316,8 +338,10 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
     assert.notEqual(privateFile.code, 0);
     assert.match(privateFile.stderr, /cli-rsa: this is a private key; give its public half, the \.pub file/);
     const privateText = await runCli(['key', 'add', '--state-dir', stateDir, 'carol', '--', readFileSync(sshKey, 'utf8')], { env });
-    assert.match(privateText.stderr, /this is a private key; give its public half/);
-    assert.doesNotMatch(privateText.stderr, /got -----BEGIN/);
+    // Refused before the command runs (program.ts), and never echoed.
+    assert.equal(privateText.code, 2, privateText.stderr);
+    assert.match(privateText.stderr, /looks like a private key; give the public half/);
+    assert.doesNotMatch(privateText.stderr, /-----BEGIN/);
     const withOptions = await runCli(['key', 'add', 'carol', `from="10.0.0.1" ${readFileSync(pubs[0]!, 'utf8').trim()}`, '--state-dir', stateDir], { env });
     assert.match(withOptions.stderr, /authorized_keys options \(from="10\.0\.0\.1"\) are not supported/);
   });

@@ -158,7 +158,7 @@ test('a second serve on the same state dir is refused, naming the running daemon
   const second = await runCli(['serve', '--config', join(dir, 'empty-serve.yaml'), '--listen', '127.0.0.1:0'], { env: cleanEnv({ SHELLWIRE_HOME: dir }) });
   assert.equal(second.code, 1, second.stderr);
   assert.match(second.stderr, new RegExp(`another shellwire daemon \\(PID ${first.child.pid}\\) is already serving the state dir ${join(dir, 'server')}`));
-  assert.equal(readFileSync(pidFile, 'utf8').split(' ')[0], String(first.child.pid), 'the second daemon took daemon.pid over');
+  assert.equal(readFileSync(pidFile, 'utf8').trim(), String(first.child.pid), 'the second daemon took daemon.pid over');
   first.child.kill('SIGTERM');
   assert.equal((await first.exited).code, 0, first.stderr());
   assert.ok(!existsSync(pidFile), 'daemon.pid left behind after a clean stop');
@@ -169,7 +169,7 @@ test('a second serve on the same state dir is refused, naming the running daemon
     writeFileSync(pidFile, stale);
     const next = serve(['--listen', '127.0.0.1:0'], dir);
     await next.waitForStdout(/listening on/);
-    assert.equal(readFileSync(pidFile, 'utf8').split(' ')[0], String(next.child.pid));
+    assert.equal(readFileSync(pidFile, 'utf8').trim(), String(next.child.pid));
     next.child.kill('SIGTERM');
     assert.equal((await next.exited).code, 0, next.stderr());
   }

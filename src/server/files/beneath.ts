@@ -19,6 +19,10 @@
  * path it makes is walked again from `/` the same way, so it too must stay inside a root
  * (one that points out is refused, dangling or not; 40 links at most, then ELOOP).
  *
+ * Every directory descriptor held on the way (the root's own components included) and the
+ * entry reached are checked against the forbidden directories (forbidden.ts) by device and
+ * inode: the daemon's state dir is refused however it is spelled or mounted.
+ *
  * Linux only (O_PATH, /proc/self/fd), as the daemon is.
  */
 import * as fs from 'node:fs';
@@ -28,6 +32,7 @@ import { posix } from 'node:path';
 import { promisify } from 'node:util';
 import { decodeOsBytes, encodeOsBytes } from '../../protocol/os-bytes.js';
 import { FileOpError, inside, realRoots, requestedPath, resolveReal, systemError } from './paths.js';
+import { ForbiddenSet, type ForbiddenDir } from './forbidden.js';
 
 /** open(2) O_PATH (same value on x86_64 and arm64); not in Node's fs.constants. */
 const O_PATH = 0o10000000;
@@ -57,6 +62,8 @@ export interface LocateOptions {
   create?: boolean;
   /** For messages: "Cannot VERB PATH: …" ("read", "write to", "list", …). */
   verb: string;
+  /** Directories never opened, nor anything beneath them (forbidden.ts); none by default. */
+  forbidden?: readonly ForbiddenDir[];
 }
 
 /** An entry reached inside the roots; holds descriptors until `close()`. */
@@ -111,7 +118,8 @@ export class Location {
  */
 export async function locateInRoots(text: string, home: string, roots: readonly string[], options: LocateOptions): Promise<Location> {
   const allowed = await realRoots(roots);
-  const walk = new Walk(text || '~', roots, allowed, options);
+  const forbidden = await ForbiddenSet.of(options.forbidden ?? []);
+  const walk = new Walk(text || '~', roots, allowed, options, forbidden);
   return walk.start(requestedPath(text, home));
 }
 
@@ -122,12 +130,19 @@ class Walk {
   #roots: readonly string[];
   #allowed: string[];
   #options: LocateOptions;
+  #forbidden: ForbiddenSet;
 
-  constructor(text: string, roots: readonly string[], allowed: string[], options: LocateOptions) {
+  constructor(text: string, roots: readonly string[], allowed: string[], options: LocateOptions, forbidden: ForbiddenSet) {
     this.#text = text;
     this.#roots = roots;
     this.#allowed = allowed;
     this.#options = options;
+    this.#forbidden = forbidden;
+  }
+
+  /** Refuse a descriptor that is a forbidden directory (closing nothing: the caller's finally does). */
+  #check(stats: Stats): void {
+    this.#forbidden.check(stats, this.#text, this.#options.verb);
   }
 
   start(absolute: string): Promise<Location> {
@@ -138,7 +153,7 @@ class Walk {
   /** Walk `absolute` (already `..`-collapsed) from the root it is in; `links`: symlinks followed so far. */
   async from(absolute: string, links: number): Promise<Location> {
     const { root, rest } = await this.#start(absolute);
-    let dir = await openRoot(root);
+    let dir = await openRoot(root, (stats) => this.#check(stats));
     let dirPath = root;
     try {
       if (rest.length === 0) {
@@ -162,6 +177,12 @@ class Walk {
         } catch (err) {
           await close(fd).catch(() => {});
           throw systemError(this.#options.verb, absolute, err);
+        }
+        try {
+          this.#check(stats);
+        } catch (err) {
+          await close(fd).catch(() => {});
+          throw err;
         }
         if (stats.isSymbolicLink() && (!last || this.#options.follow !== false)) {
           // Follow it as the kernel would, but by walking again: the target must stay inside a root.
@@ -204,7 +225,8 @@ class Walk {
     const root = this.#allowed.find((r) => inside(real, r));
     if (root) return split(root, real);
     const shown = this.#roots.length === 0 ? '(none)' : this.#roots.join(', ');
-    const via = real === this.#requested ? '' : ` (it resolves to ${real})`;
+    // Never say where a link led: that names paths outside the roots the user may not know.
+    const via = absolute === this.#requested && real === absolute ? '' : ' (a symbolic link on the way leads outside them)';
     throw new FileOpError(`Path ${this.#text} is outside the allowed file root${this.#roots.length === 1 ? '' : 's'} ${shown}${via}; refused.`, { escape: true });
   }
 
@@ -237,18 +259,21 @@ class Walk {
 }
 
 /** O_PATH descriptor of a root's real path, walked from `/` without following anything. */
-async function openRoot(root: string): Promise<number> {
+async function openRoot(root: string, check: (stats: Stats) => void): Promise<number> {
   let dir = await open('/', O_PATH | constants.O_DIRECTORY);
   try {
+    check(await fstat(dir));
     for (const name of root.split('/').filter((c) => c !== '')) {
       const next = await open(fdPath(dir, name), PATH_NOFOLLOW | constants.O_DIRECTORY);
       await close(dir).catch(() => {});
       dir = next;
+      check(await fstat(dir));
     }
     const found = dir;
     dir = -1;
     return found;
   } catch (err) {
+    if (err instanceof FileOpError) throw err;
     throw systemError('use the file root', root, err);
   } finally {
     if (dir !== -1) await close(dir).catch(() => {});

@@ -17,13 +17,16 @@ export class FileOpError extends Error {
   readonly errno: string | undefined;
   /** True when the path resolved outside the allowed roots. */
   readonly escape: boolean;
+  /** True when it reached a directory never served (forbidden.ts): the state dir, the daemon's keys. */
+  readonly forbidden: boolean;
   /** The code EXIT.error carries (default SW_ERR_BAD_REQUEST). */
   readonly code: ErrorCode;
 
-  constructor(message: string, options: { errno?: string; escape?: boolean; cause?: unknown; code?: ErrorCode } = {}) {
+  constructor(message: string, options: { errno?: string; escape?: boolean; forbidden?: boolean; cause?: unknown; code?: ErrorCode } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.errno = options.errno;
     this.escape = options.escape ?? false;
+    this.forbidden = options.forbidden ?? false;
     this.code = options.code ?? ErrorCode.BAD_REQUEST;
   }
 }
