@@ -5,6 +5,7 @@
  * it is read, so the file also holds the process's start time (Linux /proc/PID/stat field
  * 22, clock ticks since boot); a signal goes only to the process with both.
  */
+import { readBoundedText } from './bounded-file.js';
 import { readFileSync, writeFileSync, unlinkSync, linkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -74,7 +75,7 @@ export function lockDaemonPid(stateDir: string): { path: string } | { runningPid
 
 function readQuietly(path: string): string | null {
   try {
-    return readFileSync(path, 'utf8');
+    return readBoundedText(path, 'Daemon pid file', 4096);
   } catch {
     return null;
   }
@@ -90,7 +91,7 @@ function unlinkQuietly(path: string): void {
 
 export function removeDaemonPid(path: string): void {
   try {
-    if (readFileSync(path, 'utf8').trim().split(' ')[0] === String(process.pid)) unlinkSync(path);
+    if (readBoundedText(path, 'Daemon pid file', 4096).trim().split(' ')[0] === String(process.pid)) unlinkSync(path);
   } catch {
     // already gone
   }
@@ -100,7 +101,7 @@ export function removeDaemonPid(path: string): void {
 export function runningDaemonPid(stateDir: string): number | null {
   let text: string;
   try {
-    text = readFileSync(join(stateDir, DAEMON_PID_FILE), 'utf8').trim();
+    text = readBoundedText(join(stateDir, DAEMON_PID_FILE), 'Daemon pid file', 4096).trim();
   } catch {
     return null;
   }

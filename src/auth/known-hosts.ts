@@ -9,9 +9,10 @@
  * an append landing between its read and its rename would vanish).
  */
 import {
-  readFileSync, appendFileSync, mkdirSync, statSync, openSync, closeSync, writeSync, unlinkSync, renameSync, writeFileSync, fsyncSync,
+  appendFileSync, mkdirSync, statSync, openSync, closeSync, writeSync, unlinkSync, renameSync, writeFileSync, fsyncSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { ErrorCode, HostVerificationError, RequestError, UsageError } from '../errors.js';
 
 export type HostKeyPolicy =
@@ -63,7 +64,7 @@ export function readKnownHostEntries(file: string): KnownHostEntry[] {
   }
   const cached = cache.get(file);
   if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.entries;
-  const entries = parseKnownHosts(readFileSync(file, 'utf8'));
+  const entries = parseKnownHosts(readBoundedText(file, 'known_hosts', CONFIG_FILE_LIMIT));
   cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, entries });
   return entries;
 }
@@ -135,7 +136,7 @@ export function removeKnownHost(file: string, query: string): RemoveResult {
   return withFileLock(file, () => {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readBoundedText(file, 'known_hosts', CONFIG_FILE_LIMIT);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], backup: null };
       throw err;
@@ -219,7 +220,7 @@ function lockIsStale(lock: string): boolean {
   try {
     const age = Date.now() - statSync(lock).mtimeMs;
     if (age > LOCK_STALE_MS) return true;
-    const pid = Number(readFileSync(lock, 'utf8'));
+    const pid = Number(readBoundedText(lock, 'known_hosts lock', 64));
     if (!Number.isInteger(pid) || pid <= 0) return false; // being written right now
     try {
       process.kill(pid, 0);

@@ -10,7 +10,7 @@
  * TARGETS are what `run` takes (names, @groups, label=value, HOST:PORT), so the 50 hosts of
  * an inventory are collected with one command instead of 50 prompts.
  */
-import { readFileSync } from 'node:fs';
+import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedStdin, readBoundedText } from '../auth/bounded-file.js';
 import type { Command } from 'commander';
 import {
   addKnownHost, hostKeyState, knownHostMatches, readKnownHostEntries, removeKnownHost,
@@ -204,8 +204,9 @@ async function addFromFile(from: string, flags: FileFlags): Promise<void> {
   const file = flags.file ?? knownHostsPath();
   let text: string;
   try {
-    text = readFileSync(from === '-' ? 0 : from, 'utf8');
+    text = from === '-' ? readBoundedStdin('The known_hosts input', CONFIG_FILE_LIMIT).toString('utf8') : readBoundedText(from, 'File', CONFIG_FILE_LIMIT);
   } catch (err) {
+    if (err instanceof BoundedFileError) fail(err.message, 2);
     fail(`Cannot read ${from}: ${(err as NodeJS.ErrnoException).code ?? err}.`, 2);
   }
   const counts = { added: 0, known: 0 };

@@ -2,7 +2,8 @@
  * `shellwire keygen`, `user add|list|remove|passwd`, `key add`, `token create|revoke`:
  * manage users.yaml without hand-editing; the running daemon reloads by itself (SIGHUP).
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { BoundedFileError, KEY_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
@@ -61,8 +62,9 @@ function readPublicKeyFile(path: string): string {
   // A key line or key text has spaces or newlines; a name without them is a file.
   if (existsSync(path) || !(/\s/.test(path.trim()) || isPrivateKeyText(path))) {
     try {
-      text = readFileSync(path, 'utf8').trim();
+      text = readBoundedText(path, 'Public key file', KEY_FILE_LIMIT).trim();
     } catch (err) {
+      if (err instanceof BoundedFileError) fail(err.message, 1);
       fail(`Cannot read public key ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, 1);
     }
   }
