@@ -51,22 +51,38 @@ const LOCK_STALE_MS = 10_000;
 
 // Parsed files by path, reused while size and mtime are unchanged: a fan-out to 1,000
 // hosts would otherwise parse the whole file once per connection.
-const cache = new Map<string, { mtimeMs: number; size: number; entries: KnownHostEntry[] }>();
+const cache = new Map<string, { mtimeMs: number; size: number; parsed: KnownHostsFile }>();
+
+/** A line that is neither a pin, a comment nor blank: ignored for matching, shown by `known-hosts list`. */
+export interface MalformedKnownHostLine {
+  line: number;
+  text: string;
+}
+
+export interface KnownHostsFile {
+  entries: KnownHostEntry[];
+  malformed: MalformedKnownHostLine[];
+}
 
 /** Every pin in `file` in file order (an absent file has none). */
 export function readKnownHostEntries(file: string): KnownHostEntry[] {
+  return readKnownHostsFile(file).entries;
+}
+
+/** The pins of `file` and its malformed lines, in file order. */
+export function readKnownHostsFile(file: string): KnownHostsFile {
   let stat;
   try {
     stat = statSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], malformed: [] };
     throw err;
   }
   const cached = cache.get(file);
-  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.entries;
-  const entries = parseKnownHosts(readBoundedText(file, 'known_hosts', CONFIG_FILE_LIMIT));
-  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, entries });
-  return entries;
+  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.parsed;
+  const parsed = parseKnownHosts(readBoundedText(file, 'known_hosts', CONFIG_FILE_LIMIT));
+  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, parsed });
+  return parsed;
 }
 
 /** `host:port` → fingerprint (the last line wins when a host appears twice). */
@@ -74,20 +90,38 @@ export function readKnownHosts(file: string): Map<string, string> {
   return new Map(readKnownHostEntries(file).map((e) => [e.host, e.fingerprint]));
 }
 
-function parseKnownHosts(text: string): KnownHostEntry[] {
+function parseKnownHosts(text: string): KnownHostsFile {
   const entries: KnownHostEntry[] = [];
+  const malformed: MalformedKnownHostLine[] = [];
   text.split('\n').forEach((raw, index) => {
-    const entry = parseLine(raw, index + 1);
-    if (entry) entries.push(entry);
+    const entry = parseKnownHostLine(raw, index + 1);
+    if (entry === 'malformed') malformed.push({ line: index + 1, text: raw });
+    else if (entry) entries.push(entry);
   });
-  return entries;
+  return { entries, malformed };
+}
+
+/** `SHA256:` and 43 base64 characters, as `fingerprintOfCertificate` writes it. */
+export const FINGERPRINT_RE = /^SHA256:[A-Za-z0-9+/]{43}$/;
+// A host key holds no control character: such a line is someone's attempt at the terminal.
+const PIN_HOST_RE = /^[^\p{Cc}\s]+$/u;
+
+/**
+ * One known_hosts line: a pin `HOST FINGERPRINT`, optionally followed by a `# comment`
+ * (ssh allows comments after the key); null for a blank or comment line; 'malformed' otherwise.
+ */
+export function parseKnownHostLine(raw: string, line: number): KnownHostEntry | null | 'malformed' {
+  const trimmed = raw.replace(/\r$/, '').trim();
+  if (trimmed === '' || trimmed.startsWith('#')) return null;
+  const [host, fingerprint, ...rest] = trimmed.split(/[ \t]+/);
+  if (!host || !fingerprint || !PIN_HOST_RE.test(host) || !FINGERPRINT_RE.test(fingerprint)) return 'malformed';
+  if (rest.length > 0 && !rest[0]!.startsWith('#')) return 'malformed';
+  return { host, fingerprint, line };
 }
 
 function parseLine(raw: string, line: number): KnownHostEntry | null {
-  const trimmed = raw.trim();
-  if (trimmed === '' || trimmed.startsWith('#')) return null;
-  const [host, fingerprint] = trimmed.split(/\s+/);
-  return host && fingerprint ? { host, fingerprint, line } : null;
+  const entry = parseKnownHostLine(raw, line);
+  return entry === 'malformed' ? null : entry;
 }
 
 /** Whether `fingerprint` is pinned for `hostKey`, absent, or contradicted by a pin. */

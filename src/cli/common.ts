@@ -9,6 +9,7 @@ import type { Inventory } from '../fleet/inventory.js';
 import { connectArgs, describeHost, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
 import { askYesNo, readSecretLine } from './prompt.js';
+import { escapeControls } from '../client/display-text.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 import { parseDuration, parseSize, durationForms, sizeForms, type DurationUnit } from './units.js';
 
@@ -188,8 +189,14 @@ export function fail(message: string, code: number = EXIT_CONNECTION_FAILURE): n
   // Ending on a signal: the error is the connection we destroyed ourselves; say nothing.
   const terminating = terminationExitCode();
   if (terminating !== null) process.exit(terminating);
-  process.stderr.write(`shellwire: ${message}\n`);
+  // Messages quote file contents, host names and arguments: none may drive the terminal.
+  process.stderr.write(`shellwire: ${escapeControls(message)}\n`);
   process.exit(code);
+}
+
+/** A `shellwire: …` line on stderr that does not exit, escaped as `fail` escapes. */
+export function warn(message: string): void {
+  process.stderr.write(`shellwire: ${escapeControls(message)}\n`);
 }
 
 /** ssh's note after a first contact was trusted (answered yes, or --accept-new-host). */
