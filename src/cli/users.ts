@@ -7,6 +7,7 @@ import { BoundedFileError, KEY_FILE_LIMIT, readBoundedText } from '../auth/bound
 import { dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { escapeControls } from '../client/display-text.js';
 import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
 import { generateKeyPair, isPrivateKeyText, KEYGEN_TYPES, parsePublicKey, type KeygenType } from '../auth/ssh-key.js';
 import { hashPassword } from '../auth/password.js';
@@ -195,8 +196,8 @@ export function registerUsers(program: Command): void {
         return;
       }
       for (const row of rows) {
-        process.stdout.write(`${row.name}  runs as ${row.runAs}  home ${row.home}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`);
-        for (const key of row.keys) process.stdout.write(`  key   ${key}\n`);
+        process.stdout.write(escapeControls(`${row.name}  runs as ${row.runAs}  home ${row.home}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`));
+        for (const key of row.keys) process.stdout.write(escapeControls(`  key   ${key}\n`));
         for (const token of row.tokens) process.stdout.write(`  token ${token}\n`);
       }
     });
