@@ -289,9 +289,8 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
         `but known_hosts pins ${offending.fingerprint}.`,
         `Offending key in ${check.knownHostsFile}:${offending.line}`,
         `Host key for ${check.hostKey} has changed and the connection was refused.`,
-        `If you know the daemon's key changed, remove line ${offending.line} and connect again.`,
       ].join('\n'),
-      { host: check.hostKey },
+      { host: check.hostKey, hint: `If you know the daemon's key changed, remove line ${offending.line} of ${check.knownHostsFile} and connect again.` },
     );
     error.fingerprint = check.fingerprint;
     error.knownHostsFile = check.knownHostsFile;
@@ -302,14 +301,21 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
     throw new RequestError(ErrorCode.BAD_REQUEST, "hostKeyPolicy 'ask' needs a confirmHost callback to ask with.", { host: check.hostKey });
   }
   let trusted = check.policy === 'accept-new';
-  if (check.policy === 'ask' && check.confirm) trusted = await check.confirm(check.hostKey, check.fingerprint);
+  const asked = check.policy === 'ask' && check.confirm !== undefined;
+  if (asked) trusted = await check.confirm!(check.hostKey, check.fingerprint);
   if (!trusted) {
-    const error = new HostVerificationError(
-      ErrorCode.HOST_KEY_UNKNOWN,
-      `Host ${check.hostKey} is not in ${check.knownHostsFile} (fingerprint ${check.fingerprint}). ` +
-        "Check the fingerprint against the one the daemon printed at start-up, then trust it (hostKeyPolicy: 'accept-new', or add it to known_hosts).",
-      { host: check.hostKey },
-    );
+    // Declined at the prompt: ssh's one line; the one who answered needs no advice.
+    const error = asked
+      ? new HostVerificationError(ErrorCode.HOST_KEY_UNKNOWN, 'Host key verification failed.', { host: check.hostKey })
+      : new HostVerificationError(
+        ErrorCode.HOST_KEY_UNKNOWN,
+        `Host ${check.hostKey} is not in ${check.knownHostsFile} (fingerprint ${check.fingerprint}).`,
+        {
+          host: check.hostKey,
+          hint: "Check the fingerprint against the one the daemon printed at start-up, then trust it (hostKeyPolicy: 'accept-new', or add it to known_hosts).",
+        },
+      );
+    if (asked) error.declined = true;
     error.fingerprint = check.fingerprint;
     error.knownHostsFile = check.knownHostsFile;
     throw error;

@@ -8,7 +8,7 @@ import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import type { Inventory } from '../fleet/inventory.js';
 import { connectArgs, describeHost, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
-import { askYesNo, readSecretLine } from './prompt.js';
+import { askLine, readSecretLine } from './prompt.js';
 import { escapeControls } from '../client/display-text.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 import { parseDuration, parseSize, durationForms, sizeForms, type DurationUnit } from './units.js';
@@ -144,12 +144,21 @@ export function commandAfterHost(command: Command, words: string[]): string[] {
   return operands;
 }
 
+/**
+ * ssh's first-contact question: "yes", "no", or the fingerprint pasted from a trusted place
+ * (trusts only when it is the one presented). Anything else asks again; the end of input is no.
+ */
 async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {
-  // askYesNo: a piped answer is one line (its \r stripped), and the end of input means "no".
-  return askYesNo(
-    `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\nAre you sure you want to continue connecting (yes/no)? `,
-    { onInterrupt: () => terminate('SIGINT') },
-  );
+  let question = `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\n` +
+    'Are you sure you want to continue connecting (yes/no/[fingerprint])? ';
+  for (;;) {
+    const answer = await askLine(question, { onInterrupt: () => terminate('SIGINT') });
+    if (answer === null) return false;
+    const word = answer.trim();
+    if (/^yes$/i.test(word) || word === fingerprint) return true;
+    if (/^no$/i.test(word)) return false;
+    question = "Please type 'yes', 'no' or the fingerprint: ";
+  }
 }
 
 /** A positive duration flag in seconds (`10`, `1.5`, `500ms`, `2m`, `1h`; see units.ts); usage error otherwise. */
@@ -205,13 +214,16 @@ export function reportHostAdded(host: string): void {
 }
 
 /**
- * The library's errors name its options (`hostKeyPolicy: 'accept-new'`, `identity`); a CLI
- * user needs the flag or command instead, so each code gets its CLI hint here.
+ * The library's errors keep what happened (`reason`) apart from advice in its own terms
+ * (`hint`: `hostKeyPolicy: 'accept-new'`, the identity option); a CLI user needs the flag or
+ * command instead, so the CLI prints the reason and its own hint for the code, never both.
  */
 function cliHint(err: ShellwireError): string | null {
   const host = err.host !== undefined ? shellQuote(err.host) : 'HOST';
   switch (err.code) {
     case ErrorCode.HOST_KEY_UNKNOWN:
+      // Answered "no" at the prompt: ssh's one line, nothing to advise.
+      if (err instanceof HostVerificationError && err.declined) return null;
       return `Once the fingerprint is checked, connect again with --accept-new-host, or pin it first: shellwire known-hosts add ${host}`;
     case ErrorCode.HOST_KEY_CHANGED: {
       const file = err instanceof HostVerificationError ? err.knownHostsFile : undefined;
@@ -223,6 +235,8 @@ function cliHint(err: ShellwireError): string | null {
       return 'Check the user (USER@HOST), the key (-i KEYFILE) or the token (--token-file FILE or SHELLWIRE_TOKEN).';
     case ErrorCode.NO_CREDENTIALS:
       return 'Use a key (-i KEYFILE; make one with: shellwire keygen) or a token (--token-file FILE or SHELLWIRE_TOKEN).';
+    case ErrorCode.LOCKED_OUT:
+      return err.hint ?? null;
     default:
       return null;
   }
@@ -236,8 +250,8 @@ export function reportError(err: unknown): never {
   if (err instanceof ShellwireError) {
     const hint = cliHint(err);
     // Host-key banners stand alone, as ssh prints them; other errors are one line with their code.
-    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) fail(hint ? `${err.message}\n${hint}` : err.message);
-    fail(`${err.message}${hint ? ` ${hint}` : ''} [${err.code}]`);
+    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) fail(hint ? `${err.reason}\n${hint}` : err.reason);
+    fail(`${err.reason}${hint ? ` ${hint}` : ''} [${err.code}]`);
   }
   fail(err instanceof Error ? err.message : String(err), 1);
 }

@@ -255,11 +255,10 @@ export async function resolveCredentials(host: string, options: CredentialOption
   if (tokens.length === 0 && localToken === null && keys.length === 0 && lockedKeys.length === 0 && password === null) {
     throw new AuthenticationError(
       ErrorCode.NO_CREDENTIALS,
-      `No credentials for ${host}. Give a key (the identity option, ssh-agent through SSH_AUTH_SOCK, or id_ed25519, id_ecdsa or id_rsa in ${shellwireHome(env)} or ~/.ssh), ` +
-        `or a token (the token or tokenFile option, or SHELLWIRE_TOKEN); the daemon keeps its own token in <state-dir>/token` +
-        (namedOther ? ` (it logs in as the daemon's account, so it is not used for user "${options.user}").` : isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.') +
+      `No credentials for ${host}: no key in ssh-agent${env.SSH_AUTH_SOCK ? '' : ' (SSH_AUTH_SOCK is not set)'}, no ${DEFAULT_KEY_NAMES.join(', ')} in ${home} or ${join(env.HOME || homedir(), '.ssh')}, no token` +
+        (namedOther ? ` (the daemon's own token logs in as its account, so it is not used for user "${options.user}")` : isLoopback(host) ? ` (nor the local daemon's in ${localTokenFile})` : '') + '.' +
         (notes.length > 0 ? ` Not used: ${notes.join('; ')}` : ''),
-      { host },
+      { host, hint: 'Give a key (the identity option, ssh-agent, or a default key file) or a token (the token or tokenFile option, or SHELLWIRE_TOKEN); a daemon keeps its own token in <state-dir>/token.' },
     );
   }
   return { tokens, localToken, keys, lockedKeys, password, notes };
