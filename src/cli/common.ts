@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import type { Inventory } from '../fleet/inventory.js';
-import { connectArgs, describeHost, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
+import { connectArgs, describeHost, isTargetExpression, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
 import { askLine, readSecretLine } from './prompt.js';
 import { escapeControls } from '../client/display-text.js';
@@ -101,6 +101,7 @@ export async function inventoryFor(flags: { inventory?: string }): Promise<Inven
 export async function connectFromFlags(targetText: string, flags: ConnectFlags): Promise<Connection> {
   setVerbosity(flags.verbose);
   const overrides = hostOverrides(flags);
+  if (isTargetExpression(targetText)) fail(oneHostOnly(targetText), 2);
   const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
   debugLog(1, describeHost(resolved));
   const host = resolved.host;
@@ -124,6 +125,25 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
   const { target, options } = connectArgs(host, base);
   return connect(target, options);
 }
+
+/** exec/shell/tty/put/get/ls given `@web` or `role=web&dc=east`: say which command takes many. */
+function oneHostOnly(targetText: string): string {
+  const args = process.argv.slice(2);
+  const command = args.find((a) => SINGLE_HOST_COMMANDS.includes(a)) ?? 'this command';
+  const words = command === 'exec' ? args.slice(args.indexOf(targetText) + 1).filter((w) => w !== '--') : [];
+  const quoted = shellQuote(targetText);
+  return `${command} takes one host; to run on ${targetText} use: shellwire run ${quoted} -- ${words.length > 0 ? words.map(shellQuote).join(' ') : 'COMMAND'}`;
+}
+
+/** `HOST:PATH` or `HOST` whose host part is `@web`, `role=web`…: the one-host message, else nothing. */
+export function refuseTargetExpression(text: string): void {
+  const colon = text.search(/:(?!\d+(:|$))/);
+  const host = colon < 0 ? text : text.slice(0, colon);
+  if (isTargetExpression(host)) fail(oneHostOnly(host), 2);
+}
+
+/** The commands that connect to one host (`run` takes target expressions). */
+export const SINGLE_HOST_COMMANDS: readonly string[] = ['exec', 'shell', 'tty', 'put', 'get', 'ls'];
 
 /** The terminal prompt for a key's passphrase (ssh's wording); CLI commands pass it only on a TTY. */
 export function askPassphrase(keyFile: string, attempt: number): Promise<string> {

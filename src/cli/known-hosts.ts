@@ -143,6 +143,14 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
     fail(err instanceof ShellwireError ? err.message : String(err), 2);
   }
   if (hosts.length === 0) fail(`"${targets.join(' ')}" matches no hosts.`, 2);
+  // Aliases of one address:port (an inventory name and its address, two names) are one key.
+  const seen = new Set<string>();
+  hosts = hosts.filter((h) => {
+    const key = formatTarget({ host: h.address, port: h.port });
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   const timeoutMs = parseSeconds(flags.connectTimeout, '--connect-timeout') * 1000;
   const file = flags.file ?? knownHostsPath();
   const results = new Array<{ host: string; fingerprint: string } | Error>(hosts.length);
