@@ -63,12 +63,18 @@ export interface ErrorContext {
 export class ShellwireError extends Error {
   override name = 'ShellwireError';
   readonly code: ErrorCode;
+  /** What happened, without advice: `message` is `reason`, then `hint` when there is one. */
+  reason: string;
+  /** What a library caller can do about it, in the library's terms (its options); absent when nothing useful applies. */
+  readonly hint?: string;
   host?: string;
   channel?: number;
   command?: string;
 
-  constructor(code: ErrorCode, message: string, context: ErrorContext & { cause?: unknown } = {}) {
-    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+  constructor(code: ErrorCode, reason: string, context: ErrorContext & { cause?: unknown; hint?: string } = {}) {
+    super(context.hint ? `${reason}${/\n/.test(reason) ? '\n' : ' '}${context.hint}` : reason, context.cause === undefined ? undefined : { cause: context.cause });
+    this.reason = reason;
+    if (context.hint) this.hint = context.hint;
     this.code = code;
     if (context.host !== undefined) this.host = context.host;
     if (context.channel !== undefined) this.channel = context.channel;
@@ -95,6 +101,8 @@ export class HostVerificationError extends ShellwireError {
   knownHostsFile?: string;
   /** SW_ERR_HOST_KEY_CHANGED: the 1-based line of the pin that did not match (ssh's "Offending key"). */
   line?: number;
+  /** SW_ERR_HOST_KEY_UNKNOWN: the host was asked about (`confirmHost`) and the answer was no. */
+  declined?: boolean;
 }
 
 /** The server refused our credentials, or we had none to offer. */

@@ -11,6 +11,7 @@
  *   `kill -HUP $(cat daemon.pid)`, systemd's PIDFile= and scripts. Written after the lock is
  *   taken, removed with it.
  */
+import { readBoundedText } from './bounded-file.js';
 import { readFileSync, writeFileSync, unlinkSync, linkSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
@@ -93,7 +94,7 @@ function writePidFile(stateDir: string): void {
 
 function readQuietly(path: string): string | null {
   try {
-    return readFileSync(path, 'utf8');
+    return readBoundedText(path, 'Daemon pid file', 4096);
   } catch {
     return null;
   }
@@ -111,7 +112,7 @@ function unlinkQuietly(path: string): void {
 export function removeDaemonPid(lockPath: string): void {
   for (const path of [join(dirname(lockPath), DAEMON_PID_FILE), lockPath]) {
     try {
-      if (readFileSync(path, 'utf8').trim().split(' ')[0] === String(process.pid)) unlinkSync(path);
+      if (readQuietly(path)?.trim().split(' ')[0] === String(process.pid)) unlinkSync(path);
     } catch {
       // already gone
     }

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { readSecretFile, writeSecretFile, ensurePrivateDir } from './secret-file.js';
 import { HOST_CERT_FILE, HOST_KEY_FILE } from './paths.js';
 import { fingerprintOfCertificate } from '../transport/tls.js';
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { writeFileSync, renameSync } from 'node:fs';
+import { KEY_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 
 export interface HostIdentity {
   keyPem: string;
@@ -33,7 +34,7 @@ export async function loadOrCreateIdentity(stateDir: string): Promise<HostIdenti
 export function readIdentity(stateDir: string): HostIdentity | undefined {
   const keyPem = readSecretFile(join(stateDir, HOST_KEY_FILE));
   if (keyPem === undefined) return undefined;
-  const certPem = readFileSync(join(stateDir, HOST_CERT_FILE), 'utf8');
+  const certPem = readBoundedText(join(stateDir, HOST_CERT_FILE), 'Host certificate', KEY_FILE_LIMIT);
   return { keyPem, certPem, fingerprint: fingerprintOfCertificate(certPem) };
 }
 

@@ -9,9 +9,10 @@
  * an append landing between its read and its rename would vanish).
  */
 import {
-  readFileSync, appendFileSync, mkdirSync, statSync, openSync, closeSync, writeSync, unlinkSync, renameSync, writeFileSync, fsyncSync,
+  appendFileSync, mkdirSync, statSync, openSync, closeSync, writeSync, unlinkSync, renameSync, writeFileSync, fsyncSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { ErrorCode, HostVerificationError, RequestError, UsageError } from '../errors.js';
 
 export type HostKeyPolicy =
@@ -50,22 +51,38 @@ const LOCK_STALE_MS = 10_000;
 
 // Parsed files by path, reused while size and mtime are unchanged: a fan-out to 1,000
 // hosts would otherwise parse the whole file once per connection.
-const cache = new Map<string, { mtimeMs: number; size: number; entries: KnownHostEntry[] }>();
+const cache = new Map<string, { mtimeMs: number; size: number; parsed: KnownHostsFile }>();
+
+/** A line that is neither a pin, a comment nor blank: ignored for matching, shown by `known-hosts list`. */
+export interface MalformedKnownHostLine {
+  line: number;
+  text: string;
+}
+
+export interface KnownHostsFile {
+  entries: KnownHostEntry[];
+  malformed: MalformedKnownHostLine[];
+}
 
 /** Every pin in `file` in file order (an absent file has none). */
 export function readKnownHostEntries(file: string): KnownHostEntry[] {
+  return readKnownHostsFile(file).entries;
+}
+
+/** The pins of `file` and its malformed lines, in file order. */
+export function readKnownHostsFile(file: string): KnownHostsFile {
   let stat;
   try {
     stat = statSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries: [], malformed: [] };
     throw err;
   }
   const cached = cache.get(file);
-  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.entries;
-  const entries = parseKnownHosts(readFileSync(file, 'utf8'));
-  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, entries });
-  return entries;
+  if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return cached.parsed;
+  const parsed = parseKnownHosts(readBoundedText(file, 'known_hosts', CONFIG_FILE_LIMIT));
+  cache.set(file, { mtimeMs: stat.mtimeMs, size: stat.size, parsed });
+  return parsed;
 }
 
 /** `host:port` → fingerprint (the last line wins when a host appears twice). */
@@ -73,20 +90,38 @@ export function readKnownHosts(file: string): Map<string, string> {
   return new Map(readKnownHostEntries(file).map((e) => [e.host, e.fingerprint]));
 }
 
-function parseKnownHosts(text: string): KnownHostEntry[] {
+function parseKnownHosts(text: string): KnownHostsFile {
   const entries: KnownHostEntry[] = [];
+  const malformed: MalformedKnownHostLine[] = [];
   text.split('\n').forEach((raw, index) => {
-    const entry = parseLine(raw, index + 1);
-    if (entry) entries.push(entry);
+    const entry = parseKnownHostLine(raw, index + 1);
+    if (entry === 'malformed') malformed.push({ line: index + 1, text: raw });
+    else if (entry) entries.push(entry);
   });
-  return entries;
+  return { entries, malformed };
+}
+
+/** `SHA256:` and 43 base64 characters, as `fingerprintOfCertificate` writes it. */
+export const FINGERPRINT_RE = /^SHA256:[A-Za-z0-9+/]{43}$/;
+// A host key holds no control character: such a line is someone's attempt at the terminal.
+const PIN_HOST_RE = /^[^\p{Cc}\s]+$/u;
+
+/**
+ * One known_hosts line: a pin `HOST FINGERPRINT`, optionally followed by a `# comment`
+ * (ssh allows comments after the key); null for a blank or comment line; 'malformed' otherwise.
+ */
+export function parseKnownHostLine(raw: string, line: number): KnownHostEntry | null | 'malformed' {
+  const trimmed = raw.replace(/\r$/, '').trim();
+  if (trimmed === '' || trimmed.startsWith('#')) return null;
+  const [host, fingerprint, ...rest] = trimmed.split(/[ \t]+/);
+  if (!host || !fingerprint || !PIN_HOST_RE.test(host) || !FINGERPRINT_RE.test(fingerprint)) return 'malformed';
+  if (rest.length > 0 && !rest[0]!.startsWith('#')) return 'malformed';
+  return { host, fingerprint, line };
 }
 
 function parseLine(raw: string, line: number): KnownHostEntry | null {
-  const trimmed = raw.trim();
-  if (trimmed === '' || trimmed.startsWith('#')) return null;
-  const [host, fingerprint] = trimmed.split(/\s+/);
-  return host && fingerprint ? { host, fingerprint, line } : null;
+  const entry = parseKnownHostLine(raw, line);
+  return entry === 'malformed' ? null : entry;
 }
 
 /** Whether `fingerprint` is pinned for `hostKey`, absent, or contradicted by a pin. */
@@ -135,7 +170,7 @@ export function removeKnownHost(file: string, query: string): RemoveResult {
   return withFileLock(file, () => {
     let text: string;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readBoundedText(file, 'known_hosts', CONFIG_FILE_LIMIT);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { removed: [], backup: null };
       throw err;
@@ -219,7 +254,7 @@ function lockIsStale(lock: string): boolean {
   try {
     const age = Date.now() - statSync(lock).mtimeMs;
     if (age > LOCK_STALE_MS) return true;
-    const pid = Number(readFileSync(lock, 'utf8'));
+    const pid = Number(readBoundedText(lock, 'known_hosts lock', 64));
     if (!Number.isInteger(pid) || pid <= 0) return false; // being written right now
     try {
       process.kill(pid, 0);
@@ -254,9 +289,8 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
         `but known_hosts pins ${offending.fingerprint}.`,
         `Offending key in ${check.knownHostsFile}:${offending.line}`,
         `Host key for ${check.hostKey} has changed and the connection was refused.`,
-        `If you know the daemon's key changed, remove line ${offending.line} and connect again.`,
       ].join('\n'),
-      { host: check.hostKey },
+      { host: check.hostKey, hint: `If you know the daemon's key changed, remove line ${offending.line} of ${check.knownHostsFile} and connect again.` },
     );
     error.fingerprint = check.fingerprint;
     error.knownHostsFile = check.knownHostsFile;
@@ -267,14 +301,21 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
     throw new RequestError(ErrorCode.BAD_REQUEST, "hostKeyPolicy 'ask' needs a confirmHost callback to ask with.", { host: check.hostKey });
   }
   let trusted = check.policy === 'accept-new';
-  if (check.policy === 'ask' && check.confirm) trusted = await check.confirm(check.hostKey, check.fingerprint);
+  const asked = check.policy === 'ask' && check.confirm !== undefined;
+  if (asked) trusted = await check.confirm!(check.hostKey, check.fingerprint);
   if (!trusted) {
-    const error = new HostVerificationError(
-      ErrorCode.HOST_KEY_UNKNOWN,
-      `Host ${check.hostKey} is not in ${check.knownHostsFile} (fingerprint ${check.fingerprint}). ` +
-        "Check the fingerprint against the one the daemon printed at start-up, then trust it (hostKeyPolicy: 'accept-new', or add it to known_hosts).",
-      { host: check.hostKey },
-    );
+    // Declined at the prompt: ssh's one line; the one who answered needs no advice.
+    const error = asked
+      ? new HostVerificationError(ErrorCode.HOST_KEY_UNKNOWN, 'Host key verification failed.', { host: check.hostKey })
+      : new HostVerificationError(
+        ErrorCode.HOST_KEY_UNKNOWN,
+        `Host ${check.hostKey} is not in ${check.knownHostsFile} (fingerprint ${check.fingerprint}).`,
+        {
+          host: check.hostKey,
+          hint: "Check the fingerprint against the one the daemon printed at start-up, then trust it (hostKeyPolicy: 'accept-new', or add it to known_hosts).",
+        },
+      );
+    if (asked) error.declined = true;
     error.fingerprint = check.fingerprint;
     error.knownHostsFile = check.knownHostsFile;
     throw error;

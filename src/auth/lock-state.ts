@@ -6,7 +6,8 @@
  *   locks.clear   written by `shellwire locks clear [ADDR|USER]`: one key per line, `*` = all;
  *                 the daemon applies and deletes it when it reloads (SIGHUP)
  */
-import { readFileSync, writeFileSync, renameSync, unlinkSync, appendFileSync } from 'node:fs';
+import { CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
+import { writeFileSync, renameSync, unlinkSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LockInfo } from './throttle.js';
 
@@ -32,7 +33,7 @@ export function writeLockState(stateDir: string, locks: LockInfo[]): void {
 export function readLockState(stateDir: string, now: Date = new Date()): LockRecord[] {
   let text: string;
   try {
-    text = readFileSync(join(stateDir, LOCKS_FILE), 'utf8');
+    text = readBoundedText(join(stateDir, LOCKS_FILE), 'Lock state', CONFIG_FILE_LIMIT);
   } catch {
     return [];
   }
@@ -50,7 +51,7 @@ export function takeUnlockRequests(stateDir: string): string[] {
   const path = join(stateDir, LOCKS_CLEAR_FILE);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path, 'Unlock requests', CONFIG_FILE_LIMIT);
     unlinkSync(path);
   } catch {
     return [];

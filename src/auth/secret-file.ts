@@ -1,5 +1,6 @@
 /** Reading and writing files that hold secrets: created 0600 in a 0700 directory, refused if others can read them. */
-import { mkdirSync, readFileSync, writeFileSync, statSync, renameSync, chmodSync } from 'node:fs';
+import { KEY_FILE_LIMIT, readBoundedText } from './bounded-file.js';
+import { mkdirSync, writeFileSync, statSync, renameSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ErrorCode, UsageError } from '../errors.js';
 
@@ -35,5 +36,5 @@ export function readSecretFile(path: string): string | undefined {
       `${path} is readable by other users (mode ${(mode & 0o777).toString(8)}); run: chmod 600 ${path}`,
     );
   }
-  return readFileSync(path, 'utf8');
+  return readBoundedText(path, 'Secret file', KEY_FILE_LIMIT);
 }

@@ -15,7 +15,7 @@
  *       tokens: [{ name: ci, sha256: <hex>, expires: 2027-01-01T00:00:00Z }]
  *       password: scrypt$…          # shellwire user passwd alice
  */
-import { readFileSync } from 'node:fs';
+import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { join } from 'node:path';
 import { parseDocument, LineCounter, type Document } from 'yaml';
 import { ErrorCode, UsageError } from '../errors.js';
@@ -123,9 +123,10 @@ export function loadUsersConfig(stateDir: string): UsersConfig {
   const path = usersConfigPath(stateDir);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path, 'users.yaml', CONFIG_FILE_LIMIT);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { path: null, passwordLogin: false, users: new Map() };
+    if (err instanceof BoundedFileError) throw err;
     throw new UsageError(ErrorCode.BAD_CONFIG, `Cannot read ${path}: ${(err as Error).message}`);
   }
   return parseUsersConfig(text, path);

@@ -3,7 +3,8 @@
  * kept (yaml's Document API), the result is checked with the same validator the daemon
  * uses before it is written (atomically, 0600), and the running daemon is told to reload.
  */
-import { readFileSync, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { createHash } from 'node:crypto';
 import { parseDocument, visit, type Document } from 'yaml';
 import { ErrorCode, UsageError } from '../errors.js';
@@ -43,7 +44,7 @@ export function requireStateDir(stateDir: string): void {
 function load(stateDir: string): Document {
   requireStateDir(stateDir);
   const path = usersConfigPath(stateDir);
-  const text = existsSync(path) ? readFileSync(path, 'utf8') : HEADER + 'users: {}\n';
+  const text = existsSync(path) ? readBoundedText(path, 'users.yaml', CONFIG_FILE_LIMIT) : HEADER + 'users: {}\n';
   const doc = parseDocument(text);
   if (doc.errors.length > 0) throw new UsageError(ErrorCode.BAD_CONFIG, `${path}: ${doc.errors[0]!.message}`);
   if (!doc.has('users') || doc.get('users') === null) doc.set('users', doc.createNode({}));

@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import type { Inventory } from '../fleet/inventory.js';
-import { connectArgs, describeHost, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
+import { connectArgs, describeHost, isTargetExpression, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
-import { askYesNo, readSecretLine } from './prompt.js';
+import { askLine, readSecretLine } from './prompt.js';
+import { escapeControls } from '../client/display-text.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 import { parseDuration, parseSize, durationForms, sizeForms, type DurationUnit } from './units.js';
 
@@ -100,6 +101,7 @@ export async function inventoryFor(flags: { inventory?: string }): Promise<Inven
 export async function connectFromFlags(targetText: string, flags: ConnectFlags): Promise<Connection> {
   setVerbosity(flags.verbose);
   const overrides = hostOverrides(flags);
+  if (isTargetExpression(targetText)) fail(oneHostOnly(targetText), 2);
   const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
   debugLog(1, describeHost(resolved));
   const host = resolved.host;
@@ -124,6 +126,25 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags):
   return connect(target, options);
 }
 
+/** exec/shell/tty/put/get/ls given `@web` or `role=web&dc=east`: say which command takes many. */
+function oneHostOnly(targetText: string): string {
+  const args = process.argv.slice(2);
+  const command = args.find((a) => SINGLE_HOST_COMMANDS.includes(a)) ?? 'this command';
+  const words = command === 'exec' ? args.slice(args.indexOf(targetText) + 1).filter((w) => w !== '--') : [];
+  const quoted = shellQuote(targetText);
+  return `${command} takes one host; to run on ${targetText} use: shellwire run ${quoted} -- ${words.length > 0 ? words.map(shellQuote).join(' ') : 'COMMAND'}`;
+}
+
+/** `HOST:PATH` or `HOST` whose host part is `@web`, `role=web`…: the one-host message, else nothing. */
+export function refuseTargetExpression(text: string): void {
+  const colon = text.search(/:(?!\d+(:|$))/);
+  const host = colon < 0 ? text : text.slice(0, colon);
+  if (isTargetExpression(host)) fail(oneHostOnly(host), 2);
+}
+
+/** The commands that connect to one host (`run` takes target expressions). */
+export const SINGLE_HOST_COMMANDS: readonly string[] = ['exec', 'shell', 'tty', 'put', 'get', 'ls'];
+
 /** The terminal prompt for a key's passphrase (ssh's wording); CLI commands pass it only on a TTY. */
 export function askPassphrase(keyFile: string, attempt: number): Promise<string> {
   return readSecretLine(attempt === 1 ? `Enter passphrase for key '${keyFile}': ` : `Bad passphrase, try again for key '${keyFile}': `);
@@ -143,12 +164,21 @@ export function commandAfterHost(command: Command, words: string[]): string[] {
   return operands;
 }
 
+/**
+ * ssh's first-contact question: "yes", "no", or the fingerprint pasted from a trusted place
+ * (trusts only when it is the one presented). Anything else asks again; the end of input is no.
+ */
 async function askAboutHost(host: string, fingerprint: string): Promise<boolean> {
-  // askYesNo: a piped answer is one line (its \r stripped), and the end of input means "no".
-  return askYesNo(
-    `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\nAre you sure you want to continue connecting (yes/no)? `,
-    { onInterrupt: () => terminate('SIGINT') },
-  );
+  let question = `The authenticity of host '${host}' can't be established.\nIts key fingerprint is ${fingerprint}.\n` +
+    'Are you sure you want to continue connecting (yes/no/[fingerprint])? ';
+  for (;;) {
+    const answer = await askLine(question, { onInterrupt: () => terminate('SIGINT') });
+    if (answer === null) return false;
+    const word = answer.trim();
+    if (/^yes$/i.test(word) || word === fingerprint) return true;
+    if (/^no$/i.test(word)) return false;
+    question = "Please type 'yes', 'no' or the fingerprint: ";
+  }
 }
 
 /** A positive duration flag in seconds (`10`, `1.5`, `500ms`, `2m`, `1h`; see units.ts); usage error otherwise. */
@@ -188,8 +218,14 @@ export function fail(message: string, code: number = EXIT_CONNECTION_FAILURE): n
   // Ending on a signal: the error is the connection we destroyed ourselves; say nothing.
   const terminating = terminationExitCode();
   if (terminating !== null) process.exit(terminating);
-  process.stderr.write(`shellwire: ${message}\n`);
+  // Messages quote file contents, host names and arguments: none may drive the terminal.
+  process.stderr.write(`shellwire: ${escapeControls(message)}\n`);
   process.exit(code);
+}
+
+/** A `shellwire: …` line on stderr that does not exit, escaped as `fail` escapes. */
+export function warn(message: string): void {
+  process.stderr.write(`shellwire: ${escapeControls(message)}\n`);
 }
 
 /** ssh's note after a first contact was trusted (answered yes, or --accept-new-host). */
@@ -198,13 +234,16 @@ export function reportHostAdded(host: string): void {
 }
 
 /**
- * The library's errors name its options (`hostKeyPolicy: 'accept-new'`, `identity`); a CLI
- * user needs the flag or command instead, so each code gets its CLI hint here.
+ * The library's errors keep what happened (`reason`) apart from advice in its own terms
+ * (`hint`: `hostKeyPolicy: 'accept-new'`, the identity option); a CLI user needs the flag or
+ * command instead, so the CLI prints the reason and its own hint for the code, never both.
  */
 function cliHint(err: ShellwireError): string | null {
   const host = err.host !== undefined ? shellQuote(err.host) : 'HOST';
   switch (err.code) {
     case ErrorCode.HOST_KEY_UNKNOWN:
+      // Answered "no" at the prompt: ssh's one line, nothing to advise.
+      if (err instanceof HostVerificationError && err.declined) return null;
       return `Once the fingerprint is checked, connect again with --accept-new-host, or pin it first: shellwire known-hosts add ${host}`;
     case ErrorCode.HOST_KEY_CHANGED: {
       const file = err instanceof HostVerificationError ? err.knownHostsFile : undefined;
@@ -216,6 +255,8 @@ function cliHint(err: ShellwireError): string | null {
       return 'Check the user (USER@HOST), the key (-i KEYFILE) or the token (--token-file FILE or SHELLWIRE_TOKEN).';
     case ErrorCode.NO_CREDENTIALS:
       return 'Use a key (-i KEYFILE; make one with: shellwire keygen) or a token (--token-file FILE or SHELLWIRE_TOKEN).';
+    case ErrorCode.LOCKED_OUT:
+      return err.hint ?? null;
     default:
       return null;
   }
@@ -229,8 +270,8 @@ export function reportError(err: unknown): never {
   if (err instanceof ShellwireError) {
     const hint = cliHint(err);
     // Host-key banners stand alone, as ssh prints them; other errors are one line with their code.
-    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) fail(hint ? `${err.message}\n${hint}` : err.message);
-    fail(`${err.message}${hint ? ` ${hint}` : ''} [${err.code}]`);
+    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) fail(hint ? `${err.reason}\n${hint}` : err.reason);
+    fail(`${err.reason}${hint ? ` ${hint}` : ''} [${err.code}]`);
   }
   fail(err instanceof Error ? err.message : String(err), 1);
 }

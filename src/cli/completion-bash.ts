@@ -47,6 +47,7 @@ _shellwire_hosts() {
 _shellwire_values() {
   local kind=$1 cur=$2 inventory=$3
   case $kind in
+    one-host*) COMPREPLY=($(compgen -W "$(_shellwire_hosts "$inventory" | grep -v '^@')" -- "$cur")) ;;
     host*) COMPREPLY=($(compgen -W "$(_shellwire_hosts "$inventory")" -- "$cur")) ;;
     remote-path*)
       if [[ $cur == *:* ]]; then return; fi

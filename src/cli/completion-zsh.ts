@@ -32,6 +32,8 @@ function action(kind: ValueKind, choices: string[] | undefined): string {
   switch (kind) {
     case 'host':
       return '_shellwire_hosts';
+    case 'one-host':
+      return '_shellwire_one_host';
     case 'remote-path':
       return '_shellwire_remote_paths';
     case 'file':
@@ -103,6 +105,14 @@ _shellwire_hosts() {
   local -a reply
   _shellwire_host_words
   _wanted hosts expl 'inventory host or @group' compadd -a reply
+}
+
+# One host (exec, shell, tty): inventory names, no @groups.
+_shellwire_one_host() {
+  local -a reply sw_hosts
+  _shellwire_host_words
+  sw_hosts=(\${reply:#@*})
+  _wanted hosts expl 'inventory host' compadd -a sw_hosts
 }
 
 # HOST:PATH or a local file: hosts (without @groups) get a ':' suffix.

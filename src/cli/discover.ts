@@ -11,7 +11,7 @@ import { defaultInventoryPath } from '../fleet/inventory.js';
 import { addKnownHost, hostKeyState, readKnownHostEntries } from '../auth/known-hosts.js';
 import { knownHostsPath } from '../auth/paths.js';
 import { formatTarget, DEFAULT_PORT } from '../client/target.js';
-import { fail } from './common.js';
+import { fail, warn } from './common.js';
 import { parseSeconds } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { exitOnTerminationSignals, terminate } from './lifecycle.js';
@@ -73,11 +73,11 @@ async function runDiscover(flags: DiscoverFlags): Promise<void> {
   process.stderr.write(`${found.length} daemon(s) answered out of ${addresses.length} address(es) probed.\n`);
   // Nothing found is a failure (exit 1 below), and says what usually causes it.
   if (found.length === 0) {
-    process.stderr.write(`shellwire: no daemon answered on UDP port ${port}: daemons answer only when started with \`shellwire serve --announce\` (on that port), and a firewall must let UDP ${port} through; --timeout gives slow links longer.\n`);
+    warn(`no daemon answered on UDP port ${port}: daemons answer only when started with \`shellwire serve --announce\` (on that port), and a firewall must let UDP ${port} through; --timeout gives slow links longer.`);
   }
 
   for (const h of found.filter((x) => state(x) === 'CHANGED')) {
-    process.stderr.write(`shellwire: WARNING: ${formatTarget({ host: h.address, port: h.port })} announces ${h.fingerprint}, but known_hosts pins another key; not changed (shellwire known-hosts remove ${formatTarget({ host: h.address, port: h.port })} if you know it changed).\n`);
+    warn(`WARNING: ${formatTarget({ host: h.address, port: h.port })} announces ${h.fingerprint}, but known_hosts pins another key; not changed (shellwire known-hosts remove ${formatTarget({ host: h.address, port: h.port })} if you know it changed).`);
   }
   const fresh = found.filter((h) => state(h) === 'new');
   if (fresh.length > 0) {

@@ -14,7 +14,7 @@ import type { Connection } from '../client/connection.js';
 import type { TransferProgress, RemoteEntry } from '../client/file-transfer.js';
 import type { TreeOptions, TreeResult } from '../client/file-tree.js';
 import { ShellwireError } from '../errors.js';
-import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags } from './common.js';
+import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags, refuseTargetExpression } from './common.js';
 import { parseSizeFlag } from './common.js';
 import { ProgressLine, formatBytes } from './progress.js';
 import { exitWhenFlushed } from './stdio.js';
@@ -119,6 +119,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   let remoteDest = '';
   if (direction === 'put') {
     const spec = parseRemoteSpec(destination);
+    if (!spec) refuseTargetExpression(destination);
     if (!spec) fail(`The destination "${destination}" is not remote; write [USER@]HOST[:PORT]:PATH.`, 2);
     const remoteSource = sources.find((s) => parseRemoteSpec(s) !== null && !s.startsWith('/') && !s.startsWith('.'));
     if (remoteSource) fail(`put copies local files to a host; "${remoteSource}" looks remote (use get).`, 2);
@@ -129,6 +130,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   } else {
     const specs = sources.map((s) => parseRemoteSpec(s));
     const bad = sources.find((_, i) => specs[i] === null);
+    if (bad !== undefined) refuseTargetExpression(bad);
     if (bad !== undefined) fail(`The source "${bad}" is not remote; write [USER@]HOST[:PORT]:PATH.`, 2);
     target = specs[0]!.target;
     if (specs.some((s) => s!.target !== target)) fail('All sources of one get must be on the same host.', 2);
@@ -197,6 +199,7 @@ function exitInterrupted(direction: string): never {
 
 async function runLs(specText: string, flags: LsFlags): Promise<void> {
   const spec = parseRemoteSpec(specText) ?? (specText.includes(':') ? null : { target: specText, path: '' });
+  if (!spec) refuseTargetExpression(specText);
   if (!spec) fail(`"${specText}" is not [USER@]HOST[:PORT]:PATH.`, 2);
   const conn = await connectOrExit(spec.target, flags);
   let entries: RemoteEntry[];

@@ -1,5 +1,6 @@
 /** `shellwire hosts TARGETS`: what a target expression expands to, without connecting. */
 import type { Command } from 'commander';
+import { escapeControls } from '../client/display-text.js';
 import { defaultInventoryPath, loadInventory } from '../fleet/inventory.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
@@ -62,7 +63,7 @@ ${noInventory()}` : message, 2);
       Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(','),
     ]);
     const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
-    process.stdout.write(rows.map((r) => `${r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`).join(''));
+    process.stdout.write(rows.map((r) => escapeControls(`${r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`)).join(''));
   }
   process.stderr.write(`${hosts.length} host${hosts.length === 1 ? '' : 's'}\n`);
 }

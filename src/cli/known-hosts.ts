@@ -10,10 +10,10 @@
  * TARGETS are what `run` takes (names, @groups, label=value, HOST:PORT), so the 50 hosts of
  * an inventory are collected with one command instead of 50 prompts.
  */
-import { readFileSync } from 'node:fs';
+import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedStdin, readBoundedText } from '../auth/bounded-file.js';
 import type { Command } from 'commander';
 import {
-  addKnownHost, hostKeyState, knownHostMatches, readKnownHostEntries, removeKnownHost,
+  addKnownHost, hostKeyState, knownHostMatches, readKnownHostEntries, readKnownHostsFile, parseKnownHostLine, removeKnownHost,
 } from '../auth/known-hosts.js';
 import { knownHostsPath } from '../auth/paths.js';
 import { scanHostKey } from '../client/open-tls.js';
@@ -21,8 +21,9 @@ import { formatTarget, parseTarget } from '../client/target.js';
 import { loadInventory, type FleetHost } from '../fleet/inventory.js';
 import { resolveTargets } from '../fleet/targets.js';
 import { ShellwireError } from '../errors.js';
-import { fail, parseSeconds } from './common.js';
+import { fail, parseSeconds, warn } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
+import { escapeControls, quoteForDisplay } from '../client/display-text.js';
 
 /** Fingerprint fetches in flight at once: enough for a fleet, few enough for one file table. */
 const SCAN_PARALLEL = 32;
@@ -80,9 +81,14 @@ export function registerKnownHosts(program: Command): void {
 async function list(host: string | undefined, flags: FileFlags & { json?: boolean }): Promise<void> {
   const file = flags.file ?? knownHostsPath();
   const query = host === undefined ? undefined : normalizeQuery(host);
-  const entries = readKnownHostEntries(file).filter((e) => query === undefined || knownHostMatches(e.host, query));
+  const parsed = readKnownHostsFile(file);
+  const entries = parsed.entries.filter((e) => query === undefined || knownHostMatches(e.host, query));
   if (flags.json) process.stdout.write(entries.map((e) => `${JSON.stringify({ ...e, file })}\n`).join(''));
-  else process.stdout.write(entries.map((e) => `${file}:${e.line}: ${e.host} ${e.fingerprint}\n`).join(''));
+  else process.stdout.write(entries.map((e) => `${escapeControls(file)}:${e.line}: ${e.host} ${e.fingerprint}\n`).join(''));
+  // As ssh, a line that is no pin is ignored when connecting; here it is named, never echoed raw.
+  for (const m of query === undefined ? parsed.malformed : []) {
+    warn(`${file}:${m.line}: malformed, ignored (not "HOST:PORT SHA256:…"): ${quoteForDisplay(m.text)}`);
+  }
   await exitWhenFlushed(host !== undefined && entries.length === 0 ? 1 : 0);
 }
 
@@ -137,6 +143,14 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
     fail(err instanceof ShellwireError ? err.message : String(err), 2);
   }
   if (hosts.length === 0) fail(`"${targets.join(' ')}" matches no hosts.`, 2);
+  // Aliases of one address:port (an inventory name and its address, two names) are one key.
+  const seen = new Set<string>();
+  hosts = hosts.filter((h) => {
+    const key = formatTarget({ host: h.address, port: h.port });
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   const timeoutMs = parseSeconds(flags.connectTimeout, '--connect-timeout') * 1000;
   const file = flags.file ?? knownHostsPath();
   const results = new Array<{ host: string; fingerprint: string } | Error>(hosts.length);
@@ -163,7 +177,7 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
       failed++;
       // Messages name the address:port already; an inventory name is added in front.
       const named = h.name !== label && h.name !== h.address ? `${h.name}: ` : '';
-      process.stderr.write(`shellwire: ${named}${result.message}\n`);
+      warn(`${named}${result.message}`);
       return;
     }
     if (!pin) {
@@ -204,27 +218,28 @@ async function addFromFile(from: string, flags: FileFlags): Promise<void> {
   const file = flags.file ?? knownHostsPath();
   let text: string;
   try {
-    text = readFileSync(from === '-' ? 0 : from, 'utf8');
+    text = from === '-' ? readBoundedStdin('The known_hosts input', CONFIG_FILE_LIMIT).toString('utf8') : readBoundedText(from, 'File', CONFIG_FILE_LIMIT);
   } catch (err) {
+    if (err instanceof BoundedFileError) fail(err.message, 2);
     fail(`Cannot read ${from}: ${(err as NodeJS.ErrnoException).code ?? err}.`, 2);
   }
   const counts = { added: 0, known: 0 };
   let failed = 0;
   text.split('\n').forEach((raw, index) => {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
-    const [host, fingerprint, extra] = line.split(/\s+/);
-    if (!host || !fingerprint || extra !== undefined || !/^SHA256:[A-Za-z0-9+/]{43}$/.test(fingerprint)) {
+    const parsed = parseKnownHostLine(raw, index + 1);
+    if (parsed === null) return;
+    if (parsed === 'malformed') {
       failed++;
-      process.stderr.write(`shellwire: ${from}:${index + 1}: not a known_hosts line "HOST:PORT SHA256:…": ${JSON.stringify(line)}\n`);
+      warn(`${from}:${index + 1}: not a known_hosts line "HOST:PORT SHA256:… [# comment]": ${quoteForDisplay(raw.trim())}`);
       return;
     }
+    const { host, fingerprint } = parsed;
     let key: string;
     try {
       key = formatTarget(parseTarget(host));
     } catch (err) {
       failed++;
-      process.stderr.write(`shellwire: ${from}:${index + 1}: ${(err as Error).message}\n`);
+      warn(`${from}:${index + 1}: ${(err as Error).message}`);
       return;
     }
     const outcome = pinOne(file, key, fingerprint);

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { BROKEN_PIPE_EXIT, exitOnBrokenPipe } from './stdio.js';
 import { osArgv } from './os-text.js';
 import { addExamples } from './help-examples.js';
+import { escapeControls } from '../client/display-text.js';
 
 export const VERSION = '0.1.0';
 
@@ -65,7 +66,7 @@ export function runMain(commands: CommandTable): void {
   runProgram(commands).catch((err: unknown) => {
     // A write that awaited 'drain' rejects with the stream's EPIPE: the reader went away.
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') process.exit(BROKEN_PIPE_EXIT);
-    process.stderr.write(`shellwire: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`shellwire: ${escapeControls(err instanceof Error ? err.message : String(err))}\n`);
     process.exit(1);
   });
 }

@@ -132,11 +132,20 @@ export async function readSecretLine(prompt: string): Promise<string> {
  */
 export async function askYesNo(question: string, options: { short?: boolean; onInterrupt?: () => void } = {}): Promise<boolean> {
   const accept = options.short ? /^y(es)?$/i : /^yes$/i;
+  const answer = await askLine(question, options);
+  return answer !== null && accept.test(answer.trim());
+}
+
+/**
+ * One answer line (echoed), or null at the end of input (Ctrl-D, a closed pipe), which
+ * callers take as no at once, never hanging.
+ */
+export async function askLine(question: string, options: { onInterrupt?: () => void } = {}): Promise<string | null> {
   if (!process.stdin.isTTY) {
     process.stderr.write(question);
     const answer = await readPipedLine(process.stdin);
     process.stderr.write('\n');
-    return answer !== null && accept.test(answer.trim());
+    return answer;
   }
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   // On a terminal readline takes Ctrl-C as a key: without this it would only pause.
@@ -149,7 +158,7 @@ export async function askYesNo(question: string, options: { short?: boolean; onI
     });
     // Ctrl-D leaves the cursor after the question: what is printed next gets its own line.
     if (answer === null) process.stderr.write('\n');
-    return answer !== null && accept.test(answer.trim());
+    return answer;
   } finally {
     rl.close();
   }

@@ -17,7 +17,7 @@ import { JsonLines } from '../fleet/json-lines.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { askPassphrase, debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity, warn } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
@@ -134,7 +134,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   for (const h of hosts) debugLog(2, describeHost({ host: h, entry: h.source !== undefined ? h : null }));
   if (hosts.length === 0) {
     // --allow-empty: nothing to do is success, said once on stderr.
-    process.stderr.write(`shellwire: "${targets.join(' ')}" matches no host; nothing was run.\n`);
+    warn(`"${targets.join(' ')}" matches no host; nothing was run.`);
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'summary', command, total: 0, ok: 0, failed: 0, unreachable: 0, canceled: 0, skipped: 0, durationMs: 0, success: true, stoppedBy: null })}\n`);
     await exitWhenFlushed(0);
   }

@@ -11,7 +11,7 @@
  *   fileRoots: [/srv, /home]
  *   logLevel: info
  */
-import { readFileSync } from 'node:fs';
+import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
@@ -216,8 +216,9 @@ export interface ServeConfig {
 export function loadServeConfig(path: string, required: boolean): ServeConfig | null {
   let source: string;
   try {
-    source = readFileSync(path, 'utf8');
+    source = readBoundedText(path, 'The daemon config', CONFIG_FILE_LIMIT);
   } catch (err) {
+    if (err instanceof BoundedFileError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !required) return null;
     throw new UsageError(ErrorCode.BAD_CONFIG, `Cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}.`);

@@ -7,7 +7,7 @@ import { ClassicServer, DEFAULT_CLASSIC_HOST } from '../server/classic-server.js
 import { DEFAULT_LIMITS } from '../server/limits.js';
 import { formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
-import { fail } from './common.js';
+import { fail, warn } from './common.js';
 import { keepRunningOnBrokenPipe } from './stdio.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ensurePrivateDir } from '../auth/secret-file.js';
@@ -245,7 +245,7 @@ async function runServe(settings: ServeSettings): Promise<void> {
     // After `shellwire rotate-host-key`: new connections get the new key (logged either way).
     running.reloadIdentity();
     const result = running.reloadUsers();
-    if (!result.ok) process.stderr.write(`shellwire: users.yaml not reloaded, the old users stay in force:\n${result.error}\n`);
+    if (!result.ok) warn(`users.yaml not reloaded, the old users stay in force:\n${result.error}`);
   };
   let stopping = false;
   // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):

@@ -5,7 +5,7 @@
  * session; EOF ends it. Works with a pipe as stdin too (one command per line, no prompt).
  */
 import type { Command } from 'commander';
-import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags } from './common.js';
+import { addConnectFlags, connectFromFlags, reportError, signalExitCode, type ConnectFlags, warn } from './common.js';
 import type { RemoteProcess } from '../client/remote-process.js';
 import type { ShellSession } from '../client/shell-session.js';
 import { exitWhenFlushed } from './stdio.js';
@@ -95,7 +95,7 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
     const needsTerminal = input.interactive ? terminalProgram(text) : null;
     if (needsTerminal) {
       // Not run, so `$?` stays as it was.
-      process.stderr.write(`shellwire: ${needsTerminal} needs a terminal; use ${ttyHint(ttyTarget, command)}\n`);
+      warn(`${needsTerminal} needs a terminal; use ${ttyHint(ttyTarget, command)}`);
       continue;
     }
     lastStatus = await runCommand(session, text, input, ttyTarget);
@@ -151,7 +151,7 @@ async function runCommand(session: ShellSession, text: string, input: ShellInput
     ]);
     if (onTerminal) process.stdout.write(lineEnd.finish(echoedLast));
     if (input.interactive && NO_TERMINAL_OUTPUT.test(scanned)) {
-      process.stderr.write(`shellwire: ${programName(text, scanned)} needs a terminal; use ${ttyHint(hostText, text.trim())}\n`);
+      warn(`${programName(text, scanned)} needs a terminal; use ${ttyHint(hostText, text.trim())}`);
     }
     if (exit.signal) return signalExitCode(exit.signal);
     if (exit.canceled) return signalExitCode('SIGINT');
@@ -159,7 +159,7 @@ async function runCommand(session: ShellSession, text: string, input: ShellInput
   } catch (err) {
     // The server refused this command: say why and keep the session (on a pipe: stop there).
     if (!input.interactive) reportError(err);
-    process.stderr.write(`shellwire: ${(err as Error).message}\n`);
+    warn(`${(err as Error).message}`);
     return 255;
   } finally {
     running = null;

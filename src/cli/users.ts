@@ -2,10 +2,12 @@
  * `shellwire keygen`, `user add|list|remove|passwd`, `key add`, `token create|revoke`:
  * manage users.yaml without hand-editing; the running daemon reloads by itself (SIGHUP).
  */
-import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { BoundedFileError, KEY_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { dirname, join } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { escapeControls } from '../client/display-text.js';
 import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
 import { generateKeyPair, isPrivateKeyText, KEYGEN_TYPES, parsePublicKey, type KeygenType } from '../auth/ssh-key.js';
 import { hashPassword } from '../auth/password.js';
@@ -71,8 +73,9 @@ function readPublicKeyFile(path: string): string {
   // A key line or key text has spaces or newlines; a name without them is a file.
   if (existsSync(path) || !(/\s/.test(path.trim()) || isPrivateKeyText(path))) {
     try {
-      text = readFileSync(path, 'utf8').trim();
+      text = readBoundedText(path, 'Public key file', KEY_FILE_LIMIT).trim();
     } catch (err) {
+      if (err instanceof BoundedFileError) fail(err.message, 1);
       fail(`Cannot read public key ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, 1);
     }
   }
@@ -213,8 +216,8 @@ export function registerUsers(program: Command): void {
         return;
       }
       for (const row of rows) {
-        process.stdout.write(`${row.name}  runs as ${row.runAs}  home ${row.home}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`);
-        for (const key of row.keys) process.stdout.write(`  key   ${key}\n`);
+        process.stdout.write(escapeControls(`${row.name}  runs as ${row.runAs}  home ${row.home}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`));
+        for (const key of row.keys) process.stdout.write(escapeControls(`  key   ${key}\n`));
         for (const token of row.tokens) process.stdout.write(`  token ${token}\n`);
       }
     });

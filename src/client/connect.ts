@@ -120,7 +120,11 @@ export async function connect(target: string | Target, options: ConnectOptions =
 
 /** Tell, on a failed login, which credentials were not offered and why (agent down, key skipped). */
 function withNotes(err: unknown, notes: string[]): unknown {
-  if (err instanceof AuthenticationError && notes.length > 0) err.message += ` Not offered: ${notes.join('; ')}.`;
+  if (err instanceof AuthenticationError && notes.length > 0) {
+    // What was not offered is part of what happened: it goes in the reason, before the advice.
+    err.reason += ` Not offered: ${notes.join('; ')}.`;
+    err.message = err.hint ? `${err.reason} ${err.hint}` : err.reason;
+  }
   return err;
 }
 
@@ -313,8 +317,8 @@ function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: nu
 
 export function goodbyeError(code: string, message: string, label: string): ShellwireError {
   const text = `${label}: ${message}`;
-  if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, `${text} Check the user (USER@host or the user option), the identity option's key, or the token (token, tokenFile or SHELLWIRE_TOKEN).`, { host: label });
-  if (code === ErrorCode.LOCKED_OUT) return new AuthenticationError(ErrorCode.LOCKED_OUT, `${text} Wait, then try again with the right credentials.`, { host: label });
+  if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, text, { host: label, hint: "Check the user (USER@host or the user option), the identity option's key, or the token (token, tokenFile or SHELLWIRE_TOKEN)." });
+  if (code === ErrorCode.LOCKED_OUT) return new AuthenticationError(ErrorCode.LOCKED_OUT, text, { host: label, hint: 'Wait, then try again with the right credentials.' });
   if (code === ErrorCode.TOO_MANY_CONNECTIONS || code === ErrorCode.SERVER_SHUTTING_DOWN) return new ConnectionError(code, text, { host: label });
   if (Object.values(ErrorCode).includes(code as ErrorCode)) return new ProtocolError(code as ErrorCode, text, { host: label });
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `${text} (code ${code})`, { host: label });

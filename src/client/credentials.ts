@@ -13,7 +13,8 @@
  *    (`nobody@localhost` must log in as nobody or fail, never quietly run as the daemon).
  * One HELLO carries them (up to MAX_AUTH_ATTEMPTS); the server takes the first that works.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { BoundedFileError, KEY_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { ErrorCode, AuthenticationError, UsageError } from '../errors.js';
@@ -101,7 +102,7 @@ function readKeyFile(path: string): { file: KeyFile; entry: CacheEntry } {
   const stat = statSync(path);
   const cached = fileCache.get(path);
   if (cached && cached.mtimeMs === stat.mtimeMs && cached.size === stat.size) return { file: cached.file, entry: cached };
-  const text = readFileSync(path, 'utf8');
+  const text = readBoundedText(path, 'Identity file', KEY_FILE_LIMIT);
   let file: KeyFile;
   try {
     const key = parsePrivateKey(text, path);
@@ -110,7 +111,7 @@ function readKeyFile(path: string): { file: KeyFile; entry: CacheEntry } {
     if (!(err instanceof PassphraseNeededError)) throw err;
     let pubText: string | undefined;
     try {
-      pubText = readFileSync(`${path}.pub`, 'utf8');
+      pubText = readBoundedText(`${path}.pub`, 'Public key file', KEY_FILE_LIMIT);
     } catch {
       // no .pub beside it: the key can still be unlocked, just not found in the agent first
     }
@@ -146,7 +147,7 @@ function unlock(file: KeyFile, entry: CacheEntry, ask: NonNullable<CredentialOpt
 function readPublicIdentity(path: string): SshPublicKey | null {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path, 'Identity file', KEY_FILE_LIMIT);
   } catch {
     return null; // reported when it is read as a private key
   }
@@ -179,8 +180,9 @@ export async function resolveCredentials(host: string, options: CredentialOption
   if (options.token) tokens.push(options.token);
   else if (options.tokenFile) {
     try {
-      tokens.push(readFileSync(options.tokenFile, 'utf8').trim());
+      tokens.push(readBoundedText(options.tokenFile, 'Token file', KEY_FILE_LIMIT).trim());
     } catch (err) {
+      if (err instanceof BoundedFileError) throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, err.message, { host, cause: err });
       throw new AuthenticationError(ErrorCode.NO_CREDENTIALS, `Cannot read token file ${options.tokenFile}: ${(err as NodeJS.ErrnoException).code ?? err}.`, { host, cause: err });
     }
   } else if (env.SHELLWIRE_TOKEN) tokens.push(env.SHELLWIRE_TOKEN.trim());
@@ -284,7 +286,7 @@ export async function resolveCredentials(host: string, options: CredentialOption
   const namedOther = options.user !== undefined && options.user !== ownName;
   if (tokens.length === 0 && isLoopback(host) && !namedOther) {
     try {
-      localToken = readFileSync(localTokenFile, 'utf8').trim();
+      localToken = readBoundedText(localTokenFile, 'Token file', KEY_FILE_LIMIT).trim();
     } catch {
       // not our daemon, or not readable: other credentials may still work
     }
@@ -293,11 +295,10 @@ export async function resolveCredentials(host: string, options: CredentialOption
   if (tokens.length === 0 && localToken === null && keys.length === 0 && lockedKeys.length === 0 && password === null) {
     throw new AuthenticationError(
       ErrorCode.NO_CREDENTIALS,
-      `No credentials for ${host}. Give a key (the identity option, ssh-agent through SSH_AUTH_SOCK, or id_ed25519, id_ecdsa or id_rsa in ${shellwireHome(env)} or ~/.ssh), ` +
-        `or a token (the token or tokenFile option, or SHELLWIRE_TOKEN); the daemon keeps its own token in <state-dir>/token` +
-        (namedOther ? ` (it logs in as the daemon's account, so it is not used for user "${options.user}").` : isLoopback(host) ? ` (looked in ${localTokenFile}).` : '.') +
+      `No credentials for ${host}: no key in ssh-agent${env.SSH_AUTH_SOCK ? '' : ' (SSH_AUTH_SOCK is not set)'}, no ${DEFAULT_KEY_NAMES.join(', ')} in ${home} or ${join(env.HOME || homedir(), '.ssh')}, no token` +
+        (namedOther ? ` (the daemon's own token logs in as its account, so it is not used for user "${options.user}")` : isLoopback(host) ? ` (nor the local daemon's in ${localTokenFile})` : '') + '.' +
         (notes.length > 0 ? ` Not used: ${notes.join('; ')}` : ''),
-      { host },
+      { host, hint: 'Give a key (the identity option, ssh-agent, or a default key file) or a token (the token or tokenFile option, or SHELLWIRE_TOKEN); a daemon keeps its own token in <state-dir>/token.' },
     );
   }
   return { tokens, localToken, keys, lockedKeys, password, notes };

@@ -4,7 +4,8 @@
  * order and ranges survive. The result is parsed again before it is written, and written
  * through a temporary file and a rename, so a crash never leaves half an inventory.
  */
-import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { CONFIG_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
+import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Document, isMap, isSeq, parseDocument } from 'yaml';
 import { parseInventory, type FleetHost } from './inventory.js';
@@ -20,7 +21,7 @@ export interface NewHost {
 export function addHostsToInventory(file: string, hosts: readonly NewHost[]): { added: string[]; skipped: string[] } {
   let text = '';
   try {
-    text = readFileSync(file, 'utf8');
+    text = readBoundedText(file, 'The inventory', CONFIG_FILE_LIMIT);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }

@@ -14,7 +14,7 @@
  * `hosts` may also be a list of entries with a `name`. Every schema error names the file
  * and line, because a 500-line inventory with "invalid port" and no line is useless.
  */
-import { readFileSync } from 'node:fs';
+import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isIP } from 'node:net';
@@ -85,9 +85,10 @@ export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.en
   const path = file ?? defaultInventoryPath(env);
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readBoundedText(path, 'The inventory', CONFIG_FILE_LIMIT);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && file === undefined) return { ...emptyInventory(), missing: path };
+    if (err instanceof BoundedFileError) throw err;
     throw new InventoryError(path, null, `cannot read the inventory: ${(err as NodeJS.ErrnoException).code ?? err}`);
   }
   return parseInventory(text, path);

@@ -31,15 +31,21 @@ export interface ResolvedHost {
 
 const addressIndex = new WeakMap<Inventory, Map<string, FleetHost>>();
 
-/** `ADDRESS:PORT` and bare `ADDRESS` → the first inventory host with it. */
+/**
+ * `ADDRESS:PORT` → the first inventory host with it; bare `ADDRESS` → the host at that
+ * address only when it is the only one there (two hosts on one address, on other ports or
+ * with other users, leave a bare address ad-hoc rather than pick one of them silently).
+ */
 function byAddress(inventory: Inventory): Map<string, FleetHost> {
   let index = addressIndex.get(inventory);
   if (!index) {
     index = new Map();
+    const perAddress = new Map<string, number>();
+    for (const host of inventory.hosts) perAddress.set(host.address, (perAddress.get(host.address) ?? 0) + 1);
     for (const host of inventory.hosts) {
       const full = formatTarget({ host: host.address, port: host.port });
       if (!index.has(full)) index.set(full, host);
-      if (!index.has(host.address)) index.set(host.address, host);
+      if (perAddress.get(host.address) === 1) index.set(host.address, host);
     }
     addressIndex.set(inventory, index);
   }
@@ -85,6 +91,14 @@ export function findInventoryHost(text: string, inventory: Inventory): ResolvedH
   if (user !== undefined) host.user = user;
   if (port !== undefined) host.port = port;
   return { host, entry };
+}
+
+/**
+ * Whether `text` is a target expression (`@web`, `role=web`, `a&b`, `!x`, `a,b`, `web[01-03]`,
+ * globs) rather than one host: the single-host commands point those at `run`.
+ */
+export function isTargetExpression(text: string): boolean {
+  return text.startsWith('@') || text.startsWith('!') || /[=&,*?]/.test(text) || /\[\d+-\d+\]/.test(text);
 }
 
 /**

@@ -93,8 +93,10 @@ test('bash: options of the command being typed, from the program', () => {
   assert.deepEqual(bashComplete('shellwire exec -i key web'), ['web01', 'web02']);
 });
 
-test('bash: host arguments complete inventory names and @groups; --inventory is honoured', () => {
-  assert.deepEqual(bashComplete('shellwire exec '), ['@db', '@web', 'db01', 'web01', 'web02']);
+test('bash: host arguments complete inventory names and @groups (one-host commands: names only); --inventory is honoured', () => {
+  assert.deepEqual(bashComplete('shellwire exec '), ['db01', 'web01', 'web02']);
+  assert.deepEqual(bashComplete('shellwire tty '), ['db01', 'web01', 'web02']);
+  assert.deepEqual(bashComplete('shellwire run '), ['@db', '@web', 'db01', 'web01', 'web02']);
   assert.deepEqual(bashComplete('shellwire shell w'), ['web01', 'web02']);
   assert.deepEqual(bashComplete('shellwire run --stream @'), ['@db', '@web']);
   // After the target word comes the command (as ssh): no inventory names offered there.
@@ -137,9 +139,14 @@ test('zsh: Tab completes commands, options and inventory hosts', { skip: !hasZsh
     pane.keys('Tab');
     assert.ok(await pane.shows(/READY> shellwire exec --connect-timeout=$/m), pane.screen());
     pane.keys('C-u');
-    pane.keys('-l', 'shellwire exec ');
+    pane.keys('-l', 'shellwire run ');
     pane.keys('Tab');
     assert.ok(await pane.shows(/@db\s+@web\s+db01\s+web01\s+web02/), pane.screen());
+    pane.keys('C-u');
+    pane.keys('-l', 'shellwire exec ');
+    pane.keys('Tab');
+    assert.ok(await pane.shows(/READY> shellwire exec\s*\n\s*db01\s+web01\s+web02/), pane.screen());
+    assert.doesNotMatch(pane.screen().split('shellwire exec').pop()!, /@web/);
     pane.keys('C-u');
     pane.keys('-l', 'shellwire put release.tar db');
     pane.keys('Tab');

@@ -93,7 +93,7 @@ test('first contact answered "yes" on a terminal: ssh\'s "Permanently added" not
   const { home, env } = freshHome();
   const pane = new TmuxPane(`env SHELLWIRE_HOME=${home} SHELLWIRE_TOKEN=${a.token} ${process.execPath} ${CLI} exec ${a.address} -- echo reached-it; sleep 30`);
   try {
-    assert.ok(await pane.shows(/continue connecting \(yes\/no\)\?/), pane.screen());
+    assert.ok(await pane.shows(/continue connecting \(yes\/no\/\[fingerprint\]\)\?/), pane.screen());
     pane.line('yes');
     assert.ok(await pane.shows(/reached-it/), pane.screen());
     assert.match(pane.screen(), new RegExp(`Warning: Permanently added '${a.address.replace(/\./g, '\\.')}' to the list of known hosts\\.`));
