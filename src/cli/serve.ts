@@ -1,7 +1,7 @@
 /** `shellwire serve`: run the daemon until SIGTERM/SIGINT, then stop gracefully. */
 import type { Command } from 'commander';
 import { join, resolve } from 'node:path';
-import { lockDaemonPid, removeDaemonPid, DAEMON_PID_FILE } from '../auth/daemon-pid.js';
+import { lockDaemonPid, removeDaemonPid, DAEMON_LOCK_FILE } from '../auth/daemon-pid.js';
 import { Server, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { ClassicServer, DEFAULT_CLASSIC_HOST } from '../server/classic-server.js';
 import { DEFAULT_LIMITS } from '../server/limits.js';
@@ -158,7 +158,7 @@ async function runServe(settings: ServeSettings): Promise<void> {
     fail(
       lock.runningPid > 0
         ? `another shellwire daemon (PID ${lock.runningPid}) is already serving the state dir ${stateDir}; stop it first (kill ${lock.runningPid}, or systemctl stop shellwire), or give this one its own --state-dir.`
-        : `cannot lock the state dir ${stateDir} (${join(stateDir, DAEMON_PID_FILE)} keeps changing); is another daemon starting?`,
+        : `cannot lock the state dir ${stateDir} (${join(stateDir, DAEMON_LOCK_FILE)} keeps changing); is another daemon starting?`,
       1,
     );
   }
