@@ -164,14 +164,15 @@ export class ChannelTable {
       slot.built?.protocolError(err as Error);
       throw err;
     }
+    const built = slot.built as Channel | null;
     if (!(result instanceof Channel)) {
-      if (slot.built) slot.built.openFail(result.refuse.code, result.refuse.message, result.refuse.extra);
-      else refuse(result.refuse.code, result.refuse.message, result.refuse.extra);
-      return;
+      if (!built) return refuse(result.refuse.code, result.refuse.message, result.refuse.extra);
+      built.openFail(result.refuse.code, result.refuse.message, result.refuse.extra);
+    } else if (result !== built) {
+      throw new TypeError(`accept() must return the channel built by open.accept() for channel ${id}.`);
     }
-    if (result !== slot.built) throw new TypeError(`accept() must return the channel built by open.accept() for channel ${id}.`);
     // Answered and ended inside accept() (OPEN_FAIL at once): nothing to keep.
-    if (!result.ended) this.#channels.set(id, result);
+    if (built && !built.ended) this.#channels.set(id, built);
   }
 
   #forget(channel: Channel): void {
