@@ -45,6 +45,8 @@ export interface ChannelTableOptions {
    * is fatal to the connection.
    */
   accept?: (open: IncomingOpen) => AcceptResult;
+  /** Opener: the first id tried (default 1); tests use it to reach the wrap at 2^32-1. */
+  firstId?: number;
 }
 
 export class ChannelTable {
@@ -63,6 +65,7 @@ export class ChannelTable {
     this.#maxChannels = options.maxChannels;
     this.#peer = options.peer ?? 'the peer';
     this.#accept = options.accept;
+    this.#nextId = options.firstId ?? 1;
     if (this.role === ChannelRole.ACCEPTOR && !this.#accept) throw new TypeError('An acceptor table needs an accept() callback.');
   }
 
