@@ -30,11 +30,14 @@ export class LinkDirection implements FrameSink {
   onSendAfterDeath: ((frame: SentFrame) => void) | null = null;
   /** Observes each sent frame before it is queued. */
   onSend: ((frame: SentFrame) => void) | null = null;
+  /** Observes each frame (or data piece) just before the receiver's table gets it. */
+  onDeliver: ((frame: Frame) => void) | null = null;
 
   constructor() {
     this.#decoder = new FrameDecoder((frame) => {
       const copy = { type: frame.type, channel: frame.channel, payload: Buffer.from(frame.payload) };
       this.delivered.push(copy);
+      this.onDeliver?.(copy);
       this.#target!.dispatch(copy);
     }, { streamTypes: STREAM_FRAME_TYPES });
   }
