@@ -234,7 +234,7 @@ describe('src/ layers', () => {
       "import './h.js';",
     ].join('\n');
     assert.deepEqual(specifiers('probe.ts', probe), ['./a.js', './b.js', './c.js', './d.js', './e.js', './f.cjs', './g.cjs', './h.js']);
-    // cli/main.ts loads its commands only with import(): if those were missed, cli/ would look unused.
-    assert.ok(graph.edges.get('cli/main.ts')!.includes('cli/exec.ts'));
+    // cli/commands.ts loads the commands only with import(): if those were missed, cli/ would look unused.
+    assert.ok(graph.edges.get('cli/commands.ts')!.includes('cli/exec.ts'));
   });
 });
