@@ -26,8 +26,8 @@ export {
 export * from './fleet/index.js';
 export { AuditLog, auditLogPath, type AuditEvent, type AuditRow, type AuditKind, type AuditQuery, type VerifyResult } from './audit/audit-log.js';
 export { ClassicServer } from './server/classic-server.js';
+export { putFile, getFile, listRemote, statRemote, putTree, getTree } from './client/file-api.js';
 export {
-  FileTransferError, putFile, getFile, listRemote, statRemote, putTree, getTree,
-  type RemoteEntry, type TransferProgress, type TransferOptions, type PutOptions, type GetOptions, type TransferResult,
-  type TreeOptions, type TreeResult,
+  FileTransferError, type RemoteEntry, type TransferProgress, type TransferOptions, type PutOptions, type GetOptions, type TransferResult,
 } from './client/file-transfer.js';
+export type { TreeOptions, TreeResult } from './client/file-tree.js';

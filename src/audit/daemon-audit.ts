@@ -13,7 +13,7 @@
  */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { AuditPeer, AuditSink, CommandEnd, CommandRecord } from '../server/audit-sink.js';
+import type { AuditPeer, AuditSink, CommandEnd, CommandRecord } from './audit-sink.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import { commandText } from '../auth/policy.js';
 import { ErrorCode } from '../errors.js';

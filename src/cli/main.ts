@@ -1,34 +1,18 @@
 /** The `shellwire` command line: commands only parse flags, call the library, and print. */
+import COMMAND_BUNDLES from './command-table.cjs';
+import { CLIENT_COMMANDS, FLEET_COMMANDS, FULL_COMMANDS, type CommandName } from './commands.js';
 import { runMain, type CommandTable } from './program.js';
 
 export { VERSION } from './program.js';
 
-/**
- * Each top-level command and the module that registers it. Only the module of the command
- * being run is loaded (the bundle keeps dynamically imported modules lazy), so a cold
- * `shellwire exec` does not evaluate the daemon, the fleet code or the YAML parser.
- */
-const COMMANDS: CommandTable = {
-  serve: async () => [(await import('./serve.js')).registerServe],
-  exec: async () => [(await import('./exec.js')).registerExec],
-  shell: async () => [(await import('./shell.js')).registerShell],
-  tty: async () => [(await import('./terminal.js')).registerTty],
-  put: async () => [(await import('./files.js')).registerFiles],
-  get: async () => [(await import('./files.js')).registerFiles],
-  ls: async () => [(await import('./files.js')).registerFiles],
-  run: async () => [(await import('./run.js')).registerRun],
-  hosts: async () => [(await import('./hosts.js')).registerHosts],
-  discover: async () => [(await import('./discover.js')).registerDiscover],
-  'known-hosts': async () => [(await import('./known-hosts.js')).registerKnownHosts],
-  audit: async () => [(await import('./audit.js')).registerAudit],
-  keygen: async () => [(await import('./users.js')).registerUsers],
-  user: async () => [(await import('./users.js')).registerUsers],
-  key: async () => [(await import('./users.js')).registerUsers],
-  token: async () => [(await import('./users.js')).registerUsers],
-  locks: async () => [(await import('./locks.js')).registerLocks],
+const LOADERS = {
+  ...CLIENT_COMMANDS,
+  ...FLEET_COMMANDS,
+  ...FULL_COMMANDS,
   completion: async () => (await import('./completion.js')).completionRegisters(COMMANDS),
-  'install-service': async () => [(await import('./install-service.js')).registerInstallService],
-  'rotate-host-key': async () => [(await import('./rotate-host-key.js')).registerRotateHostKey],
-};
+} satisfies Record<CommandName, CommandTable[string]>;
+
+/** Every command, in command-table.cts's order: the order of `shellwire --help` and the man page. */
+const COMMANDS: CommandTable = Object.fromEntries(Object.keys(COMMAND_BUNDLES).map((name) => [name, LOADERS[name as CommandName]]));
 
 runMain(COMMANDS);

@@ -47,7 +47,9 @@ export async function runProgram(commands: CommandTable): Promise<void> {
       process.exit(err.exitCode === 0 ? 0 : 2);
     });
   const name = process.argv[2];
-  const loaders = name !== undefined && commands[name] ? [commands[name]] : [...new Set(Object.values(commands))];
+  // Own names only: `shellwire constructor` is an unknown command, not Object's constructor.
+  const own = name !== undefined && Object.hasOwn(commands, name) ? commands[name] : undefined;
+  const loaders = own ? [own] : [...new Set(Object.values(commands))];
   const registered = new Set<Register>();
   for (const load of loaders) {
     for (const register of await load()) {

@@ -10,14 +10,15 @@ import type { OpenRequest, Welcome } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { asyncDispose } from '../dispose.js';
-import { RemoteProcess, type ClientChannelHost } from './remote-process.js';
-import { runBuffered, type BufferOptions } from './run-command.js';
-import { ShellSession } from './shell-session.js';
-import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, type OsText } from './spawn-options.js';
+import { RemoteProcess } from './remote-process.js';
+import { runBuffered, type ExecOptions } from './run-command.js';
+import { ShellSession, type SessionHost } from './shell-session.js';
+import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, type OsText, type SpawnOptions } from './spawn-options.js';
+import type { ChannelOpener, ClientChannel } from './channel-host.js';
 import {
-  putFile, getFile, putTree, getTree, listRemote, statRemote, mkdirRemote,
-  type PutOptions, type GetOptions, type TreeOptions, type TreeResult, type TransferResult, type RemoteEntry,
+  putFile, getFile, listRemote, statRemote, mkdirRemote, type PutOptions, type GetOptions, type TransferResult, type RemoteEntry,
 } from './file-transfer.js';
+import { putTree, getTree, type TreeOptions, type TreeResult } from './file-tree.js';
 
 /**
  * The client's ping interval unless `keepaliveMs` says otherwise: a daemon silent for
@@ -43,27 +44,11 @@ export interface ConnectionOptions {
  * bytes (`caf\xe9` in Latin-1 is not UTF-8); a string is UTF-8, or the output of
  * `decodeOsBytes` (docs/protocol.md §4.11).
  */
-export type { OsText } from './spawn-options.js';
+export type { OsText, SpawnOptions } from './spawn-options.js';
+export type { ExecOptions } from './run-command.js';
 
-export interface SpawnOptions {
-  /** Environment variables added to the remote command's environment (values: text or exact bytes). */
-  env?: Record<string, OsText>;
-  /** Working directory (default: the user's home, or the session's cwd); text or exact bytes. */
-  cwd?: OsText;
-  /** Kill the command (SIGTERM to its group, then SIGKILL) after this many ms. */
-  timeout?: number;
-  /** Run on a pseudo-terminal of this type and size (stdout and stderr arrive merged on stdout). */
-  pty?: { term: string; cols: number; rows: number };
-}
 
-export interface ExecOptions extends SpawnOptions, BufferOptions {}
-
-export interface ClientChannel {
-  onFrame(frame: Frame): void;
-  onConnectionLost(error: ShellwireError): void;
-}
-
-export class Connection extends EventEmitter implements ClientChannelHost, AsyncDisposable {
+export class Connection extends EventEmitter implements ChannelOpener, SessionHost, AsyncDisposable {
   readonly conn: FrameConnection;
   /** `host:port` of the daemon. */
   readonly hostLabel: string;

@@ -16,7 +16,8 @@ import {
 } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
-import { CHANNEL_CLOSE_GRACE_MS, abandonedChannelOnFrame, type ClientChannelHost } from './remote-process.js';
+import { CHANNEL_CLOSE_GRACE_MS, abandonedChannelOnFrame } from './remote-process.js';
+import type { ClientChannelHost } from './channel-host.js';
 
 /** A file operation that failed: refused by the daemon, a local I/O error, or a hash mismatch. */
 export class FileTransferError extends RequestError {

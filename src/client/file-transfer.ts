@@ -17,11 +17,10 @@ import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, MAX_PATH_LENGTH, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { encodeOsBytes, isOsString, OsBytesError } from '../protocol/os-bytes.js';
-import type { Connection } from './connection.js';
+import type { ChannelOpener } from './channel-host.js';
 import { FileChannelClient, FileTransferError } from './file-channel.js';
 
 export { FileTransferError } from './file-channel.js';
-export { putTree, getTree, type TreeOptions, type TreeResult } from './file-tree.js';
 
 /** A remote file as `stat`/`list` report it: `type` is file, dir, symlink or other. */
 export type RemoteEntry = FileEntry;
@@ -79,7 +78,7 @@ export function remotePathTooLong(path: string): boolean {
   return path.length > MAX_PATH_LENGTH;
 }
 
-function openFile(conn: Connection, op: FileOp, path: string, fields: Record<string, unknown>, window = 1): FileChannelClient {
+function openFile(conn: ChannelOpener, op: FileOp, path: string, fields: Record<string, unknown>, window = 1): FileChannelClient {
   if (remotePathTooLong(path)) {
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${path} is longer than ${MAX_PATH_LENGTH} characters, the most a file request carries; nothing was sent for it.`, {
       host: conn.hostLabel, errno: 'ENAMETOOLONG', path,
@@ -121,7 +120,7 @@ function localError(what: string, path: string, err: unknown): FileTransferError
   return new FileTransferError(ErrorCode.BAD_REQUEST, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno: e?.code, path, cause: err });
 }
 
-function exitError(conn: Connection, exit: FileExit | null, what: string): FileTransferError {
+function exitError(conn: ChannelOpener, exit: FileExit | null, what: string): FileTransferError {
   if (!exit) return new FileTransferError(ErrorCode.COMMAND_CANCELED, `The ${what} was canceled.`, { host: conn.hostLabel });
   return new FileTransferError((exit.error?.code ?? ErrorCode.BAD_REQUEST) as ErrorCode, `${conn.hostLabel}: ${exit.error?.message ?? 'failed'}`, { host: conn.hostLabel, errno: exit.errno });
 }
@@ -136,7 +135,7 @@ function onAbort(signal: AbortSignal | undefined, channel: FileChannelClient): (
 }
 
 /** Upload `local` to `remote` (relative: the remote user's home; a directory: into it). */
-export async function putFile(conn: Connection, local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
+export async function putFile(conn: ChannelOpener, local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
   const started = performance.now();
   // O_NONBLOCK: a FIFO or device named as the source is refused below instead of hanging here.
   const handle = await open(localPath(local), constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
@@ -190,7 +189,7 @@ export async function putFile(conn: Connection, local: string, remote: string, o
 
 /** Send the file's bytes from `offset` on an opened put channel, then EOF with the hash; resolves with the daemon's result. */
 async function uploadOpened(
-  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, file: { path: string; size: number },
+  conn: ChannelOpener, channel: FileChannelClient, ok: FileOpenOk, file: { path: string; size: number },
   offset: number, reader: HashingReader, options: PutOptions, started: number, unchanged: () => Promise<void>,
 ): Promise<TransferResult> {
   const { path: local, size } = file;
@@ -220,7 +219,7 @@ async function uploadOpened(
 
 /** Send `[offset, size)` within the server's window; false when the channel ended first. */
 function sendFile(
-  conn: Connection, channel: FileChannelClient, ok: FileOpenOk, local: string, offset: number, size: number,
+  conn: ChannelOpener, channel: FileChannelClient, ok: FileOpenOk, local: string, offset: number, size: number,
   reader: HashingReader, rateLimit: number | undefined, progress: (bytes: number) => void,
 ): Promise<boolean> {
   return new Promise<boolean>((resolvePromise, reject) => {
@@ -261,7 +260,7 @@ function sendFile(
 }
 
 /** Download `remote` to `local` (an existing local directory: into it, under the remote name). */
-export async function getFile(conn: Connection, remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
+export async function getFile(conn: ChannelOpener, remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
   const started = performance.now();
   let target = resolve(local);
   const localInfo = await stat(localPath(target)).catch(() => null);
@@ -436,7 +435,7 @@ async function syncDirectory(dir: PathLike): Promise<void> {
 }
 
 /** A remote path's entry (symlinks followed); rejects with errno ENOENT when it does not exist. */
-export async function statRemote(conn: Connection, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry & { path: string }> {
+export async function statRemote(conn: ChannelOpener, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry & { path: string }> {
   const channel = openFile(conn, 'stat', remote, {});
   const unsubscribe = onAbort(options.signal, channel);
   try {
@@ -452,7 +451,7 @@ export async function statRemote(conn: Connection, remote: string, options: { si
 const MAX_ENTRY_LINE = 64 * 1024;
 
 /** The entries of a remote directory, sorted by name (a file lists as itself). Names are OS byte strings. */
-export async function listRemote(conn: Connection, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
+export async function listRemote(conn: ChannelOpener, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
   const channel = openFile(conn, 'list', remote, {}, LIST_WINDOW);
   const unsubscribe = onAbort(options.signal, channel);
   const entries: RemoteEntry[] = [];
@@ -486,7 +485,7 @@ export async function listRemote(conn: Connection, remote: string, options: { si
 }
 
 /** Create `remote` and its parents; sets `mode`/`mtimeMs` on it when given. Resolves with its absolute path. */
-export async function mkdirRemote(conn: Connection, remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
+export async function mkdirRemote(conn: ChannelOpener, remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
   const { signal, ...fields } = options;
   const channel = openFile(conn, 'mkdir', remote, fields);
   const unsubscribe = onAbort(signal, channel);

@@ -19,7 +19,7 @@ import type { Dirent } from 'node:fs';
 import { basename, join, posix, resolve } from 'node:path';
 import { ErrorCode } from '../errors.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
-import type { Connection } from './connection.js';
+import type { ChannelOpener } from './channel-host.js';
 import { FileTransferError } from './file-channel.js';
 import { MAX_PATH_LENGTH } from '../protocol/file-messages.js';
 import {
@@ -50,10 +50,10 @@ function perFile(err: unknown): err is FileTransferError {
 
 class TreeWalk {
   readonly result: TreeResult = { files: [], failures: [], directories: 0, bytes: 0 };
-  readonly conn: Connection;
+  readonly conn: ChannelOpener;
   readonly options: TreeOptions;
 
-  constructor(conn: Connection, options: TreeOptions) {
+  constructor(conn: ChannelOpener, options: TreeOptions) {
     this.conn = conn;
     this.options = options;
   }
@@ -90,7 +90,7 @@ class TreeWalk {
 }
 
 /** Upload `sources` (files, and directories with `recursive`) to `remote`. */
-export async function putTree(conn: Connection, sources: string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
+export async function putTree(conn: ChannelOpener, sources: string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
   const walk = new TreeWalk(conn, options);
   const dest = await statRemote(conn, remote, { signal: options.signal }).catch((err: unknown) => {
     if (err instanceof FileTransferError && err.errno === 'ENOENT') return null;
@@ -146,7 +146,7 @@ async function putDir(walk: TreeWalk, local: string, remote: string): Promise<vo
 }
 
 /** Download `remotes` (files, and directories with `recursive`) to `local`. */
-export async function getTree(conn: Connection, remotes: string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
+export async function getTree(conn: ChannelOpener, remotes: string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
   const walk = new TreeWalk(conn, options);
   const localInfo = await stat(localPath(local)).catch(() => null);
   const localDir = localInfo?.isDirectory() ? local : null;

@@ -14,7 +14,7 @@ import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../
 import { checkSignal, checkTerminalSize } from './spawn-options.js';
 import { ReceiveWindow, SendWindow } from '../channel/window.js';
 import { ChannelReadable, ChannelWritable } from './channel-streams.js';
-import type { FrameConnection } from '../transport/frame-connection.js';
+import type { ClientChannelHost } from './channel-host.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 import { quoteForDisplay } from './display-text.js';
 import { asyncDispose } from '../dispose.js';
@@ -59,11 +59,6 @@ export function abandonedChannelOnFrame(owner: ClientChannelHost, id: number, fr
   }
 }
 
-export interface ClientChannelHost {
-  readonly conn: FrameConnection;
-  readonly hostLabel: string;
-  release(channel: number): void;
-}
 
 export class RemoteProcess implements AsyncDisposable {
   readonly id: number;

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import { CommandError, ErrorCode, type CommandResult } from '../errors.js';
 import type { RemoteProcess, ExitInfo } from './remote-process.js';
+import type { SpawnOptions } from './spawn-options.js';
 
 /** Default cap on buffered output per stream, as execa's. */
 export const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
@@ -116,3 +117,6 @@ function describeFailure(result: CommandResult, exit: ExitInfo, overflowed: bool
   const stderr = result.stderr.trim();
   return { code, message: stderr ? `${summary}\n${stderr.length > 2000 ? stderr.slice(-2000) : stderr}` : summary };
 }
+
+/** `exec()`'s options: how to start the command, and how to buffer its output. */
+export interface ExecOptions extends SpawnOptions, BufferOptions {}

@@ -7,19 +7,25 @@
 import { FrameType, type Frame } from '../protocol/frame.js';
 import { decodeCodeMessage, decodeOpenOk } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
-import type { Connection, ExecOptions, SpawnOptions } from './connection.js';
+import type { ClientChannelHost } from './channel-host.js';
 import { CHANNEL_CLOSE_GRACE_MS, type RemoteProcess } from './remote-process.js';
-import { runBuffered } from './run-command.js';
-import type { OsText } from './spawn-options.js';
+import { runBuffered, type ExecOptions } from './run-command.js';
+import type { OsText, SpawnOptions } from './spawn-options.js';
 import { asyncDispose } from '../dispose.js';
 import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
+
+/** What a session needs from its connection: send frames, and start commands inside the session. */
+export interface SessionHost extends ClientChannelHost {
+  readonly closed: boolean;
+  spawn(command: OsText | OsText[], options: SpawnOptions & { session: number }): RemoteProcess;
+}
 
 export class ShellSession implements AsyncDisposable {
   readonly id: number;
   /** Working directory after the last command, as an OS byte string (see `cwdBytes`). */
   cwd = '';
   readonly opened: Promise<void>;
-  #connection: Connection;
+  #connection: SessionHost;
   #open!: () => void;
   #fail!: (error: ShellwireError) => void;
   #closed = false;
@@ -27,7 +33,7 @@ export class ShellSession implements AsyncDisposable {
   /** Settles when the channel is gone: the daemon confirmed CLOSE, refused it, or the connection ended. */
   readonly #released = new Promise<void>((resolve) => (this.#markReleased = resolve));
 
-  constructor(id: number, connection: Connection, options: { cwd?: string; env?: Record<string, string> }) {
+  constructor(id: number, connection: SessionHost, options: { cwd?: string; env?: Record<string, string> }) {
     this.id = id;
     this.#connection = connection;
     this.opened = new Promise((resolve, reject) => {

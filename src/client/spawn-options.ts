@@ -100,3 +100,14 @@ export function checkPty(pty: unknown): void {
 export function checkSignal(signal: unknown): void {
   if (!(ALLOWED_SIGNALS as readonly unknown[]).includes(signal)) throw bad(`Cannot send signal ${String(signal)}; use one of ${ALLOWED_SIGNALS.join(', ')}.`);
 }
+
+export interface SpawnOptions {
+  /** Environment variables added to the remote command's environment (values: text or exact bytes). */
+  env?: Record<string, OsText>;
+  /** Working directory (default: the user's home, or the session's cwd); text or exact bytes. */
+  cwd?: OsText;
+  /** Kill the command (SIGTERM to its group, then SIGKILL) after this many ms. */
+  timeout?: number;
+  /** Run on a pseudo-terminal of this type and size (stdout and stderr arrive merged on stdout). */
+  pty?: { term: string; cols: number; rows: number };
+}

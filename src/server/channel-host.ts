@@ -6,7 +6,7 @@ import type { ServerLimits } from './limits.js';
 import type { SessionState } from './session-state.js';
 
 import type { Principal } from '../auth/authenticator.js';
-import type { CommandEnd, CommandRecord } from './audit-sink.js';
+import type { CommandEnd, CommandRecord } from '../audit/audit-sink.js';
 import type { Containers } from '../process/containment.js';
 
 /** Who is logged in on the connection, with their policy and OS account. */

@@ -22,7 +22,7 @@ import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
 import type { ClassicLimits } from './classic-limits.js';
-import type { AuditPeer, AuditSink } from './audit-sink.js';
+import type { AuditPeer, AuditSink } from '../audit/audit-sink.js';
 import { daemonPrincipal, type Principal } from '../auth/authenticator.js';
 
 export const CLASSIC_OK = Buffer.from('OK\n');

@@ -14,11 +14,11 @@ import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { silentLogger } from '../silent-logger.js';
-import { isLoopback } from '../client/target.js';
+import { isLoopback } from '../transport/address.js';
 import { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 import { ClassicConnection, classicErrorLine } from './classic-connection.js';
 import { Containers } from '../process/containment.js';
-import type { AuditSink } from './audit-sink.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 
 export { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 

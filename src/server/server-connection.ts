@@ -16,7 +16,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
 import { checkOpen, commandText, hasCommandRules } from '../auth/policy.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
-import type { AuditSink, CommandEnd, CommandRecord } from './audit-sink.js';
+import type { AuditSink, CommandEnd, CommandRecord } from '../audit/audit-sink.js';
 import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-host.js';
 import { loginBaseEnv } from './command-env.js';

@@ -16,7 +16,7 @@ import { AuthThrottle, type LockInfo, type ThrottleOptions } from '../auth/throt
 import { takeUnlockRequests, writeLockState } from '../auth/lock-state.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import { stateDirExposure } from '../auth/state-dir-exposure.js';
-import type { AuditSink } from './audit-sink.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
 import { DaemonAudit, type AuditFailureAction } from '../audit/daemon-audit.js';
 import type { OpenRequest } from '../protocol/messages.js';
@@ -32,8 +32,9 @@ import { daemonForbiddenDirs } from './files/forbidden.js';
 import { daemonAccount } from '../auth/os-account.js';
 import { StartupGate, type Startup } from './startup-gate.js';
 import { refuseSocket } from './refuse-socket.js';
+import { DEFAULT_PORT } from '../transport/address.js';
 
-export const DEFAULT_PORT = 50007;
+export { DEFAULT_PORT };
 export const DEFAULT_HOST = '127.0.0.1';
 
 export interface ServerOptions {

@@ -19,7 +19,7 @@ import { hashPassword } from '../../src/auth/password.js';
 import { FrameType } from '../../src/protocol/frame.js';
 import { ErrorCode, type ShellwireError } from '../../src/errors.js';
 import { parseUsersConfig } from '../../src/auth/users-config.js';
-import type { AuditSink, CommandRecord } from '../../src/server/audit-sink.js';
+import type { AuditSink, CommandRecord } from '../../src/audit/audit-sink.js';
 import { ClassicServer } from '../../src/server/classic-server.js';
 
 const isRoot = process.getuid?.() === 0;

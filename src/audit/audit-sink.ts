@@ -1,6 +1,8 @@
 /**
  * What the daemon tells its audit trail. The daemon calls these after the fact; a sink
- * must not throw and must be quick (the SQLite sink writes one row per call).
+ * must not throw and must be quick (the SQLite sink writes one row per call). Audit owns
+ * this interface (the server implements the peers and calls the sink), so audit/ needs
+ * nothing from server/.
  */
 import type { OpenRequest } from '../protocol/messages.js';
 
