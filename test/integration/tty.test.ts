@@ -116,7 +116,7 @@ test('first contact on a terminal asks about the fingerprint; "yes" pins it, "no
       `env SHELLWIRE_HOME=${home} SHELLWIRE_TOKEN=${daemon.token} ${process.execPath} ${CLI} exec -n ${daemon.address} -- echo ${marker}; echo "EXIT=$?"; sleep 60`);
   try {
     run('refused-run');
-    assert.ok(await waitFor(() => /Are you sure you want to continue connecting \(yes\/no\)\?/.test(show())), show());
+    assert.ok(await waitFor(() => /Are you sure you want to continue connecting \(yes\/no\/\[fingerprint\]\)\?/.test(show())), show());
     assert.match(show(), new RegExp(daemon.fingerprint.replace(/[+/]/g, (c) => `\\${c}`)));
     tmux('send-keys', '-t', name, 'no', 'Enter');
     assert.ok(await waitFor(() => /EXIT=255/.test(show())), show());
@@ -125,7 +125,7 @@ test('first contact on a terminal asks about the fingerprint; "yes" pins it, "no
     tmux('kill-session', '-t', name);
 
     run('accepted-run');
-    assert.ok(await waitFor(() => /\(yes\/no\)\?/.test(show())), show());
+    assert.ok(await waitFor(() => /\(yes\/no\/\[fingerprint\]\)\?/.test(show())), show());
     tmux('send-keys', '-t', name, 'yes', 'Enter');
     assert.ok(await waitFor(() => /^accepted-run$/m.test(show()) && /EXIT=0/.test(show())), show());
     assert.equal(readFileSync(join(home, 'known_hosts'), 'utf8'), `${daemon.address} ${daemon.fingerprint}\n`);
