@@ -69,8 +69,14 @@ export interface FileSenderOptions {
   conn: FrameConnection;
   channel: number;
   type: FrameType;
-  window: SendWindow;
+  /** The peer's credit (a SendWindow, or a channel's credit that `send` consumes itself). */
+  window: Pick<SendWindow, 'available' | 'consume'>;
   maxPacket: number;
+  /**
+   * Sends one data frame; default `conn.sendData(type, channel, piece)`. A channel of
+   * channel-state.ts passes its `write`, which keeps its own count of the peer's credit.
+   */
+  send?(piece: Buffer): void;
   /** Bytes per second; 0 or absent: as fast as window and socket allow. */
   rateLimit?: number;
   onProgress?(bytesSent: number): void;
@@ -202,7 +208,9 @@ export class FileSender {
       }
       o.window.consume(buffer.length);
       for (let offset = 0; offset < buffer.length; offset += o.maxPacket) {
-        o.conn.sendData(o.type, o.channel, buffer.subarray(offset, Math.min(offset + o.maxPacket, buffer.length)));
+        const piece = buffer.subarray(offset, Math.min(offset + o.maxPacket, buffer.length));
+        if (o.send) o.send(piece);
+        else o.conn.sendData(o.type, o.channel, piece);
       }
       this.#position += buffer.length;
       this.#sent += buffer.length;

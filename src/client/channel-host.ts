@@ -4,29 +4,24 @@
  * `ShellSession`, `FileChannelClient` and the file transfers import these, never the
  * `Connection` facade, so the client's import graph has no cycle.
  */
-import type { Frame } from '../protocol/frame.js';
+import type { Channel, ChannelHooks, OpenMessage } from '../channel/channel-state.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
-import type { ShellwireError } from '../errors.js';
 
-/** One open channel as the connection sees it: the frames for its id, and the connection's end. */
-export interface ClientChannel {
-  onFrame(frame: Frame): void;
-  onConnectionLost(error: ShellwireError): void;
-}
-
-/** The connection under a channel: where its frames go, and who frees its id. */
+/** The connection under a channel: its channel table, and the transport's backpressure. */
 export interface ClientChannelHost {
+  /** The transport: writers wait for `whenDrained`, file senders share its read-ahead. */
   readonly conn: FrameConnection;
   /** `host:port` of the daemon, for messages. */
   readonly hostLabel: string;
-  /** The channel's id is free again (the daemon confirmed CLOSE or refused the OPEN). */
-  release(channel: number): void;
+  /**
+   * Open a channel on a fresh id (its OPEN goes out now); the id is free again once the
+   * channel ended. Throws when the connection is closed or has the daemon's maxChannels.
+   */
+  openChannel(message: OpenMessage, hooks: ChannelHooks): Channel;
 }
 
-/** A connection that registers new channels on fresh ids (file transfers open theirs this way). */
+/** A connection file transfers open their channels on. */
 export interface ChannelOpener extends ClientChannelHost {
   /** From WELCOME: the largest frame payload the daemon accepts. */
   readonly server: { readonly maxPayload: number };
-  /** Register the channel that `make` builds on a fresh id; throws when the connection is closed or full. */
-  openChannel<T extends ClientChannel>(make: (id: number) => T): T;
 }

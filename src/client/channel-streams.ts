@@ -5,9 +5,7 @@
  * instead of growing a buffer.
  */
 import { Readable, Writable } from 'node:stream';
-import { FrameType } from '../protocol/frame.js';
-import type { SendWindow } from '../channel/window.js';
-import type { FrameConnection } from '../transport/frame-connection.js';
+import type { Channel } from '../channel/channel-state.js';
 
 /** Readable whose consumption is reported, so credit can be returned. */
 export class ChannelReadable extends Readable {
@@ -33,35 +31,29 @@ export class ChannelReadable extends Readable {
   }
 }
 
-/** Writable that frames stdin into STDIN frames within the server's credit. */
+/**
+ * Writable that sends stdin as STDIN frames within the daemon's credit (the channel's
+ * `write` splits and counts it). Its end is the channel's EOF, which the channel holds
+ * until OPEN_OK (an OPEN can still fail).
+ */
 export class ChannelWritable extends Writable {
-  #conn: FrameConnection;
-  #channel: number;
-  #window: () => SendWindow | null;
-  #maxPacket: () => number;
+  #channel: Channel;
+  #whenDrained: (callback: () => void) => void;
   #waiting: { chunk: Buffer; callback: (error?: Error | null) => void } | null = null;
   #discard = false;
-  #eofPending = false;
 
-  constructor(conn: FrameConnection, channel: number, window: () => SendWindow | null, maxPacket: () => number) {
+  constructor(channel: Channel, whenDrained: (callback: () => void) => void) {
     super({ highWaterMark: 64 * 1024 });
-    this.#conn = conn;
     this.#channel = channel;
-    this.#window = window;
-    this.#maxPacket = maxPacket;
+    this.#whenDrained = whenDrained;
   }
 
   /** Credit arrived (or the channel opened): continue a write that waited. */
   resume(): void {
     const waiting = this.#waiting;
-    if (waiting) {
-      this.#waiting = null;
-      this.#sendChunk(waiting.chunk, waiting.callback);
-    }
-    if (this.#eofPending && !this.#waiting && this.#window()) {
-      this.#eofPending = false;
-      if (!this.#discard) this.#conn.send(FrameType.EOF, this.#channel);
-    }
+    if (!waiting) return;
+    this.#waiting = null;
+    this.#sendChunk(waiting.chunk, waiting.callback);
   }
 
   /** The command is gone: accept and drop further input, as a closed pipe would. */
@@ -77,28 +69,18 @@ export class ChannelWritable extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    // EOF may only follow OPEN_OK (an OPEN can still fail); until then it waits in resume().
-    if (this.#discard) {
-      // nothing to tell a command that is gone
-    } else if (this.#window()) this.#conn.send(FrameType.EOF, this.#channel);
-    else this.#eofPending = true;
+    if (!this.#discard) this.#channel.eof(); // nothing to tell a command that is gone
     callback();
   }
 
   #sendChunk(chunk: Buffer, callback: (error?: Error | null) => void): void {
-    if (this.#discard || this.#conn.closed) return callback();
-    const window = this.#window();
-    let offset = 0;
-    while (offset < chunk.length) {
-      const allowed = window ? Math.min(window.available, this.#maxPacket(), chunk.length - offset) : 0;
-      if (allowed <= 0) {
-        this.#waiting = { chunk: chunk.subarray(offset), callback };
-        return;
-      }
-      window!.consume(allowed);
-      this.#conn.send(FrameType.STDIN, this.#channel, chunk.subarray(offset, offset + allowed));
-      offset += allowed;
+    if (this.#discard || this.#channel.ended) return callback();
+    const sent = this.#channel.write('stdin', chunk);
+    if (sent < chunk.length) {
+      // No credit (or not open yet): resume() continues on WINDOW / OPEN_OK.
+      this.#waiting = { chunk: chunk.subarray(sent), callback };
+      return;
     }
-    this.#conn.whenDrained(() => callback());
+    this.#whenDrained(() => callback());
   }
 }

@@ -5,16 +5,17 @@
 import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { FrameConnection } from '../transport/frame-connection.js';
-import { frameTypeName, type Frame } from '../protocol/frame.js';
 import type { OpenRequest, Welcome } from '../protocol/messages.js';
-import { ConnectionError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
+import { ConnectionError, ErrorCode, ShellwireError, type CommandResult } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
+import { ChannelTable } from '../channel/channel-table.js';
+import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '../channel/channel-state.js';
 import { asyncDispose } from '../dispose.js';
 import { RemoteProcess } from './remote-process.js';
 import { runBuffered, type ExecOptions } from './run-command.js';
 import { ShellSession, type SessionHost } from './shell-session.js';
 import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, type OsText, type SpawnOptions } from './spawn-options.js';
-import type { ChannelOpener, ClientChannel } from './channel-host.js';
+import type { ChannelOpener } from './channel-host.js';
 import {
   putFile, getFile, listRemote, statRemote, mkdirRemote, type PutOptions, type GetOptions, type TransferResult, type RemoteEntry,
 } from './file-transfer.js';
@@ -54,8 +55,8 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
   readonly hostLabel: string;
   /** What the server said about itself in WELCOME. */
   readonly server: Welcome;
-  #channels = new Map<number, ClientChannel>();
-  #nextId = 1;
+  /** Ids, dispatch, UNKNOWN_CHANNEL, maxChannels, "connection lost": src/channel/channel-table.ts. */
+  #table: ChannelTable;
   #window: number;
   #maxPacket: number;
   #closeError: ShellwireError | null = null;
@@ -72,7 +73,7 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     this.conn = new FrameConnection(
       socket,
       {
-        onFrame: (frame) => this.#connOnFrame(frame),
+        onFrame: (frame) => this.#withHost(() => this.#table.dispatch(frame)),
         onClose: (error, goodbye) => {
           const reason =
             error ??
@@ -80,14 +81,17 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
               ? new ConnectionError(goodbye.code as ErrorCode, `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
               : new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${hostLabel} closed.`, { host: hostLabel }));
           this.#closeError = reason;
-          for (const channel of this.#channels.values()) channel.onConnectionLost(reason);
-          this.#channels.clear();
-          markClosed();
-          this.emit('close', error);
+          try {
+            this.#table.connectionLost(reason);
+          } finally {
+            markClosed();
+            this.emit('close', error);
+          }
         },
       },
       { maxPayload: welcome.maxPayload, keepaliveMs: options.keepaliveMs ?? DEFAULT_CLIENT_KEEPALIVE_MS, peer: hostLabel },
     );
+    this.#table = new ChannelTable({ role: ChannelRole.OPENER, sink: this.conn, maxChannels: welcome.maxChannels, peer: hostLabel });
   }
 
   get closed(): boolean {
@@ -96,7 +100,7 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
 
   /** Channels open right now. */
   get channelCount(): number {
-    return this.#channels.size;
+    return this.#table.size;
   }
 
   /**
@@ -111,7 +115,6 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     const cwd = checkCwd(options.cwd);
     checkPty(options.pty);
     const timeoutMs = checkTimeout(options.timeout);
-    const id = this.#allocateId();
     const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
     if (typeof words === 'string') request.command = words;
     else if (words !== null) request.argv = words;
@@ -121,9 +124,7 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     if (timeoutMs !== undefined) request.timeoutMs = timeoutMs;
     if (options.session !== undefined) request.session = options.session;
     const label = typeof words === 'string' ? words : words === null ? '(login shell)' : words.join(' ');
-    const proc = new RemoteProcess(id, this, request, label);
-    this.#channels.set(id, proc);
-    return proc;
+    return new RemoteProcess(this, request, label);
   }
 
   /**
@@ -140,9 +141,7 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     this.#assertOpen();
     const env = checkEnv(options.env);
     const cwd = checkCwd(options.cwd);
-    const id = this.#allocateId();
-    const session = new ShellSession(id, this, { ...(cwd !== undefined ? { cwd } : {}), ...(env ? { env } : {}) });
-    this.#channels.set(id, session);
+    const session = new ShellSession(this, { ...(cwd !== undefined ? { cwd } : {}), ...(env ? { env } : {}) });
     await session.opened;
     return session;
   }
@@ -182,13 +181,13 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     return mkdirRemote(this, remote, options);
   }
 
-  /** @internal Register a channel that `make` opens on a fresh id (file transfers use it). */
-  openChannel<T extends ClientChannel>(make: (id: number) => T): T {
+  /**
+   * @internal Open a channel on a fresh id and send its OPEN (the client's channel kinds
+   * use it). Throws when the connection is closed, or SW_ERR_TOO_MANY_CHANNELS.
+   */
+  openChannel(message: OpenMessage, hooks: ChannelHooks): Channel {
     this.#assertOpen();
-    const id = this.#allocateId();
-    const channel = make(id);
-    this.#channels.set(id, channel);
-    return channel;
+    return this.#withHost(() => this.#table.open(message, hooks));
   }
 
   /**
@@ -221,32 +220,19 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     this.conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was destroyed by this client.`, { host: this.hostLabel }));
   }
 
-  release(channel: number): void {
-    this.#channels.delete(channel);
-  }
-
   #assertOpen(): void {
     if (this.conn.closed) {
       throw this.#closeError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.hostLabel} is closed.`, { host: this.hostLabel });
     }
   }
 
-  #allocateId(): number {
-    if (this.#channels.size >= this.server.maxChannels) {
-      throw new RequestError(ErrorCode.TOO_MANY_CHANNELS, `${this.hostLabel} allows ${this.server.maxChannels} channels per connection; wait for some commands to finish.`, { host: this.hostLabel });
+  /** Errors of the channel table name this daemon (`err.host`), as all of the client's errors do. */
+  #withHost<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (err) {
+      if (err instanceof ShellwireError) err.host ??= this.hostLabel;
+      throw err;
     }
-    let id = this.#nextId;
-    while (this.#channels.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
-    this.#nextId = id >= 0xffffffff ? 1 : id + 1;
-    return id;
-  }
-
-  #connOnFrame(frame: Frame): void {
-    const channel = this.#channels.get(frame.channel);
-    if (!channel) {
-      throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `${this.hostLabel} sent ${frameTypeName(frame.type)} for channel ${frame.channel}, which is not open.`, { host: this.hostLabel, channel: frame.channel });
-    }
-    channel.onFrame(frame);
   }
 }
-

@@ -6,17 +6,16 @@
  *   client: OPEN{kind:"file", op, …} → (STDIN* → EOF{sha256,size})? → WINDOW* → CLOSE
  *   server: OPEN_OK | OPEN_FAIL, then (STDOUT | WINDOW)* → EXIT → CLOSE
  *
- * CLOSE is never sent before OPEN_OK (it would cross an OPEN_FAIL, docs/protocol.md §9.1);
- * a close asked for earlier waits for OPEN_OK and is dropped on OPEN_FAIL.
+ * The lifecycle (CLOSE never before OPEN_OK, docs/protocol.md §9.1; no WINDOW after our
+ * CLOSE; …) is the core channel's (src/channel/channel-state.ts), the close grace
+ * client-channel.ts's; this class keeps what is the file kind's own.
  */
-import { FrameType, type Frame } from '../protocol/frame.js';
-import { decodeCodeMessage, decodeWindow, encodeJson, encodeWindow } from '../protocol/messages.js';
+import { FrameType } from '../protocol/frame.js';
 import {
   decodeFileExit, decodeFileOpenOk, parseJsonObject, FILE_CHANNEL_KIND, type FileExit, type FileOpenOk, type FileOp,
 } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
-import { ReceiveWindow, SendWindow } from '../channel/window.js';
-import { CHANNEL_CLOSE_GRACE_MS, abandonedChannelOnFrame } from './remote-process.js';
+import { ClientChannel } from './client-channel.js';
 import type { ClientChannelHost } from './channel-host.js';
 
 /** A file operation that failed: refused by the daemon, a local I/O error, or a hash mismatch. */
@@ -48,38 +47,28 @@ export class FileChannelClient {
   readonly id: number;
   readonly op: FileOp;
   readonly path: string;
+  readonly host: string;
   /** Settles with OPEN_OK, or rejects (OPEN_FAIL, connection lost). */
   readonly opened: Promise<FileOpenOk>;
   /** Settles when the server closed the channel: its EXIT, or null when it ended without one (canceled). */
   readonly finished: Promise<FileExit | null>;
-  /** Credit the server granted for STDIN (put), once open. */
-  sendWindow: SendWindow | null = null;
   #onData: ((chunk: Buffer) => void) | null = null;
   /** Data that arrived before `onData` was set (bounded by our window). */
   #early: Buffer[] = [];
   /** STDIN credit arrived. */
   onWindow: (() => void) | null = null;
-  #owner: ClientChannelHost;
-  #recvWindow: ReceiveWindow;
+  #link: ClientChannel;
   #exit: FileExit | null = null;
-  #open = false;
-  #weClosed = false;
-  #closeWhenOpen = false;
-  #done = false;
-  /** Settled locally after CHANNEL_CLOSE_GRACE_MS; the id is released when the daemon's CLOSE comes. */
-  #abandoned = false;
-  #graceTimer: NodeJS.Timeout | null = null;
   #resolveOpened!: (ok: FileOpenOk) => void;
   #rejectOpened!: (error: ShellwireError) => void;
   #resolveFinished!: (exit: FileExit | null) => void;
   #rejectFinished!: (error: ShellwireError) => void;
 
-  constructor(id: number, owner: ClientChannelHost, options: FileChannelOptions) {
-    this.id = id;
+  /** Sends the OPEN; throws when the connection is closed or has its maxChannels. */
+  constructor(owner: ClientChannelHost, options: FileChannelOptions) {
     this.op = options.op;
     this.path = options.path;
-    this.#owner = owner;
-    this.#recvWindow = new ReceiveWindow(options.window);
+    this.host = owner.hostLabel;
     this.opened = new Promise((resolve, reject) => {
       this.#resolveOpened = resolve;
       this.#rejectOpened = reject;
@@ -90,14 +79,27 @@ export class FileChannelClient {
     });
     this.opened.catch(() => {});
     this.finished.catch(() => {});
-    owner.conn.sendJson(FrameType.OPEN, id, {
-      kind: FILE_CHANNEL_KIND,
-      window: options.window,
-      maxPacket: options.maxPacket,
-      op: options.op,
-      path: options.path,
-      ...options.fields,
+    const message = { kind: FILE_CHANNEL_KIND, window: options.window, maxPacket: options.maxPacket, op: options.op, path: options.path, ...options.fields };
+    this.#link = new ClientChannel(owner, message, {
+      hooks: {
+        onOpen: (payload) => this.#resolveOpened(decodeFileOpenOk(payload)),
+        onData: (stream, chunk) => {
+          if (stream !== 'stdout') throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected ${stream.toUpperCase()} on file channel ${this.id}.`, { channel: this.id });
+          if (this.#onData) this.#onData(chunk);
+          else this.#early.push(chunk);
+        },
+        onWindow: () => this.onWindow?.(),
+        onExit: (payload) => {
+          this.#exit = decodeFileExit(payload);
+        },
+      },
+      refused: (fail) => {
+        const errno = parseJsonObject(FrameType.OPEN_FAIL, fail.payload).errno;
+        return new FileTransferError(fail.code, `${this.host}: ${fail.message}`, { host: this.host, path: this.path, errno: typeof errno === 'string' ? errno : undefined });
+      },
+      ended: (error) => this.#ended(error),
     });
+    this.id = this.#link.id;
   }
 
   /** STDOUT data (get: file bytes; list: NDJSON). Data that came before it was set is handed over at once. */
@@ -112,20 +114,25 @@ export class FileChannelClient {
     return this.#onData;
   }
 
-  get host(): string {
-    return this.#owner.hostLabel;
+  /** put: the daemon's STDIN credit, for FileSender; `send` consumes it. */
+  get sendWindow(): { readonly available: number; consume(bytes: number): void } {
+    const channel = this.#link.channel;
+    return { get available() { return channel.sendCredit; }, consume() {} };
+  }
+
+  /** put: one STDIN frame, within `sendWindow` (dropped once the channel is closing). */
+  send(piece: Buffer): void {
+    this.#link.channel.write('stdin', piece);
   }
 
   /** The consumer took `bytes` of STDOUT: return credit (at half the window, as exec does). */
   credit(bytes: number): void {
-    const increment = this.#recvWindow.consume(bytes);
-    if (increment > 0 && this.#open && !this.#done && !this.#weClosed) this.#owner.conn.send(FrameType.WINDOW, this.id, encodeWindow(increment));
+    this.#link.channel.consumed(bytes);
   }
 
   /** put: every byte was sent; `sha256` is the hash of the whole file. */
   sendEof(sha256: string, size: number): void {
-    if (!this.#open || this.#done || this.#weClosed) return;
-    this.#owner.conn.send(FrameType.EOF, this.id, encodeJson({ sha256, size }));
+    this.#link.channel.eof({ sha256, size });
   }
 
   /**
@@ -134,94 +141,18 @@ export class FileChannelClient {
    * does not (a frozen daemon): an abort never hangs.
    */
   close(): void {
-    if (this.#done || this.#weClosed || this.#closeWhenOpen) return;
-    this.#graceTimer = setTimeout(() => this.#abandon(), CHANNEL_CLOSE_GRACE_MS);
-    this.#graceTimer.unref();
-    if (!this.#open) {
-      this.#closeWhenOpen = true;
-      return;
-    }
-    this.#weClosed = true;
-    this.#owner.conn.send(FrameType.CLOSE, this.id);
+    this.#link.close();
   }
 
-  onFrame(frame: Frame): void {
-    if (this.#abandoned) {
-      abandonedChannelOnFrame(this.#owner, this.id, frame);
-      return;
-    }
-    switch (frame.type) {
-      case FrameType.OPEN_OK: {
-        const ok = decodeFileOpenOk(frame.payload);
-        this.#open = true;
-        this.sendWindow = new SendWindow(ok.window);
-        this.#resolveOpened(ok);
-        if (this.#closeWhenOpen) {
-          this.#weClosed = true;
-          this.#owner.conn.send(FrameType.CLOSE, this.id);
-        }
-        return;
-      }
-      case FrameType.OPEN_FAIL: {
-        const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
-        const errno = parseJsonObject(FrameType.OPEN_FAIL, frame.payload).errno;
-        this.#finish(
-          new FileTransferError(fail.code as ErrorCode, `${this.host}: ${fail.message}`, {
-            host: this.host,
-            path: this.path,
-            errno: typeof errno === 'string' ? errno : undefined,
-          }),
-        );
-        return;
-      }
-      case FrameType.STDOUT:
-        this.#recvWindow.receive(frame.payload.length, this.id);
-        if (this.#weClosed || this.#done) return;
-        if (this.#onData) this.#onData(frame.payload);
-        else this.#early.push(frame.payload);
-        return;
-      case FrameType.WINDOW:
-        if (!this.sendWindow) throw new ProtocolError(ErrorCode.BAD_MESSAGE, `WINDOW before OPEN_OK on file channel ${this.id}.`, { channel: this.id });
-        this.sendWindow.grant(decodeWindow(frame.payload), this.id);
-        this.onWindow?.();
-        return;
-      case FrameType.EXIT:
-        this.#exit = decodeFileExit(frame.payload);
-        return;
-      case FrameType.CLOSE:
-        if (!this.#weClosed) this.#owner.conn.send(FrameType.CLOSE, this.id);
-        this.#weClosed = true;
-        this.#finish(null);
-        return;
-      default:
-        throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected frame type ${frame.type} on file channel ${this.id}.`, { channel: this.id });
-    }
-  }
-
-  onConnectionLost(error: ShellwireError): void {
-    this.#finish(error);
-  }
-
-  /** The daemon did not confirm our CLOSE in time: settle as canceled, keep the id until it does. */
-  #abandon(): void {
-    if (this.#done) return;
-    this.#finish(null, { release: false });
-    this.#abandoned = true;
-  }
-
-
-  #finish(error: ShellwireError | null, { release = true } = {}): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (this.#graceTimer) clearTimeout(this.#graceTimer);
-    if (release) this.#owner.release(this.id);
+  #ended(error: ShellwireError | null): void {
     if (error) {
       this.#rejectOpened(error);
       this.#rejectFinished(error);
       return;
     }
-    // CLOSE before OPEN_OK (a server that gave up at once): nothing was opened.
-    if (!this.#open) this.#rejectOpened(new FileTransferError(ErrorCode.COMMAND_CANCELED, `${this.host} closed the ${this.op} of ${this.path} before it started.`, { host: this.host, path: this.path }));
+    // CLOSE before OPEN_OK (a server that gave up at once): nothing was opened. (No effect
+    // on an `opened` that OPEN_OK settled.)
+    this.#rejectOpened(new FileTransferError(ErrorCode.COMMAND_CANCELED, `${this.host} closed the ${this.op} of ${this.path} before it started.`, { host: this.host, path: this.path }));
     this.#resolveFinished(this.#exit);
   }
 }

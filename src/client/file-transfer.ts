@@ -89,7 +89,7 @@ function openFile(conn: ChannelOpener, op: FileOp, path: string, fields: Record<
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${JSON.stringify(path)} is not an OS byte string (a lone surrogate outside U+DC80..U+DCFF names no bytes).`, { host: conn.hostLabel, path });
   }
   const maxPacket = Math.min(conn.server.maxPayload, 256 * 1024);
-  return conn.openChannel((id) => new FileChannelClient(id, conn, { op, path, window, maxPacket, fields }));
+  return new FileChannelClient(conn, { op, path, window, maxPacket, fields });
 }
 
 /**
@@ -231,7 +231,8 @@ function sendFile(
       conn: conn.conn,
       channel: channel.id,
       type: FrameType.STDIN,
-      window: channel.sendWindow!,
+      window: channel.sendWindow,
+      send: (piece) => channel.send(piece),
       maxPacket: ok.maxPacket,
       ...(rateLimit ? { rateLimit } : {}),
       onProgress: progress,

@@ -4,11 +4,11 @@
  *
  *   client: OPEN{kind:"session"} … CLOSE      server: OPEN_OK{cwd} | OPEN_FAIL … CLOSE
  */
-import { FrameType, type Frame } from '../protocol/frame.js';
-import { decodeCodeMessage, decodeOpenOk } from '../protocol/messages.js';
-import { ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
+import { decodeOpenOk } from '../protocol/messages.js';
+import { ErrorCode, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import type { ClientChannelHost } from './channel-host.js';
-import { CHANNEL_CLOSE_GRACE_MS, type RemoteProcess } from './remote-process.js';
+import { ClientChannel } from './client-channel.js';
+import type { RemoteProcess } from './remote-process.js';
 import { runBuffered, type ExecOptions } from './run-command.js';
 import type { OsText, SpawnOptions } from './spawn-options.js';
 import { asyncDispose } from '../dispose.js';
@@ -25,31 +25,44 @@ export class ShellSession implements AsyncDisposable {
   /** Working directory after the last command, as an OS byte string (see `cwdBytes`). */
   cwd = '';
   readonly opened: Promise<void>;
+  readonly host: string;
   #connection: SessionHost;
+  #link: ClientChannel;
   #open!: () => void;
   #fail!: (error: ShellwireError) => void;
-  #closed = false;
   #markReleased!: () => void;
   /** Settles when the channel is gone: the daemon confirmed CLOSE, refused it, or the connection ended. */
   readonly #released = new Promise<void>((resolve) => (this.#markReleased = resolve));
 
-  constructor(id: number, connection: SessionHost, options: { cwd?: string; env?: Record<string, string> }) {
-    this.id = id;
+  /** Sends the OPEN; throws when the connection is closed or has its maxChannels. */
+  constructor(connection: SessionHost, options: { cwd?: string; env?: Record<string, string> }) {
     this.#connection = connection;
+    this.host = connection.hostLabel;
     this.opened = new Promise((resolve, reject) => {
       this.#open = resolve;
       this.#fail = reject;
     });
-    connection.conn.sendJson(FrameType.OPEN, id, { kind: 'session', window: 1, maxPacket: 1024, ...options });
+    // A session carries no data: only OPEN_OK and CLOSE (any other frame is a protocol error).
+    this.#link = new ClientChannel(connection, { kind: 'session', window: 1, maxPacket: 1024, ...options }, {
+      hooks: {
+        onOpen: (payload) => {
+          this.cwd = decodeOpenOk(payload).cwd ?? '';
+          this.#open();
+        },
+      },
+      refused: (fail) => new RequestError(fail.code, `${this.host} refused a shell session: ${fail.message}`, { host: this.host }),
+      ended: (error) => {
+        this.#markReleased();
+        // No effect on an `opened` that OPEN_OK settled.
+        this.#fail(error ?? new RequestError(ErrorCode.COMMAND_CANCELED, `${this.host} closed the shell session before it opened.`, { host: this.host }));
+      },
+    });
+    this.id = this.#link.id;
   }
 
   /** The working directory's exact bytes (a directory name need not be UTF-8). */
   get cwdBytes(): Buffer {
     return encodeOsBytes(this.cwd);
-  }
-
-  get host(): string {
-    return this.#connection.hostLabel;
   }
 
   /**
@@ -59,7 +72,7 @@ export class ShellSession implements AsyncDisposable {
    * which must run it to keep `cd` and `export` (server/exec-channel.ts).
    */
   spawn(command: OsText | OsText[], options: SpawnOptions = {}): RemoteProcess {
-    if (this.#closed) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: describeCommand(command) });
+    if (this.#link.closing) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: describeCommand(command) });
     const proc = this.#connection.spawn(command, { ...options, session: this.id });
     proc.exited.then((exit) => {
       if (exit.cwd !== undefined) this.cwd = exit.cwd;
@@ -73,51 +86,15 @@ export class ShellSession implements AsyncDisposable {
   }
 
   close(): void {
-    if (this.#closed || this.#connection.closed) return;
-    this.#closed = true;
-    this.#connection.conn.send(FrameType.CLOSE, this.id);
+    this.#link.close();
   }
 
   /** `await using session = await conn.shell()`: closed when the block ends. */
   async [asyncDispose](): Promise<void> {
     this.close();
-    // Wait for the daemon's CLOSE, as RemoteProcess.close() does, but never on a frozen one.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#released, new Promise<void>((resolve) => (timer = setTimeout(resolve, CHANNEL_CLOSE_GRACE_MS)))]);
-    clearTimeout(timer);
-  }
-
-  onFrame(frame: Frame): void {
-    switch (frame.type) {
-      case FrameType.OPEN_OK: {
-        const ok = decodeOpenOk(frame.payload);
-        this.cwd = ok.cwd ?? '';
-        this.#open();
-        return;
-      }
-      case FrameType.OPEN_FAIL: {
-        const fail = decodeCodeMessage(FrameType.OPEN_FAIL, frame.payload);
-        this.#closed = true;
-        this.#connection.release(this.id);
-        this.#markReleased();
-        this.#fail(new RequestError(fail.code as ErrorCode, `${this.host} refused a shell session: ${fail.message}`, { host: this.host }));
-        return;
-      }
-      case FrameType.CLOSE:
-        if (!this.#closed) this.#connection.conn.send(FrameType.CLOSE, this.id);
-        this.#closed = true;
-        this.#connection.release(this.id);
-        this.#markReleased();
-        return;
-      default:
-        throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Unexpected frame type ${frame.type} on session channel ${this.id}.`, { channel: this.id });
-    }
-  }
-
-  onConnectionLost(error: ShellwireError): void {
-    this.#closed = true;
-    this.#markReleased();
-    this.#fail(error);
+    // Until the daemon's CLOSE, as RemoteProcess.close() waits, but never on a frozen one
+    // (the close grace of client-channel.ts).
+    await this.#released;
   }
 }
 

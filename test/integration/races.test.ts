@@ -33,6 +33,46 @@ test('an abort that crosses an OPEN_FAIL: the request fails, the connection live
   await conn.close();
 });
 
+test('a resize that crosses an OPEN_FAIL: the request fails, the connection lives', async () => {
+  const conn = await d.connect();
+  const running = conn.exec('sleep 1; echo other');
+  // RESIZE (like SIGNAL and EOF) may only follow OPEN_OK: a RESIZE for a channel the daemon
+  // refused is a frame for an unknown channel, fatal to the whole connection.
+  const p = conn.spawn('true', { cwd: '/nonexistent-dir', pty: { term: 'xterm', cols: 80, rows: 24 } });
+  p.resize(100, 30);
+  p.resize(120, 40);
+  await assert.rejects(p.exited, (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  await stillWorks(conn);
+  assert.equal((await running).stdout, 'other\n', 'the other command on the connection finished');
+  await conn.close();
+});
+
+test('resize, signal, stdin end and close all asked before an OPEN_FAIL: nothing crosses it', async () => {
+  const conn = await d.connect();
+  for (const last of ['none', 'close'] as const) {
+    const p = conn.spawn('cat', { cwd: '/nonexistent-dir', pty: { term: 'xterm', cols: 80, rows: 24 } });
+    p.resize(90, 30);
+    p.kill('SIGINT');
+    p.stdin.end('typed before the answer');
+    if (last === 'close') p.close();
+    await assert.rejects(p.exited, (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  }
+  await stillWorks(conn);
+  await conn.close();
+});
+
+test('a resize asked before OPEN_OK reaches the terminal once the command starts', async () => {
+  const conn = await d.connect();
+  const p = conn.spawn('sleep 0.3; stty size', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+  p.resize(101, 33);
+  let out = '';
+  p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  p.stderr.resume();
+  assert.equal((await p.exited).exitCode, 0);
+  assert.match(out, /33 101/);
+  await conn.close();
+});
+
 test('closing a command with unread stdin sends no WINDOW after CLOSE', async () => {
   const conn = await d.connect();
   for (let i = 0; i < 5; i++) {
