@@ -11,7 +11,6 @@ import { SourceChangedError, type HashingReader } from './file-hash.js';
 
 export { SourceChangedError };
 import type { FrameConnection } from '../transport/frame-connection.js';
-import type { SendWindow } from './window.js';
 import type { FrameType } from '../protocol/frame.js';
 
 /**
@@ -59,6 +58,12 @@ export function onlyUnlinked(before: FileVersion, after: FileVersion): boolean {
 /** Most buffers handed to one writev(2) (IOV_MAX is 1024 on Linux). */
 const MAX_IOV = 256;
 
+/** The credit a sender spends: a SendWindow, or a view of a Channel's `sendCredit`. */
+export interface SendCredit {
+  readonly available: number;
+  consume(bytes: number): void;
+}
+
 export interface FileSenderOptions {
   /** Reads the file and hashes every byte read (file-hash.ts). */
   reader: HashingReader;
@@ -69,8 +74,14 @@ export interface FileSenderOptions {
   conn: FrameConnection;
   channel: number;
   type: FrameType;
-  window: SendWindow;
+  window: SendCredit;
   maxPacket: number;
+  /**
+   * Sends one data frame of at most `maxPacket` bytes; default `conn.sendData(type, channel,
+   * piece)`. A Channel's `write` (channel-state.ts) counts the credit itself: pass a `window`
+   * that only reads `sendCredit` then.
+   */
+  send?(piece: Buffer): void;
   /** Bytes per second; 0 or absent: as fast as window and socket allow. */
   rateLimit?: number;
   onProgress?(bytesSent: number): void;
@@ -202,7 +213,9 @@ export class FileSender {
       }
       o.window.consume(buffer.length);
       for (let offset = 0; offset < buffer.length; offset += o.maxPacket) {
-        o.conn.sendData(o.type, o.channel, buffer.subarray(offset, Math.min(offset + o.maxPacket, buffer.length)));
+        const piece = buffer.subarray(offset, Math.min(offset + o.maxPacket, buffer.length));
+        if (o.send) o.send(piece);
+        else o.conn.sendData(o.type, o.channel, piece);
       }
       this.#position += buffer.length;
       this.#sent += buffer.length;
