@@ -47,6 +47,18 @@ export interface ChannelTableOptions {
   accept?: (open: IncomingOpen) => AcceptResult;
   /** Opener: the first id tried (default 1); tests use it to reach the wrap at 2^32-1. */
   firstId?: number;
+  /**
+   * Acceptor: false leaves the max-channels check to accept(), which refuses with
+   * `tooManyChannels()` when `atLimit` at the point of its own choosing (the daemon refuses
+   * a malformed OPEN, a draining daemon and an unwritable audit log first). Default true:
+   * the table refuses before accept() is called.
+   */
+  checkMaxChannels?: boolean;
+}
+
+/** The acceptor's OPEN_FAIL at the channel limit (§4.6). */
+export function tooManyChannels(maxChannels: number): { code: string; message: string } {
+  return { code: ErrorCode.TOO_MANY_CHANNELS, message: `This connection already has ${maxChannels} open channels (the daemon's --max-channels); close some first.` };
 }
 
 export class ChannelTable {
@@ -57,6 +69,7 @@ export class ChannelTable {
   #peer: string;
   #accept: ChannelTableOptions['accept'];
   #nextId = 1;
+  #checkMaxChannels: boolean;
   #lost: ShellwireError | Error | null | undefined = undefined;
 
   constructor(options: ChannelTableOptions) {
@@ -66,12 +79,18 @@ export class ChannelTable {
     this.#peer = options.peer ?? 'the peer';
     this.#accept = options.accept;
     this.#nextId = options.firstId ?? 1;
+    this.#checkMaxChannels = options.checkMaxChannels ?? true;
     if (this.role === ChannelRole.ACCEPTOR && !this.#accept) throw new TypeError('An acceptor table needs an accept() callback.');
   }
 
   /** Channels in the table (open, opening, or waiting for the peer's CLOSE). */
   get size(): number {
     return this.#channels.size;
+  }
+
+  /** The table holds as many channels as the limit allows. */
+  get atLimit(): boolean {
+    return this.#channels.size >= this.#maxChannels;
   }
 
   get lost(): boolean {
@@ -146,8 +165,9 @@ export class ChannelTable {
     }
     const refuse = (code: string, message: string, extra: Record<string, unknown> = {}) =>
       this.#sink.send(FrameType.OPEN_FAIL, id, encodeJson({ code, message, ...extra }));
-    if (this.#channels.size >= this.#maxChannels) {
-      return refuse(ErrorCode.TOO_MANY_CHANNELS, `This connection already has ${this.#maxChannels} open channels (the daemon's --max-channels); close some first.`);
+    if (this.#checkMaxChannels && this.atLimit) {
+      const full = tooManyChannels(this.#maxChannels);
+      return refuse(full.code, full.message);
     }
     const slot: { built: Channel | null } = { built: null };
     const incoming: IncomingOpen = {

@@ -11,7 +11,6 @@ import { SourceChangedError, type HashingReader } from './file-hash.js';
 
 export { SourceChangedError };
 import type { FrameConnection } from '../transport/frame-connection.js';
-import type { SendWindow } from './window.js';
 import type { FrameType } from '../protocol/frame.js';
 
 /**
@@ -59,6 +58,12 @@ export function onlyUnlinked(before: FileVersion, after: FileVersion): boolean {
 /** Most buffers handed to one writev(2) (IOV_MAX is 1024 on Linux). */
 const MAX_IOV = 256;
 
+/** The credit a sender spends: a SendWindow, or a view of a Channel's `sendCredit`. */
+export interface SendCredit {
+  readonly available: number;
+  consume(bytes: number): void;
+}
+
 export interface FileSenderOptions {
   /** Reads the file and hashes every byte read (file-hash.ts). */
   reader: HashingReader;
@@ -69,12 +74,12 @@ export interface FileSenderOptions {
   conn: FrameConnection;
   channel: number;
   type: FrameType;
-  /** The peer's credit (a SendWindow, or a channel's credit that `send` consumes itself). */
-  window: Pick<SendWindow, 'available' | 'consume'>;
+  window: SendCredit;
   maxPacket: number;
   /**
-   * Sends one data frame; default `conn.sendData(type, channel, piece)`. A channel of
-   * channel-state.ts passes its `write`, which keeps its own count of the peer's credit.
+   * Sends one data frame of at most `maxPacket` bytes; default `conn.sendData(type, channel,
+   * piece)`. A Channel's `write` (channel-state.ts) counts the credit itself: pass a `window`
+   * that only reads `sendCredit` then.
    */
   send?(piece: Buffer): void;
   /** Bytes per second; 0 or absent: as fast as window and socket allow. */

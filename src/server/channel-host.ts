@@ -1,7 +1,8 @@
-/** What a channel handler needs from the connection that owns it. */
+/** What a channel kind needs from the connection that owns it, and what it gives the connection. */
 import type { Logger } from 'pino';
 import type { FrameConnection } from '../transport/frame-connection.js';
-import type { Frame } from '../protocol/frame.js';
+import type { OpenRequest } from '../protocol/messages.js';
+import type { Channel, ChannelHooks } from '../channel/channel-state.js';
 import type { ServerLimits } from './limits.js';
 import type { SessionState } from './session-state.js';
 
@@ -13,6 +14,7 @@ import type { Containers } from '../process/containment.js';
 export type AuthenticatedUser = Principal;
 
 export interface ChannelHost {
+  /** For congestion (`congested`, `whenDrained`) and the per-connection read-ahead budget. */
   readonly conn: FrameConnection;
   readonly log: Logger;
   /** `address:port` of the client, for logs. */
@@ -29,18 +31,36 @@ export interface ChannelHost {
   auditCommandEnded(command: CommandEnd): void;
   /** Audit trail of file operations and refused paths. */
   auditFile(detail: Record<string, unknown>): void;
-  /** Forget the channel: both sides have sent CLOSE. */
-  release(channel: number): void;
 }
 
+/** An OPEN_FAIL's code and message. */
+export interface Refusal {
+  code: string;
+  message: string;
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * One channel kind's side of a channel: the lifecycle, both windows and the close
+ * handshake belong to the Channel (channel/channel-state.ts); the kind says what its
+ * frames do (`hooks`: an absent hook means the kind does not take that frame) and what
+ * runs behind it.
+ */
 export interface ServerChannel {
-  onFrame(frame: Frame): void;
-  /** The client sent CLOSE. */
-  onClientClose(): void;
-  /** The connection is gone (or the daemon is stopping): stop everything now. */
-  onConnectionLost(): void;
-  /** True while a command of this channel is running. */
+  readonly hooks: ChannelHooks;
+  /**
+   * Begin on `channel`: answer with `channel.openOk` (now or later) or `channel.openFail`
+   * (later), or return a refusal for OPEN_FAIL now. Throwing ends the channel with
+   * `protocol-error` (its hooks stop what was started) and fails the connection.
+   */
+  start(channel: Channel): Refusal | null;
+  /** True while a command (or file operation) of this channel is running. */
   readonly busy: boolean;
   /** Kill what still runs, at once (daemon shutdown after its grace period). */
   kill(): void;
+  /** A session channel's state, which exec channels opened with `session: <id>` use. */
+  readonly session?: SessionState;
 }
+
+/** Builds a kind's handler for an OPEN; throws ProtocolError BAD_MESSAGE / UNKNOWN_CHANNEL for a malformed one. */
+export type ChannelFactory = (id: number, host: ChannelHost, request: OpenRequest) => ServerChannel;

@@ -5,37 +5,39 @@
  *   server: OPEN_OK → (STDOUT | STDERR | WINDOW)* → EXIT → CLOSE
  *
  * STDOUT and STDERR share one window granted by the client; STDIN credit is returned as
- * the command's pipe accepts the bytes. EXIT is sent only after every output byte.
+ * the command's pipe accepts the bytes. EXIT is sent only after every output byte. The
+ * Channel (channel/channel-state.ts) owns the windows, the ordering and the close
+ * handshake; this is what an exec does with its frames, and the command behind them.
  */
 import { statSync } from 'node:fs';
-import { FrameType, type Frame } from '../protocol/frame.js';
-import { decodeResize, decodeSignal, decodeWindow, type OpenRequest, type ExitStatus, encodeWindow } from '../protocol/messages.js';
+import { decodeResize, decodeSignal, type OpenRequest, type ExitStatus } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
-import { SendWindow, ReceiveWindow } from '../channel/window.js';
+import { CloseReason, type Channel, type ChannelHooks, type DataStream } from '../channel/channel-state.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
 import { PtyProcess, loadedNodePty, nodePtyUnavailable } from '../process/pty-process.js';
 import type { Containment } from '../process/containment.js';
 import { OutputPump } from './output-pump.js';
 import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
-import type { ChannelHost, ServerChannel } from './channel-host.js';
+import type { ChannelHost, Refusal, ServerChannel } from './channel-host.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
 import { ENV_PROGRAM } from '../process/exact-spawn.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
-
-type Phase = 'running' | 'exited' | 'closing';
 
 /** util-linux setpriv: switches uid, gid and supplementary groups, then execs. */
 const SETPRIV = '/usr/bin/setpriv';
 
 export class ExecChannel implements ServerChannel {
   readonly id: number;
+  readonly hooks: ChannelHooks;
   #host: ChannelHost;
   #request: OpenRequest;
   #session: SessionState | undefined;
+  #channel: Channel | null = null;
   #process: CommandProcess | PtyProcess | null = null;
-  #phase: Phase = 'running';
-  #outWindow: SendWindow;
-  #inWindow: ReceiveWindow;
+  /** EXIT was sent: the command's end is told and recorded. */
+  #finished = false;
+  /** The channel ended before the command did (client CLOSE, connection lost). */
+  #abandoned = false;
   #stdout: OutputPump | null = null;
   #stderr: OutputPump | null = null;
   #exit: CommandExit | null = null;
@@ -54,22 +56,41 @@ export class ExecChannel implements ServerChannel {
     this.id = id;
     this.#host = host;
     this.#request = request;
-    this.#outWindow = new SendWindow(request.window);
-    this.#inWindow = new ReceiveWindow(host.limits.stdinWindow);
     if (request.session !== undefined) {
       this.#session = host.session(request.session);
       if (!this.#session) {
         throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `Exec on channel ${id} names session channel ${request.session}, which is not an open session.`, { channel: id });
       }
     }
+    this.hooks = {
+      onData: (_stream: DataStream, bytes: Buffer) => this.#stdinOnData(bytes),
+      onEof: () => this.#process?.stdin.end(),
+      onWindow: () => {
+        this.#stdout?.flush();
+        this.#stderr?.flush();
+      },
+      onSignal: (payload) => {
+        const signal = this.#decodeOrFail(() => decodeSignal(payload).signal);
+        if (signal === null) return;
+        this.#host.log.debug({ client: this.#host.remote, channel: this.id, signal }, 'signal from client');
+        this.#process?.signalGroup(signal as NodeJS.Signals);
+      },
+      onResize: (payload) => {
+        const size = this.#decodeOrFail(() => decodeResize(payload));
+        // Without a terminal there is nothing to resize; harmless.
+        if (size && this.#process instanceof PtyProcess) this.#process.resize(size.cols, size.rows);
+      },
+      onClose: (reason) => this.#channelOnClose(reason),
+    };
   }
 
   get busy(): boolean {
-    return this.#phase === 'running';
+    return this.#channel !== null && !this.#finished && !this.#abandoned;
   }
 
   /** Start the command; returns an error message for OPEN_FAIL instead when it cannot start. */
-  start(): { code: string; message: string } | null {
+  start(channel: Channel): Refusal | null {
+    this.#channel = channel;
     const req = this.#request;
     const cwd = req.cwd ?? this.#session?.cwd ?? this.#host.user.home;
     try {
@@ -136,8 +157,8 @@ export class ExecChannel implements ServerChannel {
     this.#process = proc;
     const conn = this.#host.conn;
     const settled = () => this.#maybeFinish();
-    this.#stdout = new OutputPump(proc.stdout, conn, this.#outWindow, FrameType.STDOUT, this.id, req.maxPacket, settled);
-    this.#stderr = new OutputPump(proc.stderr, conn, this.#outWindow, FrameType.STDERR, this.id, req.maxPacket, settled);
+    this.#stdout = new OutputPump(proc.stdout, conn, channel, 'stdout', settled);
+    this.#stderr = new OutputPump(proc.stderr, conn, channel, 'stderr', settled);
     if (proc.state) {
       proc.state.on('data', (chunk: Buffer) => {
         this.#stateBytes += chunk.length;
@@ -153,8 +174,8 @@ export class ExecChannel implements ServerChannel {
     }
     this.#cwd = cwd;
     this.#startedWall = new Date();
-    conn.sendJson(FrameType.OPEN_OK, this.id, {
-      window: this.#inWindow.size,
+    channel.openOk({
+      window: this.#host.limits.stdinWindow,
       maxPacket: this.#host.limits.maxPayload,
       ...(proc.pid !== undefined ? { pid: proc.pid } : {}),
       cwd,
@@ -167,40 +188,6 @@ export class ExecChannel implements ServerChannel {
       user: this.#host.user.name, osUser: this.#host.user.account.name, address: this.#host.remote,
     });
     return null;
-  }
-
-  onFrame(frame: Frame): void {
-    // After EXIT+CLOSE (or the client's CLOSE) late STDIN/WINDOW/SIGNAL frames are races
-    // the protocol allows (docs/protocol.md §6): ignore them, and never answer them.
-    if (this.#phase !== 'running') return;
-    switch (frame.type) {
-      case FrameType.STDIN:
-        this.#inWindow.receive(frame.payload.length, this.id);
-        this.#stdinOnData(frame.payload);
-        return;
-      case FrameType.EOF:
-        this.#process?.stdin.end();
-        return;
-      case FrameType.WINDOW:
-        this.#outWindow.grant(decodeWindow(frame.payload), this.id);
-        this.#stdout?.flush();
-        this.#stderr?.flush();
-        return;
-      case FrameType.SIGNAL: {
-        const signal = this.#decodeOrFail(() => decodeSignal(frame.payload).signal);
-        if (signal === null) return;
-        this.#host.log.debug({ client: this.#host.remote, channel: this.id, signal }, 'signal from client');
-        this.#process?.signalGroup(signal as NodeJS.Signals);
-        return;
-      }
-      case FrameType.RESIZE: {
-        const size = this.#decodeOrFail(() => decodeResize(frame.payload));
-        if (size && this.#process instanceof PtyProcess) this.#process.resize(size.cols, size.rows);
-        return; // without a terminal there is nothing to resize; harmless
-      }
-      default:
-        throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Frame ${frame.type} is not valid on an exec channel.`, { channel: this.id });
-    }
   }
 
   /**
@@ -221,48 +208,31 @@ export class ExecChannel implements ServerChannel {
 
   #stdinOnData(payload: Buffer): void {
     const proc = this.#process;
-    const returnCredit = () => {
-      // The write callback can come after the channel closed: no WINDOW after our CLOSE.
-      if (this.#phase !== 'running') return;
-      const increment = this.#inWindow.consume(payload.length);
-      if (increment > 0) this.#host.conn.send(FrameType.WINDOW, this.id, encodeWindow(increment));
-    };
+    // Credit returns when the pipe took the bytes, so at most one window waits here; the
+    // channel sends no WINDOW after its CLOSE (the callback can come after it).
+    const returnCredit = () => this.#channel!.consumed(payload.length);
     this.#stdinBytes += payload.length;
     if (!proc || proc.stdin.destroyed || proc.stdin.writableEnded) return returnCredit();
-    // Credit returns when the pipe took the bytes, so at most one window waits here.
     proc.stdin.write(payload, returnCredit);
   }
 
-  onClientClose(): void {
-    if (this.#phase === 'running') {
-      // The client gave up on the command (closed, canceled, went away): end it.
-      this.#host.log.debug({ client: this.#host.remote, channel: this.id }, 'client closed a running channel');
-      this.#process?.terminate(this.#host.limits.killGraceMs);
-      this.#stdout?.stop();
-      this.#stderr?.stop();
-      this.#host.conn.send(FrameType.CLOSE, this.id);
-      // The session's `$?`: the real status if it had exited, else 130 as for Ctrl-C.
-      if (this.#session) this.#session.status = sessionStatus(this.#exit ?? null);
-      // Exited already, its output still waiting for credit: no later exit will record it.
-      if (this.#exit) this.#auditEnd(this.#exit);
-    }
-    this.#phase = 'closing';
+  #channelOnClose(reason: CloseReason): void {
     this.#clearTimer();
-    this.#host.release(this.id);
-  }
-
-  onConnectionLost(): void {
-    const wasRunning = this.#phase === 'running';
-    this.#phase = 'closing';
-    this.#clearTimer();
-    if (!wasRunning) return;
-    // Settle everything: nobody will grant credit again, so the pumps discard what is left
+    if (this.#finished || reason === CloseReason.OPEN_FAILED) return;
+    this.#abandoned = true;
+    // Settle everything: nobody will take more output, so the pumps discard what is left
     // (a paused pipe would hold its fd and the command's exit forever), and what still runs
     // is ended. A command that already exited while its output waited for credit gets its
     // end row now, because its exit will not be reported again.
     this.#stdout?.stop();
     this.#stderr?.stop();
     this.#process?.terminate(this.#host.limits.killGraceMs);
+    if (reason === CloseReason.NORMAL) {
+      // The client gave up on the command (closed, canceled, went away): end it.
+      this.#host.log.debug({ client: this.#host.remote, channel: this.id }, 'client closed a running channel');
+      // The session's `$?`: the real status if it had exited, else 130 as for Ctrl-C.
+      if (this.#session) this.#session.status = sessionStatus(this.#exit ?? null);
+    }
     if (this.#exit) this.#auditEnd(this.#exit);
   }
 
@@ -273,7 +243,7 @@ export class ExecChannel implements ServerChannel {
   #processOnClose(exit: CommandExit): void {
     this.#exit = exit;
     this.#clearTimer();
-    if (this.#phase === 'closing') {
+    if (this.#abandoned) {
       // Closed by the client or a lost connection before it finished: still on the record.
       this.#auditEnd(exit);
       return;
@@ -295,10 +265,10 @@ export class ExecChannel implements ServerChannel {
   }
 
   #maybeFinish(): void {
-    if (this.#phase !== 'running' || !this.#exit) return;
+    if (this.#finished || this.#abandoned || !this.#exit) return;
     if (!this.#stdout?.settled || !this.#stderr?.settled) return;
     const exit = this.#exit;
-    this.#phase = 'exited';
+    this.#finished = true;
     // What the command left behind has had (or is about to get) the hang-up, and what
     // survives it is released (process/command-process.ts): nothing to stop here.
     const status: ExitStatus = { exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut };
@@ -326,8 +296,7 @@ export class ExecChannel implements ServerChannel {
       },
       'command finished',
     );
-    this.#host.conn.sendJson(FrameType.EXIT, this.id, status);
-    this.#host.conn.send(FrameType.CLOSE, this.id);
+    this.#channel!.exit({ ...status });
     // Recorded after the client has its answer, so the audit write is off the round trip.
     this.#auditEnd(status);
   }
@@ -338,7 +307,7 @@ export class ExecChannel implements ServerChannel {
     return containment ? { containment } : {};
   }
 
-    #commandLabel(): string {
+  #commandLabel(): string {
     const req = this.#request;
     return req.command ?? req.argv?.join(' ') ?? (req.pty ? '(login shell)' : '');
   }

@@ -7,17 +7,17 @@
  *           then (STDOUT | WINDOW)* → EXIT{exitCode, …result | error} → CLOSE
  *
  * Opening is asynchronous (paths are resolved, a partial file may be hashed), so `start()`
- * returns at once and OPEN_OK or OPEN_FAIL follows. Relative paths start at the user's
+ * returns at once and OPEN_OK or OPEN_FAIL follows; until then the Channel (channel/
+ * channel-state.ts) refuses every frame but CLOSE. Relative paths start at the user's
  * home; every path must resolve inside the user's `fileRoots` (policy; for the daemon
  * token `ServerOptions.fileRoots` / `serve --file-root`, default `/`). An escape is refused
  * with SW_ERR_BAD_REQUEST naming the roots and the setting that decides them, logged and audited.
  */
-import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
-import { decodeWindow, encodeWindow, type OpenRequest } from '../protocol/messages.js';
+import type { OpenRequest } from '../protocol/messages.js';
 import { decodeFileRequest, fileExitPayload, type FileExit, type FileRequest } from '../protocol/file-messages.js';
-import { ErrorCode, ProtocolError } from '../errors.js';
-import { ReceiveWindow, SendWindow } from '../channel/window.js';
-import type { ChannelHost, ServerChannel } from './channel-host.js';
+import { ErrorCode } from '../errors.js';
+import { ChannelState, CloseReason, type Channel, type ChannelHooks } from '../channel/channel-state.js';
+import type { ChannelFactory, ChannelHost, Refusal, ServerChannel } from './channel-host.js';
 import { FileOpError } from './files/paths.js';
 import { locateInRoots, type Location, type LocateOptions } from './files/beneath.js';
 import type { ForbiddenDir } from './files/forbidden.js';
@@ -25,9 +25,6 @@ import type { FileOpContext, FileOperation } from './files/operation.js';
 import { PutOperation } from './files/put.js';
 import { GetOperation } from './files/get.js';
 import { ListOperation, MkdirOperation, StatOperation } from './files/meta.js';
-import type { ChannelFactory } from './server-connection.js';
-
-type Phase = 'opening' | 'open' | 'finished' | 'closed';
 
 /**
  * The factory for the daemon's channel kinds. Roots come from the user's policy
@@ -42,15 +39,16 @@ export function fileChannelFactory(options: { roots?: readonly string[]; forbidd
 
 export class FileChannel implements ServerChannel {
   readonly id: number;
+  readonly hooks: ChannelHooks;
   #host: ChannelHost;
   #request: OpenRequest;
   #file: FileRequest;
   #roots: readonly string[];
   #forbidden: readonly ForbiddenDir[];
   #op: FileOperation;
-  #phase: Phase = 'opening';
-  #outWindow: SendWindow;
-  #inWindow: ReceiveWindow;
+  #channel: Channel | null = null;
+  /** EXIT was sent. */
+  #finished = false;
   #startedAt = performance.now();
 
   constructor(id: number, host: ChannelHost, request: OpenRequest, roots: readonly string[], forbidden: readonly ForbiddenDir[] = []) {
@@ -60,23 +58,32 @@ export class FileChannel implements ServerChannel {
     this.#roots = roots;
     this.#forbidden = forbidden;
     this.#file = decodeFileRequest(request.params ?? {});
-    this.#outWindow = new SendWindow(request.window);
     const ctx = this.#context();
     const file = this.#file;
-    this.#op =
+    const op: FileOperation =
       file.op === 'put' ? new PutOperation(ctx, file)
       : file.op === 'get' ? new GetOperation(ctx, file)
       : file.op === 'mkdir' ? new MkdirOperation(ctx, file)
       : file.op === 'list' ? new ListOperation(ctx, file)
       : new StatOperation(ctx, file);
-    this.#inWindow = new ReceiveWindow(this.#op.inWindow);
+    this.#op = op;
+    // What the operation takes: STDIN and EOF only where it has them (else SW_ERR_BAD_MESSAGE).
+    this.hooks = {
+      ...(op.onData ? { onData: (_stream: string, bytes: Buffer) => op.onData!(bytes) } : {}),
+      ...(op.onEof ? { onEof: (payload: Buffer) => op.onEof!(payload) } : {}),
+      onWindow: () => op.onWindow?.(),
+      onResize: () => {}, // harmless, as on exec channels
+      onClose: (reason) => this.#channelOnClose(reason),
+    };
   }
 
   get busy(): boolean {
-    return this.#phase === 'opening' || this.#phase === 'open';
+    const state = this.#channel?.state;
+    return !this.#finished && (state === ChannelState.OPENING || state === ChannelState.OPEN);
   }
 
-  start(): { code: string; message: string } | null {
+  start(channel: Channel): Refusal | null {
+    this.#channel = channel;
     if (this.#host.user.switchAccount) {
       // The daemon would read and write as itself on behalf of another OS account:
       // refuse rather than let a user reach files their account could not.
@@ -88,70 +95,33 @@ export class FileChannel implements ServerChannel {
     }
     this.#op.open().then(
       (fields) => {
-        if (this.#phase !== 'opening') return this.#op.abort();
-        this.#phase = 'open';
-        this.#host.conn.sendJson(FrameType.OPEN_OK, this.id, { window: this.#op.inWindow, maxPacket: this.#host.limits.maxPayload, ...fields });
+        // Closed while opening: the operation owned its file until now.
+        if (channel.state !== ChannelState.OPENING) return this.#op.abort();
+        channel.openOk({ window: this.#op.inWindow, maxPacket: this.#host.limits.maxPayload, ...fields });
         this.#op.run();
       },
       (err: unknown) => {
-        if (this.#phase !== 'opening') return;
-        this.#phase = 'closed';
+        if (channel.state !== ChannelState.OPENING) return;
         const message = err instanceof Error ? err.message : String(err);
         const errno = err instanceof FileOpError ? err.errno : undefined;
         if (!(err instanceof FileOpError)) this.#host.log.error({ client: this.#host.remote, channel: this.id, op: this.#file.op, err: message }, 'file operation failed to open');
         if (!(err instanceof FileOpError && err.escape)) this.#host.auditFile?.({ op: this.#file.op, path: this.#file.path, ok: false, errno, error: message });
-        this.#host.conn.sendJson(FrameType.OPEN_FAIL, this.id, { code: ErrorCode.BAD_REQUEST, message, ...(errno ? { errno } : {}) });
-        this.#host.release(this.id);
+        channel.openFail(ErrorCode.BAD_REQUEST, message, errno ? { errno } : {});
       },
     );
     return null;
   }
 
-  onFrame(frame: Frame): void {
-    if (frame.type === FrameType.STDIN) this.#inWindow.receive(frame.payload.length, this.id); // counted even when ignored (§6.3)
-    if (this.#phase === 'finished' || this.#phase === 'closed') return;
-    if (this.#phase === 'opening') {
-      throw new ProtocolError(ErrorCode.BAD_MESSAGE, `${frameTypeName(frame.type)} on file channel ${this.id} before OPEN_OK.`, { channel: this.id });
-    }
-    const op = this.#op;
-    switch (frame.type) {
-      case FrameType.STDIN:
-        if (!op.onData) break;
-        op.onData(frame.payload);
-        return;
-      case FrameType.EOF:
-        if (!op.onEof) break;
-        op.onEof(frame.payload);
-        return;
-      case FrameType.WINDOW:
-        this.#outWindow.grant(decodeWindow(frame.payload), this.id);
-        op.onWindow?.();
-        return;
-      case FrameType.RESIZE:
-        return; // harmless, as on exec channels
-    }
-    throw new ProtocolError(ErrorCode.BAD_MESSAGE, `${frameTypeName(frame.type)} is not valid on a "${this.#file.op}" file channel.`, { channel: this.id });
-  }
-
-  onClientClose(): void {
-    if (this.#phase === 'opening' || this.#phase === 'open') {
-      // The client gave up (canceled, or its partial file did not match): stop, keep any
-      // partial upload for a later resume, answer CLOSE.
-      this.#host.log.debug({ client: this.#host.remote, channel: this.id, op: this.#file.op }, 'client closed a file channel');
-      this.#op.abort();
-      this.#host.conn.send(FrameType.CLOSE, this.id);
-    }
-    this.#phase = 'closed';
-    this.#host.release(this.id);
-  }
-
-  onConnectionLost(): void {
-    if (this.#phase === 'opening' || this.#phase === 'open') this.#op.abort();
-    this.#phase = 'closed';
-  }
-
   kill(): void {
-    if (this.#phase === 'opening' || this.#phase === 'open') this.#op.abort();
+    if (this.busy) this.#op.abort();
+  }
+
+  #channelOnClose(reason: CloseReason): void {
+    if (this.#finished || reason === CloseReason.OPEN_FAILED) return;
+    // The client gave up (canceled, or its partial file did not match), or the connection
+    // is gone: stop, keep any partial upload for a later resume.
+    if (reason === CloseReason.NORMAL) this.#host.log.debug({ client: this.#host.remote, channel: this.id, op: this.#file.op }, 'client closed a file channel');
+    this.#op.abort();
   }
 
   #context(): FileOpContext {
@@ -159,13 +129,10 @@ export class FileChannel implements ServerChannel {
       id: this.id,
       host: this.#host,
       request: this.#request,
-      outWindow: this.#outWindow,
+      channel: () => this.#channel!,
       locate: (text, options) => this.#locate(text, options),
-      credit: (bytes) => {
-        if (this.#phase !== 'open') return; // never WINDOW after our CLOSE (§6.3 rule 2)
-        const increment = this.#inWindow.consume(bytes);
-        if (increment > 0) this.#host.conn.send(FrameType.WINDOW, this.id, encodeWindow(increment));
-      },
+      // The channel sends no WINDOW after its CLOSE (§6.3 rule 2).
+      credit: (bytes) => this.#channel?.consumed(bytes),
       finish: (result) => this.#finish(result),
     };
   }
@@ -195,8 +162,8 @@ export class FileChannel implements ServerChannel {
   }
 
   #finish(result: FileExit): void {
-    if (this.#phase !== 'open') return;
-    this.#phase = 'finished';
+    if (this.#channel?.state !== ChannelState.OPEN) return;
+    this.#finished = true;
     const fields = {
       client: this.#host.remote,
       channel: this.id,
@@ -215,7 +182,6 @@ export class FileChannel implements ServerChannel {
       this.#host.auditFile?.({ ...detail, errno: result.errno, error: result.error?.message });
     }
     const { ok, ...rest } = result;
-    this.#host.conn.sendJson(FrameType.EXIT, this.id, fileExitPayload({ ok, ...rest }));
-    this.#host.conn.send(FrameType.CLOSE, this.id);
+    this.#channel.exit(fileExitPayload({ ok, ...rest }) as Record<string, unknown>);
   }
 }

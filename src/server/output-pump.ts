@@ -6,16 +6,13 @@
  */
 import type { Readable } from 'node:stream';
 import type { FrameConnection } from '../transport/frame-connection.js';
-import type { SendWindow } from '../channel/window.js';
-import type { FrameType } from '../protocol/frame.js';
+import type { Channel } from '../channel/channel-state.js';
 
 export class OutputPump {
   #stream: Readable;
   #conn: FrameConnection;
-  #window: SendWindow;
-  #type: FrameType;
-  #channel: number;
-  #maxPacket: number;
+  #channel: Channel;
+  #which: 'stdout' | 'stderr';
   #pending: Buffer | null = null;
   #waitingForDrain = false;
   #ended = false;
@@ -23,21 +20,12 @@ export class OutputPump {
   #onSettled: () => void;
   bytesSent = 0;
 
-  constructor(
-    stream: Readable,
-    conn: FrameConnection,
-    window: SendWindow,
-    type: FrameType,
-    channel: number,
-    maxPacket: number,
-    onSettled: () => void,
-  ) {
+  /** `conn` only for its congestion; the frames and their credit go through `channel`. */
+  constructor(stream: Readable, conn: FrameConnection, channel: Channel, which: 'stdout' | 'stderr', onSettled: () => void) {
     this.#stream = stream;
     this.#conn = conn;
-    this.#window = window;
-    this.#type = type;
     this.#channel = channel;
-    this.#maxPacket = maxPacket;
+    this.#which = which;
     this.#onSettled = onSettled;
     stream.on('data', (chunk: Buffer) => this.#streamOnData(chunk));
     stream.on('end', () => {
@@ -104,7 +92,7 @@ export class OutputPump {
     }
     let offset = 0;
     while (offset < chunk.length) {
-      const allowed = Math.min(this.#window.available, this.#maxPacket, chunk.length - offset);
+      const allowed = Math.min(this.#channel.sendCredit, this.#channel.sendMaxPacket, chunk.length - offset);
       if (allowed <= 0 || this.#conn.congested) {
         this.#pending = offset === 0 ? chunk : chunk.subarray(offset);
         if (this.#conn.congested && !this.#waitingForDrain) {
@@ -117,8 +105,7 @@ export class OutputPump {
         return false;
       }
       const piece = allowed === chunk.length && offset === 0 ? chunk : chunk.subarray(offset, offset + allowed);
-      this.#window.consume(allowed);
-      this.#conn.sendData(this.#type, this.#channel, piece);
+      this.#channel.write(this.#which, piece);
       this.bytesSent += allowed;
       offset += allowed;
     }

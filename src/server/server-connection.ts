@@ -1,13 +1,16 @@
 /**
- * One client connection on the daemon: the handshake with its deadline, then dispatch of
- * channel frames to their handlers. Nothing but HELLO is accepted before authentication,
- * and any protocol violation closes this connection alone with a coded GOODBYE.
+ * One client connection on the daemon: the handshake with its deadline, then its channels
+ * (a ChannelTable, channel/channel-table.ts: ids, dispatch, the channel lifecycle) with the
+ * kind registered for each OPEN (channel-kinds.ts). Nothing but HELLO is accepted before
+ * authentication, and any protocol violation closes this connection alone with a coded GOODBYE.
  */
 import type { TLSSocket } from 'node:tls';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { FrameConnection } from '../transport/frame-connection.js';
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
+import { ChannelRole, type Channel } from '../channel/channel-state.js';
+import { ChannelTable, tooManyChannels, type AcceptResult, type IncomingOpen } from '../channel/channel-table.js';
 import {
   decodeHello, decodeOpen, FEATURES, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
 } from '../protocol/messages.js';
@@ -18,15 +21,15 @@ import { checkOpen, commandText, hasCommandRules } from '../auth/policy.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
 import type { AuditSink, CommandEnd, CommandRecord } from '../audit/audit-sink.js';
 import type { ServerLimits } from './limits.js';
-import type { AuthenticatedUser, ChannelHost, ServerChannel } from './channel-host.js';
+import type { AuthenticatedUser, ChannelFactory, ChannelHost, ServerChannel } from './channel-host.js';
 import { loginBaseEnv } from './command-env.js';
-import { ExecChannel } from './exec-channel.js';
-import { SessionChannel } from './session-channel.js';
 import type { SessionState } from './session-state.js';
 import type { Containers } from '../process/containment.js';
 
 export const SERVER_SOFTWARE = 'shellwire/0.1.0';
 const HOSTNAME = hostname();
+/** Each channel's kind (keyed by the channel, so it goes with it). */
+const kinds = new WeakMap<Channel, ServerChannel>();
 
 export interface ServerConnectionContext {
   limits: ServerLimits;
@@ -35,7 +38,7 @@ export interface ServerConnectionContext {
   baseEnv: Record<string, string>;
   /** Where commands are contained (cgroups + supervisor). */
   containers?: Containers | undefined;
-  /** Handlers by channel kind (exec, session, and whatever the daemon adds). */
+  /** Handlers by channel kind (channel-kinds.ts). */
   channelKinds: ReadonlyMap<string, ChannelFactory>;
   /** Records commands; connection-level events come through the hooks below. */
   audit?: AuditSink | null;
@@ -54,14 +57,6 @@ export interface ServerConnectionContext {
   onClosed(connection: ServerConnection): void;
 }
 
-export type ChannelFactory = (id: number, host: ChannelHost, request: OpenRequest) => ServerChannel & { start(): { code: string; message: string } | null };
-
-/** The channel kinds every daemon serves. */
-export const DEFAULT_CHANNEL_KINDS: ReadonlyMap<string, ChannelFactory> = new Map<string, ChannelFactory>([
-  ['exec', (id, host, request) => new ExecChannel(id, host, request)],
-  ['session', (id, host, request) => new SessionChannel(id, host, request)],
-]);
-
 type State = 'handshake' | 'authenticating' | 'open' | 'closed';
 
 export class ServerConnection implements ChannelHost {
@@ -74,7 +69,8 @@ export class ServerConnection implements ChannelHost {
   #ctx: ServerConnectionContext;
   #state: State = 'handshake';
   #handshakeTimer: NodeJS.Timeout | null;
-  #channels = new Map<number, ServerChannel>();
+  /** Made at login: an idle connection that never authenticates stays small. */
+  #channels: ChannelTable | null = null;
   #user: AuthenticatedUser | null = null;
   #env: Record<string, string> | null = null;
 
@@ -124,7 +120,7 @@ export class ServerConnection implements ChannelHost {
   }
 
   get busy(): boolean {
-    for (const channel of this.#channels.values()) if (channel.busy) return true;
+    for (const channel of this.#channels?.channels() ?? []) if (kinds.get(channel)?.busy) return true;
     return false;
   }
 
@@ -142,8 +138,8 @@ export class ServerConnection implements ChannelHost {
   }
 
   session(id: number): SessionState | undefined {
-    const channel = this.#channels.get(id);
-    return channel instanceof SessionChannel ? channel.state : undefined;
+    const channel = this.#channels?.get(id);
+    return channel ? kinds.get(channel)?.session : undefined;
   }
 
   auditCommandStarted(command: CommandRecord): void {
@@ -154,10 +150,6 @@ export class ServerConnection implements ChannelHost {
     this.#ctx.audit?.commandEnded(this, command);
   }
 
-  release(channel: number): void {
-    this.#channels.delete(channel);
-  }
-
   /** Daemon stop: say goodbye to idle connections now; busy ones are told when they finish. */
   goodbyeIfIdle(): boolean {
     if (this.busy) return false;
@@ -166,7 +158,7 @@ export class ServerConnection implements ChannelHost {
   }
 
   kill(): void {
-    for (const channel of this.#channels.values()) channel.kill();
+    for (const channel of this.#channels?.channels() ?? []) kinds.get(channel)?.kill();
     this.conn.goodbye(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; running commands were killed.');
   }
 
@@ -178,7 +170,7 @@ export class ServerConnection implements ChannelHost {
         // A client may not pipeline anything behind HELLO before it hears WELCOME.
         throw new ProtocolError(ErrorCode.NOT_AUTHENTICATED, `Received ${frameTypeName(frame.type)} before authentication completed.`);
       case 'open':
-        return this.#openOnFrame(frame);
+        return this.#channels!.dispatch(frame);
       case 'closed':
         return;
     }
@@ -234,6 +226,16 @@ export class ServerConnection implements ChannelHost {
     this.#handshakeTimer = null;
     this.#user = principal;
     this.#state = 'open';
+    this.#channels = new ChannelTable({
+      role: ChannelRole.ACCEPTOR,
+      sink: this.conn,
+      maxChannels: this.limits.maxChannels,
+      peer: this.remote,
+      // accept() refuses a malformed OPEN, a draining daemon and an unwritable audit log
+      // before it checks the limit.
+      checkMaxChannels: false,
+      accept: (open) => this.#accept(open),
+    });
     this.conn.decoder.maxPayload = this.limits.maxPayload;
     this.conn.authenticated = true;
     this.conn.startKeepalive(this.limits.keepaliveMs);
@@ -251,76 +253,56 @@ export class ServerConnection implements ChannelHost {
     this.#ctx.onAuthenticated?.(this);
   }
 
-  #openOnFrame(frame: Frame): void {
-    const id = frame.channel;
-    if (frame.type === FrameType.OPEN) return this.#openChannel(id, frame);
-    const channel = this.#channels.get(id);
-    if (!channel) {
-      throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `${frameTypeName(frame.type)} for channel ${id}, which is not open.`, { channel: id });
-    }
-    if (frame.type === FrameType.CLOSE) channel.onClientClose();
-    else channel.onFrame(frame);
-  }
-
-  #openChannel(id: number, frame: Frame): void {
-    if (this.#channels.has(id)) {
-      throw new ProtocolError(ErrorCode.CHANNEL_IN_USE, `OPEN for channel ${id}, which is already open.`, { channel: id });
-    }
-    const refuse = (code: string, message: string) => this.conn.sendJson(FrameType.OPEN_FAIL, id, { code, message });
+  /** An OPEN: refuse it (in this order) or build its kind and start it. */
+  #accept(open: IncomingOpen): AcceptResult {
+    const id = open.id;
     let request: OpenRequest;
     try {
-      request = decodeOpen(frame.payload);
+      request = decodeOpen(open.payload);
     } catch (err) {
       // A malformed OPEN concerns that channel alone: the others keep running.
-      if (err instanceof ProtocolError && err.code === ErrorCode.BAD_MESSAGE) return this.#refuseMalformed(id, err, refuse);
+      if (err instanceof ProtocolError && err.code === ErrorCode.BAD_MESSAGE) return this.#refuseMalformed(id, err);
       throw err;
     }
-    if (this.#ctx.draining()) return refuse(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; try again when it is back.');
+    if (this.#ctx.draining()) return { refuse: { code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'The daemon is shutting down; try again when it is back.' } };
     // Nothing runs that the audit log cannot record (unless the daemon was told to continue).
     const unaudited = this.#ctx.audit?.admit?.(this);
     if (unaudited) {
       this.#ctx.onDenied?.(this, request, 'the audit log cannot be written');
-      return refuse(unaudited.code, unaudited.message);
+      return { refuse: { code: unaudited.code, message: unaudited.message } };
     }
-    if (this.#channels.size >= this.limits.maxChannels) {
-      return refuse(ErrorCode.TOO_MANY_CHANNELS, `This connection already has ${this.limits.maxChannels} open channels (the daemon's --max-channels); close some first.`);
-    }
+    if (this.#channels!.atLimit) return { refuse: tooManyChannels(this.limits.maxChannels) };
     const decision = checkOpen(this.user, request);
     if (!decision.allowed) {
       this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, command: commandText(request), reason: decision.reason }, 'request denied');
       this.#ctx.onDenied?.(this, request, decision.reason);
-      return refuse(ErrorCode.DENIED, `Denied: ${decision.reason}.`);
+      return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${decision.reason}.` } };
     }
     // For a user with command rules: the argv the rules matched, run without a shell.
     if (decision.request) request = decision.request;
     const factory = this.#ctx.channelKinds.get(request.kind);
     if (!factory) {
-      return refuse(ErrorCode.BAD_REQUEST, `This daemon does not support "${request.kind}" channels (it supports ${[...this.#ctx.channelKinds.keys()].join(', ')}).`);
+      return { refuse: { code: ErrorCode.BAD_REQUEST, message: `This daemon does not support "${request.kind}" channels (it supports ${[...this.#ctx.channelKinds.keys()].join(', ')}).` } };
     }
-    let channel: ReturnType<ChannelFactory>;
+    let kind: ServerChannel;
     try {
-      channel = factory(id, this, request);
+      kind = factory(id, this, request);
     } catch (err) {
       // Kind-specific fields (a file OPEN's op, an exec's session id) are checked here.
-      if (err instanceof ProtocolError && (err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.UNKNOWN_CHANNEL)) return this.#refuseMalformed(id, err, refuse);
+      if (err instanceof ProtocolError && (err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.UNKNOWN_CHANNEL)) return this.#refuseMalformed(id, err);
       throw err;
     }
-    let failure: ReturnType<typeof channel.start>;
-    try {
-      failure = channel.start();
-    } catch (err) {
-      // Thrown after its process may have started: stop what it started before the
-      // connection fails, or nothing would ever tell it the connection is gone.
-      channel.onConnectionLost();
-      throw err;
-    }
-    if (failure) return refuse(failure.code, failure.message);
-    this.#channels.set(id, channel);
+    const channel = open.accept({ window: request.window, maxPacket: request.maxPacket }, kind.hooks);
+    kinds.set(channel, kind);
+    // A throw here (after its process may have started) ends the channel with protocol-error,
+    // so its kind stops what it started before the connection fails.
+    const failure = kind.start(channel);
+    return failure ? { refuse: failure } : channel;
   }
 
-  #refuseMalformed(id: number, err: ProtocolError, refuse: (code: string, message: string) => void): void {
+  #refuseMalformed(id: number, err: ProtocolError): AcceptResult {
     this.log.warn({ client: this.remote, channel: id, code: err.code, err: err.message }, 'malformed OPEN refused');
-    refuse(err.code, `${err.message} Nothing was started; the connection's other channels are unaffected.`);
+    return { refuse: { code: err.code, message: `${err.message} Nothing was started; the connection's other channels are unaffected.` } };
   }
 
   #connOnClose(error: ShellwireError | null): void {
@@ -328,10 +310,12 @@ export class ServerConnection implements ChannelHost {
     const wasOpen = this.#state === 'open';
     this.#state = 'closed';
     if (this.#handshakeTimer) clearTimeout(this.#handshakeTimer);
-    for (const channel of this.#channels.values()) channel.onConnectionLost();
-    this.#channels.clear();
-    if (error) this.log.warn({ client: this.remote, code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
-    else this.log.debug({ client: this.remote }, 'connection closed');
-    this.#ctx.onClosed(this);
+    try {
+      this.#channels?.connectionLost(error);
+    } finally {
+      if (error) this.log.warn({ client: this.remote, code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
+      else this.log.debug({ client: this.remote }, 'connection closed');
+      this.#ctx.onClosed(this);
+    }
   }
 }

@@ -26,8 +26,9 @@ import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { loadNodePty, nodePtyUnavailable } from '../process/pty-process.js';
 import { Containers, type ContainmentMode } from '../process/containment.js';
 import { recoverLostCommands } from './lost-commands.js';
-import { ServerConnection, DEFAULT_CHANNEL_KINDS, type ChannelFactory } from './server-connection.js';
-import { fileChannelFactory } from './file-channel.js';
+import { ServerConnection } from './server-connection.js';
+import type { ChannelFactory } from './channel-host.js';
+import { channelKinds } from './channel-kinds.js';
 import { daemonForbiddenDirs } from './files/forbidden.js';
 import { daemonAccount } from '../auth/os-account.js';
 import { StartupGate, type Startup } from './startup-gate.js';
@@ -62,7 +63,7 @@ export interface ServerOptions {
   auditFailure?: AuditFailureAction;
   /** Rows held in memory while the audit log cannot be written. Default `AUDIT_QUEUE_LIMIT`. */
   auditQueueLimit?: number;
-  /** Extra channel kinds (e.g. file transfer) beside exec and session. */
+  /** Extra channel kinds beside exec, session and file (channel-kinds.ts); the same name replaces one. */
   channelKinds?: Iterable<[string, ChannelFactory]>;
   /**
    * Directories file transfers with the daemon token may touch (after resolving `..` and
@@ -135,7 +136,7 @@ export class Server {
       lostDir: options.audit === undefined || options.audit instanceof DaemonAudit ? stateDir : null,
       onWarning: (message) => this.#log.warn(message),
     });
-    this.#channelKinds = new Map([...DEFAULT_CHANNEL_KINDS, ['file', fileChannelFactory({ forbidden: daemonForbiddenDirs(stateDir, daemonAccount().home) })], ...(options.channelKinds ?? [])]);
+    this.#channelKinds = channelKinds({ forbidden: daemonForbiddenDirs(stateDir, daemonAccount().home), ...(options.channelKinds ? { extra: options.channelKinds } : {}) });
     this.#tls = createTlsServer({
       ...secureContextOptions(identity),
       ALPNProtocols: [ALPN_PROTOCOL],

@@ -3,54 +3,36 @@
  * environment that exec channels opened with `session: <id>` run in and update.
  *
  *   client: OPEN{kind:"session"} → … → CLOSE      server: OPEN_OK{cwd} → … → CLOSE
+ *
+ * It takes no frame but CLOSE (no hooks: anything else is SW_ERR_BAD_MESSAGE, channel-state.ts).
  */
 import { statSync } from 'node:fs';
-import { FrameType, type Frame } from '../protocol/frame.js';
 import type { OpenRequest } from '../protocol/messages.js';
-import { ErrorCode, ProtocolError } from '../errors.js';
+import { ErrorCode } from '../errors.js';
+import type { Channel, ChannelHooks } from '../channel/channel-state.js';
 import { SessionState } from './session-state.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
-import type { ChannelHost, ServerChannel } from './channel-host.js';
+import type { ChannelHost, Refusal, ServerChannel } from './channel-host.js';
 
 export class SessionChannel implements ServerChannel {
-  readonly id: number;
-  readonly state: SessionState;
+  readonly session: SessionState;
+  readonly hooks: ChannelHooks = { onClose: () => {} };
+  readonly busy = false;
   #host: ChannelHost;
-  #closed = false;
 
-  constructor(id: number, host: ChannelHost, request: OpenRequest) {
-    this.id = id;
+  constructor(_id: number, host: ChannelHost, request: OpenRequest) {
     this.#host = host;
-    this.state = new SessionState(request.cwd ?? host.user.home, { ...host.baseEnv, ...request.env });
+    this.session = new SessionState(request.cwd ?? host.user.home, { ...host.baseEnv, ...request.env });
   }
 
-  get busy(): boolean {
-    return false;
-  }
-
-  start(): { code: string; message: string } | null {
+  start(channel: Channel): Refusal | null {
     try {
-      if (!statSync(encodeOsBytes(this.state.cwd)).isDirectory()) throw new Error('not a directory');
+      if (!statSync(encodeOsBytes(this.session.cwd)).isDirectory()) throw new Error('not a directory');
     } catch (err) {
-      return { code: ErrorCode.BAD_REQUEST, message: `Session directory ${this.state.cwd} is not usable: ${(err as Error).message}.` };
+      return { code: ErrorCode.BAD_REQUEST, message: `Session directory ${this.session.cwd} is not usable: ${(err as Error).message}.` };
     }
-    this.#host.conn.sendJson(FrameType.OPEN_OK, this.id, { window: 0, maxPacket: this.#host.limits.maxPayload, cwd: this.state.cwd });
+    channel.openOk({ window: 0, maxPacket: this.#host.limits.maxPayload, cwd: this.session.cwd });
     return null;
-  }
-
-  onFrame(frame: Frame): void {
-    if (this.#closed) return;
-    throw new ProtocolError(ErrorCode.BAD_MESSAGE, `Frame type ${frame.type} is not valid on a session channel.`, { channel: this.id });
-  }
-
-  onClientClose(): void {
-    if (!this.#closed) this.#host.conn.send(FrameType.CLOSE, this.id);
-    this.#closed = true;
-    this.#host.release(this.id);
-  }
-
-  onConnectionLost(): void {
-    this.#closed = true;
   }
 
   kill(): void {}

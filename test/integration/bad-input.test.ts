@@ -200,6 +200,36 @@ describe('bad input on one daemon', () => {
     await assertServes(d);
   });
 
+  it('STDIN past the window after the daemon\'s EXIT and CLOSE: still SW_ERR_WINDOW_OVERRUN (§6.3 rule 2)', async () => {
+    const client = await RawClient.open(d.port);
+    const welcome = await client.authenticate(d.token);
+    const opened = await client.openExec(1, { command: 'true' });
+    assert.equal(opened.type, FrameType.OPEN_OK);
+    const window = opened.body.window as number;
+    // The daemon has sent EXIT and CLOSE; ours is not out yet, so channel 1 still counts STDIN.
+    await client.nextFrame((f) => f.type === FrameType.CLOSE && f.channel === 1);
+    const frames: Buffer[] = [];
+    for (let left = window + 1; left > 0;) {
+      const size = Math.min(left, welcome.maxPayload);
+      frames.push(encodeFrame(FrameType.STDIN, 1, Buffer.alloc(size, 0x61)));
+      left -= size;
+    }
+    client.write(Buffer.concat(frames));
+    const goodbye = await assertGoodbye(client, ErrorCode.WINDOW_OVERRUN);
+    assert.match(goodbye.message, /channel 1/);
+    await assertServes(d);
+  });
+
+  it('WINDOW past 2^32-1 after the daemon\'s EXIT and CLOSE: still SW_ERR_WINDOW_OVERRUN', async () => {
+    const client = await RawClient.open(d.port);
+    await client.authenticate(d.token);
+    await client.openExec(1, { command: 'true', window: 1024 });
+    await client.nextFrame((f) => f.type === FrameType.CLOSE && f.channel === 1);
+    client.send(FrameType.WINDOW, 1, encodeWindow(0xffffffff));
+    await assertGoodbye(client, ErrorCode.WINDOW_OVERRUN);
+    await assertServes(d);
+  });
+
   it('WINDOW that raises the credit past 2^32-1: SW_ERR_WINDOW_OVERRUN', async () => {
     const client = await RawClient.open(d.port);
     await client.authenticate(d.token);

@@ -96,6 +96,7 @@ export class GetOperation implements FileOperation {
 
   run(): void {
     const ctx = this.#ctx;
+    const channel = ctx.channel();
     this.#sender = new FileSender({
       reader: this.#reader!,
       start: this.#offset,
@@ -103,7 +104,9 @@ export class GetOperation implements FileOperation {
       conn: ctx.host.conn,
       channel: ctx.id,
       type: FrameType.STDOUT,
-      window: ctx.outWindow,
+      // The channel counts its credit in write(): the sender only reads it.
+      window: { get available() { return channel.sendCredit; }, consume: () => {} },
+      send: (piece) => void channel.write('stdout', piece),
       maxPacket: Math.min(ctx.request.maxPacket, ctx.host.limits.maxPayload),
       onDone: () => void this.#complete(),
       onError: (err) => void this.#fail(err instanceof SourceChangedError ? this.#changed(err.message) : systemError('read', this.#path, err)),

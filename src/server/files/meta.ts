@@ -12,7 +12,6 @@ import { lstat, opendir, readlink, chmod, utimes } from 'node:fs/promises';
 import type { Dir, OpenDirOptions } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { basename } from 'node:path';
-import { FrameType } from '../../protocol/frame.js';
 import { decodeOsBytes } from '../../protocol/os-bytes.js';
 import type { FileEntry, MkdirRequest, PathRequest } from '../../protocol/file-messages.js';
 import { FileOpError, systemError } from './paths.js';
@@ -214,13 +213,14 @@ export class ListOperation implements FileOperation {
 
   /** Send what is buffered as STDOUT frames within the window; resolves when all is out. */
   async #send(): Promise<void> {
-    const { host, id, outWindow, request } = this.#ctx;
+    const { host, request } = this.#ctx;
+    const channel = this.#ctx.channel();
     let data = Buffer.concat(this.#pending);
     this.#pending = [];
     this.#pendingBytes = 0;
     const maxPacket = Math.min(request.maxPacket, host.limits.maxPayload);
     while (data.length > 0 && !this.#aborted) {
-      const n = Math.min(outWindow.available, maxPacket, data.length);
+      const n = Math.min(channel.sendCredit, maxPacket, data.length);
       if (n <= 0 || host.conn.congested) {
         await new Promise<void>((resolve) => {
           this.#resumeSending = resolve;
@@ -228,8 +228,7 @@ export class ListOperation implements FileOperation {
         });
         continue;
       }
-      outWindow.consume(n);
-      host.conn.sendData(FrameType.STDOUT, id, data.subarray(0, n));
+      channel.write('stdout', data.subarray(0, n));
       data = data.subarray(n);
     }
   }

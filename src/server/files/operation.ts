@@ -1,5 +1,5 @@
 /** What one file operation (put, get, stat, list, mkdir) needs from its channel, and gives it. */
-import type { SendWindow } from '../../channel/window.js';
+import type { Channel } from '../../channel/channel-state.js';
 import type { FileExit, FileOpenOk } from '../../protocol/file-messages.js';
 import type { OpenRequest } from '../../protocol/messages.js';
 import { ErrorCode } from '../../errors.js';
@@ -11,8 +11,8 @@ export interface FileOpContext {
   readonly id: number;
   readonly host: ChannelHost;
   readonly request: OpenRequest;
-  /** Credit for STDOUT the client granted (get, list). */
-  readonly outWindow: SendWindow;
+  /** The channel, once started: STDOUT goes out through it within the client's credit (get, list). */
+  channel(): Channel;
   /**
    * Reach a client path inside the allowed roots, holding descriptors of what it names
    * (close the Location when done); refuses (and logs) an escape.
