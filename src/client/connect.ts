@@ -4,7 +4,7 @@
  * pinned fingerprint), so an impostor never sees it.
  */
 import type { TLSSocket } from 'node:tls';
-import { FrameDecoder, FrameType, encodeFrame, frameTypeName, PREAUTH_MAX_PAYLOAD, type Frame } from '../protocol/frame.js';
+import { FrameType, encodeFrame, frameTypeName, PREAUTH_MAX_PAYLOAD, type Frame } from '../protocol/frame.js';
 import {
   decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
 } from '../protocol/messages.js';
@@ -12,6 +12,8 @@ import {
   AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, RequestError, ShellwireError,
 } from '../errors.js';
 import { fingerprintOfCertificate } from '../transport/tls.js';
+import { FrameConnection } from '../transport/frame-connection.js';
+import type { Transport } from '../transport/transport.js';
 import { openTls } from './open-tls.js';
 import { verifyHostKey, type HostKeyPolicy } from '../auth/known-hosts.js';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
@@ -51,6 +53,13 @@ export interface BaseConnectOptions extends ConnectionOptions {
   connectTimeoutMs?: number;
   /** Abort the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * Run the connection over this byte duplex instead of dialling TCP (src/transport/transport.ts):
+   * what the gateway relay and the NATS tunnel use. TLS, the host key check and HELLO are the
+   * same; `target` still names the host (known_hosts, messages). The duplex is destroyed when
+   * the connection ends or fails; a failed connect cannot be retried on it.
+   */
+  transport?: Transport;
   /** Environment to read SHELLWIRE_* from (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Told each step of connecting (address, TLS, host key check, credentials offered, outcome), as `ssh -v` prints them. */
@@ -138,13 +147,13 @@ async function connectWith(parsed: Target, label: string, options: ConnectOption
   debug?.(`connecting to ${label} (timeout ${timeoutMs / 1000} s)`);
   let socket: TLSSocket;
   try {
-    socket = await openTls(parsed, label, timeoutMs, options.signal);
+    socket = await openTls(parsed, label, timeoutMs, options.signal, options.transport);
   } catch (err) {
     debug?.(`connecting failed: ${describeFailure(err)}`);
     throw err;
   }
   try {
-    debug?.(`${socket.getProtocol() ?? 'TLS'} established with ${socket.remoteAddress ?? parsed.host} port ${socket.remotePort ?? parsed.port} (${socket.getCipher().name})`);
+    debug?.(`${socket.getProtocol() ?? 'TLS'} established with ${options.transport ? `${label} over the given transport` : `${socket.remoteAddress ?? parsed.host} port ${socket.remotePort ?? parsed.port}`} (${socket.getCipher().name})`);
     const cert = socket.getPeerX509Certificate();
     if (!cert) throw new HostVerificationError(ErrorCode.TLS, `${label} presented no certificate.`, { host: label });
     const fingerprint = fingerprintOfCertificate(cert.raw);
@@ -179,9 +188,10 @@ async function connectWith(parsed: Target, label: string, options: ConnectOption
       debug(`offering ${hello.auth.length} credential(s), the server takes the first that works:`);
       for (const [i, attempt] of hello.auth.entries()) debug(`  ${i + 1}. ${describeAttempt(attempt, credentials, options, env)}`);
     }
-    const welcome = await handshake(socket, hello, label, timeoutMs, options.signal);
+    const connection = await handshake(socket, hello, label, timeoutMs, options.signal, (welcome, conn) => new Connection(conn, welcome, label, options));
+    const welcome = connection.server;
     debug?.(`authenticated as ${welcome.user} on ${welcome.hostname} (${welcome.server}, protocol ${welcome.version})`);
-    return new Connection(socket, welcome, label, options);
+    return connection;
   } catch (err) {
     debug?.(`failed: ${describeFailure(err)}`);
     socket.destroy();
@@ -264,53 +274,60 @@ function localUserName(): string {
 
 /**
  * Send HELLO in one write; wait for WELCOME, or turn GOODBYE into the matching error. The
- * abort signal counts here too: a daemon that froze after TLS must not hold an aborted
- * connect until the timeout.
+ * frame reader is the connection's own, started before HELLO: on WELCOME `adopt` takes it
+ * over at once, so frames that arrive in the same chunk as WELCOME reach the connection
+ * (they used to be dropped with the handshake's decoder). The abort signal counts here too:
+ * a daemon that froze after TLS must not hold an aborted connect until the timeout.
  */
-function handshake(socket: TLSSocket, hello: Hello, label: string, timeoutMs: number, signal?: AbortSignal): Promise<Welcome> {
+function handshake(
+  socket: TLSSocket, hello: Hello, label: string, timeoutMs: number, signal: AbortSignal | undefined,
+  adopt: (welcome: Welcome, conn: FrameConnection) => Connection,
+): Promise<Connection> {
   return new Promise((resolve, reject) => {
     let settled = false;
-    const finish = (error: Error | null, welcome?: Welcome) => {
+    const finish = (error: Error | null, connection?: Connection) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      socket.removeListener('data', onData);
-      socket.removeListener('close', onClose);
-      socket.removeListener('error', onError);
-      if (error) reject(error);
-      else resolve(welcome!);
+      if (error) {
+        conn.destroy();
+        reject(error);
+      } else resolve(connection!);
     };
-    const decoder = new FrameDecoder((frame: Frame) => {
+    const onFrame = (frame: Frame) => {
       if (settled) return;
-      if (frame.type === FrameType.WELCOME) {
-        const welcome = decodeWelcome(frame.payload);
-        finish(null, welcome);
-        // Bytes after WELCOME in the same chunk belong to the connection; v1 servers
-        // send nothing unasked, so there are none to hand over.
-      } else if (frame.type === FrameType.GOODBYE) {
-        const { code, message } = decodeCodeMessage(FrameType.GOODBYE, frame.payload);
-        finish(goodbyeError(code, message, label));
-      } else {
-        finish(new ProtocolError(ErrorCode.BAD_MESSAGE, `${label} sent ${frameTypeName(frame.type)} before WELCOME.`, { host: label }));
-      }
-    }, { maxPayload: PREAUTH_MAX_PAYLOAD });
-    const onData = (chunk: Buffer) => {
       try {
-        decoder.push(chunk);
+        if (frame.type === FrameType.WELCOME) {
+          // Synchronously: the rest of this chunk is decoded for the connection.
+          finish(null, adopt(decodeWelcome(frame.payload), conn));
+        } else if (frame.type === FrameType.GOODBYE) {
+          const { code, message } = decodeCodeMessage(FrameType.GOODBYE, frame.payload);
+          finish(goodbyeError(code, message, label));
+        } else {
+          finish(new ProtocolError(ErrorCode.BAD_MESSAGE, `${label} sent ${frameTypeName(frame.type)} before WELCOME.`, { host: label }));
+        }
       } catch (err) {
         finish(err as Error);
       }
     };
-    const onClose = () => finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${label} closed the connection during the handshake.`, { host: label }));
-    const onError = (err: Error) => finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${label} failed during the handshake: ${err.message}`, { host: label, cause: err }));
+    const onClose = (error: ShellwireError | null) => {
+      // The decoder's verdicts (oversized frame, bad header) stand; a frame cut off by the
+      // close is, as before, the peer closing during the handshake.
+      if (error instanceof ProtocolError && error.code !== ErrorCode.FRAME_TRUNCATED) return finish(error);
+      const cause = error instanceof ConnectionError ? error.cause : undefined;
+      if (cause instanceof Error) {
+        finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${label} failed during the handshake: ${cause.message}`, { host: label, cause }));
+      } else {
+        finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${label} closed the connection during the handshake.`, { host: label }));
+      }
+    };
+    // Not authenticated: PING/PONG/GOODBYE come to `onFrame`, which accepts WELCOME or GOODBYE.
+    const conn = new FrameConnection(socket, { onFrame, onClose }, { maxPayload: PREAUTH_MAX_PAYLOAD, peer: label, authenticated: false });
     const timer = setTimeout(() => finish(new ConnectionError(ErrorCode.HANDSHAKE_TIMEOUT, `${label} did not answer HELLO within ${timeoutMs} ms.`, { host: label })), timeoutMs);
     const onAbort = () => finish(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label }));
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) return onAbort();
-    socket.on('data', onData);
-    socket.on('close', onClose);
-    socket.on('error', onError);
     socket.write(encodeFrame(FrameType.HELLO, 0, encodeJson(hello)));
   });
 }

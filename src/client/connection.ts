@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
-import { FrameConnection } from '../transport/frame-connection.js';
+import { FrameConnection, type FrameConnectionHandlers } from '../transport/frame-connection.js';
 import type { OpenRequest, Welcome } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ShellwireError, type CommandResult } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
@@ -62,7 +62,12 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
   #closeError: ShellwireError | null = null;
   #closed: Promise<void>;
 
-  constructor(socket: TLSSocket, welcome: Welcome, hostLabel: string, options: ConnectionOptions = {}) {
+  /**
+   * Over a TLS socket right after WELCOME, or over the `FrameConnection` whose reader
+   * received WELCOME (connect.ts): it is taken over as it is, so no byte read after
+   * WELCOME is lost.
+   */
+  constructor(socket: TLSSocket | FrameConnection, welcome: Welcome, hostLabel: string, options: ConnectionOptions = {}) {
     super();
     this.hostLabel = hostLabel;
     this.server = welcome;
@@ -70,27 +75,33 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     this.#maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, welcome.maxPayload);
     let markClosed!: () => void;
     this.#closed = new Promise((resolve) => (markClosed = resolve));
-    this.conn = new FrameConnection(
-      socket,
-      {
-        onFrame: (frame) => this.#withHost(() => this.#table.dispatch(frame)),
-        onClose: (error, goodbye) => {
-          const reason =
-            error ??
-            (goodbye
-              ? new ConnectionError(goodbye.code as ErrorCode, `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
-              : new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${hostLabel} closed.`, { host: hostLabel }));
-          this.#closeError = reason;
-          try {
-            this.#table.connectionLost(reason);
-          } finally {
-            markClosed();
-            this.emit('close', error);
-          }
-        },
+    const handlers: FrameConnectionHandlers = {
+      onFrame: (frame) => this.#withHost(() => this.#table.dispatch(frame)),
+      onClose: (error, goodbye) => {
+        const reason =
+          error ??
+          (goodbye
+            ? new ConnectionError(goodbye.code as ErrorCode, `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
+            : new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${hostLabel} closed.`, { host: hostLabel }));
+        this.#closeError = reason;
+        try {
+          this.#table.connectionLost(reason);
+        } finally {
+          markClosed();
+          this.emit('close', error);
+        }
       },
-      { maxPayload: welcome.maxPayload, keepaliveMs: options.keepaliveMs ?? DEFAULT_CLIENT_KEEPALIVE_MS, peer: hostLabel },
-    );
+    };
+    const keepaliveMs = options.keepaliveMs ?? DEFAULT_CLIENT_KEEPALIVE_MS;
+    if (socket instanceof FrameConnection) {
+      this.conn = socket;
+      this.conn.setHandlers(handlers);
+      this.conn.decoder.maxPayload = welcome.maxPayload;
+      this.conn.authenticated = true;
+      this.conn.startKeepalive(keepaliveMs);
+    } else {
+      this.conn = new FrameConnection(socket, handlers, { maxPayload: welcome.maxPayload, keepaliveMs, peer: hostLabel });
+    }
     this.#table = new ChannelTable({ role: ChannelRole.OPENER, sink: this.conn, maxChannels: welcome.maxChannels, peer: hostLabel });
   }
 

@@ -9,6 +9,7 @@ import { connect as tlsConnect, createSecureContext, type SecureContext, type TL
 import { ConnectionError, ErrorCode, HostVerificationError, type ShellwireError } from '../errors.js';
 import { TLS_CIPHERS, TLS_MIN_VERSION, ALPN_PROTOCOL, fingerprintOfCertificate } from '../transport/tls.js';
 import { DEFAULT_PORT, formatTarget, type Target } from './target.js';
+import type { Transport } from '../transport/transport.js';
 
 /** How long a failed handshake's second look at the port may take (see `identifyService`). */
 export const IDENTIFY_SERVICE_MS = 1_500;
@@ -23,12 +24,16 @@ function clientSecureContext(): SecureContext {
   return sharedContext;
 }
 
-/** A TLS 1.3 connection that agreed on ALPN `shellwire/1`; the certificate is checked by the caller. */
-export function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal): Promise<TLSSocket> {
+/**
+ * A TLS 1.3 connection that agreed on ALPN `shellwire/1`; the certificate is checked by the
+ * caller. Over TCP to `target`, or over `transport` (any byte duplex, already connected:
+ * a gateway relay, a NATS tunnel), where `target` only names the host.
+ */
+export function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal, transport?: Transport): Promise<TLSSocket> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     // TCP_NODELAY from the first byte: Nagle + delayed ACK would add ~40 ms per handshake step.
-    const tcp = netConnect({ host: target.host, port: target.port, noDelay: true });
+    const tcp = transport ?? netConnect({ host: target.host, port: target.port, noDelay: true });
     const socket = tlsConnect({
       socket: tcp,
       servername: /^[0-9.:]+$/.test(target.host) ? '' : target.host,
@@ -37,7 +42,8 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
       // The certificate is self-signed; trust comes from the pinned fingerprint checked next.
       rejectUnauthorized: false,
     });
-    let tcpConnected = false;
+    // A transport is connected when we get it: what it says or does is the peer's doing.
+    let tcpConnected = transport !== undefined;
     let settled = false;
     tcp.once('connect', () => (tcpConnected = true));
     const timer = setTimeout(() => {
@@ -79,8 +85,9 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
         fail(new HostVerificationError(ErrorCode.TLS, `${label} speaks TLS but not TLS 1.3, which shellwire requires: it is not a shellwire daemon, or something in between downgrades TLS.`, { host: label, cause: err }));
       } else if (isNotTls(err)) {
         // The peer answered the ClientHello with bytes that are not TLS. Which protocol it
-        // was decides the advice, so look again: a short, separate, read-mostly connection.
-        const budget = Math.max(0, Math.min(IDENTIFY_SERVICE_MS, timeoutMs - (Date.now() - started)));
+        // was decides the advice, so look again: a short, separate, read-mostly connection
+        // (over TCP only: a transport cannot be dialled twice).
+        const budget = transport ? 0 : Math.max(0, Math.min(IDENTIFY_SERVICE_MS, timeoutMs - (Date.now() - started)));
         cleanup();
         socket.destroy();
         tcp.destroy();

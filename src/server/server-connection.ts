@@ -55,6 +55,8 @@ export interface ServerConnectionContext {
   /** The last check on a successful login (connection limits); a refusal closes with its code. */
   admit?(principal: AuthenticatedUser): { code: ErrorCode; message: string } | null;
   onClosed(connection: ServerConnection): void;
+  /** Who is at the other end when the socket cannot say (a connection over a transport: Server.handleConnection). */
+  peer?: { address: string; remote: string };
 }
 
 type State = 'handshake' | 'authenticating' | 'open' | 'closed';
@@ -77,10 +79,10 @@ export class ServerConnection implements ChannelHost {
   constructor(socket: TLSSocket, ctx: ServerConnectionContext) {
     this.#ctx = ctx;
     this.limits = ctx.limits;
-    this.remote = socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+    this.remote = ctx.peer?.remote ?? (socket.remoteFamily === 'IPv6' ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`);
     // No pino child per connection: it costs ~2 KiB each, and idle connections must stay small.
     this.log = ctx.log;
-    this.address = socket.remoteAddress ?? 'unknown';
+    this.address = ctx.peer?.address ?? socket.remoteAddress ?? 'unknown';
     this.conn = new FrameConnection(
       socket,
       { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },

@@ -2,7 +2,7 @@
  * The daemon: a TLS listener that hands each authenticated connection to a
  * `ServerConnection`, enforces the connection limit, and stops gracefully.
  */
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, createSecureContext, TLSSocket, type SecureContext, type Server as TlsServer } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
@@ -34,6 +34,7 @@ import { daemonAccount } from '../auth/os-account.js';
 import { StartupGate, type Startup } from './startup-gate.js';
 import { refuseSocket } from './refuse-socket.js';
 import { DEFAULT_PORT } from '../transport/address.js';
+import type { Transport, TransportPeer } from '../transport/transport.js';
 
 export { DEFAULT_PORT };
 export const DEFAULT_HOST = '127.0.0.1';
@@ -95,6 +96,8 @@ export class Server {
   #startups = new WeakMap<object, Startup>();
   /** Who each accepted TCP socket came from, kept from the accept (a reset socket forgets it). */
   #peers = new WeakMap<object, Peer>();
+  /** Who is behind each connection that came over a transport (its socket has no address). */
+  #transportPeers = new WeakMap<object, Peer>();
   #draining = false;
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
@@ -105,6 +108,9 @@ export class Server {
   #ownAudit: DaemonAudit | null = null;
   #attached: Array<{ close(graceMs: number): Promise<void> }> = [];
   #containers: Containers;
+  #baseEnv: Record<string, string>;
+  /** The daemon's TLS context for connections that come over a transport (handleConnection). */
+  #secureContext: SecureContext;
 
   private constructor(options: ServerOptions, identity: HostIdentity & { created: boolean }, token: string, stateDir: string, users: UsersConfig) {
     this.#identity = identity;
@@ -130,6 +136,7 @@ export class Server {
     }
     this.#audit = options.audit || null;
     const baseEnv = commandBaseEnv();
+    this.#baseEnv = baseEnv;
     this.#containers = new Containers({
       mode: options.containment ?? 'auto',
       // Lost commands are kept only for our own audit log, which the next start completes.
@@ -149,16 +156,8 @@ export class Server {
       minHandshakeTimeoutMs: this.limits.minHandshakeTimeoutMs,
     });
     this.#tls.on('connection', (socket: Socket) => this.#tlsOnConnection(socket));
-    this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-      // The peer may be gone (reset right after ClientHello): its address is the one seen at accept.
-      const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
-      const reason = err.code ?? err.message;
-      this.#log.warn({ client: peer.remote, code: ErrorCode.TLS, err: reason }, 'TLS handshake failed');
-      this.#audit?.connectFailed?.(peer.address, peer.remote, 'tls', reason);
-      // With a listener here Node leaves the socket to us: a handshake that timed out or
-      // failed would otherwise hold its fd (and its startup slot) until the peer leaves.
-      socket.destroy();
-    });
+    this.#secureContext = createSecureContext(secureContextOptions(identity));
+    this.#tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => this.#tlsOnClientError(err, socket));
     this.#tls.on('secureConnection', (socket: TLSSocket) => this.#tlsOnSecureConnection(socket, authenticator, baseEnv));
   }
 
@@ -216,6 +215,7 @@ export class Server {
       if (next === undefined) return { ok: false, error: `no host key in ${this.stateDir}` };
       if (next.fingerprint === this.#identity.fingerprint) return { ok: true, changed: false, fingerprint: next.fingerprint };
       this.#tls.setSecureContext(secureContextOptions(next));
+      this.#secureContext = createSecureContext(secureContextOptions(next));
       this.#log.warn({ old: this.#identity.fingerprint, fingerprint: next.fingerprint }, 'host key changed: new connections use the new key');
       this.#identity = next;
       return { ok: true, changed: true, fingerprint: next.fingerprint };
@@ -330,20 +330,76 @@ export class Server {
     this.#ownAudit = null;
   }
 
+  /**
+   * Serve one connection that arrives over `transport` instead of the TCP listener: the
+   * same TLS 1.3 (this daemon's key), HELLO and frames, the same startup limits, connection
+   * limit, logs and audit. This is the door for the gateway relay and the NATS tunnel
+   * (src/transport/transport.ts). `peer` names the other end for logs, the audit trail and
+   * login throttling (default address `transport`: every such connection then shares one
+   * source's startup share). Works whether or not `listen()` was called; the transport is
+   * destroyed when the connection ends.
+   */
+  handleConnection(transport: Transport, peer: TransportPeer = { address: 'transport' }): void {
+    const socket = new TLSSocket(transport, {
+      isServer: true,
+      secureContext: this.#secureContext,
+      ALPNProtocols: [ALPN_PROTOCOL],
+      requestCert: false,
+      rejectUnauthorized: false,
+    });
+    const seen: Peer = { address: peer.address, remote: peer.remote ?? peer.address };
+    this.#transportPeers.set(socket, seen);
+    this.#peers.set(socket, seen);
+    const startup = this.#admitStartup(socket, seen);
+    if (!startup) return;
+    // What tls.Server does for its TCP sockets: a secure socket is served, a failed handshake told.
+    let secured = false;
+    socket.once('secure', () => {
+      secured = true;
+      if (socket.alpnProtocol !== ALPN_PROTOCOL) {
+        this.#tlsOnClientError(Object.assign(new Error(`the client did not agree to ALPN ${ALPN_PROTOCOL}`), { code: 'ERR_SSL_NO_APPLICATION_PROTOCOL' }), socket);
+        return;
+      }
+      this.#tlsOnSecureConnection(socket, this.#authenticator, this.#baseEnv);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!secured) {
+        secured = true;
+        this.#tlsOnClientError(err, socket);
+      }
+    });
+  }
+
+  #tlsOnClientError(err: NodeJS.ErrnoException, socket: TLSSocket): void {
+    // The peer may be gone (reset right after ClientHello): its address is the one seen at accept.
+    const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
+    const reason = err.code ?? err.message;
+    this.#log.warn({ client: peer.remote, code: ErrorCode.TLS, err: reason }, 'TLS handshake failed');
+    this.#audit?.connectFailed?.(peer.address, peer.remote, 'tls', reason);
+    // With a listener here Node leaves the socket to us: a handshake that timed out or
+    // failed would otherwise hold its fd (and its startup slot) until the peer leaves.
+    socket.destroy();
+  }
+
   #tlsOnConnection(socket: Socket): void {
     // Nagle would hold our small handshake and exit frames for a delayed ACK (~40 ms).
     socket.setNoDelay(true);
     const peer = peerOf(socket);
     this.#peers.set(socket, peer);
-    const startup = this.#gate.admit(socket);
+    this.#admitStartup(socket, peer);
+  }
+
+  #admitStartup(socket: Socket, peer: Peer): Startup | null {
+    const startup = this.#gate.admit(socket, peer.address);
     if (!startup) {
       // Before any TLS work: one address may not hold more of the table than its share.
       this.#log.warn({ client: peer.remote, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
       this.#audit?.connectFailed?.(peer.address, peer.remote, 'startup', 'too many unauthenticated connections from this address');
       socket.destroy();
-      return;
+      return null;
     }
     this.#startups.set(socket, startup);
+    return startup;
   }
 
   #tlsOnSecureConnection(socket: TLSSocket, authenticator: Authenticator, baseEnv: Record<string, string>): void {
@@ -367,7 +423,9 @@ export class Server {
       return;
     }
     const audit = this.#audit;
+    const transportPeer = this.#transportPeers.get(socket);
     const connection = new ServerConnection(socket, {
+      ...(transportPeer ? { peer: transportPeer } : {}),
       limits: this.limits,
       log: this.#log,
       authenticator,

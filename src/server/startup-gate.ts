@@ -68,9 +68,8 @@ export class StartupGate {
    * socket closes), or null when its source already holds `perSource` startups: the
    * caller drops it. May evict an older silent startup to make room.
    */
-  admit(socket: Socket): Startup | null {
+  admit(socket: Socket, address: string = socket.remoteAddress ?? 'unknown'): Startup | null {
     const l = this.#limits;
-    const address = socket.remoteAddress ?? 'unknown';
     if (this.fromAddress(address) >= l.perSource) return null;
     const n = this.#startups.size;
     if (n >= l.start) {

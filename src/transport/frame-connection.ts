@@ -1,10 +1,12 @@
 /**
- * A framed, kept-alive connection over one TLS socket, used by both client and server.
- * It owns the decoder, answers PING, notices a dead peer, and exposes write congestion
- * so channels can stop producing while the socket drains (never an unbounded queue).
+ * A framed, kept-alive connection over one byte duplex (the TLS socket: see transport.ts),
+ * used by both client and server. It owns the decoder, answers PING, notices a dead peer,
+ * and exposes write congestion so channels can stop producing while the socket drains
+ * (never an unbounded queue).
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { Duplex } from 'node:stream';
 import { ErrorCode, ProtocolError, ConnectionError, type ShellwireError } from '../errors.js';
 import { FrameDecoder, FrameType, STREAM_FRAME_TYPES, encodeFrame, encodeFrameHeader, type Frame } from '../protocol/frame.js';
 import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
@@ -36,8 +38,12 @@ export interface FrameConnectionOptions {
   authenticated?: boolean;
 }
 
-export class FrameConnection {
-  readonly socket: TLSSocket | Socket;
+/**
+ * `S` is the duplex below: a TLS socket in shellwire (whatever carries the TLS, see
+ * transport.ts); any `Duplex` works, since only bytes, `writableLength` and 'drain' are used.
+ */
+export class FrameConnection<S extends Duplex = TLSSocket | Socket> {
+  readonly socket: S;
   readonly peer: string;
   readonly decoder: FrameDecoder;
   #handlers: FrameConnectionHandlers;
@@ -50,7 +56,7 @@ export class FrameConnection {
   /** See FrameConnectionOptions.authenticated. */
   authenticated: boolean;
 
-  constructor(socket: TLSSocket | Socket, handlers: FrameConnectionHandlers, options: FrameConnectionOptions) {
+  constructor(socket: S, handlers: FrameConnectionHandlers, options: FrameConnectionOptions) {
     this.socket = socket;
     this.peer = options.peer;
     this.#handlers = handlers;
@@ -67,6 +73,15 @@ export class FrameConnection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Hand the frames to someone else from the next frame on, even one in the middle of the
+   * chunk being decoded: the client's handshake reads WELCOME with its own handlers, then
+   * gives the connection to `Connection` before the bytes after WELCOME are decoded.
+   */
+  setHandlers(handlers: FrameConnectionHandlers): void {
+    this.#handlers = handlers;
   }
 
   /** The ping interval in use (0: none); a peer silent for `KEEPALIVE_MISSES` of them is dropped. */
@@ -235,7 +250,7 @@ export class FrameConnection {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#keepaliveTimer) clearInterval(this.#keepaliveTimer);
-    if (!this.socket.destroyed && error) this.socket.destroySoon?.();
+    if (!this.socket.destroyed && error) (this.socket as { destroySoon?: () => void }).destroySoon?.();
     // Channels hear of the loss first (they stop their producers), then drain waiters run,
     // off this stack, and find the connection closed.
     this.#handlers.onClose(error, this.#goodbyeReceived);
