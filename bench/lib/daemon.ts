@@ -68,9 +68,15 @@ export interface BenchDaemon {
   stop(): Promise<void>;
 }
 
+let stateDirSerial = 0;
+
 export async function startDaemon(extraArgs: string[] = []): Promise<BenchDaemon> {
   if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/index.js'))) throw new Error(`${CLI} or dist/ is missing: run \`npm run build\` first`);
-  const { home, stateDir } = benchDirs();
+  const { home, stateDir: firstStateDir } = benchDirs();
+  // One daemon per state dir (serve refuses a second one): each daemon after the first alive
+  // gets its own; clients are given the token (SHELLWIRE_TOKEN), so no lookup depends on it.
+  const stateDir = live.size === 0 ? firstStateDir : join(home, `server-${++stateDirSerial}`);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, SHELLWIRE_HOME: home };
