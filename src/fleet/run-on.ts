@@ -441,5 +441,5 @@ function canceledError(host: FleetHost): ShellwireError {
 
 function errorInfo(err: unknown): { code: string; message: string } {
   if (err instanceof ShellwireError) return { code: err.code, message: err.message.split('\n').filter((l) => !l.startsWith('@@@') && !l.startsWith('@ ')).join(' ') };
-  return { code: 'SW_ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) };
+  return { code: ErrorCode.INTERNAL, message: err instanceof Error ? err.message : String(err) };
 }
