@@ -163,6 +163,16 @@ export class LocalIoError extends ShellwireError {
   }
 }
 
+/**
+ * The system's error code (ENOENT, EIO, …) of a failed local operation: `errno` of a
+ * `LocalIoError`, `code` of a Node.js system error; undefined for anything else.
+ */
+export function errnoOf(err: unknown): string | undefined {
+  if (err instanceof LocalIoError) return err.errno;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && !code.startsWith('SW_ERR_') ? code : undefined;
+}
+
 /** A file operation that failed: refused by the daemon, a local I/O error, an integrity failure. */
 export class FileTransferError extends RequestError {
   override name = 'FileTransferError';

@@ -15,7 +15,7 @@ import { FileSender, FileSink, FILE_WINDOW, SourceChangedError, onlyUnlinked, sa
 import { hashFilePrefix, InlineHash, openHashingReader, type HashingReader, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, MAX_PATH_LENGTH, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
-import { ErrorCode, ProtocolError, remoteErrorCode } from '../errors.js';
+import { ErrorCode, ProtocolError, errnoOf, remoteErrorCode } from '../errors.js';
 import { encodeOsBytes, isOsString, OsBytesError } from '../protocol/os-bytes.js';
 import type { ChannelOpener } from './channel-host.js';
 import { FileChannelClient, FileTransferError } from './file-channel.js';
@@ -118,8 +118,9 @@ function sourceChanged(local: string, what: string): FileTransferError {
 function localError(what: string, path: string, err: unknown): FileTransferError {
   const e = err as NodeJS.ErrnoException;
   // Bytes past the announced size are an integrity failure, not a local one.
-  const code = e?.code === 'EINTEGRITY' ? ErrorCode.INTEGRITY : ErrorCode.LOCAL_IO;
-  return new FileTransferError(code, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno: e?.code, path, cause: err });
+  const errno = errnoOf(err);
+  const code = errno === 'EINTEGRITY' ? ErrorCode.INTEGRITY : ErrorCode.LOCAL_IO;
+  return new FileTransferError(code, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno, path, cause: err });
 }
 
 function exitError(conn: ChannelOpener, exit: FileExit | null, what: string): FileTransferError {
