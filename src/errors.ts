@@ -39,6 +39,8 @@ export const ErrorCode = {
   BAD_REQUEST: 'SW_ERR_BAD_REQUEST',
   // files
   SOURCE_CHANGED: 'SW_ERR_SOURCE_CHANGED',
+  INTEGRITY: 'SW_ERR_INTEGRITY',
+  LOCAL_IO: 'SW_ERR_LOCAL_IO',
   // local usage
   BAD_TARGET: 'SW_ERR_BAD_TARGET',
   BAD_KEY: 'SW_ERR_BAD_KEY',
@@ -51,8 +53,28 @@ export const ErrorCode = {
   STATE_DIR: 'SW_ERR_STATE_DIR',
   AUDIT_UNAVAILABLE: 'SW_ERR_AUDIT_UNAVAILABLE',
   MISSING_DEPENDENCY: 'SW_ERR_MISSING_DEPENDENCY',
+  // a bug in shellwire: a failure that is not a ShellwireError
+  INTERNAL: 'SW_ERR_INTERNAL',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+const KNOWN_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
+
+/** A code from an untyped source (the wire, a log): the `ErrorCode` it names, or undefined when this version does not define it. */
+export function parseErrorCode(value: unknown): ErrorCode | undefined {
+  return typeof value === 'string' && KNOWN_CODES.has(value) ? (value as ErrorCode) : undefined;
+}
+
+/**
+ * The one reading of a code a peer sent (OPEN_FAIL, EXIT.error, GOODBYE): a code this version
+ * does not define becomes `fallback`. v1 daemons before SW_ERR_INTEGRITY reported a SHA-256
+ * mismatch as SW_ERR_BAD_REQUEST with `errno: 'EINTEGRITY'`; that pair is read as SW_ERR_INTEGRITY
+ * (docs/protocol.md, "Error codes on the wire").
+ */
+export function remoteErrorCode(value: unknown, fallback: ErrorCode, errno?: unknown): ErrorCode {
+  const code = parseErrorCode(value) ?? fallback;
+  return code === ErrorCode.BAD_REQUEST && errno === 'EINTEGRITY' ? ErrorCode.INTEGRITY : code;
+}
 
 export interface ErrorContext {
   host?: string;
@@ -97,6 +119,12 @@ export class HostVerificationError extends ShellwireError {
   override name = 'HostVerificationError';
   /** SHA-256 fingerprint the server presented, `SHA256:base64`. */
   fingerprint?: string;
+  /** SW_ERR_HOST_KEY_CHANGED: the fingerprint that was pinned for the host (known_hosts or the `fingerprint` option). */
+  pinned?: string;
+  /** The fingerprint the server presented: another name for `fingerprint`, beside `pinned`. */
+  get presented(): string | undefined {
+    return this.fingerprint;
+  }
   /** The known_hosts file that was consulted (not set when a `fingerprint` option was given). */
   knownHostsFile?: string;
   /** SW_ERR_HOST_KEY_CHANGED: the 1-based line of the pin that did not match (ssh's "Offending key"). */
@@ -118,6 +146,46 @@ export class RequestError extends ShellwireError {
 /** Local misuse: bad target syntax, unusable state dir. */
 export class UsageError extends ShellwireError {
   override name = 'UsageError';
+}
+
+/** A local file or directory could not be read or written (SW_ERR_LOCAL_IO); `errno` is the system's code. */
+export class LocalIoError extends ShellwireError {
+  override name = 'LocalIoError';
+  /** The system error code (ENOENT, EACCES, EIO, …), when a system call failed. */
+  errno?: string;
+  /** The local path the error is about. */
+  path?: string;
+
+  constructor(message: string, context: { errno?: string | undefined; path?: string; cause?: unknown } = {}) {
+    super(ErrorCode.LOCAL_IO, message, context.cause !== undefined ? { cause: context.cause } : {});
+    if (context.errno) this.errno = context.errno;
+    if (context.path !== undefined) this.path = context.path;
+  }
+}
+
+/**
+ * The system's error code (ENOENT, EIO, …) of a failed local operation: `errno` of a
+ * `LocalIoError`, `code` of a Node.js system error; undefined for anything else.
+ */
+export function errnoOf(err: unknown): string | undefined {
+  if (err instanceof LocalIoError) return err.errno;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && !code.startsWith('SW_ERR_') ? code : undefined;
+}
+
+/** A file operation that failed: refused by the daemon, a local I/O error, an integrity failure. */
+export class FileTransferError extends RequestError {
+  override name = 'FileTransferError';
+  /** The system error code (ENOENT, EACCES, ENOSPC, …); EINTEGRITY for a SHA-256 mismatch. */
+  errno?: string;
+  /** The path the error is about (remote or local). */
+  path?: string;
+
+  constructor(code: ErrorCode, message: string, context: { host?: string; errno?: string | undefined; path?: string; cause?: unknown } = {}) {
+    super(code, message, { ...(context.host ? { host: context.host } : {}), ...(context.cause !== undefined ? { cause: context.cause } : {}) });
+    if (context.errno) this.errno = context.errno;
+    if (context.path !== undefined) this.path = context.path;
+  }
 }
 
 /** Result of a finished remote command; also the shape of `CommandError`. */

@@ -21,7 +21,7 @@ export { DEFAULT_LIMITS, type ServerLimits } from './server/limits.js';
 export type { HostKeyPolicy } from './auth/known-hosts.js';
 export {
   ShellwireError, ProtocolError, ConnectionError, HostVerificationError, AuthenticationError,
-  RequestError, UsageError, CommandError, ErrorCode, type CommandResult,
+  RequestError, UsageError, LocalIoError, CommandError, ErrorCode, type CommandResult,
 } from './errors.js';
 export * from './fleet/index.js';
 export { AuditLog, auditLogPath, type AuditEvent, type AuditRow, type AuditKind, type AuditQuery, type VerifyResult } from './audit/audit-log.js';

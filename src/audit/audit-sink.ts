@@ -5,6 +5,7 @@
  * nothing from server/.
  */
 import type { OpenRequest } from '../protocol/messages.js';
+import type { ErrorCode } from '../errors.js';
 
 export interface CommandRecord {
   channel: number;
@@ -62,5 +63,5 @@ export interface AuditSink {
    * Asked before each new channel: a refusal (`SW_ERR_AUDIT_UNAVAILABLE` while the log
    * cannot be written) or null to go ahead. May retry the sink's storage; must stay quick.
    */
-  admit?(connection: AuditPeer): { code: string; message: string } | null;
+  admit?(connection: AuditPeer): { code: ErrorCode; message: string } | null;
 }

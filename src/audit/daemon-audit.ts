@@ -79,7 +79,7 @@ export class DaemonAudit implements AuditSink {
    * Called before a new channel (command, shell, file transfer) is admitted: retries a failing
    * log, and under `refuse` says why the request must be refused while it still fails.
    */
-  admit(): { code: string; message: string } | null {
+  admit(): { code: ErrorCode; message: string } | null {
     if (this.#outage === null) return null;
     if (Date.now() - this.#lastAttempt >= REQUEST_RETRY_MS) this.flush();
     const outage = this.#outage;

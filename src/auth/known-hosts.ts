@@ -293,6 +293,7 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
       { host: check.hostKey, hint: `If you know the daemon's key changed, remove line ${offending.line} of ${check.knownHostsFile} and connect again.` },
     );
     error.fingerprint = check.fingerprint;
+    error.pinned = offending.fingerprint;
     error.knownHostsFile = check.knownHostsFile;
     error.line = offending.line;
     throw error;

@@ -37,7 +37,9 @@
  *      connection-lost, protocol-error.
  */
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
-import { decodeCodeMessage, decodeOpenOk, decodeWindow, encodeJson, encodeWindow } from '../protocol/messages.js';
+import {
+  decodeCodeMessage, decodeOpenOk, decodeWindow, encodeCodeMessage, encodeExit, encodeJson, encodeOpenOk, encodeResize, encodeSignal, encodeWindow, type ExitStatus,
+} from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
 import { ReceiveWindow, SendWindow } from './window.js';
 
@@ -204,7 +206,7 @@ export class Channel {
     if (this.#state !== ChannelState.OPENING) return false;
     this.#recvWindow = new ReceiveWindow(message.window);
     this.#state = ChannelState.OPEN;
-    this.#sink.send(FrameType.OPEN_OK, this.id, encodeJson(message));
+    this.#sink.send(FrameType.OPEN_OK, this.id, encodeOpenOk(message));
     if (this.#closeWanted) this.close();
     return true;
   }
@@ -213,7 +215,7 @@ export class Channel {
   openFail(code: string, message: string, extra: Record<string, unknown> = {}): boolean {
     this.#mustBe(ChannelRole.ACCEPTOR, 'openFail');
     if (this.#state !== ChannelState.OPENING) return false;
-    const payload = encodeJson({ code, message, ...extra });
+    const payload = encodeCodeMessage(code, message, extra);
     this.#sink.send(FrameType.OPEN_FAIL, this.id, payload);
     this.#end(ChannelState.OPEN_FAILED, CloseReason.OPEN_FAILED, { openFail: { code, message, payload } });
     return true;
@@ -268,7 +270,7 @@ export class Channel {
   /** Opener: send a signal to the remote command (held until OPEN_OK, R1). */
   signal(signal: string): boolean {
     this.#mustBe(ChannelRole.OPENER, 'signal');
-    return this.#sendOrHold(FrameType.SIGNAL, encodeJson({ signal }));
+    return this.#sendOrHold(FrameType.SIGNAL, encodeSignal({ signal }));
   }
 
   /** Opener: the terminal's new size (held until OPEN_OK, R1). */
@@ -278,15 +280,15 @@ export class Channel {
       // Only the last size matters.
       this.#held = this.#held.filter((h) => h.type !== FrameType.RESIZE);
     }
-    return this.#sendOrHold(FrameType.RESIZE, encodeJson({ cols, rows }));
+    return this.#sendOrHold(FrameType.RESIZE, encodeResize({ cols, rows }));
   }
 
   /** Acceptor: the command ended; EXIT and CLOSE go together (R9). */
-  exit(status: Record<string, unknown>): boolean {
+  exit(status: ExitStatus & Record<string, unknown>): boolean {
     this.#mustBe(ChannelRole.ACCEPTOR, 'exit');
     if (this.#state !== ChannelState.OPEN || this.#closeWanted) return false;
     this.#exited = true;
-    this.#sink.send(FrameType.EXIT, this.id, encodeJson(status));
+    this.#sink.send(FrameType.EXIT, this.id, encodeExit(status));
     this.close();
     return true;
   }

@@ -15,7 +15,7 @@
  *   goes up (the connection then fails; the others end with `connection-lost`).
  */
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
-import { encodeJson } from '../protocol/messages.js';
+import { encodeCodeMessage, encodeOpen } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
 import { Channel, ChannelRole, type ChannelHooks, type FrameSink, type OpenMessage } from './channel-state.js';
 
@@ -120,7 +120,7 @@ export class ChannelTable {
     const id = this.#allocateId();
     const channel = new Channel({ id, role: ChannelRole.OPENER, sink: this.#sink, hooks, open: message, onEnded: (c) => this.#forget(c) });
     this.#channels.set(id, channel);
-    this.#sink.send(FrameType.OPEN, id, encodeJson(message));
+    this.#sink.send(FrameType.OPEN, id, encodeOpen(message));
     return channel;
   }
 
@@ -164,7 +164,7 @@ export class ChannelTable {
       throw new ProtocolError(ErrorCode.CHANNEL_IN_USE, `OPEN for channel ${id}, which is already open.`, { channel: id });
     }
     const refuse = (code: string, message: string, extra: Record<string, unknown> = {}) =>
-      this.#sink.send(FrameType.OPEN_FAIL, id, encodeJson({ code, message, ...extra }));
+      this.#sink.send(FrameType.OPEN_FAIL, id, encodeCodeMessage(code, message, extra));
     if (this.#checkMaxChannels && this.atLimit) {
       const full = tooManyChannels(this.#maxChannels);
       return refuse(full.code, full.message);

@@ -14,14 +14,19 @@
 import { createHash, type Hash } from 'node:crypto';
 import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { ErrorCode, LocalIoError, ShellwireError } from '../errors.js';
 
 /**
  * The file being sent is not the one the transfer started with: it ended before its size
  * (truncated), or its size, mtime or ctime changed (see `sameVersion`). The bytes sent mix
  * versions, so the receiver must not keep them under the target's name.
  */
-export class SourceChangedError extends Error {
+export class SourceChangedError extends ShellwireError {
   override name = 'SourceChangedError';
+
+  constructor(reason: string) {
+    super(ErrorCode.SOURCE_CHANGED, reason);
+  }
 }
 
 /** Bytes hashed per step when checking a partial file before resuming. */
@@ -57,7 +62,7 @@ export async function hashFilePrefix(handle: FileHandle, length: number, hash: S
   let position = 0;
   while (position < length) {
     const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, length - position), position);
-    if (bytesRead === 0) throw Object.assign(new Error(`the file ended at ${position} bytes, before ${length}`), { code: 'EIO' });
+    if (bytesRead === 0) throw new LocalIoError(`the file ended at ${position} bytes, before ${length}`, { errno: 'EIO' });
     hash.update(buffer.subarray(0, bytesRead));
     position += bytesRead;
   }

@@ -8,6 +8,7 @@
  */
 import { writev } from 'node:fs';
 import { SourceChangedError, type HashingReader } from './file-hash.js';
+import { LocalIoError } from '../errors.js';
 
 export { SourceChangedError };
 import type { FrameConnection } from '../transport/frame-connection.js';
@@ -317,9 +318,9 @@ export class FileSink {
   #stopped = false;
   #waiters: Array<() => void> = [];
   #onWritten: (bytes: number) => void;
-  #onError: (error: NodeJS.ErrnoException) => void;
+  #onError: (error: Error) => void;
 
-  constructor(fd: number, position: number, onWritten: (bytes: number) => void, onError: (error: NodeJS.ErrnoException) => void) {
+  constructor(fd: number, position: number, onWritten: (bytes: number) => void, onError: (error: Error) => void) {
     this.#fd = fd;
     this.#position = position;
     this.#onWritten = onWritten;
@@ -368,11 +369,12 @@ export class FileSink {
     this.#queue = this.#queue.length <= MAX_IOV ? [] : this.#queue.slice(MAX_IOV);
     let total = 0;
     for (const b of buffers) total += b.length;
-    writev(this.#fd, buffers, this.#position, (err, written) => {
+    writev(this.#fd, buffers, this.#position, (writeErr, written) => {
       if (this.#stopped) return this.#writeQueued();
+      let err: Error | null = writeErr;
       if (!err && written === 0) {
         // A regular file never takes zero bytes without an error; do not spin on it.
-        err = Object.assign(new Error('the file system accepted no data'), { code: 'EIO' });
+        err = new LocalIoError('the file system accepted no data', { errno: 'EIO' });
       }
       if (err) {
         this.#stopped = true;

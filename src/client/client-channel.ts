@@ -13,7 +13,7 @@
  *   frames are dropped by the core, not errors.
  */
 import { ChannelState, CloseReason, type Channel, type ChannelHooks, type CloseDetail, type CloseReason as Reason, type OpenMessage } from '../channel/channel-state.js';
-import { ConnectionError, ErrorCode, ProtocolError, ShellwireError } from '../errors.js';
+import { ConnectionError, ErrorCode, ProtocolError, ShellwireError, remoteErrorCode } from '../errors.js';
 import type { ClientChannelHost } from './channel-host.js';
 
 /**
@@ -81,7 +81,7 @@ export class ClientChannel {
     if (reason === CloseReason.NORMAL) return this.#ended(null);
     if (reason === CloseReason.OPEN_FAILED) {
       const fail = detail.openFail!;
-      return this.#ended(this.#kind.refused({ code: fail.code as ErrorCode, message: fail.message, payload: fail.payload }));
+      return this.#ended(this.#kind.refused({ code: remoteErrorCode(fail.code, ErrorCode.BAD_REQUEST), message: fail.message, payload: fail.payload }));
     }
     const error = detail.error;
     if (error instanceof ShellwireError) return this.#ended(error);

@@ -9,7 +9,7 @@ import {
   decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
 } from '../protocol/messages.js';
 import {
-  AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, RequestError, ShellwireError,
+  AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, RequestError, ShellwireError, parseErrorCode,
 } from '../errors.js';
 import { fingerprintOfCertificate } from '../transport/tls.js';
 import { FrameConnection } from '../transport/frame-connection.js';
@@ -162,6 +162,7 @@ async function connectWith(parsed: Target, label: string, options: ConnectOption
       if (options.fingerprint !== fingerprint) {
         const error = new HostVerificationError(ErrorCode.HOST_KEY_CHANGED, `${label} presented ${fingerprint}, expected ${options.fingerprint}. Refusing to connect.`, { host: label });
         error.fingerprint = fingerprint;
+        error.pinned = options.fingerprint;
         throw error;
       }
     } else {
@@ -337,6 +338,7 @@ export function goodbyeError(code: string, message: string, label: string): Shel
   if (code === ErrorCode.AUTH_FAILED) return new AuthenticationError(ErrorCode.AUTH_FAILED, text, { host: label, hint: "Check the user (USER@host or the user option), the identity option's key, or the token (token, tokenFile or SHELLWIRE_TOKEN)." });
   if (code === ErrorCode.LOCKED_OUT) return new AuthenticationError(ErrorCode.LOCKED_OUT, text, { host: label, hint: 'Wait, then try again with the right credentials.' });
   if (code === ErrorCode.TOO_MANY_CONNECTIONS || code === ErrorCode.SERVER_SHUTTING_DOWN) return new ConnectionError(code, text, { host: label });
-  if (Object.values(ErrorCode).includes(code as ErrorCode)) return new ProtocolError(code as ErrorCode, text, { host: label });
+  const known = parseErrorCode(code);
+  if (known) return new ProtocolError(known, text, { host: label });
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `${text} (code ${code})`, { host: label });
 }

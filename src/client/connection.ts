@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { FrameConnection, type FrameConnectionHandlers } from '../transport/frame-connection.js';
 import type { OpenRequest, Welcome } from '../protocol/messages.js';
-import { ConnectionError, ErrorCode, ShellwireError, type CommandResult } from '../errors.js';
+import { ConnectionError, ErrorCode, ShellwireError, remoteErrorCode, type CommandResult } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { ChannelTable } from '../channel/channel-table.js';
 import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '../channel/channel-state.js';
@@ -81,7 +81,7 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
         const reason =
           error ??
           (goodbye
-            ? new ConnectionError(goodbye.code as ErrorCode, `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
+            ? new ConnectionError(remoteErrorCode(goodbye.code, ErrorCode.CONNECTION_CLOSED), `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
             : new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${hostLabel} closed.`, { host: hostLabel }));
         this.#closeError = reason;
         try {

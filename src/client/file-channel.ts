@@ -14,24 +14,12 @@ import { FrameType } from '../protocol/frame.js';
 import {
   decodeFileExit, decodeFileOpenOk, parseJsonObject, FILE_CHANNEL_KIND, type FileExit, type FileOpenOk, type FileOp,
 } from '../protocol/file-messages.js';
-import { ErrorCode, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
+import { ErrorCode, FileTransferError, ProtocolError, type ShellwireError } from '../errors.js';
 import { ClientChannel } from './client-channel.js';
 import type { ClientChannelHost } from './channel-host.js';
 
-/** A file operation that failed: refused by the daemon, a local I/O error, or a hash mismatch. */
-export class FileTransferError extends RequestError {
-  override name = 'FileTransferError';
-  /** The system error code (ENOENT, EACCES, ENOSPC, …), or EINTEGRITY for a SHA-256 mismatch. */
-  errno?: string;
-  /** The path the error is about (remote or local). */
-  path?: string;
-
-  constructor(code: ErrorCode, message: string, context: { host?: string; errno?: string | undefined; path?: string; cause?: unknown } = {}) {
-    super(code, message, { ...(context.host ? { host: context.host } : {}), ...(context.cause !== undefined ? { cause: context.cause } : {}) });
-    if (context.errno) this.errno = context.errno;
-    if (context.path !== undefined) this.path = context.path;
-  }
-}
+/** Declared in errors.ts; re-exported here for the modules that always imported it from the file channel. */
+export { FileTransferError };
 
 export interface FileChannelOptions {
   op: FileOp;

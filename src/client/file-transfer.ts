@@ -15,7 +15,7 @@ import { FileSender, FileSink, FILE_WINDOW, SourceChangedError, onlyUnlinked, sa
 import { hashFilePrefix, InlineHash, openHashingReader, type HashingReader, type StreamHash } from '../channel/file-hash.js';
 import { FrameType } from '../protocol/frame.js';
 import { decodeFileEntry, MAX_PATH_LENGTH, partialName, type FileEntry, type FileExit, type FileOp, type FileOpenOk } from '../protocol/file-messages.js';
-import { ErrorCode, ProtocolError } from '../errors.js';
+import { ErrorCode, ProtocolError, errnoOf, remoteErrorCode } from '../errors.js';
 import { encodeOsBytes, isOsString, OsBytesError } from '../protocol/os-bytes.js';
 import type { ChannelOpener } from './channel-host.js';
 import { FileChannelClient, FileTransferError } from './file-channel.js';
@@ -117,12 +117,15 @@ function sourceChanged(local: string, what: string): FileTransferError {
 
 function localError(what: string, path: string, err: unknown): FileTransferError {
   const e = err as NodeJS.ErrnoException;
-  return new FileTransferError(ErrorCode.BAD_REQUEST, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno: e?.code, path, cause: err });
+  // Bytes past the announced size are an integrity failure, not a local one.
+  const errno = errnoOf(err);
+  const code = errno === 'EINTEGRITY' ? ErrorCode.INTEGRITY : ErrorCode.LOCAL_IO;
+  return new FileTransferError(code, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno, path, cause: err });
 }
 
 function exitError(conn: ChannelOpener, exit: FileExit | null, what: string): FileTransferError {
   if (!exit) return new FileTransferError(ErrorCode.COMMAND_CANCELED, `The ${what} was canceled.`, { host: conn.hostLabel });
-  return new FileTransferError((exit.error?.code ?? ErrorCode.BAD_REQUEST) as ErrorCode, `${conn.hostLabel}: ${exit.error?.message ?? 'failed'}`, { host: conn.hostLabel, errno: exit.errno });
+  return new FileTransferError(remoteErrorCode(exit.error?.code, ErrorCode.BAD_REQUEST, exit.errno), `${conn.hostLabel}: ${exit.error?.message ?? 'failed'}`, { host: conn.hostLabel, errno: exit.errno });
 }
 
 /** Close `channel` when `signal` aborts; returns the unsubscribe. */
@@ -309,7 +312,7 @@ export async function getFile(conn: ChannelOpener, remote: string, local: string
         await handle.close().catch(() => {});
         await unlink(localPath(partial)).catch(() => {});
         throw new FileTransferError(
-          ErrorCode.BAD_REQUEST,
+          ErrorCode.INTEGRITY,
           `SHA-256 mismatch for ${ok.path}: the server sent ${result.exit.sha256} (${result.exit.size} bytes), ${target} received ${sha256} (${result.size} bytes). The partial file was removed; run the transfer again.`,
           { host: conn.hostLabel, errno: 'EINTEGRITY', path: target },
         );
@@ -317,7 +320,7 @@ export async function getFile(conn: ChannelOpener, remote: string, local: string
       if (!result.exit?.ok) {
         // Bytes of two versions (the remote file changed), or bytes that failed the check:
         // nothing to resume from.
-        if (result.exit?.errno === 'EINTEGRITY' || result.exit?.error?.code === ErrorCode.SOURCE_CHANGED) await unlink(localPath(partial)).catch(() => {});
+        if (result.exit?.errno === 'EINTEGRITY' || result.exit?.error?.code === ErrorCode.INTEGRITY || result.exit?.error?.code === ErrorCode.SOURCE_CHANGED) await unlink(localPath(partial)).catch(() => {});
         throw exitError(conn, result.exit, `download of ${ok.path}`);
       }
       try {

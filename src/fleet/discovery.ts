@@ -19,6 +19,7 @@ import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { silentLogger } from '../silent-logger.js';
 import { asyncDispose } from '../dispose.js';
+import { ErrorCode, UsageError } from '../errors.js';
 
 export const PROBE_MAGIC = 'SWDISCOVER1\n';
 /** Probes are padded to this size so an answer never amplifies a spoofed request. */
@@ -249,11 +250,11 @@ function sanitizeName(name: string): string {
 /** `127.0.0.0/28` → its host addresses (IPv4; at most a /16). */
 export function expandSubnet(cidr: string): string[] {
   const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(cidr);
-  if (!m) throw new Error(`"${cidr}" is not an IPv4 subnet like 192.168.1.0/24.`);
+  if (!m) throw new UsageError(ErrorCode.BAD_TARGET, `"${cidr}" is not an IPv4 subnet like 192.168.1.0/24.`);
   const bits = Number(m[5]);
   const octets = m.slice(1, 5).map(Number);
-  if (octets.some((o) => o > 255) || bits > 32) throw new Error(`"${cidr}" is not a valid subnet.`);
-  if (bits < 16) throw new Error(`"${cidr}" is too large to probe (at most a /16).`);
+  if (octets.some((o) => o > 255) || bits > 32) throw new UsageError(ErrorCode.BAD_TARGET, `"${cidr}" is not a valid subnet.`);
+  if (bits < 16) throw new UsageError(ErrorCode.BAD_TARGET, `"${cidr}" is too large to probe (at most a /16).`);
   const base = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
   const size = 2 ** (32 - bits);
   const network = (base & ~(size - 1)) >>> 0;

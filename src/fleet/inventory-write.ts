@@ -8,7 +8,8 @@ import { CONFIG_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Document, isMap, isSeq, parseDocument } from 'yaml';
-import { parseInventory, type FleetHost } from './inventory.js';
+import { InventoryError, parseInventory, type FleetHost } from './inventory.js';
+import { LocalIoError, ShellwireError, errnoOf } from '../errors.js';
 
 export interface NewHost {
   name: string;
@@ -23,7 +24,8 @@ export function addHostsToInventory(file: string, hosts: readonly NewHost[]): { 
   try {
     text = readBoundedText(file, 'The inventory', CONFIG_FILE_LIMIT);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (err instanceof ShellwireError) throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new LocalIoError(`Cannot read the inventory ${file}: ${(err as Error).message}`, { errno: errnoOf(err), path: file, cause: err });
   }
   const existing = text.trim() === '' ? [] : parseInventory(text, file).hosts;
   const doc = text.trim() === '' ? new Document({ hosts: {} }) : parseDocument(text);
@@ -51,7 +53,7 @@ export function addHostsToInventory(file: string, hosts: readonly NewHost[]): { 
     if (host.labels && Object.keys(host.labels).length > 0) entry.labels = host.labels;
     if (isMap(node)) node.set(doc.createNode(name), doc.createNode(entry));
     else if (isSeq(node)) node.add(doc.createNode({ name, ...entry }));
-    else throw new Error(`${file}: "hosts" is neither a mapping nor a list; not changing it.`);
+    else throw new InventoryError(file, null, '"hosts" is neither a mapping nor a list; not changing it.');
     taken.add(name);
     endpoints.add(`${host.address}:${host.port}`);
     added.push(name);

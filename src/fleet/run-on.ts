@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection } from '../client/connection.js';
 import type { RemoteProcess } from '../client/remote-process.js';
-import { ConnectionError, ErrorCode, ProtocolError, ShellwireError } from '../errors.js';
+import { ConnectionError, ErrorCode, ProtocolError, ShellwireError, UsageError } from '../errors.js';
 import type { FleetHost, Inventory } from './inventory.js';
 import { formatTarget } from '../client/target.js';
 import { loadInventory } from './inventory.js';
@@ -118,7 +118,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<FleetEvent> {
-    if (this.#iterated) throw new Error('A FleetRun can be iterated once.');
+    if (this.#iterated) throw new UsageError(ErrorCode.BAD_REQUEST, 'A FleetRun can be iterated once: keep the events of the first loop, or call runOn() again.');
     this.#iterated = true;
     this.#start();
     return this.#queue.drain();
@@ -441,5 +441,5 @@ function canceledError(host: FleetHost): ShellwireError {
 
 function errorInfo(err: unknown): { code: string; message: string } {
   if (err instanceof ShellwireError) return { code: err.code, message: err.message.split('\n').filter((l) => !l.startsWith('@@@') && !l.startsWith('@ ')).join(' ') };
-  return { code: 'SW_ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) };
+  return { code: ErrorCode.INTERNAL, message: err instanceof Error ? err.message : String(err) };
 }

@@ -38,7 +38,8 @@
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
-import { parseJsonObject } from './messages.js';
+import { parseJsonObject, type ExitStatus } from './messages.js';
+import { fieldReaders, type Json } from './fields.js';
 import { createHash } from 'node:crypto';
 import { decodeOsBytes, encodeOsBytes, isOsString } from './os-bytes.js';
 
@@ -139,17 +140,12 @@ export interface PutEof {
   size: number;
 }
 
-type Json = Record<string, unknown>;
 
 function bad(type: FrameType, why: string): ProtocolError {
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} of a file channel: ${why}.`);
 }
 
-function int(type: FrameType, o: Json, key: string, min: number, max: number): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(type, `"${key}" must be an integer from ${min} to ${max}`);
-  return v;
-}
+const { int } = fieldReaders(bad);
 
 function finite(type: FrameType, o: Json, key: string): number {
   const v = o[key];
@@ -279,7 +275,7 @@ export function decodeFileExit(payload: Buffer): FileExit {
 }
 
 /** EXIT payload of a file channel (exec-compatible fields first). */
-export function fileExitPayload(result: Omit<FileExit, 'ok'> & { ok: boolean }): Json {
+export function fileExitPayload(result: Omit<FileExit, 'ok'> & { ok: boolean }): ExitStatus & Json {
   const { ok, ...rest } = result;
   return { exitCode: ok ? 0 : 1, signal: null, timedOut: false, ...rest };
 }

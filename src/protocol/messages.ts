@@ -8,6 +8,7 @@
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
 import { OsBytesError, encodeOsBytes } from './os-bytes.js';
+import { fieldReaders, type Json } from './fields.js';
 
 export const PROTOCOL_MAGIC = 'shellwire';
 export const PROTOCOL_VERSION = 1;
@@ -134,6 +135,44 @@ export function encodeJson(value: unknown): Buffer {
 }
 
 // u32 increment
+// Encoders, one per control message, typed like what its decoder returns: a sender cannot
+// put a field on the wire that the receiver's decoder does not know the shape of. Channel
+// kinds add their own fields to OPEN, OPEN_OK, OPEN_FAIL and EXIT (`extra`).
+type Extra = Record<string, unknown>;
+
+export function encodeHello(hello: Hello): Buffer {
+  return encodeJson(hello);
+}
+
+export function encodeWelcome(welcome: Welcome): Buffer {
+  return encodeJson(welcome);
+}
+
+/** GOODBYE, and OPEN_FAIL with the kind's extra fields (e.g. a file channel's `errno`). */
+export function encodeCodeMessage(code: string, message: string, extra: Extra = {}): Buffer {
+  return encodeJson({ code, message, ...extra });
+}
+
+export function encodeOpen(open: { kind: ChannelKind; window: number; maxPacket: number } & Extra): Buffer {
+  return encodeJson(open);
+}
+
+export function encodeOpenOk(ok: OpenOk & Extra): Buffer {
+  return encodeJson(ok);
+}
+
+export function encodeSignal(signal: SignalRequest): Buffer {
+  return encodeJson(signal);
+}
+
+export function encodeResize(size: Resize): Buffer {
+  return encodeJson(size);
+}
+
+export function encodeExit(status: ExitStatus & Extra): Buffer {
+  return encodeJson(status);
+}
+
 export function encodeWindow(increment: number): Buffer {
   const payload = Buffer.allocUnsafe(4);
   payload.writeUInt32BE(increment >>> 0, 0);
@@ -151,7 +190,6 @@ function bad(type: FrameType, why: string): ProtocolError {
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} message: ${why}.`);
 }
 
-type Json = Record<string, unknown>;
 
 /** A control payload as a JSON object, or a BAD_MESSAGE ProtocolError naming the frame. */
 export function parseJsonObject(type: FrameType, payload: Buffer): Record<string, unknown> {
@@ -165,25 +203,7 @@ export function parseJsonObject(type: FrameType, payload: Buffer): Record<string
   return value as Json;
 }
 
-function str(type: FrameType, o: Json, key: string, optional: true): string | undefined;
-function str(type: FrameType, o: Json, key: string, optional?: false): string;
-function str(type: FrameType, o: Json, key: string, optional = false): string | undefined {
-  const v = o[key];
-  if (v === undefined && optional) return undefined;
-  if (typeof v !== 'string') throw bad(type, `"${key}" must be a string`);
-  return v;
-}
-
-function int(type: FrameType, o: Json, key: string, min: number, max: number, optional: true): number | undefined;
-function int(type: FrameType, o: Json, key: string, min: number, max: number, optional?: false): number;
-function int(type: FrameType, o: Json, key: string, min: number, max: number, optional = false): number | undefined {
-  const v = o[key];
-  if (v === undefined && optional) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw bad(type, `"${key}" must be an integer from ${min} to ${max}`);
-  }
-  return v;
-}
+const { str, int } = fieldReaders(bad);
 
 function strArray(type: FrameType, o: Json, key: string): string[] {
   const v = o[key];

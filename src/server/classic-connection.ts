@@ -268,7 +268,7 @@ export class ClassicConnection implements AuditPeer {
     const refusal = audit?.admit?.(this);
     if (refusal) {
       audit!.denied(this, { kind: 'exec', command, window: 0, maxPacket: 0, params: {} }, refusal.message);
-      this.#reply(classicErrorLine(refusal.code as ErrorCode, refusal.message));
+      this.#reply(classicErrorLine(refusal.code, refusal.message));
       return;
     }
     const containment = this.#ctx.containers?.open();

@@ -182,6 +182,6 @@ export class FileChannel implements ServerChannel {
       this.#host.auditFile?.({ ...detail, errno: result.errno, error: result.error?.message });
     }
     const { ok, ...rest } = result;
-    this.#channel.exit(fileExitPayload({ ok, ...rest }) as Record<string, unknown>);
+    this.#channel.exit(fileExitPayload({ ok, ...rest }));
   }
 }

@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { FrameType, encodeFrame } from '../protocol/frame.js';
-import { encodeJson } from '../protocol/messages.js';
+import { encodeCodeMessage } from '../protocol/messages.js';
 import type { ErrorCode } from '../errors.js';
 
 /** How long a refused peer has to read the GOODBYE before the socket is destroyed. */
@@ -14,7 +14,7 @@ export const REFUSE_LINGER_MS = 1_000;
 
 export function refuseSocket(socket: Socket, code: ErrorCode, message: string): void {
   socket.on('error', () => {});
-  socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeJson({ code, message })));
+  socket.end(encodeFrame(FrameType.GOODBYE, 0, encodeCodeMessage(code, message)));
   // Read and discard, so the peer's FIN (or reset) is noticed and the socket closes at once.
   socket.on('data', () => {});
   socket.resume();

@@ -12,7 +12,7 @@ import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import { ChannelRole, type Channel } from '../channel/channel-state.js';
 import { ChannelTable, tooManyChannels, type AcceptResult, type IncomingOpen } from '../channel/channel-table.js';
 import {
-  decodeHello, decodeOpen, FEATURES, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
+  decodeHello, decodeOpen, encodeWelcome, FEATURES, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
 } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -241,7 +241,7 @@ export class ServerConnection implements ChannelHost {
     this.conn.decoder.maxPayload = this.limits.maxPayload;
     this.conn.authenticated = true;
     this.conn.startKeepalive(this.limits.keepaliveMs);
-    this.conn.sendJson(FrameType.WELCOME, 0, {
+    this.conn.send(FrameType.WELCOME, 0, encodeWelcome({
       version,
       features: FEATURES.filter((f) => hello.features.includes(f)),
       server: SERVER_SOFTWARE,
@@ -250,7 +250,7 @@ export class ServerConnection implements ChannelHost {
       maxPayload: this.limits.maxPayload,
       maxChannels: this.limits.maxChannels,
       keepaliveMs: this.limits.keepaliveMs,
-    });
+    }));
     this.log.info({ client: this.remote, user: principal.name, account: principal.account.name, clientSoftware: hello.client, method: principal.method, credential: principal.credential }, 'authenticated');
     this.#ctx.onAuthenticated?.(this);
   }

@@ -315,3 +315,30 @@ test('resume: a partial file of an older version of the source is never continue
   assert.equal(shorter.resumedFrom, 0);
   assert.deepEqual(readFileSync(join(local, 'resume-changed.bin')), Buffer.alloc(3 * MIB, 'N'));
 });
+
+test('put whose EOF hash does not match the bytes fails with SW_ERR_INTEGRITY (errno EINTEGRITY kept for older v1 clients); nothing lands', async () => {
+  const raw = await RawClient.open(daemon.port);
+  try {
+    await raw.authenticate(daemon.token);
+    raw.sendJson(FrameType.OPEN, 1, { kind: 'file', window: 64 * 1024, maxPacket: 64 * 1024, op: 'put', path: 'integrity.bin', size: 5, mode: 0o644, mtimeMs: Date.now(), resume: false });
+    const ok = await raw.nextFrame((f) => f.channel === 1);
+    assert.equal(ok.type, FrameType.OPEN_OK, ok.payload.toString('utf8'));
+    raw.send(FrameType.STDIN, 1, Buffer.from('hello'));
+    raw.sendJson(FrameType.EOF, 1, { sha256: '0'.repeat(64), size: 5 });
+    const exit = await raw.nextFrame((f) => f.channel === 1 && f.type === FrameType.EXIT);
+    const body = JSON.parse(exit.payload.toString('utf8')) as { error?: { code: string; message: string }; errno?: string };
+    assert.equal(body.error?.code, ErrorCode.INTEGRITY);
+    assert.equal(body.errno, 'EINTEGRITY');
+    assert.match(body.error!.message, /SHA-256 mismatch/);
+  } finally {
+    raw.destroy();
+  }
+  await assert.rejects(conn.stat('integrity.bin'), (err: unknown) => err instanceof FileTransferError && err.errno === 'ENOENT');
+});
+
+test('library: a local file that cannot be read or written fails with SW_ERR_LOCAL_IO and its errno', async () => {
+  await assert.rejects(conn.put(join(local, 'no-such-file.bin'), 'x.bin'), (err: unknown) => err instanceof FileTransferError && err.code === ErrorCode.LOCAL_IO && err.errno === 'ENOENT');
+  writeFileSync(join(local, 'local-io-src.bin'), 'abc');
+  await conn.put(join(local, 'local-io-src.bin'), 'local-io.bin');
+  await assert.rejects(conn.get('local-io.bin', join(local, 'no-such-dir', 'x.bin')), (err: unknown) => err instanceof FileTransferError && err.code === ErrorCode.LOCAL_IO && err.errno === 'ENOENT');
+});

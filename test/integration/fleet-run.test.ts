@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli, processAlive, waitFor, CLI } from '../helpers/daemon.js';
 import { runOn, type FleetEvent } from '../../src/fleet/run-on.js';
+import { ErrorCode } from '../../src/errors.js';
 import { loadInventory } from '../../src/fleet/inventory.js';
 import { resolveTargets } from '../../src/fleet/targets.js';
 import { startFleet, freePortOn, validate, JSON_LINE_SCHEMA, type TestFleet } from './fleet-helpers.js';
@@ -193,4 +194,16 @@ test('hosts: lists what a target expands to, without connecting', async () => {
   const bad = await runCli(['hosts', '--inventory', fleet.inventory, '@web,!web99'], { env: fleet.env });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /no group "web"/);
+});
+
+test('runOn(): a failure that is no ShellwireError (a confirmHost callback that throws) is reported as SW_ERR_INTERNAL', async () => {
+  const { mkdirSync } = await import('node:fs');
+  const emptyHome = join(fleet.root, 'internal-home');
+  mkdirSync(emptyHome, { recursive: true });
+  const d = fleet.daemons[0]!;
+  const summary = await runOn([{ name: 'web01', address: d.host, port: d.port, labels: {}, groups: [] }], 'true', {
+    connect: { token: fleet.token, home: emptyHome, hostKeyPolicy: 'ask', confirmHost: () => { throw new Error('the prompt broke'); } },
+  }).result();
+  assert.equal(summary.results[0]!.error?.code, ErrorCode.INTERNAL);
+  assert.match(summary.results[0]!.error!.message, /the prompt broke/);
 });

@@ -29,3 +29,27 @@ test('docs/errors.md lists no code that ErrorCode does not define', () => {
   const mentioned = new Set(doc.match(/SW_ERR_[A-Z0-9_]+/g) ?? []);
   for (const code of mentioned) assert.ok(known.has(code), `docs/errors.md mentions ${code}, which is not in src/errors.ts`);
 });
+
+test('each file in a row\'s "Produced by" column mentions the code (SW_ERR_… or ErrorCode.…)', () => {
+  const root = resolve(import.meta.dirname, '../..');
+  const byName = new Map(Object.entries(ErrorCode).map(([name, code]) => [code as string, name]));
+  const problems: string[] = [];
+  for (const line of doc.split('\n')) {
+    const code = /^\|\s*`(SW_ERR_[A-Z0-9_]+)`\s*\|/.exec(line)?.[1];
+    if (!code) continue;
+    const cells = line.split('|').map((c) => c.trim()).filter((c) => c !== '');
+    const files = [...cells.at(-1)!.matchAll(/`([^`]+\.ts)`/g)].map((m) => m[1]!);
+    if (files.length === 0) problems.push(`${code}: no file in its "Produced by" column`);
+    for (const file of files) {
+      let text: string;
+      try {
+        text = readFileSync(resolve(root, file), 'utf8');
+      } catch {
+        problems.push(`${code}: ${file} does not exist`);
+        continue;
+      }
+      if (!text.includes(code) && !text.includes(`ErrorCode.${byName.get(code)}`)) problems.push(`${code}: ${file} never mentions it`);
+    }
+  }
+  assert.deepEqual(problems, []);
+});

@@ -7,6 +7,7 @@ import { JsonLines } from '../../src/fleet/json-lines.js';
 import { truncateColumns, textColumns } from '../../src/fleet/columns.js';
 import { StatusLine } from '../../src/fleet/status-line.js';
 import type { FleetSummary, HostResult } from '../../src/fleet/results.js';
+import { ErrorCode, UsageError } from '../../src/errors.js';
 import { TokenBucket, encodeProbe, parseProbe, expandSubnet, PROBE_SIZE } from '../../src/fleet/discovery.js';
 import { validate, JSON_LINE_SCHEMA } from '../integration/fleet-helpers.js';
 
@@ -154,4 +155,7 @@ test('subnets expand to host addresses', () => {
   assert.equal(expandSubnet('127.0.0.0/24').length, 254);
   assert.throws(() => expandSubnet('10.0.0.0/8'), /too large/);
   assert.throws(() => expandSubnet('nope'), /not an IPv4 subnet/);
+  // A typed error with a stable code, like every other bad target.
+  assert.throws(() => expandSubnet('10.0.0.0/8'), (err: unknown) => err instanceof UsageError && err.code === ErrorCode.BAD_TARGET);
+  assert.throws(() => expandSubnet('300.0.0.0/24'), (err: unknown) => err instanceof UsageError && err.code === ErrorCode.BAD_TARGET);
 });

@@ -5,7 +5,7 @@
  * out). The walk that reaches it without a check-then-use window is in beneath.ts.
  */
 import type { Stats } from 'node:fs';
-import { ErrorCode } from '../../errors.js';
+import { ErrorCode, errnoOf } from '../../errors.js';
 import { lstat, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { decodeOsBytes, encodeOsBytes } from '../../protocol/os-bytes.js';
@@ -52,7 +52,7 @@ const ERRNO_TEXT: Record<string, string> = {
 /** "PATH: permission denied (EACCES)" for a failed system call. */
 export function systemError(what: string, path: string, err: unknown): FileOpError {
   const e = err as NodeJS.ErrnoException;
-  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const code = errnoOf(err);
   const text = code ? ERRNO_TEXT[code] ?? e.message : String(err);
   return new FileOpError(`Cannot ${what} ${path}: ${text}${code ? ` (${code})` : ''}.`, code ? { errno: code, cause: err } : { cause: err });
 }

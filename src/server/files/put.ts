@@ -21,6 +21,7 @@ import { decodePutEof, partialName, type PutRequest } from '../../protocol/file-
 import { FileOpError, kindOf, systemError } from './paths.js';
 import { fdPath, type Location } from './beneath.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
+import { ErrorCode, errnoOf } from '../../errors.js';
 
 /**
  * Partial files being written by this daemon, as "DEV:INO/NAME" of their directory (however
@@ -195,7 +196,9 @@ export class PutOperation implements FileOperation {
     const sha256 = await this.#hash.digest();
     if (sha256 !== clientSha) {
       return this.#fail(
-        new FileOpError(`SHA-256 mismatch for ${this.#target}: the client sent ${clientSha}, the server received ${sha256}. The partial file was removed and the target was not changed; run the transfer again.`, { errno: 'EINTEGRITY' }),
+        new FileOpError(`SHA-256 mismatch for ${this.#target}: the client sent ${clientSha}, the server received ${sha256}. The partial file was removed and the target was not changed; run the transfer again.`,
+          // errno stays for v1 clients that predate SW_ERR_INTEGRITY (they look for it to drop their state).
+          { code: ErrorCode.INTEGRITY, errno: 'EINTEGRITY' }),
         true,
       );
     }
@@ -243,8 +246,8 @@ export class PutOperation implements FileOperation {
     return { path: this.#target || this.#req.path, size: this.#req.size, resumedFrom: this.#offset, bytesIn: this.#received };
   }
 
-  #sinkOnError(err: NodeJS.ErrnoException): void {
-    const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+  #sinkOnError(err: Error): void {
+    const full = errnoOf(err) === 'ENOSPC' || errnoOf(err) === 'EDQUOT';
     const error = systemError('write', this.#partial, err);
     const message = full
       ? `${error.message} The partial file was removed to free the space; ${this.#target} was not changed.`
