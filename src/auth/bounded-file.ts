@@ -4,7 +4,8 @@
  * synchronous, ignores SIGTERM meanwhile); `readFileSync(FIFO)` blocks forever. Symlinks are
  * followed, as ssh follows them for its own config and keys.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { kindOf } from '../file-kind.js';
 import { ErrorCode, UsageError } from '../errors.js';
 
 const MiB = 1024 * 1024;
@@ -74,15 +75,6 @@ function readUpTo(fd: number, limit: number, over: () => Error): Buffer {
 
 function tooBig(what: string, path: string, size: number | null, limit: number): BoundedFileError {
   return new BoundedFileError(ErrorCode.BAD_CONFIG, `${what} ${path} is ${size === null ? `larger than ${formatSize(limit)}` : formatSize(size)}; at most ${formatSize(limit)} is read. Is it the right file?`);
-}
-
-function kindOf(stat: Stats): string {
-  if (stat.isDirectory()) return 'a directory';
-  if (stat.isFIFO()) return 'a FIFO';
-  if (stat.isCharacterDevice()) return 'a character device';
-  if (stat.isBlockDevice()) return 'a block device';
-  if (stat.isSocket()) return 'a socket';
-  return 'not a file';
 }
 
 /** 16 MiB, 2.1 GB: binary units for limits (they are powers of two), decimal for sizes found. */

@@ -85,11 +85,6 @@ export function readKnownHostsFile(file: string): KnownHostsFile {
   return parsed;
 }
 
-/** `host:port` → fingerprint (the last line wins when a host appears twice). */
-export function readKnownHosts(file: string): Map<string, string> {
-  return new Map(readKnownHostEntries(file).map((e) => [e.host, e.fingerprint]));
-}
-
 function parseKnownHosts(text: string): KnownHostsFile {
   const entries: KnownHostEntry[] = [];
   const malformed: MalformedKnownHostLine[] = [];

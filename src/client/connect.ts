@@ -6,7 +6,7 @@
 import type { TLSSocket } from 'node:tls';
 import { FrameType, encodeFrame, frameTypeName, PREAUTH_MAX_PAYLOAD, type Frame } from '../protocol/frame.js';
 import {
-  decodeCodeMessage, decodeWelcome, encodeJson, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
+  decodeCodeMessage, decodeWelcome, encodeHello, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, SUPPORTED_VERSIONS, type AuthRequest, type Hello, type Welcome,
 } from '../protocol/messages.js';
 import {
   AuthenticationError, ConnectionError, ErrorCode, HostVerificationError, ProtocolError, RequestError, ShellwireError, parseErrorCode,
@@ -329,7 +329,7 @@ function handshake(
     const onAbort = () => finish(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label }));
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) return onAbort();
-    socket.write(encodeFrame(FrameType.HELLO, 0, encodeJson(hello)));
+    socket.write(encodeFrame(FrameType.HELLO, 0, encodeHello(hello)));
   });
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:net';
+import { after } from 'node:test';
 import { CLI, waitFor } from './daemon.js';
 
 /** A fresh temp dir; remove it with `removeDir` (or leave it to the OS on failure). */
@@ -121,6 +122,27 @@ export interface CliChild {
   waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   /** SIGKILL it if it is still running (cleanup). */
   kill(): void;
+}
+
+/**
+ * Temp dirs and CLI children for one test file, removed and killed after it: `home()` makes a
+ * fresh dir; push what `startCli` returns onto `children`. Call at the top level of the file.
+ */
+export function scratch(prefix: string): { home(): string; children: CliChild[] } {
+  const children: CliChild[] = [];
+  const dirs: string[] = [];
+  after(() => {
+    for (const child of children) child.kill();
+    for (const dir of dirs) removeDir(dir);
+  });
+  return {
+    children,
+    home: () => {
+      const dir = tempDir(prefix);
+      dirs.push(dir);
+      return dir;
+    },
+  };
 }
 
 /**

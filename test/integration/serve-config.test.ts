@@ -2,7 +2,7 @@
  * serve.yaml: every serve flag has a key, the file's settings apply, flags override them,
  * and mistakes are reported with the file, the line and the key (unknown keys included).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,20 +10,9 @@ import { Command } from 'commander';
 import { registerServe } from '../../src/cli/serve.js';
 import { SERVE_SETTINGS } from '../../src/cli/serve-config.js';
 import { runCli } from '../helpers/daemon.js';
-import { tempDir, removeDir, startCli, cleanEnv, freePort, type CliChild } from '../helpers/fixtures.js';
+import { scratch, startCli, cleanEnv, freePort } from '../helpers/fixtures.js';
 
-const children: CliChild[] = [];
-const dirs: string[] = [];
-after(() => {
-  for (const child of children) child.kill();
-  for (const dir of dirs) removeDir(dir);
-});
-
-function home(): string {
-  const dir = tempDir('shellwire-config-');
-  dirs.push(dir);
-  return dir;
-}
+const { home, children } = scratch('shellwire-config-');
 
 test('every serve flag has a serve.yaml key', () => {
   const program = new Command();

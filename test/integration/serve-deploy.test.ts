@@ -3,7 +3,7 @@
  * usage errors instead of library internals, ISO log times, a clean shutdown log, one
  * daemon per state dir, and units in every duration and size flag of the CLI.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, readFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,20 +13,9 @@ import { connect } from '../../src/client/connect.js';
 import { startDaemon, runCli, waitFor } from '../helpers/daemon.js';
 import { RawClient, captureLogger } from '../helpers/raw-client.js';
 import { FrameType } from '../../src/protocol/frame.js';
-import { tempDir, removeDir, startCli, cleanEnv, freePort, type CliChild } from '../helpers/fixtures.js';
+import { scratch, startCli, cleanEnv, freePort, type CliChild } from '../helpers/fixtures.js';
 
-const children: CliChild[] = [];
-const dirs: string[] = [];
-after(() => {
-  for (const child of children) child.kill();
-  for (const dir of dirs) removeDir(dir);
-});
-
-function home(): string {
-  const dir = tempDir('shellwire-deploy-');
-  dirs.push(dir);
-  return dir;
-}
+const { home, children } = scratch('shellwire-deploy-');
 
 /** `serve` with its own SHELLWIRE_HOME and an empty --config (root's /etc file must not leak in). */
 function serve(args: string[], dir = home()): CliChild {

@@ -4,27 +4,16 @@
  * `rotate-host-key` (new fingerprint printed beside the old, a running daemon switches, and
  * clients that pinned the old key refuse it).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync, spawn } from 'node:child_process';
 import { connect } from '../../src/client/connect.js';
 import { runCli, CLI } from '../helpers/daemon.js';
-import { tempDir, removeDir, startCli, cleanEnv, freePort, type CliChild } from '../helpers/fixtures.js';
+import { scratch, startCli, cleanEnv, freePort } from '../helpers/fixtures.js';
 
-const children: CliChild[] = [];
-const dirs: string[] = [];
-after(() => {
-  for (const child of children) child.kill();
-  for (const dir of dirs) removeDir(dir);
-});
-
-function home(): string {
-  const dir = tempDir('shellwire-service-');
-  dirs.push(dir);
-  return dir;
-}
+const { home, children } = scratch('shellwire-service-');
 
 /**
  * ExecStart split as systemd does for our quoting (double quotes, backslash escapes), then

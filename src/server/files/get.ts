@@ -20,7 +20,8 @@ import { ErrorCode } from '../../errors.js';
 import { openHashingReader, type HashingReader } from '../../channel/file-hash.js';
 import { FrameType } from '../../protocol/frame.js';
 import type { GetRequest } from '../../protocol/file-messages.js';
-import { FileOpError, kindOf, systemError } from './paths.js';
+import { FileOpError, systemError } from './paths.js';
+import { kindOf } from '../../file-kind.js';
 import { entryOf } from './meta.js';
 import { failure, type FileOpContext, type FileOperation, type OpenFields } from './operation.js';
 

@@ -4,7 +4,6 @@
  * else is refused, whatever the spelling (`../`, an absolute path, a symlink that points
  * out). The walk that reaches it without a check-then-use window is in beneath.ts.
  */
-import type { Stats } from 'node:fs';
 import { ErrorCode, errnoOf } from '../../errors.js';
 import { lstat, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
@@ -110,14 +109,3 @@ export function inside(path: string, root: string): boolean {
   return root === sep || path === root || path.startsWith(root + sep);
 }
 
-/** "a FIFO", "a character device", … for a message about a file that is not a regular one. */
-export function kindOf(info: Stats): string {
-  if (info.isFile()) return 'a regular file';
-  if (info.isDirectory()) return 'a directory';
-  if (info.isSymbolicLink()) return 'a symbolic link';
-  if (info.isFIFO()) return 'a FIFO';
-  if (info.isCharacterDevice()) return 'a character device';
-  if (info.isBlockDevice()) return 'a block device';
-  if (info.isSocket()) return 'a socket';
-  return 'a special file';
-}
