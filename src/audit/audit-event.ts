@@ -37,6 +37,11 @@ export interface AuditEvent {
   durationMs?: number | null;
   /** Anything else worth keeping (a denial's rule, a failure's reason); stored as JSON. Never secrets. */
   detail?: Record<string, unknown> | null;
+  /**
+   * Not stored: the peer's address without its port, on a connection that failed before
+   * HELLO (`connectFailedEvent`), so a sink can bound a flood per source (connect-failures.ts).
+   */
+  source?: string;
 }
 
 /** A recorded event, as `AuditLog.query()` returns it. */

@@ -1,67 +1,80 @@
 /**
- * What the daemon tells its audit trail. The daemon calls these after the fact; a sink
- * must not throw and must be quick (the SQLite sink writes one row per call). Audit owns
- * this interface (the server implements the peers and calls the sink), so audit/ needs
- * nothing from server/.
+ * The audit trail's one door: `AuditSink.record(event)`. Everything the daemon records — a
+ * connection and its end, a login or a failed one, a denial, a command's start and end, a
+ * file operation, a connection that failed before HELLO — is an `AuditEvent` (audit-event.ts)
+ * built by events.ts or command-record.ts and handed to `record`.
+ *
+ * Who and where are filled in once per connection: the server makes one `ConnectionAudit`
+ * for each client (any listener), tells it the user at login, and channels record through it
+ * without knowing who is at the other end. Audit owns this interface, so audit/ needs nothing
+ * from server/.
  */
-import type { OpenRequest } from '../protocol/messages.js';
 import type { ErrorCode } from '../errors.js';
+import type { AuditEvent } from './audit-event.js';
 
-export interface CommandRecord {
-  channel: number;
-  command: string;
-  cwd: string;
-  startedAt: Date;
-  /** Names of the environment variables the client set (values are not recorded: they may be secrets). */
-  env?: string[];
-}
-
-export interface CommandEnd extends CommandRecord {
-  endedAt: Date;
-  exitCode: number | null;
-  signal: string | null;
-  timedOut: boolean;
-  bytesIn: number;
-  bytesOut: number;
-  durationMs: number;
-}
-
-/**
- * Who audit rows are about: a client of any listener (the shellwire protocol's
- * `ServerConnection`, the classic port's `ClassicConnection`). `user` is read only after login.
- */
-export interface AuditPeer {
-  /** `address:port` of the client. */
-  readonly remote: string;
-  /** The logged-in user's name; null before login. */
-  readonly userName: string | null;
-  readonly user: {
-    readonly name: string;
-    readonly account: { readonly name: string };
-    readonly method: string;
-    readonly credential: string | null;
-  };
+/** Why a new channel must be refused while the audit trail cannot record it. */
+export interface AuditRefusal {
+  code: ErrorCode;
+  message: string;
 }
 
 export interface AuditSink {
-  connected(connection: AuditPeer): void;
-  authenticated(connection: AuditPeer): void;
-  authFailed(connection: AuditPeer, user: string | null, reason: string): void;
-  denied(connection: AuditPeer, request: OpenRequest, reason: string): void;
-  commandStarted(connection: AuditPeer, command: CommandRecord): void;
-  commandEnded(connection: AuditPeer, command: CommandEnd): void;
-  /** A file operation (put, get, list, …) or a refused path. */
-  file?(connection: AuditPeer, detail: Record<string, unknown>): void;
-  disconnected(connection: AuditPeer): void;
   /**
-   * A connection that ended before HELLO: its TLS handshake failed, timed out or was reset,
-   * or it was dropped before TLS (too many unauthenticated connections) or refused after it
-   * (connection limit). `remote` is `ADDRESS:PORT` as accepted; `stage` says where it ended.
+   * Record one event, after the fact. Must not throw and must be quick: the daemon calls it
+   * between a command's frames (the SQLite sink queues the row and commits once per
+   * event-loop turn).
    */
-  connectFailed?(address: string, remote: string, stage: string, reason: string): void;
+  record(event: AuditEvent): void;
   /**
    * Asked before each new channel: a refusal (`SW_ERR_AUDIT_UNAVAILABLE` while the log
    * cannot be written) or null to go ahead. May retry the sink's storage; must stay quick.
    */
-  admit?(connection: AuditPeer): { code: ErrorCode; message: string } | null;
+  admit?(): AuditRefusal | null;
+}
+
+/** What a channel records through (`ChannelHost.audit`): who and where are already known. */
+export interface AuditRecorder {
+  record(event: AuditEvent): void;
+}
+
+/** The logged-in user, as the audit rows name them. */
+export interface AuditUser {
+  readonly name: string;
+  readonly account: { readonly name: string };
+}
+
+/**
+ * One client's side of the audit trail: fills in `address` (the peer, `HOST:PORT`), `user`
+ * and `osUser` (null before login) on every event that leaves them undefined, and is a no-op
+ * without a sink. An event that names them itself (a failed login's claimed user) keeps its own.
+ */
+export class ConnectionAudit implements AuditRecorder {
+  readonly #sink: AuditSink | null;
+  readonly #address: string;
+  #user: AuditUser | null = null;
+
+  constructor(sink: AuditSink | null | undefined, address: string) {
+    this.#sink = sink ?? null;
+    this.#address = address;
+  }
+
+  /** From now on, events are about `user`. */
+  loggedIn(user: AuditUser): void {
+    this.#user = user;
+  }
+
+  record(event: AuditEvent): void {
+    if (!this.#sink) return;
+    this.#sink.record({
+      ...event,
+      user: event.user === undefined ? this.#user?.name ?? null : event.user,
+      osUser: event.osUser === undefined ? this.#user?.account.name ?? null : event.osUser,
+      address: event.address === undefined ? this.#address : event.address,
+    });
+  }
+
+  /** The sink's `admit()`: null (go ahead) without a sink. */
+  admit(): AuditRefusal | null {
+    return this.#sink?.admit?.() ?? null;
+  }
 }

@@ -17,7 +17,7 @@ interface Window {
   startedAt: number;
   /** Failures after the first in this window. */
   repeated: number;
-  lastReason: string;
+  lastReason: unknown;
   lastRemote: string | null;
 }
 
@@ -32,8 +32,14 @@ export class ConnectFailures {
     this.#now = now;
   }
 
-  /** `remote` is `ADDRESS:PORT` (as the accept saw it), `address` its address. */
-  record(address: string, remote: string, stage: string, reason: string): void {
+  /**
+   * A `connect` event with `detail.ok: false` (`connectFailedEvent`): `source` is the address
+   * (the key), `address` the `ADDRESS:PORT` as accepted, `detail` its stage and reason.
+   */
+  record(event: AuditEvent): void {
+    const { source, ...failure } = event;
+    const address = source ?? null;
+    const reason = failure.detail?.reason;
     const now = this.#now();
     this.#expire(now);
     const key = this.#windows.has(address) || this.#windows.size < MAX_SOURCES ? address : null;
@@ -41,11 +47,11 @@ export class ConnectFailures {
     if (window) {
       window.repeated += 1;
       window.lastReason = reason;
-      window.lastRemote = key === null ? null : remote;
+      window.lastRemote = key === null ? null : failure.address ?? null;
       return;
     }
-    this.#windows.set(key, { startedAt: now, repeated: 0, lastReason: reason, lastRemote: remote });
-    this.#write({ kind: 'connect', address: key === null ? null : remote, detail: { ok: false, stage, reason, ...(key === null ? { sources: 'many (table full)' } : {}) } });
+    this.#windows.set(key, { startedAt: now, repeated: 0, lastReason: reason, lastRemote: failure.address ?? null });
+    this.#write(key === null ? { ...failure, address: null, detail: { ...failure.detail, sources: 'many (table full)' } } : failure);
     if (!this.#timer) {
       this.#timer = setInterval(() => this.#expire(this.#now()), CONNECT_FAILURE_WINDOW_MS / 4);
       this.#timer.unref();

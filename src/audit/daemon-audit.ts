@@ -13,9 +13,7 @@
  */
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { AuditPeer, AuditSink, CommandEnd, CommandRecord } from './audit-sink.js';
-import type { OpenRequest } from '../protocol/messages.js';
-import { commandText } from '../auth/policy.js';
+import type { AuditRefusal, AuditSink } from './audit-sink.js';
 import { ErrorCode } from '../errors.js';
 import { AuditLog, toStoredContent, type AuditEvent, type StoredContent } from './audit-log.js';
 import { AuditOutage, describeAuditFailure } from './audit-outage.js';
@@ -79,7 +77,7 @@ export class DaemonAudit implements AuditSink {
    * Called before a new channel (command, shell, file transfer) is admitted: retries a failing
    * log, and under `refuse` says why the request must be refused while it still fails.
    */
-  admit(): { code: ErrorCode; message: string } | null {
+  admit(): AuditRefusal | null {
     if (this.#outage === null) return null;
     if (Date.now() - this.#lastAttempt >= REQUEST_RETRY_MS) this.flush();
     const outage = this.#outage;
@@ -91,75 +89,13 @@ export class DaemonAudit implements AuditSink {
     };
   }
 
-  connected(c: AuditPeer): void {
-    this.#record({ kind: 'connect', address: c.remote });
-  }
-
-  /** Bounded for floods: one row per source a minute, plus one with the count (connect-failures.ts). */
-  connectFailed(address: string, remote: string, stage: string, reason: string): void {
-    this.#connectFailures.record(address, remote, stage, reason);
-  }
-
-  authenticated(c: AuditPeer): void {
-    const user = c.user;
-    this.#record({
-      kind: 'auth-ok',
-      user: user.name,
-      osUser: user.account.name,
-      address: c.remote,
-      keyFingerprint: user.method === 'publickey' ? user.credential : null,
-      detail: { method: user.method, credential: user.credential },
-    });
-  }
-
-  authFailed(c: AuditPeer, user: string | null, reason: string): void {
-    this.#record({ kind: 'auth-fail', user, address: c.remote, detail: { reason } });
-  }
-
-  denied(c: AuditPeer, request: OpenRequest, reason: string): void {
-    this.#record({
-      kind: 'denied',
-      ...who(c),
-      command: commandText(request),
-      detail: { channelKind: request.kind, reason },
-    });
-  }
-
-  commandStarted(c: AuditPeer, command: CommandRecord): void {
-    this.#record({
-      kind: 'command-start',
-      ...who(c),
-      cwd: command.cwd,
-      command: command.command,
-      startedAt: command.startedAt,
-      detail: { channel: command.channel, ...(command.env?.length ? { env: command.env } : {}) },
-    });
-  }
-
-  commandEnded(c: AuditPeer, command: CommandEnd): void {
-    this.#record({
-      kind: 'command-end',
-      ...who(c),
-      cwd: command.cwd,
-      command: command.command,
-      startedAt: command.startedAt,
-      endedAt: command.endedAt,
-      exitCode: command.exitCode,
-      signal: command.signal,
-      bytesIn: command.bytesIn,
-      bytesOut: command.bytesOut,
-      durationMs: command.durationMs,
-      detail: { channel: command.channel, timedOut: command.timedOut },
-    });
-  }
-
-  /** File operations (put/get/list/…), from the file channel. */
-  file(c: AuditPeer, detail: Record<string, unknown>): void {
-    this.#record({ kind: 'file', ...who(c), detail });
-  }
-
-  disconnected(c: AuditPeer): void {
-    this.#record({ kind: 'disconnect', user: c.userName, address: c.remote });
+  /**
+   * The one door (audit-sink.ts). A failed connect (one with a `source`) is bounded for
+   * floods: one row per source a minute, plus one with the count (connect-failures.ts).
+   */
+  record(event: AuditEvent): void {
+    if (event.source !== undefined) this.#connectFailures.record(event);
+    else this.#record(event);
   }
 
   close(): void {
@@ -284,9 +220,4 @@ export class DaemonAudit implements AuditSink {
     if (this.#retryTimer) clearInterval(this.#retryTimer);
     this.#retryTimer = null;
   }
-}
-
-/** Who an event is about: the logged-in user, the OS account, and where they came from. */
-function who(c: AuditPeer): Pick<AuditEvent, 'user' | 'osUser' | 'address'> {
-  return { user: c.user.name, osUser: c.user.account.name, address: c.remote };
 }

@@ -7,7 +7,7 @@ import type { ServerLimits } from './limits.js';
 import type { SessionState } from './session-state.js';
 
 import type { Principal } from '../auth/authenticator.js';
-import type { CommandEnd, CommandRecord } from '../audit/audit-sink.js';
+import type { AuditRecorder } from '../audit/audit-sink.js';
 import type { Containers } from '../process/containment.js';
 
 /** Who is logged in on the connection, with their policy and OS account. */
@@ -26,11 +26,11 @@ export interface ChannelHost {
   readonly containers?: Containers | undefined;
   /** The session channel with this id, if the client opened one. */
   session(id: number): SessionState | undefined;
-  /** Audit trail of commands (no-ops without an audit sink). */
-  auditCommandStarted(command: CommandRecord): void;
-  auditCommandEnded(command: CommandEnd): void;
-  /** Audit trail of file operations and refused paths. */
-  auditFile(detail: Record<string, unknown>): void;
+  /**
+   * The audit trail (audit/audit-sink.ts): commands, file operations and refused paths are
+   * recorded here; who and where are filled in by the connection. A no-op without a sink.
+   */
+  readonly audit: AuditRecorder;
 }
 
 /** An OPEN_FAIL's code and message. */

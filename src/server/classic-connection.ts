@@ -22,7 +22,9 @@ import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
 import type { ClassicLimits } from './classic-limits.js';
-import type { AuditPeer, AuditSink } from '../audit/audit-sink.js';
+import { ConnectionAudit, type AuditSink } from '../audit/audit-sink.js';
+import { authFailEvent, authOkEvent, connectEvent, deniedEvent, disconnectEvent } from '../audit/events.js';
+import { commandEndEvent, commandStartEvent, endCommand, type CommandRecord } from '../audit/command-record.js';
 import { daemonPrincipal, type Principal } from '../auth/authenticator.js';
 
 export const CLASSIC_OK = Buffer.from('OK\n');
@@ -52,19 +54,22 @@ type QueuedCommand = { kind: 'run'; text: string; bytes: number } | { kind: 'too
 interface RunningCommand {
   process: CommandProcess;
   command: string;
+  /** What the audit start row recorded; the end row goes with it. */
+  record: CommandRecord;
   chunks: Buffer[];
   bytes: number;
   /** Why the output will not be sent (too large, abandoned after EOF, shutdown). */
   refused: Buffer | null;
   startedAt: number;
-  startedWall: Date;
   timedOut: boolean;
 }
 
 type Phase = 'auth' | 'ready' | 'ending' | 'closed';
 
-export class ClassicConnection implements AuditPeer {
+export class ClassicConnection {
   readonly remote: string;
+  /** Who and where for every audit row of this client. */
+  readonly audit: ConnectionAudit;
   #principal: Principal | null = null;
   #authenticated = false;
   #socket: Socket;
@@ -85,7 +90,8 @@ export class ClassicConnection implements AuditPeer {
     this.#socket = socket;
     this.#ctx = ctx;
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    ctx.audit?.connected(this);
+    this.audit = new ConnectionAudit(ctx.audit, this.remote);
+    this.audit.record(connectEvent());
     this.#framer = new ClassicFramer(ctx.limits.maxTokenLineBytes, {
       onMessage: (message, end) => this.#framerOnMessage(message, end),
       onTooLong: (bytes) => this.#framerOnTooLong(bytes),
@@ -175,7 +181,7 @@ export class ClassicConnection implements AuditPeer {
       wasRunning.process.terminate(this.#ctx.limits.killGraceMs);
     }
     this.#ctx.log.debug({ client: this.remote }, 'classic client disconnected');
-    this.#ctx.audit?.disconnected(this);
+    this.audit.record(disconnectEvent());
     this.#ctx.onClosed(this);
   }
 
@@ -228,7 +234,7 @@ export class ClassicConnection implements AuditPeer {
     this.#authTimer = null;
     if (!tokensEqual(message.toString('utf8').trim(), this.#ctx.token)) {
       this.#ctx.log.warn({ client: this.remote, code: ErrorCode.AUTH_FAILED }, 'classic client: bad token');
-      this.#ctx.audit?.authFailed(this, null, 'classic port: the token is not valid');
+      this.audit.record(authFailEvent(null, 'classic port: the token is not valid'));
       this.#refuse(ErrorCode.AUTH_FAILED, 'The token is not valid.');
       return;
     }
@@ -236,7 +242,8 @@ export class ClassicConnection implements AuditPeer {
     this.#authenticated = true;
     this.#framer.maxLineBytes = this.#ctx.limits.maxLineBytes;
     this.#ctx.log.info({ client: this.remote }, 'classic client authenticated');
-    this.#ctx.audit?.authenticated(this);
+    this.audit.loggedIn(this.user);
+    this.audit.record(authOkEvent(this.user));
     this.#socket.write(CLASSIC_OK);
   }
 
@@ -263,20 +270,19 @@ export class ClassicConnection implements AuditPeer {
   }
 
   #run(command: string): void {
-    const audit = this.#ctx.audit;
     // Nothing runs that the audit cannot record (--audit-failure refuse): the same rule as the main port.
-    const refusal = audit?.admit?.(this);
+    const refusal = this.audit.admit();
     if (refusal) {
-      audit!.denied(this, { kind: 'exec', command, window: 0, maxPacket: 0, params: {} }, refusal.message);
+      this.audit.record(deniedEvent(command, 'exec', refusal.message));
       this.#reply(classicErrorLine(refusal.code, refusal.message));
       return;
     }
     const containment = this.#ctx.containers?.open();
     const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
-    const running: RunningCommand = { process: proc, command, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), startedWall: new Date(), timedOut: false };
+    const record: CommandRecord = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: new Date() };
+    const running: RunningCommand = { process: proc, command, record, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), timedOut: false };
     this.#running = running;
-    const record = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: running.startedWall };
-    audit?.commandStarted(this, record);
+    this.audit.record(commandStartEvent(record));
     // If the daemon dies first, its supervisor keeps this for the next start's end row.
     proc.containment?.note({
       ...record, startedAt: record.startedAt.toISOString(), user: this.user.name, osUser: this.user.account.name, address: this.remote,
@@ -309,22 +315,13 @@ export class ClassicConnection implements AuditPeer {
     else if (exit.spawnError) reply = classicErrorLine(ErrorCode.SPAWN_FAILED, `Cannot run /bin/sh: ${exit.spawnError.message}`);
     else if (running.bytes === 0) reply = CLASSIC_DONE;
     else reply = Buffer.concat(running.chunks, running.bytes);
+    // Built once for the log line and the audit row.
+    const end = endCommand(running.record, running.startedAt, { exitCode: exit.exitCode, signal: exit.signal, timedOut: running.timedOut, bytesIn: 0, bytesOut: running.bytes });
     this.#ctx.log.info(
-      {
-        client: this.remote,
-        command: logText(running.command),
-        exitCode: exit.exitCode,
-        signal: exit.signal,
-        bytesOut: running.bytes,
-        durationMs: Math.round(performance.now() - running.startedAt),
-      },
+      { client: this.remote, command: logText(running.command), exitCode: end.exitCode, signal: end.signal, bytesOut: end.bytesOut, durationMs: end.durationMs },
       'classic command finished',
     );
-    this.#ctx.audit?.commandEnded(this, {
-      channel: 0, command: running.command, cwd: this.#ctx.cwd, startedAt: running.startedWall, endedAt: new Date(),
-      exitCode: exit.exitCode, signal: exit.signal, timedOut: running.timedOut, bytesIn: 0, bytesOut: running.bytes,
-      durationMs: Math.round(performance.now() - running.startedAt),
-    });
+    this.audit.record(commandEndEvent(end));
     // Our side already ended (refused, or ending): nothing may be written after the end.
     if (this.#phase === 'closed' || this.#phase === 'ending' || this.#socket.writableEnded) return;
     this.#reply(reply);

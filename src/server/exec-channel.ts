@@ -22,6 +22,7 @@ import type { ChannelHost, Refusal, ServerChannel } from './channel-host.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
 import { ENV_PROGRAM } from '../process/exact-spawn.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
+import { commandEndEvent, commandEndLogFields, commandStartEvent, endCommand, type CommandEnd, type CommandRecord } from '../audit/command-record.js';
 
 /** util-linux setpriv: switches uid, gid and supplementary groups, then execs. */
 const SETPRIV = '/usr/bin/setpriv';
@@ -181,7 +182,7 @@ export class ExecChannel implements ServerChannel {
       cwd,
     });
     // After OPEN_OK is on its way: the audit write never delays the client.
-    this.#host.auditCommandStarted({ channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall, env: Object.keys(req.env ?? {}) });
+    this.#host.audit.record(commandStartEvent({ ...this.#commandRecord(), env: Object.keys(req.env ?? {}) }));
     // If the daemon dies before the end row, the supervisor keeps this for the next start.
     proc.containment?.note({
       channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall.toISOString(),
@@ -233,7 +234,7 @@ export class ExecChannel implements ServerChannel {
       // The session's `$?`: the real status if it had exited, else 130 as for Ctrl-C.
       if (this.#session) this.#session.status = sessionStatus(this.#exit ?? null);
     }
-    if (this.#exit) this.#auditEnd(this.#exit);
+    if (this.#exit) this.#auditEnd(this.#commandEnd(this.#exit));
   }
 
   kill(): void {
@@ -245,22 +246,34 @@ export class ExecChannel implements ServerChannel {
     this.#clearTimer();
     if (this.#abandoned) {
       // Closed by the client or a lost connection before it finished: still on the record.
-      this.#auditEnd(exit);
+      this.#auditEnd(this.#commandEnd(exit));
       return;
     }
     this.#maybeFinish();
   }
 
   /** The command-end audit row, exactly once whichever way the channel ends. */
-  #auditEnd(exit: { exitCode: number | null; signal: string | null }): void {
+  #auditEnd(end: CommandEnd): void {
     if (this.#endRecorded) return;
     this.#endRecorded = true;
     // Recorded here: the supervisor need not keep it for a next start.
     this.#process?.containment?.note(null);
-    this.#host.auditCommandEnded({
-      channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall, endedAt: new Date(),
-      exitCode: exit.exitCode, signal: exit.signal, timedOut: this.#timedOut, bytesIn: this.#stdinBytes,
-      bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0), durationMs: Math.round(performance.now() - this.#startedAt),
+    this.#host.audit.record(commandEndEvent(end));
+  }
+
+  /** What started, for the audit rows (the start row adds the client's variable names). */
+  #commandRecord(): CommandRecord {
+    return { channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall };
+  }
+
+  /** The command's end, built once for the log line and the audit row. */
+  #commandEnd(exit: { exitCode: number | null; signal: string | null }): CommandEnd {
+    return endCommand(this.#commandRecord(), this.#startedAt, {
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      timedOut: this.#timedOut,
+      bytesIn: this.#stdinBytes,
+      bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0),
     });
   }
 
@@ -282,23 +295,14 @@ export class ExecChannel implements ServerChannel {
     if (this.#session) this.#session.status = sessionStatus(status);
     if (this.#session && this.#session.update(Buffer.concat(this.#stateReport))) status.cwd = this.#session.cwd;
     else if (this.#session) status.cwd = this.#session.cwd;
+    const end = this.#commandEnd(status);
     this.#host.log.info(
-      {
-        client: this.#host.remote,
-        channel: this.id,
-        command: this.#request.command ?? this.#request.argv,
-        exitCode: status.exitCode,
-        signal: status.signal,
-        timedOut: status.timedOut,
-        bytesOut: (this.#stdout?.bytesSent ?? 0) + (this.#stderr?.bytesSent ?? 0),
-        bytesIn: this.#stdinBytes,
-        durationMs: Math.round(performance.now() - this.#startedAt),
-      },
+      { client: this.#host.remote, channel: this.id, command: this.#request.command ?? this.#request.argv, ...commandEndLogFields(end) },
       'command finished',
     );
     this.#channel!.exit({ ...status });
     // Recorded after the client has its answer, so the audit write is off the round trip.
-    this.#auditEnd(status);
+    this.#auditEnd(end);
   }
 
   /** A container for the command about to start (none when the daemon has no containers). */

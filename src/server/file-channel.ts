@@ -16,6 +16,7 @@
 import type { OpenRequest } from '../protocol/messages.js';
 import { decodeFileRequest, fileExitPayload, type FileExit, type FileRequest } from '../protocol/file-messages.js';
 import { ErrorCode } from '../errors.js';
+import { fileEvent } from '../audit/events.js';
 import { ChannelState, CloseReason, type Channel, type ChannelHooks } from '../channel/channel-state.js';
 import type { ChannelFactory, ChannelHost, Refusal, ServerChannel } from './channel-host.js';
 import { FileOpError } from './files/paths.js';
@@ -105,7 +106,7 @@ export class FileChannel implements ServerChannel {
         const message = err instanceof Error ? err.message : String(err);
         const errno = err instanceof FileOpError ? err.errno : undefined;
         if (!(err instanceof FileOpError)) this.#host.log.error({ client: this.#host.remote, channel: this.id, op: this.#file.op, err: message }, 'file operation failed to open');
-        if (!(err instanceof FileOpError && err.escape)) this.#host.auditFile?.({ op: this.#file.op, path: this.#file.path, ok: false, errno, error: message });
+        if (!(err instanceof FileOpError && err.escape)) this.#host.audit.record(fileEvent({ op: this.#file.op, path: this.#file.path, ok: false, errno, error: message }));
         channel.openFail(ErrorCode.BAD_REQUEST, message, errno ? { errno } : {});
       },
     );
@@ -144,13 +145,13 @@ export class FileChannel implements ServerChannel {
       if (err instanceof FileOpError && err.forbidden) {
         const detail = { op: this.#file.op, path: text, refused: 'a directory never served (the daemon state dir or keys)' };
         this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, channel: this.id, ...detail }, 'file access to the daemon state dir refused');
-        this.#host.auditFile?.(detail);
+        this.#host.audit.record(fileEvent(detail));
         throw err;
       }
       if (err instanceof FileOpError && err.escape) {
         const detail = { op: this.#file.op, path: text, roots: this.#roots, refused: 'outside the allowed roots' };
         this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, channel: this.id, ...detail }, 'file access outside the allowed roots refused');
-        this.#host.auditFile?.(detail);
+        this.#host.audit.record(fileEvent(detail));
         // Say which setting to change: the refusal is the operator's first clue.
         const from = this.#host.user.fileRootsFrom;
         if (from !== undefined && this.#roots === this.#host.user.fileRoots) {
@@ -176,10 +177,10 @@ export class FileChannel implements ServerChannel {
     if (result.ok) {
       const transfer = this.#file.op === 'put' || this.#file.op === 'get';
       this.#host.log[transfer ? 'info' : 'debug']({ ...fields, sha256: result.sha256 }, 'file operation finished');
-      if (this.#file.op !== 'stat') this.#host.auditFile?.({ ...detail, sha256: result.sha256 });
+      if (this.#file.op !== 'stat') this.#host.audit.record(fileEvent({ ...detail, sha256: result.sha256 }));
     } else {
       this.#host.log.warn({ ...fields, errno: result.errno, err: result.error?.message }, 'file operation failed');
-      this.#host.auditFile?.({ ...detail, errno: result.errno, error: result.error?.message });
+      this.#host.audit.record(fileEvent({ ...detail, errno: result.errno, error: result.error?.message }));
     }
     const { ok, ...rest } = result;
     this.#channel.exit(fileExitPayload({ ok, ...rest }));

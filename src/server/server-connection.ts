@@ -19,7 +19,8 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
 import { checkOpen, commandText, hasCommandRules } from '../auth/policy.js';
 import { RESTRICTED_PATH } from '../process/command-words.js';
-import type { AuditSink, CommandEnd, CommandRecord } from '../audit/audit-sink.js';
+import { ConnectionAudit, type AuditSink } from '../audit/audit-sink.js';
+import { authFailEvent, authOkEvent, connectEvent, deniedEvent, disconnectEvent } from '../audit/events.js';
 import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelFactory, ChannelHost, ServerChannel } from './channel-host.js';
 import { loginBaseEnv } from './command-env.js';
@@ -40,12 +41,13 @@ export interface ServerConnectionContext {
   containers?: Containers | undefined;
   /** Handlers by channel kind (channel-kinds.ts). */
   channelKinds: ReadonlyMap<string, ChannelFactory>;
-  /** Records commands; connection-level events come through the hooks below. */
+  /**
+   * The audit trail: the connection records everything about itself and its channels there
+   * (its ConnectionAudit fills in who and where), from connect to disconnect.
+   */
   audit?: AuditSink | null;
-  /** Audit hooks (issue 3): called after the fact, never able to stop the connection. */
+  /** Called when the login succeeded (the startup gate releases its place). */
   onAuthenticated?(connection: ServerConnection): void;
-  onAuthFailure?(connection: ServerConnection, user: string | null, reason: string): void;
-  onDenied?(connection: ServerConnection, request: OpenRequest, reason: string): void;
   /** Refuse new channels (daemon is shutting down). */
   draining(): boolean;
   /** Time left for a valid HELLO (the startup gate shortens it under load); default the limit. */
@@ -68,6 +70,8 @@ export class ServerConnection implements ChannelHost {
   readonly remote: string;
   /** Source address without port: the unit of brute-force backoff. */
   readonly address: string;
+  /** Who and where for every audit row of this connection and its channels. */
+  readonly audit: ConnectionAudit;
   #ctx: ServerConnectionContext;
   #state: State = 'handshake';
   #handshakeTimer: NodeJS.Timeout | null;
@@ -83,6 +87,8 @@ export class ServerConnection implements ChannelHost {
     // No pino child per connection: it costs ~2 KiB each, and idle connections must stay small.
     this.log = ctx.log;
     this.address = ctx.peer?.address ?? socket.remoteAddress ?? 'unknown';
+    this.audit = new ConnectionAudit(ctx.audit, this.remote);
+    this.audit.record(connectEvent());
     this.conn = new FrameConnection(
       socket,
       { onFrame: (frame) => this.#connOnFrame(frame), onClose: (error) => this.#connOnClose(error) },
@@ -131,10 +137,6 @@ export class ServerConnection implements ChannelHost {
     return this.#user?.name ?? null;
   }
 
-  auditFile(detail: Record<string, unknown>): void {
-    this.#ctx.audit?.file?.(this, detail);
-  }
-
   get authenticated(): boolean {
     return this.#state === 'open';
   }
@@ -142,14 +144,6 @@ export class ServerConnection implements ChannelHost {
   session(id: number): SessionState | undefined {
     const channel = this.#channels?.get(id);
     return channel ? kinds.get(channel)?.session : undefined;
-  }
-
-  auditCommandStarted(command: CommandRecord): void {
-    this.#ctx.audit?.commandStarted(this, command);
-  }
-
-  auditCommandEnded(command: CommandEnd): void {
-    this.#ctx.audit?.commandEnded(this, command);
   }
 
   /** Daemon stop: say goodbye to idle connections now; busy ones are told when they finish. */
@@ -212,7 +206,7 @@ export class ServerConnection implements ChannelHost {
         }
         // One line per refusal, never the secret itself.
         this.log.warn({ client: this.remote, user: hello.user ?? null, methods, reason: result.reason, delayMs: result.delayMs }, 'authentication failed');
-        this.#ctx.onAuthFailure?.(this, hello.user ?? null, result.reason);
+        this.audit.record(authFailEvent(hello.user ?? null, result.reason));
         const code = result.lockedOut ? ErrorCode.LOCKED_OUT : ErrorCode.AUTH_FAILED;
         const refuse = () => this.conn.fail(new ProtocolError(code, `Authentication failed (${methods}): ${result.reason}.`));
         // Backoff: the refusal (and so the next try) waits; the connection holds no command meanwhile.
@@ -252,6 +246,8 @@ export class ServerConnection implements ChannelHost {
       keepaliveMs: this.limits.keepaliveMs,
     }));
     this.log.info({ client: this.remote, user: principal.name, account: principal.account.name, clientSoftware: hello.client, method: principal.method, credential: principal.credential }, 'authenticated');
+    this.audit.loggedIn(principal);
+    this.audit.record(authOkEvent(principal));
     this.#ctx.onAuthenticated?.(this);
   }
 
@@ -268,16 +264,16 @@ export class ServerConnection implements ChannelHost {
     }
     if (this.#ctx.draining()) return { refuse: { code: ErrorCode.SERVER_SHUTTING_DOWN, message: 'The daemon is shutting down; try again when it is back.' } };
     // Nothing runs that the audit log cannot record (unless the daemon was told to continue).
-    const unaudited = this.#ctx.audit?.admit?.(this);
+    const unaudited = this.audit.admit();
     if (unaudited) {
-      this.#ctx.onDenied?.(this, request, 'the audit log cannot be written');
+      this.audit.record(deniedEvent(commandText(request), request.kind, 'the audit log cannot be written'));
       return { refuse: { code: unaudited.code, message: unaudited.message } };
     }
     if (this.#channels!.atLimit) return { refuse: tooManyChannels(this.limits.maxChannels) };
     const decision = checkOpen(this.user, request);
     if (!decision.allowed) {
       this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, command: commandText(request), reason: decision.reason }, 'request denied');
-      this.#ctx.onDenied?.(this, request, decision.reason);
+      this.audit.record(deniedEvent(commandText(request), request.kind, decision.reason));
       return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${decision.reason}.` } };
     }
     // For a user with command rules: the argv the rules matched, run without a shell.
@@ -317,6 +313,7 @@ export class ServerConnection implements ChannelHost {
     } finally {
       if (error) this.log.warn({ client: this.remote, code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
       else this.log.debug({ client: this.remote }, 'connection closed');
+      this.audit.record(disconnectEvent());
       this.#ctx.onClosed(this);
     }
   }

@@ -19,7 +19,7 @@ import { stateDirExposure } from '../auth/state-dir-exposure.js';
 import type { AuditSink } from '../audit/audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
 import { DaemonAudit, type AuditFailureAction } from '../audit/daemon-audit.js';
-import type { OpenRequest } from '../protocol/messages.js';
+import { connectFailedEvent } from '../audit/events.js';
 import { silentLogger } from '../silent-logger.js';
 import { commandBaseEnv } from './command-env.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
@@ -375,7 +375,7 @@ export class Server {
     const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
     const reason = err.code ?? err.message;
     this.#log.warn({ client: peer.remote, code: ErrorCode.TLS, err: reason }, 'TLS handshake failed');
-    this.#audit?.connectFailed?.(peer.address, peer.remote, 'tls', reason);
+    this.#audit?.record(connectFailedEvent(peer.address, peer.remote, 'tls', reason));
     // With a listener here Node leaves the socket to us: a handshake that timed out or
     // failed would otherwise hold its fd (and its startup slot) until the peer leaves.
     socket.destroy();
@@ -394,7 +394,7 @@ export class Server {
     if (!startup) {
       // Before any TLS work: one address may not hold more of the table than its share.
       this.#log.warn({ client: peer.remote, limit: this.limits.maxStartupsPerSource }, 'connection dropped: too many unauthenticated connections from this address');
-      this.#audit?.connectFailed?.(peer.address, peer.remote, 'startup', 'too many unauthenticated connections from this address');
+      this.#audit?.record(connectFailedEvent(peer.address, peer.remote, 'startup', 'too many unauthenticated connections from this address'));
       socket.destroy();
       return null;
     }
@@ -418,11 +418,10 @@ export class Server {
       this.#gate.release(startup);
       const peer = this.#peers.get(acceptedSocket(socket)) ?? peerOf(socket);
       this.#log.warn({ client: peer.remote, limit: this.limits.maxConnections }, 'connection refused: limit reached');
-      this.#audit?.connectFailed?.(peer.address, peer.remote, 'limit', 'connection limit reached (--max-connections)');
+      this.#audit?.record(connectFailedEvent(peer.address, peer.remote, 'limit', 'connection limit reached (--max-connections)'));
       refuseSocket(socket, ErrorCode.TOO_MANY_CONNECTIONS, `The daemon already serves ${this.limits.maxConnections} connections (--max-connections); try again later.`);
       return;
     }
-    const audit = this.#audit;
     const transportPeer = this.#transportPeers.get(socket);
     const connection = new ServerConnection(socket, {
       ...(transportPeer ? { peer: transportPeer } : {}),
@@ -432,7 +431,7 @@ export class Server {
       baseEnv,
       containers: this.#containers,
       channelKinds: this.#channelKinds,
-      audit,
+      audit: this.#audit,
       draining: () => this.#draining,
       handshakeTimeoutMs: Math.max(0, startup.deadlineMs - (Date.now() - startup.acceptedAt)),
       admit: (principal) => this.#admitAuthenticated(principal),
@@ -442,21 +441,12 @@ export class Server {
       onClosed: (c) => {
         this.#gate.release(startup);
         this.#connections.delete(c);
-        audit?.disconnected(c);
       },
-      onAuthenticated: (c: ServerConnection) => {
-        this.#gate.release(startup);
-        audit?.authenticated(c);
-      },
-      ...(audit ? {
-        onAuthFailure: (c: ServerConnection, user: string | null, reason: string) => audit.authFailed(c, user, reason),
-        onDenied: (c: ServerConnection, request: OpenRequest, reason: string) => audit.denied(c, request, reason),
-      } : {}),
+      onAuthenticated: () => this.#gate.release(startup),
     });
     // The gate's deadline and evictions now close this connection with a coded GOODBYE.
     startup.evict = (reason) => connection.evict(reason);
     this.#connections.add(connection);
-    audit?.connected(connection);
   }
 
   #authenticatedCount(): number {

@@ -19,7 +19,8 @@ import { hashPassword } from '../../src/auth/password.js';
 import { FrameType } from '../../src/protocol/frame.js';
 import { ErrorCode, type ShellwireError } from '../../src/errors.js';
 import { parseUsersConfig } from '../../src/auth/users-config.js';
-import type { AuditSink, CommandRecord } from '../../src/audit/audit-sink.js';
+import type { AuditSink } from '../../src/audit/audit-sink.js';
+import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { ClassicServer } from '../../src/server/classic-server.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -58,11 +59,10 @@ describe('command restrictions, environment and named users on a root daemon', {
   let d: TestDaemon;
   let dir: string;
   let key: ReturnType<typeof keyFile>;
-  const started: CommandRecord[] = [];
+  const started: AuditEvent[] = [];
   const restrictedToken = 'swt_restricted-token-0123456789abcdef';
   const audit: AuditSink = {
-    connected() {}, authenticated() {}, authFailed() {}, denied() {}, disconnected() {}, commandEnded() {},
-    commandStarted: (_c, record) => void started.push(record),
+    record: (event) => void (event.kind === 'command-start' && started.push(event)),
   };
 
   before(async () => {
@@ -210,7 +210,7 @@ describe('command restrictions, environment and named users on a root daemon', {
     const r = await alice.exec('env', { env: { LANG: 'C.UTF-8' } });
     assert.match(r.stdout, /^LANG=C\.UTF-8$/m);
     assert.match(r.stdout, /^PATH=\/usr\/local\/sbin:/m, 'the daemon sets PATH');
-    assert.deepEqual(started.at(-1)?.env, ['LANG'], 'the audit row records the environment the client applied');
+    assert.deepEqual(started.at(-1)?.detail?.env, ['LANG'], 'the audit row records the environment the client applied');
     await alice.close();
   });
 
