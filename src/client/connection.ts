@@ -14,7 +14,7 @@ import { asyncDispose } from '../dispose.js';
 import { RemoteProcess } from './remote-process.js';
 import { runBuffered, type ExecOptions } from './run-command.js';
 import { ShellSession, type SessionHost } from './shell-session.js';
-import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, type OsText, type SpawnOptions } from './spawn-options.js';
+import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption, type OsText, type SpawnOptions } from './spawn-options.js';
 import type { ChannelOpener } from './channel-host.js';
 import {
   putFile, getFile, listRemote, statRemote, mkdirRemote, type PutOptions, type GetOptions, type TransferResult, type RemoteEntry,
@@ -125,7 +125,8 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     const env = checkEnv(options.env);
     const cwd = checkCwd(options.cwd);
     checkPty(options.pty);
-    const timeoutMs = checkTimeout(options.timeout);
+    const timeout = timeoutOption(options);
+    const timeoutMs = checkTimeout(timeout.value, timeout.option);
     const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
     if (typeof words === 'string') request.command = words;
     else if (words !== null) request.argv = words;
@@ -203,11 +204,12 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
 
   /**
    * Close the connection; commands still running are killed by the server and their
-   * `exited` rejects. Resolves when the daemon has closed its side, or after `timeout` ms
-   * (default 2 s; 0: at once) when the socket is destroyed: never waits on a frozen peer.
+   * `exited` rejects. Resolves when the daemon has closed its side, or after `timeoutMs`
+   * (default 2 000; 0: at once; `timeout` is its deprecated alias) when the socket is
+   * destroyed: never waits on a frozen peer. Never rejects.
    */
-  async close(options: { timeout?: number } = {}): Promise<void> {
-    const timeout = options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  async close(options: { timeoutMs?: number; /** @deprecated Use `timeoutMs`. */ timeout?: number } = {}): Promise<void> {
+    const timeout = options.timeoutMs ?? options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
     if (!this.conn.closed) this.conn.socket.end();
     const timer = setTimeout(() => {
       if (this.conn.closed) return;

@@ -40,7 +40,7 @@ export const CANCEL_GRACE_MS = 3_000;
 export interface RunOnOptions extends PoolOptions {
   /** Hosts connecting or running at once. Default 64. */
   fanout?: number;
-  /** Per-host command timeout (ms): the daemon kills the command's process group. */
+  /** Per-host command timeout in milliseconds: the daemon kills the command's process group. */
   timeoutMs?: number;
   /** Connection starts per second (a token bucket with `fanout` burst). Default 2,000; 0 = no limit. */
   connectRate?: number;
@@ -52,7 +52,13 @@ export interface RunOnOptions extends PoolOptions {
   batchSize?: number;
   /** Run the first host alone first; if it fails, nothing else runs. */
   canary?: boolean;
-  /** Bytes kept per host and stream in the result (0: keep none). Default 1 MiB. */
+  /**
+   * Bytes of output kept per host and stream in the result (0: keep none; default 1 MiB,
+   * `DEFAULT_MAX_OUTPUT`). Unlike `exec`'s `maxBuffer`, more is not an error: the rest is
+   * counted, not kept (output events still carry every byte).
+   */
+  maxBuffer?: number;
+  /** @deprecated Use `maxBuffer` (the same bytes; `maxBuffer` wins when both are given). */
   maxOutput?: number;
   /** Emit `output` events (default true). Without them, only results carry output. */
   outputEvents?: boolean;
@@ -253,13 +259,13 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   async #runCommand(conn: Connection, host: FleetHost, batch: number, state: RunningHost): Promise<HostResult> {
     const { timeoutMs, env, cwd } = this.#options;
     const proc = conn.spawn(this.command, {
-      ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(env ? { env } : {}),
       ...(cwd !== undefined ? { cwd } : {}),
     });
     state.proc = proc;
     proc.stdin.end();
-    const maxOutput = this.#options.maxOutput ?? DEFAULT_MAX_OUTPUT;
+    const maxOutput = this.#options.maxBuffer ?? this.#options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     const stdout = new OutputBuffer(maxOutput);
     const stderr = new OutputBuffer(maxOutput);
     let guardFired = false;
