@@ -13,9 +13,8 @@ import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '
 import { asyncDispose } from '../dispose.js';
 import { RemoteProcess } from './remote-process.js';
 import { runBuffered, type ExecOptions } from './run-command.js';
-import { ShellSession, type SessionHost } from './shell-session.js';
+import { ShellSession } from './shell-session.js';
 import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption, type OsText, type SpawnOptions } from './spawn-options.js';
-import type { ChannelOpener } from './channel-host.js';
 import {
   putFile, getFile, listRemote, statRemote, mkdirRemote, type PutOptions, type GetOptions, type TransferResult, type RemoteEntry,
 } from './file-transfer.js';
@@ -48,8 +47,12 @@ export interface ConnectionOptions {
 export type { OsText, SpawnOptions } from './spawn-options.js';
 export type { ExecOptions } from './run-command.js';
 
-
-export class Connection extends EventEmitter implements ChannelOpener, SessionHost, AsyncDisposable {
+// Not `implements ChannelOpener, SessionHost`: their members (`conn`, `openChannel`) are
+// marked internal and stripped from the published .d.ts, where the clause would not hold. The
+// channel kinds (ShellSession, RemoteProcess, the file functions) are handed `this` as those
+// interfaces, which checks the same thing.
+export class Connection extends EventEmitter implements AsyncDisposable {
+  /** @internal The framed connection under the channels (not public: see the class's methods). */
   readonly conn: FrameConnection;
   /** `host:port` of the daemon. */
   readonly hostLabel: string;
