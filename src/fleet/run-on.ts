@@ -85,7 +85,7 @@ interface RunningHost {
   proc: RemoteProcess | null;
 }
 
-/** A run in progress: iterate it for events, or await `result()`. */
+/** A run in progress: iterate it for events, or await `result()` (neither rejects: each host's failure is in its `HostResult`). */
 export class FleetRun implements AsyncIterable<FleetEvent> {
   readonly hosts: readonly FleetHost[];
   readonly command: string;
@@ -385,7 +385,14 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   }
 }
 
-/** Run `command` on every target; see `FleetRun`. String targets are target expressions. */
+/**
+ * Run `command` on every target; see `FleetRun`. String targets are target expressions.
+ *
+ * @throws {NoHostsMatchedError} (`SW_ERR_BAD_TARGET`) string targets that match no host, unless `allowEmpty`.
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` for a malformed target expression; `InventoryError`
+ *   when the inventory named by string targets cannot be read. Per-host failures (connect,
+ *   host key, auth, command) never throw: they are each host's `HostResult`.
+ */
 export function runOn(targets: string | readonly string[] | readonly FleetHost[], command: string, options: RunOnOptions = {}): FleetRun {
   let hosts: readonly FleetHost[];
   if (typeof targets === 'string' || (targets.length > 0 && typeof targets[0] === 'string')) {
