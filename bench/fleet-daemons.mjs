@@ -3,7 +3,7 @@
 // should be as lean as a real one (no TypeScript loader thread), because fork() gets slower
 // as the forking process grows, and that is what a command costs the daemon.
 //   node bench/fleet-daemons.mjs STATE_DIR FIRST COUNT PORT
-import { Server } from '../dist/index.js';
+import { Server } from '../dist/server/index.js';
 
 const [stateDir, first, count, port] = [process.argv[2], Number(process.argv[3]), Number(process.argv[4]), Number(process.argv[5])];
 const addressOf = (i) => `127.0.${Math.floor((i + 2) / 254)}.${((i + 2) % 254) + 1}`;

@@ -131,7 +131,8 @@ if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/index.js'))) throw new Erro
 const install = existsSync('/tmp/sw/peers-install.log') ? readFileSync('/tmp/sw/peers-install.log', 'utf8') : '';
 if (!/install ok/.test(install)) log('note: /tmp/sw/peers-install.log does not say "install ok" yet; parallel-ssh may be missing');
 
-const { Server, ConnectionPool, runOn } = await import(join(ROOT, 'dist/fleet/index.js')).then(async (f) => ({ ...(await dist()), ...f }));
+const { Server } = (await import(join(ROOT, 'dist/server/index.js'))) as typeof import('../dist/server/index.js');
+const { ConnectionPool, runOn } = await import(join(ROOT, 'dist/fleet/index.js')).then(async (f) => ({ ...(await dist()), ...f }));
 const stateDir = join(dir, 'server');
 const seed = await Server.create({ stateDir, port: 0 });
 const home = join(dir, 'home');

@@ -1,5 +1,9 @@
 /**
- * shellwire: run commands on remote hosts over TLS.
+ * shellwire: run commands on remote hosts over TLS. The `shellwire` entry: the client
+ * (connect, Connection, RemoteProcess, ShellSession, files), the fleet runner (runOn,
+ * inventory, targets, discovery) and the typed errors. The daemon is `shellwire/server`
+ * (src/server/index.ts), the audit log `shellwire/audit` (src/audit/index.ts). Formatters,
+ * line splitters and the channel machinery are internals: not exported.
  *
  *   import { connect } from 'shellwire';
  *   const conn = await connect('web1:50007', { tokenFile: 'token' });
@@ -9,25 +13,31 @@ export { connect, type ConnectOptions } from './client/connect.js';
 export {
   Connection, DEFAULT_CLIENT_KEEPALIVE_MS, DEFAULT_CLOSE_TIMEOUT_MS, type ConnectionOptions, type SpawnOptions, type ExecOptions,
 } from './client/connection.js';
-export { RemoteProcess, CHANNEL_CLOSE_GRACE_MS, type ExitInfo } from './client/remote-process.js';
+export { RemoteProcess, type ExitInfo } from './client/remote-process.js';
+export { CHANNEL_CLOSE_GRACE_MS } from './client/client-channel.js';
 export { ShellSession } from './client/shell-session.js';
 export type { OsText } from './client/spawn-options.js';
 /** OS byte strings (command text, argv, cwd, env, file names) ↔ exact bytes: docs/protocol.md §4.11. */
 export { decodeOsBytes, encodeOsBytes, isOsString, OsBytesError } from './protocol/os-bytes.js';
 export { DEFAULT_MAX_BUFFER } from './client/run-command.js';
-export { parseTarget, formatTarget, type Target } from './client/target.js';
-export { Server, type ServerOptions, DEFAULT_PORT, DEFAULT_HOST } from './server/server.js';
-export { DEFAULT_LIMITS, type ServerLimits } from './server/limits.js';
+export { parseTarget, formatTarget, DEFAULT_PORT, type Target } from './transport/address.js';
 export type { HostKeyPolicy } from './auth/known-hosts.js';
-export {
-  ShellwireError, ProtocolError, ConnectionError, HostVerificationError, AuthenticationError,
-  RequestError, UsageError, LocalIoError, CommandError, ErrorCode, type CommandResult,
-} from './errors.js';
-export * from './fleet/index.js';
-export { AuditLog, auditLogPath, type AuditEvent, type AuditRow, type AuditKind, type AuditQuery, type VerifyResult } from './audit/audit-log.js';
-export { ClassicServer } from './server/classic-server.js';
-export { putFile, getFile, listRemote, statRemote, putTree, getTree } from './client/file-api.js';
-export {
-  FileTransferError, type RemoteEntry, type TransferProgress, type TransferOptions, type PutOptions, type GetOptions, type TransferResult,
+export type {
+  RemoteEntry, TransferProgress, TransferOptions, PutOptions, GetOptions, TransferResult,
 } from './client/file-transfer.js';
 export type { TreeOptions, TreeResult } from './client/file-tree.js';
+export {
+  ShellwireError, ProtocolError, ConnectionError, HostVerificationError, AuthenticationError,
+  RequestError, UsageError, LocalIoError, CommandError, FileTransferError, ErrorCode, type CommandResult,
+} from './errors.js';
+
+// The fleet runner: fan-out, inventory, target expressions, discovery.
+export { runOn, FleetRun, DEFAULT_FANOUT, DEFAULT_MAX_OUTPUT, TIMEOUT_GRACE_MS, type RunOnOptions } from './fleet/run-on.js';
+export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './fleet/results.js';
+export { ConnectionPool, DEFAULT_CONNECT_RATE, type PoolOptions } from './fleet/pool.js';
+export { loadInventory, parseInventory, defaultInventoryPath, InventoryError, type FleetHost, type Inventory } from './fleet/inventory.js';
+export { addHostsToInventory } from './fleet/inventory-write.js';
+export { resolveTargets, NoHostsMatchedError, type ResolveTargetsOptions } from './fleet/targets.js';
+export { resolveHost, type HostOverrides, type ResolvedHost } from './fleet/resolve-host.js';
+export { expandRange } from './fleet/ranges.js';
+export { discover, type DiscoveredHost, type DiscoverOptions } from './fleet/discovery.js';

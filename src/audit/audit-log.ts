@@ -151,8 +151,10 @@ export class AuditLog {
 
   /**
    * Open (and by default create) the log at `path`. Loads better-sqlite3 on first call.
-   * Throws `UsageError` (`SW_ERR_STATE_DIR`) when the file is missing (`create: false`),
-   * unreadable, not a shellwire audit log, or from a newer shellwire.
+   *
+   * @throws {UsageError} `SW_ERR_STATE_DIR` when the file is missing (`create: false`),
+   *   unreadable, not a shellwire audit log, or from a newer shellwire;
+   *   `SW_ERR_MISSING_DEPENDENCY` when better-sqlite3 is not installed.
    */
   static open(path: string, options: AuditLogOptions = {}): AuditLog {
     const readonly = options.readonly ?? false;
@@ -258,6 +260,9 @@ export class AuditLog {
    * `grep` is a case-insensitive (ASCII) substring of the command, cwd, user, OS user, address,
    * key fingerprint, signal or detail. `failed` means: a non-zero exit code, a signal, an
    * authentication failure or a denial.
+   *
+   * @throws {RangeError} `limit` is not a positive integer, or `exitCode` not an integer.
+   * @throws {TypeError} `since` or `until` is not a valid Date.
    */
   query(filter: AuditQuery = {}): AuditRow[] {
     const { sql, params, reverse } = buildQuery(filter);
@@ -270,7 +275,12 @@ export class AuditLog {
     return reverse ? rows.reverse() : rows;
   }
 
-  /** How many rows match `filter` (its `limit` and `order` ignored). */
+  /**
+   * How many rows match `filter` (its `limit` and `order` ignored).
+   *
+   * @throws {RangeError} `exitCode` is not an integer.
+   * @throws {TypeError} `since` or `until` is not a valid Date.
+   */
   count(filter: AuditQuery = {}): number {
     const { sql, params } = buildCount(filter);
     return (this.#db.prepare<unknown[], { n: number }>(sql).get(...params) as { n: number }).n;
@@ -280,6 +290,9 @@ export class AuditLog {
    * Walk the whole chain (in one read transaction, so a concurrent writer does not disturb
    * it) and report the first row that was edited, deleted, inserted or reordered.
    * Cannot detect a rewrite that recomputed every later hash and the chain head (see chain.ts).
+   * A broken chain is the result (`ok: false`, the offending row), not an exception.
+   *
+   * @throws {Error} better-sqlite3's `SqliteError` when the file cannot be read (I/O, corruption).
    */
   verify(): VerifyResult {
     const rows = this.#db.prepare<[], StoredRow>('SELECT * FROM audit_events ORDER BY id');

@@ -272,19 +272,11 @@ export async function verifyHostKey(check: HostCheck): Promise<void> {
   if (state === 'known') return;
   if (state === 'changed') {
     const offending = entries.find((e) => e.host === check.hostKey)!;
+    // One paragraph: what happened, what to do. The ssh-style WARNING banner is the CLI's
+    // (cli/common.ts), built from the fields below; a library caller gets them as data.
     const error = new HostVerificationError(
       ErrorCode.HOST_KEY_CHANGED,
-      [
-        '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
-        '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @',
-        '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
-        'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!',
-        'Someone could be intercepting this connection, or the daemon was reinstalled.',
-        `The server at ${check.hostKey} presented ${check.fingerprint},`,
-        `but known_hosts pins ${offending.fingerprint}.`,
-        `Offending key in ${check.knownHostsFile}:${offending.line}`,
-        `Host key for ${check.hostKey} has changed and the connection was refused.`,
-      ].join('\n'),
+      `The daemon at ${check.hostKey} presented ${check.fingerprint}, but ${check.knownHostsFile} line ${offending.line} pins ${offending.fingerprint}: the host key changed (the daemon was reinstalled or its key rotated, or someone is intercepting the connection), so the connection was refused before any credentials were sent.`,
       { host: check.hostKey, hint: `If you know the daemon's key changed, remove line ${offending.line} of ${check.knownHostsFile} and connect again.` },
     );
     error.fingerprint = check.fingerprint;

@@ -266,11 +266,34 @@ function shellQuote(word: string): string {
   return /^[A-Za-z0-9_@%+=:,./[\]-]+$/.test(word) ? word : `'${word.replace(/'/g, `'"'"'`)}'`;
 }
 
+/**
+ * ssh's banner for a changed host key pinned in known_hosts, from the error's fields (the
+ * library's message is one plain paragraph); null for other host-key errors.
+ */
+export function hostKeyChangedBanner(err: HostVerificationError): string | null {
+  if (err.code !== ErrorCode.HOST_KEY_CHANGED || err.knownHostsFile === undefined || err.line === undefined) return null;
+  const host = err.host ?? 'this host';
+  return [
+    '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+    '@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @',
+    '@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@',
+    'IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!',
+    'Someone could be intercepting this connection, or the daemon was reinstalled.',
+    `The server at ${host} presented ${err.presented ?? 'another key'},`,
+    `but known_hosts pins ${err.pinned ?? 'another key'}.`,
+    `Offending key in ${err.knownHostsFile}:${err.line}`,
+    `Host key for ${host} has changed and the connection was refused.`,
+  ].join('\n');
+}
+
 export function reportError(err: unknown): never {
   if (err instanceof ShellwireError) {
     const hint = cliHint(err);
     // Host-key banners stand alone, as ssh prints them; other errors are one line with their code.
-    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) fail(hint ? `${err.reason}\n${hint}` : err.reason);
+    if (err instanceof HostVerificationError && err.code !== ErrorCode.TLS) {
+      const text = hostKeyChangedBanner(err) ?? err.reason;
+      fail(hint ? `${text}\n${hint}` : text);
+    }
     fail(`${err.reason}${hint ? ` ${hint}` : ''} [${err.code}]`);
   }
   fail(err instanceof Error ? err.message : String(err), 1);

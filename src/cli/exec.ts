@@ -55,7 +55,7 @@ async function runExec(host: string, command: string, flags: ExecFlags, timeoutM
     reportError(err);
   }
   if (flags.tty) await runOnTerminal(conn, command);
-  const started = conn.spawn(command, timeoutMs === undefined ? {} : { timeout: timeoutMs });
+  const started = conn.spawn(command, timeoutMs === undefined ? {} : { timeoutMs });
   proc = started;
   onTermination(() => {
     started.close();

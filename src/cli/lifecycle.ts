@@ -74,7 +74,7 @@ export function terminate(signal: TerminationSignal): void {
   void (async () => {
     const steps = Promise.allSettled([...goodbyes].map(async (goodbye) => goodbye()));
     await Promise.race([steps, delay(CLOSE_GRACE_MS)]);
-    await Promise.allSettled([...connections].map((conn) => conn.close({ timeout: SOCKET_CLOSE_MS })));
+    await Promise.allSettled([...connections].map((conn) => conn.close({ timeoutMs: SOCKET_CLOSE_MS })));
     await steps;
     await exitWhenFlushed(code);
   })();

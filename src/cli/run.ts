@@ -157,7 +157,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     ...(flags.canary ? { canary: true } : {}),
     outputEvents: Boolean(flags.stream || flags.json),
     // Grouped output keeps results; streamed output is printed, not kept.
-    maxOutput: flags.stream ? 0 : 1024 * 1024,
+    maxBuffer: flags.stream ? 0 : 1024 * 1024,
     connect: {
       hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
       onHostKeyAdded: reportHostAdded,

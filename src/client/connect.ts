@@ -90,7 +90,21 @@ function checkHostKeyOptions(options: ConnectOptions): void {
   }
 }
 
-/** Connect to `target` (`HOST[:PORT]`, `[::1]:PORT`, or a parsed target) and authenticate. */
+/**
+ * Connect to `target` (`HOST[:PORT]`, `[::1]:PORT`, or a parsed target) and authenticate.
+ *
+ * @throws {ConnectionError} the daemon cannot be reached or speaks something else
+ *   (`SW_ERR_CONNECT_FAILED`, `SW_ERR_CONNECT_TIMEOUT`, `SW_ERR_NOT_SHELLWIRE`,
+ *   `SW_ERR_CONNECTION_CLOSED`), or `signal` aborted (`SW_ERR_COMMAND_CANCELED`).
+ * @throws {HostVerificationError} TLS failed (`SW_ERR_TLS`) or the host key is unknown
+ *   (`SW_ERR_HOST_KEY_UNKNOWN`) or changed (`SW_ERR_HOST_KEY_CHANGED`; `presented`, `pinned`,
+ *   `knownHostsFile`, `line`). No credential is sent before the key is trusted.
+ * @throws {AuthenticationError} the daemon refused the credentials (`SW_ERR_AUTH_FAILED`,
+ *   `SW_ERR_LOCKED_OUT`) or there were none to offer (`SW_ERR_NO_CREDENTIALS`).
+ * @throws {ProtocolError} the daemon broke the protocol during the handshake (`SW_ERR_VERSION`, …).
+ * @throws {RequestError} `SW_ERR_BAD_REQUEST` for invalid options (a bad target, `hostKeyPolicy: 'ask'` without `confirmHost`).
+ * @throws {UsageError} a key or token file cannot be read or is unsafe (`SW_ERR_KEY_FILE`, …).
+ */
 export async function connect(target: string | Target, options: ConnectOptions = {}): Promise<Connection> {
   checkHostKeyOptions(options);
   const parsed = typeof target === 'string' ? parseTarget(target) : target;

@@ -13,9 +13,8 @@ import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '
 import { asyncDispose } from '../dispose.js';
 import { RemoteProcess } from './remote-process.js';
 import { runBuffered, type ExecOptions } from './run-command.js';
-import { ShellSession, type SessionHost } from './shell-session.js';
-import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, type OsText, type SpawnOptions } from './spawn-options.js';
-import type { ChannelOpener } from './channel-host.js';
+import { ShellSession } from './shell-session.js';
+import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption, type OsText, type SpawnOptions } from './spawn-options.js';
 import {
   putFile, getFile, listRemote, statRemote, mkdirRemote, type PutOptions, type GetOptions, type TransferResult, type RemoteEntry,
 } from './file-transfer.js';
@@ -48,8 +47,12 @@ export interface ConnectionOptions {
 export type { OsText, SpawnOptions } from './spawn-options.js';
 export type { ExecOptions } from './run-command.js';
 
-
-export class Connection extends EventEmitter implements ChannelOpener, SessionHost, AsyncDisposable {
+// Not `implements ChannelOpener, SessionHost`: their members (`conn`, `openChannel`) are
+// marked internal and stripped from the published .d.ts, where the clause would not hold. The
+// channel kinds (ShellSession, RemoteProcess, the file functions) are handed `this` as those
+// interfaces, which checks the same thing.
+export class Connection extends EventEmitter implements AsyncDisposable {
+  /** @internal The framed connection under the channels (not public: see the class's methods). */
   readonly conn: FrameConnection;
   /** `host:port` of the daemon. */
   readonly hostLabel: string;
@@ -118,6 +121,11 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
    * Start a command and stream it: `proc.stdout`/`proc.stderr` are Readables (read both,
    * or the command stalls when the window fills), `proc.stdin` a Writable, `proc.exited`
    * the exit status. A string runs with `/bin/sh -c`; an array runs without a shell.
+   *
+   * @throws {RequestError} `SW_ERR_BAD_REQUEST` at once for invalid options (command, env, cwd,
+   *   `timeoutMs`, pty); `SW_ERR_TOO_MANY_CHANNELS` when the connection is full.
+   * @throws {ConnectionError} `SW_ERR_CONNECTION_CLOSED` when the connection is closed.
+   *   Refusals by the daemon (policy, limits) reject `proc.exited` and `proc.started` instead.
    */
   spawn(command: OsText | OsText[] | null, options: SpawnOptions & { session?: number } = {}): RemoteProcess {
     this.#assertOpen();
@@ -125,7 +133,8 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     const env = checkEnv(options.env);
     const cwd = checkCwd(options.cwd);
     checkPty(options.pty);
-    const timeoutMs = checkTimeout(options.timeout);
+    const timeout = timeoutOption(options);
+    const timeoutMs = checkTimeout(timeout.value, timeout.option);
     const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
     if (typeof words === 'string') request.command = words;
     else if (words !== null) request.argv = words;
@@ -142,12 +151,23 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
    * Run a command and buffer its output. Resolves with `{ stdout, stderr, exitCode, signal,
    * durationMs, … }`; rejects with a `CommandError` of the same shape when it fails
    * (unless `reject: false`).
+   *
+   * @throws {CommandError} (rejects) the command exited non-zero (`SW_ERR_COMMAND_FAILED`), was
+   *   killed by a signal, timed out (`SW_ERR_COMMAND_TIMED_OUT`), was canceled
+   *   (`SW_ERR_COMMAND_CANCELED`) or overflowed `maxBuffer` (`SW_ERR_MAX_BUFFER`); never with `reject: false`.
+   * @throws {RequestError} (rejects) invalid options, or the daemon refused the command (`SW_ERR_DENIED`, …).
+   * @throws {ConnectionError} (rejects) the connection was closed or lost while it ran.
    */
   exec(command: OsText | OsText[], options: ExecOptions = {}): Promise<CommandResult> {
     return runBuffered(() => this.spawn(command, options), options);
   }
 
-  /** Open a shell session: `cd` and `export` persist from one `session.exec()` to the next. */
+  /**
+   * Open a shell session: `cd` and `export` persist from one `session.exec()` to the next.
+   *
+   * @throws {RequestError} (rejects) the daemon refused the session, or invalid `cwd`/`env`.
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
   async shell(options: { cwd?: OsText; env?: Record<string, OsText> } = {}): Promise<ShellSession> {
     this.#assertOpen();
     const env = checkEnv(options.env);
@@ -157,37 +177,88 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
     return session;
   }
 
-  /** Upload one file (atomic, SHA-256 verified, resumable); see client/file-transfer.ts. */
+  /**
+   * Upload one file (atomic, SHA-256 verified, resumable); see client/file-transfer.ts.
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
   put(local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
     return putFile(this, local, remote, options);
   }
 
-  /** Download one file (atomic, SHA-256 verified, resumable). */
+  /**
+   * Download one file (atomic, SHA-256 verified, resumable).
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
   get(remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
     return getFile(this, remote, local, options);
   }
 
-  /** Upload files and (with `recursive`) directory trees into `remote`. */
+  /**
+   * Upload files and (with `recursive`) directory trees into `remote`.
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   *   Per-entry failures do not reject: they are in the result's `failures`.
+   */
   putRecursive(locals: string | string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
     return putTree(this, typeof locals === 'string' ? [locals] : locals, remote, options);
   }
 
-  /** Download files and (with `recursive`) directory trees into `local`. */
+  /**
+   * Download files and (with `recursive`) directory trees into `local`.
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   *   Per-entry failures do not reject: they are in the result's `failures`.
+   */
   getRecursive(remotes: string | string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
     return getTree(this, typeof remotes === 'string' ? [remotes] : remotes, local, options);
   }
 
-  /** The entries of a remote directory (a file lists as itself); `signal` cancels. */
+  /**
+   * The entries of a remote directory (a file lists as itself); `signal` cancels.
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
   list(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
     return listRemote(this, remote, options);
   }
 
-  /** A remote path's type, size, mode and mtime (symlinks followed); `signal` cancels. */
+  /**
+   * A remote path's type, size, mode and mtime (symlinks followed); `signal` cancels.
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
   stat(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry> {
     return statRemote(this, remote, options);
   }
 
-  /** Create a remote directory and its parents (no error when it exists); `signal` cancels. */
+  /**
+   * Create a remote directory and its parents (no error when it exists); `signal` cancels.
+   *
+   * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
+   *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
+   *   canceled it (`SW_ERR_COMMAND_CANCELED`).
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
   mkdir(remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
     return mkdirRemote(this, remote, options);
   }
@@ -203,11 +274,12 @@ export class Connection extends EventEmitter implements ChannelOpener, SessionHo
 
   /**
    * Close the connection; commands still running are killed by the server and their
-   * `exited` rejects. Resolves when the daemon has closed its side, or after `timeout` ms
-   * (default 2 s; 0: at once) when the socket is destroyed: never waits on a frozen peer.
+   * `exited` rejects. Resolves when the daemon has closed its side, or after `timeoutMs`
+   * (default 2 000; 0: at once; `timeout` is its deprecated alias) when the socket is
+   * destroyed: never waits on a frozen peer. Never rejects.
    */
-  async close(options: { timeout?: number } = {}): Promise<void> {
-    const timeout = options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  async close(options: { timeoutMs?: number; /** @deprecated Use `timeoutMs`. */ timeout?: number } = {}): Promise<void> {
+    const timeout = options.timeoutMs ?? options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
     if (!this.conn.closed) this.conn.socket.end();
     const timer = setTimeout(() => {
       if (this.conn.closed) return;

@@ -89,14 +89,22 @@ export class RemoteProcess implements AsyncDisposable {
     this.stdin = new ChannelWritable(channel, (callback) => owner.conn.whenDrained(callback));
   }
 
-  /** Send a signal to the remote process group (SIGINT is Ctrl-C). */
+  /**
+   * Send a signal to the remote process group (SIGINT is Ctrl-C).
+   *
+   * @throws {RequestError} `SW_ERR_BAD_REQUEST` for a signal the protocol does not carry.
+   */
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     checkSignal(signal);
     if (this.#link.closing) return;
     this.#link.channel.signal(signal); // held until the server accepts (an OPEN may still fail)
   }
 
-  /** Tell a terminal command its new window size (no effect without a terminal). */
+  /**
+   * Tell a terminal command its new window size (no effect without a terminal).
+   *
+   * @throws {RequestError} `SW_ERR_BAD_REQUEST` for a size out of range.
+   */
   resize(cols: number, rows: number): void {
     checkTerminalSize(cols, rows);
     if (this.#link.closing) return;
@@ -106,7 +114,7 @@ export class RemoteProcess implements AsyncDisposable {
   /**
    * Give up on the command: the server sends SIGTERM (then SIGKILL) to its group. `exited`
    * settles (canceled) when the server confirms, or after `CHANNEL_CLOSE_GRACE_MS` if it
-   * does not (a frozen daemon), so a close never hangs.
+   * does not (a frozen daemon), so a close never hangs. Never throws.
    */
   close(): void {
     if (this.#link.closing) return;

@@ -13,12 +13,18 @@ export const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
 
 export interface BufferOptions {
   stdin?: string | Buffer | Uint8Array | Readable;
+  /**
+   * Bytes of output kept per stream (default `DEFAULT_MAX_BUFFER`, 100 MiB): more closes the
+   * command and rejects with `CommandError` `SW_ERR_MAX_BUFFER` (as execa's `maxBuffer`).
+   */
   maxBuffer?: number;
   /** Abort: the remote command gets SIGTERM, then SIGKILL. */
   signal?: AbortSignal;
   /** false: resolve with the result even when the command failed. Default true. */
   reject?: boolean;
-  /** Timeout in ms, for the error message (the server enforces it). */
+  /** Timeout in milliseconds, for the error message (the server enforces it). */
+  timeoutMs?: number;
+  /** @deprecated Use `timeoutMs`. */
   timeout?: number;
 }
 
@@ -67,7 +73,7 @@ export async function collectResult(proc: RemoteProcess, options: BufferOptions)
       canceled: exit.canceled && !overflowed,
     };
     if (exit.cwd !== undefined) result.cwd = exit.cwd;
-    const failure = describeFailure(result, exit, overflowed, maxBuffer, options.timeout);
+    const failure = describeFailure(result, exit, overflowed, maxBuffer, options.timeoutMs ?? options.timeout);
     if (failure && options.reject !== false) throw new CommandError(failure.code, failure.message, result);
     return result;
   } finally {

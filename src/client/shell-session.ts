@@ -70,6 +70,9 @@ export class ShellSession implements AsyncDisposable {
    * text; an argv (`['grep', '-r', pattern, dir]`) arrives word for word whatever it
    * contains (as execa's `$` and execFile): the daemon quotes it for the session's shell,
    * which must run it to keep `cd` and `export` (server/exec-channel.ts).
+   *
+   * @throws {RequestError} `SW_ERR_BAD_REQUEST` when the session is closed or an option is invalid;
+   *   otherwise as `Connection.spawn`.
    */
   spawn(command: OsText | OsText[], options: SpawnOptions = {}): RemoteProcess {
     if (this.#link.closing) throw new RequestError(ErrorCode.BAD_REQUEST, 'This shell session is closed.', { host: this.host, command: describeCommand(command) });
@@ -80,7 +83,12 @@ export class ShellSession implements AsyncDisposable {
     return proc;
   }
 
-  /** Run a command in the session and buffer its output (see `Connection.exec`). */
+  /**
+   * Run a command in the session and buffer its output (see `Connection.exec`).
+   *
+   * @throws {CommandError} (rejects) as `Connection.exec`: non-zero exit, signal, timeout, cancel, `maxBuffer`.
+   * @throws {RequestError} (rejects) the session is closed, an option is invalid, or the daemon refused.
+   */
   exec(command: OsText | OsText[], options: ExecOptions = {}): Promise<CommandResult> {
     return runBuffered(() => this.spawn(command, options), options);
   }

@@ -13,6 +13,11 @@ import { OsBytesError, decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes
  */
 export type OsText = string | Uint8Array;
 
+/** The command timeout a caller gave: `timeoutMs`, else the deprecated `timeout` (both ms). */
+export function timeoutOption(options: { timeoutMs?: number; timeout?: number }): { value: unknown; option: string } {
+  return options.timeoutMs !== undefined ? { value: options.timeoutMs, option: 'timeoutMs' } : { value: options.timeout, option: 'timeout' };
+}
+
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -52,11 +57,14 @@ export function checkCommand(command: unknown): string | string[] | null {
   });
 }
 
-/** `timeout`: milliseconds as a non-negative integer; 0 means none (as in execa). Returns what to send. */
-export function checkTimeout(timeout: unknown): number | undefined {
+/**
+ * `timeoutMs` (or its deprecated alias `timeout`, named by `option` in the error): milliseconds
+ * as a non-negative integer; 0 means none (as in execa). Returns what to send.
+ */
+export function checkTimeout(timeout: unknown, option = 'timeoutMs'): number | undefined {
   if (timeout === undefined || timeout === 0) return undefined;
   if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0 || timeout > MAX_TIMEOUT_MS) {
-    throw bad(`The timeout option must be a non-negative integer of milliseconds up to ${MAX_TIMEOUT_MS} (0 for none), got ${String(timeout)}.`);
+    throw bad(`The ${option} option must be a non-negative integer of milliseconds up to ${MAX_TIMEOUT_MS} (0 for none), got ${String(timeout)}.`);
   }
   return timeout;
 }
@@ -106,7 +114,9 @@ export interface SpawnOptions {
   env?: Record<string, OsText>;
   /** Working directory (default: the user's home, or the session's cwd); text or exact bytes. */
   cwd?: OsText;
-  /** Kill the command (SIGTERM to its group, then SIGKILL) after this many ms. */
+  /** Kill the command (SIGTERM to its group, then SIGKILL) after this many milliseconds (0: never). */
+  timeoutMs?: number;
+  /** @deprecated Use `timeoutMs` (the same milliseconds; `timeoutMs` wins when both are given). */
   timeout?: number;
   /** Run on a pseudo-terminal of this type and size (stdout and stderr arrive merged on stdout). */
   pty?: { term: string; cols: number; rows: number };

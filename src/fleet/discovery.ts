@@ -190,7 +190,12 @@ export interface DiscoverOptions {
   probesPerSecond?: number;
 }
 
-/** Probe each address and collect the answers (one per address, the first to arrive). */
+/**
+ * Probe each address and collect the answers (one per address, the first to arrive).
+ *
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` for an invalid or too large subnet; the UDP socket's
+ *   own error (an `Error` with `code`) when it cannot be opened.
+ */
 export async function discover(options: DiscoverOptions): Promise<DiscoveredHost[]> {
   const port = options.port ?? 50007;
   const nonce = randomBytes(8).toString('hex');

@@ -18,7 +18,12 @@ export interface NewHost {
   labels?: Record<string, string>;
 }
 
-/** Add `hosts` whose address:port is not in the file yet; returns the names added. */
+/**
+ * Add `hosts` whose address:port is not in the file yet; returns the names added.
+ *
+ * @throws {InventoryError} the existing file is not a valid inventory.
+ * @throws {LocalIoError} (`SW_ERR_LOCAL_IO`) the file cannot be read or written.
+ */
 export function addHostsToInventory(file: string, hosts: readonly NewHost[]): { added: string[]; skipped: string[] } {
   let text = '';
   try {

@@ -80,6 +80,9 @@ export function emptyInventory(): Inventory {
 /**
  * Load an inventory. A missing default file is an empty inventory (ad-hoc `HOST:PORT`
  * targets still work); a missing file the user named is an error.
+ *
+ * @throws {InventoryError} (a `UsageError`, `SW_ERR_BAD_INVENTORY`, with `file` and `line`) the
+ *   named file is missing or unreadable, or its YAML or a host entry is invalid.
  */
 export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.env): Inventory {
   const path = file ?? defaultInventoryPath(env);
@@ -97,7 +100,11 @@ export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.en
 const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'identity', 'token-file', 'labels', 'groups']);
 const NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
-/** Parse inventory text; `file` is used for messages and to resolve relative token files. */
+/**
+ * Parse inventory text; `file` is used for messages and to resolve relative token files.
+ *
+ * @throws {InventoryError} the YAML or a host entry is invalid (`file`, `line`).
+ */
 export function parseInventory(text: string, file: string): Inventory {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });

@@ -37,7 +37,12 @@ export class ConnectionPool implements AsyncDisposable {
     return this.#connections.has(poolKey(host));
   }
 
-  /** The connection to `host`: the open one, or a new one. */
+  /**
+   * The connection to `host`: the open one, or a new one.
+   *
+   * @throws {ShellwireError} (rejects) what `connect()` throws: `ConnectionError`,
+   *   `HostVerificationError`, `AuthenticationError`, `ProtocolError`.
+   */
   get(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
     const key = poolKey(host);
     const existing = this.#connections.get(key);

@@ -18,7 +18,11 @@ export function hasRange(text: string): boolean {
   return false;
 }
 
-/** Expand every range in `pattern`, in order. A pattern without ranges expands to itself. */
+/**
+ * Expand every range in `pattern`, in order. A pattern without ranges expands to itself.
+ *
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` for a malformed range or one that expands past `MAX_RANGE_EXPANSION` names.
+ */
 export function expandRange(pattern: string): string[] {
   const parts: string[][] = [];
   let rest = pattern;

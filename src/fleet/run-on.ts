@@ -40,7 +40,7 @@ export const CANCEL_GRACE_MS = 3_000;
 export interface RunOnOptions extends PoolOptions {
   /** Hosts connecting or running at once. Default 64. */
   fanout?: number;
-  /** Per-host command timeout (ms): the daemon kills the command's process group. */
+  /** Per-host command timeout in milliseconds: the daemon kills the command's process group. */
   timeoutMs?: number;
   /** Connection starts per second (a token bucket with `fanout` burst). Default 2,000; 0 = no limit. */
   connectRate?: number;
@@ -52,7 +52,13 @@ export interface RunOnOptions extends PoolOptions {
   batchSize?: number;
   /** Run the first host alone first; if it fails, nothing else runs. */
   canary?: boolean;
-  /** Bytes kept per host and stream in the result (0: keep none). Default 1 MiB. */
+  /**
+   * Bytes of output kept per host and stream in the result (0: keep none; default 1 MiB,
+   * `DEFAULT_MAX_OUTPUT`). Unlike `exec`'s `maxBuffer`, more is not an error: the rest is
+   * counted, not kept (output events still carry every byte).
+   */
+  maxBuffer?: number;
+  /** @deprecated Use `maxBuffer` (the same bytes; `maxBuffer` wins when both are given). */
   maxOutput?: number;
   /** Emit `output` events (default true). Without them, only results carry output. */
   outputEvents?: boolean;
@@ -79,7 +85,7 @@ interface RunningHost {
   proc: RemoteProcess | null;
 }
 
-/** A run in progress: iterate it for events, or await `result()`. */
+/** A run in progress: iterate it for events, or await `result()` (neither rejects: each host's failure is in its `HostResult`). */
 export class FleetRun implements AsyncIterable<FleetEvent> {
   readonly hosts: readonly FleetHost[];
   readonly command: string;
@@ -253,13 +259,13 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   async #runCommand(conn: Connection, host: FleetHost, batch: number, state: RunningHost): Promise<HostResult> {
     const { timeoutMs, env, cwd } = this.#options;
     const proc = conn.spawn(this.command, {
-      ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       ...(env ? { env } : {}),
       ...(cwd !== undefined ? { cwd } : {}),
     });
     state.proc = proc;
     proc.stdin.end();
-    const maxOutput = this.#options.maxOutput ?? DEFAULT_MAX_OUTPUT;
+    const maxOutput = this.#options.maxBuffer ?? this.#options.maxOutput ?? DEFAULT_MAX_OUTPUT;
     const stdout = new OutputBuffer(maxOutput);
     const stderr = new OutputBuffer(maxOutput);
     let guardFired = false;
@@ -379,7 +385,14 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   }
 }
 
-/** Run `command` on every target; see `FleetRun`. String targets are target expressions. */
+/**
+ * Run `command` on every target; see `FleetRun`. String targets are target expressions.
+ *
+ * @throws {NoHostsMatchedError} (`SW_ERR_BAD_TARGET`) string targets that match no host, unless `allowEmpty`.
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` for a malformed target expression; `InventoryError`
+ *   when the inventory named by string targets cannot be read. Per-host failures (connect,
+ *   host key, auth, command) never throw: they are each host's `HostResult`.
+ */
 export function runOn(targets: string | readonly string[] | readonly FleetHost[], command: string, options: RunOnOptions = {}): FleetRun {
   let hosts: readonly FleetHost[];
   if (typeof targets === 'string' || (targets.length > 0 && typeof targets[0] === 'string')) {

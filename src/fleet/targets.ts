@@ -68,7 +68,12 @@ function splitOutsideBrackets(text: string, separator: string, keepEmpty = false
   return terms;
 }
 
-/** Expand target expressions (one or several arguments) to hosts. Throws `UsageError`. */
+/**
+ * Expand target expressions (one or several arguments) to hosts.
+ *
+ * @throws {NoHostsMatchedError} nothing matched (unless `allowEmpty`).
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` for a malformed expression, range or address.
+ */
 export function resolveTargets(expressions: string | readonly string[], inventory: Inventory, options: ResolveTargetsOptions = {}): FleetHost[] {
   const given = typeof expressions === 'string' ? [expressions] : [...expressions];
   const items = given.flatMap(splitTerms);

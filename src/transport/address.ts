@@ -16,7 +16,12 @@ export interface Target {
   port: number;
 }
 
-/** `allowPortZero`: for listen addresses, where port 0 means "any free port". */
+/**
+ * `[USER@]HOST[:PORT]` or `[IPv6]:PORT` as `{ host, port }`. `allowPortZero`: for listen
+ * addresses, where port 0 means "any free port".
+ *
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` when `text` is not such a target (the message says why).
+ */
 export function parseTarget(text: string, defaultPort: number = DEFAULT_PORT, options: { allowPortZero?: boolean } = {}): Target {
   const min = options.allowPortZero ? 0 : 1;
   let rest = text.trim();

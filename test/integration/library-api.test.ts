@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { connect, type ConnectOptions } from '../../src/client/connect.js';
 import type { Connection } from '../../src/client/connection.js';
 import { ErrorCode, type ShellwireError } from '../../src/errors.js';
+import { runOn, type RunOnOptions } from '../../src/fleet/run-on.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, cleanEnv, freePort } from '../helpers/fixtures.js';
 
@@ -109,4 +110,39 @@ test("hostKeyPolicy 'ask' without confirmHost (a JavaScript caller) is refused b
   } finally {
     removeDir(home);
   }
+});
+
+test('one vocabulary: timeoutMs for exec, spawn, close and runOn, maxBuffer for exec and runOn; the deprecated timeout and maxOutput still work', async () => {
+  const conn = await d.connect();
+  try {
+    await assert.rejects(conn.exec('sleep 5', { timeoutMs: 200 }), (err: ShellwireError & { timedOut?: boolean }) => {
+      assert.equal(err.code, ErrorCode.COMMAND_TIMED_OUT);
+      assert.equal(err.timedOut, true);
+      assert.match(err.message, /timed out after 200 milliseconds/);
+      return true;
+    });
+    const session = await conn.shell();
+    await assert.rejects(session.exec('sleep 5', { timeoutMs: 200 }), { code: ErrorCode.COMMAND_TIMED_OUT, timedOut: true });
+    await session.close();
+    // The deprecated name: the same milliseconds; each named in its own error.
+    await assert.rejects(conn.exec('sleep 5', { timeout: 200 }), { code: ErrorCode.COMMAND_TIMED_OUT, timedOut: true, message: /after 200 milliseconds/ });
+    assert.throws(() => conn.spawn('true', { timeoutMs: 1.5 }), { code: ErrorCode.BAD_REQUEST, message: /^The timeoutMs option must be a non-negative integer of milliseconds/ });
+    assert.throws(() => conn.spawn('true', { timeout: 1.5 }), { code: ErrorCode.BAD_REQUEST, message: /^The timeout option must be/ });
+    await assert.rejects(conn.exec('head -c 100 /dev/zero', { maxBuffer: 10 }), { code: ErrorCode.MAX_BUFFER });
+  } finally {
+    await conn.close({ timeoutMs: 1_000 });
+  }
+  assert.equal(conn.closed, true);
+
+  const host = { name: 'one', address: '127.0.0.1', port: d.port, labels: {}, groups: [] };
+  const kept = async (options: RunOnOptions): Promise<string> => {
+    const summary = await runOn([host], 'printf 0123456789', { connect: { token: d.token, fingerprint: d.fingerprint }, outputEvents: false, ...options }).result();
+    return summary.results[0]!.stdout;
+  };
+  assert.equal(await kept({}), '0123456789');
+  assert.equal(await kept({ maxBuffer: 4 }), '0123');
+  assert.equal(await kept({ maxOutput: 3 }), '012', 'the deprecated name still works');
+  assert.equal(await kept({ maxBuffer: 4, maxOutput: 3 }), '0123', 'maxBuffer wins');
+  const timedOut = await runOn([host], 'sleep 5', { connect: { token: d.token, fingerprint: d.fingerprint }, timeoutMs: 200 }).result();
+  assert.equal(timedOut.results[0]!.status, 'timed-out');
 });

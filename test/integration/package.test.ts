@@ -74,7 +74,7 @@ function runNode(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Pr
 const cli = (): string => join(pkg, 'bin', 'shellwire.cjs');
 
 test('npm pack ships LICENSE, README, the man page, bin and dist, and no tests, sources or source maps', () => {
-  for (const file of ['LICENSE', 'README.md', 'package.json', 'docs/shellwire.1', 'bin/shellwire.cjs', 'dist/index.js', 'dist/index.d.ts', 'dist/shellwire.cjs', 'dist/shellwire-client.cjs', 'dist/shellwire-fleet.cjs']) {
+  for (const file of ['LICENSE', 'README.md', 'package.json', 'docs/shellwire.1', 'bin/shellwire.cjs', 'dist/index.js', 'dist/index.d.ts', 'dist/server/index.js', 'dist/server/index.d.ts', 'dist/audit/index.js', 'dist/audit/index.d.ts', 'dist/shellwire.cjs', 'dist/shellwire-client.cjs', 'dist/shellwire-fleet.cjs']) {
     assert.ok(packedFiles.includes(file), `${file} is missing from the package`);
   }
   assert.match(readFileSync(join(pkg, 'LICENSE'), 'utf8'), /MIT License[\s\S]*2026 shellwire contributors/);
@@ -119,14 +119,15 @@ test('without better-sqlite3 and node-pty the library, exec, run and ls work aga
   assert.equal(ls.code, 0, ls.stderr);
   assert.ok(Array.isArray(JSON.parse(ls.stdout)));
 
-  // The library entry: connect, run a command; AuditLog.open names the package it needs.
+  // The library entries: connect, run a command; AuditLog.open (shellwire/audit) names the package it needs.
   const script = `
     const lib = await import(${JSON.stringify(join(pkg, 'dist', 'index.js'))});
+    const auditLib = await import(${JSON.stringify(join(pkg, 'dist', 'audit', 'index.js'))});
     const conn = await lib.connect(${JSON.stringify(daemon.address)}, { tokenFile: ${JSON.stringify(daemon.tokenFile)}, home: ${JSON.stringify(daemon.home)} });
     const { stdout } = await conn.exec('echo library');
     await conn.close();
     let audit;
-    try { lib.AuditLog.open(${JSON.stringify(join(root, 'lib-audit.sqlite'))}); audit = 'opened'; } catch (err) { audit = err.code + ' ' + err.message; }
+    try { auditLib.AuditLog.open(${JSON.stringify(join(root, 'lib-audit.sqlite'))}); audit = 'opened'; } catch (err) { audit = err.code + ' ' + err.message; }
     process.stdout.write(JSON.stringify({ stdout, audit }));
   `;
   const lib = await runNode(['--input-type=module', '-e', script], env);

@@ -1,0 +1,10 @@
+/**
+ * `shellwire/audit`: read and verify a daemon's hash-chained audit log (docs/audit.md).
+ *
+ *   import { AuditLog, auditLogPath } from 'shellwire/audit';
+ *   const log = AuditLog.open(auditLogPath('/var/lib/shellwire'), { readonly: true });
+ *   const { ok } = log.verify();
+ */
+export { AuditLog, auditLogPath, AUDIT_KINDS, GENESIS_HASH, type AuditLogOptions } from './audit-log.js';
+export type { AuditEvent, AuditRow, AuditKind, AuditGap, AuditProblem, VerifyResult } from './audit-log.js';
+export type { AuditQuery } from './audit-query.js';
