@@ -8,3 +8,5 @@
 export { AuditLog, auditLogPath, AUDIT_KINDS, GENESIS_HASH, type AuditLogOptions } from './audit-log.js';
 export type { AuditEvent, AuditRow, AuditKind, AuditGap, AuditProblem, VerifyResult } from './audit-log.js';
 export type { AuditQuery } from './audit-query.js';
+/** What `ServerOptions.audit` takes: one door, `record(event)`, plus an optional `admit()` asked before each channel. */
+export type { AuditSink, AuditRefusal } from './audit-sink.js';

@@ -53,7 +53,9 @@ export interface ServerOptions {
   throttle?: ThrottleOptions | AuthThrottle;
   /**
    * Audit trail. Default: the chained SQLite log `<state-dir>/audit.sqlite`; `false` for none;
-   * or any sink.
+   * or any sink: an object with `record(event: AuditEvent)` (must not throw, must be quick; the
+   * server fills in the peer address and, after login, the user) and optionally `admit()`,
+   * asked before each new channel (return a refusal to refuse it). Types from `shellwire/audit`.
    */
   audit?: AuditSink | false;
   /**
