@@ -83,3 +83,9 @@ export function timeRun(file: string, args: string[], options: { env?: NodeJS.Pr
     });
   });
 }
+
+/** The spread of `values` as `lo–hi` with `digits` decimals and a unit. */
+export function range(values: number[], digits = 1, unit = ''): string {
+  const [lo, hi] = minMax(values);
+  return `${fmt(lo, digits)}–${fmt(hi, digits)}${unit}`;
+}

@@ -1,0 +1,105 @@
+/**
+ * Helper processes of a bench run (bench/idle-clients.ts, bench/slow-reader.ts, hyperfine):
+ * each is tracked so `killChildrenSync()` can stop it by PID on any exit path, and helper
+ * scripts talk back line by line on stdout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT, type BenchDaemon } from './daemon.js';
+
+const children = new Set<ChildProcess>();
+
+/** Kill `child` with the rest when the bench ends. */
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+/** Last resort on exit: SIGKILL every tracked child still alive. */
+export function killChildrenSync(): void {
+  for (const child of children) {
+    try {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  children.clear();
+}
+
+export interface Helper {
+  child: ChildProcess;
+  lines: AsyncIterableIterator<string>;
+  stderr: () => string;
+}
+
+/** Start a helper script (bench/*.ts) in its own process with tsx, pointed at daemon `d`. */
+export function startHelper(script: string, args: string[], d: BenchDaemon): Helper {
+  const child = track(
+    spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', script), ...args], {
+      cwd: ROOT,
+      env: { ...d.env, BENCH_FINGERPRINT: d.fingerprint },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    }),
+  );
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString('utf8')).slice(-4096)));
+  child.stdin!.on('error', () => {});
+  const queue: string[] = [];
+  let wake: (() => void) | null = null;
+  let ended = false;
+  let buf = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString('utf8');
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      queue.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+    wake?.();
+  });
+  child.on('close', () => {
+    ended = true;
+    wake?.();
+  });
+  async function* lines(): AsyncIterableIterator<string> {
+    for (;;) {
+      if (queue.length) {
+        yield queue.shift()!;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((r) => (wake = r));
+      wake = null;
+    }
+  }
+  return { child, lines: lines(), stderr: () => err };
+}
+
+/** The helper's next stdout line, or an error naming `what` after `timeoutMs`. */
+export async function nextLine(it: AsyncIterableIterator<string>, timeoutMs: number, what: string): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs)));
+  try {
+    const r = await Promise.race([it.next(), timeout]);
+    if (r.done) throw new Error(`helper ended before ${what}`);
+    return r.value;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Wait for `child` to exit; SIGKILL it after `timeoutMs`. */
+export function waitExit(child: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
