@@ -29,5 +29,5 @@ export { ClassicServer } from './server/classic-server.js';
 export { putFile, getFile, listRemote, statRemote, putTree, getTree } from './client/file-api.js';
 export {
   FileTransferError, type RemoteEntry, type TransferProgress, type TransferOptions, type PutOptions, type GetOptions, type TransferResult,
-} from './client/file-transfer.js';
-export type { TreeOptions, TreeResult } from './client/file-tree.js';
+} from './client/files/common.js';
+export type { TreeOptions, TreeResult } from './client/files/common.js';

@@ -267,7 +267,7 @@ export class ClassicConnection implements AuditPeer {
     // Nothing runs that the audit cannot record (--audit-failure refuse): the same rule as the main port.
     const refusal = audit?.admit?.(this);
     if (refusal) {
-      audit!.denied(this, { kind: 'exec', command, window: 0, maxPacket: 0, params: {} }, refusal.message);
+      audit!.denied(this, { kind: 'exec', window: 0, maxPacket: 0, params: { command } }, refusal.message);
       this.#reply(classicErrorLine(refusal.code, refusal.message));
       return;
     }
