@@ -175,7 +175,7 @@ function sha(type: FrameType, o: Json, key: string): string {
   return v;
 }
 
-/** Validate the file fields of an OPEN (`OpenRequest.params`). Throws BAD_MESSAGE (fatal). */
+/** The file fields of an OPEN (decodeOpen makes them `FileOpen.params`). Throws BAD_MESSAGE: the OPEN is refused. */
 export function decodeFileRequest(o: Json): FileRequest {
   const t = FrameType.OPEN;
   const op = o.op;
