@@ -23,9 +23,8 @@ export { DEFAULT_MAX_BUFFER } from './client/run-command.js';
 export { parseTarget, formatTarget, DEFAULT_PORT, type Target } from './transport/address.js';
 export type { HostKeyPolicy } from './auth/known-hosts.js';
 export type {
-  RemoteEntry, TransferProgress, TransferOptions, PutOptions, GetOptions, TransferResult,
-} from './client/file-transfer.js';
-export type { TreeOptions, TreeResult } from './client/file-tree.js';
+  RemoteEntry, TransferProgress, TransferOptions, PutOptions, GetOptions, TransferResult, TreeOptions, TreeResult,
+} from './client/files/common.js';
 export {
   ShellwireError, ProtocolError, ConnectionError, HostVerificationError, AuthenticationError,
   RequestError, UsageError, LocalIoError, CommandError, FileTransferError, ErrorCode, type CommandResult,

@@ -7,7 +7,7 @@
 import { realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import { decodeOsBytes, encodeOsBytes } from '../protocol/os-bytes.js';
-import type { OpenRequest } from '../protocol/messages.js';
+import { isOpenOf, type OpenRequest } from '../protocol/messages.js';
 import type { ChannelPermission, UserPolicy } from './users-config.js';
 import { allowMatches, denyMatches, type CommandCandidate } from './command-rule.js';
 import { splitCommandWords, resolveExecutable, normalizePathWord } from '../process/command-words.js';
@@ -18,16 +18,18 @@ export type PolicyDecision =
 
 /** The permission an OPEN needs: a terminal is `pty`, session commands need `session`. */
 export function permissionFor(request: OpenRequest): ChannelPermission | null {
-  if (request.kind === 'exec') return request.pty ? 'pty' : request.session !== undefined ? 'session' : 'exec';
-  if (request.kind === 'session') return 'session';
-  if (request.kind === 'file') return 'file';
+  if (isOpenOf(request, 'exec')) return request.params.pty ? 'pty' : request.params.session !== undefined ? 'session' : 'exec';
+  if (isOpenOf(request, 'session')) return 'session';
+  if (isOpenOf(request, 'file')) return 'file';
   return null;
 }
 
 /** The command text for logs and the audit trail (argv joined by spaces). */
 export function commandText(request: OpenRequest): string | null {
-  if (request.command !== undefined) return request.command;
-  if (request.argv !== undefined) return request.argv.join(' ');
+  if (!isOpenOf(request, 'exec')) return null;
+  const { command, argv } = request.params;
+  if (command !== undefined) return command;
+  if (argv !== undefined) return argv.join(' ');
   return null;
 }
 
@@ -60,28 +62,29 @@ export function checkOpen(user: UserPolicy, request: OpenRequest): PolicyDecisio
   if (permission && !user.channels.has(permission)) {
     return { allowed: false, reason: `user "${user.name}" may not open ${permission} channels (users.${user.name}.channels is [${[...user.channels].join(', ')}])` };
   }
-  if (request.kind !== 'exec' && request.kind !== 'session') return { allowed: true };
-  const env = checkEnv(user, request.env);
+  if (!isOpenOf(request, 'exec') && !isOpenOf(request, 'session')) return { allowed: true };
+  const env = checkEnv(user, request.params.env);
   if (!env.allowed) return env;
-  if (request.kind !== 'exec' || !hasCommandRules(user)) return { allowed: true };
-  if (request.pty || request.session !== undefined) {
+  if (!isOpenOf(request, 'exec') || !hasCommandRules(user)) return { allowed: true };
+  const params = request.params;
+  if (params.pty || params.session !== undefined) {
     // A login shell or a session shell would bypass any command rule.
     return { allowed: false, reason: `user "${user.name}" has command rules, so commands run without a shell: no terminal, no session` };
   }
-  const cwd = checkCwd(user, request.cwd ?? user.home);
+  const cwd = checkCwd(user, params.cwd ?? user.home);
   if (!cwd.allowed) return cwd;
   let words: string[];
-  if (request.argv !== undefined) words = request.argv;
+  if (params.argv !== undefined) words = params.argv;
   else {
-    const split = splitCommandWords(request.command ?? '');
+    const split = splitCommandWords(params.command ?? '');
     if (!split.ok) return { allowed: false, reason: split.reason };
     words = split.words;
   }
-  const decision = checkCommandWords(user, words, request.cwd ?? user.home);
+  const decision = checkCommandWords(user, words, params.cwd ?? user.home);
   if (!decision.allowed) return decision;
   // The exec channel runs `argv` when it is set (never `command` through a shell); `command`
   // stays only as the label the audit trail and logs show: what the client asked for.
-  return { allowed: true, request: { ...request, argv: decision.argv, command: commandText(request)! } };
+  return { allowed: true, request: { ...request, params: { ...params, argv: decision.argv, command: commandText(request)! } } };
 }
 
 /** Match argv against the user's rules; on success, the argv to run (absolute program, normalised paths). */

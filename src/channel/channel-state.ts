@@ -38,8 +38,10 @@
  */
 import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import {
-  decodeCodeMessage, decodeOpenOk, decodeWindow, encodeCodeMessage, encodeExit, encodeJson, encodeOpenOk, encodeResize, encodeSignal, encodeWindow, type ExitStatus,
+  decodeCodeMessage, decodeOpenOk, decodeWindow, encodeCodeMessage, encodeExit, encodeOpenOk, encodeResize, encodeSignal, encodeWindow,
+  type ExitMessage, type OpenFailExtra, type OpenOkMessage, type OpenRequest,
 } from '../protocol/messages.js';
+import { encodePutEof, type PutEof } from '../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
 import { ReceiveWindow, SendWindow } from './window.js';
 
@@ -107,9 +109,9 @@ export interface ChannelHooks {
   onClose(reason: CloseReason, detail: CloseDetail): void;
 }
 
-/** The JSON objects the lifecycle frames carry; kinds add their own fields. */
-export type OpenMessage = { kind: string; window: number; maxPacket: number } & Record<string, unknown>;
-export type OpenOkMessage = { window: number; maxPacket: number } & Record<string, unknown>;
+/** The messages the lifecycle frames carry, each with its typed encoder (protocol/messages.ts). */
+export type OpenMessage = OpenRequest;
+export type { OpenOkMessage };
 
 export interface ChannelInit {
   id: number;
@@ -212,7 +214,7 @@ export class Channel {
   }
 
   /** Acceptor: refuse the channel (R2): the id is free at once, no CLOSE follows. */
-  openFail(code: string, message: string, extra: Record<string, unknown> = {}): boolean {
+  openFail(code: string, message: string, extra: OpenFailExtra = {}): boolean {
     this.#mustBe(ChannelRole.ACCEPTOR, 'openFail');
     if (this.#state !== ChannelState.OPENING) return false;
     const payload = encodeCodeMessage(code, message, extra);
@@ -259,12 +261,12 @@ export class Channel {
     }
   }
 
-  /** Opener: the command's stdin ends (R7). `message` is the payload, if the kind has one. */
-  eof(message?: Record<string, unknown>): boolean {
+  /** Opener: the command's stdin ends (R7). `message`: a put channel's `{sha256, size}` (exec's EOF is empty). */
+  eof(message?: PutEof): boolean {
     this.#mustBe(ChannelRole.OPENER, 'eof');
     if (this.#eofSent || this.#closeWanted || this.ended || this.#state === ChannelState.CLOSING) return false;
     this.#eofSent = true;
-    return this.#sendOrHold(FrameType.EOF, message === undefined ? Buffer.alloc(0) : encodeJson(message));
+    return this.#sendOrHold(FrameType.EOF, message === undefined ? Buffer.alloc(0) : encodePutEof(message));
   }
 
   /** Opener: send a signal to the remote command (held until OPEN_OK, R1). */
@@ -284,7 +286,7 @@ export class Channel {
   }
 
   /** Acceptor: the command ended; EXIT and CLOSE go together (R9). */
-  exit(status: ExitStatus & Record<string, unknown>): boolean {
+  exit(status: ExitMessage): boolean {
     this.#mustBe(ChannelRole.ACCEPTOR, 'exit');
     if (this.#state !== ChannelState.OPEN || this.#closeWanted) return false;
     this.#exited = true;

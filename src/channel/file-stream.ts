@@ -65,6 +65,12 @@ export interface SendCredit {
   consume(bytes: number): void;
 }
 
+/**
+ * What a FileSender needs from the transport: its backpressure, and a data frame sent
+ * without a copy. One read-ahead budget is shared by all senders on the same transport.
+ */
+export type SenderTransport = Pick<FrameConnection, 'congested' | 'closed' | 'whenDrained' | 'sendData'>;
+
 export interface FileSenderOptions {
   /** Reads the file and hashes every byte read (file-hash.ts). */
   reader: HashingReader;
@@ -72,7 +78,7 @@ export interface FileSenderOptions {
   start: number;
   /** File offset after the last byte to send (the size announced to the peer). */
   end: number;
-  conn: FrameConnection;
+  conn: SenderTransport;
   channel: number;
   type: FrameType;
   window: SendCredit;

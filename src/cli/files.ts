@@ -11,8 +11,8 @@
  */
 import { Option, type Command } from 'commander';
 import type { Connection } from '../client/connection.js';
-import type { TransferProgress, RemoteEntry } from '../client/file-transfer.js';
-import type { TreeOptions, TreeResult } from '../client/file-tree.js';
+import type { TransferProgress, RemoteEntry } from '../client/files/common.js';
+import type { TreeOptions, TreeResult } from '../client/files/common.js';
 import { ShellwireError } from '../errors.js';
 import { addConnectFlags, connectFromFlags, fail, reportError, type ConnectFlags, refuseTargetExpression } from './common.js';
 import { parseSizeFlag } from './common.js';

@@ -3,7 +3,7 @@
  * bytes, rate and ETA, redrawn at most 10 times a second and finished with a newline.
  * Callers create it only when stderr is a TTY and --quiet is not given.
  */
-import type { TransferProgress } from '../client/file-transfer.js';
+import type { TransferProgress } from '../client/files/common.js';
 
 const REDRAW_MS = 100;
 

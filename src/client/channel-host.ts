@@ -1,16 +1,20 @@
 /**
  * What the client's channel classes need from the connection they run on, as interfaces
- * (the mirror of server/channel-host.ts). `Connection` implements them; `RemoteProcess`,
- * `ShellSession`, `FileChannelClient` and the file transfers import these, never the
- * `Connection` facade, so the client's import graph has no cycle.
+ * (the mirror of server/channel-host.ts). `Connection` builds one private host and hands it
+ * to `RemoteProcess`, `ShellSession`, `FileChannelClient` and the file operations
+ * (client/files/): they import these, never the `Connection` facade, so the client's import
+ * graph has no cycle and the transport stays private to the connection.
  */
 import type { Channel, ChannelHooks, OpenMessage } from '../channel/channel-state.js';
-import type { FrameConnection } from '../transport/frame-connection.js';
+import type { SenderTransport } from '../channel/file-stream.js';
 
 /** The connection under a channel: its channel table, and the transport's backpressure. */
 export interface ClientChannelHost {
-  /** The transport: writers wait for `whenDrained`, file senders share its read-ahead. */
-  readonly conn: FrameConnection;
+  /**
+   * The transport's backpressure: stdin writers wait for `whenDrained`, file senders pause
+   * while it is `congested` and share its read-ahead budget.
+   */
+  readonly transport: SenderTransport;
   /** `host:port` of the daemon, for messages. */
   readonly hostLabel: string;
   /**

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { FrameConnection, type FrameConnectionHandlers } from '../transport/frame-connection.js';
-import type { OpenRequest, Welcome } from '../protocol/messages.js';
+import type { ExecOpen, ExecParams, Welcome } from '../protocol/messages.js';
 import { ConnectionError, ErrorCode, ShellwireError, remoteErrorCode, type CommandResult } from '../errors.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { ChannelTable } from '../channel/channel-table.js';
@@ -13,12 +13,13 @@ import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '
 import { asyncDispose } from '../dispose.js';
 import { RemoteProcess } from './remote-process.js';
 import { runBuffered, type ExecOptions } from './run-command.js';
-import { ShellSession } from './shell-session.js';
+import { ShellSession, type SessionHost } from './shell-session.js';
 import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption, type OsText, type SpawnOptions } from './spawn-options.js';
-import {
-  putFile, getFile, listRemote, statRemote, mkdirRemote, type PutOptions, type GetOptions, type TransferResult, type RemoteEntry,
-} from './file-transfer.js';
-import { putTree, getTree, type TreeOptions, type TreeResult } from './file-tree.js';
+import type { ChannelOpener } from './channel-host.js';
+import type { GetOptions, PutOptions, RemoteEntry, TransferResult, TreeOptions, TreeResult } from './files/common.js';
+import { putFile, putTree } from './files/put.js';
+import { getFile, getTree } from './files/get.js';
+import { listRemote, mkdirRemote, statRemote } from './files/meta.js';
 
 /**
  * The client's ping interval unless `keepaliveMs` says otherwise: a daemon silent for
@@ -47,13 +48,18 @@ export interface ConnectionOptions {
 export type { OsText, SpawnOptions } from './spawn-options.js';
 export type { ExecOptions } from './run-command.js';
 
-// Not `implements ChannelOpener, SessionHost`: their members (`conn`, `openChannel`) are
-// marked internal and stripped from the published .d.ts, where the clause would not hold. The
-// channel kinds (ShellSession, RemoteProcess, the file functions) are handed `this` as those
-// interfaces, which checks the same thing.
+
+/**
+ * @internal The connection's transport, for tests that simulate faults (drop the socket,
+ * read the keepalive interval): `conn[transportOf]()`. Not part of the public API.
+ */
+export const transportOf = Symbol('shellwire.Connection.transport');
+
 export class Connection extends EventEmitter implements AsyncDisposable {
-  /** @internal The framed connection under the channels (not public: see the class's methods). */
-  readonly conn: FrameConnection;
+  /** The frames under this connection: private, so callers go through the facade. */
+  readonly #conn: FrameConnection;
+  /** What the channel classes and file operations see of this connection (client/channel-host.ts). */
+  readonly #host: ChannelOpener & SessionHost;
   /** `host:port` of the daemon. */
   readonly hostLabel: string;
   /** What the server said about itself in WELCOME. */
@@ -97,19 +103,35 @@ export class Connection extends EventEmitter implements AsyncDisposable {
     };
     const keepaliveMs = options.keepaliveMs ?? DEFAULT_CLIENT_KEEPALIVE_MS;
     if (socket instanceof FrameConnection) {
-      this.conn = socket;
-      this.conn.setHandlers(handlers);
-      this.conn.decoder.maxPayload = welcome.maxPayload;
-      this.conn.authenticated = true;
-      this.conn.startKeepalive(keepaliveMs);
+      this.#conn = socket;
+      this.#conn.setHandlers(handlers);
+      this.#conn.decoder.maxPayload = welcome.maxPayload;
+      this.#conn.authenticated = true;
+      this.#conn.startKeepalive(keepaliveMs);
     } else {
-      this.conn = new FrameConnection(socket, handlers, { maxPayload: welcome.maxPayload, keepaliveMs, peer: hostLabel });
+      this.#conn = new FrameConnection(socket, handlers, { maxPayload: welcome.maxPayload, keepaliveMs, peer: hostLabel });
     }
-    this.#table = new ChannelTable({ role: ChannelRole.OPENER, sink: this.conn, maxChannels: welcome.maxChannels, peer: hostLabel });
+    this.#table = new ChannelTable({ role: ChannelRole.OPENER, sink: this.#conn, maxChannels: welcome.maxChannels, peer: hostLabel });
+    const conn = this.#conn;
+    this.#host = {
+      transport: conn,
+      hostLabel,
+      server: welcome,
+      get closed() {
+        return conn.closed;
+      },
+      openChannel: (message, hooks) => this.openChannel(message, hooks),
+      spawn: (command, options) => this.spawn(command, options),
+    };
   }
 
   get closed(): boolean {
-    return this.conn.closed;
+    return this.#conn.closed;
+  }
+
+  /** @internal See `transportOf`. */
+  [transportOf](): FrameConnection {
+    return this.#conn;
   }
 
   /** Channels open right now. */
@@ -135,16 +157,17 @@ export class Connection extends EventEmitter implements AsyncDisposable {
     checkPty(options.pty);
     const timeout = timeoutOption(options);
     const timeoutMs = checkTimeout(timeout.value, timeout.option);
-    const request: OpenRequest = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket };
-    if (typeof words === 'string') request.command = words;
-    else if (words !== null) request.argv = words;
-    if (options.pty) request.pty = options.pty;
-    if (env) request.env = env;
-    if (cwd !== undefined) request.cwd = cwd;
-    if (timeoutMs !== undefined) request.timeoutMs = timeoutMs;
-    if (options.session !== undefined) request.session = options.session;
+    const params: ExecParams = {};
+    if (typeof words === 'string') params.command = words;
+    else if (words !== null) params.argv = words;
+    if (options.pty) params.pty = options.pty;
+    if (env) params.env = env;
+    if (cwd !== undefined) params.cwd = cwd;
+    if (timeoutMs !== undefined) params.timeoutMs = timeoutMs;
+    if (options.session !== undefined) params.session = options.session;
+    const request: ExecOpen = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket, params };
     const label = typeof words === 'string' ? words : words === null ? '(login shell)' : words.join(' ');
-    return new RemoteProcess(this, request, label);
+    return new RemoteProcess(this.#host, request, label);
   }
 
   /**
@@ -172,13 +195,13 @@ export class Connection extends EventEmitter implements AsyncDisposable {
     this.#assertOpen();
     const env = checkEnv(options.env);
     const cwd = checkCwd(options.cwd);
-    const session = new ShellSession(this, { ...(cwd !== undefined ? { cwd } : {}), ...(env ? { env } : {}) });
+    const session = new ShellSession(this.#host, { ...(cwd !== undefined ? { cwd } : {}), ...(env ? { env } : {}) });
     await session.opened;
     return session;
   }
 
   /**
-   * Upload one file (atomic, SHA-256 verified, resumable); see client/file-transfer.ts.
+   * Upload one file (atomic, SHA-256 verified, resumable); see client/files/put.ts.
    *
    * @throws {FileTransferError} (rejects) the transfer failed: a local or remote path is missing
    *   or not allowed (`errno`, `path`), the data did not verify (`SW_ERR_INTEGRITY`), or `signal`
@@ -186,7 +209,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * @throws {ConnectionError} (rejects) the connection is closed or was lost.
    */
   put(local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
-    return putFile(this, local, remote, options);
+    return putFile(this.#host, local, remote, options);
   }
 
   /**
@@ -198,7 +221,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * @throws {ConnectionError} (rejects) the connection is closed or was lost.
    */
   get(remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
-    return getFile(this, remote, local, options);
+    return getFile(this.#host, remote, local, options);
   }
 
   /**
@@ -211,7 +234,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    *   Per-entry failures do not reject: they are in the result's `failures`.
    */
   putRecursive(locals: string | string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
-    return putTree(this, typeof locals === 'string' ? [locals] : locals, remote, options);
+    return putTree(this.#host, typeof locals === 'string' ? [locals] : locals, remote, options);
   }
 
   /**
@@ -224,7 +247,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    *   Per-entry failures do not reject: they are in the result's `failures`.
    */
   getRecursive(remotes: string | string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
-    return getTree(this, typeof remotes === 'string' ? [remotes] : remotes, local, options);
+    return getTree(this.#host, typeof remotes === 'string' ? [remotes] : remotes, local, options);
   }
 
   /**
@@ -236,7 +259,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * @throws {ConnectionError} (rejects) the connection is closed or was lost.
    */
   list(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
-    return listRemote(this, remote, options);
+    return listRemote(this.#host, remote, options);
   }
 
   /**
@@ -247,8 +270,8 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    *   canceled it (`SW_ERR_COMMAND_CANCELED`).
    * @throws {ConnectionError} (rejects) the connection is closed or was lost.
    */
-  stat(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry> {
-    return statRemote(this, remote, options);
+  stat(remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry & { path: string }> {
+    return statRemote(this.#host, remote, options);
   }
 
   /**
@@ -260,7 +283,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * @throws {ConnectionError} (rejects) the connection is closed or was lost.
    */
   mkdir(remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
-    return mkdirRemote(this, remote, options);
+    return mkdirRemote(this.#host, remote, options);
   }
 
   /**
@@ -280,10 +303,10 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    */
   async close(options: { timeoutMs?: number; /** @deprecated Use `timeoutMs`. */ timeout?: number } = {}): Promise<void> {
     const timeout = options.timeoutMs ?? options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    if (!this.conn.closed) this.conn.socket.end();
+    if (!this.#conn.closed) this.#conn.socket.end();
     const timer = setTimeout(() => {
-      if (this.conn.closed) return;
-      this.conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${this.hostLabel} did not close the connection within ${timeout} ms; it was dropped.`, { host: this.hostLabel }));
+      if (this.#conn.closed) return;
+      this.#conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${this.hostLabel} did not close the connection within ${timeout} ms; it was dropped.`, { host: this.hostLabel }));
     }, Math.max(0, timeout));
     await this.#closed;
     clearTimeout(timer);
@@ -299,12 +322,12 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * notices). Running commands reject with SW_ERR_CONNECTION_CLOSED.
    */
   destroy(): void {
-    if (this.conn.closed) return;
-    this.conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was destroyed by this client.`, { host: this.hostLabel }));
+    if (this.#conn.closed) return;
+    this.#conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was destroyed by this client.`, { host: this.hostLabel }));
   }
 
   #assertOpen(): void {
-    if (this.conn.closed) {
+    if (this.#conn.closed) {
       throw this.#closeError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.hostLabel} is closed.`, { host: this.hostLabel });
     }
   }

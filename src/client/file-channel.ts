@@ -12,8 +12,9 @@
  */
 import { FrameType } from '../protocol/frame.js';
 import {
-  decodeFileExit, decodeFileOpenOk, parseJsonObject, FILE_CHANNEL_KIND, type FileExit, type FileOpenOk, type FileOp,
+  decodeFileExit, decodeFileOpenOk, parseJsonObject, type FileExit, type FileOpenOk, type FileOp, type FileRequest,
 } from '../protocol/file-messages.js';
+import type { FileOpen } from '../protocol/messages.js';
 import { ErrorCode, FileTransferError, ProtocolError, type ShellwireError } from '../errors.js';
 import { ClientChannel } from './client-channel.js';
 import type { ClientChannelHost } from './channel-host.js';
@@ -22,13 +23,11 @@ import type { ClientChannelHost } from './channel-host.js';
 export { FileTransferError };
 
 export interface FileChannelOptions {
-  op: FileOp;
-  path: string;
+  /** The op, its path and its other OPEN fields. */
+  request: FileRequest;
   /** STDOUT credit we grant (get, list); 1 when the server sends no data. */
   window: number;
   maxPacket: number;
-  /** The op's other OPEN fields. */
-  fields?: Record<string, unknown>;
 }
 
 export class FileChannelClient {
@@ -54,8 +53,8 @@ export class FileChannelClient {
 
   /** Sends the OPEN; throws when the connection is closed or has its maxChannels. */
   constructor(owner: ClientChannelHost, options: FileChannelOptions) {
-    this.op = options.op;
-    this.path = options.path;
+    this.op = options.request.op;
+    this.path = options.request.path;
     this.host = owner.hostLabel;
     this.opened = new Promise((resolve, reject) => {
       this.#resolveOpened = resolve;
@@ -67,7 +66,7 @@ export class FileChannelClient {
     });
     this.opened.catch(() => {});
     this.finished.catch(() => {});
-    const message = { kind: FILE_CHANNEL_KIND, window: options.window, maxPacket: options.maxPacket, op: options.op, path: options.path, ...options.fields };
+    const message: FileOpen = { kind: 'file', window: options.window, maxPacket: options.maxPacket, params: options.request };
     this.#link = new ClientChannel(owner, message, {
       hooks: {
         onOpen: (payload) => this.#resolveOpened(decodeFileOpenOk(payload)),

@@ -5,7 +5,7 @@
  *   client: OPEN → STDIN* → EOF → (WINDOW | SIGNAL)* → CLOSE
  *   server: OPEN_OK | OPEN_FAIL, then (STDOUT | STDERR | WINDOW)* → EXIT → CLOSE
  */
-import { decodeExit, decodeOpenOk, type ExitStatus, type OpenRequest } from '../protocol/messages.js';
+import { decodeExit, decodeOpenOk, type ExitStatus, type ExecOpen } from '../protocol/messages.js';
 import { RequestError, type ShellwireError } from '../errors.js';
 import { ChannelState } from '../channel/channel-state.js';
 import { checkSignal, checkTerminalSize } from './spawn-options.js';
@@ -51,7 +51,7 @@ export class RemoteProcess implements AsyncDisposable {
   readonly started: Promise<void>;
 
   /** Sends the OPEN; throws when the connection is closed or has its maxChannels. */
-  constructor(owner: ClientChannelHost, request: OpenRequest, label: string) {
+  constructor(owner: ClientChannelHost, request: ExecOpen, label: string) {
     this.command = label;
     this.host = owner.hostLabel;
     let rejectStarted!: (error: ShellwireError) => void;
@@ -68,7 +68,7 @@ export class RemoteProcess implements AsyncDisposable {
     });
     // Callers that only await `exited` must not see an unhandled rejection of `started`.
     this.started.catch(() => {});
-    this.#link = new ClientChannel(owner, { ...request }, {
+    this.#link = new ClientChannel(owner, request, {
       hooks: {
         onOpen: (payload) => {
           this.pid = decodeOpenOk(payload).pid;
@@ -86,7 +86,7 @@ export class RemoteProcess implements AsyncDisposable {
     const consumed = (bytes: number) => channel.consumed(bytes);
     this.stdout = new ChannelReadable(consumed);
     this.stderr = new ChannelReadable(consumed);
-    this.stdin = new ChannelWritable(channel, (callback) => owner.conn.whenDrained(callback));
+    this.stdin = new ChannelWritable(channel, (callback) => owner.transport.whenDrained(callback));
   }
 
   /**

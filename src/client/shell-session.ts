@@ -43,7 +43,7 @@ export class ShellSession implements AsyncDisposable {
       this.#fail = reject;
     });
     // A session carries no data: only OPEN_OK and CLOSE (any other frame is a protocol error).
-    this.#link = new ClientChannel(connection, { kind: 'session', window: 1, maxPacket: 1024, ...options }, {
+    this.#link = new ClientChannel(connection, { kind: 'session', window: 1, maxPacket: 1024, params: options }, {
       hooks: {
         onOpen: (payload) => {
           this.cwd = decodeOpenOk(payload).cwd ?? '';

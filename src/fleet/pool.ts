@@ -65,7 +65,7 @@ export class ConnectionPool implements AsyncDisposable {
     const key = poolKey(host);
     const opening = this.#connections.get(key);
     this.#connections.delete(key);
-    opening?.then((conn) => conn.conn.destroy(), () => {});
+    opening?.then((conn) => conn.destroy(), () => {});
   }
 
   get size(): number {

@@ -3,8 +3,8 @@
  * field of a JSON control payload and throws the decoder's own BAD_MESSAGE error (`bad`), so
  * the two message families word their errors their way but validate the same way.
  */
-import type { ProtocolError } from '../errors.js';
-import type { FrameType } from './frame.js';
+import { ErrorCode, ProtocolError } from '../errors.js';
+import { frameTypeName, type FrameType } from './frame.js';
 
 export type Json = Record<string, unknown>;
 export type BadMessage = (type: FrameType, why: string) => ProtocolError;
@@ -34,4 +34,26 @@ export function fieldReaders(bad: BadMessage): FieldReaders {
     return v;
   }
   return { str, int };
+}
+
+/** The BAD_MESSAGE error of the control messages (messages.ts): "Malformed OPEN message: …". */
+export function malformed(type: FrameType, why: string): ProtocolError {
+  return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} message: ${why}.`);
+}
+
+/** A control payload as a JSON object, or a BAD_MESSAGE ProtocolError naming the frame. */
+export function parseJsonObject(type: FrameType, payload: Buffer): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw malformed(type, 'payload is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw malformed(type, 'payload is not a JSON object');
+  return value as Json;
+}
+
+/** A control message's UTF-8 JSON payload. Every encoder of messages.ts and file-messages.ts ends here. */
+export function encodeJson(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
 }

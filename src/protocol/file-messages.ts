@@ -38,8 +38,7 @@
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
-import { parseJsonObject, type ExitStatus } from './messages.js';
-import { fieldReaders, type Json } from './fields.js';
+import { encodeJson, fieldReaders, parseJsonObject, type Json } from './fields.js';
 import { createHash } from 'node:crypto';
 import { decodeOsBytes, encodeOsBytes, isOsString } from './os-bytes.js';
 
@@ -176,7 +175,7 @@ function sha(type: FrameType, o: Json, key: string): string {
   return v;
 }
 
-/** Validate the file fields of an OPEN (`OpenRequest.params`). Throws BAD_MESSAGE (fatal). */
+/** The file fields of an OPEN (decodeOpen makes them `FileOpen.params`). Throws BAD_MESSAGE: the OPEN is refused. */
 export function decodeFileRequest(o: Json): FileRequest {
   const t = FrameType.OPEN;
   const op = o.op;
@@ -274,10 +273,31 @@ export function decodeFileExit(payload: Buffer): FileExit {
   return exit;
 }
 
+/**
+ * EXIT of a file channel as it goes on the wire: the exec schema's fields first (so a
+ * generic EXIT decoder accepts it), then the result.
+ */
+export type FileExitStatus = { exitCode: 0 | 1; signal: null; timedOut: false } & Omit<FileExit, 'ok'>;
+
 /** EXIT payload of a file channel (exec-compatible fields first). */
-export function fileExitPayload(result: Omit<FileExit, 'ok'> & { ok: boolean }): ExitStatus & Json {
+export function fileExitPayload(result: FileExit): FileExitStatus {
   const { ok, ...rest } = result;
   return { exitCode: ok ? 0 : 1, signal: null, timedOut: false, ...rest };
+}
+
+// Encoders, one per message above, typed like what its decoder returns.
+
+// OPEN, OPEN_OK and EXIT go out through messages.ts's encodeOpen, encodeOpenOk and
+// encodeExit (typed with FileRequest, FileOpenOk and FileExitStatus); these are the rest.
+
+/** EOF of a put channel: `{sha256, size}`. */
+export function encodePutEof(eof: PutEof): Buffer {
+  return encodeJson(eof);
+}
+
+/** One line of a list channel's STDOUT: a FileEntry as JSON, and the newline. */
+export function encodeFileEntry(entry: FileEntry): Buffer {
+  return Buffer.from(`${JSON.stringify(entry)}\n`, 'utf8');
 }
 
 export function decodePutEof(payload: Buffer): PutEof {

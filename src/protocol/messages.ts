@@ -6,9 +6,10 @@
  * are the hot path.
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
-import { FrameType, frameTypeName } from './frame.js';
+import { FrameType } from './frame.js';
 import { OsBytesError, encodeOsBytes } from './os-bytes.js';
-import { fieldReaders, type Json } from './fields.js';
+import { encodeJson, fieldReaders, malformed, parseJsonObject, type Json } from './fields.js';
+import { decodeFileRequest, type FileExitStatus, type FileOpenOk, type FileRequest } from './file-messages.js';
 
 export const PROTOCOL_MAGIC = 'shellwire';
 export const PROTOCOL_VERSION = 1;
@@ -60,30 +61,78 @@ export interface Goodbye {
   message: string;
 }
 
-/** Channel kinds of v1. Handlers for other kinds validate their own `params`. */
-export type ChannelKind = 'exec' | 'session' | (string & {});
+/** Channel kinds of v1. A daemon may serve others (`OtherOpen`); their handlers validate their own `params`. */
+export type ChannelKind = 'exec' | 'session' | 'file' | (string & {});
 
-// OPEN (client → server), channel = the id the client chose
-export interface OpenRequest {
+// OPEN (client → server), channel = the id the client chose. On the wire one flat JSON
+// object (docs/protocol.md §4.4): the header fields and the kind's parameters side by side.
+
+/** What every OPEN carries, whatever its kind. */
+export interface OpenHeader {
   kind: ChannelKind;
-  /** exec: a command line for /bin/sh -c. */
-  command?: string;
-  /** exec: an argv run without a shell. */
-  argv?: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  /** exec: server kills the command (TERM, then KILL) after this many ms. */
-  timeoutMs?: number;
-  /** exec: run inside this session channel's cwd and environment, and update them after. */
-  session?: number;
   /** Bytes of STDOUT+STDERR the client accepts before it sends WINDOW. */
   window: number;
   /** Largest data payload the client wants in one frame. */
   maxPacket: number;
-  /** Exec: run in a pseudo-terminal (stdout and stderr merged, RESIZE accepted). */
+}
+
+/** An exec channel's parameters (§6). */
+export interface ExecParams {
+  /** A command line for /bin/sh -c. */
+  command?: string;
+  /** An argv run without a shell. */
+  argv?: string[];
+  /** Run in a pseudo-terminal (stdout and stderr merged, RESIZE accepted). */
   pty?: PtyRequest;
-  /** The whole OPEN object, for handlers of other kinds to validate their own fields. */
-  params?: Record<string, unknown>;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** The server kills the command (TERM, then KILL) after this many ms. */
+  timeoutMs?: number;
+  /** Run inside this session channel's cwd and environment, and update them after. */
+  session?: number;
+}
+
+/** A session channel's parameters (§7): the state its commands start from. */
+export interface SessionParams {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+export interface ExecOpen extends OpenHeader {
+  kind: 'exec';
+  params: ExecParams;
+}
+
+export interface SessionOpen extends OpenHeader {
+  kind: 'session';
+  params: SessionParams;
+}
+
+/** A file channel (§7.1): its op and the op's fields, checked by file-messages.ts. */
+export interface FileOpen extends OpenHeader {
+  kind: 'file';
+  params: FileRequest;
+}
+
+/** A kind v1 does not define (a daemon's embedder may serve it): its fields, unchecked beyond §4.4. */
+export interface OtherOpen extends OpenHeader {
+  params: Json;
+}
+
+/**
+ * A decoded OPEN: the header, and the parameters of its kind. Narrow with `isOpenOf` (a
+ * comparison of `kind` alone cannot rule out `OtherOpen`, whose kind is any other name).
+ */
+export type OpenRequest = ExecOpen | SessionOpen | FileOpen | OtherOpen;
+
+/** The kinds v1 defines, whose parameters the decoder types. */
+export type KnownKind = (ExecOpen | SessionOpen | FileOpen)['kind'];
+/** The OPEN of one of v1's kinds: `OpenOf<'exec'>` is `ExecOpen`. */
+export type OpenOf<K extends KnownKind> = Extract<ExecOpen | SessionOpen | FileOpen, { kind: K }>;
+
+/** True when `request` is an OPEN of `kind` (the decoder gives v1's kinds their typed parameters). */
+export function isOpenOf<K extends KnownKind>(request: OpenRequest, kind: K): request is OpenOf<K> {
+  return request.kind === kind;
 }
 
 export interface PtyRequest {
@@ -130,15 +179,21 @@ export interface Resize {
 
 export const ALLOWED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGKILL', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGTSTP', 'SIGCONT', 'SIGWINCH'] as const;
 
-export function encodeJson(value: unknown): Buffer {
-  return Buffer.from(JSON.stringify(value), 'utf8');
-}
+export { encodeJson };
 
-// u32 increment
 // Encoders, one per control message, typed like what its decoder returns: a sender cannot
-// put a field on the wire that the receiver's decoder does not know the shape of. Channel
-// kinds add their own fields to OPEN, OPEN_OK, OPEN_FAIL and EXIT (`extra`).
-type Extra = Record<string, unknown>;
+// put a field on the wire that the receiver's decoder does not know the shape of. File
+// channels add their fields to OPEN (FileRequest), OPEN_OK (FileOpenOk), OPEN_FAIL (errno)
+// and EXIT (FileExitStatus), as file-messages.ts defines them.
+
+/** OPEN_OK of an exec or session channel, or of a file channel. */
+export type OpenOkMessage = OpenOk | FileOpenOk;
+/** EXIT of an exec channel, or of a file channel. */
+export type ExitMessage = ExitStatus | FileExitStatus;
+/** OPEN_FAIL's fields beyond code and message: a file channel's errno. */
+export interface OpenFailExtra {
+  errno?: string;
+}
 
 export function encodeHello(hello: Hello): Buffer {
   return encodeJson(hello);
@@ -149,15 +204,19 @@ export function encodeWelcome(welcome: Welcome): Buffer {
 }
 
 /** GOODBYE, and OPEN_FAIL with the kind's extra fields (e.g. a file channel's `errno`). */
-export function encodeCodeMessage(code: string, message: string, extra: Extra = {}): Buffer {
+export function encodeCodeMessage(code: string, message: string, extra: OpenFailExtra = {}): Buffer {
   return encodeJson({ code, message, ...extra });
 }
 
-export function encodeOpen(open: { kind: ChannelKind; window: number; maxPacket: number } & Extra): Buffer {
-  return encodeJson(open);
+/** OPEN: one flat object, the header first (as §4.4 shows it), then the kind's parameters. */
+export function encodeOpen(open: OpenRequest): Buffer {
+  const { kind, window, maxPacket, params } = open;
+  const header = { kind, window, maxPacket };
+  // Header keys first; a parameter of the same name cannot replace them.
+  return encodeJson(Object.assign({ ...header }, params, header));
 }
 
-export function encodeOpenOk(ok: OpenOk & Extra): Buffer {
+export function encodeOpenOk(ok: OpenOkMessage): Buffer {
   return encodeJson(ok);
 }
 
@@ -169,10 +228,11 @@ export function encodeResize(size: Resize): Buffer {
   return encodeJson(size);
 }
 
-export function encodeExit(status: ExitStatus & Extra): Buffer {
+export function encodeExit(status: ExitMessage): Buffer {
   return encodeJson(status);
 }
 
+// u32 increment
 export function encodeWindow(increment: number): Buffer {
   const payload = Buffer.allocUnsafe(4);
   payload.writeUInt32BE(increment >>> 0, 0);
@@ -186,22 +246,9 @@ export function decodeWindow(payload: Buffer): number {
   return increment;
 }
 
-function bad(type: FrameType, why: string): ProtocolError {
-  return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} message: ${why}.`);
-}
+const bad = malformed;
 
-
-/** A control payload as a JSON object, or a BAD_MESSAGE ProtocolError naming the frame. */
-export function parseJsonObject(type: FrameType, payload: Buffer): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw bad(type, 'payload is not JSON');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(type, 'payload is not a JSON object');
-  return value as Json;
-}
+export { parseJsonObject };
 
 const { str, int } = fieldReaders(bad);
 
@@ -307,17 +354,38 @@ export function decodeCodeMessage(type: FrameType, payload: Buffer): Goodbye {
   return { code: str(type, o, 'code'), message: str(type, o, 'message') };
 }
 
+/**
+ * OPEN: the header, then the parameters of its kind. The fields of §4.4 are checked whatever
+ * the kind (as v1 always did); a file OPEN's op fields by file-messages.ts; other kinds keep
+ * their remaining fields, unchecked, for their handler.
+ */
 export function decodeOpen(payload: Buffer): OpenRequest {
   const t = FrameType.OPEN;
   const o = parseJsonObject(t, payload);
   const kind = o.kind;
   if (typeof kind !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(kind)) throw bad(t, `"kind" must be a channel kind name, got ${JSON.stringify(kind)}`);
-  const req: OpenRequest = {
+  const header: OpenHeader = {
     kind,
     window: int(t, o, 'window', 1, U32_MAX),
     maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
-    params: o,
   };
+  const exec = decodeExecParams(o, kind === 'exec');
+  if (kind === 'exec') return { ...header, kind, params: exec };
+  if (kind === 'session') {
+    const params: SessionParams = {};
+    if (exec.env !== undefined) params.env = exec.env;
+    if (exec.cwd !== undefined) params.cwd = exec.cwd;
+    return { ...header, kind, params };
+  }
+  if (kind === 'file') return { ...header, kind, params: decodeFileRequest(o) };
+  const { kind: _kind, window: _window, maxPacket: _maxPacket, ...params } = o;
+  return { ...header, params };
+}
+
+/** The exec fields of §4.4 that are present, each checked (in v1's order: the first error is the one reported). */
+function decodeExecParams(o: Json, isExec: boolean): ExecParams {
+  const t = FrameType.OPEN;
+  const req: ExecParams = {};
   if (o.pty !== undefined) {
     if (typeof o.pty !== 'object' || o.pty === null) throw bad(t, '"pty" must be an object');
     const p = o.pty as Json;
@@ -336,11 +404,9 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     argv.forEach((a, i) => osStr(t, `argv[${i}]`, a));
     req.argv = argv;
   }
-  if (kind === 'exec' && req.command !== undefined && req.argv !== undefined) {
-    throw bad(t, 'an exec channel takes "command" or "argv", not both');
-  }
+  if (isExec && req.command !== undefined && req.argv !== undefined) throw bad(t, 'an exec channel takes "command" or "argv", not both');
   // With a terminal and no command, the user's login shell runs (as `ssh host`).
-  if (kind === 'exec' && req.command === undefined && req.argv === undefined && req.pty === undefined) {
+  if (isExec && req.command === undefined && req.argv === undefined && req.pty === undefined) {
     throw bad(t, 'an exec channel needs "command" or "argv" (or "pty" for a login shell)');
   }
   const env = strRecord(t, o, 'env');

@@ -1,7 +1,7 @@
 /** What a channel kind needs from the connection that owns it, and what it gives the connection. */
 import type { Logger } from 'pino';
 import type { FrameConnection } from '../transport/frame-connection.js';
-import type { OpenRequest } from '../protocol/messages.js';
+import { isOpenOf, type KnownKind, type OpenOf, type OpenRequest } from '../protocol/messages.js';
 import type { Channel, ChannelHooks } from '../channel/channel-state.js';
 import type { ServerLimits } from './limits.js';
 import type { SessionState } from './session-state.js';
@@ -64,3 +64,14 @@ export interface ServerChannel {
 
 /** Builds a kind's handler for an OPEN; throws ProtocolError BAD_MESSAGE / UNKNOWN_CHANNEL for a malformed one. */
 export type ChannelFactory = (id: number, host: ChannelHost, request: OpenRequest) => ServerChannel;
+
+/**
+ * The factory of one of v1's kinds, given the OPEN with that kind's typed parameters. The
+ * registry calls a factory only for its own kind name, so a mismatch is a wiring mistake.
+ */
+export function factoryOf<K extends KnownKind>(kind: K, make: (id: number, host: ChannelHost, request: OpenOf<K>) => ServerChannel): ChannelFactory {
+  return (id, host, request) => {
+    if (!isOpenOf(request, kind)) throw new TypeError(`The ${kind} channel factory was registered for "${request.kind}" channels.`);
+    return make(id, host, request);
+  };
+}

@@ -2,7 +2,7 @@
  * The one registry of channel kinds the daemon serves: exec, session and file, plus what an
  * embedder adds (`ServerOptions.channelKinds`, which may also replace one).
  */
-import type { ChannelFactory } from './channel-host.js';
+import { factoryOf, type ChannelFactory } from './channel-host.js';
 import { ExecChannel } from './exec-channel.js';
 import { SessionChannel } from './session-channel.js';
 import { fileChannelFactory } from './file-channel.js';
@@ -17,8 +17,8 @@ export interface ChannelKindOptions {
 
 export function channelKinds(options: ChannelKindOptions = {}): ReadonlyMap<string, ChannelFactory> {
   return new Map<string, ChannelFactory>([
-    ['exec', (id, host, request) => new ExecChannel(id, host, request)],
-    ['session', (id, host, request) => new SessionChannel(id, host, request)],
+    ['exec', factoryOf('exec', (id, host, request) => new ExecChannel(id, host, request))],
+    ['session', factoryOf('session', (id, host, request) => new SessionChannel(id, host, request))],
     ['file', fileChannelFactory(options.forbidden ? { forbidden: options.forbidden } : {})],
     ...(options.extra ?? []),
   ]);

@@ -10,7 +10,7 @@
  * handshake; this is what an exec does with its frames, and the command behind them.
  */
 import { statSync } from 'node:fs';
-import { decodeResize, decodeSignal, type OpenRequest, type ExitStatus } from '../protocol/messages.js';
+import { decodeResize, decodeSignal, type ExecOpen, type ExecParams, type ExitStatus } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { CloseReason, type Channel, type ChannelHooks, type DataStream } from '../channel/channel-state.js';
 import { CommandProcess, type CommandExit } from '../process/command-process.js';
@@ -31,7 +31,8 @@ export class ExecChannel implements ServerChannel {
   readonly id: number;
   readonly hooks: ChannelHooks;
   #host: ChannelHost;
-  #request: OpenRequest;
+  /** The OPEN's exec parameters (command or argv, env, cwd, pty, timeoutMs, session). */
+  #request: ExecParams;
   #session: SessionState | undefined;
   #channel: Channel | null = null;
   #process: CommandProcess | PtyProcess | null = null;
@@ -53,14 +54,15 @@ export class ExecChannel implements ServerChannel {
   #cwd = '';
   #channelError: { code: string; message: string } | null = null;
 
-  constructor(id: number, host: ChannelHost, request: OpenRequest) {
+  constructor(id: number, host: ChannelHost, request: ExecOpen) {
     this.id = id;
     this.#host = host;
-    this.#request = request;
-    if (request.session !== undefined) {
-      this.#session = host.session(request.session);
+    this.#request = request.params;
+    const session = request.params.session;
+    if (session !== undefined) {
+      this.#session = host.session(session);
       if (!this.#session) {
-        throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `Exec on channel ${id} names session channel ${request.session}, which is not an open session.`, { channel: id });
+        throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `Exec on channel ${id} names session channel ${session}, which is not an open session.`, { channel: id });
       }
     }
     this.hooks = {

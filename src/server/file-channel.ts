@@ -13,12 +13,12 @@
  * token `ServerOptions.fileRoots` / `serve --file-root`, default `/`). An escape is refused
  * with SW_ERR_BAD_REQUEST naming the roots and the setting that decides them, logged and audited.
  */
-import type { OpenRequest } from '../protocol/messages.js';
-import { decodeFileRequest, fileExitPayload, type FileExit, type FileRequest } from '../protocol/file-messages.js';
+import type { FileOpen } from '../protocol/messages.js';
+import { fileExitPayload, type FileExit, type FileRequest } from '../protocol/file-messages.js';
 import { ErrorCode } from '../errors.js';
 import { fileEvent } from '../audit/events.js';
 import { ChannelState, CloseReason, type Channel, type ChannelHooks } from '../channel/channel-state.js';
-import type { ChannelFactory, ChannelHost, Refusal, ServerChannel } from './channel-host.js';
+import { factoryOf, type ChannelFactory, type ChannelHost, type Refusal, type ServerChannel } from './channel-host.js';
 import { FileOpError } from './files/paths.js';
 import { locateInRoots, type Location, type LocateOptions } from './files/beneath.js';
 import type { ForbiddenDir } from './files/forbidden.js';
@@ -34,15 +34,15 @@ import { ListOperation, MkdirOperation, StatOperation } from './files/meta.js';
  * state dir, the daemon's keys: forbidden.ts) are never opened for anyone but the daemon's token.
  */
 export function fileChannelFactory(options: { roots?: readonly string[]; forbidden?: readonly ForbiddenDir[] } = {}): ChannelFactory {
-  return (id, host, request) =>
-    new FileChannel(id, host, request, options.roots ?? host.user.fileRoots ?? [host.user.home], host.user.daemonToken ? [] : options.forbidden ?? []);
+  return factoryOf('file', (id, host, request) =>
+    new FileChannel(id, host, request, options.roots ?? host.user.fileRoots ?? [host.user.home], host.user.daemonToken ? [] : options.forbidden ?? []));
 }
 
 export class FileChannel implements ServerChannel {
   readonly id: number;
   readonly hooks: ChannelHooks;
   #host: ChannelHost;
-  #request: OpenRequest;
+  #request: FileOpen;
   #file: FileRequest;
   #roots: readonly string[];
   #forbidden: readonly ForbiddenDir[];
@@ -52,13 +52,13 @@ export class FileChannel implements ServerChannel {
   #finished = false;
   #startedAt = performance.now();
 
-  constructor(id: number, host: ChannelHost, request: OpenRequest, roots: readonly string[], forbidden: readonly ForbiddenDir[] = []) {
+  constructor(id: number, host: ChannelHost, request: FileOpen, roots: readonly string[], forbidden: readonly ForbiddenDir[] = []) {
     this.id = id;
     this.#host = host;
     this.#request = request;
     this.#roots = roots;
     this.#forbidden = forbidden;
-    this.#file = decodeFileRequest(request.params ?? {});
+    this.#file = request.params;
     const ctx = this.#context();
     const file = this.#file;
     const op: FileOperation =

@@ -286,7 +286,7 @@ export class ServerConnection implements ChannelHost {
     try {
       kind = factory(id, this, request);
     } catch (err) {
-      // Kind-specific fields (a file OPEN's op, an exec's session id) are checked here.
+      // What only the kind can check (an exec's session id names an open session) is checked here.
       if (err instanceof ProtocolError && (err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.UNKNOWN_CHANNEL)) return this.#refuseMalformed(id, err);
       throw err;
     }

@@ -7,7 +7,7 @@
  * It takes no frame but CLOSE (no hooks: anything else is SW_ERR_BAD_MESSAGE, channel-state.ts).
  */
 import { statSync } from 'node:fs';
-import type { OpenRequest } from '../protocol/messages.js';
+import type { SessionOpen } from '../protocol/messages.js';
 import { ErrorCode } from '../errors.js';
 import type { Channel, ChannelHooks } from '../channel/channel-state.js';
 import { SessionState } from './session-state.js';
@@ -20,9 +20,9 @@ export class SessionChannel implements ServerChannel {
   readonly busy = false;
   #host: ChannelHost;
 
-  constructor(_id: number, host: ChannelHost, request: OpenRequest) {
+  constructor(_id: number, host: ChannelHost, request: SessionOpen) {
     this.#host = host;
-    this.session = new SessionState(request.cwd ?? host.user.home, { ...host.baseEnv, ...request.env });
+    this.session = new SessionState(request.params.cwd ?? host.user.home, { ...host.baseEnv, ...request.params.env });
   }
 
   start(channel: Channel): Refusal | null {

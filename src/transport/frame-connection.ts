@@ -9,7 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { ErrorCode, ProtocolError, ConnectionError, type ShellwireError } from '../errors.js';
 import { FrameDecoder, FrameType, STREAM_FRAME_TYPES, encodeFrame, encodeFrameHeader, type Frame } from '../protocol/frame.js';
-import { encodeJson, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
+import { encodeCodeMessage, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
 
 export const DEFAULT_KEEPALIVE_MS = 15_000;
 /** Bytes queued in a socket before channels stop producing: bounds memory per connection. */
@@ -140,14 +140,10 @@ export class FrameConnection<S extends Duplex = TLSSocket | Socket> {
     socket.uncork();
   }
 
-  sendJson(type: FrameType, channel: number, message: unknown): void {
-    this.send(type, channel, encodeJson(message));
-  }
-
   /** Tell the peer why we are closing, then end the connection. */
   goodbye(code: string, message: string): void {
     if (!this.#writable) return;
-    this.sendJson(FrameType.GOODBYE, 0, { code, message });
+    this.send(FrameType.GOODBYE, 0, encodeCodeMessage(code, message));
     this.socket.end();
     // A peer that never reads must not keep the socket (and our memory) forever.
     setTimeout(() => this.socket.destroy(), GOODBYE_LINGER_MS).unref();

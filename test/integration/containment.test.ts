@@ -19,6 +19,7 @@ import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 import { findCgroup2, cgroupWritable } from '../../src/process/cgroup.js';
 import { tagged } from '../helpers/processes.js';
+import { transportOf } from '../helpers/transport-of.js';
 
 const isRoot = process.getuid?.() === 0;
 const cgroup = findCgroup2();
@@ -189,7 +190,7 @@ describe('stopping a channel reaches setsid children (issue 8, item 14)', { skip
       assert.ok(await waitFor(() => bothSleeping(tag), 10_000), 'the command did not start');
       const parent = d.server.containers?.parentDir;
       if (how === 'close' || how === 'terminal close') proc.close();
-      if (how === 'disconnect') conn.conn.destroy();
+      if (how === 'disconnect') transportOf(conn).destroy();
       await proc.exited.catch(() => {});
       assert.ok(await waitFor(() => tagged(tag).length === 0, 5_000), `still running: ${tagged(tag).join(' ')}`);
       assert.ok(parent, 'the command ran in a cgroup');

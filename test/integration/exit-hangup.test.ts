@@ -23,6 +23,7 @@ import { ClassicServer } from '../../src/server/classic-server.js';
 import { connect } from '../../src/client/connect.js';
 import { findCgroup2, cgroupWritable } from '../../src/process/cgroup.js';
 import { running, tagged } from '../helpers/processes.js';
+import { transportOf } from '../helpers/transport-of.js';
 
 const cgroup = findCgroup2();
 const hasCgroups = cgroup !== null && cgroupWritable(cgroup.ownDir);
@@ -284,7 +285,7 @@ describe('explicit stops still kill nohup\'d jobs', () => {
       await proc.started;
       assert.ok(await waitFor(() => tagged(tg).length === 2, 5_000), 'the command did not start');
       if (how === 'close' || how === 'terminal close') proc.close();
-      if (how === 'disconnect') conn.conn.destroy();
+      if (how === 'disconnect') transportOf(conn).destroy();
       await proc.exited.catch(() => {});
       assert.ok(await waitFor(() => tagged(tg).length === 0, 5_000), `still running: ${tagged(tg).join(' ')}`);
       if (how !== 'disconnect') await conn.close();
@@ -387,7 +388,7 @@ describe('released jobs outlive the daemon', { skip: !hasCgroups && 'needs a wri
       assert.ok(await waitFor(() => tagged(tg).length === 1, 5_000), `running: ${tagged(tg).join(' ')}`);
       await sleep(500);
       assert.deepEqual(tagged(tg), [pid], 'the released job was killed with its daemon');
-      conn.conn.destroy();
+      transportOf(conn).destroy();
       killPid(pid);
     } finally {
       daemon.child.kill('SIGKILL');

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import type { Connection } from '../../src/client/connection.js';
-import { FileTransferError } from '../../src/client/file-transfer.js';
+import { FileTransferError } from '../../src/client/files/common.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import { decodeFileEntry, decodeFileRequest } from '../../src/protocol/file-messages.js';
 import { decodeOsBytes } from '../../src/protocol/os-bytes.js';

@@ -14,7 +14,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Connection } from '../../src/client/connection.js';
-import { FileTransferError } from '../../src/client/file-transfer.js';
+import { FileTransferError } from '../../src/client/files/common.js';
 import { ErrorCode } from '../../src/errors.js';
 import { startDaemonWithRoot, runCli, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, sha256, allByteValues, startCli, startServeCli, cleanEnv } from '../helpers/fixtures.js';

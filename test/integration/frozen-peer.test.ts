@@ -15,6 +15,7 @@ import { startFleet, type TestFleet } from './fleet-helpers.js';
 import { connect } from '../../src/client/connect.js';
 import type { Connection } from '../../src/client/connection.js';
 import { ConnectionError } from '../../src/errors.js';
+import { transportOf } from '../helpers/transport-of.js';
 
 /** The bound asserted everywhere: the CLI promises ~1.5 s; 3 s leaves room for a loaded CI machine. */
 const BOUND_MS = 3_000;
@@ -371,7 +372,7 @@ test('library: an idle client notices a frozen daemon by keepalive: 5 s by defau
   const d = await freezableDaemon();
   // The default: the client's own 5 s, not the daemon's 15 s (which made a frozen peer take 45-60 s).
   const byDefault = await connect(d.address, { fingerprint: d.fingerprint, token: d.token });
-  assert.equal(byDefault.conn.keepaliveMs, 5_000);
+  assert.equal(transportOf(byDefault).keepaliveMs, 5_000);
   byDefault.destroy();
   const conn = await connect(d.address, { fingerprint: d.fingerprint, token: d.token, keepaliveMs: 300 });
   cleanups.push(() => conn.destroy());

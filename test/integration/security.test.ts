@@ -22,6 +22,7 @@ import { HOST_KEY_FILE, TOKEN_FILE } from '../../src/auth/paths.js';
 import { ALPN_PROTOCOL, TLS_CIPHERS } from '../../src/transport/tls.js';
 import { startDaemon, runCli, type TestDaemon } from '../helpers/daemon.js';
 import { RawClient, captureLogger, type LogLine } from '../helpers/raw-client.js';
+import { transportOf } from '../helpers/transport-of.js';
 
 const tempRoots: string[] = [];
 function tempDir(): string {
@@ -298,7 +299,7 @@ describe('TLS', () => {
     raw.destroy();
     // ... and the library's own connection.
     const conn = await d.connect();
-    const socket = conn.conn.socket as TLSSocket;
+    const socket = transportOf(conn).socket as TLSSocket;
     assert.equal(socket.getProtocol(), 'TLSv1.3');
     assert.equal(socket.getCipher().name, 'TLS_AES_128_GCM_SHA256');
     await conn.close();

@@ -76,9 +76,9 @@ test('command rules: deny first, then allow list; denials name the rule', () => 
   assert.match((push as { reason: string }).reason, /users\.ci\.commands\.deny\[0\]/);
   const rm = checkCommand(ci, 'rm -rf /');
   assert.match((rm as { reason: string }).reason, /no rule in users\.ci\.commands\.allow/);
-  const session = checkOpen(ci, { kind: 'session', window: 1, maxPacket: 1 });
+  const session = checkOpen(ci, { kind: 'session', window: 1, maxPacket: 1, params: {} });
   assert.match((session as { reason: string }).reason, /may not open session channels/);
-  const shell = checkOpen({ ...ci, channels: new Set(['exec', 'pty']) }, { kind: 'exec', window: 1, maxPacket: 1, pty: { term: 'xterm', cols: 80, rows: 24 } });
+  const shell = checkOpen({ ...ci, channels: new Set(['exec', 'pty']) }, { kind: 'exec', window: 1, maxPacket: 1, params: { pty: { term: 'xterm', cols: 80, rows: 24 } } });
   assert.match((shell as { reason: string }).reason, /without a shell: no terminal/);
   assert.equal(wordGlob('a?c*').test('abc-anything'), true);
   assert.equal(wordGlob('a.c').test('abc'), false, 'dots are literal');

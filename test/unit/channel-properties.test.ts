@@ -227,7 +227,7 @@ function run(actions: Action[]): void {
           ch: null!, mode: a.mode, serverWindow: a.sWindow, serverMaxPacket: a.sMaxPacket, pending: Buffer.alloc(0), accepted: [],
           received: { stdout: [], stderr: [] }, unconsumed: 0, eofWanted: false, closeAsked: false, exits: 0, closes: [],
         };
-        c.ch = client.open({ kind: 'exec', window: a.window, maxPacket: a.maxPacket, command: 'cat' }, {
+        c.ch = client.open({ kind: 'exec', window: a.window, maxPacket: a.maxPacket, params: { command: 'cat' } }, {
           onOpen: (p) => void decodeOpenOk(p),
           onData: (stream, bytes) => {
             assert.notEqual(stream, 'stdin');

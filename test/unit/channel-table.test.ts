@@ -47,7 +47,7 @@ function pair(options: { maxChannels?: number; accept?: (o: IncomingOpen) => Acc
       down.deliver();
     }
   };
-  const open = (name: string) => client.open({ kind: 'exec', window: 16, maxPacket: 16, command: 'true' }, hooks(log, name));
+  const open = (name: string) => client.open({ kind: 'exec', window: 16, maxPacket: 16, params: { command: 'true' } }, hooks(log, name));
   return { up, down, server, client, log, flush, open };
 }
 
@@ -73,7 +73,7 @@ describe('ids', () => {
     const low = p.open('low');
     assert.equal(low.id, 1);
     const client = new ChannelTable({ role: ChannelRole.OPENER, sink: p.up, maxChannels: 8, firstId: 0xfffffffe });
-    const ids = [0, 1, 2, 3].map((i) => client.open({ kind: 'exec', window: 1, maxPacket: 1 }, hooks([], `w${i}`)).id);
+    const ids = [0, 1, 2, 3].map((i) => client.open({ kind: 'exec', window: 1, maxPacket: 1, params: {} }, hooks([], `w${i}`)).id);
     assert.deepEqual(ids, [0xfffffffe, 0xffffffff, 1, 2], 'never 0, the connection');
   });
 
@@ -104,7 +104,7 @@ describe('table errors', () => {
     p.open('a');
     p.flush();
     assert.throws(
-      () => p.server.dispatch({ type: FrameType.OPEN, channel: 1, payload: encodeJson({ kind: 'exec', window: 1, maxPacket: 1 }) }),
+      () => p.server.dispatch({ type: FrameType.OPEN, channel: 1, payload: encodeJson({ kind: 'exec', window: 1, maxPacket: 1, params: {} }) }),
       (err: ProtocolError) => err.code === ErrorCode.CHANNEL_IN_USE,
     );
   });
@@ -116,7 +116,7 @@ describe('table errors', () => {
     assert.throws(() => p.open('c'), (err: RequestError) => err instanceof RequestError && err.code === ErrorCode.TOO_MANY_CHANNELS);
     p.flush();
     // A peer that ignores WELCOME.maxChannels is refused by the acceptor.
-    p.server.dispatch({ type: FrameType.OPEN, channel: 9, payload: encodeJson({ kind: 'exec', window: 1, maxPacket: 1 }) });
+    p.server.dispatch({ type: FrameType.OPEN, channel: 9, payload: encodeJson({ kind: 'exec', window: 1, maxPacket: 1, params: {} }) });
     const fail = p.down.sent.at(-1)!;
     assert.equal(fail.type, FrameType.OPEN_FAIL);
     assert.equal(JSON.parse(fail.payload.toString()).code, ErrorCode.TOO_MANY_CHANNELS);

@@ -28,7 +28,7 @@ function host() {
   });
   const owner: ClientChannelHost = {
     // Only stdin writers wait on the transport; these tests write none.
-    conn: null as unknown as FrameConnection,
+    transport: null as unknown as FrameConnection,
     hostLabel: 'web1:50007',
     openChannel: (message, hooks) => table.open(message, hooks),
   };
@@ -49,7 +49,7 @@ test('a close the daemon never confirms ends the kind after the grace, once; the
   mock.timers.enable({ apis: ['setTimeout'] });
   const h = host();
   const ends: (ShellwireError | null)[] = [];
-  const link = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64 }, kind(ends));
+  const link = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: {} }, kind(ends));
   h.daemon(FrameType.OPEN_OK, link.id, { window: 64, maxPacket: 64 });
   link.close();
   link.close();
@@ -72,8 +72,8 @@ test('a close asked before OPEN_OK waits for it, and is dropped on OPEN_FAIL: th
   mock.timers.enable({ apis: ['setTimeout'] });
   const h = host();
   const ends: (ShellwireError | null)[] = [];
-  const a = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64 }, kind(ends));
-  const b = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64 }, kind(ends));
+  const a = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: {} }, kind(ends));
+  const b = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: {} }, kind(ends));
   a.close();
   b.close();
   assert.deepEqual(h.sent, ['OPEN 1', 'OPEN 2'], 'no CLOSE before OPEN_OK');
@@ -92,8 +92,8 @@ test('connection lost: each kind ends once with the connection\'s error, also on
   mock.timers.enable({ apis: ['setTimeout'] });
   const h = host();
   const ends: (ShellwireError | null)[] = [];
-  const a = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64 }, kind(ends));
-  new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64 }, kind(ends));
+  const a = new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: {} }, kind(ends));
+  new ClientChannel(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: {} }, kind(ends));
   a.close();
   const lost = new ConnectionError(ErrorCode.CONNECTION_CLOSED, 'gone');
   h.table.connectionLost(lost);
@@ -103,7 +103,7 @@ test('connection lost: each kind ends once with the connection\'s error, also on
 
 test('RemoteProcess: resize, kill and stdin end before OPEN_OK are held; none crosses an OPEN_FAIL', async () => {
   const h = host();
-  const refused = new RemoteProcess(h.owner, { kind: 'exec', window: 64, maxPacket: 64, command: 'cat', pty: { term: 'xterm', cols: 80, rows: 24 } }, 'cat');
+  const refused = new RemoteProcess(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: { command: 'cat', pty: { term: 'xterm', cols: 80, rows: 24 } } }, 'cat');
   refused.resize(100, 30);
   refused.kill('SIGINT');
   refused.stdin.end();
@@ -112,7 +112,7 @@ test('RemoteProcess: resize, kill and stdin end before OPEN_OK are held; none cr
   await assert.rejects(refused.exited, (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
   assert.deepEqual(h.sent, ['OPEN 1'], 'nothing for the refused channel but its OPEN');
 
-  const accepted = new RemoteProcess(h.owner, { kind: 'exec', window: 64, maxPacket: 64, command: 'cat', pty: { term: 'xterm', cols: 80, rows: 24 } }, 'cat');
+  const accepted = new RemoteProcess(h.owner, { kind: 'exec', window: 64, maxPacket: 64, params: { command: 'cat', pty: { term: 'xterm', cols: 80, rows: 24 } } }, 'cat');
   accepted.resize(90, 20);
   accepted.resize(100, 30);
   accepted.kill('SIGINT');

@@ -10,6 +10,7 @@ import {
   decodeHello, decodeWelcome, decodeCodeMessage, decodeOpen, decodeOpenOk, decodeSignal,
   decodeExit, decodeResize, decodeWindow, encodeWindow, encodeJson,
   ALLOWED_SIGNALS, FEATURES, MAX_AUTH_ATTEMPTS, PROTOCOL_MAGIC, PROTOCOL_VERSION, SUPPORTED_VERSIONS,
+  type ExecParams, type OpenHeader,
 } from '../../src/protocol/messages.js';
 import { FrameType } from '../../src/protocol/frame.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
@@ -20,10 +21,19 @@ function json(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), 'utf8');
 }
 
-/** decodeOpen's result without `params` (the raw object, kept for handlers of other kinds). */
+/**
+ * decodeOpen's result as the wire has it: one flat object, the header (kind, window,
+ * maxPacket) and the kind's parameters side by side.
+ */
+function flatOpen(payload: Buffer): OpenHeader & ExecParams {
+  const { params, ...header } = decodeOpen(payload);
+  assert.equal(typeof params, 'object');
+  return { ...header, ...params };
+}
+
+/** flatOpen, with `env` copied into a plain object (for deepEqual). */
 function openFields(payload: Buffer): Record<string, unknown> {
-  const { params, ...fields } = decodeOpen(payload);
-  if (params !== undefined) assert.equal(typeof params, 'object');
+  const fields = flatOpen(payload);
   return { ...fields, ...(fields.env ? { env: { ...fields.env } } : {}) };
 }
 
@@ -244,12 +254,12 @@ describe('OPEN', () => {
       ['window', 1], ['window', U32_MAX], ['maxPacket', 1], ['maxPacket', 1024 * 1024],
       ['timeoutMs', 1], ['timeoutMs', 2 ** 31 - 1], ['session', 0], ['session', U32_MAX],
     ] as const) {
-      assert.equal(decodeOpen(json({ ...exec, [key]: value }))[key], value, `${key} = ${value}`);
+      assert.equal(flatOpen(json({ ...exec, [key]: value }))[key], value, `${key} = ${value}`);
     }
   });
 
   test('env is copied into an object without a prototype', () => {
-    const env = decodeOpen(json({ ...exec, env: { PATH: '/bin' } })).env!;
+    const env = flatOpen(json({ ...exec, env: { PATH: '/bin' } })).env!;
     assert.equal(Object.getPrototypeOf(env), null);
     assert.deepEqual({ ...env }, { PATH: '/bin' });
   });
@@ -302,8 +312,8 @@ describe('OPEN', () => {
 
   test('pty: {term, cols, rows} is checked, and an exec with a pty needs no command', () => {
     const pty = { term: 'xterm-256color', cols: 80, rows: 24 };
-    assert.deepEqual(decodeOpen(json({ ...exec, pty })).pty, pty);
-    const login = decodeOpen(json({ kind: 'exec', window: 1, maxPacket: 1, pty }));
+    assert.deepEqual(flatOpen(json({ ...exec, pty })).pty, pty);
+    const login = flatOpen(json({ kind: 'exec', window: 1, maxPacket: 1, pty }));
     assert.equal(login.command, undefined);
     assert.equal(login.argv, undefined);
     checkMutations(decodeOpen, { ...exec, pty }, [
@@ -325,11 +335,11 @@ describe('OPEN', () => {
   // docs/protocol.md §4.11: OS byte strings. \udc80-\udcff are bytes; other lone surrogates name none.
   test('takes OS byte strings in command, argv, env and cwd, and refuses strings that name no bytes', () => {
     const bytes = { ...exec, command: 'ls caf\udce9', cwd: '/tmp/\udcff', env: { X: 'a\udc80', Y: '\u{1F600}' } };
-    const open = decodeOpen(json(bytes));
+    const open = flatOpen(json(bytes));
     assert.equal(open.command, 'ls caf\udce9');
     assert.equal(open.cwd, '/tmp/\udcff');
     assert.deepEqual({ ...open.env }, { X: 'a\udc80', Y: '\u{1F600}' });
-    assert.deepEqual(decodeOpen(json({ kind: 'exec', window: 1, maxPacket: 1, argv: ['ls', '\udce9'] })).argv, ['ls', '\udce9']);
+    assert.deepEqual(flatOpen(json({ kind: 'exec', window: 1, maxPacket: 1, argv: ['ls', '\udce9'] })).argv, ['ls', '\udce9']);
     for (const [label, value] of [
       ['command high surrogate', { ...exec, command: 'echo \ud800' }],
       ['command low surrogate below U+DC80', { ...exec, command: 'echo \udc7f' }],
@@ -493,7 +503,7 @@ describe('decoder properties', () => {
     const keys = [...Object.keys(base), 'argv'];
     fc.assert(
       fc.property(fc.constantFrom(...keys), fc.jsonValue(), (key, value) => {
-        const open = onlyProtocolErrors(decodeOpen, json({ ...base, [key]: value }), [ErrorCode.BAD_MESSAGE]) as ReturnType<typeof decodeOpen> | undefined;
+        const open = onlyProtocolErrors(flatOpen, json({ ...base, [key]: value }), [ErrorCode.BAD_MESSAGE]) as ReturnType<typeof flatOpen> | undefined;
         if (open === undefined) return;
         assert.ok(typeof open.kind === 'string' && /^[a-z]/.test(open.kind), `kind ${open.kind}`);
         assert.ok(isInt(open.window, 1, U32_MAX) && isInt(open.maxPacket, 1, 1024 * 1024));

@@ -105,7 +105,9 @@ function decodeControl(type: TypeName, payload: Buffer): unknown {
     case 'GOODBYE': return decodeCodeMessage(FrameType.GOODBYE, payload);
     case 'OPEN_FAIL': return decodeCodeMessage(FrameType.OPEN_FAIL, payload);
     case 'OPEN': {
-      const { params: _params, ...open } = decodeOpen(payload);
+      // The wire's flat object: the header and the kind's parameters side by side.
+      const { params, ...header } = decodeOpen(payload);
+      const open: Record<string, unknown> & { env?: Record<string, string> } = { ...header, ...params };
       return open.env ? { ...open, env: { ...open.env } } : open;
     }
     case 'OPEN_OK': return decodeOpenOk(payload);
