@@ -120,7 +120,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
       get closed() {
         return conn.closed;
       },
-      openChannel: (message, hooks) => this.openChannel(message, hooks),
+      openChannel: (message, hooks) => this.#openChannel(message, hooks),
       spawn: (command, options) => this.spawn(command, options),
     };
   }
@@ -287,10 +287,10 @@ export class Connection extends EventEmitter implements AsyncDisposable {
   }
 
   /**
-   * @internal Open a channel on a fresh id and send its OPEN (the client's channel kinds
-   * use it). Throws when the connection is closed, or SW_ERR_TOO_MANY_CHANNELS.
+   * Open a channel on a fresh id and send its OPEN (the client's channel kinds reach it
+   * through `#host`). Throws when the connection is closed, or SW_ERR_TOO_MANY_CHANNELS.
    */
-  openChannel(message: OpenMessage, hooks: ChannelHooks): Channel {
+  #openChannel(message: OpenMessage, hooks: ChannelHooks): Channel {
     this.#assertOpen();
     return this.#withHost(() => this.#table.open(message, hooks));
   }
