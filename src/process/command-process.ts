@@ -72,7 +72,8 @@ function cutStream(stream: Readable): void {
   stream.destroy();
 }
 
-export interface CommandSpec {
+/** What `CommandProcess` spawns: the line after setpriv (command-spec.ts `spawnLine`), and its limits. */
+export interface ProcessOptions {
   file: string;
   args: string[];
   cwd: string;
@@ -118,7 +119,7 @@ export class CommandProcess {
   #killGraceMs: number;
   readonly containment: Containment | null;
 
-  constructor(spec: CommandSpec, onClose: (exit: CommandExit) => void) {
+  constructor(spec: ProcessOptions, onClose: (exit: CommandExit) => void) {
     this.#outputGraceMs = spec.outputGraceMs ?? DEFAULT_OUTPUT_GRACE_MS;
     this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     const containment = spec.containment ?? null;

@@ -7,13 +7,13 @@
 import { Readable, Writable } from 'node:stream';
 import { constants } from 'node:os';
 import type { IPty } from 'node-pty';
-import type { CommandExit, CommandSpec } from './command-process.js';
+import type { CommandExit, ProcessOptions } from './command-process.js';
 import { DEFAULT_KILL_GRACE_MS, HANGUP_DELAY_MS, hangUpGroup } from './command-process.js';
 import type { Containment } from './containment.js';
 import { exactSpawnLine } from './exact-spawn.js';
 import { loadOptional } from '../optional-dependency.js';
 
-export interface PtySpec extends CommandSpec {
+export interface PtyOptions extends ProcessOptions {
   term: string;
   cols: number;
   rows: number;
@@ -69,7 +69,7 @@ export class PtyProcess {
   #killGraceMs: number;
   readonly containment: Containment | null;
 
-  constructor(ptyModule: NodePty, spec: PtySpec, onClose: (exit: CommandExit) => void) {
+  constructor(ptyModule: NodePty, spec: PtyOptions, onClose: (exit: CommandExit) => void) {
     const containment = spec.containment ?? null;
     this.containment = containment;
     this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;

@@ -17,7 +17,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { tokensEqual } from '../auth/token.js';
-import { CommandProcess, type CommandExit } from '../process/command-process.js';
+import type { CommandExit } from '../process/command-process.js';
+import type { CommandSpec } from '../process/command-spec.js';
+import { launchCommand, type LaunchedProcess } from '../process/launch.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
@@ -50,7 +52,7 @@ export interface ClassicConnectionContext {
 type QueuedCommand = { kind: 'run'; text: string; bytes: number } | { kind: 'too-long' };
 
 interface RunningCommand {
-  process: CommandProcess;
+  process: LaunchedProcess;
   command: string;
   chunks: Buffer[];
   bytes: number;
@@ -271,8 +273,11 @@ export class ClassicConnection implements AuditPeer {
       this.#reply(classicErrorLine(refusal.code, refusal.message));
       return;
     }
-    const containment = this.#ctx.containers?.open();
-    const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
+    // The same spec and launcher as an exec channel: `sh -c` as the daemon's own account.
+    const spec: CommandSpec = { file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs };
+    const launched = launchCommand(spec, { containers: this.#ctx.containers, onClose: (exit) => this.#processOnClose(exit) });
+    if (!launched.ok) throw new Error(launched.message);
+    const proc = launched.process;
     const running: RunningCommand = { process: proc, command, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), startedWall: new Date(), timedOut: false };
     this.#running = running;
     const record = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: running.startedWall };
