@@ -16,9 +16,9 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { Containment } from './containment.js';
 import { exactSpawnLine } from './exact-spawn.js';
+import { DEFAULT_KILL_GRACE_MS, ProcessGroup } from './process-group.js';
 
-/** How long a command gets between SIGTERM and SIGKILL. */
-export const DEFAULT_KILL_GRACE_MS = 2_000;
+export { DEFAULT_KILL_GRACE_MS, HANGUP_DELAY_MS, hangUpGroup } from './process-group.js';
 
 /**
  * After the command exits by itself, how long processes it left behind may hold its stdout
@@ -26,14 +26,6 @@ export const DEFAULT_KILL_GRACE_MS = 2_000;
  * OpenSSH waits forever here ("ssh hangs on exit"); we wait this long.
  */
 export const DEFAULT_OUTPUT_GRACE_MS = 2_000;
-
-/**
- * Delay from the leader's exit to the hang-up. The last act of a command line is often
- * `nohup prog … &`: the shell forks and exits at once, and the child has not yet exec'd
- * nohup, which is what ignores SIGHUP. Hanging up at once would kill it in that window (the
- * reason `ssh -t host 'nohup prog &'` needs a `sleep 1` on a terminal).
- */
-export const HANGUP_DELAY_MS = 250;
 
 /** Past the output grace: how often we look whether the output can be cut without losing bytes. */
 const OUTPUT_CUT_POLL_MS = 50;
@@ -72,7 +64,8 @@ function cutStream(stream: Readable): void {
   stream.destroy();
 }
 
-export interface CommandSpec {
+/** What `CommandProcess` spawns: the line after setpriv (command-spec.ts `spawnLine`), and its limits. */
+export interface ProcessOptions {
   file: string;
   args: string[];
   cwd: string;
@@ -101,12 +94,8 @@ export class CommandProcess {
   readonly stderr: Readable;
   readonly state: Readable | null;
   #exited = false;
-  /** 'close' came: the leader is gone and the pipes are closed; survivors are released. */
-  #closed = false;
-  /** terminate() or kill() was called: the strong kill replaces the hang-up. */
-  #stopping = false;
-  #killTimer: NodeJS.Timeout | null = null;
-  #hangUpTimer: NodeJS.Timeout | null = null;
+  /** Signals, the stop's escalation, the hang-up, and the containment's finish (process-group.ts). */
+  #group: ProcessGroup;
   #outputTimer: NodeJS.Timeout | null = null;
   /** When each output stream last resumed (the consumer had credit again). */
   #resumedAt = new Map<Readable, number>();
@@ -118,7 +107,7 @@ export class CommandProcess {
   #killGraceMs: number;
   readonly containment: Containment | null;
 
-  constructor(spec: CommandSpec, onClose: (exit: CommandExit) => void) {
+  constructor(spec: ProcessOptions, onClose: (exit: CommandExit) => void) {
     this.#outputGraceMs = spec.outputGraceMs ?? DEFAULT_OUTPUT_GRACE_MS;
     this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     const containment = spec.containment ?? null;
@@ -138,6 +127,7 @@ export class CommandProcess {
       throw err;
     }
     containment?.attach(this.child.pid);
+    this.#group = new ProcessGroup(this.child.pid, containment, this.#killGraceMs);
     this.stdin = this.child.stdin!;
     this.stdout = this.child.stdout!;
     this.stderr = this.child.stderr!;
@@ -158,13 +148,12 @@ export class CommandProcess {
     // output grace), so every byte of output the pipes delivered has been read by then.
     this.child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       this.#exited = true;
-      this.#closed = true;
       if (this.#outputTimer) clearTimeout(this.#outputTimer);
       this.#outputTimer = null;
       const exit: CommandExit = { exitCode: code, signal };
       if (spawnError) exit.spawnError = spawnError;
       // What survives the hang-up is released; until the hang-up went out, it stays contained.
-      if (!this.#hangUpTimer) containment?.finish();
+      this.#group.end();
       onClose(exit);
     });
   }
@@ -176,14 +165,7 @@ export class CommandProcess {
    * process without a cgroup). Output already written still arrives.
    */
   #afterExit(): void {
-    if (!this.#stopping) {
-      this.#hangUpTimer = setTimeout(() => {
-        this.#hangUpTimer = null;
-        if (!this.#stopping) hangUpGroup((signal) => this.signalGroup(signal));
-        if (this.#closed) this.containment?.finish();
-      }, HANGUP_DELAY_MS);
-      this.#hangUpTimer.unref();
-    }
+    this.#group.leaderExited();
     // setImmediate after the timer: the check runs after an I/O poll phase, so what the pipes
     // held when the grace ended has been read if they are flowing.
     this.#outputTimer = setTimeout(() => setImmediate(() => this.#cutOutput()), this.#outputGraceMs);
@@ -206,7 +188,7 @@ export class CommandProcess {
    */
   #cutOutput(): void {
     this.#outputTimer = null;
-    if (this.#closed) return;
+    if (this.#group.ended) return;
     const now = performance.now();
     this.#graceEndedAt ??= now;
     const overdue = now - this.#graceEndedAt >= this.#killGraceMs;
@@ -235,26 +217,12 @@ export class CommandProcess {
 
   /** Signal the whole process group; false when no process of it is left. */
   signalGroup(signal: NodeJS.Signals): boolean {
-    const pid = this.child.pid;
-    if (pid === undefined) return false;
-    try {
-      process.kill(-pid, signal);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#group.signal(signal);
   }
 
   /** True while any process of the group is alive (the leader or something it started). */
   groupAlive(): boolean {
-    const pid = this.child.pid;
-    if (pid === undefined) return false;
-    try {
-      process.kill(-pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#group.alive();
   }
 
   /**
@@ -265,23 +233,13 @@ export class CommandProcess {
    */
   terminate(graceMs: number = this.#killGraceMs): void {
     if (this.#released) return;
-    this.#stopStrongly();
-    const containment = this.containment;
-    const signaled = containment ? containment.signalAll('SIGTERM') : this.signalGroup('SIGTERM');
-    if (!signaled || this.#killTimer) return;
-    this.#killTimer = setTimeout(() => {
-      this.#killTimer = null;
-      this.kill();
-    }, graceMs);
-    this.#killTimer.unref();
+    this.#group.terminate(['SIGTERM'], graceMs);
   }
 
   /** Kill all of it at once (daemon shutdown after its grace period). */
   kill(): void {
     if (this.#released) return;
-    this.#stopStrongly();
-    if (this.containment) this.containment.killAll();
-    else this.signalGroup('SIGKILL');
+    this.#group.kill();
   }
 
   /**
@@ -289,20 +247,6 @@ export class CommandProcess {
    * hang-up). A stop that began earlier goes on to the end (its SIGKILL after the grace).
    */
   get #released(): boolean {
-    return this.#closed && !this.#stopping;
+    return this.#group.ended && !this.#group.stopping;
   }
-
-  #stopStrongly(): void {
-    this.#stopping = true;
-    if (this.#hangUpTimer) clearTimeout(this.#hangUpTimer);
-    this.#hangUpTimer = null;
-  }
-}
-
-/**
- * What a terminal's hang-up gives a process group: SIGHUP, then SIGCONT so that stopped
- * members wake up to receive it (the kernel does the same for orphaned groups).
- */
-export function hangUpGroup(signalGroup: (signal: NodeJS.Signals) => boolean): void {
-  if (signalGroup('SIGHUP')) signalGroup('SIGCONT');
 }

@@ -16,6 +16,7 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Cgroup, cgroupWritable, findCgroup2 } from './cgroup.js';
 import { Supervisor } from './supervisor.js';
+import { signalProcessGroup } from './process-group.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
 
 export type ContainmentMode = 'cgroup' | 'process-group';
@@ -309,12 +310,6 @@ export class Containment {
   }
 
   #signalGroup(signal: NodeJS.Signals | 0): boolean {
-    if (this.#pgid === undefined) return false;
-    try {
-      process.kill(-this.#pgid, signal);
-      return true;
-    } catch {
-      return false;
-    }
+    return signalProcessGroup(this.#pgid, signal);
   }
 }

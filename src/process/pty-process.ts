@@ -7,13 +7,13 @@
 import { Readable, Writable } from 'node:stream';
 import { constants } from 'node:os';
 import type { IPty } from 'node-pty';
-import type { CommandExit, CommandSpec } from './command-process.js';
-import { DEFAULT_KILL_GRACE_MS, HANGUP_DELAY_MS, hangUpGroup } from './command-process.js';
+import type { CommandExit, ProcessOptions } from './command-process.js';
+import { DEFAULT_KILL_GRACE_MS, ProcessGroup } from './process-group.js';
 import type { Containment } from './containment.js';
 import { exactSpawnLine } from './exact-spawn.js';
 import { loadOptional } from '../optional-dependency.js';
 
-export interface PtySpec extends CommandSpec {
+export interface PtyOptions extends ProcessOptions {
   term: string;
   cols: number;
   rows: number;
@@ -61,18 +61,13 @@ export class PtyProcess {
   readonly state: Readable | null = null;
   #pty: IPty;
   #exited = false;
-  /** terminate() or kill() was called: the strong kill replaces the hang-up. */
-  #stopping = false;
-  #killTimer: NodeJS.Timeout | null = null;
-  #hangUpTimer: NodeJS.Timeout | null = null;
-  #finishPending = false;
-  #killGraceMs: number;
+  /** Signals, the stop's escalation, the hang-up, and the containment's finish (process-group.ts). */
+  #group: ProcessGroup;
   readonly containment: Containment | null;
 
-  constructor(ptyModule: NodePty, spec: PtySpec, onClose: (exit: CommandExit) => void) {
+  constructor(ptyModule: NodePty, spec: PtyOptions, onClose: (exit: CommandExit) => void) {
     const containment = spec.containment ?? null;
     this.containment = containment;
-    this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     let pty: IPty;
     try {
       // node-pty encodes strings as UTF-8 too: the same rewrite as CommandProcess.
@@ -92,6 +87,8 @@ export class PtyProcess {
     }
     this.#pty = pty;
     containment?.attach(pty.pid);
+    // The terminal's program is a session leader: its pid is its process group.
+    this.#group = new ProcessGroup(pty.pid, containment, spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
     const output = new Readable({
       highWaterMark: 64 * 1024,
       read: () => pty.resume(),
@@ -108,15 +105,9 @@ export class PtyProcess {
       this.#exited = true;
       output.push(null);
       const name = signal ? SIGNAL_NAMES.get(signal) ?? null : null;
-      if (this.#stopping) containment?.finish();
-      else {
-        this.#hangUpTimer = setTimeout(() => {
-          this.#hangUpTimer = null;
-          if (!this.#stopping) hangUpGroup((sig) => this.signalGroup(sig));
-          containment?.finish();
-        }, HANGUP_DELAY_MS);
-        this.#hangUpTimer.unref();
-      }
+      // The exit is also the end (the terminal is closed): hang-up, then finish.
+      this.#group.leaderExited();
+      this.#group.end();
       // Defer: the pump must see 'end' for the output before the exit is reported.
       setImmediate(() => onClose({ exitCode: name ? null : exitCode, signal: name }));
     });
@@ -170,22 +161,11 @@ export class PtyProcess {
   }
 
   signalGroup(signal: NodeJS.Signals): boolean {
-    try {
-      // The terminal's program is a session leader: its pid is its process group.
-      process.kill(-this.#pty.pid, signal);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#group.signal(signal);
   }
 
   groupAlive(): boolean {
-    try {
-      process.kill(-this.#pty.pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.#group.alive();
   }
 
   /**
@@ -193,38 +173,11 @@ export class PtyProcess {
    * to all of it, SIGKILL after `graceMs`. Once the program has exited and its survivors were
    * released, they are no longer ours to stop (the containment refuses).
    */
-  terminate(graceMs: number = this.#killGraceMs): void {
-    this.#stopStrongly();
-    const containment = this.containment;
-    const all = (signal: NodeJS.Signals) => (containment ? containment.signalAll(signal) : this.signalGroup(signal));
-    all('SIGHUP');
-    const signaled = all('SIGTERM');
-    this.#finishOwed();
-    if (!signaled || this.#killTimer) return;
-    this.#killTimer = setTimeout(() => this.kill(), graceMs);
-    this.#killTimer.unref();
+  terminate(graceMs?: number): void {
+    this.#group.terminate(['SIGHUP', 'SIGTERM'], graceMs);
   }
 
   kill(): void {
-    this.#stopStrongly();
-    if (this.containment) this.containment.killAll();
-    else this.signalGroup('SIGKILL');
-    this.#finishOwed();
-  }
-
-  #stopStrongly(): void {
-    this.#stopping = true;
-    if (this.#hangUpTimer) {
-      clearTimeout(this.#hangUpTimer);
-      this.#hangUpTimer = null;
-      this.#finishPending = true;
-    }
-  }
-
-  /** Exited with the hang-up pending, then stopped: once signaled, wait for the end and remove the cgroup. */
-  #finishOwed(): void {
-    if (!this.#finishPending) return;
-    this.#finishPending = false;
-    this.containment?.finish();
+    this.#group.kill();
   }
 }

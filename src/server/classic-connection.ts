@@ -17,7 +17,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { tokensEqual } from '../auth/token.js';
-import { CommandProcess, type CommandExit } from '../process/command-process.js';
+import type { CommandExit } from '../process/command-process.js';
+import type { CommandSpec } from '../process/command-spec.js';
+import { launchCommand, type LaunchedProcess } from '../process/launch.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
@@ -52,7 +54,7 @@ export interface ClassicConnectionContext {
 type QueuedCommand = { kind: 'run'; text: string; bytes: number } | { kind: 'too-long' };
 
 interface RunningCommand {
-  process: CommandProcess;
+  process: LaunchedProcess;
   command: string;
   /** What the audit start row recorded; the end row goes with it. */
   record: CommandRecord;
@@ -277,8 +279,15 @@ export class ClassicConnection {
       this.#reply(classicErrorLine(refusal.code, refusal.message));
       return;
     }
-    const containment = this.#ctx.containers?.open();
-    const proc = new CommandProcess({ file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs, ...(containment ? { containment } : {}) }, (exit) => this.#processOnClose(exit));
+    // The same spec and launcher as an exec channel: `sh -c` as the daemon's own account.
+    const spec: CommandSpec = { file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs };
+    const launched = launchCommand(spec, { containers: this.#ctx.containers, onClose: (exit) => this.#processOnClose(exit) });
+    if (!launched.ok) {
+      // Nothing ran (fork failed: EAGAIN, ENOMEM): this command fails alone, the connection goes on.
+      this.#reply(classicErrorLine(launched.code, launched.message));
+      return;
+    }
+    const proc = launched.process;
     const record: CommandRecord = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: new Date() };
     const running: RunningCommand = { process: proc, command, record, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), timedOut: false };
     this.#running = running;

@@ -13,19 +13,16 @@ import { statSync } from 'node:fs';
 import { decodeResize, decodeSignal, type ExecOpen, type ExecParams, type ExitStatus } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { CloseReason, type Channel, type ChannelHooks, type DataStream } from '../channel/channel-state.js';
-import { CommandProcess, type CommandExit } from '../process/command-process.js';
-import { PtyProcess, loadedNodePty, nodePtyUnavailable } from '../process/pty-process.js';
-import type { Containment } from '../process/containment.js';
+import type { CommandExit, CommandProcess } from '../process/command-process.js';
+import { PtyProcess } from '../process/pty-process.js';
+import { buildCommandSpec } from '../process/command-spec.js';
+import { launchCommand } from '../process/launch.js';
+import { hasCommandRules } from '../auth/policy.js';
 import { OutputPump } from './output-pump.js';
-import { SESSION_WRAPPER, MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
+import { MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
 import type { ChannelHost, Refusal, ServerChannel } from './channel-host.js';
-import { RESTRICTED_PATH } from '../process/command-words.js';
-import { ENV_PROGRAM } from '../process/exact-spawn.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
 import { commandEndEvent, commandEndLogFields, commandStartEvent, endCommand, type CommandEnd, type CommandRecord } from '../audit/command-record.js';
-
-/** util-linux setpriv: switches uid, gid and supplementary groups, then execs. */
-const SETPRIV = '/usr/bin/setpriv';
 
 export class ExecChannel implements ServerChannel {
   readonly id: number;
@@ -102,61 +99,23 @@ export class ExecChannel implements ServerChannel {
     } catch (err) {
       return { code: ErrorCode.BAD_REQUEST, message: `Working directory ${cwd} is not usable: ${(err as NodeJS.ErrnoException).code ?? String(err)}.` };
     }
-    const env = { ...(this.#session?.env ?? this.#host.baseEnv), ...req.env };
-    let file: string;
-    let args: string[];
-    if (req.pty && this.#session) return { code: ErrorCode.BAD_REQUEST, message: 'A terminal cannot run inside a shell session channel; open it on its own.' };
-    if (req.pty && req.command === undefined && req.argv === undefined) {
-      // No command: the user's login shell, as `ssh host` gives.
-      file = this.#host.user.account.shell || '/bin/sh';
-      args = ['-l'];
-    } else if (this.#session) {
-      file = '/bin/sh';
-      args = ['-c', SESSION_WRAPPER];
-      env.SHELLWIRE_SESSION_COMMAND = req.command ?? req.argv!.map(shellQuote).join(' ');
-      env.SHELLWIRE_SESSION_STATUS = String(this.#session.status);
-    } else if (req.argv) {
-      // argv wins over command: for a user with command rules the policy set argv (matched
-      // word by word) and left command only as the audit label (auth/policy.ts).
-      [file, ...args] = req.argv as [string, ...string[]];
-    } else {
-      file = '/bin/sh';
-      args = ['-c', req.command!];
-    }
-    if (req.pty) env.TERM = req.pty.term;
-    const account = this.#host.user.account;
-    let spawnEnv = env;
-    if (this.#host.user.switchAccount) {
-      // Run as the user's OS account: setpriv sets uid, gid and the supplementary groups
-      // (Node's spawn uid/gid would drop the supplementary groups), then execs in place,
-      // so the pid and process group stay the command's. setpriv runs as root, so it gets
-      // a clean environment of the daemon's making; the command's environment (the client's
-      // variables, a session's exports) is applied by env(1) after the switch, so nothing
-      // a client sets (LD_PRELOAD, …) reaches code that runs with privileges.
-      const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
-      // env(1) takes every leading word with "=" as an assignment, a program path too
-      // (`/opt/run=1`): such a program is started by a shell that only execs it, never
-      // by env, or the next argument would run in its place.
-      const program = file.includes('=') ? ['/bin/sh', '-c', 'exec "$0" "$@"', file] : [file];
-      [file, args] = [SETPRIV, ['--reuid', String(account.uid), '--regid', String(account.gid), '--init-groups', '--', ENV_PROGRAM, '-i', '--', ...assignments, ...program, ...args]];
-      spawnEnv = { PATH: RESTRICTED_PATH };
-    }
-    let proc: CommandProcess | PtyProcess;
-    if (req.pty) {
-      const ptyModule = loadedNodePty();
-      if (!ptyModule) return { code: ErrorCode.BAD_REQUEST, message: `Terminals are not available on this daemon (${nodePtyUnavailable() ?? 'node-pty did not load'}). Run the command without a terminal.` };
-      try {
-        proc = new PtyProcess(ptyModule, { file, args, cwd, env: spawnEnv, ...req.pty, ...this.#contained() }, (exit) => this.#processOnClose(exit));
-      } catch (err) {
-        return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start ${file} on a terminal: ${(err as Error).message}` };
-      }
-    } else {
-      try {
-        proc = new CommandProcess({ file, args, cwd, env: spawnEnv, statePipe: this.#session !== undefined, killGraceMs: this.#host.limits.killGraceMs, outputGraceMs: this.#host.limits.outputGraceMs, ...this.#contained() }, (exit) => this.#processOnClose(exit));
-      } catch (err) {
-        return { code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
-      }
-    }
+    const user = this.#host.user;
+    // Plain values in, plain data out: the spec (process/command-spec.ts) is what gets launched.
+    const built = buildCommandSpec(
+      { command: req.command, argv: req.argv, env: req.env, cwd, pty: req.pty },
+      {
+        withoutShell: hasCommandRules(user),
+        account: { uid: user.account.uid, gid: user.account.gid, shell: user.account.shell, switch: user.switchAccount },
+        baseEnv: this.#host.baseEnv,
+        session: this.#session,
+        killGraceMs: this.#host.limits.killGraceMs,
+        outputGraceMs: this.#host.limits.outputGraceMs,
+      },
+    );
+    if (!built.ok) return { code: ErrorCode.BAD_REQUEST, message: built.reason };
+    const launched = launchCommand(built.spec, { containers: this.#host.containers, onClose: (exit) => this.#processOnClose(exit) });
+    if (!launched.ok) return { code: launched.code, message: launched.message };
+    const proc = launched.process;
     this.#process = proc;
     const conn = this.#host.conn;
     const settled = () => this.#maybeFinish();
@@ -307,12 +266,6 @@ export class ExecChannel implements ServerChannel {
     this.#auditEnd(end);
   }
 
-  /** A container for the command about to start (none when the daemon has no containers). */
-  #contained(): { containment?: Containment } {
-    const containment = this.#host.containers?.open();
-    return containment ? { containment } : {};
-  }
-
   #commandLabel(): string {
     const req = this.#request;
     return req.command ?? req.argv?.join(' ') ?? (req.pty ? '(login shell)' : '');
@@ -322,8 +275,4 @@ export class ExecChannel implements ServerChannel {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
   }
-}
-
-function shellQuote(arg: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

@@ -2,7 +2,7 @@
  * A shell session's state: working directory, exported environment and `$?`, which persist
  * from one command to the next (`cd`, `export`, `unset`, `false; echo $?`). Each command runs in a fresh
  * `/bin/sh` started in that state; after the command, the shell writes its `$PWD` and
- * `env -0` to fd 3, and we keep that as the new state. A fresh shell per command is what
+ * `env -0` to fd 3 (SESSION_WRAPPER, process/command-spec.ts), and we keep that as the new state. A fresh shell per command is what
  * makes Ctrl-C, timeouts and output boundaries exact; the cost is that shell functions,
  * aliases and unexported variables do not carry over (documented in the README).
  *
@@ -16,19 +16,6 @@ import { decodeOsBytes, splitAtNul } from '../protocol/os-bytes.js';
 
 /** Upper bound on the state a command may report (cwd + environment). */
 export const MAX_SESSION_STATE_BYTES = 1024 * 1024;
-
-// The command arrives in an environment variable so it needs no quoting; fd 3 is closed
-// for the command itself so it cannot write (or hold open) the state pipe. The previous
-// command's status arrives the same way and is restored by returning it from a function,
-// so `$?` in the command is the last command's, as in one long-lived shell.
-export const SESSION_WRAPPER = [
-  '__sw_cmd=$SHELLWIRE_SESSION_COMMAND; __sw_st=$SHELLWIRE_SESSION_STATUS; unset SHELLWIRE_SESSION_COMMAND SHELLWIRE_SESSION_STATUS',
-  '__sw_status() { return "$1"; }; __sw_status "${__sw_st:-0}"',
-  'eval "$__sw_cmd" 3>&-',
-  '__sw_rc=$?',
-  "{ printf '%s\\0' \"$PWD\"; env -0; } >&3",
-  'exit $__sw_rc',
-].join('\n');
 
 /**
  * The `$?` a session command leaves: its exit code, 128+N if a signal ended it, and 130 (as
