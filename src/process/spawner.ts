@@ -77,7 +77,7 @@ export class SpawnedChild extends EventEmitter {
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
   #exited = false;
-  #closesNeeded: number;
+  #closeEmitted = false;
   #onKill: (signal: NodeJS.Signals | number) => boolean;
 
   /** @internal */
@@ -89,9 +89,9 @@ export class SpawnedChild extends EventEmitter {
     this.stdout = stdio[1]!;
     this.stderr = stdio[2]!;
     this.#onKill = onKill;
-    // As ChildProcess: 'close' waits for the exit and for every output stream's 'close'.
-    this.#closesNeeded = 1 + stdio.length - 1;
-    for (const stream of stdio.slice(1)) stream.once('close', () => this.#maybeClose());
+    // As ChildProcess: 'close' waits for the exit and for every output stream's 'close'
+    // (one may have closed already: a command without output that exited at once).
+    for (const stream of stdio.slice(1)) if (!stream.closed) stream.once('close', () => this.#maybeClose());
   }
 
   get exited(): boolean {
@@ -117,7 +117,9 @@ export class SpawnedChild extends EventEmitter {
   }
 
   #maybeClose(): void {
-    if (--this.#closesNeeded === 0) this.emit('close', this.exitCode, this.signalCode);
+    if (this.#closeEmitted || !this.#exited || !this.stdio.slice(1).every((stream) => stream.closed)) return;
+    this.#closeEmitted = true;
+    this.emit('close', this.exitCode, this.signalCode);
   }
 }
 
@@ -278,7 +280,10 @@ export class Spawner {
     });
   }
 
-  /** Stop the helper (running commands are left to their callers) and remove the socket. */
+  /**
+   * Stop: the helper exits, SIGKILLing the process group of each command whose leader still
+   * runs (as when the daemon dies: stop commands before); the socket directory is removed.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -314,11 +319,12 @@ export class Spawner {
     helper.process.on('message', (m: FromHelper) => this.#onMessage(helper, m));
     helper.process.on('exit', (code, signal) => this.#helperDied(helper, signal ? `killed by ${signal}` : `exit code ${code}`));
     helper.process.on('disconnect', () => {
-      if (!helper.dead) {
-        // Without its channel it is of no use: make sure it is gone (its 'exit' reports it).
-        helper.process.kill('SIGKILL');
-        this.#helperDied(helper, 'its channel closed');
-      }
+      // close(): the helper exits by itself, after killing what still runs.
+      if (helper.dead || this.#closed) return;
+      // Without its channel it is of no use: make sure it is gone. Its 'exit', which follows,
+      // says how it died; the timer only guards against an exit that never comes.
+      helper.process.kill('SIGKILL');
+      setTimeout(() => this.#helperDied(helper, 'its channel closed'), 1_000).unref();
     });
     helper.process.on('error', () => {});
     return helper;
@@ -340,6 +346,9 @@ export class Spawner {
         socket.destroy();
         return;
       }
+      // Read nothing more until a command has it: a net.Socket that reads EOF with nothing
+      // buffered emits 'end' at once, before its consumer could listen (claim() restarts it).
+      setReading(socket, false);
       const slot = header.readUInt32BE(16);
       // Pooled connections do not keep the daemon alive; a command's do, as a ChildProcess's pipes.
       socket.unref();
@@ -384,8 +393,13 @@ export class Spawner {
     }
     for (const [fd, socket] of sockets.entries()) {
       socket.ref();
-      // One direction each: stdin is written, the others read (their write side ends now).
-      if (fd !== 0) socket.end();
+      // One direction each: stdin is written, the others read (their write side ends now, and
+      // they read from now on, as a ChildProcess's pipes do from their creation: the caller
+      // gets them before any more I/O is handled, so no 'end' passes unheard).
+      if (fd !== 0) {
+        socket.end();
+        setReading(socket, true);
+      }
     }
     const child = new SpawnedChild(pid, sockets, (signal) => helper.send({ t: 'kill', id, signal }));
     pending.child = child;
@@ -431,6 +445,19 @@ export class Spawner {
     }
     for (let i = 0; i < running.length; i++) helper.release();
   }
+}
+
+/**
+ * Start or stop reading a socket's fd, as Node itself does for sockets it hands to a child
+ * (lib/internal/child_process.js, 'wrap' stdio). The Readable's own state is left alone: a
+ * read it asked for stays pending and is answered once reading starts again.
+ */
+function setReading(socket: Socket, on: boolean): void {
+  const handle = (socket as unknown as { _handle?: { reading: boolean; readStart(): number; readStop(): number } | null })._handle;
+  if (!handle || handle.reading === on) return;
+  handle.reading = on;
+  if (on) handle.readStart();
+  else handle.readStop();
 }
 
 function killGroup(pgid: number): void {
