@@ -183,13 +183,21 @@ class Helper {
     this.ready.catch(() => {});
   }
 
-  /** A spawn or a command is in flight: the channel keeps the daemon's loop alive meanwhile. */
+  /**
+   * A spawn or a command is in flight: the channel and the helper's process handle keep the
+   * daemon's loop alive meanwhile (the handle so that the helper's death is always noticed:
+   * a dead helper's channel closes and holds nothing).
+   */
   hold(): void {
-    if (this.#active++ === 0) (this.process.channel as unknown as { ref?: () => void } | undefined)?.ref?.();
+    if (this.#active++ > 0) return;
+    (this.process.channel as unknown as { ref?: () => void } | undefined)?.ref?.();
+    this.process.ref();
   }
 
   release(): void {
-    if (--this.#active === 0) this.#unrefChannel();
+    if (--this.#active > 0) return;
+    this.#unrefChannel();
+    this.process.unref();
   }
 
   #unrefChannel(): void {
@@ -276,7 +284,12 @@ export class Spawner {
       helper.hold();
       helper.commands.set(id, { request, resolve, reject });
       const sent = helper.send({ t: 'spawn', id, file: request.file, args: request.args, cwd: request.cwd, env: request.env, fds });
-      if (!sent) this.#helperDied(helper, 'its channel is closed');
+      if (sent) return;
+      // It died between ready and now (its death may be known already, so fail this one here).
+      helper.commands.delete(id);
+      helper.release();
+      reject(new SpawnerError(`the spawner helper died before it could start ${request.file}; the next command starts a new helper`));
+      this.#helperDied(helper, 'its channel is closed');
     });
   }
 

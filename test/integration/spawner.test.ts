@@ -15,7 +15,7 @@ import { Spawner, SpawnerError, type SpawnedChild } from '../../src/process/spaw
 import { ErrorCode } from '../../src/errors.js';
 import { waitFor } from '../helpers/daemon.js';
 import { tempDir, removeDir } from '../helpers/fixtures.js';
-import { running } from '../helpers/processes.js';
+import { running, tagged } from '../helpers/processes.js';
 
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
 
@@ -200,6 +200,29 @@ describe('spawner', () => {
     const next = await run(spawner, '/bin/sh', ['-c', 'echo again']);
     assert.equal(next.stdout.toString(), 'again\n');
     assert.notEqual(spawner.helperPid, old);
+  });
+
+  it('never leaves a spawn hanging when the helper dies while it starts commands', async () => {
+    // A command forked just before the helper died, whose pid never reached us, is an orphan
+    // nothing can report (with containment, its cgroup is killed when the spawn fails): the
+    // tag finds those for the cleanup.
+    const tag = `${process.pid}303`;
+    const spawns = Array.from({ length: 20 }, () => spawner.spawn({ file: 'sleep', args: [`303.${tag}`], cwd: '/', env: ENV }));
+    after(() => {
+      for (const pid of tagged(tag)) process.kill(pid, 'SIGKILL');
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    process.kill(spawner.helperPid!, 'SIGKILL');
+    const outcomes = await Promise.all(
+      spawns.map((p) =>
+        p.then(
+          (child) => new Promise<unknown>((resolve) => child.once('error', resolve)),
+          (err: unknown) => err,
+        ),
+      ),
+    );
+    for (const err of outcomes) assert.ok(err instanceof SpawnerError && err.code === ErrorCode.SPAWNER, String(err));
+    assert.equal((await run(spawner, 'true', [])).code, 0);
   });
 
   it('exits with its daemon, killing the commands still running', async () => {
