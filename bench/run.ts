@@ -22,5 +22,6 @@ import { libraryStream } from './measures/library-stream.js';
 import { cold } from './measures/cold.js';
 import { idleRss } from './measures/idle-rss.js';
 import { slowReaderRss } from './measures/slow-reader-rss.js';
+import { spawnLatency } from './measures/spawn-latency.js';
 
-runBench([roundTrip, auditOverhead, concurrent, stream, libraryStream, cold, idleRss, slowReaderRss]);
+runBench([roundTrip, auditOverhead, concurrent, stream, libraryStream, cold, idleRss, slowReaderRss, spawnLatency]);
