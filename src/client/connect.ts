@@ -24,6 +24,11 @@ import { authSignedData, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../au
 import { userInfo } from 'node:os';
 import { createHash } from 'node:crypto';
 import { Connection, type ConnectionOptions } from './connection.js';
+/** OPEN's `window` is a u32 (docs/protocol.md §4). */
+const U32_MAX = 0xffffffff;
+import {
+  MAX_DELAY_MS, checkAbortSignal, checkChoice, checkFunction, checkInteger, checkOptionsObject, checkString,
+} from './option-checks.js';
 
 export const CLIENT_SOFTWARE = 'shellwire/0.1.0';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -79,12 +84,30 @@ export type ConnectOptions = BaseConnectOptions & HostKeyOptions;
 
 const HOST_KEY_POLICIES: readonly HostKeyPolicy[] = ['strict', 'accept-new', 'ask'];
 
+/** The largest data frame a client may ask for (OPEN's `maxPacket`, docs/protocol.md §4). */
+const MAX_PACKET_LIMIT = 1024 * 1024;
+
+/**
+ * JavaScript callers get no type check: refuse, before anything is read or dialled, an
+ * option that could not work (a `window` of "abc" would reach the frame encoder; a
+ * `connectTimeoutMs` of -1 fires at once). `SW_ERR_BAD_REQUEST`, naming the option.
+ */
+export function checkConnectOptions(options: ConnectOptions): void {
+  checkOptionsObject(options, 'connect()');
+  checkInteger(options.window, 'window', { min: 1, max: U32_MAX, unit: 'bytes' });
+  checkInteger(options.maxPacket, 'maxPacket', { min: 1, max: MAX_PACKET_LIMIT, unit: 'bytes' });
+  checkInteger(options.keepaliveMs, 'keepaliveMs', { min: 0, max: MAX_DELAY_MS, unit: 'milliseconds', note: '0 for none' });
+  checkInteger(options.connectTimeoutMs, 'connectTimeoutMs', { min: 1, max: MAX_DELAY_MS, unit: 'milliseconds' });
+  for (const name of ['token', 'tokenFile', 'identity', 'password', 'user', 'home', 'fingerprint'] as const) checkString(options[name], name);
+  for (const name of ['askPassphrase', 'onHostKeyAdded', 'confirmHost', 'debug'] as const) checkFunction(options[name], name);
+  checkAbortSignal(options.signal);
+  checkHostKeyOptions(options);
+}
+
 /** JavaScript callers get no type check: refuse a policy that could not work before connecting. */
 function checkHostKeyOptions(options: ConnectOptions): void {
   const policy: unknown = options.hostKeyPolicy;
-  if (policy !== undefined && !HOST_KEY_POLICIES.includes(policy as HostKeyPolicy)) {
-    throw new RequestError(ErrorCode.BAD_REQUEST, `hostKeyPolicy must be 'strict', 'accept-new' or 'ask', got ${JSON.stringify(policy)}.`);
-  }
+  checkChoice(policy, 'hostKeyPolicy', HOST_KEY_POLICIES);
   if (policy === 'ask' && typeof options.confirmHost !== 'function') {
     throw new RequestError(ErrorCode.BAD_REQUEST, "hostKeyPolicy 'ask' needs a confirmHost(host, fingerprint) callback that returns a Promise<boolean>; without one, use 'strict' or 'accept-new'.");
   }
@@ -106,9 +129,11 @@ function checkHostKeyOptions(options: ConnectOptions): void {
  * @throws {UsageError} a key or token file cannot be read or is unsafe (`SW_ERR_KEY_FILE`, …).
  */
 export async function connect(target: string | Target, options: ConnectOptions = {}): Promise<Connection> {
-  checkHostKeyOptions(options);
+  checkConnectOptions(options);
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const label = formatTarget(parsed);
+  // Aborted already: nothing is read, asked or dialled (the error an abort in flight gives).
+  if (options.signal?.aborted) throw abortedConnect(label);
   const env = options.env ?? process.env;
   // An explicit user (USER@host, options.user) binds every credential; otherwise keys and
   // passwords log in as the local user name and a token acts as whoever it belongs to.
@@ -340,11 +365,16 @@ function handshake(
     // Not authenticated: PING/PONG/GOODBYE come to `onFrame`, which accepts WELCOME or GOODBYE.
     const conn = new FrameConnection(socket, { onFrame, onClose }, { maxPayload: PREAUTH_MAX_PAYLOAD, peer: label, authenticated: false });
     const timer = setTimeout(() => finish(new ConnectionError(ErrorCode.HANDSHAKE_TIMEOUT, `${label} did not answer HELLO within ${timeoutMs} ms.`, { host: label })), timeoutMs);
-    const onAbort = () => finish(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label }));
+    const onAbort = () => finish(abortedConnect(label));
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) return onAbort();
     socket.write(encodeFrame(FrameType.HELLO, 0, encodeHello(hello)));
   });
+}
+
+/** `signal` aborted the connection attempt (before it started or in flight). */
+export function abortedConnect(label: string): ConnectionError {
+  return new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label });
 }
 
 export function goodbyeError(code: string, message: string, label: string): ShellwireError {

@@ -12,7 +12,8 @@ import { ChannelTable } from '../channel/channel-table.js';
 import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '../channel/channel-state.js';
 import { asyncDispose } from '../dispose.js';
 import { RemoteProcess } from './remote-process.js';
-import { runBuffered, type ExecOptions } from './run-command.js';
+import { canceledBeforeStart, runBuffered, type ExecOptions } from './run-command.js';
+import { checkAbortSignal, checkOptionsObject } from './option-checks.js';
 import { ShellSession, type SessionHost } from './shell-session.js';
 import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption, type OsText, type SpawnOptions } from './spawn-options.js';
 import type { ChannelOpener } from './channel-host.js';
@@ -145,18 +146,21 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * the exit status. A string runs with `/bin/sh -c`; an array runs without a shell.
    *
    * @throws {RequestError} `SW_ERR_BAD_REQUEST` at once for invalid options (command, env, cwd,
-   *   `timeoutMs`, pty); `SW_ERR_TOO_MANY_CHANNELS` when the connection is full.
+   *   `timeoutMs`, pty, signal); `SW_ERR_TOO_MANY_CHANNELS` when the connection is full.
+   * @throws {CommandError} `SW_ERR_COMMAND_CANCELED` when `signal` was already aborted: nothing is sent.
    * @throws {ConnectionError} `SW_ERR_CONNECTION_CLOSED` when the connection is closed.
    *   Refusals by the daemon (policy, limits) reject `proc.exited` and `proc.started` instead.
    */
   spawn(command: OsText | OsText[] | null, options: SpawnOptions & { session?: number } = {}): RemoteProcess {
     this.#assertOpen();
+    checkOptionsObject(options, 'spawn()');
     const words = checkCommand(command);
     const env = checkEnv(options.env);
     const cwd = checkCwd(options.cwd);
     checkPty(options.pty);
     const timeout = timeoutOption(options);
     const timeoutMs = checkTimeout(timeout.value, timeout.option);
+    const signal = checkAbortSignal(options.signal);
     const params: ExecParams = {};
     if (typeof words === 'string') params.command = words;
     else if (words !== null) params.argv = words;
@@ -167,7 +171,17 @@ export class Connection extends EventEmitter implements AsyncDisposable {
     if (options.session !== undefined) params.session = options.session;
     const request: ExecOpen = { kind: 'exec', window: this.#window, maxPacket: this.#maxPacket, params };
     const label = typeof words === 'string' ? words : words === null ? '(login shell)' : words.join(' ');
-    return new RemoteProcess(this.#host, request, label);
+    // Already aborted: no OPEN goes out. A CLOSE sent after it would wait for OPEN_OK, by
+    // which time the command has run (docs/protocol.md §9.1).
+    if (signal?.aborted) throw canceledBeforeStart(label, this.hostLabel);
+    const proc = new RemoteProcess(this.#host, request, label);
+    if (signal) {
+      const abort = () => proc.close();
+      signal.addEventListener('abort', abort, { once: true });
+      const forget = () => signal.removeEventListener('abort', abort);
+      proc.exited.then(forget, forget);
+    }
+    return proc;
   }
 
   /**

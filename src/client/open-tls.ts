@@ -32,6 +32,15 @@ function clientSecureContext(): SecureContext {
 export function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal, transport?: Transport): Promise<TLSSocket> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
+    // Aborted already: dial nothing (a transport given to us is ours to destroy, as on any failure).
+    if (signal?.aborted) {
+      if (transport) {
+        transport.on('error', ignoreLateError);
+        transport.destroy();
+      }
+      reject(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connecting to ${label} was aborted.`, { host: label }));
+      return;
+    }
     // TCP_NODELAY from the first byte: Nagle + delayed ACK would add ~40 ms per handshake step.
     const tcp = transport ?? netConnect({ host: target.host, port: target.port, noDelay: true });
     const socket = tlsConnect({
@@ -42,6 +51,12 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
       // The certificate is self-signed; trust comes from the pinned fingerprint checked next.
       rejectUnauthorized: false,
     });
+    // For the whole life of both, past `cleanup` and past destroy: a stream may emit 'error'
+    // while or after it is destroyed (Duplex.from() over PassThroughs emits AbortError from
+    // JSStreamSocket's close), and an 'error' with no listener kills the process. What
+    // matters was reported already: by `onError` while connecting, by the connection after.
+    tcp.on('error', ignoreLateError);
+    socket.on('error', ignoreLateError);
     // A transport is connected when we get it: what it says or does is the peer's doing.
     let tcpConnected = transport !== undefined;
     let settled = false;
@@ -112,6 +127,9 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
     if (signal?.aborted) onAbort();
   });
 }
+
+/** See openTls: errors a stream emits once its failure (or end) was already reported. */
+function ignoreLateError(): void {}
 
 /** What a port that is not shellwire speaks, and the evidence. */
 export interface ServiceGuess {

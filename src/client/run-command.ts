@@ -4,9 +4,10 @@
  * (execa-style) when the command failed, timed out, was canceled or overflowed.
  */
 import { Readable } from 'node:stream';
-import { CommandError, ErrorCode, type CommandResult } from '../errors.js';
+import { CommandError, ErrorCode, RequestError, type CommandResult } from '../errors.js';
 import type { RemoteProcess, ExitInfo } from './remote-process.js';
 import type { SpawnOptions } from './spawn-options.js';
+import { checkBoolean, checkMaxBuffer } from './option-checks.js';
 
 /** Default cap on buffered output per stream, as execa's. */
 export const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
@@ -14,11 +15,12 @@ export const DEFAULT_MAX_BUFFER = 100 * 1024 * 1024;
 export interface BufferOptions {
   stdin?: string | Buffer | Uint8Array | Readable;
   /**
-   * Bytes of output kept per stream (default `DEFAULT_MAX_BUFFER`, 100 MiB): more closes the
-   * command and rejects with `CommandError` `SW_ERR_MAX_BUFFER` (as execa's `maxBuffer`).
+   * Bytes of output kept per stream (default `DEFAULT_MAX_BUFFER`, 100 MiB; `Infinity`: no
+   * limit): more closes the command and rejects with `CommandError` `SW_ERR_MAX_BUFFER` (as
+   * execa's `maxBuffer`). 0 keeps none, so any output overflows (as Node's `child_process`).
    */
   maxBuffer?: number;
-  /** Abort: the remote command gets SIGTERM, then SIGKILL. */
+  /** Abort: the remote command gets SIGTERM, then SIGKILL; already aborted, nothing starts. */
   signal?: AbortSignal;
   /** false: resolve with the result even when the command failed. Default true. */
   reject?: boolean;
@@ -81,15 +83,50 @@ export async function collectResult(proc: RemoteProcess, options: BufferOptions)
   }
 }
 
-/** Start a command with `start` and buffer it; a failure to start becomes a rejection. */
+/**
+ * Start a command with `start` and buffer it; a failure to start becomes a rejection. A
+ * signal aborted before the start (`start` throws `canceledBeforeStart`) is a canceled
+ * result, as an abort in flight gives: rejected, or resolved with `reject: false`.
+ */
 export function runBuffered(start: () => RemoteProcess, options: BufferOptions): Promise<CommandResult> {
   let proc: RemoteProcess;
   try {
+    checkBufferOptions(options);
     proc = start();
   } catch (err) {
+    if (err instanceof CommandError && err.code === ErrorCode.COMMAND_CANCELED && options.reject === false) return Promise.resolve(resultOf(err));
     return Promise.reject(err);
   }
   return collectResult(proc, options);
+}
+
+/** `exec()`'s own options, checked before anything is sent (see client/option-checks.ts). */
+function checkBufferOptions(options: BufferOptions): void {
+  checkMaxBuffer(options.maxBuffer);
+  checkBoolean(options.reject, 'reject');
+  const stdin: unknown = options.stdin;
+  if (stdin !== undefined && typeof stdin !== 'string' && !(stdin instanceof Uint8Array) && !(stdin instanceof Readable)) {
+    throw new RequestError(ErrorCode.BAD_REQUEST, `The stdin option must be a string, a Buffer or a Readable stream; got ${stdin === null ? 'null' : typeof stdin}.`);
+  }
+}
+
+/**
+ * The error for a command whose `signal` was aborted before it started: nothing was sent,
+ * and the caller sees what an abort in flight gives (`SW_ERR_COMMAND_CANCELED`, `canceled`).
+ */
+export function canceledBeforeStart(command: string, host: string): CommandError {
+  const result: CommandResult = {
+    command, host, exitCode: null, signal: null, stdout: '', stderr: '', stdoutBytes: Buffer.alloc(0), stderrBytes: Buffer.alloc(0),
+    durationMs: 0, timedOut: false, canceled: true,
+  };
+  return new CommandError(ErrorCode.COMMAND_CANCELED, `Command was canceled before it started (the signal was already aborted): ${command} (on ${host})`, result);
+}
+
+function resultOf(err: CommandError): CommandResult {
+  return {
+    command: err.command, host: err.host, exitCode: err.exitCode, signal: err.signal, stdout: err.stdout, stderr: err.stderr,
+    stdoutBytes: err.stdoutBytes, stderrBytes: err.stderrBytes, durationMs: err.durationMs, timedOut: err.timedOut, canceled: err.canceled,
+  };
 }
 
 export function feedStdin(proc: RemoteProcess, stdin: BufferOptions['stdin']): void {

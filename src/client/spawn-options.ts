@@ -120,4 +120,10 @@ export interface SpawnOptions {
   timeout?: number;
   /** Run on a pseudo-terminal of this type and size (stdout and stderr arrive merged on stdout). */
   pty?: { term: string; cols: number; rows: number };
+  /**
+   * Abort: the command is closed (the daemon sends SIGTERM, then SIGKILL, to its group). A
+   * signal already aborted starts nothing: `spawn` throws, `exec` rejects, with
+   * `CommandError` `SW_ERR_COMMAND_CANCELED`.
+   */
+  signal?: AbortSignal;
 }

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { startDaemon } from '../helpers/daemon.js';
 import { duplexPair } from '../helpers/duplex-pair.js';
 import { connect } from '../../src/client/connect.js';
@@ -117,6 +118,20 @@ test('a frame in the same chunk as WELCOME reaches the connection', async () => 
   } finally {
     for (const s of sockets) s.destroy();
     server.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a Duplex.from() transport that errors when destroyed does not crash the client process (wrong host key)', () => {
+  // In a child process: an uncaught exception there is its exit status, not a lost test run.
+  const root = mkdtempSync(join(tmpdir(), 'shellwire-duplex-from-'));
+  try {
+    const fixture = join(import.meta.dirname, '../fixtures/duplex-from-client.ts');
+    const child = spawnSync(process.execPath, ['--import', 'tsx', fixture, root], { cwd: join(import.meta.dirname, '../..'), encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.stdout, 'rejected SW_ERR_HOST_KEY_CHANGED\nalive\n', child.stderr);
+    assert.equal(child.status, 0, child.stderr);
+    assert.doesNotMatch(child.stderr, /AbortError|Unhandled/);
+  } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });
