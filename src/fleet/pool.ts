@@ -4,7 +4,8 @@
  * spreads connection starts so a thousand TLS handshakes do not land in the same
  * millisecond (SYN backlog, the daemons' handshake CPU, our own event loop).
  */
-import { connect, type ConnectOptions } from '../client/connect.js';
+import { checkConnectOptions, connect, type ConnectOptions } from '../client/connect.js';
+import { MAX_DELAY_MS, checkInteger, checkOptionsObject } from '../client/option-checks.js';
 import type { Connection } from '../client/connection.js';
 import { formatTarget } from '../client/target.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
@@ -28,7 +29,9 @@ export class ConnectionPool implements AsyncDisposable {
   #options: PoolOptions;
   #connections = new Map<string, Promise<Connection>>();
 
+  /** @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (as `connect()` would give each host). */
   constructor(options: PoolOptions = {}) {
+    checkPoolOptions(options);
     this.#options = options;
   }
 
@@ -104,6 +107,13 @@ export class ConnectionPool implements AsyncDisposable {
       }
     }
   }
+}
+
+/** `PoolOptions` checked at once, so a mistake is one error, not the same failure per host. */
+export function checkPoolOptions(options: PoolOptions): void {
+  checkOptionsObject(options, 'the connection pool');
+  if (options.connect !== undefined) checkConnectOptions(options.connect);
+  checkInteger(options.connectTimeoutMs, 'connectTimeoutMs', { min: 1, max: MAX_DELAY_MS, unit: 'milliseconds' });
 }
 
 function poolKey(host: FleetHost): string {

@@ -13,12 +13,14 @@
 import type { Readable } from 'node:stream';
 import type { Connection } from '../client/connection.js';
 import type { RemoteProcess } from '../client/remote-process.js';
-import { ConnectionError, ErrorCode, ProtocolError, ShellwireError, UsageError } from '../errors.js';
+import { ConnectionError, ErrorCode, ProtocolError, RequestError, ShellwireError, UsageError } from '../errors.js';
 import type { FleetHost, Inventory } from './inventory.js';
 import { formatTarget } from '../client/target.js';
 import { loadInventory } from './inventory.js';
 import { resolveTargets } from './targets.js';
-import { ConnectionPool, DEFAULT_CONNECT_RATE, StartSpreader, type PoolOptions } from './pool.js';
+import { ConnectionPool, DEFAULT_CONNECT_RATE, StartSpreader, checkPoolOptions, type PoolOptions } from './pool.js';
+import { checkCwd, checkEnv, checkTimeout } from '../client/spawn-options.js';
+import { checkAbortSignal, checkBoolean, checkInteger, checkMaxBuffer, checkOptionsObject } from '../client/option-checks.js';
 import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
 import { planBatches } from './batches.js';
 import { characterBoundary } from './line-splitter.js';
@@ -106,7 +108,9 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   #summary: Promise<FleetSummary>;
   #resolveSummary!: (summary: FleetSummary) => void;
 
+  /** @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (`checkRunOnOptions`). */
   constructor(hosts: readonly FleetHost[], command: string, options: RunOnOptions = {}) {
+    checkRunOnOptions(command, options);
     this.hosts = hosts;
     this.command = command;
     this.#options = options;
@@ -116,7 +120,10 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
     this.#spreader = new StartSpreader(options.connectRate ?? DEFAULT_CONNECT_RATE, fanout);
     this.#queue = new EventQueue(options.queueHighWaterMark ?? DEFAULT_QUEUE_HIGH_WATER_MARK, () => this.#queueOnDrain());
     this.#summary = new Promise((resolve) => (this.#resolveSummary = resolve));
-    options.signal?.addEventListener('abort', () => this.cancel(), { once: true });
+    // An 'abort' that already happened is never dispatched again: a run whose signal was
+    // aborted before it began is canceled now, so no host starts.
+    if (options.signal?.aborted) this.cancel();
+    else options.signal?.addEventListener('abort', () => this.cancel(), { once: true });
   }
 
   get #fanout(): number {
@@ -394,6 +401,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
  *   host key, auth, command) never throw: they are each host's `HostResult`.
  */
 export function runOn(targets: string | readonly string[] | readonly FleetHost[], command: string, options: RunOnOptions = {}): FleetRun {
+  checkRunOnOptions(command, options);
   let hosts: readonly FleetHost[];
   if (typeof targets === 'string' || (targets.length > 0 && typeof targets[0] === 'string')) {
     const inventory = options.inventory ?? loadInventory(undefined, options.connect?.env ?? process.env);
@@ -405,6 +413,34 @@ export function runOn(targets: string | readonly string[] | readonly FleetHost[]
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * `runOn`'s options, checked before any host is resolved or dialled: a `fanout` of "8" or a
+ * `batchSize` of -1 would otherwise be read as something else in silence, and a bad connect
+ * option would fail every host the same way. Throws `RequestError` `SW_ERR_BAD_REQUEST`.
+ */
+export function checkRunOnOptions(command: unknown, options: RunOnOptions): void {
+  if (typeof command !== 'string') throw new RequestError(ErrorCode.BAD_REQUEST, `runOn() runs a command string (shell text), got ${command === null ? 'null' : typeof command}.`);
+  checkOptionsObject(options, 'runOn()');
+  const whole = { min: 1, max: Number.MAX_SAFE_INTEGER };
+  checkInteger(options.fanout, 'fanout', whole);
+  checkInteger(options.batchSize, 'batchSize', whole);
+  checkInteger(options.maxFailures, 'maxFailures', whole);
+  checkInteger(options.queueHighWaterMark, 'queueHighWaterMark', { ...whole, unit: 'bytes' });
+  checkTimeout(options.timeoutMs);
+  const rate: unknown = options.connectRate;
+  if (rate !== undefined && !(typeof rate === 'number' && rate >= 0 && !Number.isNaN(rate))) {
+    throw new RequestError(ErrorCode.BAD_REQUEST, `The connectRate option must be connection starts per second, a number of at least 0 (0 or Infinity: no limit), got ${JSON.stringify(rate) ?? String(rate)}.`);
+  }
+  checkMaxBuffer(options.maxBuffer);
+  checkMaxBuffer(options.maxOutput, 'maxOutput');
+  for (const name of ['failFast', 'canary', 'outputEvents', 'allowEmpty'] as const) checkBoolean(options[name], name);
+  checkEnv(options.env);
+  checkCwd(options.cwd);
+  checkAbortSignal(options.signal);
+  if (options.pool !== undefined && !(options.pool instanceof ConnectionPool)) throw new RequestError(ErrorCode.BAD_REQUEST, 'The pool option must be a ConnectionPool (new ConnectionPool(options)).');
+  checkPoolOptions(options);
+}
 
 /**
  * Keeps the first `max` bytes of a stream, notes that there were more. Where the cut falls

@@ -3,11 +3,13 @@
  * mirror of server/files/): the public option and result types, opening a file channel,
  * local paths as bytes, the errors, cancellation, and the recursive walk's bookkeeping.
  */
+import { dirname } from 'node:path';
 import { ErrorCode, errnoOf, remoteErrorCode } from '../../errors.js';
 import { MAX_PATH_LENGTH, type FileEntry, type FileExit, type FileRequest } from '../../protocol/file-messages.js';
 import { encodeOsBytes, isOsString, OsBytesError } from '../../protocol/os-bytes.js';
 import type { ChannelOpener } from '../channel-host.js';
 import { FileChannelClient, FileTransferError } from '../file-channel.js';
+import { checkAbortSignal, checkBoolean, checkFunction, checkInteger, checkNumber, checkOptionsObject } from '../option-checks.js';
 
 export { FileTransferError };
 
@@ -112,9 +114,49 @@ export function localError(what: string, path: string, err: unknown): FileTransf
   return new FileTransferError(code, `Cannot ${what} ${path}: ${e?.message ?? String(err)}`, { errno, path, cause: err });
 }
 
+/**
+ * A download that cannot create or write its local file. Named by the target the caller
+ * gave, not the `.NAME.shellwire-part` beside it that is opened first (an internal name the
+ * caller never chose), with what to do about the usual causes.
+ */
+export function localTargetError(target: string, err: unknown, partial?: string): FileTransferError {
+  const errno = errnoOf(err);
+  const dir = dirname(target);
+  const why: Record<string, string> = {
+    ENOENT: `the directory ${dir} does not exist. Create it first (mkdir -p ${dir}), or download into an existing directory.`,
+    EACCES: `no permission to create files in ${dir}. Choose a directory you can write to.`,
+    EPERM: `no permission to create files in ${dir}. Choose a directory you can write to.`,
+    ENOTDIR: `${dir} is not a directory. Give a path inside an existing directory.`,
+    EROFS: `${dir} is on a read-only file system.`,
+    ENOSPC: `no space left on the device that holds ${dir}.`,
+    EDQUOT: `the disk quota of the device that holds ${dir} is used up.`,
+  };
+  const detail = (errno && why[errno]) ?? `${errno ? `${errno}: ` : ''}${(err as Error)?.message ?? String(err)}`;
+  const kept = partial !== undefined ? ` The bytes received so far are kept in ${partial} for resume.` : '';
+  return new FileTransferError(ErrorCode.LOCAL_IO, `Cannot write ${target}: ${detail}${kept}`, { errno, path: target, cause: err });
+}
+
 export function exitError(conn: ChannelOpener, exit: FileExit | null, what: string): FileTransferError {
   if (!exit) return new FileTransferError(ErrorCode.COMMAND_CANCELED, `The ${what} was canceled.`, { host: conn.hostLabel });
   return new FileTransferError(remoteErrorCode(exit.error?.code, ErrorCode.BAD_REQUEST, exit.errno), `${conn.hostLabel}: ${exit.error?.message ?? 'failed'}`, { host: conn.hostLabel, errno: exit.errno });
+}
+
+/**
+ * Every file operation's start: its options checked (`SW_ERR_BAD_REQUEST` naming the option;
+ * a `rateLimit` of "abc" would reach the sender's arithmetic), and a `signal` already aborted
+ * starts nothing: the rejection an abort in flight gives (`SW_ERR_COMMAND_CANCELED`), before
+ * any OPEN goes out (a CLOSE would wait for OPEN_OK, by when an upload has replaced its target).
+ */
+export function startTransfer(conn: ChannelOpener, options: unknown, what: string, path: string): void {
+  checkOptionsObject(options, what);
+  const o = (options ?? {}) as Record<string, unknown>;
+  checkNumber(o.rateLimit, 'rateLimit', { min: 0, unit: 'bytes per second', note: '0 for no limit' });
+  for (const name of ['resume', 'intoDirectory', 'recursive'] as const) checkBoolean(o[name], name);
+  for (const name of ['onProgress', 'onWarning'] as const) checkFunction(o[name], name);
+  checkInteger(o.mode, 'mode', { min: 0, max: 0o7777, note: 'permission bits such as 0o755' });
+  checkNumber(o.mtimeMs, 'mtimeMs', { min: -8.64e15, max: 8.64e15, unit: 'milliseconds since 1970' });
+  const signal = checkAbortSignal(o.signal);
+  if (signal?.aborted) throw new FileTransferError(ErrorCode.COMMAND_CANCELED, `The ${what} of ${path} was canceled before it started (the signal was already aborted).`, { host: conn.hostLabel, path });
 }
 
 /** Close `channel` when `signal` aborts; returns the unsubscribe. */

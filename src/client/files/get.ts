@@ -20,13 +20,14 @@ import { ErrorCode } from '../../errors.js';
 import type { ChannelOpener } from '../channel-host.js';
 import type { FileChannelClient } from '../file-channel.js';
 import {
-  FileTransferError, TreeWalk, exitError, localError, localPath, onAbort, openFile, perFile,
+  FileTransferError, TreeWalk, exitError, localError, localPath, localTargetError, onAbort, openFile, perFile, startTransfer,
   type GetOptions, type RemoteEntry, type TransferResult, type TreeOptions, type TreeResult,
 } from './common.js';
 import { listRemote, statRemote } from './meta.js';
 
 /** Download `remote` to `local` (an existing local directory: into it, under the remote name). */
 export async function getFile(conn: ChannelOpener, remote: string, local: string, options: GetOptions = {}): Promise<TransferResult> {
+  startTransfer(conn, options, 'download', remote);
   const started = performance.now();
   let target = resolve(local);
   const localInfo = await stat(localPath(target)).catch(() => null);
@@ -62,11 +63,11 @@ export async function getFile(conn: ChannelOpener, remote: string, local: string
     }
     const handle = await open(localPath(partial), constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600).catch((err: unknown) => {
       channel.close();
-      throw localError('write', partial, err);
+      throw localTargetError(target, err);
     });
     try {
       await handle.truncate(offset);
-      const result = await receiveFile(channel, { handle, path: partial }, offset, entry.size, hash, options, (bytes) =>
+      const result = await receiveFile(channel, { handle, path: partial, target }, offset, entry.size, hash, options, (bytes) =>
         options.onProgress?.({ direction: 'get', local: target, remote: ok.path, bytes, size: entry.size, resumedFrom: offset }),
       );
       const sha256 = await hash.digest();
@@ -119,7 +120,7 @@ function initialWindow(rateLimit: number | undefined): number {
 
 /** Write STDOUT to the partial file, returning credit only for bytes that reached it. */
 async function receiveFile(
-  channel: FileChannelClient, file: { handle: FileHandle; path: string }, offset: number, size: number,
+  channel: FileChannelClient, file: { handle: FileHandle; path: string; target: string }, offset: number, size: number,
   hash: StreamHash, options: GetOptions, progress: (bytes: number) => void,
 ): Promise<{ exit: FileExit | null; size: number }> {
   let writeError: NodeJS.ErrnoException | null = null;
@@ -160,7 +161,10 @@ async function receiveFile(
   } finally {
     await sink.flushed();
   }
-  if (writeError) throw localError('write', file.path, writeError);
+  if (writeError) {
+    if ((writeError as NodeJS.ErrnoException).code === 'EINTEGRITY') throw localError('write', file.target, writeError);
+    throw localTargetError(file.target, writeError, file.path);
+  }
   return { exit, size: sink.position };
 }
 
@@ -172,6 +176,7 @@ async function syncDirectory(dir: PathLike): Promise<void> {
 
 /** Download `remotes` (files, and directories with `recursive`) to `local`. */
 export async function getTree(conn: ChannelOpener, remotes: string[], local: string, options: TreeOptions = {}): Promise<TreeResult> {
+  startTransfer(conn, options, 'download', remotes.join(' '));
   const walk = new TreeWalk(conn, options);
   const localInfo = await stat(localPath(local)).catch(() => null);
   const localDir = localInfo?.isDirectory() ? local : null;
@@ -197,7 +202,9 @@ export async function getTree(conn: ChannelOpener, remotes: string[], local: str
 
 async function getDir(walk: TreeWalk, remote: string, self: RemoteEntry, local: string): Promise<void> {
   const { conn, options } = walk;
-  await mkdir(localPath(local), { recursive: true });
+  await mkdir(localPath(local), { recursive: true }).catch((err: unknown) => {
+    throw localTargetError(local, err);
+  });
   walk.result.directories += 1;
   for (const entry of await listRemote(conn, remote, { signal: options.signal })) {
     const source = posix.join(remote, entry.name);

@@ -7,12 +7,13 @@ import { decodeFileEntry } from '../../protocol/file-messages.js';
 import { ErrorCode, ProtocolError } from '../../errors.js';
 import { encodeOsBytes } from '../../protocol/os-bytes.js';
 import type { ChannelOpener } from '../channel-host.js';
-import { exitError, onAbort, openFile, type RemoteEntry } from './common.js';
+import { exitError, onAbort, openFile, startTransfer, type RemoteEntry } from './common.js';
 
 const LIST_WINDOW = 256 * 1024;
 
 /** A remote path's entry (symlinks followed); rejects with errno ENOENT when it does not exist. */
 export async function statRemote(conn: ChannelOpener, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry & { path: string }> {
+  startTransfer(conn, options, 'stat', remote);
   const channel = openFile(conn, { op: 'stat', path: remote });
   const unsubscribe = onAbort(options.signal, channel);
   try {
@@ -29,6 +30,7 @@ const MAX_ENTRY_LINE = 64 * 1024;
 
 /** The entries of a remote directory, sorted by name (a file lists as itself). Names are OS byte strings. */
 export async function listRemote(conn: ChannelOpener, remote: string, options: { signal?: AbortSignal } = {}): Promise<RemoteEntry[]> {
+  startTransfer(conn, options, 'listing', remote);
   const channel = openFile(conn, { op: 'list', path: remote }, LIST_WINDOW);
   const unsubscribe = onAbort(options.signal, channel);
   const entries: RemoteEntry[] = [];
@@ -63,6 +65,7 @@ export async function listRemote(conn: ChannelOpener, remote: string, options: {
 
 /** Create `remote` and its parents; sets `mode`/`mtimeMs` on it when given. Resolves with its absolute path. */
 export async function mkdirRemote(conn: ChannelOpener, remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
+  startTransfer(conn, options, 'mkdir', remote);
   const { signal, ...fields } = options;
   const channel = openFile(conn, { op: 'mkdir', path: remote, ...fields });
   const unsubscribe = onAbort(signal, channel);

@@ -27,13 +27,14 @@ import { decodeOsBytes } from '../../protocol/os-bytes.js';
 import type { ChannelOpener } from '../channel-host.js';
 import type { FileChannelClient } from '../file-channel.js';
 import {
-  FileTransferError, TreeWalk, exitError, localError, localPath, onAbort, openFile, sourceChanged,
+  FileTransferError, TreeWalk, exitError, localError, localPath, onAbort, openFile, sourceChanged, startTransfer,
   type PutOptions, type TransferResult, type TreeOptions, type TreeResult,
 } from './common.js';
 import { mkdirRemote, statRemote } from './meta.js';
 
 /** Upload `local` to `remote` (relative: the remote user's home; a directory: into it). */
 export async function putFile(conn: ChannelOpener, local: string, remote: string, options: PutOptions = {}): Promise<TransferResult> {
+  startTransfer(conn, options, 'upload', local);
   const started = performance.now();
   // O_NONBLOCK: a FIFO or device named as the source is refused below instead of hanging here.
   const handle = await open(localPath(local), constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
@@ -190,6 +191,7 @@ function describeChange(before: Stats, after: Stats): string {
 
 /** Upload `sources` (files, and directories with `recursive`) to `remote`. */
 export async function putTree(conn: ChannelOpener, sources: string[], remote: string, options: TreeOptions = {}): Promise<TreeResult> {
+  startTransfer(conn, options, 'upload', sources.join(' '));
   const walk = new TreeWalk(conn, options);
   const dest = await statRemote(conn, remote, { signal: options.signal }).catch((err: unknown) => {
     if (err instanceof FileTransferError && err.errno === 'ENOENT') return null;
