@@ -133,7 +133,11 @@ export async function connect(target: string | Target, options: ConnectOptions =
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const label = formatTarget(parsed);
   // Aborted already: nothing is read, asked or dialled (the error an abort in flight gives).
-  if (options.signal?.aborted) throw abortedConnect(label);
+  if (options.signal?.aborted) {
+    // A failed connect destroys the transport it was given (as openTls does), quietly.
+    options.transport?.on('error', () => {}).destroy();
+    throw abortedConnect(label);
+  }
   const env = options.env ?? process.env;
   // An explicit user (USER@host, options.user) binds every credential; otherwise keys and
   // passwords log in as the local user name and a token acts as whoever it belongs to.
