@@ -116,17 +116,23 @@ function checkHostKeyOptions(options: ConnectOptions): void {
 /**
  * Connect to `target` (`HOST[:PORT]`, `[::1]:PORT`, or a parsed target) and authenticate.
  *
- * @throws {ConnectionError} the daemon cannot be reached or speaks something else
- *   (`SW_ERR_CONNECT_FAILED`, `SW_ERR_CONNECT_TIMEOUT`, `SW_ERR_NOT_SHELLWIRE`,
- *   `SW_ERR_CONNECTION_CLOSED`), or `signal` aborted (`SW_ERR_COMMAND_CANCELED`).
+ * @throws {ConnectionError} the daemon cannot be reached, or did not answer in time, or `signal`
+ *   aborted (`SW_ERR_CONNECT_FAILED`; the message says which); the port speaks something else
+ *   (`SW_ERR_NOT_SHELLWIRE`); the daemon said nothing after HELLO (`SW_ERR_HANDSHAKE_TIMEOUT`),
+ *   closed the connection (`SW_ERR_CONNECTION_CLOSED`), is full (`SW_ERR_TOO_MANY_CONNECTIONS`)
+ *   or is stopping (`SW_ERR_SERVER_SHUTTING_DOWN`).
  * @throws {HostVerificationError} TLS failed (`SW_ERR_TLS`) or the host key is unknown
  *   (`SW_ERR_HOST_KEY_UNKNOWN`) or changed (`SW_ERR_HOST_KEY_CHANGED`; `presented`, `pinned`,
  *   `knownHostsFile`, `line`). No credential is sent before the key is trusted.
  * @throws {AuthenticationError} the daemon refused the credentials (`SW_ERR_AUTH_FAILED`,
- *   `SW_ERR_LOCKED_OUT`) or there were none to offer (`SW_ERR_NO_CREDENTIALS`).
- * @throws {ProtocolError} the daemon broke the protocol during the handshake (`SW_ERR_VERSION`, …).
- * @throws {RequestError} `SW_ERR_BAD_REQUEST` for invalid options (a bad target, `hostKeyPolicy: 'ask'` without `confirmHost`).
- * @throws {UsageError} a key or token file cannot be read or is unsafe (`SW_ERR_KEY_FILE`, …).
+ *   `SW_ERR_LOCKED_OUT`), or there were none to offer, or a token or key file cannot be read
+ *   (`SW_ERR_NO_CREDENTIALS`).
+ * @throws {ProtocolError} the daemon broke the protocol during the handshake (`SW_ERR_VERSION_MISMATCH`,
+ *   `SW_ERR_BAD_MAGIC`, `SW_ERR_BAD_MESSAGE`, …).
+ * @throws {UsageError} a malformed target (`SW_ERR_BAD_TARGET`), or a key file shellwire cannot
+ *   use (`SW_ERR_BAD_KEY`: unsupported type, malformed, wrong passphrase).
+ * @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (`checkConnectOptions`: a
+ *   `window` that is not a u32, `hostKeyPolicy: 'ask'` without `confirmHost`, …).
  */
 export async function connect(target: string | Target, options: ConnectOptions = {}): Promise<Connection> {
   checkConnectOptions(options);

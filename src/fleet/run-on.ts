@@ -395,7 +395,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
 /**
  * Run `command` on every target; see `FleetRun`. String targets are target expressions.
  *
- * @throws {NoHostsMatchedError} (`SW_ERR_BAD_TARGET`) string targets that match no host, unless `allowEmpty`.
+ * @throws {NoHostsMatchedError} (`SW_ERR_NO_HOSTS_MATCHED`, a `UsageError`) string targets that match no host, unless `allowEmpty`.
  * @throws {UsageError} `SW_ERR_BAD_TARGET` for a malformed target expression; `InventoryError`
  *   when the inventory named by string targets cannot be read. Per-host failures (connect,
  *   host key, auth, command) never throw: they are each host's `HostResult`.
