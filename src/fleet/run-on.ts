@@ -422,6 +422,10 @@ const EMPTY = Buffer.alloc(0);
 export function checkRunOnOptions(command: unknown, options: RunOnOptions): void {
   if (typeof command !== 'string') throw new RequestError(ErrorCode.BAD_REQUEST, `runOn() runs a command string (shell text), got ${command === null ? 'null' : typeof command}.`);
   checkOptionsObject(options, 'runOn()');
+  // A connect() option at the top level would be ignored and every host would fail to log in.
+  for (const name of ['token', 'tokenFile', 'identity', 'password', 'user', 'home', 'hostKeyPolicy', 'fingerprint', 'keepaliveMs', 'window', 'maxPacket'] as const) {
+    if (name in options) throw new RequestError(ErrorCode.BAD_REQUEST, `The ${name} option of runOn() goes in its connect options: runOn(targets, command, { connect: { ${name}: … } }).`);
+  }
   const whole = { min: 1, max: Number.MAX_SAFE_INTEGER };
   checkInteger(options.fanout, 'fanout', whole);
   checkInteger(options.batchSize, 'batchSize', whole);

@@ -120,7 +120,7 @@ test('runOn and ConnectionPool options throw synchronously with SW_ERR_BAD_REQUE
     ['timeoutMs', { timeoutMs: -1 }], ['connectRate', { connectRate: -1 }], ['connectRate', { connectRate: 'fast' }],
     ['queueHighWaterMark', { queueHighWaterMark: 0 }], ['failFast', { failFast: 'yes' }], ['canary', { canary: 1 }],
     ['connectTimeoutMs', { connectTimeoutMs: -5 }], ['window', { connect: { window: 'abc' } }], ['keepaliveMs', { connect: { keepaliveMs: -1 } }],
-    ['env', { env: { 'BAD NAME': 'x' } }], ['signal', { signal: 'x' }], ['pool', { pool: {} }],
+    ['env', { env: { 'BAD NAME': 'x' } }], ['tokenFile', { tokenFile: '/etc/shellwire/token' }], ['hostKeyPolicy', { hostKeyPolicy: 'accept-new' }], ['signal', { signal: 'x' }], ['pool', { pool: {} }],
   ];
   for (const [option, options] of cases) {
     assert.throws(() => runOn([host], 'true', options as never), badRequest(option), option);
