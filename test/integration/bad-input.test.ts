@@ -533,3 +533,23 @@ describe('bad input needing its own limits', () => {
     }
   });
 });
+
+describe('an internal fault while handling a frame (review 11 #1)', () => {
+  it('is SW_ERR_INTERNAL with a generic message: the client is not blamed and hears none of our internals', async () => {
+    const { logger, lines } = captureLogger();
+    // A channel kind whose factory has a bug: a plain Error, not a ProtocolError.
+    const d = await startDaemon({ logger, channelKinds: [['buggy', () => { throw new Error('secret internal detail /etc/x'); }]] });
+    try {
+      const client = await RawClient.open(d.port);
+      await client.authenticate(d.token);
+      client.sendJson(FrameType.OPEN, 1, { kind: 'buggy', window: 65536, maxPacket: 16384 });
+      const goodbye = await assertGoodbye(client, ErrorCode.INTERNAL);
+      assert.doesNotMatch(goodbye.message, /secret|\/etc\/x/);
+      // The details are in the daemon's log, at error level.
+      assert.ok(await waitFor(() => lines.some((l) => l.code === ErrorCode.INTERNAL && /secret internal detail/.test(String(l.err)))));
+      await assertServes(d);
+    } finally {
+      await d.stop();
+    }
+  });
+});
