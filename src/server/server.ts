@@ -352,6 +352,9 @@ export class Server {
    * destroyed when the connection ends.
    */
   handleConnection(transport: Transport, peer: TransportPeer = { address: 'transport' }): void {
+    // For the transport's whole life, through its destroy: a Duplex.from() transport emits an
+    // AbortError when destroyed (by us: a timeout, a GOODBYE), which unheard would end the process.
+    transport.on('error', (err: Error) => this.#log.debug({ client: peer.remote ?? peer.address, err: err.message }, 'transport error'));
     const socket = new TLSSocket(transport, {
       isServer: true,
       secureContext: this.#secureContext,
@@ -374,12 +377,21 @@ export class Server {
       }
       this.#tlsOnSecureConnection(socket, this.#authenticator, this.#baseEnv);
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!secured) {
-        secured = true;
-        this.#tlsOnClientError(err, socket);
-      }
-    });
+    // The handshake failed, timed out or the peer left: one `connect` row with ok:false, as
+    // tls.Server gives TCP connections (its tlsClientError), which a bare TLSSocket never does.
+    const failed = (err: NodeJS.ErrnoException) => {
+      if (secured) return;
+      secured = true;
+      this.#tlsOnClientError(err, socket);
+    };
+    socket.on('error', failed);
+    const left = () => failed(Object.assign(new Error('the peer closed the connection before the TLS handshake completed'), { code: 'ECONNRESET' }));
+    socket.once('end', left);
+    socket.once('close', left);
+    startup.evict = (reason) => {
+      if (reason === 'timeout') failed(Object.assign(new Error('TLS handshake timeout'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }));
+      socket.destroy();
+    };
   }
 
   #tlsOnClientError(err: NodeJS.ErrnoException, socket: TLSSocket): void {
