@@ -15,7 +15,8 @@ import { ErrorCode, ProtocolError } from '../errors.js';
 import { CloseReason, type Channel, type ChannelHooks, type DataStream } from '../channel/channel-state.js';
 import type { CommandExit, CommandProcess } from '../process/command-process.js';
 import { PtyProcess } from '../process/pty-process.js';
-import { buildCommandSpec } from '../process/command-spec.js';
+import { buildCommandSpec, spawnLine } from '../process/command-spec.js';
+import { argumentTooLong } from '../process/arg-limits.js';
 import { launchCommand } from '../process/launch.js';
 import { hasCommandRules } from '../auth/policy.js';
 import { OutputPump } from './output-pump.js';
@@ -113,6 +114,9 @@ export class ExecChannel implements ServerChannel {
       },
     );
     if (!built.ok) return { code: ErrorCode.BAD_REQUEST, message: built.reason };
+    // The same refusal on pipes and on a terminal (where exec would fail only in the child).
+    const tooLong = argumentTooLong(spawnLine(built.spec));
+    if (tooLong) return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${tooLong}. Pass long data on stdin or in a file instead.` };
     const launched = launchCommand(built.spec, { containers: this.#host.containers, onClose: (exit) => this.#processOnClose(exit) });
     if (!launched.ok) return { code: launched.code, message: launched.message };
     const proc = launched.process;

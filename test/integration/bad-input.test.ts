@@ -553,3 +553,48 @@ describe('an internal fault while handling a frame (review 11 #1)', () => {
     }
   });
 });
+
+describe('control JSON that is not UTF-8 or repeats a key (review 11 #4)', () => {
+  it('an OPEN with invalid UTF-8 or a repeated key is refused (OPEN_FAIL SW_ERR_BAD_MESSAGE), runs nothing, and the connection lives', async () => {
+    const d = await startDaemon();
+    try {
+      const client = await RawClient.open(d.port);
+      await client.authenticate(d.token);
+      const head = '{"kind":"exec","window":65536,"maxPacket":16384,"command":"printf %s caf';
+      const bodies = [
+        Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from('"}')]),
+        Buffer.concat([Buffer.from(head), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]),
+        Buffer.from('{"kind":"exec","window":65536,"maxPacket":16384,"command":"echo first","command":"echo second"}'),
+      ];
+      let id = 1;
+      for (const body of bodies) {
+        client.send(FrameType.OPEN, id, body);
+        const frame = await client.nextFrame((f) => f.channel === id && (f.type === FrameType.OPEN_OK || f.type === FrameType.OPEN_FAIL));
+        assert.equal(frame.type, FrameType.OPEN_FAIL, body.toString('latin1'));
+        assert.equal((JSON.parse(frame.payload.toString('utf8')) as { code: string }).code, ErrorCode.BAD_MESSAGE);
+        id += 1;
+      }
+      // Still serving on this connection.
+      const opened = await client.openExec(id, { command: 'true' });
+      assert.equal(opened.type, FrameType.OPEN_OK);
+      client.socket.destroy();
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a HELLO with invalid UTF-8 is a malformed HELLO: GOODBYE SW_ERR_BAD_MESSAGE', async () => {
+    const d = await startDaemon();
+    try {
+      const client = await RawClient.open(d.port);
+      // A real HELLO whose client name holds a raw 0xE9 byte (framed again: its length changed).
+      const hello = RawClient.helloFrame(d.token, { client: 'x\udce9' }).subarray(FRAME_HEADER_SIZE);
+      const at = hello.indexOf('\\udce9');
+      client.write(encodeFrame(FrameType.HELLO, 0, Buffer.concat([hello.subarray(0, at), Buffer.from([0xe9]), hello.subarray(at + 6)])));
+      await assertGoodbye(client, ErrorCode.BAD_MESSAGE);
+      await assertServes(d);
+    } finally {
+      await d.stop();
+    }
+  });
+});
