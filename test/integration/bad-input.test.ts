@@ -200,6 +200,23 @@ describe('bad input on one daemon', () => {
     await assertServes(d);
   });
 
+  it('one STDIN frame bigger than the window: the GOODBYE names the frame\'s size, not a piece of it (review 11 #12)', async () => {
+    const small = await startDaemon({ limits: { stdinWindow: 64 * 1024 } });
+    const client = await RawClient.open(small.port);
+    const welcome = await client.authenticate(small.token);
+    const opened = await client.openExec(1, { command: 'sleep 5' });
+    const window = opened.body.window as number;
+    const size = welcome.maxPayload;
+    assert.ok(size > window, `maxPayload ${size} > window ${window}`);
+    // Sent in small writes: the daemon's decoder passes the frame on in pieces.
+    const frame = encodeFrame(FrameType.STDIN, 1, Buffer.alloc(size, 0x61));
+    for (let at = 0; at < frame.length && !client.closed; at += 16 * 1024) client.write(frame.subarray(at, at + 16 * 1024));
+    const goodbye = await assertGoodbye(client, ErrorCode.WINDOW_OVERRUN);
+    assert.match(goodbye.message, new RegExp(`a ${size}-byte data frame on channel 1 with only ${window} bytes of window left`));
+    await assertServes(small);
+    await small.stop();
+  });
+
   it('STDIN past the window after the daemon\'s EXIT and CLOSE: still SW_ERR_WINDOW_OVERRUN (§6.3 rule 2)', async () => {
     const client = await RawClient.open(d.port);
     const welcome = await client.authenticate(d.token);
