@@ -71,12 +71,10 @@ function nextStep(what: string, path: string, code: string): string {
     case 'EACCES':
     case 'EPERM':
       return `The remote account may not do that: check the permissions of ${writing ? dir : path} (\`ls -ld\`), or log in as a user who may.`;
-    case 'ENOSPC':
-    case 'EDQUOT':
-      return 'Free space (or quota) on the remote host, then run the transfer again (`--resume` continues a put).';
     case 'EROFS':
       return 'Choose a writable location on the remote host.';
     default:
+      // ENOSPC/EDQUOT: the put that hit them says what it did with its partial file and what to do.
       return '';
   }
 }
