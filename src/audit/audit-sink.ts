@@ -20,9 +20,10 @@ export interface AuditRefusal {
 
 export interface AuditSink {
   /**
-   * Record one event, after the fact. Must not throw and must be quick: the daemon calls it
+   * Record one event, after the fact. Should not throw and must be quick: the daemon calls it
    * between a command's frames (the SQLite sink queues the row and commits once per
-   * event-loop turn).
+   * event-loop turn). A throw is contained (`ContainedSink`): logged, the row lost, and new
+   * channels refused until a later `record` succeeds.
    */
   record(event: AuditEvent): void;
   /**
