@@ -9,7 +9,7 @@
  * without knowing who is at the other end. Audit owns this interface, so audit/ needs nothing
  * from server/.
  */
-import type { ErrorCode } from '../errors.js';
+import { ErrorCode } from '../errors.js';
 import type { AuditEvent } from './audit-event.js';
 
 /** Why a new channel must be refused while the audit trail cannot record it. */
@@ -20,9 +20,10 @@ export interface AuditRefusal {
 
 export interface AuditSink {
   /**
-   * Record one event, after the fact. Must not throw and must be quick: the daemon calls it
+   * Record one event, after the fact. Should not throw and must be quick: the daemon calls it
    * between a command's frames (the SQLite sink queues the row and commits once per
-   * event-loop turn).
+   * event-loop turn). A throw is contained (`ContainedSink`): logged, the row lost, and new
+   * channels refused until a later `record` succeeds.
    */
   record(event: AuditEvent): void;
   /**
@@ -76,5 +77,69 @@ export class ConnectionAudit implements AuditRecorder {
   /** The sink's `admit()`: null (go ahead) without a sink. */
   admit(): AuditRefusal | null {
     return this.#sink?.admit?.() ?? null;
+  }
+}
+
+/** Where a contained sink reports its failures (a pino logger fits). */
+export interface AuditFaultLog {
+  error(fields: object, message: string): void;
+}
+
+/**
+ * A sink the daemon did not write (`ServerOptions.audit`) behind one guard: `record` and
+ * `admit` are called from socket and process events, where a throw would end the process or
+ * the connection. A throw is contained here, logged, and read as "the audit trail is
+ * unavailable", as docs/audit.md "When the log cannot be written" says:
+ *
+ * - `record` threw: that row is lost (the connection, login or command it was about goes on:
+ *   it already happened). Until a later `record` succeeds, `admit` refuses new channels with
+ *   `SW_ERR_AUDIT_UNAVAILABLE` under `onFailure: 'refuse'` (the default); the refusal's own
+ *   `denied` row is the retry, so the daemon resumes by itself when the sink works again.
+ * - `admit` threw: that channel is refused the same way (under `'continue'` it goes ahead).
+ */
+export class ContainedSink implements AuditSink {
+  readonly #sink: AuditSink;
+  readonly #log: AuditFaultLog | null;
+  readonly #refuse: boolean;
+  #failure: string | null = null;
+
+  constructor(sink: AuditSink, log: AuditFaultLog | null, onFailure: 'refuse' | 'continue' = 'refuse') {
+    this.#sink = sink;
+    this.#log = log;
+    this.#refuse = onFailure === 'refuse';
+  }
+
+  /** `sink` behind the guard (once: a contained sink is returned as it is). */
+  static of(sink: AuditSink, log: AuditFaultLog | null, onFailure?: 'refuse' | 'continue'): AuditSink {
+    return sink instanceof ContainedSink ? sink : new ContainedSink(sink, log, onFailure);
+  }
+
+  record(event: AuditEvent): void {
+    try {
+      this.#sink.record(event);
+      this.#failure = null;
+    } catch (err) {
+      this.#failed(err, `recording a ${event.kind} event`);
+    }
+  }
+
+  admit(): AuditRefusal | null {
+    let refusal: AuditRefusal | null = null;
+    try {
+      refusal = this.#sink.admit?.() ?? null;
+    } catch (err) {
+      this.#failed(err, 'admitting a request');
+    }
+    if (this.#failure === null || !this.#refuse) return refusal;
+    return {
+      code: ErrorCode.AUDIT_UNAVAILABLE,
+      message: 'The daemon cannot write its audit trail (its audit sink failed) and refuses new commands until it can. ' +
+        "Its operator can find the sink's error in the daemon's log; the daemon retries with every request.",
+    };
+  }
+
+  #failed(err: unknown, doing: string): void {
+    this.#failure = err instanceof Error ? err.message : String(err);
+    this.#log?.error({ code: ErrorCode.AUDIT_UNAVAILABLE, err: this.#failure, stack: (err as Error)?.stack }, `audit sink threw while ${doing}; that row is lost${this.#refuse ? ' and new commands are refused until the sink works again' : ''}`);
   }
 }

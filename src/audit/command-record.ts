@@ -7,8 +7,10 @@ import type { AuditEvent } from './audit-event.js';
 
 export interface CommandRecord {
   channel: number;
-  /** The command text as run (an OS byte string), or its label (`(login shell)`). */
+  /** The command text as run (an OS byte string; an argv shell-quoted), or its label (`(login shell)`). */
   command: string;
+  /** The exact argv run, for a command run without a shell (`detail.argv` of its rows). */
+  argv?: readonly string[];
   cwd: string;
   startedAt: Date;
   /** Names of the environment variables the client set (values are not recorded: they may be secrets). */
@@ -45,7 +47,7 @@ export function commandStartEvent(command: CommandRecord): AuditEvent {
     cwd: command.cwd,
     command: command.command,
     startedAt: command.startedAt,
-    detail: { channel: command.channel, ...(command.env?.length ? { env: command.env } : {}) },
+    detail: { channel: command.channel, ...(command.argv ? { argv: [...command.argv] } : {}), ...(command.env?.length ? { env: command.env } : {}) },
   };
 }
 
@@ -61,7 +63,7 @@ export function commandEndEvent(end: CommandEnd): AuditEvent {
     bytesIn: end.bytesIn,
     bytesOut: end.bytesOut,
     durationMs: end.durationMs,
-    detail: { channel: end.channel, timedOut: end.timedOut },
+    detail: { channel: end.channel, ...(end.argv ? { argv: [...end.argv] } : {}), timedOut: end.timedOut },
   };
 }
 

@@ -11,6 +11,7 @@ import { isOpenOf, type OpenRequest } from '../protocol/messages.js';
 import type { ChannelPermission, UserPolicy } from './users-config.js';
 import { allowMatches, denyMatches, type CommandCandidate } from './command-rule.js';
 import { splitCommandWords, resolveExecutable, normalizePathWord } from '../process/command-words.js';
+import { shellQuote } from '../process/command-spec.js';
 
 export type PolicyDecision =
   | { allowed: true; /** For a user with command rules: the request rewritten to run this argv, without a shell. */ request?: OpenRequest }
@@ -24,13 +25,22 @@ export function permissionFor(request: OpenRequest): ChannelPermission | null {
   return null;
 }
 
-/** The command text for logs and the audit trail (argv joined by spaces). */
+/**
+ * The command text for logs and the audit trail: `command` as sent, or `argv` shell-quoted, so
+ * its word boundaries survive (`sh -c TEXT` runs the same argv; the audit rows keep the exact
+ * argv in `detail.argv` too).
+ */
 export function commandText(request: OpenRequest): string | null {
   if (!isOpenOf(request, 'exec')) return null;
   const { command, argv } = request.params;
   if (command !== undefined) return command;
-  if (argv !== undefined) return argv.join(' ');
+  if (argv !== undefined) return argvText(argv);
   return null;
+}
+
+/** `argv` as one shell command line that runs that argv. */
+export function argvText(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(' ');
 }
 
 /** True when the user's commands are matched against rules (and so run without a shell). */

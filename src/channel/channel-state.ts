@@ -388,7 +388,7 @@ export class Channel {
 
   #receiveData(frame: Frame, closing: boolean): void {
     // Counted whatever happens next: an overrun is fatal even after our CLOSE (R5).
-    this.#recvWindow!.receive(frame.payload.length, this.id);
+    this.#recvWindow!.receive(frame.payload.length, this.id, frame);
     if (this.role === ChannelRole.OPENER && this.#exited) throw this.#bad(`${frameTypeName(frame.type)} after EXIT on channel ${this.id}`);
     if (closing) return;
     if (this.#eofReceived) return this.consumed(frame.payload.length); // R8

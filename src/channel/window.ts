@@ -52,12 +52,19 @@ export class ReceiveWindow {
     this.#outstanding = size;
   }
 
-  /** Record bytes received; throws on an overrun. */
-  receive(bytes: number, channel: number): void {
-    if (bytes > this.#outstanding) {
+  /**
+   * Record bytes received; throws on an overrun. A frame that arrives in pieces is checked
+   * whole on its first piece (`frame.remaining`: its bytes from this piece on), and the
+   * error names the frame's size (`frame.frameLength`), not the piece's.
+   */
+  receive(bytes: number, channel: number, frame?: { frameLength?: number | undefined; remaining?: number | undefined }): void {
+    const incoming = frame?.remaining ?? bytes;
+    if (incoming > this.#outstanding) {
+      const size = frame?.frameLength ?? bytes;
+      const already = size - incoming;
       throw new ProtocolError(
         ErrorCode.WINDOW_OVERRUN,
-        `Peer sent ${bytes} bytes on channel ${channel} with only ${this.#outstanding} bytes of window left.`,
+        `Peer sent a ${size}-byte data frame on channel ${channel} with only ${this.#outstanding + already} bytes of window left.`,
         { channel },
       );
     }

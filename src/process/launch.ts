@@ -42,7 +42,7 @@ export function launchCommand(spec: CommandSpec, options: LaunchOptions): Launch
     const proc = new CommandProcess({ ...common, statePipe: spec.statePipe === true, outputGraceMs: spec.outputGraceMs, ...contained(options.containers) }, options.onClose);
     return { ok: true, process: proc };
   } catch (err) {
-    return { ok: false, code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
+    return { ok: false, code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${(err as Error).message}` };
   }
 }
 

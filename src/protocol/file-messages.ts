@@ -38,7 +38,7 @@
  */
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { FrameType, frameTypeName } from './frame.js';
-import { encodeJson, fieldReaders, parseJsonObject, type Json } from './fields.js';
+import { encodeJson, fieldReaders, parseJsonObject, parseWireJson, type Json } from './fields.js';
 import { createHash } from 'node:crypto';
 import { decodeOsBytes, encodeOsBytes, isOsString } from './os-bytes.js';
 
@@ -231,13 +231,8 @@ function decodeEntry(type: FrameType, o: unknown): FileEntry {
 }
 
 /** One NDJSON line of a list channel's STDOUT. */
-export function decodeFileEntry(line: string): FileEntry {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    throw bad(FrameType.STDOUT, 'a directory entry is not JSON');
-  }
+export function decodeFileEntry(line: Uint8Array | string): FileEntry {
+  const value = parseWireJson(line, (why) => bad(FrameType.STDOUT, `a directory entry: ${why}`));
   return decodeEntry(FrameType.STDOUT, value);
 }
 

@@ -44,6 +44,13 @@ export interface Frame {
   type: FrameType;
   channel: number;
   payload: Buffer;
+  /**
+   * Set on the pieces of a stream-type frame passed on in pieces (FrameDecoderOptions.streamTypes):
+   * the whole frame's payload length, and its bytes from this piece's start to its end, so a
+   * receiver can check (and name) the frame, not the piece, against its window.
+   */
+  frameLength?: number;
+  remaining?: number;
 }
 
 // u32 length | u8 type | u32 channel
@@ -107,6 +114,8 @@ export class FrameDecoder {
   #streamTypes: ReadonlySet<number> | null;
   /** Bytes still to come of a stream-type frame being passed on in pieces. */
   #streaming = 0;
+  /** That frame's whole payload length. */
+  #frameLength = 0;
 
   constructor(sink: (frame: Frame) => void, options: FrameDecoderOptions = {}) {
     this.#sink = sink;
@@ -141,10 +150,11 @@ export class FrameDecoder {
       if (this.#streaming > 0) {
         // The rest of a stream-type frame: pass this chunk's part on as a view.
         const take = Math.min(this.#streaming, end - offset);
+        const remaining = this.#streaming;
         this.#streaming -= take;
         const piece = chunk.subarray(offset, offset + take);
         offset += take;
-        this.#sink({ type: this.#type, channel: this.#channel, payload: piece });
+        this.#sink({ type: this.#type, channel: this.#channel, payload: piece, frameLength: this.#frameLength, remaining });
         continue;
       }
       if (this.#payload !== null) {
@@ -176,6 +186,7 @@ export class FrameDecoder {
           this.#type = type as FrameType;
           this.#channel = channel;
           this.#streaming = length;
+          this.#frameLength = length;
         } else {
           this.#beginPayload(type as FrameType, channel, length);
         }
@@ -197,6 +208,7 @@ export class FrameDecoder {
           this.#type = type as FrameType;
           this.#channel = channel;
           this.#streaming = length;
+          this.#frameLength = length;
         } else this.#beginPayload(type as FrameType, channel, length);
       }
     }

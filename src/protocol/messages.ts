@@ -61,6 +61,9 @@ export interface Goodbye {
   message: string;
 }
 
+/** The longest `pty.term` an OPEN may name (§6.5). */
+export const MAX_TERM_BYTES = 256;
+
 /** Channel kinds of v1. A daemon may serve others (`OtherOpen`); their handlers validate their own `params`. */
 export type ChannelKind = 'exec' | 'session' | 'file' | (string & {});
 
@@ -391,6 +394,8 @@ function decodeExecParams(o: Json, isExec: boolean): ExecParams {
     const p = o.pty as Json;
     const term = str(t, p, 'term');
     if (term.includes('\0')) throw bad(t, '"pty.term" must not contain NUL bytes');
+    // A terminal type is a short name (terminfo's are under 32 bytes); a long one could only fail at exec (E2BIG).
+    if (Buffer.byteLength(term) > MAX_TERM_BYTES) throw bad(t, `"pty.term" must be at most ${MAX_TERM_BYTES} bytes`);
     req.pty = { term, cols: int(t, p, 'cols', 1, 65535), rows: int(t, p, 'rows', 1, 65535) };
   }
   const command = str(t, o, 'command', true);

@@ -149,11 +149,18 @@ export class ClassicConnection {
 
   #socketOnData(chunk: Buffer): void {
     if (this.#phase !== 'auth' && this.#phase !== 'ready') return;
-    this.#framer.push(chunk);
-    this.#armIdleTimer();
-    // Backpressure: stop reading while enough commands wait; `#pump` resumes.
-    if (this.#queuedBytes >= this.#ctx.limits.maxQueuedBytes) this.#socket.pause();
-    this.#pump();
+    try {
+      this.#framer.push(chunk);
+      this.#armIdleTimer();
+      // Backpressure: stop reading while enough commands wait; `#pump` resumes.
+      if (this.#queuedBytes >= this.#ctx.limits.maxQueuedBytes) this.#socket.pause();
+      this.#pump();
+    } catch (err) {
+      // Our bug, not the client's: it ends this client only, never the process, and the
+      // client hears a generic SW_ERR_INTERNAL (the details stay in the daemon's log).
+      this.#ctx.log.error({ client: this.remote, code: ErrorCode.INTERNAL, err: (err as Error)?.message, stack: (err as Error)?.stack }, 'classic connection closed: internal error (a bug in shellwire)');
+      this.#refuse(ErrorCode.INTERNAL, 'Internal error while handling the request (a bug in shellwire); the details are in the daemon log.');
+    }
   }
 
   #socketOnEnd(): void {

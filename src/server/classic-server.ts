@@ -18,7 +18,7 @@ import { isLoopback } from '../transport/address.js';
 import { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 import { ClassicConnection, classicErrorLine } from './classic-connection.js';
 import { Containers } from '../process/containment.js';
-import type { AuditSink } from '../audit/audit-sink.js';
+import { ContainedSink, type AuditSink } from '../audit/audit-sink.js';
 
 export { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 
@@ -70,7 +70,8 @@ export class ClassicServer {
     this.#token = options.token;
     this.#cwd = options.cwd ?? homedir();
     this.#env = options.env ?? commandBaseEnv();
-    this.#audit = options.audit ?? null;
+    // The daemon's (already contained) trail, or a sink given here: a throw never ends the process.
+    this.#audit = options.audit ? ContainedSink.of(options.audit, this.#log) : null;
     this.#containers = options.containers?.share() ?? new Containers({ onWarning: (message) => this.#log.warn(message) });
     // allowHalfOpen: a client's EOF means "no more commands", not "no more replies".
     this.#net = createServer({ allowHalfOpen: true }, (socket) => this.#netOnConnection(socket));

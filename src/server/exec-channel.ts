@@ -15,9 +15,10 @@ import { ErrorCode, ProtocolError } from '../errors.js';
 import { CloseReason, type Channel, type ChannelHooks, type DataStream } from '../channel/channel-state.js';
 import type { CommandExit, CommandProcess } from '../process/command-process.js';
 import { PtyProcess } from '../process/pty-process.js';
-import { buildCommandSpec } from '../process/command-spec.js';
+import { buildCommandSpec, spawnLine } from '../process/command-spec.js';
+import { argumentTooLong } from '../process/arg-limits.js';
 import { launchCommand } from '../process/launch.js';
-import { hasCommandRules } from '../auth/policy.js';
+import { argvText, hasCommandRules } from '../auth/policy.js';
 import { OutputPump } from './output-pump.js';
 import { MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
 import type { ChannelHost, Refusal, ServerChannel } from './channel-host.js';
@@ -113,6 +114,9 @@ export class ExecChannel implements ServerChannel {
       },
     );
     if (!built.ok) return { code: ErrorCode.BAD_REQUEST, message: built.reason };
+    // The same refusal on pipes and on a terminal (where exec would fail only in the child).
+    const tooLong = argumentTooLong(spawnLine(built.spec));
+    if (tooLong) return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${tooLong}. Pass long data on stdin or in a file instead.` };
     const launched = launchCommand(built.spec, { containers: this.#host.containers, onClose: (exit) => this.#processOnClose(exit) });
     if (!launched.ok) return { code: launched.code, message: launched.message };
     const proc = launched.process;
@@ -146,7 +150,7 @@ export class ExecChannel implements ServerChannel {
     this.#host.audit.record(commandStartEvent({ ...this.#commandRecord(), env: Object.keys(req.env ?? {}) }));
     // If the daemon dies before the end row, the supervisor keeps this for the next start.
     proc.containment?.note({
-      channel: this.id, command: this.#commandLabel(), cwd, startedAt: this.#startedWall.toISOString(),
+      channel: this.id, command: this.#commandLabel(), ...(req.argv ? { argv: req.argv } : {}), cwd, startedAt: this.#startedWall.toISOString(),
       user: this.#host.user.name, osUser: this.#host.user.account.name, address: this.#host.remote,
     });
     return null;
@@ -224,7 +228,8 @@ export class ExecChannel implements ServerChannel {
 
   /** What started, for the audit rows (the start row adds the client's variable names). */
   #commandRecord(): CommandRecord {
-    return { channel: this.id, command: this.#commandLabel(), cwd: this.#cwd, startedAt: this.#startedWall };
+    const argv = this.#request.argv;
+    return { channel: this.id, command: this.#commandLabel(), ...(argv ? { argv } : {}), cwd: this.#cwd, startedAt: this.#startedWall };
   }
 
   /** The command's end, built once for the log line and the audit row. */
@@ -258,7 +263,7 @@ export class ExecChannel implements ServerChannel {
     else if (this.#session) status.cwd = this.#session.cwd;
     const end = this.#commandEnd(status);
     this.#host.log.info(
-      { client: this.#host.remote, channel: this.id, command: this.#request.command ?? this.#request.argv, ...commandEndLogFields(end) },
+      { client: this.#host.remote, channel: this.id, command: this.#commandLabel(), ...(this.#request.argv ? { argv: this.#request.argv } : {}), ...commandEndLogFields(end) },
       'command finished',
     );
     this.#channel!.exit({ ...status });
@@ -268,7 +273,8 @@ export class ExecChannel implements ServerChannel {
 
   #commandLabel(): string {
     const req = this.#request;
-    return req.command ?? req.argv?.join(' ') ?? (req.pty ? '(login shell)' : '');
+    // Shell-quoted: `echo 'a b'` is not `echo a b` (the exact argv goes in detail.argv too).
+    return req.command ?? (req.argv ? argvText(req.argv) : req.pty ? '(login shell)' : '');
   }
 
   #clearTimer(): void {

@@ -22,7 +22,7 @@ import { factoryOf, type ChannelFactory, type ChannelHost, type Refusal, type Se
 import { FileOpError } from './files/paths.js';
 import { locateInRoots, type Location, type LocateOptions } from './files/beneath.js';
 import type { ForbiddenDir } from './files/forbidden.js';
-import type { FileOpContext, FileOperation } from './files/operation.js';
+import { INTERNAL_FILE_ERROR, type FileOpContext, type FileOperation } from './files/operation.js';
 import { PutOperation } from './files/put.js';
 import { GetOperation } from './files/get.js';
 import { ListOperation, MkdirOperation, StatOperation } from './files/meta.js';
@@ -107,7 +107,9 @@ export class FileChannel implements ServerChannel {
         const errno = err instanceof FileOpError ? err.errno : undefined;
         if (!(err instanceof FileOpError)) this.#host.log.error({ client: this.#host.remote, channel: this.id, op: this.#file.op, err: message }, 'file operation failed to open');
         if (!(err instanceof FileOpError && err.escape)) this.#host.audit.record(fileEvent({ op: this.#file.op, path: this.#file.path, ok: false, errno, error: message }));
-        channel.openFail(ErrorCode.BAD_REQUEST, message, errno ? { errno } : {});
+        // Our own fault (not a FileOpError) is not the request's: generic text, details logged above.
+        if (err instanceof FileOpError) channel.openFail(ErrorCode.BAD_REQUEST, message, errno ? { errno } : {});
+        else channel.openFail(ErrorCode.INTERNAL, INTERNAL_FILE_ERROR);
       },
     );
     return null;

@@ -15,6 +15,8 @@ import type { AuditEvent, AuditLog } from '../audit/audit-log.js';
 interface LostCommand {
   channel?: number;
   command?: string;
+  /** The exact argv of a command run without a shell. */
+  argv?: string[];
   cwd?: string;
   startedAt?: string;
   user?: string;
@@ -57,7 +59,7 @@ export function recoverLostCommands(stateDir: string, log: AuditLog, logger: Log
         exitCode: null,
         signal: 'SIGKILL',
         durationMs: startedAt && endedAt ? endedAt.getTime() - startedAt.getTime() : null,
-        detail: { channel: lost.channel ?? null, timedOut: false, ended: 'daemon lost', file: name },
+        detail: { channel: lost.channel ?? null, ...(Array.isArray(lost.argv) ? { argv: lost.argv } : {}), timedOut: false, ended: 'daemon lost', file: name },
       });
     }
     // Recorded first, removed after: a crash in between repeats rows rather than losing them.

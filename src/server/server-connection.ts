@@ -311,7 +311,8 @@ export class ServerConnection implements ChannelHost {
     try {
       this.#channels?.connectionLost(error);
     } finally {
-      if (error) this.log.warn({ client: this.remote, code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
+      if (error?.code === ErrorCode.INTERNAL) this.log.error({ client: this.remote, code: error.code, err: error.message, stack: (error.cause as Error | undefined)?.stack, authenticated: wasOpen }, 'connection closed: internal error (a bug in shellwire)');
+      else if (error) this.log.warn({ client: this.remote, code: error.code, err: error.message, authenticated: wasOpen }, 'connection closed with error');
       else this.log.debug({ client: this.remote }, 'connection closed');
       this.audit.record(disconnectEvent());
       this.#ctx.onClosed(this);

@@ -16,7 +16,7 @@ import { AuthThrottle, type LockInfo, type ThrottleOptions } from '../auth/throt
 import { takeUnlockRequests, writeLockState } from '../auth/lock-state.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
 import { stateDirExposure } from '../auth/state-dir-exposure.js';
-import type { AuditSink } from '../audit/audit-sink.js';
+import { ContainedSink, type AuditSink } from '../audit/audit-sink.js';
 import { AuditLog, auditLogPath } from '../audit/audit-log.js';
 import { DaemonAudit, type AuditFailureAction } from '../audit/daemon-audit.js';
 import { connectFailedEvent } from '../audit/events.js';
@@ -53,13 +53,22 @@ export interface ServerOptions {
   throttle?: ThrottleOptions | AuthThrottle;
   /**
    * Audit trail. Default: the chained SQLite log `<state-dir>/audit.sqlite`; `false` for none;
-   * or any sink: an object with `record(event: AuditEvent)` (must not throw, must be quick; the
-   * server fills in the peer address and, after login, the user) and optionally `admit()`,
+   * or any sink: an object with `record(event: AuditEvent)` (should not throw, must be quick;
+   * the server fills in the peer address and, after login, the user) and optionally `admit()`,
    * asked before each new channel (return a refusal to refuse it). Types from `shellwire/audit`.
+   *
+   * A sink that throws never ends the process or a connection: the throw is logged (`error`)
+   * and read as "the audit trail is unavailable" (docs/audit.md). The row it was recording is
+   * lost; what it recorded goes on (a `connect` or `auth-ok`: the connection is served; a
+   * `command-start`: the command, already admitted, runs; a `command-end`: the result was
+   * already sent). Until a later `record()` succeeds, new channels are refused with
+   * `SW_ERR_AUDIT_UNAVAILABLE` under `auditFailure: 'refuse'` (the default), or served under
+   * `'continue'`; each refusal records a `denied` row, which is the retry. A throw from
+   * `admit()` refuses that channel the same way.
    */
   audit?: AuditSink | false;
   /**
-   * While the default audit log cannot be written (disk full, I/O error): `refuse` new
+   * While the audit log (the default one, or a sink that throws) cannot be written (disk full, I/O error): `refuse` new
    * commands with `SW_ERR_AUDIT_UNAVAILABLE` (default), or `continue` serving. Either way rows
    * wait in memory (up to `auditQueueLimit`) and a gap row marks the outage when writing resumes.
    */
@@ -136,7 +145,8 @@ export class Server {
         }
       };
     }
-    this.#audit = options.audit || null;
+    // A sink from the embedder may throw: contained in one place, read as "audit unavailable".
+    this.#audit = !options.audit ? null : options.audit instanceof DaemonAudit ? options.audit : ContainedSink.of(options.audit, this.#log, options.auditFailure);
     const baseEnv = commandBaseEnv();
     this.#baseEnv = baseEnv;
     this.#containers = new Containers({
@@ -342,6 +352,9 @@ export class Server {
    * destroyed when the connection ends.
    */
   handleConnection(transport: Transport, peer: TransportPeer = { address: 'transport' }): void {
+    // For the transport's whole life, through its destroy: a Duplex.from() transport emits an
+    // AbortError when destroyed (by us: a timeout, a GOODBYE), which unheard would end the process.
+    transport.on('error', (err: Error) => this.#log.debug({ client: peer.remote ?? peer.address, err: err.message }, 'transport error'));
     const socket = new TLSSocket(transport, {
       isServer: true,
       secureContext: this.#secureContext,
@@ -364,12 +377,21 @@ export class Server {
       }
       this.#tlsOnSecureConnection(socket, this.#authenticator, this.#baseEnv);
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!secured) {
-        secured = true;
-        this.#tlsOnClientError(err, socket);
-      }
-    });
+    // The handshake failed, timed out or the peer left: one `connect` row with ok:false, as
+    // tls.Server gives TCP connections (its tlsClientError), which a bare TLSSocket never does.
+    const failed = (err: NodeJS.ErrnoException) => {
+      if (secured) return;
+      secured = true;
+      this.#tlsOnClientError(err, socket);
+    };
+    socket.on('error', failed);
+    const left = () => failed(Object.assign(new Error('the peer closed the connection before the TLS handshake completed'), { code: 'ECONNRESET' }));
+    socket.once('end', left);
+    socket.once('close', left);
+    startup.evict = (reason) => {
+      if (reason === 'timeout') failed(Object.assign(new Error('TLS handshake timeout'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }));
+      socket.destroy();
+    };
   }
 
   #tlsOnClientError(err: NodeJS.ErrnoException, socket: TLSSocket): void {

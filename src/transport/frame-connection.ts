@@ -7,7 +7,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, ProtocolError, ConnectionError, type ShellwireError } from '../errors.js';
+import { ErrorCode, ProtocolError, ConnectionError, ShellwireError } from '../errors.js';
 import { FrameDecoder, FrameType, STREAM_FRAME_TYPES, encodeFrame, encodeFrameHeader, type Frame } from '../protocol/frame.js';
 import { encodeCodeMessage, decodeCodeMessage, type Goodbye } from '../protocol/messages.js';
 
@@ -188,8 +188,20 @@ export class FrameConnection<S extends Duplex = TLSSocket | Socket> {
     try {
       this.decoder.push(chunk);
     } catch (err) {
-      this.fail(err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.BAD_MESSAGE, String(err), { cause: err }));
+      if (err instanceof ProtocolError) this.fail(err);
+      else this.#internalError(err);
     }
+  }
+
+  /**
+   * Our own fault while handling the peer's bytes: the peer did nothing wrong and must not be
+   * told it did (SW_ERR_BAD_MESSAGE), nor read our internals. It hears a generic
+   * SW_ERR_INTERNAL; the details (message, stack as `cause`) go to our `onClose`, which logs them.
+   */
+  #internalError(err: unknown): void {
+    if (this.#closed) return;
+    this.goodbye(ErrorCode.INTERNAL, 'Internal error while handling a frame (a bug in shellwire); the details are in the log of the side that closed the connection.');
+    this.#finish(new ShellwireError(ErrorCode.INTERNAL, `Internal error handling a frame: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
   }
 
   #decoderOnFrame(frame: Frame): void {
@@ -217,7 +229,7 @@ export class FrameConnection<S extends Duplex = TLSSocket | Socket> {
           this.#handlers.onFrame(frame);
         } catch (err) {
           if (err instanceof ProtocolError) this.fail(err);
-          else this.fail(new ProtocolError(ErrorCode.BAD_MESSAGE, `Internal error handling a frame: ${(err as Error).message}`, { cause: err }));
+          else this.#internalError(err);
         }
     }
   }

@@ -43,8 +43,9 @@ test('a scripted session leaves exact, chained audit rows', async () => {
         ['auth-ok', 'ops', null, null],
         ['command-start', 'ops', 'echo hello', null],
         ['command-end', 'ops', 'echo hello', 0],
-        ['command-start', 'ops', 'sh -c cat >/dev/null; printf abc; exit 3', null],
-        ['command-end', 'ops', 'sh -c cat >/dev/null; printf abc; exit 3', 3],
+        // Shell-quoted: the argv's word boundaries are kept (review 11 #5).
+        ['command-start', 'ops', "sh -c 'cat >/dev/null; printf abc; exit 3'", null],
+        ['command-end', 'ops', "sh -c 'cat >/dev/null; printf abc; exit 3'", 3],
         ['denied', 'ops', 'reboot now', null],
         ['disconnect', 'ops', null, null],
       ]);
@@ -72,3 +73,43 @@ test('a scripted session leaves exact, chained audit rows', async () => {
     await d.stop();
   }
 });
+
+test('argv commands keep their word boundaries: shell-quoted text that sh -c runs the same, and the exact argv in detail.argv', async () => {
+  const { captureLogger } = await import('../helpers/raw-client.js');
+  const { execFileSync } = await import('node:child_process');
+  const { logger, lines } = captureLogger();
+  const d = await startDaemon({ logger });
+  try {
+    const argv = ['printf', '[%s]', 'a b', "it's", '', '$HOME', 'x\ny', '*', 'tab\there'];
+    const conn = await d.connect();
+    const ran = await conn.exec(argv);
+    await conn.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const log = AuditLog.open(auditLogPath(d.server.stateDir), { readonly: true });
+    try {
+      const rows = log.query({}).filter((r) => r.kind === 'command-start' || r.kind === 'command-end');
+      assert.equal(rows.length, 2);
+      for (const row of rows) {
+        assert.deepEqual(row.detail?.argv, argv);
+        assert.equal(row.command, `printf '[%s]' 'a b' 'it'\\''s' '' '$HOME' 'x\ny' '*' 'tab\there'`);
+        // The text runs the same argv: the same output as the command gave.
+        assert.equal(execFileSync('/bin/sh', ['-c', row.command!], { encoding: 'utf8' }), ran.stdout);
+      }
+    } finally {
+      log.close();
+    }
+    // The log line too: the quoted text and the exact argv.
+    const finished = lines.find((l) => l.msg === 'command finished')!;
+    assert.equal(finished.command, rows0(argv));
+    assert.deepEqual(finished.argv, argv);
+    // `shellwire audit` prints the quoted text.
+    const out = await runCli(['audit', '--state-dir', d.server.stateDir, '--kind', 'command-start'], { env: d.env });
+    assert.ok(out.stdout.includes(`printf '[%s]' 'a b'`), out.stdout + out.stderr);
+  } finally {
+    await d.stop();
+  }
+});
+
+function rows0(argv: string[]): string {
+  return argv.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}

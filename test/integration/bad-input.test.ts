@@ -200,6 +200,23 @@ describe('bad input on one daemon', () => {
     await assertServes(d);
   });
 
+  it('one STDIN frame bigger than the window: the GOODBYE names the frame\'s size, not a piece of it (review 11 #12)', async () => {
+    const small = await startDaemon({ limits: { stdinWindow: 64 * 1024 } });
+    const client = await RawClient.open(small.port);
+    const welcome = await client.authenticate(small.token);
+    const opened = await client.openExec(1, { command: 'sleep 5' });
+    const window = opened.body.window as number;
+    const size = welcome.maxPayload;
+    assert.ok(size > window, `maxPayload ${size} > window ${window}`);
+    // Sent in small writes: the daemon's decoder passes the frame on in pieces.
+    const frame = encodeFrame(FrameType.STDIN, 1, Buffer.alloc(size, 0x61));
+    for (let at = 0; at < frame.length && !client.closed; at += 16 * 1024) client.write(frame.subarray(at, at + 16 * 1024));
+    const goodbye = await assertGoodbye(client, ErrorCode.WINDOW_OVERRUN);
+    assert.match(goodbye.message, new RegExp(`a ${size}-byte data frame on channel 1 with only ${window} bytes of window left`));
+    await assertServes(small);
+    await small.stop();
+  });
+
   it('STDIN past the window after the daemon\'s EXIT and CLOSE: still SW_ERR_WINDOW_OVERRUN (§6.3 rule 2)', async () => {
     const client = await RawClient.open(d.port);
     const welcome = await client.authenticate(d.token);
@@ -528,6 +545,71 @@ describe('bad input needing its own limits', () => {
       await assertGoodbye(client, ErrorCode.SERVER_SHUTTING_DOWN);
       await closing;
       await assert.rejects(d.connect(), { name: 'ConnectionError', code: ErrorCode.CONNECT_FAILED });
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('an internal fault while handling a frame (review 11 #1)', () => {
+  it('is SW_ERR_INTERNAL with a generic message: the client is not blamed and hears none of our internals', async () => {
+    const { logger, lines } = captureLogger();
+    // A channel kind whose factory has a bug: a plain Error, not a ProtocolError.
+    const d = await startDaemon({ logger, channelKinds: [['buggy', () => { throw new Error('secret internal detail /etc/x'); }]] });
+    try {
+      const client = await RawClient.open(d.port);
+      await client.authenticate(d.token);
+      client.sendJson(FrameType.OPEN, 1, { kind: 'buggy', window: 65536, maxPacket: 16384 });
+      const goodbye = await assertGoodbye(client, ErrorCode.INTERNAL);
+      assert.doesNotMatch(goodbye.message, /secret|\/etc\/x/);
+      // The details are in the daemon's log, at error level.
+      assert.ok(await waitFor(() => lines.some((l) => l.code === ErrorCode.INTERNAL && /secret internal detail/.test(String(l.err)))));
+      await assertServes(d);
+    } finally {
+      await d.stop();
+    }
+  });
+});
+
+describe('control JSON that is not UTF-8 or repeats a key (review 11 #4)', () => {
+  it('an OPEN with invalid UTF-8 or a repeated key is refused (OPEN_FAIL SW_ERR_BAD_MESSAGE), runs nothing, and the connection lives', async () => {
+    const d = await startDaemon();
+    try {
+      const client = await RawClient.open(d.port);
+      await client.authenticate(d.token);
+      const head = '{"kind":"exec","window":65536,"maxPacket":16384,"command":"printf %s caf';
+      const bodies = [
+        Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from('"}')]),
+        Buffer.concat([Buffer.from(head), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]),
+        Buffer.from('{"kind":"exec","window":65536,"maxPacket":16384,"command":"echo first","command":"echo second"}'),
+      ];
+      let id = 1;
+      for (const body of bodies) {
+        client.send(FrameType.OPEN, id, body);
+        const frame = await client.nextFrame((f) => f.channel === id && (f.type === FrameType.OPEN_OK || f.type === FrameType.OPEN_FAIL));
+        assert.equal(frame.type, FrameType.OPEN_FAIL, body.toString('latin1'));
+        assert.equal((JSON.parse(frame.payload.toString('utf8')) as { code: string }).code, ErrorCode.BAD_MESSAGE);
+        id += 1;
+      }
+      // Still serving on this connection.
+      const opened = await client.openExec(id, { command: 'true' });
+      assert.equal(opened.type, FrameType.OPEN_OK);
+      client.socket.destroy();
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a HELLO with invalid UTF-8 is a malformed HELLO: GOODBYE SW_ERR_BAD_MESSAGE', async () => {
+    const d = await startDaemon();
+    try {
+      const client = await RawClient.open(d.port);
+      // A real HELLO whose client name holds a raw 0xE9 byte (framed again: its length changed).
+      const hello = RawClient.helloFrame(d.token, { client: 'x\udce9' }).subarray(FRAME_HEADER_SIZE);
+      const at = hello.indexOf('\\udce9');
+      client.write(encodeFrame(FrameType.HELLO, 0, Buffer.concat([hello.subarray(0, at), Buffer.from([0xe9]), hello.subarray(at + 6)])));
+      await assertGoodbye(client, ErrorCode.BAD_MESSAGE);
+      await assertServes(d);
     } finally {
       await d.stop();
     }

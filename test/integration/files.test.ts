@@ -275,6 +275,15 @@ test('a file where a directory is expected gives a clear error', async () => {
   assert.match(g.stderr, /no such file or directory \(ENOENT\)/);
 });
 
+test('a put into a remote directory that does not exist says how to create it (review 11 #12)', async () => {
+  makeFile(join(local, 'payload-nodir'), Buffer.from('x'));
+  const r = await cli(['put', join(local, 'payload-nodir'), remote('no-such-dir/x')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /no-such-dir\/x: no such file or directory \(ENOENT\)\. Create the remote directory first \(`shellwire exec HOST mkdir -p \S*no-such-dir`\), or copy a whole directory with `shellwire put -r`/);
+  const g = await cli(['get', remote('no/such/file'), local]);
+  assert.match(g.stderr, /Check the remote path/);
+});
+
 test('permission denied (immutable directory) leaves the old target intact', async (t) => {
   const dir = join(home, 'locked');
   mkdirSync(dir);

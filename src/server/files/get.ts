@@ -174,7 +174,7 @@ export class GetOperation implements FileOperation {
     if (this.#done) return;
     this.#done = true;
     await this.#close();
-    this.#ctx.finish(failure(err));
+    this.#ctx.finish(failure(err, this.#ctx.host));
   }
 
   async #close(): Promise<void> {

@@ -130,7 +130,7 @@ export class ListOperation implements FileOperation {
     this.#listing = true;
     void this.#list().finally(() => this.#releaseLocation()).then(
       () => !this.#aborted && this.#ctx.finish({ ok: true, count: this.#count }),
-      (err: unknown) => !this.#aborted && this.#ctx.finish(failure(err)),
+      (err: unknown) => !this.#aborted && this.#ctx.finish(failure(err, this.#ctx.host)),
     );
   }
 

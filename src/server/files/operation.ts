@@ -42,12 +42,20 @@ export interface FileOperation {
   summary(): Record<string, unknown>;
 }
 
-/** EXIT fields for a failure: `FileOpError`s keep their message and errno. */
-export function failure(err: unknown): FileExit {
+/**
+ * EXIT fields for a failure: `FileOpError`s keep their message and errno. Anything else is
+ * our bug, not the client's request: SW_ERR_INTERNAL with a generic message, the details in
+ * the daemon's log only.
+ */
+export function failure(err: unknown, host?: Pick<ChannelHost, 'log' | 'remote'>): FileExit {
   if (err instanceof FileOpError) {
     const exit: FileExit = { ok: false, error: { code: err.code, message: err.message } };
     if (err.errno) exit.errno = err.errno;
     return exit;
   }
-  return { ok: false, error: { code: ErrorCode.BAD_REQUEST, message: `Internal error: ${(err as Error)?.message ?? String(err)}` } };
+  host?.log.error({ client: host.remote, code: ErrorCode.INTERNAL, err: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack }, 'file operation failed: internal error (a bug in shellwire)');
+  return { ok: false, error: { code: ErrorCode.INTERNAL, message: INTERNAL_FILE_ERROR } };
 }
+
+/** What the client hears of our own fault in a file operation. */
+export const INTERNAL_FILE_ERROR = 'Internal error in the daemon during the file operation (a bug in shellwire); the details are in the daemon log.';

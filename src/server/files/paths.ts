@@ -6,7 +6,7 @@
  */
 import { ErrorCode, errnoOf } from '../../errors.js';
 import { lstat, realpath } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { decodeOsBytes, encodeOsBytes } from '../../protocol/os-bytes.js';
 
 /** A request the daemon refuses: a path outside the roots, or a failed system call. */
@@ -48,12 +48,35 @@ const ERRNO_TEXT: Record<string, string> = {
   ETXTBSY: 'the file is a running program',
 };
 
-/** "PATH: permission denied (EACCES)" for a failed system call. */
+/** "Cannot write to PATH: permission denied (EACCES). <what to do>" for a failed system call. */
 export function systemError(what: string, path: string, err: unknown): FileOpError {
   const e = err as NodeJS.ErrnoException;
   const code = errnoOf(err);
   const text = code ? ERRNO_TEXT[code] ?? e.message : String(err);
-  return new FileOpError(`Cannot ${what} ${path}: ${text}${code ? ` (${code})` : ''}.`, code ? { errno: code, cause: err } : { cause: err });
+  const hint = code ? nextStep(what, path, code) : '';
+  return new FileOpError(`Cannot ${what} ${path}: ${text}${code ? ` (${code})` : ''}.${hint ? ` ${hint}` : ''}`, code ? { errno: code, cause: err } : { cause: err });
+}
+
+/** What the user can do about a failed system call on the daemon's host ('' when nothing useful). */
+function nextStep(what: string, path: string, code: string): string {
+  const writing = /^(write|create|rename|replace|set)/.test(what);
+  const dir = dirname(path);
+  switch (code) {
+    case 'ENOENT':
+      return writing
+        ? `Create the remote directory first (\`shellwire exec HOST mkdir -p ${dir}\`), or copy a whole directory with \`shellwire put -r\`.`
+        : 'Check the remote path (`shellwire ls HOST:DIR` lists a directory).';
+    case 'ENOTDIR':
+      return 'A part of the remote path is a file, not a directory: check the path.';
+    case 'EACCES':
+    case 'EPERM':
+      return `The remote account may not do that: check the permissions of ${writing ? dir : path} (\`ls -ld\`), or log in as a user who may.`;
+    case 'EROFS':
+      return 'Choose a writable location on the remote host.';
+    default:
+      // ENOSPC/EDQUOT: the put that hit them says what it did with its partial file and what to do.
+      return '';
+  }
 }
 
 /** The absolute path a request names: relative to `home`, `~` and `~/x` too. `..` is collapsed. */

@@ -260,7 +260,7 @@ export class PutOperation implements FileOperation {
     if (this.#done) return;
     this.#done = true;
     await this.#release(removePartial);
-    this.#ctx.finish(failure(err));
+    this.#ctx.finish(failure(err, this.#ctx.host));
   }
 
   /**
