@@ -38,7 +38,7 @@ export async function listRemote(conn: ChannelOpener, remote: string, options: {
   channel.onData = (chunk) => {
     let data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
     for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10)) {
-      entries.push(decodeFileEntry(data.subarray(0, nl).toString('utf8')));
+      entries.push(decodeFileEntry(data.subarray(0, nl)));
       data = data.subarray(nl + 1);
     }
     // Credit goes back as bytes are consumed, so a line that never ends would grow `rest`
