@@ -26,6 +26,12 @@ export interface ExitInfo {
   durationMs: number;
   /** Session commands: the working directory afterwards, as an OS byte string (`encodeOsBytes` gives its bytes). */
   cwd?: string;
+  /**
+   * Set when the program could not be started (`SW_ERR_SPAWN_FAILED`: not found, exit 127;
+   * not executable, exit 126), so that a missing program is not mistaken for one that exited
+   * 127 itself. The same text is also written to `stderr` as `shellwire: …`.
+   */
+  error?: { code: string; message: string };
 }
 
 export { CHANNEL_CLOSE_GRACE_MS } from './client-channel.js';
@@ -164,6 +170,7 @@ export class RemoteProcess implements AsyncDisposable {
       durationMs: performance.now() - this.#startedAt,
     };
     if (exit?.cwd !== undefined) info.cwd = exit.cwd;
+    if (exit?.error) info.error = { code: exit.error.code, message: exit.error.message };
     this.#resolve(info);
   }
 }

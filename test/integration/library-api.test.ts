@@ -146,3 +146,27 @@ test('one vocabulary: timeoutMs for exec, spawn, close and runOn, maxBuffer for 
   const timedOut = await runOn([host], 'sleep 5', { connect: { token: d.token, fingerprint: d.fingerprint }, timeoutMs: 200 }).result();
   assert.equal(timedOut.results[0]!.status, 'timed-out');
 });
+
+test("spawn(): a program that cannot be started is told from one that exited 127 itself (exited.error)", async () => {
+  const conn = await d.connect();
+  try {
+    const missing = conn.spawn(['/nonexistent/program-xyz']);
+    let stderr = '';
+    missing.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    missing.stdout.resume();
+    const info = await missing.exited;
+    assert.equal(info.exitCode, 127);
+    assert.equal(info.error?.code, ErrorCode.SPAWN_FAILED);
+    assert.match(info.error?.message ?? '', /\/nonexistent\/program-xyz/);
+    assert.match(stderr, /^shellwire: .*\/nonexistent\/program-xyz/);
+    // A program that exits 127 on its own has no error.
+    const own = conn.spawn(['sh', '-c', 'exit 127']);
+    own.stdout.resume();
+    own.stderr.resume();
+    const ownInfo = await own.exited;
+    assert.equal(ownInfo.exitCode, 127);
+    assert.equal(ownInfo.error, undefined);
+  } finally {
+    await conn.close({ timeoutMs: 1_000 });
+  }
+});
