@@ -7,22 +7,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import ts from 'typescript';
-import { tempDir, removeDir } from '../helpers/fixtures.js';
+import { removeDir } from '../helpers/fixtures.js';
+import { packageProject, ROOT } from '../helpers/package-project.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 let project: string;
 
 before(() => {
-  assert.ok(existsSync(join(ROOT, 'dist/index.d.ts')), 'run `npm run build` first: the examples are checked against dist/');
-  project = tempDir('shellwire-docs-ts-');
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }));
-  mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
-  symlinkSync(ROOT, join(project, 'node_modules/shellwire'));
-  symlinkSync(join(ROOT, 'node_modules/@types/node'), join(project, 'node_modules/@types/node'));
+  project = packageProject('shellwire-docs-ts-');
 });
 after(() => removeDir(project));
 

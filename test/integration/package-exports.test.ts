@@ -11,23 +11,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import ts from 'typescript';
-import { cleanEnv, removeDir, tempDir } from '../helpers/fixtures.js';
+import { cleanEnv, removeDir } from '../helpers/fixtures.js';
+import { packageProject } from '../helpers/package-project.js';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 let project: string;
 
 before(() => {
-  for (const entry of ['index', 'server/index', 'audit/index']) {
-    assert.ok(existsSync(join(ROOT, `dist/${entry}.d.ts`)), `run \`npm run build\` first: dist/${entry}.d.ts is missing`);
-  }
-  project = tempDir('shellwire-exports-');
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }));
-  mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
-  symlinkSync(ROOT, join(project, 'node_modules/shellwire'));
-  symlinkSync(join(ROOT, 'node_modules/@types/node'), join(project, 'node_modules/@types/node'));
+  project = packageProject('shellwire-exports-', ['index', 'server/index', 'audit/index']);
 });
 after(() => removeDir(project));
 
