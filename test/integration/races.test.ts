@@ -23,8 +23,11 @@ async function stillWorks(conn: Connection): Promise<void> {
 test('an abort that crosses an OPEN_FAIL: the request fails, the connection lives', async () => {
   const conn = await d.connect();
   const running = conn.exec('sleep 2; echo other');
-  const aborted = AbortSignal.abort();
-  await assert.rejects(conn.exec('true', { cwd: '/nonexistent-dir', signal: aborted }), (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
+  // Aborted once the OPEN is sent (an already-aborted signal sends nothing at all).
+  const controller = new AbortController();
+  const refused = conn.exec('true', { cwd: '/nonexistent-dir', signal: controller.signal });
+  controller.abort();
+  await assert.rejects(refused, (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
   const p = conn.spawn('true', { cwd: '/nonexistent-dir' });
   p.kill('SIGINT');
   await assert.rejects(p.exited, (err: ShellwireError) => err.code === ErrorCode.BAD_REQUEST);
