@@ -18,6 +18,7 @@ import { isLoopback } from '../transport/address.js';
 import { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 import { ClassicConnection, classicErrorLine } from './classic-connection.js';
 import { Containers } from '../process/containment.js';
+import type { Spawner } from '../process/spawner.js';
 import type { AuditSink } from '../audit/audit-sink.js';
 
 export { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
@@ -39,6 +40,8 @@ export interface ClassicServerOptions {
   env?: Record<string, string>;
   /** The daemon's command containers (`Server.containers`); default: its own. */
   containers?: Containers;
+  /** The daemon's spawner (`Server.spawner`); without it, this process forks the commands. */
+  spawner?: Spawner;
   /** The daemon's audit trail (`Server.audit`): classic clients and commands are recorded too. */
   audit?: AuditSink | null;
 }
@@ -59,6 +62,7 @@ export class ClassicServer {
   #env: Record<string, string>;
   #draining = false;
   #containers: Containers;
+  #spawner: Spawner | undefined;
   #audit: AuditSink | null;
 
   constructor(options: ClassicServerOptions) {
@@ -72,6 +76,7 @@ export class ClassicServer {
     this.#env = options.env ?? commandBaseEnv();
     this.#audit = options.audit ?? null;
     this.#containers = options.containers?.share() ?? new Containers({ onWarning: (message) => this.#log.warn(message) });
+    this.#spawner = options.spawner;
     // allowHalfOpen: a client's EOF means "no more commands", not "no more replies".
     this.#net = createServer({ allowHalfOpen: true }, (socket) => this.#netOnConnection(socket));
   }
@@ -141,6 +146,7 @@ export class ClassicServer {
       cwd: this.#cwd,
       env: this.#env,
       containers: this.#containers,
+      spawner: this.#spawner,
       audit: this.#audit,
       onClosed: (c) => this.#connections.delete(c),
     });
