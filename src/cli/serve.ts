@@ -230,6 +230,28 @@ async function runServe(settings: ServeSettings): Promise<void> {
       fail(`Cannot listen on ${where} (--classic-port): ${String(err)}`, 1);
     }
   }
+  // Before the banner: whoever reads it may stop us at once (a SIGTERM with no handler kills).
+  let stopping = false;
+  // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):
+  // every path ends in process.exit, and the timers are unref'd so a clean stop exits sooner.
+  const exitWithin = (ms: number, code: number) => setTimeout(() => process.exit(code), ms).unref();
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: killing running commands now');
+      exitWithin(FORCED_EXIT_MS, 1);
+      void running.close(0).finally(() => process.exit(0));
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    exitWithin(running.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
+    void running.close().finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   const address = formatTarget({ host: running.address.address, port: running.address.port });
   process.stdout.write(
     [
@@ -253,25 +275,4 @@ async function runServe(settings: ServeSettings): Promise<void> {
     const result = running.reloadUsers();
     if (!result.ok) warn(`users.yaml not reloaded, the old users stay in force:\n${result.error}`);
   };
-  let stopping = false;
-  // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):
-  // every path ends in process.exit, and the timers are unref'd so a clean stop exits sooner.
-  const exitWithin = (ms: number, code: number) => setTimeout(() => process.exit(code), ms).unref();
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: killing running commands now');
-      exitWithin(FORCED_EXIT_MS, 1);
-      void running.close(0).finally(() => process.exit(0));
-      return;
-    }
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    exitWithin(running.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
-    void running.close().finally(() => {
-      logger.flush();
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
