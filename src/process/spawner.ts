@@ -249,7 +249,8 @@ export class Spawner {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(socketPath, () => {
+        // A deep backlog: a burst of spawns opens 3 connections each (the kernel caps it at somaxconn).
+        server.listen({ path: socketPath, backlog: 4096 }, () => {
           server.off('error', reject);
           resolve();
         });
