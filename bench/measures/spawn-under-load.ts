@@ -77,7 +77,8 @@ export async function measureUnderLoad(sw: typeof Shellwire, spawner: 'on' | 'of
 
 export function describeRun(run: LoadRun): string {
   return (
-    `spawner ${run.spawner}: idle ${range([...run.before, ...run.after], 3, ' ms')} (before ${range(run.before, 3, ' ms')}, after ${range(run.after, 3, ' ms')}), ` +
+    `spawner ${run.spawner}: idle ${range([...run.before, ...run.after], 3, ' ms')} (before ${range(run.before, 3, ' ms')}, median ${fmt(median(run.before), 3)}; ` +
+    `after ${range(run.after, 3, ' ms')}, median ${fmt(median(run.after), 3)}: a daemon forking itself stays slow once its heap grew), ` +
     `loaded ${range(run.loaded, 3, ' ms')}; daemon RSS ${fmt(run.rssIdleMiB, 0)} → ${fmt(run.rssLoadedMiB, 0)} MiB`
   );
 }
