@@ -23,5 +23,6 @@ import { cold } from './measures/cold.js';
 import { idleRss } from './measures/idle-rss.js';
 import { slowReaderRss } from './measures/slow-reader-rss.js';
 import { spawnLatency } from './measures/spawn-latency.js';
+import { spawnUnderLoad } from './measures/spawn-under-load.js';
 
-runBench([roundTrip, auditOverhead, concurrent, stream, libraryStream, cold, idleRss, slowReaderRss, spawnLatency]);
+runBench([roundTrip, auditOverhead, concurrent, stream, libraryStream, cold, idleRss, slowReaderRss, spawnLatency, spawnUnderLoad]);

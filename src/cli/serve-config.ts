@@ -54,6 +54,7 @@ export interface ServeSettings {
   classicListen: string | undefined;
   fileRoots: string[] | undefined;
   containment: 'auto' | 'cgroup' | 'process-group';
+  spawner: 'on' | 'off';
 }
 
 /** A setting's value as given: flag text, or a YAML scalar/list. */
@@ -167,6 +168,7 @@ export const SERVE_SETTINGS = {
   classicListen: { flag: '--classic-listen', parse: classicListen },
   fileRoots: { flag: '--file-root', parse: (v: RawValue) => (Array.isArray(v) ? v : [text(v)]).map((dir) => resolve(dir)) },
   containment: { flag: '--containment', parse: oneOf(['auto', 'cgroup', 'process-group'] as const) },
+  spawner: { flag: '--spawner', parse: oneOf(['on', 'off'] as const) },
 } as const;
 
 export type SettingKey = keyof typeof SERVE_SETTINGS;
@@ -200,6 +202,7 @@ const SCHEMA = z.strictObject({
   classicListen: z.string(),
   fileRoots: z.array(z.string()),
   containment: z.string(),
+  spawner: z.string(),
 }).partial();
 
 /** The values the file sets (raw, as a flag would give them) and where it was. */
@@ -278,6 +281,6 @@ export function parseServeConfig(source: string, path: string): Partial<Record<S
 function describeType(key: string): string {
   if (key === 'audit' || key === 'announce') return 'takes true or false';
   if (key === 'fileRoots') return 'takes a list of directories, e.g. [/srv, /home]';
-  if (key === 'stateDir' || key === 'logLevel' || key === 'auditFailure' || key === 'containment' || key === 'classicListen') return 'takes a string';
+  if (key === 'stateDir' || key === 'logLevel' || key === 'auditFailure' || key === 'containment' || key === 'spawner' || key === 'classicListen') return 'takes a string';
   return 'takes a number or a string';
 }

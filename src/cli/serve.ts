@@ -38,6 +38,7 @@ interface ServeFlags {
   classicListen?: string;
   fileRoot?: string[];
   containment: string;
+  spawner: string;
 }
 
 export function registerServe(program: Command): void {
@@ -60,6 +61,7 @@ export function registerServe(program: Command): void {
     .option('--announce', 'answer UDP discovery probes (same port number) with name, port and fingerprint; rate-limited')
     .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: any path, as its commands may go anywhere)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
     .option('--containment <mode>', 'auto (a cgroup per command where cgroup v2 is writable), cgroup, or process-group (setsid escapes); see docs/processes.md', 'auto')
+    .option('--spawner <on|off>', 'on: commands are forked by a small helper process, so starting one costs the same however many connections the daemon holds; off: the daemon forks them itself (debugging, measuring); see docs/processes.md', 'on')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
     .option('--audit-failure <action>', 'while the audit log cannot be written (disk full, I/O error): "refuse" new commands, or "continue" serving (rows wait in memory; a gap row marks the outage)', 'refuse')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr; default $SHELLWIRE_LOG_LEVEL, else info)`, 'info')
@@ -76,6 +78,7 @@ const FLAG_ATTRIBUTE: Record<SettingKey, keyof ServeFlags> = {
   maxStartupsPerSource: 'maxStartupsPerSource', handshakeTimeout: 'handshakeTimeout', killGrace: 'killGrace', outputGrace: 'outputGrace',
   shutdownGrace: 'shutdownGrace', logLevel: 'logLevel', audit: 'audit', auditFailure: 'auditFailure', announce: 'announce',
   classicPort: 'classicPort', classicListen: 'classicListen', fileRoots: 'fileRoot', containment: 'containment',
+  spawner: 'spawner',
 };
 
 /**
@@ -129,6 +132,7 @@ function resolveSettings(flags: ServeFlags, command: Command): ServeSettings {
     classicListen: s.classicListen,
     fileRoots: s.fileRoots,
     containment: s.containment,
+    spawner: s.spawner ?? 'on',
   } as ServeSettings;
 }
 
@@ -175,6 +179,7 @@ async function runServe(settings: ServeSettings): Promise<void> {
       stateDir,
       logger,
       containment: settings.containment,
+      spawner: settings.spawner === 'on',
       ...(settings.fileRoots ? { fileRoots: settings.fileRoots } : {}),
       limits: {
         maxConnections: settings.maxConnections,
@@ -210,6 +215,7 @@ async function runServe(settings: ServeSettings): Promise<void> {
       port: classic.port,
       logger,
       containers: running.containers,
+      ...(running.spawner ? { spawner: running.spawner } : {}),
       audit: running.audit,
       limits: { authTimeoutMs: running.limits.handshakeTimeoutMs, killGraceMs: running.limits.killGraceMs, outputGraceMs: running.limits.outputGraceMs },
     });
@@ -224,6 +230,28 @@ async function runServe(settings: ServeSettings): Promise<void> {
       fail(`Cannot listen on ${where} (--classic-port): ${String(err)}`, 1);
     }
   }
+  // Before the banner: whoever reads it may stop us at once (a SIGTERM with no handler kills).
+  let stopping = false;
+  // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):
+  // every path ends in process.exit, and the timers are unref'd so a clean stop exits sooner.
+  const exitWithin = (ms: number, code: number) => setTimeout(() => process.exit(code), ms).unref();
+  const stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: killing running commands now');
+      exitWithin(FORCED_EXIT_MS, 1);
+      void running.close(0).finally(() => process.exit(0));
+      return;
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    exitWithin(running.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
+    void running.close().finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   const address = formatTarget({ host: running.address.address, port: running.address.port });
   process.stdout.write(
     [
@@ -247,25 +275,4 @@ async function runServe(settings: ServeSettings): Promise<void> {
     const result = running.reloadUsers();
     if (!result.ok) warn(`users.yaml not reloaded, the old users stay in force:\n${result.error}`);
   };
-  let stopping = false;
-  // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):
-  // every path ends in process.exit, and the timers are unref'd so a clean stop exits sooner.
-  const exitWithin = (ms: number, code: number) => setTimeout(() => process.exit(code), ms).unref();
-  const stop = (signal: string) => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: killing running commands now');
-      exitWithin(FORCED_EXIT_MS, 1);
-      void running.close(0).finally(() => process.exit(0));
-      return;
-    }
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    exitWithin(running.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
-    void running.close().finally(() => {
-      logger.flush();
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -13,10 +13,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import type { Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import type { Containment } from './containment.js';
-import { exactSpawnLine } from './exact-spawn.js';
+import { exactSpawnLine, type SpawnLine } from './exact-spawn.js';
 import { DEFAULT_KILL_GRACE_MS, ProcessGroup } from './process-group.js';
+import { SpawnerError, type SpawnedChild, type Spawner } from './spawner.js';
 
 export { DEFAULT_KILL_GRACE_MS, HANGUP_DELAY_MS, hangUpGroup } from './process-group.js';
 
@@ -83,12 +84,27 @@ export interface ProcessOptions {
 export interface CommandExit {
   exitCode: number | null;
   signal: NodeJS.Signals | null;
-  /** Set when the command could not be started at all. */
+  /**
+   * Set when the command could not be started at all: Node's error (ENOENT, EACCES), or a
+   * SpawnerError when the spawner helper died while starting it.
+   */
   spawnError?: NodeJS.ErrnoException;
+  /** Set when the spawner helper died while the command ran: its group was killed (SW_ERR_SPAWNER). */
+  spawnerError?: SpawnerError;
+}
+
+/** The command's leader: forked by the daemon (`serve --spawner off`) or by the spawner helper. */
+export type CommandChild = ChildProcess | SpawnedChild;
+
+/** Was this rejection of `Spawner.spawn` a program that could not start (ENOENT, EACCES: Node's `spawn FILE` error)? */
+function isSpawnFailure(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException;
+  return typeof e?.errno === 'number' && typeof e.syscall === 'string' && e.syscall.startsWith('spawn');
 }
 
 export class CommandProcess {
-  readonly child: ChildProcess;
+  /** Null when the command could not be started (its close reports the spawnError). */
+  readonly child: CommandChild | null;
   readonly stdin: Writable;
   readonly stdout: Readable;
   readonly stderr: Readable;
@@ -107,54 +123,134 @@ export class CommandProcess {
   #killGraceMs: number;
   readonly containment: Containment | null;
 
-  constructor(spec: ProcessOptions, onClose: (exit: CommandExit) => void) {
-    this.#outputGraceMs = spec.outputGraceMs ?? DEFAULT_OUTPUT_GRACE_MS;
-    this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+  /**
+   * Start the command: directly (fork from this process) without a `spawner`, else through
+   * the spawner helper (spawner.ts: a small process forks, so the cost does not grow with the
+   * daemon). A program that cannot start (ENOENT, EACCES) is not a rejection: the process
+   * closes with `spawnError`, as Node reports it. Rejects (nothing started, nothing to clean
+   * up) only for a spawn line that cannot be spawned at all (Node throws synchronously).
+   */
+  static async start(spec: ProcessOptions, onClose: (exit: CommandExit) => void, spawner?: Spawner | null): Promise<CommandProcess> {
+    if (!spawner) return new CommandProcess(spec, onClose);
     const containment = spec.containment ?? null;
-    this.containment = containment;
+    let line: SpawnLine;
     try {
-      // Bytes that are not UTF-8 (in argv, env, cwd) reach the command exactly: exact-spawn.ts.
-      const { file, args, cwd, env } = exactSpawnLine(spec, containment ? (line) => containment.wrap(line.file, line.args, line.env, line.cwd) : undefined);
-      this.child = spawn(file, args, {
-        cwd,
-        env,
-        // detached: the child calls setsid(), so its pid is also its process group id.
-        detached: true,
-        stdio: spec.statePipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
-      });
+      line = CommandProcess.#line(spec);
     } catch (err) {
       containment?.removeNow();
       throw err;
     }
-    containment?.attach(this.child.pid);
-    this.#group = new ProcessGroup(this.child.pid, containment, this.#killGraceMs);
-    this.stdin = this.child.stdin!;
-    this.stdout = this.child.stdout!;
-    this.stderr = this.child.stderr!;
-    this.state = spec.statePipe ? (this.child.stdio[3] as Readable) : null;
+    let child: SpawnedChild;
+    try {
+      child = await spawner.spawn({ file: line.file, args: line.args, cwd: line.cwd, env: line.env, extraPipes: spec.statePipe ? 1 : 0 });
+    } catch (err) {
+      // A helper that died mid-spawn may have forked the wrapper already, unreported: what
+      // reached the cgroup goes too (the helper killed the groups it knew of).
+      if (containment) {
+        containment.killAll();
+        containment.finish();
+      }
+      if (!(err instanceof SpawnerError) && !isSpawnFailure(err)) throw err;
+      return new CommandProcess(spec, onClose, { failed: err as NodeJS.ErrnoException });
+    }
+    return new CommandProcess(spec, onClose, { child });
+  }
+
+  /** The exact line to spawn: bytes that are not UTF-8 (in argv, env, cwd) reach the command exactly (exact-spawn.ts), in its cgroup. */
+  static #line(spec: ProcessOptions): SpawnLine {
+    const containment = spec.containment;
+    return exactSpawnLine(spec, containment ? (line) => containment.wrap(line.file, line.args, line.env, line.cwd) : undefined);
+  }
+
+  /**
+   * Without `started`: spawn directly, now (a throw means nothing started). With it: the
+   * child the spawner started, or why it could not start.
+   */
+  constructor(spec: ProcessOptions, onClose: (exit: CommandExit) => void, started?: { child: SpawnedChild } | { failed: NodeJS.ErrnoException }) {
+    this.#outputGraceMs = spec.outputGraceMs ?? DEFAULT_OUTPUT_GRACE_MS;
+    this.#killGraceMs = spec.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    const containment = spec.containment ?? null;
+    this.containment = containment;
+    if (started && 'failed' in started) {
+      // What a ChildProcess does when spawn fails: empty output that ends, input that goes
+      // nowhere, then close with -errno (-2 for ENOENT) and the error.
+      const ended = () => new Readable({ read() { this.push(null); } });
+      this.child = null;
+      this.#group = new ProcessGroup(undefined, containment, this.#killGraceMs);
+      this.stdin = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+      this.stdout = ended();
+      this.stderr = ended();
+      this.state = spec.statePipe ? ended() : null;
+      this.#startFailed(started.failed, onClose);
+      return;
+    }
+    let child: CommandChild;
+    if (started) child = started.child;
+    else {
+      try {
+        const { file, args, cwd, env } = CommandProcess.#line(spec);
+        child = spawn(file, args, {
+          cwd,
+          env,
+          // detached: the child calls setsid(), so its pid is also its process group id.
+          detached: true,
+          stdio: spec.statePipe ? ['pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'],
+        });
+      } catch (err) {
+        containment?.removeNow();
+        throw err;
+      }
+    }
+    this.child = child;
+    containment?.attach(child.pid);
+    this.#group = new ProcessGroup(child.pid, containment, this.#killGraceMs);
+    this.stdin = child.stdin!;
+    this.stdout = child.stdout!;
+    this.stderr = child.stderr!;
+    this.state = spec.statePipe ? (child.stdio[3] as Readable) : null;
     // A command that exits without reading its input makes our writes fail with EPIPE:
     // that is the command's choice, not an error of ours.
     this.stdin.on('error', () => {});
     let spawnError: NodeJS.ErrnoException | undefined;
-    this.child.on('error', (err: NodeJS.ErrnoException) => {
-      spawnError = err;
-    });
+    let spawnerError: SpawnerError | undefined;
+    if (started) {
+      // From a SpawnedChild, 'error' means the helper died: the group was SIGKILLed (nothing
+      // could report its exit any more); the stop reaches what left the group, in the cgroup.
+      child.on('error', (err: SpawnerError) => {
+        spawnerError = err;
+        this.terminate();
+      });
+    } else {
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        spawnError = err;
+      });
+    }
     for (const stream of [this.stdout, this.stderr, this.state]) stream?.on('resume', () => this.#resumedAt.set(stream, performance.now()));
-    this.child.on('exit', () => {
+    child.on('exit', () => {
       this.#exited = true;
-      if (this.child.pid !== undefined) this.#afterExit();
+      if (child.pid !== undefined) this.#afterExit();
     });
     // 'close' comes after the exit *and* after stdout/stderr ended (or were cut after the
     // output grace), so every byte of output the pipes delivered has been read by then.
-    this.child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
+    child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       this.#exited = true;
       if (this.#outputTimer) clearTimeout(this.#outputTimer);
       this.#outputTimer = null;
       const exit: CommandExit = { exitCode: code, signal };
       if (spawnError) exit.spawnError = spawnError;
+      if (spawnerError) exit.spawnerError = spawnerError;
       // What survives the hang-up is released; until the hang-up went out, it stays contained.
       this.#group.end();
       onClose(exit);
+    });
+  }
+
+  /** The spawner could not start it: close on a later turn, so that the caller has its listeners on. */
+  #startFailed(err: NodeJS.ErrnoException, onClose: (exit: CommandExit) => void): void {
+    this.#exited = true;
+    setImmediate(() => {
+      this.#group.end();
+      onClose({ exitCode: typeof err.errno === 'number' ? err.errno : null, signal: null, spawnError: err });
     });
   }
 
@@ -208,7 +304,7 @@ export class CommandProcess {
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.child?.pid;
   }
 
   get exited(): boolean {

@@ -2,13 +2,20 @@
  * The one launcher: a `CommandSpec` (command-spec.ts) becomes a running command, on pipes
  * (`CommandProcess`) or on a terminal (`PtyProcess`), contained when the daemon has containers
  * (containment.ts). A command that cannot start is a refusal (code and message for OPEN_FAIL),
- * not a throw, so that a spawner in another process (issue 12) can send it back as data.
+ * not a throw, so that a spawner in another process can send it back as data.
+ *
+ * `startCommand` is the daemon's way in: commands on pipes are forked by the spawner helper
+ * (spawner.ts) when the daemon has one, so that a spawn costs the same however much the
+ * daemon holds. Terminals stay with `launchCommand` in the daemon: node-pty opens the pty
+ * master here, and a master opened in the helper could not be handed back without a native
+ * addon for fd passing (SCM_RIGHTS), which Node's IPC does not do for arbitrary fds.
  */
 import { ErrorCode } from '../errors.js';
 import { CommandProcess, type CommandExit } from './command-process.js';
 import { PtyProcess, loadedNodePty, nodePtyUnavailable } from './pty-process.js';
 import { spawnLine, type CommandSpec } from './command-spec.js';
 import type { Containers } from './containment.js';
+import type { Spawner } from './spawner.js';
 
 /** A running command: on pipes, or on a terminal when the spec asked for one. */
 export type LaunchedProcess = CommandProcess | PtyProcess;
@@ -22,6 +29,31 @@ export interface LaunchOptions {
   containers?: Containers | undefined;
   /** The command ended and its output is read (`CommandProcess`/`PtyProcess` onClose). */
   onClose: (exit: CommandExit) => void;
+}
+
+export interface StartOptions extends LaunchOptions {
+  /** The daemon's spawner; without it (`serve --spawner off`), commands are forked by the daemon itself. */
+  spawner?: Spawner | null | undefined;
+}
+
+/**
+ * Start a command, through the spawner when there is one (pipes only). Resolves once it runs
+ * (or once it is known that it could not start: a refusal, or a process that closes with its
+ * spawnError); never rejects.
+ */
+export async function startCommand(spec: CommandSpec, options: StartOptions): Promise<LaunchResult> {
+  if (spec.pty || !options.spawner) return launchCommand(spec, options);
+  const line = spawnLine(spec);
+  try {
+    const proc = await CommandProcess.start(
+      { ...line, killGraceMs: spec.killGraceMs, statePipe: spec.statePipe === true, outputGraceMs: spec.outputGraceMs, ...contained(options.containers) },
+      options.onClose,
+      options.spawner,
+    );
+    return { ok: true, process: proc };
+  } catch (err) {
+    return { ok: false, code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
+  }
 }
 
 export function launchCommand(spec: CommandSpec, options: LaunchOptions): LaunchResult {

@@ -103,7 +103,23 @@ export function spawnerMain(
   /** Commands whose leader has not been reaped yet, by request id. */
   const live = new Map<number, ChildProcess>();
 
-  const open = (): Promise<{ slot: number; socket: Socket }> =>
+  /**
+   * A connection to the daemon. Under a burst (hundreds of spawns at once while the daemon's
+   * loop is busy) its listen backlog fills and a Unix-socket connect fails with EAGAIN at
+   * once, not after a wait as TCP would: try again shortly, for a while.
+   */
+  const open = async (): Promise<{ slot: number; socket: Socket }> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await openOnce();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || attempt >= 500) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  };
+
+  const openOnce = (): Promise<{ slot: number; socket: Socket }> =>
     new Promise((resolve, reject) => {
       const slot = nextSlot++;
       const socket = new net.Socket();

@@ -249,7 +249,8 @@ export class Spawner {
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(socketPath, () => {
+        // A deep backlog: a burst of spawns opens 3 connections each (the kernel caps it at somaxconn).
+        server.listen({ path: socketPath, backlog: 4096 }, () => {
           server.off('error', reject);
           resolve();
         });
@@ -300,7 +301,23 @@ export class Spawner {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const helper of this.#helpers.values()) helper.process.disconnect?.();
+    for (const helper of this.#helpers.values()) {
+      // Nothing may wait for ever on a spawner that is gone: spawns in flight fail (what the
+      // helper forked for them it kills, unreported or not), commands still running are
+      // killed here too (their exit would never be reported) and end as killed.
+      for (const [id, pending] of helper.commands) {
+        helper.commands.delete(id);
+        helper.release();
+        if (!pending.child) {
+          if (pending.pid !== undefined) killGroup(pending.pid);
+          pending.reject(new SpawnerError(`the spawner was closed (the daemon is stopping) before ${pending.request.file} started`));
+        } else if (!pending.child.exited) {
+          killGroup(pending.child.pid);
+          pending.child.exit(null, 'SIGKILL');
+        }
+      }
+      helper.process.disconnect?.();
+    }
     this.#server.close();
     rmSync(this.#dir, { recursive: true, force: true });
   }
@@ -400,7 +417,7 @@ export class Spawner {
 
   async #claim(helper: Helper, id: number, pending: Pending, pid: number, slots: number[]): Promise<void> {
     const sockets = await Promise.all(slots.map((slot) => helper.takeSlot(slot)));
-    if (pending.child || helper.dead) {
+    if (pending.child || helper.dead || this.#closed) {
       for (const socket of sockets) socket.destroy();
       return;
     }

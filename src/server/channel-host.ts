@@ -9,6 +9,7 @@ import type { SessionState } from './session-state.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { AuditRecorder } from '../audit/audit-sink.js';
 import type { Containers } from '../process/containment.js';
+import type { Spawner } from '../process/spawner.js';
 
 /** Who is logged in on the connection, with their policy and OS account. */
 export type AuthenticatedUser = Principal;
@@ -24,6 +25,8 @@ export interface ChannelHost {
   readonly baseEnv: Record<string, string>;
   /** Where commands are contained (cgroups + supervisor); without it, process groups only. */
   readonly containers?: Containers | undefined;
+  /** Forks commands on pipes (process/spawner.ts); without it the daemon forks them itself. */
+  readonly spawner?: Spawner | undefined;
   /** The session channel with this id, if the client opened one. */
   session(id: number): SessionState | undefined;
   /**

@@ -19,9 +19,10 @@ import { ErrorCode } from '../errors.js';
 import { tokensEqual } from '../auth/token.js';
 import type { CommandExit } from '../process/command-process.js';
 import type { CommandSpec } from '../process/command-spec.js';
-import { launchCommand, type LaunchedProcess } from '../process/launch.js';
+import { launchCommand, startCommand, type LaunchedProcess, type LaunchResult } from '../process/launch.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
+import type { Spawner } from '../process/spawner.js';
 import { ClassicFramer, type MessageEnd } from './classic-framer.js';
 import type { ClassicLimits } from './classic-limits.js';
 import { ConnectionAudit, type AuditSink } from '../audit/audit-sink.js';
@@ -45,6 +46,8 @@ export interface ClassicConnectionContext {
   env: Record<string, string>;
   /** Where commands are contained (cgroups + supervisor). */
   containers?: Containers | undefined;
+  /** Forks commands (process/spawner.ts); without it this process forks them. */
+  spawner?: Spawner | undefined;
   /** The daemon's audit trail: connections, logins and commands are recorded as on the main port. */
   audit?: AuditSink | null | undefined;
   onClosed(connection: ClassicConnection): void;
@@ -54,7 +57,10 @@ export interface ClassicConnectionContext {
 type QueuedCommand = { kind: 'run'; text: string; bytes: number } | { kind: 'too-long' };
 
 interface RunningCommand {
-  process: LaunchedProcess;
+  /** Null while the spawner starts it. */
+  process: LaunchedProcess | null;
+  /** A stop that came while it was starting: applied once it runs. */
+  stopWanted: 'terminate' | 'kill' | null;
   command: string;
   /** What the audit start row recorded; the end row goes with it. */
   record: CommandRecord;
@@ -139,7 +145,7 @@ export class ClassicConnection {
     const running = this.#running;
     if (running) {
       running.refused ??= classicErrorLine(ErrorCode.SERVER_SHUTTING_DOWN, 'The daemon is shutting down; the command was killed.');
-      running.process.kill();
+      this.#stop(running, 'kill');
     }
   }
 
@@ -187,7 +193,7 @@ export class ClassicConnection {
     if (wasRunning) {
       this.#ctx.log.info({ client: this.remote, command: logText(wasRunning.command) }, 'classic client left; terminating its command');
       wasRunning.refused ??= Buffer.alloc(0);
-      wasRunning.process.terminate(this.#ctx.limits.killGraceMs);
+      this.#stop(wasRunning, 'terminate');
     }
     this.#ctx.log.debug({ client: this.remote }, 'classic client disconnected');
     this.audit.record(disconnectEvent());
@@ -207,7 +213,7 @@ export class ClassicConnection {
       // Its close answers (if anyone still listens) and then ends the connection via #pump.
       running.timedOut = true;
       running.refused ??= classicErrorLine(ErrorCode.COMMAND_TIMED_OUT, `Still running ${limitS} s after the client stopped sending; terminated (a client that left cannot be told from one that half-closed).`);
-      running.process.terminate(this.#ctx.limits.killGraceMs);
+      this.#stop(running, 'terminate');
     } else {
       // Nothing runs: a reply has waited all this time for a client that does not read.
       this.#socket.destroy();
@@ -288,16 +294,39 @@ export class ClassicConnection {
     }
     // The same spec and launcher as an exec channel: `sh -c` as the daemon's own account.
     const spec: CommandSpec = { file: '/bin/sh', args: ['-c', command], cwd: this.#ctx.cwd, env: this.#ctx.env, killGraceMs: this.#ctx.limits.killGraceMs, outputGraceMs: this.#ctx.limits.outputGraceMs };
-    const launched = launchCommand(spec, { containers: this.#ctx.containers, onClose: (exit) => this.#processOnClose(exit) });
+    const record: CommandRecord = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: new Date() };
+    const running: RunningCommand = { process: null, stopWanted: null, command, record, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), timedOut: false };
+    // Its place is taken while it starts: the next command waits, a stop is kept for it.
+    this.#running = running;
+    const options = { containers: this.#ctx.containers, spawner: this.#ctx.spawner, onClose: (exit: CommandExit) => this.#processOnClose(exit) };
+    if (!this.#ctx.spawner) {
+      this.#started(running, launchCommand(spec, options));
+      return;
+    }
+    void startCommand(spec, options).then((launched) => this.#started(running, launched));
+  }
+
+  /** Stop the command now, or as soon as it runs. */
+  #stop(running: RunningCommand, how: 'terminate' | 'kill'): void {
+    if (!running.process) {
+      if (running.stopWanted !== 'kill') running.stopWanted = how;
+      return;
+    }
+    if (how === 'kill') running.process.kill();
+    else running.process.terminate(this.#ctx.limits.killGraceMs);
+  }
+
+  #started(running: RunningCommand, launched: LaunchResult): void {
     if (!launched.ok) {
       // Nothing ran (fork failed: EAGAIN, ENOMEM): this command fails alone, the connection goes on.
+      this.#running = null;
+      if (this.#phase === 'closed' || this.#phase === 'ending' || this.#socket.writableEnded) return;
       this.#reply(classicErrorLine(launched.code, launched.message));
       return;
     }
     const proc = launched.process;
-    const record: CommandRecord = { channel: 0, command, cwd: this.#ctx.cwd, startedAt: new Date() };
-    const running: RunningCommand = { process: proc, command, record, chunks: [], bytes: 0, refused: null, startedAt: performance.now(), timedOut: false };
-    this.#running = running;
+    const record = running.record;
+    running.process = proc;
     this.audit.record(commandStartEvent(record));
     // If the daemon dies first, its supervisor keeps this for the next start's end row.
     proc.containment?.note({
@@ -319,6 +348,7 @@ export class ClassicConnection {
     };
     proc.stdout.on('data', collect);
     proc.stderr.on('data', collect);
+    if (running.stopWanted) this.#stop(running, running.stopWanted);
   }
 
   #processOnClose(exit: CommandExit): void {

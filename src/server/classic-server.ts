@@ -19,6 +19,7 @@ import { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js'
 import { ClassicConnection, classicErrorLine } from './classic-connection.js';
 import { Containers } from '../process/containment.js';
 import { ContainedSink, type AuditSink } from '../audit/audit-sink.js';
+import type { Spawner } from '../process/spawner.js';
 
 export { DEFAULT_CLASSIC_LIMITS, type ClassicLimits } from './classic-limits.js';
 
@@ -39,6 +40,8 @@ export interface ClassicServerOptions {
   env?: Record<string, string>;
   /** The daemon's command containers (`Server.containers`); default: its own. */
   containers?: Containers;
+  /** The daemon's spawner (`Server.spawner`); without it, this process forks the commands. */
+  spawner?: Spawner;
   /** The daemon's audit trail (`Server.audit`): classic clients and commands are recorded too. */
   audit?: AuditSink | null;
 }
@@ -59,6 +62,7 @@ export class ClassicServer {
   #env: Record<string, string>;
   #draining = false;
   #containers: Containers;
+  #spawner: Spawner | undefined;
   #audit: AuditSink | null;
 
   constructor(options: ClassicServerOptions) {
@@ -73,6 +77,7 @@ export class ClassicServer {
     // The daemon's (already contained) trail, or a sink given here: a throw never ends the process.
     this.#audit = options.audit ? ContainedSink.of(options.audit, this.#log) : null;
     this.#containers = options.containers?.share() ?? new Containers({ onWarning: (message) => this.#log.warn(message) });
+    this.#spawner = options.spawner;
     // allowHalfOpen: a client's EOF means "no more commands", not "no more replies".
     this.#net = createServer({ allowHalfOpen: true }, (socket) => this.#netOnConnection(socket));
   }
@@ -142,6 +147,7 @@ export class ClassicServer {
       cwd: this.#cwd,
       env: this.#env,
       containers: this.#containers,
+      spawner: this.#spawner,
       audit: this.#audit,
       onClosed: (c) => this.#connections.delete(c),
     });

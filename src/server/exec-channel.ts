@@ -15,9 +15,10 @@ import { ErrorCode, ProtocolError } from '../errors.js';
 import { CloseReason, type Channel, type ChannelHooks, type DataStream } from '../channel/channel-state.js';
 import type { CommandExit, CommandProcess } from '../process/command-process.js';
 import { PtyProcess } from '../process/pty-process.js';
+import { SpawnerError } from '../process/spawner.js';
 import { buildCommandSpec, spawnLine } from '../process/command-spec.js';
 import { argumentTooLong } from '../process/arg-limits.js';
-import { launchCommand } from '../process/launch.js';
+import { launchCommand, startCommand, type LaunchResult } from '../process/launch.js';
 import { argvText, hasCommandRules } from '../auth/policy.js';
 import { OutputPump } from './output-pump.js';
 import { MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
@@ -51,6 +52,8 @@ export class ExecChannel implements ServerChannel {
   #startedWall = new Date();
   #cwd = '';
   #channelError: { code: string; message: string } | null = null;
+  /** kill() came while the spawn was in flight: the command dies as soon as it exists. */
+  #killWanted = false;
 
   constructor(id: number, host: ChannelHost, request: ExecOpen) {
     this.id = id;
@@ -89,7 +92,11 @@ export class ExecChannel implements ServerChannel {
     return this.#channel !== null && !this.#finished && !this.#abandoned;
   }
 
-  /** Start the command; returns an error message for OPEN_FAIL instead when it cannot start. */
+  /**
+   * Start the command; returns an error message for OPEN_FAIL instead when the request is
+   * refused. The spawn itself is asynchronous (the spawner helper forks it): OPEN_OK, or
+   * OPEN_FAIL, follows once it runs, so nothing of the channel happens before (R1, R3).
+   */
   start(channel: Channel): Refusal | null {
     this.#channel = channel;
     const req = this.#request;
@@ -117,8 +124,34 @@ export class ExecChannel implements ServerChannel {
     // The same refusal on pipes and on a terminal (where exec would fail only in the child).
     const tooLong = argumentTooLong(spawnLine(built.spec));
     if (tooLong) return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${tooLong}. Pass long data on stdin or in a file instead.` };
-    const launched = launchCommand(built.spec, { containers: this.#host.containers, onClose: (exit) => this.#processOnClose(exit) });
-    if (!launched.ok) return { code: launched.code, message: launched.message };
+    const options = { containers: this.#host.containers, spawner: this.#host.spawner, onClose: (exit: CommandExit) => this.#processOnClose(exit) };
+    if (built.spec.pty || !this.#host.spawner) {
+      // Terminals (node-pty, in this process: launch.ts says why), and `serve --spawner off`:
+      // forked here and now, answered before the next frame is read.
+      const launched = launchCommand(built.spec, options);
+      if (!launched.ok) return { code: launched.code, message: launched.message };
+      this.#launched(channel, launched, cwd);
+      return null;
+    }
+    startCommand(built.spec, options)
+      .then((launched) => this.#launched(channel, launched, cwd))
+      .catch((err: unknown) => {
+        // A bug of ours after the spawn: stop what runs rather than leave it unreported.
+        this.#host.log.error({ client: this.#host.remote, channel: this.id, err: (err as Error).message }, 'starting the command failed');
+        this.#process?.kill();
+        channel.openFail(ErrorCode.BAD_REQUEST, `Cannot start the command: ${(err as Error).message}`);
+      });
+    return null;
+  }
+
+  /** The spawn settled: answer the OPEN, or stop a command whose channel ended meanwhile. */
+  #launched(channel: Channel, launched: LaunchResult, cwd: string): void {
+    if (!launched.ok) {
+      // A no-op if the channel ended meanwhile (the client closed, the connection went).
+      channel.openFail(launched.code, launched.message);
+      return;
+    }
+    const req = this.#request;
     const proc = launched.process;
     this.#process = proc;
     const conn = this.#host.conn;
@@ -131,7 +164,7 @@ export class ExecChannel implements ServerChannel {
         if (this.#stateBytes <= MAX_SESSION_STATE_BYTES) this.#stateReport.push(chunk);
       });
     }
-    if (req.timeoutMs !== undefined) {
+    if (req.timeoutMs !== undefined && !this.#abandoned) {
       this.#timer = setTimeout(() => {
         this.#timedOut = true;
         this.#host.log.info({ client: this.#host.remote, channel: this.id, timeoutMs: req.timeoutMs }, 'command timed out');
@@ -146,6 +179,15 @@ export class ExecChannel implements ServerChannel {
       ...(proc.pid !== undefined ? { pid: proc.pid } : {}),
       cwd,
     });
+    if (this.#abandoned) {
+      // The channel ended while the spawn was in flight (close, cancel, connection lost,
+      // daemon stop): nobody takes its output; it is stopped as a close would have, and
+      // still recorded (it ran, however briefly).
+      this.#stdout.stop();
+      this.#stderr.stop();
+      if (this.#killWanted) proc.kill();
+      else proc.terminate(this.#host.limits.killGraceMs);
+    }
     // After OPEN_OK is on its way: the audit write never delays the client.
     this.#host.audit.record(commandStartEvent({ ...this.#commandRecord(), env: Object.keys(req.env ?? {}) }));
     // If the daemon dies before the end row, the supervisor keeps this for the next start.
@@ -153,7 +195,6 @@ export class ExecChannel implements ServerChannel {
       channel: this.id, command: this.#commandLabel(), ...(req.argv ? { argv: req.argv } : {}), cwd, startedAt: this.#startedWall.toISOString(),
       user: this.#host.user.name, osUser: this.#host.user.account.name, address: this.#host.remote,
     });
-    return null;
   }
 
   /**
@@ -203,6 +244,7 @@ export class ExecChannel implements ServerChannel {
   }
 
   kill(): void {
+    this.#killWanted = true;
     this.#process?.kill();
   }
 
@@ -256,7 +298,11 @@ export class ExecChannel implements ServerChannel {
       status.exitCode = notFound ? 127 : 126;
       // Only in EXIT.error: a STDERR frame here could exceed the client's window.
       status.error = { code: ErrorCode.SPAWN_FAILED, message: `Cannot run ${this.#request.argv?.[0] ?? '/bin/sh'}: ${exit.spawnError.message}` };
+      // The spawner helper died while starting it: not the program's fault, say so.
+      if (exit.spawnError instanceof SpawnerError) status.error = { code: exit.spawnError.code, message: exit.spawnError.message };
     }
+    // The helper died while it ran: killed (its status is SIGKILL), and why.
+    if (exit.spawnerError) status.error = { code: exit.spawnerError.code, message: exit.spawnerError.message };
     if (this.#channelError) status.error = this.#channelError;
     if (this.#session) this.#session.status = sessionStatus(status);
     if (this.#session && this.#session.update(Buffer.concat(this.#stateReport))) status.cwd = this.#session.cwd;

@@ -26,6 +26,7 @@ import type { AuthenticatedUser, ChannelFactory, ChannelHost, ServerChannel } fr
 import { loginBaseEnv } from './command-env.js';
 import type { SessionState } from './session-state.js';
 import type { Containers } from '../process/containment.js';
+import type { Spawner } from '../process/spawner.js';
 
 export const SERVER_SOFTWARE = 'shellwire/0.1.0';
 const HOSTNAME = hostname();
@@ -39,6 +40,8 @@ export interface ServerConnectionContext {
   baseEnv: Record<string, string>;
   /** Where commands are contained (cgroups + supervisor). */
   containers?: Containers | undefined;
+  /** Forks commands on pipes (process/spawner.ts); without it the daemon forks them itself. */
+  spawner?: Spawner | undefined;
   /** Handlers by channel kind (channel-kinds.ts). */
   channelKinds: ReadonlyMap<string, ChannelFactory>;
   /**
@@ -125,6 +128,10 @@ export class ServerConnection implements ChannelHost {
 
   get containers(): Containers | undefined {
     return this.#ctx.containers;
+  }
+
+  get spawner(): Spawner | undefined {
+    return this.#ctx.spawner;
   }
 
   get busy(): boolean {

@@ -5,6 +5,7 @@
 import { createServer as createTlsServer, createSecureContext, TLSSocket, type SecureContext, type Server as TlsServer } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import { once } from 'node:events';
+import { tmpdir } from 'node:os';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
 import { TLS_CIPHERS, TLS_GROUPS, TLS_MIN_VERSION, ALPN_PROTOCOL } from '../transport/tls.js';
@@ -25,6 +26,7 @@ import { commandBaseEnv } from './command-env.js';
 import { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
 import { loadNodePty, nodePtyUnavailable } from '../process/pty-process.js';
 import { Containers, type ContainmentMode } from '../process/containment.js';
+import { Spawner } from '../process/spawner.js';
 import { recoverLostCommands } from './lost-commands.js';
 import { ServerConnection } from './server-connection.js';
 import type { ChannelFactory } from './channel-host.js';
@@ -88,6 +90,12 @@ export interface ServerOptions {
    * uses cgroups.
    */
   containment?: ContainmentMode | 'auto';
+  /**
+   * Fork commands on pipes from a small helper process (process/spawner.ts; default true), so
+   * that a spawn does not grow with the daemon; false: the daemon forks them itself
+   * (`serve --spawner off`). Terminals are always started by the daemon.
+   */
+  spawner?: boolean;
 }
 
 export class Server {
@@ -119,6 +127,7 @@ export class Server {
   #ownAudit: DaemonAudit | null = null;
   #attached: Array<{ close(graceMs: number): Promise<void> }> = [];
   #containers: Containers;
+  #spawner: Spawner | undefined;
   #baseEnv: Record<string, string>;
   /** The daemon's TLS context for connections that come over a transport (handleConnection). */
   #secureContext: SecureContext;
@@ -195,6 +204,15 @@ export class Server {
     if (noTerminals) (options.logger ?? silentLogger()).warn({ code: ErrorCode.MISSING_DEPENDENCY }, `${noTerminals}; serving everything but terminals`);
     const server = new Server({ ...options, audit }, identity, token, stateDir, users);
     server.#ownAudit = ownAudit;
+    if (options.spawner !== false) {
+      const log = options.logger ?? silentLogger();
+      try {
+        server.#spawner = await Spawner.start({ dir: spawnerDir(stateDir), onLog: (message) => log.warn(message) });
+      } catch (err) {
+        server.#ownAudit?.close();
+        throw err;
+      }
+    }
     server.#warnExposedStateDir(users);
     return server;
   }
@@ -279,6 +297,11 @@ export class Server {
     return this.#containers;
   }
 
+  /** The spawner forking commands on pipes (undefined with `spawner: false`); the classic port shares it. */
+  get spawner(): Spawner | undefined {
+    return this.#spawner;
+  }
+
   /** Login locks in force (docs/policy.md#lock-out). */
   locks(): LockInfo[] {
     return this.#authenticator instanceof ConfigAuthenticator ? this.#authenticator.throttle.locks() : [];
@@ -337,6 +360,10 @@ export class Server {
       }
     }
     await attachedClosed;
+    // Spawns still in flight fail now, and the helper kills what it forked that still runs
+    // (nothing, normally: every connection is gone); their handlers run before the containers go.
+    this.#spawner?.close();
+    await new Promise((resolve) => setImmediate(resolve));
     this.#containers.close();
     this.#ownAudit?.close();
     this.#ownAudit = null;
@@ -454,6 +481,7 @@ export class Server {
       authenticator,
       baseEnv,
       containers: this.#containers,
+      spawner: this.#spawner,
       channelKinds: this.#channelKinds,
       audit: this.#audit,
       draining: () => this.#draining,
@@ -502,6 +530,14 @@ interface Peer {
   address: string;
   /** `ADDRESS:PORT`, `[V6]:PORT`, as ServerConnection spells it. */
   remote: string;
+}
+
+/**
+ * Where the spawner's private socket directory goes: the state dir (private already), unless
+ * its path is too long for a Unix socket (108 bytes with the `shellwire-spawner-XXXXXX/s`).
+ */
+function spawnerDir(stateDir: string): string {
+  return Buffer.byteLength(stateDir) + 28 < 100 ? stateDir : tmpdir();
 }
 
 function peerOf(socket: Socket): Peer {
