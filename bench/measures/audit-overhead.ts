@@ -10,6 +10,7 @@ import { fmt, median, range } from '../lib/util.js';
 const ROW = { metric: '1a. same round trip, daemon with audit log vs `--no-audit` (ms)', target: 'not measurable' };
 
 export const auditOverhead: Measure = {
+  id: 'audit-overhead',
   name: 'audit overhead',
   rows: [ROW],
   daemon: 'shared',

@@ -46,6 +46,7 @@ async function coldMedianMs(id: string, argv: string[], env: NodeJS.ProcessEnv, 
 }
 
 export const cold: Measure = {
+  id: 'cold',
   name: 'cold CLI exec',
   rows: [ROW],
   daemon: 'shared',

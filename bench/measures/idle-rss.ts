@@ -11,6 +11,7 @@ const RSS_ROW = { metric: `6a. daemon RSS per idle authenticated connection (KiB
 const PSS_ROW = { metric: '6a′. daemon PSS per idle connection (KiB, smaps_rollup)', target: 'info' };
 
 export const idleRss: Measure = {
+  id: 'idle-rss',
   name: 'idle connection memory',
   // 6a′ comes with 6a; a failure reports the one row, as before the split.
   rows: [RSS_ROW],

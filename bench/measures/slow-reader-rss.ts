@@ -17,6 +17,7 @@ interface Summary {
 }
 
 export const slowReaderRss: Measure = {
+  id: 'slow-reader-rss',
   name: 'slow reader memory',
   rows: [ROW],
   daemon: 'own',

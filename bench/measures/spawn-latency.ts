@@ -32,6 +32,7 @@ function measure(growMiB: number): Run {
 }
 
 export const spawnLatency: Measure = {
+  id: 'spawn-latency',
   name: 'spawn latency vs process size',
   rows: [FLAT, DIRECT],
   daemon: 'own',
