@@ -52,7 +52,7 @@ export const idleRss: Measure = {
       }
     }
     const a = median(rssPer);
-    row({ ...RSS_ROW, sw: fmt(a, 1), ref: '—', ratio: '—', result: pass(a <= 64) });
+    row({ ...RSS_ROW, sw: fmt(a, 1), ref: '—', ratio: '—', result: pass(a <= 64), check: (v) => v.sw <= 64 });
     row({ ...PSS_ROW, sw: fmt(median(pssPer), 1), ref: '—', ratio: '—', result: 'info' });
     detail(
       `- 6a: ${CFG.memRounds} round(s), each on a fresh daemon warmed with 20 connections; a separate client process opens ${CFG.idleN} connections; ` +
