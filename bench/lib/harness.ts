@@ -27,7 +27,7 @@ export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 
 export const CFG = QUICK
   ? { rounds: 3, seqN: 60, warm: 20, concRounds: 1, concTotal: 320, concTotal256: 512, streamRuns: 1, libRuns: 1, coldRuns: 5, memRounds: 1, idleN: 200, yesSeconds: 5, fileMiB: 128, fileRuns: 1 }
   : ROUNDS > 1
-    ? { rounds: 3, seqN: 200, warm: 50, concRounds: 2, concTotal: 640, concTotal256: 1024, streamRuns: 2, libRuns: 1, coldRuns: 10, memRounds: 1, idleN: 200, yesSeconds: 20, fileMiB: 1024, fileRuns: 1 }
+    ? { rounds: 3, seqN: 200, warm: 50, concRounds: 1, concTotal: 640, concTotal256: 1024, streamRuns: 2, libRuns: 1, coldRuns: 10, memRounds: 1, idleN: 200, yesSeconds: 20, fileMiB: 1024, fileRuns: 1 }
     : { rounds: 7, seqN: 200, warm: 50, concRounds: 5, concTotal: 640, concTotal256: 1024, streamRuns: 5, libRuns: 3, coldRuns: 20, memRounds: 3, idleN: 200, yesSeconds: 20, fileMiB: 1024, fileRuns: 3 };
 
 export type Result = 'PASS' | 'FAIL' | 'info' | 'n/a' | 'ERROR';

@@ -3,7 +3,7 @@
  * the library in the bench process), against the local spawn floor with 32 in flight and
  * against an ssh ControlMaster with 32 and 256 in flight. Both references run in a lean `node`
  * process (bench/pool.mjs: same driver, piped stdio, awaited to 'close'); the kinds alternate
- * within each round so they see the same machine.
+ * batch by batch so they see the same machine.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
@@ -77,7 +77,7 @@ export const concurrent: Measure = {
     }
     row({ ...FLAT_ROW, sw: fmt(sw256, 0), ref: `${fmt(sw32, 0)} (shellwire, 32 in flight)`, ratio: `${fmt(sw256 / sw32, 2)}×`, result: pass(sw256 / sw32 >= 0.8), values: { sw: sw256, ref: sw32, ratio: sw256 / sw32 }, check: (v) => v.ratio >= 0.8 });
     detail(
-      `- 3: ${CFG.concRounds} round(s), kinds alternating: ${CFG.concTotal} commands with 32 in flight, ${CFG.concTotal256} with 256 in flight (after a warm-up). ` +
+      `- 3: ${CFG.concRounds} batch(es) per kind, kinds alternating: ${CFG.concTotal} commands with 32 in flight, ${CFG.concTotal256} with 256 in flight (after a warm-up). ` +
         `shellwire: \`conn.exec('true')\` on one connection from the bench process; floor: \`node bench/pool.mjs 32 N /bin/sh -c true\`` +
         (master ? `; ssh: \`node bench/pool.mjs P N ${master.client.join(' ')} 127.0.0.1 true\` through one ControlMaster (ControlPersist, sshd MaxSessions 300)` : '') +
         `. shellwire 32: ${range(rates.sw32, 0, '/s')}, 256: ${range(rates.sw256, 0, '/s')}; floor 32: ${range(rates.floor32, 0, '/s')}` +
