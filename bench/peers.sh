@@ -8,11 +8,16 @@
 #                                     the pid file) and removes the pid file.
 #
 # The peers dir is ../shared/peers relative to the repository; override with
-# SHELLWIRE_PEERS_DIR. Runtime files live under $ANCHORS_TMP (default /tmp/anchors).
+# SHELLWIRE_PEERS_DIR (in a git worktree the main checkout's ../shared/peers is found). Runtime files live under $ANCHORS_TMP (default /tmp/anchors).
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PEERS_DIR="${SHELLWIRE_PEERS_DIR:-$HERE/../../shared/peers}"
+# In a git worktree elsewhere, ../shared/peers is relative to the main checkout.
+if [ -z "${SHELLWIRE_PEERS_DIR:-}" ] && [ ! -f "$PEERS_DIR/lib.sh" ]; then
+  common="$(git -C "$HERE" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)"
+  [ -n "$common" ] && PEERS_DIR="$(dirname "$common")/../shared/peers"
+fi
 if [ ! -f "$PEERS_DIR/lib.sh" ]; then
   echo "peers.sh: no lib.sh in $PEERS_DIR (set SHELLWIRE_PEERS_DIR)" >&2
   exit 2

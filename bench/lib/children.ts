@@ -26,6 +26,7 @@ export function killChildrenSync(): void {
     }
   }
   children.clear();
+  killPidsSync();
 }
 
 export interface Helper {
@@ -102,4 +103,51 @@ export function waitExit(child: ChildProcess, timeoutMs = 15_000): Promise<void>
       resolve();
     });
   });
+}
+
+/** The next stdout line of a tracked child (no tsx helper protocol), or an error after `timeoutMs`. */
+export function nextLineOf(child: ChildProcess, timeoutMs: number, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => done(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    const onData = (c: Buffer) => {
+      buf += c.toString('utf8');
+      const i = buf.indexOf('\n');
+      if (i >= 0) done(null, buf.slice(0, i));
+    };
+    const onExit = (code: number | null) => done(new Error(`${what} exited (${code}) before saying anything`));
+    function done(err: Error | null, line?: string) {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('exit', onExit);
+      child.stdout!.resume();
+      if (err) reject(err);
+      else resolve(line!);
+    }
+    child.stdout!.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+const pids = new Set<number>();
+
+/** A process this run started that is not our child (a daemonized `ssh -fN` master): killed by PID at exit. */
+export function trackPid(pid: number): void {
+  pids.add(pid);
+}
+
+export function untrackPid(pid: number): void {
+  pids.delete(pid);
+}
+
+/** Last resort on exit: SIGKILL the tracked PIDs still alive. */
+export function killPidsSync(): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  pids.clear();
 }

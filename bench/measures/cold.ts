@@ -46,6 +46,7 @@ async function coldMedianMs(id: string, argv: string[], env: NodeJS.ProcessEnv, 
 }
 
 export const cold: Measure = {
+  id: 'cold',
   name: 'cold CLI exec',
   rows: [ROW],
   daemon: 'shared',
@@ -66,6 +67,7 @@ export const cold: Measure = {
       ref: sshCold ? `${fmt(sshCold.median, 1)} (ssh cold)` : sshd ? `n/a (${sshErr})` : sshdNote,
       ratio: sshCold ? `${fmt(swCold.median / sshCold.median, 2)}×` : 'n/a',
       result: sshCold ? pass(swCold.median / sshCold.median <= 0.5) : 'n/a',
+      ...(sshCold ? { values: { sw: swCold.median, ref: sshCold.median, ratio: swCold.median / sshCold.median }, check: (v: { ratio: number }) => v.ratio <= 0.5 } : {}),
     });
     detail(
       `- 5: ${swCold.tool}: \`node ${cliRel} exec -n ${d.address} -- true\` ${fmt(swCold.min, 1)}–${fmt(swCold.max, 1)} ms` +

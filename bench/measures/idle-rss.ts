@@ -11,6 +11,7 @@ const RSS_ROW = { metric: `6a. daemon RSS per idle authenticated connection (KiB
 const PSS_ROW = { metric: '6a′. daemon PSS per idle connection (KiB, smaps_rollup)', target: 'info' };
 
 export const idleRss: Measure = {
+  id: 'idle-rss',
   name: 'idle connection memory',
   // 6a′ comes with 6a; a failure reports the one row, as before the split.
   rows: [RSS_ROW],
@@ -51,7 +52,7 @@ export const idleRss: Measure = {
       }
     }
     const a = median(rssPer);
-    row({ ...RSS_ROW, sw: fmt(a, 1), ref: '—', ratio: '—', result: pass(a <= 64) });
+    row({ ...RSS_ROW, sw: fmt(a, 1), ref: '—', ratio: '—', result: pass(a <= 64), check: (v) => v.sw <= 64 });
     row({ ...PSS_ROW, sw: fmt(median(pssPer), 1), ref: '—', ratio: '—', result: 'info' });
     detail(
       `- 6a: ${CFG.memRounds} round(s), each on a fresh daemon warmed with 20 connections; a separate client process opens ${CFG.idleN} connections; ` +

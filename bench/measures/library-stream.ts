@@ -10,6 +10,7 @@ const GIB = 1024 ** 3;
 const ROW = { metric: '4c. stream 1 GiB, library only (MB/s)', target: 'info' };
 
 export const libraryStream: Measure = {
+  id: 'library-stream',
   name: 'library throughput',
   rows: [ROW],
   daemon: 'shared',

@@ -17,6 +17,7 @@ interface Summary {
 }
 
 export const slowReaderRss: Measure = {
+  id: 'slow-reader-rss',
   name: 'slow reader memory',
   rows: [ROW],
   daemon: 'own',
@@ -51,7 +52,7 @@ export const slowReaderRss: Measure = {
       await waitExit(h.child);
       const s2 = summary as unknown as Summary;
       const growthMiB = (Math.max(...samples) - rss0) / 1024;
-      row({ ...ROW, sw: fmt(growthMiB, 1), ref: '—', ratio: '—', result: pass(growthMiB <= 32) });
+      row({ ...ROW, sw: fmt(growthMiB, 1), ref: '—', ratio: '—', result: pass(growthMiB <= 32), check: (v) => v.sw <= 32 });
       detail(
         `- 6b: fresh daemon (warmed with a 1 s run); baseline VmRSS ${fmt(rss0 / 1024, 1)} MiB; ${samples.length} samples 1 s apart: ` +
           `${samples.map((x) => fmt((x - rss0) / 1024, 1)).join(', ')} MiB over baseline. The client read ${fmt(s2.bytes / 1e6, 1)} MB in ${fmt(s2.seconds, 1)} s ` +
