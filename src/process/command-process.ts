@@ -133,16 +133,18 @@ export class CommandProcess {
   static async start(spec: ProcessOptions, onClose: (exit: CommandExit) => void, spawner?: Spawner | null): Promise<CommandProcess> {
     if (!spawner) return new CommandProcess(spec, onClose);
     const containment = spec.containment ?? null;
+    // The spawner forks the command inside its cgroup: no wrapper to exec first.
+    const placement = containment?.placement ?? null;
     let line: SpawnLine;
     try {
-      line = CommandProcess.#line(spec);
+      line = placement ? exactSpawnLine(spec) : CommandProcess.#line(spec);
     } catch (err) {
       containment?.removeNow();
       throw err;
     }
     let child: SpawnedChild;
     try {
-      child = await spawner.spawn({ file: line.file, args: line.args, cwd: line.cwd, env: line.env, extraPipes: spec.statePipe ? 1 : 0 });
+      child = await spawner.spawn({ file: line.file, args: line.args, cwd: line.cwd, env: line.env, extraPipes: spec.statePipe ? 1 : 0, ...(placement ? { cgroup: placement } : {}) });
     } catch (err) {
       // A helper that died mid-spawn may have forked the wrapper already, unreported: what
       // reached the cgroup goes too (the helper killed the groups it knew of).

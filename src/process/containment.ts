@@ -195,6 +195,14 @@ export class Containment {
     this.#onDone = onDone;
   }
 
+  /**
+   * Where a spawner puts the command instead of wrapping it (spawner.ts): the command's
+   * cgroup.procs and the daemon's own, to which the spawner, the daemon's child, returns.
+   */
+  get placement(): { procs: string; home: string } | null {
+    return this.cgroup && this.#ownDir ? { procs: this.cgroup.procsFile, home: join(this.#ownDir, 'cgroup.procs') } : null;
+  }
+
   /** The command line that starts `file args` inside the cgroup (unchanged without one). */
   wrap(file: string, args: string[], env: Record<string, string>, cwd: string): { file: string; args: string[] } {
     if (!this.cgroup || !executableExists(file, env.PATH, cwd)) return { file, args };

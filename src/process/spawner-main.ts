@@ -15,7 +15,8 @@
  *
  * Control messages travel over the Node IPC channel (advanced serialization: strings, lone
  * surrogates included, arrive exactly):
- *   daemon → helper  {t:'spawn', id, file, args, cwd, env, fds}   fds: stdio count, ≥ 3
+ *   daemon → helper  {t:'spawn', id, file, args, cwd, env, fds, cgroup?}   fds: stdio count, ≥ 3;
+ *                    cgroup: {procs, home}: fork inside that cgroup (see spawnOne)
  *                    {t:'kill', id, signal}                       the leader, while it is ours
  *   helper → daemon  {t:'ready'}
  *                    {t:'spawned', id, pid, slots}                slots[fd] = slot number
@@ -45,6 +46,7 @@ export interface SpawnMessage {
   cwd: string;
   env: Record<string, string>;
   fds: number;
+  cgroup?: { procs: string; home: string };
 }
 
 export type ToHelper = SpawnMessage | { t: 'kill'; id: number; signal: NodeJS.Signals | number };
@@ -169,6 +171,23 @@ export function spawnerMain(
     return got;
   };
 
+  const enterCgroup = (procs: string): void => {
+    try {
+      fs.writeFileSync(procs, '0');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      // Said like the wrapper's refusal: nothing was started.
+      throw Object.assign(new Error(`cannot enter the command's cgroup ${procs}: ${e.code ?? e.message}`), { errno: e.errno ?? -1, code: e.code ?? 'EPERM', syscall: 'spawn' });
+    }
+  };
+  const leaveCgroup = (home: string): void => {
+    try {
+      fs.writeFileSync(home, '0');
+    } catch {
+      proc.exit(70);
+    }
+  };
+
   const failureOf = (err: unknown): SpawnFailure => {
     const e = err as NodeJS.ErrnoException & { spawnargs?: string[] };
     const failure: SpawnFailure = { message: String(e?.message ?? err) };
@@ -190,8 +209,19 @@ export function spawnerMain(
     }
     let child: ChildProcess;
     try {
-      // detached: setsid(), so the pid is also the process group id (as CommandProcess always had).
-      child = cp.spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: true, stdio: sockets.map((s) => s.socket) });
+      // A child is born in its parent's cgroup. spawn() forks synchronously, so stepping into
+      // the command's cgroup for the length of the call puts the command there before it runs
+      // a single instruction (cgroup v2 moves the whole process; two small writes, ~30 µs
+      // each here, instead of a /bin/sh that moves itself in and execs, ~1.5 ms).
+      if (m.cgroup) enterCgroup(m.cgroup.procs);
+      try {
+        // detached: setsid(), so the pid is also the process group id (as CommandProcess always had).
+        child = cp.spawn(m.file, m.args, { cwd: m.cwd, env: m.env, detached: true, stdio: sockets.map((s) => s.socket) });
+      } finally {
+        // Back home at once, whatever happened: a helper left in a command's cgroup would be
+        // killed with it. If even that fails, the helper exits and the daemon starts a new one.
+        if (m.cgroup) leaveCgroup(m.cgroup.home);
+      }
     } catch (err) {
       for (const s of sockets) s.socket.destroy();
       send({ t: 'failed', id: m.id, error: failureOf(err) });

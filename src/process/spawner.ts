@@ -49,6 +49,12 @@ export interface SpawnRequest {
   env: Record<string, string>;
   /** Pipes beyond stdin/stdout/stderr, as fds 3, 4, …: readable on the daemon's side. */
   extraPipes?: number;
+  /**
+   * Start the command in this cgroup: `procs` is its cgroup.procs file, `home` the helper's
+   * own (where it returns right after the fork). The child is born there, before it can fork
+   * anything, without the `/bin/sh` wrapper that moves itself in (containment.ts).
+   */
+  cgroup?: { procs: string; home: string };
 }
 
 export interface SpawnerOptions {
@@ -284,7 +290,7 @@ export class Spawner {
     return new Promise<SpawnedChild>((resolve, reject) => {
       helper.hold();
       helper.commands.set(id, { request, resolve, reject });
-      const sent = helper.send({ t: 'spawn', id, file: request.file, args: request.args, cwd: request.cwd, env: request.env, fds });
+      const sent = helper.send({ t: 'spawn', id, file: request.file, args: request.args, cwd: request.cwd, env: request.env, fds, ...(request.cgroup ? { cgroup: request.cgroup } : {}) });
       if (sent) return;
       // It died between ready and now (its death may be known already, so fail this one here).
       helper.commands.delete(id);
