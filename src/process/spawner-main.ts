@@ -20,7 +20,8 @@
  *                    {t:'kill', id, signal}                       the leader, while it is ours
  *   helper → daemon  {t:'ready'}
  *                    {t:'spawned', id, pid, slots}                slots[fd] = slot number
- *                    {t:'failed', id, error:{message, errno, code, syscall, path, spawnargs}}
+ *                    {t:'failed', id, error:{message, errno, code, syscall, path, spawnargs}, slots?}
+ *                                                                 slots: pooled connections it used up
  *                    {t:'exit', id, code, signal}                 the leader was reaped
  * When the channel closes (the daemon exited or died), the helper SIGKILLs the process group
  * of every command whose leader still runs — those the supervisor would kill too — and exits.
@@ -63,7 +64,7 @@ export interface SpawnFailure {
 export type FromHelper =
   | { t: 'ready' }
   | { t: 'spawned'; id: number; pid: number; slots: number[] }
-  | { t: 'failed'; id: number; error: SpawnFailure }
+  | { t: 'failed'; id: number; error: SpawnFailure; slots?: number[] }
   | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null };
 
 export function spawnerMain(
@@ -224,14 +225,14 @@ export function spawnerMain(
       }
     } catch (err) {
       for (const s of sockets) s.socket.destroy();
-      send({ t: 'failed', id: m.id, error: failureOf(err) });
+      send({ t: 'failed', id: m.id, error: failureOf(err), slots: sockets.map((s) => s.slot) });
       return;
     }
     // The child has its copies (or there is no child): ours go, so the daemon sees EOF when the child's do.
     for (const s of sockets) s.socket.destroy();
     if (child.pid === undefined) {
       // EACCES, ENOENT, …: Node emits 'error' on the next tick.
-      child.once('error', (err) => send({ t: 'failed', id: m.id, error: failureOf(err) }));
+      child.once('error', (err) => send({ t: 'failed', id: m.id, error: failureOf(err), slots: sockets.map((s) => s.slot) }));
       return;
     }
     const pid = child.pid;

@@ -408,6 +408,9 @@ export class Spawner {
     if (m.t === 'failed') {
       helper.commands.delete(m.id);
       helper.release();
+      // The daemon's ends of the connections it had taken for this command: nobody will
+      // claim them, and a pooled socket is not read, so it would never see its EOF.
+      for (const slot of m.slots ?? []) void helper.takeSlot(slot).then((socket) => socket.destroy());
       pending.reject(spawnErrorOf(m.error, pending.request));
     } else if (m.t === 'spawned') {
       pending.pid = m.pid;

@@ -251,8 +251,9 @@ function findTagged(tag: string, parent: number): Array<{ pid: number; cmd: stri
           // a zombie or a process we may not read: only its parent tells
         }
       }
-      // The daemon's own supervisor (src/process/supervisor.ts) lives as long as the daemon by design.
-      if (tagged && isSupervisorOf(pid, parent)) continue;
+      // The daemon's own supervisor (src/process/supervisor.ts) and spawner (src/process/spawner.ts)
+      // live as long as the daemon by design.
+      if (tagged && isHelperOf(pid, parent)) continue;
       if (tagged) found.push({ pid, cmd: `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))} [${after[0]}] ppid ${ppid}` });
     } catch {
       // exited while we looked
@@ -261,9 +262,10 @@ function findTagged(tag: string, parent: number): Array<{ pid: number; cmd: stri
   return found;
 }
 
-function isSupervisorOf(pid: number, daemon: number): boolean {
+function isHelperOf(pid: number, daemon: number): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '') === `shellwire-supervisor ${daemon}`;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1').replace(/\0+$/, '');
+    return cmdline === `shellwire-supervisor ${daemon}` || cmdline === `shellwire-spawner ${daemon}`;
   } catch {
     return false;
   }
