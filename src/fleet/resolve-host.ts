@@ -102,8 +102,11 @@ export function isTargetExpression(text: string): boolean {
 }
 
 /**
- * `text` as an inventory host, else as an ad-hoc `[USER@]HOST[:PORT]` (throws the
- * target's `UsageError` when it is neither); then the command line's overrides.
+ * `text` as an inventory host, else as an ad-hoc `[USER@]HOST[:PORT]`; then the command
+ * line's overrides.
+ *
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` when `text` is neither an inventory host nor a
+ *   valid `[USER@]HOST[:PORT]`.
  */
 export function resolveHost(text: string, inventory: Inventory, overrides: HostOverrides = {}): ResolvedHost {
   const found = findInventoryHost(text, inventory);

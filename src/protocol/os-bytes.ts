@@ -30,7 +30,7 @@ export class OsBytesError extends TypeError {
   }
 }
 
-/** Bytes → string: UTF-8 where valid, U+DC80..U+DCFF for each byte of an invalid sequence. */
+/** Bytes → string: UTF-8 where valid, U+DC80..U+DCFF for each byte of an invalid sequence. Never throws. */
 export function decodeOsBytes(bytes: Uint8Array): string {
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (isUtf8(buf)) return buf.toString('utf8');
@@ -52,7 +52,12 @@ export function decodeOsBytes(bytes: Uint8Array): string {
   return out;
 }
 
-/** String → bytes: the inverse of `decodeOsBytes`. Throws `OsBytesError` (see the file comment). */
+/**
+ * String → bytes: the inverse of `decodeOsBytes`.
+ *
+ * @throws {OsBytesError} `text` holds a surrogate that names no byte (outside U+DC80..U+DCFF,
+ *   or a high surrogate without its pair); `index` says where.
+ */
 export function encodeOsBytes(text: string): Buffer {
   if (!SURROGATE.test(text)) return Buffer.from(text, 'utf8');
   const parts: Buffer[] = [];

@@ -217,6 +217,13 @@ export class Server {
     return server;
   }
 
+  /**
+   * Start accepting TLS connections on `host:port` (port 0: a free one); resolves with the
+   * address actually bound.
+   *
+   * @throws {Error} (rejects) Node's listen error: `EADDRINUSE` (another process has the port),
+   *   `EACCES` (a port below 1024 without the privilege), `EADDRNOTAVAIL` (no such local address).
+   */
   async listen(): Promise<AddressInfo> {
     this.#tls.listen({ host: this.#host, port: this.#port });
     await once(this.#tls, 'listening');
@@ -262,7 +269,8 @@ export class Server {
 
   /**
    * Re-read users.yaml (SIGHUP). New logins use it; open connections keep the policy they
-   * logged in with. A broken file is reported and the old config stays in force.
+   * logged in with. A broken file is reported and the old config stays in force. Never
+   * throws: the result says whether the new file was taken.
    */
   reloadUsers(): { ok: true; users: number } | { ok: false; error: string } {
     this.#reloadLocks();
@@ -327,10 +335,6 @@ export class Server {
   }
 
   /**
-   * Stop: no new connections or channels; idle connections are closed now, running
-   * commands get `graceMs` to finish, then their process groups are killed.
-   */
-  /**
    * Another listener serving for this daemon (the classic port): `close()` stops it too, with
    * the same grace, and keeps the audit log and containers it shares open until it has stopped.
    */
@@ -338,6 +342,11 @@ export class Server {
     this.#attached.push(listener);
   }
 
+  /**
+   * Stop: no new connections or channels; idle connections are closed now, running
+   * commands get `graceMs` (ms) to finish, then their process groups are killed; the spawner,
+   * the containers and the audit log are closed last. Never rejects.
+   */
   async close(graceMs: number = this.limits.shutdownGraceMs): Promise<void> {
     const attachedClosed = Promise.allSettled(this.#attached.map((listener) => listener.close(graceMs)));
     if (!this.#draining) {
@@ -376,7 +385,8 @@ export class Server {
    * (src/transport/transport.ts). `peer` names the other end for logs, the audit trail and
    * login throttling (default address `transport`: every such connection then shares one
    * source's startup share). Works whether or not `listen()` was called; the transport is
-   * destroyed when the connection ends.
+   * destroyed when the connection ends. Never throws: a failed handshake is logged, audited
+   * (a `connect` row with `detail.ok: false`) and ends only this connection.
    */
   handleConnection(transport: Transport, peer: TransportPeer = { address: 'transport' }): void {
     // For the transport's whole life, through its destroy: a Duplex.from() transport emits an
