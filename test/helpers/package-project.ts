@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import ts from 'typescript';
 import { tempDir } from './fixtures.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -21,4 +22,19 @@ export function packageProject(prefix: string, entries: string[] = ['index']): s
   symlinkSync(ROOT, join(project, 'node_modules/shellwire'));
   symlinkSync(join(ROOT, 'node_modules/@types/node'), join(project, 'node_modules/@types/node'));
   return project;
+}
+
+/** A library user's tsconfig: strict, Node 20, ES modules (`await using` needs nothing more). */
+export function userCompilerOptions(project: string, skipLibCheck: boolean): ts.CompilerOptions {
+  return {
+    strict: true,
+    noEmit: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    lib: ['lib.es2023.d.ts'],
+    types: ['node'],
+    typeRoots: [join(project, 'node_modules/@types')],
+    skipLibCheck,
+  };
 }

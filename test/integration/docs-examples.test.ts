@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import ts from 'typescript';
 import { removeDir } from '../helpers/fixtures.js';
-import { packageProject, ROOT } from '../helpers/package-project.js';
+import { packageProject, ROOT, userCompilerOptions } from '../helpers/package-project.js';
 
 let project: string;
 
@@ -21,17 +21,6 @@ before(() => {
 });
 after(() => removeDir(project));
 
-/** A user's tsconfig: strict, Node 20, ES modules. `await using` needs nothing more. */
-const OPTIONS: ts.CompilerOptions = {
-  strict: true,
-  noEmit: true,
-  target: ts.ScriptTarget.ES2022,
-  module: ts.ModuleKind.NodeNext,
-  moduleResolution: ts.ModuleResolutionKind.NodeNext,
-  lib: ['lib.es2023.d.ts'],
-  types: ['node'],
-  skipLibCheck: true,
-};
 
 function typeCheck(files: Record<string, string>): ts.Diagnostic[] {
   const paths = Object.entries(files).map(([name, text]) => {
@@ -39,7 +28,7 @@ function typeCheck(files: Record<string, string>): ts.Diagnostic[] {
     writeFileSync(path, text);
     return path;
   });
-  const program = ts.createProgram(paths, { ...OPTIONS, typeRoots: [join(project, 'node_modules/@types')] });
+  const program = ts.createProgram(paths, userCompilerOptions(project, true));
   return ts.getPreEmitDiagnostics(program).filter((d) => d.file === undefined || paths.includes(resolve(d.file.fileName)));
 }
 

@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { cleanEnv, removeDir } from '../helpers/fixtures.js';
-import { packageProject } from '../helpers/package-project.js';
+import { packageProject, userCompilerOptions } from '../helpers/package-project.js';
 
 let project: string;
 
@@ -30,17 +30,7 @@ function typeCheck(files: Record<string, string>, skipLibCheck = false): string[
     writeFileSync(path, text);
     return path;
   });
-  const program = ts.createProgram(paths, {
-    strict: true,
-    noEmit: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2023.d.ts'],
-    types: ['node'],
-    typeRoots: [join(project, 'node_modules/@types')],
-    skipLibCheck,
-  });
+  const program = ts.createProgram(paths, userCompilerOptions(project, skipLibCheck));
   return ts.getPreEmitDiagnostics(program).map((d) => {
     const where = d.file && d.start !== undefined ? `${d.file.fileName}:${d.file.getLineAndCharacterOfPosition(d.start).line + 1}: ` : '';
     return where + ts.flattenDiagnosticMessageText(d.messageText, ' ');
