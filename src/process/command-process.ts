@@ -130,8 +130,7 @@ export class CommandProcess {
    * closes with `spawnError`, as Node reports it. Rejects (nothing started, nothing to clean
    * up) only for a spawn line that cannot be spawned at all (Node throws synchronously).
    */
-  static async start(spec: ProcessOptions, onClose: (exit: CommandExit) => void, spawner?: Spawner | null): Promise<CommandProcess> {
-    if (!spawner) return new CommandProcess(spec, onClose);
+  static async start(spec: ProcessOptions, onClose: (exit: CommandExit) => void, spawner: Spawner): Promise<CommandProcess> {
     const containment = spec.containment ?? null;
     // The spawner forks the command inside its cgroup: no wrapper to exec first.
     const placement = containment?.placement ?? null;

@@ -11,7 +11,7 @@
  * addon for fd passing (SCM_RIGHTS), which Node's IPC does not do for arbitrary fds.
  */
 import { ErrorCode } from '../errors.js';
-import { CommandProcess, type CommandExit } from './command-process.js';
+import { CommandProcess, type CommandExit, type ProcessOptions } from './command-process.js';
 import { PtyProcess, loadedNodePty, nodePtyUnavailable } from './pty-process.js';
 import { spawnLine, type CommandSpec } from './command-spec.js';
 import type { Containers } from './containment.js';
@@ -37,19 +37,24 @@ export interface StartOptions extends LaunchOptions {
 }
 
 /**
+ * True when `startCommand` forks `spec` in this process, synchronously (`launchCommand`):
+ * terminals, and a daemon without a spawner. Callers that must answer before the next frame
+ * is read take that path themselves.
+ */
+export function startsHere(spec: CommandSpec, spawner: Spawner | null | undefined): boolean {
+  return spec.pty !== undefined || !spawner;
+}
+
+/**
  * Start a command, through the spawner when there is one (pipes only). Resolves once it runs
  * (or once it is known that it could not start: a refusal, or a process that closes with its
  * spawnError); never rejects.
  */
 export async function startCommand(spec: CommandSpec, options: StartOptions): Promise<LaunchResult> {
-  if (spec.pty || !options.spawner) return launchCommand(spec, options);
-  const line = spawnLine(spec);
+  const spawner = startsHere(spec, options.spawner) ? null : options.spawner;
+  if (!spawner) return launchCommand(spec, options);
   try {
-    const proc = await CommandProcess.start(
-      { ...line, killGraceMs: spec.killGraceMs, statePipe: spec.statePipe === true, outputGraceMs: spec.outputGraceMs, ...contained(options.containers) },
-      options.onClose,
-      options.spawner,
-    );
+    const proc = await CommandProcess.start(pipeOptions(spec, options.containers), options.onClose, spawner);
     return { ok: true, process: proc };
   } catch (err) {
     return { ok: false, code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
@@ -57,25 +62,29 @@ export async function startCommand(spec: CommandSpec, options: StartOptions): Pr
 }
 
 export function launchCommand(spec: CommandSpec, options: LaunchOptions): LaunchResult {
-  const line = spawnLine(spec);
-  const common = { ...line, killGraceMs: spec.killGraceMs };
   if (spec.pty) {
+    const line = spawnLine(spec);
     const ptyModule = loadedNodePty();
     if (!ptyModule) {
       return { ok: false, code: ErrorCode.BAD_REQUEST, message: `Terminals are not available on this daemon (${nodePtyUnavailable() ?? 'node-pty did not load'}). Run the command without a terminal.` };
     }
     try {
-      return { ok: true, process: new PtyProcess(ptyModule, { ...common, ...spec.pty, ...contained(options.containers) }, options.onClose) };
+      return { ok: true, process: new PtyProcess(ptyModule, { ...line, killGraceMs: spec.killGraceMs, ...spec.pty, ...contained(options.containers) }, options.onClose) };
     } catch (err) {
       return { ok: false, code: ErrorCode.SPAWN_FAILED, message: `Cannot start ${line.file} on a terminal: ${(err as Error).message}` };
     }
   }
   try {
-    const proc = new CommandProcess({ ...common, statePipe: spec.statePipe === true, outputGraceMs: spec.outputGraceMs, ...contained(options.containers) }, options.onClose);
+    const proc = new CommandProcess(pipeOptions(spec, options.containers), options.onClose);
     return { ok: true, process: proc };
   } catch (err) {
     return { ok: false, code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${(err as Error).message}` };
   }
+}
+
+/** What a command on pipes is started with, in a container of its own when there are containers. */
+function pipeOptions(spec: CommandSpec, containers: Containers | undefined): ProcessOptions {
+  return { ...spawnLine(spec), killGraceMs: spec.killGraceMs, statePipe: spec.statePipe === true, outputGraceMs: spec.outputGraceMs, ...contained(containers) };
 }
 
 /** A container for the command about to start (none when the daemon has no containers). */

@@ -19,7 +19,7 @@ import { ErrorCode } from '../errors.js';
 import { tokensEqual } from '../auth/token.js';
 import type { CommandExit } from '../process/command-process.js';
 import type { CommandSpec } from '../process/command-spec.js';
-import { launchCommand, startCommand, type LaunchedProcess, type LaunchResult } from '../process/launch.js';
+import { launchCommand, startCommand, startsHere, type LaunchedProcess, type LaunchResult } from '../process/launch.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import type { Containers } from '../process/containment.js';
 import type { Spawner } from '../process/spawner.js';
@@ -299,7 +299,7 @@ export class ClassicConnection {
     // Its place is taken while it starts: the next command waits, a stop is kept for it.
     this.#running = running;
     const options = { containers: this.#ctx.containers, spawner: this.#ctx.spawner, onClose: (exit: CommandExit) => this.#processOnClose(exit) };
-    if (!this.#ctx.spawner) {
+    if (startsHere(spec, this.#ctx.spawner)) {
       this.#started(running, launchCommand(spec, options));
       return;
     }

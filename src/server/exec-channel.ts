@@ -18,7 +18,7 @@ import { PtyProcess } from '../process/pty-process.js';
 import { SpawnerError } from '../process/spawner.js';
 import { buildCommandSpec, spawnLine } from '../process/command-spec.js';
 import { argumentTooLong } from '../process/arg-limits.js';
-import { launchCommand, startCommand, type LaunchResult } from '../process/launch.js';
+import { launchCommand, startCommand, startsHere, type LaunchResult } from '../process/launch.js';
 import { argvText, hasCommandRules } from '../auth/policy.js';
 import { OutputPump } from './output-pump.js';
 import { MAX_SESSION_STATE_BYTES, sessionStatus, type SessionState } from './session-state.js';
@@ -125,7 +125,7 @@ export class ExecChannel implements ServerChannel {
     const tooLong = argumentTooLong(spawnLine(built.spec));
     if (tooLong) return { code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${tooLong}. Pass long data on stdin or in a file instead.` };
     const options = { containers: this.#host.containers, spawner: this.#host.spawner, onClose: (exit: CommandExit) => this.#processOnClose(exit) };
-    if (built.spec.pty || !this.#host.spawner) {
+    if (startsHere(built.spec, this.#host.spawner)) {
       // Terminals (node-pty, in this process: launch.ts says why), and `serve --spawner off`:
       // forked here and now, answered before the next frame is read.
       const launched = launchCommand(built.spec, options);

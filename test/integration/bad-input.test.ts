@@ -48,6 +48,17 @@ function garbage(size = 64): Buffer {
   return bytes;
 }
 
+
+/** STDIN frames on channel 1 carrying `window + 1` bytes, in frames of at most `maxPayload`, as one buffer. */
+function stdinPastWindow(window: number, maxPayload: number): Buffer {
+  const frames: Buffer[] = [];
+  for (let left = window + 1; left > 0;) {
+    const size = Math.min(left, maxPayload);
+    frames.push(encodeFrame(FrameType.STDIN, 1, Buffer.alloc(size, 0x61)));
+    left -= size;
+  }
+  return Buffer.concat(frames);
+}
 describe('bad input on one daemon', () => {
   let d: TestDaemon;
   let logs: LogLine[];
@@ -186,14 +197,8 @@ describe('bad input on one daemon', () => {
     const window = opened.body.window as number;
     const pid = opened.body.pid as number;
     assert.ok(window > 0);
-    const frames: Buffer[] = [];
-    for (let left = window + 1; left > 0;) {
-      const size = Math.min(left, welcome.maxPayload);
-      frames.push(encodeFrame(FrameType.STDIN, 1, Buffer.alloc(size, 0x61)));
-      left -= size;
-    }
     // One write: no WINDOW from the daemon can slip in between our frames.
-    client.write(Buffer.concat(frames));
+    client.write(stdinPastWindow(window, welcome.maxPayload));
     const goodbye = await assertGoodbye(client, ErrorCode.WINDOW_OVERRUN);
     assert.match(goodbye.message, /channel 1/);
     assert.ok(await waitFor(() => !processAlive(pid), 3_000), 'the command of the failed connection is killed');
@@ -225,13 +230,7 @@ describe('bad input on one daemon', () => {
     const window = opened.body.window as number;
     // The daemon has sent EXIT and CLOSE; ours is not out yet, so channel 1 still counts STDIN.
     await client.nextFrame((f) => f.type === FrameType.CLOSE && f.channel === 1);
-    const frames: Buffer[] = [];
-    for (let left = window + 1; left > 0;) {
-      const size = Math.min(left, welcome.maxPayload);
-      frames.push(encodeFrame(FrameType.STDIN, 1, Buffer.alloc(size, 0x61)));
-      left -= size;
-    }
-    client.write(Buffer.concat(frames));
+    client.write(stdinPastWindow(window, welcome.maxPayload));
     const goodbye = await assertGoodbye(client, ErrorCode.WINDOW_OVERRUN);
     assert.match(goodbye.message, /channel 1/);
     await assertServes(d);
