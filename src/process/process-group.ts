@@ -71,6 +71,8 @@ export class ProcessGroup {
   #hangUpTimer: NodeJS.Timeout | null = null;
   /** Ended with the hang-up pending, then stopped: the containment finishes once signaled. */
   #finishPending = false;
+  /** The leader's exit was seen: its pid may be reused, so it is never signalled alone again. */
+  #leaderGone = false;
 
   constructor(pgid: number | undefined, containment: GroupContainer | null, killGraceMs: number = DEFAULT_KILL_GRACE_MS) {
     this.pgid = pgid;
@@ -86,9 +88,12 @@ export class ProcessGroup {
     return this.#ended;
   }
 
-  /** Signal the process group only (a SIGNAL frame: Ctrl-C reaches the group, as on a terminal). */
+  /**
+   * Signal the process group only (a SIGNAL frame: Ctrl-C reaches the group, as on a
+   * terminal) — or the leader alone while it has not made its group yet.
+   */
   signal(signal: NodeJS.Signals): boolean {
-    return signalProcessGroup(this.pgid, signal);
+    return signalProcessGroup(this.pgid, signal) || this.#signalLeaderAlone(signal);
   }
 
   alive(): boolean {
@@ -97,6 +102,7 @@ export class ProcessGroup {
 
   /** The leader exited: unless it is being stopped, hang up its group after HANGUP_DELAY_MS. */
   leaderExited(): void {
+    this.#leaderGone = true;
     if (this.#stopping || this.#hangUpTimer) return;
     this.#hangUpTimer = setTimeout(() => {
       this.#hangUpTimer = null;
@@ -109,6 +115,7 @@ export class ProcessGroup {
   /** Leader gone and output closed: finish the containment (after the hang-up, if it is pending). */
   end(): void {
     this.#ended = true;
+    this.#leaderGone = true;
     if (!this.#hangUpTimer) this.containment?.finish();
   }
 
@@ -119,7 +126,7 @@ export class ProcessGroup {
   terminate(signals: readonly NodeJS.Signals[], graceMs: number = this.#killGraceMs): void {
     this.#stopStrongly();
     let signaled = false;
-    for (const signal of signals) signaled = this.#signalAll(signal);
+    for (const signal of signals) signaled = this.#signalAll(signal) || this.#signalLeaderAlone(signal);
     this.#finishOwed();
     if (!signaled || this.#killTimer) return;
     this.#killTimer = setTimeout(() => {
@@ -132,13 +139,33 @@ export class ProcessGroup {
   /** SIGKILL all of it at once (the end of a stop's grace; daemon shutdown). */
   kill(): void {
     this.#stopStrongly();
-    if (this.containment) this.containment.killAll();
-    else this.signal('SIGKILL');
+    if (this.containment) {
+      this.containment.killAll();
+      this.#signalLeaderAlone('SIGKILL');
+    } else {
+      this.signal('SIGKILL');
+    }
     this.#finishOwed();
   }
 
   #signalAll(signal: NodeJS.Signals): boolean {
     return this.containment ? this.containment.signalAll(signal) : this.signal(signal);
+  }
+
+  /**
+   * Signal the leader by its pid. A stop can come between the fork and the child's setsid()
+   * (node-pty returns from the fork before the child makes its group): no group has that id
+   * yet, the stop would reach nothing and arm no SIGKILL, and the command would then run —
+   * or stop itself — unowned. Only while the leader's exit is unseen, so the pid is still its.
+   */
+  #signalLeaderAlone(signal: NodeJS.Signals): boolean {
+    if (this.#leaderGone || this.pgid === undefined) return false;
+    try {
+      process.kill(this.pgid, signal);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   #stopStrongly(): void {

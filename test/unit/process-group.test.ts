@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcessGroup, HANGUP_DELAY_MS, type GroupContainer } from '../../src/process/process-group.js';
 import { tagged } from '../helpers/processes.js';
@@ -108,4 +109,57 @@ test('a stop before the end: the end finishes the container, the grace brings ki
   group.end();
   assert.deepEqual(container.calls, ['SIGTERM', 'killAll', 'finish']);
   await until(() => !group.alive(), 'the group is gone');
+});
+
+/**
+ * A leader caught between its fork and its setsid(): node-pty returns from the fork before
+ * the child makes its group, so a connection lost at once stops a pid that leads no group
+ * yet. Modelled by a child left in the test's own group (no setsid at all).
+ */
+function startBeforeSetsid(script: string): ChildProcess {
+  const child = spawn('/bin/sh', ['-c', script], { stdio: ['ignore', 'pipe', 'ignore'] });
+  child.stdout!.resume();
+  return child;
+}
+
+test('a stop before the leader made its group still reaches the leader', { timeout: 10_000 }, async (t) => {
+  const child = startBeforeSetsid('exec sleep 600');
+  t.after(() => child.kill('SIGKILL'));
+  const exited = once(child, 'exit');
+  const group = new ProcessGroup(child.pid, null, 5_000);
+  group.terminate(['SIGHUP', 'SIGTERM']);
+  const [code, signal] = await exited;
+  assert.equal(code, null);
+  assert.ok(signal === 'SIGHUP' || signal === 'SIGTERM', `ended by ${signal}`);
+});
+
+function state(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2)[0]!;
+}
+
+test('a leader that stopped itself before it made its group is SIGKILLed after the grace (the fuzz leftover `sh [T]`)', { timeout: 10_000 }, async (t) => {
+  const child = startBeforeSetsid(`trap '' HUP TERM; kill -STOP $$; sleep 600`);
+  t.after(() => child.kill('SIGKILL'));
+  const exited = once(child, 'exit');
+  await until(() => state(child.pid!) === 'T', 'the leader stopped itself');
+  const container = recordingContainer(() => group);
+  const group = new ProcessGroup(child.pid, container, 100);
+  group.terminate(['SIGHUP', 'SIGTERM']);
+  const [, signal] = await exited;
+  assert.equal(signal, 'SIGKILL');
+  assert.deepEqual(container.calls, ['SIGHUP', 'SIGTERM', 'killAll'], 'the grace was armed although no group had its id');
+});
+
+test('once the leader exited, a stop never signals its pid alone (another process may have it now)', async (t) => {
+  // A process holding the pid the leader had: in no group of that id, as a reused pid is.
+  const other = startBeforeSetsid('exec sleep 600');
+  t.after(() => other.kill('SIGKILL'));
+  const group = new ProcessGroup(other.pid, null, 50);
+  group.leaderExited();
+  group.terminate(['SIGTERM']);
+  await sleep(300);
+  group.kill();
+  await sleep(50);
+  assert.equal(state(other.pid!), 'S', 'the process with the old pid was left alone');
 });
