@@ -3,6 +3,8 @@
  *
  *   shellwire put [-r] [--resume] [--quiet] LOCAL... [USER@]HOST[:PORT]:REMOTE
  *   shellwire get [-r] [--resume] [--quiet] [USER@]HOST[:PORT]:REMOTE... LOCAL
+ *   shellwire put [-r] [--parallel N] [--timeout T] [--json] LOCAL... TARGETS:REMOTE   (files-fanout.ts)
+ *   shellwire get [-r] [--parallel N] [--timeout T] [--json] TARGETS:REMOTE... LOCALDIR
  *   shellwire ls [--json] [USER@]HOST[:PORT]:PATH
  *
  * Relative remote paths start at the remote user's home. Exit status: 0 when every file
@@ -22,14 +24,11 @@ import { exactWords } from './os-argv.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 import { forTerminal } from './os-text.js';
+import { parseTargetsSpec, refuseFanOutFlags, type FanOutFlags } from './files-targets.js';
 
-interface TransferFlags extends ConnectFlags {
+interface TransferFlags extends FanOutFlags {
   /** scp's spelling of -p. */
   P?: string;
-  recursive?: boolean;
-  resume?: boolean;
-  quiet?: boolean;
-  limitRate?: string;
 }
 
 interface LsFlags extends ConnectFlags {
@@ -65,13 +64,17 @@ export function registerFiles(program: Command): void {
         .option('--no-resume', 'start over even when a matching partial file exists')
         .option('-q, --quiet', 'no progress bar and no notes; errors only')
         .option('--limit-rate <rate>', 'at most RATE bytes per second: 65536, 500K, 5M, 1G (K/M/G = 1024^n; KB/MB = 1000^n)')
-        .addOption(scpPortOption()),
+        .addOption(scpPortOption())
+        .option('--parallel <n>', `TARGETS: hosts copying at once (default ${FANOUT_DEFAULT})`)
+        .option('--timeout <duration>', 'TARGETS: give up on a host whose copy takes longer (seconds, or 500ms, 2m, 1h); its partial files are kept')
+        .option('--json', 'TARGETS: JSON Lines on stdout, one result per host and a summary, as run --json')
+        .addHelpText('after', FANOUT_HELP[name]),
     );
   // Paths are bytes: exactWords() recovers words that are not UTF-8 from the command line.
-  transfer('put', 'upload files to HOST: atomic (temp file + rename), SHA-256 verified, mode and mtime kept', 'LOCAL... [USER@]HOST[:PORT]:REMOTE').action(
+  transfer('put', 'upload files to HOST (or to every host TARGETS names): atomic (temp file + rename), SHA-256 verified, mode and mtime kept', 'LOCAL... [USER@]HOST[:PORT]:REMOTE or TARGETS:REMOTE').action(
     (paths: string[], flags: TransferFlags) => runTransfer('put', exactWords(paths), withScpPort(flags)),
   );
-  transfer('get', 'download files from HOST: atomic, SHA-256 verified, mode and mtime kept', '[USER@]HOST[:PORT]:REMOTE... LOCAL').action(
+  transfer('get', 'download files from HOST (or from every host TARGETS names, into LOCALDIR/HOST/): atomic, SHA-256 verified, mode and mtime kept', '[USER@]HOST[:PORT]:REMOTE... LOCAL or TARGETS:REMOTE... LOCALDIR').action(
     (paths: string[], flags: TransferFlags) => runTransfer('get', exactWords(paths), withScpPort(flags)),
   );
   addConnectFlags(
@@ -83,6 +86,27 @@ export function registerFiles(program: Command): void {
       .addOption(scpPortOption()),
   ).action((spec: string, flags: LsFlags) => runLs(exactWords([spec])[0]!, withScpPort(flags)));
 }
+
+/** `--parallel`'s default: run's `--fanout` (fleet/run-on.ts DEFAULT_FANOUT; not imported, to keep one-host put light). */
+const FANOUT_DEFAULT = 64;
+
+const FANOUT_HELP = {
+  put: `
+Many hosts: when the part before ":" is a target expression (@group, a,b, web[01-05],
+label=value, !exclusion) the files go to every host it names, in parallel, each copy
+verified and renamed into place as for one host; a plain name (inventory or not) is one host.
+Exit status: 0 when every file arrived verified on every host; 1 when any host or file
+failed (the others still complete; the summary names each failure); 2 for a usage error;
+255 when the one host could not be reached; 130 when interrupted.
+`,
+  get: `
+Many hosts: when the part before ":" is a target expression (@group, a,b, web[01-05],
+label=value, !exclusion) each host's files go to LOCALDIR/HOST/ (created), in parallel.
+Exit status: 0 when every file arrived verified from every host; 1 when any host or file
+failed (the others still complete; the summary names each failure); 2 for a usage error;
+255 when the one host could not be reached; 130 when interrupted.
+`,
+} as const;
 
 /** scp users write the port as `-P` (scp's `-p` preserves times, which put and get always do). */
 function scpPortOption(): Option {
@@ -113,6 +137,13 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   if (paths.length < 2) fail(`${direction} needs a source and a destination; see shellwire ${direction} --help.`, 2);
   const sources = paths.slice(0, -1);
   const destination = paths[paths.length - 1]!;
+  // TARGETS:PATH (a target expression before the colon) fans out; anything else is one host.
+  const fanOut = direction === 'put' ? parseTargetsSpec(destination) !== null : parseTargetsSpec(sources[0]!) !== null;
+  if (fanOut) {
+    const { runFanOutTransfer } = await import('./files-fanout.js');
+    return runFanOutTransfer(direction, sources, destination, flags);
+  }
+  refuseFanOutFlags(flags, direction === 'put' ? destination : sources[0]!);
   let target: string;
   let remotes: string[];
   let local: string[];

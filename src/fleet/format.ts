@@ -180,3 +180,28 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   return `shellwire: ${parts.join(', ')}\n`;
 }
 
+
+/**
+ * put/get to many hosts (stdout): the hosts that got everything, folded into one line with
+ * what they copied, then each failed host on its own line with its error (never folded: each
+ * has its own reason). `quiet`: the failures only.
+ */
+export function formatTransfers(summary: FleetSummary, style: Style, { quiet = false } = {}): string {
+  const lines: string[] = [];
+  const ok = summary.results.filter((r) => r.status === 'ok');
+  if (ok.length > 0 && !quiet) {
+    // Hosts that copied the same number of files are one group (bytes differ when one resumed).
+    const groups = new Map<string, string[]>();
+    for (const r of ok) {
+      const t = r.transfer;
+      const what = t ? `${t.files} file${t.files === 1 ? '' : 's'}${t.directories ? `, ${t.directories} dir${t.directories === 1 ? '' : 's'}` : ''}` : 'done';
+      groups.set(what, [...(groups.get(what) ?? []), r.host]);
+    }
+    for (const [what, hosts] of groups) lines.push(`${paint(style, 32, `${foldNames(hosts)} (${hosts.length}): ok`)}, ${what}, SHA-256 verified`);
+  }
+  for (const r of summary.results) {
+    if (r.status === 'ok' || r.status === 'skipped' || r.status === 'canceled') continue;
+    lines.push(`${paint(style, 31, `${r.host}:`)} ${describeOutcome(r)}`);
+  }
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}

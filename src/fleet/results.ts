@@ -36,6 +36,8 @@ export interface HostResult {
   error: { code: string; message: string } | null;
   /** Batch index (0 without batches; the canary is batch 0). */
   batch: number;
+  /** put/get to many hosts: what this host's transfer copied (absent for commands). */
+  transfer?: { files: number; directories: number; bytes: number; failures: number };
 }
 
 export interface FleetSummary {

@@ -79,6 +79,21 @@ export interface RunOnOptions extends PoolOptions {
   queueHighWaterMark?: number;
 }
 
+/**
+ * One host's work when a fan-out does something other than run a command (put and get to
+ * many hosts): it gets the host's pooled connection and a signal that aborts on `timeoutMs`
+ * and on cancel. A rejection is that host's failure (`lost` for a connection error, else
+ * `error`); a resolved `error` is a failure the task itself counted (some files failed).
+ */
+export type HostTask = (conn: Connection, host: FleetHost, context: { signal: AbortSignal }) => Promise<HostTaskOutcome>;
+
+export interface HostTaskOutcome {
+  /** Why the host did not succeed although the task ran to its end; null or absent: ok. */
+  error?: { code: string; message: string } | null;
+  /** What was copied, for the result (`HostResult.transfer`). */
+  transfer?: NonNullable<HostResult['transfer']>;
+}
+
 interface RunningHost {
   host: FleetHost;
   phase: 'connecting' | 'running';
@@ -92,6 +107,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   readonly hosts: readonly FleetHost[];
   readonly command: string;
   #options: RunOnOptions;
+  #task: HostTask | null;
   #pool: ConnectionPool;
   #ownPool: boolean;
   #spreader: StartSpreader;
@@ -109,10 +125,11 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   #resolveSummary!: (summary: FleetSummary) => void;
 
   /** @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (`checkRunOnOptions`). */
-  constructor(hosts: readonly FleetHost[], command: string, options: RunOnOptions = {}) {
+  constructor(hosts: readonly FleetHost[], command: string, options: RunOnOptions = {}, task: HostTask | null = null) {
     checkRunOnOptions(command, options);
     this.hosts = hosts;
     this.command = command;
+    this.#task = task;
     this.#options = options;
     this.#ownPool = options.pool === undefined;
     this.#pool = options.pool ?? new ConnectionPool(options);
@@ -252,7 +269,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
       if (conn === null) result = this.#base(host, batch, state, classifyConnectError(connectError), connectError);
       else {
         state.phase = 'running';
-        result = await this.#runCommand(conn, host, batch, state);
+        result = this.#task ? await this.#runTask(this.#task, conn, host, batch, state) : await this.#runCommand(conn, host, batch, state);
       }
     } catch (err) {
       const status: HostStatus = this.#canceled ? 'canceled' : err instanceof ConnectionError || err instanceof ProtocolError ? 'lost' : 'error';
@@ -300,6 +317,35 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
       keepOutput(result, stdout, stderr);
       return result;
     } finally {
+      if (guard) clearTimeout(guard);
+    }
+  }
+
+  /** `#runCommand` for a `HostTask`: the same timeout (abort, then drop a silent host) and cancel. */
+  async #runTask(task: HostTask, conn: Connection, host: FleetHost, batch: number, state: RunningHost): Promise<HostResult> {
+    const { timeoutMs } = this.#options;
+    let timedOut = false;
+    let guard: NodeJS.Timeout | null = null;
+    const timer = timeoutMs === undefined ? null : setTimeout(() => {
+      timedOut = true;
+      state.abort.abort();
+      // The task's channels close on the abort; a host that cannot even confirm that is dropped.
+      guard = setTimeout(() => this.#pool.destroy(host), TIMEOUT_GRACE_MS);
+    }, timeoutMs);
+    try {
+      const outcome = await task(conn, host, { signal: state.abort.signal });
+      if (timedOut) throw new ShellwireError(ErrorCode.COMMAND_TIMED_OUT, 'timed out');
+      const result = this.#base(host, batch, state, outcome.error ? 'error' : 'ok', null);
+      if (outcome.error) result.error = outcome.error;
+      if (outcome.transfer) result.transfer = outcome.transfer;
+      return result;
+    } catch (err) {
+      const status: HostStatus = this.#canceled ? 'canceled' : timedOut ? 'timed-out' : err instanceof ConnectionError || err instanceof ProtocolError ? 'lost' : 'error';
+      const result = this.#base(host, batch, state, status, err);
+      if (status === 'timed-out') result.error = { code: ErrorCode.COMMAND_TIMED_OUT, message: `timed out after ${timeoutMs! / 1000} s; the transfer was stopped (partial files are kept for resume)` };
+      return result;
+    } finally {
+      if (timer) clearTimeout(timer);
       if (guard) clearTimeout(guard);
     }
   }
@@ -410,6 +456,17 @@ export function runOn(targets: string | readonly string[] | readonly FleetHost[]
     hosts = targets as readonly FleetHost[];
   }
   return new FleetRun(hosts, command, options);
+}
+
+/**
+ * Run `task` on every host with run's fan-out: `fanout`, `timeoutMs` (the task's signal
+ * aborts), `connectRate`, batches, fail-fast, cancel, the same events and summary (`label`
+ * stands where a command would, e.g. in the summary). Per-host failures never throw.
+ *
+ * @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (`checkRunOnOptions`).
+ */
+export function fanOut(hosts: readonly FleetHost[], label: string, task: HostTask, options: RunOnOptions = {}): FleetRun {
+  return new FleetRun(hosts, label, options, task);
 }
 
 const EMPTY = Buffer.alloc(0);

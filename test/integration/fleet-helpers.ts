@@ -29,6 +29,12 @@ export interface TestFleet {
   daemons: FleetDaemon[];
   inventory: string;
   env: NodeJS.ProcessEnv;
+  /**
+   * `<root>/private`: a daemon started with `privateTmpfs` sees its own tmpfs here (a mount
+   * namespace of its own), so one remote path is a different place on each host; the test
+   * reads a daemon's copy at `/proc/<pid>/root<privateDir>`.
+   */
+  privateDir: string;
   stop(): Promise<void>;
 }
 
@@ -44,8 +50,12 @@ export function freePortOn(host: string): Promise<number> {
 }
 
 /** Start one daemon per spec, on 127.0.0.(firstOctet + i). */
-export async function startFleet(specs: Array<{ name: string; role: string; announce?: boolean }>, firstOctet = 2, extraInventory = ''): Promise<TestFleet> {
+export async function startFleet(
+  specs: Array<{ name: string; role: string; announce?: boolean; privateTmpfs?: 'rw' | 'ro' }>, firstOctet = 2, extraInventory = '',
+): Promise<TestFleet> {
   const root = mkdtempSync(join(tmpdir(), 'shellwire-fleet-'));
+  const privateDir = join(root, 'private');
+  mkdirSync(privateDir);
   const stateDir = join(root, 'server');
   const home = join(root, 'home');
   mkdirSync(home, { recursive: true, mode: 0o700 });
@@ -61,7 +71,11 @@ export async function startFleet(specs: Array<{ name: string; role: string; anno
       for (const file of ['host-key.pem', 'host-cert.pem', 'token']) copyFileSync(join(stateDir, file), join(ownStateDir, file));
       const args = [CLI, 'serve', '--listen', `${host}:${port}`, '--state-dir', ownStateDir, '--log-level', 'warn', '--kill-grace', '0.5', '--shutdown-grace', '0.5'];
       if (spec.announce) args.push('--announce');
-      const child = spawn(process.execPath, args, { env: { ...process.env, SHELLWIRE_HOME: home, ROLE: spec.role }, stdio: ['ignore', 'pipe', 'pipe'] });
+      // unshare execs sh, which execs node: the child's pid is the daemon's.
+      const [file, argv] = spec.privateTmpfs
+        ? ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o ${spec.privateTmpfs},size=64m none "$0" && exec "$@"`, privateDir, process.execPath, ...args]]
+        : [process.execPath, args];
+      const child = spawn(file, argv, { env: { ...process.env, SHELLWIRE_HOME: home, ROLE: spec.role }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
@@ -93,6 +107,7 @@ export async function startFleet(specs: Array<{ name: string; role: string; anno
     fingerprint: seed.identity.fingerprint,
     daemons,
     inventory,
+    privateDir,
     env: { ...process.env, SHELLWIRE_HOME: home, SHELLWIRE_TOKEN: seed.token, NO_COLOR: '1' },
     async stop() {
       await Promise.all(
