@@ -49,6 +49,10 @@ _shellwire_values() {
   case $kind in
     one-host*) COMPREPLY=($(compgen -W "$(_shellwire_hosts "$inventory" | grep -v '^@')" -- "$cur")) ;;
     host*) COMPREPLY=($(compgen -W "$(_shellwire_hosts "$inventory")" -- "$cur")) ;;
+    remote-targets*)
+      if [[ $cur == *:* ]]; then return; fi
+      COMPREPLY=($(compgen -W "$(_shellwire_hosts "$inventory" | sed 's/$/:/')" -- "$cur") $(compgen -f -- "$cur"))
+      compopt -o nospace -o filenames 2>/dev/null ;;
     remote-path*)
       if [[ $cur == *:* ]]; then return; fi
       COMPREPLY=($(compgen -W "$(_shellwire_hosts "$inventory" | sed 's/$/:/' | grep -v '^@')" -- "$cur") $(compgen -f -- "$cur"))

@@ -9,7 +9,8 @@ import { helpExamples } from './help-examples.js';
 
 /** What a value (an argument or an option's value) is, for completion. */
 /** 'one-host': exec/shell/tty's `<host>`, which takes no @group or target expression. */
-export type ValueKind = 'host' | 'one-host' | 'remote-path' | 'file' | 'dir' | 'none';
+/** 'remote-targets': put/get's `<paths...>`, where HOST:PATH may also be TARGETS:PATH (@groups offered). */
+export type ValueKind = 'host' | 'one-host' | 'remote-path' | 'remote-targets' | 'file' | 'dir' | 'none';
 
 export interface OptionSpec {
   /** As written: `-i, --identity <keyfile>`. */
@@ -72,7 +73,7 @@ export function allCommands(spec: CommandSpec): CommandSpec[] {
 
 function argumentSpec(argument: Argument, description: string): ArgumentSpec {
   const name = argument.name();
-  const kind: ValueKind = name === 'host' && !argument.variadic ? 'one-host' : HOST_ARGUMENTS.test(name) ? 'host' : /path/i.test(name) ? 'remote-path' : /file$/i.test(name) ? 'file' : /dir$/i.test(name) ? 'dir' : 'none';
+  const kind: ValueKind = name === 'host' && !argument.variadic ? 'one-host' : HOST_ARGUMENTS.test(name) ? 'host' : /path/i.test(name) ? (argument.variadic ? 'remote-targets' : 'remote-path') : /file$/i.test(name) ? 'file' : /dir$/i.test(name) ? 'dir' : 'none';
   return { name, required: argument.required, variadic: argument.variadic, kind, description };
 }
 

@@ -36,6 +36,8 @@ function action(kind: ValueKind, choices: string[] | undefined): string {
       return '_shellwire_one_host';
     case 'remote-path':
       return '_shellwire_remote_paths';
+    case 'remote-targets':
+      return '_shellwire_remote_targets';
     case 'file':
       return '_files';
     case 'dir':
@@ -125,6 +127,17 @@ _shellwire_remote_paths() {
   _shellwire_host_words
   sw_hosts=(\${reply:#@*})
   _alternative 'hosts:inventory host:compadd -S : -a sw_hosts' 'files:local file:_files'
+}
+
+# TARGETS:PATH, HOST:PATH or a local file (put, get): hosts and @groups get a ':' suffix.
+_shellwire_remote_targets() {
+  if compset -P '*:'; then
+    _message 'remote path'
+    return
+  fi
+  local -a reply
+  _shellwire_host_words
+  _alternative 'hosts:inventory host or @group:compadd -S : -a reply' 'files:local file:_files'
 }
 
 ${allCommands(program).map(commandFunction).join('\n')}

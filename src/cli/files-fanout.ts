@@ -18,7 +18,8 @@ import { once } from 'node:events';
 import { withOverrides } from '../fleet/resolve-host.js';
 import { parseTargetsSpec, type FanOutFlags } from './files-targets.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
-import { fanOut, DEFAULT_FANOUT, type FleetRun, type HostTask } from '../fleet/run-on.js';
+import { fanOut, DEFAULT_FANOUT, type FleetRun, type HostTask, type HostTaskOutcome } from '../fleet/run-on.js';
+import type { Connection } from '../client/connection.js';
 import type { FleetHost } from '../fleet/inventory.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatSummary, formatTransfers, type Style } from '../fleet/format.js';
@@ -27,7 +28,7 @@ import { StatusLine } from '../fleet/status-line.js';
 import { loadInventory } from '../fleet/inventory.js';
 import type { TreeOptions, TreeResult } from '../client/files/common.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
-import { ErrorCode, ShellwireError } from '../errors.js';
+import { ConnectionError, ErrorCode, ShellwireError } from '../errors.js';
 import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, reportHostAdded, setVerbosity, warn } from './common.js';
 import { readSecretLine } from './prompt.js';
 import { exitWhenFlushed } from './stdio.js';
@@ -94,7 +95,16 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
     resume: flags.resume !== false,
     ...(flags.limitRate ? { rateLimit: parseSizeFlag(flags.limitRate, '--limit-rate', { min: 1 }) } : {}),
   };
-  const task: HostTask = async (conn, host, { signal }) => {
+  const task: HostTask = async (conn, host, context) => {
+    try {
+      return await copyOne(conn, host, context.signal);
+    } catch (err) {
+      // The host's result says "lost"; the operator also needs to know the copy can be resumed.
+      if (err instanceof ConnectionError) throw new ConnectionError(err.code, `${err.message} The copy did not finish: the same command again resumes from the partial files.`, { host: host.name, cause: err });
+      throw err;
+    }
+  };
+  const copyOne = async (conn: Connection, host: FleetHost, signal: AbortSignal): Promise<HostTaskOutcome> => {
     let result: TreeResult;
     if (direction === 'put') {
       // Each host reads the local files itself: direct mode sends the bytes once per host.

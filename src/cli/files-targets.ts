@@ -49,3 +49,9 @@ export function refuseFanOutFlags(flags: FanOutFlags, destination: string): void
   fail(`--${given[0]} goes with a target expression (TARGETS:PATH such as @web:/srv or 'web[01-05]:/srv'); "${destination}" names one host.`, 2);
 }
 
+
+/** `put f @web` (no colon): a target expression without a path; say how to write it (also a TARGETS:PATH among one host's sources). */
+export function refuseBareTargets(text: string): void {
+  if (parseTargetsSpec(text) !== null) fail(`"${text}" names other hosts than the first source; every source of one get comes from the same host or TARGETS.`, 2);
+  if (isTargetExpression(text)) fail(`"${text}" names hosts but no path; write TARGETS:PATH, e.g. ${text}:/tmp/ (a local file with such a name: ./${text}).`, 2);
+}

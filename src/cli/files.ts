@@ -24,7 +24,7 @@ import { exactWords } from './os-argv.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 import { forTerminal } from './os-text.js';
-import { parseTargetsSpec, refuseFanOutFlags, type FanOutFlags } from './files-targets.js';
+import { parseTargetsSpec, refuseBareTargets, refuseFanOutFlags, type FanOutFlags } from './files-targets.js';
 
 interface TransferFlags extends FanOutFlags {
   /** scp's spelling of -p. */
@@ -150,6 +150,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   let remoteDest = '';
   if (direction === 'put') {
     const spec = parseRemoteSpec(destination);
+    if (!spec) refuseBareTargets(destination);
     if (!spec) refuseTargetExpression(destination);
     if (!spec) fail(`The destination "${destination}" is not remote; write [USER@]HOST[:PORT]:PATH.`, 2);
     const remoteSource = sources.find((s) => parseRemoteSpec(s) !== null && !s.startsWith('/') && !s.startsWith('.'));
@@ -161,6 +162,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   } else {
     const specs = sources.map((s) => parseRemoteSpec(s));
     const bad = sources.find((_, i) => specs[i] === null);
+    if (bad !== undefined) refuseBareTargets(bad);
     if (bad !== undefined) refuseTargetExpression(bad);
     if (bad !== undefined) fail(`The source "${bad}" is not remote; write [USER@]HOST[:PORT]:PATH.`, 2);
     target = specs[0]!.target;

@@ -23,8 +23,16 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   shell: ['shellwire shell web01', 'shellwire shell --password bob@10.0.0.5'],
   tty: ['shellwire tty web01', 'shellwire tty web01 -- htop'],
-  put: ['shellwire put app.tar.gz web01:/srv/releases/', 'shellwire put -r --limit-rate 5M ./site web01:/var/www/'],
-  get: ['shellwire get web01:/var/log/syslog .', 'shellwire get -r web01:/etc/nginx ./backup/'],
+  put: [
+    'shellwire put app.tar.gz web01:/srv/releases/',
+    'shellwire put -r --limit-rate 5M ./site web01:/var/www/',
+    "shellwire put --parallel 20 --timeout 5m app.tar.gz '@web,!web07:/srv/releases/'   # to many hosts",
+  ],
+  get: [
+    'shellwire get web01:/var/log/syslog .',
+    'shellwire get -r web01:/etc/nginx ./backup/',
+    "shellwire get 'web[01-05]:/etc/nginx/nginx.conf' ./confs/   # ./confs/web01/nginx.conf, …",
+  ],
   ls: ['shellwire ls web01:/var/log', 'shellwire ls --json web01:/srv'],
   run: [
     'shellwire run @web -- uptime',

@@ -112,6 +112,10 @@ test('bash: HOST:PATH arguments offer "host:", files and directories keep their 
   writeFileSync(join(root, 'release.tar'), '');
   assert.deepEqual(bashComplete('shellwire put rel'), ['release.tar']);
   assert.deepEqual(bashComplete('shellwire put release.tar we'), ['web01:', 'web02:']);
+  // put and get also take TARGETS:PATH (issue 13): @groups are offered; ls takes one host.
+  assert.deepEqual(bashComplete('shellwire put release.tar @'), ['@db:', '@web:']);
+  assert.deepEqual(bashComplete('shellwire get @'), ['@db:', '@web:']);
+  assert.deepEqual(bashComplete('shellwire ls @'), []);
   mkdirSync(join(root, 'state-dir-here'), { recursive: true });
   assert.deepEqual(bashComplete('shellwire serve --state-dir state-'), ['state-dir-here']);
   // bash replaces only what follows the '=': the reply must not repeat the option.
