@@ -10,6 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -201,6 +202,34 @@ test('--timeout: a host whose copy takes longer is stopped and reported timed ou
   assert.match(r.stdout.toString(), /^slow01: timed out after 0\.7 s; the transfer was stopped/);
   assert.match(r.stderr, /1 timed out \(slow01\)/);
   assert.equal(existsSync(remote('slow01', 'slow.bin')), false, 'the target is never replaced by a partial copy');
+});
+
+test('Ctrl-C stops every host\'s copy: partial files kept, targets untouched, exit 130; run again resumes', async () => {
+  const file = join(local, 'int.bin');
+  const bytes = randomBytes(3 * MIB);
+  writeFileSync(file, bytes);
+  const args = [CLI, 'put', '--inventory', fleet.inventory, '--limit-rate', '1M', file, `web0[1-2]:${fleet.privateDir}/`];
+  const child = spawn(process.execPath, args, { env: fleet.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const partials = ['web01', 'web02'].map((name) => remote(name, '.int.bin.shellwire-part'));
+  assert.ok(await waitFor(() => partials.every((p) => existsSync(p) && lstatSync(p).size > 0), 10_000), 'both copies started');
+  child.kill('SIGINT');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /2 canceled/);
+  for (const name of ['web01', 'web02']) assert.equal(existsSync(remote(name, 'int.bin')), false, `${name}: no half file in place`);
+  for (const p of partials) assert.ok(existsSync(p), 'the partial file is kept for resume');
+  const again = await cli(['put', file, `web0[1-2]:${fleet.privateDir}/`]);
+  assert.equal(again.code, 0, again.stderr);
+  for (const name of ['web01', 'web02']) assert.ok(readFileSync(remote(name, 'int.bin')).equals(bytes), name);
+});
+
+test('--parallel takes a whole number of at least 1', async () => {
+  writeFileSync(join(local, 'p.txt'), 'p');
+  const r = await cli(['put', '--parallel', '0', join(local, 'p.txt'), `@all-web:${fleet.privateDir}/`]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--parallel takes a whole number ≥ 1, got "0"/);
 });
 
 test('one host\'s daemon killed mid-transfer: the others complete verified, the lost host is named, exit 1', async () => {
