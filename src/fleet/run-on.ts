@@ -333,8 +333,8 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
       guard = setTimeout(() => this.#pool.destroy(host), TIMEOUT_GRACE_MS);
     }, timeoutMs);
     try {
+      // A task that resolves finished its work (an abort makes it reject), even if the timer fired meanwhile.
       const outcome = await task(conn, host, { signal: state.abort.signal });
-      if (timedOut) throw new ShellwireError(ErrorCode.COMMAND_TIMED_OUT, 'timed out');
       const result = this.#base(host, batch, state, outcome.error ? 'error' : 'ok', null);
       if (outcome.error) result.error = outcome.error;
       if (outcome.transfer) result.transfer = outcome.transfer;
