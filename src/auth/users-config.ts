@@ -14,6 +14,9 @@
  *       keys: ["ssh-ed25519 AAAA… alice@laptop"]
  *       tokens: [{ name: ci, sha256: <hex>, expires: 2027-01-01T00:00:00Z }]
  *       password: scrypt$…          # shellwire user passwd alice
+ *     gateway:
+ *       keys: ["ssh-ed25519 AAAA… shellwire-gateway@bastion"]
+ *       actAs: [deploy]             # users a gateway's key may act as (docs/gateway.md)
  */
 import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { join } from 'node:path';
@@ -57,6 +60,12 @@ export interface UserPolicy {
   fileRoots: string[];
   /** The setting that decides `fileRoots`, named in refusals so the operator knows what to change. */
   fileRootsFrom?: string;
+  /**
+   * Users of the same file this one may act as on an operator's behalf (a gateway's key:
+   * OPEN `onBehalfOf`), with their policies as loaded with this one. None of them has an
+   * `actAs` of its own: a gateway cannot chain.
+   */
+  actAs?: ReadonlyMap<string, UserPolicy>;
 }
 
 export interface UsersConfig {
@@ -156,17 +165,44 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
     const usersNode = root.users ?? {};
     if (typeof usersNode !== 'object' || Array.isArray(usersNode)) errors.add(['users'], 'must be a mapping of user name to settings');
     else {
+      const actAsOf = new Map<string, unknown>();
       for (const [name, entry] of Object.entries(usersNode)) {
         const user = checkUser(name, entry, errors);
         if (user) users.set(name, user);
+        const raw = (entry as Record<string, unknown> | null)?.actAs;
+        if (raw !== undefined) actAsOf.set(name, raw);
       }
+      for (const [name, raw] of actAsOf) resolveActAs(name, raw, usersNode as Record<string, unknown>, users, errors);
     }
   }
   if (errors.messages.length > 0) throw new UsersConfigError(errors.messages.join('\n'), errors.problems);
   return { path, passwordLogin, users };
 }
 
-const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password']);
+const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password', 'actAs']);
+
+/**
+ * `users.NAME.actAs`: names of users in this file, none of which has an `actAs` of its own
+ * (a key that may act as a user who may act as others would be a chain nobody reviewed).
+ * The policies are this file's, so a reload changes them for new logins only, as for any user.
+ */
+function resolveActAs(name: string, raw: unknown, usersNode: Record<string, unknown>, users: Map<string, UserPolicy>, errors: ConfigErrors): void {
+  const at = (...p: (string | number)[]) => ['users', name, 'actAs', ...p];
+  if (!Array.isArray(raw)) return errors.add(at(), 'must be a list of user names from this file, such as [deploy, ops]');
+  const targets = new Map<string, UserPolicy>();
+  raw.forEach((target, i) => {
+    if (typeof target !== 'string' || !USER_NAME.test(target)) return errors.add(at(i), 'must be a user name from this file');
+    if (!Object.hasOwn(usersNode, target)) return errors.add(at(i), `no user "${target}" in this file (add users.${target} with the policy to act under, or remove it from actAs)`);
+    const entry = usersNode[target] as Record<string, unknown> | null;
+    if (entry?.actAs !== undefined) {
+      return errors.add(at(i), `"${target}" has an actAs of its own, and acting as a user who acts as others is not allowed (a gateway cannot chain); act as a user without actAs`);
+    }
+    const policy = users.get(target);
+    if (policy) targets.set(target, policy);
+  });
+  const user = users.get(name);
+  if (user) user.actAs = targets;
+}
 
 /** What a users.yaml user name may be; anything else names no user. */
 export const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
@@ -211,7 +247,8 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
   const home = u.home === undefined ? account.home : u.home;
   if (typeof home !== 'string' || !home.startsWith('/')) errors.add(at('home'), 'must be an absolute path');
 
-  let channels: Set<ChannelPermission> = new Set(CHANNEL_PERMISSIONS);
+  // A gateway's key acts on behalf of others: what it may do as itself must be said.
+  let channels: Set<ChannelPermission> = new Set(u.actAs !== undefined ? [] : CHANNEL_PERMISSIONS);
   if (u.channels !== undefined) {
     if (!Array.isArray(u.channels)) errors.add(at('channels'), `must be a list of ${CHANNEL_PERMISSIONS.join(', ')}`);
     else {
@@ -250,7 +287,7 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
       };
       if (c.allow !== undefined) allow = rules(c.allow, 'allow');
       if (c.deny !== undefined) deny.push(...rules(c.deny, 'deny'));
-      if (u.channels === undefined) channels = new Set(['exec', 'file']);
+      if (u.channels === undefined) channels = u.actAs !== undefined ? channels : new Set(['exec', 'file']);
       else {
         for (const kind of SHELL_CHANNELS) {
           if (channels.has(kind)) errors.add(at('channels'), `"${kind}" runs a shell, which runs anything, so it cannot go with command rules; remove "${kind}" from channels or the commands rules`);
