@@ -240,9 +240,6 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
   if (switchAccount && !runningAsRoot()) {
     errors.add(at('runAs'), `the daemon runs as "${self.name}", not root, so it cannot run commands as "${account.name}"; remove runAs or start the daemon as root`);
   }
-  if (accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true) {
-    errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
-  }
 
   const home = u.home === undefined ? account.home : u.home;
   if (typeof home !== 'string' || !home.startsWith('/')) errors.add(at('home'), 'must be an absolute path');
@@ -258,6 +255,11 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
         else channels.add(c as ChannelPermission);
       });
     }
+  }
+
+  // A user who can open no channel (a gateway's key that only acts as others) runs nothing as root.
+  if (accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true && channels.size > 0) {
+    errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
   }
 
   let allow: CommandRule[] | null = null;
