@@ -90,12 +90,14 @@ export class OnBehalfHost implements ChannelHost {
   readonly audit: AuditRecorder;
   readonly baseEnv: Record<string, string>;
   readonly owner: ChannelOwner;
+  readonly onBehalf: { via: string; operator: string };
   readonly #shared: SharedConnection;
 
   constructor(shared: SharedConnection, user: AuthenticatedUser, daemonEnv: Record<string, string>, via: string, onBehalfOf: OnBehalfOf) {
     this.#shared = shared;
     this.user = user;
     this.owner = channelOwner(onBehalfOf);
+    this.onBehalf = { via, operator: onBehalfOf.operator };
     this.audit = new OnBehalfAudit(shared.audit, user, via, onBehalfOf.operator);
     this.baseEnv = userBaseEnv(daemonEnv, user);
   }

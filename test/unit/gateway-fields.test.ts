@@ -11,6 +11,12 @@ import fc from 'fast-check';
 import { decodeOpen, encodeOpen, MAX_GATEWAY_NAME_BYTES, type OpenRequest } from '../../src/protocol/messages.js';
 import { parseUsersConfig, UsersConfigError } from '../../src/auth/users-config.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
+import { recoverLostCommands } from '../../src/server/lost-commands.js';
+import { silentLogger } from '../../src/silent-logger.js';
 
 const RUNS = { numRuns: 300 };
 const plain = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -132,5 +138,27 @@ describe('users.yaml actAs', () => {
   test('not a list, or not names', () => {
     problem(['users:', '  gateway:', '    actAs: deploy', '  deploy: {}'], /users\.gateway\.actAs: must be a list of user names/);
     problem(['users:', '  gateway:', '    actAs: [1]', '  deploy: {}'], /users\.gateway\.actAs\[0\]: must be a user name/);
+  });
+});
+
+describe('a lost command of a gateway channel', () => {
+  test("its end row, written by the next daemon start, names the gateway and the operator as the live rows did", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sw-lost-'));
+    try {
+      const line = { channel: 4, command: 'sleep 100', startedAt: '2026-11-30T07:00:00.000Z', user: 'deploy', osUser: 'deploy', address: '127.0.0.1:5', via: 'gateway', operator: 'alice', lostAt: '2026-11-30T07:00:01.000Z' };
+      writeFileSync(join(dir, 'lost-commands.123.jsonl'), `${JSON.stringify(line)}\n`);
+      const log = AuditLog.open(auditLogPath(dir));
+      try {
+        assert.equal(recoverLostCommands(dir, log, silentLogger()), 1);
+        const [row] = log.query({ kind: 'command-end' });
+        assert.equal(row?.user, 'deploy');
+        assert.equal(row?.detail?.via, 'gateway');
+        assert.equal(row?.detail?.operator, 'alice');
+      } finally {
+        log.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
