@@ -36,10 +36,8 @@ export function channelOwner(onBehalfOf: OnBehalfOf | undefined): ChannelOwner {
  */
 export function actAs(principal: AuthenticatedUser, onBehalfOf: OnBehalfOf): { principal: AuthenticatedUser } | { reason: string } {
   const target = principal.actAs?.get(onBehalfOf.user);
-  if (!target) {
-    const listed = principal.actAs && principal.actAs.size > 0 ? `, which lists ${[...principal.actAs.keys()].join(', ')}` : '';
-    return { reason: `${principal.name} may not act as ${onBehalfOf.user} (users.yaml: users.${principal.name}.actAs${listed})` };
-  }
+  // The message reaches the operator through the gateway: it names the rule, never the list.
+  if (!target) return { reason: `${principal.name} may not act as ${onBehalfOf.user} (users.yaml: users.${principal.name}.actAs)` };
   // The acted-as user never acts on: its own actAs is refused when the file is loaded.
   return { principal: { ...target, method: principal.method, credential: principal.credential } };
 }

@@ -145,11 +145,11 @@ describe('a gateway acting on operators\' behalf on a daemon', { skip: !isRoot &
     const refused = await run(gw, id(), { command: 'id -un', onBehalfOf: { user: 'stranger', operator: 'alice' } });
     assert.equal(refused.opened.type, FrameType.OPEN_FAIL);
     assert.equal(refused.opened.body.code, ErrorCode.DENIED);
-    assert.match(String(refused.opened.body.message), /gateway may not act as stranger \(users\.yaml: users\.gateway\.actAs/);
+    assert.equal(refused.opened.body.message, 'Denied: gateway may not act as stranger (users.yaml: users.gateway.actAs).');
     // A name that is no user at all: the same refusal (nothing about which users exist).
     const none = await open(gw, id(), { kind: 'exec', command: 'true', onBehalfOf: { user: 'nobody', operator: 'alice' } });
     assert.equal(none.body.code, ErrorCode.DENIED);
-    assert.match(String(none.body.message), /gateway may not act as nobody \(users\.yaml: users\.gateway\.actAs/);
+    assert.equal(none.body.message, 'Denied: gateway may not act as nobody (users.yaml: users.gateway.actAs).', 'nothing about which users exist or which it may act as');
     const denied = rows.find((r) => r.kind === 'denied' && (r.detail?.onBehalfOf as { user?: string } | undefined)?.user === 'stranger');
     assert.ok(denied, 'the refusal is in the audit trail');
     assert.equal(denied.user, 'gateway');
