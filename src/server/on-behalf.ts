@@ -14,6 +14,7 @@ import type { AuditEvent } from '../audit/audit-event.js';
 import type { AuditRecorder } from '../audit/audit-sink.js';
 import type { Containers } from '../process/containment.js';
 import type { Spawner } from '../process/spawner.js';
+import type { UsersConfig } from '../auth/users-config.js';
 import type { AuthenticatedUser, ChannelHost } from './channel-host.js';
 import type { ServerLimits } from './limits.js';
 import type { SessionState } from './session-state.js';
@@ -31,11 +32,16 @@ export function channelOwner(onBehalfOf: OnBehalfOf | undefined): ChannelOwner {
 }
 
 /**
- * The principal a channel opened `onBehalfOf` runs as: `user`'s policy as `principal` loaded
- * it, authenticated by `principal`'s login. A refusal names the rule (users.yaml field).
+ * The principal a channel opened `onBehalfOf` runs as: `user`'s policy, authenticated by
+ * `principal`'s login. With `current` (the users.yaml in force), the grant and the policy are
+ * that file's, not the login's: a gateway's pooled connection lives for days, and a reload
+ * (SIGHUP) that revokes an `actAs` or tightens a rule must hold for its next channel. The
+ * daemon's token acts as nobody, whatever a user of the same name may do. A refusal names
+ * the rule (users.yaml field).
  */
-export function actAs(principal: AuthenticatedUser, onBehalfOf: OnBehalfOf): { principal: AuthenticatedUser } | { reason: string } {
-  const target = principal.actAs?.get(onBehalfOf.user);
+export function actAs(principal: AuthenticatedUser, onBehalfOf: OnBehalfOf, current: UsersConfig | null): { principal: AuthenticatedUser } | { reason: string } {
+  const grants = principal.daemonToken ? undefined : current ? current.users.get(principal.name)?.actAs : principal.actAs;
+  const target = grants?.get(onBehalfOf.user);
   // The message reaches the operator through the gateway: it names the rule, never the list.
   if (!target) return { reason: `${principal.name} may not act as ${onBehalfOf.user} (users.yaml: users.${principal.name}.actAs)` };
   // The acted-as user never acts on: its own actAs is refused when the file is loaded.

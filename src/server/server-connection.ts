@@ -15,7 +15,7 @@ import {
   decodeHello, decodeOpen, encodeWelcome, FEATURES, isOpenOf, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
 } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
 import { checkOpen, commandText } from '../auth/policy.js';
 import { ConnectionAudit, type AuditSink } from '../audit/audit-sink.js';
@@ -291,7 +291,8 @@ export class ServerConnection implements ChannelHost {
     // The host this channel runs for: the logged-in principal, or the user a gateway acts as.
     let onBehalf: OnBehalfHost | null = null;
     if (request.onBehalfOf !== undefined) {
-      const acting = actAs(this.user, request.onBehalfOf);
+      const authenticator = this.#ctx.authenticator;
+      const acting = actAs(this.user, request.onBehalfOf, authenticator instanceof ConfigAuthenticator ? authenticator.config : null);
       if ('reason' in acting) {
         this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, onBehalfOf: request.onBehalfOf, reason: acting.reason }, 'request denied');
         this.audit.record({ ...deniedEvent(commandText(request), request.kind, acting.reason), detail: { channelKind: request.kind, reason: acting.reason, onBehalfOf: { ...request.onBehalfOf } } });

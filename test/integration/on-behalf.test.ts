@@ -70,6 +70,12 @@ describe('a gateway acting on operators\' behalf on a daemon', { skip: !isRoot &
   let dir: string;
   let gatewayKey: string;
   let gw2Key: string;
+  let usersYaml: (changes?: { gatewayActAs?: string; deployAllow?: string; extra?: string[] }) => string;
+  const reload = (text: string) => {
+    writeFileSync(join(d.server.stateDir, 'users.yaml'), text);
+    const reloaded = d.server.reloadUsers();
+    assert.ok(reloaded.ok, JSON.stringify(reloaded));
+  };
   let createdAccount = false;
   const rows: AuditEvent[] = [];
   let gw: RawClient;
@@ -91,11 +97,11 @@ describe('a gateway acting on operators\' behalf on a daemon', { skip: !isRoot &
     const pair2 = generateKeyPair('gw2@bastion');
     gw2Key = pair2.privateText;
     d = await startDaemon({ audit: { record: (event) => rows.push(event) } });
-    writeFileSync(join(d.server.stateDir, 'users.yaml'), [
+    usersYaml = (changes = {}) => [
       'users:',
       '  gateway:',
       `    keys: ["${pair.publicLine}"]`,
-      '    actAs: [deploy, ops]',
+      `    actAs: [${changes.gatewayActAs ?? 'deploy, ops'}]`,
       '  gw2:',
       `    keys: ["${pair2.publicLine}"]`,
       '    actAs: [ops]',
@@ -103,16 +109,16 @@ describe('a gateway acting on operators\' behalf on a daemon', { skip: !isRoot &
       '    channels: [exec, session]',
       '  deploy:',
       `    runAs: ${ACCOUNT}`,
-      '    commands: { allow: ["id -un", "printenv HOME"] }',
+      `    commands: { allow: [${changes.deployAllow ?? '"id -un", "printenv HOME"'}] }`,
       '  ops:',
       '    allowRoot: true',
       '    channels: [exec, session, file]',
       `    fileRoots: [${join(dir, 'ops-files')}]`,
       '  stranger:',
       '    allowRoot: true',
-    ].join('\n') + '\n');
-    const reloaded = d.server.reloadUsers();
-    assert.ok(reloaded.ok, JSON.stringify(reloaded));
+      ...(changes.extra ?? []),
+    ].join('\n') + '\n';
+    reload(usersYaml());
     gw = await loginWithKey(d.port, 'gateway', gatewayKey);
   });
 
@@ -246,5 +252,32 @@ describe('a gateway acting on operators\' behalf on a daemon', { skip: !isRoot &
     assert.match(String(self.body.message), /user "gateway" may not open exec channels \(users\.gateway\.channels is \[\]\)/);
     const file = await open(gw, id(), { kind: 'file', op: 'stat', path: '/' });
     assert.equal(file.body.code, ErrorCode.DENIED);
+  });
+
+  it("a reload (SIGHUP) holds for the gateway's next channel on its open connection, and the daemon's token acts as nobody", async () => {
+    try {
+      // deploy's rules tightened, ops no longer in the gateway's actAs; a users.yaml user
+      // named like the daemon's account (root) with an actAs of its own.
+      reload(usersYaml({ gatewayActAs: 'deploy', deployAllow: '"printenv HOME"', extra: ['  root:', '    allowRoot: true', '    actAs: [ops]'] }));
+      const loosened = await open(gw, id(), { kind: 'exec', command: 'id -un', onBehalfOf: { user: 'deploy', operator: 'alice' } });
+      assert.equal(loosened.type, FrameType.OPEN_FAIL, "deploy's old allow list still held on the pooled connection");
+      assert.match(String(loosened.body.message), /users\.deploy\.commands\.allow/);
+      const revoked = await open(gw, id(), { kind: 'exec', command: 'true', onBehalfOf: { user: 'ops', operator: 'alice' } });
+      assert.equal(revoked.type, FrameType.OPEN_FAIL, 'a revoked actAs still held on the pooled connection');
+      assert.equal(revoked.body.message, 'Denied: gateway may not act as ops (users.yaml: users.gateway.actAs).');
+      const still = await run(gw, id(), { command: 'printenv HOME', onBehalfOf: { user: 'deploy', operator: 'alice' } });
+      assert.equal(still.exit?.exitCode, 0, 'what is still granted works (the control)');
+      const admin = await RawClient.open(d.port);
+      try {
+        await admin.authenticate(d.token);
+        const asOps = await open(admin, 1, { kind: 'exec', command: 'true', onBehalfOf: { user: 'ops', operator: 'alice' } });
+        assert.equal(asOps.type, FrameType.OPEN_FAIL, "the daemon's token took the actAs of the users.yaml user of the same name");
+        assert.equal(asOps.body.code, ErrorCode.DENIED);
+      } finally {
+        admin.destroy();
+      }
+    } finally {
+      reload(usersYaml());
+    }
   });
 });
