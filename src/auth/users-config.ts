@@ -181,6 +181,9 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
 
 const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password', 'actAs']);
 
+/** Fields only a gateway's users.yaml takes (docs/gateway.md): a daemon names where they belong. */
+const GATEWAY_USER_KEYS = new Set(['hosts', 'as', 'record', 'recordings']);
+
 /**
  * `users.NAME.actAs`: names of users in this file, none of which has an `actAs` of its own
  * (a key that may act as a user who may act as others would be a chain nobody reviewed).
@@ -216,7 +219,10 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     errors.add(at(), 'must be a mapping');
     return null;
   }
-  for (const key of Object.keys(u)) if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+  for (const key of Object.keys(u)) {
+    if (GATEWAY_USER_KEYS.has(key)) errors.add(at(key), `"${key}" belongs in a gateway's users.yaml (shellwire gateway), not a daemon's; on a host, let the gateway's key act as this user with "actAs"`);
+    else if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+  }
 
   const self = daemonAccount();
   let account = self;

@@ -135,6 +135,10 @@ describe('users.yaml actAs', () => {
     problem(['users:', '  gateway:', '    actAs: [gateway]'], /users\.gateway\.actAs\[0\]: "gateway" has an actAs of its own/);
   });
 
+  test("a gateway's fields in a daemon's users.yaml are refused, saying where they belong", () => {
+    problem(['users:', '  alice:', '    allowRoot: true', '    hosts: ["@web"]', '    as: deploy'], /users\.yaml:4: users\.alice\.hosts: "hosts" belongs in a gateway's users\.yaml[\s\S]*users\.yaml:5: users\.alice\.as: "as" belongs in a gateway's/);
+  });
+
   test('not a list, or not names', () => {
     problem(['users:', '  gateway:', '    actAs: deploy', '  deploy: {}'], /users\.gateway\.actAs: must be a list of user names/);
     problem(['users:', '  gateway:', '    actAs: [1]', '  deploy: {}'], /users\.gateway\.actAs\[0\]: must be a user name/);
