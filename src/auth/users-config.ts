@@ -14,6 +14,9 @@
  *       keys: ["ssh-ed25519 AAAA… alice@laptop"]
  *       tokens: [{ name: ci, sha256: <hex>, expires: 2027-01-01T00:00:00Z }]
  *       password: scrypt$…          # shellwire user passwd alice
+ *     gateway:
+ *       keys: ["ssh-ed25519 AAAA… shellwire-gateway@bastion"]
+ *       actAs: [deploy]             # users a gateway's key may act as (docs/gateway.md)
  */
 import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { join } from 'node:path';
@@ -57,6 +60,12 @@ export interface UserPolicy {
   fileRoots: string[];
   /** The setting that decides `fileRoots`, named in refusals so the operator knows what to change. */
   fileRootsFrom?: string;
+  /**
+   * Users of the same file this one may act as on an operator's behalf (a gateway's key:
+   * OPEN `onBehalfOf`), with their policies as loaded with this one. None of them has an
+   * `actAs` of its own: a gateway cannot chain.
+   */
+  actAs?: ReadonlyMap<string, UserPolicy>;
 }
 
 export interface UsersConfig {
@@ -156,17 +165,47 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
     const usersNode = root.users ?? {};
     if (typeof usersNode !== 'object' || Array.isArray(usersNode)) errors.add(['users'], 'must be a mapping of user name to settings');
     else {
+      const actAsOf = new Map<string, unknown>();
       for (const [name, entry] of Object.entries(usersNode)) {
         const user = checkUser(name, entry, errors);
         if (user) users.set(name, user);
+        const raw = (entry as Record<string, unknown> | null)?.actAs;
+        if (raw !== undefined) actAsOf.set(name, raw);
       }
+      for (const [name, raw] of actAsOf) resolveActAs(name, raw, usersNode as Record<string, unknown>, users, errors);
     }
   }
   if (errors.messages.length > 0) throw new UsersConfigError(errors.messages.join('\n'), errors.problems);
   return { path, passwordLogin, users };
 }
 
-const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password']);
+const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password', 'actAs']);
+
+/** Fields only a gateway's users.yaml takes (docs/gateway.md): a daemon names where they belong. */
+const GATEWAY_USER_KEYS = new Set(['hosts', 'as', 'record', 'recordings']);
+
+/**
+ * `users.NAME.actAs`: names of users in this file, none of which has an `actAs` of its own
+ * (a key that may act as a user who may act as others would be a chain nobody reviewed).
+ * The policies are this file's, so a reload changes them for new logins only, as for any user.
+ */
+function resolveActAs(name: string, raw: unknown, usersNode: Record<string, unknown>, users: Map<string, UserPolicy>, errors: ConfigErrors): void {
+  const at = (...p: (string | number)[]) => ['users', name, 'actAs', ...p];
+  if (!Array.isArray(raw)) return errors.add(at(), 'must be a list of user names from this file, such as [deploy, ops]');
+  const targets = new Map<string, UserPolicy>();
+  raw.forEach((target, i) => {
+    if (typeof target !== 'string' || !USER_NAME.test(target)) return errors.add(at(i), 'must be a user name from this file');
+    if (!Object.hasOwn(usersNode, target)) return errors.add(at(i), `no user "${target}" in this file (add users.${target} with the policy to act under, or remove it from actAs)`);
+    const entry = usersNode[target] as Record<string, unknown> | null;
+    if (entry?.actAs !== undefined) {
+      return errors.add(at(i), `"${target}" has an actAs of its own, and acting as a user who acts as others is not allowed (a gateway cannot chain); act as a user without actAs`);
+    }
+    const policy = users.get(target);
+    if (policy) targets.set(target, policy);
+  });
+  const user = users.get(name);
+  if (user) user.actAs = targets;
+}
 
 /** What a users.yaml user name may be; anything else names no user. */
 export const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
@@ -180,7 +219,10 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     errors.add(at(), 'must be a mapping');
     return null;
   }
-  for (const key of Object.keys(u)) if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+  for (const key of Object.keys(u)) {
+    if (GATEWAY_USER_KEYS.has(key)) errors.add(at(key), `"${key}" belongs in a gateway's users.yaml (shellwire gateway), not a daemon's; on a host, let the gateway's key act as this user with "actAs"`);
+    else if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+  }
 
   const self = daemonAccount();
   let account = self;
@@ -204,14 +246,12 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
   if (switchAccount && !runningAsRoot()) {
     errors.add(at('runAs'), `the daemon runs as "${self.name}", not root, so it cannot run commands as "${account.name}"; remove runAs or start the daemon as root`);
   }
-  if (accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true) {
-    errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
-  }
 
   const home = u.home === undefined ? account.home : u.home;
   if (typeof home !== 'string' || !home.startsWith('/')) errors.add(at('home'), 'must be an absolute path');
 
-  let channels: Set<ChannelPermission> = new Set(CHANNEL_PERMISSIONS);
+  // A gateway's key acts on behalf of others: what it may do as itself must be said.
+  let channels: Set<ChannelPermission> = new Set(u.actAs !== undefined ? [] : CHANNEL_PERMISSIONS);
   if (u.channels !== undefined) {
     if (!Array.isArray(u.channels)) errors.add(at('channels'), `must be a list of ${CHANNEL_PERMISSIONS.join(', ')}`);
     else {
@@ -221,6 +261,11 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
         else channels.add(c as ChannelPermission);
       });
     }
+  }
+
+  // A user who can open no channel (a gateway's key that only acts as others) runs nothing as root.
+  if (accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true && channels.size > 0) {
+    errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
   }
 
   let allow: CommandRule[] | null = null;
@@ -250,7 +295,7 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
       };
       if (c.allow !== undefined) allow = rules(c.allow, 'allow');
       if (c.deny !== undefined) deny.push(...rules(c.deny, 'deny'));
-      if (u.channels === undefined) channels = new Set(['exec', 'file']);
+      if (u.channels === undefined) channels = u.actAs !== undefined ? channels : new Set(['exec', 'file']);
       else {
         for (const kind of SHELL_CHANNELS) {
           if (channels.has(kind)) errors.add(at('channels'), `"${kind}" runs a shell, which runs anything, so it cannot go with command rules; remove "${kind}" from channels or the commands rules`);

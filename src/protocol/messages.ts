@@ -77,7 +77,26 @@ export interface OpenHeader {
   window: number;
   /** Largest data payload the client wants in one frame. */
   maxPacket: number;
+  /**
+   * Client → gateway: the inventory host this channel is relayed to (docs/protocol.md
+   * "Gateway"). A daemon refuses an OPEN that carries it.
+   */
+  host?: string;
+  /**
+   * Gateway → host: the host user the channel runs as and the operator it runs for. The
+   * host accepts it only from a principal whose `actAs` names `user`.
+   */
+  onBehalfOf?: OnBehalfOf;
 }
+
+/** Whose channel a gateway opens on a host: the host user it acts as, and the gateway's operator. */
+export interface OnBehalfOf {
+  user: string;
+  operator: string;
+}
+
+/** The longest `host`, `onBehalfOf.user` and `onBehalfOf.operator` an OPEN may carry (UTF-8 bytes). */
+export const MAX_GATEWAY_NAME_BYTES = 255;
 
 /** An exec channel's parameters (§6). */
 export interface ExecParams {
@@ -213,8 +232,12 @@ export function encodeCodeMessage(code: string, message: string, extra: OpenFail
 
 /** OPEN: one flat object, the header first (as §4.4 shows it), then the kind's parameters. */
 export function encodeOpen(open: OpenRequest): Buffer {
-  const { kind, window, maxPacket, params } = open;
-  const header = { kind, window, maxPacket };
+  const { kind, window, maxPacket, host, onBehalfOf, params } = open;
+  const header = {
+    kind, window, maxPacket,
+    ...(host !== undefined ? { host } : {}),
+    ...(onBehalfOf !== undefined ? { onBehalfOf: { user: onBehalfOf.user, operator: onBehalfOf.operator } } : {}),
+  };
   // Header keys first; a parameter of the same name cannot replace them.
   return encodeJson(Object.assign({ ...header }, params, header));
 }
@@ -372,6 +395,9 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     window: int(t, o, 'window', 1, U32_MAX),
     maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
   };
+  const host = gatewayName(o.host, 'host', true);
+  if (host !== undefined) header.host = host;
+  if (o.onBehalfOf !== undefined) header.onBehalfOf = decodeOnBehalfOf(o.onBehalfOf);
   const exec = decodeExecParams(o, kind === 'exec');
   if (kind === 'exec') return { ...header, kind, params: exec };
   if (kind === 'session') {
@@ -381,8 +407,36 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     return { ...header, kind, params };
   }
   if (kind === 'file') return { ...header, kind, params: decodeFileRequest(o) };
-  const { kind: _kind, window: _window, maxPacket: _maxPacket, ...params } = o;
+  const { kind: _kind, window: _window, maxPacket: _maxPacket, host: _host, onBehalfOf: _onBehalfOf, ...params } = o;
   return { ...header, params };
+}
+
+/**
+ * A name the gateway fields carry (an inventory host, a user, an operator): a non-empty,
+ * well-formed string of at most MAX_GATEWAY_NAME_BYTES UTF-8 bytes without NUL. Names, not
+ * OS bytes: a lone surrogate names nothing and is refused.
+ */
+function gatewayName(value: unknown, key: string, optional: boolean): string | undefined {
+  const t = FrameType.OPEN;
+  if (value === undefined && optional) return undefined;
+  if (typeof value !== 'string' || value === '') throw bad(t, `"${key}" must be a non-empty string`);
+  if (value.includes('\0')) throw bad(t, `"${key}" must not contain NUL bytes`);
+  if (LONE_SURROGATE.test(value)) throw bad(t, `"${key}" must be well-formed Unicode (it has an unpaired surrogate)`);
+  if (Buffer.byteLength(value) > MAX_GATEWAY_NAME_BYTES) throw bad(t, `"${key}" must be at most ${MAX_GATEWAY_NAME_BYTES} bytes of UTF-8`);
+  return value;
+}
+
+// With the u flag a pair is one code point, so this matches only an unpaired surrogate.
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/** `onBehalfOf`: an object with exactly `user` and `operator`, both gateway names. */
+function decodeOnBehalfOf(value: unknown): OnBehalfOf {
+  const t = FrameType.OPEN;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(t, '"onBehalfOf" must be an object { user, operator }');
+  const o = value as Json;
+  const extra = Object.keys(o).filter((k) => k !== 'user' && k !== 'operator');
+  if (extra.length > 0) throw bad(t, `"onBehalfOf" takes exactly "user" and "operator", not ${extra.map((k) => JSON.stringify(k)).join(', ')}`);
+  return { user: gatewayName(o.user, 'onBehalfOf.user', false)!, operator: gatewayName(o.operator, 'onBehalfOf.operator', false)! };
 }
 
 /** The exec fields of §4.4 that are present, each checked (in v1's order: the first error is the one reported). */

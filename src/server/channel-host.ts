@@ -34,6 +34,11 @@ export interface ChannelHost {
    * recorded here; who and where are filled in by the connection. A no-op without a sink.
    */
   readonly audit: AuditRecorder;
+  /**
+   * Set when a gateway opened the channel on an operator's behalf (server/on-behalf.ts): who
+   * relayed it and for whom, for what outlives `audit` (a lost command's end row).
+   */
+  readonly onBehalf?: { via: string; operator: string } | undefined;
 }
 
 /** An OPEN_FAIL's code and message. */

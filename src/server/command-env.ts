@@ -1,4 +1,7 @@
 import { userInfo, homedir } from 'node:os';
+import { hasCommandRules } from '../auth/policy.js';
+import type { UserPolicy } from '../auth/users-config.js';
+import { RESTRICTED_PATH } from '../process/command-words.js';
 
 /** What a login on another account gets from the daemon's environment: locale and time zone. */
 const LOGIN_ENV_NAMES = /^(LANG|LANGUAGE|LC_[A-Z_]+|TZ)$/;
@@ -33,5 +36,18 @@ export function commandBaseEnv(): Record<string, string> {
   env.LOGNAME = user.username;
   env.SHELL = '/bin/sh';
   env.PATH ??= DEFAULT_PATH;
+  return env;
+}
+
+/**
+ * The environment `user`'s commands start from, with their account filled in: another
+ * account never sees the daemon's variables, only what a fresh login would; restricted
+ * commands find their helpers in the PATH the daemon controls, not the daemon's own.
+ */
+export function userBaseEnv(daemonEnv: Record<string, string>, user: UserPolicy): Record<string, string> {
+  const account = user.account;
+  const base = user.switchAccount ? loginBaseEnv(daemonEnv) : daemonEnv;
+  const env: Record<string, string> = { ...base, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
+  if (hasCommandRules(user)) env.PATH = RESTRICTED_PATH;
   return env;
 }

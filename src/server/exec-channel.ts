@@ -194,6 +194,8 @@ export class ExecChannel implements ServerChannel {
     proc.containment?.note({
       channel: this.id, command: this.#commandLabel(), ...(req.argv ? { argv: req.argv } : {}), cwd, startedAt: this.#startedWall.toISOString(),
       user: this.#host.user.name, osUser: this.#host.user.account.name, address: this.#host.remote,
+      // A gateway's channel: its end row names the gateway and the operator as the live rows do.
+      ...(this.#host.onBehalf ? { via: this.#host.onBehalf.via, operator: this.#host.onBehalf.operator } : {}),
     });
   }
 

@@ -23,6 +23,9 @@ interface LostCommand {
   osUser?: string;
   address?: string;
   lostAt?: string;
+  /** A channel a gateway opened on an operator's behalf (server/on-behalf.ts). */
+  via?: string;
+  operator?: string;
 }
 
 /** Record and remove every lost-commands file in `stateDir`; returns the rows written. */
@@ -59,7 +62,10 @@ export function recoverLostCommands(stateDir: string, log: AuditLog, logger: Log
         exitCode: null,
         signal: 'SIGKILL',
         durationMs: startedAt && endedAt ? endedAt.getTime() - startedAt.getTime() : null,
-        detail: { channel: lost.channel ?? null, ...(Array.isArray(lost.argv) ? { argv: lost.argv } : {}), timedOut: false, ended: 'daemon lost', file: name },
+        detail: {
+          channel: lost.channel ?? null, ...(Array.isArray(lost.argv) ? { argv: lost.argv } : {}), timedOut: false, ended: 'daemon lost', file: name,
+          ...(typeof lost.via === 'string' && typeof lost.operator === 'string' ? { via: lost.via, operator: lost.operator } : {}),
+        },
       });
     }
     // Recorded first, removed after: a crash in between repeats rows rather than losing them.

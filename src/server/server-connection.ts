@@ -12,18 +12,18 @@ import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
 import { ChannelRole, type Channel } from '../channel/channel-state.js';
 import { ChannelTable, tooManyChannels, type AcceptResult, type IncomingOpen } from '../channel/channel-table.js';
 import {
-  decodeHello, decodeOpen, encodeWelcome, FEATURES, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
+  decodeHello, decodeOpen, encodeWelcome, FEATURES, isOpenOf, SUPPORTED_VERSIONS, type Hello, type OpenRequest,
 } from '../protocol/messages.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
-import { checkOpen, commandText, hasCommandRules } from '../auth/policy.js';
-import { RESTRICTED_PATH } from '../process/command-words.js';
+import { checkOpen, commandText } from '../auth/policy.js';
 import { ConnectionAudit, type AuditSink } from '../audit/audit-sink.js';
 import { authFailEvent, authOkEvent, connectEvent, deniedEvent, disconnectEvent } from '../audit/events.js';
 import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelFactory, ChannelHost, ServerChannel } from './channel-host.js';
-import { loginBaseEnv } from './command-env.js';
+import { userBaseEnv } from './command-env.js';
+import { actAs, OnBehalfHost, type ChannelOwner } from './on-behalf.js';
 import type { SessionState } from './session-state.js';
 import type { Containers } from '../process/containment.js';
 import type { Spawner } from '../process/spawner.js';
@@ -32,6 +32,11 @@ export const SERVER_SOFTWARE = 'shellwire/0.1.0';
 const HOSTNAME = hostname();
 /** Each channel's kind (keyed by the channel, so it goes with it). */
 const kinds = new WeakMap<Channel, ServerChannel>();
+/** Who opened each channel (on-behalf.ts): a session serves only its own owner's commands. */
+const owners = new WeakMap<Channel, ChannelOwner>();
+
+/** What a daemon answers an OPEN meant for a gateway (docs/protocol.md "Gateway"). */
+export const NOT_A_GATEWAY = 'this is a shellwire daemon, not a gateway: connect to it directly (drop --via) or name the gateway';
 
 export interface ServerConnectionContext {
   limits: ServerLimits;
@@ -116,13 +121,7 @@ export class ServerConnection implements ChannelHost {
 
   /** The environment commands start from, with the user's account filled in (command-env.ts). */
   get baseEnv(): Record<string, string> {
-    if (this.#env) return this.#env;
-    const account = this.user.account;
-    // Another account never sees the daemon's variables, only what a fresh login would.
-    const base = this.user.switchAccount ? loginBaseEnv(this.#ctx.baseEnv) : this.#ctx.baseEnv;
-    this.#env = { ...base, HOME: account.home, USER: account.name, LOGNAME: account.name, SHELL: account.shell };
-    // Restricted commands find their helpers in the PATH the daemon controls, not the daemon's own.
-    if (hasCommandRules(this.user)) this.#env.PATH = RESTRICTED_PATH;
+    this.#env ??= userBaseEnv(this.#ctx.baseEnv, this.user);
     return this.#env;
   }
 
@@ -148,9 +147,16 @@ export class ServerConnection implements ChannelHost {
     return this.#state === 'open';
   }
 
+  /** The session channel `id` opened by the logged-in principal itself (not on anyone's behalf). */
   session(id: number): SessionState | undefined {
+    return this.sessionOf(id, null);
+  }
+
+  /** The session channel `id`, if `owner` opened it: one operator never reaches another's. */
+  sessionOf(id: number, owner: ChannelOwner): SessionState | undefined {
     const channel = this.#channels?.get(id);
-    return channel ? kinds.get(channel)?.session : undefined;
+    if (!channel || owners.get(channel) !== owner) return undefined;
+    return kinds.get(channel)?.session;
   }
 
   /** Daemon stop: say goodbye to idle connections now; busy ones are told when they finish. */
@@ -277,21 +283,46 @@ export class ServerConnection implements ChannelHost {
       return { refuse: { code: unaudited.code, message: unaudited.message } };
     }
     if (this.#channels!.atLimit) return { refuse: tooManyChannels(this.limits.maxChannels) };
-    const decision = checkOpen(this.user, request);
+    // A channel for a gateway's inventory host: the client meant a gateway (--via), not us.
+    if (request.host !== undefined) {
+      this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, host: request.host }, 'OPEN for a gateway host refused');
+      return { refuse: { code: ErrorCode.BAD_REQUEST, message: NOT_A_GATEWAY } };
+    }
+    // The host this channel runs for: the logged-in principal, or the user a gateway acts as.
+    let onBehalf: OnBehalfHost | null = null;
+    if (request.onBehalfOf !== undefined) {
+      const authenticator = this.#ctx.authenticator;
+      const acting = actAs(this.user, request.onBehalfOf, authenticator instanceof ConfigAuthenticator ? authenticator.config : null);
+      if ('reason' in acting) {
+        this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, onBehalfOf: request.onBehalfOf, reason: acting.reason }, 'request denied');
+        this.audit.record({ ...deniedEvent(commandText(request), request.kind, acting.reason), detail: { channelKind: request.kind, reason: acting.reason, onBehalfOf: { ...request.onBehalfOf } } });
+        return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${acting.reason}.` } };
+      }
+      onBehalf = new OnBehalfHost(this, acting.principal, this.#ctx.baseEnv, this.user.name, request.onBehalfOf);
+    }
+    const host: ChannelHost = onBehalf ?? this;
+    const owner: ChannelOwner = onBehalf?.owner ?? null;
+    const decision = checkOpen(host.user, request);
     if (!decision.allowed) {
-      this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, command: commandText(request), reason: decision.reason }, 'request denied');
-      this.audit.record(deniedEvent(commandText(request), request.kind, decision.reason));
+      this.log.warn({ client: this.remote, user: host.user.name, channel: id, kind: request.kind, command: commandText(request), reason: decision.reason }, 'request denied');
+      host.audit.record(deniedEvent(commandText(request), request.kind, decision.reason));
       return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${decision.reason}.` } };
     }
     // For a user with command rules: the argv the rules matched, run without a shell.
     if (decision.request) request = decision.request;
+    const borrowed = this.#borrowedSession(request, owner);
+    if (borrowed) {
+      this.log.warn({ client: this.remote, user: host.user.name, channel: id, kind: request.kind, reason: borrowed }, 'request denied');
+      host.audit.record(deniedEvent(commandText(request), request.kind, borrowed));
+      return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${borrowed}.` } };
+    }
     const factory = this.#ctx.channelKinds.get(request.kind);
     if (!factory) {
       return { refuse: { code: ErrorCode.BAD_REQUEST, message: `This daemon does not support "${request.kind}" channels (it supports ${[...this.#ctx.channelKinds.keys()].join(', ')}).` } };
     }
     let kind: ServerChannel;
     try {
-      kind = factory(id, this, request);
+      kind = factory(id, host, request);
     } catch (err) {
       // What only the kind can check (an exec's session id names an open session) is checked here.
       if (err instanceof ProtocolError && (err.code === ErrorCode.BAD_MESSAGE || err.code === ErrorCode.UNKNOWN_CHANNEL)) return this.#refuseMalformed(id, err);
@@ -299,10 +330,23 @@ export class ServerConnection implements ChannelHost {
     }
     const channel = open.accept({ window: request.window, maxPacket: request.maxPacket }, kind.hooks);
     kinds.set(channel, kind);
+    owners.set(channel, owner);
     // A throw here (after its process may have started) ends the channel with protocol-error,
     // so its kind stops what it started before the connection fails.
     const failure = kind.start(channel);
     return failure ? { refuse: failure } : channel;
+  }
+
+  /**
+   * Why an exec may not use the session it names: that session channel was opened for
+   * another owner (another operator, or the gateway itself) on this shared connection.
+   * null when it may, or when the session does not exist (the exec channel says so).
+   */
+  #borrowedSession(request: OpenRequest, owner: ChannelOwner): string | null {
+    if (!isOpenOf(request, 'exec') || request.params.session === undefined) return null;
+    const channel = this.#channels!.get(request.params.session);
+    if (!channel || !kinds.get(channel)?.session || owners.get(channel) === owner) return null;
+    return `session channel ${request.params.session} was opened for another user or operator on this connection; a command may use only a session opened on the same user's and operator's behalf`;
   }
 
   #refuseMalformed(id: number, err: ProtocolError): AcceptResult {

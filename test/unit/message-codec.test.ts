@@ -165,7 +165,7 @@ const CODECS: Codec<unknown>[] = [
   codec({ name: 'OPEN_FAIL', value: codeMessage, encode: (m) => encodeCodeMessage(m.code, m.message, { errno: 'ENOENT' }), decode: (p) => decodeCodeMessage(FrameType.OPEN_FAIL, p), typed: { code: ['string'], message: ['string'] } }),
   codec({
     name: 'OPEN', value: open, encode: encodeOpen, decode: (p) => plain(decodeOpen(p)),
-    typed: { kind: ['string'], window: ['number'], maxPacket: ['number'] },
+    typed: { kind: ['string'], window: ['number'], maxPacket: ['number'], host: ['string'], onBehalfOf: ['object'] },
   }),
   codec({ name: 'OPEN_OK', value: openOk, encode: encodeOpenOk, decode: decodeOpenOk, typed: { window: ['number'], maxPacket: ['number'], pid: ['number'], cwd: ['string'] } }),
   codec({
