@@ -70,35 +70,50 @@ export interface ParsedCast {
 }
 
 /**
- * Parse a whole .cast file. Throws `SyntaxError` naming the line for anything that is not
- * asciicast v2 (a bad header, a line that is not `[number, "o"|"i"|"r", string]`).
- * Unknown event codes ("m" markers of newer asciinema) are skipped, as asciinema does.
+ * The header line. Throws `SyntaxError` when it is not an asciicast v2 header.
  */
-export function parseCast(text: string): ParsedCast {
-  const lines = text.split('\n');
-  if (lines.at(-1) === '') lines.pop();
+export function parseCastHeader(line: string): CastHeader {
   let header: CastHeader;
   try {
-    header = JSON.parse(lines[0] ?? '') as CastHeader;
+    header = JSON.parse(line) as CastHeader;
   } catch {
     throw new SyntaxError('line 1: not an asciicast header (not JSON)');
   }
   if (typeof header !== 'object' || header === null || header.version !== 2) {
     throw new SyntaxError('line 1: not an asciicast v2 header ("version": 2 is missing)');
   }
+  return header;
+}
+
+/**
+ * One event line (`lineNumber` for the message). Returns null for codes this player does not
+ * know ("m" markers of newer asciinema are skipped, as asciinema does) and for blank lines.
+ * Throws `SyntaxError` naming the line for anything that is not `[number, string, string]`.
+ */
+export function parseCastEvent(line: string, lineNumber: number): CastEvent | null {
+  if (line === '') return null;
+  let event: unknown;
+  try {
+    event = JSON.parse(line);
+  } catch {
+    throw new SyntaxError(`line ${lineNumber}: not JSON`);
+  }
+  if (!Array.isArray(event) || event.length < 3 || typeof event[0] !== 'number' || !Number.isFinite(event[0]) ||
+    typeof event[1] !== 'string' || typeof event[2] !== 'string') {
+    throw new SyntaxError(`line ${lineNumber}: not an asciicast event [seconds, code, data]`);
+  }
+  return event[1] === 'o' || event[1] === 'i' || event[1] === 'r' ? [event[0], event[1], event[2]] : null;
+}
+
+/** Parse a whole .cast file (replay streams instead: parseCastHeader/parseCastEvent line by line). */
+export function parseCast(text: string): ParsedCast {
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const header = parseCastHeader(lines[0] ?? '');
   const events: CastEvent[] = [];
   for (let i = 1; i < lines.length; i++) {
-    let event: unknown;
-    try {
-      event = JSON.parse(lines[i]!);
-    } catch {
-      throw new SyntaxError(`line ${i + 1}: not JSON`);
-    }
-    if (!Array.isArray(event) || event.length < 3 || typeof event[0] !== 'number' || !Number.isFinite(event[0]) ||
-      typeof event[1] !== 'string' || typeof event[2] !== 'string') {
-      throw new SyntaxError(`line ${i + 1}: not an asciicast event [seconds, code, data]`);
-    }
-    if (event[1] === 'o' || event[1] === 'i' || event[1] === 'r') events.push([event[0], event[1], event[2]]);
+    const event = parseCastEvent(lines[i]!, i + 1);
+    if (event !== null) events.push(event);
   }
   return { header, events };
 }
@@ -119,17 +134,29 @@ export interface PlaybackStep {
 /**
  * When each event is played, as asciinema does: the gap since the previous event (never
  * negative: a file edited out of order does not travel back in time), capped at `idleLimit`
- * (or the header's `idle_time_limit`), divided by `speed`. Pure, so it is tested as logic,
- * not by the clock.
+ * (or the header's `idle_time_limit`), divided by `speed`. One event at a time, so a long
+ * recording streams; pure, so it is tested as logic, not by the clock.
  */
+export class PlaybackClock {
+  #speed: number;
+  #idleLimit: number;
+  #previous = 0;
+
+  constructor(header: CastHeader, options: ScheduleOptions = {}) {
+    this.#speed = options.speed ?? 1;
+    this.#idleLimit = options.idleLimit ?? header.idle_time_limit ?? Infinity;
+  }
+
+  /** Milliseconds to wait before the event at `seconds`. */
+  delayBefore(seconds: number): number {
+    const gap = Math.min(Math.max(0, seconds - this.#previous), this.#idleLimit);
+    this.#previous = Math.max(this.#previous, seconds);
+    return this.#speed === 0 || this.#speed === Infinity ? 0 : (gap * 1000) / this.#speed;
+  }
+}
+
+/** The whole schedule of a parsed recording (see PlaybackClock). */
 export function playbackSchedule(cast: ParsedCast, options: ScheduleOptions = {}): PlaybackStep[] {
-  const speed = options.speed ?? 1;
-  const idleLimit = options.idleLimit ?? cast.header.idle_time_limit ?? Infinity;
-  const noWait = speed === 0 || speed === Infinity;
-  let previous = 0;
-  return cast.events.map((event) => {
-    const gap = Math.min(Math.max(0, event[0] - previous), idleLimit);
-    previous = Math.max(previous, event[0]);
-    return { delayMs: noWait ? 0 : (gap * 1000) / speed, event };
-  });
+  const clock = new PlaybackClock(cast.header, options);
+  return cast.events.map((event) => ({ delayMs: clock.delayBefore(event[0]), event }));
 }

@@ -23,25 +23,62 @@ export function execOutputRecordHeader(stream: OutputStream, length: number): Bu
   return header;
 }
 
+/** One record of a `.out` file. */
+export interface ExecOutputRecord {
+  stream: OutputStream;
+  data: Buffer;
+}
+
 /**
- * Split a whole `.out` file into its records. Throws `SyntaxError` naming the offset when the
- * file is not one (wrong magic, unknown stream, a record cut short).
+ * Splits a `.out` file fed in chunks of any size (replay streams a long one), holding at most
+ * one record's bytes. Throws `SyntaxError` naming the byte offset when it is not such a file
+ * (wrong magic, unknown stream, a record cut short at `end()`).
  */
-export function readExecOutput(file: Buffer): Array<{ stream: OutputStream; data: Buffer }> {
-  if (!file.subarray(0, EXEC_OUTPUT_MAGIC.length).equals(EXEC_OUTPUT_MAGIC)) {
-    throw new SyntaxError('not a shellwire exec output recording (no SWOUT1 header)');
+export class ExecOutputReader {
+  #pending: Buffer = Buffer.alloc(0);
+  #offset = 0;
+  #magicSeen = false;
+
+  push(chunk: Buffer): ExecOutputRecord[] {
+    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    const records: ExecOutputRecord[] = [];
+    if (!this.#magicSeen) {
+      const n = Math.min(this.#pending.length, EXEC_OUTPUT_MAGIC.length);
+      if (!this.#pending.subarray(0, n).equals(EXEC_OUTPUT_MAGIC.subarray(0, n))) {
+        throw new SyntaxError('not a shellwire exec output recording (no SWOUT1 header)');
+      }
+      if (n < EXEC_OUTPUT_MAGIC.length) return records;
+      this.#magicSeen = true;
+      this.#take(n);
+    }
+    while (this.#pending.length >= 5) {
+      const code = this.#pending.readUInt8(0);
+      const stream = code === 1 ? 'stdout' : code === 2 ? 'stderr' : null;
+      if (stream === null) throw new SyntaxError(`record at byte ${this.#offset} names stream ${code} (1 stdout, 2 stderr)`);
+      const length = this.#pending.readUInt32BE(1);
+      if (this.#pending.length < 5 + length) break;
+      records.push({ stream, data: this.#pending.subarray(5, 5 + length) });
+      this.#take(5 + length);
+    }
+    return records;
   }
-  const records: Array<{ stream: OutputStream; data: Buffer }> = [];
-  let offset = EXEC_OUTPUT_MAGIC.length;
-  while (offset < file.length) {
-    if (offset + 5 > file.length) throw new SyntaxError(`record at byte ${offset} is cut short`);
-    const code = file.readUInt8(offset);
-    const length = file.readUInt32BE(offset + 1);
-    const stream = code === 1 ? 'stdout' : code === 2 ? 'stderr' : null;
-    if (stream === null) throw new SyntaxError(`record at byte ${offset} names stream ${code} (1 stdout, 2 stderr)`);
-    if (offset + 5 + length > file.length) throw new SyntaxError(`record at byte ${offset} is cut short`);
-    records.push({ stream, data: file.subarray(offset + 5, offset + 5 + length) });
-    offset += 5 + length;
+
+  /** The file is over: throws when it stopped inside its header or a record. */
+  end(): void {
+    if (!this.#magicSeen) throw new SyntaxError('not a shellwire exec output recording (no SWOUT1 header)');
+    if (this.#pending.length > 0) throw new SyntaxError(`record at byte ${this.#offset} is cut short`);
   }
+
+  #take(n: number): void {
+    this.#pending = this.#pending.subarray(n);
+    this.#offset += n;
+  }
+}
+
+/** Split a whole `.out` file into its records (see ExecOutputReader). */
+export function readExecOutput(file: Buffer): ExecOutputRecord[] {
+  const reader = new ExecOutputReader();
+  const records = reader.push(file);
+  reader.end();
   return records;
 }

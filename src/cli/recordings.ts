@@ -5,11 +5,11 @@
  * `--via GW` they ask the gateway instead (its `gateway` kind ops `recordings`/`recording`).
  */
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { shellwireHome } from '../auth/paths.js';
-import { parseCast, playbackSchedule, type ParsedCast } from '../audit/asciicast.js';
-import { readExecOutput } from '../audit/exec-output.js';
+import { parseCastEvent, parseCastHeader, PlaybackClock } from '../audit/asciicast.js';
+import { EXEC_OUTPUT_MAGIC, ExecOutputReader } from '../audit/exec-output.js';
 import { FileRecordingStore, type RecordingInfo } from '../audit/recording.js';
 import { escapeControls } from '../client/display-text.js';
 import { ShellwireError } from '../errors.js';
@@ -45,7 +45,7 @@ export function registerRecordings(program: Command): void {
     .option('--state-dir <dir>', 'the gateway\'s state dir (default $SHELLWIRE_HOME/gateway)')
     .option('--user <name>', 'only this operator\'s recordings')
     .option('--json', 'one JSON object per recording (id, operator, host, as, startedAt, durationMs, bytes, sha256)')
-    .option('--via <gateway>', 'ask the gateway ([USER@]GW[:PORT]) instead of reading a local state dir')
+    .option('-J, --via <gateway>', 'ask the gateway ([USER@]GW[:PORT]) instead of reading a local state dir')
     .action((flags: ListFlags) => listRecordings(flags));
 
   program
@@ -57,7 +57,7 @@ export function registerRecordings(program: Command): void {
     .option('--idle-limit <seconds>', 'shorten every pause longer than this (asciinema\'s --idle-time-limit)')
     .option('--resizes', 'note each terminal resize on stderr ([resized to 120x40])')
     .option('--state-dir <dir>', 'the gateway\'s state dir (default $SHELLWIRE_HOME/gateway)')
-    .option('--via <gateway>', 'fetch the recording from the gateway ([USER@]GW[:PORT])')
+    .option('-J, --via <gateway>', 'fetch the recording from the gateway ([USER@]GW[:PORT])')
     .action((id: string, flags: ReplayFlags) => replay(id, flags));
 }
 
@@ -66,13 +66,16 @@ function storeFor(flags: { stateDir?: string }): FileRecordingStore {
 }
 
 /**
- * Through the gateway: one `gateway`-kind channel, one op, its STDOUT as bytes. The client's
- * `--via` connection comes from the gateway client work (src/cli/common.ts, issue 13 item 3);
- * until it is merged this says so instead of guessing.
+ * Through the gateway: one `gateway`-kind channel, one op, its STDOUT as bytes.
+ * TODO(merge, issue 13 item 3): the client's `--via` connection is being built beside this
+ * (i13-via: `viaOption()`/`viaOverride()` in src/cli/common.ts, `gatewayRequest(conn, params,
+ * { onData })` in src/client/gateway-request.ts). Wire it here: connect to `via`, then
+ * `gatewayRequest(conn, params)` (with `onData` for `recording`, so a long one streams). Until
+ * then `--via` says it cannot, rather than guessing; local `--state-dir` mode is complete.
  */
 async function fetchViaGateway(via: string, params: Record<string, unknown>): Promise<Buffer> {
   void params;
-  fail(`--via ${via}: this build cannot reach a gateway yet for recordings; read the gateway's state dir with --state-dir on the gateway host.`, 2);
+  fail(`--via ${via}: this build cannot reach a gateway for recordings yet; on the gateway host use --state-dir.`, 2);
 }
 
 async function listRecordings(flags: ListFlags): Promise<void> {
@@ -131,16 +134,20 @@ async function replay(id: string, flags: ReplayFlags): Promise<void> {
     idleLimit = Number(flags.idleLimit);
     if (flags.idleLimit.trim() === '' || !(idleLimit > 0)) fail(`--idle-limit takes a number of seconds above zero, got "${flags.idleLimit}".`, 2);
   }
-  let file: Buffer;
-  let type: 'terminal' | 'exec' = 'terminal';
+  // The file is streamed, never read whole: a day-long session can be large.
+  let source: AsyncIterable<Buffer> | Iterable<Buffer>;
+  let type: 'terminal' | 'exec';
   if (flags.via !== undefined) {
-    file = await fetchViaGateway(flags.via, { op: 'recording', id });
-    if (file.subarray(0, 7).toString('latin1') === 'SWOUT1\n') type = 'exec';
+    const file = await fetchViaGateway(flags.via, { op: 'recording', id });
+    type = file.subarray(0, EXEC_OUTPUT_MAGIC.length).equals(EXEC_OUTPUT_MAGIC) ? 'exec' : 'terminal';
+    source = [file];
   } else {
     try {
       const { info, path } = storeFor(flags).open(id);
       type = info.type ?? 'terminal';
-      file = readFileSync(path);
+      const stream = createReadStream(path);
+      await new Promise<void>((resolve, reject) => stream.once('open', () => resolve()).once('error', reject));
+      source = stream;
     } catch (err) {
       fail(err instanceof ShellwireError ? err.message : `cannot read recording ${id}: ${(err as Error).message}`, 1);
     }
@@ -149,29 +156,39 @@ async function replay(id: string, flags: ReplayFlags): Promise<void> {
     if (err.code === 'EPIPE') process.exit(0);
     throw err;
   });
-  if (type === 'exec') {
-    // Exec output has no timing: both streams, in their order, at once.
-    let records;
-    try {
-      records = readExecOutput(file);
-    } catch (err) {
-      fail(`recording ${id}: ${(err as Error).message}`, 1);
-    }
-    for (const record of records) await write(record.stream === 'stdout' ? process.stdout : process.stderr, record.data);
-    return;
-  }
-  let cast: ParsedCast;
   try {
-    cast = parseCast(file.toString('utf8'));
+    if (type === 'exec') await playExecOutput(source);
+    else await play(source, { speed: flags.wait ? speed : 0, ...(idleLimit === undefined ? {} : { idleLimit }), resizes: flags.resizes === true });
   } catch (err) {
-    fail(`recording ${id} is not asciicast v2: ${(err as Error).message}`, 1);
+    if (err instanceof SyntaxError) fail(`recording ${id} is not ${type === 'exec' ? 'an exec output recording' : 'asciicast v2'}: ${err.message}`, 1);
+    throw err;
   }
-  await play(cast, { speed: flags.wait ? speed : 0, ...(idleLimit === undefined ? {} : { idleLimit }), resizes: flags.resizes === true });
 }
 
-/** Play `cast` on stdout; Ctrl-C stops it between events (exit 130, attributes reset). */
-async function play(cast: ParsedCast, options: { speed: number; idleLimit?: number; resizes: boolean }): Promise<void> {
-  const steps = playbackSchedule(cast, options);
+/** Exec output has no timing: both streams as their exact bytes, in their order, at once. */
+async function playExecOutput(source: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
+  const reader = new ExecOutputReader();
+  for await (const chunk of source) {
+    for (const record of reader.push(chunk)) await write(record.stream === 'stdout' ? process.stdout : process.stderr, record.data);
+  }
+  reader.end();
+}
+
+/** The lines of a UTF-8 text stream, one chunk at a time (the last line may lack its newline). */
+async function* textLines(source: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  let rest = '';
+  for await (const chunk of source) {
+    const lines = (rest + decoder.decode(chunk, { stream: true })).split('\n');
+    rest = lines.pop()!;
+    yield* lines;
+  }
+  rest += decoder.decode();
+  if (rest !== '') yield rest;
+}
+
+/** Play a .cast on stdout with its timing; Ctrl-C stops it between events (exit 130, attributes reset). */
+async function play(source: AsyncIterable<Buffer> | Iterable<Buffer>, options: { speed: number; idleLimit?: number; resizes: boolean }): Promise<void> {
   let stop: (() => void) | null = null;
   let stopped = false;
   const onSigint = () => {
@@ -180,10 +197,20 @@ async function play(cast: ParsedCast, options: { speed: number; idleLimit?: numb
   };
   process.on('SIGINT', onSigint);
   try {
-    for (const step of steps) {
-      if (step.delayMs > 0) {
+    let clock: PlaybackClock | null = null;
+    let lineNumber = 0;
+    for await (const line of textLines(source)) {
+      lineNumber++;
+      if (clock === null) {
+        clock = new PlaybackClock(parseCastHeader(line), options);
+        continue;
+      }
+      const event = parseCastEvent(line, lineNumber);
+      if (event === null) continue;
+      const delayMs = clock.delayBefore(event[0]);
+      if (delayMs > 0) {
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, step.delayMs);
+          const timer = setTimeout(resolve, delayMs);
           stop = () => {
             clearTimeout(timer);
             resolve();
@@ -192,10 +219,11 @@ async function play(cast: ParsedCast, options: { speed: number; idleLimit?: numb
         stop = null;
       }
       if (stopped) break;
-      const [, code, data] = step.event;
+      const [, code, data] = event;
       if (code === 'o') await write(process.stdout, data);
       else if (code === 'r' && options.resizes) process.stderr.write(`[resized to ${escapeControls(data)}]\n`);
     }
+    if (clock === null && !stopped) throw new SyntaxError('line 1: the file is empty');
   } finally {
     process.off('SIGINT', onSigint);
   }

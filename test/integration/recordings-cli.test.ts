@@ -102,6 +102,11 @@ test('replay --no-wait prints the output at once; exec output comes back as the 
   const unknown = await runCli(['replay', '20200101T000000Z-00000000', '--state-dir', g.dir]);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /No recording "20200101T000000Z-00000000".*shellwire recordings/);
+  writeFileSync(g.store.open(g.tty.id).path, '{"version":2,"width":80,"height":24}\n[0.1, "o", "ok"]\n[oops\n');
+  const garbled = await runCli(['replay', g.tty.id, '--no-wait', '--state-dir', g.dir]);
+  assert.equal(garbled.code, 1);
+  assert.equal(garbled.stdout.toString(), 'ok', 'played up to the bad line');
+  assert.match(garbled.stderr, new RegExp(`recording ${g.tty.id} is not asciicast v2: line 3: not JSON`));
   const badSpeed = await runCli(['replay', g.tty.id, '--speed', 'fast', '--state-dir', g.dir]);
   assert.equal(badSpeed.code, 2);
   assert.match(badSpeed.stderr, /--speed takes a number/);

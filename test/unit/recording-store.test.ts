@@ -230,3 +230,46 @@ test('gateway ops: an operator lists and fetches her own; recordings: all sees e
   assert.throws(() => recordingsOp(store, 'alice', { op: 'nope' }, false), (err: Error & { code?: string }) => err.code === ErrorCode.BAD_REQUEST);
   assert.throws(() => recordingsOp(store, 'alice', { op: 'recording' }, false), (err: Error & { code?: string }) => err.code === ErrorCode.BAD_REQUEST);
 });
+
+test('any chunking of a terminal\'s output records the same text as the whole output (through the store, on disk)', async () => {
+  const { default: fc } = await import('fast-check');
+  const store = new FileRecordingStore(stateDir());
+  await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), fc.array(fc.nat(), { maxLength: 8 }), async (bytes, cuts) => {
+    const rec = store.startTerminal(meta);
+    const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+    let last = 0;
+    for (const p of [...points, bytes.length]) {
+      rec.output(Buffer.from(bytes.subarray(last, p)));
+      last = p;
+    }
+    await rec.end();
+    const cast = parseCast(readFileSync(store.open(rec.id).path, 'utf8'));
+    assert.equal(cast.events.map((e) => e[2]).join(''), new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes));
+  }), { numRuns: 100 });
+});
+
+test('an exec output file read in chunks of any size gives the same records', async () => {
+  const { default: fc } = await import('fast-check');
+  const { ExecOutputReader } = await import('../../src/audit/exec-output.js');
+  const store = new FileRecordingStore(stateDir());
+  const rec = store.startExecOutput({ operator: 'bob', host: 'db01', as: 'ops', command: 'x' });
+  const sent = [Buffer.from([1, 2, 3]), Buffer.alloc(300, 7), Buffer.from('err'), Buffer.from([0xff])];
+  sent.forEach((b, i) => (i % 2 === 0 ? rec.stdout(b) : rec.stderr(b)));
+  await rec.end();
+  const file = readFileSync(store.open(rec.id).path);
+  const whole = readExecOutput(file).map((r) => `${r.stream}:${r.data.toString('hex')}`);
+  fc.assert(fc.property(fc.array(fc.nat({ max: file.length }), { maxLength: 10 }), (cuts) => {
+    const reader = new ExecOutputReader();
+    const got: string[] = [];
+    let last = 0;
+    for (const p of [...[...new Set(cuts)].sort((a, b) => a - b), file.length]) {
+      got.push(...reader.push(file.subarray(last, p)).map((r) => `${r.stream}:${r.data.toString('hex')}`));
+      last = p;
+    }
+    reader.end();
+    assert.deepEqual(got, whole);
+  }));
+  const cut = new ExecOutputReader();
+  cut.push(file.subarray(0, file.length - 1));
+  assert.throws(() => cut.end(), /cut short/);
+});
