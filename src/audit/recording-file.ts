@@ -39,13 +39,14 @@ export class RecordingFile {
 
   /**
    * Create `path` (exclusively, mode 0600: recordings carry what was on a screen) in the
-   * background. `onError` is told once when the file stops early.
+   * background, once `after` (the folder being made) has settled. `onError` is told once when
+   * the file stops early.
    */
-  constructor(path: string, options: { maxQueuedBytes?: number; onError?: (message: string) => void } = {}) {
+  constructor(path: string, options: { maxQueuedBytes?: number; onError?: (message: string) => void; after?: Promise<unknown> } = {}) {
     this.path = path;
     this.#maxQueued = options.maxQueuedBytes ?? RECORDING_MAX_QUEUED_BYTES;
     this.#onError = options.onError ?? (() => {});
-    this.#handle = open(path, 'wx', 0o600).catch((err: NodeJS.ErrnoException) => {
+    this.#handle = (options.after ?? Promise.resolve()).then(() => open(path, 'wx', 0o600)).catch((err: NodeJS.ErrnoException) => {
       this.#fail(`cannot create ${path}: ${err.code ?? err.message}`);
       return null;
     });

@@ -13,8 +13,8 @@
  * O_EXCL, so an id is never reused.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { writeFile, rename } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ErrorCode, UsageError } from '../errors.js';
@@ -144,7 +144,8 @@ export class FileRecordingStore implements RecordingStore {
   }
 
   #begin(base: Omit<RecordingInfo, 'id' | 'startedAt' | 'durationMs' | 'bytes' | 'sha256'>, extension: 'cast' | 'out') {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // Even the folder is made in the background: a hung disk must not stall the relay here either.
+    const dirReady = mkdir(this.dir, { recursive: true, mode: 0o700 }).catch(() => {});
     const started = this.#now();
     const id = `${compactUtc(started)}-${randomBytes(4).toString('hex')}`;
     const paths = pathsOf(this.dir, id);
@@ -152,9 +153,10 @@ export class FileRecordingStore implements RecordingStore {
     const file = new RecordingFile(extension === 'cast' ? paths.cast : paths.out, {
       ...(this.#maxQueued === undefined ? {} : { maxQueuedBytes: this.#maxQueued }),
       onError: (message) => this.#logger?.warn({ recording: id, host: base.host, operator: base.operator }, message),
+      after: dirReady,
     });
     // The index is written in the background too, and replaced atomically at the end.
-    const metaWritten = writeFile(paths.meta, `${JSON.stringify(info)}\n`, { mode: 0o600 }).catch(() => {});
+    const metaWritten = dirReady.then(() => writeFile(paths.meta, `${JSON.stringify(info)}\n`, { mode: 0o600 })).catch(() => {});
     const t0 = this.#monotonic();
     const finish = async (): Promise<RecordingResult> => {
       const durationMs = Math.round(this.#monotonic() - t0);
