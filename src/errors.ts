@@ -54,6 +54,7 @@ export const ErrorCode = {
   STATE_DIR: 'SW_ERR_STATE_DIR',
   AUDIT_UNAVAILABLE: 'SW_ERR_AUDIT_UNAVAILABLE',
   MISSING_DEPENDENCY: 'SW_ERR_MISSING_DEPENDENCY',
+  NO_RECORDING: 'SW_ERR_NO_RECORDING',
   // a bug in shellwire: a failure that is not a ShellwireError
   INTERNAL: 'SW_ERR_INTERNAL',
 } as const;

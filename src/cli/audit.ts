@@ -4,13 +4,15 @@
  * Both open the log read-only and never create it.
  */
 import type { Command } from 'commander';
-import { AUDIT_KINDS, AuditLog, auditLogPath, type AuditKind, type AuditQuery, type AuditRow } from '../audit/audit-log.js';
+import { AUDIT_KINDS, AuditLog, auditLogPath, type AuditKind, type AuditQuery, type AuditRow, type VerifyResult } from '../audit/audit-log.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ShellwireError } from '../errors.js';
 import { fail } from './common.js';
 import { formatTable, parseTimeArg, printable } from '../audit/audit-text.js';
 import { ISO_FORMS } from '../iso-time.js';
 import { parseDuration, durationForms } from './units.js';
+import { recordingsDir } from '../audit/recording.js';
+import { verifyRecordings, type RecordingsVerifyResult } from '../audit/recording-verify.js';
 
 interface QueryFlags {
   stateDir?: string;
@@ -48,7 +50,7 @@ export function registerAudit(program: Command): void {
 
   audit
     .command('verify')
-    .description('check the audit log\'s hash chain; exit 0 if intact, 1 naming the first edited, deleted, inserted or reordered row')
+    .description('check the audit log\'s hash chain and the SHA-256 of every recording its rows reference; exit 0 if intact, 1 naming the first edited, deleted, inserted or reordered row and each edited or missing recording')
     .option('--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)')
     .action((flags: { stateDir?: string }) => runVerify(flags.stateDir ?? audit.opts<QueryFlags>().stateDir));
 }
@@ -64,11 +66,19 @@ function openLog(stateDir: string | undefined): AuditLog {
 function runVerify(stateDir: string | undefined): void {
   const log = openLog(stateDir);
   let result;
+  let recordings;
   try {
     result = log.verify();
+    // A gateway's rows reference its recordings by SHA-256: recompute each (recording-verify.ts).
+    recordings = verifyRecordings(recordingsDir(stateDir ?? defaultServerStateDir()), log.query({ grep: 'recording' }));
   } finally {
     log.close();
   }
+  printChain(result);
+  if (!reportRecordings(recordings)) process.exitCode = 1;
+}
+
+function printChain(result: VerifyResult): void {
   if (result.ok) {
     const gaps = result.gaps ?? [];
     if (gaps.length === 0) {
@@ -89,6 +99,16 @@ function runVerify(stateDir: string | undefined): void {
   }
   process.stdout.write(`audit log NOT intact: row ${result.rowId} ${result.problem}: ${result.message} (${result.rows} rows verified before it)\n`);
   process.exitCode = 1;
+}
+
+/** Print what the recordings check found; false when a recording was edited or is missing. */
+function reportRecordings(result: RecordingsVerifyResult): boolean {
+  for (const problem of result.problems) process.stdout.write(`recording NOT intact: ${printable(problem.message)}\n`);
+  if (result.pruned.length > 0) {
+    process.stdout.write(`${result.pruned.length} recording${result.pruned.length === 1 ? '' : 's'} removed by retention (not checked): ${result.pruned.map((p) => `${p.id} (row ${p.rowId}, ${p.prunedAt})`).join(', ')}\n`);
+  }
+  if (result.checked > 0) process.stdout.write(`recordings intact: ${result.checked}\n`);
+  return result.problems.length === 0;
 }
 
 function runQuery(flags: QueryFlags): void {

@@ -24,6 +24,8 @@ const COMMAND_BUNDLES = {
   discover: 'fleet',
   'known-hosts': 'full',
   audit: 'full',
+  recordings: 'full',
+  replay: 'full',
   keygen: 'full',
   user: 'full',
   key: 'full',

@@ -43,6 +43,8 @@ const EXAMPLES: Record<string, string[]> = {
   discover: ['shellwire discover --subnet 10.0.0.0/24', 'shellwire discover --subnet 10.0.0.0/24 --write-inventory --accept-new-host'],
   audit: ['shellwire audit --since 1h', 'shellwire audit --kind denied --json'],
   'audit verify': ['shellwire audit verify', 'shellwire audit verify --state-dir /var/lib/shellwire'],
+  recordings: ['shellwire recordings --state-dir /var/lib/shellwire/gateway', 'shellwire recordings --user alice --json'],
+  replay: ['shellwire replay 20261130T071500Z-3f9a1c2e', 'shellwire replay --speed 4 --idle-limit 2 20261130T071500Z-3f9a1c2e', 'shellwire replay --no-wait 20261130T071500Z-3f9a1c2e | less -R'],
   keygen: ['shellwire keygen', 'shellwire keygen -f ~/.shellwire/deploy_key -C deploy@ci'],
   user: ['shellwire user add alice --key alice.pub', 'shellwire user list'],
   'user add': ['shellwire user add alice --key ~/alice.pub', 'shellwire user add deploy --key deploy.pub --run-as deploy'],
