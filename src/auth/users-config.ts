@@ -57,7 +57,27 @@ export interface UserPolicy {
   fileRoots: string[];
   /** The setting that decides `fileRoots`, named in refusals so the operator knows what to change. */
   fileRootsFrom?: string;
+  /** A gateway's users.yaml only (docs/gateway.md): where the operator may go and as whom. */
+  gateway?: GatewayUserPolicy;
 }
+
+/** The gateway-only fields of a user (`hosts`, `as`, `record`). */
+export interface GatewayUserPolicy {
+  /** Target expressions over the gateway's inventory; empty: no host (deny by default). */
+  hosts: string[];
+  /** The host user the operator acts as (`onBehalfOf.user`); default the operator's own name. */
+  as: string;
+  /** Record terminal input / exec output (both off by default: input carries passwords). */
+  record: { input: boolean; output: boolean };
+}
+
+/** How to read users.yaml: a gateway's file may hold the gateway-only fields. */
+export interface UsersConfigOptions {
+  gateway?: boolean;
+}
+
+/** The fields only a gateway's users.yaml takes. */
+const GATEWAY_USER_KEYS = new Set(['hosts', 'as', 'record']);
 
 export interface UsersConfig {
   path: string | null;
@@ -119,7 +139,7 @@ export function fieldName(path: (string | number)[]): string {
 }
 
 /** Load and check the config; a missing file is an empty config (only the daemon token works). */
-export function loadUsersConfig(stateDir: string): UsersConfig {
+export function loadUsersConfig(stateDir: string, options: UsersConfigOptions = {}): UsersConfig {
   const path = usersConfigPath(stateDir);
   let text: string;
   try {
@@ -129,10 +149,10 @@ export function loadUsersConfig(stateDir: string): UsersConfig {
     if (err instanceof BoundedFileError) throw err;
     throw new UsageError(ErrorCode.BAD_CONFIG, `Cannot read ${path}: ${(err as Error).message}`);
   }
-  return parseUsersConfig(text, path);
+  return parseUsersConfig(text, path, options);
 }
 
-export function parseUsersConfig(text: string, path: string): UsersConfig {
+export function parseUsersConfig(text: string, path: string, options: UsersConfigOptions = {}): UsersConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -157,7 +177,7 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
     if (typeof usersNode !== 'object' || Array.isArray(usersNode)) errors.add(['users'], 'must be a mapping of user name to settings');
     else {
       for (const [name, entry] of Object.entries(usersNode)) {
-        const user = checkUser(name, entry, errors);
+        const user = checkUser(name, entry, errors, options);
         if (user) users.set(name, user);
       }
     }
@@ -171,7 +191,7 @@ const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands',
 /** What a users.yaml user name may be; anything else names no user. */
 export const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
 
-function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPolicy | null {
+function checkUser(name: string, entry: unknown, errors: ConfigErrors, options: UsersConfigOptions): UserPolicy | null {
   const at = (...p: (string | number)[]) => ['users', name, ...p];
   const before = errors.messages.length;
   if (!USER_NAME.test(name)) errors.add(at(), 'user names are letters, digits, "_", "." and "-" (up to 32)');
@@ -180,7 +200,11 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     errors.add(at(), 'must be a mapping');
     return null;
   }
-  for (const key of Object.keys(u)) if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+  for (const key of Object.keys(u)) {
+    if (GATEWAY_USER_KEYS.has(key)) {
+      if (!options.gateway) errors.add(at(key), `"${key}" belongs in a gateway's users.yaml (shellwire gateway --state-dir DIR), not a daemon's; remove it here`);
+    } else if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')}${options.gateway ? `, ${[...GATEWAY_USER_KEYS].join(', ')}` : ''})`);
+  }
 
   const self = daemonAccount();
   let account = self;
@@ -314,7 +338,41 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     else passwordHash = u.password;
   }
 
+  const gateway = options.gateway ? checkGatewayFields(name, u, errors, at) : undefined;
+
   if (errors.messages.length > before) return null;
   const fileRootsFrom = `users.${name}.fileRoots in the daemon's users.yaml (for a new user: shellwire user add ${name} --file-root DIR)`;
-  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots, fileRootsFrom };
+  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots, fileRootsFrom, ...(gateway ? { gateway } : {}) };
+}
+
+/** A gateway user's `hosts`, `as` and `record` (each optional; absent hosts = no host). */
+function checkGatewayFields(name: string, u: Record<string, unknown>, errors: ConfigErrors, at: (...p: (string | number)[]) => (string | number)[]): GatewayUserPolicy {
+  const hosts: string[] = [];
+  if (u.hosts !== undefined && u.hosts !== null) {
+    if (!Array.isArray(u.hosts)) errors.add(at('hosts'), 'must be a list of target expressions over the gateway inventory, such as ["@web", "env=staging", "!web07"]');
+    else {
+      u.hosts.forEach((h, i) => {
+        if (typeof h !== 'string' || h.trim() === '') errors.add(at('hosts', i), 'must be a target expression such as "@web", "env=staging" or "!web07"');
+        else hosts.push(h);
+      });
+    }
+  }
+  let as = name;
+  if (u.as !== undefined) {
+    if (typeof u.as !== 'string' || !USER_NAME.test(u.as)) errors.add(at('as'), 'must be a user name on the hosts (letters, digits, "_", "." and "-")');
+    else as = u.as;
+  }
+  const record = { input: false, output: false };
+  if (u.record !== undefined) {
+    const r = u.record as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) errors.add(at('record'), 'must be a mapping { input: true|false, output: true|false }');
+    else {
+      for (const key of Object.keys(r)) {
+        if (key !== 'input' && key !== 'output') errors.add(at('record', key), 'unknown field (expected "input" or "output")');
+        else if (typeof r[key] !== 'boolean') errors.add(at('record', key), 'must be true or false');
+        else record[key] = r[key] as boolean;
+      }
+    }
+  }
+  return { hosts, as, record };
 }

@@ -77,7 +77,20 @@ export interface OpenHeader {
   window: number;
   /** Largest data payload the client wants in one frame. */
   maxPacket: number;
+  /** Client → gateway: the inventory host this channel is relayed to (docs/gateway.md). */
+  host?: string;
+  /** Gateway → host: the host user the gateway acts as, and the operator it acts for. */
+  onBehalfOf?: OnBehalfOf;
 }
+
+/** OPEN's `onBehalfOf` (gateway → host): exactly these two names. */
+export interface OnBehalfOf {
+  user: string;
+  operator: string;
+}
+
+/** The longest `host`, `onBehalfOf.user` and `onBehalfOf.operator` an OPEN may carry. */
+export const MAX_OPEN_NAME_BYTES = 255;
 
 /** An exec channel's parameters (§6). */
 export interface ExecParams {
@@ -214,7 +227,11 @@ export function encodeCodeMessage(code: string, message: string, extra: OpenFail
 /** OPEN: one flat object, the header first (as §4.4 shows it), then the kind's parameters. */
 export function encodeOpen(open: OpenRequest): Buffer {
   const { kind, window, maxPacket, params } = open;
-  const header = { kind, window, maxPacket };
+  const header = {
+    kind, window, maxPacket,
+    ...(open.host !== undefined ? { host: open.host } : {}),
+    ...(open.onBehalfOf !== undefined ? { onBehalfOf: open.onBehalfOf } : {}),
+  };
   // Header keys first; a parameter of the same name cannot replace them.
   return encodeJson(Object.assign({ ...header }, params, header));
 }
@@ -372,6 +389,14 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     window: int(t, o, 'window', 1, U32_MAX),
     maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
   };
+  if (o.host !== undefined) header.host = openName('host', o.host);
+  if (o.onBehalfOf !== undefined) {
+    const b = o.onBehalfOf;
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) throw bad(t, '"onBehalfOf" must be an object with "user" and "operator"');
+    const keys = Object.keys(b);
+    if (keys.length !== 2 || !keys.includes('user') || !keys.includes('operator')) throw bad(t, '"onBehalfOf" must have exactly "user" and "operator"');
+    header.onBehalfOf = { user: openName('onBehalfOf.user', (b as Json).user), operator: openName('onBehalfOf.operator', (b as Json).operator) };
+  }
   const exec = decodeExecParams(o, kind === 'exec');
   if (kind === 'exec') return { ...header, kind, params: exec };
   if (kind === 'session') {
@@ -381,8 +406,17 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     return { ...header, kind, params };
   }
   if (kind === 'file') return { ...header, kind, params: decodeFileRequest(o) };
-  const { kind: _kind, window: _window, maxPacket: _maxPacket, ...params } = o;
+  const { kind: _kind, window: _window, maxPacket: _maxPacket, host: _host, onBehalfOf: _onBehalfOf, ...params } = o;
   return { ...header, params };
+}
+
+/** OPEN's `host` and `onBehalfOf` names: non-empty strings of at most 255 bytes without NUL. */
+function openName(key: string, value: unknown): string {
+  const t = FrameType.OPEN;
+  if (typeof value !== 'string' || value === '') throw bad(t, `"${key}" must be a non-empty string`);
+  if (value.includes('\0')) throw bad(t, `"${key}" must not contain NUL bytes`);
+  if (Buffer.byteLength(value) > MAX_OPEN_NAME_BYTES) throw bad(t, `"${key}" must be at most ${MAX_OPEN_NAME_BYTES} bytes`);
+  return value;
 }
 
 /** The exec fields of §4.4 that are present, each checked (in v1's order: the first error is the one reported). */
