@@ -277,6 +277,14 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
 
   it('sessions and file channels are relayed too', async () => {
     const { conn } = through(await login(alice, 'alice'), 'db01');
+    const session = await conn.shell({ cwd: '/' });
+    try {
+      await session.exec('cd /tmp && export GW_SESSION=kept');
+      const r = await session.exec('pwd; echo $GW_SESSION');
+      assert.equal(r.stdout, '/tmp\nkept\n');
+    } finally {
+      session.close();
+    }
     const file = join(dir, 'via-gateway.bin');
     const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 13) % 256));
     writeFileSync(file, data);
@@ -285,6 +293,23 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
       assert.ok(readFileSync(join(dir, 'uploaded.bin')).equals(data));
       const entries = await conn.list(dir);
       assert.ok(entries.some((e) => e.name === 'uploaded.bin'));
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('a terminal through the gateway: output, stdin and RESIZE reach the host', async () => {
+    const { conn } = through(await login(alice, 'alice'), 'web01');
+    try {
+      const proc = conn.spawn('stty size; read line; stty size; echo "got $line"', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+      let out = '';
+      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      assert.ok(await waitFor(() => out.includes('24 80'), 5_000), out);
+      proc.resize(100, 40);
+      proc.stdin.write('hello\n');
+      await proc.exited;
+      assert.match(out, /40 100/);
+      assert.match(out, /got hello/);
     } finally {
       await conn.close();
     }
@@ -353,13 +378,16 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
         let received = 0;
         let peak = baseline;
         const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(child.pid!))), 25);
-        // A slow reader: 1 MiB, then a pause, so the host could outrun it by far.
+        // A slow reader: it stops for a while three times, so a host that were not held
+        // back by the reader's window would pour hundreds of MiB into the gateway meanwhile.
+        const stops = [16, 96, 176].map((m) => m * 1024 * 1024);
         await new Promise<void>((resolve, reject) => {
           proc.stdout.on('data', (c: Buffer) => {
+            const before = received;
             received += c.length;
-            if (received % (1024 * 1024) < c.length) {
+            if (stops.some((at) => before < at && received >= at)) {
               proc.stdout.pause();
-              setTimeout(() => proc.stdout.resume(), 3);
+              setTimeout(() => proc.stdout.resume(), 1_500);
             }
           });
           proc.stdout.on('end', resolve);
