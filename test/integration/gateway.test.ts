@@ -11,7 +11,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/client/connect.js';
@@ -22,7 +22,7 @@ import { parseUsersConfig } from '../../src/auth/users-config.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
-import { CLI, processAlive, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { CLI, processAlive, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import type { ShellwireError } from '../../src/errors.js';
 
 /** The host side of onward identity is on this branch (users.yaml takes `actAs`). */
@@ -419,5 +419,24 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
       assert.ok(await waitFor(() => !processAlive(pid), 10_000), `the command (${pid}) on the host died with the gateway's connection`);
       conn.destroy();
     });
+  });
+});
+
+describe('shellwire gateway --print-key', () => {
+  it("makes the gateway's key on first use (0600) and prints the same public line every time", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shellwire-gateway-key-'));
+    try {
+      const stateDir = join(dir, 'gw');
+      const first = await runCli(['gateway', '--print-key', '--state-dir', stateDir]);
+      assert.equal(first.code, 0, first.stderr);
+      const line = first.stdout.toString().trim();
+      assert.match(line, /^ssh-ed25519 AAAA\S+ shellwire-gateway@\S+$/);
+      assert.equal(statSync(join(stateDir, 'gateway_ed25519')).mode & 0o777, 0o600);
+      assert.equal(readFileSync(join(stateDir, 'gateway_ed25519.pub'), 'utf8').trim(), line);
+      const again = await runCli(['gateway', '--print-key', '--state-dir', stateDir]);
+      assert.equal(again.stdout.toString().trim(), line);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
