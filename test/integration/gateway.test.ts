@@ -330,6 +330,34 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
     } finally {
       await conn.close();
     }
+    // The operator's connection dropped: the gateway closes the host channel.
+    const other = through(await login(alice, 'alice'), 'web01').conn;
+    const proc = other.spawn('sleep 300 & echo $!; wait');
+    const pid = await new Promise<number>((resolve) => proc.stdout.once('data', (c: Buffer) => resolve(Number(c.toString().trim()))));
+    proc.exited.catch(() => {});
+    other.destroy();
+    assert.ok(await waitFor(() => !processAlive(pid), 5_000), `the background sleep (${pid}) died with the operator's connection`);
+  });
+
+  it("a host lost mid-command ends the operator's channel with SW_ERR_CONNECTION_CLOSED naming the host; the next use dials again", async () => {
+    const { conn } = through(await login(alice, 'alice'), 'db01');
+    try {
+      const proc = conn.spawn('echo started; exec sleep 300');
+      let err = '';
+      proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+      await new Promise((resolve) => proc.stdout.once('data', resolve));
+      proc.stdout.resume();
+      // db01 goes away (its daemon stops, killing what runs): the pooled connection is lost.
+      await hosts[2]!.server.close(0);
+      const exit = await proc.exited;
+      assert.equal(exit.error?.code, 'SW_ERR_CONNECTION_CLOSED');
+      assert.match(exit.error!.message, /lost its connection to host db01/);
+      assert.match(err, /shellwire: The gateway lost its connection to host db01/);
+      // The dead connection is not reused: the next channel dials, and db01 is not there.
+      await assert.rejects(conn.exec('echo again'), isCode('SW_ERR_CONNECT_FAILED', /cannot reach host db01/));
+    } finally {
+      await conn.close();
+    }
   });
 
   describe('a gateway process', () => {
@@ -367,27 +395,27 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
       return Number(m![1]);
     }
 
-    it('keeps its memory flat while 256 MiB stream to a slow reader', async () => {
+    it('keeps its memory flat while 208 MiB stream to a slow reader', async () => {
       const { conn } = through(await loginChild(), 'web01');
       try {
         // Warm up: the pooled connection, TLS, the first buffers.
         await conn.exec('head -c 8388608 /dev/zero');
         const baseline = rssKiB(child.pid!);
-        const total = 256 * 1024 * 1024;
+        const total = 208 * 1024 * 1024;
         const proc = conn.spawn(`head -c ${total} /dev/zero`);
         let received = 0;
         let peak = baseline;
         const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(child.pid!))), 25);
-        // A slow reader: it stops for a while three times, so a host that were not held
+        // A slow reader: it stops for a second three times, so a host that were not held
         // back by the reader's window would pour hundreds of MiB into the gateway meanwhile.
-        const stops = [16, 96, 176].map((m) => m * 1024 * 1024);
+        const stops = [16, 80, 144].map((m) => m * 1024 * 1024);
         await new Promise<void>((resolve, reject) => {
           proc.stdout.on('data', (c: Buffer) => {
             const before = received;
             received += c.length;
             if (stops.some((at) => before < at && received >= at)) {
               proc.stdout.pause();
-              setTimeout(() => proc.stdout.resume(), 1_500);
+              setTimeout(() => proc.stdout.resume(), 1_000);
             }
           });
           proc.stdout.on('end', resolve);
