@@ -22,6 +22,7 @@ import { parseUsersConfig } from '../../src/auth/users-config.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
+import type { RecordingStore } from '../../src/gateway/recording-hook.js';
 import { CLI, processAlive, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import type { ShellwireError } from '../../src/errors.js';
 
@@ -99,6 +100,30 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
   let inventoryFile: string;
   let childGatewayDir: string;
   const rows: AuditEvent[] = [];
+  /** What the relay gave the recorder (src/audit/recording.ts is another part: this store keeps it in memory). */
+  const recorded: { meta: Record<string, unknown>; output: Buffer[]; input: Buffer[]; resizes: string[]; ended: boolean }[] = [];
+  const recordings: RecordingStore = {
+    startTerminal(meta) {
+      const rec = { meta: { ...meta }, output: [] as Buffer[], input: [] as Buffer[], resizes: [] as string[], ended: false };
+      recorded.push(rec);
+      const id = `rec-${recorded.length}`;
+      return {
+        id,
+        output: (chunk) => void rec.output.push(Buffer.from(chunk)),
+        input: (chunk) => void rec.input.push(Buffer.from(chunk)),
+        resize: (cols, rows) => void rec.resizes.push(`${cols}x${rows}`),
+        end: async () => {
+          rec.ended = true;
+          return { id, sha256: 'f'.repeat(64), bytes: Buffer.concat(rec.output).length, durationMs: 1 };
+        },
+      };
+    },
+    list: () => [],
+    open: () => {
+      throw new Error('not kept');
+    },
+    prune: () => 0,
+  };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shellwire-gateway-'));
@@ -156,6 +181,7 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
       stateDir: gwDir, host: '127.0.0.1', port: 0, inventory: inventoryFile,
       audit: { record: (e: AuditEvent) => void rows.push(e) },
       hostConnectTimeoutMs: 2_000,
+      recordings,
     });
     gwPort = (await gateway.listen()).port;
   });
@@ -313,6 +339,15 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
     } finally {
       await conn.close();
     }
+    // Recorded: what was shown, the resize, no input (alice's record.input is off), and the
+    // end row references the recording.
+    assert.equal(recorded.length, 1);
+    const rec = recorded[0]!;
+    assert.deepEqual({ ...rec.meta, command: undefined }, { operator: 'alice', host: 'web01', as: 'alice', command: undefined, cols: 80, rows: 24, term: 'xterm', recordInput: false });
+    assert.match(Buffer.concat(rec.output).toString(), /24 80[\s\S]*got hello/);
+    assert.deepEqual(rec.resizes, ['100x40']);
+    assert.deepEqual(rec.input, []);
+    assert.ok(await waitFor(() => rows.some((e) => e.kind === 'command-end' && (e.detail as { recording?: { id: string } }).recording?.id === 'rec-1')));
   });
 
   it('Ctrl-C (SIGNAL) and close through the gateway kill the remote process group', async () => {
@@ -428,6 +463,29 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
         const growth = peak - baseline;
         process.stderr.write(`gateway RSS: baseline ${baseline} KiB, peak ${peak} KiB, growth ${growth} KiB over ${total / 1048576} MiB\n`);
         assert.ok(growth < 48 * 1024, `the gateway grew by ${growth} KiB while ${total} bytes went through it`);
+      } finally {
+        await conn.close();
+      }
+    });
+
+    it('keeps its memory flat while a slow command reads 128 MiB of stdin', async () => {
+      const { conn } = through(await loginChild(), 'web01');
+      try {
+        const baseline = rssKiB(child.pid!);
+        let peak = baseline;
+        const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(child.pid!))), 25);
+        // The command reads nothing for 2 s: the operator's 128 MiB must wait at the operator.
+        const proc = conn.spawn('sleep 2; wc -c');
+        const input = Buffer.alloc(128 * 1024 * 1024, 0x61);
+        let out = '';
+        proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        proc.stdin.end(input);
+        await proc.exited;
+        clearInterval(sampler);
+        assert.equal(out.trim(), String(input.length));
+        const growth = peak - baseline;
+        process.stderr.write(`gateway RSS (stdin): baseline ${baseline} KiB, peak ${peak} KiB, growth ${growth} KiB over 128 MiB\n`);
+        assert.ok(growth < 48 * 1024, `the gateway grew by ${growth} KiB while 128 MiB of stdin went through it`);
       } finally {
         await conn.close();
       }
