@@ -208,6 +208,9 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
       assert.ok(cat.stdoutBytes.equals(input), 'stdin came back byte for byte');
       const killed = await conn.exec('kill -TERM $$', { reject: false });
       assert.equal(killed.signal, 'SIGTERM');
+      // A timeout is the host's: it kills the command and says so through the gateway.
+      const slow = await conn.exec('sleep 30', { timeoutMs: 300, reject: false });
+      assert.equal(slow.timedOut, true);
       // Which host answered: the daemon of web01 (its pooled connection is shared).
       const where = await conn.exec('echo $PPID >/dev/null; echo ok');
       assert.equal(where.stdout, 'ok\n');
