@@ -405,7 +405,7 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
 
     before(async () => {
       writeFileSync(join(childGatewayDir, 'users.yaml'), ['users:', '  alice:', '    allowRoot: true', `    keys: ["${alice.line}"]`, '    hosts: ["web01"]'].join('\n') + '\n');
-      child = spawn(process.execPath, [CLI, 'gateway', '--listen', '127.0.0.1:0', '--state-dir', childGatewayDir, '--inventory', inventoryFile, '--no-audit', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(process.execPath, [CLI, 'gateway', '--listen', '127.0.0.1:0', '--state-dir', childGatewayDir, '--inventory', inventoryFile, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let banner = '';
       child.stderr!.on('data', () => {});
       await new Promise<void>((resolve, reject) => {
