@@ -66,7 +66,27 @@ export interface UserPolicy {
    * `actAs` of its own: a gateway cannot chain.
    */
   actAs?: ReadonlyMap<string, UserPolicy>;
+  /** A gateway's users.yaml only (docs/gateway.md): where the operator may go and as whom. */
+  gateway?: GatewayUserPolicy;
 }
+
+/** The gateway-only fields of a user (`hosts`, `as`, `record`, `recordings`). */
+export interface GatewayUserPolicy {
+  /** Target expressions over the gateway's inventory; empty: no host (deny by default). */
+  hosts: string[];
+  /** The host user the operator acts as (`onBehalfOf.user`); default the operator's own name. */
+  as: string;
+  /** Record terminal input / exec output (both off by default: input carries passwords). */
+  record: { input: boolean; output: boolean };
+  /** Whose recordings the operator may list and replay: her own (default) or everyone's. */
+  recordings: 'own' | 'all';
+}
+
+/** How to read users.yaml: a gateway's file may hold the gateway-only fields. */
+export interface UsersConfigOptions {
+  gateway?: boolean;
+}
+
 
 export interface UsersConfig {
   path: string | null;
@@ -128,7 +148,7 @@ export function fieldName(path: (string | number)[]): string {
 }
 
 /** Load and check the config; a missing file is an empty config (only the daemon token works). */
-export function loadUsersConfig(stateDir: string): UsersConfig {
+export function loadUsersConfig(stateDir: string, options: UsersConfigOptions = {}): UsersConfig {
   const path = usersConfigPath(stateDir);
   let text: string;
   try {
@@ -138,10 +158,10 @@ export function loadUsersConfig(stateDir: string): UsersConfig {
     if (err instanceof BoundedFileError) throw err;
     throw new UsageError(ErrorCode.BAD_CONFIG, `Cannot read ${path}: ${(err as Error).message}`);
   }
-  return parseUsersConfig(text, path);
+  return parseUsersConfig(text, path, options);
 }
 
-export function parseUsersConfig(text: string, path: string): UsersConfig {
+export function parseUsersConfig(text: string, path: string, options: UsersConfigOptions = {}): UsersConfig {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -167,7 +187,7 @@ export function parseUsersConfig(text: string, path: string): UsersConfig {
     else {
       const actAsOf = new Map<string, unknown>();
       for (const [name, entry] of Object.entries(usersNode)) {
-        const user = checkUser(name, entry, errors);
+        const user = checkUser(name, entry, errors, options);
         if (user) users.set(name, user);
         const raw = (entry as Record<string, unknown> | null)?.actAs;
         if (raw !== undefined) actAsOf.set(name, raw);
@@ -210,7 +230,7 @@ function resolveActAs(name: string, raw: unknown, usersNode: Record<string, unkn
 /** What a users.yaml user name may be; anything else names no user. */
 export const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
 
-function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPolicy | null {
+function checkUser(name: string, entry: unknown, errors: ConfigErrors, options: UsersConfigOptions): UserPolicy | null {
   const at = (...p: (string | number)[]) => ['users', name, ...p];
   const before = errors.messages.length;
   if (!USER_NAME.test(name)) errors.add(at(), 'user names are letters, digits, "_", "." and "-" (up to 32)');
@@ -220,8 +240,9 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     return null;
   }
   for (const key of Object.keys(u)) {
-    if (GATEWAY_USER_KEYS.has(key)) errors.add(at(key), `"${key}" belongs in a gateway's users.yaml (shellwire gateway), not a daemon's; on a host, let the gateway's key act as this user with "actAs"`);
-    else if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')})`);
+    if (GATEWAY_USER_KEYS.has(key)) {
+      if (!options.gateway) errors.add(at(key), `"${key}" belongs in a gateway's users.yaml (shellwire gateway), not a daemon's; on a host, let the gateway's key act as this user with "actAs"`);
+    } else if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')}${options.gateway ? `, ${[...GATEWAY_USER_KEYS].join(', ')}` : ''})`);
   }
 
   const self = daemonAccount();
@@ -359,7 +380,46 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors): UserPoli
     else passwordHash = u.password;
   }
 
+  const gateway = options.gateway ? checkGatewayFields(name, u, errors, at) : undefined;
+
   if (errors.messages.length > before) return null;
   const fileRootsFrom = `users.${name}.fileRoots in the daemon's users.yaml (for a new user: shellwire user add ${name} --file-root DIR)`;
-  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots, fileRootsFrom };
+  return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots, fileRootsFrom, ...(gateway ? { gateway } : {}) };
+}
+
+/** A gateway user's `hosts`, `as`, `record` and `recordings` (each optional; absent hosts = no host). */
+function checkGatewayFields(name: string, u: Record<string, unknown>, errors: ConfigErrors, at: (...p: (string | number)[]) => (string | number)[]): GatewayUserPolicy {
+  const hosts: string[] = [];
+  if (u.hosts !== undefined && u.hosts !== null) {
+    if (!Array.isArray(u.hosts)) errors.add(at('hosts'), 'must be a list of target expressions over the gateway inventory, such as ["@web", "env=staging", "!web07"]');
+    else {
+      u.hosts.forEach((h, i) => {
+        if (typeof h !== 'string' || h.trim() === '') errors.add(at('hosts', i), 'must be a target expression such as "@web", "env=staging" or "!web07"');
+        else hosts.push(h);
+      });
+    }
+  }
+  let as = name;
+  if (u.as !== undefined) {
+    if (typeof u.as !== 'string' || !USER_NAME.test(u.as)) errors.add(at('as'), 'must be a user name on the hosts (letters, digits, "_", "." and "-")');
+    else as = u.as;
+  }
+  const record = { input: false, output: false };
+  if (u.record !== undefined) {
+    const r = u.record as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null || Array.isArray(r)) errors.add(at('record'), 'must be a mapping { input: true|false, output: true|false }');
+    else {
+      for (const key of Object.keys(r)) {
+        if (key !== 'input' && key !== 'output') errors.add(at('record', key), 'unknown field (expected "input" or "output")');
+        else if (typeof r[key] !== 'boolean') errors.add(at('record', key), 'must be true or false');
+        else record[key] = r[key] as boolean;
+      }
+    }
+  }
+  let recordings: 'own' | 'all' = 'own';
+  if (u.recordings !== undefined) {
+    if (u.recordings !== 'own' && u.recordings !== 'all') errors.add(at('recordings'), 'must be "own" (her own recordings, the default) or "all" (everyone\'s: for auditors)');
+    else recordings = u.recordings;
+  }
+  return { hosts, as, record, recordings };
 }

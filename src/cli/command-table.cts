@@ -13,6 +13,7 @@
  */
 const COMMAND_BUNDLES = {
   serve: 'full',
+  gateway: 'full',
   exec: 'client',
   shell: 'client',
   tty: 'client',

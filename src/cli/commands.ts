@@ -34,6 +34,7 @@ export const FLEET_COMMANDS: Loaders<CommandsOf<'fleet'>> = {
  */
 export const FULL_COMMANDS: Loaders<Exclude<CommandsOf<'full'>, 'completion'>> = {
   serve: async () => [(await import('./serve.js')).registerServe],
+  gateway: async () => [(await import('./gateway.js')).registerGateway],
   put: async () => [(await import('./files.js')).registerFiles],
   get: async () => [(await import('./files.js')).registerFiles],
   ls: async () => [(await import('./files.js')).registerFiles],

@@ -16,6 +16,10 @@ const EXAMPLES: Record<string, string[]> = {
     'shellwire serve --listen 0.0.0.0:50007',
     'shellwire serve --state-dir /var/lib/shellwire --log-level warn',
   ],
+  gateway: [
+    'shellwire gateway --listen 0.0.0.0:50008 --inventory /etc/shellwire/hosts.yaml',
+    'shellwire gateway --print-key                 # the line for each host\'s users.yaml (with actAs)',
+  ],
   exec: [
     'shellwire exec localhost -- uname -a',
     'shellwire exec --timeout 30 -i ~/.ssh/id_ed25519 alice@web01:50007 -- make test',

@@ -56,6 +56,13 @@ export type { ExecOptions } from './run-command.js';
  */
 export const transportOf = Symbol('shellwire.Connection.transport');
 
+/**
+ * @internal A bare channel on this connection, its frames handled by the caller's hooks
+ * (the gateway's relays, src/gateway/relay-channel.ts): `conn[rawChannel](open, hooks)`.
+ * Throws as the channel classes' opens do. Not part of the public API.
+ */
+export const rawChannel = Symbol('shellwire.Connection.rawChannel');
+
 export class Connection extends EventEmitter implements AsyncDisposable {
   /** The frames under this connection: private, so callers go through the facade. */
   readonly #conn: FrameConnection;
@@ -133,6 +140,11 @@ export class Connection extends EventEmitter implements AsyncDisposable {
   /** @internal See `transportOf`. */
   [transportOf](): FrameConnection {
     return this.#conn;
+  }
+
+  /** @internal See `rawChannel`. */
+  [rawChannel](message: OpenMessage, hooks: ChannelHooks): Channel {
+    return this.#openChannel(message, hooks);
   }
 
   /** Channels open right now. */

@@ -36,6 +36,8 @@ const kinds = new WeakMap<Channel, ServerChannel>();
 const owners = new WeakMap<Channel, ChannelOwner>();
 
 /** What a daemon answers an OPEN meant for a gateway (docs/protocol.md "Gateway"). */
+/** An operator's OPEN at a gateway that claims to act for someone: only the gateway says that, to hosts. */
+export const ON_BEHALF_AT_GATEWAY = 'onBehalfOf is what a gateway sends to a host; a gateway does not take it from an operator: drop it';
 export const NOT_A_GATEWAY = 'this is a shellwire daemon, not a gateway: connect to it directly (drop --via) or name the gateway';
 
 export interface ServerConnectionContext {
@@ -58,6 +60,11 @@ export interface ServerConnectionContext {
   onAuthenticated?(connection: ServerConnection): void;
   /** Refuse new channels (daemon is shutting down). */
   draining(): boolean;
+  /**
+   * This server is a gateway (src/gateway/): OPENs name the inventory `host` they are relayed
+   * to, and `onBehalfOf` — what the gateway itself sends to hosts — is never taken from an operator.
+   */
+  gateway?: boolean;
   /** Time left for a valid HELLO (the startup gate shortens it under load); default the limit. */
   handshakeTimeoutMs?: number;
   /** Called when HELLO arrived: the connection is authenticating, no longer silent. */
@@ -284,7 +291,12 @@ export class ServerConnection implements ChannelHost {
     }
     if (this.#channels!.atLimit) return { refuse: tooManyChannels(this.limits.maxChannels) };
     // A channel for a gateway's inventory host: the client meant a gateway (--via), not us.
-    if (request.host !== undefined) {
+    if (this.#ctx.gateway) {
+      if (request.onBehalfOf !== undefined) {
+        this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind }, 'OPEN with onBehalfOf refused at the gateway');
+        return { refuse: { code: ErrorCode.BAD_REQUEST, message: ON_BEHALF_AT_GATEWAY } };
+      }
+    } else if (request.host !== undefined) {
       this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, host: request.host }, 'OPEN for a gateway host refused');
       return { refuse: { code: ErrorCode.BAD_REQUEST, message: NOT_A_GATEWAY } };
     }

@@ -96,6 +96,11 @@ export interface ServerOptions {
    * (`serve --spawner off`). Terminals are always started by the daemon.
    */
   spawner?: boolean;
+  /**
+   * Serve as a gateway (src/gateway/): users.yaml may hold the gateway-only fields `hosts`,
+   * `as` and `record` (a daemon's refuses them). The relay kinds come in `channelKinds`.
+   */
+  gateway?: boolean;
 }
 
 export class Server {
@@ -121,6 +126,7 @@ export class Server {
   #channelKinds: ReadonlyMap<string, ChannelFactory>;
   #host: string;
   #port: number;
+  #gateway: boolean;
   #users: UsersConfig;
   #authenticator: Authenticator;
   #audit: AuditSink | null;
@@ -141,6 +147,7 @@ export class Server {
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.#log = options.logger ?? silentLogger();
     this.#host = options.host ?? DEFAULT_HOST;
+    this.#gateway = options.gateway === true;
     this.#port = options.port ?? DEFAULT_PORT;
     this.#users = users;
     const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, options.throttle instanceof AuthThrottle ? options.throttle : new AuthThrottle(options.throttle), options.fileRoots);
@@ -187,7 +194,7 @@ export class Server {
     const stateDir = options.stateDir ?? defaultServerStateDir();
     const identity = await loadOrCreateIdentity(stateDir);
     const { token } = loadOrCreateToken(stateDir);
-    const users = loadUsersConfig(stateDir);
+    const users = loadUsersConfig(stateDir, { gateway: options.gateway === true });
     await loadNodePty();
     let audit = options.audit;
     let ownAudit: DaemonAudit | null = null;
@@ -275,7 +282,7 @@ export class Server {
   reloadUsers(): { ok: true; users: number } | { ok: false; error: string } {
     this.#reloadLocks();
     try {
-      const users = loadUsersConfig(this.stateDir);
+      const users = loadUsersConfig(this.stateDir, { gateway: this.#gateway });
       this.#users = users;
       if (this.#authenticator instanceof ConfigAuthenticator) this.#authenticator.config = users;
       this.#log.info({ users: users.users.size }, 'users config reloaded');
@@ -495,6 +502,7 @@ export class Server {
       channelKinds: this.#channelKinds,
       audit: this.#audit,
       draining: () => this.#draining,
+      gateway: this.#gateway,
       handshakeTimeoutMs: Math.max(0, startup.deadlineMs - (Date.now() - startup.acceptedAt)),
       admit: (principal) => this.#admitAuthenticated(principal),
       onHello: () => {

@@ -30,7 +30,7 @@ const SITS_ON: Record<string, readonly string[]> = {
   server: ['audit'],
   client: ['audit'],
   fleet: ['client'],
-  gateway: ['server', 'client'],
+  gateway: ['fleet', 'server'],
   api: ['fleet', 'server'],
   cli: ['fleet', 'gateway', 'server'],
 };

@@ -1,0 +1,122 @@
+/**
+ * `shellwire gateway`: run a gateway (bastion, docs/gateway.md) until SIGTERM/SIGINT. It
+ * speaks the daemon's protocol to operators and relays their channels to the inventory hosts
+ * their users.yaml `hosts` permit, with its own key (`--print-key` shows the line for hosts).
+ */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { lockDaemonPid, removeDaemonPid } from '../auth/daemon-pid.js';
+import { ensurePrivateDir } from '../auth/secret-file.js';
+import { formatTarget, parseTarget } from '../client/target.js';
+import { ShellwireError } from '../errors.js';
+import { LOG_LEVELS } from '../log-levels.js';
+import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
+import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
+import { Gateway } from '../gateway/gateway.js';
+import { fail, warn } from './common.js';
+
+interface GatewayFlags {
+  listen: string;
+  stateDir?: string;
+  inventory?: string;
+  printKey?: boolean;
+  audit: boolean;
+  logLevel: string;
+}
+
+export function registerGateway(program: Command): void {
+  program
+    .command('gateway')
+    .description('run a shellwire gateway (bastion): operators log in here and reach the inventory hosts their users.yaml "hosts" permit')
+    .option('--listen <addr>', `HOST:PORT, [IPv6]:PORT or PORT (on ${DEFAULT_GATEWAY_HOST})`, `${DEFAULT_GATEWAY_HOST}:${DEFAULT_GATEWAY_PORT}`)
+    .option('--state-dir <dir>', 'its identity, users.yaml, audit log, SSH key and known_hosts (default $SHELLWIRE_HOME/gateway)')
+    .option('--inventory <file>', 'the hosts it may connect to (default <state-dir>/inventory.yaml)')
+    .option('--print-key', "print the gateway's public key line (for hosts' users.yaml), making the key if needed, and exit")
+    .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite)')
+    .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
+    .action(async (flags: GatewayFlags) => runGateway(flags));
+}
+
+function parseListen(text: string): { host: string; port: number } {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) return { host: DEFAULT_GATEWAY_HOST, port: Number(t) };
+  try {
+    const target = parseTarget(t, DEFAULT_GATEWAY_PORT, { allowPortZero: true });
+    if (target.user !== undefined) throw new Error('a listen address has no user@');
+    return { host: target.host, port: target.port };
+  } catch (err) {
+    fail(`--listen must be HOST:PORT, [IPv6]:PORT or PORT, got "${text}" (${(err as Error).message}).`, 2);
+  }
+}
+
+async function runGateway(flags: GatewayFlags): Promise<void> {
+  const stateDir = flags.stateDir === undefined ? defaultGatewayStateDir() : resolve(flags.stateDir);
+  if (!(LOG_LEVELS as readonly string[]).includes(flags.logLevel)) fail(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${flags.logLevel}".`, 2);
+  try {
+    ensurePrivateDir(stateDir);
+    if (flags.printKey) {
+      process.stdout.write(`${loadOrCreateGatewayKey(stateDir).publicLine}\n`);
+      return;
+    }
+  } catch (err) {
+    fail((err as Error).message, 1);
+  }
+  const listen = parseListen(flags.listen);
+  const listenText = formatTarget(listen);
+  const lock = lockDaemonPid(stateDir);
+  if ('runningPid' in lock) fail(`another shellwire daemon or gateway (PID ${lock.runningPid}) is already serving the state dir ${stateDir}; stop it first, or give this one its own --state-dir.`, 1);
+  process.on('exit', () => removeDaemonPid(lock.path));
+  let reload = (): void => {};
+  process.on('SIGHUP', () => reload());
+  const { createLogger } = await import('../log.js');
+  const logger = createLogger(flags.logLevel);
+  let gateway: Gateway;
+  try {
+    gateway = await Gateway.create({
+      host: listen.host,
+      port: listen.port,
+      stateDir,
+      logger,
+      ...(flags.audit ? {} : { audit: false as const }),
+      ...(flags.inventory !== undefined ? { inventory: resolve(flags.inventory) } : {}),
+    });
+    await gateway.listen();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') fail(`${listenText} is already in use; pick another with --listen HOST:PORT.`, 1);
+    if (code === 'EACCES') fail(`Not allowed to listen on ${listenText}; ports below 1024 need root.`, 1);
+    fail(err instanceof ShellwireError ? err.message : String(err), 1);
+  }
+  const running = gateway!;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    setTimeout(() => process.exit(1), running.server.limits.shutdownGraceMs + 5_000).unref();
+    void running.close().finally(() => {
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  const address = formatTarget({ host: running.server.address.address, port: running.server.address.port });
+  const inv = running.inventory;
+  process.stdout.write(
+    [
+      `shellwire gateway listening on ${address}`,
+      `host key fingerprint: ${running.server.identity.fingerprint}${running.server.created ? ' (new identity)' : ''}`,
+      `inventory: ${running.inventoryFile} (${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}${inv.file === null ? ', file missing' : ''})`,
+      `gateway key (put it in each host's users.yaml with actAs): ${running.key.publicLine}`,
+      '',
+    ].join('\n'),
+  );
+  reload = () => {
+    running.server.reloadIdentity();
+    const users = running.server.reloadUsers();
+    if (!users.ok) warn(`users.yaml not reloaded, the old users stay in force:\n${users.error}`);
+    const inventory = running.reloadInventory();
+    if (!inventory.ok) warn(`inventory not reloaded, the old one stays in force:\n${inventory.error}`);
+  };
+}

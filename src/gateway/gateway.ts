@@ -1,0 +1,126 @@
+/**
+ * A gateway (bastion): a `Server` whose exec, session and file kinds are relays to inventory
+ * hosts (relay-channel.ts) and which adds the `gateway` kind (gateway-kind.ts). Everything
+ * else is a daemon's: TLS identity, users.yaml logins, throttling, the audit log.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { Server, type ServerOptions } from '../server/server.js';
+import type { ChannelFactory } from '../server/channel-host.js';
+import { emptyInventory, loadInventory, type Inventory } from '../fleet/inventory.js';
+import { silentLogger } from '../silent-logger.js';
+import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir, gatewayInventoryPath } from './gateway-config.js';
+import { loadOrCreateGatewayKey, type GatewayKey } from './gateway-key.js';
+import { HostPool } from './host-pool.js';
+import { RelayChannel, type RelayContext } from './relay-channel.js';
+import { gatewayChannelFactory, gatewayOps, type GatewayOp } from './gateway-kind.js';
+import type { RecordingStore } from './recording-hook.js';
+
+export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
+  /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
+  inventory?: string;
+  /** Where terminal sessions are recorded (src/audit/recording.ts); none when absent. */
+  recordings?: RecordingStore;
+  /** More `gateway` ops (the recorder's `recordings`, `recording`). */
+  ops?: Iterable<[string, GatewayOp]>;
+  /** Send `onBehalfOf` to the hosts (default true). */
+  onBehalfOf?: boolean;
+  /** Connect timeout towards hosts (ms). */
+  hostConnectTimeoutMs?: number;
+}
+
+export class Gateway {
+  readonly server: Server;
+  readonly key: GatewayKey;
+  readonly pool: HostPool;
+  readonly inventoryFile: string;
+  #inventory: Inventory;
+  #named: boolean;
+
+  private constructor(server: Server, key: GatewayKey, pool: HostPool, inventoryFile: string, inventory: Inventory, named: boolean) {
+    this.#named = named;
+    this.server = server;
+    this.key = key;
+    this.pool = pool;
+    this.inventoryFile = inventoryFile;
+    this.#inventory = inventory;
+  }
+
+  /**
+   * Load (or on first start create) the gateway's identity, key and users; read the inventory.
+   * @throws {UsageError} a broken users.yaml or inventory (`SW_ERR_BAD_CONFIG`, `SW_ERR_BAD_INVENTORY`), an unusable state dir or key.
+   */
+  static async create(options: GatewayOptions = {}): Promise<Gateway> {
+    const stateDir = options.stateDir ?? defaultGatewayStateDir();
+    const log: Logger = options.logger ?? silentLogger();
+    const key = loadOrCreateGatewayKey(stateDir);
+    const inventoryFile = options.inventory ?? gatewayInventoryPath(stateDir);
+    // A missing file is an empty inventory (no host reachable) only for the default path.
+    const inventory = readInventory(inventoryFile, options.inventory !== undefined);
+    const pool = new HostPool({ stateDir, keyFile: key.file, log, ...(options.hostConnectTimeoutMs !== undefined ? { connectTimeoutMs: options.hostConnectTimeoutMs } : {}) });
+    const holder: { gateway: Gateway | null; inventory: Inventory } = { gateway: null, inventory };
+    const ctx: RelayContext = {
+      pool,
+      inventory: () => holder.gateway?.inventory ?? holder.inventory,
+      log,
+      recordings: options.recordings,
+      ...(options.onBehalfOf !== undefined ? { onBehalfOf: options.onBehalfOf } : {}),
+    };
+    const relay: ChannelFactory = (id, host, request) => new RelayChannel(id, host, request, ctx);
+    const { inventory: _i, recordings: _r, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, ...serverOptions } = options;
+    const server = await Server.create({
+      host: DEFAULT_GATEWAY_HOST,
+      port: DEFAULT_GATEWAY_PORT,
+      // Nothing runs at the gateway itself: no spawner helper, no cgroups.
+      spawner: false,
+      containment: 'process-group',
+      ...serverOptions,
+      stateDir,
+      logger: log,
+      gateway: true,
+      channelKinds: [
+        ['exec', relay],
+        ['session', relay],
+        ['file', relay],
+        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, ops ?? []))],
+      ],
+    });
+    holder.gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined);
+    return holder.gateway;
+  }
+
+  /** The inventory in force. */
+  get inventory(): Inventory {
+    return this.#inventory;
+  }
+
+  /** Re-read the inventory (SIGHUP); a broken file keeps the old one. Never throws. */
+  reloadInventory(): { ok: true; hosts: number } | { ok: false; error: string } {
+    try {
+      this.#inventory = readInventory(this.inventoryFile, this.#named);
+      return { ok: true, hosts: this.#inventory.hosts.length };
+    } catch (err) {
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
+  listen(): Promise<AddressInfo> {
+    return this.server.listen();
+  }
+
+  /** Stop serving operators, then close the pooled host connections. Never rejects. */
+  async close(graceMs?: number): Promise<void> {
+    await this.server.close(graceMs);
+    await this.pool.close();
+  }
+}
+
+/** The named inventory must exist; the default one may be missing (then no host is reachable). */
+function readInventory(file: string, named: boolean): Inventory {
+  try {
+    return loadInventory(file);
+  } catch (err) {
+    if (!named && (err as { message?: string }).message?.includes('ENOENT')) return emptyInventory();
+    throw err;
+  }
+}

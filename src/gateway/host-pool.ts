@@ -1,0 +1,90 @@
+/**
+ * One pooled connection per inventory host, shared by every operator's channels: opened on
+ * first use with the gateway's own key, logging in as the host's inventory `user:` (default
+ * `gateway`), host keys pinned in the gateway's known_hosts (trust on first use; a changed
+ * key is refused). A connection that died is replaced on the next use.
+ */
+import type { Logger } from 'pino';
+import { connect } from '../client/connect.js';
+import type { Connection } from '../client/connection.js';
+import type { FleetHost } from '../fleet/inventory.js';
+
+/** The host user the gateway logs in as when the inventory names none. */
+export const DEFAULT_GATEWAY_LOGIN = 'gateway';
+
+export interface HostPoolOptions {
+  /** The gateway's state dir: known_hosts lives here. */
+  stateDir: string;
+  /** The gateway's private key file. */
+  keyFile: string;
+  log: Logger;
+  connectTimeoutMs?: number;
+  /** Keepalive of the pooled connections (default the client's). */
+  keepaliveMs?: number;
+}
+
+export class HostPool {
+  #options: HostPoolOptions;
+  /** By host (name, address, port, login): the live connection. */
+  #live = new Map<string, Connection>();
+  /** Attempts in flight, shared by channels that open meanwhile (one dial per host). */
+  #pending = new Map<string, Promise<Connection>>();
+  #closed = false;
+
+  constructor(options: HostPoolOptions) {
+    this.#options = options;
+  }
+
+  /** Pooled connections that are up. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /**
+   * The live connection to `host`, connecting when there is none (or it died).
+   * @throws what `connect()` throws (rejects): unreachable, host key changed, login refused.
+   */
+  get(host: FleetHost): Promise<Connection> {
+    if (this.#closed) return Promise.reject(new Error('the gateway is shutting down'));
+    const key = `${host.name}\0${host.address}\0${host.port}\0${host.user ?? ''}`;
+    const live = this.#live.get(key);
+    if (live && !live.closed) return Promise.resolve(live);
+    const pending = this.#pending.get(key);
+    if (pending) return pending;
+    const attempt = connect(
+      { user: host.user ?? DEFAULT_GATEWAY_LOGIN, host: host.address, port: host.port },
+      {
+        identity: this.#options.keyFile,
+        home: this.#options.stateDir,
+        // Nothing from the gateway's environment (no agent, no SHELLWIRE_TOKEN): only its key.
+        env: {},
+        hostKeyPolicy: 'accept-new',
+        ...(this.#options.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.#options.connectTimeoutMs } : {}),
+        ...(this.#options.keepaliveMs !== undefined ? { keepaliveMs: this.#options.keepaliveMs } : {}),
+        onHostKeyAdded: (name, fingerprint, file) => this.#options.log.warn({ host: name, fingerprint, knownHosts: file }, 'gateway: new host key pinned (trust on first use)'),
+      },
+    );
+    this.#pending.set(key, attempt);
+    attempt.then(
+      (conn) => {
+        this.#pending.delete(key);
+        if (this.#closed) return conn.destroy();
+        this.#live.set(key, conn);
+        conn.on('close', () => {
+          if (this.#live.get(key) === conn) this.#live.delete(key);
+          this.#options.log.info({ host: host.name }, 'gateway: connection to host closed');
+        });
+      },
+      () => this.#pending.delete(key),
+    );
+    return attempt;
+  }
+
+  /** Close every pooled connection (the hosts then stop what still runs on them). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#live.values()];
+    this.#live.clear();
+    await Promise.allSettled(all.map((c) => c.close({ timeoutMs: 1_000 })));
+  }
+}

@@ -1,0 +1,379 @@
+/**
+ * A relayed channel: the operator's exec, session or file channel at the gateway, and the
+ * same kind opened on the host over the pooled connection (host-pool.ts), with the operator's
+ * parameters and `onBehalfOf: { user: <as>, operator }`. Frames go both ways as they are:
+ * stdin DATA, EOF, SIGNAL, RESIZE one way; OPEN_OK, STDOUT/STDERR DATA, EXIT the other; CLOSE
+ * both. The host's OPEN_OK fields and OPEN_FAIL (code, message, errno) reach the operator unchanged.
+ *
+ * Flow control end to end: the gateway grants the operator the host's stdin window and
+ * returns the operator's credit only as the host's window takes the bytes; it opens the host
+ * channel with the operator's output window and returns the host's credit only as the
+ * operator's window takes them. So each direction holds at most one window here, however
+ * slow the reader behind it (docs/gateway.md).
+ */
+import type { Logger } from 'pino';
+import { ChannelState, CloseReason, type Channel, type ChannelHooks, type CloseDetail, type DataStream } from '../channel/channel-state.js';
+import { decodeResize, decodeSignal, parseJsonObject, type ExitMessage, type OpenOkMessage, type OpenRequest } from '../protocol/messages.js';
+import { decodePutEof } from '../protocol/file-messages.js';
+import { FrameType } from '../protocol/frame.js';
+import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
+import { rawChannel, type Connection } from '../client/connection.js';
+import type { ChannelHost, Refusal, ServerChannel } from '../server/channel-host.js';
+import type { Inventory } from '../fleet/inventory.js';
+import type { AuditEvent } from '../audit/audit-event.js';
+import { commandText } from '../auth/policy.js';
+import { checkHost } from './gateway-policy.js';
+import { gatewayPolicyOf } from './gateway-config.js';
+import type { HostPool } from './host-pool.js';
+import type { RecordingStore, TerminalRecording } from './recording-hook.js';
+
+/** What every relay of one gateway shares. */
+export interface RelayContext {
+  pool: HostPool;
+  /** The inventory in force (re-read on reload). */
+  inventory(): Inventory;
+  log: Logger;
+  /** Terminal sessions are recorded here when given (src/audit/recording.ts). */
+  recordings?: RecordingStore | undefined;
+  /**
+   * Send `onBehalfOf` to the hosts (default true). False only for hosts that predate onward
+   * identity, which then run everything as the gateway's own user entry.
+   */
+  onBehalfOf?: boolean;
+}
+
+/** A relayed session channel, for exec channels opened with `session: <id>` on the same connection. */
+interface RelayedSession {
+  host: string;
+  remote: Channel;
+}
+
+/** Per operator connection: its relayed sessions by the operator's channel id. */
+const sessionsOf = new WeakMap<ChannelHost, Map<number, RelayedSession>>();
+
+export class RelayChannel implements ServerChannel {
+  readonly id: number;
+  readonly hooks: ChannelHooks;
+  #ctx: RelayContext;
+  #host: ChannelHost;
+  #request: OpenRequest;
+  /** The operator's channel (we accept it). */
+  #channel: Channel | null = null;
+  /** The host's channel (we open it). */
+  #remote: Channel | null = null;
+  #hostName = '';
+  #as = '';
+  /** Output from the host waiting for the operator's credit (at most one host window). */
+  #toOperator: { stream: DataStream; bytes: Buffer }[] = [];
+  /** Stdin from the operator waiting for the host's credit (at most one operator window). */
+  #toHost: Buffer[] = [];
+  /** The operator's EOF, forwarded once the stdin before it went. */
+  #eof: Buffer | null = null;
+  /** The host's EXIT, forwarded once the output before it went. */
+  #exit: Record<string, unknown> | null = null;
+  #exited = false;
+  /** The operator's channel ended before the host answered: nothing more is opened or sent. */
+  #abandoned = false;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #startedWall = new Date();
+  #startedMs = performance.now();
+  #recording: TerminalRecording | null = null;
+  #recordInput = false;
+  #endRecorded = false;
+
+  constructor(id: number, host: ChannelHost, request: OpenRequest, ctx: RelayContext) {
+    this.id = id;
+    this.#host = host;
+    this.#ctx = ctx;
+    this.#request = request;
+    const onClose = (reason: CloseReason, detail: CloseDetail) => this.#operatorOnClose(reason, detail);
+    // The frames each kind takes at a daemon, and no others: a frame the host's kind would
+    // refuse must fail this operator's connection here, not the pooled one every operator shares.
+    if (request.kind === 'session') this.hooks = { onClose };
+    else if (request.kind === 'file') {
+      const put = (request.params as { op?: unknown }).op === 'put';
+      this.hooks = {
+        ...(put ? { onData: (_s: DataStream, bytes: Buffer) => this.#operatorOnData(bytes), onEof: (payload: Buffer) => this.#operatorOnEof(payload) } : {}),
+        onWindow: () => this.#flushToOperator(),
+        onResize: () => {},
+        onClose,
+      };
+    } else {
+      this.hooks = {
+        onData: (_s, bytes) => this.#operatorOnData(bytes),
+        onEof: (payload) => this.#operatorOnEof(payload),
+        onWindow: () => this.#flushToOperator(),
+        onSignal: (payload) => {
+          const { signal } = decodeSignal(payload);
+          this.#remote?.signal(signal);
+        },
+        onResize: (payload) => {
+          const size = decodeResize(payload);
+          this.#remote?.resize(size.cols, size.rows);
+          this.#recording?.resize(size.cols, size.rows);
+        },
+        onClose,
+      };
+    }
+  }
+
+  get busy(): boolean {
+    return this.#channel !== null && !this.#channel.ended && this.#request.kind !== 'session';
+  }
+
+  start(channel: Channel): Refusal | null {
+    this.#channel = channel;
+    const user = this.#host.user;
+    const name = this.#request.host;
+    if (name === undefined) return { code: ErrorCode.BAD_REQUEST, message: 'This is a shellwire gateway: name the host (--via needs a target host).' };
+    const decision = checkHost(user, name, this.#ctx.inventory());
+    if (!decision.allowed) {
+      this.#host.log.warn({ client: this.#host.remote, user: user.name, host: name, kind: this.#request.kind }, 'gateway: host not permitted');
+      this.#record({ kind: 'denied', command: commandText(this.#request), detail: { channelKind: this.#request.kind, reason: decision.reason, host: name, outcome: { code: ErrorCode.DENIED, message: decision.reason } } });
+      return { code: ErrorCode.DENIED, message: `Denied: ${decision.reason}.` };
+    }
+    this.#hostName = decision.host.name;
+    this.#as = decision.as;
+    let session: RelayedSession | undefined;
+    const params = this.#request.params as { session?: number };
+    if (this.#request.kind === 'exec' && params.session !== undefined) {
+      session = sessionsOf.get(this.#host)?.get(params.session);
+      if (!session) throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `Exec on channel ${this.id} names session channel ${params.session}, which is not an open session.`, { channel: this.id });
+      if (session.host !== this.#hostName) return { code: ErrorCode.BAD_REQUEST, message: `Session channel ${params.session} is on host ${session.host}, not ${this.#hostName}.` };
+    }
+    this.#ctx.pool.get(decision.host).then(
+      (conn) => this.#open(conn, session),
+      (err: ShellwireError | Error) => {
+        this.#host.log.warn({ client: this.#host.remote, user: user.name, host: name, err: err.message }, 'gateway: cannot reach host');
+        const code = (err as ShellwireError).code ?? 'error';
+        this.#refused(ErrorCode.CONNECT_FAILED, `The gateway cannot reach host ${name} (${code}); try again later, or ask the gateway's administrator.`);
+      },
+    );
+    return null;
+  }
+
+  kill(): void {
+    this.#remote?.close();
+  }
+
+  /** The pooled connection is up: open the same kind on the host. */
+  #open(conn: Connection, session: RelayedSession | undefined): void {
+    const operator = this.#channel!;
+    if (this.#abandoned || operator.ended) return;
+    const { host: _host, onBehalfOf: _behalf, ...header } = this.#request;
+    const params = { ...(this.#request.params as Record<string, unknown>) };
+    // A user with command rules had its argv resolved at the gateway (auth/policy.ts): the
+    // host resolves its own, so the operator's command goes on as it was asked.
+    if (params.command !== undefined && params.argv !== undefined) delete params.argv;
+    if (session) {
+      if (session.remote.ended || session.remote.state !== ChannelState.OPEN) return this.#refused(ErrorCode.CONNECTION_CLOSED, `The session on host ${this.#hostName} has ended; open a new one.`);
+      params.session = session.remote.id;
+    }
+    const open = {
+      ...header,
+      maxPacket: Math.min(header.maxPacket, conn.server.maxPayload),
+      params,
+      ...(this.#ctx.onBehalfOf === false ? {} : { onBehalfOf: { user: this.#as, operator: this.#host.user.name } }),
+    } as OpenRequest;
+    try {
+      this.#remote = conn[rawChannel](open, {
+        onOpen: (payload) => this.#remoteOnOpen(payload),
+        onData: (stream, bytes) => this.#remoteOnData(stream, bytes),
+        onWindow: () => this.#flushToHost(),
+        onExit: (payload) => this.#remoteOnExit(payload),
+        onClose: (reason, detail) => this.#remoteOnClose(reason, detail),
+      });
+    } catch (err) {
+      // The pooled connection died or is full between get() and now.
+      this.#refused((err as ShellwireError).code ?? ErrorCode.CONNECT_FAILED, `The gateway cannot open a channel on host ${this.#hostName}: ${(err as Error).message}`);
+    }
+  }
+
+  #remoteOnOpen(payload: Buffer): void {
+    const ok = parseJsonObject(FrameType.OPEN_OK, payload) as Record<string, unknown>;
+    const operator = this.#channel!;
+    if (operator.ended || this.#abandoned) return this.#remote!.close();
+    // The host's fields unchanged (pid, cwd; a file channel's path, offset, entry…).
+    operator.openOk(ok as unknown as OpenOkMessage);
+    if (this.#request.kind === 'session') {
+      let sessions = sessionsOf.get(this.#host);
+      if (!sessions) sessionsOf.set(this.#host, (sessions = new Map()));
+      sessions.set(this.id, { host: this.#hostName, remote: this.#remote! });
+    }
+    this.#startRecording();
+    this.#startedWall = new Date();
+    if (this.#request.kind === 'exec') {
+      this.#record({ kind: 'command-start', command: commandText(this.#request), startedAt: this.#startedWall, detail: { channel: this.id, ...this.#where(), ...(typeof ok.pid === 'number' ? { pid: ok.pid } : {}) } });
+    }
+  }
+
+  #remoteOnData(stream: DataStream, bytes: Buffer): void {
+    this.#bytesOut += bytes.length;
+    this.#recording?.output(bytes);
+    this.#toOperator.push({ stream, bytes });
+    this.#flushToOperator();
+  }
+
+  #remoteOnExit(payload: Buffer): void {
+    this.#exit = parseJsonObject(FrameType.EXIT, payload) as Record<string, unknown>;
+    this.#flushToOperator();
+  }
+
+  #remoteOnClose(reason: CloseReason, detail: CloseDetail): void {
+    const operator = this.#channel!;
+    sessionsOf.get(this.#host)?.delete(this.id);
+    if (reason === CloseReason.OPEN_FAILED) {
+      const fail = detail.openFail!;
+      const { code: _c, message: _m, ...extra } = parseJsonObject(FrameType.OPEN_FAIL, fail.payload) as Record<string, unknown>;
+      return this.#refused(fail.code, fail.message, extra);
+    }
+    if (this.#exit || this.#exited) return; // the EXIT goes (or went) out with its output
+    if (reason === CloseReason.NORMAL) {
+      operator.close();
+      return;
+    }
+    // The pooled connection was lost (host gone, gateway's link broken): say so, naming the host.
+    const why = detail.error?.message ?? 'the connection closed';
+    const message = `The gateway lost its connection to host ${this.#hostName}: ${why}`;
+    if (operator.state === ChannelState.OPENING) return this.#refused(ErrorCode.CONNECTION_CLOSED, message);
+    this.#toOperator = [];
+    this.#exit = { exitCode: null, signal: null, timedOut: false, error: { code: ErrorCode.CONNECTION_CLOSED, message } };
+    this.#flushToOperator();
+  }
+
+  #operatorOnData(bytes: Buffer): void {
+    this.#bytesIn += bytes.length;
+    if (this.#recordInput) this.#recording?.input(bytes);
+    this.#toHost.push(bytes);
+    this.#flushToHost();
+  }
+
+  #operatorOnEof(payload: Buffer): void {
+    this.#eof = payload;
+    this.#flushToHost();
+  }
+
+  #operatorOnClose(reason: CloseReason, detail: CloseDetail): void {
+    sessionsOf.get(this.#host)?.delete(this.id);
+    this.#toOperator = [];
+    this.#toHost = [];
+    if (reason === CloseReason.OPEN_FAILED) return;
+    this.#abandoned = true;
+    // The operator gave up or went away: the host stops the command (no orphan).
+    this.#remote?.close();
+    if (!this.#exited) this.#end(this.#exit ?? { exitCode: null, signal: null, outcome: reason === CloseReason.NORMAL ? 'closed by the operator' : `operator's connection lost${detail.error ? `: ${detail.error.message}` : ''}` });
+  }
+
+  /** Operator's stdin to the host, as far as the host's credit goes; the operator's credit follows. */
+  #flushToHost(): void {
+    const remote = this.#remote;
+    const operator = this.#channel;
+    if (!remote || !operator) return;
+    while (this.#toHost.length > 0) {
+      const head = this.#toHost[0]!;
+      const sent = remote.write('stdin', head);
+      if (sent > 0) operator.consumed(sent);
+      if (sent < head.length) {
+        this.#toHost[0] = head.subarray(sent);
+        return;
+      }
+      this.#toHost.shift();
+    }
+    if (this.#eof !== null) {
+      const payload = this.#eof;
+      this.#eof = null;
+      remote.eof(payload.length === 0 ? undefined : decodePutEof(payload));
+    }
+  }
+
+  /** Host output to the operator, as far as the operator's credit goes; the host's credit follows. */
+  #flushToOperator(): void {
+    const operator = this.#channel;
+    if (!operator || operator.ended) return;
+    while (this.#toOperator.length > 0) {
+      const head = this.#toOperator[0]!;
+      const sent = operator.write(head.stream, head.bytes);
+      if (sent > 0) this.#remote?.consumed(sent);
+      if (sent < head.bytes.length) {
+        head.bytes = head.bytes.subarray(sent);
+        return;
+      }
+      this.#toOperator.shift();
+    }
+    if (this.#exit && !this.#exited) {
+      this.#exited = true;
+      const exit = this.#exit;
+      operator.exit(exit as unknown as ExitMessage);
+      this.#end(exit);
+    }
+  }
+
+  /** OPEN_FAIL to the operator (host refused, host unreachable), with its audit row. */
+  #refused(code: string, message: string, extra: Record<string, unknown> = {}): void {
+    const operator = this.#channel!;
+    if (operator.state !== ChannelState.OPENING) {
+      operator.close();
+      return;
+    }
+    operator.openFail(code, message, extra);
+    this.#record({ kind: 'denied', command: commandText(this.#request), detail: { channelKind: this.#request.kind, reason: message, ...this.#where(), outcome: { code, message } } });
+  }
+
+  /** Recording of a terminal (exec with a pty), when the gateway has a store. */
+  #startRecording(): void {
+    const store = this.#ctx.recordings;
+    const params = this.#request.params as { pty?: { term: string; cols: number; rows: number } };
+    if (!store || this.#request.kind !== 'exec' || !params.pty) return;
+    const policy = gatewayPolicyOf(this.#host.user);
+    this.#recordInput = policy.record.input;
+    try {
+      this.#recording = store.startTerminal({
+        operator: this.#host.user.name, host: this.#hostName, as: this.#as, command: commandText(this.#request),
+        cols: params.pty.cols, rows: params.pty.rows, term: params.pty.term, recordInput: policy.record.input,
+      });
+    } catch (err) {
+      // The session goes on unrecorded; the audit row says so.
+      this.#host.log.error({ user: this.#host.user.name, host: this.#hostName, err: (err as Error).message }, 'gateway: cannot start the recording');
+    }
+  }
+
+  /** The end row: exec and file channels (session channels run nothing themselves). */
+  #end(exit: Record<string, unknown>): void {
+    if (this.#endRecorded || this.#request.kind === 'session') return;
+    this.#endRecorded = true;
+    const recording = this.#recording;
+    this.#recording = null;
+    const outcome = exit.error ?? exit.outcome ?? { exitCode: exit.exitCode ?? null, signal: exit.signal ?? null };
+    const write = (rec: { id: string; sha256: string } | null, recordingError?: string) => {
+      const detail = {
+        channel: this.id, ...this.#where(), outcome, timedOut: exit.timedOut === true, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut,
+        ...(rec ? { recording: { id: rec.id, sha256: rec.sha256 } } : {}), ...(recordingError ? { recordingError } : {}),
+      };
+      if (this.#request.kind === 'file') {
+        const params = this.#request.params as Record<string, unknown>;
+        this.#record({ kind: 'file', detail: { op: params.op, path: params.path, ...detail } });
+        return;
+      }
+      this.#record({
+        kind: 'command-end', command: commandText(this.#request), startedAt: this.#startedWall, endedAt: new Date(),
+        exitCode: typeof exit.exitCode === 'number' ? exit.exitCode : null, signal: typeof exit.signal === 'string' ? exit.signal : null,
+        bytesIn: this.#bytesIn, bytesOut: this.#bytesOut, durationMs: Math.round(performance.now() - this.#startedMs), detail,
+      });
+    };
+    if (!recording) return write(null);
+    recording.end().then(
+      (done) => write({ id: done.id, sha256: done.sha256 }),
+      (err: Error) => write(null, err.message),
+    );
+  }
+
+  #where(): Record<string, unknown> {
+    return { host: this.#hostName || this.#request.host, as: this.#as || gatewayPolicyOf(this.#host.user).as };
+  }
+
+  /** Gateway audit rows: `user` is the operator (the connection fills it in), `osUser` the host user. */
+  #record(event: AuditEvent): void {
+    this.#host.audit.record({ osUser: this.#as || null, ...event });
+  }
+}
