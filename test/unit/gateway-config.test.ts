@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseUsersConfig } from '../../src/auth/users-config.js';
-import { decodeOpen, encodeOpen } from '../../src/protocol/messages.js';
 import { parseInventory } from '../../src/fleet/inventory.js';
 import { checkHost, permittedHosts } from '../../src/gateway/gateway-policy.js';
 
@@ -24,15 +23,16 @@ test("a daemon's users.yaml refuses the gateway fields, naming each and where it
 
 test("a gateway's users.yaml takes them, with deny-by-default hosts and recording off", () => {
   const config = parseUsersConfig(GATEWAY_USER + '  bob:\n    allowRoot: true\n', 'g.yaml', { gateway: true });
-  assert.deepEqual(config.users.get('alice')!.gateway, { hosts: ['@web', '!web02'], as: 'deploy', record: { input: true, output: false } });
-  assert.deepEqual(config.users.get('bob')!.gateway, { hosts: [], as: 'bob', record: { input: false, output: false } });
+  assert.deepEqual(config.users.get('alice')!.gateway, { hosts: ['@web', '!web02'], as: 'deploy', record: { input: true, output: false }, recordings: 'own' });
+  assert.deepEqual(config.users.get('bob')!.gateway, { hosts: [], as: 'bob', record: { input: false, output: false }, recordings: 'own' });
   assert.throws(
-    () => parseUsersConfig('users:\n  a:\n    allowRoot: true\n    hosts: "@web"\n    as: "x y"\n    record: { input: 1, video: true }\n', 'g.yaml', { gateway: true }),
+    () => parseUsersConfig('users:\n  a:\n    allowRoot: true\n    hosts: "@web"\n    as: "x y"\n    record: { input: 1, video: true }\n    recordings: everyone\n', 'g.yaml', { gateway: true }),
     (err: Error) => {
       assert.match(err.message, /users\.a\.hosts: must be a list of target expressions/);
       assert.match(err.message, /users\.a\.as: must be a user name/);
       assert.match(err.message, /users\.a\.record\.input: must be true or false/);
       assert.match(err.message, /users\.a\.record\.video: unknown field/);
+      assert.match(err.message, /users\.a\.recordings: must be "own" .* or "all"/);
       return true;
     },
   );
@@ -51,19 +51,3 @@ test('hosts resolve over the inventory only, and every refusal reads the same', 
   assert.equal(new Set(reasons).size, 1, reasons.join('\n'));
 });
 
-test('OPEN carries host and onBehalfOf, each checked', () => {
-  const open = { kind: 'exec', window: 100, maxPacket: 100, host: 'web01', onBehalfOf: { user: 'deploy', operator: 'alice' }, params: { command: 'true' } } as const;
-  assert.deepEqual(decodeOpen(encodeOpen(open)), open);
-  const other = decodeOpen(Buffer.from(JSON.stringify({ kind: 'gateway', window: 1, maxPacket: 1, host: 'h', op: 'hosts' })));
-  assert.deepEqual(other, { kind: 'gateway', window: 1, maxPacket: 1, host: 'h', params: { op: 'hosts' } });
-  const bad = (extra: object, pattern: RegExp) =>
-    assert.throws(() => decodeOpen(Buffer.from(JSON.stringify({ kind: 'exec', window: 1, maxPacket: 1, command: 'true', ...extra }))), pattern);
-  bad({ host: '' }, /"host" must be a non-empty string/);
-  bad({ host: 7 }, /"host" must be a non-empty string/);
-  bad({ host: 'a\0b' }, /"host" must not contain NUL/);
-  bad({ host: 'x'.repeat(256) }, /"host" must be at most 255 bytes/);
-  bad({ onBehalfOf: 'deploy' }, /"onBehalfOf" must be an object/);
-  bad({ onBehalfOf: { user: 'deploy' } }, /exactly "user" and "operator"/);
-  bad({ onBehalfOf: { user: 'deploy', operator: 'alice', extra: 1 } }, /exactly "user" and "operator"/);
-  bad({ onBehalfOf: { user: 'deploy', operator: '' } }, /"onBehalfOf\.operator" must be a non-empty string/);
-});
