@@ -21,8 +21,8 @@ export interface GatewayStream {
   body: Readable;
 }
 
-/** One `gateway` op: the document (bytes or a stream) it answers with, or a refusal. */
-export type GatewayOp = (user: AuthenticatedUser, params: Record<string, unknown>) => Buffer | GatewayStream | Refusal;
+/** One `gateway` op: the document (bytes or a stream) it answers with, or a refusal. `host` is the operator's connection (its audit, log). */
+export type GatewayOp = (user: AuthenticatedUser, params: Record<string, unknown>, host: ChannelHost) => Buffer | GatewayStream | Refusal;
 
 /** The ops of a gateway: `hosts` here, plus `extra` (the recorder's, `recordingOps()`). */
 export function gatewayOps(inventory: () => Inventory, extra: Iterable<[string, GatewayOp]> = []): Map<string, GatewayOp> {
@@ -35,15 +35,23 @@ export function gatewayOps(inventory: () => Inventory, extra: Iterable<[string, 
 /**
  * `recordings` and `recording` over `store`: an operator sees her own, one with
  * `recordings: all` in the gateway's users.yaml everyone's. A refusal keeps its code.
+ * Fetching a recording (to replay it) is audited, and so is a refused fetch: who looked at
+ * whose session is part of the record. (`replayed`, not `recording`: `audit verify` checks
+ * the rows that made a recording, not those that read one.)
  */
 export function recordingOps(store: RecordingStore): [string, GatewayOp][] {
-  const op: GatewayOp = (user, params) => {
+  const op: GatewayOp = (user, params, host) => {
+    const fetch = params.op === 'recording';
     try {
-      const { body } = recordingsOp(store, user.name, params, gatewayPolicyOf(user).recordings === 'all');
+      const { body, bytes, info } = recordingsOp(store, user.name, params, gatewayPolicyOf(user).recordings === 'all');
+      if (fetch && info) {
+        host.audit.record({ kind: 'file', detail: { channelKind: 'gateway', op: 'recording', replayed: { id: info.id, operator: info.operator, host: info.host }, bytes } });
+      }
       return { body };
     } catch (err) {
-      if (err instanceof ShellwireError) return { code: err.code, message: err.message };
-      throw err;
+      if (!(err instanceof ShellwireError)) throw err;
+      if (fetch) host.audit.record({ kind: 'denied', detail: { channelKind: 'gateway', op: 'recording', id: String(params.id), reason: err.message, outcome: { code: err.code, message: err.message } } });
+      return { code: err.code, message: err.message };
     }
   };
   return [['recordings', op], ['recording', op]];
@@ -72,7 +80,7 @@ class GatewayChannel implements ServerChannel {
     const name = this.#params.op;
     const op = typeof name === 'string' ? this.#ops.get(name) : undefined;
     if (!op) return { code: ErrorCode.BAD_REQUEST, message: `The gateway channel takes op ${[...this.#ops.keys()].join(', ')}, not ${JSON.stringify(name)}.` };
-    const answer = op(this.#host.user, this.#params);
+    const answer = op(this.#host.user, this.#params, this.#host);
     if (!Buffer.isBuffer(answer) && !('body' in answer)) return answer;
     this.#channel = channel;
     this.busy = true;
