@@ -21,9 +21,10 @@ import { FrameType } from '../../src/protocol/frame.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 import type { AuditRow } from '../../src/audit/audit-event.js';
-import { FileRecordingStore, type RecordingInfo } from '../../src/audit/recording.js';
+import { FileRecordingStore, type RecordingInfo, type RecordingStore } from '../../src/audit/recording.js';
 import { readExecOutput } from '../../src/audit/exec-output.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
+import { Gateway } from '../../src/gateway/gateway.js';
 import { CLI, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 
 interface KeyFile {
@@ -99,6 +100,7 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
   const keys: Record<string, KeyFile> = {};
   /** A recording planted before the start, 200 days old (retention is 30 days). */
   let oldId = '';
+  let inventory = '';
   /** One planted 10 days old: kept. */
   let youngId = '';
 
@@ -107,15 +109,16 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     gwDir = join(dir, 'gateway');
     recDir = join(gwDir, 'recordings');
     for (const name of ['alice', 'bob', 'carol']) keys[name] = keyFile(dir, name);
-    const gwKey = loadOrCreateGatewayKey(gwDir).publicLine;
-    const hostUsers = ['users:', '  gateway:', `    keys: ["${gwKey}"]`, '    actAs: [alice, bob, carol]', ...['alice', 'bob', 'carol'].flatMap((u) => [`  ${u}:`, '    allowRoot: true'])];
+    // The gateway process's key, and that of the in-process gateway of the shutdown test.
+    const gwKeys = [loadOrCreateGatewayKey(gwDir).publicLine, loadOrCreateGatewayKey(join(dir, 'gateway-lib')).publicLine];
+    const hostUsers = ['users:', '  gateway:', `    keys: ${JSON.stringify(gwKeys)}`, '    actAs: [alice, bob, carol]', ...['alice', 'bob', 'carol'].flatMap((u) => [`  ${u}:`, '    allowRoot: true'])];
     for (let i = 0; i < 2; i++) {
       const d = await startDaemon();
       writeFileSync(join(d.server.stateDir, 'users.yaml'), hostUsers.join('\n') + '\n');
       assert.ok(d.server.reloadUsers().ok);
       hosts.push(d);
     }
-    const inventory = join(dir, 'inventory.yaml');
+    inventory = join(dir, 'inventory.yaml');
     writeFileSync(inventory, ['hosts:', `  web01: { address: 127.0.0.1, port: ${hosts[0]!.port} }`, `  web02: { address: 127.0.0.1, port: ${hosts[1]!.port} }`].join('\n') + '\n');
     writeFileSync(
       join(gwDir, 'users.yaml'),
@@ -382,5 +385,50 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     const ok = await runCli(['audit', 'verify', '--state-dir', gwDir]);
     assert.equal(ok.code, 0, ok.stdout.toString() + ok.stderr);
     assert.match(ok.stdout.toString(), /recordings intact: [3-9]/);
+  });
+
+  it('a gateway closing mid-session still writes the end row with the recording before its audit log closes', async () => {
+    const libDir = join(dir, 'gateway-lib');
+    writeFileSync(join(libDir, 'users.yaml'), ['users:', '  alice:', '    allowRoot: true', `    keys: ["${keys.alice!.line}"]`, '    hosts: ["web01"]'].join('\n') + '\n');
+    // The real store on a slow disk: finishing a recording takes 300 ms (the file's last writes).
+    const store = new FileRecordingStore(libDir);
+    const slow: RecordingStore = {
+      startTerminal: (meta) => {
+        const rec = store.startTerminal(meta);
+        return { id: rec.id, output: (c) => rec.output(c), input: (c) => rec.input(c), resize: (c, r) => rec.resize(c, r), end: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          return rec.end();
+        } };
+      },
+      startExecOutput: (meta) => store.startExecOutput(meta),
+      list: (filter) => store.list(filter),
+      open: (id) => store.open(id),
+      prune: (days) => store.prune(days),
+    };
+    const gateway = await Gateway.create({ stateDir: libDir, host: '127.0.0.1', port: 0, inventory, recordings: slow });
+    const libPort = (await gateway.listen()).port;
+    const conn = through(await connect({ user: 'alice', host: '127.0.0.1', port: libPort }, { identity: keys.alice!.file, fingerprint: gateway.server.identity.fingerprint, env: {} }), 'web01');
+    try {
+      const proc = conn.spawn('echo running; exec sleep 300', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+      proc.exited.catch(() => {});
+      let out = '';
+      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      assert.ok(await waitFor(() => out.includes('running'), 5_000));
+      await gateway.close(0);
+    } finally {
+      conn.destroy();
+    }
+    const log = AuditLog.open(auditLogPath(libDir), { readonly: true });
+    let rows: AuditRow[];
+    try {
+      rows = log.query({ kind: 'command-end' });
+    } finally {
+      log.close();
+    }
+    const end = rows.find((r) => r.command === 'echo running; exec sleep 300');
+    assert.ok(end, 'the end row was written');
+    const ref = end.detail!.recording as { id: string; sha256: string };
+    assert.ok(ref, JSON.stringify(end.detail));
+    assert.equal(sha256(readFileSync(join(libDir, 'recordings', `${ref.id}.cast`))), ref.sha256);
   });
 });
