@@ -432,3 +432,18 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     assert.equal(sha256(readFileSync(join(libDir, 'recordings', `${ref.id}.cast`))), ref.sha256);
   });
 });
+
+describe('shellwire gateway --recording-retention', () => {
+  it('takes a number of days above 0, and says so otherwise (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'shellwire-gw-ret-'));
+    try {
+      for (const bad of ['0', '-1', 'ninety', '']) {
+        const r = await runCli(['gateway', '--listen', '127.0.0.1:0', '--state-dir', dir, '--recording-retention', bad]);
+        assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+        assert.match(r.stderr, /--recording-retention takes a number of days above 0 \(default 90\)/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
