@@ -77,7 +77,15 @@ export interface OpenHeader {
   window: number;
   /** Largest data payload the client wants in one frame. */
   maxPacket: number;
+  /**
+   * Client → gateway: the inventory host this channel is relayed to (docs/gateway.md). A
+   * daemon refuses an OPEN that carries it. At most MAX_HOST_NAME_BYTES, no NUL.
+   */
+  host?: string;
 }
+
+/** The longest OPEN `host` (a gateway inventory name) a decoder accepts. */
+export const MAX_HOST_NAME_BYTES = 255;
 
 /** An exec channel's parameters (§6). */
 export interface ExecParams {
@@ -213,8 +221,8 @@ export function encodeCodeMessage(code: string, message: string, extra: OpenFail
 
 /** OPEN: one flat object, the header first (as §4.4 shows it), then the kind's parameters. */
 export function encodeOpen(open: OpenRequest): Buffer {
-  const { kind, window, maxPacket, params } = open;
-  const header = { kind, window, maxPacket };
+  const { kind, window, maxPacket, host, params } = open;
+  const header = host === undefined ? { kind, window, maxPacket } : { kind, window, maxPacket, host };
   // Header keys first; a parameter of the same name cannot replace them.
   return encodeJson(Object.assign({ ...header }, params, header));
 }
@@ -372,6 +380,12 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     window: int(t, o, 'window', 1, U32_MAX),
     maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
   };
+  const host = str(t, o, 'host', true);
+  if (host !== undefined) {
+    if (host.includes('\0')) throw bad(t, '"host" must not contain NUL bytes');
+    if (Buffer.byteLength(host) > MAX_HOST_NAME_BYTES) throw bad(t, `"host" must be at most ${MAX_HOST_NAME_BYTES} bytes`);
+    header.host = host;
+  }
   const exec = decodeExecParams(o, kind === 'exec');
   if (kind === 'exec') return { ...header, kind, params: exec };
   if (kind === 'session') {
@@ -381,7 +395,7 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     return { ...header, kind, params };
   }
   if (kind === 'file') return { ...header, kind, params: decodeFileRequest(o) };
-  const { kind: _kind, window: _window, maxPacket: _maxPacket, ...params } = o;
+  const { kind: _kind, window: _window, maxPacket: _maxPacket, host: _host, ...params } = o;
   return { ...header, params };
 }
 
