@@ -171,14 +171,13 @@ export class Connection extends EventEmitter implements AsyncDisposable {
 
   /** What the channel classes and file operations see of this connection (or relay view). */
   #channelHost(): ChannelOpener & SessionHost {
-    const conn = this.#conn;
-    const view = this;
+    const isClosed = () => this.closed;
     return {
-      transport: conn,
+      transport: this.#conn,
       hostLabel: this.hostLabel,
       server: this.server,
       get closed() {
-        return view.closed;
+        return isClosed();
       },
       openChannel: (message, hooks) => this.#openChannel(message, hooks),
       spawn: (command, options) => this.spawn(command, options),

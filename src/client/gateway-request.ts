@@ -7,7 +7,7 @@
  */
 import type { OtherOpen } from '../protocol/messages.js';
 import { decodeExit } from '../protocol/messages.js';
-import { ErrorCode, ProtocolError, RequestError, remoteErrorCode, type ShellwireError } from '../errors.js';
+import { CommandError, ErrorCode, ProtocolError, RequestError, type CommandResult, type ShellwireError } from '../errors.js';
 import { ClientChannel } from './client-channel.js';
 import type { ChannelOpener } from './channel-host.js';
 
@@ -28,10 +28,21 @@ export interface GatewayRequestOptions {
  * Send `{ op, ...params }` on a `gateway` channel and resolve with the STDOUT it answers.
  *
  * @throws {RequestError} (rejects) the gateway refused (`SW_ERR_DENIED`; a daemon, which has
- *   no `gateway` kind: `SW_ERR_BAD_REQUEST`), answered with a non-zero exit, more than
- *   MAX_GATEWAY_ANSWER_BYTES, or `signal` canceled (`SW_ERR_COMMAND_CANCELED`).
+ *   no `gateway` kind: `SW_ERR_BAD_REQUEST`).
+ * @throws {CommandError} (rejects) it answered with a non-zero exit (`SW_ERR_COMMAND_FAILED`),
+ *   more than MAX_GATEWAY_ANSWER_BYTES (`SW_ERR_MAX_BUFFER`), or `signal` canceled
+ *   (`SW_ERR_COMMAND_CANCELED`).
  * @throws {ConnectionError} (rejects) the connection is closed or was lost.
  */
+/** A gateway request that did not answer, shaped as a failed command (`gateway OP` on the gateway). */
+function requestFailed(code: ErrorCode, message: string, op: string, host: string, outcome: Partial<CommandResult>): CommandError {
+  const result: CommandResult = {
+    command: `gateway ${op}`, host, exitCode: null, signal: null, stdout: '', stderr: '', stdoutBytes: Buffer.alloc(0), stderrBytes: Buffer.alloc(0),
+    durationMs: 0, timedOut: false, canceled: false, ...outcome,
+  };
+  return new CommandError(code, message, result);
+}
+
 export function gatewayRequest(owner: ChannelOpener, params: { op: string } & Record<string, unknown>, options: GatewayRequestOptions = {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const host = owner.hostLabel;
@@ -48,7 +59,7 @@ export function gatewayRequest(owner: ChannelOpener, params: { op: string } & Re
           else {
             size += chunk.length;
             if (size > MAX_GATEWAY_ANSWER_BYTES) {
-              failure ??= new RequestError(ErrorCode.MAX_BUFFER, `${host} answered "${params.op}" with more than ${MAX_GATEWAY_ANSWER_BYTES} bytes; stopped.`, { host });
+              failure ??= requestFailed(ErrorCode.MAX_BUFFER, `${host} answered "${params.op}" with more than ${MAX_GATEWAY_ANSWER_BYTES} bytes; stopped.`, params.op, host, {});
               link.close();
               return;
             }
@@ -65,10 +76,10 @@ export function gatewayRequest(owner: ChannelOpener, params: { op: string } & Re
         options.signal?.removeEventListener('abort', abort);
         if (error) return reject(error);
         if (failure) return reject(failure);
-        if (exit === null) return reject(new RequestError(ErrorCode.COMMAND_CANCELED, `The "${params.op}" request to ${host} was canceled.`, { host }));
+        if (exit === null) return reject(requestFailed(ErrorCode.COMMAND_CANCELED, `The "${params.op}" request to ${host} was canceled.`, params.op, host, { canceled: true }));
         if (exit.exitCode !== 0) {
           const why = exit.error ? `: ${exit.error.message}` : exit.signal ? ` (${exit.signal})` : ` (exit ${exit.exitCode})`;
-          return reject(new RequestError(exit.error ? remoteErrorCode(exit.error.code, ErrorCode.COMMAND_FAILED) : ErrorCode.COMMAND_FAILED, `${host} could not answer "${params.op}"${why}`, { host }));
+          return reject(requestFailed(ErrorCode.COMMAND_FAILED, `${host} could not answer "${params.op}"${why}`, params.op, host, { exitCode: exit.exitCode, signal: exit.signal }));
         }
         resolve(Buffer.concat(chunks));
       },
