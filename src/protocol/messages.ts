@@ -380,8 +380,10 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     window: int(t, o, 'window', 1, U32_MAX),
     maxPacket: int(t, o, 'maxPacket', 1, 1024 * 1024),
   };
-  const host = str(t, o, 'host', true);
-  if (host !== undefined) {
+  // A gateway name (docs/protocol.md "Gateway"): a non-empty string, at most 255 bytes, no NUL.
+  if (o.host !== undefined) {
+    const host = o.host;
+    if (typeof host !== 'string' || host === '') throw bad(t, '"host" must be a non-empty string');
     if (host.includes('\0')) throw bad(t, '"host" must not contain NUL bytes');
     if (Buffer.byteLength(host) > MAX_HOST_NAME_BYTES) throw bad(t, `"host" must be at most ${MAX_HOST_NAME_BYTES} bytes`);
     header.host = host;
