@@ -234,6 +234,7 @@ test('inventory via: top-level default, per-host via, via: none, and --via none 
     `  web01: { address: 127.0.0.1, port: ${gw.port} }`,
     `  direct01: { address: 127.0.0.1, port: ${gw.port}, via: none }`,
     `  db01: { address: 127.0.0.1, port: ${gw.port}, via: "alice@${gw.address}" }`,
+    '  web02: { address: 192.0.2.1 }',
     '',
   ].join('\n'));
   const invEnv = { ...env, SHELLWIRE_HOME: home, HOME: home };
@@ -253,6 +254,10 @@ test('inventory via: top-level default, per-host via, via: none, and --via none 
   assert.equal(hosts.code, 0, hosts.stderr);
   assert.match(hosts.stdout.toString(), new RegExp(`web01\\s+via ${gw.address}`));
   assert.match(hosts.stdout.toString(), new RegExp(`direct01\\s+127\\.0\\.0\\.1:${gw.port}`));
+  // known-hosts scans the gateway for a host behind one, never the host's own address (192.0.2.1 would time out).
+  const scan = await runCli(['known-hosts', 'scan', '--connect-timeout', '2', 'web02'], { env: invEnv });
+  assert.equal(scan.code, 0, scan.stderr);
+  assert.equal(scan.stdout.toString(), `${gw.address} ${gw.fingerprint}\n`);
   // A malformed via is named with its line, as every inventory error is.
   writeFileSync(join(home, 'bad.yaml'), `hosts:\n  a: { via: "gw:99999" }\n`);
   const bad = await runCli(['hosts', '--inventory', join(home, 'bad.yaml')], { env: invEnv });
