@@ -83,6 +83,39 @@ test('connect(host, { via }): every kind of OPEN carries host, streams are byte-
   for (const op of ['mkdir', 'put', 'get', 'stat', 'list']) assert.ok(seen.some((s) => s.kind === 'file' && s.what === op), `file ${op} went through: ${JSON.stringify(seen)}`);
 });
 
+test('through a relay view: timeouts, signals, terminal resize and stdin EOF reach the command', async () => {
+  const conn = await connect('web01', { via: gw.address, home: gw.home, token: gw.token });
+  try {
+    const timed = await conn.exec('sleep 30', { timeoutMs: 300, reject: false });
+    assert.equal(timed.timedOut, true);
+    const interrupted = conn.spawn('trap "echo got-int; exit 3" INT; echo ready; while :; do sleep 0.05; done');
+    interrupted.stderr.resume();
+    const out: Buffer[] = [];
+    interrupted.stdout.on('data', (c: Buffer) => {
+      out.push(c);
+      if (Buffer.concat(out).includes('ready')) interrupted.kill('SIGINT');
+    });
+    const exit = await interrupted.exited;
+    assert.equal(exit.exitCode, 3);
+    assert.match(Buffer.concat(out).toString(), /got-int/);
+    const tty = conn.spawn('echo ready; read x; stty size', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+    const screen: Buffer[] = [];
+    let resized = false;
+    tty.stdout.on('data', (c: Buffer) => {
+      screen.push(c);
+      if (!resized && Buffer.concat(screen).includes('ready')) {
+        resized = true;
+        tty.resize(132, 50);
+        setTimeout(() => tty.stdin.write('go\n'), 200);
+      }
+    });
+    await tty.exited;
+    assert.match(Buffer.concat(screen).toString(), /50 132/);
+  } finally {
+    await conn.close();
+  }
+});
+
 test('a direct connection sends no host (the stamp belongs to the gateway path only)', async () => {
   const from = gw.seen.length;
   const conn = await gw.connect();
