@@ -229,7 +229,7 @@ test('shell, tty, put, get and ls take --via; every OPEN names the host', async 
 
 test('refusals through the gateway exit 255 with a message naming the host', async () => {
   for (const [host, code] of [[UNREACHABLE_HOST, 'SW_ERR_CONNECT_FAILED'], [FORBIDDEN_HOST, 'SW_ERR_DENIED']]) {
-    for (const args of [['exec', '--via', gw.address, host!, 'true'], ['ls', '--via', gw.address, `${host}:/`], ['put', '--via', gw.address, join(dir, 'payload.bin'), `${host}:/tmp/x`], ['get', '-J', gw.address, `${host}:/etc/hostname`, join(dir, 'nothing')]]) {
+    for (const args of [['exec', '--via', gw.address, host!, 'true'], ['ls', '--via', gw.address, `${host}:/`], ['put', '--via', gw.address, join(dir, 'payload.bin'), `${host}:/tmp/x`], ['get', '-J', gw.address, `${host}:/etc/hostname`, join(dir, 'nothing')], ['shell', '--via', gw.address, host!], ['tty', '-J', gw.address, host!, 'true']]) {
       const r = await runCli(args, { env });
       assert.equal(r.code, 255, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(`${host} via 127\\.0\\.0\\.1:\\d+`));
@@ -283,6 +283,11 @@ test('inventory via: top-level default, per-host via, via: none, and --via none 
   assert.equal(await path(['exec', 'db01', 'true']), 'db01', 'a per-host via');
   assert.equal(await path(['exec', 'direct01', 'true']), undefined, 'via: none in the host');
   assert.equal(await path(['exec', '--via', 'none', 'web01', 'true']), undefined, '--via none on the command line');
+  // run: each host by its own path, from the same inventory.
+  const from = gw.seen.length;
+  const run = await runCli(['run', '--json', 'web01,db01,direct01', '--', 'true'], { env: invEnv });
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(seenSince(from).map((s) => String(s.host)).sort(), ['db01', 'undefined', 'web01']);
   const hosts = await runCli(['hosts'], { env: invEnv });
   assert.equal(hosts.code, 0, hosts.stderr);
   assert.match(hosts.stdout.toString(), new RegExp(`web01\\s+via ${gw.address}`));
