@@ -241,6 +241,22 @@ test('refusals through the gateway exit 255 with a message naming the host', asy
   assert.equal(down.code, 255, down.stderr);
 });
 
+test('--via [::1]:PORT: a gateway on IPv6, pinned in known_hosts as [::1]:PORT', async () => {
+  const v6root = join(dir, 'v6');
+  mkdirSync(join(v6root, 'home'), { recursive: true });
+  const v6 = await startGatewayStandIn(v6root, join(v6root, 'home'), { host: '::1' });
+  try {
+    assert.match(v6.address, /^\[::1\]:\d+$/);
+    const v6env = cleanEnv({ SHELLWIRE_HOME: v6.home, HOME: v6.home, SHELLWIRE_TOKEN: v6.token });
+    const r = await runCli(['exec', '-J', `alice@${v6.address}`, 'web01', 'echo', 'six'], { env: v6env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'six\n');
+    assert.deepEqual(v6.seen.map((s) => s.host), ['web01']);
+  } finally {
+    await v6.stop();
+  }
+});
+
 test('--via usage errors exit 2 before connecting: -p, -l, a host with a port or USER@, a bad gateway', async () => {
   const cases: Array<[string[], RegExp, number]> = [
     [['exec', '--via', gw.address, '-p', '50007', 'web01', 'true'], /-p does not go with a gateway/, 2],
