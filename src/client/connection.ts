@@ -201,7 +201,8 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * to `host`, a name from the gateway's inventory: every OPEN it sends carries `host`, and
    * everything a `Connection` does (exec, spawn, shell, put/get, list…) works on it. Views
    * share this connection (one TLS session for a whole fleet, as `run --via` uses it):
-   * closing a view closes only its channels; closing this connection ends every view.
+   * closing a view closes only its channels; closing this connection ends every view. The
+   * connection keeps each view until it is closed, so close views you are done with.
    *
    * @throws {UsageError} `SW_ERR_BAD_TARGET` for a name that is not a host name (see client/via.ts).
    * @throws {ConnectionError} `SW_ERR_CONNECTION_CLOSED` when this connection is closed.
