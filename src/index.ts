@@ -21,6 +21,9 @@ export type { OsText } from './client/spawn-options.js';
 export { decodeOsBytes, encodeOsBytes, isOsString, OsBytesError } from './protocol/os-bytes.js';
 export { DEFAULT_MAX_BUFFER } from './client/run-command.js';
 export { parseTarget, formatTarget, DEFAULT_PORT, type Target } from './transport/address.js';
+/** Through a gateway (docs/gateway.md): `connect(host, { via })`, `conn.relay(host)`, `conn.gatewayRequest()`. */
+export { DEFAULT_GATEWAY_PORT, parseVia } from './client/via.js';
+export { MAX_GATEWAY_ANSWER_BYTES, type GatewayRequestOptions } from './client/gateway-request.js';
 export type { HostKeyPolicy } from './auth/known-hosts.js';
 export type {
   RemoteEntry, TransferProgress, TransferOptions, PutOptions, GetOptions, TransferResult, TreeOptions, TreeResult,
@@ -34,6 +37,7 @@ export {
 export { runOn, FleetRun, DEFAULT_FANOUT, DEFAULT_MAX_OUTPUT, TIMEOUT_GRACE_MS, type RunOnOptions } from './fleet/run-on.js';
 export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './fleet/results.js';
 export { ConnectionPool, DEFAULT_CONNECT_RATE, type PoolOptions } from './fleet/pool.js';
+export { gatewayInventory, parseGatewayHosts, type GatewayHost } from './fleet/gateway-hosts.js';
 export { loadInventory, parseInventory, defaultInventoryPath, InventoryError, type FleetHost, type Inventory } from './fleet/inventory.js';
 export { addHostsToInventory } from './fleet/inventory-write.js';
 export { resolveTargets, NoHostsMatchedError, type ResolveTargetsOptions } from './fleet/targets.js';

@@ -1,12 +1,15 @@
 /** What every connecting command shares: credential and host-key flags, error reporting, exit codes. */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { parseVia } from '../client/via.js';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
-import type { Inventory } from '../fleet/inventory.js';
-import { connectArgs, describeHost, isTargetExpression, resolveHost, type HostOverrides } from '../fleet/resolve-host.js';
+import type { FleetHost, Inventory } from '../fleet/inventory.js';
+/** `--via none` / inventory `via: none` (fleet/inventory.ts's VIA_NONE; not imported, so the client bundle stays free of the YAML parser). */
+const VIA_NONE = 'none';
+import { connectArgs, describeHost, isTargetExpression, resolveHost, withOverrides, type HostOverrides } from '../fleet/resolve-host.js';
 import { ShellwireError, HostVerificationError, ErrorCode } from '../errors.js';
 import { askLine, readSecretLine } from './prompt.js';
 import { escapeControls } from '../client/display-text.js';
@@ -33,6 +36,8 @@ export interface ConnectFlags {
   inventory?: string;
   /** How many `-v` were given. */
   verbose?: number;
+  /** `--via [USER@]GW[:PORT]` / `-J`: through this gateway; `none`: directly (see addViaFlag). */
+  via?: string;
 }
 
 /** Commander's way of counting a repeated flag (`-vv`, `-v -v`). */
@@ -48,7 +53,48 @@ export function addConnectFlags(command: Command): Command {
     .option('--accept-new-host', 'trust and remember a host not yet in known_hosts (changed keys are still refused)')
     .option('--connect-timeout <duration>', 'give up connecting after this long (seconds, or 500ms, 1m)', '10')
     .option('--inventory <file>', 'where host names are looked up (default $SHELLWIRE_HOME/inventory.yaml)')
-    .option('-v, --verbose', 'say what is tried: the inventory entry, address, host key check, credentials offered, why it failed (-vv: more)', increase, 0);
+    .option('-v, --verbose', 'say what is tried: the inventory entry, address, host key check, credentials offered, why it failed (-vv: more)', increase, 0)
+    .addOption(viaOption());
+}
+
+/**
+ * `--via [USER@]GW[:PORT]` and ssh's `-J`: through a gateway (docs/gateway.md). Shared by
+ * every command that reaches hosts or asks a gateway (exec, shell, tty, put, get, ls, run,
+ * hosts, recordings, replay), so they spell it and check it alike; `viaOverride` reads it.
+ */
+export function viaOption(description = 'through this gateway (shellwire gateway): USER@ names you there, default port 50008; "none": directly, whatever the inventory\'s via: says'): Option {
+  return new Option('-J, --via <[user@]gateway[:port]>', description);
+}
+
+/** Add `-J, --via` to a command (see `viaOption`). */
+export function addViaFlag(command: Command, description?: string): Command {
+  return command.addOption(viaOption(description));
+}
+
+/**
+ * The `--via` flag as a host override: undefined (not given: the inventory decides), null
+ * (`--via none`: directly) or the gateway, checked now (usage error, exit 2) so a typo is
+ * not a connection failure per host.
+ */
+export function viaOverride(flags: { via?: string }): string | null | undefined {
+  const via = flags.via;
+  if (via === undefined) return undefined;
+  if (via === VIA_NONE) return null;
+  try {
+    parseVia(via);
+  } catch (err) {
+    fail((err as Error).message, 2);
+  }
+  return via;
+}
+
+/**
+ * Through a gateway the host's port and account are the gateway's (its inventory, its
+ * users.yaml `as:`): -p and -l, which would be ignored there, are refused instead.
+ */
+export function refuseDirectOnlyFlags(flags: { port?: string; user?: string }, via: string): void {
+  if (flags.port !== undefined) fail(`-p does not go with a gateway (${via}): the gateway's inventory knows the host's port. A gateway's own port goes in --via GATEWAY:PORT; --via none connects directly.`, 2);
+  if (flags.user !== undefined) fail(`-l does not go with a gateway (${via}): the gateway's users.yaml (as:) chooses the account on the host. Name yourself on the gateway with --via USER@GATEWAY; --via none connects directly.`, 2);
 }
 
 let verbosity = 0;
@@ -72,6 +118,8 @@ export function hostOverrides(flags: ConnectFlags): HostOverrides {
   }
   if (flags.identity) overrides.identity = flags.identity;
   if (flags.tokenFile) overrides.tokenFile = flags.tokenFile;
+  const via = viaOverride(flags);
+  if (via !== undefined) overrides.via = via;
   return overrides;
 }
 
@@ -98,13 +146,26 @@ export async function inventoryFor(flags: { inventory?: string }): Promise<Inven
   return inventory;
 }
 
-export async function connectFromFlags(targetText: string, flags: ConnectFlags): Promise<Connection> {
+/**
+ * Connect as the flags say: to `targetText` (an inventory name or `[USER@]HOST[:PORT]`,
+ * through its gateway when `--via` or the inventory names one); with `gateway: true`, to the
+ * gateway `targetText` itself (`[USER@]GW[:PORT]`, default port 50008: `hosts --via`,
+ * `recordings --via`, `replay --via` ask it, not a host behind it).
+ */
+export async function connectFromFlags(targetText: string, flags: ConnectFlags, mode: { gateway?: boolean } = {}): Promise<Connection> {
   setVerbosity(flags.verbose);
   const overrides = hostOverrides(flags);
-  if (isTargetExpression(targetText)) fail(oneHostOnly(targetText), 2);
-  const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
-  debugLog(1, describeHost(resolved));
-  const host = resolved.host;
+  let host: FleetHost;
+  if (mode.gateway) {
+    const gateway = parseVia(targetText);
+    host = withOverrides({ name: targetText, address: gateway.host, port: gateway.port, labels: {}, groups: [], ...(gateway.user !== undefined ? { user: gateway.user } : {}) }, { ...overrides, via: null });
+  } else {
+    if (isTargetExpression(targetText)) fail(oneHostOnly(targetText), 2);
+    const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
+    debugLog(1, describeHost(resolved));
+    host = resolved.host;
+    if (host.via !== undefined) refuseDirectOnlyFlags(flags, host.via);
+  }
   const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
   const base: ConnectOptions = {
     hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : interactive ? 'ask' : 'strict',

@@ -92,5 +92,7 @@ function valueKind(valueName: string): ValueKind {
   if (/dir/i.test(valueName)) return 'dir';
   if (/file|path/i.test(valueName)) return 'file';
   if (/^(host|target)s?$/i.test(valueName)) return 'host';
+  // --via/-J: a gateway is a host of its own (an inventory name or known host), as ssh completes -J.
+  if (/gateway/i.test(valueName)) return 'one-host';
   return 'none';
 }

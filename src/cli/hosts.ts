@@ -1,14 +1,15 @@
 /** `shellwire hosts TARGETS`: what a target expression expands to, without connecting. */
 import type { Command } from 'commander';
 import { escapeControls } from '../client/display-text.js';
-import { defaultInventoryPath, loadInventory } from '../fleet/inventory.js';
+import { defaultInventoryPath, loadInventory, type FleetHost } from '../fleet/inventory.js';
+import { gatewayInventory, parseGatewayHosts, type GatewayHost } from '../fleet/gateway-hosts.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
-import { fail } from './common.js';
+import { connectFromFlags, fail, increase, reportError, viaOverride, viaOption, type ConnectFlags } from './common.js';
 
-interface HostsFlags {
+interface HostsFlags extends ConnectFlags {
   inventory?: string;
   json?: boolean;
   fold?: boolean;
@@ -24,7 +25,61 @@ export function registerHosts(program: Command): void {
     .option('--json', 'one JSON object per host')
     .option('--fold', 'print the folded node set only (web[01-12],db03)')
     .option('--allow-empty', 'targets that match no host print nothing and exit 0 (default: an error, exit 2)')
-    .action((targets: string[], flags: HostsFlags) => listHosts(targets, flags));
+    .addOption(viaOption('list the hosts this gateway lets you reach (asks it; USER@ names you there, default port 50008)'))
+    .option('-i, --identity <keyfile>', 'with --via: the key to log in to the gateway with')
+    .option('--token-file <file>', 'with --via: the token to log in to the gateway with')
+    .option('--accept-new-host', 'with --via: trust and remember a gateway not yet in known_hosts')
+    .option('--connect-timeout <duration>', 'with --via: give up connecting after this long', '10')
+    .option('-v, --verbose', 'with --via: say what is tried', increase, 0)
+    .action(async (targets: string[], flags: HostsFlags) => {
+      const via = viaOverride(flags);
+      if (typeof via === 'string') await listGatewayHosts(via, targets, flags);
+      else listHosts(targets, flags);
+    });
+}
+
+/**
+ * `hosts --via GW [TARGETS]`: ask the gateway (channel kind `gateway`, op `hosts`) for the
+ * hosts the operator may reach, `[{ name, labels, groups }]`, and print them as the local
+ * list is printed (targets filter them as they filter an inventory); `--json`: the gateway's
+ * list as it came. Connection and refusal errors exit 255, as for any connect.
+ */
+async function listGatewayHosts(via: string, targets: string[], flags: HostsFlags): Promise<void> {
+  let answer: Buffer;
+  let list: GatewayHost[];
+  try {
+    const { inventory: _inventory, ...connectFlags } = flags;
+    const conn = await connectFromFlags(via, { ...connectFlags, via: 'none' }, { gateway: true });
+    try {
+      answer = await conn.gatewayRequest({ op: 'hosts' });
+    } finally {
+      await conn.close();
+    }
+    list = parseGatewayHosts(answer, via);
+  } catch (err) {
+    reportError(err);
+  }
+  if (flags.json && targets.length === 0) {
+    process.stdout.write(`${answer.toString('utf8').trimEnd()}\n`);
+    process.stderr.write(`${list.length} host${list.length === 1 ? '' : 's'} via ${via}\n`);
+    return;
+  }
+  let hosts: FleetHost[];
+  try {
+    hosts = targets.length === 0 ? gatewayInventory(via, list).hosts : resolveTargets(targets, gatewayInventory(via, list), { allowEmpty: flags.allowEmpty === true });
+  } catch (err) {
+    fail(err instanceof ShellwireError ? `${err.message}${err instanceof NoHostsMatchedError ? ' (--allow-empty accepts an empty selection)' : ''}` : String(err), 2);
+  }
+  if (flags.fold) process.stdout.write(`${foldNames(hosts.map((h) => h.name))}\n`);
+  else if (flags.json) process.stdout.write(hosts.map((h) => `${JSON.stringify({ name: h.name, labels: h.labels, groups: h.groups })}\n`).join(''));
+  else printTable(hosts.map((h) => [h.name, `via ${via}`, h.groups.map((g) => `@${g}`).join(','), Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
+  process.stderr.write(`${hosts.length} host${hosts.length === 1 ? '' : 's'} via ${via}\n`);
+}
+
+/** Columns padded to their widths (the last one not), control characters escaped. */
+function printTable(rows: string[][]): void {
+  const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
+  process.stdout.write(rows.map((r) => escapeControls(`${r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`)).join(''));
 }
 
 /** Where the inventory was looked for and how to make one, for when there is none. */
@@ -56,14 +111,12 @@ ${noInventory()}` : message, 2);
   } else if (flags.json) {
     process.stdout.write(hosts.map((h) => `${JSON.stringify(h)}\n`).join(''));
   } else {
-    const rows = hosts.map((h) => [
+    printTable(hosts.map((h) => [
       h.name,
-      formatTarget({ host: h.address, port: h.port }),
+      h.via !== undefined ? `via ${h.via}` : formatTarget({ host: h.address, port: h.port }),
       h.groups.map((g) => `@${g}`).join(','),
       Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(','),
-    ]);
-    const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
-    process.stdout.write(rows.map((r) => escapeControls(`${r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`)).join(''));
+    ]));
   }
   process.stderr.write(`${hosts.length} host${hosts.length === 1 ? '' : 's'}\n`);
 }

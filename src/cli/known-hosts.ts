@@ -20,6 +20,7 @@ import { scanHostKey } from '../client/open-tls.js';
 import { formatTarget, parseTarget } from '../client/target.js';
 import { loadInventory, type FleetHost } from '../fleet/inventory.js';
 import { resolveTargets } from '../fleet/targets.js';
+import { parseVia } from '../client/via.js';
 import { ShellwireError } from '../errors.js';
 import { fail, parseSeconds, warn } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
@@ -143,6 +144,13 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
     fail(err instanceof ShellwireError ? err.message : String(err), 2);
   }
   if (hosts.length === 0) fail(`"${targets.join(' ')}" matches no hosts.`, 2);
+  // A host behind a gateway (inventory via:) is never dialled: the key the client checks is
+  // the gateway's (the gateway pins the hosts' keys itself), so that is the one scanned.
+  hosts = hosts.map((h) => {
+    if (h.via === undefined) return h;
+    const gateway = parseVia(h.via);
+    return { ...h, name: h.via, address: gateway.host, port: gateway.port };
+  });
   // Aliases of one address:port (an inventory name and its address, two names) are one key.
   const seen = new Set<string>();
   hosts = hosts.filter((h) => {

@@ -13,18 +13,18 @@ import { EXEC_OUTPUT_MAGIC, ExecOutputReader } from '../audit/exec-output.js';
 import { FileRecordingStore, type RecordingInfo } from '../audit/recording.js';
 import { escapeControls } from '../client/display-text.js';
 import { ShellwireError } from '../errors.js';
-import { fail } from './common.js';
+import { connectFromFlags, fail } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { signalExitCode } from './lifecycle.js';
 
-interface ListFlags {
+interface ListFlags extends GatewayLoginFlags {
   stateDir?: string;
   json?: boolean;
   user?: string;
   via?: string;
 }
 
-interface ReplayFlags {
+interface ReplayFlags extends GatewayLoginFlags {
   stateDir?: string;
   speed: string;
   wait: boolean;
@@ -39,7 +39,7 @@ export function defaultGatewayStateDir(env: NodeJS.ProcessEnv = process.env): st
 }
 
 export function registerRecordings(program: Command): void {
-  program
+  const recordings = program
     .command('recordings')
     .description('list the gateway\'s recorded sessions, newest first: id, who, host, as whom, when, length, size')
     .option('--state-dir <dir>', 'the gateway\'s state dir (default $SHELLWIRE_HOME/gateway)')
@@ -47,8 +47,9 @@ export function registerRecordings(program: Command): void {
     .option('--json', 'one JSON object per recording (id, operator, host, as, startedAt, durationMs, bytes, sha256)')
     .option('-J, --via <gateway>', 'ask the gateway ([USER@]GW[:PORT]) instead of reading a local state dir')
     .action((flags: ListFlags) => listRecordings(flags));
+  addGatewayLoginFlags(recordings);
 
-  program
+  const replayCommand = program
     .command('replay')
     .description('play a recorded session in this terminal with its timing (Ctrl-C stops)')
     .argument('<id>', 'the recording (`shellwire recordings` lists them)')
@@ -59,29 +60,49 @@ export function registerRecordings(program: Command): void {
     .option('--state-dir <dir>', 'the gateway\'s state dir (default $SHELLWIRE_HOME/gateway)')
     .option('-J, --via <gateway>', 'fetch the recording from the gateway ([USER@]GW[:PORT])')
     .action((id: string, flags: ReplayFlags) => replay(id, flags));
+  addGatewayLoginFlags(replayCommand);
 }
 
 function storeFor(flags: { stateDir?: string }): FileRecordingStore {
   return new FileRecordingStore(flags.stateDir ?? defaultGatewayStateDir());
 }
 
+/** The login flags `--via` takes (a subset of the connect flags: `--user` here filters recordings). */
+interface GatewayLoginFlags {
+  via?: string;
+  identity?: string;
+  password?: boolean;
+  tokenFile?: string;
+  acceptNewHost?: boolean;
+  connectTimeout?: string;
+}
+
+function addGatewayLoginFlags(command: Command): Command {
+  return command
+    .option('-i, --identity <keyfile>', 'with --via: your OpenSSH private key for the gateway (default: ssh-agent, then ~/.ssh keys)')
+    .option('--password', 'with --via: log in to the gateway with a password')
+    .option('--token-file <file>', 'with --via: read the gateway access token from FILE')
+    .option('--accept-new-host', 'with --via: trust and remember a gateway not yet in known_hosts')
+    .option('--connect-timeout <duration>', 'with --via: give up connecting after this long (seconds, or 500ms, 1m)', '10');
+}
+
 /**
- * Through the gateway: one `gateway`-kind channel, one op, its STDOUT as bytes.
- * TODO(merge, issue 13 item 3): the client's `--via` connection is being built beside this
- * (i13-via: `viaOption()`/`viaOverride()` in src/cli/common.ts, `gatewayRequest(conn, params,
- * { onData })` in src/client/gateway-request.ts). Wire it here: connect to `via`, then
- * `gatewayRequest(conn, params)` (with `onData` for `recording`, so a long one streams). Until
- * then `--via` says it cannot, rather than guessing; local `--state-dir` mode is complete.
+ * Through the gateway: log in there as an operator, ask one `gateway`-kind op, and return
+ * its STDOUT (the JSON list, or the recording's bytes). Errors are the connection's (exit 255).
  */
-async function fetchViaGateway(via: string, params: Record<string, unknown>): Promise<Buffer> {
-  void params;
-  fail(`--via ${via}: this build cannot reach a gateway for recordings yet; on the gateway host use --state-dir.`, 2);
+async function fetchViaGateway(flags: GatewayLoginFlags & { via: string }, params: { op: string } & Record<string, unknown>): Promise<Buffer> {
+  const conn = await connectFromFlags(flags.via, flags, { gateway: true });
+  try {
+    return await conn.gatewayRequest(params);
+  } finally {
+    await conn.close();
+  }
 }
 
 async function listRecordings(flags: ListFlags): Promise<void> {
   let infos: RecordingInfo[];
   if (flags.via !== undefined) {
-    const body = await fetchViaGateway(flags.via, { op: 'recordings', ...(flags.user === undefined ? {} : { user: flags.user }) });
+    const body = await fetchViaGateway({ ...flags, via: flags.via }, { op: 'recordings', ...(flags.user === undefined ? {} : { user: flags.user }) });
     infos = JSON.parse(body.toString('utf8')) as RecordingInfo[];
   } else {
     infos = storeFor(flags).list(flags.user === undefined ? {} : { operator: flags.user });
@@ -138,7 +159,7 @@ async function replay(id: string, flags: ReplayFlags): Promise<void> {
   let source: AsyncIterable<Buffer> | Iterable<Buffer>;
   let type: 'terminal' | 'exec';
   if (flags.via !== undefined) {
-    const file = await fetchViaGateway(flags.via, { op: 'recording', id });
+    const file = await fetchViaGateway({ ...flags, via: flags.via }, { op: 'recording', id });
     type = file.subarray(0, EXEC_OUTPUT_MAGIC.length).equals(EXEC_OUTPUT_MAGIC) ? 'exec' : 'terminal';
     source = [file];
   } else {

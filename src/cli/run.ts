@@ -7,7 +7,10 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { askYesNo } from './prompt.js';
-import { loadInventory } from '../fleet/inventory.js';
+import { loadInventory, type FleetHost, type Inventory } from '../fleet/inventory.js';
+import { fetchGatewayHosts, gatewayInventory } from '../fleet/gateway-hosts.js';
+import { ConnectionPool } from '../fleet/pool.js';
+import type { ConnectOptions } from '../client/connect.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
@@ -17,7 +20,7 @@ import { JsonLines } from '../fleet/json-lines.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { askPassphrase, debugLog, fail, hostOverrides, increase, reportHostAdded, setVerbosity, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportError, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
@@ -50,6 +53,7 @@ interface RunFlags {
   port?: string;
   verbose?: number;
   allowEmpty?: boolean;
+  via?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -79,6 +83,7 @@ export function registerRun(program: Command): void {
     .option('--accept-new-host', 'trust and remember hosts not yet in known_hosts (changed keys are still refused)')
     .option('--allow-empty', 'targets that match no host run nothing and exit 0 (default: an error, exit 2)')
     .option('-v, --verbose', 'say what is tried: how targets expanded, each host\'s address, host key check, credentials (-vv: more)', increase, 0)
+    .addOption(viaOption('every host through this gateway (shellwire gateway), one connection to it for all: USER@ names you there, default port 50008; "none": directly, whatever the inventory\'s via: says'))
     .passThroughOptions()
     .action(async function (this: Command, first: string, rest: string[]) {
       const { targets, command } = splitWords(this, first, rest);
@@ -121,21 +126,39 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   if (command.trim() === '') fail('usage: shellwire run [options] TARGETS... [--] COMMAND...', 2);
   if (flags.stream && flags.json) fail('--stream and --json do not go together.', 2);
   const overrides = hostOverrides(flags);
+  if (typeof overrides.via === 'string') refuseDirectOnlyFlags(flags, overrides.via);
+  const connectTimeoutMs = parseDurationFlag(flags.connectTimeout, '--connect-timeout', { min: 1 });
+  const connect: ConnectOptions = {
+    hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
+    onHostKeyAdded: reportHostAdded,
+    // Asked once per key file for the whole fan-out (credentials.ts shares the answer).
+    ...(process.stdin.isTTY ? { askPassphrase } : {}),
+    keepaliveMs: parseDurationFlag(flags.keepalive, '--keepalive', { min: 50 }),
+    ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
+  };
+  const pool = new ConnectionPool({ connect, connectTimeoutMs });
+  // --via GW: targets name the gateway's hosts (what it lets us reach), asked for on the one
+  // connection every host's channel then shares.
+  const gatewayHosts = typeof overrides.via === 'string' ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides)) : null;
   let hosts;
   try {
-    const inventory = loadInventory(flags.inventory);
+    const inventory = gatewayHosts ?? loadInventory(flags.inventory);
     debugLog(2, inventory.file ? `read inventory ${inventory.file}: ${inventory.hosts.length} host(s)` : `no inventory at ${inventory.missing}`);
     hosts = resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true }).map((h) => withOverrides(h, overrides));
   } catch (err) {
     const hint = err instanceof NoHostsMatchedError ? ' (`shellwire hosts TARGETS` shows what targets expand to; --allow-empty accepts an empty selection)' : '';
+    await pool.close();
     fail(err instanceof ShellwireError ? `${err.message}${hint}` : String(err), 2);
   }
   debugLog(1, `"${targets.join(' ')}" → ${hosts.length} host(s): ${abbreviate(foldNames(hosts.map((h) => h.name)), 200)}`);
   for (const h of hosts) debugLog(2, describeHost({ host: h, entry: h.source !== undefined ? h : null }));
+  // Through a gateway a host is its name there: -p/-l from the inventory's direct hosts do not apply.
+  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined) refuseDirectOnlyFlags(flags, h.via);
   if (hosts.length === 0) {
     // --allow-empty: nothing to do is success, said once on stderr.
     warn(`"${targets.join(' ')}" matches no host; nothing was run.`);
     if (flags.json) process.stdout.write(`${JSON.stringify({ type: 'summary', command, total: 0, ok: 0, failed: 0, unreachable: 0, canceled: 0, skipped: 0, durationMs: 0, success: true, stoppedBy: null })}\n`);
+    await pool.close();
     await exitWhenFlushed(0);
   }
   const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
@@ -148,7 +171,8 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const run = runOn(hosts, command, {
     fanout: number(flags.fanout, '--fanout', { integer: true, min: 1 })!,
-    connectTimeoutMs: parseDurationFlag(flags.connectTimeout, '--connect-timeout', { min: 1 }),
+    connectTimeoutMs,
+    pool,
     connectRate: number(flags.connectRate, '--connect-rate')!,
     ...(timeout !== undefined ? { timeoutMs: Math.round(timeout * 1000) } : {}),
     ...(flags.failFast ? { failFast: true } : {}),
@@ -158,14 +182,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     outputEvents: Boolean(flags.stream || flags.json),
     // Grouped output keeps results; streamed output is printed, not kept.
     maxBuffer: flags.stream ? 0 : 1024 * 1024,
-    connect: {
-      hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
-      onHostKeyAdded: reportHostAdded,
-      // Asked once per key file for the whole fan-out (credentials.ts shares the answer).
-      ...(process.stdin.isTTY ? { askPassphrase } : {}),
-      keepaliveMs: parseDurationFlag(flags.keepalive, '--keepalive', { min: 50 }),
-      ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
-    },
+    connect,
   });
   const status = process.stderr.isTTY && !flags.json ? new StatusLine(run, errStyle) : null;
   installInterrupts(run, status);
@@ -182,6 +199,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   } finally {
     status?.stop();
   }
+  await pool.close();
   process.stderr.write(formatSummary(summary, errStyle));
   const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).map((r) => r.host);
   if (unknownKeys.length > 0) {
@@ -192,6 +210,21 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     );
   }
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
+}
+
+/**
+ * `run --via GW`: log in to the gateway (on the pool's shared connection) and ask which hosts
+ * it lets us reach, as an inventory for the targets. Failing to connect or being refused
+ * exits 255, as for any connection.
+ */
+async function askGateway(pool: ConnectionPool, probe: FleetHost): Promise<Inventory> {
+  try {
+    const conn = await pool.gateway(probe);
+    return gatewayInventory(probe.via!, await fetchGatewayHosts(conn, probe.via!));
+  } catch (err) {
+    await pool.close();
+    reportError(err);
+  }
 }
 
 async function printJson(run: FleetRun): Promise<FleetSummary> {

@@ -49,9 +49,12 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
     ...(flags.tokenFile ? ['--token-file', shellWord(flags.tokenFile)] : []),
     ...(flags.identity ? ['-i', shellWord(flags.identity)] : []),
     ...(flags.password ? ['--password'] : []),
+    ...(flags.via ? ['--via', shellWord(flags.via)] : []),
     shellWord(hostText),
   ].join(' ');
-  const who = `${conn.server.user}@${conn.server.hostname}`;
+  // Through a gateway WELCOME is the gateway's (its user, its hostname): name the host instead;
+  // the account there is the gateway's choice, which the client is not told.
+  const who = conn.relayHost !== null ? conn.relayHost : `${conn.server.user}@${conn.server.hostname}`;
   let lastStatus = 0;
 
   onTermination(() => {

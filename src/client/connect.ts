@@ -23,7 +23,8 @@ import { resolveCredentials, type Credentials } from './credentials.js';
 import { authSignedData, AUTH_EXPORTER_LABEL, AUTH_EXPORTER_LENGTH } from '../auth/ssh-key.js';
 import { userInfo } from 'node:os';
 import { createHash } from 'node:crypto';
-import { Connection, type ConnectionOptions } from './connection.js';
+import { Connection, ownedRelay, type ConnectionOptions } from './connection.js';
+import { parseVia, relayHostName } from './via.js';
 /** OPEN's `window` is a u32 (docs/protocol.md §4). */
 const U32_MAX = 0xffffffff;
 import {
@@ -69,6 +70,14 @@ export interface BaseConnectOptions extends ConnectionOptions {
   env?: NodeJS.ProcessEnv;
   /** Told each step of connecting (address, TLS, host key check, credentials offered, outcome), as `ssh -v` prints them. */
   debug?: (message: string) => void;
+  /**
+   * Through this gateway (`shellwire gateway`; ssh's `-J`): `[USER@]GW[:PORT]` (default port
+   * 50008) or a parsed target. The TLS connection, host key check (known_hosts under the
+   * gateway's `host:port`) and login go to the gateway (USER@ names the operator; the other
+   * credential options work as for any connect); the host is then a name from the gateway's
+   * inventory, which every OPEN carries. See docs/gateway.md.
+   */
+  via?: string | Target;
 }
 
 /**
@@ -102,6 +111,10 @@ export function checkConnectOptions(options: ConnectOptions): void {
   for (const name of ['askPassphrase', 'onHostKeyAdded', 'confirmHost', 'debug'] as const) checkFunction(options[name], name);
   checkAbortSignal(options.signal);
   checkHostKeyOptions(options);
+  const via: unknown = options.via;
+  if (via !== undefined && typeof via !== 'string' && (typeof via !== 'object' || via === null || typeof (via as Target).host !== 'string')) {
+    throw new RequestError(ErrorCode.BAD_REQUEST, 'The via option must be the gateway as "[USER@]GW[:PORT]" or a target { host, port, user? }.');
+  }
 }
 
 /** JavaScript callers get no type check: refuse a policy that could not work before connecting. */
@@ -136,6 +149,7 @@ function checkHostKeyOptions(options: ConnectOptions): void {
  */
 export async function connect(target: string | Target, options: ConnectOptions = {}): Promise<Connection> {
   checkConnectOptions(options);
+  if (options.via !== undefined) return connectVia(target, options.via, options);
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
   const label = formatTarget(parsed);
   // Aborted already: nothing is read, asked or dialled (the error an abort in flight gives).
@@ -174,6 +188,20 @@ export async function connect(target: string | Target, options: ConnectOptions =
   } catch (err) {
     throw withNotes(err, credentials.notes);
   }
+}
+
+/**
+ * `connect(host, { via })`: log in to the gateway as to any daemon, then a relay view on
+ * that connection (it owns it: closing the view closes the gateway connection) whose
+ * OPENs name `host`. The host name is checked before anything is dialled.
+ */
+async function connectVia(host: string | Target, via: string | Target, options: ConnectOptions): Promise<Connection> {
+  const gateway = parseVia(via);
+  const name = relayHostName(host, formatTarget(gateway));
+  const { via: _via, ...direct } = options;
+  const conn = await connect(gateway, direct);
+  options.debug?.(`channels go on to ${name} through the gateway ${conn.hostLabel}`);
+  return conn[ownedRelay](name);
 }
 
 /** Tell, on a failed login, which credentials were not offered and why (agent down, key skipped). */

@@ -6,7 +6,9 @@ import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
 import { FrameConnection, type FrameConnectionHandlers } from '../transport/frame-connection.js';
 import type { ExecOpen, ExecParams, Welcome } from '../protocol/messages.js';
-import { ConnectionError, ErrorCode, ShellwireError, remoteErrorCode, type CommandResult } from '../errors.js';
+import { ConnectionError, ErrorCode, RequestError, ShellwireError, remoteErrorCode, type CommandResult } from '../errors.js';
+import { relayHostName } from './via.js';
+import { gatewayRequest, type GatewayRequestOptions } from './gateway-request.js';
 import { DEFAULT_MAX_PACKET, DEFAULT_WINDOW } from '../channel/window.js';
 import { ChannelTable } from '../channel/channel-table.js';
 import { ChannelRole, type Channel, type ChannelHooks, type OpenMessage } from '../channel/channel-state.js';
@@ -63,6 +65,24 @@ export const transportOf = Symbol('shellwire.Connection.transport');
  */
 export const rawChannel = Symbol('shellwire.Connection.rawChannel');
 
+/**
+ * @internal `gatewayConn[ownedRelay](host)`: the relay view `connect(host, { via })` returns,
+ * which owns the gateway connection (closing it closes that connection). Not public API.
+ */
+export const ownedRelay = Symbol('shellwire.Connection.ownedRelay');
+
+/** What a gateway connection and the relay views on it share (one transport, one channel table). */
+interface Shared {
+  closeError: ShellwireError | null;
+  /** The relay views on this connection: each hears its 'close'. */
+  views: Set<Connection>;
+}
+
+/** Constructor argument for a relay view (`relay()`); module-private, so only this class makes views. */
+class RelaySpec {
+  constructor(readonly parent: Connection, readonly host: string, readonly owns: boolean) {}
+}
+
 export class Connection extends EventEmitter implements AsyncDisposable {
   /** The frames under this connection: private, so callers go through the facade. */
   readonly #conn: FrameConnection;
@@ -76,20 +96,52 @@ export class Connection extends EventEmitter implements AsyncDisposable {
   #table: ChannelTable;
   #window: number;
   #maxPacket: number;
-  #closeError: ShellwireError | null = null;
+  #shared: Shared;
   #closed: Promise<void>;
+  /** A relay view: the gateway host every OPEN names (`host`); null on a direct connection. */
+  readonly #relayHost: string | null;
+  /**
+   * A view that does not own the gateway connection ends alone (`close()`, `destroy()`):
+   * its channels are closed, the shared connection stays. Set once it ended so.
+   */
+  #viewEnded: ShellwireError | null = null;
+  /** A non-owning view's channels, for ending them alone. Ended ones are dropped as new ones open. */
+  readonly #viewChannels: Set<Channel> | null;
 
   /**
    * Over a TLS socket right after WELCOME, or over the `FrameConnection` whose reader
    * received WELCOME (connect.ts): it is taken over as it is, so no byte read after
    * WELCOME is lost.
    */
-  constructor(socket: TLSSocket | FrameConnection, welcome: Welcome, hostLabel: string, options: ConnectionOptions = {}) {
+  constructor(socket: TLSSocket | FrameConnection, welcome: Welcome, hostLabel: string, options?: ConnectionOptions);
+  /** @internal A relay view on a gateway connection (`relay()`). */
+  constructor(socket: RelaySpec);
+  constructor(socket: TLSSocket | FrameConnection | RelaySpec, welcome?: Welcome, hostLabel?: string, options: ConnectionOptions = {}) {
     super();
-    this.hostLabel = hostLabel;
-    this.server = welcome;
+    if (socket instanceof RelaySpec) {
+      const parent = socket.parent;
+      this.hostLabel = `${socket.host} via ${parent.hostLabel}`;
+      this.server = parent.server;
+      this.#window = parent.#window;
+      this.#maxPacket = parent.#maxPacket;
+      this.#shared = parent.#shared;
+      this.#closed = parent.#closed;
+      this.#conn = parent.#conn;
+      this.#table = parent.#table;
+      this.#relayHost = socket.host;
+      this.#viewChannels = socket.owns ? null : new Set();
+      this.#shared.views.add(this);
+      this.#host = this.#channelHost();
+      return;
+    }
+    this.#relayHost = null;
+    this.#viewChannels = null;
+    this.#shared = { closeError: null, views: new Set() };
+    this.hostLabel = hostLabel!;
+    this.server = welcome!;
     this.#window = options.window ?? DEFAULT_WINDOW;
-    this.#maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, welcome.maxPayload);
+    this.#maxPacket = Math.min(options.maxPacket ?? DEFAULT_MAX_PACKET, welcome!.maxPayload);
+    const shared = this.#shared;
     let markClosed!: () => void;
     this.#closed = new Promise((resolve) => (markClosed = resolve));
     const handlers: FrameConnectionHandlers = {
@@ -100,12 +152,13 @@ export class Connection extends EventEmitter implements AsyncDisposable {
           (goodbye
             ? new ConnectionError(remoteErrorCode(goodbye.code, ErrorCode.CONNECTION_CLOSED), `${hostLabel} closed the connection: ${goodbye.message}`, { host: hostLabel })
             : new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${hostLabel} closed.`, { host: hostLabel }));
-        this.#closeError = reason;
+        shared.closeError = reason;
         try {
           this.#table.connectionLost(reason);
         } finally {
           markClosed();
           this.emit('close', error);
+          for (const view of shared.views) if (view.#viewEnded === null) view.emit('close', error);
         }
       },
     };
@@ -113,20 +166,25 @@ export class Connection extends EventEmitter implements AsyncDisposable {
     if (socket instanceof FrameConnection) {
       this.#conn = socket;
       this.#conn.setHandlers(handlers);
-      this.#conn.decoder.maxPayload = welcome.maxPayload;
+      this.#conn.decoder.maxPayload = welcome!.maxPayload;
       this.#conn.authenticated = true;
       this.#conn.startKeepalive(keepaliveMs);
     } else {
-      this.#conn = new FrameConnection(socket, handlers, { maxPayload: welcome.maxPayload, keepaliveMs, peer: hostLabel });
+      this.#conn = new FrameConnection(socket, handlers, { maxPayload: welcome!.maxPayload, keepaliveMs, peer: hostLabel! });
     }
-    this.#table = new ChannelTable({ role: ChannelRole.OPENER, sink: this.#conn, maxChannels: welcome.maxChannels, peer: hostLabel });
-    const conn = this.#conn;
-    this.#host = {
-      transport: conn,
-      hostLabel,
-      server: welcome,
+    this.#table = new ChannelTable({ role: ChannelRole.OPENER, sink: this.#conn, maxChannels: welcome!.maxChannels, peer: hostLabel! });
+    this.#host = this.#channelHost();
+  }
+
+  /** What the channel classes and file operations see of this connection (or relay view). */
+  #channelHost(): ChannelOpener & SessionHost {
+    const isClosed = () => this.closed;
+    return {
+      transport: this.#conn,
+      hostLabel: this.hostLabel,
+      server: this.server,
       get closed() {
-        return conn.closed;
+        return isClosed();
       },
       openChannel: (message, hooks) => this.#openChannel(message, hooks),
       spawn: (command, options) => this.spawn(command, options),
@@ -134,7 +192,37 @@ export class Connection extends EventEmitter implements AsyncDisposable {
   }
 
   get closed(): boolean {
-    return this.#conn.closed;
+    return this.#conn.closed || this.#viewEnded !== null;
+  }
+
+  /**
+   * The gateway host this connection's channels go to (`connect(host, { via })`, `relay()`),
+   * or null for a direct connection.
+   */
+  get relayHost(): string | null {
+    return this.#relayHost;
+  }
+
+  /**
+   * Through this connection to a gateway (`shellwire gateway`), a view whose channels go on
+   * to `host`, a name from the gateway's inventory: every OPEN it sends carries `host`, and
+   * everything a `Connection` does (exec, spawn, shell, put/get, list…) works on it. Views
+   * share this connection (one TLS session for a whole fleet, as `run --via` uses it):
+   * closing a view closes only its channels; closing this connection ends every view. The
+   * connection keeps each view until it is closed, so close views you are done with.
+   *
+   * @throws {UsageError} `SW_ERR_BAD_TARGET` for a name that is not a host name (see client/via.ts).
+   * @throws {ConnectionError} `SW_ERR_CONNECTION_CLOSED` when this connection is closed.
+   */
+  relay(host: string): Connection {
+    if (this.#relayHost !== null) throw new RequestError(ErrorCode.BAD_REQUEST, `${this.hostLabel} already goes to a host; relay() from the gateway's connection instead.`);
+    this.#assertOpen();
+    return new Connection(new RelaySpec(this, relayHostName(host, this.hostLabel), false));
+  }
+
+  /** @internal See `ownedRelay`. */
+  [ownedRelay](host: string): Connection {
+    return new Connection(new RelaySpec(this, host, true));
   }
 
   /** @internal See `transportOf`. */
@@ -149,7 +237,10 @@ export class Connection extends EventEmitter implements AsyncDisposable {
 
   /** Channels open right now. */
   get channelCount(): number {
-    return this.#table.size;
+    if (this.#viewChannels === null) return this.#table.size;
+    let open = 0;
+    for (const channel of this.#viewChannels) if (!channel.ended) open++;
+    return open;
   }
 
   /**
@@ -313,12 +404,53 @@ export class Connection extends EventEmitter implements AsyncDisposable {
   }
 
   /**
+   * Ask the gateway this connection goes to (not a host behind it) for `{ op, ... }` on a
+   * `gateway` channel: `{ op: 'hosts' }` resolves with the JSON list of hosts the operator
+   * may reach. See client/gateway-request.ts.
+   *
+   * @throws {RequestError} (rejects) refused (`SW_ERR_DENIED`; a daemon: `SW_ERR_BAD_REQUEST`), or canceled.
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
+  gatewayRequest(params: { op: string } & Record<string, unknown>, options: GatewayRequestOptions = {}): Promise<Buffer> {
+    if (this.#relayHost !== null) {
+      return Promise.reject(new RequestError(ErrorCode.BAD_REQUEST, `${this.hostLabel} is a host behind the gateway; ask the gateway's own connection (connect to it without a host).`));
+    }
+    try {
+      this.#assertOpen();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return gatewayRequest(this.#host, params, options);
+  }
+
+  /**
    * Open a channel on a fresh id and send its OPEN (the client's channel kinds reach it
    * through `#host`). Throws when the connection is closed, or SW_ERR_TOO_MANY_CHANNELS.
    */
   #openChannel(message: OpenMessage, hooks: ChannelHooks): Channel {
     this.#assertOpen();
-    return this.#withHost(() => this.#table.open(message, hooks));
+    // Through a gateway every kind names the host (docs/gateway.md): exec, session, file.
+    const stamped: OpenMessage = this.#relayHost === null ? message : { ...message, host: this.#relayHost };
+    const channel = this.#withHost(() => this.#table.open(stamped, hooks));
+    if (this.#viewChannels) {
+      for (const old of this.#viewChannels) if (old.ended) this.#viewChannels.delete(old);
+      this.#viewChannels.add(channel);
+    }
+    return channel;
+  }
+
+  /**
+   * A view that does not own the gateway connection ends alone: its channels are closed
+   * (the gateway closes them on the host, which kills their commands), it refuses new ones
+   * with `error`, and says 'close'. The shared connection and the other views go on.
+   */
+  #endView(error: ShellwireError): void {
+    if (this.#viewEnded !== null || this.#conn.closed) return;
+    this.#viewEnded = error;
+    this.#shared.views.delete(this);
+    for (const channel of this.#viewChannels!) channel.close();
+    this.#viewChannels!.clear();
+    this.emit('close', null);
   }
 
   /**
@@ -328,6 +460,9 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * destroyed: never waits on a frozen peer. Never rejects.
    */
   async close(options: { timeoutMs?: number; /** @deprecated Use `timeoutMs`. */ timeout?: number } = {}): Promise<void> {
+    if (this.#viewChannels !== null) {
+      return this.#endView(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was closed by this client.`, { host: this.hostLabel }));
+    }
     const timeout = options.timeoutMs ?? options.timeout ?? DEFAULT_CLOSE_TIMEOUT_MS;
     if (!this.#conn.closed) this.#conn.socket.end();
     const timer = setTimeout(() => {
@@ -348,13 +483,17 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * notices). Running commands reject with SW_ERR_CONNECTION_CLOSED.
    */
   destroy(): void {
+    if (this.#viewChannels !== null) {
+      return this.#endView(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was destroyed by this client.`, { host: this.hostLabel }));
+    }
     if (this.#conn.closed) return;
     this.#conn.destroy(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to ${this.hostLabel} was destroyed by this client.`, { host: this.hostLabel }));
   }
 
   #assertOpen(): void {
+    if (this.#viewEnded !== null) throw this.#viewEnded;
     if (this.#conn.closed) {
-      throw this.#closeError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.hostLabel} is closed.`, { host: this.hostLabel });
+      throw this.#shared.closeError ?? new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.hostLabel} is closed.`, { host: this.hostLabel });
     }
   }
 

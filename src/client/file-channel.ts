@@ -15,7 +15,8 @@ import {
   decodeFileExit, decodeFileOpenOk, parseJsonObject, type FileExit, type FileOpenOk, type FileOp, type FileRequest,
 } from '../protocol/file-messages.js';
 import type { FileOpen } from '../protocol/messages.js';
-import { ErrorCode, FileTransferError, ProtocolError, type ShellwireError } from '../errors.js';
+import { ErrorCode, FileTransferError, ProtocolError, RequestError, type ShellwireError } from '../errors.js';
+import { quoteForDisplay } from './display-text.js';
 import { ClientChannel } from './client-channel.js';
 import type { ClientChannelHost } from './channel-host.js';
 
@@ -81,6 +82,12 @@ export class FileChannelClient {
         },
       },
       refused: (fail) => {
+        // A refusal of the channel itself, not of a path: a policy (users.yaml channels, a
+        // gateway's hosts) or a gateway that cannot reach the host. As exec's refusals, a
+        // RequestError (the CLI exits 255), not a failed transfer.
+        if (fail.code === ErrorCode.DENIED || fail.code === ErrorCode.CONNECT_FAILED) {
+          return new RequestError(fail.code, `${this.host} refused the file operation (${this.op} ${quoteForDisplay(this.path)}): ${fail.message}`, { host: this.host });
+        }
         const errno = parseJsonObject(FrameType.OPEN_FAIL, fail.payload).errno;
         return new FileTransferError(fail.code, `${this.host}: ${fail.message}`, { host: this.host, path: this.path, errno: typeof errno === 'string' ? errno : undefined });
       },

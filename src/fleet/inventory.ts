@@ -10,6 +10,8 @@
  *     db03: { address: db03.example, port: 50010, user: ops, identity: ~/.ssh/id_ed25519 }
  *   groups:                             # optional extra membership
  *     prod: [db03, "@web"]
+ *   via: alice@bastion:50008            # optional: every host through this gateway (docs/gateway.md);
+ *                                       # a host's own "via:" wins, "via: none" means directly
  *
  * `hosts` may also be a list of entries with a `name`. Every schema error names the file
  * and line, because a 500-line inventory with "invalid port" and no line is useless.
@@ -22,6 +24,7 @@ import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Node, type Pai
 import { ErrorCode, UsageError } from '../errors.js';
 import { shellwireHome } from '../auth/paths.js';
 import { DEFAULT_PORT } from '../client/target.js';
+import { parseVia } from '../client/via.js';
 import { expandRange } from './ranges.js';
 
 export const INVENTORY_FILE = 'inventory.yaml';
@@ -38,6 +41,12 @@ export interface FleetHost {
   tokenFile?: string;
   /** Absolute path of the OpenSSH private key (Ed25519, ECDSA or RSA) to log in with. */
   identity?: string;
+  /**
+   * The gateway to reach this host through (`[USER@]GW[:PORT]`; inventory `via:`, `--via`):
+   * the host is then its name at the gateway, and the login (identity, token file) is the
+   * gateway's. Absent: directly.
+   */
+  via?: string;
   labels: Record<string, string>;
   groups: string[];
   /** `FILE:LINE` where the host was defined, for messages. */
@@ -97,7 +106,9 @@ export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.en
   return parseInventory(text, path);
 }
 
-const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'identity', 'token-file', 'labels', 'groups']);
+const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'identity', 'token-file', 'via', 'labels', 'groups']);
+/** `via: none` in a host (or `--via none`): directly, whatever the inventory's default says. */
+export const VIA_NONE = 'none';
 const NAME_RE = /^[A-Za-z0-9_.-]+$/;
 
 /**
@@ -126,13 +137,17 @@ export function parseInventory(text: string, file: string): Inventory {
   const rootMap = root as unknown as { items: Pair[] };
   let defaults: Omit<HostFields, 'name'> = { labels: {}, groups: [] };
   let hostsNode: unknown = null;
+  let topVia: string | undefined;
   for (const pair of rootMap.items) {
     const key = scalarKey(pair, fail);
     if (key === 'defaults') defaults = readHostFields(pair.value, fail, file, { labels: {}, groups: [] }, false);
     else if (key === 'hosts') hostsNode = pair.value;
     else if (key === 'groups') readGroupTerms(pair.value, fail, inventory.groupTerms);
-    else fail(pair.key, `unknown top-level key "${key}" (expected hosts, defaults, groups)`);
+    else if (key === 'via') topVia = readVia(pair.value ?? pair.key, fail);
+    else fail(pair.key, `unknown top-level key "${key}" (expected hosts, defaults, groups, via)`);
   }
+  // The top-level default is the defaults' default: `defaults: { via: }` and a host's own win.
+  if (topVia !== undefined && defaults.via === undefined) defaults = { ...defaults, via: topVia };
   const entries: Array<{ node: unknown; nameNode: unknown; fields: HostFields }> = [];
   if (hostsNode === null || (isScalar(hostsNode) && hostsNode.value === null)) {
     // no hosts yet
@@ -175,6 +190,7 @@ export function parseInventory(text: string, file: string): Inventory {
       if (fields.user !== undefined) host.user = fields.user;
       if (fields.tokenFile !== undefined) host.tokenFile = fields.tokenFile;
       if (fields.identity !== undefined) host.identity = fields.identity;
+      if (fields.via !== undefined && fields.via !== VIA_NONE) host.via = fields.via;
       host.source = `${file}:${lineOf(nameNode) ?? '?'}`;
       inventory.hosts.push(host);
       inventory.byName.set(name, host);
@@ -190,6 +206,7 @@ interface HostFields {
   user?: string;
   identity?: string;
   tokenFile?: string;
+  via?: string;
   labels: Record<string, string>;
   groups: string[];
 }
@@ -209,9 +226,6 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
     const key = scalarKey(pair, fail);
     const value = pair.value;
     const scalar = isScalar(value) ? value.value : undefined;
-    // A gateway (ssh's ProxyJump) is not implemented yet: ignoring it would connect directly,
-    // to the wrong place or past the gateway the operator relies on.
-    if (key === 'via') fail(pair.key, '"via" (connecting through a gateway host) is not supported yet; remove it and make the host reachable directly');
     if (!HOST_KEYS.has(key) || (!isHost && (key === 'name' || key === 'address'))) fail(pair.key, `unknown key "${key}" (expected ${[...HOST_KEYS].join(', ')})`);
     switch (key) {
       case 'name':
@@ -231,6 +245,9 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
       case 'identity':
         if (typeof scalar !== 'string') fail(value ?? pair.key, '"identity" must be the path of a private key file');
         fields.identity = resolvePath(scalar as string, file);
+        break;
+      case 'via':
+        fields.via = readVia(value ?? pair.key, fail);
         break;
       case 'labels':
         if (!isMap(value)) fail(value ?? pair.key, '"labels" must be a mapping (role: web)');
@@ -254,6 +271,22 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
     }
   }
   return fields;
+}
+
+/**
+ * A `via:` value: `[USER@]GW[:PORT]` (checked as --via checks it, so a typo is named with
+ * its line, not found at connect time) or `none`.
+ */
+function readVia(node: unknown, fail: Fail): string {
+  const value = isScalar(node) ? node.value : undefined;
+  if (typeof value !== 'string' || value.trim() === '') return fail(node, '"via" must be a gateway, [USER@]GATEWAY[:PORT], or "none"');
+  if (value === VIA_NONE) return value;
+  try {
+    parseVia(value);
+  } catch (err) {
+    return fail(node, (err as Error).message);
+  }
+  return value;
 }
 
 function readGroupTerms(node: unknown, fail: Fail, out: Map<string, string[]>): void {

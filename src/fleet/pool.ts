@@ -1,13 +1,16 @@
 /**
  * One connection per host, opened on first use and reused for every later command (a
- * `ConnectionPool` outlives a run when the caller passes it in), and a token bucket that
+ * `ConnectionPool` outlives a run when the caller passes it in); hosts behind a gateway
+ * (`host.via`) share one connection to it, each host a relay view on it (docs/gateway.md:
+ * `run --via` opens one connection to the gateway and one channel per host); and a token bucket that
  * spreads connection starts so a thousand TLS handshakes do not land in the same
  * millisecond (SYN backlog, the daemons' handshake CPU, our own event loop).
  */
 import { checkConnectOptions, connect, type ConnectOptions } from '../client/connect.js';
 import { MAX_DELAY_MS, checkInteger, checkOptionsObject } from '../client/option-checks.js';
 import type { Connection } from '../client/connection.js';
-import { formatTarget } from '../client/target.js';
+import { formatTarget, type Target } from '../client/target.js';
+import { parseVia } from '../client/via.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { asyncDispose } from '../dispose.js';
 import type { FleetHost } from './inventory.js';
@@ -28,6 +31,8 @@ export interface PoolOptions {
 export class ConnectionPool implements AsyncDisposable {
   #options: PoolOptions;
   #connections = new Map<string, Promise<Connection>>();
+  /** Gateway connections, by gateway and login; the relay views on them are in `#connections`. */
+  #gateways = new Map<string, Promise<Connection>>();
 
   /** @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (as `connect()` would give each host). */
   constructor(options: PoolOptions = {}) {
@@ -82,12 +87,53 @@ export class ConnectionPool implements AsyncDisposable {
 
   /** Close every connection (running commands are killed by their daemons). */
   async close(): Promise<void> {
-    const all = [...this.#connections.values()];
+    const all = [...this.#connections.values(), ...this.#gateways.values()];
     this.#connections.clear();
+    this.#gateways.clear();
     await Promise.all(all.map((p) => p.then((conn) => conn.close(), () => {})));
   }
 
+  /**
+   * A view on the shared gateway connection whose channels name `host` (destroying it closes
+   * only this host's channels). The gateway connection opens on first use, with the first
+   * host's abort signal; a host aborted later does not abort the others' connection.
+   */
+  async #relay(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
+    const conn = await this.gateway(host, signal);
+    return conn.relay(host.name);
+  }
+
+  /**
+   * The connection to `host.via`'s gateway itself, shared by every host behind it that logs
+   * in the same way (identity, token file): opened on first use, reopened after it closed.
+   * `run --via` asks it for the host list before the hosts' channels use it.
+   *
+   * @throws {ShellwireError} (rejects) what `connect()` throws for the gateway.
+   */
+  gateway(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
+    if (host.via === undefined) return Promise.reject(new TypeError(`${host.name} has no gateway (via).`));
+    const gateway = parseVia(host.via);
+    const key = `${gatewayKey(gateway)}|${host.identity ?? ''}|${host.tokenFile ?? ''}`;
+    let opening = this.#gateways.get(key);
+    if (!opening) {
+      // As a direct host, with the host's name for messages: the gateway is where we log in.
+      const direct: FleetHost = { ...host, address: gateway.host, port: gateway.port };
+      delete direct.via;
+      if (gateway.user !== undefined) direct.user = gateway.user;
+      else delete direct.user;
+      const started = this.#open(direct, signal);
+      opening = started;
+      this.#gateways.set(key, started);
+      const forget = () => {
+        if (this.#gateways.get(key) === started) this.#gateways.delete(key);
+      };
+      started.then((conn) => conn.once('close', forget), forget);
+    }
+    return opening;
+  }
+
   async #open(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
+    if (host.via !== undefined) return this.#relay(host, signal);
     const base = this.#options.connect ?? {};
     const { target, options } = connectArgs(host, base);
     if (this.#options.connectTimeoutMs !== undefined) options.connectTimeoutMs = this.#options.connectTimeoutMs;
@@ -117,7 +163,12 @@ export function checkPoolOptions(options: PoolOptions): void {
 }
 
 function poolKey(host: FleetHost): string {
+  if (host.via !== undefined) return `${host.name} via ${gatewayKey(parseVia(host.via))}`;
   return `${host.user ?? ''}@${formatTarget({ host: host.address, port: host.port })}`;
+}
+
+function gatewayKey(gateway: Target): string {
+  return `${gateway.user ?? ''}@${formatTarget(gateway)}`;
 }
 
 /**

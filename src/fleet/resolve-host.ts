@@ -20,6 +20,8 @@ export interface HostOverrides {
   port?: number;
   identity?: string;
   tokenFile?: string;
+  /** `--via GW`: through this gateway; null (`--via none`): directly, whatever the inventory says. */
+  via?: string | null;
 }
 
 export interface ResolvedHost {
@@ -119,9 +121,11 @@ export function resolveHost(text: string, inventory: Inventory, overrides: HostO
 
 /** `host` with the command line's settings in place of its own (the host itself is not changed). */
 export function withOverrides(host: FleetHost, overrides: HostOverrides): FleetHost {
-  const { user, port, identity, tokenFile } = overrides;
-  if (user === undefined && port === undefined && identity === undefined && tokenFile === undefined) return host;
+  const { user, port, identity, tokenFile, via } = overrides;
+  if (user === undefined && port === undefined && identity === undefined && tokenFile === undefined && via === undefined) return host;
   const copy: FleetHost = { ...host };
+  if (via === null) delete copy.via;
+  else if (via !== undefined) copy.via = via;
   if (user !== undefined) copy.user = user;
   if (port !== undefined) copy.port = port;
   if (identity !== undefined) copy.identity = identity;
@@ -129,14 +133,23 @@ export function withOverrides(host: FleetHost, overrides: HostOverrides): FleetH
   return copy;
 }
 
-/** The target and options `connect()` takes for `host`: its user, key and token file over `base`. */
-export function connectArgs(host: FleetHost, base: ConnectOptions = {}): { target: Target; options: ConnectOptions } {
+/**
+ * The target and options `connect()` takes for `host`: its user, key and token file over
+ * `base`. Through a gateway (`host.via`) the target is the host's name at the gateway and
+ * the key and token file log in to the gateway; the host's `user` is not sent (the
+ * gateway's users.yaml `as:` picks the account on the host).
+ */
+export function connectArgs(host: FleetHost, base: ConnectOptions = {}): { target: Target | string; options: ConnectOptions } {
   const options: ConnectOptions = { ...base };
   if (host.tokenFile !== undefined) {
     options.tokenFile = host.tokenFile;
     delete options.token;
   }
   if (host.identity !== undefined) options.identity = host.identity;
+  if (host.via !== undefined) {
+    options.via = host.via;
+    return { target: host.name, options };
+  }
   const target: Target = host.user === undefined ? { host: host.address, port: host.port } : { user: host.user, host: host.address, port: host.port };
   return { target, options };
 }
@@ -144,7 +157,7 @@ export function connectArgs(host: FleetHost, base: ConnectOptions = {}): { targe
 /** One line for `-v`: where a host came from and what it says. */
 export function describeHost(resolved: ResolvedHost): string {
   const { host, entry } = resolved;
-  const where = formatTarget({ host: host.address, port: host.port });
+  const where = host.via !== undefined ? `${host.name} through the gateway ${host.via}` : formatTarget({ host: host.address, port: host.port });
   const details = [
     host.user !== undefined ? `user ${host.user}` : null,
     host.identity !== undefined ? `identity ${host.identity}` : null,

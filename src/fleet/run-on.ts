@@ -103,6 +103,15 @@ interface RunningHost {
 }
 
 /** A run in progress: iterate it for events, or await `result()` (neither rejects: each host's failure is in its `HostResult`). */
+/**
+ * A command refused at OPEN is not a lost connection: through a gateway, one that cannot
+ * reach the host answers SW_ERR_CONNECT_FAILED (unreachable), a policy SW_ERR_DENIED (error).
+ */
+function refusedStatus(err: unknown): HostStatus | null {
+  if (!(err instanceof RequestError)) return null;
+  return err.code === ErrorCode.CONNECT_FAILED ? 'unreachable' : 'error';
+}
+
 export class FleetRun implements AsyncIterable<FleetEvent> {
   readonly hosts: readonly FleetHost[];
   readonly command: string;
@@ -307,7 +316,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
       const result = this.#base(host, batch, state, 'ok', null);
       return resultFromExit(result, exit, stdout, stderr, timeoutMs);
     } catch (err) {
-      const result = this.#base(host, batch, state, this.#canceled ? 'canceled' : guardFired ? 'timed-out' : 'lost', err);
+      const result = this.#base(host, batch, state, this.#canceled ? 'canceled' : guardFired ? 'timed-out' : refusedStatus(err) ?? 'lost', err);
       if (guardFired && !this.#canceled) {
         result.error = {
           code: ErrorCode.COMMAND_TIMED_OUT,

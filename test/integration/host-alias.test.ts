@@ -150,18 +150,19 @@ test('inventory user and identity: exec logs in as the entry says; -l, -i and US
   }
 });
 
-test('an inventory "via" (gateway) is refused as not supported yet, for exec and run alike', async () => {
-  const { env: viaEnv } = makeHome('via', d, `hosts:\n  web01: { address: 127.0.0.1, port: ${d.port}, via: bastion }\n`);
-  const exec = await runCli(['exec', 'web01', '--', 'true'], { env: viaEnv });
-  assert.notEqual(exec.code, 0);
-  assert.match(exec.stderr, /inventory\.yaml:2: "via" .*not supported yet/);
-  const run = await runCli(['run', 'web01', '--', 'true'], { env: viaEnv });
-  assert.equal(run.code, 2);
-  assert.match(run.stderr, /"via" .*not supported yet/);
-  writeFileSync(join(dir, 'via-defaults.yaml'), 'defaults: { via: bastion }\nhosts:\n  a: {}\n');
+test('an inventory "via" sends exec and run through the gateway it names (never past it to the address)', async () => {
+  // bastion.invalid is not resolvable: were "via" ignored, the host's own address would answer.
+  const { env: viaEnv } = makeHome('via', d, `hosts:\n  web01: { address: 127.0.0.1, port: ${d.port}, token-file: ${d.tokenFile}, via: bastion.invalid }\n`);
+  const exec = await runCli(['exec', '--connect-timeout', '3', 'web01', '--', 'true'], { env: viaEnv });
+  assert.equal(exec.code, 255, exec.stderr);
+  assert.match(exec.stderr, /bastion\.invalid/);
+  const run = await runCli(['run', '--connect-timeout', '3', 'web01', '--', 'true'], { env: viaEnv });
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr + run.stdout.toString(), /bastion\.invalid/);
+  writeFileSync(join(dir, 'via-defaults.yaml'), 'defaults: { via: "gw:0" }\nhosts:\n  a: {}\n');
   const defaults = await runCli(['hosts', '--inventory', join(dir, 'via-defaults.yaml')], { env: viaEnv });
   assert.equal(defaults.code, 2);
-  assert.match(defaults.stderr, /via-defaults\.yaml:1: "via" .*not supported yet/);
+  assert.match(defaults.stderr, /via-defaults\.yaml:1: Bad gateway "gw:0"/);
 });
 
 test('words after the host are the command, with or without --, even when they look like our options', async () => {
