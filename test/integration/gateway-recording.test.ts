@@ -1,7 +1,7 @@
 /**
  * Recording through a real `shellwire gateway` process (issue 13 item 4, docs/gateway.md):
  * two real daemons trust the gateway's key with `actAs`; operators drive the library through
- * the gateway (`host` stamped on each OPEN, as `--via` does). What must hold:
+ * the gateway (`connect(host, { via })`) and the CLI (`recordings`/`replay --via`). What must hold:
  * a terminal becomes `<state dir>/recordings/<id>.cast` referenced by its audit row with the
  * file's SHA-256 and `audit verify --state-dir` checks it (and names it once edited); exec
  * output is recorded byte-exact only with `record.output`; the `recordings`/`recording` ops
@@ -16,8 +16,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/client/connect.js';
-import { rawChannel, transportOf, type Connection } from '../../src/client/connection.js';
-import { FrameType } from '../../src/protocol/frame.js';
+import { rawChannel, type Connection } from '../../src/client/connection.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 import type { AuditRow } from '../../src/audit/audit-event.js';
@@ -37,21 +36,6 @@ function keyFile(dir: string, name: string): KeyFile {
   const file = join(dir, name);
   writeFileSync(file, pair.privateText, { mode: 0o600 });
   return { file, line: pair.publicLine };
-}
-
-/** Stamp `host` on every OPEN this connection sends (what `--via` does in the client). */
-function through(conn: Connection, host: string): Connection {
-  const frames = conn[transportOf]();
-  const send = frames.send.bind(frames);
-  frames.send = (type, channel, payload) => {
-    if (type === FrameType.OPEN && payload) {
-      const open = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
-      if (open.kind !== 'gateway') open.host = host;
-      payload = Buffer.from(JSON.stringify(open));
-    }
-    send(type, channel, payload);
-  };
-  return conn;
 }
 
 /**
@@ -177,8 +161,9 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const login = async (user: string, host: string) =>
-    through(await connect({ user, host: '127.0.0.1', port }, { identity: keys[user]!.file, fingerprint, env: {} }), host);
+  /** The library through the gateway process: `connect(host, { via })`. */
+  const login = (user: string, host: string) =>
+    connect(host, { via: { user, host: '127.0.0.1', port }, identity: keys[user]!.file, fingerprint, env: {} });
 
   /** The gateway's audit rows (read-only, beside the running gateway). */
   function auditRows(): AuditRow[] {
@@ -380,6 +365,31 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     assert.deepEqual(refused.map((r) => r.detail!.id).sort(), ['20200101T000000Z-00000000', aliceOut].sort());
   });
 
+  it('the CLI through the gateway: recordings --via lists her own, replay --via plays a terminal and exact exec bytes, another\'s id is refused', async () => {
+    const home = join(dir, 'cli-home');
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, SHELLWIRE_HOME: join(home, '.shellwire') };
+    delete env.SSH_AUTH_SOCK;
+    const via = (user: string) => ['--via', `${user}@127.0.0.1:${port}`, '-i', keys[user]!.file, '--accept-new-host'];
+    const list = await runCli(['recordings', ...via('alice'), '--json'], { env });
+    assert.equal(list.code, 0, list.stderr);
+    const infos = list.stdout.toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as RecordingInfo);
+    assert.ok(infos.length >= 4 && infos.every((i) => i.operator === 'alice'), list.stdout.toString());
+    const ttyId = aliceCast.slice(aliceCast.lastIndexOf('/') + 1, -'.cast'.length);
+    assert.ok(infos.some((i) => i.id === ttyId) && infos.some((i) => i.id === aliceOut));
+
+    const tty = await runCli(['replay', ttyId, ...via('alice'), '--no-wait'], { env, timeoutMs: 10_000 });
+    assert.equal(tty.code, 0, tty.stderr);
+    const shown = readFileSync(aliceCast, 'utf8').trimEnd().split('\n').slice(1).map((l) => JSON.parse(l) as [number, string, string]).filter((e) => e[1] === 'o').map((e) => e[2]).join('');
+    assert.equal(tty.stdout.toString('utf8'), shown);
+    const exec = await runCli(['replay', aliceOut, ...via('alice')], { env, timeoutMs: 10_000 });
+    assert.equal(exec.code, 0, exec.stderr);
+    assert.deepEqual(exec.stdout, Buffer.from([0x61, 0xff, 0xfe, 0x00, 0x62, 0xe9]));
+
+    const refused = await runCli(['replay', aliceOut, ...via('bob')], { env, timeoutMs: 10_000 });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /No recording "[^"]+" for bob on this gateway/);
+  });
+
   it('audit verify on the gateway state dir: every recording the rows reference is intact', async () => {
     assert.ok(aliceCast !== '');
     const ok = await runCli(['audit', 'verify', '--state-dir', gwDir]);
@@ -407,7 +417,7 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     };
     const gateway = await Gateway.create({ stateDir: libDir, host: '127.0.0.1', port: 0, inventory, recordings: slow });
     const libPort = (await gateway.listen()).port;
-    const conn = through(await connect({ user: 'alice', host: '127.0.0.1', port: libPort }, { identity: keys.alice!.file, fingerprint: gateway.server.identity.fingerprint, env: {} }), 'web01');
+    const conn = await connect('web01', { via: { user: 'alice', host: '127.0.0.1', port: libPort }, identity: keys.alice!.file, fingerprint: gateway.server.identity.fingerprint, env: {} });
     try {
       const proc = conn.spawn('echo running; exec sleep 300', { pty: { term: 'xterm', cols: 80, rows: 24 } });
       proc.exited.catch(() => {});
