@@ -5,8 +5,29 @@
  * most one pipe read (64 KiB), whatever the command writes.
  */
 import type { Readable } from 'node:stream';
+import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
 import type { FrameConnection } from '../transport/frame-connection.js';
 import type { Channel } from '../channel/channel-state.js';
+import { readInto, sharedReadBuffer } from '../process/direct-read.js';
+
+/** Payload room of a pooled frame buffer: the default maxPacket, and Node's read size. */
+const FRAME_PAYLOAD = 64 * 1024;
+/** A read at least this big marks a busy stream: its next read lands in a frame buffer of its own. */
+const BUSY_READ = 16 * 1024;
+/**
+ * Frame buffers given back after their write, for reuse (a fresh 64 KiB buffer per read is
+ * external memory V8 answers with full collections). At most this many are kept: 2 MiB.
+ */
+const FREE_FRAMES: Buffer[] = [];
+const FREE_FRAMES_MAX = 32;
+
+function takeFrame(): Buffer {
+  return FREE_FRAMES.pop() ?? Buffer.allocUnsafeSlow(FRAME_HEADER_SIZE + FRAME_PAYLOAD);
+}
+
+function giveFrame(frame: Buffer): void {
+  if (FREE_FRAMES.length < FREE_FRAMES_MAX) FREE_FRAMES.push(frame);
+}
 
 export class OutputPump {
   #stream: Readable;
@@ -28,6 +49,8 @@ export class OutputPump {
     this.#which = which;
     this.#onSettled = onSettled;
     stream.on('data', (chunk: Buffer) => this.#streamOnData(chunk));
+    // A spawner's output socket reads straight into the payload of the frame to send.
+    readInto(stream, { buffer: () => this.#readBuffer(), filled: (buffer, bytes) => this.#readFilled(buffer, bytes) });
     stream.on('end', () => {
       this.#ended = true;
       if (this.settled) this.#onSettled();
@@ -71,6 +94,43 @@ export class OutputPump {
     this.#stream.removeAllListeners('data');
     this.#stream.on('data', () => {});
     this.#stream.resume();
+  }
+
+  /** Whole frame buffer (header room + payload) of the read in flight, if it is ours. */
+  #frame: Buffer | null = null;
+
+  /**
+   * Where the next read lands: a busy stream reads into the payload room of a frame buffer,
+   * sent as it is; a quiet one (a prompt, `tail -f`) into the shared buffer, so an idle
+   * command holds no 64 KiB buffer of its own.
+   */
+  #readBuffer(): Buffer {
+    if (this.#frame) return this.#frame.subarray(FRAME_HEADER_SIZE);
+    return sharedReadBuffer();
+  }
+
+  #readFilled(buffer: Buffer, bytes: number): boolean {
+    const frame = this.#frame;
+    const ours = frame !== null && buffer.buffer === frame.buffer && buffer.byteOffset === frame.byteOffset + FRAME_HEADER_SIZE;
+    const payload = buffer.subarray(0, bytes);
+    if (!ours) {
+      // Copied out of the shared buffer, through the stream (behind what it holds already).
+      if (bytes >= BUSY_READ && !this.#stopped && this.#channel.sendMaxPacket >= FRAME_PAYLOAD) this.#frame = takeFrame();
+      return this.#stream.push(Buffer.from(payload));
+    }
+    if (this.#stopped) return true;
+    if (bytes < BUSY_READ || this.#channel.sendMaxPacket < FRAME_PAYLOAD) this.#frame = null;
+    else this.#frame = takeFrame();
+    // Straight out as one frame when nothing waits before it and all of it may go now.
+    if (this.#pending === null && this.#stream.readableLength === 0 && !this.#conn.closed && !this.#conn.congested) {
+      if (this.#channel.writeFrame(this.#which, frame.subarray(0, FRAME_HEADER_SIZE + bytes), () => giveFrame(frame))) {
+        this.bytesSent += bytes;
+        return true;
+      }
+    }
+    // Otherwise through the stream, which keeps the order and the pausing; the buffer stays
+    // with those bytes (it is not given back).
+    return this.#stream.push(payload);
   }
 
   #streamOnData(chunk: Buffer): void {
