@@ -34,7 +34,12 @@ export class OutputPump {
   #conn: FrameConnection;
   #channel: Channel;
   #which: 'stdout' | 'stderr';
+  /** Bytes read but not sent yet (no credit, congested socket): the stream is paused meanwhile. */
   #pending: Buffer | null = null;
+  /** The pooled frame buffer `#pending` is the whole payload of, if it is: it may still go as one write. */
+  #pendingFrame: Buffer | null = null;
+  /** Whole frame buffer (header room + payload) the next read lands in; null: the shared buffer. */
+  #frame: Buffer | null = null;
   #waitingForDrain = false;
   #ended = false;
   #stopped = false;
@@ -74,8 +79,10 @@ export class OutputPump {
   flush(): void {
     if (this.#pending === null || this.#stopped) return;
     const chunk = this.#pending;
+    const frame = this.#pendingFrame;
     this.#pending = null;
-    if (this.#send(chunk)) {
+    this.#pendingFrame = null;
+    if (frame ? this.#sendFrame(frame, chunk.length) : this.#send(chunk)) {
       this.#stream.resume();
       if (this.settled) this.#onSettled();
     } else if (this.#stopped && this.#ended) {
@@ -91,13 +98,12 @@ export class OutputPump {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#pending = null;
+    if (this.#pendingFrame) giveFrame(this.#pendingFrame);
+    this.#pendingFrame = null;
     this.#stream.removeAllListeners('data');
     this.#stream.on('data', () => {});
     this.#stream.resume();
   }
-
-  /** Whole frame buffer (header room + payload) of the read in flight, if it is ours. */
-  #frame: Buffer | null = null;
 
   /**
    * Where the next read lands: a busy stream reads into the payload room of a frame buffer,
@@ -109,28 +115,26 @@ export class OutputPump {
     return sharedReadBuffer();
   }
 
+  /** A read landed (direct-read.ts); false stops reading until `flush` resumes the stream. */
   #readFilled(buffer: Buffer, bytes: number): boolean {
     const frame = this.#frame;
     const ours = frame !== null && buffer.buffer === frame.buffer && buffer.byteOffset === frame.byteOffset + FRAME_HEADER_SIZE;
+    const busy = bytes >= BUSY_READ && !this.#stopped && this.#channel.sendMaxPacket >= FRAME_PAYLOAD;
     const payload = buffer.subarray(0, bytes);
     if (!ours) {
       // Copied out of the shared buffer, through the stream (behind what it holds already).
-      if (bytes >= BUSY_READ && !this.#stopped && this.#channel.sendMaxPacket >= FRAME_PAYLOAD) this.#frame = takeFrame();
+      if (busy) this.#frame = takeFrame();
       return this.#stream.push(Buffer.from(payload));
     }
     if (this.#stopped) return true;
-    if (bytes < BUSY_READ || this.#channel.sendMaxPacket < FRAME_PAYLOAD) this.#frame = null;
-    else this.#frame = takeFrame();
-    // Straight out as one frame when nothing waits before it and all of it may go now.
-    if (this.#pending === null && this.#stream.readableLength === 0 && !this.#conn.closed && !this.#conn.congested) {
-      if (this.#channel.writeFrame(this.#which, frame.subarray(0, FRAME_HEADER_SIZE + bytes), () => giveFrame(frame))) {
-        this.bytesSent += bytes;
-        return true;
-      }
-    }
-    // Otherwise through the stream, which keeps the order and the pausing; the buffer stays
-    // with those bytes (it is not given back).
-    return this.#stream.push(payload);
+    this.#frame = busy ? takeFrame() : null;
+    // Behind bytes that wait in the stream: through the stream too, which keeps the order;
+    // the buffer stays with those bytes (it is not given back).
+    if (this.#pending !== null || this.#stream.readableLength > 0) return this.#stream.push(payload);
+    if (this.#sendFrame(frame, bytes)) return true;
+    // Paused, as the 'data' path does: the stream shows it waits (CommandProcess's output cut).
+    if (!this.#stopped) this.#stream.pause();
+    return false;
   }
 
   #streamOnData(chunk: Buffer): void {
@@ -138,9 +142,34 @@ export class OutputPump {
     if (this.#pending !== null) {
       // Can happen if data was already queued in the stream when we paused.
       this.#pending = Buffer.concat([this.#pending, chunk]);
+      this.#pendingFrame = null;
       return;
     }
     if (!this.#send(chunk) && !this.#stopped) this.#stream.pause();
+  }
+
+  /**
+   * A read frame buffer with `bytes` of payload: out as ONE write (header in place) when all
+   * of it may go now; within a partial credit in pieces (#send; the buffer is then not reused);
+   * otherwise it waits whole. Returns true when all was sent.
+   */
+  #sendFrame(frame: Buffer, bytes: number): boolean {
+    if (this.#conn.closed) {
+      this.stop();
+      return false;
+    }
+    const payload = frame.subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + bytes);
+    if (!this.#conn.congested) {
+      if (this.#channel.writeFrame(this.#which, frame.subarray(0, FRAME_HEADER_SIZE + bytes), () => giveFrame(frame))) {
+        this.bytesSent += bytes;
+        return true;
+      }
+      if (this.#channel.sendCredit > 0) return this.#send(payload);
+    }
+    this.#pending = payload;
+    this.#pendingFrame = frame;
+    if (this.#conn.congested) this.#waitForDrain();
+    return false;
   }
 
   /** Send as much as allowed; keep the rest as pending. Returns true when all was sent. */
@@ -155,13 +184,7 @@ export class OutputPump {
       const allowed = Math.min(this.#channel.sendCredit, this.#channel.sendMaxPacket, chunk.length - offset);
       if (allowed <= 0 || this.#conn.congested) {
         this.#pending = offset === 0 ? chunk : chunk.subarray(offset);
-        if (this.#conn.congested && !this.#waitingForDrain) {
-          this.#waitingForDrain = true;
-          this.#conn.whenDrained(() => {
-            this.#waitingForDrain = false;
-            this.flush();
-          });
-        }
+        if (this.#conn.congested) this.#waitForDrain();
         return false;
       }
       const piece = allowed === chunk.length && offset === 0 ? chunk : chunk.subarray(offset, offset + allowed);
@@ -170,5 +193,14 @@ export class OutputPump {
       offset += allowed;
     }
     return true;
+  }
+
+  #waitForDrain(): void {
+    if (this.#waitingForDrain) return;
+    this.#waitingForDrain = true;
+    this.#conn.whenDrained(() => {
+      this.#waitingForDrain = false;
+      this.flush();
+    });
   }
 }
