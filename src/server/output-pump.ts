@@ -1,8 +1,13 @@
 /**
  * Moves one output stream of a command (stdout or stderr) into data frames, never faster
  * than the channel's window and the socket allow. When either is exhausted it pauses the
- * stream, so the command itself blocks on a full pipe: the memory held per channel is at
- * most one pipe read (64 KiB), whatever the command writes.
+ * stream, so the command itself blocks on a full pipe: the memory held per stream is at
+ * most one waiting read and the buffer of the next (64 KiB each), whatever the command writes.
+ *
+ * Output from the spawner's sockets is read straight into the payload room of the frame that
+ * carries it (process/direct-read.ts) and goes to TLS as one buffer with the header written in
+ * place: no per-read allocation, no copy in JS, no header+payload concatenation under TLS.
+ * Measured on a loaded 2-core machine (issue 12): daemon CPU per streamed GiB −15 %.
  */
 import type { Readable } from 'node:stream';
 import { FRAME_HEADER_SIZE } from '../protocol/frame.js';
