@@ -28,7 +28,26 @@ import { ErrorCode, errnoOf } from '../../errors.js';
  * Partial files being written by this daemon, as "DEV:INO/NAME" of their directory (however
  * it was spelled): two uploads to one target would corrupt each other.
  */
-const ACTIVE_PARTIALS = new Set<string>();
+const ACTIVE_PARTIALS = new Map<string, { released: Promise<void>; release: () => void }>();
+
+/**
+ * How long a new upload waits for an earlier one to the same target to let go. An upload the
+ * client just aborted is still closing its partial file here when the client's `--resume`
+ * arrives (the CLOSE handshake is answered before the file is closed): that one waits its
+ * moment instead of being told to try again. An upload still running is refused after this.
+ */
+const LOCK_WAIT_MS = 2_000;
+
+/** Resolves true when `key` is free (now or within `ms`), false if it is still held. */
+async function lockFreed(key: string, ms: number): Promise<boolean> {
+  const held = ACTIVE_PARTIALS.get(key);
+  if (!held) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const freed = await Promise.race([held.released.then(() => true), new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  // Another waiter may have taken it in the meantime.
+  return freed && !ACTIVE_PARTIALS.has(key);
+}
 /** Opening the partial file: never follow, never block (a FIFO planted there), never reuse a name's inode. */
 const PARTIAL_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
@@ -92,10 +111,12 @@ export class PutOperation implements FileOperation {
     this.#partialName = partialName(location.name);
     this.#partial = join(dir, this.#partialName);
     this.#lockKey = `${dirStat.dev}:${dirStat.ino}/${this.#partialName}`;
-    if (ACTIVE_PARTIALS.has(this.#lockKey)) {
+    if (!(await lockFreed(this.#lockKey, LOCK_WAIT_MS))) {
       throw new FileOpError(`Another upload to ${target} is in progress on this daemon; try again when it is done.`, { errno: 'EBUSY' });
     }
-    ACTIVE_PARTIALS.add(this.#lockKey);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    ACTIVE_PARTIALS.set(this.#lockKey, { released, release });
     this.#locked = true;
 
     if (req.resume) await this.#openPartialForResume();
@@ -276,7 +297,10 @@ export class PutOperation implements FileOperation {
     this.#location = null;
     if (removePartial && location && this.#locked) await unlink(location.inDir(this.#partialName)).catch(() => {});
     await location?.close();
-    if (this.#locked) ACTIVE_PARTIALS.delete(this.#lockKey);
+    if (this.#locked) {
+      ACTIVE_PARTIALS.get(this.#lockKey)?.release();
+      ACTIVE_PARTIALS.delete(this.#lockKey);
+    }
     this.#locked = false;
   }
 }
