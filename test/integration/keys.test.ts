@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { sign as cryptoSign } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -58,7 +58,9 @@ describe('OpenSSH client keys: every type, passphrases, ssh-agent', () => {
     const sock = join(dir, `${name}.agent`);
     const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
     agents.push(agent);
-    assert.ok(await waitFor(() => existsSync(sock)), 'ssh-agent made its socket');
+    // The socket file exists from bind(), before listen(): wait until the agent answers
+    // (`ssh-add -l` exits 2 only when it cannot reach an agent).
+    assert.ok(await waitFor(() => existsSync(sock) && spawnSync('ssh-add', ['-l'], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' }).status !== 2), 'ssh-agent answers on its socket');
     const askpass = join(dir, 'askpass.sh');
     writeFileSync(askpass, `#!/bin/sh\necho '${PASS}'\n`, { mode: 0o755 });
     for (const file of files) {
