@@ -15,6 +15,7 @@ import { HostPool } from './host-pool.js';
 import { RelayChannel, type RelayContext } from './relay-channel.js';
 import { gatewayChannelFactory, gatewayOps, type GatewayOp } from './gateway-kind.js';
 import type { RecordingStore } from './recording-hook.js';
+import { FanoutPut } from './fanout-put.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -27,6 +28,9 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
   onBehalfOf?: boolean;
   /** Connect timeout towards hosts (ms). */
   hostConnectTimeoutMs?: number;
+  /** A put to many hosts: the largest file spooled (bytes; default 16 GiB) and hosts pushed to at once (default 16). */
+  maxSpoolBytes?: number;
+  pushParallel?: number;
 }
 
 export class Gateway {
@@ -67,7 +71,11 @@ export class Gateway {
       ...(options.onBehalfOf !== undefined ? { onBehalfOf: options.onBehalfOf } : {}),
     };
     const relay: ChannelFactory = (id, host, request) => new RelayChannel(id, host, request, ctx);
-    const { inventory: _i, recordings: _r, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, ...serverOptions } = options;
+    // A file put naming `hosts` is one upload pushed to many hosts (fanout-put.ts); it refuses
+    // `hosts` on any other kind or op, so no relay ever forwards the field.
+    const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
+    const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
+    const { inventory: _i, recordings: _r, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, ...serverOptions } = options;
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
       port: DEFAULT_GATEWAY_PORT,
@@ -79,9 +87,9 @@ export class Gateway {
       logger: log,
       gateway: true,
       channelKinds: [
-        ['exec', relay],
-        ['session', relay],
-        ['file', relay],
+        ['exec', relayed],
+        ['session', relayed],
+        ['file', relayed],
         ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, ops ?? []))],
       ],
     });

@@ -1,0 +1,191 @@
+/**
+ * Files to many hosts through the gateway (issue 13 item 5, docs/gateway.md "Files to many
+ * hosts"): a real gateway and five real daemons on 127.0.0.2-6 that trust the gateway's key
+ * to act as alice. One put crosses the operator's link once; the gateway spools it, checks
+ * its SHA-256 and pushes it to every permitted host, where each copy is verified and renamed
+ * into place. A host that dies mid-way fails alone, a forbidden host is reported as denied,
+ * and the spool file is gone afterwards.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { connect } from '../../src/client/connect.js';
+import { transportOf, type Connection } from '../../src/client/connection.js';
+import { generateKeyPair } from '../../src/auth/ssh-key.js';
+import type { AuditEvent } from '../../src/audit/audit-event.js';
+import { Gateway } from '../../src/gateway/gateway.js';
+import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
+import { spoolDir } from '../../src/gateway/fanout-put.js';
+import { runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { cleanEnv, removeDir, tempDir } from '../helpers/fixtures.js';
+
+const N = 5;
+const names = Array.from({ length: N }, (_, i) => `web0${i + 1}`);
+
+describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
+  let dir: string;
+  let gwDir: string;
+  const hosts: TestDaemon[] = [];
+  const homes: string[] = [];
+  let gateway: Gateway;
+  let gwPort: number;
+  let aliceKey: string;
+  const rows: AuditEvent[] = [];
+
+  before(async () => {
+    dir = tempDir('shellwire-gwput-');
+    gwDir = join(dir, 'gateway');
+    const pair = generateKeyPair('alice@test');
+    aliceKey = join(dir, 'alice');
+    writeFileSync(aliceKey, pair.privateText, { mode: 0o600 });
+    const gwKey = loadOrCreateGatewayKey(gwDir).publicLine;
+    for (let i = 0; i < N; i++) {
+      const d = await startDaemon({ host: `127.0.0.${i + 2}` });
+      // Each host's alice has her own home: the daemons share this machine's file system.
+      const home = join(dir, `h${i + 1}`);
+      mkdirSync(join(home, 'up'), { recursive: true });
+      homes.push(home);
+      writeFileSync(join(d.server.stateDir, 'users.yaml'), [
+        'users:', '  gateway:', `    keys: ${JSON.stringify([gwKey])}`, '    actAs: [alice]',
+        '  alice:', '    allowRoot: true', `    home: ${home}`, `    fileRoots: [${home}]`,
+      ].join('\n') + '\n');
+      assert.ok(d.server.reloadUsers().ok);
+      hosts.push(d);
+    }
+    const inventory = join(dir, 'inventory.yaml');
+    writeFileSync(inventory, [
+      'hosts:',
+      ...hosts.map((d, i) => `  ${names[i]}: { address: 127.0.0.${i + 2}, port: ${d.port}, groups: [web] }`),
+      // In the inventory, not permitted for alice.
+      `  secret01: { address: 127.0.0.2, port: ${hosts[0]!.port}, groups: [secret] }`,
+    ].join('\n') + '\n');
+    writeFileSync(join(gwDir, 'users.yaml'), ['users:', '  alice:', '    allowRoot: true', `    keys: ["${pair.publicLine}"]`, '    hosts: ["@web"]'].join('\n') + '\n');
+    gateway = await Gateway.create({
+      stateDir: gwDir, host: '127.0.0.1', port: 0, inventory,
+      audit: { record: (e: AuditEvent) => void rows.push(e) },
+      hostConnectTimeoutMs: 2_000,
+    });
+    gwPort = (await gateway.listen()).port;
+  });
+
+  after(async () => {
+    await gateway?.close(500);
+    for (const d of hosts) await d.stop().catch(() => {});
+    removeDir(dir);
+  });
+
+  const login = (): Promise<Connection> =>
+    connect({ user: 'alice', host: '127.0.0.1', port: gwPort }, { identity: aliceKey, fingerprint: gateway.server.identity.fingerprint, env: {} });
+
+  const spoolEmpty = () => !existsSync(spoolDir(gwDir)) || readdirSync(spoolDir(gwDir)).length === 0;
+
+  it('crosses the operator link once; every host gets a byte-exact, verified copy; one audit row per copy', async () => {
+    const size = 4 * 1024 * 1024;
+    const data = randomBytes(size);
+    const local = join(dir, 'payload.bin');
+    writeFileSync(local, data, { mode: 0o640 });
+    const conn = await login();
+    try {
+      const socket = conn[transportOf]().socket;
+      const before = socket.bytesWritten;
+      const result = await conn.putToHosts(local, names, 'up/');
+      const sent = socket.bytesWritten - before;
+      assert.deepEqual(result.hosts.map((h) => [h.host, h.ok, h.bytes]), names.map((n) => [n, true, size]));
+      for (const h of result.hosts) assert.equal(h.sha256, result.sha256);
+      for (const home of homes) {
+        const copy = join(home, 'up', 'payload.bin');
+        assert.ok(readFileSync(copy).equals(data), `${copy} is byte-exact`);
+        assert.equal(statSync(copy).mode & 0o777, 0o640);
+        assert.deepEqual(readdirSync(join(home, 'up')).filter((n) => n.includes('payload')), ['payload.bin'], 'no partial file left');
+      }
+      // The same file to the same hosts, one relay view per host (the path `-r` still takes).
+      const relayBefore = socket.bytesWritten;
+      for (const n of names) await conn.relay(n).put(local, 'up/relayed.bin');
+      const relayed = socket.bytesWritten - relayBefore;
+      process.stderr.write(`operator link, ${N} hosts, ${size} bytes: put through the gateway ${sent} bytes, per-host relays ${relayed} bytes\n`);
+      assert.ok(sent >= size && sent < size * 1.2, `the operator's link carried ${sent} bytes for a ${size}-byte file to ${N} hosts`);
+      assert.ok(relayed > size * (N - 0.5), `per-host relays carry it ${N} times (${relayed})`);
+    } finally {
+      await conn.close();
+    }
+    const copies = rows.filter((e) => e.kind === 'file' && (e.detail as Record<string, unknown>).fanout === true);
+    assert.deepEqual(copies.map((e) => (e.detail as Record<string, unknown>).host).sort(), names);
+    for (const e of copies) {
+      const d = e.detail as Record<string, unknown>;
+      assert.equal(e.user, 'alice');
+      assert.equal(d.as, 'alice');
+      assert.equal(d.bytes, size);
+      assert.match(String(d.sha256), /^[0-9a-f]{64}$/);
+      assert.equal(d.outcome, 'ok');
+      assert.match(String(d.path), /\/up\/payload\.bin$/);
+    }
+    assert.ok(spoolEmpty(), 'the spool file is gone');
+  });
+
+  it('a forbidden host is reported as denied with the single-host refusal; the others get the file', async () => {
+    const local = join(dir, 'small.bin');
+    writeFileSync(local, randomBytes(1000));
+    const conn = await login();
+    try {
+      const result = await conn.putToHosts(local, ['web01', 'secret01', 'nosuch'], 'up/');
+      assert.equal(result.hosts[0]!.ok, true);
+      for (const [i, name] of [[1, 'secret01'], [2, 'nosuch']] as const) {
+        const h = result.hosts[i]!;
+        assert.equal(h.ok, false);
+        assert.equal(h.error?.code, 'SW_ERR_DENIED');
+        assert.equal(h.error?.message, `Denied: host "${name}" is not permitted for alice (users.yaml: users.alice.hosts is ["@web"]).`);
+      }
+      // None permitted: the OPEN itself is refused, before any byte is sent.
+      await assert.rejects(conn.putToHosts(local, ['secret01'], 'up/'), (err: Error & { code?: string }) => err.code === 'SW_ERR_DENIED' && /secret01/.test(err.message));
+    } finally {
+      await conn.close();
+    }
+    assert.ok(rows.some((e) => e.kind === 'denied' && (e.detail as Record<string, unknown>).host === 'secret01'));
+    assert.ok(spoolEmpty());
+  });
+
+  it('a daemon cannot be asked for hosts; a gateway refuses hosts on anything but a file put', async () => {
+    const local = join(dir, 'small.bin');
+    const direct = await hosts[0]!.connect();
+    try {
+      await assert.rejects(direct.putToHosts(local, ['web01'], 'up/'), /not a gateway/);
+    } finally {
+      await direct.close();
+    }
+  });
+
+  it('the CLI: one host dying mid-way fails alone, named in the summary, exit 1; a forbidden host is denied; --json', async () => {
+    const size = 96 * 1024 * 1024;
+    const local = join(dir, 'big.bin');
+    writeFileSync(local, randomBytes(size));
+    const home = join(dir, 'operator');
+    mkdirSync(home, { recursive: true });
+    const env = cleanEnv({ SHELLWIRE_HOME: home, HOME: home, NO_COLOR: '1' });
+    const via = `alice@127.0.0.1:${gwPort}`;
+    // web03's daemon goes away once its copy has begun.
+    const partial = join(homes[2]!, 'up', '.big.bin.shellwire-part');
+    const killer = waitFor(() => existsSync(partial) && statSync(partial).size > 0, 60_000).then(async (seen) => {
+      if (seen) await hosts[2]!.server.close(0);
+      return seen;
+    });
+    const r = await runCli(['put', '-i', aliceKey, '--accept-new-host', '--via', via, local, 'web[01-05],secret01:up/'], { env, timeoutMs: 90_000 });
+    assert.equal(await killer, true, 'web03 began its copy before it was stopped');
+    const out = r.stdout.toString();
+    assert.equal(r.code, 1, `${out}\n${r.stderr}`);
+    assert.match(out, /web\[01-02,04-05\] \(4\): ok, 1 file, SHA-256 verified/);
+    assert.match(out, /web03: .*/);
+    assert.match(out, /secret01: .*Denied: host "secret01" is not permitted for alice/);
+    for (const i of [0, 1, 3, 4]) assert.equal(statSync(join(homes[i]!, 'up', 'big.bin')).size, size);
+    assert.equal(existsSync(join(homes[2]!, 'up', 'big.bin')), false, 'web03 has no half file under the name');
+    assert.ok(spoolEmpty(), 'the spool file is gone');
+    // --json: one result per host, then the summary.
+    const small = join(dir, 'small.bin');
+    const j = await runCli(['put', '-i', aliceKey, '--via', via, '--json', small, 'web[01-02]:up/'], { env });
+    assert.equal(j.code, 0, j.stderr);
+    const records = j.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const results = records.filter((x) => x.type === 'result');
+    assert.deepEqual(results.map((x) => [x.host, x.status]).sort(), [['web01', 'ok'], ['web02', 'ok']]);
+  });
+});
