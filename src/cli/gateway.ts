@@ -13,7 +13,7 @@ import { LOG_LEVELS } from '../log-levels.js';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
 import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
 import { Gateway } from '../gateway/gateway.js';
-import { fail, warn } from './common.js';
+import { fail, parseSizeFlag, warn } from './common.js';
 
 interface GatewayFlags {
   listen: string;
@@ -22,6 +22,7 @@ interface GatewayFlags {
   printKey?: boolean;
   audit: boolean;
   logLevel: string;
+  maxSpool?: string;
 }
 
 export function registerGateway(program: Command): void {
@@ -32,6 +33,7 @@ export function registerGateway(program: Command): void {
     .option('--state-dir <dir>', 'its identity, users.yaml, audit log, SSH key and known_hosts (default $SHELLWIRE_HOME/gateway)')
     .option('--inventory <file>', 'the hosts it may connect to (default <state-dir>/inventory.yaml)')
     .option('--print-key', "print the gateway's public key line (for hosts' users.yaml), making the key if needed, and exit")
+    .option('--max-spool <size>', 'largest file a put to many hosts may spool in <state-dir>/spool (e.g. 2G; default 16G)')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite)')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
     .action(async (flags: GatewayFlags) => runGateway(flags));
@@ -62,6 +64,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
     fail((err as Error).message, 1);
   }
   const listen = parseListen(flags.listen);
+  const maxSpoolBytes = flags.maxSpool === undefined ? undefined : parseSizeFlag(flags.maxSpool, '--max-spool', { min: 1 });
   const listenText = formatTarget(listen);
   const lock = lockDaemonPid(stateDir);
   if ('runningPid' in lock) fail(`another shellwire daemon or gateway (PID ${lock.runningPid}) is already serving the state dir ${stateDir}; stop it first, or give this one its own --state-dir.`, 1);
@@ -79,6 +82,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
       logger,
       ...(flags.audit ? {} : { audit: false as const }),
       ...(flags.inventory !== undefined ? { inventory: resolve(flags.inventory) } : {}),
+      ...(maxSpoolBytes !== undefined ? { maxSpoolBytes } : {}),
     });
     await gateway.listen();
   } catch (err) {
