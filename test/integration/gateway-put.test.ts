@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { connect } from '../../src/client/connect.js';
-import { transportOf, type Connection } from '../../src/client/connection.js';
+import { rawChannel, transportOf, type Connection } from '../../src/client/connection.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { Gateway } from '../../src/gateway/gateway.js';
@@ -23,6 +23,26 @@ import { cleanEnv, removeDir, tempDir } from '../helpers/fixtures.js';
 
 const N = 5;
 const names = Array.from({ length: N }, (_, i) => `web0${i + 1}`);
+
+/** Send one raw OPEN; resolve with its OPEN_FAIL, or 'opened' (then the channel is closed). */
+function rawOpen(conn: Connection, open: Record<string, unknown>): Promise<{ code: string; message: string } | 'opened'> {
+  return new Promise((resolve, reject) => {
+    const channel = conn[rawChannel](open as never, {
+      onOpen: () => {
+        channel.close();
+        resolve('opened');
+      },
+      onData: () => {},
+      onExit: () => {},
+      onClose: (_reason, detail) => {
+        if (detail.openFail) resolve({ code: detail.openFail.code, message: detail.openFail.message });
+        else if (detail.error) reject(detail.error);
+      },
+    });
+  });
+}
+
+const putOpen = (extra: Record<string, unknown>) => ({ kind: 'file', window: 65536, maxPacket: 65536, params: { op: 'put', path: 'up/x', size: 3, mode: 0o644, mtimeMs: 0, resume: false }, ...extra });
 
 describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
   let dir: string;
@@ -146,14 +166,51 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
     assert.ok(spoolEmpty());
   });
 
-  it('a daemon cannot be asked for hosts; a gateway refuses hosts on anything but a file put', async () => {
+  it('a daemon refuses hosts (it writes nothing); a gateway refuses hosts on anything but a file put, and beside host', async () => {
     const local = join(dir, 'small.bin');
     const direct = await hosts[0]!.connect();
     try {
+      assert.deepEqual(await rawOpen(direct, putOpen({ hosts: ['web01'] })), { code: 'SW_ERR_BAD_REQUEST', message: 'this is a shellwire daemon, not a gateway: connect to it directly (drop --via) or name the gateway' });
       await assert.rejects(direct.putToHosts(local, ['web01'], 'up/'), /not a gateway/);
+      assert.equal(existsSync(join(homes[0]!, 'up', 'x')), false);
     } finally {
       await direct.close();
     }
+    const conn = await login();
+    try {
+      const exec = await rawOpen(conn, { kind: 'exec', window: 65536, maxPacket: 65536, hosts: ['web01'], params: { command: 'true' } });
+      assert.equal((exec as { code: string }).code, 'SW_ERR_BAD_REQUEST');
+      assert.match((exec as { message: string }).message, /"hosts" goes with a file put only/);
+      const get = await rawOpen(conn, { kind: 'file', window: 65536, maxPacket: 65536, hosts: ['web01'], params: { op: 'get', path: 'up/x', offset: 0 } });
+      assert.match((get as { message: string }).message, /"hosts" goes with a file put only/);
+      const both = await rawOpen(conn, putOpen({ host: 'web01', hosts: ['web02'] }));
+      assert.match((both as { message: string }).message, /either "host" \(one host\) or "hosts"/);
+      await assert.rejects(conn.relay('web01').putToHosts(local, ['web01'], 'up/'), /host behind the gateway/);
+    } finally {
+      await conn.close();
+    }
+  });
+
+  it('a file over the gateway\'s spool limit is refused before a byte is sent, with a message saying what to do', async () => {
+    const small = await Gateway.create({ stateDir: join(dir, 'gateway-small'), host: '127.0.0.1', port: 0, inventory: gateway.inventoryFile, maxSpoolBytes: 1000, audit: false });
+    const port = (await small.listen()).port;
+    writeFileSync(join(dir, 'gateway-small', 'users.yaml'), readFileSync(join(gwDir, 'users.yaml')));
+    assert.ok(small.server.reloadUsers().ok);
+    const local = join(dir, 'two-k.bin');
+    writeFileSync(local, randomBytes(2000));
+    const conn = await connect({ user: 'alice', host: '127.0.0.1', port }, { identity: aliceKey, fingerprint: small.server.identity.fingerprint, env: {} });
+    try {
+      await assert.rejects(conn.putToHosts(local, names, 'up/'), (err: Error & { code?: string; errno?: string }) => {
+        assert.equal(err.code, 'SW_ERR_BAD_REQUEST');
+        assert.equal(err.errno, 'EFBIG');
+        assert.match(err.message, /The file is 2000 bytes; this gateway spools at most 1000 bytes .*--max-spool/);
+        return true;
+      });
+    } finally {
+      await conn.close();
+      await small.close(100);
+    }
+    assert.ok(!existsSync(spoolDir(join(dir, 'gateway-small'))) || readdirSync(spoolDir(join(dir, 'gateway-small'))).length === 0);
   });
 
   it('the CLI: one host dying mid-way fails alone, named in the summary, exit 1; a forbidden host is denied; --json', async () => {
