@@ -246,4 +246,32 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
     const results = records.filter((x) => x.type === 'result');
     assert.deepEqual(results.map((x) => [x.host, x.status]).sort(), [['web01', 'ok'], ['web02', 'ok']]);
   });
+
+  it('the CLI: an inventory whose via: is the gateway takes the same one-upload path (and -r keeps one stream per host)', async () => {
+    const home = join(dir, 'inv-operator');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    writeFileSync(join(home, 'known_hosts'), `127.0.0.1:${gwPort} ${gateway.server.identity.fingerprint}\n`);
+    writeFileSync(join(home, 'inventory.yaml'), [`via: alice@127.0.0.1:${gwPort}`, 'hosts:', ...names.map((n) => `  ${n}: { address: ${n}, groups: [web] }`), ''].join('\n'));
+    const env = cleanEnv({ SHELLWIRE_HOME: home, HOME: home, NO_COLOR: '1' });
+    const local = join(dir, 'inv.bin');
+    const data = randomBytes(300_000);
+    writeFileSync(local, data);
+    const live = [0, 1, 3, 4];
+    const from = rows.length;
+    const r = await runCli(['put', '-i', aliceKey, local, `web0[1-2],web0[4-5]:up/`], { env });
+    assert.equal(r.code, 0, `${r.stdout.toString()}\n${r.stderr}`);
+    assert.match(r.stdout.toString(), /web\[01-02,04-05\] \(4\): ok, 1 file, SHA-256 verified/);
+    for (const i of live) assert.ok(readFileSync(join(homes[i]!, 'up', 'inv.bin')).equals(data));
+    const fanned = rows.slice(from).filter((e) => e.kind === 'file' && (e.detail as Record<string, unknown>).fanout === true);
+    assert.equal(fanned.length, live.length, 'one upload, pushed by the gateway to each host');
+    // -r: each host's own relayed stream (no fan-out rows at the gateway).
+    const tree = join(dir, 'tree');
+    mkdirSync(tree, { recursive: true });
+    writeFileSync(join(tree, 'a.bin'), data);
+    const rfrom = rows.length;
+    const rr = await runCli(['put', '-r', '-i', aliceKey, tree, `web0[1-2]:up/`], { env });
+    assert.equal(rr.code, 0, `${rr.stdout.toString()}\n${rr.stderr}`);
+    for (const i of [0, 1]) assert.ok(readFileSync(join(homes[i]!, 'up', 'tree', 'a.bin')).equals(data));
+    assert.equal(rows.slice(rfrom).filter((e) => (e.detail as Record<string, unknown> | null)?.fanout === true).length, 0);
+  });
 });
