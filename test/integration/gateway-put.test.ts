@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { connect } from '../../src/client/connect.js';
 import { rawChannel, transportOf, type Connection } from '../../src/client/connection.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
@@ -212,6 +213,50 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
       await small.close(100);
     }
     assert.ok(!existsSync(spoolDir(join(dir, 'gateway-small'))) || readdirSync(spoolDir(join(dir, 'gateway-small'))).length === 0);
+  });
+
+  it('a spool that is too small, or fills up meanwhile, ends the put with a clear error and no spool file', async (t) => {
+    const mnt = join(dir, 'gw-tmpfs');
+    mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]).status !== 0) return t.skip('cannot mount a tmpfs here');
+    let small: Gateway | null = null;
+    try {
+      small = await Gateway.create({ stateDir: mnt, host: '127.0.0.1', port: 0, inventory: gateway.inventoryFile, audit: false });
+      const port = (await small.listen()).port;
+      writeFileSync(join(mnt, 'users.yaml'), readFileSync(join(gwDir, 'users.yaml')));
+      assert.ok(small.server.reloadUsers().ok);
+      const conn = await connect({ user: 'alice', host: '127.0.0.1', port }, { identity: aliceKey, fingerprint: small.server.identity.fingerprint, env: {} });
+      try {
+        const big = join(dir, 'three-m.bin');
+        writeFileSync(big, randomBytes(3 * 1024 * 1024));
+        await assert.rejects(conn.putToHosts(big, names, 'up/'), (err: Error & { code?: string; errno?: string }) => {
+          assert.equal(err.errno, 'ENOSPC');
+          assert.match(err.message, /The gateway has \d+ bytes free in its spool .*the file is 3145728 bytes\. Nothing was sent to any host/);
+          return true;
+        });
+        // Fits when it starts; the spool's file system fills while it arrives (slowly, so the filler wins).
+        const mid = join(dir, 'one-m.bin');
+        writeFileSync(mid, randomBytes(1024 * 1024));
+        const spool = spoolDir(mnt);
+        const filler = waitFor(() => existsSync(spool) && readdirSync(spool).length > 0, 10_000).then((seen) => {
+          spawnSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=64k'], { stdio: 'ignore' });
+          return seen;
+        });
+        await assert.rejects(conn.putToHosts(mid, names, 'up/', { rateLimit: 512 * 1024 }), (err: Error & { code?: string; errno?: string }) => {
+          assert.equal(err.code, 'SW_ERR_LOCAL_IO', err.message);
+          assert.match(err.message, /spool \(.*\) is full \(ENOSPC\); nothing was sent to any host/);
+          return true;
+        });
+        assert.equal(await filler, true);
+        assert.deepEqual(readdirSync(spool), [], 'the spool file is gone');
+        for (const home of homes) assert.equal(existsSync(join(home, 'up', 'one-m.bin')), false);
+      } finally {
+        await conn.close();
+      }
+    } finally {
+      await small?.close(100);
+      spawnSync('umount', ['-l', mnt]);
+    }
   });
 
   it('the CLI: one host dying mid-way fails alone, named in the summary, exit 1; a forbidden host is denied; --json', async () => {
