@@ -284,8 +284,9 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors, options: 
     }
   }
 
-  // A user who can open no channel (a gateway's key that only acts as others) runs nothing as root.
-  if (accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true && channels.size > 0) {
+  // A user who can open no channel (a gateway's key that only acts as others) runs nothing as
+  // root, and neither does a gateway's operator: her commands run on the hosts, as `as`.
+  if (!options.gateway && accountKnown && account.uid === 0 && runningAsRoot() && u.allowRoot !== true && channels.size > 0) {
     errors.add(at('runAs'), `commands would run as root; if that is really intended set "allowRoot: true" (shellwire user add NAME --allow-root), else name an account with runAs (--run-as ACCOUNT)`);
   }
 

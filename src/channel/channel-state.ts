@@ -36,7 +36,7 @@
  *  R14 The channel ends exactly once, with one reason: normal (both CLOSEs), open-failed,
  *      connection-lost, protocol-error.
  */
-import { FrameType, frameTypeName, type Frame } from '../protocol/frame.js';
+import { FRAME_HEADER_SIZE, FrameType, frameTypeName, writeFrameHeader, type Frame } from '../protocol/frame.js';
 import {
   decodeCodeMessage, decodeOpenOk, decodeWindow, encodeCodeMessage, encodeExit, encodeOpenOk, encodeResize, encodeSignal, encodeWindow,
   type ExitMessage, type OpenFailExtra, type OpenOkMessage, type OpenRequest,
@@ -76,6 +76,11 @@ export interface FrameSink {
   send(type: FrameType, channel: number, payload?: Uint8Array): void;
   /** Data frames, if the sink can send them without copying (FrameConnection.sendData). */
   sendData?(type: FrameType, channel: number, payload: Buffer): void;
+  /**
+   * A whole frame built in place (header, then payload) as one write; `done` once the sink no
+   * longer holds the buffer (FrameConnection.sendFrame). Absent: the channel never offers it.
+   */
+  sendFrame?(frame: Buffer, done: () => void): void;
 }
 
 /** What ended the channel, besides the reason. */
@@ -246,6 +251,25 @@ export class Channel {
       sent += take;
     }
     return sent;
+  }
+
+  /**
+   * Send `frame` — FRAME_HEADER_SIZE bytes of room, then the payload — as ONE data frame with
+   * the header written in place: a single buffer for the socket, no copy, no second write.
+   * Only when the sink can (sendFrame) and the whole payload fits the peer's credit and
+   * maxPacket; otherwise nothing is sent and false returned (send the payload with `write`).
+   * `done` runs once the sink no longer holds `frame` (only after true).
+   */
+  writeFrame(stream: DataStream, frame: Buffer, done: () => void): boolean {
+    if ((stream === 'stdin') !== (this.role === ChannelRole.OPENER)) throw new TypeError(`The ${this.role} of a channel cannot send ${stream}.`);
+    const length = frame.length - FRAME_HEADER_SIZE;
+    if (!this.#sink.sendFrame || length <= 0 || !this.#sendsData()) return false;
+    const window = this.#sendWindow!;
+    if (length > window.available || length > this.#sendMaxPacket) return false;
+    window.consume(length);
+    writeFrameHeader(frame, STREAM_TYPE[stream], this.id, length);
+    this.#sink.sendFrame(frame, done);
+    return true;
   }
 
   /**

@@ -9,6 +9,7 @@ import { lockDaemonPid, removeDaemonPid } from '../auth/daemon-pid.js';
 import { ensurePrivateDir } from '../auth/secret-file.js';
 import { formatTarget, parseTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
+import { DEFAULT_RECORDING_RETENTION_DAYS, FileRecordingStore, recordingsDir } from '../audit/recording.js';
 import { LOG_LEVELS } from '../log-levels.js';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
 import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
@@ -22,6 +23,7 @@ interface GatewayFlags {
   printKey?: boolean;
   audit: boolean;
   logLevel: string;
+  recordingRetention: string;
   maxSpool?: string;
 }
 
@@ -35,6 +37,7 @@ export function registerGateway(program: Command): void {
     .option('--print-key', "print the gateway's public key line (for hosts' users.yaml), making the key if needed, and exit")
     .option('--max-spool <size>', 'largest file a put to many hosts may spool in <state-dir>/spool (e.g. 2G; default 16G)')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite)')
+    .option('--recording-retention <days>', 'remove recorded sessions (<state-dir>/recordings) older than this, at start and daily', String(DEFAULT_RECORDING_RETENTION_DAYS))
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
     .action(async (flags: GatewayFlags) => runGateway(flags));
 }
@@ -64,6 +67,10 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
     fail((err as Error).message, 1);
   }
   const listen = parseListen(flags.listen);
+  const retentionDays = Number(flags.recordingRetention);
+  if (flags.recordingRetention.trim() === '' || !(retentionDays > 0) || !Number.isFinite(retentionDays)) {
+    fail(`--recording-retention takes a number of days above 0 (default ${DEFAULT_RECORDING_RETENTION_DAYS}), got "${flags.recordingRetention}".`, 2);
+  }
   const maxSpoolBytes = flags.maxSpool === undefined ? undefined : parseSizeFlag(flags.maxSpool, '--max-spool', { min: 1 });
   const listenText = formatTarget(listen);
   const lock = lockDaemonPid(stateDir);
@@ -81,6 +88,10 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
       stateDir,
       logger,
       ...(flags.audit ? {} : { audit: false as const }),
+      // Terminal sessions, and exec output for operators with record.output, in <state dir>/recordings:
+      // where `audit verify --state-dir` and `recordings --state-dir` look.
+      recordings: new FileRecordingStore(stateDir, { logger }),
+      recordingRetentionDays: retentionDays,
       ...(flags.inventory !== undefined ? { inventory: resolve(flags.inventory) } : {}),
       ...(maxSpoolBytes !== undefined ? { maxSpoolBytes } : {}),
     });
@@ -111,6 +122,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
     [
       `shellwire gateway listening on ${address}`,
       `host key fingerprint: ${running.server.identity.fingerprint}${running.server.created ? ' (new identity)' : ''}`,
+      `recordings: ${recordingsDir(stateDir)} (kept ${retentionDays} day${retentionDays === 1 ? '' : 's'})`,
       `inventory: ${running.inventoryFile} (${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}${inv.file === null ? ', file missing' : ''})`,
       `gateway key (put it in each host's users.yaml with actAs): ${running.key.publicLine}`,
       '',

@@ -1,25 +1,60 @@
 /**
- * The `gateway` channel kind (served only by a gateway): OPEN `{ op: 'hosts' }` answers
- * OPEN_OK, one JSON document as STDOUT data, then EXIT 0. `hosts` lists exactly the hosts the
- * operator may reach, by name, labels and groups (never an address). The ops `recordings` and
- * `recording` belong to the recorder (docs/gateway.md): a gateway given `ops` serves them too.
+ * The `gateway` channel kind (served only by a gateway): OPEN `{ op: ... }` answers OPEN_OK,
+ * the op's document as STDOUT data within the operator's window, then EXIT 0. `hosts` lists
+ * exactly the hosts the operator may reach, by name, labels and groups (never an address).
+ * `recordings` and `recording` (recordings-op.ts) are added when the gateway records: the
+ * latter streams a file, so an op may answer with a stream read only as the window allows.
  */
+import type { Readable } from 'node:stream';
 import type { Channel, ChannelHooks } from '../channel/channel-state.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, ShellwireError } from '../errors.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import type { AuthenticatedUser, ChannelFactory, ChannelHost, Refusal, ServerChannel } from '../server/channel-host.js';
 import type { Inventory } from '../fleet/inventory.js';
+import type { RecordingStore } from '../audit/recording.js';
 import { permittedHosts } from './gateway-policy.js';
+import { gatewayPolicyOf } from './gateway-config.js';
+import { recordingsOp } from './recordings-op.js';
 
-/** One `gateway` op: the document (bytes) it answers with, or a refusal. */
-export type GatewayOp = (user: AuthenticatedUser, params: Record<string, unknown>) => Buffer | Refusal;
+/** A streamed answer: `body` is read only as the operator's window allows, and destroyed if the channel ends first. */
+export interface GatewayStream {
+  body: Readable;
+}
 
-/** The ops of a gateway: `hosts` here; the recorder adds `recordings` and `recording`. */
+/** One `gateway` op: the document (bytes or a stream) it answers with, or a refusal. `host` is the operator's connection (its audit, log). */
+export type GatewayOp = (user: AuthenticatedUser, params: Record<string, unknown>, host: ChannelHost) => Buffer | GatewayStream | Refusal;
+
+/** The ops of a gateway: `hosts` here, plus `extra` (the recorder's, `recordingOps()`). */
 export function gatewayOps(inventory: () => Inventory, extra: Iterable<[string, GatewayOp]> = []): Map<string, GatewayOp> {
   return new Map<string, GatewayOp>([
     ['hosts', (user) => Buffer.from(JSON.stringify(permittedHosts(user, inventory()).map((h) => ({ name: h.name, labels: h.labels, groups: h.groups }))) + '\n')],
     ...extra,
   ]);
+}
+
+/**
+ * `recordings` and `recording` over `store`: an operator sees her own, one with
+ * `recordings: all` in the gateway's users.yaml everyone's. A refusal keeps its code.
+ * Fetching a recording (to replay it) is audited, and so is a refused fetch: who looked at
+ * whose session is part of the record. (`replayed`, not `recording`: `audit verify` checks
+ * the rows that made a recording, not those that read one.)
+ */
+export function recordingOps(store: RecordingStore): [string, GatewayOp][] {
+  const op: GatewayOp = (user, params, host) => {
+    const fetch = params.op === 'recording';
+    try {
+      const { body, bytes, info } = recordingsOp(store, user.name, params, gatewayPolicyOf(user).recordings === 'all');
+      if (fetch && info) {
+        host.audit.record({ kind: 'file', detail: { channelKind: 'gateway', op: 'recording', replayed: { id: info.id, operator: info.operator, host: info.host }, bytes } });
+      }
+      return { body };
+    } catch (err) {
+      if (!(err instanceof ShellwireError)) throw err;
+      if (fetch) host.audit.record({ kind: 'denied', detail: { channelKind: 'gateway', op: 'recording', id: String(params.id), reason: err.message, outcome: { code: err.code, message: err.message } } });
+      return { code: err.code, message: err.message };
+    }
+  };
+  return [['recordings', op], ['recording', op]];
 }
 
 class GatewayChannel implements ServerChannel {
@@ -28,44 +63,87 @@ class GatewayChannel implements ServerChannel {
   #host: ChannelHost;
   #params: Record<string, unknown>;
   #ops: ReadonlyMap<string, GatewayOp>;
+  #channel: Channel | null = null;
+  /** Bytes read but not yet within the operator's window (at most one read of the stream). */
   #pending: Buffer | null = null;
+  #body: Readable | null = null;
+  #bodyEnded = false;
 
   constructor(host: ChannelHost, request: OpenRequest, ops: ReadonlyMap<string, GatewayOp>) {
     this.#host = host;
     this.#params = request.params as Record<string, unknown>;
     this.#ops = ops;
-    this.hooks = { onWindow: () => this.#flush(), onClose: () => {} };
+    this.hooks = { onWindow: () => this.#flush(), onClose: () => this.#release() };
   }
 
   start(channel: Channel): Refusal | null {
     const name = this.#params.op;
     const op = typeof name === 'string' ? this.#ops.get(name) : undefined;
     if (!op) return { code: ErrorCode.BAD_REQUEST, message: `The gateway channel takes op ${[...this.#ops.keys()].join(', ')}, not ${JSON.stringify(name)}.` };
-    const answer = op(this.#host.user, this.#params);
-    if (!Buffer.isBuffer(answer)) return answer;
+    const answer = op(this.#host.user, this.#params, this.#host);
+    if (!Buffer.isBuffer(answer) && !('body' in answer)) return answer;
     this.#channel = channel;
     this.busy = true;
     channel.openOk({ window: 0, maxPacket: this.#host.limits.maxPayload });
-    this.#pending = answer;
+    if (Buffer.isBuffer(answer)) {
+      this.#pending = answer;
+      this.#bodyEnded = true;
+    } else {
+      const body = answer.body;
+      this.#body = body;
+      // Paused mode: read() only when the window has room, so at most one chunk waits here.
+      body.on('readable', () => this.#flush());
+      body.once('end', () => {
+        this.#bodyEnded = true;
+        this.#flush();
+      });
+      body.once('error', (err) => this.#failed(err));
+    }
     this.#flush();
     return null;
   }
 
-  #channel: Channel | null = null;
-
-  /** The document within the operator's window, then EXIT 0. */
+  /** The answer within the operator's window, then EXIT 0. */
   #flush(): void {
     const channel = this.#channel;
-    if (!channel || this.#pending === null) return;
-    const sent = channel.write('stdout', this.#pending);
-    this.#pending = this.#pending.subarray(sent);
-    if (this.#pending.length > 0) return;
-    this.#pending = null;
+    if (!channel || channel.ended || !this.busy) return;
+    for (;;) {
+      if (this.#pending !== null) {
+        const sent = channel.write('stdout', this.#pending);
+        this.#pending = sent === this.#pending.length ? null : this.#pending.subarray(sent);
+        if (this.#pending !== null) return; // onWindow goes on
+      }
+      const next = this.#body?.read() as Buffer | null | undefined;
+      if (next === null || next === undefined) break;
+      this.#pending = next;
+    }
+    if (!this.#bodyEnded) return; // 'readable' or 'end' goes on
     this.busy = false;
+    this.#release();
     channel.exit({ exitCode: 0, signal: null, timedOut: false });
   }
 
-  kill(): void {}
+  /** The file could not be read to its end: say so in the EXIT (the bytes sent are a prefix). */
+  #failed(err: Error): void {
+    const channel = this.#channel;
+    this.#release();
+    if (!channel || channel.ended || !this.busy) return;
+    this.busy = false;
+    this.#pending = null;
+    channel.exit({ exitCode: null, signal: null, timedOut: false, error: { code: ErrorCode.INTERNAL, message: `The gateway could not read the answer to the end: ${err.message}` } });
+  }
+
+  /** The file's descriptor is closed however the channel ends. */
+  #release(): void {
+    const body = this.#body;
+    this.#body = null;
+    if (body && !body.destroyed) body.destroy();
+  }
+
+  kill(): void {
+    this.#release();
+    this.#channel?.close();
+  }
 }
 
 export function gatewayChannelFactory(ops: ReadonlyMap<string, GatewayOp>): ChannelFactory {

@@ -13,16 +13,28 @@ import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir, gat
 import { loadOrCreateGatewayKey, type GatewayKey } from './gateway-key.js';
 import { HostPool } from './host-pool.js';
 import { RelayChannel, type RelayContext } from './relay-channel.js';
-import { gatewayChannelFactory, gatewayOps, type GatewayOp } from './gateway-kind.js';
-import type { RecordingStore } from './recording-hook.js';
+import { gatewayChannelFactory, gatewayOps, recordingOps, type GatewayOp } from './gateway-kind.js';
+
+/** How often recordings past their retention are removed. */
+export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
+import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
   inventory?: string;
-  /** Where terminal sessions are recorded (src/audit/recording.ts); none when absent. */
+  /**
+   * Where terminal sessions (and exec output, per operator) are recorded (src/audit/recording.ts;
+   * `shellwire gateway` gives `<state dir>/recordings`); none when absent. With it the `gateway`
+   * kind also serves the ops `recordings` and `recording`.
+   */
   recordings?: RecordingStore;
-  /** More `gateway` ops (the recorder's `recordings`, `recording`). */
+  /**
+   * Remove recordings older than this many days now and every 24 h (default: never). Needs
+   * `recordings`. Each prune is logged.
+   */
+  recordingRetentionDays?: number;
+  /** More `gateway` ops. */
   ops?: Iterable<[string, GatewayOp]>;
   /** Send `onBehalfOf` to the hosts (default true). */
   onBehalfOf?: boolean;
@@ -40,6 +52,7 @@ export class Gateway {
   readonly inventoryFile: string;
   #inventory: Inventory;
   #named: boolean;
+  #pruneTimer: NodeJS.Timeout | null = null;
 
   private constructor(server: Server, key: GatewayKey, pool: HostPool, inventoryFile: string, inventory: Inventory, named: boolean) {
     this.#named = named;
@@ -63,11 +76,13 @@ export class Gateway {
     const inventory = readInventory(inventoryFile, options.inventory !== undefined);
     const pool = new HostPool({ stateDir, keyFile: key.file, log, ...(options.hostConnectTimeoutMs !== undefined ? { connectTimeoutMs: options.hostConnectTimeoutMs } : {}) });
     const holder: { gateway: Gateway | null; inventory: Inventory } = { gateway: null, inventory };
+    const finishing = new Set<Promise<void>>();
     const ctx: RelayContext = {
       pool,
       inventory: () => holder.gateway?.inventory ?? holder.inventory,
       log,
       recordings: options.recordings,
+      finishing,
       ...(options.onBehalfOf !== undefined ? { onBehalfOf: options.onBehalfOf } : {}),
     };
     const relay: ChannelFactory = (id, host, request) => new RelayChannel(id, host, request, ctx);
@@ -75,7 +90,9 @@ export class Gateway {
     // `hosts` on any other kind or op, so no relay ever forwards the field.
     const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
     const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
-    const { inventory: _i, recordings: _r, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, ...serverOptions } = options;
+    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, ...serverOptions } = options;
+    if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
+    const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ...(ops ?? [])];
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
       port: DEFAULT_GATEWAY_PORT,
@@ -86,15 +103,36 @@ export class Gateway {
       stateDir,
       logger: log,
       gateway: true,
+      // The end rows of recordings still being flushed go in before the audit log closes.
+      beforeAuditClose: async () => {
+        while (finishing.size > 0) await Promise.allSettled([...finishing]);
+      },
       channelKinds: [
         ['exec', relayed],
         ['session', relayed],
         ['file', relayed],
-        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, ops ?? []))],
+        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps))],
       ],
     });
-    holder.gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined);
-    return holder.gateway;
+    const gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined);
+    holder.gateway = gateway;
+    if (options.recordings && retention !== undefined) gateway.#keepPruning(options.recordings, retention, log);
+    return gateway;
+  }
+
+  /** Prune now and every 24 h; the timer does not keep the process alive. A failure is logged, not fatal. */
+  #keepPruning(store: RecordingStore, days: number, log: Logger): void {
+    const prune = () => {
+      try {
+        const removed = store.prune(days);
+        log.info({ removed, retentionDays: days }, `recordings: removed ${removed} older than ${days} days`);
+      } catch (err) {
+        log.error({ retentionDays: days, err: (err as Error).message }, 'recordings: cannot remove old recordings');
+      }
+    };
+    prune();
+    this.#pruneTimer = setInterval(prune, RECORDING_PRUNE_INTERVAL_MS);
+    this.#pruneTimer.unref();
   }
 
   /** The inventory in force. */
@@ -118,6 +156,8 @@ export class Gateway {
 
   /** Stop serving operators, then close the pooled host connections. Never rejects. */
   async close(graceMs?: number): Promise<void> {
+    if (this.#pruneTimer) clearInterval(this.#pruneTimer);
+    this.#pruneTimer = null;
     await this.server.close(graceMs);
     await this.pool.close();
   }

@@ -25,7 +25,7 @@ import { commandText } from '../auth/policy.js';
 import { checkHost } from './gateway-policy.js';
 import { gatewayPolicyOf } from './gateway-config.js';
 import type { HostPool } from './host-pool.js';
-import type { RecordingStore, TerminalRecording } from './recording-hook.js';
+import type { ExecOutputRecording, RecordingResult, RecordingStore, TerminalRecording } from '../audit/recording.js';
 
 /** What every relay of one gateway shares. */
 export interface RelayContext {
@@ -33,8 +33,13 @@ export interface RelayContext {
   /** The inventory in force (re-read on reload). */
   inventory(): Inventory;
   log: Logger;
-  /** Terminal sessions are recorded here when given (src/audit/recording.ts). */
+  /**
+   * Terminal sessions (and, for operators with `record.output`, exec output) are recorded
+   * here when given (src/audit/recording.ts).
+   */
   recordings?: RecordingStore | undefined;
+  /** Recordings being finished (their end rows not yet written): the gateway waits for them on close. */
+  finishing?: Set<Promise<void>>;
   /**
    * Send `onBehalfOf` to the hosts (default true). False only for hosts that predate onward
    * identity, which then run everything as the gateway's own user entry.
@@ -79,6 +84,9 @@ export class RelayChannel implements ServerChannel {
   #startedWall = new Date();
   #startedMs = performance.now();
   #recording: TerminalRecording | null = null;
+  #execOutput: ExecOutputRecording | null = null;
+  /** Why a recording the policy asked for could not start (the end row says so). */
+  #recordingError: string | null = null;
   #recordInput = false;
   #endRecorded = false;
 
@@ -211,6 +219,10 @@ export class RelayChannel implements ServerChannel {
   #remoteOnData(stream: DataStream, bytes: Buffer): void {
     this.#bytesOut += bytes.length;
     this.#recording?.output(bytes);
+    if (this.#execOutput) {
+      if (stream === 'stderr') this.#execOutput.stderr(bytes);
+      else this.#execOutput.stdout(bytes);
+    }
     this.#toOperator.push({ stream, bytes });
     this.#flushToOperator();
   }
@@ -320,20 +332,30 @@ export class RelayChannel implements ServerChannel {
     this.#record({ kind: 'denied', command: commandText(this.#request), detail: { channelKind: this.#request.kind, reason: message, ...this.#where(), outcome: { code, message } } });
   }
 
-  /** Recording of a terminal (exec with a pty), when the gateway has a store. */
+  /**
+   * Recording, when the gateway has a store: a terminal (exec with a pty) always, its input
+   * only with the operator's `record.input`; an exec command's output (exact bytes) only with
+   * `record.output` (its command, times, exit and byte counts are in the audit row anyway).
+   */
   #startRecording(): void {
     const store = this.#ctx.recordings;
     const params = this.#request.params as { pty?: { term: string; cols: number; rows: number } };
-    if (!store || this.#request.kind !== 'exec' || !params.pty) return;
+    if (!store || this.#request.kind !== 'exec') return;
     const policy = gatewayPolicyOf(this.#host.user);
-    this.#recordInput = policy.record.input;
+    const command = commandText(this.#request);
+    const who = { operator: this.#host.user.name, host: this.#hostName, as: this.#as };
     try {
-      this.#recording = store.startTerminal({
-        operator: this.#host.user.name, host: this.#hostName, as: this.#as, command: commandText(this.#request),
-        cols: params.pty.cols, rows: params.pty.rows, term: params.pty.term, recordInput: policy.record.input,
-      });
+      if (params.pty) {
+        this.#recordInput = policy.record.input;
+        this.#recording = store.startTerminal({
+          ...who, command, cols: params.pty.cols, rows: params.pty.rows, term: params.pty.term, recordInput: policy.record.input,
+        });
+      } else if (policy.record.output) {
+        this.#execOutput = store.startExecOutput({ ...who, command: command ?? '' });
+      }
     } catch (err) {
-      // The session goes on unrecorded; the audit row says so.
+      // The command goes on unrecorded; the end row says so.
+      this.#recordingError = `the recording could not start: ${(err as Error).message}`;
       this.#host.log.error({ user: this.#host.user.name, host: this.#hostName, err: (err as Error).message }, 'gateway: cannot start the recording');
     }
   }
@@ -342,13 +364,16 @@ export class RelayChannel implements ServerChannel {
   #end(exit: Record<string, unknown>): void {
     if (this.#endRecorded || this.#request.kind === 'session') return;
     this.#endRecorded = true;
-    const recording = this.#recording;
+    const recording = this.#recording ?? this.#execOutput;
     this.#recording = null;
+    this.#execOutput = null;
     const outcome = exit.error ?? exit.outcome ?? { exitCode: exit.exitCode ?? null, signal: exit.signal ?? null };
-    const write = (rec: { id: string; sha256: string } | null, recordingError?: string) => {
+    // `recording: { id, sha256 }` is what `audit verify` recomputes; `error` when it was cut short.
+    const write = (rec: RecordingResult | null, recordingError: string | null = this.#recordingError) => {
       const detail = {
         channel: this.id, ...this.#where(), outcome, timedOut: exit.timedOut === true, bytesIn: this.#bytesIn, bytesOut: this.#bytesOut,
-        ...(rec ? { recording: { id: rec.id, sha256: rec.sha256 } } : {}), ...(recordingError ? { recordingError } : {}),
+        ...(rec ? { recording: { id: rec.id, sha256: rec.sha256, ...(rec.error !== undefined ? { error: rec.error } : {}) } } : {}),
+        ...(recordingError ? { recordingError } : {}),
       };
       if (this.#request.kind === 'file') {
         const params = this.#request.params as Record<string, unknown>;
@@ -362,10 +387,13 @@ export class RelayChannel implements ServerChannel {
       });
     };
     if (!recording) return write(null);
-    recording.end().then(
-      (done) => write({ id: done.id, sha256: done.sha256 }),
-      (err: Error) => write(null, err.message),
+    const finishing = this.#ctx.finishing;
+    const done = recording.end().then(
+      (result) => write(result),
+      (err: Error) => write(null, `the recording ${recording.id} could not be finished: ${err.message}`),
     );
+    finishing?.add(done);
+    void done.finally(() => finishing?.delete(done));
   }
 
   #where(): Record<string, unknown> {

@@ -32,6 +32,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ErrorCode, ShellwireError } from '../errors.js';
+import { directReadable } from './direct-read.js';
 import { spawnerMain, type FromHelper, type SpawnerHelperConfig, type SpawnFailure, type ToHelper } from './spawner-main.js';
 
 /** The spawner helper died or could not be started (SW_ERR_SPAWNER). */
@@ -430,12 +431,16 @@ export class Spawner {
       for (const socket of sockets) socket.destroy();
       return;
     }
-    for (const [fd, socket] of sockets.entries()) {
-      socket.ref();
+    for (const [fd, pooled] of sockets.entries()) {
+      pooled.ref();
       // One direction each: stdin is written, the others read (their write side ends now, and
       // they read from now on, as a ChildProcess's pipes do from their creation: the caller
-      // gets them before any more I/O is handled, so no 'end' passes unheard).
+      // gets them before any more I/O is handled, so no 'end' passes unheard). Output is read
+      // into buffers its consumer may choose (direct-read.ts: the output pump's frames).
       if (fd !== 0) {
+        const socket = directReadable(pooled);
+        sockets[fd] = socket;
+        socket.on('error', () => {});
         socket.end();
         setReading(socket, true);
       }

@@ -62,6 +62,13 @@ export function encodeFrameHeader(type: FrameType, channel: number, payloadLengt
   return header;
 }
 
+/** Write a frame header into the first FRAME_HEADER_SIZE bytes of `target` (a frame built in place). */
+export function writeFrameHeader(target: Buffer, type: FrameType, channel: number, payloadLength: number): void {
+  target.writeUInt32BE(payloadLength, 0);
+  target[4] = type;
+  target.writeUInt32BE(channel >>> 0, 5);
+}
+
 // u32 length | u8 type | u32 channel | payload
 export function encodeFrame(type: FrameType, channel: number, payload: Uint8Array = EMPTY): Buffer {
   if (payload.length > PROTOCOL_MAX_PAYLOAD) {

@@ -101,6 +101,11 @@ export interface ServerOptions {
    * `as` and `record` (a daemon's refuses them). The relay kinds come in `channelKinds`.
    */
   gateway?: boolean;
+  /**
+   * Waited for on close after the last connection, before the audit log closes: work that
+   * still writes rows (a gateway's recordings being finished). Should not reject.
+   */
+  beforeAuditClose?: () => Promise<void>;
 }
 
 export class Server {
@@ -127,6 +132,7 @@ export class Server {
   #host: string;
   #port: number;
   #gateway: boolean;
+  #beforeAuditClose: (() => Promise<void>) | undefined;
   #users: UsersConfig;
   #authenticator: Authenticator;
   #audit: AuditSink | null;
@@ -148,6 +154,7 @@ export class Server {
     this.#log = options.logger ?? silentLogger();
     this.#host = options.host ?? DEFAULT_HOST;
     this.#gateway = options.gateway === true;
+    this.#beforeAuditClose = options.beforeAuditClose;
     this.#port = options.port ?? DEFAULT_PORT;
     this.#users = users;
     const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, options.throttle instanceof AuthThrottle ? options.throttle : new AuthThrottle(options.throttle), options.fileRoots);
@@ -381,6 +388,7 @@ export class Server {
     this.#spawner?.close();
     await new Promise((resolve) => setImmediate(resolve));
     this.#containers.close();
+    await this.#beforeAuditClose?.().catch(() => {});
     this.#ownAudit?.close();
     this.#ownAudit = null;
   }

@@ -140,6 +140,20 @@ export class FrameConnection<S extends Duplex = TLSSocket | Socket> {
     socket.uncork();
   }
 
+  /**
+   * Send a whole frame built in place (header and payload in one buffer: channel writeFrame)
+   * as ONE write: TLS encrypts it straight from the buffer, with no concatenating copy and
+   * no extra allocation. `done` runs once the socket no longer holds `frame` (its write
+   * completed or failed, or nothing was written), so the buffer can be reused.
+   */
+  sendFrame(frame: Buffer, done: () => void): void {
+    if (!this.#writable) {
+      done();
+      return;
+    }
+    this.socket.write(frame, () => done());
+  }
+
   /** Tell the peer why we are closing, then end the connection. */
   goodbye(code: string, message: string): void {
     if (!this.#writable) return;

@@ -92,6 +92,8 @@ export async function startGatewayStandIn(root: string, home: string, options: S
   };
   const daemon = await startDaemonWithRoot(root, home, {
     ...options,
+    // A gateway's connection takes `host` (a daemon refuses it) and refuses `onBehalfOf`.
+    gateway: true,
     channelKinds: [['exec', recording('exec')], ['session', recording('session')], ['file', recording('file')], ['gateway', gatewayKind(seen)]],
   });
   return Object.assign(daemon, { seen });

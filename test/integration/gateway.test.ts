@@ -22,7 +22,7 @@ import { parseUsersConfig } from '../../src/auth/users-config.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
-import type { RecordingStore } from '../../src/gateway/recording-hook.js';
+import type { RecordingStore } from '../../src/audit/recording.js';
 import { CLI, processAlive, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import type { ShellwireError } from '../../src/errors.js';
 
@@ -117,6 +117,9 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
           return { id, sha256: 'f'.repeat(64), bytes: Buffer.concat(rec.output).length, durationMs: 1 };
         },
       };
+    },
+    startExecOutput() {
+      throw new Error('no operator here has record.output');
     },
     list: () => [],
     open: () => {

@@ -51,3 +51,11 @@ test('hosts resolve over the inventory only, and every refusal reads the same', 
   assert.equal(new Set(reasons).size, 1, reasons.join('\n'));
 });
 
+
+test("a gateway's operator needs no runAs or allowRoot: nothing of hers runs on the gateway", () => {
+  // On a daemon run as root the same entry is refused (commands would run as root).
+  const entry = 'users:\n  alice:\n    channels: [exec, pty]\n    hosts: ["@web"]\n';
+  const config = parseUsersConfig(entry, 'g.yaml', { gateway: true });
+  assert.deepEqual(config.users.get('alice')!.gateway?.hosts, ['@web']);
+  if (process.getuid?.() === 0) assert.throws(() => parseUsersConfig(entry.replace('    hosts: ["@web"]\n', ''), 'd.yaml'), /commands would run as root/);
+});
