@@ -150,10 +150,15 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
     const code = first instanceof ShellwireError ? first.code : ErrorCode.INTERNAL;
     return { transfer, error: { code, message: `${first.message}${more}` } };
   };
-  const task = gateway !== null
-    ? gatewayPutTask(pool, hosts[0]!, hosts, sources, remoteDest, options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {})
-    : directTask;
   const timeoutMs = flags.timeout === undefined ? undefined : parseDurationFlag(flags.timeout, '--timeout', { min: 1 });
+  // Through the gateway, --timeout is each host's copy, stopped by the gateway: the one upload
+  // to it is not any host's, and a slow host must not hold the others' results.
+  const task = gateway !== null
+    ? gatewayPutTask(pool, hosts[0]!, hosts, sources, remoteDest, {
+      ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
+      ...(timeoutMs !== undefined ? { hostTimeoutMs: timeoutMs } : {}),
+    })
+    : directTask;
   const parallel = flags.parallel === undefined ? DEFAULT_FANOUT : Number(flags.parallel);
   if (!Number.isInteger(parallel) || parallel < 1) fail(`--parallel takes a whole number ≥ 1, got "${flags.parallel}".`, 2);
   const label = direction === 'put' ? `put ${sources.join(' ')} ${destination}` : `get ${sources.join(' ')} ${destination}`;
@@ -161,7 +166,7 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
     // Through the gateway every host waits for the same upload; the gateway bounds its pushes.
     fanout: gateway !== null ? Math.max(parallel, hosts.length) : parallel,
     connectTimeoutMs,
-    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(timeoutMs !== undefined && gateway === null ? { timeoutMs } : {}),
     outputEvents: false,
     pool,
     connect,

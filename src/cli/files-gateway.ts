@@ -56,7 +56,7 @@ export function commonGateway(hosts: readonly FleetHost[]): string | null {
  * first host's task) and reports that host's part of it. A host's timeout or cancel ends its
  * wait; when every host has given up, the uploads stop.
  */
-export function gatewayPutTask(pool: ConnectionPool, probe: FleetHost, hosts: readonly FleetHost[], sources: readonly string[], remote: string, options: { rateLimit?: number }): HostTask {
+export function gatewayPutTask(pool: ConnectionPool, probe: FleetHost, hosts: readonly FleetHost[], sources: readonly string[], remote: string, options: { rateLimit?: number; hostTimeoutMs?: number }): HostTask {
   const names = hosts.map((h) => h.name);
   const abort = new AbortController();
   let waiting = hosts.length;

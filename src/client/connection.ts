@@ -21,7 +21,7 @@ import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption
 import type { ChannelOpener } from './channel-host.js';
 import type { GetOptions, PutOptions, RemoteEntry, TransferResult, TreeOptions, TreeResult } from './files/common.js';
 import { putFile, putTree } from './files/put.js';
-import { putToHosts, type PutHostsResult } from './files/put-hosts.js';
+import { putToHosts, type PutHostsOptions, type PutHostsResult } from './files/put-hosts.js';
 import { getFile, getTree } from './files/get.js';
 import { listRemote, mkdirRemote, statRemote } from './files/meta.js';
 
@@ -415,7 +415,7 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    * @throws {FileTransferError} (rejects) the local file, or the upload to the gateway failed.
    * @throws {ConnectionError} (rejects) the connection is closed or was lost.
    */
-  putToHosts(local: string, hosts: readonly string[], remote: string, options: PutOptions = {}): Promise<PutHostsResult> {
+  putToHosts(local: string, hosts: readonly string[], remote: string, options: PutHostsOptions = {}): Promise<PutHostsResult> {
     if (this.#relayHost !== null) {
       return Promise.reject(new RequestError(ErrorCode.BAD_REQUEST, `${this.hostLabel} is a host behind the gateway; put to many hosts on the gateway's own connection.`));
     }

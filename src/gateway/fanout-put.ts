@@ -245,33 +245,55 @@ export class FanoutPut implements ServerChannel {
   }
 
   async #pushOne(host: FleetHost, as: string, sha256: string): Promise<Omit<HostCopy, 'host'>> {
-    let conn: Connection;
+    // This host's copy (reaching it included) stops with the whole put, or at the operator's
+    // per-host timeout; the other hosts go on.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    this.#abort.signal.addEventListener('abort', onAbort, { once: true });
+    let timedOut = false;
+    const timeoutMs = this.#put.timeoutMs;
+    const timer = timeoutMs === undefined ? null : setTimeout(() => {
+      timedOut = true;
+      stop.abort();
+    }, timeoutMs);
+    const timedOutLine = () => ({ ok: false, bytes: 0, error: { code: ErrorCode.COMMAND_TIMED_OUT, message: `${host.name}: timed out after ${timeoutMs! / 1000} s; the copy was stopped (a partial file is kept)` } });
     try {
-      conn = await this.#ctx.pool.get(host);
-    } catch (err) {
-      const code = (err as ShellwireError).code ?? 'error';
-      return { ok: false, bytes: 0, error: { code: ErrorCode.CONNECT_FAILED, message: `The gateway cannot reach host ${host.name} (${code}); try again later, or ask the gateway's administrator.` } };
-    }
-    const behalf = this.#ctx.onBehalfOf === false ? {} : { onBehalfOf: { user: as, operator: this.#host.user.name } };
-    // The host's own put channel, on the operator's behalf (as a relayed one would be).
-    const opener: ChannelOpener = {
-      transport: conn[transportOf](),
-      hostLabel: host.name,
-      server: conn.server,
-      openChannel: (message, hooks) => conn[rawChannel]({ ...message, ...behalf }, hooks),
-    };
-    try {
-      const put = this.#put;
-      const result = await putAs(opener, this.#spool, put.path, { mode: put.mode, mtimeMs: put.mtimeMs, ...(put.name !== undefined ? { name: put.name } : {}) }, { signal: this.#abort.signal });
-      if (result.sha256 !== sha256) {
-        return { ok: false, bytes: result.size, path: result.remote, error: { code: ErrorCode.INTEGRITY, message: `${host.name} reports SHA-256 ${result.sha256}, the upload was ${sha256}.` } };
+      let conn: Connection;
+      try {
+        conn = await Promise.race([
+          this.#ctx.pool.get(host),
+          new Promise<never>((_, reject) => stop.signal.addEventListener('abort', () => reject(new Error('stopped')), { once: true })),
+        ]);
+      } catch (err) {
+        if (timedOut) return timedOutLine();
+        const code = (err as ShellwireError).code ?? 'error';
+        return { ok: false, bytes: 0, error: { code: ErrorCode.CONNECT_FAILED, message: `The gateway cannot reach host ${host.name} (${code}); try again later, or ask the gateway's administrator.` } };
       }
-      return { ok: true, bytes: result.size, path: result.remote, sha256: result.sha256 };
-    } catch (err) {
-      const e = err as ShellwireError;
-      // The host's message names itself already ("web03: …"); a lost connection does not.
-      const message = e.message.startsWith(`${host.name}`) ? e.message : `${host.name}: ${e.message}`;
-      return { ok: false, bytes: 0, error: { code: e.code ?? ErrorCode.INTERNAL, message } };
+      const behalf = this.#ctx.onBehalfOf === false ? {} : { onBehalfOf: { user: as, operator: this.#host.user.name } };
+      // The host's own put channel, on the operator's behalf (as a relayed one would be).
+      const opener: ChannelOpener = {
+        transport: conn[transportOf](),
+        hostLabel: host.name,
+        server: conn.server,
+        openChannel: (message, hooks) => conn[rawChannel]({ ...message, ...behalf }, hooks),
+      };
+      try {
+        const put = this.#put;
+        const result = await putAs(opener, this.#spool, put.path, { mode: put.mode, mtimeMs: put.mtimeMs, ...(put.name !== undefined ? { name: put.name } : {}) }, { signal: stop.signal });
+        if (result.sha256 !== sha256) {
+          return { ok: false, bytes: result.size, path: result.remote, error: { code: ErrorCode.INTEGRITY, message: `${host.name} reports SHA-256 ${result.sha256}, the upload was ${sha256}.` } };
+        }
+        return { ok: true, bytes: result.size, path: result.remote, sha256: result.sha256 };
+      } catch (err) {
+        if (timedOut) return timedOutLine();
+        const e = err as ShellwireError;
+        // The host's message names itself already ("web03: …"); a lost connection does not.
+        const message = e.message.startsWith(`${host.name}`) ? e.message : `${host.name}: ${e.message}`;
+        return { ok: false, bytes: 0, error: { code: e.code ?? ErrorCode.INTERNAL, message } };
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+      this.#abort.signal.removeEventListener('abort', onAbort);
     }
   }
 

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { connect } from '../../src/client/connect.js';
 import { rawChannel, transportOf, type Connection } from '../../src/client/connection.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
@@ -54,8 +55,13 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
   let gwPort: number;
   let aliceKey: string;
   const rows: AuditEvent[] = [];
+  /** A host that accepts TCP and never answers: the gateway's per-host timeout must stop it alone. */
+  let blackhole: NetServer;
+  const held: Socket[] = [];
 
   before(async () => {
+    blackhole = createServer((socket) => void held.push(socket));
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.8', resolve));
     dir = tempDir('shellwire-gwput-');
     gwDir = join(dir, 'gateway');
     const pair = generateKeyPair('alice@test');
@@ -81,6 +87,7 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
       ...hosts.map((d, i) => `  ${names[i]}: { address: 127.0.0.${i + 2}, port: ${d.port}, groups: [web] }`),
       // In the inventory, not permitted for alice.
       `  secret01: { address: 127.0.0.2, port: ${hosts[0]!.port}, groups: [secret] }`,
+      `  slow01: { address: 127.0.0.8, port: ${(blackhole.address() as { port: number }).port}, groups: [web] }`,
     ].join('\n') + '\n');
     writeFileSync(join(gwDir, 'users.yaml'), ['users:', '  alice:', '    allowRoot: true', `    keys: ["${pair.publicLine}"]`, '    hosts: ["@web"]'].join('\n') + '\n');
     gateway = await Gateway.create({
@@ -94,6 +101,8 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
   after(async () => {
     await gateway?.close(500);
     for (const d of hosts) await d.stop().catch(() => {});
+    for (const socket of held) socket.destroy();
+    blackhole?.close();
     removeDir(dir);
   });
 
@@ -165,6 +174,20 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
       await conn.close();
     }
     assert.ok(rows.some((e) => e.kind === 'denied' && (e.detail as Record<string, unknown>).host === 'secret01'));
+    assert.ok(spoolEmpty());
+  });
+
+  it('a per-host timeout stops the host that does not answer; the others complete', async () => {
+    const local = join(dir, 'small.bin');
+    const conn = await login();
+    try {
+      const result = await conn.putToHosts(local, ['web01', 'slow01', 'web02'], 'up/', { hostTimeoutMs: 300 });
+      assert.deepEqual(result.hosts.map((h) => [h.host, h.ok]), [['web01', true], ['slow01', false], ['web02', true]]);
+      assert.equal(result.hosts[1]!.error?.code, 'SW_ERR_COMMAND_TIMED_OUT');
+      assert.match(result.hosts[1]!.error!.message, /^slow01: timed out after 0\.3 s; the copy was stopped/);
+    } finally {
+      await conn.close();
+    }
     assert.ok(spoolEmpty());
   });
 

@@ -15,6 +15,7 @@ import type { PutRequest } from '../../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError } from '../../errors.js';
 import type { ChannelOpener } from '../channel-host.js';
 import { FileChannelClient } from '../file-channel.js';
+import { checkInteger } from '../option-checks.js';
 import { FileTransferError, exitError, localError, localPath, onAbort, remotePathTooLong, startTransfer, type PutOptions } from './common.js';
 import { sendFile } from './put.js';
 
@@ -56,8 +57,15 @@ export interface PutHostsResult {
  *   gateway failed before any host got it (its spool full or too small, SHA-256 mismatch).
  * @throws {ConnectionError} (rejects) the connection to the gateway was lost.
  */
-export async function putToHosts(conn: ChannelOpener, local: string, hosts: readonly string[], remote: string, options: PutOptions = {}): Promise<PutHostsResult> {
-  startTransfer(conn, options, 'upload', local);
+export interface PutHostsOptions extends PutOptions {
+  /** Stop each host's copy after this many ms (the gateway does; the others go on). */
+  hostTimeoutMs?: number;
+}
+
+export async function putToHosts(conn: ChannelOpener, local: string, hosts: readonly string[], remote: string, options: PutHostsOptions = {}): Promise<PutHostsResult> {
+  const { hostTimeoutMs, ...transfer } = options;
+  startTransfer(conn, transfer, 'upload', local);
+  checkInteger(hostTimeoutMs, 'hostTimeoutMs', { min: 1, max: 0x7fffffff, unit: 'milliseconds' });
   if (hosts.length === 0 || hosts.length > MAX_GATEWAY_HOSTS) throw new RequestError(ErrorCode.BAD_REQUEST, `A put to many hosts names 1 to ${MAX_GATEWAY_HOSTS} hosts, got ${hosts.length}.`);
   if (remotePathTooLong(remote)) throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${remote} is too long.`, { path: remote, errno: 'ENAMETOOLONG' });
   const started = performance.now();
@@ -71,6 +79,7 @@ export async function putToHosts(conn: ChannelOpener, local: string, hosts: read
     const request: PutRequest = {
       op: 'put', path: remote, size: info.size, mode: info.mode & 0o7777, mtimeMs: info.mtimeMs, resume: false,
       ...(options.intoDirectory === false ? {} : { name: basename(local) }),
+      ...(hostTimeoutMs !== undefined ? { timeoutMs: hostTimeoutMs } : {}),
     };
     const reader = openHashingReader(handle.fd);
     try {
