@@ -208,6 +208,28 @@ export class FileSender {
 
   #pump(): void {
     if (this.#stopped) return;
+    // Never re-entered: releasing read-ahead wakes the connection's waiting senders, this one
+    // among them, and a nested pump would send the next read before the one being sent
+    // (concurrent puts on one connection stored 1 MiB blocks out of order). Run once more instead.
+    if (this.#pumping) {
+      this.#pumpAgain = true;
+      return;
+    }
+    this.#pumping = true;
+    try {
+      do {
+        this.#pumpAgain = false;
+        this.#pumpOnce();
+      } while (this.#pumpAgain && !this.#stopped);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #pumping = false;
+  #pumpAgain = false;
+
+  #pumpOnce(): void {
     const o = this.#o;
     // Send what was read, in file order, while the socket takes it.
     while (this.#reads.length > 0 && this.#reads[0]!.done && !o.conn.congested) {

@@ -25,11 +25,14 @@ import type { FleetSummary } from '../fleet/results.js';
 import { formatSummary, formatTransfers, type Style } from '../fleet/format.js';
 import { JsonLines } from '../fleet/json-lines.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { loadInventory } from '../fleet/inventory.js';
+import { loadInventory, type Inventory } from '../fleet/inventory.js';
+import { ConnectionPool } from '../fleet/pool.js';
+import type { ConnectOptions } from '../client/connect.js';
+import { commonGateway, gatewayPutTask, gatewayTargetsInventory } from './files-gateway.js';
 import type { TreeOptions, TreeResult } from '../client/files/common.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
 import { ConnectionError, ErrorCode, ShellwireError } from '../errors.js';
-import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, reportHostAdded, setVerbosity, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, refuseDirectOnlyFlags, reportError, reportHostAdded, setVerbosity, warn } from './common.js';
 import { readSecretLine } from './prompt.js';
 import { exitWhenFlushed } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
@@ -71,9 +74,30 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
     if (parseTargetsSpec(localDir) !== null) fail(`get copies from hosts into a local folder; "${localDir}" looks remote (write ./${localDir} for a local path).`, 2);
   }
   const overrides = hostOverrides(flags);
+  let password: string | undefined;
+  if (flags.password) {
+    const fromEnv = process.env.SHELLWIRE_PASSWORD;
+    if (fromEnv === '') fail('SHELLWIRE_PASSWORD is set but empty; nothing was sent. Unset it to be asked, or set the password.', 2);
+    // One password for every host, asked once (as clush -p would need the same on each).
+    password = fromEnv ?? (await readSecretLine(`password for ${targets}: `));
+  }
+  const connectTimeoutMs = parseDurationFlag(flags.connectTimeout ?? '10', '--connect-timeout', { min: 1 });
+  const connect: ConnectOptions = {
+    hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
+    onHostKeyAdded: reportHostAdded,
+    ...(process.stdin.isTTY ? { askPassphrase } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
+  };
+  const pool = new ConnectionPool({ connect, connectTimeoutMs });
+  // Files (not -r) through one gateway: uploaded once, pushed by the gateway (files-gateway.ts).
+  const viaGateway = direction === 'put' && !flags.recursive;
+  if (typeof overrides.via === 'string') refuseDirectOnlyFlags(flags, overrides.via);
   let hosts: FleetHost[];
   try {
-    const inventory = loadInventory(flags.inventory);
+    const inventory = viaGateway && typeof overrides.via === 'string'
+      ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides), targets)
+      : loadInventory(flags.inventory);
     debugLog(2, inventory.file ? `read inventory ${inventory.file}: ${inventory.hosts.length} host(s)` : `no inventory at ${inventory.missing}`);
     hosts = resolveTargets(targets, inventory).map((h) => withOverrides(h, overrides));
   } catch (err) {
@@ -95,7 +119,9 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
     resume: flags.resume !== false,
     ...(flags.limitRate ? { rateLimit: parseSizeFlag(flags.limitRate, '--limit-rate', { min: 1 }) } : {}),
   };
-  const task: HostTask = async (conn, host, context) => {
+  const gateway = viaGateway ? commonGateway(hosts) : null;
+  if (gateway !== null) debugLog(1, `through the gateway ${gateway}: each file is uploaded once and pushed to the ${hosts.length} host(s) by the gateway`);
+  const directTask: HostTask = async (conn, host, context) => {
     try {
       return await copyOne(conn, host, context.signal);
     } catch (err) {
@@ -124,30 +150,26 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
     const code = first instanceof ShellwireError ? first.code : ErrorCode.INTERNAL;
     return { transfer, error: { code, message: `${first.message}${more}` } };
   };
-  const connectTimeoutMs = parseDurationFlag(flags.connectTimeout ?? '10', '--connect-timeout', { min: 1 });
   const timeoutMs = flags.timeout === undefined ? undefined : parseDurationFlag(flags.timeout, '--timeout', { min: 1 });
+  // Through the gateway, --timeout is each host's copy, stopped by the gateway: the one upload
+  // to it is not any host's, and a slow host must not hold the others' results.
+  const task = gateway !== null
+    ? gatewayPutTask(pool, hosts[0]!, hosts, sources, remoteDest, {
+      ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
+      ...(timeoutMs !== undefined ? { hostTimeoutMs: timeoutMs } : {}),
+    })
+    : directTask;
   const parallel = flags.parallel === undefined ? DEFAULT_FANOUT : Number(flags.parallel);
   if (!Number.isInteger(parallel) || parallel < 1) fail(`--parallel takes a whole number ≥ 1, got "${flags.parallel}".`, 2);
-  let password: string | undefined;
-  if (flags.password) {
-    const fromEnv = process.env.SHELLWIRE_PASSWORD;
-    if (fromEnv === '') fail('SHELLWIRE_PASSWORD is set but empty; nothing was sent. Unset it to be asked, or set the password.', 2);
-    // One password for every host, asked once (as clush -p would need the same on each).
-    password = fromEnv ?? (await readSecretLine(`password for ${targets}: `));
-  }
   const label = direction === 'put' ? `put ${sources.join(' ')} ${destination}` : `get ${sources.join(' ')} ${destination}`;
   const run = fanOut(hosts, label, task, {
-    fanout: parallel,
+    // Through the gateway every host waits for the same upload; the gateway bounds its pushes.
+    fanout: gateway !== null ? Math.max(parallel, hosts.length) : parallel,
     connectTimeoutMs,
-    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    ...(timeoutMs !== undefined && gateway === null ? { timeoutMs } : {}),
     outputEvents: false,
-    connect: {
-      hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
-      onHostKeyAdded: reportHostAdded,
-      ...(process.stdin.isTTY ? { askPassphrase } : {}),
-      ...(password !== undefined ? { password } : {}),
-      ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
-    },
+    pool,
+    connect,
   });
   const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
@@ -165,10 +187,21 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   } finally {
     status?.stop();
   }
+  await pool.close();
   process.stderr.write(formatSummary(summary, errStyle));
   const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).length;
   if (unknownKeys > 0) warn(`${unknownKeys} host(s) are not in known_hosts: check their fingerprints (shellwire known-hosts scan ${targets}), then pin them (shellwire known-hosts add ${targets}) or copy again with --accept-new-host.`);
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
+}
+
+/** `put --via GW`: the gateway's hosts (what it lets us reach) as the inventory for TARGETS; failing to reach it exits 255. */
+async function askGateway(pool: ConnectionPool, probe: FleetHost, targets: string): Promise<Inventory> {
+  try {
+    return await gatewayTargetsInventory(await pool.gateway(probe), probe.via!, targets);
+  } catch (err) {
+    await pool.close();
+    reportError(err);
+  }
 }
 
 async function printJson(run: FleetRun): Promise<FleetSummary> {

@@ -95,6 +95,9 @@ const FANOUT_HELP = {
 Many hosts: when the part before ":" is a target expression (@group, a,b, web[01-05],
 label=value, !exclusion) the files go to every host it names, in parallel, each copy
 verified and renamed into place as for one host; a plain name (inventory or not) is one host.
+Through a gateway (--via GW, or the inventory's via:) TARGETS are the gateway's hosts and
+each file crosses your link once: the gateway checks it and pushes it to every host. With -r
+each host still gets its own stream through the gateway.
 Exit status: 0 when every file arrived verified on every host; 1 when any host or file
 failed (the others still complete; the summary names each failure); 2 for a usage error;
 255 when the one host could not be reached; 130 when interrupted.

@@ -14,7 +14,7 @@ import { LOG_LEVELS } from '../log-levels.js';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
 import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
 import { Gateway } from '../gateway/gateway.js';
-import { fail, warn } from './common.js';
+import { fail, parseSizeFlag, warn } from './common.js';
 
 interface GatewayFlags {
   listen: string;
@@ -24,6 +24,7 @@ interface GatewayFlags {
   audit: boolean;
   logLevel: string;
   recordingRetention: string;
+  maxSpool?: string;
 }
 
 export function registerGateway(program: Command): void {
@@ -34,6 +35,7 @@ export function registerGateway(program: Command): void {
     .option('--state-dir <dir>', 'its identity, users.yaml, audit log, SSH key and known_hosts (default $SHELLWIRE_HOME/gateway)')
     .option('--inventory <file>', 'the hosts it may connect to (default <state-dir>/inventory.yaml)')
     .option('--print-key', "print the gateway's public key line (for hosts' users.yaml), making the key if needed, and exit")
+    .option('--max-spool <size>', 'largest file a put to many hosts may spool in <state-dir>/spool (e.g. 2G; default 16G)')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite)')
     .option('--recording-retention <days>', 'remove recorded sessions (<state-dir>/recordings) older than this, at start and daily', String(DEFAULT_RECORDING_RETENTION_DAYS))
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
@@ -69,6 +71,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
   if (flags.recordingRetention.trim() === '' || !(retentionDays > 0) || !Number.isFinite(retentionDays)) {
     fail(`--recording-retention takes a number of days above 0 (default ${DEFAULT_RECORDING_RETENTION_DAYS}), got "${flags.recordingRetention}".`, 2);
   }
+  const maxSpoolBytes = flags.maxSpool === undefined ? undefined : parseSizeFlag(flags.maxSpool, '--max-spool', { min: 1 });
   const listenText = formatTarget(listen);
   const lock = lockDaemonPid(stateDir);
   if ('runningPid' in lock) fail(`another shellwire daemon or gateway (PID ${lock.runningPid}) is already serving the state dir ${stateDir}; stop it first, or give this one its own --state-dir.`, 1);
@@ -90,6 +93,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
       recordings: new FileRecordingStore(stateDir, { logger }),
       recordingRetentionDays: retentionDays,
       ...(flags.inventory !== undefined ? { inventory: resolve(flags.inventory) } : {}),
+      ...(maxSpoolBytes !== undefined ? { maxSpoolBytes } : {}),
     });
     await gateway.listen();
   } catch (err) {

@@ -21,6 +21,7 @@ import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption
 import type { ChannelOpener } from './channel-host.js';
 import type { GetOptions, PutOptions, RemoteEntry, TransferResult, TreeOptions, TreeResult } from './files/common.js';
 import { putFile, putTree } from './files/put.js';
+import { putToHosts, type PutHostsOptions, type PutHostsResult } from './files/put-hosts.js';
 import { getFile, getTree } from './files/get.js';
 import { listRemote, mkdirRemote, statRemote } from './files/meta.js';
 
@@ -401,6 +402,24 @@ export class Connection extends EventEmitter implements AsyncDisposable {
    */
   mkdir(remote: string, options: { mode?: number; mtimeMs?: number; signal?: AbortSignal } = {}): Promise<string> {
     return mkdirRemote(this.#host, remote, options);
+  }
+
+  /**
+   * On a connection to a gateway (not a relay view): upload `local` once and let the gateway
+   * push it to every host in `hosts` (its inventory names), each copy verified by SHA-256 and
+   * renamed into place by the host; resolves with every host's outcome. See
+   * client/files/put-hosts.ts and docs/gateway.md "Files to many hosts".
+   *
+   * @throws {RequestError} (rejects) refused as a whole (no host permitted: `SW_ERR_DENIED`;
+   *   a daemon, or a relay view: `SW_ERR_BAD_REQUEST`).
+   * @throws {FileTransferError} (rejects) the local file, or the upload to the gateway failed.
+   * @throws {ConnectionError} (rejects) the connection is closed or was lost.
+   */
+  putToHosts(local: string, hosts: readonly string[], remote: string, options: PutHostsOptions = {}): Promise<PutHostsResult> {
+    if (this.#relayHost !== null) {
+      return Promise.reject(new RequestError(ErrorCode.BAD_REQUEST, `${this.hostLabel} is a host behind the gateway; put to many hosts on the gateway's own connection.`));
+    }
+    return putToHosts(this.#host, local, hosts, remote, options);
   }
 
   /**

@@ -29,6 +29,8 @@ export interface FileChannelOptions {
   /** STDOUT credit we grant (get, list); 1 when the server sends no data. */
   window: number;
   maxPacket: number;
+  /** A put to many hosts through a gateway (client/files/put-hosts.ts): the OPEN names them. */
+  hosts?: string[];
 }
 
 export class FileChannelClient {
@@ -67,7 +69,7 @@ export class FileChannelClient {
     });
     this.opened.catch(() => {});
     this.finished.catch(() => {});
-    const message: FileOpen = { kind: 'file', window: options.window, maxPacket: options.maxPacket, params: options.request };
+    const message: FileOpen = { kind: 'file', window: options.window, maxPacket: options.maxPacket, ...(options.hosts ? { hosts: options.hosts } : {}), params: options.request };
     this.#link = new ClientChannel(owner, message, {
       hooks: {
         onOpen: (payload) => this.#resolveOpened(decodeFileOpenOk(payload)),

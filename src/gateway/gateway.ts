@@ -18,6 +18,7 @@ import { gatewayChannelFactory, gatewayOps, recordingOps, type GatewayOp } from 
 /** How often recordings past their retention are removed. */
 export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
 import type { RecordingStore } from '../audit/recording.js';
+import { FanoutPut } from './fanout-put.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -39,6 +40,9 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
   onBehalfOf?: boolean;
   /** Connect timeout towards hosts (ms). */
   hostConnectTimeoutMs?: number;
+  /** A put to many hosts: the largest file spooled (bytes; default 16 GiB) and hosts pushed to at once (default 16). */
+  maxSpoolBytes?: number;
+  pushParallel?: number;
 }
 
 export class Gateway {
@@ -82,7 +86,11 @@ export class Gateway {
       ...(options.onBehalfOf !== undefined ? { onBehalfOf: options.onBehalfOf } : {}),
     };
     const relay: ChannelFactory = (id, host, request) => new RelayChannel(id, host, request, ctx);
-    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, ...serverOptions } = options;
+    // A file put naming `hosts` is one upload pushed to many hosts (fanout-put.ts); it refuses
+    // `hosts` on any other kind or op, so no relay ever forwards the field.
+    const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
+    const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
+    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, ...serverOptions } = options;
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
     const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ...(ops ?? [])];
     const server = await Server.create({
@@ -100,9 +108,9 @@ export class Gateway {
         while (finishing.size > 0) await Promise.allSettled([...finishing]);
       },
       channelKinds: [
-        ['exec', relay],
-        ['session', relay],
-        ['file', relay],
+        ['exec', relayed],
+        ['session', relayed],
+        ['file', relayed],
         ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps))],
       ],
     });

@@ -81,6 +81,11 @@ export interface PutRequest {
   mtimeMs: number;
   /** Continue a partial upload (`.NAME.shellwire-part`) when one exists. */
   resume: boolean;
+  /**
+   * A put to many hosts through a gateway (`hosts`): each host's copy is stopped after this
+   * many ms (its partial file kept). A daemon ignores it (its client times out itself).
+   */
+  timeoutMs?: number;
 }
 
 export interface GetRequest {
@@ -196,6 +201,7 @@ export function decodeFileRequest(o: Json): FileRequest {
         if (name === '' || name === '.' || name === '..' || name.includes('/')) throw bad(t, '"name" must be a plain file name');
         req.name = name;
       }
+      if (o.timeoutMs !== undefined) req.timeoutMs = int(t, o, 'timeoutMs', 1, 0x7fffffff);
       return req;
     }
     case 'get': {

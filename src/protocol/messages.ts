@@ -83,6 +83,11 @@ export interface OpenHeader {
    */
   host?: string;
   /**
+   * Client → gateway, file put only: the inventory hosts one upload goes to (docs/protocol.md
+   * "Gateway", put to many hosts), instead of `host`. A daemon refuses an OPEN that carries it.
+   */
+  hosts?: string[];
+  /**
    * Gateway → host: the host user the channel runs as and the operator it runs for. The
    * host accepts it only from a principal whose `actAs` names `user`.
    */
@@ -97,6 +102,8 @@ export interface OnBehalfOf {
 
 /** The longest `host`, `onBehalfOf.user` and `onBehalfOf.operator` an OPEN may carry (UTF-8 bytes). */
 export const MAX_GATEWAY_NAME_BYTES = 255;
+/** The most hosts one OPEN's `hosts` may name. */
+export const MAX_GATEWAY_HOSTS = 10_000;
 
 /** An exec channel's parameters (§6). */
 export interface ExecParams {
@@ -232,10 +239,11 @@ export function encodeCodeMessage(code: string, message: string, extra: OpenFail
 
 /** OPEN: one flat object, the header first (as §4.4 shows it), then the kind's parameters. */
 export function encodeOpen(open: OpenRequest): Buffer {
-  const { kind, window, maxPacket, host, onBehalfOf, params } = open;
+  const { kind, window, maxPacket, host, hosts, onBehalfOf, params } = open;
   const header = {
     kind, window, maxPacket,
     ...(host !== undefined ? { host } : {}),
+    ...(hosts !== undefined ? { hosts: [...hosts] } : {}),
     ...(onBehalfOf !== undefined ? { onBehalfOf: { user: onBehalfOf.user, operator: onBehalfOf.operator } } : {}),
   };
   // Header keys first; a parameter of the same name cannot replace them.
@@ -397,6 +405,7 @@ export function decodeOpen(payload: Buffer): OpenRequest {
   };
   const host = gatewayName(o.host, 'host', true);
   if (host !== undefined) header.host = host;
+  if (o.hosts !== undefined) header.hosts = decodeHosts(o.hosts);
   if (o.onBehalfOf !== undefined) header.onBehalfOf = decodeOnBehalfOf(o.onBehalfOf);
   const exec = decodeExecParams(o, kind === 'exec');
   if (kind === 'exec') return { ...header, kind, params: exec };
@@ -407,7 +416,7 @@ export function decodeOpen(payload: Buffer): OpenRequest {
     return { ...header, kind, params };
   }
   if (kind === 'file') return { ...header, kind, params: decodeFileRequest(o) };
-  const { kind: _kind, window: _window, maxPacket: _maxPacket, host: _host, onBehalfOf: _onBehalfOf, ...params } = o;
+  const { kind: _kind, window: _window, maxPacket: _maxPacket, host: _host, hosts: _hosts, onBehalfOf: _onBehalfOf, ...params } = o;
   return { ...header, params };
 }
 
@@ -424,6 +433,15 @@ function gatewayName(value: unknown, key: string, optional: boolean): string | u
   if (LONE_SURROGATE.test(value)) throw bad(t, `"${key}" must be well-formed Unicode (it has an unpaired surrogate)`);
   if (Buffer.byteLength(value) > MAX_GATEWAY_NAME_BYTES) throw bad(t, `"${key}" must be at most ${MAX_GATEWAY_NAME_BYTES} bytes of UTF-8`);
   return value;
+}
+
+/** `hosts`: 1 to MAX_GATEWAY_HOSTS gateway names, each as `host` is checked, none twice. */
+function decodeHosts(value: unknown): string[] {
+  const t = FrameType.OPEN;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_GATEWAY_HOSTS) throw bad(t, `"hosts" must be an array of 1 to ${MAX_GATEWAY_HOSTS} host names`);
+  const names = value.map((v, i) => gatewayName(v, `hosts[${i}]`, false)!);
+  if (new Set(names).size !== names.length) throw bad(t, '"hosts" names a host twice');
+  return names;
 }
 
 // With the u flag a pair is one code point, so this matches only an unpaired surrogate.

@@ -296,8 +296,8 @@ export class ServerConnection implements ChannelHost {
         this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind }, 'OPEN with onBehalfOf refused at the gateway');
         return { refuse: { code: ErrorCode.BAD_REQUEST, message: ON_BEHALF_AT_GATEWAY } };
       }
-    } else if (request.host !== undefined) {
-      this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, host: request.host }, 'OPEN for a gateway host refused');
+    } else if (request.host !== undefined || request.hosts !== undefined) {
+      this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, host: request.host ?? request.hosts }, 'OPEN for a gateway host refused');
       return { refuse: { code: ErrorCode.BAD_REQUEST, message: NOT_A_GATEWAY } };
     }
     // The host this channel runs for: the logged-in principal, or the user a gateway acts as.

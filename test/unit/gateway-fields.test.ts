@@ -8,7 +8,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeOpen, encodeOpen, MAX_GATEWAY_NAME_BYTES, type OpenRequest } from '../../src/protocol/messages.js';
+import { decodeOpen, encodeOpen, MAX_GATEWAY_HOSTS, MAX_GATEWAY_NAME_BYTES, type OpenRequest } from '../../src/protocol/messages.js';
 import { parseUsersConfig, UsersConfigError } from '../../src/auth/users-config.js';
 import { ErrorCode, ProtocolError } from '../../src/errors.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -100,6 +100,31 @@ describe('OPEN host and onBehalfOf', () => {
     for (const kind of ['session', 'file', 'gateway']) {
       refused(Buffer.from(JSON.stringify({ kind, window: 1, maxPacket: 1, op: 'stat', path: '/', host: 'a\0b' })), /"host" must not contain NUL/);
     }
+  });
+});
+
+describe('OPEN hosts (a put to many hosts through the gateway)', () => {
+  const put = (hosts: unknown) => Buffer.from(JSON.stringify({ kind: 'file', window: 1, maxPacket: 1, hosts, op: 'put', path: 'up/', size: 0, mode: 420, mtimeMs: 0 }));
+
+  test('1 to 10,000 names survive encode/decode as a header field, never a parameter', () => {
+    fc.assert(fc.property(fc.uniqueArray(name, { minLength: 1, maxLength: 20 }), (hosts) => {
+      const value: OpenRequest = { kind: 'file', window: 1, maxPacket: 1, hosts, params: { op: 'put', path: 'up/', size: 3, mode: 0o644, mtimeMs: 0, resume: false } };
+      const decoded = decodeOpen(encodeOpen(value));
+      assert.deepEqual(plain(decoded), plain(value));
+      assert.ok(!('hosts' in (decoded.params as object)));
+    }), { numRuns: 100 });
+    const most = Array.from({ length: MAX_GATEWAY_HOSTS }, (_, i) => `h${i}`);
+    assert.equal(decodeOpen(put(most)).hosts?.length, MAX_GATEWAY_HOSTS);
+  });
+
+  test('not an array, empty, over 10,000, a name twice, or a bad name: refused', () => {
+    for (const hosts of ['web01', 1, null, {}, []]) refused(put(hosts), /"hosts" must be an array of 1 to 10000 host names/);
+    refused(put(Array.from({ length: MAX_GATEWAY_HOSTS + 1 }, (_, i) => `h${i}`)), /"hosts" must be an array of 1 to 10000/);
+    refused(put(['web01', 'web01']), /"hosts" names a host twice/);
+    refused(put(['web01', '']), /"hosts\[1\]" must be a non-empty string/);
+    refused(put(['a\0b']), /"hosts\[0\]" must not contain NUL/);
+    refused(put(['a'.repeat(256)]), /"hosts\[0\]" must be at most 255 bytes/);
+    refused(put([7]), /"hosts\[0\]" must be a non-empty string/);
   });
 });
 

@@ -116,8 +116,34 @@ async function uploadOpened(
   }
 }
 
+/**
+ * @internal The gateway's push of a spooled upload (src/gateway/fanout-put.ts): upload
+ * `local` announcing the operator's file (`name`, `mode`, `mtimeMs`) rather than the spool
+ * file's, from the start (a spool file is new each time: nothing to resume). The host
+ * verifies SHA-256 and renames into place as for any put.
+ */
+export async function putAs(conn: ChannelOpener, local: string, remote: string, fields: { name?: string; mode: number; mtimeMs: number }, options: PutOptions = {}): Promise<TransferResult> {
+  const started = performance.now();
+  const handle = await open(localPath(local), constants.O_RDONLY).catch((err: unknown) => {
+    throw localError('read', local, err);
+  });
+  try {
+    const info = await handle.stat();
+    const reader = openHashingReader(handle.fd);
+    try {
+      const channel = openFile(conn, { op: 'put', path: remote, size: info.size, mode: fields.mode, mtimeMs: fields.mtimeMs, ...(fields.name !== undefined ? { name: fields.name } : {}), resume: false } satisfies PutRequest);
+      const ok = await channel.opened;
+      return await uploadOpened(conn, channel, ok, { path: local, size: info.size }, 0, reader, options, started, async () => {});
+    } finally {
+      reader.dispose();
+    }
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
 /** Send `[offset, size)` within the server's window; false when the channel ended first. */
-function sendFile(
+export function sendFile(
   conn: ChannelOpener, channel: FileChannelClient, ok: FileOpenOk, local: string, offset: number, size: number,
   reader: HashingReader, rateLimit: number | undefined, progress: (bytes: number) => void,
 ): Promise<boolean> {
