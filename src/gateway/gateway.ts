@@ -39,6 +39,10 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
   onBehalfOf?: boolean;
   /** Connect timeout towards hosts (ms). */
   hostConnectTimeoutMs?: number;
+  /** One operator's channels to one host at once, across her connections (default 256, relay-messages.ts). */
+  maxChannelsPerOperatorHost?: number;
+  /** Pooled connections to one host at most, opened as they fill up (default 4, host-pool.ts). */
+  maxConnectionsPerHost?: number;
 }
 
 export class Gateway {
@@ -70,7 +74,11 @@ export class Gateway {
     const inventoryFile = options.inventory ?? gatewayInventoryPath(stateDir);
     // A missing file is an empty inventory (no host reachable) only for the default path.
     const inventory = readInventory(inventoryFile, options.inventory !== undefined);
-    const pool = new HostPool({ stateDir, keyFile: key.file, log, ...(options.hostConnectTimeoutMs !== undefined ? { connectTimeoutMs: options.hostConnectTimeoutMs } : {}) });
+    const pool = new HostPool({
+      stateDir, keyFile: key.file, log,
+      ...(options.hostConnectTimeoutMs !== undefined ? { connectTimeoutMs: options.hostConnectTimeoutMs } : {}),
+      ...(options.maxConnectionsPerHost !== undefined ? { maxConnectionsPerHost: options.maxConnectionsPerHost } : {}),
+    });
     const holder: { gateway: Gateway | null; inventory: Inventory } = { gateway: null, inventory };
     const finishing = new Set<Promise<void>>();
     const ctx: RelayContext = {
@@ -80,9 +88,14 @@ export class Gateway {
       recordings: options.recordings,
       finishing,
       ...(options.onBehalfOf !== undefined ? { onBehalfOf: options.onBehalfOf } : {}),
+      ...(options.maxChannelsPerOperatorHost !== undefined ? { maxChannelsPerOperatorHost: options.maxChannelsPerOperatorHost } : {}),
+      openChannels: new Map(),
     };
     const relay: ChannelFactory = (id, host, request) => new RelayChannel(id, host, request, ctx);
-    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, ...serverOptions } = options;
+    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, ...serverOptions } = options;
+    for (const [name, value] of [['maxChannelsPerOperatorHost', cap], ['maxConnectionsPerHost', conns]] as const) {
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
+    }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
     const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ...(ops ?? [])];
     const server = await Server.create({
