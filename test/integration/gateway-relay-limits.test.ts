@@ -18,7 +18,8 @@ import { FrameType } from '../../src/protocol/frame.js';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
-import { hostUnreachableMessage } from '../../src/gateway/relay-messages.js';
+import { RELAY_MAX_WINDOW, hostUnreachableMessage } from '../../src/gateway/relay-messages.js';
+import { Readable } from 'node:stream';
 import { CLI, processAlive, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import type { ShellwireError } from '../../src/errors.js';
 
@@ -82,6 +83,7 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
   let gwPort = 0;
   let inventoryFile: string;
   const ports: number[] = [];
+  let zerosRead = 0;
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'shellwire-gw-limits-'));
@@ -91,7 +93,8 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
     childDir = join(dir, 'gateway-child');
     const gwKeys = [loadOrCreateGatewayKey(gwDir).publicLine, loadOrCreateGatewayKey(childDir).publicLine];
     const hostUsers = ['users:', '  gateway:', `    keys: ${JSON.stringify(gwKeys)}`, '    actAs: [alice, carol]', '  alice:', '    allowRoot: true', '  carol:', '    allowRoot: true'].join('\n') + '\n';
-    web01 = await startDaemon({ limits: { maxChannels: 4, keepaliveMs: 300 } });
+    // Its stdin window is 64 MiB: the gateway must not pass that much credit on to operators.
+    web01 = await startDaemon({ limits: { maxChannels: 4, keepaliveMs: 300, stdinWindow: 64 * 1024 * 1024 } });
     db01 = await startDaemon();
     noauth01 = await startDaemon();
     moved01 = await startDaemon();
@@ -122,6 +125,13 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
     gateway = await Gateway.create({
       stateDir: gwDir, host: '127.0.0.1', port: 0, inventory: inventoryFile, hostConnectTimeoutMs: 2_000,
       maxChannelsPerOperatorHost: 3,
+      // A streamed answer as large as one likes (a recording fetch is one): how much of it was read.
+      ops: [['zeros', () => ({ body: Readable.from((function* () {
+        for (let i = 0; i < 3200; i++) {
+          zerosRead += 65536;
+          yield Buffer.alloc(65536);
+        }
+      })()) })]],
       limits: { keepaliveMs: 300 },
     });
     gwPort = (await gateway.listen()).port;
@@ -237,6 +247,49 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
       assertNoAddress(exit.error!.message, ports);
     } finally {
       await conn.close();
+    }
+  });
+
+  it('stdin credit: the operator gets at most the relay window, however large the host grants', async () => {
+    const conn = await login(alice, 'alice');
+    try {
+      const credit = await new Promise<number>((resolve, reject) => {
+        const channel = conn[rawChannel]({ kind: 'exec', window: 65536, maxPacket: 65536, host: 'web01', params: { command: 'sleep 1' } } as never, {
+          onOpen: () => resolve(channel.sendCredit),
+          onData: () => {},
+          onExit: () => {},
+          onClose: (reason, detail) => (reason === 'open-failed' ? reject(new Error(detail.openFail?.message)) : undefined),
+        });
+      });
+      assert.ok(credit > 0 && credit <= RELAY_MAX_WINDOW, `the gateway granted ${credit} bytes of stdin credit`);
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  it("a streamed gateway op to an operator with a 4 GiB window who stops reading: read only as her socket drains", async () => {
+    const conn = await login(alice, 'alice');
+    const socket = conn[transportOf]().socket;
+    let received = 0;
+    try {
+      const done = new Promise<void>((resolve, reject) => {
+        conn[rawChannel]({ kind: 'gateway', window: 4294967295, maxPacket: 262144, params: { op: 'zeros' } } as never, {
+          onData: (_s, bytes) => void (received += bytes.length),
+          onExit: () => {},
+          onClose: (reason, detail) => (reason === 'normal' ? resolve() : reject(detail.error ?? new Error(reason))),
+        });
+      });
+      socket.pause();
+      // Under the gateway's keepalive here (3 x 300 ms), which would drop her.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const readWhilePaused = zerosRead;
+      // The socket's buffer limit (1 MiB) plus a slice and what the kernel holds: not 200 MiB.
+      assert.ok(readWhilePaused < 32 * 1024 * 1024, `the gateway read ${readWhilePaused} bytes of the answer for a reader that took none`);
+      socket.resume();
+      await done;
+      assert.equal(received, 3200 * 65536);
+    } finally {
+      conn.destroy();
     }
   });
 
