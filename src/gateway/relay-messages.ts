@@ -23,7 +23,7 @@ export function hostUnreachableMessage(host: string, code: string): string {
     case ErrorCode.AUTH_FAILED:
     case ErrorCode.NO_CREDENTIALS:
       return (
-        `host ${host} refused the gateway's login (${code}): this is the gateway's configuration, not yours. ` +
+        `The host ${host} refused the gateway's login (${code}): this is the gateway's configuration, not yours. ` +
         `Ask the gateway's administrator: the host's users.yaml must list the gateway's key (shellwire gateway --print-key) ` +
         'with actAs naming the user you act as, and the inventory\'s user: for the host must be that entry.'
       );
