@@ -177,6 +177,29 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
     }
   });
 
+  it("every pooled connection to a host full: SW_ERR_TOO_MANY_CHANNELS naming the host, not its address", async () => {
+    // A second gateway on the same state dir's key, allowed one connection per host.
+    const small = await Gateway.create({ stateDir: gwDir, host: '127.0.0.1', port: 0, inventory: inventoryFile, audit: false, maxConnectionsPerHost: 1, maxChannelsPerOperatorHost: 10 });
+    const smallPort = (await small.listen()).port;
+    const conn = through(await connect({ user: 'alice', host: '127.0.0.1', port: smallPort }, { identity: alice.file, fingerprint: small.server.identity.fingerprint, env: {} }), 'web01');
+    try {
+      const sleeps = [1, 2, 3, 4].map((i) => conn.spawn(`echo ${i}; exec sleep 60`));
+      for (const s of sleeps) s.exited.catch(() => {});
+      await Promise.all(sleeps.map((s) => firstPid(s)));
+      await assert.rejects(conn.exec('echo never'), (err: ShellwireError) => {
+        assert.equal(err.code, 'SW_ERR_TOO_MANY_CHANNELS', err.message);
+        assert.match(err.message, /The gateway's connections to host web01 are full \(the host's --max-channels\); try again later\.$/);
+        assertNoAddress(err.message.replace(/^[^:]*127\.0\.0\.1:\d+[^:]*: /, ''), ports);
+        return true;
+      });
+      for (const s of sleeps) s.kill('SIGKILL');
+      await Promise.allSettled(sleeps.map((s) => s.exited));
+    } finally {
+      await conn.close();
+      await small.close(500);
+    }
+  });
+
   it('a host that refuses the connection: try again later, by name, no address', async () => {
     const conn = through(await login(alice, 'alice'), 'dead01');
     try {
