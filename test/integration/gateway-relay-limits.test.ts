@@ -132,7 +132,6 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
           yield Buffer.alloc(65536);
         }
       })()) })]],
-      limits: { keepaliveMs: 300 },
     });
     gwPort = (await gateway.listen()).port;
   });
@@ -143,8 +142,8 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const login = (key: KeyFile, user: string, keepaliveMs?: number) =>
-    connect({ user, host: '127.0.0.1', port: gwPort }, { identity: key.file, fingerprint: gateway.server.identity.fingerprint, env: {}, ...(keepaliveMs !== undefined ? { keepaliveMs } : {}) });
+  const login = (key: KeyFile, user: string) =>
+    connect({ user, host: '127.0.0.1', port: gwPort }, { identity: key.file, fingerprint: gateway.server.identity.fingerprint, env: {} });
 
   it("an operator at her cap of channels to a host is refused naming her cap; another operator still gets through", async () => {
     const a1 = through(await login(alice, 'alice'), 'web01');
@@ -303,8 +302,7 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
         });
       });
       socket.pause();
-      // Under the gateway's keepalive here (3 x 300 ms), which would drop her.
-      await new Promise((resolve) => setTimeout(resolve, 600));
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
       const readWhilePaused = zerosRead;
       // The socket's buffer limit (1 MiB) plus a slice and what the kernel holds: not 200 MiB.
       assert.ok(readWhilePaused < 32 * 1024 * 1024, `the gateway read ${readWhilePaused} bytes of the answer for a reader that took none`);
@@ -317,15 +315,22 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
   });
 
   it("an operator silent past the gateway's keepalive: her host channels are closed, the command stops", async () => {
+    // A gateway with a 300 ms keepalive (its own, so the other tests' streams are not cut short).
+    const quick = await Gateway.create({ stateDir: gwDir, host: '127.0.0.1', port: 0, inventory: inventoryFile, audit: false, limits: { keepaliveMs: 300 } });
+    const quickPort = (await quick.listen()).port;
     // No pings of her own, and she stops reading: the gateway hears nothing from her.
-    const conn = through(await login(alice, 'alice', 0), 'web01');
-    const proc = conn.spawn('sleep 300 & echo $!; wait');
-    proc.exited.catch(() => {});
-    const pid = await firstPid(proc);
-    assert.ok(processAlive(pid));
-    conn[transportOf]().socket.pause();
-    assert.ok(await waitFor(() => !processAlive(pid), 8_000), `the command (${pid}) on the host died after the gateway dropped the silent operator`);
-    conn.destroy();
+    const conn = through(await connect({ user: 'alice', host: '127.0.0.1', port: quickPort }, { identity: alice.file, fingerprint: quick.server.identity.fingerprint, env: {}, keepaliveMs: 0 }), 'web01');
+    try {
+      const proc = conn.spawn('sleep 300 & echo $!; wait');
+      proc.exited.catch(() => {});
+      const pid = await firstPid(proc);
+      assert.ok(processAlive(pid));
+      conn[transportOf]().socket.pause();
+      assert.ok(await waitFor(() => !processAlive(pid), 8_000), `the command (${pid}) on the host died after the gateway dropped the silent operator`);
+    } finally {
+      conn.destroy();
+      await quick.close(500);
+    }
   });
 
   describe('a gateway process', () => {
