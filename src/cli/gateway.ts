@@ -14,6 +14,7 @@ import { LOG_LEVELS } from '../log-levels.js';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
 import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
 import { Gateway } from '../gateway/gateway.js';
+import { DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST } from '../gateway/relay-messages.js';
 import { fail, parseSizeFlag, warn } from './common.js';
 
 interface GatewayFlags {
@@ -25,6 +26,7 @@ interface GatewayFlags {
   logLevel: string;
   recordingRetention: string;
   maxSpool?: string;
+  maxChannelsPerHost: string;
 }
 
 export function registerGateway(program: Command): void {
@@ -38,6 +40,7 @@ export function registerGateway(program: Command): void {
     .option('--max-spool <size>', 'largest file a put to many hosts may spool in <state-dir>/spool (e.g. 2G; default 16G)')
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite)')
     .option('--recording-retention <days>', 'remove recorded sessions (<state-dir>/recordings) older than this, at start and daily', String(DEFAULT_RECORDING_RETENTION_DAYS))
+    .option('--max-channels-per-host <n>', "one operator's channels to one host at once, across her connections (the hosts' connections are shared)", String(DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST))
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
     .action(async (flags: GatewayFlags) => runGateway(flags));
 }
@@ -72,6 +75,10 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
     fail(`--recording-retention takes a number of days above 0 (default ${DEFAULT_RECORDING_RETENTION_DAYS}), got "${flags.recordingRetention}".`, 2);
   }
   const maxSpoolBytes = flags.maxSpool === undefined ? undefined : parseSizeFlag(flags.maxSpool, '--max-spool', { min: 1 });
+  const perHost = Number(flags.maxChannelsPerHost);
+  if (!/^\d+$/.test(flags.maxChannelsPerHost.trim()) || !(perHost >= 1)) {
+    fail(`--max-channels-per-host takes a whole number of at least 1 (default ${DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST}), got "${flags.maxChannelsPerHost}".`, 2);
+  }
   const listenText = formatTarget(listen);
   const lock = lockDaemonPid(stateDir);
   if ('runningPid' in lock) fail(`another shellwire daemon or gateway (PID ${lock.runningPid}) is already serving the state dir ${stateDir}; stop it first, or give this one its own --state-dir.`, 1);
@@ -92,6 +99,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
       // where `audit verify --state-dir` and `recordings --state-dir` look.
       recordings: new FileRecordingStore(stateDir, { logger }),
       recordingRetentionDays: retentionDays,
+      maxChannelsPerOperatorHost: perHost,
       ...(flags.inventory !== undefined ? { inventory: resolve(flags.inventory) } : {}),
       ...(maxSpoolBytes !== undefined ? { maxSpoolBytes } : {}),
     });

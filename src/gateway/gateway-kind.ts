@@ -68,6 +68,7 @@ class GatewayChannel implements ServerChannel {
   #pending: Buffer | null = null;
   #body: Readable | null = null;
   #bodyEnded = false;
+  #waitingForDrain = false;
 
   constructor(host: ChannelHost, request: OpenRequest, ops: ReadonlyMap<string, GatewayOp>) {
     this.#host = host;
@@ -103,11 +104,15 @@ class GatewayChannel implements ServerChannel {
     return null;
   }
 
-  /** The answer within the operator's window, then EXIT 0. */
+  /**
+   * The answer within the operator's window and while her socket is not congested (a 4 GiB
+   * window must not pull a whole recording into the socket's buffer), then EXIT 0.
+   */
   #flush(): void {
     const channel = this.#channel;
     if (!channel || channel.ended || !this.busy) return;
     for (;;) {
+      if (this.#host.conn.congested) return this.#waitForDrain();
       if (this.#pending !== null) {
         const sent = channel.write('stdout', this.#pending);
         this.#pending = sent === this.#pending.length ? null : this.#pending.subarray(sent);
@@ -121,6 +126,15 @@ class GatewayChannel implements ServerChannel {
     this.busy = false;
     this.#release();
     channel.exit({ exitCode: 0, signal: null, timedOut: false });
+  }
+
+  #waitForDrain(): void {
+    if (this.#waitingForDrain) return;
+    this.#waitingForDrain = true;
+    this.#host.conn.whenDrained(() => {
+      this.#waitingForDrain = false;
+      this.#flush();
+    });
   }
 
   /** The file could not be read to its end: say so in the EXIT (the bytes sent are a prefix). */

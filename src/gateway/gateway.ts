@@ -43,6 +43,10 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
   /** A put to many hosts: the largest file spooled (bytes; default 16 GiB) and hosts pushed to at once (default 16). */
   maxSpoolBytes?: number;
   pushParallel?: number;
+  /** One operator's channels to one host at once, across her connections (default 256, relay-messages.ts). */
+  maxChannelsPerOperatorHost?: number;
+  /** Pooled connections to one host at most, opened as they fill up (default 4, host-pool.ts). */
+  maxConnectionsPerHost?: number;
 }
 
 export class Gateway {
@@ -74,7 +78,11 @@ export class Gateway {
     const inventoryFile = options.inventory ?? gatewayInventoryPath(stateDir);
     // A missing file is an empty inventory (no host reachable) only for the default path.
     const inventory = readInventory(inventoryFile, options.inventory !== undefined);
-    const pool = new HostPool({ stateDir, keyFile: key.file, log, ...(options.hostConnectTimeoutMs !== undefined ? { connectTimeoutMs: options.hostConnectTimeoutMs } : {}) });
+    const pool = new HostPool({
+      stateDir, keyFile: key.file, log,
+      ...(options.hostConnectTimeoutMs !== undefined ? { connectTimeoutMs: options.hostConnectTimeoutMs } : {}),
+      ...(options.maxConnectionsPerHost !== undefined ? { maxConnectionsPerHost: options.maxConnectionsPerHost } : {}),
+    });
     const holder: { gateway: Gateway | null; inventory: Inventory } = { gateway: null, inventory };
     const finishing = new Set<Promise<void>>();
     const ctx: RelayContext = {
@@ -84,13 +92,18 @@ export class Gateway {
       recordings: options.recordings,
       finishing,
       ...(options.onBehalfOf !== undefined ? { onBehalfOf: options.onBehalfOf } : {}),
+      ...(options.maxChannelsPerOperatorHost !== undefined ? { maxChannelsPerOperatorHost: options.maxChannelsPerOperatorHost } : {}),
+      openChannels: new Map(),
     };
     const relay: ChannelFactory = (id, host, request) => new RelayChannel(id, host, request, ctx);
     // A file put naming `hosts` is one upload pushed to many hosts (fanout-put.ts); it refuses
     // `hosts` on any other kind or op, so no relay ever forwards the field.
     const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
     const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
-    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, ...serverOptions } = options;
+    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, ...serverOptions } = options;
+    for (const [name, value] of [['maxChannelsPerOperatorHost', cap], ['maxConnectionsPerHost', conns]] as const) {
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
+    }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
     const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ...(ops ?? [])];
     const server = await Server.create({

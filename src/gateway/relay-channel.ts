@@ -5,11 +5,17 @@
  * stdin DATA, EOF, SIGNAL, RESIZE one way; OPEN_OK, STDOUT/STDERR DATA, EXIT the other; CLOSE
  * both. The host's OPEN_OK fields and OPEN_FAIL (code, message, errno) reach the operator unchanged.
  *
- * Flow control end to end: the gateway grants the operator the host's stdin window and
- * returns the operator's credit only as the host's window takes the bytes; it opens the host
- * channel with the operator's output window and returns the host's credit only as the
- * operator's window takes them. So each direction holds at most one window here, however
- * slow the reader behind it (docs/gateway.md).
+ * Flow control end to end: the gateway grants the operator the host's stdin window (at most
+ * RELAY_MAX_WINDOW) and returns the operator's credit only as the host's window and the
+ * pooled connection's socket take the bytes; it opens the host channel with the operator's
+ * output window, capped at RELAY_MAX_WINDOW, and returns the host's credit only as bytes go
+ * out to the operator's socket — within her window, and not while that socket is congested
+ * (as the daemon's output pumps do, server/output-pump.ts). So each direction holds at most
+ * RELAY_MAX_WINDOW here, whatever window the operator asks and however slowly she reads
+ * (docs/gateway.md "Limits").
+ *
+ * One operator may hold at most `maxChannelsPerOperatorHost` channels to one host at once,
+ * across her connections: the pooled connection is shared, and one operator must not fill it.
  */
 import type { Logger } from 'pino';
 import { ChannelState, CloseReason, type Channel, type ChannelHooks, type CloseDetail, type DataStream } from '../channel/channel-state.js';
@@ -17,7 +23,7 @@ import { decodeResize, decodeSignal, parseJsonObject, type ExitMessage, type Ope
 import { decodePutEof } from '../protocol/file-messages.js';
 import { FrameType } from '../protocol/frame.js';
 import { ErrorCode, ProtocolError, type ShellwireError } from '../errors.js';
-import { rawChannel, type Connection } from '../client/connection.js';
+import { rawChannel, transportOf, type Connection } from '../client/connection.js';
 import type { ChannelHost, Refusal, ServerChannel } from '../server/channel-host.js';
 import type { Inventory } from '../fleet/inventory.js';
 import type { AuditEvent } from '../audit/audit-event.js';
@@ -25,6 +31,7 @@ import { commandText } from '../auth/policy.js';
 import { checkHost } from './gateway-policy.js';
 import { gatewayPolicyOf } from './gateway-config.js';
 import type { HostPool } from './host-pool.js';
+import { DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST, RELAY_MAX_WINDOW, hostFullMessage, hostLostMessage, hostUnreachableMessage, operatorCapMessage } from './relay-messages.js';
 import type { ExecOutputRecording, RecordingResult, RecordingStore, TerminalRecording } from '../audit/recording.js';
 
 /** What every relay of one gateway shares. */
@@ -45,7 +52,17 @@ export interface RelayContext {
    * identity, which then run everything as the gateway's own user entry.
    */
   onBehalfOf?: boolean;
+  /** One operator's channels to one host at once, across her connections (default DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST). */
+  maxChannelsPerOperatorHost?: number;
+  /** Channels open by operator and host (`operator\0host`), shared by every relay of the gateway. */
+  openChannels?: Map<string, number>;
 }
+
+/** Bytes handed to a socket per write before its congestion is looked at again. */
+const RELAY_WRITE_SLICE = 256 * 1024;
+
+/** How often a relay asks the pool again when the connection it got filled up meanwhile. */
+const POOL_RETRIES = 3;
 
 /** A relayed session channel, for exec channels opened with `session: <id>` on the same connection. */
 interface RelayedSession {
@@ -89,6 +106,12 @@ export class RelayChannel implements ServerChannel {
   #recordingError: string | null = null;
   #recordInput = false;
   #endRecorded = false;
+  /** The key this channel counts under in `openChannels`, while it counts. */
+  #counted: string | null = null;
+  /** The pooled connection the host channel is on. */
+  #hostConn: Connection | null = null;
+  #waitingOperatorDrain = false;
+  #waitingHostDrain = false;
 
   constructor(id: number, host: ChannelHost, request: OpenRequest, ctx: RelayContext) {
     this.id = id;
@@ -150,23 +173,54 @@ export class RelayChannel implements ServerChannel {
       if (!session) throw new ProtocolError(ErrorCode.UNKNOWN_CHANNEL, `Exec on channel ${this.id} names session channel ${params.session}, which is not an open session.`, { channel: this.id });
       if (session.host !== this.#hostName) return { code: ErrorCode.BAD_REQUEST, message: `Session channel ${params.session} is on host ${session.host}, not ${this.#hostName}.` };
     }
-    this.#ctx.pool.get(decision.host).then(
-      (conn) => this.#open(conn, session),
+    const cap = this.#ctx.maxChannelsPerOperatorHost ?? DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST;
+    const open = this.#ctx.openChannels ?? (this.#ctx.openChannels = new Map());
+    const key = `${user.name}\0${this.#hostName}`;
+    const held = open.get(key) ?? 0;
+    if (held >= cap) {
+      const message = operatorCapMessage(user.name, this.#hostName, cap);
+      this.#host.log.warn({ client: this.#host.remote, user: user.name, host: name, cap }, 'gateway: operator at her channel cap for the host');
+      this.#record({ kind: 'denied', command: commandText(this.#request), detail: { channelKind: this.#request.kind, reason: message, ...this.#where(), outcome: { code: ErrorCode.TOO_MANY_CHANNELS, message } } });
+      return { code: ErrorCode.TOO_MANY_CHANNELS, message };
+    }
+    open.set(key, held + 1);
+    this.#counted = key;
+    this.#dial(decision.host, session, POOL_RETRIES);
+    return null;
+  }
+
+  /** A pooled connection to the host, then the host channel on it. */
+  #dial(host: Parameters<HostPool['get']>[0], session: RelayedSession | undefined, retries: number): void {
+    const user = this.#host.user;
+    this.#ctx.pool.get(host).then(
+      (conn) => this.#open(conn, session, () => (retries > 0 ? this.#dial(host, session, retries - 1) : this.#refused(ErrorCode.TOO_MANY_CHANNELS, hostFullMessage(this.#hostName)))),
       (err: ShellwireError | Error) => {
-        this.#host.log.warn({ client: this.#host.remote, user: user.name, host: name, err: err.message }, 'gateway: cannot reach host');
-        const code = (err as ShellwireError).code ?? 'error';
-        this.#refused(ErrorCode.CONNECT_FAILED, `The gateway cannot reach host ${name} (${code}); try again later, or ask the gateway's administrator.`);
+        // The details (address, port, the dial's own words) are for the gateway's log only.
+        this.#host.log.warn({ client: this.#host.remote, user: user.name, host: host.name, address: host.address, port: host.port, err: err.message }, 'gateway: cannot reach host');
+        const code = (err as ShellwireError).code ?? ErrorCode.CONNECT_FAILED;
+        if (code === ErrorCode.TOO_MANY_CHANNELS) return this.#refused(code, hostFullMessage(this.#hostName));
+        this.#refused(ErrorCode.CONNECT_FAILED, hostUnreachableMessage(this.#hostName, code));
       },
     );
-    return null;
+  }
+
+  /** This channel no longer counts against the operator's cap for the host. */
+  #uncount(): void {
+    const key = this.#counted;
+    if (key === null) return;
+    this.#counted = null;
+    const open = this.#ctx.openChannels!;
+    const left = (open.get(key) ?? 1) - 1;
+    if (left > 0) open.set(key, left);
+    else open.delete(key);
   }
 
   kill(): void {
     this.#remote?.close();
   }
 
-  /** The pooled connection is up: open the same kind on the host. */
-  #open(conn: Connection, session: RelayedSession | undefined): void {
+  /** The pooled connection is up: open the same kind on the host (`full`: it filled up meanwhile, ask the pool again). */
+  #open(conn: Connection, session: RelayedSession | undefined, full: () => void): void {
     const operator = this.#channel!;
     if (this.#abandoned || operator.ended) return;
     const { host: _host, onBehalfOf: _behalf, ...header } = this.#request;
@@ -180,10 +234,13 @@ export class RelayChannel implements ServerChannel {
     }
     const open = {
       ...header,
+      // Never more in flight from the host than the gateway will hold for this channel.
+      window: Math.min(header.window, RELAY_MAX_WINDOW),
       maxPacket: Math.min(header.maxPacket, conn.server.maxPayload),
       params,
       ...(this.#ctx.onBehalfOf === false ? {} : { onBehalfOf: { user: this.#as, operator: this.#host.user.name } }),
     } as OpenRequest;
+    this.#hostConn = conn;
     try {
       this.#remote = conn[rawChannel](open, {
         onOpen: (payload) => this.#remoteOnOpen(payload),
@@ -193,8 +250,11 @@ export class RelayChannel implements ServerChannel {
         onClose: (reason, detail) => this.#remoteOnClose(reason, detail),
       });
     } catch (err) {
-      // The pooled connection died or is full between get() and now.
-      this.#refused((err as ShellwireError).code ?? ErrorCode.CONNECT_FAILED, `The gateway cannot open a channel on host ${this.#hostName}: ${(err as Error).message}`);
+      // The pooled connection died or filled up between get() and now.
+      const code = (err as ShellwireError).code ?? ErrorCode.CONNECT_FAILED;
+      this.#host.log.warn({ user: this.#host.user.name, host: this.#hostName, err: (err as Error).message }, 'gateway: cannot open a channel on the host');
+      if (code === ErrorCode.TOO_MANY_CHANNELS) return full();
+      this.#refused(code === ErrorCode.CONNECTION_CLOSED || code === ErrorCode.KEEPALIVE_TIMEOUT ? code : ErrorCode.CONNECT_FAILED, hostUnreachableMessage(this.#hostName, code));
     }
   }
 
@@ -202,8 +262,10 @@ export class RelayChannel implements ServerChannel {
     const ok = parseJsonObject(FrameType.OPEN_OK, payload) as Record<string, unknown>;
     const operator = this.#channel!;
     if (operator.ended || this.#abandoned) return this.#remote!.close();
-    // The host's fields unchanged (pid, cwd; a file channel's path, offset, entry…).
-    operator.openOk(ok as unknown as OpenOkMessage);
+    // The host's fields unchanged (pid, cwd; a file channel's path, offset, entry…), but no
+    // more stdin credit than the gateway will hold for this channel.
+    const window = typeof ok.window === 'number' ? Math.min(ok.window, RELAY_MAX_WINDOW) : ok.window;
+    operator.openOk({ ...ok, window } as unknown as OpenOkMessage);
     if (this.#request.kind === 'session') {
       let sessions = sessionsOf.get(this.#host);
       if (!sessions) sessionsOf.set(this.#host, (sessions = new Map()));
@@ -245,9 +307,11 @@ export class RelayChannel implements ServerChannel {
       operator.close();
       return;
     }
-    // The pooled connection was lost (host gone, gateway's link broken): say so, naming the host.
-    const why = detail.error?.message ?? 'the connection closed';
-    const message = `The gateway lost its connection to host ${this.#hostName}: ${why}`;
+    // The pooled connection was lost (host gone, gateway's link broken): say so, naming the
+    // host by name only (the error's own words name its address: for the gateway's log).
+    const code = (detail.error as ShellwireError | null | undefined)?.code ?? ErrorCode.CONNECTION_CLOSED;
+    this.#host.log.warn({ user: this.#host.user.name, host: this.#hostName, err: detail.error?.message }, 'gateway: connection to host lost under a channel');
+    const message = hostLostMessage(this.#hostName, code);
     if (operator.state === ChannelState.OPENING) return this.#refused(ErrorCode.CONNECTION_CLOSED, message);
     this.#toOperator = [];
     this.#exit = { exitCode: null, signal: null, timedOut: false, error: { code: ErrorCode.CONNECTION_CLOSED, message } };
@@ -268,6 +332,7 @@ export class RelayChannel implements ServerChannel {
 
   #operatorOnClose(reason: CloseReason, detail: CloseDetail): void {
     sessionsOf.get(this.#host)?.delete(this.id);
+    this.#uncount();
     this.#toOperator = [];
     this.#toHost = [];
     if (reason === CloseReason.OPEN_FAILED) return;
@@ -277,18 +342,25 @@ export class RelayChannel implements ServerChannel {
     if (!this.#exited) this.#end(this.#exit ?? { exitCode: null, signal: null, outcome: reason === CloseReason.NORMAL ? 'closed by the operator' : `operator's connection lost${detail.error ? `: ${detail.error.message}` : ''}` });
   }
 
-  /** Operator's stdin to the host, as far as the host's credit goes; the operator's credit follows. */
+  /**
+   * Operator's stdin to the host, as far as the host's credit goes and while the pooled
+   * connection's socket is not congested; the operator's credit follows.
+   */
   #flushToHost(): void {
     const remote = this.#remote;
     const operator = this.#channel;
     if (!remote || !operator) return;
+    const socket = this.#hostConn![transportOf]();
     while (this.#toHost.length > 0) {
+      if (socket.congested) return this.#waitForHostDrain();
       const head = this.#toHost[0]!;
-      const sent = remote.write('stdin', head);
+      const slice = head.length > RELAY_WRITE_SLICE ? head.subarray(0, RELAY_WRITE_SLICE) : head;
+      const sent = remote.write('stdin', slice);
       if (sent > 0) operator.consumed(sent);
       if (sent < head.length) {
         this.#toHost[0] = head.subarray(sent);
-        return;
+        if (sent < slice.length) return; // onWindow goes on
+        continue;
       }
       this.#toHost.shift();
     }
@@ -299,17 +371,23 @@ export class RelayChannel implements ServerChannel {
     }
   }
 
-  /** Host output to the operator, as far as the operator's credit goes; the host's credit follows. */
+  /**
+   * Host output to the operator, as far as the operator's credit goes and while her socket is
+   * not congested; the host's credit follows, so the host sends no faster than she reads.
+   */
   #flushToOperator(): void {
     const operator = this.#channel;
     if (!operator || operator.ended) return;
     while (this.#toOperator.length > 0) {
+      if (this.#host.conn.congested) return this.#waitForOperatorDrain();
       const head = this.#toOperator[0]!;
-      const sent = operator.write(head.stream, head.bytes);
+      const slice = head.bytes.length > RELAY_WRITE_SLICE ? head.bytes.subarray(0, RELAY_WRITE_SLICE) : head.bytes;
+      const sent = operator.write(head.stream, slice);
       if (sent > 0) this.#remote?.consumed(sent);
       if (sent < head.bytes.length) {
         head.bytes = head.bytes.subarray(sent);
-        return;
+        if (sent < slice.length) return; // onWindow goes on
+        continue;
       }
       this.#toOperator.shift();
     }
@@ -319,6 +397,24 @@ export class RelayChannel implements ServerChannel {
       operator.exit(exit as unknown as ExitMessage);
       this.#end(exit);
     }
+  }
+
+  #waitForOperatorDrain(): void {
+    if (this.#waitingOperatorDrain) return;
+    this.#waitingOperatorDrain = true;
+    this.#host.conn.whenDrained(() => {
+      this.#waitingOperatorDrain = false;
+      this.#flushToOperator();
+    });
+  }
+
+  #waitForHostDrain(): void {
+    if (this.#waitingHostDrain || !this.#hostConn) return;
+    this.#waitingHostDrain = true;
+    this.#hostConn[transportOf]().whenDrained(() => {
+      this.#waitingHostDrain = false;
+      this.#flushToHost();
+    });
   }
 
   /** OPEN_FAIL to the operator (host refused, host unreachable), with its audit row. */
