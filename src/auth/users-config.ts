@@ -424,3 +424,11 @@ function checkGatewayFields(name: string, u: Record<string, unknown>, errors: Co
   }
   return { hosts, as, record, recordings };
 }
+
+/**
+ * An operator's gateway fields; a user without them (or the gateway's own token) may reach
+ * no host: deny by default, and acting as someone is never implied by a login alone.
+ */
+export function gatewayPolicyOf(user: UserPolicy): GatewayUserPolicy {
+  return user.gateway ?? { hosts: [], as: user.name, record: { input: false, output: false }, recordings: 'own' };
+}
