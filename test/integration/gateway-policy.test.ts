@@ -129,11 +129,14 @@ describe('gateway: the policy in force at each OPEN, judged where it applies, au
       assert.equal((await carol.exec('ls /')).exitCode, 0);
       reload(gatewayUsers({
         alice: [`    keys: ["${keys.alice!.line}"]`, '    hosts: ["dead01"]'],
-        carol: [`    keys: ["${keys.carol!.line}"]`, '    channels: [exec]', '    commands: { allow: ["echo ..."] }', '    hosts: ["web01"]'],
+        carol: [`    keys: ["${keys.carol!.line}"]`, '    channels: [exec]', '    commands: { allow: ["echo ..."] }', '    hosts: ["web01"]', '    as: erin'],
       }));
       await assert.rejects(alice.exec('echo after'), isCode('SW_ERR_DENIED', /host "web01" is not permitted for alice/));
       await assert.rejects(carol.exec('ls /'), isCode('SW_ERR_DENIED', /users\.carol\.commands\.allow \("echo \.\.\."\)/));
       assert.equal((await carol.exec('echo still')).stdout, 'still\n');
+      // Her new `as:` holds too: the host ran it as erin.
+      const end = rows.find((e) => e.kind === 'command-end' && e.command === 'echo still');
+      assert.deepEqual([end?.osUser, (end?.detail as { as?: string } | undefined)?.as], ['erin', 'erin']);
     } finally {
       reload(gatewayUsers());
       await alice.close();
@@ -167,6 +170,7 @@ describe('gateway: the policy in force at each OPEN, judged where it applies, au
   });
 
   it("a cwd and paths are the host's business: not judged against the gateway's own accounts or homes", async () => {
+    const first = rows.length;
     const workDir = join(dir, 'work');
     mkdirSync(workDir);
     const carol = await login('carol');
@@ -187,7 +191,7 @@ describe('gateway: the policy in force at each OPEN, judged where it applies, au
     // No warning about gateway-local accounts reading the state dir (nothing of carol's runs here).
     assert.equal(logLines.filter((l) => /can read the daemon's state dir/.test(l)).length, 0, logLines.join(''));
     // Gateway rows name the host user (as), never an account of the gateway's machine.
-    const carolRows = rows.filter((e) => e.user === 'carol' && e.kind !== 'disconnect');
+    const carolRows = rows.slice(first).filter((e) => e.user === 'carol' && e.kind !== 'disconnect');
     assert.ok(carolRows.length > 0);
     for (const row of carolRows) assert.equal(row.osUser, 'carol', JSON.stringify(row));
   });
