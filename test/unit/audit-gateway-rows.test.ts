@@ -58,3 +58,18 @@ test("checkOpen at a gateway: the operator's kinds and command words only, nothi
   assert.equal(checkOpen(carol, exec({ command: 'ls', pty: { term: 'xterm', cols: 80, rows: 24 } }), gw).allowed, false);
   assert.equal(checkOpen(carol, { kind: 'file', window: 1, maxPacket: 1, params: { op: 'list', path: '/' } } as unknown as OpenRequest, gw).allowed, false);
 });
+
+test("a gateway's users.yaml refuses runAs, home and fileRoots: the host's business, named with where they belong", () => {
+  for (const [key, value] of [['runAs', 'nosuchaccount-here'], ['home', '/srv/deploy'], ['fileRoots', '[/srv]']] as const) {
+    assert.throws(
+      () => parseUsersConfig(`users:\n  alice:\n    hosts: ["@web"]\n    ${key}: ${value}\n`, 'g.yaml', { gateway: true }),
+      (err: Error) => {
+        assert.match(err.message, new RegExp(`users\\.alice\\.${key}: "${key}" belongs in the hosts' users\\.yaml`));
+        assert.doesNotMatch(err.message, /no OS account/);
+        return true;
+      },
+    );
+  }
+  // allowRoot (harmless there) is still taken, as older gateway files have it.
+  assert.ok(parseUsersConfig('users:\n  alice:\n    allowRoot: true\n    hosts: ["@web"]\n', 'g.yaml', { gateway: true }).users.has('alice'));
+});
