@@ -12,6 +12,10 @@ export const AUDIT_KINDS = [
   // Written by the daemon when recording resumes after the log could not be written (disk
   // full, I/O error, file deleted): the outage's span and what was lost (daemon-audit.ts).
   'gap',
+  // A channel that could not be opened for an operational reason, not a policy refusal: a
+  // gateway could not reach the host, the host had no room, the command could not start.
+  // `audit --kind denied` stays the list of policy decisions (docs/audit.md).
+  'failed',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

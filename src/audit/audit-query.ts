@@ -22,7 +22,7 @@ export interface AuditQuery {
 
 // Times are stored as `Date.toISOString()` (fixed width, UTC), so text order is time order.
 const GREP_TEXT = "lower(concat_ws(char(10), command, cwd, user, os_user, address, key_fingerprint, signal, detail))";
-const FAILED = "(kind IN ('auth-fail', 'denied') OR (kind = 'connect' AND json_extract(detail, '$.ok') = 0) OR (exit_code IS NOT NULL AND exit_code <> 0) OR signal IS NOT NULL)";
+const FAILED = "(kind IN ('auth-fail', 'denied', 'failed') OR (kind = 'connect' AND json_extract(detail, '$.ok') = 0) OR (exit_code IS NOT NULL AND exit_code <> 0) OR signal IS NOT NULL)";
 
 /**
  * The SELECT for `filter`; `reverse`: the rows come from SQLite newest first (to take the most

@@ -33,19 +33,34 @@ const COLUMNS: Array<[string, (row: AuditRow) => string, 'left' | 'right']> = [
   ['COMMAND / DETAIL', (r) => r.command ?? (r.detail === null ? '' : JSON.stringify(r.detail)), 'left'],
 ];
 
+/**
+ * Where a gateway row's channel went (`detail.host`) or, on a host, who relayed it
+ * (`detail.operator` via `detail.via`); '' for a row with neither.
+ */
+export function relayCell(row: AuditRow): string {
+  const detail = (row.detail ?? {}) as Record<string, unknown>;
+  if (typeof detail.host === 'string') return detail.host;
+  if (typeof detail.via === 'string') return typeof detail.operator === 'string' ? `${detail.operator} via ${detail.via}` : `via ${detail.via}`;
+  return '';
+}
+
+/** Shown only when some row went through a gateway: a daemon's own table keeps its columns. */
+const RELAY_COLUMN: [string, (row: AuditRow) => string, 'left' | 'right'] = ['HOST / VIA', (r) => relayCell(r) || '-', 'left'];
+
 /** A fixed-width table; every cell is made safe for a terminal first (see `printable`). */
 export function formatTable(rows: AuditRow[]): string {
-  const cells = rows.map((row) => COLUMNS.map(([, get]) => printable(get(row))));
-  const widths = COLUMNS.map(([title], i) => Math.max(title.length, ...cells.map((line) => line[i]!.length)));
+  const columns = rows.some((r) => relayCell(r) !== '') ? [...COLUMNS.slice(0, 4), RELAY_COLUMN, ...COLUMNS.slice(4)] : COLUMNS;
+  const cells = rows.map((row) => columns.map(([, get]) => printable(get(row))));
+  const widths = columns.map(([title], i) => Math.max(title.length, ...cells.map((line) => line[i]!.length)));
   const render = (line: string[]) =>
     line
       .map((cell, i) => {
         if (i === line.length - 1) return cell;
-        return COLUMNS[i]![2] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+        return columns[i]![2] === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
       })
       .join('  ')
       .trimEnd();
-  return [render(COLUMNS.map(([title]) => title)), ...cells.map(render)].map((line) => `${line}\n`).join('');
+  return [render(columns.map(([title]) => title)), ...cells.map(render)].map((line) => `${line}\n`).join('');
 }
 
 /**

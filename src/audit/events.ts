@@ -50,6 +50,14 @@ export function deniedEvent(command: string | null, channelKind: string, reason:
   return { kind: 'denied', command, detail: { channelKind, reason } };
 }
 
+/**
+ * A channel that could not be opened, not by policy: the host was unreachable or full, the
+ * command could not start. `code` and `message` are the OPEN_FAIL's.
+ */
+export function failedEvent(command: string | null, channelKind: string, code: string, message: string): AuditEvent {
+  return { kind: 'failed', command, detail: { channelKind, reason: message, outcome: { code, message } } };
+}
+
 /** A file operation (put, get, list, …) or a refused path. */
 export function fileEvent(detail: Record<string, unknown>): AuditEvent {
   return { kind: 'file', detail };

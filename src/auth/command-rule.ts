@@ -37,8 +37,16 @@ export interface CommandCandidate {
   file: string | null;
   /** Arguments after the command word, absolute paths normalised. */
   args: string[];
-  /** Working directory, for resolving relative arguments against deny rules. */
-  cwd: string;
+  /**
+   * Working directory, for resolving relative arguments against deny rules; null when it is
+   * not known here (a gateway, where the host picks the default): arguments as written only.
+   */
+  cwd: string | null;
+  /**
+   * The file is on this machine (the default): deny rules also match where its symlinks
+   * lead. False at a gateway, whose files are not the host's.
+   */
+  local?: boolean;
 }
 
 const RULE_FORBIDDEN = /[;&|<>()$`\\'"{}~#!\n\r\t\0]/;
@@ -80,13 +88,13 @@ export function allowMatches(rule: CommandRule, c: CommandCandidate): boolean {
 export function denyMatches(rule: CommandRule, c: CommandCandidate): boolean {
   const names = new Set([c.name]);
   if (c.file !== null) {
-    const real = realPathOf(c.file);
-    for (const path of [c.file, real]) {
+    for (const path of c.local === false ? [c.file] : [c.file, realPathOf(c.file)]) {
       names.add(path);
       names.add(posix.basename(path));
     }
   }
   if (![...names].some((n) => rule.command.test(n))) return false;
-  const forms = c.args.flatMap((arg) => (arg.startsWith('/') || arg.startsWith('-') ? [arg] : [arg, normalizePathWord(posix.resolve(c.cwd, arg))]));
+  const cwd = c.cwd;
+  const forms = c.args.flatMap((arg) => (arg.startsWith('/') || arg.startsWith('-') || cwd === null ? [arg] : [arg, normalizePathWord(posix.resolve(cwd, arg))]));
   return rule.args.every((re) => forms.some((form) => re.test(form)));
 }

@@ -67,7 +67,19 @@ export function checkEnv(user: UserPolicy, env: Record<string, string> | undefin
   return { allowed: true };
 }
 
-export function checkOpen(user: UserPolicy, request: OpenRequest): PolicyDecision {
+/**
+ * Where a decision is made. `daemon` (the default): the command runs on this machine, so its
+ * program is looked up here, and its cwd must be inside the user's home or file roots here.
+ * `gateway`: it runs on a host, as another user whose own policy the host applies (cwd, file
+ * roots, its PATH); this machine's accounts, homes and files say nothing about it, so only
+ * what is the operator's own is judged: channel kinds, environment names, and the command
+ * words against her rules, as written (docs/gateway.md).
+ */
+export interface CheckPlace {
+  where: 'daemon' | 'gateway';
+}
+
+export function checkOpen(user: UserPolicy, request: OpenRequest, place: CheckPlace = { where: 'daemon' }): PolicyDecision {
   const permission = permissionFor(request);
   if (permission && !user.channels.has(permission)) {
     return { allowed: false, reason: `user "${user.name}" may not open ${permission} channels (users.${user.name}.channels is [${[...user.channels].join(', ')}])` };
@@ -80,6 +92,13 @@ export function checkOpen(user: UserPolicy, request: OpenRequest): PolicyDecisio
   if (params.pty || params.session !== undefined) {
     // A login shell or a session shell would bypass any command rule.
     return { allowed: false, reason: `user "${user.name}" has command rules, so commands run without a shell: no terminal, no session` };
+  }
+  if (place.where === 'gateway') {
+    const words = params.argv ?? splitCommandWords(params.command ?? '');
+    if (!Array.isArray(words) && !words.ok) return { allowed: false, reason: words.reason };
+    const decision = checkCommandWordsAsWritten(user, Array.isArray(words) ? words : words.words, params.cwd ?? null);
+    // The request goes on as the operator sent it: the host resolves and runs it.
+    return decision.allowed ? { allowed: true } : decision;
   }
   const cwd = checkCwd(user, params.cwd ?? user.home);
   if (!cwd.allowed) return cwd;
@@ -114,6 +133,33 @@ export function checkCommandWords(user: UserPolicy, words: string[], cwd: string
   }
   if (candidate.file === null) return { allowed: false, reason: `${name}: no such program in the daemon's PATH for restricted users` };
   return { allowed: true, argv: [candidate.file, ...candidate.args] };
+}
+
+/**
+ * Match argv against the user's rules at a gateway: the program is the host's (looked up in
+ * its PATH there), so it is matched by the name as written — a rule with a path matches a
+ * command written as that path — and relative arguments are resolved for deny rules only
+ * against a cwd the operator gave (the host's default cwd is not known here). Nothing on
+ * this machine is looked at.
+ */
+export function checkCommandWordsAsWritten(user: UserPolicy, words: string[], cwd: string | null): { allowed: true } | { allowed: false; reason: string } {
+  const [first, ...rest] = words;
+  if (first === undefined || first === '') return { allowed: false, reason: 'the command is empty' };
+  if (first.includes('/') && !first.startsWith('/')) {
+    return { allowed: false, reason: `a command given as a path must be absolute, not ${JSON.stringify(first)}` };
+  }
+  const name = normalizePathWord(first);
+  const args = rest.map(normalizePathWord);
+  const candidate: CommandCandidate = { name, file: name.startsWith('/') ? name : null, args, cwd, local: false };
+  for (const rule of user.deny) {
+    if (denyMatches(rule, candidate)) {
+      return { allowed: false, reason: `command denied by ${rule.where} ("${rule.pattern}")` };
+    }
+  }
+  if (user.allow !== null && !user.allow.some((rule) => allowMatches(rule, candidate))) {
+    return { allowed: false, reason: `command matches no rule in users.${user.name}.commands.allow (${user.allow.map((r) => `"${r.pattern}"`).join(', ') || 'empty'})` };
+  }
+  return { allowed: true };
 }
 
 /** Compatibility: match a command line (split strictly, as the daemon does). */

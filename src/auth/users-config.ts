@@ -201,6 +201,9 @@ export function parseUsersConfig(text: string, path: string, options: UsersConfi
 
 const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands', 'fileRoots', 'keys', 'tokens', 'password', 'actAs']);
 
+/** Fields about the machine commands run on: a gateway's users.yaml refuses them (they are the host's). */
+const HOST_ONLY_KEYS = ['runAs', 'home', 'fileRoots'] as const;
+
 /** Fields only a gateway's users.yaml takes (docs/gateway.md): a daemon names where they belong. */
 const GATEWAY_USER_KEYS = new Set(['hosts', 'as', 'record', 'recordings']);
 
@@ -245,12 +248,19 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors, options: 
     } else if (!USER_KEYS.has(key)) errors.add(at(key), `unknown field (expected one of ${[...USER_KEYS].join(', ')}${options.gateway ? `, ${[...GATEWAY_USER_KEYS].join(', ')}` : ''})`);
   }
 
+  // A gateway's operator runs nothing on the gateway's machine: its accounts, homes and
+  // files are not hers, and the host applies the acted-as user's own (docs/gateway.md).
+  if (options.gateway) {
+    for (const key of HOST_ONLY_KEYS) {
+      if (u[key] !== undefined) errors.add(at(key), `"${key}" belongs in the hosts' users.yaml (under the user the gateway acts as), not a gateway's: nothing of an operator's runs on the gateway; choose that user with "as"`);
+    }
+  }
   const self = daemonAccount();
   let account = self;
   // A runAs that names no account is the one error about it: the daemon's own account
   // stands in below only for the checks that do not depend on it.
   let accountKnown = true;
-  if (u.runAs !== undefined) {
+  if (u.runAs !== undefined && !options.gateway) {
     if (typeof u.runAs !== 'string' || u.runAs === '') {
       errors.add(at('runAs'), 'must be an OS account name');
       accountKnown = false;
@@ -423,4 +433,12 @@ function checkGatewayFields(name: string, u: Record<string, unknown>, errors: Co
     else recordings = u.recordings;
   }
   return { hosts, as, record, recordings };
+}
+
+/**
+ * An operator's gateway fields; a user without them (or the gateway's own token) may reach
+ * no host: deny by default, and acting as someone is never implied by a login alone.
+ */
+export function gatewayPolicyOf(user: UserPolicy): GatewayUserPolicy {
+  return user.gateway ?? { hosts: [], as: user.name, record: { input: false, output: false }, recordings: 'own' };
 }

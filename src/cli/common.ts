@@ -1,6 +1,7 @@
 /** What every connecting command shares: credential and host-key flags, error reporting, exit codes. */
 import { Option, type Command } from 'commander';
-import { parseVia } from '../client/via.js';
+import { parseVia, relayHostName } from '../client/via.js';
+import { gatewayDials } from '../client/open-tls.js';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import { existsSync } from 'node:fs';
@@ -160,11 +161,19 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags, 
     const gateway = parseVia(targetText);
     host = withOverrides({ name: targetText, address: gateway.host, port: gateway.port, labels: {}, groups: [], ...(gateway.user !== undefined ? { user: gateway.user } : {}) }, { ...overrides, via: null });
   } else {
-    if (isTargetExpression(targetText)) fail(oneHostOnly(targetText), 2);
+    if (isTargetExpression(targetText)) fail(oneHostOnly(targetText, flags.via), 2);
     const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
     debugLog(1, describeHost(resolved));
     host = resolved.host;
-    if (host.via !== undefined) refuseDirectOnlyFlags(flags, host.via);
+    if (host.via !== undefined) {
+      refuseDirectOnlyFlags(flags, host.via);
+      // USER@HOST, HOST:PORT, [IPv6]:PORT: a usage error, before anything is dialled (as -p/-l).
+      try {
+        relayHostName(host.name, host.via);
+      } catch (err) {
+        fail((err as Error).message, 2);
+      }
+    }
   }
   const interactive = Boolean(process.stdin.isTTY && process.stderr.isTTY);
   const base: ConnectOptions = {
@@ -184,16 +193,19 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags, 
     base.password = fromEnv ?? (await readSecretLine(`${host.user ?? process.env.USER ?? ''}@${host.name}'s password: `));
   }
   const { target, options } = connectArgs(host, base);
+  if (mode.gateway) gatewayDials.add(options);
   return connect(target, options);
 }
 
 /** exec/shell/tty/put/get/ls given `@web` or `role=web&dc=east`: say which command takes many. */
-function oneHostOnly(targetText: string): string {
+function oneHostOnly(targetText: string, via?: string): string {
   const args = process.argv.slice(2);
   const command = args.find((a) => SINGLE_HOST_COMMANDS.includes(a)) ?? 'this command';
   const words = command === 'exec' ? args.slice(args.indexOf(targetText) + 1).filter((w) => w !== '--') : [];
   const quoted = shellQuote(targetText);
-  return `${command} takes one host; to run on ${targetText} use: shellwire run ${quoted} -- ${words.length > 0 ? words.map(shellQuote).join(' ') : 'COMMAND'}`;
+  // Through the same gateway (--via GW; not --via none, which is the direct default).
+  const through = via !== undefined && via !== VIA_NONE ? ` --via ${shellQuote(via)}` : '';
+  return `${command} takes one host; to run on ${targetText} use: shellwire run${through} ${quoted} -- ${words.length > 0 ? words.map(shellQuote).join(' ') : 'COMMAND'}`;
 }
 
 /** `HOST:PATH` or `HOST` whose host part is `@web`, `role=web`…: the one-host message, else nothing. */

@@ -71,7 +71,10 @@ async function runShell(hostText: string, flags: ConnectFlags): Promise<void> {
   conn.on('close', connectionOnClose);
 
   if (input.interactive) {
-    process.stdout.write(`Connected to ${conn.hostLabel} as ${conn.server.user}. Ctrl-C interrupts a command (twice: ends it), Ctrl-D or "exit" ends the session.\n`);
+    // Through a gateway the login is the gateway's, and the account on the host is its
+    // users.yaml `as:`, which the client is not told: say which is which.
+    const as = conn.relayHost !== null ? ` (logged in to the gateway as ${conn.server.user}; it picks the account on ${conn.relayHost})` : ` as ${conn.server.user}`;
+    process.stdout.write(`Connected to ${forTerminal(conn.hostLabel)}${forTerminal(as)}. Ctrl-C interrupts a command (twice: ends it), Ctrl-D or "exit" ends the session.\n`);
   }
   let lines: string[] = [];
   for (;;) {

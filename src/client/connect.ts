@@ -14,7 +14,7 @@ import {
 import { fingerprintOfCertificate } from '../transport/tls.js';
 import { FrameConnection } from '../transport/frame-connection.js';
 import type { Transport } from '../transport/transport.js';
-import { openTls } from './open-tls.js';
+import { DAEMON_SERVICE, GATEWAY_SERVICE, gatewayDials, openTls } from './open-tls.js';
 import { verifyHostKey, type HostKeyPolicy } from '../auth/known-hosts.js';
 import { knownHostsPath, shellwireHome } from '../auth/paths.js';
 import { join } from 'node:path';
@@ -199,6 +199,8 @@ async function connectVia(host: string | Target, via: string | Target, options: 
   const gateway = parseVia(via);
   const name = relayHostName(host, formatTarget(gateway));
   const { via: _via, ...direct } = options;
+  // A failure to reach it gives a gateway's advice (`shellwire gateway`, port 50008).
+  gatewayDials.add(direct);
   const conn = await connect(gateway, direct);
   options.debug?.(`channels go on to ${name} through the gateway ${conn.hostLabel}`);
   return conn[ownedRelay](name);
@@ -224,7 +226,7 @@ async function connectWith(parsed: Target, label: string, options: ConnectOption
   debug?.(`connecting to ${label} (timeout ${timeoutMs / 1000} s)`);
   let socket: TLSSocket;
   try {
-    socket = await openTls(parsed, label, timeoutMs, options.signal, options.transport);
+    socket = await openTls(parsed, label, timeoutMs, options.signal, options.transport, gatewayDials.has(options) ? GATEWAY_SERVICE : DAEMON_SERVICE);
   } catch (err) {
     debug?.(`connecting failed: ${describeFailure(err)}`);
     throw err;

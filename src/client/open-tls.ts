@@ -9,12 +9,30 @@ import { connect as tlsConnect, createSecureContext, type SecureContext, type TL
 import { ConnectionError, ErrorCode, HostVerificationError, type ShellwireError } from '../errors.js';
 import { TLS_CIPHERS, TLS_MIN_VERSION, ALPN_PROTOCOL, fingerprintOfCertificate } from '../transport/tls.js';
 import { DEFAULT_PORT, formatTarget, type Target } from './target.js';
+import { DEFAULT_GATEWAY_PORT } from './via.js';
 import type { Transport } from '../transport/transport.js';
 
 /** How long a failed handshake's second look at the port may take (see `identifyService`). */
 export const IDENTIFY_SERVICE_MS = 1_500;
 
 const DEFAULT_PORT_NOTE = `the shellwire daemon listens on ${DEFAULT_PORT} by default`;
+
+/** What is being dialled, for the advice a failure gives: a daemon, or a gateway (`--via`). */
+export interface DialedService {
+  /** The command that serves it. */
+  program: string;
+  /** Its default port, said when nothing answers. */
+  note: string;
+}
+
+export const DAEMON_SERVICE: DialedService = { program: 'shellwire serve', note: DEFAULT_PORT_NOTE };
+/**
+ * Options objects of connects that dial a gateway (`connect(host, { via })`, `hosts --via`):
+ * their failures name `shellwire gateway` and port 50008, not the daemon's.
+ */
+export const gatewayDials = new WeakSet<object>();
+
+export const GATEWAY_SERVICE: DialedService = { program: 'shellwire gateway', note: `a shellwire gateway listens on ${DEFAULT_GATEWAY_PORT} by default` };
 
 let sharedContext: SecureContext | null = null;
 
@@ -29,7 +47,7 @@ function clientSecureContext(): SecureContext {
  * caller. Over TCP to `target`, or over `transport` (any byte duplex, already connected:
  * a gateway relay, a NATS tunnel), where `target` only names the host.
  */
-export function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal, transport?: Transport): Promise<TLSSocket> {
+export function openTls(target: Target, label: string, timeoutMs: number, signal?: AbortSignal, transport?: Transport, service: DialedService = DAEMON_SERVICE): Promise<TLSSocket> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     // Aborted already: dial nothing (a transport given to us is ours to destroy, as on any failure).
@@ -64,7 +82,7 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
     const timer = setTimeout(() => {
       fail(
         tcpConnected
-          ? new ConnectionError(ErrorCode.CONNECT_FAILED, `${label} accepted the connection but said nothing for ${timeoutMs} ms: it is not a shellwire daemon (${DEFAULT_PORT_NOTE}), or one too busy to answer.`, { host: label })
+          ? new ConnectionError(ErrorCode.CONNECT_FAILED, `${label} accepted the connection but said nothing for ${timeoutMs} ms: it is not a shellwire daemon (${service.note}), or one too busy to answer.`, { host: label })
           : new ConnectionError(ErrorCode.CONNECT_FAILED, `Timed out after ${timeoutMs} ms connecting to ${label}: no answer at all (the host is down, or a firewall drops the packets).`, { host: label }),
       );
     }, timeoutMs);
@@ -87,15 +105,15 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
     function onError(err: NodeJS.ErrnoException) {
       if (settled) return;
       if (err.code === 'ECONNREFUSED') {
-        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connection refused by ${label}; is \`shellwire serve\` running there, on that port (${DEFAULT_PORT_NOTE})?`, { host: label, cause: err }));
+        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Connection refused by ${label}; is \`${service.program}\` running there, on that port (${service.note})?`, { host: label, cause: err }));
       } else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
         fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Cannot resolve host name "${target.host}".`, { host: label, cause: err }));
       } else if (tcpConnected && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `${label} accepted the connection and closed it at once, before TLS: it is not a shellwire daemon (${DEFAULT_PORT_NOTE}), or the daemon refused this address (too many connections from it; see its log).`, { host: label, cause: err }));
+        fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `${label} accepted the connection and closed it at once, before TLS: it is not a shellwire daemon (${service.note}), or the daemon refused this address (too many connections from it; see its log).`, { host: label, cause: err }));
       } else if (err.code && /^(ECONN|EHOST|ENET|ETIMEDOUT|EPIPE|EADDR)/.test(err.code)) {
         fail(new ConnectionError(ErrorCode.CONNECT_FAILED, `Cannot connect to ${label}: ${err.message}.`, { host: label, cause: err }));
       } else if (err.code === 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL') {
-        fail(notShellwire(label, { what: 'speaks TLS', detail: `it refused ALPN ${ALPN_PROTOCOL}: another TLS service, such as HTTPS` }, err));
+        fail(notShellwire(label, { what: 'speaks TLS', detail: `it refused ALPN ${ALPN_PROTOCOL}: another TLS service, such as HTTPS` }, err, service));
       } else if (err.code === 'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION' || err.code === 'ERR_SSL_UNSUPPORTED_PROTOCOL') {
         fail(new HostVerificationError(ErrorCode.TLS, `${label} speaks TLS but not TLS 1.3, which shellwire requires: it is not a shellwire daemon, or something in between downgrades TLS.`, { host: label, cause: err }));
       } else if (isNotTls(err)) {
@@ -106,9 +124,9 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
         cleanup();
         socket.destroy();
         tcp.destroy();
-        void identifyService(target, budget, signal).then((what) => reject(notShellwire(label, what, err)));
+        void identifyService(target, budget, signal).then((what) => reject(notShellwire(label, what, err, service)));
       } else {
-        fail(new HostVerificationError(ErrorCode.TLS, `The TLS handshake with ${label} failed (${tlsReason(err)}): is it a shellwire daemon (${DEFAULT_PORT_NOTE})?`, { host: label, cause: err }));
+        fail(new HostVerificationError(ErrorCode.TLS, `The TLS handshake with ${label} failed (${tlsReason(err)}): is it a shellwire daemon (${service.note})?`, { host: label, cause: err }));
       }
     }
     tcp.on('error', onError);
@@ -118,7 +136,7 @@ export function openTls(target: Target, label: string, timeoutMs: number, signal
       // A TLS server that ignores ALPN (openssl s_server, many HTTPS servers) completes the
       // handshake; without this check we would go on to ask about its certificate.
       if (socket.alpnProtocol !== ALPN_PROTOCOL) {
-        fail(notShellwire(label, { what: 'speaks TLS', detail: `it did not agree to ALPN ${ALPN_PROTOCOL}: another TLS service, such as HTTPS` }));
+        fail(notShellwire(label, { what: 'speaks TLS', detail: `it did not agree to ALPN ${ALPN_PROTOCOL}: another TLS service, such as HTTPS` }, undefined, service));
         return;
       }
       cleanup();
@@ -153,8 +171,8 @@ export async function scanHostKey(target: Target, options: { timeoutMs?: number;
   }
 }
 
-function notShellwire(label: string, guess: ServiceGuess, cause?: unknown): ConnectionError {
-  return new ConnectionError(ErrorCode.NOT_SHELLWIRE, `${label} ${guess.what}, not shellwire (${guess.detail}); ${DEFAULT_PORT_NOTE}.`, { host: label, ...(cause !== undefined ? { cause } : {}) });
+function notShellwire(label: string, guess: ServiceGuess, cause?: unknown, service: DialedService = DAEMON_SERVICE): ConnectionError {
+  return new ConnectionError(ErrorCode.NOT_SHELLWIRE, `${label} ${guess.what}, not shellwire (${guess.detail}); ${service.note}.`, { host: label, ...(cause !== undefined ? { cause } : {}) });
 }
 
 /** OpenSSL's verdicts for a first record that is not TLS at all. */

@@ -5,7 +5,6 @@
  */
 import { join } from 'node:path';
 import { shellwireHome } from '../auth/paths.js';
-import type { GatewayUserPolicy, UserPolicy } from '../auth/users-config.js';
 
 export const DEFAULT_GATEWAY_HOST = '127.0.0.1';
 export const DEFAULT_GATEWAY_PORT = 50008;
@@ -26,10 +25,5 @@ export function gatewayInventoryPath(stateDir: string): string {
   return join(stateDir, 'inventory.yaml');
 }
 
-/**
- * An operator's gateway fields; a user without them (or the gateway's own token) may reach
- * no host: deny by default, and acting as someone is never implied by a login alone.
- */
-export function gatewayPolicyOf(user: UserPolicy): GatewayUserPolicy {
-  return user.gateway ?? { hosts: [], as: user.name, record: { input: false, output: false }, recordings: 'own' };
-}
+// An operator's gateway fields (deny by default): auth/users-config.ts, where the server layer reads them too.
+export { gatewayPolicyOf } from '../auth/users-config.js';

@@ -425,7 +425,8 @@ export class RelayChannel implements ServerChannel {
       return;
     }
     operator.openFail(code, message, extra);
-    this.#record({ kind: 'denied', command: commandText(this.#request), detail: { channelKind: this.#request.kind, reason: message, ...this.#where(), outcome: { code, message } } });
+    // Only a policy refusal (the host's SW_ERR_DENIED) is `denied`; the rest is operational.
+    this.#record({ kind: code === ErrorCode.DENIED ? 'denied' : 'failed', command: commandText(this.#request), detail: { channelKind: this.#request.kind, reason: message, ...this.#where(), outcome: { code, message } } });
   }
 
   /**

@@ -57,7 +57,9 @@ export async function startCommand(spec: CommandSpec, options: StartOptions): Pr
     const proc = await CommandProcess.start(pipeOptions(spec, options.containers), options.onClose, spawner);
     return { ok: true, process: proc };
   } catch (err) {
-    return { ok: false, code: ErrorCode.BAD_REQUEST, message: `Cannot start the command: ${(err as Error).message}` };
+    // The request was fine; starting it failed (the spawner's pipe broke, the OS refused):
+    // SW_ERR_SPAWN_FAILED, as when the daemon forks it itself — not the client's BAD_REQUEST.
+    return { ok: false, code: ErrorCode.SPAWN_FAILED, message: `Cannot start the command: ${(err as Error).message}` };
   }
 }
 

@@ -139,7 +139,7 @@ export class ExecChannel implements ServerChannel {
         // A bug of ours after the spawn: stop what runs rather than leave it unreported.
         this.#host.log.error({ client: this.#host.remote, channel: this.id, err: (err as Error).message }, 'starting the command failed');
         this.#process?.kill();
-        channel.openFail(ErrorCode.BAD_REQUEST, `Cannot start the command: ${(err as Error).message}`);
+        channel.openFail(ErrorCode.SPAWN_FAILED, `Cannot start the command: ${(err as Error).message}`);
       });
     return null;
   }

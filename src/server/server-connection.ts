@@ -24,6 +24,8 @@ import type { ServerLimits } from './limits.js';
 import type { AuthenticatedUser, ChannelFactory, ChannelHost, ServerChannel } from './channel-host.js';
 import { userBaseEnv } from './command-env.js';
 import { actAs, OnBehalfHost, type ChannelOwner } from './on-behalf.js';
+import { loginInForce } from '../auth/login-in-force.js';
+import { gatewayPolicyOf } from '../auth/users-config.js';
 import type { SessionState } from './session-state.js';
 import type { Containers } from '../process/containment.js';
 import type { Spawner } from '../process/spawner.js';
@@ -34,6 +36,19 @@ const HOSTNAME = hostname();
 const kinds = new WeakMap<Channel, ServerChannel>();
 /** Who opened each channel (on-behalf.ts): a session serves only its own owner's commands. */
 const owners = new WeakMap<Channel, ChannelOwner>();
+
+/**
+ * A gateway operator as her audit rows name her: `osUser` is the user she acts as on the
+ * hosts, never an account of the gateway's machine (nothing of hers runs there).
+ */
+function gatewayAuditUser(principal: AuthenticatedUser): { name: string; account: { name: string } } {
+  return { name: principal.name, account: { name: gatewayPolicyOf(principal).as } };
+}
+
+/** `host` and `as` for a gateway row about an OPEN (the host as the operator named it). */
+function gatewayWhere(principal: AuthenticatedUser, request: OpenRequest): { host?: string; as: string } {
+  return { ...(request.host !== undefined ? { host: request.host } : {}), as: gatewayPolicyOf(principal).as };
+}
 
 /** What a daemon answers an OPEN meant for a gateway (docs/protocol.md "Gateway"). */
 /** An operator's OPEN at a gateway that claims to act for someone: only the gateway says that, to hosts. */
@@ -265,9 +280,11 @@ export class ServerConnection implements ChannelHost {
       maxChannels: this.limits.maxChannels,
       keepaliveMs: this.limits.keepaliveMs,
     }));
-    this.log.info({ client: this.remote, user: principal.name, account: principal.account.name, clientSoftware: hello.client, method: principal.method, credential: principal.credential }, 'authenticated');
-    this.audit.loggedIn(principal);
-    this.audit.record(authOkEvent(principal));
+    // A gateway's operators run nothing on its machine: its local accounts are not theirs.
+    const who = this.#ctx.gateway ? { as: gatewayPolicyOf(principal).as } : { account: principal.account.name };
+    this.log.info({ client: this.remote, user: principal.name, ...who, clientSoftware: hello.client, method: principal.method, credential: principal.credential }, 'authenticated');
+    this.audit.loggedIn(this.#ctx.gateway ? gatewayAuditUser(principal) : principal);
+    this.audit.record(authOkEvent(this.#ctx.gateway ? { ...principal, ...gatewayAuditUser(principal) } : principal));
     this.#ctx.onAuthenticated?.(this);
   }
 
@@ -294,8 +311,20 @@ export class ServerConnection implements ChannelHost {
     if (this.#ctx.gateway) {
       if (request.onBehalfOf !== undefined) {
         this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind }, 'OPEN with onBehalfOf refused at the gateway');
+        // An operator claiming to act for someone is a forgery attempt: it is audited as one.
+        this.audit.record({ ...deniedEvent(commandText(request), request.kind, ON_BEHALF_AT_GATEWAY), detail: { channelKind: request.kind, reason: ON_BEHALF_AT_GATEWAY, ...gatewayWhere(this.user, request), onBehalfOf: { ...request.onBehalfOf } } });
         return { refuse: { code: ErrorCode.BAD_REQUEST, message: ON_BEHALF_AT_GATEWAY } };
       }
+      // Every OPEN is judged by the users.yaml in force now: an operator removed (or whose
+      // hosts, as, channels or commands changed) since her login gets the new rules.
+      const inForce = this.#loginInForce();
+      if ('reason' in inForce) {
+        this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, reason: inForce.reason }, 'request denied');
+        this.audit.record({ ...deniedEvent(commandText(request), request.kind, inForce.reason), detail: { channelKind: request.kind, reason: inForce.reason, ...gatewayWhere(this.user, request) } });
+        return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${inForce.reason}.` } };
+      }
+      this.#user = inForce.principal;
+      this.audit.loggedIn(gatewayAuditUser(inForce.principal));
     } else if (request.host !== undefined || request.hosts !== undefined) {
       this.log.warn({ client: this.remote, user: this.user.name, channel: id, kind: request.kind, host: request.host ?? request.hosts }, 'OPEN for a gateway host refused');
       return { refuse: { code: ErrorCode.BAD_REQUEST, message: NOT_A_GATEWAY } };
@@ -314,10 +343,13 @@ export class ServerConnection implements ChannelHost {
     }
     const host: ChannelHost = onBehalf ?? this;
     const owner: ChannelOwner = onBehalf?.owner ?? null;
-    const decision = checkOpen(host.user, request);
+    // At a gateway the command runs on the host: its cwd and paths are judged there, under
+    // the acted-as user's policy; here only the operator's kinds and command words.
+    const decision = checkOpen(host.user, request, this.#ctx.gateway ? { where: 'gateway' } : undefined);
     if (!decision.allowed) {
       this.log.warn({ client: this.remote, user: host.user.name, channel: id, kind: request.kind, command: commandText(request), reason: decision.reason }, 'request denied');
-      host.audit.record(deniedEvent(commandText(request), request.kind, decision.reason));
+      const denied = deniedEvent(commandText(request), request.kind, decision.reason);
+      host.audit.record(this.#ctx.gateway ? { ...denied, detail: { ...denied.detail, ...gatewayWhere(host.user, request) } } : denied);
       return { refuse: { code: ErrorCode.DENIED, message: `Denied: ${decision.reason}.` } };
     }
     // For a user with command rules: the argv the rules matched, run without a shell.
@@ -347,6 +379,30 @@ export class ServerConnection implements ChannelHost {
     // so its kind stops what it started before the connection fails.
     const failure = kind.start(channel);
     return failure ? { refuse: failure } : channel;
+  }
+
+  /** The login under the users.yaml in force (a gateway's; login-in-force.ts). */
+  #loginInForce(): { principal: AuthenticatedUser } | { reason: string } {
+    const authenticator = this.#ctx.authenticator;
+    if (!(authenticator instanceof ConfigAuthenticator)) return { principal: this.user };
+    return loginInForce(this.user, authenticator.config);
+  }
+
+  /**
+   * After a reload (SIGHUP) at a gateway: close this connection if its login no longer stands
+   * (the operator was removed, or the credential she logged in with was), ending what runs on
+   * it on the hosts, as a Teleport lock does. A changed policy (hosts, as, channels,
+   * commands) applies from her next OPEN; what already runs goes on. True when closed.
+   */
+  revokeIfRemoved(): boolean {
+    if (!this.#ctx.gateway || this.#state !== 'open') return false;
+    const inForce = this.#loginInForce();
+    if (!('reason' in inForce)) return false;
+    this.log.warn({ client: this.remote, user: this.user.name, reason: inForce.reason }, 'login revoked by reload: connection closed');
+    this.audit.record({ ...deniedEvent(null, 'connection', inForce.reason), detail: { channelKind: 'connection', reason: inForce.reason, revoked: true } });
+    for (const channel of this.#channels?.channels() ?? []) kinds.get(channel)?.kill();
+    this.conn.goodbye(ErrorCode.DENIED, `Denied: ${inForce.reason}. This connection is closed and what ran on it was stopped.`);
+    return true;
   }
 
   /**

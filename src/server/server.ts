@@ -283,7 +283,8 @@ export class Server {
 
   /**
    * Re-read users.yaml (SIGHUP). New logins use it; open connections keep the policy they
-   * logged in with. A broken file is reported and the old config stays in force. Never
+   * logged in with — except at a gateway, where each OPEN is judged by the file in force and
+   * a removed operator's connection is closed. A broken file is reported and the old config stays in force. Never
    * throws: the result says whether the new file was taken.
    */
   reloadUsers(): { ok: true; users: number } | { ok: false; error: string } {
@@ -294,6 +295,9 @@ export class Server {
       if (this.#authenticator instanceof ConfigAuthenticator) this.#authenticator.config = users;
       this.#log.info({ users: users.users.size }, 'users config reloaded');
       this.#warnExposedStateDir(users);
+      // A gateway judges each OPEN by the new file; an operator it no longer admits at all
+      // (removed, or her key, token or password revoked) is disconnected now (docs/gateway.md).
+      if (this.#gateway) for (const connection of this.#connections) connection.revokeIfRemoved();
       return { ok: true, users: users.users.size };
     } catch (err) {
       this.#log.error({ err: (err as Error).message }, 'users config reload failed; keeping the old one');
@@ -303,6 +307,9 @@ export class Server {
 
   /** Restricted users who can read the state dir through their commands: said at every load. */
   #warnExposedStateDir(users: UsersConfig): void {
+    // A gateway's operators run nothing on its machine (their commands run on the hosts, as
+    // their `as` user): no account of its own can read its state dir through them.
+    if (this.#gateway) return;
     for (const user of users.users.values()) {
       const warning = stateDirExposure(user, this.stateDir);
       if (warning) this.#log.warn({ user: user.name }, warning);

@@ -263,8 +263,9 @@ test('--via usage errors exit 2 before connecting: -p, -l, a host with a port or
     [['exec', '--via', gw.address, '-l', 'root', 'web01', 'true'], /-l does not go with a gateway/, 2],
     [['exec', '--via', 'gw:notaport', 'web01', 'true'], /Bad gateway "gw:notaport"/, 2],
     [['run', '--via', '@@', 'web01', '--', 'true'], /Bad gateway/, 2],
-    [['exec', '--via', gw.address, 'root@web01', 'true'], /the gateway's choice.*--via root@/, 255],
-    [['exec', '--via', gw.address, 'web01:2222', 'true'], /never an address or port/, 255],
+    // As README says: refused before connecting, as -p/-l are (was 255 after dialling).
+    [['exec', '--via', gw.address, 'root@web01', 'true'], /the gateway's choice.*--via root@/, 2],
+    [['exec', '--via', gw.address, 'web01:2222', 'true'], /never an address or port/, 2],
   ];
   for (const [args, message, code] of cases) {
     const r = await runCli(args, { env });
