@@ -16,7 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Connection } from '../../dist/index.js';
-import { CFG, QUICK, pass, type Measure } from '../lib/harness.js';
+import { CFG, QUICK, ROUNDS, pass, type Measure } from '../lib/harness.js';
 import { CLI, ROOT, benchDirs, freePort, type BenchDaemon } from '../lib/daemon.js';
 import { track } from '../lib/children.js';
 import { sequential } from '../lib/load.js';
@@ -148,7 +148,7 @@ async function fanoutSshds(): Promise<typeof sshds> {
     return sshds;
   }
   sshds = { dir, ports, sshOpts: kv.SSH_OPTS, pids: (kv.PIDS ?? '').split(/\s+/).filter(Boolean).map(Number) };
-  process.on('exit', stopSshdsSync);
+  if (!process.listeners('exit').includes(stopSshdsSync)) process.on('exit', stopSshdsSync);
   writeFileSync(join(dir, 'hosts'), ports.map((p) => `127.0.0.1:${p} root\n`).join(''));
   return sshds;
 }
@@ -174,20 +174,78 @@ async function sourceFile(): Promise<{ path: string; sha: string }> {
 function timed(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = track(spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] }));
+    const child = track(spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
     let stderr = '';
+    let stdout = '';
     child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
+    // The fan-out report (stdout) names each failed host's error.
+    child.stdout!.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-4096)));
     const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (code !== 0) reject(new Error(`${args[0] === CLI ? 'shellwire put' : file} exited ${code ?? signal}: ${stderr.trim().slice(0, 300)}`));
+      if (code !== 0) reject(new Error(`${args[0] === CLI ? 'shellwire put' : file} exited ${code ?? signal}: ${stdout.trim().slice(0, 300)} ${stderr.trim().slice(0, 300)}`));
       else resolve((performance.now() - started) / 1000);
     });
   });
 }
 
 let putVerified = false;
+let putRounds = 0;
+
+interface PutFleet {
+  hosts: Array<{ name: string; daemon: BenchDaemon; dir: string }>;
+  gw: BenchGateway;
+}
+let putFleetStarted: Promise<PutFleet> | null = null;
+
+/**
+ * 20 daemons on 127.0.0.2–21, each with its own folder as `bench`'s home (where the relative
+ * path goes), and a gateway in front of them: started once (a few at a time: 20 Node
+ * processes starting at once on a small loaded machine miss the start timeout) and kept for
+ * every round.
+ */
+function putFleet(): Promise<PutFleet> {
+  putFleetStarted ??= (async () => {
+    const swDir = join(benchDirs().home, 'sw-hosts');
+    const prepared = prepareGateway();
+    const hosts: PutFleet['hosts'] = [];
+    try {
+      for (let first = 0; first < PUT_HOSTS; first += 5) {
+        const batch = await Promise.allSettled(
+          Array.from({ length: Math.min(5, PUT_HOSTS - first) }, async (_, k) => {
+            const i = first + k;
+            const name = `h${String(i + 1).padStart(2, '0')}`;
+            const dir = join(swDir, name);
+            mkdirSync(dir, { recursive: true });
+            return { name, dir, daemon: await startHost(prepared.keyLine, { host: `127.0.0.${i + 2}`, home: dir }) };
+          }),
+        );
+        for (const s of batch) if (s.status === 'fulfilled') hosts.push(s.value);
+        const failed = batch.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failed) throw failed.reason;
+      }
+      return { hosts, gw: await startGateway(prepared, hosts) };
+    } catch (err) {
+      await Promise.all(hosts.map((h) => h.daemon.stop()));
+      putFleetStarted = null;
+      throw err;
+    }
+  })();
+  return putFleetStarted;
+}
+
+async function stopPutFleet(): Promise<void> {
+  const started = putFleetStarted;
+  putFleetStarted = null;
+  const fleet = await started?.catch(() => null);
+  if (!fleet) return;
+  await fleet.gw.stop();
+  await Promise.all(fleet.hosts.map((h) => h.daemon.stop()));
+  rmSync(join(benchDirs().home, 'sw-hosts'), { recursive: true, force: true });
+  stopSshdsSync();
+  sshds = null;
+}
 
 export const gatewayPut: Measure = {
   id: 'gateway-put',
@@ -197,30 +255,16 @@ export const gatewayPut: Measure = {
   async run({ cliRel, row, detail }) {
     const src = await sourceFile();
     const { home } = benchDirs();
-    const swDir = join(home, 'sw-hosts');
-    const prepared = prepareGateway();
-    const hosts: Array<{ name: string; daemon: BenchDaemon; dir: string }> = [];
-    let gw: BenchGateway | null = null;
+    const fleet = await putFleet();
+    const { hosts, gw } = fleet;
     try {
-      // 20 daemons on 127.0.0.2–21, each with its own folder as `bench`'s home (where the relative path goes).
-      const started = await Promise.allSettled(
-        Array.from({ length: PUT_HOSTS }, async (_, i) => {
-          const name = `h${String(i + 1).padStart(2, '0')}`;
-          const dir = join(swDir, name);
-          mkdirSync(dir, { recursive: true });
-          return { name, dir, daemon: await startHost(prepared.keyLine, { host: `127.0.0.${i + 2}`, home: dir }) };
-        }),
-      );
-      for (const s of started) if (s.status === 'fulfilled') hosts.push(s.value);
-      const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed) throw failed.reason;
-      gw = await startGateway(prepared, hosts);
-      // The operator's own inventory names the same hosts (what `put TARGETS:…` expands), all via the gateway.
+      // The operator's own inventory names the same hosts (what `put TARGETS:…` expands);
+      // `--via GW` sends them through the gateway, `--via none` (the diagnostic) directly.
       const inventory = join(home, 'operator-inventory.yaml');
-      writeFileSync(inventory, ['hosts:', ...hosts.map((h) => `  ${h.name}: { address: ${h.name}, groups: [bench] }`), ''].join('\n'));
+      writeFileSync(inventory, ['hosts:', ...hosts.map((h) => `  ${h.name}: { address: ${h.daemon.address.slice(0, h.daemon.address.lastIndexOf(':'))}, port: ${h.daemon.port}, user: ${OPERATOR}, groups: [bench] }`), ''].join('\n'));
       const env = { ...process.env, SHELLWIRE_HOME: home };
       delete env.SHELLWIRE_TOKEN;
-      const putArgs = [CLI, 'put', '--quiet', '-i', benchOperator().keyFile, '--inventory', inventory, '--via', gw.via, src.path, '@bench:put.bin'];
+      const putArgs = (via: string) => [CLI, 'put', '--quiet', '-i', benchOperator().keyFile, '--inventory', inventory, '--via', via, src.path, '@bench:put.bin'];
       const scp = await fanoutSshds();
       const scpArgs = scp && 'ports' in scp ? ['-h', join(scp.dir, 'hosts'), '-p', String(PUT_HOSTS), '-t', '0', '-x', `${scp.sshOpts} -c aes128-gcm@openssh.com`, src.path, 'put.bin'] : null;
       const clean = () => {
@@ -228,48 +272,65 @@ export const gatewayPut: Measure = {
         if (scp && 'ports' in scp) for (let i = 1; i <= PUT_HOSTS; i++) rmSync(join(scp.dir, `h${i}`, 'put.bin'), { force: true });
         spawnSync('sync');
       };
+      const swCopiesOk = async (who: string) => {
+        for (const h of hosts) if ((await sha256File(join(h.dir, 'put.bin'))) !== src.sha) throw new Error(`${who}: ${h.name}'s copy has another SHA-256 than the source`);
+      };
       const runs = QUICK ? 1 : CFG.fileRuns;
-      const secs = { sw: [] as number[], scp: [] as number[] };
+      const secs = { via: [] as number[], direct: [] as number[], scp: [] as number[] };
       const gwRead: number[] = [];
+      /** A failed `put --via` (its report): the row says so, the other figures still come. */
+      let viaError = '';
+      const order = ['via', 'scp', 'direct'] as const;
       for (let r = 0; r < runs; r++) {
-        for (const who of r % 2 === 0 ? (['sw', 'scp'] as const) : (['scp', 'sw'] as const)) {
+        for (const who of r % 2 === 0 ? order : [...order].reverse()) {
           if (who === 'scp' && !scpArgs) continue;
           clean();
-          if (who === 'sw') {
+          if (who === 'via') {
             const before = readBytes(gw.pid);
-            secs.sw.push(await timed(process.execPath, putArgs, env));
-            gwRead.push(readBytes(gw.pid) - before);
-            if (!putVerified) {
-              for (const h of hosts) if ((await sha256File(join(h.dir, 'put.bin'))) !== src.sha) throw new Error(`${h.name}: the copy's SHA-256 differs from the source's`);
+            try {
+              secs.via.push(await timed(process.execPath, putArgs(gw.via), env));
+            } catch (err) {
+              viaError ||= (err as Error).message.replace(/\s+/g, ' ');
+              continue;
             }
+            gwRead.push(readBytes(gw.pid) - before);
+            if (!putVerified) await swCopiesOk('put --via');
+          } else if (who === 'direct') {
+            secs.direct.push(await timed(process.execPath, putArgs('none'), env));
+            if (!putVerified) await swCopiesOk('put --via none');
           } else {
             secs.scp.push(await timed('parallel-scp', scpArgs!, process.env));
-            if (!putVerified && (await sha256File(join((scp as { dir: string }).dir, 'h1', 'put.bin'))) !== src.sha) throw new Error("parallel-scp's copy on host 1 differs from the source");
+            if (!putVerified) for (let i = 1; i <= PUT_HOSTS; i++) if ((await sha256File(join((scp as { dir: string }).dir, `h${i}`, 'put.bin'))) !== src.sha) throw new Error(`parallel-scp's copy on host ${i} differs from the source`);
           }
         }
         putVerified = true;
       }
       clean();
-      const a = median(secs.sw);
+      const a = median(secs.via);
       const read = median(gwRead) / MIB;
-      const mode = read > PUT_MIB * PUT_HOSTS * 0.5 ? `one stream per host from the operator (${fmt(read, 0)} MiB read by the gateway)` : `data crossed the operator's link once (${fmt(read, 0)} MiB read by the gateway)`;
-      if (!scpArgs) {
-        row({ ...PUT_ROW, sw: fmt(a, 2), ref: `n/a (${scp && 'error' in scp ? scp.error : 'no sshd'})`, ratio: 'n/a', result: 'n/a' });
+      const mode = !gwRead.length
+        ? 'unknown (no run succeeded)'
+        : read > PUT_MIB * PUT_HOSTS * 0.5
+          ? `one stream per host from the operator, the gateway relaying each (it read ${fmt(read, 0)} MiB for ${PUT_MIB} MiB × ${PUT_HOSTS})`
+          : `the data crossed the operator's link once, the gateway fanning it out (it read ${fmt(read, 0)} MiB for ${PUT_MIB} MiB × ${PUT_HOSTS})`;
+      const b = scpArgs ? median(secs.scp) : NaN;
+      const ref = scpArgs ? `${fmt(b, 2)} (parallel-scp)` : `n/a (${scp && 'error' in scp ? scp.error : 'no sshd'})`;
+      if (viaError) {
+        row({ ...PUT_ROW, sw: `error: ${viaError.slice(0, 160)}`, ref, ratio: '', result: 'ERROR' });
       } else {
-        const b = median(secs.scp);
-        // A time: the ratio is shellwire's speed relative to parallel-scp's (> 1 = faster).
-        row({ ...PUT_ROW, sw: fmt(a, 2), ref: `${fmt(b, 2)} (parallel-scp)`, ratio: `${fmt(b / a, 2)}× speed`, result: 'info', values: { sw: a, ref: b, ratio: b / a } });
+        // Times: the ratio is shellwire's speed relative to parallel-scp's (> 1 = faster).
+        row({ ...PUT_ROW, sw: fmt(a, 2), ref, ratio: scpArgs ? `${fmt(b / a, 2)}× speed` : 'n/a', result: scpArgs ? 'info' : 'n/a', values: { sw: a, ref: b, ratio: b / a } });
       }
       detail(
         `- 9c: ${runs} interleaved run(s) each of a ${PUT_MIB} MiB random file to ${PUT_HOSTS} hosts, after an untimed \`sync\`: ` +
-          `\`node ${cliRel} put --quiet -i KEY --inventory INV --via ${OPERATOR}@GW FILE '@bench:put.bin'\` (${PUT_HOSTS} daemons on 127.0.0.2–${PUT_HOSTS + 1}, one gateway process; fsync before rename; all ${PUT_HOSTS} copies' SHA-256 checked once)` +
-          (scpArgs ? ` and \`parallel-scp ${scpArgs.slice(0, -2).join(' ').replace(join(benchDirs().home, 'scp-hosts'), 'DIR')}\` to ${PUT_HOSTS} private sshd daemons (../shared/peers settings; pscp adds \`scp -qC\`: compression on)` : '') +
-          `. Through the gateway ${range(secs.sw, 2, ' s')}${secs.scp.length ? `, parallel-scp ${range(secs.scp, 2, ' s')}` : ''}. Mode measured: ${mode}.`,
+          `\`node ${cliRel} put --quiet -i KEY --inventory INV --via ${OPERATOR}@GW FILE '@bench:put.bin'\` (${PUT_HOSTS} daemons on 127.0.0.2–${PUT_HOSTS + 1}, one gateway process; fsync before rename; every copy's SHA-256 checked once)` +
+          (scpArgs ? ` and \`parallel-scp ${scpArgs.slice(0, -2).join(' ').replaceAll(join(benchDirs().home, 'scp-hosts'), 'DIR')}\` to ${PUT_HOSTS} private sshd daemons (../shared/peers settings; pscp itself adds \`scp -qC\`: compression on)` : '') +
+          `. Through the gateway ${secs.via.length ? range(secs.via, 2, ' s') : 'failed'}${secs.scp.length ? `, parallel-scp ${range(secs.scp, 2, ' s')}` : ''}; diagnostic, the same put directly (\`--via none\`, ${PUT_HOSTS} streams from the client): ${range(secs.direct, 2, ' s')}. ` +
+          `Mode measured: ${mode}.` + (viaError ? ` put --via failed: ${viaError.slice(0, 600)}` : ''),
       );
     } finally {
-      await gw?.stop();
-      await Promise.all(hosts.map((h) => h.daemon.stop()));
-      rmSync(swDir, { recursive: true, force: true });
+      // The daemons and the gateway serve every round; the last round stops them.
+      if (++putRounds >= ROUNDS) await stopPutFleet();
     }
   },
 };
