@@ -178,8 +178,8 @@ function timed(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<nu
     let stderr = '';
     let stdout = '';
     child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4096)));
-    // The fan-out report (stdout) names each failed host's error.
-    child.stdout!.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-4096)));
+    // The fan-out report (stdout) names each failed host's error: its start is kept.
+    child.stdout!.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(0, 4096)));
     const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -318,7 +318,7 @@ export const gatewayPut: Measure = {
       const b = scpArgs ? median(secs.scp) : NaN;
       const ref = scpArgs ? `${fmt(b, 2)} (parallel-scp)` : `n/a (${scp && 'error' in scp ? scp.error : 'no sshd'})`;
       if (viaError) {
-        row({ ...PUT_ROW, sw: `error: ${viaError.slice(0, 160)}`, ref, ratio: '', result: 'ERROR' });
+        row({ ...PUT_ROW, sw: `error: ${viaError.slice(0, 200)}`, ref, ratio: '', result: 'ERROR' });
       } else {
         // Times: the ratio is shellwire's speed relative to parallel-scp's (> 1 = faster).
         row({ ...PUT_ROW, sw: fmt(a, 2), ref, ratio: scpArgs ? `${fmt(b / a, 2)}× speed` : 'n/a', result: scpArgs ? 'info' : 'n/a', values: { sw: a, ref: b, ratio: b / a } });
