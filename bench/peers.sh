@@ -76,7 +76,7 @@ case "$cmd" in
       # lib.sh's fan-out config (same key, same settings), on this port, with its pid file here.
       sed -e "s/^Port .*/Port $port/" -e "s|^PidFile .*|PidFile $dir/sshd-h$i.pid|" "$A/sshd_fan${FAN_FIRST}_config" >"$dir/sshd-h$i.config"
       echo "ForceCommand internal-sftp -d $dir/h$i" >>"$dir/sshd-h$i.config"
-      $SSHD -t -f "$dir/sshd-h$i.config" || { echo "peers.sh: sshd config $dir/sshd-h$i.config invalid" >&2; exit 4; }
+      $SSHD -t -f "$dir/sshd-h$i.config" || { echo "peers.sh: sshd config $dir/sshd-h$i.config invalid" >&2; for p in "${pids[@]}"; do stop_pid "$p"; done; exit 4; }
       $SSHD -f "$dir/sshd-h$i.config" -E "$dir/sshd-h$i.log"
       for _ in $(seq 1 50); do [ -s "$dir/sshd-h$i.pid" ] && break; sleep 0.1; done
       pids+=("$(cat "$dir/sshd-h$i.pid" 2>/dev/null)")
@@ -89,7 +89,18 @@ case "$cmd" in
     ;;
   fanout-stop)
     shift
-    for pid in "$@"; do stop_pid "$pid"; done
+    # All at once (one by one, stop_pid's 5 s wait each adds up), and a zombie counts as
+    # stopped: killed sshd's are reparented to an init that reaps them only later.
+    running() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+    for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+    for _ in $(seq 1 50); do
+      left=0
+      for pid in "$@"; do running "$pid" && left=1; done
+      [ "$left" = 0 ] && break
+      sleep 0.1
+    done
+    for pid in "$@"; do running "$pid" && kill -9 "$pid" 2>/dev/null; done
+    true
     ;;
   *)
     echo "usage: peers.sh start | stop PID | fanout-start | fanout-stop PID..." >&2

@@ -128,7 +128,7 @@ const PEERS_SH = join(ROOT, 'bench/peers.sh');
 let sshds: { dir: string; ports: number[]; sshOpts: string; pids: number[] } | { error: string } | null = null;
 
 function stopSshdsSync(): void {
-  if (sshds && 'pids' in sshds && sshds.pids.length) spawnSync('bash', [PEERS_SH, 'fanout-stop', ...sshds.pids.map(String)], { stdio: 'ignore', timeout: 30_000 });
+  if (sshds && 'pids' in sshds && sshds.pids.length) spawnSync('bash', [PEERS_SH, 'fanout-stop', ...sshds.pids.map(String)], { stdio: 'ignore', timeout: 60_000 });
   if (sshds && 'pids' in sshds) sshds.pids = [];
 }
 
