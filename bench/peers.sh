@@ -6,6 +6,12 @@
 #                                     this call started it, 0 if it was already running).
 #   bash bench/peers.sh stop PID   -> stops that sshd by PID (only if it is still the one in
 #                                     the pid file) and removes the pid file.
+#   bash bench/peers.sh fanout-start DIR PORT... -> one private sshd per PORT (127.0.0.1), each
+#                                     with lib.sh's fan-out settings and key, its files in DIR, and
+#                                     `ForceCommand internal-sftp -d DIR/hN` so host N's relative
+#                                     paths land in its own folder (scp speaks SFTP since OpenSSH 9).
+#                                     Prints SSH_OPTS (config + known_hosts for them) and PIDS.
+#   bash bench/peers.sh fanout-stop PID... -> stops those sshd daemons by PID.
 #
 # The peers dir is ../shared/peers relative to the repository; override with
 # SHELLWIRE_PEERS_DIR (in a git worktree the main checkout's ../shared/peers is found). Runtime files live under $ANCHORS_TMP (default /tmp/anchors).
@@ -53,8 +59,51 @@ case "$cmd" in
     pidf="$A/sshd-main.pid"
     if [ -f "$pidf" ] && [ "$(cat "$pidf" 2>/dev/null)" = "$pid" ]; then rm -f "$pidf"; fi
     ;;
+  fanout-start)
+    dir="${2:-}"
+    [ -n "$dir" ] && [ -d "$dir" ] || { echo "usage: peers.sh fanout-start DIR PORT..." >&2; exit 2; }
+    shift 2
+    command -v "$SSHD" >/dev/null 2>&1 || [ -x "$SSHD" ] || { echo "peers.sh: $SSHD not installed" >&2; exit 3; }
+    setup_keys_and_configs >&2 || { echo "peers.sh: setup_keys_and_configs failed" >&2; exit 4; }
+    hostpub="$(cut -d' ' -f1,2 "$A/ssh_host_ed25519_key.pub")"
+    : >"$dir/known_hosts"
+    pids=()
+    i=0
+    for port in "$@"; do
+      i=$((i + 1))
+      mkdir -p "$dir/h$i"
+      echo "[127.0.0.1]:$port $hostpub" >>"$dir/known_hosts"
+      # lib.sh's fan-out config (same key, same settings), on this port, with its pid file here.
+      sed -e "s/^Port .*/Port $port/" -e "s|^PidFile .*|PidFile $dir/sshd-h$i.pid|" "$A/sshd_fan${FAN_FIRST}_config" >"$dir/sshd-h$i.config"
+      echo "ForceCommand internal-sftp -d $dir/h$i" >>"$dir/sshd-h$i.config"
+      $SSHD -t -f "$dir/sshd-h$i.config" || { echo "peers.sh: sshd config $dir/sshd-h$i.config invalid" >&2; for p in "${pids[@]}"; do stop_pid "$p"; done; exit 4; }
+      $SSHD -f "$dir/sshd-h$i.config" -E "$dir/sshd-h$i.log"
+      for _ in $(seq 1 50); do [ -s "$dir/sshd-h$i.pid" ] && break; sleep 0.1; done
+      pids+=("$(cat "$dir/sshd-h$i.pid" 2>/dev/null)")
+    done
+    for port in "$@"; do
+      wait_port "$port" || { for p in "${pids[@]}"; do stop_pid "$p"; done; exit 4; }
+    done
+    echo "SSH_OPTS=-F $SSHCFG -o UserKnownHostsFile=$dir/known_hosts"
+    echo "PIDS=${pids[*]}"
+    ;;
+  fanout-stop)
+    shift
+    # All at once (one by one, stop_pid's 5 s wait each adds up), and a zombie counts as
+    # stopped: killed sshd's are reparented to an init that reaps them only later.
+    running() { [ -e "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+    for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+    for _ in $(seq 1 50); do
+      left=0
+      for pid in "$@"; do running "$pid" && left=1; done
+      [ "$left" = 0 ] && break
+      sleep 0.1
+    done
+    for pid in "$@"; do running "$pid" && kill -9 "$pid" 2>/dev/null; done
+    true
+    ;;
   *)
-    echo "usage: peers.sh start | stop PID" >&2
+    echo "usage: peers.sh start | stop PID | fanout-start | fanout-stop PID..." >&2
     exit 2
     ;;
 esac

@@ -30,6 +30,7 @@ import { slowReaderRss } from './measures/slow-reader-rss.js';
 import { spawnLatency } from './measures/spawn-latency.js';
 import { spawnUnderLoad } from './measures/spawn-under-load.js';
 import { files } from './measures/files.js';
+import { gatewayPut, gatewayRoundTrip, gatewayStream } from './measures/gateway.js';
 
 runBench([
   roundTrip,
@@ -43,4 +44,7 @@ runBench([
   spawnLatency,
   spawnUnderLoad,
   files,
+  gatewayRoundTrip,
+  gatewayStream,
+  gatewayPut,
 ]);

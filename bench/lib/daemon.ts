@@ -5,7 +5,7 @@
  * on any exit path.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -43,11 +43,11 @@ export function removeBenchDirs(): void {
   benchHome = null;
 }
 
-export function freePort(): Promise<number> {
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const { port } = srv.address() as { port: number };
       srv.close(() => resolvePort(port));
     });
@@ -56,6 +56,7 @@ export function freePort(): Promise<number> {
 
 export interface BenchDaemon {
   pid: number;
+  stateDir: string;
   port: number;
   /** `127.0.0.1:PORT` */
   address: string;
@@ -70,15 +71,25 @@ export interface BenchDaemon {
 
 let stateDirSerial = 0;
 
-export async function startDaemon(extraArgs: string[] = []): Promise<BenchDaemon> {
+export interface DaemonOptions {
+  /** Listen on this loopback address (127.0.0.x) instead of 127.0.0.1. */
+  host?: string;
+  /** users.yaml for the daemon; it then gets a state dir of its own, never the shared one. */
+  usersYaml?: string;
+}
+
+export async function startDaemon(extraArgs: string[] = [], options: DaemonOptions = {}): Promise<BenchDaemon> {
   if (!existsSync(CLI) || !existsSync(join(ROOT, 'dist/index.js'))) throw new Error(`${CLI} or dist/ is missing: run \`npm run build\` first`);
   const { home, stateDir: firstStateDir } = benchDirs();
   // One daemon per state dir (serve refuses a second one): each daemon after the first alive
   // gets its own; clients are given the token (SHELLWIRE_TOKEN), so no lookup depends on it.
-  const stateDir = live.size === 0 ? firstStateDir : join(home, `server-${++stateDirSerial}`);
+  // A daemon with its own users.yaml never uses the first dir, so later daemons do not inherit it.
+  const stateDir = live.size === 0 && options.usersYaml === undefined ? firstStateDir : join(home, `server-${++stateDirSerial}`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const port = await freePort();
-  const address = `127.0.0.1:${port}`;
+  if (options.usersYaml !== undefined) writeFileSync(join(stateDir, 'users.yaml'), options.usersYaml, { mode: 0o600 });
+  const host = options.host ?? '127.0.0.1';
+  const port = await freePort(host);
+  const address = `${host}:${port}`;
   const env: NodeJS.ProcessEnv = { ...process.env, SHELLWIRE_HOME: home };
   const child = spawn(
     process.execPath,
@@ -113,6 +124,7 @@ export async function startDaemon(extraArgs: string[] = []): Promise<BenchDaemon
   const pid = child.pid!;
   return {
     pid,
+    stateDir,
     port,
     address,
     fingerprint,
