@@ -10,9 +10,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/client/connect.js';
@@ -25,6 +25,8 @@ import { readExecOutput } from '../../src/audit/exec-output.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { CLI, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { hasTmux, TmuxPane } from '../helpers/tmux.js';
+import { parseCast } from '../../src/audit/asciicast.js';
 
 interface KeyFile {
   file: string;
@@ -395,6 +397,56 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     const ok = await runCli(['audit', 'verify', '--state-dir', gwDir]);
     assert.equal(ok.code, 0, ok.stdout.toString() + ok.stderr);
     assert.match(ok.stdout.toString(), /recordings intact: [3-9]/);
+  });
+
+  // Issue 13 item 6: a tty session through the real gateway, driven in tmux with the real CLI,
+  // replayed with `replay --via` in a second pane of the final size: the same screen, colours included.
+  it('shellwire tty --via in tmux is recorded at the gateway; replay --via shows the same screen', { skip: !hasTmux && 'tmux not installed' }, async () => {
+    const home = join(dir, 'tty-home');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    // The gateway pinned ahead, so no "Permanently added" line lands on the recorded screen.
+    writeFileSync(join(home, 'known_hosts'), `127.0.0.1:${port} ${fingerprint}\n`, { mode: 0o600 });
+    const program = [
+      "printf '\\033[1;31mRED\\033[0m \\033[42mGREEN-BG\\033[0m caf\\303\\251 \\342\\202\\254\\n'",
+      'printf "before=%s\\n" "$(stty size)"',
+      'i=0; while [ "$(stty size)" = "24 80" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done',
+      'printf "after=%s\\n" "$(stty size)"',
+      "printf '\\033[4munderlined\\033[0m \\033[38;5;208morange-256\\033[0m done\\n'",
+    ].join('; ');
+    const quote = (word: string) => `'${word.replace(/'/g, "'\\''")}'`;
+    const cli = `SHELLWIRE_HOME=${quote(home)} TERM=xterm-256color ${process.execPath} ${CLI}`;
+    const login = `--via alice@127.0.0.1:${port} -i ${quote(keys.alice!.file)}`;
+    const before = new Set(new FileRecordingStore(gwDir).list({ operator: 'alice' }).map((r) => r.id));
+    const shown = new TmuxPane(`${cli} tty ${login} web01 -- ${quote(program)}; sleep 60`, 80, 24);
+    try {
+      assert.ok(await shown.shows(/before=24 80/, 15_000), `the program runs in the remote terminal:\n${shown.screen()}`);
+      execFileSync('tmux', ['resize-window', '-t', shown.name, '-x', '100', '-y', '30']);
+      assert.ok(await shown.shows(/after=30 100[\s\S]*done/), `the resize reaches the program:\n${shown.screen()}`);
+      let id = '';
+      assert.ok(await waitFor(() => {
+        const made = new FileRecordingStore(gwDir).list({ operator: 'alice' }).find((r) => !before.has(r.id) && r.durationMs !== null);
+        id = made?.id ?? '';
+        return id !== '';
+      }, 10_000), 'the gateway finished a recording of the session');
+      const cast = parseCast(readFileSync(join(recDir, `${id}.cast`), 'utf8'));
+      assert.deepEqual([cast.header.width, cast.header.height], [80, 24]);
+      assert.deepEqual(cast.events.filter((e) => e[1] === 'r').map((e) => e[2]), ['100x30']);
+
+      const replayed = new TmuxPane(`${cli} replay ${id} --no-wait ${login}; sleep 60`, 100, 30);
+      try {
+        assert.ok(await replayed.shows(/done/, 15_000), `the replay prints:\n${replayed.screen()}`);
+        // The screens up to the program's last line: what the tty client prints after the
+        // session ends (and the replay after the recording) is not part of the session.
+        const upToDone = (screen: string) => screen.slice(0, screen.indexOf('\n', screen.indexOf('done')));
+        const original = upToDone(shown.screenWithAttributes());
+        assert.ok(original.includes('\x1b[31mRED'), `the colours are on the original screen:\n${original}`);
+        assert.equal(upToDone(replayed.screenWithAttributes()), original);
+      } finally {
+        replayed.close();
+      }
+    } finally {
+      shown.close();
+    }
   });
 
   it('a gateway closing mid-session still writes the end row with the recording before its audit log closes', async () => {
