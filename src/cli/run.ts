@@ -7,8 +7,8 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { askYesNo } from './prompt.js';
-import { loadInventory, type FleetHost, type Inventory } from '../fleet/inventory.js';
-import { fetchGatewayHosts, gatewayInventory } from '../fleet/gateway-hosts.js';
+import { loadInventory } from '../fleet/inventory.js';
+import { askGateway } from './ask-gateway.js';
 import { ConnectionPool } from '../fleet/pool.js';
 import type { ConnectOptions } from '../client/connect.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
@@ -20,7 +20,7 @@ import { JsonLines } from '../fleet/json-lines.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportError, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
@@ -210,21 +210,6 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     );
   }
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
-}
-
-/**
- * `run --via GW`: log in to the gateway (on the pool's shared connection) and ask which hosts
- * it lets us reach, as an inventory for the targets. Failing to connect or being refused
- * exits 255, as for any connection.
- */
-async function askGateway(pool: ConnectionPool, probe: FleetHost): Promise<Inventory> {
-  try {
-    const conn = await pool.gateway(probe);
-    return gatewayInventory(probe.via!, await fetchGatewayHosts(conn, probe.via!));
-  } catch (err) {
-    await pool.close();
-    reportError(err);
-  }
 }
 
 async function printJson(run: FleetRun): Promise<FleetSummary> {
