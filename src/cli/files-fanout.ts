@@ -14,7 +14,6 @@
  */
 import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { withOverrides } from '../fleet/resolve-host.js';
 import { parseTargetsSpec, type FanOutFlags } from './files-targets.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
@@ -23,7 +22,7 @@ import type { Connection } from '../client/connection.js';
 import type { FleetHost } from '../fleet/inventory.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatSummary, formatTransfers, type Style } from '../fleet/format.js';
-import { JsonLines } from '../fleet/json-lines.js';
+import { printJson, write } from './fleet-output.js';
 import { StatusLine } from '../fleet/status-line.js';
 import { loadInventory } from '../fleet/inventory.js';
 import { ConnectionPool } from '../fleet/pool.js';
@@ -195,17 +194,6 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
-async function printJson(run: FleetRun): Promise<FleetSummary> {
-  const json = new JsonLines();
-  let summary: FleetSummary | null = null;
-  for await (const event of run) {
-    if (event.type === 'summary') summary = event.summary;
-    const records = json.records(event);
-    if (records !== '') await write(process.stdout, records);
-  }
-  return summary!;
-}
-
 /** Ctrl-C, SIGTERM, SIGHUP: stop every host's copy (partial files are kept for resume), then the summary. */
 function installCancel(run: FleetRun): void {
   process.on('SIGINT', () => terminate('SIGINT'));
@@ -214,8 +202,4 @@ function installCancel(run: FleetRun): void {
     run.cancel(CLOSE_GRACE_MS);
     return new Promise<never>(() => {});
   });
-}
-
-async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
 }

@@ -4,7 +4,6 @@
  * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
  * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
  */
-import { once } from 'node:events';
 import type { Command } from 'commander';
 import { askYesNo } from './prompt.js';
 import { loadInventory } from '../fleet/inventory.js';
@@ -16,7 +15,7 @@ import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
-import { JsonLines } from '../fleet/json-lines.js';
+import { printJson, write } from './fleet-output.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
@@ -212,17 +211,6 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
-async function printJson(run: FleetRun): Promise<FleetSummary> {
-  const json = new JsonLines();
-  let summary: FleetSummary | null = null;
-  for await (const event of run) {
-    if (event.type === 'summary') summary = event.summary;
-    const records = json.records(event);
-    if (records !== '') await write(process.stdout, records);
-  }
-  return summary!;
-}
-
 async function printStream(run: FleetRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
   const lines = new HostLines();
   const width = Math.min(40, Math.max(...names.map((n) => n.length)));
@@ -251,11 +239,6 @@ async function printStream(run: FleetRun, names: string[], style: Style, status:
   }
   status?.stop();
   return summary!;
-}
-
-/** Write, honouring backpressure (a slow terminal pauses the hosts, not our memory). */
-async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
 }
 
 function installInterrupts(run: FleetRun, status: StatusLine | null): void {
