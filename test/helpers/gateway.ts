@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPair } from '../../src/auth/ssh-key.js';
-import { CLI, type TestDaemon } from './daemon.js';
+import type { Connection } from '../../src/client/connection.js';
+import { CLI, waitFor, type TestDaemon } from './daemon.js';
 
 export interface KeyFile {
   /** The private key's path (for `identity`). */
@@ -73,4 +74,19 @@ export function startGatewayProcess(args: string[], onStderr?: (text: string) =>
       if (m && banner.includes('gateway key')) resolve({ child, port: Number(m[1]), fingerprint: m[2]!, banner });
     });
   });
+}
+
+/**
+ * A terminal (80x24) on `conn` that prints its size, is resized to 100x40 once it has, reads
+ * `line` and prints the new size and `got LINE`: its whole output, once it has exited.
+ */
+export async function resizeAndType(conn: Connection, line: string): Promise<string> {
+  const proc = conn.spawn('stty size; read line; stty size; echo "got $line"', { pty: { term: 'xterm', cols: 80, rows: 24 } });
+  let out = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  assert.ok(await waitFor(() => out.includes('24 80'), 5_000), out);
+  proc.resize(100, 40);
+  proc.stdin.write(`${line}\n`);
+  await proc.exited;
+  return out;
 }

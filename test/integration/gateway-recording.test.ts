@@ -24,7 +24,7 @@ import { readExecOutput } from '../../src/audit/exec-output.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { CLI, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { hostUsersText, keyFile, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
+import { hostUsersText, keyFile, resizeAndType, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
 import { COLOUR_RESIZE_PROGRAM, hasTmux, TmuxPane } from '../helpers/tmux.js';
 import { parseCast } from '../../src/audit/asciicast.js';
 
@@ -174,13 +174,7 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     const before = new Set(files());
     const conn = await login('alice', 'web01');
     try {
-      const proc = conn.spawn('stty size; read line; stty size; echo "got $line"', { pty: { term: 'xterm', cols: 80, rows: 24 } });
-      let out = '';
-      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      assert.ok(await waitFor(() => out.includes('24 80'), 5_000), out);
-      proc.resize(100, 40);
-      proc.stdin.write('secret\n');
-      await proc.exited;
+      const out = await resizeAndType(conn, 'secret');
       assert.match(out, /got secret/);
     } finally {
       await conn.close();

@@ -23,7 +23,7 @@ import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import type { RecordingStore } from '../../src/audit/recording.js';
 import { processAlive, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { hostUsersText, keyFile, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
+import { hostUsersText, keyFile, resizeAndType, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
 import type { ShellwireError } from '../../src/errors.js';
 
 /** The host side of onward identity is on this branch (users.yaml takes `actAs`). */
@@ -320,13 +320,7 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
   it('a terminal through the gateway: output, stdin and RESIZE reach the host', async () => {
     const { conn } = through(await login(alice, 'alice'), 'web01');
     try {
-      const proc = conn.spawn('stty size; read line; stty size; echo "got $line"', { pty: { term: 'xterm', cols: 80, rows: 24 } });
-      let out = '';
-      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      assert.ok(await waitFor(() => out.includes('24 80'), 5_000), out);
-      proc.resize(100, 40);
-      proc.stdin.write('hello\n');
-      await proc.exited;
+      const out = await resizeAndType(conn, 'hello');
       assert.match(out, /40 100/);
       assert.match(out, /got hello/);
     } finally {
