@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, runCliRaw, waitFor, type CliResult } from '../helpers/daemon.js';
+import { CLI, runCli, runCliRaw, waitFor, type CliResult } from '../helpers/daemon.js';
 import { tempDir, removeDir } from '../helpers/fixtures.js';
 import { startFleet, type FleetDaemon, type TestFleet } from './fleet-helpers.js';
 import { hostFolder } from '../../src/cli/files-fanout.js';
