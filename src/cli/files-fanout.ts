@@ -14,7 +14,6 @@
  */
 import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { withOverrides } from '../fleet/resolve-host.js';
 import { parseTargetsSpec, type FanOutFlags } from './files-targets.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
@@ -23,16 +22,17 @@ import type { Connection } from '../client/connection.js';
 import type { FleetHost } from '../fleet/inventory.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatSummary, formatTransfers, type Style } from '../fleet/format.js';
-import { JsonLines } from '../fleet/json-lines.js';
+import { printJson, write } from './fleet-output.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { loadInventory, type Inventory } from '../fleet/inventory.js';
+import { loadInventory } from '../fleet/inventory.js';
 import { ConnectionPool } from '../fleet/pool.js';
 import type { ConnectOptions } from '../client/connect.js';
+import { askGateway } from './ask-gateway.js';
 import { commonGateway, gatewayPutTask, gatewayTargetsInventory } from './files-gateway.js';
 import type { TreeOptions, TreeResult } from '../client/files/common.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
 import { ConnectionError, ErrorCode, ShellwireError } from '../errors.js';
-import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, refuseDirectOnlyFlags, reportError, reportHostAdded, setVerbosity, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, warn } from './common.js';
 import { readSecretLine } from './prompt.js';
 import { exitWhenFlushed } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
@@ -96,7 +96,7 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   let hosts: FleetHost[];
   try {
     const inventory = viaGateway && typeof overrides.via === 'string'
-      ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides), targets)
+      ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides), (conn, via) => gatewayTargetsInventory(conn, via, targets))
       : loadInventory(flags.inventory);
     debugLog(2, inventory.file ? `read inventory ${inventory.file}: ${inventory.hosts.length} host(s)` : `no inventory at ${inventory.missing}`);
     hosts = resolveTargets(targets, inventory).map((h) => withOverrides(h, overrides));
@@ -194,27 +194,6 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
-/** `put --via GW`: the gateway's hosts (what it lets us reach) as the inventory for TARGETS; failing to reach it exits 255. */
-async function askGateway(pool: ConnectionPool, probe: FleetHost, targets: string): Promise<Inventory> {
-  try {
-    return await gatewayTargetsInventory(await pool.gateway(probe), probe.via!, targets);
-  } catch (err) {
-    await pool.close();
-    reportError(err);
-  }
-}
-
-async function printJson(run: FleetRun): Promise<FleetSummary> {
-  const json = new JsonLines();
-  let summary: FleetSummary | null = null;
-  for await (const event of run) {
-    if (event.type === 'summary') summary = event.summary;
-    const records = json.records(event);
-    if (records !== '') await write(process.stdout, records);
-  }
-  return summary!;
-}
-
 /** Ctrl-C, SIGTERM, SIGHUP: stop every host's copy (partial files are kept for resume), then the summary. */
 function installCancel(run: FleetRun): void {
   process.on('SIGINT', () => terminate('SIGINT'));
@@ -223,8 +202,4 @@ function installCancel(run: FleetRun): void {
     run.cancel(CLOSE_GRACE_MS);
     return new Promise<never>(() => {});
   });
-}
-
-async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
 }

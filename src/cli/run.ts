@@ -4,11 +4,10 @@
  * Lines (`--json`); a summary of failures on stderr always; exit 0 only when every host
  * succeeded. Ctrl-C once lists the hosts still running, twice cancels them.
  */
-import { once } from 'node:events';
 import type { Command } from 'commander';
 import { askYesNo } from './prompt.js';
-import { loadInventory, type FleetHost, type Inventory } from '../fleet/inventory.js';
-import { fetchGatewayHosts, gatewayInventory } from '../fleet/gateway-hosts.js';
+import { loadInventory } from '../fleet/inventory.js';
+import { askGateway } from './ask-gateway.js';
 import { ConnectionPool } from '../fleet/pool.js';
 import type { ConnectOptions } from '../client/connect.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
@@ -16,11 +15,11 @@ import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
-import { JsonLines } from '../fleet/json-lines.js';
+import { printJson, write } from './fleet-output.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportError, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
@@ -212,32 +211,6 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
-/**
- * `run --via GW`: log in to the gateway (on the pool's shared connection) and ask which hosts
- * it lets us reach, as an inventory for the targets. Failing to connect or being refused
- * exits 255, as for any connection.
- */
-async function askGateway(pool: ConnectionPool, probe: FleetHost): Promise<Inventory> {
-  try {
-    const conn = await pool.gateway(probe);
-    return gatewayInventory(probe.via!, await fetchGatewayHosts(conn, probe.via!));
-  } catch (err) {
-    await pool.close();
-    reportError(err);
-  }
-}
-
-async function printJson(run: FleetRun): Promise<FleetSummary> {
-  const json = new JsonLines();
-  let summary: FleetSummary | null = null;
-  for await (const event of run) {
-    if (event.type === 'summary') summary = event.summary;
-    const records = json.records(event);
-    if (records !== '') await write(process.stdout, records);
-  }
-  return summary!;
-}
-
 async function printStream(run: FleetRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
   const lines = new HostLines();
   const width = Math.min(40, Math.max(...names.map((n) => n.length)));
@@ -266,11 +239,6 @@ async function printStream(run: FleetRun, names: string[], style: Style, status:
   }
   status?.stop();
   return summary!;
-}
-
-/** Write, honouring backpressure (a slow terminal pauses the hosts, not our memory). */
-async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
 }
 
 function installInterrupts(run: FleetRun, status: StatusLine | null): void {

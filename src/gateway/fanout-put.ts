@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { ChannelState, type Channel, type ChannelHooks, type CloseReason } from '../channel/channel-state.js';
 import { FileSink, FILE_WINDOW } from '../channel/file-stream.js';
 import { InlineHash } from '../channel/file-hash.js';
-import { decodePutEof, fileExitPayload, type PutRequest } from '../protocol/file-messages.js';
+import { decodePutEof, fileExitPayload, type HostCopy, type PutRequest } from '../protocol/file-messages.js';
 import type { FileOpen, OpenRequest } from '../protocol/messages.js';
 import { ErrorCode, errnoOf, ShellwireError } from '../errors.js';
 import { rawChannel, transportOf, type Connection } from '../client/connection.js';
@@ -48,16 +48,6 @@ export interface FanoutPutContext {
   maxSpoolBytes?: number;
   parallel?: number;
   onBehalfOf?: boolean;
-}
-
-/** One host's line of the answer. */
-export interface HostCopy {
-  host: string;
-  ok: boolean;
-  bytes: number;
-  path?: string;
-  sha256?: string;
-  error?: { code: string; message: string };
 }
 
 /** Spool files of uploads in progress (a test checks they are gone). */

@@ -144,6 +144,18 @@ export interface PutEof {
   size: number;
 }
 
+/** One host's copy in a gateway's answer to a put to many hosts (its STDOUT document's `hosts`). */
+export interface HostCopy {
+  host: string;
+  ok: boolean;
+  /** Bytes the host holds now (0 when it failed). */
+  bytes: number;
+  /** The absolute path on the host (symlinks resolved). */
+  path?: string;
+  sha256?: string;
+  error?: { code: string; message: string };
+}
+
 
 function bad(type: FrameType, why: string): ProtocolError {
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} of a file channel: ${why}.`);

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { Server, type ServerOptions } from '../../src/server/server.js';
 import { connect, type ConnectOptions } from '../../src/client/connect.js';
 import type { Connection } from '../../src/client/connection.js';
@@ -67,21 +67,38 @@ export interface CliResult {
 
 /** Run the real CLI (`bin/shellwire.cjs`, built by `tsc`) as a child process. */
 export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string | Buffer; timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const result = cliResult(child, options.timeoutMs);
+  child.stdin.on('error', () => {});
+  if (options.input !== undefined) child.stdin.end(options.input);
+  else child.stdin.end();
+  return result;
+}
+
+/**
+ * The CLI with argv words that are exact bytes: Node's spawn would encode them as UTF-8, so
+ * they go NUL-separated through a file in `scratchDir` that bash reads back (and removes).
+ */
+export function runCliRaw(words: Array<string | Buffer>, options: { env: NodeJS.ProcessEnv; scratchDir: string; timeoutMs?: number }): Promise<CliResult> {
+  const argsFile = join(options.scratchDir, `.argv-${process.hrtime.bigint()}`);
+  writeFileSync(argsFile, Buffer.concat([process.execPath, CLI, ...words].map((w) => Buffer.concat([Buffer.from(w), Buffer.of(0)]))));
+  const child = spawn('/bin/bash', ['-c', 'mapfile -d "" words < "$1" && rm -f "$1" && exec "${words[@]}"', 'cli', argsFile], { env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return cliResult(child, options.timeoutMs);
+}
+
+/** A CLI child's exit and whole output (stdout and stderr piped); SIGKILLed after `timeoutMs`. */
+export function cliResult(child: ChildProcess, timeoutMs = 30_000): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => err.push(c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolvePromise({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
     });
-    child.stdin.on('error', () => {});
-    if (options.input !== undefined) child.stdin.end(options.input);
-    else child.stdin.end();
   });
 }
 

@@ -58,3 +58,16 @@ export class TmuxPane {
     }
   }
 }
+
+/**
+ * A shell program for recording tests: prints in colour (SGR bold/red, green background,
+ * underline, 256-colour) and UTF-8, waits (up to 10 s) for its 80x24 terminal to be resized,
+ * prints the new size, and ends with a line holding `done`.
+ */
+export const COLOUR_RESIZE_PROGRAM = [
+  "printf '\\033[1;31mRED\\033[0m \\033[42mGREEN-BG\\033[0m caf\\303\\251 \\342\\202\\254\\n'",
+  'printf "before=%s\\n" "$(stty size)"',
+  'i=0; while [ "$(stty size)" = "24 80" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done',
+  'printf "after=%s\\n" "$(stty size)"',
+  "printf '\\033[4munderlined\\033[0m \\033[38;5;208morange-256\\033[0m done\\n'",
+].join('; ');

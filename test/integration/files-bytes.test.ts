@@ -9,7 +9,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import {
   chmodSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync, writeSync, closeSync, statSync,
 } from 'node:fs';
@@ -21,7 +20,7 @@ import { decodeFileEntry, decodeFileRequest } from '../../src/protocol/file-mess
 import { decodeOsBytes } from '../../src/protocol/os-bytes.js';
 import { FrameType } from '../../src/protocol/frame.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { CLI, startDaemonWithRoot, runCli, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
+import { startDaemonWithRoot, runCli, runCliRaw, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, startCli } from '../helpers/fixtures.js';
 
 const MIB = 1024 * 1024;
@@ -59,21 +58,7 @@ const hex = (...names: Array<string | Buffer>) => names.map((n) => Buffer.from(n
 
 /** Run the CLI with argv words given as exact bytes. */
 function cliRaw(words: Array<string | Buffer>, timeoutMs = 30_000): Promise<CliResult> {
-  const argsFile = join(local, `.argv-${process.hrtime.bigint()}`);
-  writeFileSync(argsFile, Buffer.concat([process.execPath, CLI, ...words].map((w) => Buffer.concat([Buffer.from(w), Buffer.of(0)]))));
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/bash', ['-c', 'mapfile -d "" words < "$1" && rm -f "$1" && exec "${words[@]}"', 'cli', argsFile], { env: daemon.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
+  return runCliRaw(words, { env: daemon.env, scratchDir: local, timeoutMs });
 }
 
 /** A remote directory with an ASCII name and a Latin-1 name (the issue's example). */

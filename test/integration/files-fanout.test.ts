@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, runCli, waitFor, type CliResult } from '../helpers/daemon.js';
+import { CLI, runCli, runCliRaw, waitFor, type CliResult } from '../helpers/daemon.js';
 import { tempDir, removeDir } from '../helpers/fixtures.js';
 import { startFleet, type FleetDaemon, type TestFleet } from './fleet-helpers.js';
 import { hostFolder } from '../../src/cli/files-fanout.js';
@@ -53,21 +53,7 @@ const cli = ([command, ...args]: string[], timeoutMs = 30_000) => runCli([comman
 
 /** The CLI with words that are bytes (through bash: spawn would encode them as UTF-8). */
 function cliRaw(words: Array<string | Buffer>, timeoutMs = 30_000): Promise<CliResult> {
-  const argsFile = join(local, `.argv-${process.hrtime.bigint()}`);
-  writeFileSync(argsFile, Buffer.concat([process.execPath, CLI, ...words].map((w) => Buffer.concat([Buffer.from(w), Buffer.of(0)]))));
-  return new Promise((resolve, reject) => {
-    const child = spawn('/bin/bash', ['-c', 'mapfile -d "" words < "$1" && rm -f "$1" && exec "${words[@]}"', 'cli', argsFile], { env: fleet.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
+  return runCliRaw(words, { env: fleet.env, scratchDir: local, timeoutMs });
 }
 
 /** Every file under `dir` (names as bytes, latin1-keyed) with its bytes; directories as null. */

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Connection } from '../../src/client/connection.js';
 import { MAX_PATH_LENGTH, partialName } from '../../src/protocol/file-messages.js';
 import { decodeOsBytes } from '../../src/protocol/os-bytes.js';
-import { CLI, startDaemonWithRoot, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
+import { CLI, cliResult, startDaemonWithRoot, waitFor, type CliResult, type TestDaemon } from '../helpers/daemon.js';
 import { tempDir, removeDir, startCli } from '../helpers/fixtures.js';
 
 const MIB = 1024 * 1024;
@@ -45,19 +45,7 @@ const remote = (path: string) => `${daemon.address}:${path}`;
 
 /** The CLI in `cwd` (relative local paths stay short while the remote ones are long). */
 function cliIn(cwd: string, args: string[], timeoutMs = 30_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: daemon.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
+  return cliResult(spawn(process.execPath, [CLI, ...args], { cwd, env: daemon.env, stdio: ['ignore', 'pipe', 'pipe'] }), timeoutMs);
 }
 
 const LEVEL = 'd'.repeat(200);

@@ -18,24 +18,13 @@ import { pino } from 'pino';
 import { connect } from '../../src/client/connect.js';
 import { transportOf, type Connection } from '../../src/client/connection.js';
 import { FrameType } from '../../src/protocol/frame.js';
-import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import { processAlive, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { hostUsersText, keyFile, setHostUsers, type KeyFile } from '../helpers/gateway.js';
+import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import type { ShellwireError } from '../../src/errors.js';
-
-interface KeyFile {
-  file: string;
-  line: string;
-}
-
-function keyFile(dir: string, name: string): KeyFile {
-  const pair = generateKeyPair(`${name}@test`);
-  const file = join(dir, name);
-  writeFileSync(file, pair.privateText, { mode: 0o600 });
-  return { file, line: pair.publicLine };
-}
 
 /** Add `fields` to every OPEN this connection sends (what `--via` does for `host`; a forger for the rest). */
 function stamp(conn: Connection, fields: Record<string, unknown>): Connection {
@@ -89,11 +78,7 @@ describe('gateway: the policy in force at each OPEN, judged where it applies, au
     gwDir = join(dir, 'gateway');
     const gwKey = loadOrCreateGatewayKey(gwDir).publicLine;
     host = await startDaemon();
-    writeFileSync(
-      join(host.server.stateDir, 'users.yaml'),
-      ['users:', '  gateway:', `    keys: ["${gwKey}"]`, '    actAs: [alice, carol, dave, erin]', ...['alice', 'carol', 'dave', 'erin'].flatMap((u) => [`  ${u}:`, '    allowRoot: true'])].join('\n') + '\n',
-    );
-    assert.ok(host.server.reloadUsers().ok);
+    setHostUsers(host, hostUsersText([gwKey], ['alice', 'carol', 'dave', 'erin']));
     inventoryFile = join(dir, 'inventory.yaml');
     writeFileSync(inventoryFile, ['hosts:', `  web01: { address: 127.0.0.1, port: ${host.port}, groups: [web] }`, '  dead01: { address: 127.0.0.1, port: 1 }'].join('\n') + '\n');
     writeFileSync(join(gwDir, 'users.yaml'), gatewayUsers());

@@ -10,14 +10,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/client/connect.js';
 import { rawChannel, type Connection } from '../../src/client/connection.js';
-import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
 import type { AuditRow } from '../../src/audit/audit-event.js';
 import { FileRecordingStore, type RecordingInfo, type RecordingStore } from '../../src/audit/recording.js';
@@ -25,20 +24,9 @@ import { readExecOutput } from '../../src/audit/exec-output.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { CLI, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { hasTmux, TmuxPane } from '../helpers/tmux.js';
+import { hostUsersText, keyFile, resizeAndType, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
+import { COLOUR_RESIZE_PROGRAM, hasTmux, TmuxPane } from '../helpers/tmux.js';
 import { parseCast } from '../../src/audit/asciicast.js';
-
-interface KeyFile {
-  file: string;
-  line: string;
-}
-
-function keyFile(dir: string, name: string): KeyFile {
-  const pair = generateKeyPair(`${name}@test`);
-  const file = join(dir, name);
-  writeFileSync(file, pair.privateText, { mode: 0o600 });
-  return { file, line: pair.publicLine };
-}
 
 /**
  * One `gateway` op: its STDOUT bytes, or the OPEN_FAIL. `window` is the credit we give; we
@@ -97,11 +85,10 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     for (const name of ['alice', 'bob', 'carol']) keys[name] = keyFile(dir, name);
     // The gateway process's key, and that of the in-process gateway of the shutdown test.
     const gwKeys = [loadOrCreateGatewayKey(gwDir).publicLine, loadOrCreateGatewayKey(join(dir, 'gateway-lib')).publicLine];
-    const hostUsers = ['users:', '  gateway:', `    keys: ${JSON.stringify(gwKeys)}`, '    actAs: [alice, bob, carol]', ...['alice', 'bob', 'carol'].flatMap((u) => [`  ${u}:`, '    allowRoot: true'])];
+    const hostUsers = hostUsersText(gwKeys, ['alice', 'bob', 'carol']);
     for (let i = 0; i < 2; i++) {
       const d = await startDaemon();
-      writeFileSync(join(d.server.stateDir, 'users.yaml'), hostUsers.join('\n') + '\n');
-      assert.ok(d.server.reloadUsers().ok);
+      setHostUsers(d, hostUsers);
       hosts.push(d);
     }
     inventory = join(dir, 'inventory.yaml');
@@ -136,21 +123,9 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     };
     oldId = (await plant(200)).id;
     youngId = (await plant(10)).id;
-    child = spawn(process.execPath, [CLI, 'gateway', '--listen', '127.0.0.1:0', '--state-dir', gwDir, '--inventory', inventory, '--recording-retention', '30', '--log-level', 'info'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    let banner = '';
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`gateway exited ${code}: ${stderr}`)));
-      child.stdout!.on('data', (c: Buffer) => {
-        banner += c.toString();
-        const m = /listening on 127\.0\.0\.1:(\d+)[\s\S]*fingerprint: (SHA256:\S+)/.exec(banner);
-        if (m && banner.includes('gateway key')) {
-          port = Number(m[1]);
-          fingerprint = m[2]!;
-          resolve();
-        }
-      });
-    });
+    const started = await startGatewayProcess(['--state-dir', gwDir, '--inventory', inventory, '--recording-retention', '30', '--log-level', 'info'], (text) => (stderr += text));
+    ({ child, port, fingerprint } = started);
+    const banner = started.banner;
     assert.match(banner, new RegExp(`recordings: ${recDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(kept 30 days\\)`));
   });
 
@@ -199,13 +174,7 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     const before = new Set(files());
     const conn = await login('alice', 'web01');
     try {
-      const proc = conn.spawn('stty size; read line; stty size; echo "got $line"', { pty: { term: 'xterm', cols: 80, rows: 24 } });
-      let out = '';
-      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      assert.ok(await waitFor(() => out.includes('24 80'), 5_000), out);
-      proc.resize(100, 40);
-      proc.stdin.write('secret\n');
-      await proc.exited;
+      const out = await resizeAndType(conn, 'secret');
       assert.match(out, /got secret/);
     } finally {
       await conn.close();
@@ -406,18 +375,11 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
     mkdirSync(home, { recursive: true, mode: 0o700 });
     // The gateway pinned ahead, so no "Permanently added" line lands on the recorded screen.
     writeFileSync(join(home, 'known_hosts'), `127.0.0.1:${port} ${fingerprint}\n`, { mode: 0o600 });
-    const program = [
-      "printf '\\033[1;31mRED\\033[0m \\033[42mGREEN-BG\\033[0m caf\\303\\251 \\342\\202\\254\\n'",
-      'printf "before=%s\\n" "$(stty size)"',
-      'i=0; while [ "$(stty size)" = "24 80" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done',
-      'printf "after=%s\\n" "$(stty size)"',
-      "printf '\\033[4munderlined\\033[0m \\033[38;5;208morange-256\\033[0m done\\n'",
-    ].join('; ');
     const quote = (word: string) => `'${word.replace(/'/g, "'\\''")}'`;
     const cli = `SHELLWIRE_HOME=${quote(home)} TERM=xterm-256color ${process.execPath} ${CLI}`;
     const login = `--via alice@127.0.0.1:${port} -i ${quote(keys.alice!.file)}`;
     const before = new Set(new FileRecordingStore(gwDir).list({ operator: 'alice' }).map((r) => r.id));
-    const shown = new TmuxPane(`${cli} tty ${login} web01 -- ${quote(program)}; sleep 60`, 80, 24);
+    const shown = new TmuxPane(`${cli} tty ${login} web01 -- ${quote(COLOUR_RESIZE_PROGRAM)}; sleep 60`, 80, 24);
     try {
       assert.ok(await shown.shows(/before=24 80/, 15_000), `the program runs in the remote terminal:\n${shown.screen()}`);
       execFileSync('tmux', ['resize-window', '-t', shown.name, '-x', '100', '-y', '30']);

@@ -8,32 +8,20 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/client/connect.js';
 import { rawChannel, transportOf, type Connection } from '../../src/client/connection.js';
 import { FrameType } from '../../src/protocol/frame.js';
-import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import { RELAY_MAX_WINDOW, hostUnreachableMessage } from '../../src/gateway/relay-messages.js';
 import { Readable } from 'node:stream';
-import { CLI, processAlive, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { processAlive, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { hostUsersText, keyFile, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
 import type { ShellwireError } from '../../src/errors.js';
-
-interface KeyFile {
-  file: string;
-  line: string;
-}
-
-function keyFile(dir: string, name: string): KeyFile {
-  const pair = generateKeyPair(`${name}@test`);
-  const file = join(dir, name);
-  writeFileSync(file, pair.privateText, { mode: 0o600 });
-  return { file, line: pair.publicLine };
-}
 
 /** Stamp `host` on every OPEN this connection sends (what `--via` does in the client). */
 function through(conn: Connection, host: string): Connection {
@@ -92,16 +80,13 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
     gwDir = join(dir, 'gateway');
     childDir = join(dir, 'gateway-child');
     const gwKeys = [loadOrCreateGatewayKey(gwDir).publicLine, loadOrCreateGatewayKey(childDir).publicLine];
-    const hostUsers = ['users:', '  gateway:', `    keys: ${JSON.stringify(gwKeys)}`, '    actAs: [alice, carol]', '  alice:', '    allowRoot: true', '  carol:', '    allowRoot: true'].join('\n') + '\n';
+    const hostUsers = hostUsersText(gwKeys, ['alice', 'carol']);
     // Its stdin window is 64 MiB: the gateway must not pass that much credit on to operators.
     web01 = await startDaemon({ limits: { maxChannels: 4, keepaliveMs: 300, stdinWindow: 64 * 1024 * 1024 } });
     db01 = await startDaemon();
     noauth01 = await startDaemon();
     moved01 = await startDaemon();
-    for (const d of [web01, db01, moved01]) {
-      writeFileSync(join(d.server.stateDir, 'users.yaml'), hostUsers);
-      assert.ok(d.server.reloadUsers().ok);
-    }
+    for (const d of [web01, db01, moved01]) setHostUsers(d, hostUsers);
     ports.push(web01.port, db01.port, noauth01.port, moved01.port);
     // The gateway pinned another key for moved01 (its host was reinstalled, or someone is in the middle).
     appendFileSync(join(gwDir, 'known_hosts'), `127.0.0.1:${moved01.port} ${db01.fingerprint}\n`);
@@ -340,21 +325,7 @@ describe('gateway relay limits', { timeout: 180_000 }, () => {
 
     before(async () => {
       writeFileSync(join(childDir, 'users.yaml'), ['users:', '  alice:', '    allowRoot: true', `    keys: ["${alice.line}"]`, '    hosts: ["web01"]'].join('\n') + '\n');
-      child = spawn(process.execPath, [CLI, 'gateway', '--listen', '127.0.0.1:0', '--state-dir', childDir, '--inventory', inventoryFile, '--log-level', 'warn', '--no-audit'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let banner = '';
-      child.stderr!.on('data', () => {});
-      await new Promise<void>((resolve, reject) => {
-        child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
-        child.stdout!.on('data', (c: Buffer) => {
-          banner += c.toString();
-          const m = /listening on 127\.0\.0\.1:(\d+)[\s\S]*fingerprint: (SHA256:\S+)/.exec(banner);
-          if (m && banner.includes('gateway key')) {
-            port = Number(m[1]);
-            fingerprint = m[2]!;
-            resolve();
-          }
-        });
-      });
+      ({ child, port, fingerprint } = await startGatewayProcess(['--state-dir', childDir, '--inventory', inventoryFile, '--log-level', 'warn', '--no-audit']));
     });
 
     after(async () => {

@@ -10,20 +10,20 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '../../src/client/connect.js';
 import { rawChannel, transportOf, type Connection } from '../../src/client/connection.js';
 import { FrameType } from '../../src/protocol/frame.js';
-import { generateKeyPair } from '../../src/auth/ssh-key.js';
 import { parseUsersConfig } from '../../src/auth/users-config.js';
 import type { AuditEvent } from '../../src/audit/audit-event.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { loadOrCreateGatewayKey } from '../../src/gateway/gateway-key.js';
 import type { RecordingStore } from '../../src/audit/recording.js';
-import { CLI, processAlive, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { processAlive, runCli, startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
+import { hostUsersText, keyFile, resizeAndType, setHostUsers, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
 import type { ShellwireError } from '../../src/errors.js';
 
 /** The host side of onward identity is on this branch (users.yaml takes `actAs`). */
@@ -35,18 +35,6 @@ const HOST_SIDE_MERGED = (() => {
     return !/users\.g\.actAs: unknown field/.test((err as Error).message);
   }
 })();
-
-interface KeyFile {
-  file: string;
-  line: string;
-}
-
-function keyFile(dir: string, name: string): KeyFile {
-  const pair = generateKeyPair(`${name}@test`);
-  const file = join(dir, name);
-  writeFileSync(file, pair.privateText, { mode: 0o600 });
-  return { file, line: pair.publicLine };
-}
 
 /** Stamp `host` on every OPEN this connection sends (what `--via` does in the client). */
 function through(conn: Connection, host: string): { conn: Connection; host: string } {
@@ -139,12 +127,11 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
     // measure its memory) are trusted by every host.
     const gwKeys = [loadOrCreateGatewayKey(gwDir).publicLine, loadOrCreateGatewayKey(childGatewayDir).publicLine];
     const hostUsers = HOST_SIDE_MERGED
-      ? ['users:', '  gateway:', `    keys: ${JSON.stringify(gwKeys)}`, '    actAs: [alice, bob, carol]', ...['alice', 'bob', 'carol'].flatMap((u) => [`  ${u}:`, '    allowRoot: true'])]
-      : ['users:', '  gateway:', '    allowRoot: true', `    keys: ${JSON.stringify(gwKeys)}`];
+      ? hostUsersText(gwKeys, ['alice', 'bob', 'carol'])
+      : ['users:', '  gateway:', '    allowRoot: true', `    keys: ${JSON.stringify(gwKeys)}`].join('\n') + '\n';
     for (let i = 0; i < 3; i++) {
       const d = await startDaemon();
-      writeFileSync(join(d.server.stateDir, 'users.yaml'), hostUsers.join('\n') + '\n');
-      assert.ok(d.server.reloadUsers().ok);
+      setHostUsers(d, hostUsers);
       hosts.push(d);
     }
     inventoryFile = join(dir, 'inventory.yaml');
@@ -333,13 +320,7 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
   it('a terminal through the gateway: output, stdin and RESIZE reach the host', async () => {
     const { conn } = through(await login(alice, 'alice'), 'web01');
     try {
-      const proc = conn.spawn('stty size; read line; stty size; echo "got $line"', { pty: { term: 'xterm', cols: 80, rows: 24 } });
-      let out = '';
-      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
-      assert.ok(await waitFor(() => out.includes('24 80'), 5_000), out);
-      proc.resize(100, 40);
-      proc.stdin.write('hello\n');
-      await proc.exited;
+      const out = await resizeAndType(conn, 'hello');
       assert.match(out, /40 100/);
       assert.match(out, /got hello/);
     } finally {
@@ -408,21 +389,7 @@ describe('gateway: relays to permitted inventory hosts', { timeout: 120_000 }, (
 
     before(async () => {
       writeFileSync(join(childGatewayDir, 'users.yaml'), ['users:', '  alice:', '    allowRoot: true', `    keys: ["${alice.line}"]`, '    hosts: ["web01"]'].join('\n') + '\n');
-      child = spawn(process.execPath, [CLI, 'gateway', '--listen', '127.0.0.1:0', '--state-dir', childGatewayDir, '--inventory', inventoryFile, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let banner = '';
-      child.stderr!.on('data', () => {});
-      await new Promise<void>((resolve, reject) => {
-        child.once('exit', (code) => reject(new Error(`gateway exited ${code}`)));
-        child.stdout!.on('data', (c: Buffer) => {
-          banner += c.toString();
-          const m = /listening on 127\.0\.0\.1:(\d+)[\s\S]*fingerprint: (SHA256:\S+)/.exec(banner);
-          if (m && banner.includes('gateway key')) {
-            port = Number(m[1]);
-            fingerprint = m[2]!;
-            resolve();
-          }
-        });
-      });
+      ({ child, port, fingerprint } = await startGatewayProcess(['--state-dir', childGatewayDir, '--inventory', inventoryFile, '--log-level', 'warn']));
     });
 
     after(() => {

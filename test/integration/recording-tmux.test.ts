@@ -12,21 +12,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startDaemon, waitFor, CLI, type TestDaemon } from '../helpers/daemon.js';
-import { hasTmux, TmuxPane } from '../helpers/tmux.js';
+import { COLOUR_RESIZE_PROGRAM, hasTmux, TmuxPane } from '../helpers/tmux.js';
 import { parseCast } from '../../src/audit/asciicast.js';
 import { FileRecordingStore } from '../../src/audit/recording.js';
 
 const FIXTURE = resolve(import.meta.dirname, '../fixtures/record-tty.ts');
-
-// Prints in colour (SGR bold/red, green background, underline) and UTF-8, waits for the
-// terminal to be resized, then prints the new size.
-const PROGRAM = [
-  "printf '\\033[1;31mRED\\033[0m \\033[42mGREEN-BG\\033[0m caf\\303\\251 \\342\\202\\254\\n'",
-  'printf "before=%s\\n" "$(stty size)"',
-  'i=0; while [ "$(stty size)" = "24 80" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done',
-  'printf "after=%s\\n" "$(stty size)"',
-  "printf '\\033[4munderlined\\033[0m \\033[38;5;208morange-256\\033[0m done\\n'",
-].join('; ');
 
 let daemon: TestDaemon;
 let root: string;
@@ -45,7 +35,7 @@ test('a recorded terminal session replays to the same screen, colours included',
   const idFile = join(root, 'id');
   const env = {
     SW_PORT: String(daemon.port), SW_TOKEN: daemon.token, SW_FINGERPRINT: daemon.fingerprint,
-    SW_STATE_DIR: root, SW_PROGRAM: PROGRAM, SW_ID_FILE: idFile, TERM: 'xterm-256color',
+    SW_STATE_DIR: root, SW_PROGRAM: COLOUR_RESIZE_PROGRAM, SW_ID_FILE: idFile, TERM: 'xterm-256color',
   };
   const envWords = Object.entries(env).map(([k, v]) => `${k}='${v.replace(/'/g, "'\\''")}'`).join(' ');
   const shown = new TmuxPane(`env ${envWords} ${process.execPath} --import tsx ${FIXTURE}; sleep 60`, 80, 24);

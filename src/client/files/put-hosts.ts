@@ -11,7 +11,7 @@ import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { openHashingReader } from '../../channel/file-hash.js';
 import { MAX_GATEWAY_HOSTS } from '../../protocol/messages.js';
-import type { PutRequest } from '../../protocol/file-messages.js';
+import type { HostCopy, PutRequest } from '../../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError } from '../../errors.js';
 import type { ChannelOpener } from '../channel-host.js';
 import { FileChannelClient } from '../file-channel.js';
@@ -25,16 +25,7 @@ const ANSWER_WINDOW = 1024 * 1024;
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /** One host's copy, as the gateway reports it. */
-export interface HostCopyResult {
-  host: string;
-  ok: boolean;
-  /** Bytes the host holds now (0 when it failed). */
-  bytes: number;
-  /** The absolute path on the host (symlinks resolved). */
-  path?: string;
-  sha256?: string;
-  error?: { code: string; message: string };
-}
+export type HostCopyResult = HostCopy;
 
 export interface PutHostsResult {
   local: string;
