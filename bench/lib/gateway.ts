@@ -140,12 +140,3 @@ export async function startGateway(prepared: { stateDir: string }, hosts: Array<
   };
 }
 
-/** Bytes a process has read (`/proc/PID/io` rchar: files and sockets), or NaN. */
-export function readBytes(pid: number): number {
-  try {
-    const m = /^rchar:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}

@@ -9,7 +9,8 @@
  *   9c  `shellwire put` of 100 MiB to 20 hosts (20 daemons on 127.0.0.2–21) through the gateway,
  *       the real CLI, vs `parallel-scp -p 20` to 20 private sshd daemons (../shared/peers
  *       settings, one folder each); whatever `put --via` does on this build is what is timed,
- *       and the bytes the gateway read say which it was (one stream per host, or one in all).
+ *       and the bytes the operator's CLI wrote (its wchar, nearly all of it to the gateway's
+ *       socket) say which it was: one stream per host, or one in all.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -20,7 +21,7 @@ import { CFG, QUICK, ROUNDS, pass, type Measure } from '../lib/harness.js';
 import { CLI, ROOT, benchDirs, freePort, type BenchDaemon } from '../lib/daemon.js';
 import { track } from '../lib/children.js';
 import { sequential } from '../lib/load.js';
-import { OPERATOR, benchOperator, prepareGateway, readBytes, startGateway, startHost, type BenchGateway } from '../lib/gateway.js';
+import { OPERATOR, benchOperator, prepareGateway, startGateway, startHost, type BenchGateway } from '../lib/gateway.js';
 import { fmt, median, range, timeRun } from '../lib/util.js';
 
 const GIB = 1024 ** 3;
@@ -171,7 +172,7 @@ async function sourceFile(): Promise<{ path: string; sha: string }> {
 }
 
 /** Wall time of a child process (stdio ignored but stderr kept); rejects on a non-zero exit. */
-function timed(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+function timed(file: string, args: string[], env: NodeJS.ProcessEnv, out?: { stderr: string }): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = track(spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -185,7 +186,10 @@ function timed(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<nu
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code !== 0) reject(new Error(`${args[0] === CLI ? 'shellwire put' : file} exited ${code ?? signal}: ${stdout.trim().slice(0, 300)} ${stderr.trim().slice(0, 300)}`));
-      else resolve((performance.now() - started) / 1000);
+      else {
+        if (out) out.stderr = stderr;
+        resolve((performance.now() - started) / 1000);
+      }
     });
   });
 }
@@ -288,14 +292,17 @@ export const gatewayPut: Measure = {
           if (who === 'direct' && (putRounds > 0 || r > 0)) continue;
           clean();
           if (who === 'via') {
-            const before = readBytes(gw.pid);
+            // The CLI under a shell that prints its wchar after waiting for it (a waited
+            // child's I/O counts in the parent's /proc/PID/io).
+            const out = { stderr: '' };
             try {
-              secs.via.push(await timed(process.execPath, putArgs(gw.via), env));
+              secs.via.push(await timed('/bin/sh', ['-c', '"$@"; s=$?; grep "^wchar:" /proc/$$/io >&2; exit $s', 'sh', process.execPath, ...putArgs(gw.via)], env, out));
             } catch (err) {
               viaError ||= (err as Error).message.replace(/\s+/g, ' ');
               continue;
             }
-            gwRead.push(readBytes(gw.pid) - before);
+            const wchar = /^wchar:\s+(\d+)/m.exec(out.stderr);
+            if (wchar) gwRead.push(Number(wchar[1]));
             if (!putVerified) await swCopiesOk('put --via');
           } else if (who === 'direct') {
             secs.direct.push(await timed(process.execPath, putArgs('none'), env));
@@ -313,8 +320,8 @@ export const gatewayPut: Measure = {
       const mode = !gwRead.length
         ? 'unknown (no run succeeded)'
         : read > PUT_MIB * PUT_HOSTS * 0.5
-          ? `one stream per host from the operator, the gateway relaying each (it read ${fmt(read, 0)} MiB for ${PUT_MIB} MiB × ${PUT_HOSTS})`
-          : `the data crossed the operator's link once, the gateway fanning it out (it read ${fmt(read, 0)} MiB for ${PUT_MIB} MiB × ${PUT_HOSTS})`;
+          ? `one stream per host from the operator, the gateway relaying each (the CLI wrote ${fmt(read, 0)} MiB for ${PUT_MIB} MiB × ${PUT_HOSTS})`
+          : `the data crossed the operator's link once, the gateway fanning it out (the CLI wrote ${fmt(read, 0)} MiB for ${PUT_MIB} MiB × ${PUT_HOSTS})`;
       const b = scpArgs ? median(secs.scp) : NaN;
       const ref = scpArgs ? `${fmt(b, 2)} (parallel-scp)` : `n/a (${scp && 'error' in scp ? scp.error : 'no sshd'})`;
       if (viaError) {
