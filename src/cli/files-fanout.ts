@@ -22,7 +22,7 @@ import type { Connection } from '../client/connection.js';
 import type { FleetHost } from '../fleet/inventory.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatSummary, formatTransfers, type Style } from '../fleet/format.js';
-import { printJson, write } from './fleet-output.js';
+import { printJson } from './fleet-output.js';
 import { StatusLine } from '../fleet/status-line.js';
 import { loadInventory } from '../fleet/inventory.js';
 import { ConnectionPool } from '../fleet/pool.js';
@@ -34,7 +34,7 @@ import { encodeOsBytes } from '../protocol/os-bytes.js';
 import { ConnectionError, ErrorCode, ShellwireError } from '../errors.js';
 import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, warn } from './common.js';
 import { readSecretLine } from './prompt.js';
-import { exitWhenFlushed } from './stdio.js';
+import { exitWhenFlushed, write } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 /** Exit status when the copy was canceled with Ctrl-C (as run). */

@@ -3,15 +3,10 @@
  * that wait for it to drain (a slow reader holds the run back, never our memory), and `--json`
  * as one JSON record a line.
  */
-import { once } from 'node:events';
+import { write } from './stdio.js';
 import { JsonLines } from '../fleet/json-lines.js';
 import type { FleetSummary } from '../fleet/results.js';
 import type { FleetRun } from '../fleet/run-on.js';
-
-/** Write `data`, and wait for `stream` to drain when its buffer is full. */
-export async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
-}
 
 /** Every event of `run` to stdout as JSON lines; resolves with its summary. */
 export async function printJson(run: FleetRun): Promise<FleetSummary> {

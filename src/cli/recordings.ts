@@ -14,7 +14,7 @@ import { FileRecordingStore, type RecordingInfo } from '../audit/recording.js';
 import { escapeControls } from '../client/display-text.js';
 import { ShellwireError } from '../errors.js';
 import { connectFromFlags, fail } from './common.js';
-import { exitWhenFlushed } from './stdio.js';
+import { exitWhenFlushed, write } from './stdio.js';
 import { signalExitCode } from './lifecycle.js';
 
 interface ListFlags extends GatewayLoginFlags {
@@ -255,8 +255,3 @@ async function play(source: AsyncIterable<Buffer> | Iterable<Buffer>, options: {
   }
 }
 
-/** Write with backpressure: a slow terminal or pipe is waited for, never buffered without bound. */
-function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
-  if (stream.write(data)) return Promise.resolve();
-  return new Promise((resolve) => stream.once('drain', () => resolve()));
-}

@@ -15,7 +15,7 @@ import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
-import { printJson, write } from './fleet-output.js';
+import { printJson } from './fleet-output.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
@@ -23,7 +23,7 @@ import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnl
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
-import { exitWhenFlushed } from './stdio.js';
+import { exitWhenFlushed, write } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 /** Above this many hosts a TTY user is asked to confirm (unless --yes). */

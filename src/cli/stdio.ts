@@ -4,6 +4,8 @@
  * Node ignores SIGPIPE, so the write fails with EPIPE as an 'error' event on the stream.
  */
 
+import { once } from 'node:events';
+
 /** Exit code of a process killed by SIGPIPE, as a shell shows it (what `yes | head -1` leaves). */
 export const BROKEN_PIPE_EXIT = 141;
 
@@ -48,4 +50,9 @@ function flushed(stream: NodeJS.WriteStream): Promise<void> {
     stream.once('error', () => resolve());
     stream.write('', () => resolve());
   });
+}
+
+/** Write `data`, and wait for `stream` to drain when its buffer is full (a slow reader holds us back, never our memory). */
+export async function write(stream: NodeJS.WriteStream, data: string | Buffer): Promise<void> {
+  if (!stream.write(data)) await once(stream, 'drain');
 }
