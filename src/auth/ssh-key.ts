@@ -203,22 +203,44 @@ export function publicKeyOfPrivateKey(text: string, what: string, pubText?: stri
 export const KEYGEN_TYPES = ['ed25519', 'ecdsa', 'rsa'] as const;
 export type KeygenType = (typeof KEYGEN_TYPES)[number];
 
-/** A new key pair as OpenSSH files' text (`ssh-keygen -t TYPE [-b BITS]` defaults: ECDSA 256, RSA 3072). */
+/**
+ * How many times `generateKeyPair` makes a key before giving up: ssh2 1.17's
+ * `generateKeyPairSync('ed25519')` drops a leading zero byte of the public key about once in
+ * 200 keys (a 31-byte key that no parser takes), so a key whose halves do not parse as one
+ * pair is made again.
+ */
+const KEYGEN_ATTEMPTS = 8;
+
+/**
+ * A new key pair as OpenSSH files' text (`ssh-keygen -t TYPE [-b BITS]` defaults: ECDSA 256, RSA 3072),
+ * checked: both halves parse and name the same key.
+ *
+ * @throws {UsageError} `SW_ERR_BAD_KEY` for a size the type does not have, or when no good key came out.
+ */
 export function generateKeyPair(comment: string, type: KeygenType = 'ed25519', bits?: number): { privateText: string; publicLine: string; fingerprint: string } {
-  let pair;
+  let generate: () => { private: string; public: string };
   if (type === 'ecdsa') {
     const size = bits ?? 256;
     if (size !== 256 && size !== 384 && size !== 521) throw badKey('keygen', `ECDSA keys have 256, 384 or 521 bits, not ${size}`);
-    pair = ssh2Parts.generateKeyPairSync('ecdsa', { bits: size, comment });
+    generate = () => ssh2Parts.generateKeyPairSync('ecdsa', { bits: size, comment });
   } else if (type === 'rsa') {
     const size = bits ?? 3072;
     if (!Number.isInteger(size) || size < RSA_MIN_BITS || size > 16384) throw badKey('keygen', `RSA keys have ${RSA_MIN_BITS} to 16384 bits, not ${size}`);
-    pair = ssh2Parts.generateKeyPairSync('rsa', { bits: size, comment });
+    generate = () => ssh2Parts.generateKeyPairSync('rsa', { bits: size, comment });
   } else {
-    pair = ssh2Parts.generateKeyPairSync('ed25519', { comment });
+    generate = () => ssh2Parts.generateKeyPairSync('ed25519', { comment });
   }
-  const pub = parsePublicKey(pair.public);
-  return { privateText: pair.private.endsWith('\n') ? pair.private : pair.private + '\n', publicLine: pub.line, fingerprint: pub.fingerprint };
+  for (let attempt = 1; ; attempt++) {
+    const pair = generate();
+    const privateText = pair.private.endsWith('\n') ? pair.private : pair.private + '\n';
+    try {
+      const pub = parsePublicKey(pair.public);
+      if (!parsePrivateKey(privateText, 'new key').publicKey.blob.equals(pub.blob)) throw badKey('keygen', 'the private and public halves name different keys');
+      return { privateText, publicLine: pub.line, fingerprint: pub.fingerprint };
+    } catch (err) {
+      if (attempt >= KEYGEN_ATTEMPTS) throw err;
+    }
+  }
 }
 
 /**

@@ -130,3 +130,13 @@ test('keygen makes each type in OpenSSH format that ssh-keygen reads back', () =
     removeDir(dir);
   }
 });
+
+test('keygen: every Ed25519 key made parses and signs (ssh2 drops a leading zero byte of about one public key in 200)', () => {
+  // 1,000 keys: with the bug unchecked, at least one comes out unusable in 99 runs of 100.
+  for (let i = 0; i < 1000; i += 1) {
+    const pair = generateKeyPair(`k${i}`);
+    const key = parsePrivateKey(pair.privateText);
+    assert.equal(key.publicKey.fingerprint, pair.fingerprint);
+    assert.equal(parsePublicKey(pair.publicLine).blob.length, 51, `key ${i}: an Ed25519 key blob is 51 bytes`);
+  }
+});
