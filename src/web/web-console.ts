@@ -5,7 +5,7 @@
  * route but the login ones passes `requireSession` (guards.ts) before any of its code, and
  * acts only through its session's client connection to this gateway (in-process.ts):
  * the browser is one more client, with the gateway's permissions and audit.
- * Loading this module registers it with the gateway (src/gateway/web-hook.ts).
+ * Loading this module registers it with the gateway (src/gateway/gateway.ts, registerWebConsole).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -18,8 +18,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import nativeRequire from '../native-require.cjs';
 import { ErrorCode } from '../errors.js';
 import { TLS_CIPHERS, TLS_GROUPS } from '../transport/tls.js';
-import type { Gateway } from '../gateway/gateway.js';
-import { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/web-hook.js';
+import { registerWebConsole, type Gateway, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/gateway.js';
 import { WebSessions } from './sessions.js';
 import type { WebDeps } from './web-types.js';
 import { requireSession, sendError } from './guards.js';
@@ -52,6 +51,7 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     log,
     ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}),
     ...(options.sessionMaxMs !== undefined ? { maxMs: options.sessionMaxMs } : {}),
+    ...(options.clock ? { now: options.clock } : {}),
   });
   const deps: WebDeps = { gateway, sessions, log, origins: options.origins ?? [] };
   try {
