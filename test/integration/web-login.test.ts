@@ -19,7 +19,8 @@ import { Gateway } from '../../src/gateway/gateway.js';
 import '../../src/web/web-console.js';
 import { browserPeer, openInProcessConnection } from '../../src/web/in-process.js';
 import { runCli, waitFor } from '../helpers/daemon.js';
-import { keyFile, type KeyFile } from '../helpers/gateway.js';
+import { keyFile, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
+import { createIdentity } from '../../src/auth/identity.js';
 import { webClient, webLogin, webRequest, wsConnect, type WebClient } from '../helpers/web-http.js';
 
 const isCode = (code: string) => (err: unknown) => (err as { code?: string }).code === code;
@@ -378,6 +379,41 @@ describe('web console login', () => {
       assert.ok(logLines.some((l) => l.includes('"reason":"gateway-closed"')));
     } finally {
       reload(usersText());
+    }
+  });
+
+  it('`shellwire gateway --web` serves the console with --web-cert/--web-key and says where in its banner; bad flags are usage errors', async () => {
+    const own = await createIdentity('console.example');
+    const certFile = join(dir, 'console.crt');
+    const keyFileName = join(dir, 'console.key');
+    writeFileSync(certFile, own.certPem);
+    writeFileSync(keyFileName, own.keyPem, { mode: 0o600 });
+    const stateDir = join(dir, 'cli-gateway');
+    const gw = await startGatewayProcess(['--state-dir', stateDir, '--web', '127.0.0.1:0', '--web-cert', certFile, '--web-key', keyFileName, '--log-level', 'warn']);
+    try {
+      const banner = await new Promise<string>((resolve) => {
+        let text = gw.banner;
+        const check = () => (/web console: https:\/\/127\.0\.0\.1:\d+\/\n/.test(text) ? resolve(text) : undefined);
+        gw.child.stdout!.on('data', (c: Buffer) => void ((text += c.toString()), check()));
+        check();
+      });
+      const port = Number(/web console: https:\/\/127\.0\.0\.1:(\d+)\//.exec(banner)![1]);
+      // Trusting only the given certificate: the console presents it, not the gateway's own.
+      const answer = await webRequest(webClient(port, own.certPem), 'GET', '/api/session');
+      assert.equal(answer.status, 401);
+    } finally {
+      gw.child.kill('SIGTERM');
+      await new Promise((r) => gw.child.once('exit', r));
+    }
+    for (const [args, pattern] of [
+      [['--web-cert', certFile, '--web-key', keyFileName], /only go with --web/],
+      [['--web', '0', '--web-cert', certFile], /go together/],
+      [['--web', '0', '--web-origin', 'http://console.example'], /--web-origin takes an origin/],
+      [['--web', 'nonsense:port:x'], /--web must be HOST:PORT/],
+    ] as const) {
+      const result = await runCli(['gateway', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'cli-gateway-bad'), ...args]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, pattern);
     }
   });
 
