@@ -18,6 +18,7 @@ import { hashPassword } from '../../src/auth/password.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import '../../src/web/web-console.js';
 import { browserPeer, openInProcessConnection } from '../../src/web/in-process.js';
+import { WebSessions } from '../../src/web/sessions.js';
 import { runCli, waitFor } from '../helpers/daemon.js';
 import { keyFile, startGatewayProcess, type KeyFile } from '../helpers/gateway.js';
 import { createIdentity } from '../../src/auth/identity.js';
@@ -414,6 +415,36 @@ describe('web console login', () => {
       const result = await runCli(['gateway', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'cli-gateway-bad'), ...args]);
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
       assert.match(result.stderr, pattern);
+    }
+  });
+
+  it("a session's WebSockets are closed with 4401 when it ends, by logout or by its gateway connection closing", async () => {
+    const sessions = new WebSessions({ log: pino({ level: 'silent' }) });
+    try {
+      const closed: Array<{ code?: number; reason?: string }> = [];
+      const socket = { close: (code?: number, reason?: string) => void closed.push({ code, reason }) };
+      const open = () => openInProcessConnection(gateway, browserPeer('127.0.0.1', 2), { user: 'alice', password: 'correct horse' });
+      const one = sessions.create('alice', await open(), 'web:127.0.0.1:2', 'password');
+      one.track(socket);
+      sessions.end(one, 'logout');
+      assert.deepEqual(closed.map((c) => c.code), [4401]);
+      assert.ok(one.gateway.closed || (await waitFor(() => one.gateway.closed)));
+      // Revoked at the gateway: her connection is closed there, and the session with it.
+      const two = sessions.create('alice', await open(), 'web:127.0.0.1:2', 'password');
+      two.track(socket);
+      reload(usersText({ alice: null }));
+      try {
+        assert.ok(await waitFor(() => two.ended), 'the session outlived its gateway connection');
+        assert.deepEqual(closed.map((c) => c.code), [4401, 4401]);
+        assert.equal(sessions.get(two.id), null);
+      } finally {
+        reload(usersText());
+      }
+      // A socket tracked by an ended session is closed at once.
+      two.track(socket);
+      assert.equal(closed.length, 3);
+    } finally {
+      sessions.endAll();
     }
   });
 
