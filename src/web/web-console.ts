@@ -121,7 +121,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
 
   registerLoginRoutes(app, deps);
   await app.register(async (scope) => {
-    scope.addHook('preHandler', requireSession(deps));
+    scope.addHook('onRequest', requireSession(deps));
     await registerApiRoutes(scope, deps);
     // An /api path no route takes: after the guard (so it tells nothing to strangers), 404
     // before any upgrade.

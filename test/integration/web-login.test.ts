@@ -168,6 +168,9 @@ describe('web console login', () => {
       assert.equal(answer.status, 401, path);
       assert.ok(answer.json().error.code === 'SW_ERR_NOT_AUTHENTICATED', path);
     }
+    // Refused before the body is read: bad JSON (or an upload) from a stranger is not even parsed.
+    const body = await webRequest(c, 'POST', '/api/run', { body: '{not json', headers: { 'content-type': 'application/json' } });
+    assert.equal(body.status, 401);
     const forged = client();
     forged.cookies.set('sw_session', 'A'.repeat(43));
     assert.equal((await webRequest(forged, 'GET', '/api/hosts')).status, 401);
