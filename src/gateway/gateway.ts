@@ -52,8 +52,13 @@ export interface GatewayWebOptions {
 /** A running console. */
 export interface WebConsoleHandle {
   readonly address: AddressInfo;
-  /** `https://HOST:PORT/` as browsers reach it (the one-time link's base). */
+  /** `https://HOST:PORT/` of the listening address (the banner's). */
   readonly url: string;
+  /**
+   * Where operators' browsers reach it, the one-time links' base: the first `origins` entry,
+   * else `url` with a wildcard listen address (0.0.0.0, ::) replaced by this machine's name.
+   */
+  readonly publicUrl: string;
   /** Stop serving and end every browser session (their gateway connections close). Never rejects. */
   close(): Promise<void>;
 }
@@ -174,7 +179,7 @@ export class Gateway {
       if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
     }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
-    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webUrl ?? null);
+    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webPublicUrl ?? null);
     const allOps: [string, GatewayOp][] = [...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ...(ops ?? [])];
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
@@ -258,9 +263,14 @@ export class Gateway {
     return this.#web?.address ?? null;
   }
 
-  /** The web console's `https://HOST:PORT/`; null without one. */
+  /** The web console's `https://HOST:PORT/` (its listening address); null without one. */
   get webUrl(): string | null {
     return this.#web?.url ?? null;
+  }
+
+  /** Where browsers reach the console (one-time links point there; see WebConsoleHandle.publicUrl); null without one. */
+  get webPublicUrl(): string | null {
+    return this.#web?.publicUrl ?? null;
   }
 
   /** Stop the web console (ending its sessions), then serving operators, then close the pooled host connections. Never rejects. */

@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
@@ -64,11 +65,14 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
   }
   const address = app.server.address() as AddressInfo;
   const url = `${httpsOrigin(address.address, address.port)}/`;
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const publicUrl = options.origins?.[0] !== undefined ? `${options.origins[0]}/` : wildcard ? `${httpsOrigin(hostname(), address.port)}/` : url;
   log.info({ address: address.address, port: address.port, url }, 'web console listening');
   let closing: Promise<void> | null = null;
   return {
     address,
     url,
+    publicUrl,
     close: () => {
       closing ??= (async () => {
         sessions.endAll('shutdown');

@@ -281,7 +281,8 @@ describe('web console login', () => {
     const first = await ask();
     assert.equal(first.code, 0, first.stderr);
     const url = first.stdout.toString();
-    const m = new RegExp(`^https://127\\.0\\.0\\.1:${webPort}/#login=([A-Za-z0-9_-]{43})\\n$`).exec(url);
+    // The link points where browsers reach the console: the first --web-origin here.
+    const m = new RegExp(`^${ALLOWED_ORIGIN.replace(/\./g, '\\.')}/#login=([A-Za-z0-9_-]{43})\\n$`).exec(url);
     assert.ok(m, `stdout: ${JSON.stringify(url)}`);
     const token = m[1]!;
     assert.match(first.stderr, /within a minute/);
