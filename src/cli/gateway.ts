@@ -4,9 +4,7 @@
  * their users.yaml `hosts` permit, with its own key (`--print-key` shows the line for hosts).
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
 import { lockDaemonPid, removeDaemonPid } from '../auth/daemon-pid.js';
 import { ensurePrivateDir } from '../auth/secret-file.js';
 import { formatTarget, parseTarget } from '../client/target.js';
@@ -15,9 +13,9 @@ import { DEFAULT_RECORDING_RETENTION_DAYS, FileRecordingStore, recordingsDir } f
 import { LOG_LEVELS } from '../log-levels.js';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
 import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
-import { Gateway, type GatewayWebOptions, type WebConsoleStarter } from '../gateway/gateway.js';
+import { Gateway } from '../gateway/gateway.js';
+import type { GatewayWebOptions } from '../gateway/web-hook.js';
 import { DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST } from '../gateway/relay-messages.js';
-import nativeRequire from '../native-require.cjs';
 import { parseWebAddress } from '../web/web-config.js';
 import { fail, parseSizeFlag, warn } from './common.js';
 
@@ -67,20 +65,6 @@ function parseListen(text: string): { host: string; port: number } {
   } catch (err) {
     fail(`--listen must be HOST:PORT, [IPv6]:PORT or PORT, got "${text}" (${(err as Error).message}).`, 2);
   }
-}
-
-/**
- * The console's module, loaded only with --web, from the compiled dist/web/ (or src/web/ under
- * tsx) rather than from this bundle: Fastify and its plugins would double dist/shellwire.cjs,
- * which every full-bundle command parses at start (+50 ms, +8 MB).
- */
-async function loadWebConsole(): Promise<WebConsoleStarter> {
-  const dir = join(dirname(nativeRequire.location), 'web');
-  const file = [join(dir, 'web-console.js'), join(dir, 'web-console.ts')].find((f) => existsSync(f));
-  if (file === undefined) fail(`The web console is not built (no ${join(dir, 'web-console.js')}); run \`npm run build\`.`, 1);
-  const specifier = pathToFileURL(file).href;
-  const loaded = (await import(specifier)) as typeof import('../web/web-console.js');
-  return loaded.startWebConsole;
 }
 
 /** `--web` and its companions as GatewayOptions.web; undefined without --web. Usage errors exit 2. */
@@ -145,7 +129,8 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
   const { createLogger } = await import('../log.js');
   const logger = createLogger(flags.logLevel);
   let gateway: Gateway;
-  const webConsole = web ? await loadWebConsole() : undefined;
+  // The console's code is loaded only with --web (Fastify itself is never bundled: web-console.ts).
+  const webConsole = web ? (await import('../web/web-console.js')).startWebConsole : undefined;
   try {
     gateway = await Gateway.create({
       host: listen.host,

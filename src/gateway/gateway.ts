@@ -20,62 +20,10 @@ export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
 import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
 import { OneTimeLogins } from '../auth/one-time-logins.js';
+import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 import { webLoginOp } from './web-login-op.js';
 
-// The web console (`shellwire gateway --web`, docs/web.md) lives in src/web/, a layer above
-// the gateway, so the gateway cannot import it: src/web/web-console.ts registers its starter
-// here when it is loaded, and a caller may also hand one in (`GatewayOptions.webConsole`).
-// The gateway starts it at `listen()` and stops it at `close()`.
-
-/** `GatewayOptions.web`: where and how the console serves HTTPS. */
-export interface GatewayWebOptions {
-  /** Listen address (`shellwire gateway --web HOST:PORT`; a bare port is 127.0.0.1). */
-  host: string;
-  /** 0 picks a free port. */
-  port: number;
-  /** PEM certificate and key files (`--web-cert`, `--web-key`); default the gateway's own TLS identity. */
-  cert?: string;
-  key?: string;
-  /** More origins (`https://name:port`) allowed on state-changing requests and WebSocket upgrades (`--web-origin`). */
-  origins?: string[];
-  /** One-time web login token lifetime (ms); default 60 s (ONE_TIME_LOGIN_TTL_MS). Tests shorten it. */
-  linkTtlMs?: number;
-  /** Session idle and absolute limits (ms); default 30 min and 12 h (src/web/web-config.ts). Tests shorten them. */
-  sessionIdleMs?: number;
-  sessionMaxMs?: number;
-  /** Where the bundled front end is (default `<package>/dist/web`). */
-  staticDir?: string;
-  /** The clock (ms since the epoch) of one-time link and session expiry. Tests move it. */
-  clock?: () => number;
-}
-
-/** A running console. */
-export interface WebConsoleHandle {
-  readonly address: AddressInfo;
-  /** `https://HOST:PORT/` of the listening address (the banner's). */
-  readonly url: string;
-  /**
-   * Where operators' browsers reach it, the one-time links' base: the first `origins` entry,
-   * else `url` with a wildcard listen address (0.0.0.0, ::) replaced by this machine's name.
-   */
-  readonly publicUrl: string;
-  /** Stop serving and end every browser session (their gateway connections close). Never rejects. */
-  close(): Promise<void>;
-}
-
-export type WebConsoleStarter = (gateway: Gateway, options: GatewayWebOptions, log: Logger) => Promise<WebConsoleHandle>;
-
-let registered: WebConsoleStarter | null = null;
-
-/** Called by src/web/web-console.ts when it is loaded. */
-export function registerWebConsole(starter: WebConsoleStarter): void {
-  registered = starter;
-}
-
-/** The registered starter, if the web console was loaded. */
-export function registeredWebConsole(): WebConsoleStarter | null {
-  return registered;
-}
+export { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -110,7 +58,7 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
    */
   web?: GatewayWebOptions;
   /** What starts the console (default: src/web/web-console.ts's, registered when it is loaded). */
-  webConsole?: WebConsoleStarter;
+  webConsole?: WebConsoleStarter<Gateway>;
 }
 
 export class Gateway {
@@ -122,7 +70,7 @@ export class Gateway {
   #named: boolean;
   #pruneTimer: NodeJS.Timeout | null = null;
   #webOptions: GatewayWebOptions | null = null;
-  #webStarter: WebConsoleStarter | null = null;
+  #webStarter: WebConsoleStarter<Gateway> | null = null;
   #web: WebConsoleHandle | null = null;
   #log: Logger = silentLogger();
   /** One-time web login tokens (`web-login` op), with `web` only. */
@@ -172,7 +120,7 @@ export class Gateway {
     const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
     const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
     const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, web, webConsole, ...serverOptions } = options;
-    const starter = webConsole ?? registeredWebConsole();
+    const starter = webConsole ?? registeredWebConsole<Gateway>();
     if (web && !starter) throw new TypeError("GatewayOptions.web needs the web console: import 'src/web/web-console.js' (it registers itself) or pass webConsole");
     const oneTimeLogins = web ? new OneTimeLogins({ ...(web.linkTtlMs !== undefined ? { ttlMs: web.linkTtlMs } : {}), ...(web.clock ? { now: web.clock } : {}) }) : null;
     for (const [name, value] of [['maxChannelsPerOperatorHost', cap], ['maxConnectionsPerHost', conns]] as const) {
