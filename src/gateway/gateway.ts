@@ -19,6 +19,7 @@ import { gatewayChannelFactory, gatewayOps, recordingOps, type GatewayOp } from 
 export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
 import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
+import { auditOp } from './audit-op.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -105,7 +106,8 @@ export class Gateway {
       if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
     }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
-    const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ...(ops ?? [])];
+    // `audit` reads the server's own log, which exists once the server does (below).
+    const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ['audit', auditOp(() => holder.gateway?.server.audit ?? null)] as [string, GatewayOp], ...(ops ?? [])];
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
       port: DEFAULT_GATEWAY_PORT,
@@ -124,7 +126,7 @@ export class Gateway {
         ['exec', relayed],
         ['session', relayed],
         ['file', relayed],
-        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps))],
+        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps, (host) => pool.get(host)))],
       ],
     });
     const gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined);
