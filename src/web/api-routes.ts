@@ -6,6 +6,7 @@
  * (run-route.ts), push (push-route.ts), audit (audit-route.ts), recordings (recordings-route.ts).
  */
 import type { FastifyInstance } from 'fastify';
+import type { WebDeps } from './web-types.js';
 import { registerAuditRoute } from './audit-route.js';
 import { registerHostsRoutes } from './hosts-route.js';
 import { registerPushRoute } from './push-route.js';
@@ -13,12 +14,15 @@ import { registerRecordingsRoutes } from './recordings-route.js';
 import { registerRunRoute } from './run-route.js';
 import { registerTerminalRoute } from './terminal-route.js';
 
-/** Register every /api route but login/session (web-core's). `_deps` is for routes that need more than the session. */
-export function registerApiRoutes(app: FastifyInstance, _deps?: unknown): void {
+/**
+ * Register every /api route but login/session (web-core's) in `app`, a scope whose every
+ * route already passed `requireSession`. `_deps` is for routes that need more than the session.
+ */
+export async function registerApiRoutes(app: FastifyInstance, _deps?: WebDeps): Promise<void> {
   registerHostsRoutes(app);
   registerAuditRoute(app);
   registerRecordingsRoutes(app);
   registerTerminalRoute(app);
   registerRunRoute(app);
-  registerPushRoute(app);
+  await registerPushRoute(app);
 }

@@ -23,8 +23,8 @@ import { WEB_VIA, badRequest, errorBody, queryText, sendError, sessionOf } from 
 /** Upload progress lines at most this often (bytes apart), plus the last. */
 const UPLOAD_STEP = 1024 * 1024;
 
-export function registerPushRoute(app: FastifyInstance): void {
-  void app.register(async (scope) => {
+export async function registerPushRoute(app: FastifyInstance): Promise<void> {
+  await app.register(async (scope) => {
     // The body stays a stream: the route reads it as the gateway takes it.
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
     scope.put('/api/push', (request, reply) => push(request, reply));

@@ -5,26 +5,29 @@
  * unexpected error go to the log only; the browser gets a generic 500.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Connection } from '../client/connection.js';
+import type { WebSocket } from 'ws';
+import type { WebSession } from './web-types.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 
 /** The name the routes give the gateway in target expressions' inventory (`via`): the browser's own connection. */
 export const WEB_VIA = 'gateway';
 
-/** What a route needs of the browser's session: its user and her one client connection to the gateway. */
-export interface RouteSession {
-  user: string;
-  gateway: Connection;
+/**
+ * The session the guard attached (`requireSession`, a preHandler: route code runs in the
+ * route's own preHandler or handler, after it). A request without one never reaches a route
+ * (the guard answers 401 first); this throws if that ever fails, rather than act without a user.
+ */
+export function sessionOf(request: FastifyRequest): WebSession {
+  const session = request.webSession;
+  if (!session || session.ended) throw new ShellwireError(ErrorCode.NOT_AUTHENTICATED, 'Not logged in, or the session ended; log in again.');
+  return session;
 }
 
-/**
- * The session the guard attached. A request without one never reaches a route (the guard
- * answers 401 first); this throws if that ever fails, rather than act without a user.
- */
-export function sessionOf(request: FastifyRequest): RouteSession {
-  const session = (request as FastifyRequest & { webSession?: RouteSession }).webSession;
-  if (!session || !session.gateway) throw new ShellwireError(ErrorCode.AUTH_FAILED, 'No session: log in again.');
-  return session;
+/** The session's WebSocket: closed (4401) when the session ends; each message counts as activity. */
+export function trackSocket(session: WebSession, socket: WebSocket): void {
+  const untrack = session.track(socket);
+  socket.on('close', untrack);
+  socket.on('message', () => session.touch());
 }
 
 /** The HTTP status for a shellwire error code (WEB-SPEC.md "HTTP contract"). */
@@ -35,6 +38,7 @@ export function statusOf(code: string): number {
     case ErrorCode.NO_HOSTS_MATCHED:
       return 400;
     case ErrorCode.AUTH_FAILED:
+    case ErrorCode.NOT_AUTHENTICATED:
     case ErrorCode.CONNECTION_CLOSED:
       return 401;
     case ErrorCode.DENIED:
@@ -54,7 +58,7 @@ export function statusOf(code: string): number {
 export function errorBody(err: unknown, request: FastifyRequest): { code: string; message: string } {
   if (err instanceof ShellwireError && statusOf(err.code) !== 500) {
     // The session's gateway connection closing means the session is over.
-    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.AUTH_FAILED, message: 'Your session ended (its gateway connection closed); log in again.' };
+    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.NOT_AUTHENTICATED, message: 'Your session ended (its gateway connection closed); log in again.' };
     return { code: err.code, message: err.message };
   }
   if (err instanceof ShellwireError) {

@@ -19,7 +19,7 @@ import { gatewayTargetsInventory } from '../fleet/gateway-hosts.js';
 import { resolveTargets } from '../fleet/targets.js';
 import { ConnectionPool } from '../fleet/pool.js';
 import { runOn, type FleetRun } from '../fleet/run-on.js';
-import { WEB_VIA, errorBody, sessionOf } from './route-kit.js';
+import { WEB_VIA, errorBody, sessionOf, trackSocket } from './route-kit.js';
 import { MAX_TARGET_EXPR } from './hosts-route.js';
 
 /** The largest message the run socket takes (the command and targets). */
@@ -38,6 +38,7 @@ export function registerRunRoute(app: FastifyInstance): void {
 }
 
 function serveRun(socket: WebSocket, request: FastifyRequest): void {
+  trackSocket(sessionOf(request), socket);
   let run: FleetRun | null = null;
   let pool: ConnectionPool | null = null;
   let begun = false;

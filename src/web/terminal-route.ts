@@ -2,7 +2,7 @@
  * WS /api/terminal?host=NAME&cols=C&rows=R: a terminal on NAME through the gateway, as
  * `shellwire tty --via GW NAME`: a login shell on a PTY on `session.gateway.relay(NAME)`.
  *
- * The PTY is asked for before the upgrade (the route's preValidation): a host the gateway
+ * The PTY is asked for before the upgrade (the route's preHandler, after the session guard): a host the gateway
  * refuses (policy: 403, unreachable: 502) is an HTTP answer with the gateway's message, and
  * no WebSocket exists. Then: client→server binary frames are keystrokes (bytes, never
  * decoded), text frames `{"type":"resize","cols","rows"}`; server→client binary frames are
@@ -19,7 +19,7 @@ import type {} from '@fastify/websocket';
 import type { RemoteProcess } from '../client/remote-process.js';
 import type { Connection } from '../client/connection.js';
 import { ErrorCode } from '../errors.js';
-import { badRequest, errorBody, queryText, sendError, sessionOf } from './route-kit.js';
+import { badRequest, errorBody, queryText, sendError, sessionOf, trackSocket } from './route-kit.js';
 
 /** Unsent bytes on the browser's socket above which the terminal's output is paused. */
 export const TERMINAL_HIGH_WATER = 1024 * 1024;
@@ -41,7 +41,9 @@ function size(request: FastifyRequest, name: 'cols' | 'rows', fallback: number):
 export function registerTerminalRoute(app: FastifyInstance): void {
   app.get('/api/terminal', {
     websocket: true,
-    preValidation: async (request, reply) => {
+    // A preHandler: it runs after the session guard's (scope hooks come before route hooks).
+    preHandler: async (request, reply) => {
+      if (reply.sent) return;
       try {
         const { gateway } = sessionOf(request);
         const host = queryText(request, 'host');
@@ -63,6 +65,7 @@ export function registerTerminalRoute(app: FastifyInstance): void {
     const terminal = started.get(request);
     started.delete(request);
     if (!terminal) return void socket.close(1011, 'no terminal');
+    trackSocket(sessionOf(request), socket);
     wireTerminal(socket, terminal.proc, terminal.view, request);
   });
 }
