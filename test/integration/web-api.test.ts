@@ -8,7 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 
@@ -243,6 +243,10 @@ describe('web console API', { timeout: 120_000 }, () => {
     assert.equal(down.ok, false);
     assert.ok(down.error.code);
     assert.deepEqual(lines.at(-1), { type: 'done', ok: 3, failed: 1 });
+    // A path's bytes arrive exact (%E9, %FF: not UTF-8).
+    const odd = await webRequest(alice, 'PUT', '/api/push?targets=web01&path=up/caf%E9-%FF.bin', { body: data.subarray(0, 100), headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(odd.status, 200, odd.body.toString());
+    assert.ok(readdirSync(join(homes[0]!, 'up'), { encoding: 'buffer' }).some((n) => n.equals(Buffer.from('caf\xe9-\xff.bin', 'latin1'))), 'the file has the exact name bytes');
     // A path outside her file roots is the host's to refuse, per host, not ours.
     const outside = await webRequest(alice, 'PUT', '/api/push?targets=web01&path=/etc/../etc/shellwire-web-test', { body: 'x', headers: { 'content-type': 'application/octet-stream' } });
     const line = outside.body.toString().trim().split('\n').map((l) => JSON.parse(l) as Json).find((l) => l.type === 'result')!;
