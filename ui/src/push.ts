@@ -6,7 +6,7 @@
  */
 import { errorFrom, query, requestHeaders } from './api';
 import { formatBytes, h, replaceChildren } from './dom';
-import { prefillTargets, targetChips } from './chips';
+import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
 import type { View } from './view';
 
@@ -42,6 +42,7 @@ export class PushView implements View {
   private readonly message: HTMLElement;
   private readonly list: HTMLElement;
   private readonly lastPrefill = { value: '' };
+  private readonly chips: Chips;
   private rows = new Map<string, HostRow>();
   private busy = false;
 
@@ -61,6 +62,7 @@ export class PushView implements View {
       if (f && (this.path.value === '' || this.path.value.endsWith('/'))) this.path.value = `${this.path.value || '/tmp/'}${f.name}`;
       this.localHash.textContent = f ? `${f.name} · ${formatBytes(f.size)}` : '';
     });
+    this.chips = targetChips(this.targets);
     const form = h('form', { class: 'push-form' },
       h('div', { class: 'row' },
         h('div', { class: 'field' }, h('label', { for: 'push-file' }, 'File'), this.file),
@@ -68,7 +70,7 @@ export class PushView implements View {
         h('div', { class: 'field' }, h('label', { for: 'push-mode' }, 'Mode'), this.mode),
       ),
       h('div', { class: 'field wide' }, h('label', { for: 'push-targets' }, 'Targets'), this.targets),
-      targetChips(this.targets),
+      this.chips.el,
       h('div', { class: 'buttons' }, this.submit),
     );
     form.addEventListener('submit', (event) => {
@@ -88,6 +90,7 @@ export class PushView implements View {
   show(): void {
     void hostsStore.load();
     prefillTargets(this.targets, this.lastPrefill);
+    this.chips.refresh();
   }
 
   private async start(): Promise<void> {

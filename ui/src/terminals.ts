@@ -175,6 +175,7 @@ export class TerminalsView implements View {
     tab.exit.classList.toggle('ok', ok);
     replaceChildren(tab.label, tab.host, h('span', { class: ok ? 'tab-status ok' : 'tab-status bad', title: text }, ok ? ' ✓' : ` ✗ ${text.replace(/^exited with status /, '')}`));
     tab.term.options.cursorBlink = false;
+    tab.term.write('\x1b[?25l'); // nothing more goes to the host: no cursor invites typing
     if (tab.ws && tab.ws.readyState === WebSocket.OPEN) tab.ws.close(1000);
     this.queueFit();
   }
