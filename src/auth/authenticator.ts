@@ -13,6 +13,8 @@ import { verifyPassword } from './password.js';
 import { daemonAccount } from './os-account.js';
 import { CHANNEL_PERMISSIONS, USER_NAME, type UsersConfig, type UserPolicy } from './users-config.js';
 import { AuthThrottle } from './throttle.js';
+import { loginInForce } from './login-in-force.js';
+import type { OneTimeLogins } from './one-time-logins.js';
 
 export interface Principal extends UserPolicy {
   /** How this connection authenticated. */
@@ -21,6 +23,11 @@ export interface Principal extends UserPolicy {
   credential: string | null;
   /** Logged in with the daemon's own token (the only principal the state dir is served to). */
   daemonToken?: boolean;
+  /**
+   * Logged in with a one-time web login token (one-time-logins.ts): `method` and `credential`
+   * are those of the login that asked for the token, and login-in-force judges that one.
+   */
+  oneTimeLogin?: boolean;
 }
 
 export type AuthResult =
@@ -32,6 +39,8 @@ export interface AuthContext {
   address: string;
   /** This TLS session's exporter value for publickey signatures. */
   exporter: () => Buffer;
+  /** `'web'`: the web console's in-process connection (TransportPeer.origin), the only one a one-time login token is good for. */
+  origin?: 'web';
 }
 
 export interface Authenticator {
@@ -87,6 +96,8 @@ export class ConfigAuthenticator implements Authenticator {
   #config: UsersConfig;
   readonly throttle: AuthThrottle;
   #adminFileRoots: string[] | undefined;
+  /** One-time web login tokens (a gateway with --web); none: such tokens are never accepted. */
+  oneTimeLogins: OneTimeLogins | null = null;
 
   constructor(daemonToken: string, config: UsersConfig, throttle: AuthThrottle = new AuthThrottle(), adminFileRoots?: string[]) {
     this.#daemonToken = daemonToken;
@@ -141,6 +152,17 @@ export class ConfigAuthenticator implements Authenticator {
   async #try(attempt: AuthRequest, requestedUser: string | undefined, context: AuthContext): Promise<Principal | string> {
     switch (attempt.method) {
       case 'token': {
+        // Only on the web console's own connections: a one-time token is never good on the
+        // TCP port (nor is it looked up there, so it is not used up by a try there).
+        if (context.origin === 'web' && this.oneTimeLogins) {
+          const login = this.oneTimeLogins.take(attempt.token);
+          if (login) {
+            if (requestedUser !== undefined && requestedUser !== login.name) return `the one-time login belongs to "${login.name}", not "${requestedUser}"`;
+            const inForce = loginInForce(login, this.#config);
+            if ('reason' in inForce) return inForce.reason;
+            return { ...inForce.principal, oneTimeLogin: true };
+          }
+        }
         if (tokensEqual(attempt.token, this.#daemonToken)) {
           // Naming a user means logging in as that user: the daemon's token is the daemon's account.
           const principal = daemonPrincipal(this.#adminFileRoots);

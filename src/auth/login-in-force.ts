@@ -6,7 +6,8 @@
  * the gateway asks this at every OPEN (server-connection.ts) and at every reload (a revoked
  * login's connection is closed, server.ts). The host side does the same for `actAs`
  * (server/on-behalf.ts). A daemon's direct logins keep the policy they logged in with
- * (docs/policy.md).
+ * (docs/policy.md). A one-time web login (one-time-logins.ts) carries the method and
+ * credential of the login that asked for it, so that original login is what is judged here.
  */
 import type { Principal } from './authenticator.js';
 import type { UsersConfig } from './users-config.js';
@@ -40,5 +41,5 @@ export function loginInForce(login: Principal, config: UsersConfig): { principal
     default:
       break;
   }
-  return { principal: { ...entry, method: login.method, credential: login.credential } };
+  return { principal: { ...entry, method: login.method, credential: login.credential, ...(login.oneTimeLogin ? { oneTimeLogin: true } : {}) } };
 }

@@ -19,6 +19,9 @@ import { gatewayChannelFactory, gatewayOps, recordingOps, type GatewayOp } from 
 export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
 import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
+import { OneTimeLogins } from '../auth/one-time-logins.js';
+import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
+import { webLoginOp } from './web-login-op.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -47,6 +50,13 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
   maxChannelsPerOperatorHost?: number;
   /** Pooled connections to one host at most, opened as they fill up (default 4, host-pool.ts). */
   maxConnectionsPerHost?: number;
+  /**
+   * Serve the web console over HTTPS too (`shellwire gateway --web`, docs/web.md), started by
+   * `listen()`. Each browser login is one more client connection to this gateway, in process.
+   */
+  web?: GatewayWebOptions;
+  /** What starts the console (default: src/web/web-console.ts's, registered when it is loaded). */
+  webConsole?: WebConsoleStarter;
 }
 
 export class Gateway {
@@ -57,9 +67,16 @@ export class Gateway {
   #inventory: Inventory;
   #named: boolean;
   #pruneTimer: NodeJS.Timeout | null = null;
+  #webOptions: GatewayWebOptions | null = null;
+  #webStarter: WebConsoleStarter | null = null;
+  #web: WebConsoleHandle | null = null;
+  #log: Logger = silentLogger();
+  /** One-time web login tokens (`web-login` op), with `web` only. */
+  readonly oneTimeLogins: OneTimeLogins | null = null;
 
-  private constructor(server: Server, key: GatewayKey, pool: HostPool, inventoryFile: string, inventory: Inventory, named: boolean) {
+  private constructor(server: Server, key: GatewayKey, pool: HostPool, inventoryFile: string, inventory: Inventory, named: boolean, oneTimeLogins: OneTimeLogins | null) {
     this.#named = named;
+    this.oneTimeLogins = oneTimeLogins;
     this.server = server;
     this.key = key;
     this.pool = pool;
@@ -100,12 +117,16 @@ export class Gateway {
     // `hosts` on any other kind or op, so no relay ever forwards the field.
     const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
     const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
-    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, ...serverOptions } = options;
+    const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, web, webConsole, ...serverOptions } = options;
+    const starter = webConsole ?? registeredWebConsole();
+    if (web && !starter) throw new TypeError("GatewayOptions.web needs the web console: import 'src/web/web-console.js' (it registers itself) or pass webConsole");
+    const oneTimeLogins = web ? new OneTimeLogins(web.linkTtlMs !== undefined ? { ttlMs: web.linkTtlMs } : {}) : null;
     for (const [name, value] of [['maxChannelsPerOperatorHost', cap], ['maxConnectionsPerHost', conns]] as const) {
       if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
     }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
-    const allOps = [...(options.recordings ? recordingOps(options.recordings) : []), ...(ops ?? [])];
+    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webUrl ?? null);
+    const allOps: [string, GatewayOp][] = [...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ...(ops ?? [])];
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
       port: DEFAULT_GATEWAY_PORT,
@@ -116,6 +137,7 @@ export class Gateway {
       stateDir,
       logger: log,
       gateway: true,
+      ...(oneTimeLogins ? { oneTimeLogins } : {}),
       // The end rows of recordings still being flushed go in before the audit log closes.
       beforeAuditClose: async () => {
         while (finishing.size > 0) await Promise.allSettled([...finishing]);
@@ -127,7 +149,12 @@ export class Gateway {
         ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps))],
       ],
     });
-    const gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined);
+    const gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined, oneTimeLogins);
+    gateway.#log = log;
+    if (web) {
+      gateway.#webOptions = web;
+      gateway.#webStarter = starter;
+    }
     holder.gateway = gateway;
     if (options.recordings && retention !== undefined) gateway.#keepPruning(options.recordings, retention, log);
     return gateway;
@@ -163,14 +190,37 @@ export class Gateway {
     }
   }
 
-  listen(): Promise<AddressInfo> {
-    return this.server.listen();
+  /** Listen for operators; with `web`, start the web console too (its address: `webAddress`). */
+  async listen(): Promise<AddressInfo> {
+    const address = await this.server.listen();
+    if (this.#webOptions && this.#webStarter && !this.#web) {
+      try {
+        this.#web = await this.#webStarter(this, this.#webOptions, this.#log);
+      } catch (err) {
+        await this.server.close(0);
+        throw err;
+      }
+    }
+    return address;
   }
 
-  /** Stop serving operators, then close the pooled host connections. Never rejects. */
+  /** The web console's address once `listen()` started it; null without `web`. */
+  get webAddress(): AddressInfo | null {
+    return this.#web?.address ?? null;
+  }
+
+  /** The web console's `https://HOST:PORT/`; null without one. */
+  get webUrl(): string | null {
+    return this.#web?.url ?? null;
+  }
+
+  /** Stop the web console (ending its sessions), then serving operators, then close the pooled host connections. Never rejects. */
   async close(graceMs?: number): Promise<void> {
     if (this.#pruneTimer) clearInterval(this.#pruneTimer);
     this.#pruneTimer = null;
+    const web = this.#web;
+    this.#web = null;
+    await web?.close().catch(() => {});
     await this.server.close(graceMs);
     await this.pool.close();
   }

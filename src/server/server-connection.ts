@@ -88,7 +88,7 @@ export interface ServerConnectionContext {
   admit?(principal: AuthenticatedUser): { code: ErrorCode; message: string } | null;
   onClosed(connection: ServerConnection): void;
   /** Who is at the other end when the socket cannot say (a connection over a transport: Server.handleConnection). */
-  peer?: { address: string; remote: string };
+  peer?: { address: string; remote: string; origin?: 'web' };
 }
 
 type State = 'handshake' | 'authenticating' | 'open' | 'closed';
@@ -227,6 +227,7 @@ export class ServerConnection implements ChannelHost {
     const socket = this.conn.socket as TLSSocket;
     const context = {
       address: this.address,
+      ...(this.#ctx.peer?.origin ? { origin: this.#ctx.peer.origin } : {}),
       exporter: () => socket.exportKeyingMaterial(AUTH_EXPORTER_LENGTH, AUTH_EXPORTER_LABEL, Buffer.alloc(0)),
     };
     const methods = hello.auth.map((a) => a.method).join(',');

@@ -13,6 +13,7 @@ import { loadOrCreateIdentity, readIdentity, type HostIdentity } from '../auth/i
 import { loadOrCreateToken, tokenPath } from '../auth/token.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ConfigAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import type { OneTimeLogins } from '../auth/one-time-logins.js';
 import { AuthThrottle, type LockInfo, type ThrottleOptions } from '../auth/throttle.js';
 import { takeUnlockRequests, writeLockState } from '../auth/lock-state.js';
 import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
@@ -106,6 +107,11 @@ export interface ServerOptions {
    * still writes rows (a gateway's recordings being finished). Should not reject.
    */
   beforeAuditClose?: () => Promise<void>;
+  /**
+   * One-time web login tokens the default authenticator accepts, only on connections whose
+   * TransportPeer.origin is 'web' (a gateway with --web: src/web/in-process.ts).
+   */
+  oneTimeLogins?: OneTimeLogins;
 }
 
 export class Server {
@@ -160,6 +166,7 @@ export class Server {
     const authenticator = options.authenticator ?? new ConfigAuthenticator(token, users, options.throttle instanceof AuthThrottle ? options.throttle : new AuthThrottle(options.throttle), options.fileRoots);
     this.#authenticator = authenticator;
     if (authenticator instanceof ConfigAuthenticator) {
+      if (options.oneTimeLogins) authenticator.oneTimeLogins = options.oneTimeLogins;
       authenticator.throttle.onLocksChanged = () => {
         try {
           writeLockState(stateDir, authenticator.throttle.locks());
@@ -421,7 +428,7 @@ export class Server {
       requestCert: false,
       rejectUnauthorized: false,
     });
-    const seen: Peer = { address: peer.address, remote: peer.remote ?? peer.address };
+    const seen: Peer = { address: peer.address, remote: peer.remote ?? peer.address, ...(peer.origin ? { origin: peer.origin } : {}) };
     this.#transportPeers.set(socket, seen);
     this.#peers.set(socket, seen);
     const startup = this.#admitStartup(socket, seen);
@@ -563,6 +570,8 @@ interface Peer {
   address: string;
   /** `ADDRESS:PORT`, `[V6]:PORT`, as ServerConnection spells it. */
   remote: string;
+  /** Set only by handleConnection's caller (TransportPeer.origin): never from the network. */
+  origin?: 'web';
 }
 
 /**

@@ -24,4 +24,10 @@ export interface TransportPeer {
   address: string;
   /** How logs name this connection, e.g. `10.0.0.7:50123`; default: `address`. */
   remote?: string;
+  /**
+   * `'web'`: a browser session's in-process connection (src/web/in-process.ts). Only such a
+   * connection may log in with a one-time web login token (src/auth/one-time-logins.ts); the
+   * TCP port never accepts one.
+   */
+  origin?: 'web';
 }

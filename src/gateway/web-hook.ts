@@ -1,0 +1,53 @@
+/**
+ * The gateway's side of its web console (`shellwire gateway --web`, docs/web.md). The
+ * console lives in src/web/, a layer above the gateway, so the gateway cannot import it:
+ * src/web/web-console.ts registers its starter here when it is loaded, and a caller may also
+ * hand one in (`GatewayOptions.webConsole`). The gateway starts it at `listen()` and stops it
+ * at `close()`.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Gateway } from './gateway.js';
+
+/** `GatewayOptions.web`: where and how the console serves HTTPS. */
+export interface GatewayWebOptions {
+  /** Listen address (`shellwire gateway --web HOST:PORT`; a bare port is 127.0.0.1). */
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** PEM certificate and key files (`--web-cert`, `--web-key`); default the gateway's own TLS identity. */
+  cert?: string;
+  key?: string;
+  /** More origins (`https://name:port`) allowed on state-changing requests and WebSocket upgrades (`--web-origin`). */
+  origins?: string[];
+  /** One-time web login token lifetime (ms); default 60 s (ONE_TIME_LOGIN_TTL_MS). Tests shorten it. */
+  linkTtlMs?: number;
+  /** Session idle and absolute limits (ms); default 30 min and 12 h (src/web/web-config.ts). Tests shorten them. */
+  sessionIdleMs?: number;
+  sessionMaxMs?: number;
+  /** Where the bundled front end is (default `<package>/dist/web`). */
+  staticDir?: string;
+}
+
+/** A running console. */
+export interface WebConsoleHandle {
+  readonly address: AddressInfo;
+  /** `https://HOST:PORT/` as browsers reach it (the one-time link's base). */
+  readonly url: string;
+  /** Stop serving and end every browser session (their gateway connections close). Never rejects. */
+  close(): Promise<void>;
+}
+
+export type WebConsoleStarter = (gateway: Gateway, options: GatewayWebOptions, log: Logger) => Promise<WebConsoleHandle>;
+
+let registered: WebConsoleStarter | null = null;
+
+/** Called by src/web/web-console.ts when it is loaded. */
+export function registerWebConsole(starter: WebConsoleStarter): void {
+  registered = starter;
+}
+
+/** The registered starter, if the web console was loaded. */
+export function registeredWebConsole(): WebConsoleStarter | null {
+  return registered;
+}

@@ -1,0 +1,45 @@
+/** The web console's fixed settings (docs/web.md) and its `--web` address syntax. */
+import { parseTarget } from '../client/target.js';
+
+/** A session ends after this long without a request (an open WebSocket counts as activity). */
+export const WEB_SESSION_IDLE_MS = 30 * 60_000;
+/** A session ends this long after its login, however active. */
+export const WEB_SESSION_MAX_MS = 12 * 3_600_000;
+/** Sessions one user may hold at once; a further login ends her oldest. */
+export const WEB_SESSIONS_PER_USER = 16;
+/** The session cookie: 32 random bytes, base64url; HttpOnly, Secure, SameSite=Strict, Path=/. */
+export const WEB_SESSION_COOKIE = 'sw_session';
+/** The header every state-changing /api request carries the session's CSRF token in. */
+export const WEB_CSRF_HEADER = 'x-csrf-token';
+/** The largest JSON body a route takes (login forms, run requests). */
+export const WEB_JSON_BODY_LIMIT = 64 * 1024;
+/** WebSocket close code when the session it belongs to ended (logout, expiry, revocation). */
+export const WS_CLOSE_SESSION_ENDED = 4401;
+/** How often expired sessions are swept (they are also checked at each request). */
+export const WEB_SWEEP_INTERVAL_MS = 60_000;
+/** The default `--web` host (a bare port listens here: loopback unless named otherwise). */
+export const DEFAULT_WEB_HOST = '127.0.0.1';
+
+/** Content-Security-Policy of every answer: nothing from elsewhere, no framing. */
+export const WEB_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
+
+/**
+ * `--web HOST:PORT`, `[IPv6]:PORT` or `PORT` (on 127.0.0.1).
+ * @throws {Error} what is wrong with it.
+ */
+export function parseWebAddress(text: string): { host: string; port: number } {
+  const t = text.trim();
+  if (/^\d+$/.test(t)) {
+    const port = Number(t);
+    if (port > 65535) throw new Error(`port ${port} is above 65535`);
+    return { host: DEFAULT_WEB_HOST, port };
+  }
+  const target = parseTarget(t, 443, { allowPortZero: true });
+  if (target.user !== undefined) throw new Error('a listen address has no user@');
+  return { host: target.host, port: target.port };
+}
+
+/** `https://HOST:PORT` of an address as browsers write it (IPv6 in brackets). */
+export function httpsOrigin(host: string, port: number): string {
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}

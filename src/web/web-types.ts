@@ -1,0 +1,60 @@
+/**
+ * What the web console's routes share (docs/web.md): a browser session, and the
+ * dependencies a route module is registered with. Routes act only through
+ * `session.gateway`, a real client connection to the gateway (the browser is one more
+ * client), never through gateway internals.
+ */
+import type { Logger } from 'pino';
+import type { Connection } from '../client/connection.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { WebSessions } from './sessions.js';
+
+/** What a session can close when it ends: a WebSocket (`ws`'s `close(code, reason)`). */
+export interface Closable {
+  close(code?: number, reason?: string): void;
+}
+
+/** One browser login. */
+export interface WebSession {
+  /** The cookie value (32 random bytes, base64url): used as a map key only, never logged. */
+  readonly id: string;
+  readonly user: string;
+  /** The `x-csrf-token` every state-changing request must carry (32 random bytes, base64url). */
+  readonly csrfToken: string;
+  /** This session's logged-in connection to the gateway: every action is a channel on it. */
+  readonly gateway: Connection;
+  /** `web:IP:PORT` of the browser at login (logs, the audit trail). */
+  readonly remote: string;
+  /** How she logged in. */
+  readonly method: 'password' | 'link';
+  /** ms since the epoch. */
+  readonly createdAt: number;
+  lastSeenAt: number;
+  /** When the session ends if nothing else ends it first (absolute limit; idle may come sooner). */
+  readonly expiresAt: Date;
+  /** Whether the session ended (its WebSockets are closed with 4401, its connection is closed). */
+  readonly ended: boolean;
+  /**
+   * Close `socket` (code 4401) when the session ends; while any is registered the session
+   * is not idle. Returns the function that unregisters it (call it when the socket closes).
+   */
+  track(socket: Closable): () => void;
+  /** Mark activity (a WebSocket message): the idle timer starts again. */
+  touch(): void;
+}
+
+/** What `registerApiRoutes` and the login routes are given. */
+export interface WebDeps {
+  gateway: Gateway;
+  sessions: WebSessions;
+  log: Logger;
+  /** Origins allowed on state-changing requests and WebSocket upgrades besides the console's own (`--web-origin`). */
+  origins: readonly string[];
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by `requireSession` (guards.ts) on every /api route that needs a session. */
+    webSession?: WebSession;
+  }
+}
