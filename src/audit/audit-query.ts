@@ -4,6 +4,8 @@ import type { AuditKind } from './audit-event.js';
 export interface AuditQuery {
   /** Exact shellwire user name. */
   user?: string;
+  /** The host a gateway's row is about (its detail's `host`: relayed channels, denials, put copies). */
+  host?: string;
   /** Rows recorded at or after this time. */
   since?: Date;
   /** Rows recorded at or before this time. */
@@ -54,6 +56,10 @@ function buildWhere(filter: AuditQuery): { where: string; params: unknown[] } {
   if (filter.user !== undefined) {
     where.push('user = ?');
     params.push(filter.user);
+  }
+  if (filter.host !== undefined) {
+    where.push("json_extract(detail, '$.host') = ?");
+    params.push(filter.host);
   }
   if (filter.since !== undefined) {
     where.push('time >= ?');

@@ -70,7 +70,7 @@ export interface UserPolicy {
   gateway?: GatewayUserPolicy;
 }
 
-/** The gateway-only fields of a user (`hosts`, `as`, `record`, `recordings`). */
+/** The gateway-only fields of a user (`hosts`, `as`, `record`, `recordings`, `audit`). */
 export interface GatewayUserPolicy {
   /** Target expressions over the gateway's inventory; empty: no host (deny by default). */
   hosts: string[];
@@ -80,6 +80,8 @@ export interface GatewayUserPolicy {
   record: { input: boolean; output: boolean };
   /** Whose recordings the operator may list and replay: her own (default) or everyone's. */
   recordings: 'own' | 'all';
+  /** Whose rows of the gateway's audit log the operator may read (op `audit`, the web console): her own (default) or everyone's. */
+  audit: 'own' | 'all';
 }
 
 /** How to read users.yaml: a gateway's file may hold the gateway-only fields. */
@@ -205,7 +207,7 @@ const USER_KEYS = new Set(['runAs', 'allowRoot', 'home', 'channels', 'commands',
 const HOST_ONLY_KEYS = ['runAs', 'home', 'fileRoots'] as const;
 
 /** Fields only a gateway's users.yaml takes (docs/gateway.md): a daemon names where they belong. */
-const GATEWAY_USER_KEYS = new Set(['hosts', 'as', 'record', 'recordings']);
+const GATEWAY_USER_KEYS = new Set(['hosts', 'as', 'record', 'recordings', 'audit']);
 
 /**
  * `users.NAME.actAs`: names of users in this file, none of which has an `actAs` of its own
@@ -398,7 +400,7 @@ function checkUser(name: string, entry: unknown, errors: ConfigErrors, options: 
   return { name, keys, tokens, passwordHash, account, switchAccount, home: home as string, channels, allow, deny, fileRoots, fileRootsFrom, ...(gateway ? { gateway } : {}) };
 }
 
-/** A gateway user's `hosts`, `as`, `record` and `recordings` (each optional; absent hosts = no host). */
+/** A gateway user's `hosts`, `as`, `record`, `recordings` and `audit` (each optional; absent hosts = no host). */
 function checkGatewayFields(name: string, u: Record<string, unknown>, errors: ConfigErrors, at: (...p: (string | number)[]) => (string | number)[]): GatewayUserPolicy {
   const hosts: string[] = [];
   if (u.hosts !== undefined && u.hosts !== null) {
@@ -432,7 +434,12 @@ function checkGatewayFields(name: string, u: Record<string, unknown>, errors: Co
     if (u.recordings !== 'own' && u.recordings !== 'all') errors.add(at('recordings'), 'must be "own" (her own recordings, the default) or "all" (everyone\'s: for auditors)');
     else recordings = u.recordings;
   }
-  return { hosts, as, record, recordings };
+  let audit: 'own' | 'all' = 'own';
+  if (u.audit !== undefined) {
+    if (u.audit !== 'own' && u.audit !== 'all') errors.add(at('audit'), 'must be "own" (her own rows of the gateway\'s audit log, the default) or "all" (everyone\'s: for auditors)');
+    else audit = u.audit;
+  }
+  return { hosts, as, record, recordings, audit };
 }
 
 /**
@@ -440,5 +447,5 @@ function checkGatewayFields(name: string, u: Record<string, unknown>, errors: Co
  * no host: deny by default, and acting as someone is never implied by a login alone.
  */
 export function gatewayPolicyOf(user: UserPolicy): GatewayUserPolicy {
-  return user.gateway ?? { hosts: [], as: user.name, record: { input: false, output: false }, recordings: 'own' };
+  return user.gateway ?? { hosts: [], as: user.name, record: { input: false, output: false }, recordings: 'own', audit: 'own' };
 }

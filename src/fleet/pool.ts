@@ -11,7 +11,7 @@ import { MAX_DELAY_MS, checkInteger, checkOptionsObject } from '../client/option
 import type { Connection } from '../client/connection.js';
 import { formatTarget, type Target } from '../client/target.js';
 import { parseVia } from '../client/via.js';
-import { ErrorCode, ShellwireError } from '../errors.js';
+import { ConnectionError, ErrorCode, RequestError, ShellwireError } from '../errors.js';
 import { asyncDispose } from '../dispose.js';
 import type { FleetHost } from './inventory.js';
 import { connectArgs } from './resolve-host.js';
@@ -26,6 +26,12 @@ export interface PoolOptions {
   /** Base options for `connect()`: token, tokenFile, home, hostKeyPolicy, env, keepaliveMs… */
   connect?: ConnectOptions;
   connectTimeoutMs?: number;
+  /**
+   * An open connection to a gateway that every host with a `via` goes through (each host a
+   * relay view on it), instead of a connection the pool opens to `via` itself. The pool never
+   * closes it: its owner does (the web console's session connection, already logged in).
+   */
+  gateway?: Connection;
 }
 
 export class ConnectionPool implements AsyncDisposable {
@@ -112,6 +118,8 @@ export class ConnectionPool implements AsyncDisposable {
    */
   gateway(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
     if (host.via === undefined) return Promise.reject(new TypeError(`${host.name} has no gateway (via).`));
+    const given = this.#options.gateway;
+    if (given) return given.closed ? Promise.reject(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `The connection to the gateway ${host.via} is closed.`, { host: host.via })) : Promise.resolve(given);
     const gateway = parseVia(host.via);
     const key = `${gatewayKey(gateway)}|${host.identity ?? ''}|${host.tokenFile ?? ''}`;
     let opening = this.#gateways.get(key);
@@ -160,6 +168,9 @@ export function checkPoolOptions(options: PoolOptions): void {
   checkOptionsObject(options, 'the connection pool');
   if (options.connect !== undefined) checkConnectOptions(options.connect);
   checkInteger(options.connectTimeoutMs, 'connectTimeoutMs', { min: 1, max: MAX_DELAY_MS, unit: 'milliseconds' });
+  if (options.gateway !== undefined && (typeof options.gateway !== 'object' || options.gateway === null || typeof (options.gateway as Connection).relay !== 'function')) {
+    throw new RequestError(ErrorCode.BAD_REQUEST, 'The gateway option must be an open Connection to a gateway.');
+  }
 }
 
 function poolKey(host: FleetHost): string {

@@ -6,11 +6,11 @@
  * latter streams a file, so an op may answer with a stream read only as the window allows.
  */
 import type { Readable } from 'node:stream';
-import type { Channel, ChannelHooks } from '../channel/channel-state.js';
+import { ChannelState, type Channel, type ChannelHooks } from '../channel/channel-state.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import type { OpenRequest } from '../protocol/messages.js';
 import type { AuthenticatedUser, ChannelFactory, ChannelHost, Refusal, ServerChannel } from '../server/channel-host.js';
-import type { Inventory } from '../fleet/inventory.js';
+import type { FleetHost, Inventory } from '../fleet/inventory.js';
 import type { RecordingStore } from '../audit/recording.js';
 import { permittedHosts } from './gateway-policy.js';
 import { gatewayPolicyOf } from './gateway-config.js';
@@ -21,15 +21,69 @@ export interface GatewayStream {
   body: Readable;
 }
 
-/** One `gateway` op: the document (bytes or a stream) it answers with, or a refusal. `host` is the operator's connection (its audit, log). */
-export type GatewayOp = (user: AuthenticatedUser, params: Record<string, unknown>, host: ChannelHost) => Buffer | GatewayStream | Refusal;
+export type GatewayAnswer = Buffer | GatewayStream | Refusal;
 
-/** The ops of a gateway: `hosts` here, plus `extra` (the recorder's, `recordingOps()`). */
-export function gatewayOps(inventory: () => Inventory, extra: Iterable<[string, GatewayOp]> = []): Map<string, GatewayOp> {
-  return new Map<string, GatewayOp>([
-    ['hosts', (user) => Buffer.from(JSON.stringify(permittedHosts(user, inventory()).map((h) => ({ name: h.name, labels: h.labels, groups: h.groups }))) + '\n')],
-    ...extra,
-  ]);
+/**
+ * One `gateway` op: the document (bytes or a stream) it answers with, or a refusal; or a
+ * promise of one (an op that waits, such as `hosts` with `probe`: OPEN_OK or OPEN_FAIL is sent
+ * when it settles). `host` is the operator's connection (its audit, log).
+ */
+export type GatewayOp = (user: AuthenticatedUser, params: Record<string, unknown>, host: ChannelHost) => GatewayAnswer | Promise<GatewayAnswer>;
+
+/** Each host of a probe gets this long to answer (connect, or a live pooled connection). */
+export const HOST_PROBE_TIMEOUT_MS = 3_000;
+/** Hosts probed at once. */
+export const HOST_PROBE_PARALLEL = 32;
+
+/** How the gateway reaches a host for a probe (its HostPool's `get`). */
+export type HostProbe = (host: FleetHost) => Promise<unknown>;
+
+/**
+ * The ops of a gateway: `hosts` here, plus `extra` (the recorder's, `recordingOps()`). With
+ * `probe`, `{ op: 'hosts', probe: true }` also tries each permitted host through the gateway's
+ * own pool (HOST_PROBE_TIMEOUT_MS each, HOST_PROBE_PARALLEL at once) and adds `reachable`,
+ * `latencyMs` and, for one it cannot reach, `error` (a code and a short reason: never the
+ * host's address, which the operator is not told).
+ */
+export function gatewayOps(inventory: () => Inventory, extra: Iterable<[string, GatewayOp]> = [], probe?: HostProbe): Map<string, GatewayOp> {
+  const hostsOp: GatewayOp = (user, params) => {
+    const hosts = permittedHosts(user, inventory());
+    const listed = hosts.map((h) => ({ name: h.name, labels: h.labels, groups: h.groups }));
+    if (params.probe !== true || !probe) return Buffer.from(JSON.stringify(listed) + '\n');
+    return probeHosts(hosts, probe).then((states) => Buffer.from(JSON.stringify(listed.map((h, i) => ({ ...h, ...states[i] }))) + '\n'));
+  };
+  return new Map<string, GatewayOp>([['hosts', hostsOp], ...extra]);
+}
+
+type ProbeState = { reachable: boolean; latencyMs: number; error?: string };
+
+/** Every host tried, at most HOST_PROBE_PARALLEL at once; never rejects. */
+async function probeHosts(hosts: readonly FleetHost[], probe: HostProbe): Promise<ProbeState[]> {
+  const states: ProbeState[] = new Array<ProbeState>(hosts.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < hosts.length) {
+      const i = next++;
+      const started = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          probe(hosts[i]!),
+          new Promise((_, reject) => (timer = setTimeout(() => reject(new ShellwireError(ErrorCode.CONNECT_FAILED, `no answer within ${HOST_PROBE_TIMEOUT_MS / 1000} s`)), HOST_PROBE_TIMEOUT_MS))),
+        ]);
+        states[i] = { reachable: true, latencyMs: Math.round(performance.now() - started) };
+      } catch (err) {
+        const code = err instanceof ShellwireError ? err.code : ErrorCode.CONNECT_FAILED;
+        // The code and the gist only: the dial's own words may name the host's address.
+        const why = err instanceof ShellwireError && err.code === ErrorCode.CONNECT_FAILED && /no answer within/.test(err.message) ? err.message : 'the gateway cannot reach it';
+        states[i] = { reachable: false, latencyMs: Math.round(performance.now() - started), error: `${code}: ${why}` };
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(HOST_PROBE_PARALLEL, hosts.length) }, worker));
+  return states;
 }
 
 /**
@@ -82,6 +136,28 @@ class GatewayChannel implements ServerChannel {
     const op = typeof name === 'string' ? this.#ops.get(name) : undefined;
     if (!op) return { code: ErrorCode.BAD_REQUEST, message: `The gateway channel takes op ${[...this.#ops.keys()].join(', ')}, not ${JSON.stringify(name)}.` };
     const answer = op(this.#host.user, this.#params, this.#host);
+    if (answer instanceof Promise) {
+      this.busy = true;
+      answer.then(
+        (settled) => {
+          this.busy = false;
+          if (channel.state !== ChannelState.OPENING) return void (!Buffer.isBuffer(settled) && 'body' in settled ? settled.body.destroy() : undefined);
+          const refusal = this.#answer(channel, settled);
+          if (refusal) channel.openFail(refusal.code, refusal.message, refusal.extra ?? {});
+        },
+        (err: unknown) => {
+          this.busy = false;
+          this.#host.log.error({ user: this.#host.user.name, op: name, err: (err as Error).message }, 'gateway: op failed');
+          if (channel.state === ChannelState.OPENING) channel.openFail(ErrorCode.INTERNAL, 'The gateway could not answer; its log says why.', {});
+        },
+      );
+      return null;
+    }
+    return this.#answer(channel, answer);
+  }
+
+  /** OPEN_OK and the answer, or the op's refusal (returned: the caller sends OPEN_FAIL). */
+  #answer(channel: Channel, answer: GatewayAnswer): Refusal | null {
     if (!Buffer.isBuffer(answer) && !('body' in answer)) return answer;
     this.#channel = channel;
     this.busy = true;

@@ -22,6 +22,7 @@ import { FanoutPut } from './fanout-put.js';
 import { OneTimeLogins } from '../auth/one-time-logins.js';
 import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 import { webLoginOp } from './web-login-op.js';
+import { auditOp } from './audit-op.js';
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -126,7 +127,8 @@ export class Gateway {
     }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
     const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webUrl ?? null);
-    const allOps: [string, GatewayOp][] = [...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ...(ops ?? [])];
+    // `audit` reads the server's own log, which exists once the server does (below).
+    const allOps: [string, GatewayOp][] = [...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ['audit', auditOp(() => holder.gateway?.server.audit ?? null)], ...(ops ?? [])];
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
       port: DEFAULT_GATEWAY_PORT,
@@ -146,7 +148,7 @@ export class Gateway {
         ['exec', relayed],
         ['session', relayed],
         ['file', relayed],
-        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps))],
+        ['gateway', gatewayChannelFactory(gatewayOps(ctx.inventory, allOps, (host) => pool.get(host)))],
       ],
     });
     const gateway = new Gateway(server, key, pool, inventoryFile, inventory, options.inventory !== undefined, oneTimeLogins);

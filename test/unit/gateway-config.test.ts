@@ -23,8 +23,8 @@ test("a daemon's users.yaml refuses the gateway fields, naming each and where it
 
 test("a gateway's users.yaml takes them, with deny-by-default hosts and recording off", () => {
   const config = parseUsersConfig(GATEWAY_USER + '  bob:\n    allowRoot: true\n', 'g.yaml', { gateway: true });
-  assert.deepEqual(config.users.get('alice')!.gateway, { hosts: ['@web', '!web02'], as: 'deploy', record: { input: true, output: false }, recordings: 'own' });
-  assert.deepEqual(config.users.get('bob')!.gateway, { hosts: [], as: 'bob', record: { input: false, output: false }, recordings: 'own' });
+  assert.deepEqual(config.users.get('alice')!.gateway, { hosts: ['@web', '!web02'], as: 'deploy', record: { input: true, output: false }, recordings: 'own', audit: 'own' });
+  assert.deepEqual(config.users.get('bob')!.gateway, { hosts: [], as: 'bob', record: { input: false, output: false }, recordings: 'own', audit: 'own' });
   assert.throws(
     () => parseUsersConfig('users:\n  a:\n    allowRoot: true\n    hosts: "@web"\n    as: "x y"\n    record: { input: 1, video: true }\n    recordings: everyone\n', 'g.yaml', { gateway: true }),
     (err: Error) => {
@@ -36,6 +36,13 @@ test("a gateway's users.yaml takes them, with deny-by-default hosts and recordin
       return true;
     },
   );
+});
+
+test('users.yaml `audit: own|all` (whose audit rows the web console shows) is a gateway-only field', () => {
+  const config = parseUsersConfig('users:\n  a:\n    allowRoot: true\n    audit: all\n', 'g.yaml', { gateway: true });
+  assert.equal(config.users.get('a')!.gateway?.audit, 'all');
+  assert.throws(() => parseUsersConfig('users:\n  a:\n    allowRoot: true\n    audit: everyone\n', 'g.yaml', { gateway: true }), /users\.a\.audit: must be "own" .* or "all"/);
+  assert.throws(() => parseUsersConfig('users:\n  a:\n    allowRoot: true\n    audit: all\n', 'd.yaml'), /"audit" belongs in a gateway's users\.yaml/);
 });
 
 test('hosts resolve over the inventory only, and every refusal reads the same', () => {
