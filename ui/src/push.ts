@@ -8,6 +8,7 @@ import { errorFrom, query, requestHeaders } from './api';
 import { formatBytes, h, replaceChildren } from './dom';
 import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
+import { errorText } from './run-groups';
 import type { View } from './view';
 
 interface HostRow {
@@ -185,7 +186,7 @@ export class PushView implements View {
         } else if (msg.ok) {
           this.setState(row, 'failed', `✗ SHA-256 on the host (${msg.sha256 ?? 'none'}) differs from the file's`);
         } else {
-          this.setState(row, 'failed', `✗ ${msg.error?.message ?? 'failed'}${msg.error?.code ? ` (${msg.error.code})` : ''}`);
+          this.setState(row, 'failed', `✗ ${msg.error ? errorText(msg.error) : 'failed'}`);
         }
         return false;
       }
@@ -194,7 +195,7 @@ export class PushView implements View {
         this.summary.textContent = `${msg.ok} ok${msg.failed ? `, ${msg.failed} failed` : ''}`;
         return true;
       case 'error':
-        throw new Error(`${msg.message} (${msg.code})`);
+        throw new Error(errorText(msg));
     }
     return false;
   }

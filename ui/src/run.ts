@@ -8,7 +8,7 @@ import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
 import { displayText, formatDuration, fromBase64, h, replaceChildren } from './dom';
 import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
-import { describeOutcome, RunGroups, someNames, type RunGroup, type RunResult } from './run-groups';
+import { errorText, outcomeWord, RunGroups, someNames, type RunGroup, type RunResult } from './run-groups';
 import type { View } from './view';
 
 interface GroupView {
@@ -150,7 +150,7 @@ export class RunView implements View {
         break;
       case 'error':
         this.finished = 'failed';
-        this.showError(`${msg.message} (${msg.code})`);
+        this.showError(errorText(msg));
         break;
     }
     this.queueFrame();
@@ -250,17 +250,18 @@ export class RunView implements View {
     const stdout = fromBase64(r.stdout);
     const stderr = fromBase64(r.stderr);
     const body: HTMLElement[] = [];
+    if (r.error) body.push(h('p', { class: 'error-text' }, errorText(r.error)));
     const text = displayText(stdout);
     // One line of output goes beside the names, as the CLI prints it: 200 hosts stay 200 lines.
     const oneLine = ok && stderr.length === 0 && !r.truncated && stdout.length > 0 && !/[\r\n]/.test(text.replace(/\n$/, ''));
     if (oneLine) body.push(h('code', { class: 'out inline' }, text.replace(/\n$/, '')));
     else if (stdout.length > 0) body.push(h('pre', { class: 'out' }, text));
     if (stderr.length > 0) body.push(h('pre', { class: 'out err', 'aria-label': 'standard error' }, displayText(stderr)));
-    if (stdout.length === 0 && stderr.length === 0) body.push(h('p', { class: 'muted small' }, ok ? '(no output)' : ''));
+    if (stdout.length === 0 && stderr.length === 0 && !r.error) body.push(h('p', { class: 'muted small' }, '(no output)'));
     if (r.truncated) body.push(h('p', { class: 'muted small' }, '(output truncated)'));
     const el = h('article', { class: `group ${ok ? 'ok' : 'bad'}`, 'data-testid': 'run-group', 'data-status': r.status },
       h('header', {},
-        h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, describeOutcome(r)),
+        h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, outcomeWord(r)),
         names, ' ', count,
         ...(oneLine ? body : []),
       ),
