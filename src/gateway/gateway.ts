@@ -21,8 +21,62 @@ import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
 import { auditOp } from './audit-op.js';
 import { OneTimeLogins } from '../auth/one-time-logins.js';
-import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 import { webLoginOp } from './web-login-op.js';
+
+// The web console (`shellwire gateway --web`, docs/web.md) lives in src/web/, a layer above
+// the gateway, so the gateway cannot import it: src/web/web-console.ts registers its starter
+// here when it is loaded, and a caller may also hand one in (`GatewayOptions.webConsole`).
+// The gateway starts it at `listen()` and stops it at `close()`.
+
+/** `GatewayOptions.web`: where and how the console serves HTTPS. */
+export interface GatewayWebOptions {
+  /** Listen address (`shellwire gateway --web HOST:PORT`; a bare port is 127.0.0.1). */
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** PEM certificate and key files (`--web-cert`, `--web-key`); default the gateway's own TLS identity. */
+  cert?: string;
+  key?: string;
+  /** More origins (`https://name:port`) allowed on state-changing requests and WebSocket upgrades (`--web-origin`). */
+  origins?: string[];
+  /** One-time web login token lifetime (ms); default 60 s (ONE_TIME_LOGIN_TTL_MS). Tests shorten it. */
+  linkTtlMs?: number;
+  /** Session idle and absolute limits (ms); default 30 min and 12 h (src/web/web-config.ts). Tests shorten them. */
+  sessionIdleMs?: number;
+  sessionMaxMs?: number;
+  /** Where the bundled front end is (default `<package>/dist/web`). */
+  staticDir?: string;
+  /** The clock (ms since the epoch) of one-time link and session expiry. Tests move it. */
+  clock?: () => number;
+}
+
+/** A running console. */
+export interface WebConsoleHandle {
+  readonly address: AddressInfo;
+  /** `https://HOST:PORT/` of the listening address (the banner's). */
+  readonly url: string;
+  /**
+   * Where operators' browsers reach it, the one-time links' base: the first `origins` entry,
+   * else `url` with a wildcard listen address (0.0.0.0, ::) replaced by this machine's name.
+   */
+  readonly publicUrl: string;
+  /** Stop serving and end every browser session (their gateway connections close). Never rejects. */
+  close(): Promise<void>;
+}
+
+export type WebConsoleStarter = (gateway: Gateway, options: GatewayWebOptions, log: Logger) => Promise<WebConsoleHandle>;
+
+let registered: WebConsoleStarter | null = null;
+
+/** Called by src/web/web-console.ts when it is loaded. */
+export function registerWebConsole(starter: WebConsoleStarter): void {
+  registered = starter;
+}
+
+/** The registered starter, if the web console was loaded. */
+export function registeredWebConsole(): WebConsoleStarter | null {
+  return registered;
+}
 
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
@@ -121,12 +175,12 @@ export class Gateway {
     const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, web, webConsole, ...serverOptions } = options;
     const starter = webConsole ?? registeredWebConsole();
     if (web && !starter) throw new TypeError("GatewayOptions.web needs the web console: import 'src/web/web-console.js' (it registers itself) or pass webConsole");
-    const oneTimeLogins = web ? new OneTimeLogins(web.linkTtlMs !== undefined ? { ttlMs: web.linkTtlMs } : {}) : null;
+    const oneTimeLogins = web ? new OneTimeLogins({ ...(web.linkTtlMs !== undefined ? { ttlMs: web.linkTtlMs } : {}), ...(web.clock ? { now: web.clock } : {}) }) : null;
     for (const [name, value] of [['maxChannelsPerOperatorHost', cap], ['maxConnectionsPerHost', conns]] as const) {
       if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
     }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
-    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webUrl ?? null);
+    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webPublicUrl ?? null);
     // `audit` reads the server's own log, which exists once the server does (below).
     const allOps: [string, GatewayOp][] = [
       ...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ['audit', auditOp(() => holder.gateway?.server.audit ?? null)], ...(ops ?? []),
@@ -213,9 +267,14 @@ export class Gateway {
     return this.#web?.address ?? null;
   }
 
-  /** The web console's `https://HOST:PORT/`; null without one. */
+  /** The web console's `https://HOST:PORT/` (its listening address); null without one. */
   get webUrl(): string | null {
     return this.#web?.url ?? null;
+  }
+
+  /** Where browsers reach the console (one-time links point there; see WebConsoleHandle.publicUrl); null without one. */
+  get webPublicUrl(): string | null {
+    return this.#web?.publicUrl ?? null;
   }
 
   /** Stop the web console (ending its sessions), then serving operators, then close the pooled host connections. Never rejects. */

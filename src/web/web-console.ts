@@ -5,11 +5,12 @@
  * route but the login ones passes `requireSession` (guards.ts) before any of its code, and
  * acts only through its session's client connection to this gateway (in-process.ts):
  * the browser is one more client, with the gateway's permissions and audit.
- * Loading this module registers it with the gateway (src/gateway/web-hook.ts).
+ * Loading this module registers it with the gateway (src/gateway/gateway.ts, registerWebConsole).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
@@ -18,8 +19,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import nativeRequire from '../native-require.cjs';
 import { ErrorCode } from '../errors.js';
 import { TLS_CIPHERS, TLS_GROUPS } from '../transport/tls.js';
-import type { Gateway } from '../gateway/gateway.js';
-import { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/web-hook.js';
+import { registerWebConsole, type Gateway, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/gateway.js';
 import { WebSessions } from './sessions.js';
 import type { WebDeps } from './web-types.js';
 import { requireSession, sendError } from './guards.js';
@@ -52,6 +52,7 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     log,
     ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}),
     ...(options.sessionMaxMs !== undefined ? { maxMs: options.sessionMaxMs } : {}),
+    ...(options.clock ? { now: options.clock } : {}),
   });
   const deps: WebDeps = { gateway, sessions, log, origins: options.origins ?? [] };
   try {
@@ -64,11 +65,14 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
   }
   const address = app.server.address() as AddressInfo;
   const url = `${httpsOrigin(address.address, address.port)}/`;
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const publicUrl = options.origins?.[0] !== undefined ? `${options.origins[0]}/` : wildcard ? `${httpsOrigin(hostname(), address.port)}/` : url;
   log.info({ address: address.address, port: address.port, url }, 'web console listening');
   let closing: Promise<void> | null = null;
   return {
     address,
     url,
+    publicUrl,
     close: () => {
       closing ??= (async () => {
         sessions.endAll('shutdown');
@@ -121,7 +125,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
 
   registerLoginRoutes(app, deps);
   await app.register(async (scope) => {
-    scope.addHook('preHandler', requireSession(deps));
+    scope.addHook('onRequest', requireSession(deps));
     await registerApiRoutes(scope, deps);
     // An /api path no route takes: after the guard (so it tells nothing to strangers), 404
     // before any upgrade.
