@@ -22,4 +22,16 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The web console's browser code (bundled by scripts/build-ui.mjs): browser globals, no Node.
+    files: ['ui/**/*.ts'],
+    languageOptions: {
+      globals: {
+        window: 'readonly', document: 'readonly', location: 'readonly', history: 'readonly', navigator: 'readonly', console: 'readonly',
+        fetch: 'readonly', WebSocket: 'readonly', crypto: 'readonly', atob: 'readonly', btoa: 'readonly', URL: 'readonly',
+        URLSearchParams: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', requestAnimationFrame: 'readonly',
+        setTimeout: 'readonly', clearTimeout: 'readonly', Event: 'readonly', Node: 'readonly',
+      },
+    },
+  },
 );

@@ -31,6 +31,7 @@ import { spawnLatency } from './measures/spawn-latency.js';
 import { spawnUnderLoad } from './measures/spawn-under-load.js';
 import { files } from './measures/files.js';
 import { gatewayPut, gatewayRoundTrip, gatewayStream } from './measures/gateway.js';
+import { webConsole } from './measures/web-console.js';
 
 runBench([
   roundTrip,
@@ -47,4 +48,5 @@ runBench([
   gatewayRoundTrip,
   gatewayStream,
   gatewayPut,
+  webConsole,
 ]);
