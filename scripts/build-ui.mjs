@@ -1,4 +1,4 @@
-// Bundles the web console's browser code (ui/) into dist/web/ for `shellwire gateway --web`:
+// Bundles the web console's browser code (ui/) into dist/ui/ for `shellwire gateway --web`:
 // index.html, assets/app.js (an ES module, minified, with its sourcemap; the recordings player is a
 // chunk-*.js loaded when first used) and assets/app.css (ours plus xterm.js's and asciinema-player's). Everything is local: the gateway may run offline, and
 // the page's CSP allows scripts from its own origin only (no inline script, no eval).
@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const out = join(root, 'dist', 'web');
+const out = join(root, 'dist', 'ui');
 mkdirSync(join(out, 'assets'), { recursive: true });
 
 await build({

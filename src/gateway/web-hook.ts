@@ -24,7 +24,7 @@ export interface GatewayWebOptions {
   /** Session idle and absolute limits (ms); default 30 min and 12 h (src/web/web-config.ts). Tests shorten them. */
   sessionIdleMs?: number;
   sessionMaxMs?: number;
-  /** Where the bundled front end is (default `<package>/dist/web`). */
+  /** Where the bundled front end is (default `<package>/dist/ui`). */
   staticDir?: string;
   /** The clock (ms since the epoch) of one-time link and session expiry. Tests move it. */
   clock?: () => number;

@@ -1,7 +1,7 @@
 /**
  * The web console (`shellwire gateway --web HOST:PORT`, docs/web.md): Fastify over HTTPS
  * with the gateway's own TLS identity (or --web-cert/--web-key), serving the bundled page
- * (dist/web, built by `npm run build`), the login routes and the /api routes. Every /api
+ * (dist/ui, built by `npm run build`), the login routes and the /api routes. Every /api
  * route but the login ones passes `requireSession` (guards.ts) before any of its code, and
  * acts only through its session's client connection to this gateway (in-process.ts):
  * the browser is one more client, with the gateway's permissions and audit.
@@ -26,13 +26,13 @@ import { registerLoginRoutes } from './login-routes.js';
 import { registerApiRoutes } from './api-routes.js';
 import { WEB_CSP, WEB_JSON_BODY_LIMIT, httpsOrigin } from './web-config.js';
 
-/** Where `npm run build` puts the bundled page: `<package>/dist/web` (index.html, assets/). */
+/** Where `npm run build` puts the bundled page: `<package>/dist/ui` (index.html, assets/). */
 export function defaultStaticDir(): string {
   // native-require.cts is src/, dist/ or the CLI bundle in dist/: the package is one up.
-  return join(resolve(dirname(nativeRequire.location), '..'), 'dist', 'web');
+  return join(resolve(dirname(nativeRequire.location), '..'), 'dist', 'ui');
 }
 
-const NO_UI = 'The web console\'s page is not built: run `npm run build` (it bundles ui/ into dist/web), then reload.\n';
+const NO_UI = 'The web console\'s page is not built: run `npm run build` (it bundles ui/ into dist/ui), then reload.\n';
 
 /**
  * Fastify and its plugins, with a require() made at run time: esbuild bundles only `require`
@@ -131,7 +131,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
   await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
 
   if (existsSync(join(staticDir, 'index.html'))) {
-    // Only index.html and assets/: dist/web also holds the console's own compiled modules.
+    // Only index.html and assets/ (source maps and licence notes are under assets/ too).
     await app.register(fastifyStatic, { root: join(staticDir, 'assets'), prefix: '/assets/', index: false, decorateReply: true });
     app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').sendFile('index.html', staticDir));
   } else {

@@ -239,7 +239,7 @@ describe('web console login', () => {
     assert.equal(shape.json().error.code, 'SW_ERR_BAD_REQUEST');
   });
 
-  it('the page answers 503 saying to run `npm run build` when dist/web is missing', async () => {
+  it('the page answers 503 saying to run `npm run build` when dist/ui is missing', async () => {
     const page = await webRequest(client(), 'GET', '/');
     assert.equal(page.status, 503);
     assert.match(page.body.toString(), /npm run build/);
