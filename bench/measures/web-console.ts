@@ -216,14 +216,21 @@ export const webConsole: Measure = {
         }))));
       }
       const names = Array.from({ length: HOSTS }, (_, i) => `h${String(i + 1).padStart(3, '0')}`);
-      [gw, browser] = await Promise.all([startWebGateway(prepared, daemons, names), launchBrowser()]);
-      const page = browser.context.pages()[0] ?? (await browser.context.newPage());
-      const cookies = await login(page, gw.origin);
+      // Both at once, and both waited for: `finally` stops whichever started if the other failed.
+      const [gs, bs] = await Promise.allSettled([startWebGateway(prepared, daemons, names), launchBrowser()]);
+      if (gs.status === 'fulfilled') gw = gs.value;
+      if (bs.status === 'fulfilled') browser = bs.value;
+      if (gs.status === 'rejected') throw gs.reason;
+      if (bs.status === 'rejected') throw bs.reason;
+      const { origin } = gs.value;
+      const chromium = bs.value;
+      const page = chromium.context.pages()[0] ?? (await chromium.context.newPage());
+      const cookies = await login(page, origin);
 
       const loads: Array<{ dcl: number; api: number; apiPath: string }> = [];
       const loadRuns = QUICK ? 5 : 15;
       for (let i = 0; i < loadRuns + 1; i++) {
-        const one = await firstLoad(() => browser!.newContext(), cookies, gw.origin);
+        const one = await firstLoad(() => chromium.newContext(), cookies, origin);
         if (i > 0) loads.push(one); // the first warms the gateway (its JIT, the pool), not the browser
       }
       const dcl = median(loads.map((l) => l.dcl));
@@ -232,15 +239,15 @@ export const webConsole: Measure = {
       row({ ...LOAD_ROW, sw: `${fmt(dcl, 0)} / ${fmt(api, 0)}`, ref: '', ratio: '', result: pass(loadMs < 300), values: { sw: loadMs }, check: (v) => v.sw < 300 });
 
       const keys = QUICK ? 30 : 50;
-      const lat = await echoLatencies(page, gw.origin, 'h001', keys);
+      const lat = await echoLatencies(page, origin, 'h001', keys);
       const echoMed = median(lat);
       const echoP95 = percentile(lat, 95);
       row({ ...ECHO_ROW, sw: `${fmt(echoMed, 1)} / ${fmt(echoP95, 1)}`, ref: '', ratio: '', result: pass(echoMed <= 20), values: { sw: echoMed }, check: (v) => v.sw <= 20 });
 
       const command = 'basename "$PWD"; seq 1 20';
-      await runAll(page, gw.origin, command); // warm: the gateway opens its 200 host connections
+      await runAll(page, origin, command); // warm: the gateway opens its 200 host connections
       const runs = [];
-      for (let i = 0; i < (QUICK ? 1 : 3); i++) runs.push(await runAll(page, gw.origin, command));
+      for (let i = 0; i < (QUICK ? 1 : 3); i++) runs.push(await runAll(page, origin, command));
       const longest = Math.max(...runs.map((r) => r.longest));
       const renderMs = median(runs.map((r) => r.ms));
       row({ ...RUN_ROW, sw: `${fmt(longest, 0)} / ${fmt(renderMs, 0)}`, ref: '', ratio: '', result: pass(longest <= 200), values: { sw: longest }, check: (v) => v.sw <= 200 });

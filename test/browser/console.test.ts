@@ -147,7 +147,12 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
   const runMarker = `audit-marker-${randomBytes(4).toString('hex')}`;
 
   before(async () => {
-    [web, tb] = await Promise.all([startWebConsole(), launchBrowser()]);
+    // Both at once, and both waited for: `after` stops whichever started if the other failed.
+    const [b, w] = await Promise.allSettled([launchBrowser(), startWebConsole()]);
+    if (b.status === 'fulfilled') tb = b.value;
+    if (w.status === 'fulfilled') web = w.value;
+    if (b.status === 'rejected') throw b.reason;
+    if (w.status === 'rejected') throw w.reason;
     wss = web.origin.replace(/^https:/, 'wss:');
     page = tb.context.pages()[0] ?? (await tb.context.newPage());
   });
