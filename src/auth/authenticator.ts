@@ -11,24 +11,13 @@ import { tokensEqual } from './token.js';
 import { parsePublicKey, signatureAlgorithmProblem, verifyAuth } from './ssh-key.js';
 import { verifyPassword } from './password.js';
 import { daemonAccount } from './os-account.js';
-import { CHANNEL_PERMISSIONS, USER_NAME, type UsersConfig, type UserPolicy } from './users-config.js';
+import { CHANNEL_PERMISSIONS, USER_NAME, type UsersConfig } from './users-config.js';
 import { AuthThrottle } from './throttle.js';
 import { loginInForce } from './login-in-force.js';
 import type { OneTimeLogins } from './one-time-logins.js';
+import type { Principal } from './principal.js';
 
-export interface Principal extends UserPolicy {
-  /** How this connection authenticated. */
-  method: AuthRequest['method'];
-  /** Which credential: token name, key fingerprint. */
-  credential: string | null;
-  /** Logged in with the daemon's own token (the only principal the state dir is served to). */
-  daemonToken?: boolean;
-  /**
-   * Logged in with a one-time web login token (one-time-logins.ts): `method` and `credential`
-   * are those of the login that asked for the token, and login-in-force judges that one.
-   */
-  oneTimeLogin?: boolean;
-}
+export type { Principal } from './principal.js';
 
 export type AuthResult =
   | { ok: true; principal: Principal }

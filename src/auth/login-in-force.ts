@@ -9,7 +9,7 @@
  * (docs/policy.md). A one-time web login (one-time-logins.ts) carries the method and
  * credential of the login that asked for it, so that original login is what is judged here.
  */
-import type { Principal } from './authenticator.js';
+import type { Principal } from './principal.js';
 import type { UsersConfig } from './users-config.js';
 
 /**

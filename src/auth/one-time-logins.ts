@@ -7,7 +7,7 @@
  * authenticator only on the web console's in-process connections (TransportPeer.origin).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Principal } from './authenticator.js';
+import type { Principal } from './principal.js';
 
 /** How long a one-time login token stays valid. */
 export const ONE_TIME_LOGIN_TTL_MS = 60_000;

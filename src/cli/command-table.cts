@@ -27,6 +27,7 @@ const COMMAND_BUNDLES = {
   audit: 'full',
   recordings: 'full',
   replay: 'full',
+  'web-login': 'full',
   keygen: 'full',
   user: 'full',
   key: 'full',

@@ -42,6 +42,7 @@ export const FULL_COMMANDS: Loaders<Exclude<CommandsOf<'full'>, 'completion'>> =
   audit: async () => [(await import('./audit.js')).registerAudit],
   recordings: async () => [(await import('./recordings.js')).registerRecordings],
   replay: async () => [(await import('./recordings.js')).registerRecordings],
+  'web-login': async () => [(await import('./web-login.js')).registerWebLogin],
   keygen: async () => [(await import('./users.js')).registerUsers],
   user: async () => [(await import('./users.js')).registerUsers],
   key: async () => [(await import('./users.js')).registerUsers],

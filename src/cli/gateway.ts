@@ -14,7 +14,9 @@ import { LOG_LEVELS } from '../log-levels.js';
 import { DEFAULT_GATEWAY_HOST, DEFAULT_GATEWAY_PORT, defaultGatewayStateDir } from '../gateway/gateway-config.js';
 import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
 import { Gateway } from '../gateway/gateway.js';
+import type { GatewayWebOptions } from '../gateway/web-hook.js';
 import { DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST } from '../gateway/relay-messages.js';
+import { parseWebAddress } from '../web/web-config.js';
 import { fail, parseSizeFlag, warn } from './common.js';
 
 interface GatewayFlags {
@@ -27,6 +29,10 @@ interface GatewayFlags {
   recordingRetention: string;
   maxSpool?: string;
   maxChannelsPerHost: string;
+  web?: string;
+  webCert?: string;
+  webKey?: string;
+  webOrigin: string[];
 }
 
 export function registerGateway(program: Command): void {
@@ -41,6 +47,10 @@ export function registerGateway(program: Command): void {
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite)')
     .option('--recording-retention <days>', 'remove recorded sessions (<state-dir>/recordings) older than this, at start and daily', String(DEFAULT_RECORDING_RETENTION_DAYS))
     .option('--max-channels-per-host <n>', "one operator's channels to one host at once, across her connections (the hosts' connections are shared)", String(DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST))
+    .option('--web <addr>', 'also serve the web console over HTTPS on HOST:PORT, [IPv6]:PORT or PORT (on 127.0.0.1); off by default')
+    .option('--web-cert <file>', "with --web: the console's PEM certificate (default the gateway's own TLS identity)")
+    .option('--web-key <file>', 'with --web: the PEM private key of --web-cert')
+    .option('--web-origin <url>', 'with --web: another origin (https://NAME:PORT) the console is reached at, e.g. behind a proxy (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
     .action(async (flags: GatewayFlags) => runGateway(flags));
 }
@@ -55,6 +65,36 @@ function parseListen(text: string): { host: string; port: number } {
   } catch (err) {
     fail(`--listen must be HOST:PORT, [IPv6]:PORT or PORT, got "${text}" (${(err as Error).message}).`, 2);
   }
+}
+
+/** `--web` and its companions as GatewayOptions.web; undefined without --web. Usage errors exit 2. */
+function webOptions(flags: GatewayFlags): GatewayWebOptions | undefined {
+  if (flags.web === undefined) {
+    const stray = [flags.webCert !== undefined && '--web-cert', flags.webKey !== undefined && '--web-key', flags.webOrigin.length > 0 && '--web-origin'].filter(Boolean);
+    if (stray.length > 0) fail(`${stray.join(', ')} only go with --web HOST:PORT.`, 2);
+    return undefined;
+  }
+  let address;
+  try {
+    address = parseWebAddress(flags.web);
+  } catch (err) {
+    fail(`--web must be HOST:PORT, [IPv6]:PORT or PORT, got "${flags.web}" (${(err as Error).message}).`, 2);
+  }
+  if ((flags.webCert === undefined) !== (flags.webKey === undefined)) fail('--web-cert and --web-key go together: give both, or neither (the gateway\'s own certificate serves the console).', 2);
+  for (const origin of flags.webOrigin) {
+    let url: URL | null = null;
+    try {
+      url = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (!url || url.protocol !== 'https:' || url.origin !== origin) fail(`--web-origin takes an origin as browsers send it, https://NAME[:PORT] with no path, got "${origin}".`, 2);
+  }
+  return {
+    ...address,
+    ...(flags.webCert !== undefined ? { cert: resolve(flags.webCert), key: resolve(flags.webKey!) } : {}),
+    ...(flags.webOrigin.length > 0 ? { origins: flags.webOrigin } : {}),
+  };
 }
 
 async function runGateway(flags: GatewayFlags): Promise<void> {
@@ -79,6 +119,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
   if (!/^\d+$/.test(flags.maxChannelsPerHost.trim()) || !(perHost >= 1)) {
     fail(`--max-channels-per-host takes a whole number of at least 1 (default ${DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST}), got "${flags.maxChannelsPerHost}".`, 2);
   }
+  const web = webOptions(flags);
   const listenText = formatTarget(listen);
   const lock = lockDaemonPid(stateDir);
   if ('runningPid' in lock) fail(`another shellwire daemon or gateway (PID ${lock.runningPid}) is already serving the state dir ${stateDir}; stop it first, or give this one its own --state-dir.`, 1);
@@ -88,6 +129,8 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
   const { createLogger } = await import('../log.js');
   const logger = createLogger(flags.logLevel);
   let gateway: Gateway;
+  // The console's code is loaded only with --web (Fastify itself is never bundled: web-console.ts).
+  const webConsole = web ? (await import('../web/web-console.js')).startWebConsole : undefined;
   try {
     gateway = await Gateway.create({
       host: listen.host,
@@ -102,11 +145,12 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
       maxChannelsPerOperatorHost: perHost,
       ...(flags.inventory !== undefined ? { inventory: resolve(flags.inventory) } : {}),
       ...(maxSpoolBytes !== undefined ? { maxSpoolBytes } : {}),
+      ...(web && webConsole ? { web, webConsole } : {}),
     });
     await gateway.listen();
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') fail(`${listenText} is already in use; pick another with --listen HOST:PORT.`, 1);
+    if (code === 'EADDRINUSE') fail(web && (err as { port?: number }).port === web.port && web.port !== listen.port ? `${web.host}:${web.port} is already in use; pick another with --web HOST:PORT.` : `${listenText} (or --web's address) is already in use; pick another with --listen HOST:PORT or --web HOST:PORT.`, 1);
     if (code === 'EACCES') fail(`Not allowed to listen on ${listenText}; ports below 1024 need root.`, 1);
     fail(err instanceof ShellwireError ? err.message : String(err), 1);
   }
@@ -133,6 +177,7 @@ async function runGateway(flags: GatewayFlags): Promise<void> {
       `recordings: ${recordingsDir(stateDir)} (kept ${retentionDays} day${retentionDays === 1 ? '' : 's'})`,
       `inventory: ${running.inventoryFile} (${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}${inv.file === null ? ', file missing' : ''})`,
       `gateway key (put it in each host's users.yaml with actAs): ${running.key.publicLine}`,
+      ...(running.webUrl !== null ? [`web console: ${running.webUrl}`] : []),
       '',
     ].join('\n'),
   );

@@ -19,6 +19,7 @@ const EXAMPLES: Record<string, string[]> = {
   gateway: [
     'shellwire gateway --listen 0.0.0.0:50008 --inventory /etc/shellwire/hosts.yaml',
     'shellwire gateway --print-key                 # the line for each host\'s users.yaml (with actAs)',
+    'shellwire gateway --web 8443                  # plus the web console on https://127.0.0.1:8443/',
   ],
   exec: [
     'shellwire exec localhost -- uname -a',
@@ -52,6 +53,7 @@ const EXAMPLES: Record<string, string[]> = {
   'audit verify': ['shellwire audit verify', 'shellwire audit verify --state-dir /var/lib/shellwire'],
   recordings: ['shellwire recordings --state-dir /var/lib/shellwire/gateway', 'shellwire recordings --user alice --json'],
   replay: ['shellwire replay 20261130T071500Z-3f9a1c2e', 'shellwire replay --speed 4 --idle-limit 2 20261130T071500Z-3f9a1c2e', 'shellwire replay --no-wait 20261130T071500Z-3f9a1c2e | less -R'],
+  'web-login': ['shellwire web-login --via alice@bastion   # a one-time link to its web console; open it within a minute'],
   keygen: ['shellwire keygen', 'shellwire keygen -f ~/.shellwire/deploy_key -C deploy@ci'],
   user: ['shellwire user add alice --key alice.pub', 'shellwire user list'],
   'user add': ['shellwire user add alice --key ~/alice.pub', 'shellwire user add deploy --key deploy.pub --run-as deploy'],

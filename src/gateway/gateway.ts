@@ -24,6 +24,8 @@ import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, ty
 import { webLoginOp } from './web-login-op.js';
 import { auditOp } from './audit-op.js';
 
+export { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
+
 export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'gateway'> {
   /** The inventory file (default `<state dir>/inventory.yaml`); the only places the gateway connects to. */
   inventory?: string;
@@ -57,7 +59,7 @@ export interface GatewayOptions extends Omit<ServerOptions, 'channelKinds' | 'ga
    */
   web?: GatewayWebOptions;
   /** What starts the console (default: src/web/web-console.ts's, registered when it is loaded). */
-  webConsole?: WebConsoleStarter;
+  webConsole?: WebConsoleStarter<Gateway>;
 }
 
 export class Gateway {
@@ -69,7 +71,7 @@ export class Gateway {
   #named: boolean;
   #pruneTimer: NodeJS.Timeout | null = null;
   #webOptions: GatewayWebOptions | null = null;
-  #webStarter: WebConsoleStarter | null = null;
+  #webStarter: WebConsoleStarter<Gateway> | null = null;
   #web: WebConsoleHandle | null = null;
   #log: Logger = silentLogger();
   /** One-time web login tokens (`web-login` op), with `web` only. */
@@ -119,14 +121,14 @@ export class Gateway {
     const fanout = { pool, inventory: ctx.inventory, stateDir, maxSpoolBytes: options.maxSpoolBytes, parallel: options.pushParallel, onBehalfOf: options.onBehalfOf };
     const relayed: ChannelFactory = (id, host, request) => (request.hosts !== undefined ? new FanoutPut(host, request, fanout) : relay(id, host, request));
     const { inventory: _i, recordings: _r, recordingRetentionDays: retention, ops, onBehalfOf: _b, hostConnectTimeoutMs: _t, maxSpoolBytes: _m, pushParallel: _p, maxChannelsPerOperatorHost: cap, maxConnectionsPerHost: conns, web, webConsole, ...serverOptions } = options;
-    const starter = webConsole ?? registeredWebConsole();
+    const starter = webConsole ?? registeredWebConsole<Gateway>();
     if (web && !starter) throw new TypeError("GatewayOptions.web needs the web console: import 'src/web/web-console.js' (it registers itself) or pass webConsole");
-    const oneTimeLogins = web ? new OneTimeLogins(web.linkTtlMs !== undefined ? { ttlMs: web.linkTtlMs } : {}) : null;
+    const oneTimeLogins = web ? new OneTimeLogins({ ...(web.linkTtlMs !== undefined ? { ttlMs: web.linkTtlMs } : {}), ...(web.clock ? { now: web.clock } : {}) }) : null;
     for (const [name, value] of [['maxChannelsPerOperatorHost', cap], ['maxConnectionsPerHost', conns]] as const) {
       if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`${name} must be a whole number of at least 1, got ${value}`);
     }
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
-    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webUrl ?? null);
+    const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webPublicUrl ?? null);
     // `audit` reads the server's own log, which exists once the server does (below).
     const allOps: [string, GatewayOp][] = [...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ['audit', auditOp(() => holder.gateway?.server.audit ?? null)], ...(ops ?? [])];
     const server = await Server.create({
@@ -211,9 +213,14 @@ export class Gateway {
     return this.#web?.address ?? null;
   }
 
-  /** The web console's `https://HOST:PORT/`; null without one. */
+  /** The web console's `https://HOST:PORT/` (its listening address); null without one. */
   get webUrl(): string | null {
     return this.#web?.url ?? null;
+  }
+
+  /** Where browsers reach the console (one-time links point there; see WebConsoleHandle.publicUrl); null without one. */
+  get webPublicUrl(): string | null {
+    return this.#web?.publicUrl ?? null;
   }
 
   /** Stop the web console (ending its sessions), then serving operators, then close the pooled host connections. Never rejects. */

@@ -7,7 +7,6 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { Gateway } from './gateway.js';
 
 /** `GatewayOptions.web`: where and how the console serves HTTPS. */
 export interface GatewayWebOptions {
@@ -27,27 +26,38 @@ export interface GatewayWebOptions {
   sessionMaxMs?: number;
   /** Where the bundled front end is (default `<package>/dist/web`). */
   staticDir?: string;
+  /** The clock (ms since the epoch) of one-time link and session expiry. Tests move it. */
+  clock?: () => number;
 }
 
 /** A running console. */
 export interface WebConsoleHandle {
   readonly address: AddressInfo;
-  /** `https://HOST:PORT/` as browsers reach it (the one-time link's base). */
+  /** `https://HOST:PORT/` of the listening address (the banner's). */
   readonly url: string;
+  /**
+   * Where operators' browsers reach it, the one-time links' base: the first `origins` entry,
+   * else `url` with a wildcard listen address (0.0.0.0, ::) replaced by this machine's name.
+   */
+  readonly publicUrl: string;
   /** Stop serving and end every browser session (their gateway connections close). Never rejects. */
   close(): Promise<void>;
 }
 
-export type WebConsoleStarter = (gateway: Gateway, options: GatewayWebOptions, log: Logger) => Promise<WebConsoleHandle>;
+/**
+ * Starts the console for a gateway. `G` is gateway.ts's `Gateway`: this file cannot import
+ * its type back (gateway.ts imports this one; the layers test forbids cycles).
+ */
+export type WebConsoleStarter<G> = (gateway: G, options: GatewayWebOptions, log: Logger) => Promise<WebConsoleHandle>;
 
-let registered: WebConsoleStarter | null = null;
+let registered: unknown = null;
 
 /** Called by src/web/web-console.ts when it is loaded. */
-export function registerWebConsole(starter: WebConsoleStarter): void {
+export function registerWebConsole<G>(starter: WebConsoleStarter<G>): void {
   registered = starter;
 }
 
 /** The registered starter, if the web console was loaded. */
-export function registeredWebConsole(): WebConsoleStarter | null {
-  return registered;
+export function registeredWebConsole<G>(): WebConsoleStarter<G> | null {
+  return registered as WebConsoleStarter<G> | null;
 }

@@ -3,7 +3,8 @@
  * state-changing request (POST, PUT, PATCH, DELETE) and for a WebSocket upgrade, an Origin
  * that is this console's (`https://` + Host) or a `--web-origin`; for a state-changing
  * request, the session's CSRF token in `x-csrf-token`. A refusal is an HTTP answer (401
- * or 403) before any route code runs, so a refused WebSocket upgrade never becomes one.
+ * or 403) before the body is read or any route code runs, so a refused WebSocket upgrade
+ * never becomes one and a refused upload is never stored.
  *
  * CSRF: a per-session random token (the synchronizer-token pattern), kept in the
  * server-side session and compared in constant time. @fastify/csrf-protection is not used:
@@ -66,8 +67,9 @@ export function refuseForeignOrigin(request: FastifyRequest, reply: FastifyReply
 }
 
 /**
- * The preHandler of every /api route that needs a session: Origin (state-changing and
- * upgrades), then the session (401), then CSRF (state-changing); sets `request.webSession`.
+ * The onRequest hook of every /api route that needs a session (it runs before the body is
+ * read): Origin (state-changing and upgrades), then the session (401), then CSRF
+ * (state-changing); sets `request.webSession`.
  */
 export function requireSession(deps: Pick<WebDeps, 'sessions' | 'origins' | 'log'>) {
   return async function requireSessionHook(request: FastifyRequest, reply: FastifyReply): Promise<void> {

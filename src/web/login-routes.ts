@@ -48,7 +48,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
     return login(request, reply, { token: body.data.token }, 'link');
   });
 
-  app.post('/api/logout', { preHandler: guard }, async (request, reply) => {
+  app.post('/api/logout', { onRequest: guard }, async (request, reply) => {
     deps.sessions.end(sessionOf(request), 'logout');
     reply.clearCookie(WEB_SESSION_COOKIE, COOKIE_OPTIONS);
     return reply.code(204).send();

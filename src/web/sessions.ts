@@ -9,11 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Connection } from '../client/connection.js';
-import type { Closable, WebSession } from './web-types.js';
+import type { Closable, SessionEnd, WebSession, WebSessionStore } from './web-types.js';
 import { WEB_SESSION_IDLE_MS, WEB_SESSION_MAX_MS, WEB_SESSIONS_PER_USER, WEB_SWEEP_INTERVAL_MS, WS_CLOSE_SESSION_ENDED } from './web-config.js';
 
-/** Why a session ended (logged). */
-export type SessionEnd = 'logout' | 'idle' | 'expired' | 'replaced' | 'gateway-closed' | 'shutdown';
+export type { SessionEnd };
 
 export interface WebSessionsOptions {
   log: Logger;
@@ -63,7 +62,7 @@ class Session implements WebSession {
   }
 }
 
-export class WebSessions {
+export class WebSessions implements WebSessionStore {
   readonly idleMs: number;
   readonly maxMs: number;
   readonly perUser: number;

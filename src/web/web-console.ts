@@ -10,11 +10,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import fastifyCookie from '@fastify/cookie';
-import fastifyStatic from '@fastify/static';
-import fastifyWebsocket from '@fastify/websocket';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import nativeRequire from '../native-require.cjs';
 import { ErrorCode } from '../errors.js';
 import { TLS_CIPHERS, TLS_GROUPS } from '../transport/tls.js';
@@ -35,11 +34,28 @@ export function defaultStaticDir(): string {
 
 const NO_UI = 'The web console\'s page is not built: run `npm run build` (it bundles ui/ into dist/web), then reload.\n';
 
+/**
+ * Fastify and its plugins, with a require() made at run time: esbuild bundles only `require`
+ * and `import` of literal names, so they stay out of dist/shellwire.cjs (they would double it,
+ * and every full-bundle command parses it at start: +50 ms, +8 MB). createRequire rather than
+ * native-require.cts's `require`: under tsx that one cannot load the JSON files Fastify needs.
+ */
+function loadFastify() {
+  const load = createRequire(nativeRequire.location);
+  return {
+    Fastify: (load('fastify') as typeof import('fastify')).default,
+    fastifyCookie: (load('@fastify/cookie') as typeof import('@fastify/cookie')).default,
+    fastifyStatic: (load('@fastify/static') as typeof import('@fastify/static')).default,
+    fastifyWebsocket: (load('@fastify/websocket') as typeof import('@fastify/websocket')).default,
+  };
+}
+
 /** Start the console for `gateway` (GatewayOptions.web). */
 export async function startWebConsole(gateway: Gateway, options: GatewayWebOptions, log: Logger): Promise<WebConsoleHandle> {
   const tls = options.cert !== undefined || options.key !== undefined
     ? { cert: readPem(options.cert, '--web-cert'), key: readPem(options.key, '--web-key') }
     : { cert: gateway.server.identity.certPem, key: gateway.server.identity.keyPem };
+  const { Fastify } = loadFastify();
   const app = Fastify({
     https: { ...tls, minVersion: 'TLSv1.3', ciphers: TLS_CIPHERS, ecdhCurve: TLS_GROUPS, honorCipherOrder: true },
     logger: false,
@@ -52,6 +68,7 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     log,
     ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}),
     ...(options.sessionMaxMs !== undefined ? { maxMs: options.sessionMaxMs } : {}),
+    ...(options.clock ? { now: options.clock } : {}),
   });
   const deps: WebDeps = { gateway, sessions, log, origins: options.origins ?? [] };
   try {
@@ -64,11 +81,14 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
   }
   const address = app.server.address() as AddressInfo;
   const url = `${httpsOrigin(address.address, address.port)}/`;
+  const wildcard = address.address === '0.0.0.0' || address.address === '::';
+  const publicUrl = options.origins?.[0] !== undefined ? `${options.origins[0]}/` : wildcard ? `${httpsOrigin(hostname(), address.port)}/` : url;
   log.info({ address: address.address, port: address.port, url }, 'web console listening');
   let closing: Promise<void> | null = null;
   return {
     address,
     url,
+    publicUrl,
     close: () => {
       closing ??= (async () => {
         sessions.endAll('shutdown');
@@ -80,6 +100,7 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
 }
 
 async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Promise<void> {
+  const { fastifyCookie, fastifyStatic, fastifyWebsocket } = loadFastify();
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('content-security-policy', WEB_CSP);
     reply.header('x-content-type-options', 'nosniff');
@@ -114,14 +135,14 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
     app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').sendFile('index.html', staticDir));
   } else {
     deps.log.warn({ staticDir }, 'web console page not built (run npm run build)');
-    const unbuilt = (_request: unknown, reply: import('fastify').FastifyReply) => reply.code(503).type('text/plain; charset=utf-8').send(NO_UI);
+    const unbuilt = (_request: unknown, reply: FastifyReply) => reply.code(503).type('text/plain; charset=utf-8').send(NO_UI);
     app.get('/', unbuilt);
     app.get('/assets/*', unbuilt);
   }
 
   registerLoginRoutes(app, deps);
   await app.register(async (scope) => {
-    scope.addHook('preHandler', requireSession(deps));
+    scope.addHook('onRequest', requireSession(deps));
     await registerApiRoutes(scope, deps);
     // An /api path no route takes: after the guard (so it tells nothing to strangers), 404
     // before any upgrade.
@@ -146,4 +167,4 @@ function readPem(file: string | undefined, flag: string): string {
   }
 }
 
-registerWebConsole(startWebConsole);
+registerWebConsole<Gateway>(startWebConsole);

@@ -7,7 +7,6 @@
 import type { Logger } from 'pino';
 import type { Connection } from '../client/connection.js';
 import type { Gateway } from '../gateway/gateway.js';
-import type { WebSessions } from './sessions.js';
 
 /** What a session can close when it ends: a WebSocket (`ws`'s `close(code, reason)`). */
 export interface Closable {
@@ -43,10 +42,23 @@ export interface WebSession {
   touch(): void;
 }
 
+/** Why a session ended (logged). */
+export type SessionEnd = 'logout' | 'idle' | 'expired' | 'replaced' | 'gateway-closed' | 'shutdown';
+
+/** The session store (sessions.ts `WebSessions`). */
+export interface WebSessionStore {
+  /** A new session for a connection that just logged in as `user` (a fresh id: no fixation). */
+  create(user: string, gateway: Connection, remote: string, method: 'password' | 'link'): WebSession;
+  /** The live session with this cookie value (its use is activity), or null. */
+  get(id: string | undefined): WebSession | null;
+  /** End it: WebSockets closed with 4401, gateway connection closed. Idempotent. */
+  end(session: WebSession, reason: SessionEnd): void;
+}
+
 /** What `registerApiRoutes` and the login routes are given. */
 export interface WebDeps {
   gateway: Gateway;
-  sessions: WebSessions;
+  sessions: WebSessionStore;
   log: Logger;
   /** Origins allowed on state-changing requests and WebSocket upgrades besides the console's own (`--web-origin`). */
   origins: readonly string[];

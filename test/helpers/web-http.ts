@@ -24,6 +24,7 @@ export interface WebAnswer {
   body: Buffer;
   /** Set-Cookie lines as sent. */
   setCookie: string[];
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers of many shapes, checked by each test
   json(): any;
 }
 

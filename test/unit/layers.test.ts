@@ -31,8 +31,10 @@ const SITS_ON: Record<string, readonly string[]> = {
   client: ['audit'],
   fleet: ['client'],
   gateway: ['fleet', 'server'],
+  // The web console (issue 14): in the gateway's process, a client of it (src/web/).
+  web: ['gateway'],
   api: ['fleet', 'server'],
-  cli: ['fleet', 'gateway', 'server'],
+  cli: ['fleet', 'gateway', 'server', 'web'],
 };
 
 function below(layer: string, seen = new Set<string>()): Set<string> {
