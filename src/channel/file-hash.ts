@@ -129,3 +129,90 @@ class InlineReader implements HashingReader {
 
   dispose(): void {}
 }
+
+/**
+ * A `HashingReader` over a stream that can be read only once, in order (an HTTP request's
+ * body: the web console's upload). Reads must ask for the next bytes (positions in order, as
+ * the file sender asks); the stream is pulled only as they ask, so a slow receiver pauses the
+ * sender (no buffering beyond the stream's own high-water mark). No `hashPrefix`: no resume.
+ */
+export function streamHashingReader(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean; unshift(chunk: Buffer): void }): HashingReader {
+  return new StreamReader(stream);
+}
+
+class StreamReader implements HashingReader {
+  #stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean; unshift(chunk: Buffer): void };
+  #hash = new InlineHash();
+  #position = 0;
+  #ended = false;
+  #error: Error | null = null;
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(stream: NodeJS.ReadableStream & { readableEnded?: boolean; destroyed?: boolean; unshift(chunk: Buffer): void }) {
+    this.#stream = stream;
+    stream.once('end', () => (this.#ended = true));
+    stream.once('error', (err: Error) => (this.#error = err));
+    // A request that goes away mid-body is a short read, not a hang.
+    stream.once('close', () => (this.#ended = true));
+  }
+
+  read(position: number, length: number): Promise<Buffer> {
+    const run = this.#tail.then(() => this.#take(position, length));
+    this.#tail = run.then(() => {}, () => {});
+    return run;
+  }
+
+  async #take(position: number, length: number): Promise<Buffer> {
+    if (position !== this.#position) throw new LocalIoError(`a stream is read in order: asked for byte ${position} at ${this.#position}`, { errno: 'ESPIPE' });
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < length) {
+      if (this.#error) throw this.#error;
+      let chunk = this.#stream.read() as Buffer | string | null;
+      if (chunk === null) {
+        if (this.#ended || this.#stream.readableEnded || this.#stream.destroyed) break;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            this.#stream.off('readable', done);
+            this.#stream.off('end', done);
+            this.#stream.off('error', done);
+            this.#stream.off('close', done);
+            resolve();
+          };
+          this.#stream.on('readable', done);
+          this.#stream.on('end', done);
+          this.#stream.on('error', done);
+          this.#stream.on('close', done);
+        });
+        continue;
+      }
+      if (typeof chunk === 'string') chunk = Buffer.from(chunk);
+      if (chunk.length > length - got) {
+        this.#stream.unshift(chunk.subarray(length - got));
+        chunk = chunk.subarray(0, length - got);
+      }
+      parts.push(chunk);
+      got += chunk.length;
+    }
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, got);
+    this.#hash.update(bytes);
+    this.#position += got;
+    return bytes;
+  }
+
+  hashPrefix(): Promise<void> {
+    return Promise.reject(new LocalIoError('a stream cannot be resumed', { errno: 'ESPIPE' }));
+  }
+
+  async peek(): Promise<string> {
+    await this.#tail;
+    return this.#hash.peek();
+  }
+
+  async digest(): Promise<string> {
+    await this.#tail;
+    return this.#hash.digest();
+  }
+
+  dispose(): void {}
+}

@@ -10,39 +10,12 @@
  * by name ("not permitted") and the summary reports it, rather than a local "no such host".
  */
 import { basename, posix } from 'node:path';
-import type { Connection } from '../client/connection.js';
 import type { PutHostsResult } from '../client/files/put-hosts.js';
-import type { FleetHost, Inventory } from '../fleet/inventory.js';
-import { fetchGatewayHosts, gatewayInventory } from '../fleet/gateway-hosts.js';
-import { expandRange } from '../fleet/ranges.js';
+import type { FleetHost } from '../fleet/inventory.js';
+export { gatewayTargetsInventory } from '../fleet/gateway-hosts.js';
 import type { ConnectionPool } from '../fleet/pool.js';
 import type { HostTask, HostTaskOutcome } from '../fleet/run-on.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
-
-/**
- * The gateway's hosts as an inventory for TARGETS, plus a bare entry for each literal name in
- * TARGETS it does not list (the gateway then refuses it by name, without saying whether it exists).
- */
-export async function gatewayTargetsInventory(conn: Connection, via: string, targets: string): Promise<Inventory> {
-  const inventory = gatewayInventory(via, await fetchGatewayHosts(conn, via));
-  for (const item of targets.split(',')) {
-    const text = item.trim();
-    if (text === '' || /[@!=&*?]/.test(text) || text === 'all') continue;
-    let names: string[];
-    try {
-      names = expandRange(text);
-    } catch {
-      continue; // resolveTargets reports it
-    }
-    for (const name of names) {
-      if (inventory.byName.has(name) || name.includes(':')) continue;
-      const host: FleetHost = { name, address: name, port: 0, labels: {}, groups: [], via };
-      inventory.hosts.push(host);
-      inventory.byName.set(name, host);
-    }
-  }
-  return inventory;
-}
 
 /** True when every host goes through the same gateway: its `via`, else null. */
 export function commonGateway(hosts: readonly FleetHost[]): string | null {

@@ -21,7 +21,7 @@ import { checkCommand, checkCwd, checkEnv, checkPty, checkTimeout, timeoutOption
 import type { ChannelOpener } from './channel-host.js';
 import type { GetOptions, PutOptions, RemoteEntry, TransferResult, TreeOptions, TreeResult } from './files/common.js';
 import { putFile, putTree } from './files/put.js';
-import { putToHosts, type PutHostsOptions, type PutHostsResult } from './files/put-hosts.js';
+import { putSourceToHosts, putToHosts, type PutHostsOptions, type PutHostsResult, type PutSource } from './files/put-hosts.js';
 import { getFile, getTree } from './files/get.js';
 import { listRemote, mkdirRemote, statRemote } from './files/meta.js';
 
@@ -420,6 +420,24 @@ export class Connection extends EventEmitter implements AsyncDisposable {
       return Promise.reject(new RequestError(ErrorCode.BAD_REQUEST, `${this.hostLabel} is a host behind the gateway; put to many hosts on the gateway's own connection.`));
     }
     return putToHosts(this.#host, local, hosts, remote, options);
+  }
+
+  /**
+   * `putToHosts` for bytes that are not a local file (`PutSource`: a stream's, read once in
+   * order; the web console's upload). `onOpened` runs once the gateway accepted the put.
+   *
+   * @throws as `putToHosts`.
+   */
+  putSourceToHosts(source: PutSource, hosts: readonly string[], remote: string, options: PutHostsOptions & { onOpened?: () => void } = {}): Promise<PutHostsResult> {
+    if (this.#relayHost !== null) {
+      return Promise.reject(new RequestError(ErrorCode.BAD_REQUEST, `${this.hostLabel} is a host behind the gateway; put to many hosts on the gateway's own connection.`));
+    }
+    try {
+      this.#assertOpen();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    return putSourceToHosts(this.#host, source, hosts, remote, options);
   }
 
   /**

@@ -7,6 +7,7 @@
 import type { Connection } from '../client/connection.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { emptyInventory, type FleetHost, type Inventory } from './inventory.js';
+import { expandRange } from './ranges.js';
 
 export interface GatewayHost {
   name: string;
@@ -60,4 +61,29 @@ export function gatewayInventory(via: string, list: readonly GatewayHost[]): Inv
  */
 export async function fetchGatewayHosts(conn: Connection, via: string): Promise<GatewayHost[]> {
   return parseGatewayHosts(await conn.gatewayRequest({ op: 'hosts' }), via);
+}
+
+/**
+ * The gateway's hosts as an inventory for TARGETS, plus a bare entry for each literal name in
+ * TARGETS it does not list (the gateway then refuses it by name, without saying whether it exists).
+ */
+export async function gatewayTargetsInventory(conn: Connection, via: string, targets: string): Promise<Inventory> {
+  const inventory = gatewayInventory(via, await fetchGatewayHosts(conn, via));
+  for (const item of targets.split(',')) {
+    const text = item.trim();
+    if (text === '' || /[@!=&*?]/.test(text) || text === 'all') continue;
+    let names: string[];
+    try {
+      names = expandRange(text);
+    } catch {
+      continue; // resolveTargets reports it
+    }
+    for (const name of names) {
+      if (inventory.byName.has(name) || name.includes(':')) continue;
+      const host: FleetHost = { name, address: name, port: 0, labels: {}, groups: [], via };
+      inventory.hosts.push(host);
+      inventory.byName.set(name, host);
+    }
+  }
+  return inventory;
 }

@@ -9,7 +9,7 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { openHashingReader } from '../../channel/file-hash.js';
+import { openHashingReader, type HashingReader } from '../../channel/file-hash.js';
 import { MAX_GATEWAY_HOSTS } from '../../protocol/messages.js';
 import type { HostCopy, PutRequest } from '../../protocol/file-messages.js';
 import { ErrorCode, ProtocolError, RequestError } from '../../errors.js';
@@ -56,10 +56,7 @@ export interface PutHostsOptions extends PutOptions {
 export async function putToHosts(conn: ChannelOpener, local: string, hosts: readonly string[], remote: string, options: PutHostsOptions = {}): Promise<PutHostsResult> {
   const { hostTimeoutMs, ...transfer } = options;
   startTransfer(conn, transfer, 'upload', local);
-  checkInteger(hostTimeoutMs, 'hostTimeoutMs', { min: 1, max: 0x7fffffff, unit: 'milliseconds' });
-  if (hosts.length === 0 || hosts.length > MAX_GATEWAY_HOSTS) throw new RequestError(ErrorCode.BAD_REQUEST, `A put to many hosts names 1 to ${MAX_GATEWAY_HOSTS} hosts, got ${hosts.length}.`);
-  if (remotePathTooLong(remote)) throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${remote} is too long.`, { path: remote, errno: 'ENAMETOOLONG' });
-  const started = performance.now();
+  checkPutHosts(hosts, remote, hostTimeoutMs);
   const handle = await open(localPath(local), constants.O_RDONLY | constants.O_NONBLOCK).catch((err: unknown) => {
     throw localError('read', local, err);
   });
@@ -67,58 +64,105 @@ export async function putToHosts(conn: ChannelOpener, local: string, hosts: read
     const info = await handle.stat();
     if (info.isDirectory()) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is a directory; a put to many hosts through a gateway copies files.`, { errno: 'EISDIR', path: local });
     if (!info.isFile()) throw new FileTransferError(ErrorCode.BAD_REQUEST, `${local} is not a regular file.`, { path: local });
-    const request: PutRequest = {
-      op: 'put', path: remote, size: info.size, mode: info.mode & 0o7777, mtimeMs: info.mtimeMs, resume: false,
-      ...(options.intoDirectory === false ? {} : { name: basename(local) }),
-      ...(hostTimeoutMs !== undefined ? { timeoutMs: hostTimeoutMs } : {}),
-    };
     const reader = openHashingReader(handle.fd);
     try {
-      const channel = new FileChannelClient(conn, { request, window: ANSWER_WINDOW, maxPacket: Math.min(conn.server.maxPayload, 256 * 1024), hosts: [...hosts] });
-      const answer: Buffer[] = [];
-      let answered = 0;
-      channel.onData = (chunk) => {
-        answered += chunk.length;
-        if (answered > MAX_ANSWER_BYTES) return channel.close();
-        answer.push(chunk);
-        channel.credit(chunk.length);
-      };
-      const ok = await channel.opened;
-      const unsubscribe = onAbort(options.signal, channel);
-      try {
-        const progress = (bytes: number) => options.onProgress?.({ direction: 'put', local, remote, bytes, size: info.size, resumedFrom: 0 });
-        progress(0);
-        const sent = await sendFile(conn, channel, ok, local, 0, info.size, reader, options.rateLimit, progress);
-        let sha256 = '';
-        if (sent) {
-          sha256 = await reader.digest();
+      const source: PutSource = {
+        label: local, size: info.size, mode: info.mode & 0o7777, mtimeMs: info.mtimeMs, reader,
+        ...(options.intoDirectory === false ? {} : { name: basename(local) }),
+        unchanged: async () => {
           const after = await handle.stat();
-          if (after.size !== info.size || after.mtimeMs !== info.mtimeMs) {
-            channel.close();
-            await channel.finished.catch(() => {});
-            throw new FileTransferError(ErrorCode.LOCAL_IO, `${local} changed while it was being sent; nothing was copied. Run the transfer again.`, { path: local });
-          }
-          channel.sendEof(sha256, info.size);
-        }
-        const exit = await channel.finished;
-        if (answer.length === 0) throw exitError(conn, exit, `upload of ${local} through the gateway`);
-        const hostsOut = parseAnswer(Buffer.concat(answer), conn.hostLabel, hosts);
-        // Each copy is the bytes we sent: a host that reports another hash did not get them.
-        for (const h of hostsOut) {
-          if (h.ok && h.sha256 !== sha256) {
-            h.ok = false;
-            h.error = { code: ErrorCode.INTEGRITY, message: `${h.host} reports SHA-256 ${h.sha256 ?? 'none'}, the upload was ${sha256}.` };
-          }
-        }
-        return { local, size: info.size, sha256, hosts: hostsOut, durationMs: performance.now() - started };
-      } finally {
-        unsubscribe();
-      }
+          return after.size === info.size && after.mtimeMs === info.mtimeMs;
+        },
+      };
+      return await putSourceToHosts(conn, source, hosts, remote, options);
     } finally {
       reader.dispose();
     }
   } finally {
     await handle.close().catch(() => {});
+  }
+}
+
+/** What a put to many hosts sends: a local file's, or a stream's bytes (the web console's upload). */
+export interface PutSource {
+  /** For messages and progress (`local`): a file name, or what the bytes are. */
+  label: string;
+  size: number;
+  mode: number;
+  mtimeMs: number;
+  /** Into a directory REMOTE under this name. */
+  name?: string;
+  /** Reads the bytes in order and hashes them (`openHashingReader`, `streamHashingReader`). */
+  reader: HashingReader;
+  /** False when the source changed while it was read (a file's size or mtime): nothing is copied. */
+  unchanged?: () => Promise<boolean>;
+}
+
+/** `hosts`, `remote` and `hostTimeoutMs` of a put to many hosts, checked. */
+export function checkPutHosts(hosts: readonly string[], remote: string, hostTimeoutMs: number | undefined): void {
+  checkInteger(hostTimeoutMs, 'hostTimeoutMs', { min: 1, max: 0x7fffffff, unit: 'milliseconds' });
+  if (hosts.length === 0 || hosts.length > MAX_GATEWAY_HOSTS) throw new RequestError(ErrorCode.BAD_REQUEST, `A put to many hosts names 1 to ${MAX_GATEWAY_HOSTS} hosts, got ${hosts.length}.`);
+  if (remotePathTooLong(remote)) throw new FileTransferError(ErrorCode.BAD_REQUEST, `The remote path ${remote} is too long.`, { path: remote, errno: 'ENAMETOOLONG' });
+}
+
+/**
+ * `putToHosts` for any source: one upload to the gateway, every host's outcome. `onOpened` is
+ * called once the gateway accepted the put (at least one host permitted), before any byte goes.
+ *
+ * @throws as `putToHosts`.
+ */
+export async function putSourceToHosts(
+  conn: ChannelOpener, source: PutSource, hosts: readonly string[], remote: string, options: PutHostsOptions & { onOpened?: () => void } = {},
+): Promise<PutHostsResult> {
+  const { hostTimeoutMs } = options;
+  checkPutHosts(hosts, remote, hostTimeoutMs);
+  const started = performance.now();
+  const local = source.label;
+  const request: PutRequest = {
+    op: 'put', path: remote, size: source.size, mode: source.mode, mtimeMs: source.mtimeMs, resume: false,
+    ...(source.name !== undefined ? { name: source.name } : {}),
+    ...(hostTimeoutMs !== undefined ? { timeoutMs: hostTimeoutMs } : {}),
+  };
+  const reader = source.reader;
+  const channel = new FileChannelClient(conn, { request, window: ANSWER_WINDOW, maxPacket: Math.min(conn.server.maxPayload, 256 * 1024), hosts: [...hosts] });
+  const answer: Buffer[] = [];
+  let answered = 0;
+  channel.onData = (chunk) => {
+    answered += chunk.length;
+    if (answered > MAX_ANSWER_BYTES) return channel.close();
+    answer.push(chunk);
+    channel.credit(chunk.length);
+  };
+  const ok = await channel.opened;
+  options.onOpened?.();
+  const unsubscribe = onAbort(options.signal, channel);
+  try {
+    const progress = (bytes: number) => options.onProgress?.({ direction: 'put', local, remote, bytes, size: source.size, resumedFrom: 0 });
+    progress(0);
+    const sent = await sendFile(conn, channel, ok, local, 0, source.size, reader, options.rateLimit, progress);
+    let sha256 = '';
+    if (sent) {
+      sha256 = await reader.digest();
+      if (source.unchanged && !(await source.unchanged())) {
+        channel.close();
+        await channel.finished.catch(() => {});
+        throw new FileTransferError(ErrorCode.LOCAL_IO, `${local} changed while it was being sent; nothing was copied. Run the transfer again.`, { path: local });
+      }
+      channel.sendEof(sha256, source.size);
+    }
+    const exit = await channel.finished;
+    if (answer.length === 0) throw exitError(conn, exit, `upload of ${local} through the gateway`);
+    const hostsOut = parseAnswer(Buffer.concat(answer), conn.hostLabel, hosts);
+    // Each copy is the bytes we sent: a host that reports another hash did not get them.
+    for (const h of hostsOut) {
+      if (h.ok && h.sha256 !== sha256) {
+        h.ok = false;
+        h.error = { code: ErrorCode.INTEGRITY, message: `${h.host} reports SHA-256 ${h.sha256 ?? 'none'}, the upload was ${sha256}.` };
+      }
+    }
+    return { local, size: source.size, sha256, hosts: hostsOut, durationMs: performance.now() - started };
+  } finally {
+    unsubscribe();
   }
 }
 

@@ -1,0 +1,88 @@
+/**
+ * What the web console's API routes share (api-routes.ts): the browser's gateway connection
+ * (`request.webSession.gateway`, set by the session guard, web-core's guards.ts), and errors
+ * as the spec's JSON `{ error: { code, message } }` with an HTTP status by code. Details of an
+ * unexpected error go to the log only; the browser gets a generic 500.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import type { WebSession } from './web-types.js';
+import { ErrorCode, ShellwireError } from '../errors.js';
+
+/** The name the routes give the gateway in target expressions' inventory (`via`): the browser's own connection. */
+export const WEB_VIA = 'gateway';
+
+/**
+ * The session the guard attached (`requireSession`, a preHandler: route code runs in the
+ * route's own preHandler or handler, after it). A request without one never reaches a route
+ * (the guard answers 401 first); this throws if that ever fails, rather than act without a user.
+ */
+export function sessionOf(request: FastifyRequest): WebSession {
+  const session = request.webSession;
+  if (!session || session.ended) throw new ShellwireError(ErrorCode.NOT_AUTHENTICATED, 'Not logged in, or the session ended; log in again.');
+  return session;
+}
+
+/** The session's WebSocket: closed (4401) when the session ends; each message counts as activity. */
+export function trackSocket(session: WebSession, socket: WebSocket): void {
+  const untrack = session.track(socket);
+  socket.on('close', untrack);
+  socket.on('message', () => session.touch());
+}
+
+/** The HTTP status for a shellwire error code (WEB-SPEC.md "HTTP contract"). */
+export function statusOf(code: string): number {
+  switch (code) {
+    case ErrorCode.BAD_REQUEST:
+    case ErrorCode.BAD_TARGET:
+    case ErrorCode.NO_HOSTS_MATCHED:
+      return 400;
+    case ErrorCode.AUTH_FAILED:
+    case ErrorCode.NOT_AUTHENTICATED:
+    case ErrorCode.CONNECTION_CLOSED:
+      return 401;
+    case ErrorCode.DENIED:
+      return 403;
+    case ErrorCode.NO_RECORDING:
+      return 404;
+    case ErrorCode.LOCKED_OUT:
+      return 429;
+    case ErrorCode.CONNECT_FAILED:
+      return 502;
+    default:
+      return 500;
+  }
+}
+
+/** `{ code, message }` for the browser: a shellwire error's own, anything else generic (and logged). */
+export function errorBody(err: unknown, request: FastifyRequest): { code: string; message: string } {
+  if (err instanceof ShellwireError && statusOf(err.code) !== 500) {
+    // The session's gateway connection closing means the session is over.
+    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.NOT_AUTHENTICATED, message: 'Your session ended (its gateway connection closed); log in again.' };
+    return { code: err.code, message: err.message };
+  }
+  if (err instanceof ShellwireError) {
+    request.log.warn({ code: err.code, err: err.message }, 'web: request failed');
+    return { code: err.code, message: err.message };
+  }
+  request.log.error({ err }, 'web: internal error');
+  return { code: ErrorCode.INTERNAL, message: 'Internal error in the web console; the gateway log says more.' };
+}
+
+/** Answer `err` as the spec's JSON error. */
+export function sendError(reply: FastifyReply, request: FastifyRequest, err: unknown): FastifyReply {
+  const body = errorBody(err, request);
+  return reply.code(statusOf(body.code)).type('application/json').send({ error: body });
+}
+
+/** A 400 for a bad parameter. */
+export function badRequest(message: string): ShellwireError {
+  return new ShellwireError(ErrorCode.BAD_REQUEST, message);
+}
+
+/** A query parameter as one string (the last of repeated ones), or undefined. */
+export function queryText(request: FastifyRequest, name: string): string | undefined {
+  const v = (request.query as Record<string, unknown> | undefined)?.[name];
+  const one = Array.isArray(v) ? v[v.length - 1] : v;
+  return typeof one === 'string' ? one : undefined;
+}
