@@ -1,6 +1,6 @@
 // Bundles the web console's browser code (ui/) into dist/web/ for `shellwire gateway --web`:
-// index.html, assets/app.js (minified, with its sourcemap) and assets/app.css (ours plus
-// xterm.js's and asciinema-player's). Everything is local: the gateway may run offline, and
+// index.html, assets/app.js (an ES module, minified, with its sourcemap; the recordings player is a
+// chunk-*.js loaded when first used) and assets/app.css (ours plus xterm.js's and asciinema-player's). Everything is local: the gateway may run offline, and
 // the page's CSP allows scripts from its own origin only (no inline script, no eval).
 // Part of `npm run build`.
 import { build } from 'esbuild';
@@ -14,11 +14,15 @@ mkdirSync(join(out, 'assets'), { recursive: true });
 
 await build({
   entryPoints: [join(root, 'ui', 'src', 'main.ts')],
-  outfile: join(out, 'assets', 'app.js'),
+  outdir: join(out, 'assets'),
+  entryNames: 'app',
+  // The recordings player (asciinema-player, with WebAssembly inside) is a chunk loaded on first use.
+  splitting: true,
+  chunkNames: 'chunk-[hash]',
   bundle: true,
   minify: true,
   sourcemap: true,
-  format: 'iife',
+  format: 'esm',
   platform: 'browser',
   target: ['chrome110', 'firefox115', 'safari16'],
   // Fonts or images a stylesheet names become files next to app.css.

@@ -110,7 +110,8 @@ export class AuditView implements View {
     const host = typeof detail['host'] === 'string' ? detail['host'] : '';
     const rest = Object.entries(detail).filter(([k]) => k !== 'host').map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
     const exit = r.signal ? r.signal : r.exitCode ?? '';
-    const bad = r.kind === 'denied' || r.kind === 'failed' || r.kind === 'auth-fail' || (typeof r.exitCode === 'number' && r.exitCode !== 0) || r.signal !== null;
+    const outcome = detail['outcome'];
+    const bad = (typeof outcome === 'object' && outcome !== null && 'code' in outcome) || r.kind === 'denied' || r.kind === 'failed' || r.kind === 'auth-fail' || (typeof r.exitCode === 'number' && r.exitCode !== 0) || r.signal !== null;
     return h('tr', { 'data-testid': 'audit-row', 'data-kind': r.kind, class: bad ? 'bad' : '' },
       h('td', { class: 'nowrap', title: r.time }, formatTime(r.time)),
       h('td', {}, h('span', { class: `kind kind-${r.kind}` }, r.kind)),

@@ -5,7 +5,13 @@
 import { h, replaceChildren } from './dom';
 import { hostsStore } from './hosts-store';
 
-export function targetChips(input: HTMLInputElement): HTMLElement {
+export interface Chips {
+  el: HTMLElement;
+  /** Redraw (the picks may have changed on the hosts page). */
+  refresh(): void;
+}
+
+export function targetChips(input: HTMLInputElement): Chips {
   const box = h('div', { class: 'chips', 'aria-label': 'Add to the targets' });
   const add = (text: string) => {
     const current = input.value.trim();
@@ -26,7 +32,7 @@ export function targetChips(input: HTMLInputElement): HTMLElement {
   };
   hostsStore.subscribe(render);
   render();
-  return box;
+  return { el: box, refresh: render };
 }
 
 /**

@@ -43,7 +43,11 @@ class App {
   start(): void {
     document.body.appendChild(this.root);
     whenSessionLost(() => this.toLogin('Your session ended; log in again.'));
-    window.addEventListener('hashchange', () => this.route());
+    window.addEventListener('hashchange', () => {
+      // A one-time link pasted into a tab that already shows the console only changes the hash.
+      if (location.hash.startsWith('#login=')) void this.boot();
+      else this.route();
+    });
     void this.boot();
   }
 

@@ -6,8 +6,9 @@
  */
 import { errorFrom, query, requestHeaders } from './api';
 import { formatBytes, h, replaceChildren } from './dom';
-import { prefillTargets, targetChips } from './chips';
+import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
+import { errorText } from './run-groups';
 import type { View } from './view';
 
 interface HostRow {
@@ -42,6 +43,7 @@ export class PushView implements View {
   private readonly message: HTMLElement;
   private readonly list: HTMLElement;
   private readonly lastPrefill = { value: '' };
+  private readonly chips: Chips;
   private rows = new Map<string, HostRow>();
   private busy = false;
 
@@ -61,6 +63,7 @@ export class PushView implements View {
       if (f && (this.path.value === '' || this.path.value.endsWith('/'))) this.path.value = `${this.path.value || '/tmp/'}${f.name}`;
       this.localHash.textContent = f ? `${f.name} · ${formatBytes(f.size)}` : '';
     });
+    this.chips = targetChips(this.targets);
     const form = h('form', { class: 'push-form' },
       h('div', { class: 'row' },
         h('div', { class: 'field' }, h('label', { for: 'push-file' }, 'File'), this.file),
@@ -68,7 +71,7 @@ export class PushView implements View {
         h('div', { class: 'field' }, h('label', { for: 'push-mode' }, 'Mode'), this.mode),
       ),
       h('div', { class: 'field wide' }, h('label', { for: 'push-targets' }, 'Targets'), this.targets),
-      targetChips(this.targets),
+      this.chips.el,
       h('div', { class: 'buttons' }, this.submit),
     );
     form.addEventListener('submit', (event) => {
@@ -88,6 +91,7 @@ export class PushView implements View {
   show(): void {
     void hostsStore.load();
     prefillTargets(this.targets, this.lastPrefill);
+    this.chips.refresh();
   }
 
   private async start(): Promise<void> {
@@ -182,7 +186,7 @@ export class PushView implements View {
         } else if (msg.ok) {
           this.setState(row, 'failed', `✗ SHA-256 on the host (${msg.sha256 ?? 'none'}) differs from the file's`);
         } else {
-          this.setState(row, 'failed', `✗ ${msg.error?.message ?? 'failed'}${msg.error?.code ? ` (${msg.error.code})` : ''}`);
+          this.setState(row, 'failed', `✗ ${msg.error ? errorText(msg.error) : 'failed'}`);
         }
         return false;
       }
@@ -191,7 +195,7 @@ export class PushView implements View {
         this.summary.textContent = `${msg.ok} ok${msg.failed ? `, ${msg.failed} failed` : ''}`;
         return true;
       case 'error':
-        throw new Error(`${msg.message} (${msg.code})`);
+        throw new Error(errorText(msg));
     }
     return false;
   }

@@ -2,8 +2,10 @@
  * Recordings: the list (GET /api/recordings) and an in-page player (`#/recordings/ID`):
  * asciinema-player fed the asciicast text fetched from /api/recordings/ID (the same request
  * the gateway audits as `replayed`). An exec recording (plain output) is shown as text.
+ * The player is a separate chunk, loaded the first time a recording is played.
  */
-import * as AsciinemaPlayer from 'asciinema-player';
+import type { Player } from 'asciinema-player';
+import { Terminal } from '@xterm/xterm';
 import { api, errorFrom } from './api';
 import { displayText, formatBytes, formatDuration, formatTime, h, replaceChildren } from './dom';
 import type { View } from './view';
@@ -29,7 +31,8 @@ export class RecordingsView implements View {
   private readonly status: HTMLElement;
   private readonly playerBox: HTMLElement;
   private known = new Map<string, RecordingInfo>();
-  private player: AsciinemaPlayer.Player | null = null;
+  private player: Player | null = null;
+  private fallback: Terminal | null = null;
 
   constructor() {
     this.status = h('span', { class: 'muted', role: 'status' });
@@ -115,15 +118,63 @@ export class RecordingsView implements View {
         return;
       }
       if (this.playerBox.hidden || !box.isConnected) return; // moved away meanwhile
-      this.player = AsciinemaPlayer.create({ data: text }, box, { fit: 'width', autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+      if (!wasmAllowed()) {
+        this.staticScreen(text, box);
+        return;
+      }
+      // Loaded on first use: its WebAssembly starts compiling as soon as the module is evaluated.
+      const AsciinemaPlayer = await import('asciinema-player');
+      if (this.playerBox.hidden || !box.isConnected) return;
+      this.player = AsciinemaPlayer.create({ data: text }, box, { fit: 'both', controls: true, autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
     } catch (err) {
       status.textContent = (err as Error).message;
       status.classList.add('error');
     }
   }
 
+  /**
+   * When the page's CSP forbids WebAssembly (the player's terminal emulator is WebAssembly),
+   * show the recording's output at once in a plain xterm.js terminal instead of a blank player.
+   */
+  private staticScreen(cast: string, box: HTMLElement): void {
+    const lines = cast.split('\n').filter((l) => l.trim() !== '');
+    let header: { width?: number; height?: number } = {};
+    try {
+      header = JSON.parse(lines[0] ?? '{}') as typeof header;
+    } catch {
+      // not asciicast: shown as it is below
+    }
+    box.appendChild(h('p', { class: 'muted small' }, 'The console\'s Content-Security-Policy does not allow WebAssembly (\'wasm-unsafe-eval\'), which the player needs: this is the recording\'s output without timing.'));
+    const screen = h('div', { class: 'static-screen' });
+    box.appendChild(screen);
+    const term = new Terminal({ cols: header.width ?? 80, rows: header.height ?? 24, disableStdin: true, scrollback: 10000, convertEol: false });
+    term.open(screen);
+    for (const line of lines.slice(1)) {
+      try {
+        const event = JSON.parse(line) as [number, string, string];
+        if (event[1] === 'o') term.write(event[2]);
+      } catch {
+        // a torn last line (recording still being written): skip it
+      }
+    }
+    this.fallback = term;
+  }
+
   private disposePlayer(): void {
     this.player?.dispose();
     this.player = null;
+    this.fallback?.dispose();
+    this.fallback = null;
+  }
+}
+
+/** Whether this page may compile WebAssembly (a CSP without 'wasm-unsafe-eval' forbids it). */
+function wasmAllowed(): boolean {
+  try {
+    // The smallest valid module: magic number and version.
+    new WebAssembly.Module(new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]));
+    return true;
+  } catch {
+    return false;
   }
 }

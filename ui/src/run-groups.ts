@@ -4,7 +4,8 @@
  * first), failures last. Output is compared as bytes (its base64), never as decoded text, so
  * two hosts printing different invalid UTF-8 do not share one group. Pure: no DOM.
  */
-export type RunStatus = 'ok' | 'failed' | 'error' | 'lost' | 'timeout' | 'cancelled';
+/** The spec's statuses; the server may name others (`unreachable`): shown as they come, as failures. */
+export type RunStatus = 'ok' | 'failed' | 'error' | 'lost' | 'timeout' | 'cancelled' | (string & {});
 
 export interface RunResult {
   host: string;
@@ -45,9 +46,13 @@ export class RunGroups {
     return group;
   }
 
-  /** Successes first, then failures; within each, the larger group first, then arrival order. */
+  /**
+   * Successes first, then commands that failed, then hosts that could not run it (as the CLI
+   * lists connection problems after the groups); within each, the larger group first, then by
+   * host name (numbers as numbers: web2 before web10), so the page does not reshuffle by timing.
+   */
   ordered(): RunGroup[] {
-    return [...this.byKey.values()].sort((a, b) => rank(a) - rank(b) || b.hosts.length - a.hosts.length || a.seq - b.seq);
+    return [...this.byKey.values()].sort((a, b) => rank(a) - rank(b) || b.hosts.length - a.hosts.length || byName.compare(a.hosts[0]!, b.hosts[0]!) || a.seq - b.seq);
   }
 
   get size(): number {
@@ -55,24 +60,23 @@ export class RunGroups {
   }
 }
 
+const byName = new Intl.Collator('en', { numeric: true });
+
 function rank(g: RunGroup): number {
-  return g.sample.status === 'ok' ? 0 : 1;
+  const s = g.sample.status;
+  return s === 'ok' ? 0 : s === 'failed' || s === 'timeout' ? 1 : 2;
 }
 
-/** How a result ended, in a few words (as the CLI's describeOutcome). */
-export function describeOutcome(r: RunResult): string {
-  switch (r.status) {
-    case 'ok':
-      return 'ok';
-    case 'failed':
-      return r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
-    case 'timeout':
-      return r.error?.message ?? 'timed out';
-    case 'cancelled':
-      return 'cancelled';
-    default:
-      return `${r.status}: ${r.error?.message ?? 'unknown error'}`;
-  }
+/** The badge's few words: `ok`, `exit 3`, `killed by SIGKILL`, `timeout`, `unreachable`. */
+export function outcomeWord(r: RunResult): string {
+  if (r.status === 'failed') return r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
+  return r.status;
+}
+
+/** An error's text with its code, unless the message names it already. */
+export function errorText(error: { code: string; message: string } | undefined): string {
+  if (!error) return '';
+  return error.message.includes(error.code) ? error.message : `${error.message} (${error.code})`;
 }
 
 /** At most `max` names, and how many more there are. */

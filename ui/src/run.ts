@@ -6,9 +6,9 @@
  */
 import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
 import { displayText, formatDuration, fromBase64, h, replaceChildren } from './dom';
-import { prefillTargets, targetChips } from './chips';
+import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
-import { describeOutcome, RunGroups, someNames, type RunGroup, type RunResult } from './run-groups';
+import { errorText, outcomeWord, RunGroups, someNames, type RunGroup, type RunResult } from './run-groups';
 import type { View } from './view';
 
 interface GroupView {
@@ -37,6 +37,7 @@ export class RunView implements View {
   private readonly results: HTMLElement;
   private readonly message: HTMLElement;
   private readonly lastPrefill = { value: '' };
+  private readonly chips: Chips;
 
   private ws: WebSocket | null = null;
   private groups = new RunGroups();
@@ -61,9 +62,10 @@ export class RunView implements View {
     this.progress = h('span', { 'data-testid': 'run-progress', role: 'status', 'aria-live': 'polite' });
     this.message = h('p', { class: 'error', role: 'alert', hidden: true });
     this.results = h('div', { class: 'results', 'aria-label': 'Results' });
+    this.chips = targetChips(this.targets);
     const form = h('form', { class: 'run-form' },
       h('div', { class: 'field wide' }, h('label', { for: 'run-targets' }, 'Targets'), this.targets),
-      targetChips(this.targets),
+      this.chips.el,
       h('div', { class: 'row' },
         h('div', { class: 'field wide' }, h('label', { for: 'run-command' }, 'Command'), this.command),
         h('div', { class: 'field' }, h('label', { for: 'run-timeout' }, 'Timeout (s)'), this.timeout),
@@ -86,6 +88,7 @@ export class RunView implements View {
   show(): void {
     void hostsStore.load();
     prefillTargets(this.targets, this.lastPrefill);
+    this.chips.refresh();
     (this.targets.value ? this.command : this.targets).focus();
   }
 
@@ -147,7 +150,7 @@ export class RunView implements View {
         break;
       case 'error':
         this.finished = 'failed';
-        this.showError(`${msg.message} (${msg.code})`);
+        this.showError(errorText(msg));
         break;
     }
     this.queueFrame();
@@ -193,9 +196,11 @@ export class RunView implements View {
   private render(): void {
     const running = Math.max(0, this.started - this.done);
     const parts = [`${this.done}/${this.total || '?'} done`];
-    if (this.failed) parts.push(`${this.failed} failed`);
-    if (this.finished === null && this.ws) parts.push(`${running} running`);
     if (this.finished) parts.push(this.finished);
+    else {
+      if (this.failed) parts.push(`${this.failed} failed`);
+      if (this.ws) parts.push(`${running} running`);
+    }
     this.progress.textContent = parts.join(' · ');
     this.progress.dataset['done'] = String(this.done);
     this.progress.dataset['total'] = String(this.total);
@@ -245,16 +250,22 @@ export class RunView implements View {
     const stdout = fromBase64(r.stdout);
     const stderr = fromBase64(r.stderr);
     const body: HTMLElement[] = [];
-    if (stdout.length > 0) body.push(h('pre', { class: 'out' }, displayText(stdout)));
+    if (r.error) body.push(h('p', { class: 'error-text' }, errorText(r.error)));
+    const text = displayText(stdout);
+    // One line of output goes beside the names, as the CLI prints it: 200 hosts stay 200 lines.
+    const oneLine = ok && stderr.length === 0 && !r.truncated && stdout.length > 0 && !/[\r\n]/.test(text.replace(/\n$/, ''));
+    if (oneLine) body.push(h('code', { class: 'out inline' }, text.replace(/\n$/, '')));
+    else if (stdout.length > 0) body.push(h('pre', { class: 'out' }, text));
     if (stderr.length > 0) body.push(h('pre', { class: 'out err', 'aria-label': 'standard error' }, displayText(stderr)));
-    if (stdout.length === 0 && stderr.length === 0) body.push(h('p', { class: 'muted small' }, ok ? '(no output)' : ''));
+    if (stdout.length === 0 && stderr.length === 0 && !r.error) body.push(h('p', { class: 'muted small' }, '(no output)'));
     if (r.truncated) body.push(h('p', { class: 'muted small' }, '(output truncated)'));
     const el = h('article', { class: `group ${ok ? 'ok' : 'bad'}`, 'data-testid': 'run-group', 'data-status': r.status },
       h('header', {},
-        h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, describeOutcome(r)),
+        h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, outcomeWord(r)),
         names, ' ', count,
+        ...(oneLine ? body : []),
       ),
-      ...body,
+      ...(oneLine ? [] : body),
     );
     return { el, names, count, shownCount: 0 };
   }

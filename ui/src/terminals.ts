@@ -8,6 +8,7 @@ import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
 import { h, replaceChildren } from './dom';
+import { errorText } from './run-groups';
 import type { View } from './view';
 
 interface Tab {
@@ -43,8 +44,10 @@ export class TerminalsView implements View {
     this.panes = h('div', { class: 'panes' });
     this.empty = h('p', { class: 'muted empty' }, 'No terminal open. Pick a host on the ', h('a', { href: '#/hosts' }, 'hosts page'), ' and press “terminal”.');
     this.el = h('section', { class: 'view terminals', 'aria-label': 'Terminals' }, this.tabBar, this.panes, this.empty);
-    window.addEventListener('resize', () => this.queueFit());
+    window.addEventListener('resize', this.onWindowResize);
   }
+
+  private readonly onWindowResize = () => this.queueFit();
 
   /** `#/terminal/NAME`: show the tab for NAME (the active one if it is NAME's), or open one. */
   show(host: string | null): void {
@@ -134,7 +137,7 @@ export class TerminalsView implements View {
       }
       if (msg.type === 'open') this.setState(tab, 'open');
       else if (msg.type === 'exit') this.ended(tab, msg.signal ? `killed by ${msg.signal}` : `exited with status ${msg.code ?? '?'}`, msg.code === 0);
-      else if (msg.type === 'error') this.ended(tab, `error: ${msg.message ?? msg.code ?? 'unknown'}${typeof msg.code === 'string' ? ` (${msg.code})` : ''}`, false);
+      else if (msg.type === 'error') this.ended(tab, `error: ${typeof msg.code === 'string' ? errorText({ code: msg.code, message: msg.message ?? '' }) : msg.message ?? 'unknown'}`, false);
     });
     ws.addEventListener('close', (event: CloseEvent) => {
       tab.ws = null;
@@ -175,6 +178,7 @@ export class TerminalsView implements View {
     tab.exit.classList.toggle('ok', ok);
     replaceChildren(tab.label, tab.host, h('span', { class: ok ? 'tab-status ok' : 'tab-status bad', title: text }, ok ? ' ✓' : ` ✗ ${text.replace(/^exited with status /, '')}`));
     tab.term.options.cursorBlink = false;
+    tab.term.write('\x1b[?25l'); // nothing more goes to the host: no cursor invites typing
     if (tab.ws && tab.ws.readyState === WebSocket.OPEN) tab.ws.close(1000);
     this.queueFit();
   }
@@ -231,8 +235,9 @@ export class TerminalsView implements View {
     if (this.active.fit.proposeDimensions()) this.active.fit.fit();
   }
 
-  /** Close every terminal (logout). */
+  /** Close every terminal (logout); the view is not used again. */
   closeAll(): void {
+    window.removeEventListener('resize', this.onWindowResize);
     for (const tab of [...this.tabs]) {
       if (tab.ws && tab.ws.readyState <= WebSocket.OPEN) tab.ws.close(1000);
       tab.term.dispose();
