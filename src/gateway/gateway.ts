@@ -20,6 +20,7 @@ export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
 import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
 import { OneTimeLogins } from '../auth/one-time-logins.js';
+import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 import { webLoginOp } from './web-login-op.js';
 import { auditOp } from './audit-op.js';
 
@@ -129,7 +130,9 @@ export class Gateway {
     if (retention !== undefined && !(retention > 0)) throw new RangeError(`recordingRetentionDays must be a number of days above 0, got ${retention}`);
     const webLogin = webLoginOp(oneTimeLogins, () => holder.gateway?.webPublicUrl ?? null);
     // `audit` reads the server's own log, which exists once the server does (below).
-    const allOps: [string, GatewayOp][] = [...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ['audit', auditOp(() => holder.gateway?.server.audit ?? null)], ...(ops ?? [])];
+    const allOps: [string, GatewayOp][] = [
+      ...(options.recordings ? recordingOps(options.recordings) : []), ['web-login', webLogin], ['audit', auditOp(() => holder.gateway?.server.audit ?? null)], ...(ops ?? []),
+    ];
     const server = await Server.create({
       host: DEFAULT_GATEWAY_HOST,
       port: DEFAULT_GATEWAY_PORT,
