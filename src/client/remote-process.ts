@@ -93,7 +93,13 @@ export class RemoteProcess implements AsyncDisposable {
     this.stdout = new ChannelReadable(consumed);
     this.stderr = new ChannelReadable(consumed);
     this.stdin = new ChannelWritable(channel, (callback) => owner.transport.whenDrained(callback));
+    // Refused or ended while the OPEN was being sent (an in-process transport answers at
+    // once): finish now that the streams exist.
+    if (this.#earlyEnd !== undefined) this.#ended(this.#earlyEnd);
   }
+
+  /** Set when the channel ended inside the constructor, before the streams existed. */
+  #earlyEnd: ShellwireError | null | undefined = undefined;
 
   /**
    * Send a signal to the remote process group (SIGINT is Ctrl-C).
@@ -139,7 +145,7 @@ export class RemoteProcess implements AsyncDisposable {
 
   #onExit(payload: Buffer): void {
     this.#exit = decodeExit(payload);
-    this.stdin.discard();
+    this.stdin?.discard();
     // A command that could not start: say why where its errors go (added locally, so it
     // costs no window credit). Not after our CLOSE: its output is dropped on purpose.
     if (this.#exit.error && this.#link.channel.state === ChannelState.OPEN) {
@@ -150,6 +156,10 @@ export class RemoteProcess implements AsyncDisposable {
   }
 
   #ended(error: ShellwireError | null): void {
+    if (this.stdin === undefined) {
+      this.#earlyEnd = error;
+      return;
+    }
     this.stdin.discard();
     if (error) {
       // The error goes to `exited` (and exec()'s promise); streams just stop, so a caller

@@ -5,7 +5,9 @@
  * is itself audited (a `file` row naming the filters and how many rows went out; a refused
  * read is a `denied` row), as a recording fetch is: who looked at whose trail is part of it.
  *
- *   { op: 'audit', user?, host?, kind?, since?, until?, grep?, failed?, limit? }
+ *   { op: 'audit', user?, onHost?, event?, since?, until?, grep?, failed?, limit? }
+ *
+ * (`onHost` and `event` filter by host and by kind: `host` and `kind` are OPEN header fields.)
  *     →  { rows: [AuditRow as JSON], more: boolean }   newest first; `more`: older rows match too
  *
  * `since`/`until` are ISO times; `limit` 1 to MAX_AUDIT_OP_ROWS (default DEFAULT_AUDIT_OP_ROWS).
@@ -46,8 +48,8 @@ export function auditFilter(params: Record<string, unknown>, operator: string, a
   if (user !== undefined && user !== operator && !all) {
     throw new RequestError(ErrorCode.DENIED, `${operator} may read only their own audit rows (the gateway's users.yaml: audit: all reads everyone's)`);
   }
-  const kind = text('kind');
-  if (kind !== undefined && !(AUDIT_KINDS as readonly string[]).includes(kind)) throw bad(`"kind" must be one of ${AUDIT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  const kind = text('event');
+  if (kind !== undefined && !(AUDIT_KINDS as readonly string[]).includes(kind)) throw bad(`"event" (the row kind) must be one of ${AUDIT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   const limit = params.limit ?? DEFAULT_AUDIT_OP_ROWS;
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_OP_ROWS) throw bad(`"limit" must be a whole number from 1 to ${MAX_AUDIT_OP_ROWS}`);
   const failed = params.failed;
@@ -55,7 +57,7 @@ export function auditFilter(params: Record<string, unknown>, operator: string, a
   const filter: AuditQuery & { limit: number } = { limit, order: 'newest-first' };
   const who = user ?? (all ? undefined : operator);
   if (who !== undefined) filter.user = who;
-  const host = text('host');
+  const host = text('onHost');
   if (host !== undefined) filter.host = host;
   if (kind !== undefined) filter.kind = kind as AuditKind;
   const since = time('since');

@@ -12,9 +12,10 @@ export function registerAuditRoute(app: FastifyInstance): void {
     try {
       const { gateway } = sessionOf(request);
       const params: { op: string } & Record<string, unknown> = { op: 'audit' };
-      for (const name of ['user', 'host', 'kind', 'since', 'until', 'grep']) {
-        const v = queryText(request, name);
-        if (v !== undefined && v !== '') params[name] = v;
+      // `host` and `kind` are OPEN header fields: the op names these filters onHost and event.
+      for (const [query, param] of [['user', 'user'], ['host', 'onHost'], ['kind', 'event'], ['since', 'since'], ['until', 'until'], ['grep', 'grep']] as const) {
+        const v = queryText(request, query);
+        if (v !== undefined && v !== '') params[param] = v;
       }
       const failed = queryText(request, 'failed');
       if (failed === '1' || failed === 'true') params.failed = true;

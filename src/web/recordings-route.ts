@@ -36,6 +36,8 @@ export function registerRecordingsRoutes(app: FastifyInstance): void {
       if (id.length === 0 || id.length > 256) throw badRequest('A recording id is 1 to 256 characters.');
       // Streamed: the first chunk decides the status (a refusal arrives before any byte).
       const body = new PassThrough();
+      // A refusal before any byte is the answer's status (below); later, the reply sees the error and ends.
+      body.on('error', () => {});
       let first: (() => void) | null = null;
       const started = new Promise<void>((resolve) => (first = resolve));
       const done = gateway.gatewayRequest({ op: 'recording', id }, {

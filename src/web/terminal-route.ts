@@ -51,8 +51,11 @@ export function registerTerminalRoute(app: FastifyInstance): void {
         const cols = size(request, 'cols', 80);
         const rows = size(request, 'rows', 24);
         const view = gateway.relay(host);
-        started.set(request, { proc: view.spawn(null, { pty: { term: 'xterm-256color', cols, rows } }), view });
-        await started.get(request)!.proc.started;
+        const proc = view.spawn(null, { pty: { term: 'xterm-256color', cols, rows } });
+        // A refusal rejects both; `started` is answered here, `exited` is the socket's to report.
+        proc.exited.catch(() => {});
+        started.set(request, { proc, view });
+        await proc.started;
       } catch (err) {
         const failed = started.get(request);
         failed?.proc.close();
