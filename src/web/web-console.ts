@@ -60,8 +60,9 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     https: { ...tls, minVersion: 'TLSv1.3', ciphers: TLS_CIPHERS, ecdhCurve: TLS_GROUPS, honorCipherOrder: true },
     logger: false,
     bodyLimit: WEB_JSON_BODY_LIMIT,
-    // The session's in-process login may wait out the throttle's delay (up to 8 s).
-    requestTimeout: 60_000,
+    // No limit on a whole request: a push streams a file of any size (Node's headersTimeout
+    // still drops a client that never finishes its headers).
+    requestTimeout: 0,
     return503OnClosing: true,
   });
   const sessions = new WebSessions({
