@@ -3,7 +3,7 @@
 // first (largest first), failures last; bytes are compared, not their UTF-8 decoding.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { errorText, outcomeWord, RunGroups, someNames, type RunResult } from '../../ui/src/run-groups.ts';
+import { errorText, outcomeWord, RunGroups, someNames, sortedNames, type RunResult } from '../../ui/src/run-groups.ts';
 
 const b64 = (bytes: Buffer | string) => Buffer.from(bytes).toString('base64');
 function result(host: string, over: Partial<RunResult> = {}): RunResult {
@@ -49,4 +49,5 @@ test('ui run groups: outcome words and names beyond 10 folded into "+N more"', (
   const names = Array.from({ length: 13 }, (_, i) => `h${i}`);
   assert.deepEqual(someNames(names), { shown: names.slice(0, 10), more: 3 });
   assert.deepEqual(someNames(names.slice(0, 10)), { shown: names.slice(0, 10), more: 0 });
+  assert.deepEqual(sortedNames(['web10', 'db1', 'web2', 'web01']), ['db1', 'web01', 'web2', 'web10']);
 });

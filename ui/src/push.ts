@@ -104,8 +104,9 @@ export class PushView implements View {
     replaceChildren(this.list);
     try {
       this.summary.textContent = 'computing SHA-256…';
-      const data = await file.arrayBuffer();
-      const local = await sha256Hex(data);
+      // crypto.subtle hashes a whole buffer (no streaming digest): the file is read once for
+      // that, and the upload below sends the File itself, which the browser reads from disk again.
+      const local = await sha256Hex(await file.arrayBuffer());
       this.localHash.textContent = `${file.name} · ${formatBytes(file.size)} · SHA-256 ${local}`;
       this.localHash.dataset['sha256'] = local;
       this.summary.textContent = 'uploading…';
@@ -117,7 +118,7 @@ export class PushView implements View {
         method: 'PUT',
         credentials: 'same-origin',
         headers: requestHeaders('PUT', { 'content-type': 'application/octet-stream' }),
-        body: data,
+        body: file,
       });
       if (!res.ok || !res.body) throw await errorFrom(res);
       await this.readProgress(res.body, local);

@@ -62,6 +62,11 @@ export class RunGroups {
 
 const byName = new Intl.Collator('en', { numeric: true });
 
+/** Host names in reading order (web2 before web10), whatever order their results came in. */
+export function sortedNames(hosts: readonly string[]): string[] {
+  return [...hosts].sort(byName.compare);
+}
+
 function rank(g: RunGroup): number {
   const s = g.sample.status;
   return s === 'ok' ? 0 : s === 'failed' || s === 'timeout' ? 1 : 2;

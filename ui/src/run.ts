@@ -8,7 +8,7 @@ import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
 import { displayText, formatDuration, fromBase64, h, replaceChildren } from './dom';
 import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
-import { errorText, outcomeWord, RunGroups, someNames, type RunGroup, type RunResult } from './run-groups';
+import { errorText, outcomeWord, RunGroups, someNames, sortedNames, type RunGroup, type RunResult } from './run-groups';
 import type { View } from './view';
 
 interface GroupView {
@@ -226,14 +226,15 @@ export class RunView implements View {
     }
     if (view.shownCount === group.hosts.length) return;
     view.shownCount = group.hosts.length;
-    view.el.dataset['hosts'] = group.hosts.join(',');
+    view.el.dataset['hosts'] = sortedNames(group.hosts).join(',');
     view.count.textContent = `(${group.hosts.length})`;
     this.renderNames(group, view);
   }
 
   private renderNames(group: RunGroup, view: GroupView): void {
     const all = this.expanded.has(group.key);
-    const { shown, more } = all ? { shown: group.hosts, more: 0 } : someNames(group.hosts, 10);
+    const names = sortedNames(group.hosts);
+    const { shown, more } = all ? { shown: names, more: 0 } : someNames(names, 10);
     const toggle = more > 0
       ? h('button', { type: 'button', class: 'link', onclick: () => { this.expanded.add(group.key); this.renderNames(group, view); } }, `+${more} more`)
       : all && group.hosts.length > 10
