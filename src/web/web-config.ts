@@ -20,8 +20,12 @@ export const WEB_SWEEP_INTERVAL_MS = 60_000;
 /** The default `--web` host (a bare port listens here: loopback unless named otherwise). */
 export const DEFAULT_WEB_HOST = '127.0.0.1';
 
-/** Content-Security-Policy of every answer: nothing from elsewhere, no framing. */
-export const WEB_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
+/**
+ * Content-Security-Policy of every answer: nothing from elsewhere, no framing. Scripts only
+ * from the console itself; 'wasm-unsafe-eval' lets them compile WebAssembly (asciinema-player's
+ * terminal emulator is WebAssembly), which is not JavaScript eval.
+ */
+export const WEB_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'";
 
 /**
  * `--web HOST:PORT`, `[IPv6]:PORT` or `PORT` (on 127.0.0.1).

@@ -188,6 +188,7 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
     await page.click(`${byTestId('host-row')}[data-host="web01"] ${byTestId('open-terminal')}`);
     const term = `${byTestId('terminal')}[data-host="web01"]`;
     await page.waitForSelector(`${term}[data-state="open"]`, { timeout: 10_000 });
+    await waitScreen(page, 'web01', (l) => l.some((line) => /[#$] ?$/.test(line)), 'the shell prompt');
     await page.click(term);
     await page.keyboard.type('echo hi; tput cols');
     await page.keyboard.press('Enter');
@@ -276,10 +277,14 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
     await shot(page, 'recordings');
     await row.click();
     await page.waitForSelector(byTestId('player'), { timeout: 10_000 });
-    // The player renders the recorded screen as text once it plays: the command typed is in it.
-    await page.click(byTestId('player')).catch(() => {});
+    // The recorded screen is on the page: the command typed and its output are in it.
     await page.waitForFunction(() => (document.querySelector('[data-testid="player"]')?.textContent ?? '').includes('tput cols'), null, { timeout: 15_000 });
     await shot(page, 'player');
+    // And it is a player (asciinema-player: play/pause, the session's own timing), not a
+    // static dump of the output: a user replays a session to see what happened when.
+    const player = await page.$(`${byTestId('player')} .ap-player`);
+    const note = await page.evaluate(() => document.querySelector('[data-testid="player"]')?.parentElement?.innerText ?? '');
+    assert.ok(player, `asciinema-player plays the recording (the page says: ${note.replace(/\s+/g, ' ').slice(0, 300)})`);
   });
 
   it('no session: GET /api/hosts is 401 and a WebSocket upgrade fails, in the browser and from a raw client', async () => {
