@@ -71,8 +71,11 @@ function killAll(pids: number[]): void {
 /** Launch Chromium; the caller closes it (in `after`). */
 export async function launchBrowser(options: BrowserContextOptions = {}): Promise<TestBrowser> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'shellwire-chromium-'));
-  // If this test process dies before `close`, its browser goes with it.
-  const onExit = () => killAll(pidsOf(userDataDir));
+  // If this process exits before `close` (a crash, process.exit), its browser and profile go with it.
+  const onExit = () => {
+    killAll(pidsOf(userDataDir));
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
   process.once('exit', onExit);
   let context: BrowserContext;
   try {
