@@ -51,6 +51,11 @@ export function gatewayRequest(owner: ChannelOpener, params: { op: string } & Re
     let exit: ReturnType<typeof decodeExit> | null = null;
     let failure: ShellwireError | null = null;
     const message: OtherOpen = { kind: 'gateway', window: GATEWAY_WINDOW, maxPacket: GATEWAY_MAX_PACKET, params };
+    // A hoisted function, not a const: a transport that answers at once may end the channel
+    // inside its constructor, and `ended` names `abort` (a const there would not exist yet).
+    function abort(): void {
+      link.close();
+    }
     const link: ClientChannel = new ClientChannel(owner, message, {
       hooks: {
         onData: (stream, chunk) => {
@@ -84,7 +89,6 @@ export function gatewayRequest(owner: ChannelOpener, params: { op: string } & Re
         resolve(Buffer.concat(chunks));
       },
     });
-    const abort = () => link.close();
     if (options.signal?.aborted) abort();
     else options.signal?.addEventListener('abort', abort, { once: true });
   });

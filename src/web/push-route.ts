@@ -18,7 +18,7 @@ import { ErrorCode, ShellwireError } from '../errors.js';
 import { gatewayTargetsInventory } from '../fleet/gateway-hosts.js';
 import { resolveTargets } from '../fleet/targets.js';
 import { MAX_TARGET_EXPR } from './hosts-route.js';
-import { WEB_VIA, badRequest, errorBody, queryText, sendError, sessionOf } from './route-kit.js';
+import { WEB_VIA, badRequest, errorBody, queryOsText, queryText, sendError, sessionOf } from './route-kit.js';
 
 /** Upload progress lines at most this often (bytes apart), plus the last. */
 const UPLOAD_STEP = 1024 * 1024;
@@ -36,7 +36,8 @@ async function push(request: FastifyRequest, reply: FastifyReply): Promise<Fasti
   try {
     const { gateway } = sessionOf(request);
     const targets = queryText(request, 'targets');
-    const path = queryText(request, 'path');
+    // The path's exact bytes (%FF is the byte 0xff): the host's rules decide what it accepts.
+    const path = queryOsText(request, 'path');
     const modeText = queryText(request, 'mode') ?? '0644';
     if (targets === undefined || targets.trim() === '' || targets.length > MAX_TARGET_EXPR) throw badRequest('Name the hosts: ?targets=@web (a target expression).');
     if (path === undefined || path === '') throw badRequest('Name the remote path: ?path=/tmp/file.');

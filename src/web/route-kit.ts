@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { WebSession } from './web-types.js';
+import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 
 /** The name the routes give the gateway in target expressions' inventory (`via`): the browser's own connection. */
@@ -85,4 +86,37 @@ export function queryText(request: FastifyRequest, name: string): string | undef
   const v = (request.query as Record<string, unknown> | undefined)?.[name];
   const one = Array.isArray(v) ? v[v.length - 1] : v;
   return typeof one === 'string' ? one : undefined;
+}
+
+/**
+ * A query parameter as the exact bytes its percent-escapes name (a remote path need not be
+ * UTF-8: `%FF` is the byte 0xff), as an OS byte string (protocol/os-bytes.ts); the last of
+ * repeated ones, or undefined. `+` is a space, as in forms.
+ */
+export function queryOsText(request: FastifyRequest, name: string): string | undefined {
+  const url = request.raw.url ?? '';
+  const q = url.indexOf('?');
+  if (q < 0) return undefined;
+  let found: Buffer | undefined;
+  for (const pair of url.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const key = percentBytes(eq < 0 ? pair : pair.slice(0, eq));
+    if (key.toString('latin1') !== name) continue;
+    found = percentBytes(eq < 0 ? '' : pair.slice(eq + 1));
+  }
+  return found === undefined ? undefined : decodeOsBytes(found);
+}
+
+function percentBytes(text: string): Buffer {
+  const out: number[] = [];
+  const raw = Buffer.from(text.replace(/\+/g, ' '), 'utf8');
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    const hex = c === 0x25 && i + 2 < raw.length ? raw.subarray(i + 1, i + 3).toString('latin1') : '';
+    if (/^[0-9a-fA-F]{2}$/.test(hex)) {
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else out.push(c);
+  }
+  return Buffer.from(out);
 }

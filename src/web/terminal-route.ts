@@ -28,6 +28,9 @@ export const MAX_TERMINAL_CONTROL_BYTES = 4096;
 /** Keystrokes one binary message may carry (a paste); larger closes the socket (1009). */
 export const MAX_TERMINAL_INPUT_BYTES = 1024 * 1024;
 
+/** How long a terminal opened for an upgrade waits for it to complete before it is closed. */
+const UPGRADE_GRACE_MS = 10_000;
+
 const started = new WeakMap<FastifyRequest, { proc: RemoteProcess; view: Connection }>();
 
 function size(request: FastifyRequest, name: 'cols' | 'rows', fallback: number): number {
@@ -56,6 +59,15 @@ export function registerTerminalRoute(app: FastifyInstance): void {
         proc.exited.catch(() => {});
         started.set(request, { proc, view });
         await proc.started;
+        // The upgrade should follow at once; one that never completes must not keep a shell open.
+        const unclaimed = setTimeout(() => {
+          const left = started.get(request);
+          if (!left) return;
+          started.delete(request);
+          left.proc.close();
+          void left.view.close();
+        }, UPGRADE_GRACE_MS);
+        unclaimed.unref();
       } catch (err) {
         const failed = started.get(request);
         failed?.proc.close();
