@@ -19,10 +19,10 @@ import { gatewayChannelFactory, gatewayOps, recordingOps, type GatewayOp } from 
 export const RECORDING_PRUNE_INTERVAL_MS = 24 * 3_600_000;
 import type { RecordingStore } from '../audit/recording.js';
 import { FanoutPut } from './fanout-put.js';
-import { auditOp } from './audit-op.js';
 import { OneTimeLogins } from '../auth/one-time-logins.js';
 import { registeredWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 import { webLoginOp } from './web-login-op.js';
+import { auditOp } from './audit-op.js';
 
 export { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle, type WebConsoleStarter } from './web-hook.js';
 

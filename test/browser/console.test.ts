@@ -103,7 +103,7 @@ async function cookieHeader(context: BrowserContext, origin: string): Promise<st
   return `sw_session=${session.value}`;
 }
 
-/** In the page: open a WebSocket, send `send` once open; what happened within `holdMs`. */
+/** In the page: open a WebSocket, send `send` once open; what happened until it closed (or `holdMs` passed). */
 function pageWebSocket(page: Page, url: string, send: string[], holdMs = 1_500) {
   return page.evaluate(
     ({ url, send, holdMs }) =>
@@ -125,8 +125,7 @@ function pageWebSocket(page: Page, url: string, send: string[], holdMs = 1_500) 
           if (typeof e.data === 'string') r.texts.push(e.data);
           else r.binaryBytes += (e.data as ArrayBuffer).byteLength;
         };
-        ws.onclose = (e) => (r.closeCode = e.code);
-        setTimeout(() => {
+        const timer = setTimeout(() => {
           try {
             ws.close();
           } catch {
@@ -134,6 +133,11 @@ function pageWebSocket(page: Page, url: string, send: string[], holdMs = 1_500) 
           }
           done(r);
         }, holdMs);
+        ws.onclose = (e) => {
+          r.closeCode = e.code;
+          clearTimeout(timer);
+          done(r);
+        };
       }),
     { url, send, holdMs },
   );
@@ -147,7 +151,12 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
   const runMarker = `audit-marker-${randomBytes(4).toString('hex')}`;
 
   before(async () => {
-    [web, tb] = await Promise.all([startWebConsole(), launchBrowser()]);
+    // Both at once, and both waited for: `after` stops whichever started if the other failed.
+    const [b, w] = await Promise.allSettled([launchBrowser(), startWebConsole()]);
+    if (b.status === 'fulfilled') tb = b.value;
+    if (w.status === 'fulfilled') web = w.value;
+    if (b.status === 'rejected') throw b.reason;
+    if (w.status === 'rejected') throw w.reason;
     wss = web.origin.replace(/^https:/, 'wss:');
     page = tb.context.pages()[0] ?? (await tb.context.newPage());
   });
@@ -179,6 +188,7 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
     await page.click(`${byTestId('host-row')}[data-host="web01"] ${byTestId('open-terminal')}`);
     const term = `${byTestId('terminal')}[data-host="web01"]`;
     await page.waitForSelector(`${term}[data-state="open"]`, { timeout: 10_000 });
+    await waitScreen(page, 'web01', (l) => l.some((line) => /[#$] ?$/.test(line)), 'the shell prompt');
     await page.click(term);
     await page.keyboard.type('echo hi; tput cols');
     await page.keyboard.press('Enter');
@@ -267,10 +277,14 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
     await shot(page, 'recordings');
     await row.click();
     await page.waitForSelector(byTestId('player'), { timeout: 10_000 });
-    // The player renders the recorded screen as text once it plays: the command typed is in it.
-    await page.click(byTestId('player')).catch(() => {});
+    // The recorded screen is on the page: the command typed and its output are in it.
     await page.waitForFunction(() => (document.querySelector('[data-testid="player"]')?.textContent ?? '').includes('tput cols'), null, { timeout: 15_000 });
     await shot(page, 'player');
+    // And it is a player (asciinema-player: play/pause, the session's own timing), not a
+    // static dump of the output: a user replays a session to see what happened when.
+    const player = await page.$(`${byTestId('player')} .ap-player`);
+    const note = await page.evaluate(() => document.querySelector('[data-testid="player"]')?.parentElement?.innerText ?? '');
+    assert.ok(player, `asciinema-player plays the recording (the page says: ${note.replace(/\s+/g, ' ').slice(0, 300)})`);
   });
 
   it('no session: GET /api/hosts is 401 and a WebSocket upgrade fails, in the browser and from a raw client', async () => {
@@ -287,8 +301,13 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
     await p.goto(`${web.origin}/`);
     await p.waitForSelector(byTestId('login-user'));
     assert.equal(await p.evaluate(() => fetch('/api/hosts').then((r) => r.status)), 401);
-    const ws = await pageWebSocket(p, `${wss}/api/terminal?host=web01&cols=80&rows=24`, ['bin:touch should-not-exist\r']);
+    const ws = await pageWebSocket(p, `${wss}/api/terminal?host=web01&cols=80&rows=24`, ['bin:touch no-session-marker\r']);
     assert.equal(ws.opened, false);
+    assert.equal(existsSync(join(web.homes.web01, 'no-session-marker')), false);
+    // The same browser context, once logged in, opens it: the session was what it lacked.
+    await login(p, web.origin, 'guest', GUEST_PASSWORD);
+    const with_ = await pageWebSocket(p, `${wss}/api/terminal?host=web01&cols=80&rows=24`, [], 1_000);
+    assert.equal(with_.opened, true, 'the terminal opens with a session');
     await fresh.close();
   });
 
@@ -317,6 +336,9 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
       const r = await p.evaluate(() => (window as unknown as { result: Promise<{ opened: boolean; closeCode: number | null }> }).result);
       assert.equal(r.opened, false, 'the upgrade from another origin was refused');
       await p.close();
+      // It reached the console (not a TLS failure in the browser) and was refused for its Origin.
+      const refusals = web.log().split('\n').filter((l) => l.includes('refused') && l.includes(evilOrigin));
+      assert.ok(refusals.length > 0, `the gateway's log names the refused Origin ${evilOrigin}`);
       assert.equal(existsSync(join(web.homes.web01, 'cross-origin-marker')), false);
 
       // The same request from a raw client with the victim's cookie: refused for its Origin.
@@ -349,7 +371,7 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
     const ranOn = (tag: string, host: 'web01' | 'web02' | 'db01') => existsSync(join(web.homes[host], marker(tag)));
     // A terminal to db01, by hand: no shell opens, the typed command never runs.
     const term = await pageWebSocket(p, `${wss}/api/terminal?host=db01&cols=80&rows=24`, [`bin:touch ${marker('term')}\r`]);
-    assert.ok(!term.texts.some((t) => JSON.parse(t).type === 'open'), `terminal to db01: ${JSON.stringify(term)}`);
+    assert.equal(term.opened, false, `terminal to db01: ${JSON.stringify(term)}`);
     assert.equal(term.binaryBytes, 0, 'no terminal output from db01');
     // Runs naming db01 and web02 by name, by address, beside her own host, and as @all.
     const db = web.hosts.db01;

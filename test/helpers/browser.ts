@@ -37,6 +37,12 @@ export interface TestBrowser {
 
 const contextDefaults: BrowserContextOptions = { ignoreHTTPSErrors: true, viewport: LAPTOP };
 
+/**
+ * tsx (esbuild with keepNames) wraps named functions in `__name(fn, "name")`; a function handed
+ * to page.evaluate runs in the page, where that helper does not exist. Each context defines it.
+ */
+const KEEP_NAMES_SHIM = 'globalThis.__name ??= (fn) => fn;';
+
 /** Processes whose command line names `userDataDir` (Chromium passes it to every child). */
 function pidsOf(userDataDir: string): number[] {
   const needle = `--user-data-dir=${userDataDir}`;
@@ -65,8 +71,11 @@ function killAll(pids: number[]): void {
 /** Launch Chromium; the caller closes it (in `after`). */
 export async function launchBrowser(options: BrowserContextOptions = {}): Promise<TestBrowser> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'shellwire-chromium-'));
-  // If this test process dies before `close`, its browser goes with it.
-  const onExit = () => killAll(pidsOf(userDataDir));
+  // If this process exits before `close` (a crash, process.exit), its browser and profile go with it.
+  const onExit = () => {
+    killAll(pidsOf(userDataDir));
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
   process.once('exit', onExit);
   let context: BrowserContext;
   try {
@@ -84,6 +93,7 @@ export async function launchBrowser(options: BrowserContextOptions = {}): Promis
     process.removeListener('exit', onExit);
     throw err;
   }
+  await context.addInitScript({ content: KEEP_NAMES_SHIM });
   const browser = context.browser()!;
   const others: BrowserContext[] = [];
   let closed = false;
@@ -93,6 +103,7 @@ export async function launchBrowser(options: BrowserContextOptions = {}): Promis
     async newContext(more = {}) {
       const c = await browser.newContext({ ...contextDefaults, ...more });
       others.push(c);
+      await c.addInitScript({ content: KEEP_NAMES_SHIM });
       return c;
     },
     pids: () => pidsOf(userDataDir),
