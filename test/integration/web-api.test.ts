@@ -37,6 +37,17 @@ function collect(ws: WebSocket): { texts: Array<Json>; bytes: () => Buffer; clos
   return { texts, bytes: () => Buffer.concat(chunks), closed: wsClosed(ws) };
 }
 
+/**
+ * Wait for the shell's first prompt: keys typed before the shell has set up its terminal are
+ * echoed by the PTY, then discarded when the shell flushes its input as it starts line editing
+ * (as over ssh, keys typed before the prompt can be lost), so a test typing at once failed
+ * under load.
+ */
+async function promptShown(t: { texts: Array<{ type?: unknown }>; bytes(): Buffer }): Promise<void> {
+  assert.ok(await waitFor(() => t.texts.some((m) => m.type === 'open'), 10_000), 'the terminal opens');
+  assert.ok(await waitFor(() => /[#$] $/.test(t.bytes().toString('latin1')), 10_000), `a prompt: ${JSON.stringify(t.bytes().toString('latin1'))}`);
+}
+
 describe('web console API', { timeout: 120_000 }, () => {
   let dir: string;
   let gwDir: string;
@@ -145,7 +156,7 @@ describe('web console API', { timeout: 120_000 }, () => {
   it('terminal: echo and tput cols, resize, exit status', async () => {
     const alice = await login('alice');
     const t = await terminal(alice, 'web01', 80, 24);
-    await waitFor(() => t.texts.some((m) => m.type === 'open'), 5_000);
+    await promptShown(t);
     t.type('echo h""i; tput cols\r');
     assert.ok(await waitFor(() => /\bhi\r?\n80\r?\n/.test(t.bytes().toString('latin1')), 5_000), t.bytes().toString('latin1'));
     t.ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 40 }));
@@ -277,6 +288,7 @@ describe('web console API', { timeout: 120_000 }, () => {
   it('recordings: her terminal is listed and fetched as asciicast; another user gets 404 for it', async () => {
     const alice = await login('alice');
     const t = await terminal(alice, 'web02');
+    await promptShown(t);
     t.type('echo recorded-here; exit\r');
     await t.closed;
     let list: Array<{ id: string; host: string; operator: string }> = [];
@@ -298,7 +310,7 @@ describe('web console API', { timeout: 120_000 }, () => {
   it('terminal backpressure: a browser that does not read pauses the host, memory stays bounded', async () => {
     const alice = await login('alice');
     const t = await terminal(alice, 'web03');
-    await waitFor(() => t.texts.some((m) => m.type === 'open'), 5_000);
+    await promptShown(t);
     // Stop reading: the client's TCP window fills, then the server's socket buffer.
     (t.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
     const before = process.memoryUsage().arrayBuffers;
@@ -316,6 +328,7 @@ describe('web console API', { timeout: 120_000 }, () => {
   it('many terminals at once, each its own', async () => {
     const alice = await login('alice');
     const ts = await Promise.all(Array.from({ length: 12 }, (_, i) => terminal(alice, names[i % N]!)));
+    for (const t of ts) await promptShown(t);
     ts.forEach((t, i) => t.type(`echo term-$((${i} * 3))\r`));
     for (const [i, t] of ts.entries()) assert.ok(await waitFor(() => t.bytes().toString().includes(`term-${i * 3}`), 5_000));
     for (const t of ts) t.type('exit\r');
