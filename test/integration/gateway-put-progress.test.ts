@@ -234,4 +234,21 @@ describe('gateway: live per-host progress of a put to many hosts', { timeout: 12
     assert.equal(statSync(slowCopy).size, size);
     assert.ok(!String(r.stderr).includes('\r') && !String(r.stderr).includes('\u001b['), 'no status line or bars on a pipe');
   });
+
+  it('the CLI on a terminal: its status line shows how far each running host\'s copy is', async () => {
+    const size = 16 * 1024 * 1024;
+    const local = join(dir, 'tty.bin');
+    writeFileSync(local, randomBytes(size));
+    const home = join(dir, 'operator-tty');
+    mkdirSync(home, { recursive: true });
+    const env = cleanEnv({ SHELLWIRE_HOME: home, HOME: home, NO_COLOR: '1', TERM: 'dumb' });
+    // script(1) gives the CLI a real terminal for stderr; stdout goes to a file.
+    const words = [process.execPath, CLI, 'put', '-i', aliceKey, '--accept-new-host', '--via', `alice@127.0.0.1:${gwPort}`, local, 'web01,web02,slow01:up/'];
+    const command = `${words.map((w) => `'${w}'`).join(' ')} > '${join(dir, 'tty.out')}'`;
+    const r = await cliResult(spawn('script', ['-qefc', command, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+    const screen = r.stdout.toString();
+    assert.equal(r.code, 0, `${screen}\n${r.stderr}`);
+    assert.match(screen, /running .*slow01 \d+\.\ds \d{1,3}%/, JSON.stringify(screen.slice(0, 2000)));
+    assert.match(readFileSync(join(dir, 'tty.out'), 'utf8'), /\(3\): ok, 1 file, SHA-256 verified/);
+  });
 });
