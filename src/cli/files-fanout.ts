@@ -153,12 +153,13 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   const timeoutMs = flags.timeout === undefined ? undefined : parseDurationFlag(flags.timeout, '--timeout', { min: 1 });
   // Through the gateway, --timeout is each host's copy, stopped by the gateway: the one upload
   // to it is not any host's, and a slow host must not hold the others' results.
-  const task = gateway !== null
+  const viaTask = gateway !== null
     ? gatewayPutTask(pool, hosts[0]!, hosts, sources, remoteDest, {
       ...(options.rateLimit !== undefined ? { rateLimit: options.rateLimit } : {}),
       ...(timeoutMs !== undefined ? { hostTimeoutMs: timeoutMs } : {}),
     })
-    : directTask;
+    : null;
+  const task = viaTask?.task ?? directTask;
   const parallel = flags.parallel === undefined ? DEFAULT_FANOUT : Number(flags.parallel);
   if (!Number.isInteger(parallel) || parallel < 1) fail(`--parallel takes a whole number ≥ 1, got "${flags.parallel}".`, 2);
   const label = direction === 'put' ? `put ${sources.join(' ')} ${destination}` : `get ${sources.join(' ')} ${destination}`;
@@ -173,7 +174,8 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   });
   const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
-  const status = process.stderr.isTTY && !flags.json && !flags.quiet ? new StatusLine(run, errStyle) : null;
+  // Through the gateway each running host also shows how far its copy is (the gateway's live records).
+  const status = process.stderr.isTTY && !flags.json && !flags.quiet ? new StatusLine(run, errStyle, process.stderr, viaTask?.progress) : null;
   installCancel(run);
   let summary: FleetSummary;
   try {

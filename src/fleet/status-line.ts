@@ -1,6 +1,7 @@
 /**
  * The live status line on a TTY's stderr while a run is in progress:
- * `12 done | 1 failed | 5 running | 30 queued   slowest: web03 4.1s, web07 3.9s`.
+ * `12 done | 1 failed | 5 running | 30 queued   slowest: web03 4.1s, web07 3.9s`; with a
+ * `detail` (a put through a gateway: how far each host's copy is), `slowest: web03 4.1s 45%`.
  * Callers `clear()` it before printing anything else and `render()` it afterwards, so it
  * never ends up in the middle of output.
  */
@@ -15,9 +16,11 @@ export class StatusLine {
   #timer: NodeJS.Timeout | null = null;
   #shown = false;
   #stream: NodeJS.WriteStream;
+  #detail: ((host: string) => string | undefined) | undefined;
 
-  constructor(run: Pick<FleetRun, 'counts' | 'running'>, style: { color: boolean }, stream: NodeJS.WriteStream = process.stderr) {
+  constructor(run: Pick<FleetRun, 'counts' | 'running'>, style: { color: boolean }, stream: NodeJS.WriteStream = process.stderr, detail?: (host: string) => string | undefined) {
     this.#run = run;
+    this.#detail = detail;
     this.#color = style.color;
     this.#stream = stream;
   }
@@ -55,7 +58,10 @@ export class StatusLine {
     const slowest = this.#run
       .running()
       .slice(0, 3)
-      .map((r) => `${r.host} ${(r.elapsedMs / 1000).toFixed(1)}s`);
+      .map((r) => {
+        const extra = this.#detail?.(r.host);
+        return `${r.host} ${(r.elapsedMs / 1000).toFixed(1)}s${extra ? ` ${extra}` : ''}`;
+      });
     return `${c.ok} done | ${failed} | ${c.running} running | ${c.queued} queued${slowest.length ? `   slowest: ${slowest.join(', ')}` : ''}`;
   }
 }

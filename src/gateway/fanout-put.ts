@@ -8,6 +8,13 @@
  *             {size, sha256, hosts:[{host, ok, bytes, path?, sha256? | error:{code, message}}]}
  *             → EXIT{exitCode 0 | 1, …}
  *
+ * With `progress: true` in the OPEN (a client that reads them), the document is preceded by
+ * live NDJSON records: `{type:"progress", host, bytes, total}` (at most one per host every
+ * 100 ms, plus 0 at the start and `total` at a good end) and `{type:"result", host, ok, …}` as
+ * soon as THAT host is done. They wait for the operator's credit like the document; a
+ * progress record still waiting is replaced by the host's newer one, so what waits is bounded
+ * by two records per host.
+ *
  * Every host is checked against the operator's `hosts` policy first; a refused one is in the
  * answer with the single-host refusal (and a `denied` audit row), never dropped in silence;
  * none permitted refuses the OPEN. The bytes go to a spool file in the gateway's state dir
@@ -24,7 +31,7 @@ import { join } from 'node:path';
 import { ChannelState, type Channel, type ChannelHooks, type CloseReason } from '../channel/channel-state.js';
 import { FileSink, FILE_WINDOW } from '../channel/file-stream.js';
 import { InlineHash } from '../channel/file-hash.js';
-import { decodePutEof, fileExitPayload, type HostCopy, type PutRequest } from '../protocol/file-messages.js';
+import { HOST_PROGRESS_INTERVAL_MS, decodePutEof, fileExitPayload, type HostCopy, type PutRequest } from '../protocol/file-messages.js';
 import type { FileOpen, OpenRequest } from '../protocol/messages.js';
 import { ErrorCode, errnoOf, ShellwireError } from '../errors.js';
 import { rawChannel, transportOf, type Connection } from '../client/connection.js';
@@ -75,6 +82,10 @@ export class FanoutPut implements ServerChannel {
   #abort = new AbortController();
   /** The answer waiting for the operator's credit, then EXIT. */
   #pending: { bytes: Buffer; exit: Record<string, unknown> } | null = null;
+  /** Live records (`progress: true`) waiting for the operator's credit, in order, before the answer. */
+  #outbox: OutRecord[] = [];
+  /** The part of a record the window did not take yet. */
+  #partial: Buffer | null = null;
 
   constructor(host: ChannelHost, request: OpenRequest, ctx: FanoutPutContext) {
     this.#host = host;
@@ -91,7 +102,7 @@ export class FanoutPut implements ServerChannel {
   }
 
   get busy(): boolean {
-    return !this.#done || this.#pending !== null;
+    return !this.#done || this.#pending !== null || this.#outbox.length > 0 || this.#partial !== null;
   }
 
   start(channel: Channel): Refusal | null {
@@ -127,6 +138,9 @@ export class FanoutPut implements ServerChannel {
       () => {
         if (channel.state !== ChannelState.OPENING || this.#done) return void this.#cleanup();
         channel.openOk({ window: FILE_WINDOW, maxPacket: this.#host.limits.maxPayload, path: this.#put.path, offset: 0 } as never);
+        // The refused hosts are done already: their results go first.
+        for (const line of this.#answer) if (line.error) this.#record({ kind: 'result', host: line.host, copy: line });
+        this.#flush();
         if (this.#put.size === 0) return; // EOF alone
       },
       (err: Error & { errno?: string }) => {
@@ -224,7 +238,11 @@ export class FanoutPut implements ServerChannel {
     const worker = async () => {
       for (let t = queue.shift(); t && !this.#done; t = queue.shift()) {
         const line = this.#answer.find((h) => h.host === t!.host.name)!;
+        this.#progress(line.host, 0, true);
         Object.assign(line, await this.#pushOne(t.host, t.as, sha256));
+        if (line.ok) this.#progress(line.host, line.bytes, true);
+        this.#record({ kind: 'result', host: line.host, copy: line });
+        this.#flush();
         this.#host.audit.record({
           kind: 'file', osUser: t.as,
           detail: { op: 'put', fanout: true, host: t.host.name, as: t.as, path: line.path ?? this.#put.path, bytes: line.bytes, sha256: line.sha256 ?? null, outcome: line.ok ? 'ok' : line.error },
@@ -269,7 +287,10 @@ export class FanoutPut implements ServerChannel {
       };
       try {
         const put = this.#put;
-        const result = await putAs(opener, this.#spool, put.path, { mode: put.mode, mtimeMs: put.mtimeMs, ...(put.name !== undefined ? { name: put.name } : {}) }, { signal: stop.signal });
+        const result = await putAs(opener, this.#spool, put.path, { mode: put.mode, mtimeMs: put.mtimeMs, ...(put.name !== undefined ? { name: put.name } : {}) }, {
+          signal: stop.signal,
+          ...(this.#put.progress ? { onProgress: (p: { bytes: number }) => this.#progress(host.name, p.bytes, false) } : {}),
+        });
         if (result.sha256 !== sha256) {
           return { ok: false, bytes: result.size, path: result.remote, error: { code: ErrorCode.INTEGRITY, message: `${host.name} reports SHA-256 ${result.sha256}, the upload was ${sha256}.` } };
         }
@@ -287,11 +308,47 @@ export class FanoutPut implements ServerChannel {
     }
   }
 
-  /** The answer within the operator's window, then EXIT. */
+  /** A live record for the operator, when it asked for them (`progress: true`). */
+  #record(record: OutRecord): void {
+    if (!this.#put.progress || this.#done) return;
+    if (record.kind === 'progress') {
+      // The host's older progress still waiting is replaced: the operator needs the latest.
+      const waiting = this.#outbox.find((r): r is Extract<OutRecord, { kind: 'progress' }> => r.kind === 'progress' && r.host === record.host);
+      if (waiting) return void (waiting.bytes = record.bytes);
+    }
+    this.#outbox.push(record);
+  }
+
+  #lastProgress = new Map<string, number>();
+
+  /** `host` has been sent `bytes`: a record at most every HOST_PROGRESS_INTERVAL_MS per host, unless `force`. */
+  #progress(host: string, bytes: number, force: boolean): void {
+    if (!this.#put.progress) return;
+    const now = performance.now();
+    if (!force && now - (this.#lastProgress.get(host) ?? -Infinity) < HOST_PROGRESS_INTERVAL_MS) return;
+    this.#lastProgress.set(host, now);
+    this.#record({ kind: 'progress', host, bytes });
+    this.#flush();
+  }
+
+  /** The live records, then the answer, within the operator's window; then EXIT. */
   #flush(): void {
     const channel = this.#channel;
+    if (!channel || channel.state !== ChannelState.OPEN) return;
+    for (;;) {
+      if (!this.#partial) {
+        const next = this.#outbox.shift();
+        if (!next) break;
+        this.#partial = Buffer.from(JSON.stringify(next.kind === 'progress'
+          ? { type: 'progress', host: next.host, bytes: next.bytes, total: this.#put.size }
+          : { type: 'result', ...next.copy }) + '\n');
+      }
+      const sent = channel.write('stdout', this.#partial);
+      this.#partial = sent < this.#partial.length ? this.#partial.subarray(sent) : null;
+      if (this.#partial) return;
+    }
     const pending = this.#pending;
-    if (!channel || !pending || channel.state !== ChannelState.OPEN) return;
+    if (!pending) return;
     const sent = channel.write('stdout', pending.bytes);
     pending.bytes = pending.bytes.subarray(sent);
     if (pending.bytes.length > 0) return;
@@ -304,6 +361,8 @@ export class FanoutPut implements ServerChannel {
     if (this.#done) return;
     this.#done = true;
     this.#abort.abort();
+    // Records still waiting (refused hosts) go unsent: the put failed as a whole.
+    this.#outbox = [];
     await this.#cleanup();
     this.#host.log.warn({ client: this.#host.remote, user: this.#host.user.name, path: this.#put.path, code, err: message }, 'gateway: put to many hosts failed');
     this.#host.audit.record({ kind: 'file', detail: { op: 'put', fanout: true, hosts: this.#targets.map((t) => t.host.name), path: this.#put.path, outcome: { code, message } } });
@@ -314,6 +373,8 @@ export class FanoutPut implements ServerChannel {
   #onClose(_reason: CloseReason): void {
     // The operator gave up or went away: stop pushing (the hosts keep their partial files).
     this.#pending = null;
+    this.#outbox = [];
+    this.#partial = null;
     if (!this.#done) {
       this.#done = true;
       this.#abort.abort();
@@ -332,6 +393,9 @@ export class FanoutPut implements ServerChannel {
     if (this.#spool !== '' && (!this.#pushing || this.#done)) await unlink(this.#spool).catch(() => {});
   }
 }
+
+/** A live record waiting to be sent (rendered when it goes, so a progress is the latest). */
+type OutRecord = { kind: 'progress'; host: string; bytes: number } | { kind: 'result'; host: string; copy: HostCopy };
 
 function spoolError(message: string, err: unknown): Error & { errno?: string } {
   const errno = errnoOf(err);

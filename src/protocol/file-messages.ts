@@ -86,6 +86,12 @@ export interface PutRequest {
    * many ms (its partial file kept). A daemon ignores it (its client times out itself).
    */
   timeoutMs?: number;
+  /**
+   * A put to many hosts through a gateway (`hosts`): the client reads live per-host records
+   * (`HostProgressRecord`, `HostResultRecord`) on STDOUT before the final document. Without it
+   * the gateway sends the document alone (what clients before it expect). A daemon ignores it.
+   */
+  progress?: boolean;
 }
 
 export interface GetRequest {
@@ -156,6 +162,25 @@ export interface HostCopy {
   error?: { code: string; message: string };
 }
 
+/**
+ * Live record of a put to many hosts opened with `progress: true` (docs/protocol.md §10): one
+ * NDJSON line on STDOUT. `bytes` of `total` (bytes) have been sent to `host` so far; at most one
+ * per host every PROGRESS_INTERVAL_MS, one with 0 when the host's copy starts and one with
+ * `total` when it ends well.
+ */
+export interface HostProgressRecord {
+  type: 'progress';
+  host: string;
+  bytes: number;
+  total: number;
+}
+
+/** Live record: `host`'s copy ended (sent as soon as it did, before the others'). */
+export type HostResultRecord = { type: 'result' } & HostCopy;
+
+/** The gateway sends a host's progress at most this often (plus its first and last). */
+export const HOST_PROGRESS_INTERVAL_MS = 100;
+
 
 function bad(type: FrameType, why: string): ProtocolError {
   return new ProtocolError(ErrorCode.BAD_MESSAGE, `Malformed ${frameTypeName(type)} of a file channel: ${why}.`);
@@ -214,6 +239,10 @@ export function decodeFileRequest(o: Json): FileRequest {
         req.name = name;
       }
       if (o.timeoutMs !== undefined) req.timeoutMs = int(t, o, 'timeoutMs', 1, 0x7fffffff);
+      if (o.progress !== undefined) {
+        if (typeof o.progress !== 'boolean') throw bad(t, '"progress" must be true or false');
+        if (o.progress) req.progress = true;
+      }
       return req;
     }
     case 'get': {

@@ -7,9 +7,10 @@
  *
  * The answer waits for the gateway's OPEN answer: refused as a whole (no host permitted) is an
  * HTTP 403 with its message. Then a streamed `application/x-ndjson`: `{"type":"hosts"}`,
- * `{"type":"upload","bytes","total"}` as the body goes, per host `{"type":"progress"}` and
- * `{"type":"result","host","ok","sha256"?,"bytes"?,"error"?}` (a refused or unreachable host
- * is its own failed result), `{"type":"done","ok","failed"}`. Paths are passed as given: the
+ * `{"type":"upload","bytes","total"}` as the body goes, per host `{"type":"progress"}` lines
+ * live as the gateway pushes to it (its live records, docs/protocol.md §10) and
+ * `{"type":"result","host","ok","sha256"?,"bytes"?,"error"?}` as soon as THAT host is done (a
+ * refused or unreachable host is its own failed result), `{"type":"done","ok","failed"}`. Paths are passed as given: the
  * hosts' rules decide what they accept.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -58,6 +59,7 @@ async function push(request: FastifyRequest, reply: FastifyReply): Promise<Fasti
       if (!reply.raw.writableFinished) aborted.abort();
     });
     let reported = 0;
+    let ok = 0;
     const result = await gateway.putSourceToHosts(
       { label: path, size, mode: parseInt(modeText, 8), mtimeMs: Date.now(), reader: streamHashingReader(body) },
       hosts, path,
@@ -74,14 +76,14 @@ async function push(request: FastifyRequest, reply: FastifyReply): Promise<Fasti
           reported = bytes;
           line({ type: 'upload', bytes, total: size });
         },
+        // The gateway already paces these (at most every ~100 ms per host).
+        onHostProgress: ({ host, bytes, total }) => line({ type: 'progress', host, bytes, total }),
+        onHostResult: (h) => {
+          line({ type: 'result', host: h.host, ok: h.ok, ...(h.sha256 ? { sha256: h.sha256 } : {}), ...(h.ok ? { bytes: h.bytes } : {}), ...(h.error ? { error: h.error } : {}) });
+          if (h.ok) ok += 1;
+        },
       },
     );
-    let ok = 0;
-    for (const h of result.hosts) {
-      line({ type: 'progress', host: h.host, bytes: h.ok ? h.bytes : 0, total: size });
-      line({ type: 'result', host: h.host, ok: h.ok, ...(h.sha256 ? { sha256: h.sha256 } : {}), ...(h.ok ? { bytes: h.bytes } : {}), ...(h.error ? { error: h.error } : {}) });
-      if (h.ok) ok += 1;
-    }
     line({ type: 'done', ok, failed: result.hosts.length - ok });
     reply.raw.end();
   } catch (err) {

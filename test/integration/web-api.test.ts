@@ -265,6 +265,25 @@ describe('web console API', { timeout: 120_000 }, () => {
     assert.match(line.error.message, /outside the allowed file root/, JSON.stringify(line));
   });
 
+  it('push: per-host progress lines come live from the gateway (0, on the way, the size), each before its result, all before done', async () => {
+    const alice = await login('alice');
+    const data = randomBytes(8 * 1024 * 1024);
+    const answer = await webRequest(alice, 'PUT', `/api/push?targets=${encodeURIComponent('web0[1-3]')}&path=up/live.bin`, { body: data, headers: { 'content-type': 'application/octet-stream' } });
+    assert.equal(answer.status, 200, answer.body.toString());
+    const lines = answer.body.toString().trim().split('\n').map((l) => JSON.parse(l) as Json);
+    assert.deepEqual(lines.at(-1), { type: 'done', ok: 3, failed: 0 });
+    for (const name of names) {
+      const mine = lines.filter((l) => l.host === name);
+      const progress = mine.filter((l) => l.type === 'progress');
+      // The gateway's own records: its push to this host starting, then ending at the size.
+      assert.deepEqual(progress[0], { type: 'progress', host: name, bytes: 0, total: data.length }, JSON.stringify(mine));
+      assert.deepEqual(progress.at(-1), { type: 'progress', host: name, bytes: data.length, total: data.length });
+      for (let i = 1; i < progress.length; i++) assert.ok(progress[i]!.bytes >= progress[i - 1]!.bytes, JSON.stringify(progress));
+      assert.equal(mine.at(-1)!.type, 'result', 'the result is the host\'s last line');
+      assert.equal(mine.at(-1)!.ok, true);
+    }
+  });
+
   it('audit: her own rows only, unless users.yaml says audit: all; the read is audited', async () => {
     const alice = await login('alice');
     const bob = await login('bob');
