@@ -115,7 +115,7 @@ export class TerminalsView implements View {
       // A steady cursor (xterm.js's default): the blinking one is an endless CSS animation, so
       // Chromium renders a frame every 16.7 ms and holds each incoming WebSocket message until
       // the frame in progress is done; the echo then waits for the next frame too. Measured
-      // (bench row 10b, headless Chromium): keydown → echo painted ~33 ms median blinking, 9–12 ms steady.
+      // (bench row 10b, headless Chromium, same load): keydown → echo painted 29–36 ms median blinking, 11–13 ms steady.
       cursorBlink: false,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
       fontSize: 14,
