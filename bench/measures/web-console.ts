@@ -6,9 +6,12 @@
  *   10a  first page load: a fresh browser context (empty cache) with a session cookie opens
  *        `/#/hosts`; from navigation start to DOMContentLoaded, and to the end of the first
  *        /api answer (the page's first data). Median of N. Target < 300 ms (the later of the two).
- *   10b  keystroke echo in a terminal: from the key's `keydown` in the page to the moment the
- *        echoed character is in xterm's rows (a MutationObserver, both on performance.now's
- *        clock); ~50 keys at a shell prompt, one at a time. Median and p95. Target ≤ 20 ms.
+ *   10b  keystroke echo in a terminal: from the key's `keydown` (its event time, on
+ *        performance.now's clock) to the end of the frame that paints the echoed character:
+ *        xterm.js puts it in its rows inside a requestAnimationFrame callback (a
+ *        MutationObserver sees that), and style, layout and paint of that frame follow in the
+ *        same task, so a task posted from the observer runs once they are done. ~50 keys at a
+ *        shell prompt, one at a time. Median and p95. Target ≤ 20 ms.
  *   10c  200 hosts' results: the inventory names 200 hosts (h001–h200) spread over 8 real
  *        daemons (the gateway keeps one connection per inventory host, so it is 200 relays);
  *        from the Run click to all 200 hosts shown in result groups, and the longest
@@ -30,7 +33,7 @@ const HOSTS = 200;
 const DAEMONS = 8;
 const PASSWORD = 'bench-web-password';
 const LOAD_ROW = { metric: '10a. web console first page load on loopback: DOMContentLoaded / first /api answer (ms)', target: '< 300 ms' };
-const ECHO_ROW = { metric: '10b. web terminal keystroke echo over loopback, keydown → char in xterm: median / p95 (ms)', target: '≤ 20 ms' };
+const ECHO_ROW = { metric: '10b. web terminal keystroke echo over loopback, keydown → echo painted: median / p95 (ms)', target: '≤ 20 ms' };
 const RUN_ROW = { metric: `10c. run on ${HOSTS} hosts in the web console: longest main-thread task / Run → all results shown (ms)`, target: 'no long task > 200 ms' };
 
 const percentile = (values: number[], p: number) => {
@@ -130,7 +133,7 @@ async function firstLoad(newContext: () => Promise<BrowserContext>, cookies: Par
  * `host`'s terminal: the whole (keydown → in xterm's rows), and the part until the echo's
  * WebSocket message arrived (the rest is the page: xterm parsing and its render frame).
  */
-async function echoLatencies(page: Page, origin: string, host: string, keys: number): Promise<{ total: number[]; wire: number[] }> {
+async function echoLatencies(page: Page, origin: string, host: string, keys: number): Promise<{ total: number[]; wire: number[]; inRows: number[] }> {
   // Time each binary WebSocket message as it arrives (this listener runs before the page's own).
   await page.addInitScript(() => {
     const Native = WebSocket;
@@ -156,26 +159,35 @@ async function echoLatencies(page: Page, origin: string, host: string, keys: num
   await sleep(500);
   await page.evaluate((sel) => {
     const rows = document.querySelector(`${sel} .xterm-rows`)!;
-    const w = window as unknown as { __echo: { downs: number[]; seen: number[]; base: number } };
+    const w = window as unknown as { __echo: { downs: number[]; seen: number[]; painted: number[]; base: number } };
     const count = () => ((rows.textContent ?? '').match(/q/g) ?? []).length;
-    w.__echo = { downs: [], seen: [], base: count() };
+    w.__echo = { downs: [], seen: [], painted: [], base: count() };
     window.addEventListener('keydown', (e) => w.__echo.downs.push(e.timeStamp), true);
     new MutationObserver(() => {
       const n = count() - w.__echo.base;
-      while (w.__echo.seen.length < n) w.__echo.seen.push(performance.now());
+      while (w.__echo.seen.length < n) {
+        const i = w.__echo.seen.push(performance.now()) - 1;
+        // The frame's rendering (style, layout, paint) ends the task we are in: the next task runs after it.
+        const channel = new MessageChannel();
+        channel.port1.onmessage = () => {
+          w.__echo.painted[i] = performance.now();
+          channel.port1.close();
+        };
+        channel.port2.postMessage(null);
+      }
     }).observe(rows, { childList: true, subtree: true, characterData: true });
   }, term);
   for (let i = 1; i <= keys; i++) {
     await page.keyboard.type('q');
-    await page.waitForFunction((n) => (window as unknown as { __echo: { seen: number[] } }).__echo.seen.length >= n, i, { timeout: 5_000, polling: 10 });
+    await page.waitForFunction((n) => (window as unknown as { __echo: { painted: number[] } }).__echo.painted[n - 1] !== undefined, i, { timeout: 5_000, polling: 10 });
   }
-  const { downs, seen, arrived } = await page.evaluate(() => {
-    const w = window as unknown as { __echo: { downs: number[]; seen: number[] }; __wsIn: number[] };
+  const { downs, seen, painted, arrived } = await page.evaluate(() => {
+    const w = window as unknown as { __echo: { downs: number[]; seen: number[]; painted: number[] }; __wsIn: number[] };
     return { ...w.__echo, arrived: w.__wsIn };
   });
   await page.keyboard.press('Control+U');
   const wire = downs.map((d) => (arrived.find((t) => t >= d) ?? NaN) - d).filter(Number.isFinite);
-  return { total: seen.map((t, i) => t - downs[i]!), wire };
+  return { total: painted.map((t, i) => t - downs[i]!), inRows: seen.map((t, i) => t - downs[i]!), wire };
 }
 
 /** 10c: one run on every host from the run page: ms from the click to all results shown, and the longest task. */
@@ -263,7 +275,7 @@ export const webConsole: Measure = {
       row({ ...LOAD_ROW, sw: `${fmt(dcl, 0)} / ${fmt(api, 0)}`, ref: '', ratio: '', result: pass(loadMs < 300), values: { sw: loadMs }, check: (v) => v.sw < 300 });
 
       const keys = QUICK ? 30 : 50;
-      const { total: lat, wire } = await echoLatencies(page, origin, 'h001', keys);
+      const { total: lat, wire, inRows } = await echoLatencies(page, origin, 'h001', keys);
       const echoMed = median(lat);
       const echoP95 = percentile(lat, 95);
       row({ ...ECHO_ROW, sw: `${fmt(echoMed, 1)} / ${fmt(echoP95, 1)}`, ref: '', ratio: '', result: pass(echoMed <= 20), values: { sw: echoMed }, check: (v) => v.sw <= 20 });
@@ -282,9 +294,10 @@ export const webConsole: Measure = {
           `→ end of the first /api answer (${loads[0]?.apiPath}) median ${fmt(api, 1)} ms (${fmt(Math.min(...loads.map((l) => l.api)), 1)}–${fmt(Math.max(...loads.map((l) => l.api)), 1)}).`,
       );
       detail(
-        `- 10b: ${lat.length} keys typed one at a time at a shell prompt in a terminal on h001 (PTY through the gateway); latency = keydown's event time → the MutationObserver seeing the echoed character in xterm.js's rows (includes xterm's render frame). ` +
+        `- 10b: ${lat.length} keys typed one at a time at a shell prompt in a terminal on h001 (PTY through the gateway); latency = keydown's event time → the end of the frame that paints the echoed character (the task after the one in which a MutationObserver saw it in xterm.js's rows). ` +
           `median ${fmt(echoMed, 1)} ms, p95 ${fmt(echoP95, 1)} ms, max ${fmt(Math.max(...lat), 1)} ms. ` +
-          `Of which keydown → the echo's WebSocket message arriving in the page (browser → gateway → host PTY → back): median ${fmt(median(wire), 1)} ms, p95 ${fmt(percentile(wire, 95), 1)} ms; the rest is xterm.js writing and rendering it.`,
+          `Of which keydown → the echo's WebSocket message arriving in the page (browser → gateway → host PTY → back): median ${fmt(median(wire), 1)} ms, p95 ${fmt(percentile(wire, 95), 1)} ms; ` +
+          `→ the character in xterm.js's rows (its next animation frame): median ${fmt(median(inRows), 1)} ms; the rest is that frame's style, layout and paint.`,
       );
       detail(
         `- 10c: \`${command}\` on \`@bench\` = ${HOSTS} inventory hosts over ${DAEMONS} daemons (127.0.0.2–${DAEMONS + 1}), one warm-up run then ${runs.length}; ` +

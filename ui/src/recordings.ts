@@ -5,7 +5,7 @@
  * The player is a separate chunk, loaded the first time a recording is played.
  */
 import type { Player } from 'asciinema-player';
-import { Terminal } from '@xterm/xterm';
+import type { Terminal } from '@xterm/xterm';
 import { api, errorFrom } from './api';
 import { displayText, formatBytes, formatDuration, formatTime, h, replaceChildren } from './dom';
 import type { View } from './view';
@@ -119,7 +119,7 @@ export class RecordingsView implements View {
       }
       if (this.playerBox.hidden || !box.isConnected) return; // moved away meanwhile
       if (!wasmAllowed()) {
-        this.staticScreen(text, box);
+        await this.staticScreen(text, box);
         return;
       }
       // Loaded on first use: its WebAssembly starts compiling as soon as the module is evaluated.
@@ -136,7 +136,7 @@ export class RecordingsView implements View {
    * When the page's CSP forbids WebAssembly (the player's terminal emulator is WebAssembly),
    * show the recording's output at once in a plain xterm.js terminal instead of a blank player.
    */
-  private staticScreen(cast: string, box: HTMLElement): void {
+  private async staticScreen(cast: string, box: HTMLElement): Promise<void> {
     const lines = cast.split('\n').filter((l) => l.trim() !== '');
     let header: { width?: number; height?: number } = {};
     try {
@@ -145,6 +145,9 @@ export class RecordingsView implements View {
       // not asciicast: shown as it is below
     }
     box.appendChild(h('p', { class: 'muted small' }, 'The console\'s Content-Security-Policy does not allow WebAssembly (\'wasm-unsafe-eval\'), which the player needs: this is the recording\'s output without timing.'));
+    // xterm.js is a chunk of its own, loaded on first use (as by the terminals page).
+    const { Terminal } = await import('@xterm/xterm');
+    if (this.playerBox.hidden || !box.isConnected) return;
     const screen = h('div', { class: 'static-screen' });
     box.appendChild(screen);
     const term = new Terminal({ cols: header.width ?? 80, rows: header.height ?? 24, disableStdin: true, scrollback: 10000, convertEol: false });
