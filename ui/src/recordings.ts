@@ -7,7 +7,8 @@
 import type { Player } from 'asciinema-player';
 import { Terminal } from '@xterm/xterm';
 import { api, errorFrom } from './api';
-import { displayText, formatBytes, formatDuration, formatTime, h, replaceChildren } from './dom';
+import { displayText, formatBytes, formatDuration, formatTime, h, outputNode, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
 import type { View } from './view';
 
 interface RecordingInfo {
@@ -70,7 +71,7 @@ export class RecordingsView implements View {
       if (recordings.length === 0) this.body.appendChild(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No recordings yet.')));
       this.status.textContent = `${recordings.length} recording${recordings.length === 1 ? '' : 's'}`;
     } catch (err) {
-      this.status.textContent = (err as Error).message;
+      setText(this.status, (err as Error).message);
       this.status.classList.add('error');
     }
   }
@@ -79,10 +80,10 @@ export class RecordingsView implements View {
     const href = `#/recordings/${encodeURIComponent(r.id)}`;
     const tr = h('tr', { 'data-testid': 'recording-row', 'data-id': r.id, class: 'clickable' },
       h('td', { class: 'nowrap', title: r.startedAt }, formatTime(r.startedAt)),
-      h('td', {}, r.operator),
-      h('td', {}, r.host),
-      h('td', {}, r.as),
-      h('td', {}, r.type === 'exec' ? h('span', {}, 'exec ', h('code', {}, r.command ?? '')) : 'terminal'),
+      h('td', {}, oneLine(r.operator)),
+      h('td', {}, oneLine(r.host)),
+      h('td', {}, oneLine(r.as)),
+      h('td', {}, r.type === 'exec' ? h('span', {}, 'exec ', h('code', {}, oneLine(r.command ?? ''))) : 'terminal'),
       h('td', { class: 'nowrap' }, r.durationMs === null ? 'recording…' : formatDuration(r.durationMs)),
       h('td', { class: 'nowrap' }, formatBytes(r.bytes)),
       h('td', {}, h('a', { href, 'aria-label': `Play the recording of ${r.operator} on ${r.host}` }, 'play')),
@@ -101,8 +102,8 @@ export class RecordingsView implements View {
     replaceChildren(this.playerBox,
       h('div', { class: 'toolbar' },
         h('a', { href: '#/recordings', class: 'button' }, '← Recordings'),
-        h('h2', { id: 'rec-title' }, info ? `${info.operator} on ${info.host}` : 'Recording'),
-        info ? h('span', { class: 'muted' }, `${formatTime(info.startedAt)} · as ${info.as}${info.sha256 ? ` · SHA-256 ${info.sha256.slice(0, 16)}…` : ''}`) : null,
+        h('h2', { id: 'rec-title' }, info ? `${oneLine(info.operator)} on ${oneLine(info.host)}` : 'Recording'),
+        info ? h('span', { class: 'muted' }, `${formatTime(info.startedAt)} · as ${oneLine(info.as)}${info.sha256 ? ` · SHA-256 ${info.sha256.slice(0, 16)}…` : ''}`) : null,
       ),
       status,
       box,
@@ -114,7 +115,7 @@ export class RecordingsView implements View {
       status.remove();
       const text = displayText(bytes);
       if (info?.type === 'exec' || !text.startsWith('{')) {
-        box.appendChild(h('pre', { class: 'out' }, text));
+        box.appendChild(h('pre', { class: 'out' }, outputNode(text)));
         return;
       }
       if (this.playerBox.hidden || !box.isConnected) return; // moved away meanwhile
@@ -127,7 +128,7 @@ export class RecordingsView implements View {
       if (this.playerBox.hidden || !box.isConnected) return;
       this.player = AsciinemaPlayer.create({ data: text }, box, { fit: 'both', controls: true, autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
     } catch (err) {
-      status.textContent = (err as Error).message;
+      setText(status, (err as Error).message);
       status.classList.add('error');
     }
   }

@@ -7,7 +7,8 @@
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
-import { h, replaceChildren } from './dom';
+import { h, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
 import { errorText } from './run-groups';
 import type { View } from './view';
 
@@ -87,7 +88,7 @@ export class TerminalsView implements View {
     const fit = new FitAddon();
     term.loadAddon(fit);
     const id = this.nextId++;
-    const label = h('span', { class: 'tab-label' }, host);
+    const label = h('span', { class: 'tab-label' }, oneLine(host));
     const close = h('button', { type: 'button', class: 'tab-close', 'aria-label': `Close the terminal on ${host}`, title: 'Close' }, '×');
     const tabEl = h('div', { class: 'tab', role: 'tab', tabindex: 0, id: `tab-${id}`, 'data-host': host }, label, close);
     const exit = h('div', { class: 'terminal-exit', 'data-testid': 'terminal-exit', role: 'status', hidden: true });
@@ -173,10 +174,10 @@ export class TerminalsView implements View {
   private ended(tab: Tab, text: string, ok: boolean): void {
     if (tab.state === 'exited') return;
     this.setState(tab, 'exited');
-    tab.exit.textContent = text;
+    setText(tab.exit, text);
     tab.exit.hidden = false;
     tab.exit.classList.toggle('ok', ok);
-    replaceChildren(tab.label, tab.host, h('span', { class: ok ? 'tab-status ok' : 'tab-status bad', title: text }, ok ? ' ✓' : ` ✗ ${text.replace(/^exited with status /, '')}`));
+    replaceChildren(tab.label, oneLine(tab.host), h('span', { class: ok ? 'tab-status ok' : 'tab-status bad', title: text }, ok ? ' ✓' : ` ✗ ${text.replace(/^exited with status /, '')}`));
     tab.term.options.cursorBlink = false;
     tab.term.write('\x1b[?25l'); // nothing more goes to the host: no cursor invites typing
     if (tab.ws && tab.ws.readyState === WebSocket.OPEN) tab.ws.close(1000);
