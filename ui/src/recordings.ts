@@ -9,6 +9,7 @@ import { Terminal } from '@xterm/xterm';
 import { api, errorFrom } from './api';
 import { displayText, formatBytes, formatDuration, formatTime, h, outputNode, replaceChildren, setText } from './dom';
 import { oneLine } from './visible-text';
+import { playableCast } from './cast-text';
 import type { View } from './view';
 
 interface RecordingInfo {
@@ -119,14 +120,30 @@ export class RecordingsView implements View {
         return;
       }
       if (this.playerBox.hidden || !box.isConnected) return; // moved away meanwhile
+      // A recording still being written ends in a torn line; a session that showed nothing has
+      // no events: the player would refuse either whole (cast-text.ts). Say what it is instead.
+      const cast = playableCast(text);
+      const note = (message: string) => box.appendChild(h('p', { class: 'muted small', 'data-testid': 'player-note', role: 'status' }, message));
+      if (cast.text === null || cast.events === 0) {
+        note(cast.text === null
+          ? 'This recording is not an asciicast v2 file the player can read; its text is below.'
+          : `This recording has no output: the session ended before the host sent anything${info?.durationMs === null ? ', or it is still being recorded' : ''}.`);
+        if (cast.text === null) box.appendChild(h('pre', { class: 'out' }, outputNode(text)));
+        return;
+      }
+      if (cast.dropped > 0) note(`The recording's last ${cast.dropped === 1 ? 'event is' : `${cast.dropped} events are`} cut off (${info?.durationMs === null ? 'it is still being recorded' : 'the gateway stopped while writing it'}); the rest plays.`);
       if (!wasmAllowed()) {
-        this.staticScreen(text, box);
+        this.staticScreen(cast.text, box);
         return;
       }
       // Loaded on first use: its WebAssembly starts compiling as soon as the module is evaluated.
       const AsciinemaPlayer = await import('asciinema-player');
       if (this.playerBox.hidden || !box.isConnected) return;
-      this.player = AsciinemaPlayer.create({ data: text }, box, { fit: 'both', controls: true, autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+      this.player = AsciinemaPlayer.create({ data: cast.text }, box, { fit: 'both', controls: true, autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+      // Anything else the player cannot play: its overlay says little, so the page says why.
+      (this.player as unknown as { addEventListener(name: 'error', fn: () => void): void }).addEventListener('error', () => {
+        if (box.isConnected) note('The player could not play this recording; the browser console has the details.');
+      });
     } catch (err) {
       setText(status, (err as Error).message);
       status.classList.add('error');

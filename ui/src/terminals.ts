@@ -10,6 +10,7 @@ import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
 import { h, replaceChildren, setText } from './dom';
 import { oneLine } from './visible-text';
 import { errorText } from './run-groups';
+import { PacedSender } from './paced-sender';
 import type { View } from './view';
 
 interface Tab {
@@ -22,6 +23,8 @@ interface Tab {
   tab: HTMLElement;
   label: HTMLElement;
   exit: HTMLElement;
+  /** Input in chunks the console accepts (a big paste must not end the session). */
+  input: PacedSender;
   state: 'connecting' | 'open' | 'exited';
 }
 
@@ -94,7 +97,16 @@ export class TerminalsView implements View {
     const exit = h('div', { class: 'terminal-exit', 'data-testid': 'terminal-exit', role: 'status', hidden: true });
     const screen = h('div', { class: 'terminal-screen' });
     const pane = h('div', { class: 'pane', role: 'tabpanel', 'aria-labelledby': `tab-${id}`, 'data-testid': 'terminal', 'data-host': host, 'data-state': 'connecting' }, screen, exit);
-    const tab: Tab = { id, host, term, fit, ws: null, pane, tab: tabEl, label, exit, state: 'connecting' };
+    const notice = h('div', { class: 'terminal-notice', 'data-testid': 'terminal-notice', role: 'alert', hidden: true });
+    pane.insertBefore(notice, exit);
+    let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+    const input = new PacedSender(() => tab.ws, (message) => {
+      setText(notice, message);
+      notice.hidden = false;
+      clearTimeout(noticeTimer);
+      noticeTimer = setTimeout(() => (notice.hidden = true), 15_000);
+    });
+    const tab: Tab = { id, host, term, fit, ws: null, pane, tab: tabEl, label, exit, input, state: 'connecting' };
     tabEl.addEventListener('click', (event) => {
       if (event.target === close) return;
       this.activate(tab);
@@ -162,7 +174,7 @@ export class TerminalsView implements View {
   }
 
   private send(tab: Tab, bytes: Uint8Array): void {
-    if (tab.state !== 'exited' && tab.ws?.readyState === WebSocket.OPEN) tab.ws.send(bytes);
+    if (tab.state !== 'exited' && tab.ws?.readyState === WebSocket.OPEN) tab.input.send(bytes);
   }
 
   private setState(tab: Tab, state: Tab['state']): void {
@@ -174,6 +186,7 @@ export class TerminalsView implements View {
   private ended(tab: Tab, text: string, ok: boolean): void {
     if (tab.state === 'exited') return;
     this.setState(tab, 'exited');
+    tab.input.clear();
     setText(tab.exit, text);
     tab.exit.hidden = false;
     tab.exit.classList.toggle('ok', ok);
