@@ -39,6 +39,8 @@ test('ui visible text: ordinary text is unchanged, right-to-left scripts and emo
 test('ui output text: a command\'s output keeps newlines, tabs and its bidi characters; its controls are escaped', () => {
   assert.equal(outputText('a\tb\nשלום \u202eabc\n'), 'a\tb\nשלום \u202eabc\n');
   assert.equal(outputText('\x1b[1mbold\r\n'), '\\u001b[1mbold\\r\n');
+  // Binary output (not UTF-8) is shown with U+FFFD for its controls as for its undecodable bytes.
+  assert.equal(outputText('\x7fELF\x02\0\0\ufffd\n', true), '\ufffdELF\ufffd\ufffd\ufffd\ufffd\n');
 });
 
 test('ui push path: a remote path ending in / means "into this directory", under the file\'s own name (as scp)', () => {

@@ -36,8 +36,8 @@ export function setText(el: Element, text: string): void {
 }
 
 /** A command's output as a text node: controls escaped, its own (bidi) text kept; the element holding it isolates it. */
-export function outputNode(text: string): Text {
-  return document.createTextNode(outputText(text));
+export function outputNode(text: string, binary = false): Text {
+  return document.createTextNode(outputText(text, binary));
 }
 
 /** Replace every child of `el`. */

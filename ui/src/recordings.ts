@@ -97,6 +97,8 @@ export class RecordingsView implements View {
   }
 
   private async play(id: string): Promise<void> {
+    // Opened by its address (a link, a reload): the list says who, where, and whether it is still being recorded.
+    if (!this.known.has(id)) await this.loadList();
     const info = this.known.get(id);
     const box = h('div', { class: 'player', 'data-testid': 'player', 'data-id': id });
     const status = h('p', { class: 'muted', role: 'status' }, 'loading…');

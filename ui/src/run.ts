@@ -262,11 +262,12 @@ export class RunView implements View {
     if (inline) body.push(h('code', { class: 'out inline' }, oneLine(text.replace(/\n$/, ''))));
     else if (stdout.length > 0) {
       if (stdoutBinary) body.push(binaryNotice(stdout, 'output', downloadName(group.hosts[0] ?? r.host, 'stdout'), r.truncated));
-      body.push(h('pre', { class: 'out' }, outputNode(text)));
+      body.push(h('pre', { class: 'out' }, outputNode(text, stdoutBinary)));
     }
     if (stderr.length > 0) {
-      if (!isUtf8(stderr)) body.push(binaryNotice(stderr, 'error output', downloadName(group.hosts[0] ?? r.host, 'stderr'), r.truncated));
-      body.push(h('pre', { class: 'out err', 'aria-label': 'standard error' }, outputNode(displayText(stderr))));
+      const stderrBinary = !isUtf8(stderr);
+      if (stderrBinary) body.push(binaryNotice(stderr, 'error output', downloadName(group.hosts[0] ?? r.host, 'stderr'), r.truncated));
+      body.push(h('pre', { class: 'out err', 'aria-label': 'standard error' }, outputNode(displayText(stderr), stderrBinary)));
     }
     if (stdout.length === 0 && stderr.length === 0 && !r.error) body.push(h('p', { class: 'muted small' }, '(no output)'));
     if (r.truncated) body.push(h('p', { class: 'muted small' }, '(output truncated)'));

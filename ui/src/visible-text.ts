@@ -45,7 +45,12 @@ export function visible(text: string): string {
   return text.replace(MULTI_LINE, escapeOne);
 }
 
-/** A command's output decoded for display: its controls escaped, newline and tab kept, bidi text kept (isolated by CSS). */
-export function outputText(text: string): string {
-  return text.replace(OUTPUT, escapeOne);
+/**
+ * A command's output decoded for display: its controls escaped, newline and tab kept, bidi
+ * text kept (isolated by CSS). Output that is not UTF-8 (`binary`: shown with U+FFFD for what
+ * does not decode, and offered as a download) gets U+FFFD for its controls too: a binary file
+ * is mostly NULs and would be a wall of `\u0000` escapes.
+ */
+export function outputText(text: string, binary = false): string {
+  return binary ? text.replace(OUTPUT, '\ufffd') : text.replace(OUTPUT, escapeOne);
 }
