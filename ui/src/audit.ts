@@ -3,7 +3,8 @@
  * filters (user, host, kind, since, grep, failed only), and "older" paging while `more`.
  */
 import { api, query } from './api';
-import { formatDuration, formatTime, h, replaceChildren } from './dom';
+import { formatDuration, formatTime, h, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
 import type { View } from './view';
 
 interface AuditRow {
@@ -100,7 +101,7 @@ export class AuditView implements View {
       this.more.hidden = !answer.more || rows.length === 0;
       this.status.textContent = `${this.seen.size} row${this.seen.size === 1 ? '' : 's'}${answer.more ? ' (more older)' : ''}`;
     } catch (err) {
-      this.status.textContent = (err as Error).message;
+      setText(this.status, (err as Error).message);
       this.status.classList.add('error');
     }
   }
@@ -112,15 +113,17 @@ export class AuditView implements View {
     const exit = r.signal ? r.signal : r.exitCode ?? '';
     const outcome = detail['outcome'];
     const bad = (typeof outcome === 'object' && outcome !== null && 'code' in outcome) || r.kind === 'denied' || r.kind === 'failed' || r.kind === 'auth-fail' || (typeof r.exitCode === 'number' && r.exitCode !== 0) || r.signal !== null;
+    // Every field may hold what an operator typed (a path, a command): one line each, its
+    // control and bidi characters escaped, each cell isolated (style.css), so a row reads as it records.
     return h('tr', { 'data-testid': 'audit-row', 'data-kind': r.kind, class: bad ? 'bad' : '' },
       h('td', { class: 'nowrap', title: r.time }, formatTime(r.time)),
-      h('td', {}, h('span', { class: `kind kind-${r.kind}` }, r.kind)),
-      h('td', {}, r.user ?? '', r.osUser && r.osUser !== r.user ? h('span', { class: 'muted' }, ` as ${r.osUser}`) : null),
-      h('td', {}, host),
-      h('td', { class: 'cmd' }, r.command ? h('code', {}, r.command) : null, r.command && rest ? ' ' : null, rest ? h('span', { class: 'muted' }, rest) : null),
-      h('td', {}, String(exit)),
+      h('td', {}, h('span', { class: `kind kind-${r.kind}` }, oneLine(r.kind))),
+      h('td', {}, oneLine(r.user ?? ''), r.osUser && r.osUser !== r.user ? h('span', { class: 'muted' }, ` as ${oneLine(r.osUser)}`) : null),
+      h('td', {}, oneLine(host)),
+      h('td', { class: 'cmd' }, r.command ? h('code', {}, oneLine(r.command)) : null, r.command && rest ? ' ' : null, rest ? h('span', { class: 'muted' }, oneLine(rest)) : null),
+      h('td', {}, oneLine(String(exit))),
       h('td', { class: 'nowrap' }, formatDuration(r.durationMs)),
-      h('td', { class: 'muted nowrap' }, r.address ?? ''),
+      h('td', { class: 'muted nowrap' }, oneLine(r.address ?? '')),
     );
   }
 }

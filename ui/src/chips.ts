@@ -3,6 +3,7 @@
  * click adds the selection to the expression (`,` is union, as on the command line).
  */
 import { h, replaceChildren } from './dom';
+import { oneLine } from './visible-text';
 import { hostsStore } from './hosts-store';
 
 export interface Chips {
@@ -26,8 +27,8 @@ export function targetChips(input: HTMLInputElement): Chips {
       chips.push(h('button', { type: 'button', class: 'chip picked', title: 'Replace the targets with the hosts picked on the hosts page', onclick: () => { input.value = hostsStore.pickedTargets(); input.focus(); } }, `picked (${hostsStore.picked.size})`));
     }
     chips.push(h('button', { type: 'button', class: 'chip', onclick: () => add('@all') }, '@all'));
-    for (const g of hostsStore.groups()) chips.push(h('button', { type: 'button', class: 'chip', onclick: () => add(`@${g}`) }, `@${g}`));
-    for (const l of hostsStore.labels()) chips.push(h('button', { type: 'button', class: 'chip label', onclick: () => add(l) }, l));
+    for (const g of hostsStore.groups()) chips.push(h('button', { type: 'button', class: 'chip', onclick: () => add(`@${g}`) }, `@${oneLine(g)}`));
+    for (const l of hostsStore.labels()) chips.push(h('button', { type: 'button', class: 'chip label', onclick: () => add(l) }, oneLine(l)));
     replaceChildren(box, ...chips);
   };
   hostsStore.subscribe(render);

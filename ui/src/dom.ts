@@ -1,7 +1,13 @@
 /**
  * A tiny element builder: `h('button', { class: 'x', onclick }, 'text')`. Text children become
- * text nodes (never HTML), so host names, output and audit fields cannot inject markup.
+ * text nodes (never HTML), so host names, output and audit fields cannot inject markup; their
+ * control and bidi characters are shown as escapes (visible-text.ts `visible`), as are those of
+ * `title` and `aria-label` (a tooltip reorders text as well). A command's output goes in as a
+ * Text node of its own (`outputNode`). `data-*` attributes keep the exact text (tests and
+ * code read them back).
  */
+import { outputText, visible } from './visible-text';
+
 export type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | null | undefined | EventListener>;
 
@@ -11,7 +17,7 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
     if (value === null || value === undefined || value === false) continue;
     if (typeof value === 'function') el.addEventListener(name.replace(/^on/, ''), value);
     else if (value === true) el.setAttribute(name, '');
-    else el.setAttribute(name, String(value));
+    else el.setAttribute(name, name === 'title' || name === 'aria-label' ? visible(String(value)) : String(value));
   }
   append(el, ...children);
   return el;
@@ -20,8 +26,18 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
 export function append(el: Node, ...children: Child[]): void {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    el.appendChild(typeof child === 'object' ? child : document.createTextNode(String(child)));
+    el.appendChild(typeof child === 'object' ? child : document.createTextNode(visible(String(child))));
   }
+}
+
+/** `el`'s text, made visible as `h` does (for status lines and messages set after creation). */
+export function setText(el: Element, text: string): void {
+  el.textContent = visible(text);
+}
+
+/** A command's output as a text node: controls escaped, its own (bidi) text kept; the element holding it isolates it. */
+export function outputNode(text: string, binary = false): Text {
+  return document.createTextNode(outputText(text, binary));
 }
 
 /** Replace every child of `el`. */

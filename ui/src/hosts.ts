@@ -2,7 +2,8 @@
  * The hosts page: the hosts this user may reach (inventory groups, labels, live reachability),
  * a filter box, a checkbox per host to pick targets for run/push, and a terminal button.
  */
-import { h, replaceChildren } from './dom';
+import { h, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
 import { hostsStore, type HostInfo } from './hosts-store';
 import type { View } from './view';
 
@@ -74,11 +75,11 @@ export class HostsView implements View {
 
   private render(): void {
     const hosts = this.visible();
-    this.status.textContent = hostsStore.error
+    setText(this.status, hostsStore.error
       ? hostsStore.error
       : !hostsStore.loaded
         ? 'loading…'
-        : `${hosts.length} of ${hostsStore.hosts.length} host${hostsStore.hosts.length === 1 ? '' : 's'}${hostsStore.probing ? ' · checking reachability…' : ''}`;
+        : `${hosts.length} of ${hostsStore.hosts.length} host${hostsStore.hosts.length === 1 ? '' : 's'}${hostsStore.probing ? ' · checking reachability…' : ''}`);
     this.status.classList.toggle('error', hostsStore.error !== null);
     this.pickedInfo.textContent = `${hostsStore.picked.size} picked`;
     this.all.checked = hosts.length > 0 && hosts.every((host) => hostsStore.picked.has(host.name));
@@ -100,10 +101,10 @@ export class HostsView implements View {
     const reachText = host.reachable === undefined ? (hostsStore.probing ? 'checking' : '–') : host.reachable ? (host.latencyMs !== undefined ? `${Math.round(host.latencyMs)} ms` : 'yes') : (host.error ?? 'unreachable');
     return h('tr', { 'data-testid': 'host-row', 'data-host': host.name, 'data-reachable': host.reachable === undefined ? null : String(host.reachable) },
       h('td', { class: 'pick' }, pick),
-      h('td', { class: 'name' }, host.name),
-      h('td', { class: 'reach', title: host.error ?? '' }, h('span', { class: `dot dot-${reach}`, 'aria-hidden': 'true' }), h('span', { class: 'reach-text' }, reachText)),
-      h('td', {}, ...(host.groups ?? []).map((g) => h('span', { class: 'tag' }, `@${g}`))),
-      h('td', {}, ...Object.entries(host.labels ?? {}).map(([k, v]) => h('span', { class: 'tag label' }, `${k}=${v}`))),
+      h('td', { class: 'name' }, oneLine(host.name)),
+      h('td', { class: 'reach', title: host.error ?? '' }, h('span', { class: `dot dot-${reach}`, 'aria-hidden': 'true' }), h('span', { class: 'reach-text' }, oneLine(reachText))),
+      h('td', {}, ...(host.groups ?? []).map((g) => h('span', { class: 'tag' }, `@${oneLine(g)}`))),
+      h('td', {}, ...Object.entries(host.labels ?? {}).map(([k, v]) => h('span', { class: 'tag label' }, `${oneLine(k)}=${oneLine(v)}`))),
       h('td', { class: 'actions' }, h('button', { type: 'button', 'data-testid': 'open-terminal', 'aria-label': `Open a terminal on ${host.name}`, onclick: () => this.openTerminal(host.name) }, 'terminal')),
     );
   }

@@ -4,7 +4,7 @@
  * URL and is removed from the address bar and history before anything else happens.
  */
 import { api, ApiError, type SessionInfo } from './api';
-import { h, replaceChildren } from './dom';
+import { h, replaceChildren, setText } from './dom';
 
 /** Take `#login=TOKEN` out of the URL (and history) and return the token, or null. */
 export function takeLoginToken(): string | null {
@@ -53,7 +53,7 @@ export function renderLogin(root: HTMLElement, onLoggedIn: (s: SessionInfo) => v
         onLoggedIn(s);
       })
       .catch((err: unknown) => {
-        error.textContent = loginMessage(err);
+        setText(error, loginMessage(err));
         error.hidden = false;
         password.value = '';
         password.focus();

@@ -18,6 +18,7 @@ import { RecordingsView } from './recordings';
 import { RunView } from './run';
 import { TerminalsView } from './terminals';
 import type { View } from './view';
+import { oneLine } from './visible-text';
 
 type RouteName = 'hosts' | 'terminal' | 'run' | 'push' | 'audit' | 'recordings';
 const NAV: [RouteName, string][] = [
@@ -147,7 +148,7 @@ class App {
       if (n === name) link.setAttribute('aria-current', 'page');
       else link.removeAttribute('aria-current');
     }
-    document.title = `shellwire: ${NAV.find(([n]) => n === name)![1]}${arg ? ` ${arg}` : ''}`;
+    document.title = `shellwire: ${NAV.find(([n]) => n === name)![1]}${arg ? ` ${oneLine(arg)}` : ''}`;
     view.show(arg);
   }
 

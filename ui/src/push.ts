@@ -5,7 +5,9 @@
  * Progress comes back as NDJSON on the streamed response.
  */
 import { errorFrom, query, requestHeaders } from './api';
-import { formatBytes, h, replaceChildren } from './dom';
+import { formatBytes, h, replaceChildren, setText } from './dom';
+import { finalPushPath } from './push-path';
+import { oneLine } from './visible-text';
 import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
 import { errorText } from './run-groups';
@@ -39,6 +41,7 @@ export class PushView implements View {
   private readonly submit: HTMLButtonElement;
   private readonly summary: HTMLElement;
   private readonly localHash: HTMLElement;
+  private readonly finalPath: HTMLElement;
   private readonly upload: HTMLProgressElement;
   private readonly message: HTMLElement;
   private readonly list: HTMLElement;
@@ -58,11 +61,15 @@ export class PushView implements View {
     this.summary = h('span', { role: 'status', 'aria-live': 'polite' });
     this.message = h('p', { class: 'error', role: 'alert', hidden: true });
     this.list = h('div', { class: 'push-list', 'aria-label': 'Hosts' });
+    // The path the hosts will be given, shown before sending (`DIR/` means into DIR, as scp).
+    this.finalPath = h('p', { class: 'small mono push-final', 'data-testid': 'push-final-path', hidden: true });
     this.file.addEventListener('change', () => {
       const f = this.file.files?.[0];
-      if (f && (this.path.value === '' || this.path.value.endsWith('/'))) this.path.value = `${this.path.value || '/tmp/'}${f.name}`;
-      this.localHash.textContent = f ? `${f.name} · ${formatBytes(f.size)}` : '';
+      if (f && this.path.value === '') this.path.value = '/tmp/';
+      setText(this.localHash, f ? `${oneLine(f.name)} · ${formatBytes(f.size)}` : '');
+      this.showFinalPath();
     });
+    this.path.addEventListener('input', () => this.showFinalPath());
     this.chips = targetChips(this.targets);
     const form = h('form', { class: 'push-form' },
       h('div', { class: 'row' },
@@ -70,6 +77,7 @@ export class PushView implements View {
         h('div', { class: 'field wide' }, h('label', { for: 'push-path' }, 'Remote path'), this.path),
         h('div', { class: 'field' }, h('label', { for: 'push-mode' }, 'Mode'), this.mode),
       ),
+      this.finalPath,
       h('div', { class: 'field wide' }, h('label', { for: 'push-targets' }, 'Targets'), this.targets),
       this.chips.el,
       h('div', { class: 'buttons' }, this.submit),
@@ -94,6 +102,21 @@ export class PushView implements View {
     this.chips.refresh();
   }
 
+  /** The remote path that will be sent, or null before a file and a path are given. */
+  private target(): string | null {
+    const file = this.file.files?.[0];
+    if (!file || this.path.value === '') return null;
+    return finalPushPath(this.path.value, file.name);
+  }
+
+  private showFinalPath(): void {
+    const target = this.target();
+    this.finalPath.hidden = target === null;
+    if (target === null) return;
+    this.finalPath.dataset['path'] = target;
+    replaceChildren(this.finalPath, 'Writes to ', h('code', {}, oneLine(target)), ' on each host', target !== this.path.value ? ' (into the directory, under the file\'s own name, as scp does)' : '');
+  }
+
   private async start(): Promise<void> {
     const file = this.file.files?.[0];
     if (this.busy || !file) return;
@@ -107,13 +130,15 @@ export class PushView implements View {
       // crypto.subtle hashes a whole buffer (no streaming digest): the file is read once for
       // that, and the upload below sends the File itself, which the browser reads from disk again.
       const local = await sha256Hex(await file.arrayBuffer());
-      this.localHash.textContent = `${file.name} · ${formatBytes(file.size)} · SHA-256 ${local}`;
+      setText(this.localHash, `${oneLine(file.name)} · ${formatBytes(file.size)} · SHA-256 ${local}`);
       this.localHash.dataset['sha256'] = local;
       this.summary.textContent = 'uploading…';
       this.upload.hidden = false;
       this.upload.max = Math.max(1, file.size);
       this.upload.value = 0;
-      const url = `/api/push${query({ targets: this.targets.value.trim(), path: this.path.value, mode: this.mode.value || undefined })}`;
+      const path = finalPushPath(this.path.value, file.name);
+      this.showFinalPath();
+      const url = `/api/push${query({ targets: this.targets.value.trim(), path, mode: this.mode.value || undefined })}`;
       const res = await fetch(url, {
         method: 'PUT',
         credentials: 'same-origin',
@@ -123,7 +148,7 @@ export class PushView implements View {
       if (!res.ok || !res.body) throw await errorFrom(res);
       await this.readProgress(res.body, local);
     } catch (err) {
-      this.message.textContent = (err as Error).message;
+      setText(this.message, (err as Error).message);
       this.message.hidden = false;
       this.summary.textContent = 'failed';
       for (const row of this.rows.values()) if (row.el.dataset['state'] === 'running') this.setState(row, 'failed', 'no answer');
@@ -204,7 +229,7 @@ export class PushView implements View {
   private addRow(host: string): HostRow {
     const bar = h('progress', { max: 1, value: 0, 'aria-label': `Progress on ${host}` });
     const text = h('span', { class: 'push-text' }, 'waiting');
-    const el = h('div', { class: 'push-host', 'data-testid': 'push-host', 'data-host': host, 'data-state': 'running' }, h('span', { class: 'name' }, host), bar, text);
+    const el = h('div', { class: 'push-host', 'data-testid': 'push-host', 'data-host': host, 'data-state': 'running' }, h('span', { class: 'name' }, oneLine(host)), bar, text);
     const row = { el, bar, text };
     this.rows.set(host, row);
     this.list.appendChild(el);
@@ -213,6 +238,6 @@ export class PushView implements View {
 
   private setState(row: HostRow, state: 'ok' | 'failed' | 'running', text: string): void {
     row.el.dataset['state'] = state;
-    row.text.textContent = text;
+    setText(row.text, text);
   }
 }

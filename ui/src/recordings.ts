@@ -7,7 +7,9 @@
 import type { Player } from 'asciinema-player';
 import type { Terminal } from '@xterm/xterm';
 import { api, errorFrom } from './api';
-import { displayText, formatBytes, formatDuration, formatTime, h, replaceChildren } from './dom';
+import { displayText, formatBytes, formatDuration, formatTime, h, outputNode, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
+import { playableCast } from './cast-text';
 import type { View } from './view';
 
 interface RecordingInfo {
@@ -70,7 +72,7 @@ export class RecordingsView implements View {
       if (recordings.length === 0) this.body.appendChild(h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No recordings yet.')));
       this.status.textContent = `${recordings.length} recording${recordings.length === 1 ? '' : 's'}`;
     } catch (err) {
-      this.status.textContent = (err as Error).message;
+      setText(this.status, (err as Error).message);
       this.status.classList.add('error');
     }
   }
@@ -79,10 +81,10 @@ export class RecordingsView implements View {
     const href = `#/recordings/${encodeURIComponent(r.id)}`;
     const tr = h('tr', { 'data-testid': 'recording-row', 'data-id': r.id, class: 'clickable' },
       h('td', { class: 'nowrap', title: r.startedAt }, formatTime(r.startedAt)),
-      h('td', {}, r.operator),
-      h('td', {}, r.host),
-      h('td', {}, r.as),
-      h('td', {}, r.type === 'exec' ? h('span', {}, 'exec ', h('code', {}, r.command ?? '')) : 'terminal'),
+      h('td', {}, oneLine(r.operator)),
+      h('td', {}, oneLine(r.host)),
+      h('td', {}, oneLine(r.as)),
+      h('td', {}, r.type === 'exec' ? h('span', {}, 'exec ', h('code', {}, oneLine(r.command ?? ''))) : 'terminal'),
       h('td', { class: 'nowrap' }, r.durationMs === null ? 'recording…' : formatDuration(r.durationMs)),
       h('td', { class: 'nowrap' }, formatBytes(r.bytes)),
       h('td', {}, h('a', { href, 'aria-label': `Play the recording of ${r.operator} on ${r.host}` }, 'play')),
@@ -95,14 +97,16 @@ export class RecordingsView implements View {
   }
 
   private async play(id: string): Promise<void> {
+    // Opened by its address (a link, a reload): the list says who, where, and whether it is still being recorded.
+    if (!this.known.has(id)) await this.loadList();
     const info = this.known.get(id);
     const box = h('div', { class: 'player', 'data-testid': 'player', 'data-id': id });
     const status = h('p', { class: 'muted', role: 'status' }, 'loading…');
     replaceChildren(this.playerBox,
       h('div', { class: 'toolbar' },
         h('a', { href: '#/recordings', class: 'button' }, '← Recordings'),
-        h('h2', { id: 'rec-title' }, info ? `${info.operator} on ${info.host}` : 'Recording'),
-        info ? h('span', { class: 'muted' }, `${formatTime(info.startedAt)} · as ${info.as}${info.sha256 ? ` · SHA-256 ${info.sha256.slice(0, 16)}…` : ''}`) : null,
+        h('h2', { id: 'rec-title' }, info ? `${oneLine(info.operator)} on ${oneLine(info.host)}` : 'Recording'),
+        info ? h('span', { class: 'muted' }, `${formatTime(info.startedAt)} · as ${oneLine(info.as)}${info.sha256 ? ` · SHA-256 ${info.sha256.slice(0, 16)}…` : ''}`) : null,
       ),
       status,
       box,
@@ -114,20 +118,36 @@ export class RecordingsView implements View {
       status.remove();
       const text = displayText(bytes);
       if (info?.type === 'exec' || !text.startsWith('{')) {
-        box.appendChild(h('pre', { class: 'out' }, text));
+        box.appendChild(h('pre', { class: 'out' }, outputNode(text)));
         return;
       }
       if (this.playerBox.hidden || !box.isConnected) return; // moved away meanwhile
+      // A recording still being written ends in a torn line; a session that showed nothing has
+      // no events: the player would refuse either whole (cast-text.ts). Say what it is instead.
+      const cast = playableCast(text);
+      const note = (message: string) => box.appendChild(h('p', { class: 'muted small', 'data-testid': 'player-note', role: 'status' }, message));
+      if (cast.text === null || cast.events === 0) {
+        note(cast.text === null
+          ? 'This recording is not an asciicast v2 file the player can read; its text is below.'
+          : `This recording has no output: the session ended before the host sent anything${info?.durationMs === null ? ', or it is still being recorded' : ''}.`);
+        if (cast.text === null) box.appendChild(h('pre', { class: 'out' }, outputNode(text)));
+        return;
+      }
+      if (cast.dropped > 0) note(`The recording's last ${cast.dropped === 1 ? 'event is' : `${cast.dropped} events are`} cut off (${info?.durationMs === null ? 'it is still being recorded' : 'the gateway stopped while writing it'}); the rest plays.`);
       if (!wasmAllowed()) {
-        await this.staticScreen(text, box);
+        await this.staticScreen(cast.text, box);
         return;
       }
       // Loaded on first use: its WebAssembly starts compiling as soon as the module is evaluated.
       const AsciinemaPlayer = await import('asciinema-player');
       if (this.playerBox.hidden || !box.isConnected) return;
-      this.player = AsciinemaPlayer.create({ data: text }, box, { fit: 'both', controls: true, autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+      this.player = AsciinemaPlayer.create({ data: cast.text }, box, { fit: 'both', controls: true, autoPlay: true, preload: true, idleTimeLimit: 2, terminalFontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace' });
+      // Anything else the player cannot play: its overlay says little, so the page says why.
+      (this.player as unknown as { addEventListener(name: 'error', fn: () => void): void }).addEventListener('error', () => {
+        if (box.isConnected) note('The player could not play this recording; the browser console has the details.');
+      });
     } catch (err) {
-      status.textContent = (err as Error).message;
+      setText(status, (err as Error).message);
       status.classList.add('error');
     }
   }

@@ -5,7 +5,8 @@
  * per animation frame, touching only the groups that changed.
  */
 import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
-import { displayText, formatDuration, fromBase64, h, replaceChildren } from './dom';
+import { displayText, formatBytes, formatDuration, fromBase64, h, outputNode, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
 import { prefillTargets, targetChips, type Chips } from './chips';
 import { hostsStore } from './hosts-store';
 import { errorText, outcomeWord, RunGroups, someNames, sortedNames, type RunGroup, type RunResult } from './run-groups';
@@ -179,7 +180,7 @@ export class RunView implements View {
   }
 
   private showError(text: string): void {
-    this.message.textContent = text;
+    setText(this.message, text);
     this.message.hidden = false;
   }
 
@@ -240,7 +241,7 @@ export class RunView implements View {
       : all && group.hosts.length > 10
         ? h('button', { type: 'button', class: 'link', onclick: () => { this.expanded.delete(group.key); this.renderNames(group, view); } }, 'fewer')
         : null;
-    replaceChildren(view.names, shown.join(', '), toggle ? ' ' : null, toggle);
+    replaceChildren(view.names, shown.map(oneLine).join(', '), toggle ? ' ' : null, toggle);
   }
 
   private createGroup(group: RunGroup): GroupView {
@@ -253,21 +254,64 @@ export class RunView implements View {
     const body: HTMLElement[] = [];
     if (r.error) body.push(h('p', { class: 'error-text' }, errorText(r.error)));
     const text = displayText(stdout);
+    const stdoutBinary = !isUtf8(stdout);
     // One line of output goes beside the names, as the CLI prints it: 200 hosts stay 200 lines.
-    const oneLine = ok && stderr.length === 0 && !r.truncated && stdout.length > 0 && !/[\r\n]/.test(text.replace(/\n$/, ''));
-    if (oneLine) body.push(h('code', { class: 'out inline' }, text.replace(/\n$/, '')));
-    else if (stdout.length > 0) body.push(h('pre', { class: 'out' }, text));
-    if (stderr.length > 0) body.push(h('pre', { class: 'out err', 'aria-label': 'standard error' }, displayText(stderr)));
+    // Its bidi controls are escaped there (it sits beside host names); longer output is shown as
+    // it came, isolated line by line (style.css), with only its control characters escaped.
+    const inline = ok && stderr.length === 0 && !r.truncated && stdout.length > 0 && !stdoutBinary && !/[\r\n]/.test(text.replace(/\n$/, ''));
+    if (inline) body.push(h('code', { class: 'out inline' }, oneLine(text.replace(/\n$/, ''))));
+    else if (stdout.length > 0) {
+      if (stdoutBinary) body.push(binaryNotice(stdout, 'output', downloadName(group.hosts[0] ?? r.host, 'stdout'), r.truncated));
+      body.push(h('pre', { class: 'out' }, outputNode(text, stdoutBinary)));
+    }
+    if (stderr.length > 0) {
+      const stderrBinary = !isUtf8(stderr);
+      if (stderrBinary) body.push(binaryNotice(stderr, 'error output', downloadName(group.hosts[0] ?? r.host, 'stderr'), r.truncated));
+      body.push(h('pre', { class: 'out err', 'aria-label': 'standard error' }, outputNode(displayText(stderr), stderrBinary)));
+    }
     if (stdout.length === 0 && stderr.length === 0 && !r.error) body.push(h('p', { class: 'muted small' }, '(no output)'));
     if (r.truncated) body.push(h('p', { class: 'muted small' }, '(output truncated)'));
     const el = h('article', { class: `group ${ok ? 'ok' : 'bad'}`, 'data-testid': 'run-group', 'data-status': r.status },
       h('header', {},
         h('span', { class: `badge ${ok ? 'ok' : 'bad'}` }, outcomeWord(r)),
         names, ' ', count,
-        ...(oneLine ? body : []),
+        ...(inline ? body : []),
       ),
-      ...(oneLine ? [] : body),
+      ...(inline ? [] : body),
     );
     return { el, names, count, shownCount: 0 };
   }
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    strictUtf8.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** `web01-stdout.bin`: a file name made of the host's name, safe on any disk. */
+function downloadName(host: string, stream: string): string {
+  return `${host.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^\.+/, '') || 'host'}-${stream}.bin`;
+}
+
+/**
+ * Output that is not UTF-8 (a binary file, another encoding): the page can only show it with
+ * U+FFFD in place of what it cannot decode, so it says so, gives the exact byte count, and
+ * offers the exact bytes (those the console kept: see `truncated`) as a download.
+ */
+function binaryNotice(bytes: Uint8Array, what: string, fileName: string, truncated: boolean): HTMLElement {
+  const download = h('button', { type: 'button', class: 'link', 'data-testid': 'run-download', onclick: () => {
+    const url = URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: 'application/octet-stream' }));
+    const a = h('a', { href: url, download: fileName, hidden: true });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } }, `download the ${bytes.length} bytes`);
+  return h('p', { class: 'muted small binary-notice', 'data-testid': 'run-binary', 'data-bytes': bytes.length },
+    `binary ${what}, ${bytes.length} bytes${bytes.length >= 1024 ? ` (${formatBytes(bytes.length)})` : ''}${truncated ? ' kept' : ''} (shown with replacement characters) · `, download);
 }

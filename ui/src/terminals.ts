@@ -7,8 +7,10 @@
 import type { Terminal } from '@xterm/xterm';
 import type { FitAddon } from '@xterm/addon-fit';
 import { sessionLost, wsUrl, WS_SESSION_ENDED } from './api';
-import { h, replaceChildren } from './dom';
+import { h, replaceChildren, setText } from './dom';
+import { oneLine } from './visible-text';
 import { errorText } from './run-groups';
+import { PacedSender } from './paced-sender';
 import type { View } from './view';
 
 interface Tab {
@@ -21,6 +23,8 @@ interface Tab {
   tab: HTMLElement;
   label: HTMLElement;
   exit: HTMLElement;
+  /** Input in chunks the console accepts (a big paste must not end the session). */
+  input: PacedSender;
   state: 'connecting' | 'open' | 'exited';
 }
 
@@ -126,13 +130,22 @@ export class TerminalsView implements View {
     const fit = new FitAddon();
     term.loadAddon(fit);
     const id = this.nextId++;
-    const label = h('span', { class: 'tab-label' }, host);
+    const label = h('span', { class: 'tab-label' }, oneLine(host));
     const close = h('button', { type: 'button', class: 'tab-close', 'aria-label': `Close the terminal on ${host}`, title: 'Close' }, '×');
     const tabEl = h('div', { class: 'tab', role: 'tab', tabindex: 0, id: `tab-${id}`, 'data-host': host }, label, close);
     const exit = h('div', { class: 'terminal-exit', 'data-testid': 'terminal-exit', role: 'status', hidden: true });
     const screen = h('div', { class: 'terminal-screen' });
     const pane = h('div', { class: 'pane', role: 'tabpanel', 'aria-labelledby': `tab-${id}`, 'data-testid': 'terminal', 'data-host': host, 'data-state': 'connecting' }, screen, exit);
-    const tab: Tab = { id, host, term, fit, ws: null, pane, tab: tabEl, label, exit, state: 'connecting' };
+    const notice = h('div', { class: 'terminal-notice', 'data-testid': 'terminal-notice', role: 'alert', hidden: true });
+    pane.insertBefore(notice, exit);
+    let noticeTimer: ReturnType<typeof setTimeout> | undefined;
+    const input = new PacedSender(() => tab.ws, (message) => {
+      setText(notice, message);
+      notice.hidden = false;
+      clearTimeout(noticeTimer);
+      noticeTimer = setTimeout(() => (notice.hidden = true), 15_000);
+    });
+    const tab: Tab = { id, host, term, fit, ws: null, pane, tab: tabEl, label, exit, input, state: 'connecting' };
     tabEl.addEventListener('click', (event) => {
       if (event.target === close) return;
       this.activate(tab);
@@ -200,7 +213,7 @@ export class TerminalsView implements View {
   }
 
   private send(tab: Tab, bytes: Uint8Array): void {
-    if (tab.state !== 'exited' && tab.ws?.readyState === WebSocket.OPEN) tab.ws.send(bytes);
+    if (tab.state !== 'exited' && tab.ws?.readyState === WebSocket.OPEN) tab.input.send(bytes);
   }
 
   private setState(tab: Tab, state: Tab['state']): void {
@@ -212,10 +225,11 @@ export class TerminalsView implements View {
   private ended(tab: Tab, text: string, ok: boolean): void {
     if (tab.state === 'exited') return;
     this.setState(tab, 'exited');
-    tab.exit.textContent = text;
+    tab.input.clear();
+    setText(tab.exit, text);
     tab.exit.hidden = false;
     tab.exit.classList.toggle('ok', ok);
-    replaceChildren(tab.label, tab.host, h('span', { class: ok ? 'tab-status ok' : 'tab-status bad', title: text }, ok ? ' ✓' : ` ✗ ${text.replace(/^exited with status /, '')}`));
+    replaceChildren(tab.label, oneLine(tab.host), h('span', { class: ok ? 'tab-status ok' : 'tab-status bad', title: text }, ok ? ' ✓' : ` ✗ ${text.replace(/^exited with status /, '')}`));
     tab.term.options.cursorBlink = false;
     tab.term.write('\x1b[?25l'); // nothing more goes to the host: no cursor invites typing
     if (tab.ws && tab.ws.readyState === WebSocket.OPEN) tab.ws.close(1000);
