@@ -1,6 +1,6 @@
 // Bundles the web console's browser code (ui/) into dist/ui/ for `shellwire gateway --web`:
-// index.html, assets/app.js (an ES module, minified, with its sourcemap; the recordings player is a
-// chunk-*.js loaded when first used) and assets/app.css (ours plus xterm.js's and asciinema-player's). Everything is local: the gateway may run offline, and
+// index.html, assets/app.js (an ES module, minified; no source maps, as for the Node build; the recordings player is a
+// chunk-*.js loaded when first used, as is xterm.js) and assets/app.css (ours plus xterm.js's and asciinema-player's). Everything is local: the gateway may run offline, and
 // the page's CSP allows scripts from its own origin only (no inline script, no eval).
 // Part of `npm run build`.
 import { build } from 'esbuild';
@@ -21,7 +21,7 @@ await build({
   chunkNames: 'chunk-[hash]',
   bundle: true,
   minify: true,
-  sourcemap: true,
+  sourcemap: false,
   format: 'esm',
   platform: 'browser',
   target: ['chrome110', 'firefox115', 'safari16'],
