@@ -4,6 +4,7 @@
  */
 import type { AuditRow } from './audit-event.js';
 import { parseIsoDateTime } from '../iso-time.js';
+import { escapeTerminalText } from '../terminal-text.js';
 
 const UNITS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
@@ -64,18 +65,12 @@ export function formatTable(rows: AuditRow[]): string {
 }
 
 /**
- * Command text is whatever a client sent: escape control characters (C0, DEL, C1) so a
- * command holding `\x1b]…` cannot rewrite the operator's terminal, and a newline cannot
- * forge a table row.
+ * Command text and paths are whatever a client sent: escape control characters (C0, DEL, C1)
+ * so a command holding `\x1b]…` cannot rewrite the operator's terminal, a newline cannot
+ * forge a table row, and a bidi override (U+202E) cannot make the rest of a row read reversed.
  */
 export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex -- matching control characters is the point: they are escaped before printing
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => {
-    if (c === '\n') return '\\n';
-    if (c === '\t') return '\\t';
-    if (c === '\r') return '\\r';
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
-  });
+  return escapeTerminalText(text, { oneLine: true });
 }
 
 function formatDuration(ms: number): string {

@@ -127,10 +127,10 @@ function verified(text: string): number | null {
   const actual = processStartTime(pid);
   if (actual === null) return null;
   if (startTime !== undefined) return actual === startTime ? pid : null;
-  // A pid alone (daemon.pid, or an older daemon's file): signal only a shellwire serve process.
+  // A pid alone (daemon.pid, or an older daemon's file): signal only a shellwire serve (or gateway) process.
   try {
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    return argv.some((a) => /shellwire/.test(a)) && argv.includes('serve') ? pid : null;
+    return argv.some((a) => /shellwire/.test(a)) && (argv.includes('serve') || argv.includes('gateway')) ? pid : null;
   } catch {
     return null;
   }

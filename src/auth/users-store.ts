@@ -8,7 +8,7 @@ import { CONFIG_FILE_LIMIT, readBoundedText } from './bounded-file.js';
 import { createHash } from 'node:crypto';
 import { parseDocument, visit, type Document } from 'yaml';
 import { ErrorCode, UsageError } from '../errors.js';
-import { fieldName, parseUsersConfig, usersConfigPath, USER_NAME, UsersConfigError, type UsersConfig } from './users-config.js';
+import { fieldName, parseUsersConfig, usersConfigPath, USER_NAME, UsersConfigError, type UsersConfig, type UsersConfigOptions } from './users-config.js';
 import { parsePublicKey } from './ssh-key.js';
 import { writeSecretFile } from './secret-file.js';
 import { generateToken } from './token.js';
@@ -36,7 +36,7 @@ export function requireStateDir(stateDir: string): void {
   if (!isDir) {
     throw new UsageError(
       ErrorCode.STATE_DIR,
-      `No daemon state dir at ${stateDir}. Pass the running daemon's --state-dir, or start the daemon once (shellwire serve) to create it.`,
+      `No daemon or gateway state dir at ${stateDir}. Pass the running daemon's (or gateway's) --state-dir, or start it once (shellwire serve, shellwire gateway) to create it.`,
     );
   }
 }
@@ -51,7 +51,11 @@ function load(stateDir: string): Document {
   return doc;
 }
 
-function save(stateDir: string, doc: Document): UsersConfig {
+/**
+ * `options.gateway`: the file is a gateway's (shellwire gateway), checked by the gateway's
+ * rules (operators' `hosts`, `as`, `record`), as the gateway itself loads it.
+ */
+function save(stateDir: string, doc: Document, options: UsersConfigOptions = {}): UsersConfig {
   const path = usersConfigPath(stateDir);
   // Block style reads best; only empty collections stay in flow style ({} / []).
   visit(doc, {
@@ -63,7 +67,7 @@ function save(stateDir: string, doc: Document): UsersConfig {
     },
   });
   const text = doc.toString({ lineWidth: 0 });
-  const config = parseUsersConfig(text, path); // throws with line numbers before anything is written
+  const config = parseUsersConfig(text, path, options); // throws with line numbers before anything is written
   writeSecretFile(path, text);
   return config;
 }
@@ -107,7 +111,7 @@ export function checkUserName(name: string): void {
   }
 }
 
-export function addUser(stateDir: string, name: string, options: NewUser): UsersConfig {
+export function addUser(stateDir: string, name: string, options: NewUser, kind: UsersConfigOptions = {}): UsersConfig {
   checkUserName(name);
   const doc = load(stateDir);
   if (doc.hasIn(['users', name])) throw new UsageError(ErrorCode.BAD_CONFIG, `User "${name}" already exists; use: shellwire key add ${name} PUBKEYFILE`);
@@ -123,7 +127,7 @@ export function addUser(stateDir: string, name: string, options: NewUser): Users
   entry.keys = (options.keys ?? []).map((line) => parsePublicKey(line).line);
   doc.setIn(['users', name], doc.createNode(entry));
   try {
-    return save(stateDir, doc);
+    return save(stateDir, doc, kind);
   } catch (err) {
     throw err instanceof UsersConfigError ? newUserRefused(stateDir, name, err) : err;
   }
@@ -144,14 +148,14 @@ function newUserRefused(stateDir: string, name: string, err: UsersConfigError): 
   return new UsageError(ErrorCode.BAD_CONFIG, `user "${name}" not added (${path} unchanged):\n  ${lines.join('\n  ')}`);
 }
 
-export function removeUser(stateDir: string, name: string): UsersConfig {
+export function removeUser(stateDir: string, name: string, kind: UsersConfigOptions = {}): UsersConfig {
   const doc = load(stateDir);
   requireUser(doc, name);
   doc.deleteIn(['users', name]);
-  return save(stateDir, doc);
+  return save(stateDir, doc, kind);
 }
 
-export function addKey(stateDir: string, name: string, line: string): UsersConfig {
+export function addKey(stateDir: string, name: string, line: string, kind: UsersConfigOptions = {}): UsersConfig {
   const doc = load(stateDir);
   requireUser(doc, name);
   const key = parsePublicKey(line);
@@ -161,18 +165,18 @@ export function addKey(stateDir: string, name: string, line: string): UsersConfi
   }
   if (!doc.hasIn(['users', name, 'keys'])) doc.setIn(['users', name, 'keys'], doc.createNode([]));
   doc.addIn(['users', name, 'keys'], key.line);
-  return save(stateDir, doc);
+  return save(stateDir, doc, kind);
 }
 
-export function setPassword(stateDir: string, name: string, hash: string): UsersConfig {
+export function setPassword(stateDir: string, name: string, hash: string, kind: UsersConfigOptions = {}): UsersConfig {
   const doc = load(stateDir);
   requireUser(doc, name);
   doc.setIn(['users', name, 'password'], hash);
-  return save(stateDir, doc);
+  return save(stateDir, doc, kind);
 }
 
 /** Make a token for `user`; only its SHA-256 is stored, so the token is shown once. */
-export function createToken(stateDir: string, user: string, options: { name?: string; expires?: Date }): { token: string; name: string; config: UsersConfig } {
+export function createToken(stateDir: string, user: string, options: { name?: string; expires?: Date }, kind: UsersConfigOptions = {}): { token: string; name: string; config: UsersConfig } {
   const doc = load(stateDir);
   requireUser(doc, user);
   const existing = ((doc.getIn(['users', user, 'tokens']) as { toJSON?: () => unknown } | undefined)?.toJSON?.() ?? []) as Array<{ name?: string }>;
@@ -183,20 +187,20 @@ export function createToken(stateDir: string, user: string, options: { name?: st
   if (options.expires) entry.expires = options.expires.toISOString();
   if (!doc.hasIn(['users', user, 'tokens'])) doc.setIn(['users', user, 'tokens'], doc.createNode([]));
   doc.addIn(['users', user, 'tokens'], doc.createNode(entry));
-  return { token, name, config: save(stateDir, doc) };
+  return { token, name, config: save(stateDir, doc, kind) };
 }
 
-export function revokeToken(stateDir: string, user: string, name: string): UsersConfig {
+export function revokeToken(stateDir: string, user: string, name: string, kind: UsersConfigOptions = {}): UsersConfig {
   const doc = load(stateDir);
   requireUser(doc, user);
   const tokens = ((doc.getIn(['users', user, 'tokens']) as { toJSON?: () => unknown } | undefined)?.toJSON?.() ?? []) as Array<{ name?: string }>;
   const index = tokens.findIndex((t) => t.name === name);
   if (index < 0) throw new UsageError(ErrorCode.BAD_CONFIG, `User "${user}" has no token named "${name}" (have: ${tokens.map((t) => t.name).join(', ') || 'none'}).`);
   doc.deleteIn(['users', user, 'tokens', index]);
-  return save(stateDir, doc);
+  return save(stateDir, doc, kind);
 }
 
-/** Ask the running daemon (pid file in the state dir, verified) to reload; false when none runs. */
+/** Ask the running daemon or gateway (pid file in the state dir, verified) to reload; false when none runs. */
 export function signalDaemonReload(stateDir: string): boolean {
   return signalDaemon(stateDir);
 }

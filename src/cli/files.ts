@@ -24,6 +24,7 @@ import { exactWords } from './os-argv.js';
 import { encodeOsBytes, isOsString } from '../protocol/os-bytes.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 import { forTerminal } from './os-text.js';
+import { escapeControls } from '../client/display-text.js';
 import { parseTargetsSpec, refuseBareTargets, refuseFanOutFlags, type FanOutFlags } from './files-targets.js';
 
 interface TransferFlags extends FanOutFlags {
@@ -178,7 +179,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   const note = (message: string) => {
     if (flags.quiet) return;
     progress?.finish();
-    writeBytes(process.stderr, `shellwire: ${message}\n`);
+    writeMessage(`shellwire: ${message}\n`);
   };
   // On a signal: close the channels (partial files are kept for resume), then end.
   const controller = new AbortController();
@@ -212,7 +213,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
     progress?.finish();
     if (interrupted) exitInterrupted(direction);
     if (err instanceof ShellwireError && err.name === 'FileTransferError') {
-      writeBytes(process.stderr, `shellwire: ${err.message} [${err.code}]\n`);
+      writeMessage(`shellwire: ${err.message} [${err.code}]\n`);
       await conn.close();
       process.exit(1);
     }
@@ -222,7 +223,7 @@ async function runTransfer(direction: 'put' | 'get', paths: string[], flags: Tra
   if (interrupted) exitInterrupted(direction);
   for (const failure of result.failures) {
     const code = failure.error instanceof ShellwireError ? ` [${failure.error.code}]` : '';
-    writeBytes(process.stderr, `shellwire: ${failure.error.message}${code}\n`);
+    writeMessage(`shellwire: ${failure.error.message}${code}\n`);
   }
   await conn.close();
   await exitWhenFlushed(result.failures.length > 0 ? 1 : 0);
@@ -243,7 +244,7 @@ async function runLs(specText: string, flags: LsFlags): Promise<void> {
     entries = await conn.list(spec.path);
   } catch (err) {
     if (err instanceof ShellwireError && err.name === 'FileTransferError') {
-      writeBytes(process.stderr, `shellwire: ${err.message} [${err.code}]\n`);
+      writeMessage(`shellwire: ${err.message} [${err.code}]\n`);
       await conn.close();
       process.exit(1);
     }
@@ -270,6 +271,15 @@ async function runLs(specText: string, flags: LsFlags): Promise<void> {
  */
 function writeBytes(stream: NodeJS.WriteStream, text: string): void {
   stream.write(isOsString(text) ? encodeOsBytes(text) : text);
+}
+
+/**
+ * A message on stderr naming remote paths: controls, bidi overrides and non-UTF-8 bytes
+ * escaped (`\x1b`, `\u{202e}`, `\xe9`), as GNU cp quotes a name in its errors, so a file name
+ * cannot rewrite the terminal or make the message read reversed.
+ */
+function writeMessage(text: string): void {
+  process.stderr.write(escapeControls(text));
 }
 
 export { forTerminal } from './os-text.js';

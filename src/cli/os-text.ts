@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
+import { BIDI_CONTROLS } from '../terminal-text.js';
 import { decodeOsBytes, encodeOsBytes, isOsString, splitAtNul } from '../protocol/os-bytes.js';
 
 /**
@@ -64,9 +65,10 @@ export class OsLineDecoder extends Transform {
 /**
  * Text from a remote host (a file name, a working directory) for a terminal: bytes that are
  * not UTF-8 and control characters — an escape sequence that would retitle the window, write
- * the clipboard or recolour the screen — as `?`, like `ls -q`.
+ * the clipboard or recolour the screen — and bidi controls (a U+202E that shows the rest of
+ * the line reversed) as `?`, like `ls -q`.
  */
 export function forTerminal(name: string): string {
   // eslint-disable-next-line no-control-regex
-  return name.replace(/[\u0000-\u001f\u007f\u0080-\u009f\udc80-\udcff]/g, '?');
+  return name.replace(/[\u0000-\u001f\u007f\u0080-\u009f\udc80-\udcff]/g, '?').replace(BIDI_CONTROLS, '?');
 }

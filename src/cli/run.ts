@@ -15,6 +15,7 @@ import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
+import { escapeTerminalText } from '../terminal-text.js';
 import { printJson } from './fleet-output.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
@@ -225,7 +226,7 @@ async function printStream(run: FleetRun, names: string[], style: Style, status:
       const r = event.result;
       if (r.status !== 'ok' && r.status !== 'skipped') {
         const what = r.status === 'failed' ? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`) : `${r.status}: ${r.error?.message ?? ''}`;
-        out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[${what}]`), end: 'newline' }, width, style));
+        out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[${escapeTerminalText(what, { oneLine: true })}]`), end: 'newline' }, width, style));
       }
     } else if (event.type === 'summary') {
       for (const l of lines.endAll()) out.push(prefixLine(l.host, l.stream, l.line, width, style));

@@ -11,7 +11,8 @@ import { escapeControls } from '../client/display-text.js';
 import { defaultServerStateDir, shellwireHome } from '../auth/paths.js';
 import { generateKeyPair, isPrivateKeyText, KEYGEN_TYPES, parsePublicKey, type KeygenType } from '../auth/ssh-key.js';
 import { hashPassword } from '../auth/password.js';
-import { loadUsersConfig, type UsersConfig } from '../auth/users-config.js';
+import { gatewayPolicyOf, loadUsersConfig, type UsersConfig, type UsersConfigOptions } from '../auth/users-config.js';
+import { defaultGatewayStateDir, gatewayKeyPath } from '../gateway/gateway-config.js';
 import { addKey, addUser, checkUserName, createToken, removeUser, requireStateDir, revokeToken, setPassword, signalDaemonReload } from '../auth/users-store.js';
 import { stateDirExposure } from '../auth/state-dir-exposure.js';
 import { fail } from './common.js';
@@ -20,14 +21,30 @@ import { readSecretLine } from './prompt.js';
 
 interface StateFlags {
   stateDir?: string;
+  gateway?: boolean;
 }
 
-const stateDirOption = ['--state-dir <dir>', 'the daemon\'s state dir (default $SHELLWIRE_HOME/server)'] as const;
+const stateDirOption = ['--state-dir <dir>', 'the daemon\'s or gateway\'s state dir (default $SHELLWIRE_HOME/server; with --gateway $SHELLWIRE_HOME/gateway)'] as const;
+const gatewayOption = ['--gateway', 'edit a gateway\'s users.yaml (shellwire gateway; found by itself in a state dir holding the gateway key)'] as const;
 
 const repeatable = (v: string, acc: string[]) => [...acc, v];
 
 function stateDirOf(flags: StateFlags): string {
-  return flags.stateDir ?? defaultServerStateDir();
+  return flags.stateDir ?? (flags.gateway ? defaultGatewayStateDir() : defaultServerStateDir());
+}
+
+/**
+ * Whose users.yaml: a gateway's when asked (--gateway) or when the state dir holds the
+ * gateway's key (gateway_ed25519: only `shellwire gateway` makes it). It is then checked by the
+ * gateway's rules (operators' hosts, as, record) and the running gateway is told to reload.
+ */
+function kindOf(flags: StateFlags): UsersConfigOptions {
+  return flags.gateway || existsSync(gatewayKeyPath(stateDirOf(flags))) ? { gateway: true } : {};
+}
+
+/** "daemon" or "gateway", for messages. */
+function serverWord(flags: StateFlags): string {
+  return kindOf(flags).gateway ? 'gateway' : 'daemon';
 }
 
 interface AddFlags {
@@ -47,16 +64,17 @@ function existingStateDir(flags: StateFlags): string {
   return dir;
 }
 
-/** Run an edit; report errors as one clear message; tell the daemon to reload. */
-function edit(flags: StateFlags, what: string, change: (stateDir: string) => UsersConfig | void): void {
+/** Run an edit; report errors as one clear message; tell the daemon (or gateway) to reload. */
+function edit(flags: StateFlags, what: string, change: (stateDir: string, kind: UsersConfigOptions) => UsersConfig | void): void {
   const stateDir = stateDirOf(flags);
+  const word = serverWord(flags);
   try {
-    change(stateDir);
+    change(stateDir, kindOf(flags));
   } catch (err) {
     fail((err as Error).message, 1);
   }
   const reloaded = signalDaemonReload(stateDir);
-  process.stderr.write(`${what}${reloaded ? '; the running daemon reloaded its users' : ' (no running daemon found; it takes effect at its next start)'}\n`);
+  process.stderr.write(`${what}${reloaded ? `; the running ${word} reloaded its users` : ` (no running ${word} found; it takes effect at its next start)`}\n`);
 }
 
 /** Say (on stderr, before the change is reported) when the new user can read the daemon's token. */
@@ -113,7 +131,7 @@ export function registerUsers(program: Command): void {
         `Authorize it on a daemon host with: shellwire user add NAME --key ${file}.pub\n`);
     });
 
-  const user = program.command('user').description('manage the daemon\'s users (users.yaml in its state dir)');
+  const user = program.command('user').description('manage the daemon\'s (or a gateway\'s) users (users.yaml in its state dir)');
   user
     .command('add')
     .description('add a user: keys, the OS account to run as, home, channels, command rules, file roots (users.yaml keys in brackets)')
@@ -127,6 +145,7 @@ export function registerUsers(program: Command): void {
     .option('--deny <rule>', 'refuse commands matching RULE (repeatable; advisory, see docs/policy.md) [commands.deny]', repeatable, [] as string[])
     .option('--file-root <dir>', 'a directory file transfers may use (repeatable; default: any path, or the home for restricted users) [fileRoots]', repeatable, [] as string[])
     .option(...stateDirOption)
+    .option(...gatewayOption)
     .action((name: string, flags: StateFlags & AddFlags) => {
       try {
         checkUserName(name);
@@ -135,7 +154,7 @@ export function registerUsers(program: Command): void {
         fail((err as Error).message, 2);
       }
       const keys = flags.key.map(readPublicKeyFile);
-      edit(flags, `added user ${name}`, (dir) => warnExposure(dir, name, addUser(dir, name, {
+      edit(flags, `added user ${name}`, (dir, kind) => warnExposure(dir, name, addUser(dir, name, {
         keys,
         ...(flags.runAs ? { runAs: flags.runAs } : {}),
         ...(flags.allowRoot ? { allowRoot: true } : {}),
@@ -144,24 +163,26 @@ export function registerUsers(program: Command): void {
         allow: flags.allow,
         deny: flags.deny,
         fileRoots: flags.fileRoot,
-      })));
+      }, kind)));
     });
   user
     .command('remove')
     .description('remove a user and all their keys and tokens')
     .argument('<name>')
     .option(...stateDirOption)
-    .action((name: string, flags: StateFlags) => edit(flags, `removed user ${name}`, (dir) => removeUser(dir, name)));
+    .option(...gatewayOption)
+    .action((name: string, flags: StateFlags) => edit(flags, `removed user ${name}`, (dir, kind) => removeUser(dir, name, kind)));
   user
     .command('passwd')
     .description('set a user\'s password (password login must be on: settings.passwordLogin: true)')
     .argument('<name>')
     .option(...stateDirOption)
+    .option(...gatewayOption)
     .action(async (name: string, flags: StateFlags) => {
       // Ask nothing that cannot be used: the state dir and the user come first.
       let config: UsersConfig;
       try {
-        config = loadUsersConfig(existingStateDir(flags));
+        config = loadUsersConfig(existingStateDir(flags), kindOf(flags));
         if (!config.users.has(name)) fail(`No user "${name}"; add it with: shellwire user add ${name}`, 1);
       } catch (err) {
         fail((err as Error).message, 1);
@@ -174,14 +195,14 @@ export function registerUsers(program: Command): void {
       }
       if ([...password].length < 8) fail('Passwords must have at least 8 characters.', 1);
       const hash = await hashPassword(password);
-      edit(flags, `password set for ${name}`, (dir) => setPassword(dir, name, hash));
+      edit(flags, `password set for ${name}`, (dir, kind) => setPassword(dir, name, hash, kind));
       // The hash is stored either way (so turning password login on later needs no second
       // passwd), but a silent success would read as "bob can log in now".
       if (!config.passwordLogin) {
         process.stderr.write(
-          `note: password login is off on this daemon, so this password is not accepted yet. To turn it on, set in ${config.path ?? join(stateDirOf(flags), 'users.yaml')}:\n` +
+          `note: password login is off on this ${serverWord(flags)}, so this password is not accepted yet. To turn it on, set in ${config.path ?? join(stateDirOf(flags), 'users.yaml')}:\n` +
             '  settings:\n    passwordLogin: true\n' +
-            'then reload the daemon (systemctl reload shellwire, or kill -HUP its PID).\n',
+            `then reload the ${serverWord(flags)} (systemctl reload, or kill -HUP its PID).\n`,
         );
       }
     });
@@ -190,10 +211,12 @@ export function registerUsers(program: Command): void {
     .description('list users: OS account, channels, keys, tokens')
     .option('--json', 'JSON output')
     .option(...stateDirOption)
+    .option(...gatewayOption)
     .action((flags: StateFlags & { json?: boolean }) => {
       let config: UsersConfig;
+      const kind = kindOf(flags);
       try {
-        config = loadUsersConfig(existingStateDir(flags));
+        config = loadUsersConfig(existingStateDir(flags), kind);
       } catch (err) {
         fail((err as Error).message, 1);
       }
@@ -206,6 +229,7 @@ export function registerUsers(program: Command): void {
         tokens: u.tokens.map((t) => `${t.name}${t.expires ? ` (expires ${t.expires.toISOString()})` : ''}`),
         password: u.passwordHash !== null,
         commandRules: u.allow !== null || u.deny.length > 0,
+        ...(kind.gateway ? { hosts: [...gatewayPolicyOf(u).hosts], as: gatewayPolicyOf(u).as } : {}),
       }));
       if (flags.json) {
         for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
@@ -216,7 +240,8 @@ export function registerUsers(program: Command): void {
         return;
       }
       for (const row of rows) {
-        process.stdout.write(escapeControls(`${row.name}  runs as ${row.runAs}  home ${row.home}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`));
+        const where = row.hosts ? `hosts ${row.hosts.join(',') || '(none)'}  as ${row.as}` : `runs as ${row.runAs}  home ${row.home}`;
+        process.stdout.write(escapeControls(`${row.name}  ${where}  channels ${row.channels.join(',')}${row.commandRules ? '  (command rules)' : ''}${row.password ? '  (password)' : ''}\n`));
         for (const key of row.keys) process.stdout.write(escapeControls(`  key   ${key}\n`));
         for (const token of row.tokens) process.stdout.write(`  token ${token}\n`);
       }
@@ -230,9 +255,10 @@ export function registerUsers(program: Command): void {
     .argument('<user>')
     .argument('<pubkeyfile>', 'the .pub file, or the key line itself')
     .option(...stateDirOption)
+    .option(...gatewayOption)
     .action((name: string, file: string, flags: StateFlags) => {
       const line = readPublicKeyFile(file);
-      edit(flags, `authorized key for ${name}`, (dir) => addKey(dir, name, line));
+      edit(flags, `authorized key for ${name}`, (dir, kind) => addKey(dir, name, line, kind));
     });
 
   const token = program.command('token').description('manage access tokens for automation');
@@ -243,11 +269,12 @@ export function registerUsers(program: Command): void {
     .option('--name <name>', 'a name to revoke it by (default token-N)')
     .option('--expires <when>', `when it stops working: ${EXPIRY_FORMS}; default never`)
     .option(...stateDirOption)
+    .option(...gatewayOption)
     .action((flags: StateFlags & { user: string; name?: string; expires?: string }) => {
       let made: { token: string; name: string } | undefined;
       const expires = flags.expires ? safeExpiry(flags.expires) : undefined;
-      edit(flags, `created token`, (dir) => {
-        made = createToken(dir, flags.user, { ...(flags.name ? { name: flags.name } : {}), ...(expires ? { expires } : {}) });
+      edit(flags, `created token`, (dir, kind) => {
+        made = createToken(dir, flags.user, { ...(flags.name ? { name: flags.name } : {}), ...(expires ? { expires } : {}) }, kind);
         return undefined;
       });
       process.stderr.write(`token "${made!.name}" for ${flags.user}${expires ? `, expires ${expires.toISOString()}` : ''}; store it now, it is not shown again:\n`);
@@ -259,7 +286,8 @@ export function registerUsers(program: Command): void {
     .requiredOption('--user <name>')
     .argument('<tokenname>')
     .option(...stateDirOption)
-    .action((name: string, flags: StateFlags & { user: string }) => edit(flags, `revoked token ${name} of ${flags.user}`, (dir) => revokeToken(dir, flags.user, name)));
+    .option(...gatewayOption)
+    .action((name: string, flags: StateFlags & { user: string }) => edit(flags, `revoked token ${name} of ${flags.user}`, (dir, kind) => revokeToken(dir, flags.user, name, kind)));
 }
 
 function safeExpiry(text: string): Date {

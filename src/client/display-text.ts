@@ -2,6 +2,7 @@
  * Text from a command line or a remote host, quoted for an error message: what a terminal
  * would hide or act on is made visible, so `ls\u00a0/etc` is never shown as `ls /etc`.
  */
+import { escapeTerminalText } from '../terminal-text.js';
 
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '"': '\\"', '\\': '\\\\' };
 
@@ -23,20 +24,12 @@ export function quoteForDisplay(text: string): string {
   })}"`;
 }
 
-/** C0 controls but newline and tab, DEL, C1 controls, and the bytes of non-UTF-8 OS text. */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point: they are escaped before printing
-const TERMINAL_CONTROLS = /[\0-\x08\x0b-\x1f\x7f-\x9f]|[\udc80-\udcff]/gu;
-
 /**
  * `text` made safe to print on a terminal, unquoted (a whole error message): an ESC, a CR or
  * a C1 CSI from a file, a host name or an argument would otherwise move the cursor, recolour,
- * or overwrite the line before it. Newlines and tabs stay, as messages use them.
+ * or overwrite the line before it, and a bidi override would show the rest of the line
+ * reversed. Newlines and tabs stay, as messages use them. (The escaper: src/terminal-text.ts.)
  */
 export function escapeControls(text: string): string {
-  return text.replace(TERMINAL_CONTROLS, (c) => {
-    if (c === '\r') return '\\r';
-    const code = c.codePointAt(0)!;
-    if (code >= 0xdc80 && code <= 0xdcff) return `\\x${(code - 0xdc00).toString(16).padStart(2, '0')}`;
-    return `\\u{${code.toString(16)}}`;
-  });
+  return escapeTerminalText(text);
 }

@@ -9,6 +9,14 @@ import { foldNames } from './ranges.js';
 import { truncateColumns } from './columns.js';
 import type { Line } from './line-splitter.js';
 import type { FleetSummary, HostResult } from './results.js';
+import { escapeTerminalText } from '../terminal-text.js';
+
+/**
+ * Our labels hold text from elsewhere (host names from a gateway's list or the inventory,
+ * error messages from hosts): shown on one line, controls and bidi overrides escaped, so
+ * none can forge a line of the report or make it read reversed. The output stays bytes.
+ */
+const label = (text: string) => escapeTerminalText(text, { oneLine: true });
 
 export interface Style {
   color: boolean;
@@ -32,7 +40,7 @@ export function hostColor(name: string): number {
  * instead of showing the rest of the line as nobody's.
  */
 export function prefixLine(host: string, stream: 'stdout' | 'stderr', line: Line, width: number, style: Style): Buffer {
-  const name = paint(style, hostColor(host), host.padEnd(width));
+  const name = paint(style, hostColor(host), label(host).padEnd(width));
   const mark = stream === 'stderr' ? paint(style, 31, '!') : '|';
   const prefix = Buffer.from(`${name} ${mark}${line.end === 'continued' ? '+' : ''} `);
   const out = [prefix];
@@ -113,8 +121,8 @@ export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
   for (const group of groupResults(summary.results)) {
     const { sample } = group;
     const ok = sample.status === 'ok';
-    const header = `${foldNames(group.hosts)} (${group.hosts.length})`;
-    const outcome = ok ? '' : ` ${describeOutcome(sample)}`;
+    const header = `${label(foldNames(group.hosts))} (${group.hosts.length})`;
+    const outcome = ok ? '' : ` ${label(describeOutcome(sample))}`;
     const stdout = withoutFinalNewline(sample.stdoutBytes);
     const stderr = withoutFinalNewline(sample.stderrBytes);
     const head = paint(style, ok ? 32 : 31, `${header}:${outcome}`);
@@ -132,7 +140,7 @@ export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
   }
   for (const r of summary.results) {
     if (r.status === 'ok' || r.status === 'failed' || r.status === 'timed-out' || r.status === 'skipped' || r.status === 'canceled') continue;
-    text(`${paint(style, 31, `${r.host}:`)} ${describeOutcome(r)}\n`);
+    text(`${paint(style, 31, `${label(r.host)}:`)} ${label(describeOutcome(r))}\n`);
   }
   return Buffer.concat(out);
 }
@@ -165,10 +173,10 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   const timedOut = by((r) => r.status === 'timed-out');
   const unreachable = by((r) => r.status === 'unreachable' || r.status === 'lost');
   const refused = by((r) => r.status === 'host-key' || r.status === 'auth');
-  const add = (label: string, hosts: string[]) => {
+  const add = (what: string, hosts: string[]) => {
     if (hosts.length === 0) return;
-    const names = foldNames(hosts);
-    parts.push(paint(style, 31, `${hosts.length} ${label} (${truncateColumns(names, 160)})`));
+    const names = label(foldNames(hosts));
+    parts.push(paint(style, 31, `${hosts.length} ${what} (${truncateColumns(names, 160)})`));
   };
   add('failed', failed);
   add('timed out', timedOut);
@@ -197,11 +205,11 @@ export function formatTransfers(summary: FleetSummary, style: Style, { quiet = f
       const what = t ? `${t.files} file${t.files === 1 ? '' : 's'}${t.directories ? `, ${t.directories} dir${t.directories === 1 ? '' : 's'}` : ''}` : 'done';
       groups.set(what, [...(groups.get(what) ?? []), r.host]);
     }
-    for (const [what, hosts] of groups) lines.push(`${paint(style, 32, `${foldNames(hosts)} (${hosts.length}): ok`)}, ${what}, SHA-256 verified`);
+    for (const [what, hosts] of groups) lines.push(`${paint(style, 32, `${label(foldNames(hosts))} (${hosts.length}): ok`)}, ${what}, SHA-256 verified`);
   }
   for (const r of summary.results) {
     if (r.status === 'ok' || r.status === 'skipped' || r.status === 'canceled') continue;
-    lines.push(`${paint(style, 31, `${r.host}:`)} ${describeOutcome(r)}`);
+    lines.push(`${paint(style, 31, `${label(r.host)}:`)} ${label(describeOutcome(r))}`);
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

@@ -43,6 +43,7 @@ export function parseGatewayHosts(answer: Buffer, gateway: string): GatewayHost[
 export function gatewayInventory(via: string, list: readonly GatewayHost[]): Inventory {
   const inventory = emptyInventory();
   inventory.file = `${via} (gateway)`;
+  inventory.gatewayHosts = { where: `the gateway ${via}`, listHint: `list them with: shellwire hosts --via ${via}` };
   for (const h of list) {
     if (inventory.byName.has(h.name)) continue;
     const host: FleetHost = { name: h.name, address: h.name, port: 0, labels: { ...h.labels }, groups: [...h.groups], via };

@@ -63,6 +63,11 @@ export interface Inventory {
   byName: Map<string, FleetHost>;
   /** Top-level `groups:` section: group → member terms (names, ranges, `@group`). */
   groupTerms: Map<string, string[]>;
+  /**
+   * A gateway's hosts (fleet/gateway-hosts.ts): what to say about a name it does not list.
+   * One wording for "not in its inventory" and "not permitted", as the gateway itself refuses.
+   */
+  gatewayHosts?: { where: string; listHint: string };
 }
 
 /** An inventory that does not follow the schema; `line` is 1-based. */

@@ -234,6 +234,10 @@ class Resolver {
       throw bad(name, (err as Error).message);
     }
     const explicit = /:\d+$/.test(name) || isIP(target.host) !== 0;
+    if (!explicit && this.#inventory.gatewayHosts) {
+      const { where, listHint } = this.#inventory.gatewayHosts;
+      throw bad(name, `host "${name}" is not one you may reach through ${where} (it is not in the gateway's inventory, or your users.yaml hosts there do not include it); ${listHint}`);
+    }
     if (!explicit) {
       const where = this.#inventory.file ? `in ${this.#inventory.file}` : '(there is no inventory file)';
       throw bad(name, `no host "${name}" ${where}; write HOST:PORT to target a host outside the inventory`);

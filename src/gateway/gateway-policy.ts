@@ -28,11 +28,16 @@ export function permittedHosts(user: UserPolicy, inventory: Inventory): FleetHos
 
 /**
  * May `user` reach the host named `name`? One refusal for "not in the inventory" and "not
- * permitted", so an operator cannot probe which hosts exist.
+ * permitted", so an operator cannot probe which hosts exist; worded so it is true in both
+ * cases (a hosts rule of ["*"] permits every inventory host: the name is then not in it).
  */
 export function checkHost(user: UserPolicy, name: string, inventory: Inventory): HostDecision {
   const policy = gatewayPolicyOf(user);
   const host = permittedHosts(user, inventory).find((h) => h.name === name);
   if (host) return { allowed: true, host, as: policy.as };
-  return { allowed: false, reason: `host "${name}" is not permitted for ${user.name} (users.yaml: users.${user.name}.hosts is ${JSON.stringify(policy.hosts)})` };
+  const rule = `users.${user.name}.hosts ${JSON.stringify(policy.hosts)}`;
+  return {
+    allowed: false,
+    reason: `host "${name}" is not one ${user.name} may reach through this gateway (not in its inventory, or not in ${rule} of its users.yaml); list the hosts ${user.name} may reach with: shellwire hosts --via GATEWAY`,
+  };
 }

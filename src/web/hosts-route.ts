@@ -52,6 +52,6 @@ export function registerHostsRoutes(app: FastifyInstance): void {
 
 /** EXPR over the user's hosts at the gateway (no match: an empty list, not an error). */
 export async function resolveWebTargets(gateway: import('../client/connection.js').Connection, expr: string): ReturnType<typeof resolveTargets> extends infer R ? Promise<R> : never {
-  const inventory = gatewayInventory(WEB_VIA, parseGatewayHosts(await gateway.gatewayRequest({ op: 'hosts' }), WEB_VIA));
+  const inventory = { ...gatewayInventory(WEB_VIA, parseGatewayHosts(await gateway.gatewayRequest({ op: 'hosts' }), WEB_VIA)), gatewayHosts: { where: 'this gateway', listHint: 'the Hosts page lists the ones you may reach' } };
   return resolveTargets(expr, inventory, { allowEmpty: true });
 }

@@ -42,7 +42,7 @@ export const FORBIDDEN_HOST = 'secret01';
 
 function refuseFor(host: string | undefined): { code: string; message: string } | null {
   if (host === UNREACHABLE_HOST) return { code: ErrorCode.CONNECT_FAILED, message: `cannot reach host ${host}: connection refused` };
-  if (host === FORBIDDEN_HOST) return { code: ErrorCode.DENIED, message: `host ${host} is not permitted for alice (users.yaml: hosts ["@web"])` };
+  if (host === FORBIDDEN_HOST) return { code: ErrorCode.DENIED, message: `host ${host} is not one alice may reach through this gateway (not in its inventory, or not in users.alice.hosts ["@web"] of its users.yaml); list the hosts alice may reach with: shellwire hosts --via GATEWAY` };
   return null;
 }
 

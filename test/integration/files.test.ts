@@ -115,7 +115,7 @@ test('relative remote paths start at the home directory; an existing directory t
   assert.equal(abs.remote, join(root, 'abs.txt'));
   const slash = await cli(['put', join(local, 'rel.txt'), remote('no-such-dir/')]);
   assert.equal(slash.code, 1);
-  assert.match(slash.stderr, /no-such-dir\/ is not an existing directory/);
+  assert.match(slash.stderr, /no-such-dir\/: no such directory \(ENOENT\); create it first/);
   assert.equal(existsSync(join(home, 'no-such-dir')), false);
   const stat = await conn.stat('renamed.txt');
   assert.equal(stat.type, 'file');

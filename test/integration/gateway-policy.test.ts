@@ -116,7 +116,7 @@ describe('gateway: the policy in force at each OPEN, judged where it applies, au
         alice: [`    keys: ["${keys.alice!.line}"]`, '    hosts: ["dead01"]'],
         carol: [`    keys: ["${keys.carol!.line}"]`, '    channels: [exec]', '    commands: { allow: ["echo ..."] }', '    hosts: ["web01"]', '    as: erin'],
       }));
-      await assert.rejects(alice.exec('echo after'), isCode('SW_ERR_DENIED', /host "web01" is not permitted for alice/));
+      await assert.rejects(alice.exec('echo after'), isCode('SW_ERR_DENIED', /host "web01" is not one alice may reach through this gateway/));
       await assert.rejects(carol.exec('ls /'), isCode('SW_ERR_DENIED', /users\.carol\.commands\.allow \("echo \.\.\."\)/));
       assert.equal((await carol.exec('echo still')).stdout, 'still\n');
       // Her new `as:` holds too: the host ran it as erin.

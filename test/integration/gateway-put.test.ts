@@ -166,7 +166,7 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
         const h = result.hosts[i]!;
         assert.equal(h.ok, false);
         assert.equal(h.error?.code, 'SW_ERR_DENIED');
-        assert.equal(h.error?.message, `Denied: host "${name}" is not permitted for alice (users.yaml: users.alice.hosts is ["@web"]).`);
+        assert.equal(h.error?.message, `Denied: host "${name}" is not one alice may reach through this gateway (not in its inventory, or not in users.alice.hosts ["@web"] of its users.yaml); list the hosts alice may reach with: shellwire hosts --via GATEWAY.`);
       }
       // None permitted: the OPEN itself is refused, before any byte is sent.
       await assert.rejects(conn.putToHosts(local, ['secret01'], 'up/'), (err: Error & { code?: string }) => err.code === 'SW_ERR_DENIED' && /secret01/.test(err.message));
@@ -302,7 +302,7 @@ describe('gateway: put to many hosts', { timeout: 120_000 }, () => {
     assert.equal(r.code, 1, `${out}\n${r.stderr}`);
     assert.match(out, /web\[01-02,04-05\] \(4\): ok, 1 file, SHA-256 verified/);
     assert.match(out, /web03: .*/);
-    assert.match(out, /secret01: .*Denied: host "secret01" is not permitted for alice/);
+    assert.match(out, /secret01: .*Denied: host "secret01" is not one alice may reach through this gateway/);
     for (const i of [0, 1, 3, 4]) assert.equal(statSync(join(homes[i]!, 'up', 'big.bin')).size, size);
     assert.equal(existsSync(join(homes[2]!, 'up', 'big.bin')), false, 'web03 has no half file under the name');
     assert.ok(spoolEmpty(), 'the spool file is gone');

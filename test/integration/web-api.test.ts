@@ -150,6 +150,8 @@ describe('web console API', { timeout: 120_000 }, () => {
     const nothing = await webRequest(alice, 'GET', '/api/targets?expr=nosuch01');
     assert.equal(secret.status, 400);
     assert.equal(secret.json().error.message.replaceAll('secret01', 'X'), nothing.json().error.message.replaceAll('nosuch01', 'X'));
+    // True in both cases, and says where to look (issue 14 review, finding 8).
+    assert.match(nothing.json().error.message, /host "nosuch01" is not one you may reach through this gateway \(it is not in the gateway's inventory, or your users\.yaml hosts there do not include it\); the Hosts page lists the ones you may reach/);
     assert.equal((await webRequest(alice, 'GET', '/api/targets?expr=web[01')).status, 400);
   });
 

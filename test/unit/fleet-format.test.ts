@@ -159,3 +159,19 @@ test('subnets expand to host addresses', () => {
   assert.throws(() => expandSubnet('10.0.0.0/8'), (err: unknown) => err instanceof UsageError && err.code === ErrorCode.BAD_TARGET);
   assert.throws(() => expandSubnet('300.0.0.0/24'), (err: unknown) => err instanceof UsageError && err.code === ErrorCode.BAD_TARGET);
 });
+
+test('our labels escape what a host sent: bidi overrides and controls in names and errors (issue 14 review 3); output bytes stay', async () => {
+  const { formatTransfers } = await import('../../src/fleet/format.js');
+  const evil = 'Cannot write to /tmp/new\nweb09 (1): ok-\u202e.txt\x1b[2J: no such directory';
+  const results = [
+    result('web01', { status: 'error', exitCode: null, error: { code: 'SW_ERR_BAD_REQUEST', message: evil } }),
+    result('web02', { stdout: 'raw \u202e output\n' }),
+  ];
+  const grouped = formatGrouped(summaryOf(results), { color: false }).toString();
+  assert.ok(grouped.includes('web01: error: Cannot write to /tmp/new\\nweb09 (1): ok-\\u{202e}.txt\\x1b[2J: no such directory\n'), grouped);
+  assert.ok(grouped.includes('web02 (1): raw \u202e output'), 'the command\'s own output is bytes, as it came');
+  const put = formatTransfers(summaryOf([{ ...results[0]!, status: 'unreachable' }]), { color: false });
+  assert.equal(put, 'web01: unreachable: Cannot write to /tmp/new\\nweb09 (1): ok-\\u{202e}.txt\\x1b[2J: no such directory\n');
+  const line = prefixLine('web\u202e01', 'stderr', { bytes: Buffer.from('x'), end: 'newline' }, 8, { color: false }).toString();
+  assert.equal(line, 'web\\u{202e}01 ! x\n');
+});

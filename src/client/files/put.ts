@@ -225,7 +225,9 @@ export async function putTree(conn: ChannelOpener, sources: string[], remote: st
   });
   const destDir = dest?.type === 'dir' ? dest.path : null;
   if (!destDir && remote.endsWith('/')) {
-    throw new FileTransferError(ErrorCode.BAD_REQUEST, `${conn.hostLabel}:${remote} is not an existing directory.`, { host: conn.hostLabel, errno: dest ? 'ENOTDIR' : 'ENOENT', path: remote });
+    // As the daemon words it (server/files/put.ts): DIR/ means "into DIR", never a file called DIR.
+    const why = dest ? 'it is not a directory (ENOTDIR); drop the trailing \'/\' to replace it' : 'no such directory (ENOENT); create it first (shellwire mkdir)';
+    throw new FileTransferError(ErrorCode.BAD_REQUEST, `Cannot write to ${conn.hostLabel}:${remote}: ${why}.`, { host: conn.hostLabel, errno: dest ? 'ENOTDIR' : 'ENOENT', path: remote });
   }
   if (sources.length > 1 && !destDir) {
     throw new FileTransferError(ErrorCode.BAD_REQUEST, `${remote} is not a directory on ${conn.hostLabel}; with several sources the target must be an existing directory.`, { host: conn.hostLabel, path: remote });

@@ -49,6 +49,11 @@ async function lockFreed(key: string, ms: number): Promise<boolean> {
   return freed && !ACTIVE_PARTIALS.has(key);
 }
 /** Opening the partial file: never follow, never block (a FIFO planted there), never reuse a name's inode. */
+/** True for a target spelled as a directory: ends in '/' or '/.'. */
+export function namesDirectory(path: string): boolean {
+  return path.endsWith('/') || path.endsWith('/.');
+}
+
 const PARTIAL_FLAGS = constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 export class PutOperation implements FileOperation {
@@ -93,6 +98,13 @@ export class PutOperation implements FileOperation {
     const req = this.#req;
     let location = await this.#ctx.locate(req.path, { verb: 'write to' });
     this.#location = location;
+    // `DIR/` (or `DIR/.`) names a directory, as with cp and scp: the file goes into it under
+    // `name`, and never becomes a regular file called DIR (the path resolves without its '/').
+    if (namesDirectory(req.path)) {
+      if (!location.stats) throw new FileOpError(`Cannot write to ${req.path}: no such directory (ENOENT). Create it first (shellwire mkdir), or name the file without a trailing '/'.`, { errno: 'ENOENT' });
+      if (!location.stats.isDirectory()) throw new FileOpError(`Cannot write to ${req.path}: ${location.path} is not a directory (ENOTDIR). Drop the trailing '/' to replace it.`, { errno: 'ENOTDIR' });
+      if (!req.name) throw new FileOpError(`Cannot write to ${req.path}: the target ends in '/' and no file name was sent; name the file, e.g. ${req.path.replace(/\/\.?$/, '')}/NAME.`, { errno: 'EISDIR' });
+    }
     if (location.stats?.isDirectory()) {
       if (!req.name) throw new FileOpError(`Cannot write to ${location.path}: it is a directory.`, { errno: 'EISDIR' });
       // Walked again from the root: `name` may hold anything, and is checked like a path.
