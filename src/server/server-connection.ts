@@ -88,7 +88,7 @@ export interface ServerConnectionContext {
   admit?(principal: AuthenticatedUser): { code: ErrorCode; message: string } | null;
   onClosed(connection: ServerConnection): void;
   /** Who is at the other end when the socket cannot say (a connection over a transport: Server.handleConnection). */
-  peer?: { address: string; remote: string; origin?: 'web' };
+  peer?: { address: string; remote: string; origin?: 'web' | 'web-link' };
 }
 
 type State = 'handshake' | 'authenticating' | 'open' | 'closed';

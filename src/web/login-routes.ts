@@ -78,7 +78,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
       case ErrorCode.AUTH_FAILED:
       case ErrorCode.NO_CREDENTIALS:
         return sendError(reply, 401, ErrorCode.AUTH_FAILED, method === 'link'
-          ? 'This login link is unknown, used or expired (links work once, for a minute); ask for a new one with `shellwire web-login --via GW`.'
+          ? 'This is not a login link, or it was used or has expired (links come from `shellwire web-login --via GW` and work once, for a minute); ask for a new one.'
           : 'Wrong user name or password (or password login is off at this gateway); try again.');
       case ErrorCode.LOCKED_OUT:
         return sendError(reply, 429, ErrorCode.LOCKED_OUT, 'Too many failed logins from this address or for this user: locked out for a while. Wait, or ask the administrator to lift it (`shellwire locks`).');

@@ -8,7 +8,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -449,6 +450,31 @@ describe('web console login', () => {
       assert.equal(closed.length, 3);
     } finally {
       sessions.endAll();
+    }
+  });
+
+  it("/api/login/link takes only one-time links: never the gateway's own token or a users.yaml token", async () => {
+    const ciToken = randomBytes(32).toString('base64url');
+    reload(usersText({ erin: [`    tokens: [{ name: ci, sha256: ${createHash('sha256').update(ciToken).digest('hex')} }]`, '    hosts: ["web01"]'] }));
+    try {
+      // The users.yaml token is good on the TCP port (so the refusal below is the route's).
+      const tcp = await connect({ host: '127.0.0.1', port: gwPort }, { token: ciToken, fingerprint: gateway.server.identity.fingerprint, env: {}, home: join(dir, 'nohome') });
+      assert.equal(tcp.server.user, 'erin');
+      await tcp.close();
+      const daemonToken = readFileSync(join(gwDir, 'token'), 'utf8').trim();
+      for (const token of [daemonToken, ciToken]) {
+        const c = client();
+        const answer = await webRequest(c, 'POST', '/api/login/link', { json: { token } });
+        assert.equal(answer.status, 401, answer.body.toString());
+        assert.equal(answer.json().error.code, 'SW_ERR_AUTH_FAILED');
+        assert.match(answer.json().error.message, /not a login link.*shellwire web-login/);
+        assert.equal(answer.setCookie.length, 0);
+        assert.equal((await webRequest(c, 'GET', '/api/session')).status, 401);
+      }
+      assert.ok(!rows.some((r) => r.kind === 'auth-ok' && (r.user === 'root' || r.user === 'erin') && /^web:/.test(String(r.address))), 'no web login with a reusable token');
+    } finally {
+      reload(usersText());
+      gateway.server.clearLocks('*');
     }
   });
 

@@ -57,7 +57,8 @@ class App {
       try {
         this.loggedIn(await exchangeLoginToken(token));
       } catch (err) {
-        this.toLogin(`The login link did not work: ${loginMessage(err)} Ask for a new one (links work once, for a minute).`);
+        // The server's message already says what to do (ask for a new link).
+        this.toLogin(`The login link did not work: ${loginMessage(err)}`);
       }
       return;
     }
