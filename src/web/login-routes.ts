@@ -48,11 +48,20 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
     return login(request, reply, { token: body.data.token }, 'link');
   });
 
-  app.post('/api/logout', { onRequest: guard }, async (request, reply) => {
+  app.post('/api/logout', {
+    onRequest: guard,
+    // A logout whose session already ended (expiry, revocation, another tab) still clears
+    // the cookie: the guard's 401 carries the clearing Set-Cookie.
+    onSend: async (_request, reply, payload) => {
+      if (reply.statusCode === 401) reply.clearCookie(WEB_SESSION_COOKIE, COOKIE_OPTIONS);
+      return payload;
+    },
+  }, async (request, reply) => {
     deps.sessions.end(sessionOf(request), 'logout');
     reply.clearCookie(WEB_SESSION_COOKIE, COOKIE_OPTIONS);
     return reply.code(204).send();
   });
+
 
   async function login(request: FastifyRequest, reply: FastifyReply, credentials: BrowserCredentials, method: 'password' | 'link'): Promise<FastifyReply | ReturnType<typeof sessionBody>> {
     const peer = browserPeer(request.socket.remoteAddress, request.socket.remotePort);

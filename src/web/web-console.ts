@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -64,6 +65,10 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     // still drops a client that never finishes its headers).
     requestTimeout: 0,
     return503OnClosing: true,
+    // What Node's HTTP parser refuses (a body longer than its Content-Length, a bad header)
+    // and what Fastify's router refuses (a bad URL): the documented error shape too.
+    clientErrorHandler: clientError,
+    frameworkErrors: (err, _request, reply) => sendError(reply, 400, ErrorCode.BAD_REQUEST, `Bad request (${err.message}).`),
   });
   const sessions = new WebSessions({
     log,
@@ -157,6 +162,23 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
       handler: async (_request, reply) => reply,
     });
   });
+}
+
+/**
+ * A request Node's HTTP parser cannot read (a body longer than its Content-Length runs into
+ * the next request, a malformed header, headers too large): `{error:{code,message}}` as
+ * every other answer, then the socket is closed (as Node does: the stream is out of step).
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, text, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'Request Timeout', 'The request did not arrive in time; try again.']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request\'s headers are too large.']
+      : [400, 'Bad Request', 'The request is not valid HTTP (is its Content-Length the size of its body?).'];
+  const body = JSON.stringify({ error: { code: ErrorCode.BAD_REQUEST, message } });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
 }
 
 function readPem(file: string | undefined, flag: string): string {

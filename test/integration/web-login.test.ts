@@ -8,6 +8,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -476,6 +477,46 @@ describe('web console login', () => {
       reload(usersText());
       gateway.server.clearLocks('*');
     }
+  });
+
+  it("Fastify's own refusals are in the documented error shape; a bad yes/no parameter is 400; logout of an ended session clears the cookie", async () => {
+    // A Content-Length shorter than the body: the rest reads as a second, malformed request.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const body = '{"user":"alice","password":"x"}';
+      const socket = tlsConnect({ host: '127.0.0.1', port: webPort, ca, checkServerIdentity: () => undefined }, () => {
+        socket.write(`POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:${webPort}\r\nOrigin: https://127.0.0.1:${webPort}\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n${body}`);
+      });
+      let text = '';
+      socket.on('data', (c: Buffer) => void (text += c.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      setTimeout(() => socket.destroy(), 5_000).unref();
+    });
+    const bodies = raw.split(/HTTP\/1\.1 /).slice(1).map((answer) => answer.slice(answer.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''));
+    assert.ok(bodies.length >= 1, raw);
+    for (const b of bodies) assert.equal(typeof JSON.parse(b).error.code, 'string', `not the documented shape: ${b}`);
+    assert.doesNotMatch(raw, /"statusCode"/);
+    const c = client();
+    assert.equal((await webLogin(c, 'alice', 'correct horse')).status, 200);
+    for (const path of ['/api/audit?failed=maybe', '/api/hosts?probe=yes']) {
+      const answer = await webRequest(c, 'GET', path);
+      assert.equal(answer.status, 400, `${path}: ${answer.body.toString()}`);
+      assert.equal(answer.json().error.code, 'SW_ERR_BAD_REQUEST');
+    }
+    for (const [method, path] of [['OPTIONS', '/api/session'], ['DELETE', '/api/session'], ['GET', '/api/nosuch']] as const) {
+      const answer = await webRequest(c, method, path);
+      assert.equal(answer.status, 404, `${method} ${path}`);
+      assert.equal(answer.json().error.code, 'SW_ERR_BAD_REQUEST');
+    }
+    // The session ends elsewhere (another tab logs out); this tab's logout still clears its cookie.
+    const other = client();
+    other.cookies.set('sw_session', c.cookies.get('sw_session')!);
+    other.csrf = c.csrf;
+    assert.equal((await webRequest(other, 'POST', '/api/logout')).status, 204);
+    const late = await webRequest(c, 'POST', '/api/logout');
+    assert.equal(late.status, 401);
+    assert.match(late.setCookie.join('\n'), /sw_session=;.*Expires=Thu, 01 Jan 1970/i);
+    assert.equal(c.cookies.has('sw_session'), false);
   });
 
   it('the web-login op is refused by a gateway without --web', async () => {
