@@ -1,7 +1,7 @@
 /**
  * What every /api request must show (docs/web.md): a live session cookie; for a
  * state-changing request (POST, PUT, PATCH, DELETE) and for a WebSocket upgrade, an Origin
- * that is this console's (`https://` + Host) or a `--web-origin`; for a state-changing
+ * that is one of this console's (its address or a `--web-origin`, web-config.ts consoleOrigins); for a state-changing
  * request, the session's CSRF token in `x-csrf-token`. A refusal is an HTTP answer (401
  * or 403) before the body is read or any route code runs, so a refused WebSocket upgrade
  * never becomes one and a refused upload is never stored.
@@ -34,13 +34,30 @@ export function isUpgrade(request: FastifyRequest): boolean {
   return (request.headers.upgrade ?? '').toLowerCase() === 'websocket';
 }
 
-/** Whether the request's Origin is this console's own or one allowed by `--web-origin`. A missing Origin fails. */
+/**
+ * Whether the request's Origin is one of this console's (web-config.ts consoleOrigins: its
+ * address, this machine's names for a wildcard listen, `--web-origin`). Never derived from
+ * the Host header the client sent. A missing Origin fails.
+ */
 export function originAllowed(request: FastifyRequest, origins: readonly string[]): boolean {
   const origin = request.headers.origin;
-  const host = request.headers.host;
   if (typeof origin !== 'string' || origin === '' || origin === 'null') return false;
-  if (typeof host === 'string' && host !== '' && origin === `https://${host}`) return true;
-  return origins.includes(origin);
+  return origins.includes(origin.toLowerCase());
+}
+
+/**
+ * The first onRequest hook of every request: a Host header that names none of the console's
+ * origins is refused with 421 (DNS rebinding: a hostile name pointed at the console), before
+ * any route, page or session code runs.
+ */
+export function requireKnownHost(deps: Pick<WebDeps, 'hosts' | 'origins' | 'log'>) {
+  return async function requireKnownHostHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+    const host = request.headers.host;
+    if (typeof host === 'string' && deps.hosts.has(host.toLowerCase())) return;
+    deps.log.warn({ client: request.socket.remoteAddress, host: host ?? null }, 'web request refused: unknown Host');
+    // Returned: Fastify then runs no further hook (a later one could not change the answer).
+    return sendError(reply, 421, ErrorCode.DENIED, `This console does not answer to the name ${JSON.stringify(host ?? '')}; open it at ${deps.origins[0] ?? 'its own address'}/ (or start the gateway with --web-origin https://NAME:PORT for the name you use).`);
+  };
 }
 
 /** Constant time, whatever the lengths (both sides hashed first). */
@@ -72,17 +89,16 @@ export function refuseForeignOrigin(request: FastifyRequest, reply: FastifyReply
  * (state-changing); sets `request.webSession`.
  */
 export function requireSession(deps: Pick<WebDeps, 'sessions' | 'origins' | 'log'>) {
-  return async function requireSessionHook(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (refuseForeignOrigin(request, reply, deps)) return;
+  // Each refusal returns the reply: Fastify then runs no later hook of the chain.
+  return async function requireSessionHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+    if (refuseForeignOrigin(request, reply, deps)) return reply;
     const session = sessionFromCookie(request, deps);
     if (!session) {
-      sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, 'Not logged in, or the session ended (logout, expiry, or the administrator revoked the login); log in again.');
-      return;
+      return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, 'Not logged in, or the session ended (logout, expiry, or the administrator revoked the login); log in again.');
     }
     if (isStateChanging(request) && !csrfTokenMatches(request.headers[WEB_CSRF_HEADER], session.csrfToken)) {
       deps.log.warn({ client: session.remote, user: session.user, method: request.method, url: request.routeOptions.url }, 'web request refused: missing or wrong CSRF token');
-      sendError(reply, 403, ErrorCode.DENIED, `The ${WEB_CSRF_HEADER} header is missing or wrong; reload the console's page and try again.`);
-      return;
+      return sendError(reply, 403, ErrorCode.DENIED, `The ${WEB_CSRF_HEADER} header is missing or wrong; reload the console's page and try again.`);
     }
     request.webSession = session;
   };

@@ -1,5 +1,6 @@
 /** The web console's fixed settings (docs/web.md) and its `--web` address syntax. */
-import { parseTarget } from '../client/target.js';
+import { networkInterfaces, hostname } from 'node:os';
+import { parseTarget, isLoopback } from '../client/target.js';
 
 /** A session ends after this long without a request (an open WebSocket counts as activity). */
 export const WEB_SESSION_IDLE_MS = 30 * 60_000;
@@ -45,4 +46,43 @@ export function parseWebAddress(text: string): { host: string; port: number } {
 /** `https://HOST:PORT` of an address as browsers write it (IPv6 in brackets). */
 export function httpsOrigin(host: string, port: number): string {
   return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * The origins this console answers as (docs/web.md "Origins and names"): its listen address
+ * (and `localhost` when that is loopback); for a wildcard listen (0.0.0.0, ::) this machine's
+ * name, `localhost` and every interface address; plus every `--web-origin`. The Origin check
+ * and the Host check compare against these, never against the Host header a client sent (a
+ * DNS-rebound name would otherwise pass both).
+ */
+export function consoleOrigins(listenHost: string, port: number, extra: readonly string[]): string[] {
+  const names = new Set<string>();
+  if (listenHost === '0.0.0.0' || listenHost === '::') {
+    names.add(hostname());
+    names.add('localhost');
+    for (const list of Object.values(networkInterfaces())) {
+      for (const i of list ?? []) {
+        if (listenHost === '0.0.0.0' && i.family !== 'IPv4') continue;
+        if (!i.address.includes('%')) names.add(i.address);
+      }
+    }
+  } else {
+    names.add(listenHost);
+    if (isLoopback(listenHost)) names.add('localhost');
+  }
+  const out = new Set([...names].map((n) => httpsOrigin(n, port).toLowerCase()));
+  for (const o of extra) out.add(o.toLowerCase());
+  return [...out];
+}
+
+/** The Host header values `origins` stand for (`name:port`, and `name` alone for port 443). */
+export function consoleHosts(origins: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const o of origins) {
+    const authority = o.replace(/^https:\/\//, '').replace(/\/$/, '').toLowerCase();
+    out.add(authority);
+    if (authority.endsWith(':443')) out.add(authority.slice(0, -4));
+    else if (!/:\d+$/.test(authority)) out.add(`${authority}:443`);
+  }
+  return out;
 }

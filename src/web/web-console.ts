@@ -22,10 +22,10 @@ import type { Gateway } from '../gateway/gateway.js';
 import { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/web-hook.js';
 import { WebSessions } from './sessions.js';
 import type { WebDeps } from './web-types.js';
-import { requireSession, sendError } from './guards.js';
+import { requireKnownHost, requireSession, sendError } from './guards.js';
 import { registerLoginRoutes } from './login-routes.js';
 import { registerApiRoutes } from './api-routes.js';
-import { WEB_CSP, WEB_JSON_BODY_LIMIT, httpsOrigin } from './web-config.js';
+import { WEB_CSP, WEB_JSON_BODY_LIMIT, consoleHosts, consoleOrigins, httpsOrigin } from './web-config.js';
 
 /** Where `npm run build` puts the bundled page: `<package>/dist/ui` (index.html, assets/). */
 export function defaultStaticDir(): string {
@@ -76,7 +76,10 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     ...(options.sessionMaxMs !== undefined ? { maxMs: options.sessionMaxMs } : {}),
     ...(options.clock ? { now: options.clock } : {}),
   });
-  const deps: WebDeps = { gateway, sessions, log, origins: options.origins ?? [] };
+  // Filled once the console listens (port 0 picks its port): no request comes before that.
+  const origins: string[] = [];
+  const hosts = new Set<string>();
+  const deps: WebDeps = { gateway, sessions, log, origins, hosts };
   try {
     await build(app, deps, options.staticDir ?? defaultStaticDir());
     await app.listen({ host: options.host, port: options.port });
@@ -86,6 +89,8 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     throw err;
   }
   const address = app.server.address() as AddressInfo;
+  origins.push(...consoleOrigins(address.address, address.port, options.origins ?? []));
+  for (const h of consoleHosts(origins)) hosts.add(h);
   const url = `${httpsOrigin(address.address, address.port)}/`;
   const wildcard = address.address === '0.0.0.0' || address.address === '::';
   const publicUrl = options.origins?.[0] !== undefined ? `${options.origins[0]}/` : wildcard ? `${httpsOrigin(hostname(), address.port)}/` : url;
@@ -107,6 +112,7 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
 
 async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Promise<void> {
   const { fastifyCookie, fastifyStatic, fastifyWebsocket } = loadFastify();
+  app.addHook('onRequest', requireKnownHost(deps));
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('content-security-policy', WEB_CSP);
     reply.header('x-content-type-options', 'nosniff');

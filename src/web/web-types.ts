@@ -60,8 +60,14 @@ export interface WebDeps {
   gateway: Gateway;
   sessions: WebSessionStore;
   log: Logger;
-  /** Origins allowed on state-changing requests and WebSocket upgrades besides the console's own (`--web-origin`). */
+  /**
+   * Origins allowed on state-changing requests and WebSocket upgrades (web-config.ts
+   * consoleOrigins: its address, the machine's names for a wildcard listen, `--web-origin`),
+   * lower case; filled in once the console listens (its port may be 0 until then).
+   */
   origins: readonly string[];
+  /** The Host header values those origins stand for; any other Host is refused (421). */
+  hosts: ReadonlySet<string>;
 }
 
 declare module 'fastify' {

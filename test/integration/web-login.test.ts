@@ -519,6 +519,25 @@ describe('web console login', () => {
     assert.equal(c.cookies.has('sw_session'), false);
   });
 
+  it('Origin is checked against the console\'s own names, never the Host header; an unknown Host is refused with 421 (DNS rebinding)', async () => {
+    const c = client();
+    assert.equal((await webLogin(c, 'alice', 'correct horse')).status, 200);
+    // A rebound name: Host and Origin agree with each other, but name none of the console's.
+    const evil = `evil.example:${webPort}`;
+    for (const [method, path] of [['POST', '/api/logout'], ['GET', '/api/session'], ['GET', '/']] as const) {
+      const answer = await webRequest(c, method, path, { origin: `https://${evil}`, headers: { host: evil } });
+      assert.equal(answer.status, 421, `${method} ${path}: ${answer.body.toString()}`);
+      assert.equal(answer.json().error.code, 'SW_ERR_DENIED');
+    }
+    // The right Host with that Origin: the Origin check itself refuses it.
+    assert.equal((await webRequest(c, 'POST', '/api/logout', { origin: `https://${evil}` })).status, 403);
+    assert.equal((await webRequest(c, 'GET', '/api/session')).status, 200, 'still logged in');
+    // Names the console does answer to: its address, localhost (loopback listen), --web-origin's.
+    assert.equal((await webRequest(c, 'GET', '/api/session', { headers: { host: `localhost:${webPort}` } })).status, 200);
+    const proxied = await webRequest(c, 'POST', '/api/logout', { origin: ALLOWED_ORIGIN, headers: { host: new URL(ALLOWED_ORIGIN).host } });
+    assert.equal(proxied.status, 204, proxied.body.toString());
+  });
+
   it('the web-login op is refused by a gateway without --web', async () => {
     const plainDir = join(dir, 'plain');
     mkdirSync(plainDir, { mode: 0o700 });
