@@ -16,6 +16,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../errors.js';
 import type { WebDeps, WebSession } from './web-types.js';
 import { WEB_CSRF_HEADER, WEB_SESSION_COOKIE } from './web-config.js';
+import { sessionEndedMessage } from './sessions.js';
 
 /** The JSON error answer of every route: `{ error: { code, message } }`. */
 export function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
@@ -74,6 +75,12 @@ export function sessionFromCookie(request: FastifyRequest, deps: Pick<WebDeps, '
   return deps.sessions.get(typeof id === 'string' ? id : undefined);
 }
 
+/** Why the request's cookie's session ended, if it ended lately. */
+export function endedReason(request: FastifyRequest, deps: Pick<WebDeps, 'sessions'>): ReturnType<WebDeps['sessions']['endedReason']> {
+  const id = request.cookies?.[WEB_SESSION_COOKIE];
+  return deps.sessions.endedReason(typeof id === 'string' ? id : undefined);
+}
+
 /** Refuse a cross-origin state-changing request or upgrade (403); true when it was refused. */
 export function refuseForeignOrigin(request: FastifyRequest, reply: FastifyReply, deps: Pick<WebDeps, 'origins' | 'log'>): boolean {
   if (!isStateChanging(request) && !isUpgrade(request)) return false;
@@ -94,7 +101,7 @@ export function requireSession(deps: Pick<WebDeps, 'sessions' | 'origins' | 'log
     if (refuseForeignOrigin(request, reply, deps)) return reply;
     const session = sessionFromCookie(request, deps);
     if (!session) {
-      return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, 'Not logged in, or the session ended (logout, expiry, or the administrator revoked the login); log in again.');
+      return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, sessionEndedMessage(endedReason(request, deps)));
     }
     if (isStateChanging(request) && !csrfTokenMatches(request.headers[WEB_CSRF_HEADER], session.csrfToken)) {
       deps.log.warn({ client: session.remote, user: session.user, method: request.method, url: request.routeOptions.url }, 'web request refused: missing or wrong CSRF token');

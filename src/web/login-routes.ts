@@ -11,7 +11,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import type { WebDeps, WebSession } from './web-types.js';
-import { refuseForeignOrigin, requireSession, sendError, sessionFromCookie, sessionOf } from './guards.js';
+import { sessionEndedMessage } from './sessions.js';
+import { endedReason, refuseForeignOrigin, requireSession, sendError, sessionFromCookie, sessionOf } from './guards.js';
 import { browserPeer, openInProcessConnection, type BrowserCredentials } from './in-process.js';
 import { WEB_JSON_BODY_LIMIT, WEB_SESSION_COOKIE } from './web-config.js';
 
@@ -30,7 +31,10 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
 
   app.get('/api/session', async (request, reply) => {
     const session = sessionFromCookie(request, deps);
-    if (!session) return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, 'Not logged in; log in with your user name and password, or a link from `shellwire web-login`.');
+    if (!session) {
+      const ended = endedReason(request, deps);
+      return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, ended ? sessionEndedMessage(ended) : 'Not logged in; log in with your user name and password, or a link from `shellwire web-login`.');
+    }
     return sessionBody(session);
   });
 

@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { WebSession } from './web-types.js';
+import { sessionEndedMessage } from './sessions.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 
@@ -59,7 +60,7 @@ export function statusOf(code: string): number {
 export function errorBody(err: unknown, request: FastifyRequest): { code: string; message: string } {
   if (err instanceof ShellwireError && statusOf(err.code) !== 500) {
     // The session's gateway connection closing means the session is over.
-    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.NOT_AUTHENTICATED, message: 'Your session ended (its gateway connection closed); log in again.' };
+    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.NOT_AUTHENTICATED, message: sessionEndedMessage(request.webSession?.endedBecause ?? { reason: 'connection-lost' }) };
     return { code: err.code, message: err.message };
   }
   if (err instanceof ShellwireError) {

@@ -33,6 +33,8 @@ export interface WebSession {
   readonly expiresAt: Date;
   /** Whether the session ended (its WebSockets are closed with 4401, its connection is closed). */
   readonly ended: boolean;
+  /** Why it ended (null while live). */
+  readonly endedBecause: { reason: SessionEnd; detail?: string } | null;
   /**
    * Close `socket` (code 4401) when the session ends; while any is registered the session
    * is not idle. Returns the function that unregisters it (call it when the socket closes).
@@ -42,8 +44,13 @@ export interface WebSession {
   touch(): void;
 }
 
-/** Why a session ended (logged). */
-export type SessionEnd = 'logout' | 'idle' | 'expired' | 'replaced' | 'gateway-closed' | 'shutdown';
+/**
+ * Why a session ended (logged, told by /api/session and the 4401 close reason): `revoked`
+ * the gateway closed its connection because the login is no longer in force (users.yaml
+ * reload); `connection-lost` its gateway connection failed otherwise (keepalive, overload);
+ * `replaced` the same user's 17th login or a new login in the same browser.
+ */
+export type SessionEnd = 'logout' | 'idle' | 'expired' | 'replaced' | 'revoked' | 'connection-lost' | 'shutdown';
 
 /** The session store (sessions.ts `WebSessions`). */
 export interface WebSessionStore {
@@ -53,6 +60,8 @@ export interface WebSessionStore {
   get(id: string | undefined): WebSession | null;
   /** End it: WebSockets closed with 4401, gateway connection closed. Idempotent. */
   end(session: WebSession, reason: SessionEnd): void;
+  /** Why the session with this cookie value ended, if it ended lately (a bounded memory); else null. */
+  endedReason(id: string | undefined): { reason: SessionEnd; detail?: string } | null;
 }
 
 /** What `registerApiRoutes` and the login routes are given. */

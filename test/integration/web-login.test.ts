@@ -383,7 +383,11 @@ describe('web console login', () => {
     try {
       assert.ok(await waitFor(async () => (await webRequest(c, 'GET', '/api/session')).status === 401), 'the session outlived the revocation');
       assert.equal((await webRequest(c, 'GET', '/api/hosts')).status, 401);
-      assert.ok(logLines.some((l) => l.includes('"reason":"gateway-closed"')));
+      // She (and the log) are told it was a revocation, not a lost connection.
+      const why = await webRequest(c, 'GET', '/api/session');
+      assert.equal(why.json().error.code, 'SW_ERR_NOT_AUTHENTICATED');
+      assert.match(why.json().error.message, /revoked your login.*no longer permitted/);
+      assert.ok(logLines.some((l) => l.includes('"reason":"revoked"') && l.includes('"user":"alice"')));
     } finally {
       reload(usersText());
     }
@@ -446,9 +450,18 @@ describe('web console login', () => {
       } finally {
         reload(usersText());
       }
+      assert.equal(closed[1]!.reason, 'session ended: revoked');
+      assert.equal(sessions.endedReason(two.id)?.reason, 'revoked');
       // A socket tracked by an ended session is closed at once.
       two.track(socket);
       assert.equal(closed.length, 3);
+      // Lost (keepalive, overload, an error), not revoked: told apart.
+      const three = sessions.create('alice', await open(), 'web:127.0.0.1:2', 'password');
+      three.track(socket);
+      three.gateway.destroy();
+      assert.ok(await waitFor(() => three.ended));
+      assert.equal(closed.at(-1)!.reason, 'session ended: connection-lost');
+      assert.equal(sessions.endedReason(three.id)?.reason, 'connection-lost');
     } finally {
       sessions.endAll();
     }
