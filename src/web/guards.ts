@@ -55,7 +55,7 @@ export function requireKnownHost(deps: Pick<WebDeps, 'hosts' | 'origins' | 'log'
   return async function requireKnownHostHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
     const host = request.headers.host;
     if (typeof host === 'string' && deps.hosts.has(host.toLowerCase())) return;
-    deps.log.warn({ client: request.socket.remoteAddress, host: host ?? null }, 'web request refused: unknown Host');
+    deps.log.warn({ client: request.ip, host: host ?? null }, 'web request refused: unknown Host');
     // Returned: Fastify then runs no further hook (a later one could not change the answer).
     return sendError(reply, 421, ErrorCode.DENIED, `This console does not answer to the name ${JSON.stringify(host ?? '')}; open it at ${deps.origins[0] ?? 'its own address'}/ (or start the gateway with --web-origin https://NAME:PORT for the name you use).`);
   };
@@ -85,7 +85,7 @@ export function endedReason(request: FastifyRequest, deps: Pick<WebDeps, 'sessio
 export function refuseForeignOrigin(request: FastifyRequest, reply: FastifyReply, deps: Pick<WebDeps, 'origins' | 'log'>): boolean {
   if (!isStateChanging(request) && !isUpgrade(request)) return false;
   if (originAllowed(request, deps.origins)) return false;
-  deps.log.warn({ client: request.socket.remoteAddress, method: request.method, url: request.routeOptions.url, origin: request.headers.origin ?? null }, 'web request refused: foreign or missing Origin');
+  deps.log.warn({ client: request.ip, method: request.method, url: request.routeOptions.url, origin: request.headers.origin ?? null }, 'web request refused: foreign or missing Origin');
   sendError(reply, 403, ErrorCode.DENIED, 'This request did not come from the console\'s own page (its Origin header is missing or foreign); open the console at its own address, or start the gateway with --web-origin for this one.');
   return true;
 }

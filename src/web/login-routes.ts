@@ -68,7 +68,10 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
 
 
   async function login(request: FastifyRequest, reply: FastifyReply, credentials: BrowserCredentials, method: 'password' | 'link'): Promise<FastifyReply | ReturnType<typeof sessionBody>> {
-    const peer = browserPeer(request.socket.remoteAddress, request.socket.remotePort);
+    // request.ip is the socket's address, or what a --web-trust-proxy proxy forwards (then
+    // the browser's port is unknown: 0). The throttle keys on it.
+    const proxied = request.ip !== request.socket.remoteAddress;
+    const peer = browserPeer(request.ip, proxied ? 0 : request.socket.remotePort);
     let connection;
     try {
       connection = await openInProcessConnection(deps.gateway, peer, credentials);

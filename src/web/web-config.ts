@@ -1,5 +1,6 @@
 /** The web console's fixed settings (docs/web.md) and its `--web` address syntax. */
 import { networkInterfaces, hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { parseTarget, isLoopback } from '../client/target.js';
 
 /** A session ends after this long without a request (an open WebSocket counts as activity). */
@@ -83,6 +84,23 @@ export function consoleHosts(origins: readonly string[]): Set<string> {
     out.add(authority);
     if (authority.endsWith(':443')) out.add(authority.slice(0, -4));
     else if (!/:\d+$/.test(authority)) out.add(`${authority}:443`);
+  }
+  return out;
+}
+
+/**
+ * `--web-trust-proxy ADDR[,ADDR]`: IP addresses or CIDR ranges (`10.0.0.0/8`) of reverse
+ * proxies whose X-Forwarded-For is believed.
+ * @throws {Error} what is wrong with it.
+ */
+export function parseTrustProxy(text: string): string[] {
+  const out = text.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (out.length === 0) throw new Error('takes the proxies\' addresses, e.g. 127.0.0.1 or 10.0.0.5,10.0.0.6.');
+  for (const a of out) {
+    const [ip, bits, more] = a.split('/');
+    const family = isIP(ip ?? '');
+    const okBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !okBits || more !== undefined) throw new Error(`takes IP addresses or CIDR ranges (a.b.c.d, a.b.c.d/N, IPv6), comma-separated; got ${JSON.stringify(a)}.`);
   }
   return out;
 }

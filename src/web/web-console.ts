@@ -65,6 +65,8 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     // still drops a client that never finishes its headers).
     requestTimeout: 0,
     return503OnClosing: true,
+    // request.ip: X-Forwarded-For believed only from these proxies (never by default).
+    ...(options.trustProxy && options.trustProxy.length > 0 ? { trustProxy: options.trustProxy } : {}),
     // What Node's HTTP parser refuses (a body longer than its Content-Length, a bad header)
     // and what Fastify's router refuses (a bad URL): the documented error shape too.
     clientErrorHandler: clientError,

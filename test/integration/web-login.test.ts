@@ -421,6 +421,8 @@ describe('web console login', () => {
       [['--web', '0', '--web-cert', certFile], /go together/],
       [['--web', '0', '--web-origin', 'http://console.example'], /--web-origin takes an origin/],
       [['--web', 'nonsense:port:x'], /--web must be HOST:PORT/],
+      [['--web', '0', '--web-trust-proxy', 'proxy.example'], /--web-trust-proxy takes IP addresses/],
+      [['--web-trust-proxy', '127.0.0.1'], /only go with --web/],
     ] as const) {
       const result = await runCli(['gateway', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'cli-gateway-bad'), ...args]);
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
@@ -549,6 +551,42 @@ describe('web console login', () => {
     assert.equal((await webRequest(c, 'GET', '/api/session', { headers: { host: `localhost:${webPort}` } })).status, 200);
     const proxied = await webRequest(c, 'POST', '/api/logout', { origin: ALLOWED_ORIGIN, headers: { host: new URL(ALLOWED_ORIGIN).host } });
     assert.equal(proxied.status, 204, proxied.body.toString());
+  });
+
+  it('--web-trust-proxy: X-Forwarded-For keys the throttle and the audit only when it comes from a trusted proxy', async () => {
+    const proxyDir = join(dir, 'proxied');
+    mkdirSync(proxyDir, { mode: 0o700 });
+    writeFileSync(join(proxyDir, 'users.yaml'), usersText());
+    const seen: AuditEvent[] = [];
+    const proxied = await Gateway.create({
+      stateDir: proxyDir, host: '127.0.0.1', port: 0, inventory: join(dir, 'inventory.yaml'),
+      audit: { record: (e: AuditEvent) => void seen.push(e) },
+      throttle: { baseDelayMs: 1, maxDelayMs: 5, lockoutAfter: 5 },
+      web: { host: '127.0.0.1', port: 0, staticDir: join(dir, 'no-ui'), trustProxy: ['127.0.0.2'] },
+    });
+    try {
+      await proxied.listen();
+      const c = webClient(proxied.webAddress!.port, proxied.server.identity.certPem);
+      const attempt = (from: string, forwarded: string, user: string, password: string) =>
+        webRequest(c, 'POST', '/api/login', { localAddress: from, headers: { 'x-forwarded-for': forwarded }, json: { user, password }, cookies: false });
+      // From the trusted proxy: the forwarded address is the browser's.
+      assert.equal((await attempt('127.0.0.2', '10.9.8.7', 'alice', 'wrong')).status, 401);
+      assert.match(String(seen.findLast((r) => r.kind === 'auth-fail')?.address), /^web:10\.9\.8\.7:0$/);
+      // From anyone else it is a forgery: the socket's address stands.
+      assert.equal((await attempt('127.0.0.1', '10.9.8.7', 'alice', 'wrong')).status, 401);
+      assert.match(String(seen.findLast((r) => r.kind === 'auth-fail')?.address), /^web:127\.0\.0\.1:\d+$/);
+      // Five failures through the proxy lock out that browser's address only...
+      for (let i = 1; i <= 5; i += 1) await attempt('127.0.0.2', '10.9.8.7', `nobody${i}`, 'wrong');
+      assert.equal((await attempt('127.0.0.2', '10.9.8.7', 'alice', 'correct horse')).status, 429);
+      // ...not every browser behind the proxy.
+      const other = await attempt('127.0.0.2', '10.9.8.8', 'alice', 'correct horse');
+      assert.equal(other.status, 200, other.body.toString());
+      // A forged X-Forwarded-For from an untrusted address does not dodge its own lock.
+      for (let i = 1; i <= 5; i += 1) await attempt('127.0.0.3', `10.0.0.${i}`, `nobody${i}`, 'wrong');
+      assert.equal((await attempt('127.0.0.3', '10.0.0.99', 'alice', 'correct horse')).status, 429);
+    } finally {
+      await proxied.close(200);
+    }
   });
 
   it('the web-login op is refused by a gateway without --web', async () => {
