@@ -25,6 +25,19 @@ export interface GatewayWebOptions {
    * throttle, logs, audit) on the address it forwards. Default none: the socket's address.
    */
   trustProxy?: string[];
+  /**
+   * The console's limits (src/web/web-config.ts, docs/web.md "Limits"); any left out keeps
+   * its default. Tests shrink them.
+   */
+  limits?: {
+    socketsPerSession?: number;
+    socketsPerUser?: number;
+    terminalsPerUser?: number;
+    opensPerUser?: number;
+    opensInFlight?: number;
+    openWaitMs?: number;
+    fdReserve?: number;
+  };
   /** One-time web login token lifetime (ms); default 60 s (ONE_TIME_LOGIN_TTL_MS). Tests shorten it. */
   linkTtlMs?: number;
   /** Session idle and absolute limits (ms); default 30 min and 12 h (src/web/web-config.ts). Tests shorten them. */

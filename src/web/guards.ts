@@ -17,6 +17,7 @@ import { ErrorCode } from '../errors.js';
 import type { WebDeps, WebSession } from './web-types.js';
 import { WEB_CSRF_HEADER, WEB_SESSION_COOKIE } from './web-config.js';
 import { sessionEndedMessage } from './sessions.js';
+import { fdRefusal, nearFdLimit } from './admission.js';
 
 /** The JSON error answer of every route: `{ error: { code, message } }`. */
 export function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
@@ -108,6 +109,34 @@ export function requireSession(deps: Pick<WebDeps, 'sessions' | 'origins' | 'log
       return sendError(reply, 403, ErrorCode.DENIED, `The ${WEB_CSRF_HEADER} header is missing or wrong; reload the console's page and try again.`);
     }
     request.webSession = session;
+  };
+}
+
+/**
+ * The onRequest hook after `requireSession` in the /api scope: a WebSocket upgrade is
+ * counted against its session's and user's limits (429 past one), and refused with 503 when
+ * the process is near its descriptor limit. The count lasts until the request's socket
+ * closes, or until a refusal (any later HTTP answer instead of the upgrade) is sent.
+ */
+export function admitUpgrade(deps: Pick<WebDeps, 'ledger' | 'opens' | 'limits' | 'log'>) {
+  return async function admitUpgradeHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+    if (!isUpgrade(request)) return;
+    const session = request.webSession;
+    if (!session) return;
+    if (nearFdLimit(deps.limits.fdReserve)) {
+      deps.log.warn({ client: request.ip, user: session.user }, 'web upgrade refused: near the open-file limit');
+      const r = fdRefusal();
+      return sendError(reply, r.status, r.code, r.message);
+    }
+    const kind = request.routeOptions.url === '/api/terminal' ? 'terminal' : 'socket';
+    const reserved = deps.ledger.reserve(session, kind);
+    if (typeof reserved !== 'function') {
+      deps.log.warn({ client: request.ip, user: session.user, kind }, 'web upgrade refused: too many WebSockets');
+      return sendError(reply, reserved.status, reserved.code, reserved.message);
+    }
+    request.raw.socket.once('close', reserved);
+    reply.raw.once('finish', reserved);
+    request.webOpens = deps.opens;
   };
 }
 

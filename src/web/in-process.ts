@@ -69,6 +69,10 @@ export async function openInProcessConnection(gateway: Gateway, peer: BrowserPee
     env: { HOME: NO_HOME, SHELLWIRE_HOME: NO_HOME },
     home: NO_HOME,
     connectTimeoutMs: IN_PROCESS_CONNECT_TIMEOUT_MS,
+    // No keepalive on a pipe inside this process: there is no network to lose, and under a
+    // flood a starved event loop made every browser's connection "time out" at once (each
+    // end's pings waited behind the flood), ending every user's session.
+    keepaliveMs: 0,
     ...('password' in credentials ? { user: credentials.user, password: credentials.password } : { token: credentials.token }),
   });
 }

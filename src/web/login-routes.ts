@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import type { WebDeps, WebSession } from './web-types.js';
 import { sessionEndedMessage } from './sessions.js';
+import { fdRefusal, nearFdLimit } from './admission.js';
 import { endedReason, refuseForeignOrigin, requireSession, sendError, sessionFromCookie, sessionOf } from './guards.js';
 import { browserPeer, openInProcessConnection, type BrowserCredentials } from './in-process.js';
 import { WEB_JSON_BODY_LIMIT, WEB_SESSION_COOKIE } from './web-config.js';
@@ -72,6 +73,12 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
     // the browser's port is unknown: 0). The throttle keys on it.
     const proxied = request.ip !== request.socket.remoteAddress;
     const peer = browserPeer(request.ip, proxied ? 0 : request.socket.remotePort);
+    // The last descriptors are the gateway's (its TCP port, its hosts): no new session then.
+    if (nearFdLimit(deps.limits.fdReserve)) {
+      deps.log.warn({ client: peer.remote, method }, 'web login refused: near the open-file limit');
+      const r = fdRefusal();
+      return sendError(reply, r.status, r.code, r.message);
+    }
     let connection;
     try {
       connection = await openInProcessConnection(deps.gateway, peer, credentials);

@@ -15,6 +15,27 @@ export const WEB_SESSION_COOKIE = 'sw_session';
 export const WEB_CSRF_HEADER = 'x-csrf-token';
 /** The largest JSON body a route takes (login forms, run requests). */
 export const WEB_JSON_BODY_LIMIT = 64 * 1024;
+/** WebSockets one login session may hold at once (terminals and runs); the next upgrade is a 429. */
+export const WEB_SOCKETS_PER_SESSION = 32;
+/** WebSockets one user may hold at once across all her sessions. */
+export const WEB_SOCKETS_PER_USER = 64;
+/** Terminals one user may hold at once across all her sessions. */
+export const WEB_TERMINALS_PER_USER = 32;
+/** Terminal opens one user may have in flight (to the gateway and its host); more wait their turn. */
+export const WEB_OPENS_PER_USER = 4;
+/** Terminal opens in flight across the console. */
+export const WEB_OPENS_IN_FLIGHT = 32;
+/** How long a terminal open waits for its turn before it is answered 503. */
+export const WEB_OPEN_WAIT_MS = 30_000;
+/** File descriptors kept free: within this many of the soft RLIMIT_NOFILE, new WebSockets and logins get 503. */
+export const WEB_FD_RESERVE = 256;
+
+/**
+ * The WebSocket library's own message limit (`ws` maxPayload): above it the socket is closed
+ * (1009) before any route sees the message. Kept above the routes' own limits (a terminal's
+ * 1 MiB of input, a run's 256 KiB) so those are enforced by the routes, with an answer.
+ */
+export const WEB_WS_MAX_PAYLOAD = 4 * 1024 * 1024;
 /** WebSocket close code when the session it belongs to ended (logout, expiry, revocation). */
 export const WS_CLOSE_SESSION_ENDED = 4401;
 /** How often expired sessions are swept (they are also checked at each request). */

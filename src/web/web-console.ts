@@ -22,10 +22,11 @@ import type { Gateway } from '../gateway/gateway.js';
 import { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/web-hook.js';
 import { WebSessions } from './sessions.js';
 import type { WebDeps } from './web-types.js';
-import { requireKnownHost, requireSession, sendError } from './guards.js';
+import { admitUpgrade, requireKnownHost, requireSession, sendError } from './guards.js';
+import { DEFAULT_WEB_LIMITS, OpenGate, SocketLedger, type WebLimits } from './admission.js';
 import { registerLoginRoutes } from './login-routes.js';
 import { registerApiRoutes } from './api-routes.js';
-import { WEB_CSP, WEB_JSON_BODY_LIMIT, consoleHosts, consoleOrigins, httpsOrigin } from './web-config.js';
+import { WEB_CSP, WEB_JSON_BODY_LIMIT, WEB_WS_MAX_PAYLOAD, consoleHosts, consoleOrigins, httpsOrigin } from './web-config.js';
 
 /** Where `npm run build` puts the bundled page: `<package>/dist/ui` (index.html, assets/). */
 export function defaultStaticDir(): string {
@@ -81,7 +82,8 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
   // Filled once the console listens (port 0 picks its port): no request comes before that.
   const origins: string[] = [];
   const hosts = new Set<string>();
-  const deps: WebDeps = { gateway, sessions, log, origins, hosts };
+  const limits: WebLimits = { ...DEFAULT_WEB_LIMITS, ...options.limits };
+  const deps: WebDeps = { gateway, sessions, log, origins, hosts, limits, ledger: new SocketLedger(limits), opens: new OpenGate(limits) };
   try {
     await build(app, deps, options.staticDir ?? defaultStaticDir());
     await app.listen({ host: options.host, port: options.port });
@@ -141,7 +143,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
     return reply.code(404).type('text/plain; charset=utf-8').send('Not found.\n');
   });
   await app.register(fastifyCookie);
-  await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
+  await app.register(fastifyWebsocket, { options: { maxPayload: WEB_WS_MAX_PAYLOAD } });
 
   if (existsSync(join(staticDir, 'index.html'))) {
     // Only index.html and assets/ (source maps and licence notes are under assets/ too).
@@ -157,6 +159,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
   registerLoginRoutes(app, deps);
   await app.register(async (scope) => {
     scope.addHook('onRequest', requireSession(deps));
+    scope.addHook('onRequest', admitUpgrade(deps));
     await registerApiRoutes(scope, deps);
     // An /api path no route takes: after the guard (so it tells nothing to strangers), 404
     // before any upgrade.

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { Connection } from '../client/connection.js';
 import type { Gateway } from '../gateway/gateway.js';
+import type { OpenGate, SocketLedger, WebLimits } from './admission.js';
 
 /** What a session can close when it ends: a WebSocket (`ws`'s `close(code, reason)`). */
 export interface Closable {
@@ -77,11 +78,17 @@ export interface WebDeps {
   origins: readonly string[];
   /** The Host header values those origins stand for; any other Host is refused (421). */
   hosts: ReadonlySet<string>;
+  /** What the console lets in at once (admission.ts). */
+  limits: WebLimits;
+  ledger: SocketLedger;
+  opens: OpenGate;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** Set by `requireSession` (guards.ts) on every /api route that needs a session. */
     webSession?: WebSession;
+    /** Set on an admitted WebSocket upgrade (guards.ts admitUpgrade): terminal opens wait their turn here. */
+    webOpens?: OpenGate;
   }
 }
