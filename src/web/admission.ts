@@ -8,7 +8,8 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { ErrorCode } from '../errors.js';
-import type { WebSession } from './web-types.js';
+/** What the ledger counts by: a login session (web-types.ts WebSession; structural, so this module imports no type back). */
+type Holder = { readonly user: string };
 import {
   WEB_FD_RESERVE, WEB_OPENS_IN_FLIGHT, WEB_OPENS_PER_USER, WEB_OPEN_WAIT_MS,
   WEB_SOCKETS_PER_SESSION, WEB_SOCKETS_PER_USER, WEB_TERMINALS_PER_USER,
@@ -46,7 +47,7 @@ type Kind = 'terminal' | 'socket';
 
 /** WebSockets held (or being opened) per session and per user. */
 export class SocketLedger {
-  #bySession = new Map<WebSession, number>();
+  #bySession = new Map<Holder, number>();
   #byUser = new Map<string, { sockets: number; terminals: number }>();
 
   constructor(private readonly limits: WebLimits) {}
@@ -55,7 +56,7 @@ export class SocketLedger {
    * Count one more WebSocket of `kind` for `session`, or say which limit it would pass.
    * The returned release is idempotent.
    */
-  reserve(session: WebSession, kind: Kind): (() => void) | Refusal {
+  reserve(session: Holder, kind: Kind): (() => void) | Refusal {
     const mine = this.#bySession.get(session) ?? 0;
     const user = this.#byUser.get(session.user) ?? { sockets: 0, terminals: 0 };
     const over = (what: string, n: number) => ({
