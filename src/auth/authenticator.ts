@@ -29,7 +29,7 @@ export interface AuthContext {
   /** This TLS session's exporter value for publickey signatures. */
   exporter: () => Buffer;
   /** `'web'`: the web console's in-process connection (TransportPeer.origin), the only one a one-time login token is good for. */
-  origin?: 'web';
+  origin?: 'web' | 'web-link';
 }
 
 export interface Authenticator {
@@ -114,6 +114,11 @@ export class ConfigAuthenticator implements Authenticator {
     let lockedMs = 0;
     let tried = 0;
     for (const attempt of attempts) {
+      // A link exchange takes a one-time token and nothing else (see #tryLink).
+      if (context.origin === 'web-link' && attempt.method !== 'token') {
+        reasons.push(`${attempt.method} offered where only a one-time login link is taken`);
+        continue;
+      }
       // A lock stops only guessable credentials (passwords): a key or token is tried even
       // from a locked address, so others' failures never lock out its holder.
       if (attempt.method === 'password') {
@@ -141,6 +146,16 @@ export class ConfigAuthenticator implements Authenticator {
   async #try(attempt: AuthRequest, requestedUser: string | undefined, context: AuthContext): Promise<Principal | string> {
     switch (attempt.method) {
       case 'token': {
+        // A link exchange: a one-time token or nothing. The daemon's token and users.yaml
+        // tokens are reusable secrets: they must never become a 12 h browser session.
+        if (context.origin === 'web-link') {
+          const login = this.oneTimeLogins?.take(attempt.token) ?? null;
+          if (!login) return 'this is not a login link (links come from shellwire web-login), or it was used or expired';
+          if (requestedUser !== undefined && requestedUser !== login.name) return `the one-time login belongs to "${login.name}", not "${requestedUser}"`;
+          const inForce = loginInForce(login, this.#config);
+          if ('reason' in inForce) return inForce.reason;
+          return { ...inForce.principal, oneTimeLogin: true };
+        }
         // Only on the web console's own connections: a one-time token is never good on the
         // TCP port (nor is it looked up there, so it is not used up by a try there).
         if (context.origin === 'web' && this.oneTimeLogins) {

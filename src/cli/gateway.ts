@@ -16,7 +16,7 @@ import { loadOrCreateGatewayKey } from '../gateway/gateway-key.js';
 import { Gateway } from '../gateway/gateway.js';
 import type { GatewayWebOptions } from '../gateway/web-hook.js';
 import { DEFAULT_MAX_CHANNELS_PER_OPERATOR_HOST } from '../gateway/relay-messages.js';
-import { parseWebAddress } from '../web/web-config.js';
+import { parseTrustProxy, parseWebAddress } from '../web/web-config.js';
 import { fail, parseSizeFlag, warn } from './common.js';
 
 interface GatewayFlags {
@@ -33,6 +33,7 @@ interface GatewayFlags {
   webCert?: string;
   webKey?: string;
   webOrigin: string[];
+  webTrustProxy?: string;
 }
 
 export function registerGateway(program: Command): void {
@@ -51,6 +52,7 @@ export function registerGateway(program: Command): void {
     .option('--web-cert <file>', "with --web: the console's PEM certificate (default the gateway's own TLS identity)")
     .option('--web-key <file>', 'with --web: the PEM private key of --web-cert')
     .option('--web-origin <url>', 'with --web: another origin (https://NAME:PORT) the console is reached at, e.g. behind a proxy (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
+    .option('--web-trust-proxy <addrs>', 'with --web: the reverse proxies (ADDR or CIDR, comma-separated) whose X-Forwarded-For names the browser (login throttle, logs, audit)')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr)`, process.env.SHELLWIRE_LOG_LEVEL || 'info')
     .action(async (flags: GatewayFlags) => runGateway(flags));
 }
@@ -70,7 +72,7 @@ function parseListen(text: string): { host: string; port: number } {
 /** `--web` and its companions as GatewayOptions.web; undefined without --web. Usage errors exit 2. */
 function webOptions(flags: GatewayFlags): GatewayWebOptions | undefined {
   if (flags.web === undefined) {
-    const stray = [flags.webCert !== undefined && '--web-cert', flags.webKey !== undefined && '--web-key', flags.webOrigin.length > 0 && '--web-origin'].filter(Boolean);
+    const stray = [flags.webCert !== undefined && '--web-cert', flags.webKey !== undefined && '--web-key', flags.webOrigin.length > 0 && '--web-origin', flags.webTrustProxy !== undefined && '--web-trust-proxy'].filter(Boolean);
     if (stray.length > 0) fail(`${stray.join(', ')} only go with --web HOST:PORT.`, 2);
     return undefined;
   }
@@ -90,8 +92,17 @@ function webOptions(flags: GatewayFlags): GatewayWebOptions | undefined {
     }
     if (!url || url.protocol !== 'https:' || url.origin !== origin) fail(`--web-origin takes an origin as browsers send it, https://NAME[:PORT] with no path, got "${origin}".`, 2);
   }
+  let trustProxy: string[] | undefined;
+  if (flags.webTrustProxy !== undefined) {
+    try {
+      trustProxy = parseTrustProxy(flags.webTrustProxy);
+    } catch (err) {
+      fail(`--web-trust-proxy ${(err as Error).message}`, 2);
+    }
+  }
   return {
     ...address,
+    ...(trustProxy ? { trustProxy } : {}),
     ...(flags.webCert !== undefined ? { cert: resolve(flags.webCert), key: resolve(flags.webKey!) } : {}),
     ...(flags.webOrigin.length > 0 ? { origins: flags.webOrigin } : {}),
   };

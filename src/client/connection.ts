@@ -197,6 +197,15 @@ export class Connection extends EventEmitter implements AsyncDisposable {
   }
 
   /**
+   * Why the connection closed, once it has: the daemon's GOODBYE (its code, e.g.
+   * SW_ERR_DENIED for a login revoked at a gateway reload), a keepalive timeout, a network
+   * error, or this client's own close/destroy. null while open.
+   */
+  get closeReason(): ShellwireError | null {
+    return this.#shared.closeError;
+  }
+
+  /**
    * The gateway host this connection's channels go to (`connect(host, { via })`, `relay()`),
    * or null for a direct connection.
    */

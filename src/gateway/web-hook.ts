@@ -19,6 +19,25 @@ export interface GatewayWebOptions {
   key?: string;
   /** More origins (`https://name:port`) allowed on state-changing requests and WebSocket upgrades (`--web-origin`). */
   origins?: string[];
+  /**
+   * Reverse proxies (IP addresses or CIDR ranges, `--web-trust-proxy`) whose X-Forwarded-For
+   * names the browser: only a request whose socket comes from one of them is keyed (login
+   * throttle, logs, audit) on the address it forwards. Default none: the socket's address.
+   */
+  trustProxy?: string[];
+  /**
+   * The console's limits (src/web/web-config.ts, docs/web.md "Limits"); any left out keeps
+   * its default. Tests shrink them.
+   */
+  limits?: {
+    socketsPerSession?: number;
+    socketsPerUser?: number;
+    terminalsPerUser?: number;
+    opensPerUser?: number;
+    opensInFlight?: number;
+    openWaitMs?: number;
+    fdReserve?: number;
+  };
   /** One-time web login token lifetime (ms); default 60 s (ONE_TIME_LOGIN_TTL_MS). Tests shorten it. */
   linkTtlMs?: number;
   /** Session idle and absolute limits (ms); default 30 min and 12 h (src/web/web-config.ts). Tests shorten them. */

@@ -88,7 +88,7 @@ export interface ServerConnectionContext {
   admit?(principal: AuthenticatedUser): { code: ErrorCode; message: string } | null;
   onClosed(connection: ServerConnection): void;
   /** Who is at the other end when the socket cannot say (a connection over a transport: Server.handleConnection). */
-  peer?: { address: string; remote: string; origin?: 'web' };
+  peer?: { address: string; remote: string; origin?: 'web' | 'web-link' };
 }
 
 type State = 'handshake' | 'authenticating' | 'open' | 'closed';
@@ -270,7 +270,9 @@ export class ServerConnection implements ChannelHost {
     });
     this.conn.decoder.maxPayload = this.limits.maxPayload;
     this.conn.authenticated = true;
-    this.conn.startKeepalive(this.limits.keepaliveMs);
+    // Not on the web console's in-process connections (TransportPeer.origin): a pipe in this
+    // process cannot be lost, and a busy event loop must not end every browser's session.
+    if (!this.#ctx.peer?.origin) this.conn.startKeepalive(this.limits.keepaliveMs);
     this.conn.send(FrameType.WELCOME, 0, encodeWelcome({
       version,
       features: FEATURES.filter((f) => hello.features.includes(f)),

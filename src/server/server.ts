@@ -571,7 +571,7 @@ interface Peer {
   /** `ADDRESS:PORT`, `[V6]:PORT`, as ServerConnection spells it. */
   remote: string;
   /** Set only by handleConnection's caller (TransportPeer.origin): never from the network. */
-  origin?: 'web';
+  origin?: 'web' | 'web-link';
 }
 
 /**

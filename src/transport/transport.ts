@@ -27,7 +27,9 @@ export interface TransportPeer {
   /**
    * `'web'`: a browser session's in-process connection (src/web/in-process.ts). Only such a
    * connection may log in with a one-time web login token (src/auth/one-time-logins.ts); the
-   * TCP port never accepts one.
+   * TCP port never accepts one. `'web-link'`: the connection of a one-time link exchange
+   * (`POST /api/login/link`): it accepts ONLY a one-time token, never the daemon's token, a
+   * users.yaml token, a password or a key (a reusable token must not become a browser session).
    */
-  origin?: 'web';
+  origin?: 'web' | 'web-link';
 }

@@ -5,7 +5,7 @@
  * audits the read; this route only passes the filters on.
  */
 import type { FastifyInstance } from 'fastify';
-import { badRequest, queryText, sendError, sessionOf } from './route-kit.js';
+import { badRequest, queryFlag, queryText, sendError, sessionOf } from './route-kit.js';
 
 export function registerAuditRoute(app: FastifyInstance): void {
   app.get('/api/audit', async (request, reply) => {
@@ -17,8 +17,7 @@ export function registerAuditRoute(app: FastifyInstance): void {
         const v = queryText(request, query);
         if (v !== undefined && v !== '') params[param] = v;
       }
-      const failed = queryText(request, 'failed');
-      if (failed === '1' || failed === 'true') params.failed = true;
+      if (queryFlag(request, 'failed')) params.failed = true;
       const limit = queryText(request, 'limit');
       if (limit !== undefined && limit !== '') {
         if (!/^\d{1,7}$/.test(limit)) throw badRequest(`limit must be a whole number, got ${JSON.stringify(limit)}.`);

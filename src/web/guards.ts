@@ -1,7 +1,7 @@
 /**
  * What every /api request must show (docs/web.md): a live session cookie; for a
  * state-changing request (POST, PUT, PATCH, DELETE) and for a WebSocket upgrade, an Origin
- * that is this console's (`https://` + Host) or a `--web-origin`; for a state-changing
+ * that is one of this console's (its address or a `--web-origin`, web-config.ts consoleOrigins); for a state-changing
  * request, the session's CSRF token in `x-csrf-token`. A refusal is an HTTP answer (401
  * or 403) before the body is read or any route code runs, so a refused WebSocket upgrade
  * never becomes one and a refused upload is never stored.
@@ -16,6 +16,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../errors.js';
 import type { WebDeps, WebSession } from './web-types.js';
 import { WEB_CSRF_HEADER, WEB_SESSION_COOKIE } from './web-config.js';
+import { sessionEndedMessage } from './sessions.js';
+import { fdRefusal, nearFdLimit } from './admission.js';
 
 /** The JSON error answer of every route: `{ error: { code, message } }`. */
 export function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
@@ -34,13 +36,30 @@ export function isUpgrade(request: FastifyRequest): boolean {
   return (request.headers.upgrade ?? '').toLowerCase() === 'websocket';
 }
 
-/** Whether the request's Origin is this console's own or one allowed by `--web-origin`. A missing Origin fails. */
+/**
+ * Whether the request's Origin is one of this console's (web-config.ts consoleOrigins: its
+ * address, this machine's names for a wildcard listen, `--web-origin`). Never derived from
+ * the Host header the client sent. A missing Origin fails.
+ */
 export function originAllowed(request: FastifyRequest, origins: readonly string[]): boolean {
   const origin = request.headers.origin;
-  const host = request.headers.host;
   if (typeof origin !== 'string' || origin === '' || origin === 'null') return false;
-  if (typeof host === 'string' && host !== '' && origin === `https://${host}`) return true;
-  return origins.includes(origin);
+  return origins.includes(origin.toLowerCase());
+}
+
+/**
+ * The first onRequest hook of every request: a Host header that names none of the console's
+ * origins is refused with 421 (DNS rebinding: a hostile name pointed at the console), before
+ * any route, page or session code runs.
+ */
+export function requireKnownHost(deps: Pick<WebDeps, 'hosts' | 'origins' | 'log'>) {
+  return async function requireKnownHostHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+    const host = request.headers.host;
+    if (typeof host === 'string' && deps.hosts.has(host.toLowerCase())) return;
+    deps.log.warn({ client: request.ip, host: host ?? null }, 'web request refused: unknown Host');
+    // Returned: Fastify then runs no further hook (a later one could not change the answer).
+    return sendError(reply, 421, ErrorCode.DENIED, `This console does not answer to the name ${JSON.stringify(host ?? '')}; open it at ${deps.origins[0] ?? 'its own address'}/ (or start the gateway with --web-origin https://NAME:PORT for the name you use).`);
+  };
 }
 
 /** Constant time, whatever the lengths (both sides hashed first). */
@@ -57,11 +76,17 @@ export function sessionFromCookie(request: FastifyRequest, deps: Pick<WebDeps, '
   return deps.sessions.get(typeof id === 'string' ? id : undefined);
 }
 
+/** Why the request's cookie's session ended, if it ended lately. */
+export function endedReason(request: FastifyRequest, deps: Pick<WebDeps, 'sessions'>): ReturnType<WebDeps['sessions']['endedReason']> {
+  const id = request.cookies?.[WEB_SESSION_COOKIE];
+  return deps.sessions.endedReason(typeof id === 'string' ? id : undefined);
+}
+
 /** Refuse a cross-origin state-changing request or upgrade (403); true when it was refused. */
 export function refuseForeignOrigin(request: FastifyRequest, reply: FastifyReply, deps: Pick<WebDeps, 'origins' | 'log'>): boolean {
   if (!isStateChanging(request) && !isUpgrade(request)) return false;
   if (originAllowed(request, deps.origins)) return false;
-  deps.log.warn({ client: request.socket.remoteAddress, method: request.method, url: request.routeOptions.url, origin: request.headers.origin ?? null }, 'web request refused: foreign or missing Origin');
+  deps.log.warn({ client: request.ip, method: request.method, url: request.routeOptions.url, origin: request.headers.origin ?? null }, 'web request refused: foreign or missing Origin');
   sendError(reply, 403, ErrorCode.DENIED, 'This request did not come from the console\'s own page (its Origin header is missing or foreign); open the console at its own address, or start the gateway with --web-origin for this one.');
   return true;
 }
@@ -72,19 +97,46 @@ export function refuseForeignOrigin(request: FastifyRequest, reply: FastifyReply
  * (state-changing); sets `request.webSession`.
  */
 export function requireSession(deps: Pick<WebDeps, 'sessions' | 'origins' | 'log'>) {
-  return async function requireSessionHook(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (refuseForeignOrigin(request, reply, deps)) return;
+  // Each refusal returns the reply: Fastify then runs no later hook of the chain.
+  return async function requireSessionHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+    if (refuseForeignOrigin(request, reply, deps)) return reply;
     const session = sessionFromCookie(request, deps);
     if (!session) {
-      sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, 'Not logged in, or the session ended (logout, expiry, or the administrator revoked the login); log in again.');
-      return;
+      return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, sessionEndedMessage(endedReason(request, deps)));
     }
     if (isStateChanging(request) && !csrfTokenMatches(request.headers[WEB_CSRF_HEADER], session.csrfToken)) {
       deps.log.warn({ client: session.remote, user: session.user, method: request.method, url: request.routeOptions.url }, 'web request refused: missing or wrong CSRF token');
-      sendError(reply, 403, ErrorCode.DENIED, `The ${WEB_CSRF_HEADER} header is missing or wrong; reload the console's page and try again.`);
-      return;
+      return sendError(reply, 403, ErrorCode.DENIED, `The ${WEB_CSRF_HEADER} header is missing or wrong; reload the console's page and try again.`);
     }
     request.webSession = session;
+  };
+}
+
+/**
+ * The onRequest hook after `requireSession` in the /api scope: a WebSocket upgrade is
+ * counted against its session's and user's limits (429 past one), and refused with 503 when
+ * the process is near its descriptor limit. The count lasts until the request's socket
+ * closes, or until a refusal (any later HTTP answer instead of the upgrade) is sent.
+ */
+export function admitUpgrade(deps: Pick<WebDeps, 'ledger' | 'opens' | 'limits' | 'log'>) {
+  return async function admitUpgradeHook(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> {
+    if (!isUpgrade(request)) return;
+    const session = request.webSession;
+    if (!session) return;
+    if (nearFdLimit(deps.limits.fdReserve)) {
+      deps.log.warn({ client: request.ip, user: session.user }, 'web upgrade refused: near the open-file limit');
+      const r = fdRefusal();
+      return sendError(reply, r.status, r.code, r.message);
+    }
+    const kind = request.routeOptions.url === '/api/terminal' ? 'terminal' : 'socket';
+    const reserved = deps.ledger.reserve(session, kind);
+    if (typeof reserved !== 'function') {
+      deps.log.warn({ client: request.ip, user: session.user, kind }, 'web upgrade refused: too many WebSockets');
+      return sendError(reply, reserved.status, reserved.code, reserved.message);
+    }
+    request.raw.socket.once('close', reserved);
+    reply.raw.once('finish', reserved);
+    request.webOpens = deps.opens;
   };
 }
 

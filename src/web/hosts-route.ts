@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { gatewayInventory, parseGatewayHosts } from '../fleet/gateway-hosts.js';
 import { resolveTargets } from '../fleet/targets.js';
-import { WEB_VIA, badRequest, queryText, sendError, sessionOf } from './route-kit.js';
+import { WEB_VIA, badRequest, queryFlag, queryText, sendError, sessionOf } from './route-kit.js';
 
 /** Longest target expression taken (a hand-made one cannot make the resolver work for long). */
 export const MAX_TARGET_EXPR = 4096;
@@ -16,8 +16,7 @@ export function registerHostsRoutes(app: FastifyInstance): void {
   app.get('/api/hosts', async (request, reply) => {
     try {
       const { gateway } = sessionOf(request);
-      const probe = queryText(request, 'probe');
-      const wantProbe = probe === '1' || probe === 'true';
+      const wantProbe = queryFlag(request, 'probe');
       const answer = await gateway.gatewayRequest(wantProbe ? { op: 'hosts', probe: true } : { op: 'hosts' });
       const listed = parseGatewayHosts(answer, WEB_VIA);
       const raw = JSON.parse(answer.toString('utf8')) as Array<Record<string, unknown>>;

@@ -10,6 +10,9 @@ import { connect } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { duplexPair } from '../transport/duplex-pair.js';
+import type { Target } from '../client/target.js';
+import { hostname } from 'node:os';
+import { DEFAULT_WEB_HOST } from './web-config.js';
 
 /** Where no credential files exist: `connect()` looks for default keys and tokens under HOME and SHELLWIRE_HOME. */
 const NO_HOME = '/nonexistent/shellwire-web-console';
@@ -22,6 +25,23 @@ export interface BrowserPeer {
   address: string;
   /** `web:IP:PORT`. */
   remote: string;
+}
+
+/**
+ * How messages name the gateway on a browser's connection ("down01 via 127.0.0.1:38971
+ * refused ..."): its TCP address as the CLI would write it (`--via`), this machine's name
+ * for a wildcard listen address. Never an invented name: an operator goes looking for it.
+ */
+export function gatewayLabel(gateway: Gateway): Target {
+  let host = DEFAULT_WEB_HOST;
+  let port = 0;
+  try {
+    ({ address: host, port } = gateway.server.address);
+  } catch {
+    // not listening on TCP (tests that only start the console): the loopback default
+  }
+  if (host === '0.0.0.0' || host === '::') host = hostname();
+  return { host, port };
 }
 
 /** What the browser offered: a password, or a one-time login token (`shellwire web-login`). */
@@ -40,13 +60,19 @@ export function browserPeer(ip: string | undefined, port: number | undefined): B
  */
 export async function openInProcessConnection(gateway: Gateway, peer: BrowserPeer, credentials: BrowserCredentials): Promise<Connection> {
   const [serverEnd, clientEnd] = duplexPair();
-  gateway.server.handleConnection(serverEnd, { address: peer.address, remote: peer.remote, origin: 'web' });
-  return connect('web-console', {
+  // A link exchange ('web-link') takes a one-time token only: never a reusable one.
+  const origin = 'password' in credentials ? 'web' : 'web-link';
+  gateway.server.handleConnection(serverEnd, { address: peer.address, remote: peer.remote, origin });
+  return connect(gatewayLabel(gateway), {
     transport: clientEnd,
     fingerprint: gateway.server.identity.fingerprint,
     env: { HOME: NO_HOME, SHELLWIRE_HOME: NO_HOME },
     home: NO_HOME,
     connectTimeoutMs: IN_PROCESS_CONNECT_TIMEOUT_MS,
+    // No keepalive on a pipe inside this process: there is no network to lose, and under a
+    // flood a starved event loop made every browser's connection "time out" at once (each
+    // end's pings waited behind the flood), ending every user's session.
+    keepaliveMs: 0,
     ...('password' in credentials ? { user: credentials.user, password: credentials.password } : { token: credentials.token }),
   });
 }

@@ -11,7 +11,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import type { WebDeps, WebSession } from './web-types.js';
-import { refuseForeignOrigin, requireSession, sendError, sessionFromCookie, sessionOf } from './guards.js';
+import { sessionEndedMessage } from './sessions.js';
+import { fdRefusal, nearFdLimit } from './admission.js';
+import { endedReason, refuseForeignOrigin, requireSession, sendError, sessionFromCookie, sessionOf } from './guards.js';
 import { browserPeer, openInProcessConnection, type BrowserCredentials } from './in-process.js';
 import { WEB_JSON_BODY_LIMIT, WEB_SESSION_COOKIE } from './web-config.js';
 
@@ -30,7 +32,10 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
 
   app.get('/api/session', async (request, reply) => {
     const session = sessionFromCookie(request, deps);
-    if (!session) return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, 'Not logged in; log in with your user name and password, or a link from `shellwire web-login`.');
+    if (!session) {
+      const ended = endedReason(request, deps);
+      return sendError(reply, 401, ErrorCode.NOT_AUTHENTICATED, ended ? sessionEndedMessage(ended) : 'Not logged in; log in with your user name and password, or a link from `shellwire web-login`.');
+    }
     return sessionBody(session);
   });
 
@@ -48,14 +53,32 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
     return login(request, reply, { token: body.data.token }, 'link');
   });
 
-  app.post('/api/logout', { onRequest: guard }, async (request, reply) => {
+  app.post('/api/logout', {
+    onRequest: guard,
+    // A logout whose session already ended (expiry, revocation, another tab) still clears
+    // the cookie: the guard's 401 carries the clearing Set-Cookie.
+    onSend: async (_request, reply, payload) => {
+      if (reply.statusCode === 401) reply.clearCookie(WEB_SESSION_COOKIE, COOKIE_OPTIONS);
+      return payload;
+    },
+  }, async (request, reply) => {
     deps.sessions.end(sessionOf(request), 'logout');
     reply.clearCookie(WEB_SESSION_COOKIE, COOKIE_OPTIONS);
     return reply.code(204).send();
   });
 
+
   async function login(request: FastifyRequest, reply: FastifyReply, credentials: BrowserCredentials, method: 'password' | 'link'): Promise<FastifyReply | ReturnType<typeof sessionBody>> {
-    const peer = browserPeer(request.socket.remoteAddress, request.socket.remotePort);
+    // request.ip is the socket's address, or what a --web-trust-proxy proxy forwards (then
+    // the browser's port is unknown: 0). The throttle keys on it.
+    const proxied = request.ip !== request.socket.remoteAddress;
+    const peer = browserPeer(request.ip, proxied ? 0 : request.socket.remotePort);
+    // The last descriptors are the gateway's (its TCP port, its hosts): no new session then.
+    if (nearFdLimit(deps.limits.fdReserve)) {
+      deps.log.warn({ client: peer.remote, method }, 'web login refused: near the open-file limit');
+      const r = fdRefusal();
+      return sendError(reply, r.status, r.code, r.message);
+    }
     let connection;
     try {
       connection = await openInProcessConnection(deps.gateway, peer, credentials);
@@ -78,7 +101,7 @@ export function registerLoginRoutes(app: FastifyInstance, deps: WebDeps): void {
       case ErrorCode.AUTH_FAILED:
       case ErrorCode.NO_CREDENTIALS:
         return sendError(reply, 401, ErrorCode.AUTH_FAILED, method === 'link'
-          ? 'This login link is unknown, used or expired (links work once, for a minute); ask for a new one with `shellwire web-login --via GW`.'
+          ? 'This is not a login link, or it was used or has expired (links come from `shellwire web-login --via GW` and work once, for a minute); ask for a new one.'
           : 'Wrong user name or password (or password login is off at this gateway); try again.');
       case ErrorCode.LOCKED_OUT:
         return sendError(reply, 429, ErrorCode.LOCKED_OUT, 'Too many failed logins from this address or for this user: locked out for a while. Wait, or ask the administrator to lift it (`shellwire locks`).');

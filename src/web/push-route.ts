@@ -21,12 +21,17 @@ import { resolveTargets } from '../fleet/targets.js';
 import { MAX_TARGET_EXPR } from './hosts-route.js';
 import { WEB_VIA, badRequest, errorBody, queryOsText, queryText, sendError, sessionOf } from './route-kit.js';
 
+/** The one body type a push takes (or none): the file's raw bytes. */
+export const PUSH_CONTENT_TYPE = 'application/octet-stream';
+
 /** Upload progress lines at most this often (bytes apart), plus the last. */
 const UPLOAD_STEP = 1024 * 1024;
 
 export async function registerPushRoute(app: FastifyInstance): Promise<void> {
   await app.register(async (scope) => {
-    // The body stays a stream: the route reads it as the gateway takes it.
+    // The body stays a stream: the route reads it as the gateway takes it. Fastify's own
+    // parsers (application/json, text/plain) are removed: one would eat a file's bytes.
+    scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
     scope.put('/api/push', (request, reply) => push(request, reply));
   });
@@ -36,6 +41,11 @@ async function push(request: FastifyRequest, reply: FastifyReply): Promise<Fasti
   let answering = false;
   try {
     const { gateway } = sessionOf(request);
+    // Raw bytes only: any other type (a form, JSON, text) is refused before a host hears of it.
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== '' && type !== PUSH_CONTENT_TYPE) {
+      return sendError(reply, request, new ShellwireError(ErrorCode.BAD_REQUEST, `Send the file as ${PUSH_CONTENT_TYPE} (the raw bytes), not ${JSON.stringify(type)}.`), 415);
+    }
     const targets = queryText(request, 'targets');
     // The path's exact bytes (%FF is the byte 0xff): the host's rules decide what it accepts.
     const path = queryOsText(request, 'path');

@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { WebSession } from './web-types.js';
+import { sessionEndedMessage } from './sessions.js';
 import { decodeOsBytes } from '../protocol/os-bytes.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 
@@ -59,7 +60,7 @@ export function statusOf(code: string): number {
 export function errorBody(err: unknown, request: FastifyRequest): { code: string; message: string } {
   if (err instanceof ShellwireError && statusOf(err.code) !== 500) {
     // The session's gateway connection closing means the session is over.
-    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.NOT_AUTHENTICATED, message: 'Your session ended (its gateway connection closed); log in again.' };
+    if (err.code === ErrorCode.CONNECTION_CLOSED) return { code: ErrorCode.NOT_AUTHENTICATED, message: sessionEndedMessage(request.webSession?.endedBecause ?? { reason: 'connection-lost' }) };
     return { code: err.code, message: err.message };
   }
   if (err instanceof ShellwireError) {
@@ -70,10 +71,10 @@ export function errorBody(err: unknown, request: FastifyRequest): { code: string
   return { code: ErrorCode.INTERNAL, message: 'Internal error in the web console; the gateway log says more.' };
 }
 
-/** Answer `err` as the spec's JSON error. */
-export function sendError(reply: FastifyReply, request: FastifyRequest, err: unknown): FastifyReply {
+/** Answer `err` as the spec's JSON error (its status by code, unless `status` is given). */
+export function sendError(reply: FastifyReply, request: FastifyRequest, err: unknown, status?: number): FastifyReply {
   const body = errorBody(err, request);
-  return reply.code(statusOf(body.code)).type('application/json').send({ error: body });
+  return reply.code(status ?? statusOf(body.code)).type('application/json').send({ error: body });
 }
 
 /** A 400 for a bad parameter. */
@@ -86,6 +87,17 @@ export function queryText(request: FastifyRequest, name: string): string | undef
   const v = (request.query as Record<string, unknown> | undefined)?.[name];
   const one = Array.isArray(v) ? v[v.length - 1] : v;
   return typeof one === 'string' ? one : undefined;
+}
+
+/**
+ * A yes/no query parameter: `1`/`true` yes, `0`/`false`/empty/absent no; anything else is a
+ * 400 (a typo such as `failed=yes` must not quietly mean "no").
+ */
+export function queryFlag(request: FastifyRequest, name: string): boolean {
+  const v = queryText(request, name);
+  if (v === undefined || v === '' || v === '0' || v === 'false') return false;
+  if (v === '1' || v === 'true') return true;
+  throw badRequest(`${name} must be 1 or 0 (true or false), got ${JSON.stringify(v)}.`);
 }
 
 /**

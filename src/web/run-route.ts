@@ -58,9 +58,10 @@ function serveRun(socket: WebSocket, request: FastifyRequest): void {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (isBinary) return fail(ErrorCode.BAD_REQUEST, 'The run socket takes JSON text messages: {"type":"run","targets":"@web","command":"uptime"} or {"type":"cancel"}.');
     if (bytes.length > MAX_RUN_MESSAGE_BYTES) {
-      send({ type: 'error', code: ErrorCode.BAD_REQUEST, message: `A run message is at most ${MAX_RUN_MESSAGE_BYTES} bytes.` });
-      run?.cancel();
-      return void socket.close(1009, 'message too big');
+      send({ type: 'error', code: ErrorCode.BAD_REQUEST, message: `A run message is at most ${MAX_RUN_MESSAGE_BYTES} bytes (this one was ${bytes.length}).` });
+      // A run under way goes on (the oversized message is dropped); before one, the socket is done.
+      if (!begun) socket.close(1009, 'message too big');
+      return;
     }
     let message: Record<string, unknown>;
     try {

@@ -18,15 +18,22 @@ import type { WebSocket } from 'ws';
 import type {} from '@fastify/websocket';
 import type { RemoteProcess } from '../client/remote-process.js';
 import type { Connection } from '../client/connection.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, ShellwireError } from '../errors.js';
 import { badRequest, errorBody, queryText, sendError, sessionOf, trackSocket } from './route-kit.js';
 
 /** Unsent bytes on the browser's socket above which the terminal's output is paused. */
 export const TERMINAL_HIGH_WATER = 1024 * 1024;
-/** A text (control) message from the browser larger than this closes the socket (1009). */
+/** A text (control) message from the browser larger than this is dropped with an `error` message; the terminal goes on. */
 export const MAX_TERMINAL_CONTROL_BYTES = 4096;
-/** Keystrokes one binary message may carry (a paste); larger closes the socket (1009). */
+/**
+ * Keystrokes one binary message may carry (a paste); a larger one is dropped with an `error`
+ * message naming the limit, and the terminal goes on (one oversized paste must not end the
+ * shell and what runs in it). Above WEB_WS_MAX_PAYLOAD the WebSocket library itself closes (1009).
+ */
 export const MAX_TERMINAL_INPUT_BYTES = 1024 * 1024;
+
+/** How long the host may take to open a terminal before the browser is answered 504. */
+const OPEN_TIMEOUT_MS = 30_000;
 
 /** How long a terminal opened for an upgrade waits for it to complete before it is closed. */
 const UPGRADE_GRACE_MS = 10_000;
@@ -47,18 +54,36 @@ export function registerTerminalRoute(app: FastifyInstance): void {
     // A preHandler: it runs after the session guard's (scope hooks come before route hooks).
     preHandler: async (request, reply) => {
       if (reply.sent) return;
+      let release: (() => void) | null = null;
       try {
-        const { gateway } = sessionOf(request);
+        const { gateway, user } = sessionOf(request);
         const host = queryText(request, 'host');
         if (host === undefined || host === '' || host.length > 255) throw badRequest('Name the host: /api/terminal?host=NAME&cols=C&rows=R.');
         const cols = size(request, 'cols', 80);
         const rows = size(request, 'rows', 24);
+        // Opens in flight are bounded per user and across the console: a flood waits its turn
+        // (and is answered 503 if the turn does not come), instead of stalling everyone.
+        if (request.webOpens) {
+          const slot = await request.webOpens.acquire(user);
+          if (typeof slot !== 'function') return sendError(reply, request, new ShellwireError(slot.code, slot.message), slot.status);
+          release = slot;
+        }
+        if (request.raw.socket.destroyed) return;
         const view = gateway.relay(host);
         const proc = view.spawn(null, { pty: { term: 'xterm-256color', cols, rows } });
         // A refusal rejects both; `started` is answered here, `exited` is the socket's to report.
         proc.exited.catch(() => {});
         started.set(request, { proc, view });
-        await proc.started;
+        // Always an answer: a host that never answers the open is a 504, not silence.
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), OPEN_TIMEOUT_MS)));
+        const outcome = await Promise.race([proc.started.then(() => 'started' as const), late]).finally(() => clearTimeout(timer));
+        if (outcome === 'late') {
+          started.delete(request);
+          proc.close();
+          void view.close();
+          return sendError(reply, request, new ShellwireError(ErrorCode.CONNECT_FAILED, `${host} did not open the terminal within ${Math.round(OPEN_TIMEOUT_MS / 1000)} s; try again.`), 504);
+        }
         // The upgrade should follow at once; one that never completes must not keep a shell open.
         const unclaimed = setTimeout(() => {
           const left = started.get(request);
@@ -74,6 +99,8 @@ export function registerTerminalRoute(app: FastifyInstance): void {
         void failed?.view.close();
         started.delete(request);
         return sendError(reply, request, err);
+      } finally {
+        release?.();
       }
     },
   }, (socket: WebSocket, request) => {
@@ -121,11 +148,15 @@ function wireTerminal(socket: WebSocket, proc: RemoteProcess, view: Connection, 
   socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (isBinary) {
-      if (bytes.length > MAX_TERMINAL_INPUT_BYTES) return finishWithError(ErrorCode.BAD_REQUEST, `A keystroke message is at most ${MAX_TERMINAL_INPUT_BYTES} bytes.`, 1009);
+      if (bytes.length > MAX_TERMINAL_INPUT_BYTES) {
+        return sendJson({ type: 'error', code: ErrorCode.BAD_REQUEST, message: `Input of ${bytes.length} bytes in one message was dropped: a keystroke message is at most ${MAX_TERMINAL_INPUT_BYTES} bytes (1 MiB); paste in smaller pieces. The terminal goes on.` });
+      }
       proc.stdin.write(bytes);
       return;
     }
-    if (bytes.length > MAX_TERMINAL_CONTROL_BYTES) return finishWithError(ErrorCode.BAD_REQUEST, `A control message is at most ${MAX_TERMINAL_CONTROL_BYTES} bytes.`, 1009);
+    if (bytes.length > MAX_TERMINAL_CONTROL_BYTES) {
+      return sendJson({ type: 'error', code: ErrorCode.BAD_REQUEST, message: `A text (control) message of ${bytes.length} bytes was dropped: it is at most ${MAX_TERMINAL_CONTROL_BYTES} bytes; keystrokes go as binary messages. The terminal goes on.` });
+    }
     let message: { type?: unknown; cols?: unknown; rows?: unknown };
     try {
       message = JSON.parse(bytes.toString('utf8')) as typeof message;
@@ -142,10 +173,6 @@ function wireTerminal(socket: WebSocket, proc: RemoteProcess, view: Connection, 
     }
     sendJson({ type: 'error', code: ErrorCode.BAD_REQUEST, message: `Unknown message type ${JSON.stringify(message?.type ?? null)}; the terminal takes "resize" (and keystrokes as binary messages).` });
   });
-  const finishWithError = (code: string, message: string, wsCode: number) => {
-    sendJson({ type: 'error', code, message });
-    finish(wsCode, 'message too big');
-  };
   socket.on('close', () => finish(1000, 'closed'));
   socket.on('error', () => finish(1011, 'socket error'));
 

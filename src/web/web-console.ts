@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
@@ -21,10 +22,11 @@ import type { Gateway } from '../gateway/gateway.js';
 import { registerWebConsole, type GatewayWebOptions, type WebConsoleHandle } from '../gateway/web-hook.js';
 import { WebSessions } from './sessions.js';
 import type { WebDeps } from './web-types.js';
-import { requireSession, sendError } from './guards.js';
+import { admitUpgrade, requireKnownHost, requireSession, sendError } from './guards.js';
+import { DEFAULT_WEB_LIMITS, OpenGate, SocketLedger, type WebLimits } from './admission.js';
 import { registerLoginRoutes } from './login-routes.js';
 import { registerApiRoutes } from './api-routes.js';
-import { WEB_CSP, WEB_JSON_BODY_LIMIT, httpsOrigin } from './web-config.js';
+import { WEB_CSP, WEB_JSON_BODY_LIMIT, WEB_WS_MAX_PAYLOAD, consoleHosts, consoleOrigins, httpsOrigin } from './web-config.js';
 
 /** Where `npm run build` puts the bundled page: `<package>/dist/ui` (index.html, assets/). */
 export function defaultStaticDir(): string {
@@ -64,6 +66,12 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     // still drops a client that never finishes its headers).
     requestTimeout: 0,
     return503OnClosing: true,
+    // request.ip: X-Forwarded-For believed only from these proxies (never by default).
+    ...(options.trustProxy && options.trustProxy.length > 0 ? { trustProxy: options.trustProxy } : {}),
+    // What Node's HTTP parser refuses (a body longer than its Content-Length, a bad header)
+    // and what Fastify's router refuses (a bad URL): the documented error shape too.
+    clientErrorHandler: clientError,
+    frameworkErrors: (err, _request, reply) => sendError(reply, 400, ErrorCode.BAD_REQUEST, `Bad request (${err.message}).`),
   });
   const sessions = new WebSessions({
     log,
@@ -71,7 +79,11 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     ...(options.sessionMaxMs !== undefined ? { maxMs: options.sessionMaxMs } : {}),
     ...(options.clock ? { now: options.clock } : {}),
   });
-  const deps: WebDeps = { gateway, sessions, log, origins: options.origins ?? [] };
+  // Filled once the console listens (port 0 picks its port): no request comes before that.
+  const origins: string[] = [];
+  const hosts = new Set<string>();
+  const limits: WebLimits = { ...DEFAULT_WEB_LIMITS, ...options.limits };
+  const deps: WebDeps = { gateway, sessions, log, origins, hosts, limits, ledger: new SocketLedger(limits), opens: new OpenGate(limits) };
   try {
     await build(app, deps, options.staticDir ?? defaultStaticDir());
     await app.listen({ host: options.host, port: options.port });
@@ -81,6 +93,8 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
     throw err;
   }
   const address = app.server.address() as AddressInfo;
+  origins.push(...consoleOrigins(address.address, address.port, options.origins ?? []));
+  for (const h of consoleHosts(origins)) hosts.add(h);
   const url = `${httpsOrigin(address.address, address.port)}/`;
   const wildcard = address.address === '0.0.0.0' || address.address === '::';
   const publicUrl = options.origins?.[0] !== undefined ? `${options.origins[0]}/` : wildcard ? `${httpsOrigin(hostname(), address.port)}/` : url;
@@ -102,6 +116,7 @@ export async function startWebConsole(gateway: Gateway, options: GatewayWebOptio
 
 async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Promise<void> {
   const { fastifyCookie, fastifyStatic, fastifyWebsocket } = loadFastify();
+  app.addHook('onRequest', requireKnownHost(deps));
   app.addHook('onSend', async (request, reply, payload) => {
     reply.header('content-security-policy', WEB_CSP);
     reply.header('x-content-type-options', 'nosniff');
@@ -128,7 +143,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
     return reply.code(404).type('text/plain; charset=utf-8').send('Not found.\n');
   });
   await app.register(fastifyCookie);
-  await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
+  await app.register(fastifyWebsocket, { options: { maxPayload: WEB_WS_MAX_PAYLOAD } });
 
   if (existsSync(join(staticDir, 'index.html'))) {
     // Only index.html and assets/ (source maps and licence notes are under assets/ too).
@@ -144,6 +159,7 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
   registerLoginRoutes(app, deps);
   await app.register(async (scope) => {
     scope.addHook('onRequest', requireSession(deps));
+    scope.addHook('onRequest', admitUpgrade(deps));
     await registerApiRoutes(scope, deps);
     // An /api path no route takes: after the guard (so it tells nothing to strangers), 404
     // before any upgrade.
@@ -157,6 +173,23 @@ async function build(app: FastifyInstance, deps: WebDeps, staticDir: string): Pr
       handler: async (_request, reply) => reply,
     });
   });
+}
+
+/**
+ * A request Node's HTTP parser cannot read (a body longer than its Content-Length runs into
+ * the next request, a malformed header, headers too large): `{error:{code,message}}` as
+ * every other answer, then the socket is closed (as Node does: the stream is out of step).
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, text, message] = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+    ? [408, 'Request Timeout', 'The request did not arrive in time; try again.']
+    : err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'The request\'s headers are too large.']
+      : [400, 'Bad Request', 'The request is not valid HTTP (is its Content-Length the size of its body?).'];
+  const body = JSON.stringify({ error: { code: ErrorCode.BAD_REQUEST, message } });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${text}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
 }
 
 function readPem(file: string | undefined, flag: string): string {

@@ -38,6 +38,8 @@ export interface WebRequestOptions {
   csrf?: string | null;
   /** Send the jar's cookies (default true). */
   cookies?: boolean;
+  /** The local address to connect from (e.g. 127.0.0.2: another browser, or a proxy). */
+  localAddress?: string;
 }
 
 /** A client of the console at `https://127.0.0.1:port` trusting `ca`. */
@@ -67,7 +69,7 @@ export function webRequest(client: WebClient, method: string, path: string, opti
   if (body) headers['content-length'] = String(body.length);
   const url = new URL(path, client.origin);
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method, headers, ...tlsOptions(client) }, (res) => {
+    const req = httpsRequest(url, { method, headers, ...tlsOptions(client), ...(options.localAddress ? { localAddress: options.localAddress } : {}) }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

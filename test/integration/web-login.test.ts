@@ -8,7 +8,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -381,7 +383,11 @@ describe('web console login', () => {
     try {
       assert.ok(await waitFor(async () => (await webRequest(c, 'GET', '/api/session')).status === 401), 'the session outlived the revocation');
       assert.equal((await webRequest(c, 'GET', '/api/hosts')).status, 401);
-      assert.ok(logLines.some((l) => l.includes('"reason":"gateway-closed"')));
+      // She (and the log) are told it was a revocation, not a lost connection.
+      const why = await webRequest(c, 'GET', '/api/session');
+      assert.equal(why.json().error.code, 'SW_ERR_NOT_AUTHENTICATED');
+      assert.match(why.json().error.message, /revoked your login.*no longer permitted/);
+      assert.ok(logLines.some((l) => l.includes('"reason":"revoked"') && l.includes('"user":"alice"')));
     } finally {
       reload(usersText());
     }
@@ -415,6 +421,8 @@ describe('web console login', () => {
       [['--web', '0', '--web-cert', certFile], /go together/],
       [['--web', '0', '--web-origin', 'http://console.example'], /--web-origin takes an origin/],
       [['--web', 'nonsense:port:x'], /--web must be HOST:PORT/],
+      [['--web', '0', '--web-trust-proxy', 'proxy.example'], /--web-trust-proxy takes IP addresses/],
+      [['--web-trust-proxy', '127.0.0.1'], /only go with --web/],
     ] as const) {
       const result = await runCli(['gateway', '--listen', '127.0.0.1:0', '--state-dir', join(dir, 'cli-gateway-bad'), ...args]);
       assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
@@ -444,11 +452,140 @@ describe('web console login', () => {
       } finally {
         reload(usersText());
       }
+      assert.equal(closed[1]!.reason, 'session ended: revoked');
+      assert.equal(sessions.endedReason(two.id)?.reason, 'revoked');
       // A socket tracked by an ended session is closed at once.
       two.track(socket);
       assert.equal(closed.length, 3);
+      // Lost (keepalive, overload, an error), not revoked: told apart.
+      const three = sessions.create('alice', await open(), 'web:127.0.0.1:2', 'password');
+      three.track(socket);
+      three.gateway.destroy();
+      assert.ok(await waitFor(() => three.ended));
+      assert.equal(closed.at(-1)!.reason, 'session ended: connection-lost');
+      assert.equal(sessions.endedReason(three.id)?.reason, 'connection-lost');
     } finally {
       sessions.endAll();
+    }
+  });
+
+  it("/api/login/link takes only one-time links: never the gateway's own token or a users.yaml token", async () => {
+    const ciToken = randomBytes(32).toString('base64url');
+    reload(usersText({ erin: [`    tokens: [{ name: ci, sha256: ${createHash('sha256').update(ciToken).digest('hex')} }]`, '    hosts: ["web01"]'] }));
+    try {
+      // The users.yaml token is good on the TCP port (so the refusal below is the route's).
+      const tcp = await connect({ host: '127.0.0.1', port: gwPort }, { token: ciToken, fingerprint: gateway.server.identity.fingerprint, env: {}, home: join(dir, 'nohome') });
+      assert.equal(tcp.server.user, 'erin');
+      await tcp.close();
+      const daemonToken = readFileSync(join(gwDir, 'token'), 'utf8').trim();
+      for (const token of [daemonToken, ciToken]) {
+        const c = client();
+        const answer = await webRequest(c, 'POST', '/api/login/link', { json: { token } });
+        assert.equal(answer.status, 401, answer.body.toString());
+        assert.equal(answer.json().error.code, 'SW_ERR_AUTH_FAILED');
+        assert.match(answer.json().error.message, /not a login link.*shellwire web-login/);
+        assert.equal(answer.setCookie.length, 0);
+        assert.equal((await webRequest(c, 'GET', '/api/session')).status, 401);
+      }
+      assert.ok(!rows.some((r) => r.kind === 'auth-ok' && (r.user === 'root' || r.user === 'erin') && /^web:/.test(String(r.address))), 'no web login with a reusable token');
+    } finally {
+      reload(usersText());
+      gateway.server.clearLocks('*');
+    }
+  });
+
+  it("Fastify's own refusals are in the documented error shape; a bad yes/no parameter is 400; logout of an ended session clears the cookie", async () => {
+    // A Content-Length shorter than the body: the rest reads as a second, malformed request.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const body = '{"user":"alice","password":"x"}';
+      const socket = tlsConnect({ host: '127.0.0.1', port: webPort, ca, checkServerIdentity: () => undefined }, () => {
+        socket.write(`POST /api/login HTTP/1.1\r\nHost: 127.0.0.1:${webPort}\r\nOrigin: https://127.0.0.1:${webPort}\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n${body}`);
+      });
+      let text = '';
+      socket.on('data', (c: Buffer) => void (text += c.toString('latin1')));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+      setTimeout(() => socket.destroy(), 5_000).unref();
+    });
+    const bodies = raw.split(/HTTP\/1\.1 /).slice(1).map((answer) => answer.slice(answer.indexOf('\r\n\r\n') + 4).replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''));
+    assert.ok(bodies.length >= 1, raw);
+    for (const b of bodies) assert.equal(typeof JSON.parse(b).error.code, 'string', `not the documented shape: ${b}`);
+    assert.doesNotMatch(raw, /"statusCode"/);
+    const c = client();
+    assert.equal((await webLogin(c, 'alice', 'correct horse')).status, 200);
+    for (const path of ['/api/audit?failed=maybe', '/api/hosts?probe=yes']) {
+      const answer = await webRequest(c, 'GET', path);
+      assert.equal(answer.status, 400, `${path}: ${answer.body.toString()}`);
+      assert.equal(answer.json().error.code, 'SW_ERR_BAD_REQUEST');
+    }
+    for (const [method, path] of [['OPTIONS', '/api/session'], ['DELETE', '/api/session'], ['GET', '/api/nosuch']] as const) {
+      const answer = await webRequest(c, method, path);
+      assert.equal(answer.status, 404, `${method} ${path}`);
+      assert.equal(answer.json().error.code, 'SW_ERR_BAD_REQUEST');
+    }
+    // The session ends elsewhere (another tab logs out); this tab's logout still clears its cookie.
+    const other = client();
+    other.cookies.set('sw_session', c.cookies.get('sw_session')!);
+    other.csrf = c.csrf;
+    assert.equal((await webRequest(other, 'POST', '/api/logout')).status, 204);
+    const late = await webRequest(c, 'POST', '/api/logout');
+    assert.equal(late.status, 401);
+    assert.match(late.setCookie.join('\n'), /sw_session=;.*Expires=Thu, 01 Jan 1970/i);
+    assert.equal(c.cookies.has('sw_session'), false);
+  });
+
+  it('Origin is checked against the console\'s own names, never the Host header; an unknown Host is refused with 421 (DNS rebinding)', async () => {
+    const c = client();
+    assert.equal((await webLogin(c, 'alice', 'correct horse')).status, 200);
+    // A rebound name: Host and Origin agree with each other, but name none of the console's.
+    const evil = `evil.example:${webPort}`;
+    for (const [method, path] of [['POST', '/api/logout'], ['GET', '/api/session'], ['GET', '/']] as const) {
+      const answer = await webRequest(c, method, path, { origin: `https://${evil}`, headers: { host: evil } });
+      assert.equal(answer.status, 421, `${method} ${path}: ${answer.body.toString()}`);
+      assert.equal(answer.json().error.code, 'SW_ERR_DENIED');
+    }
+    // The right Host with that Origin: the Origin check itself refuses it.
+    assert.equal((await webRequest(c, 'POST', '/api/logout', { origin: `https://${evil}` })).status, 403);
+    assert.equal((await webRequest(c, 'GET', '/api/session')).status, 200, 'still logged in');
+    // Names the console does answer to: its address, localhost (loopback listen), --web-origin's.
+    assert.equal((await webRequest(c, 'GET', '/api/session', { headers: { host: `localhost:${webPort}` } })).status, 200);
+    const proxied = await webRequest(c, 'POST', '/api/logout', { origin: ALLOWED_ORIGIN, headers: { host: new URL(ALLOWED_ORIGIN).host } });
+    assert.equal(proxied.status, 204, proxied.body.toString());
+  });
+
+  it('--web-trust-proxy: X-Forwarded-For keys the throttle and the audit only when it comes from a trusted proxy', async () => {
+    const proxyDir = join(dir, 'proxied');
+    mkdirSync(proxyDir, { mode: 0o700 });
+    writeFileSync(join(proxyDir, 'users.yaml'), usersText());
+    const seen: AuditEvent[] = [];
+    const proxied = await Gateway.create({
+      stateDir: proxyDir, host: '127.0.0.1', port: 0, inventory: join(dir, 'inventory.yaml'),
+      audit: { record: (e: AuditEvent) => void seen.push(e) },
+      throttle: { baseDelayMs: 1, maxDelayMs: 5, lockoutAfter: 5 },
+      web: { host: '127.0.0.1', port: 0, staticDir: join(dir, 'no-ui'), trustProxy: ['127.0.0.2'] },
+    });
+    try {
+      await proxied.listen();
+      const c = webClient(proxied.webAddress!.port, proxied.server.identity.certPem);
+      const attempt = (from: string, forwarded: string, user: string, password: string) =>
+        webRequest(c, 'POST', '/api/login', { localAddress: from, headers: { 'x-forwarded-for': forwarded }, json: { user, password }, cookies: false });
+      // From the trusted proxy: the forwarded address is the browser's.
+      assert.equal((await attempt('127.0.0.2', '10.9.8.7', 'alice', 'wrong')).status, 401);
+      assert.match(String(seen.findLast((r) => r.kind === 'auth-fail')?.address), /^web:10\.9\.8\.7:0$/);
+      // From anyone else it is a forgery: the socket's address stands.
+      assert.equal((await attempt('127.0.0.1', '10.9.8.7', 'alice', 'wrong')).status, 401);
+      assert.match(String(seen.findLast((r) => r.kind === 'auth-fail')?.address), /^web:127\.0\.0\.1:\d+$/);
+      // Five failures through the proxy lock out that browser's address only...
+      for (let i = 1; i <= 5; i += 1) await attempt('127.0.0.2', '10.9.8.7', `nobody${i}`, 'wrong');
+      assert.equal((await attempt('127.0.0.2', '10.9.8.7', 'alice', 'correct horse')).status, 429);
+      // ...not every browser behind the proxy.
+      const other = await attempt('127.0.0.2', '10.9.8.8', 'alice', 'correct horse');
+      assert.equal(other.status, 200, other.body.toString());
+      // A forged X-Forwarded-For from an untrusted address does not dodge its own lock.
+      for (let i = 1; i <= 5; i += 1) await attempt('127.0.0.3', `10.0.0.${i}`, `nobody${i}`, 'wrong');
+      assert.equal((await attempt('127.0.0.3', '10.0.0.99', 'alice', 'correct horse')).status, 429);
+    } finally {
+      await proxied.close(200);
     }
   });
 

@@ -43,7 +43,8 @@ class App {
 
   start(): void {
     document.body.appendChild(this.root);
-    whenSessionLost(() => this.toLogin('Your session ended; log in again.'));
+    // The server says why the session ended (revoked, connection lost, idle, ...).
+    whenSessionLost(() => void sessionEndedReason().then((why) => this.toLogin(why)));
     window.addEventListener('hashchange', () => {
       // A one-time link pasted into a tab that already shows the console only changes the hash.
       if (location.hash.startsWith('#login=')) void this.boot();
@@ -58,7 +59,8 @@ class App {
       try {
         this.loggedIn(await exchangeLoginToken(token));
       } catch (err) {
-        this.toLogin(`The login link did not work: ${loginMessage(err)} Ask for a new one (links work once, for a minute).`);
+        // The server's message already says what to do (ask for a new link).
+        this.toLogin(`The login link did not work: ${loginMessage(err)}`);
       }
       return;
     }
@@ -163,3 +165,17 @@ class App {
 }
 
 new App().start();
+
+/** Why the session ended, as `/api/session` tells it for the (ended) session's cookie. */
+async function sessionEndedReason(): Promise<string> {
+  try {
+    const res = await fetch('/api/session', { credentials: 'same-origin' });
+    if (res.status === 401) {
+      const body = (await res.json()) as { error?: { message?: string } };
+      if (typeof body.error?.message === 'string') return body.error.message;
+    }
+  } catch {
+    // the generic text below
+  }
+  return 'Your session ended; log in again.';
+}
