@@ -19,6 +19,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { createIdentity } from '../../src/auth/identity.js';
 import { LAPTOP, launchBrowser, noChromium, type TestBrowser } from '../helpers/browser.js';
 import { GUEST_HOST, GUEST_PASSWORD, HOSTS, OPS_PASSWORD, httpRequest, startWebConsole, wsUpgrade, type WebConsole } from '../helpers/web-console.js';
+import { waitFor } from '../helpers/daemon.js';
 
 const SHOTS = resolve(import.meta.dirname, '../../docs/screenshots');
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -337,8 +338,9 @@ describe('web console in Chromium (issue 14)', { skip: noChromium, timeout: 240_
       assert.equal(r.opened, false, 'the upgrade from another origin was refused');
       await p.close();
       // It reached the console (not a TLS failure in the browser) and was refused for its Origin.
-      const refusals = web.log().split('\n').filter((l) => l.includes('refused') && l.includes(evilOrigin));
-      assert.ok(refusals.length > 0, `the gateway's log names the refused Origin ${evilOrigin}`);
+      // The gateway writes its log asynchronously (pino, then a pipe): it may come after the answer.
+      const refusals = () => web.log().split('\n').filter((l) => l.includes('refused') && l.includes(evilOrigin));
+      assert.ok(await waitFor(() => refusals().length > 0, 5_000), `the gateway's log names the refused Origin ${evilOrigin}`);
       assert.equal(existsSync(join(web.homes.web01, 'cross-origin-marker')), false);
 
       // The same request from a raw client with the victim's cookie: refused for its Origin.

@@ -160,11 +160,13 @@ describe('a gateway process records sessions and exec output', { timeout: 120_00
 
   const files = () => (existsSync(recDir) ? readdirSync(recDir) : []);
 
-  it('prunes recordings past --recording-retention at start, and logs it; younger ones stay', () => {
+  it('prunes recordings past --recording-retention at start, and logs it; younger ones stay', async () => {
     assert.ok(!existsSync(join(recDir, `${oldId}.cast`)), 'the 200-day-old recording is gone');
     assert.ok(!existsSync(join(recDir, `${oldId}.json`)));
     assert.ok(existsSync(join(recDir, `${oldId}.pruned`)), 'a note says retention removed it');
     assert.ok(existsSync(join(recDir, `${youngId}.cast`)), 'the 10-day-old one is kept');
+    // The log is written asynchronously (pino): it may follow the banner the start waited for.
+    await waitFor(() => /recordings: removed 1 older than 30 days/.test(stderr), 5_000);
     assert.match(stderr, /recordings: removed 1 older than 30 days/);
   });
 
