@@ -5,12 +5,14 @@
  * with it) unless the caller lends one (`natsConnection`).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ConnectionError, ErrorCode, UsageError } from '../errors.js';
+import { ConnectionError, ErrorCode } from '../errors.js';
 import { connectNats } from '../transport/nats-connect.js';
 import { NatsTunnel, TUNNEL_WINDOW } from '../transport/nats-tunnel.js';
-import { DEFAULT_NATS_PREFIX, checkNatsPrefix, isAgentName, natsSubjects, newTunnelId, type TunnelOpenReply } from '../protocol/nats-subjects.js';
+import { DEFAULT_NATS_PREFIX, checkNatsPrefix, natsSubjects, newTunnelId, type TunnelOpenReply } from '../protocol/nats-subjects.js';
 import { parseErrorCode } from '../errors.js';
-import type { Target } from './target.js';
+import { natsHostKey, parseAgentTarget } from './nats-agent-target.js';
+
+export { natsHostKey, parseAgentTarget };
 
 /** How long an agent has to answer an open request. */
 export const TUNNEL_OPEN_TIMEOUT_MS = 5_000;
@@ -19,26 +21,6 @@ export interface NatsTunnelOpenOptions {
   prefix?: string;
   timeoutMs?: number;
   window?: number;
-}
-
-/** The known_hosts key of agent `name`. */
-export function natsHostKey(name: string): string {
-  return `nats:${name}`;
-}
-
-/**
- * `[USER@]NAME` → the agent name and the login.
- * @throws {UsageError} SW_ERR_BAD_TARGET: not an agent name (a port, an address, dots).
- */
-export function parseAgentTarget(target: string | Target, via: string): { name: string; user?: string } {
-  const text = typeof target === 'string' ? target : target.host;
-  const at = text.lastIndexOf('@');
-  const user = typeof target === 'string' ? (at >= 0 ? text.slice(0, at) : undefined) : target.user;
-  const name = at >= 0 && typeof target === 'string' ? text.slice(at + 1) : text;
-  if (!isAgentName(name)) {
-    throw new UsageError(ErrorCode.BAD_TARGET, `Bad agent "${name}" for ${via}: through NATS a host is an agent's name (its --name: A-Z a-z 0-9 _ -, no port or address). List them with: shellwire hosts --via ${via}`);
-  }
-  return user !== undefined && user !== '' ? { name, user } : { name };
 }
 
 /**
@@ -85,7 +67,7 @@ export interface NatsViaConnectOptions {
 }
 
 /** Open a tunnel to the agent named by `target` through the NATS servers `via`: the transport and the host key name. */
-export async function natsTransportFor(target: string | Target, via: string, options: NatsViaConnectOptions): Promise<{ tunnel: NatsTunnel; name: string; user?: string }> {
+export async function natsTransportFor(target: Parameters<typeof parseAgentTarget>[0], via: string, options: NatsViaConnectOptions): Promise<{ tunnel: NatsTunnel; name: string; user?: string }> {
   const parsed = parseAgentTarget(target, via);
   const owned = options.natsConnection === undefined;
   const nc = options.natsConnection ?? (await connectNats({ servers: via, ...(options.natsCreds !== undefined ? { credsFile: options.natsCreds } : {}), name: 'shellwire client' }));
