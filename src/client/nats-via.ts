@@ -66,20 +66,63 @@ export interface NatsViaConnectOptions {
   connectTimeoutMs?: number;
 }
 
+/**
+ * NATS connections shared by the tunnels of one process (a fan-out opens hundreds of tunnels on
+ * one connection, not one connection each), by servers and credentials; closed when its last
+ * tunnel closes.
+ */
+const shared = new Map<string, { nc: Promise<NatsConnection>; users: number }>();
+
+async function acquireShared(via: string, credsFile: string | undefined): Promise<{ nc: NatsConnection; release: () => void }> {
+  const key = `${via}\0${credsFile ?? ''}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    const opening = connectNats({ servers: via, ...(credsFile !== undefined ? { credsFile } : {}), name: 'shellwire client' });
+    const created = { nc: opening, users: 0 };
+    entry = created;
+    shared.set(key, created);
+    opening.then(
+      (nc) => void nc.closed().then(() => shared.get(key) === created && shared.delete(key)),
+      () => shared.get(key) === created && shared.delete(key),
+    );
+  }
+  entry.users++;
+  const held = entry;
+  let nc: NatsConnection;
+  try {
+    nc = await held.nc;
+  } catch (err) {
+    held.users--;
+    throw err;
+  }
+  let released = false;
+  return {
+    nc,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--held.users === 0) {
+        if (shared.get(key) === held) shared.delete(key);
+        void nc.close().catch(() => {});
+      }
+    },
+  };
+}
+
 /** Open a tunnel to the agent named by `target` through the NATS servers `via`: the transport and the host key name. */
 export async function natsTransportFor(target: Parameters<typeof parseAgentTarget>[0], via: string, options: NatsViaConnectOptions): Promise<{ tunnel: NatsTunnel; name: string; user?: string }> {
   const parsed = parseAgentTarget(target, via);
-  const owned = options.natsConnection === undefined;
-  const nc = options.natsConnection ?? (await connectNats({ servers: via, ...(options.natsCreds !== undefined ? { credsFile: options.natsCreds } : {}), name: 'shellwire client' }));
+  const lease = options.natsConnection === undefined ? await acquireShared(via, options.natsCreds) : null;
+  const nc = options.natsConnection ?? lease!.nc;
   try {
     const tunnel = await openNatsTunnel(nc, parsed.name, {
       ...(options.natsPrefix !== undefined ? { prefix: options.natsPrefix } : {}),
       timeoutMs: Math.min(options.connectTimeoutMs ?? TUNNEL_OPEN_TIMEOUT_MS, TUNNEL_OPEN_TIMEOUT_MS),
     });
-    if (owned) tunnel.once('close', () => void nc.close().catch(() => {}));
+    if (lease) tunnel.once('close', lease.release);
     return { tunnel, ...parsed };
   } catch (err) {
-    if (owned) await nc.close().catch(() => {});
+    lease?.release();
     throw err;
   }
 }
