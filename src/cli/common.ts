@@ -175,7 +175,9 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags, 
     debugLog(1, describeHost(resolved));
     host = resolved.host;
     if (host.via !== undefined && isNatsUrl(host.via)) {
-      if (flags.port !== undefined) fail(`-p does not go with NATS (${host.via}): an agent is reached by its name, not a port.`, 2);
+      if (flags.port !== undefined || (resolved.entry === null && /:\d+$|^\[|^([^@]*@)?[0-9.]+$/.test(targetText))) {
+        fail(`Through NATS (${host.via}) a host is an agent's name (its --name), not an address or port: "${targetText}". List the agents with: shellwire hosts --via ${host.via}`, 2);
+      }
       try {
         parseAgentTarget(connectArgs(host).target, host.via);
       } catch (err) {

@@ -34,7 +34,7 @@ export async function openNatsTunnel(nc: NatsConnection, name: string, options: 
   const window = options.window ?? TUNNEL_WINDOW;
   // Subscribed before the request goes out (same connection, so in order): the agent's first
   // bytes cannot arrive before we listen.
-  const tunnel = new NatsTunnel({ nc, sendSubject: subjects.toAgent(id), receiveSubject: subjects.toClient(id), label: `NATS tunnel to ${name}`, window });
+  const tunnel = new NatsTunnel({ nc, sendSubject: subjects.toAgent(name, id), receiveSubject: subjects.toClient(name, id), label: `NATS tunnel to ${name}`, window });
   tunnel.on('error', () => {});
   const where = `agent ${name} on NATS`;
   let reply: TunnelOpenReply;
