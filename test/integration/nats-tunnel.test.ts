@@ -7,12 +7,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServer } from '../helpers/nats.js';
+import { hasTmux, TmuxPane } from '../helpers/tmux.js';
 import { CLI, waitFor } from '../helpers/daemon.js';
 import { cleanEnv, scratch, sha256, startCli, type CliChild } from '../helpers/fixtures.js';
 import { connectNats } from '../../src/transport/nats-connect.js';
@@ -235,4 +236,48 @@ test('SW_ERR_NATS_UNAVAILABLE: no NATS server at the URL (exit 255, a clear mess
   assert.match(none.stderr, /No agent nosuch on NATS/);
   const badName = await run(['exec', ...via(), 'web1:2222', '--', 'true']);
   assert.equal(badName.code, 2);
+});
+
+test('tty through NATS: a real terminal, resize reaches the agent, the exit code comes back', { skip: !hasTmux && 'tmux not installed' }, async () => {
+  const pane = new TmuxPane(
+    `env SHELLWIRE_HOME=${clientHome} TERM=xterm-256color ${process.execPath} ${CLI} tty --via ${nats.url} --token-file ${join(agents[0]!.home, 'server', 'token')} web1 -- /bin/sh; echo "CLIENT-EXIT=$?"; sleep 60`,
+    100,
+    30,
+  );
+  try {
+    assert.ok(await pane.shows(/[#$] ?$/m), pane.screen());
+    pane.line('echo size=$(tput cols)x$(tput lines)');
+    assert.ok(await pane.shows(/size=100x30/), pane.screen());
+    execFileSync('tmux', ['resize-window', '-t', pane.name, '-x', '120', '-y', '40']);
+    await new Promise((r) => setTimeout(r, 300));
+    pane.line('clear; echo size=$(tput cols)x$(tput lines)');
+    assert.ok(await pane.shows(/size=120x40/), `resize reaches the agent's terminal:\n${pane.screen()}`);
+    pane.line('exit 5');
+    assert.ok(await pane.shows(/CLIENT-EXIT=5/), pane.screen());
+  } finally {
+    pane.close();
+  }
+});
+
+test('nats.js is loaded only when NATS is used: exec to a TCP daemon never loads it', async () => {
+  const { startDaemon } = await import('../helpers/daemon.js');
+  const daemon = await startDaemon();
+  const dir = files.home();
+  const probe = join(dir, 'probe.cjs');
+  const loaded = join(dir, 'loaded.txt');
+  // Records every module request naming @nats-io (the bundles keep nats.js external: a require).
+  writeFileSync(probe, `const M = require('module'); const fs = require('fs'); const load = M._load;
+M._load = function (request, ...rest) { if (String(request).includes('@nats-io')) fs.appendFileSync(${JSON.stringify(loaded)}, request + '\\n'); return load.call(this, request, ...rest); };\n`);
+  try {
+    const env = { ...daemon.env, NODE_OPTIONS: `--require ${probe}` };
+    const tcp = await run(['exec', daemon.address, '--', 'echo', 'tcp-ok'], { env });
+    assert.equal(tcp.code, 0, tcp.stderr);
+    assert.equal(tcp.stdout.toString(), 'tcp-ok\n');
+    assert.throws(() => readFileSync(loaded), /ENOENT/, 'exec over TCP loaded nats.js');
+    const viaNats = await run(['exec', ...via(), ...tokenOf(agents[0]!), 'web1', '--', 'echo', 'nats-ok'], { env: { ...cleanEnv({ SHELLWIRE_HOME: clientHome }), NODE_OPTIONS: `--require ${probe}` } });
+    assert.equal(viaNats.stdout.toString(), 'nats-ok\n', viaNats.stderr);
+    assert.match(readFileSync(loaded, 'utf8'), /@nats-io\/transport-node/, 'the probe sees nats.js when it is used');
+  } finally {
+    await daemon.stop();
+  }
 });
