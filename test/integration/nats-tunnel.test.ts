@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { startNatsServer, type NatsServer } from '../helpers/nats.js';
 import { hasTmux, TmuxPane } from '../helpers/tmux.js';
+import { keyFile, type KeyFile } from '../helpers/gateway.js';
 import { CLI, waitFor } from '../helpers/daemon.js';
 import { cleanEnv, scratch, sha256, startCli, type CliChild } from '../helpers/fixtures.js';
 import { connectNats } from '../../src/transport/nats-connect.js';
@@ -35,8 +36,13 @@ interface Agent {
 const agents: Agent[] = [];
 let clientHome: string;
 
+/** An operator key every agent authorizes (users.yaml user `ops`). */
+let ops: KeyFile;
+
 async function startAgent(name: string, labels: string, extra: string[] = []): Promise<Agent> {
   const home = files.home();
+  mkdirSync(join(home, 'server'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(home, 'server', 'users.yaml'), `users:\n  ops:\n    allowRoot: true\n    keys: ["${ops.line}"]\n`);
   const cli = startCli(['serve', '--no-listen', '--nats', nats.url, '--name', name, '--labels', labels, '--no-audit', ...extra], {
     env: cleanEnv({ SHELLWIRE_HOME: home }),
     closeStdin: true,
@@ -72,6 +78,7 @@ const tokenOf = (agent: Agent) => ['--token-file', join(agent.home, 'server', 't
 before(async () => {
   nats = await startNatsServer();
   observer = await connectNats({ servers: nats.url });
+  ops = keyFile(files.home(), 'ops');
   agents.push(await startAgent('web1', 'role=web,group=web,dc=ams'));
   agents.push(await startAgent('db1', 'role=db,dc=fra'));
   clientHome = files.home();
@@ -140,11 +147,24 @@ test('hosts --via nats:// lists the live agents with labels; targets select over
   assert.ok(Date.now() - started < 4_000, 'dropped from the very next listing (discovery waits at most 3 s)');
 });
 
-test('run --via nats:// --tunnel: each agent through its own tunnel, output grouped as run prints it', async () => {
-  // Both agents accept the other's token? No: each has its own; use a users.yaml-free path: one run per agent's token.
-  const r = await run(['run', ...via(), '--tunnel', ...tokenOf(agents[0]!), 'web1', '--', 'echo', 'tunnel-run-ok']);
+test('run --via nats:// --tunnel: targets over the live agents, each through its own tunnel, a key login', async () => {
+  const r = await run(['run', ...via(), '--tunnel', '-l', 'ops', '-i', ops.file, 'role=web,role=db', '--', 'echo', 'tunnel-run-ok']);
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout.toString(), /db1,web1|web1,db1|db1 web1/);
   assert.match(r.stdout.toString(), /tunnel-run-ok/);
+  const failing = await run(['run', ...via(), '--tunnel', '-l', 'ops', '-i', ops.file, 'dc=fra', '--', 'exit 4']);
+  assert.notEqual(failing.code, 0);
+  assert.match(failing.stdout.toString() + failing.stderr, /db1/);
+});
+
+test('an inventory host with via: nats://… (and nats: …) goes through NATS by its name', async () => {
+  const inventory = join(files.home(), 'inventory.yaml');
+  writeFileSync(inventory, `hosts:\n  web1: { via: "${nats.url}", user: ops }\n  db1: { nats: "${nats.url}", user: ops }\n`);
+  for (const name of ['web1', 'db1']) {
+    const r = await run(['exec', '--inventory', inventory, '-i', ops.file, name, '--', 'echo', `inv-${name}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), `inv-${name}\n`);
+  }
 });
 
 test('a wrong agent fingerprint in known_hosts is refused before any credential is sent', async () => {
