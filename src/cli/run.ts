@@ -6,8 +6,7 @@
  */
 import type { Command } from 'commander';
 import { askYesNo } from './prompt.js';
-import { loadInventory, type Inventory } from '../fleet/inventory.js';
-import { isNatsUrl } from '../transport/nats-connect.js';
+import { loadInventory } from '../fleet/inventory.js';
 import { askGateway } from './ask-gateway.js';
 import { ConnectionPool } from '../fleet/pool.js';
 import type { ConnectOptions } from '../client/connect.js';
@@ -20,7 +19,7 @@ import { printJson } from './fleet-output.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportError, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
@@ -54,10 +53,6 @@ interface RunFlags {
   verbose?: number;
   allowEmpty?: boolean;
   via?: string;
-  /** `--via nats://…`: one TLS tunnel per agent (runOn) instead of a broadcast request. */
-  tunnel?: boolean;
-  natsCreds?: string;
-  natsPrefix?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -88,9 +83,6 @@ export function registerRun(program: Command): void {
     .option('--allow-empty', 'targets that match no host run nothing and exit 0 (default: an error, exit 2)')
     .option('-v, --verbose', 'say what is tried: how targets expanded, each host\'s address, host key check, credentials (-vv: more)', increase, 0)
     .addOption(viaOption('every host through this gateway (shellwire gateway), one connection to it for all: USER@ names you there, default port 50008; "none": directly, whatever the inventory\'s via: says'))
-    .option('--tunnel', 'with --via nats://…: a TLS tunnel to each agent (as exec), not one broadcast request')
-    .option('--nats-creds <file>', 'with --via nats://…: NATS credentials (a .creds file, or an nkey seed file)')
-    .option('--nats-prefix <prefix>', 'with --via nats://…: the agents\' subject prefix (default shellwire)')
     .passThroughOptions()
     .action(async function (this: Command, first: string, rest: string[]) {
       const { targets, command } = splitWords(this, first, rest);
@@ -133,9 +125,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   if (command.trim() === '') fail('usage: shellwire run [options] TARGETS... [--] COMMAND...', 2);
   if (flags.stream && flags.json) fail('--stream and --json do not go together.', 2);
   const overrides = hostOverrides(flags);
-  const natsVia = typeof overrides.via === 'string' && isNatsUrl(overrides.via) ? overrides.via : null;
-  if (natsVia !== null && flags.port !== undefined) fail(`-p does not go with NATS (${natsVia}): an agent is reached by its name, not a port.`, 2);
-  if (typeof overrides.via === 'string' && natsVia === null) refuseDirectOnlyFlags(flags, overrides.via);
+  if (typeof overrides.via === 'string') refuseDirectOnlyFlags(flags, overrides.via);
   const connectTimeoutMs = parseDurationFlag(flags.connectTimeout, '--connect-timeout', { min: 1 });
   const connect: ConnectOptions = {
     hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict',
@@ -144,13 +134,11 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     ...(process.stdin.isTTY ? { askPassphrase } : {}),
     keepaliveMs: parseDurationFlag(flags.keepalive, '--keepalive', { min: 50 }),
     ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
-    ...(flags.natsCreds !== undefined ? { natsCreds: flags.natsCreds } : {}),
-    ...(flags.natsPrefix !== undefined ? { natsPrefix: flags.natsPrefix } : {}),
   };
   const pool = new ConnectionPool({ connect, connectTimeoutMs });
   // --via GW: targets name the gateway's hosts (what it lets us reach), asked for on the one
   // connection every host's channel then shares.
-  const gatewayHosts = natsVia !== null ? await discoverNatsHosts(natsVia, flags) : typeof overrides.via === 'string' ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides)) : null;
+  const gatewayHosts = typeof overrides.via === 'string' ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides)) : null;
   let hosts;
   try {
     const inventory = gatewayHosts ?? loadInventory(flags.inventory);
@@ -164,7 +152,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   debugLog(1, `"${targets.join(' ')}" → ${hosts.length} host(s): ${abbreviate(foldNames(hosts.map((h) => h.name)), 200)}`);
   for (const h of hosts) debugLog(2, describeHost({ host: h, entry: h.source !== undefined ? h : null }));
   // Through a gateway a host is its name there: -p/-l from the inventory's direct hosts do not apply.
-  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined && !isNatsUrl(h.via)) refuseDirectOnlyFlags(flags, h.via);
+  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined) refuseDirectOnlyFlags(flags, h.via);
   if (hosts.length === 0) {
     // --allow-empty: nothing to do is success, said once on stderr.
     warn(`"${targets.join(' ')}" matches no host; nothing was run.`);
@@ -287,27 +275,6 @@ function installInterrupts(run: FleetRun, status: StatusLine | null): void {
 function confirm(question: string): Promise<boolean> {
   // A piped answer is one line; Ctrl-D or the end of input means no.
   return askYesNo(question, { short: true, onInterrupt: () => terminate('SIGINT') });
-}
-
-/**
- * `run --via nats://… --tunnel`: the live agents (discovery) as the inventory TARGETS resolve
- * over; each host then gets its own tunnel (TLS, host key `nats:NAME`, login) as exec does.
- */
-async function discoverNatsHosts(via: string, flags: RunFlags): Promise<Inventory> {
-  try {
-    const { connectNats } = await import('../transport/nats-connect.js');
-    const { discoverAgents, natsInventory } = await import('../fleet/nats-discovery.js');
-    const nc = await connectNats({ servers: via, ...(flags.natsCreds !== undefined ? { credsFile: flags.natsCreds } : {}), name: 'shellwire run' });
-    try {
-      const agents = await discoverAgents(nc, flags.natsPrefix !== undefined ? { prefix: flags.natsPrefix } : {});
-      debugLog(1, `NATS discovery at ${via}: ${agents.length} agent(s)`);
-      return natsInventory(via, agents);
-    } finally {
-      await nc.close();
-    }
-  } catch (err) {
-    reportError(err);
-  }
 }
 
 function abbreviate(text: string, max = 80): string {
