@@ -1,0 +1,224 @@
+/**
+ * The trust decisions of a broadcast (docs/nats-broadcast.md), pure apart from crypto and the
+ * nonce set: the operator signs a request with her SSH key (`signBroadcastRequest`, or ssh-agent
+ * through a client `KeyCredential`); each agent judges it (`BroadcastGate.judge`) against its own
+ * users.yaml, in this order, each step cheaper than the next:
+ *
+ *   1. malformed (not a canonical, well-formed envelope)        → drop silently: never answer garbage
+ *   2. this agent is not in `targets`                            → ignore
+ *   3. expired, too far in the future, or living > 60 s          → refuse SW_ERR_REQUEST_EXPIRED
+ *   4. its id (nonce) was seen before                           → refuse SW_ERR_REPLAYED
+ *   5. key not among users.yaml keys of `user`, or bad signature → refuse SW_ERR_AUTH_FAILED
+ *   6. the user's policy (channels, commands, env, cwd) as exec   → refuse SW_ERR_DENIED
+ *
+ * The nonce is remembered only once the signature is good, so nobody without a key can fill the
+ * set; it is held until the request's expiry (+ skew), after which the expiry check refuses it anyway.
+ * Results are signed by the agent's host key (the TLS identity, ECDSA P-256) and checked by the
+ * client against the fingerprint pinned for `nats:NAME` (`verifyBroadcastResult`).
+ */
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
+import {
+  CLOCK_SKEW_MS, MAX_REQUEST_LIFETIME_MS, REQUEST_CONTEXT, RESULT_ALGORITHM, RESULT_CONTEXT, BroadcastDecodeError, decodeRequest, encodeRequest, encodeRequestBody,
+  encodeResult, encodeResultBody, signedBytes, type BroadcastRequest, type BroadcastResult, type Signed,
+} from '../protocol/broadcast-codec.js';
+import { ErrorCode } from '../errors.js';
+import { parsePublicKey, signData, signatureAlgorithmProblem, verifyData, type SshPrivateKey, type SshPublicKey } from './ssh-key.js';
+import { checkOpen, commandText } from './policy.js';
+import { spkiOfCertificate } from '../transport/tls.js';
+import type { UsersConfig } from './users-config.js';
+import type { Principal } from './principal.js';
+import type { ExecParams, OpenRequest } from '../protocol/messages.js';
+
+/** Requests remembered at most (about 1,100 a second for the longest lifetime): past this, new ones are refused, never an old nonce forgotten early. */
+export const MAX_REMEMBERED_NONCES = 100_000;
+
+/** What signs a request: a key file in memory or ssh-agent (client/credentials.ts `KeyCredential` fits). */
+export interface RequestSigner {
+  publicKey: SshPublicKey;
+  sign(data: Buffer): Promise<{ algorithm: string; signature: Buffer }>;
+}
+
+/** A signer from a private key held in memory. */
+export function keySigner(key: SshPrivateKey): RequestSigner {
+  return { publicKey: key.publicKey, sign: async (data) => ({ algorithm: key.publicKey.type === 'ssh-rsa' ? 'rsa-sha2-512' : key.publicKey.type, signature: signData(key, data) }) };
+}
+
+/** The request on the wire, signed by `signer` (its key must be the request's `publicKey`). */
+export async function signBroadcastRequest(request: BroadcastRequest, signer: RequestSigner): Promise<Buffer> {
+  const body = encodeRequestBody(request);
+  const signature = await signer.sign(signedBytes(REQUEST_CONTEXT, body));
+  return encodeRequest(request, body, signature);
+}
+
+/** Ids of requests already accepted, each until its expiry: bounded, expired ones pruned as new ones come. */
+export class NonceSet {
+  // Insertion order ≈ expiry order (lifetimes are ≤ 60 s + skew), so pruning looks at the front;
+  // an entry out of order is held a little longer, never dropped early.
+  #expiries = new Map<string, number>();
+  readonly #max: number;
+
+  constructor(max = MAX_REMEMBERED_NONCES) {
+    this.#max = max;
+  }
+
+  get size(): number {
+    return this.#expiries.size;
+  }
+
+  has(id: string, nowMs: number): boolean {
+    const until = this.#expiries.get(id);
+    return until !== undefined && until > nowMs;
+  }
+
+  /** Remember `id` until `untilMs`; false when the set is full of live ids (refuse the request). */
+  add(id: string, untilMs: number, nowMs: number): boolean {
+    for (const [key, until] of this.#expiries) {
+      if (until > nowMs) break;
+      this.#expiries.delete(key);
+    }
+    if (this.#expiries.size >= this.#max) return false;
+    this.#expiries.set(id, untilMs);
+    return true;
+  }
+}
+
+export type BroadcastVerdict =
+  /** Not a well-formed request: nothing is answered (a reply to garbage would be an amplifier). */
+  | { action: 'drop'; reason: string }
+  /** Well-formed but not for this agent. */
+  | { action: 'ignore' }
+  /** Refused with a code the operator sees in her result; `principal` once the signature was good. */
+  | { action: 'refuse'; request: BroadcastRequest; code: string; message: string; fingerprint: string | null; principal: Principal | null; command: string }
+  /** Run `params` (policy applied: a restricted user's command rewritten to an argv) as `principal`. */
+  | { action: 'run'; request: BroadcastRequest; principal: Principal; params: ExecParams; command: string };
+
+export interface BroadcastGateOptions {
+  /** This agent's name. */
+  name: string;
+  /** The users.yaml in force (read at every request, so a SIGHUP reload applies at once). */
+  users: () => UsersConfig;
+  nonces?: NonceSet;
+  now?: () => number;
+}
+
+/** One agent's judge of broadcast requests. */
+export class BroadcastGate {
+  readonly #name: string;
+  readonly #users: () => UsersConfig;
+  readonly #nonces: NonceSet;
+  readonly #now: () => number;
+
+  constructor(options: BroadcastGateOptions) {
+    this.#name = options.name;
+    this.#users = options.users;
+    this.#nonces = options.nonces ?? new NonceSet();
+    this.#now = options.now ?? Date.now;
+  }
+
+  judge(bytes: Uint8Array): BroadcastVerdict {
+    let signed: Signed<BroadcastRequest>;
+    try {
+      signed = decodeRequest(bytes);
+    } catch (err) {
+      if (err instanceof BroadcastDecodeError) return { action: 'drop', reason: err.message };
+      throw err;
+    }
+    const request = signed.body;
+    if (!request.targets.includes(this.#name)) return { action: 'ignore' };
+    const command = request.command ?? commandText({ kind: 'exec', window: 0, maxPacket: 0, params: { argv: request.argv! } })!;
+    const refuse = (code: string, message: string, fingerprint: string | null = null, principal: Principal | null = null): BroadcastVerdict =>
+      ({ action: 'refuse', request, code, message, fingerprint, principal, command });
+
+    const now = this.#now();
+    const issued = Date.parse(request.issuedAt);
+    const expires = Date.parse(request.expiresAt);
+    if (!(expires > issued) || expires - issued > MAX_REQUEST_LIFETIME_MS) {
+      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request's lifetime (${request.issuedAt} to ${request.expiresAt}) is not between 0 and ${MAX_REQUEST_LIFETIME_MS / 1000} s.`);
+    }
+    if (issued > now + CLOCK_SKEW_MS) {
+      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request was issued at ${request.issuedAt}, ${Math.round((issued - now) / 1000)} s ahead of ${this.#name}'s clock (${new Date(now).toISOString()}); more than ${CLOCK_SKEW_MS / 1000} s of skew is not accepted. Check both clocks (NTP).`);
+    }
+    if (expires + CLOCK_SKEW_MS <= now) {
+      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request expired at ${request.expiresAt} (${this.#name}'s clock: ${new Date(now).toISOString()}, ${CLOCK_SKEW_MS / 1000} s of skew allowed). Run it again; if this repeats, check both clocks (NTP).`);
+    }
+    if (this.#nonces.has(request.id, now)) {
+      return refuse(ErrorCode.REPLAYED, `Refused: request ${request.id} was already received by ${this.#name}: a replayed (re-published) request is never run twice. Run the command again to send a new one.`);
+    }
+
+    let key: SshPublicKey;
+    try {
+      key = parsePublicKey(request.publicKey, 'request key');
+    } catch (err) {
+      return refuse(ErrorCode.AUTH_FAILED, `Refused: ${(err as Error).message}.`);
+    }
+    const users = this.#users();
+    const user = users.users.get(request.user);
+    const known = user?.keys.find((k) => k.blob.equals(key.blob));
+    // One message for "no such user" and "not her key", as a login answers: nothing about who exists here.
+    const notAuthorized = `Refused: key ${key.fingerprint} is not authorized for user "${request.user}" on ${this.#name}, or the signature is bad (users.yaml: users.${request.user}.keys).`;
+    const algorithmProblem = signatureAlgorithmProblem(key.type, signed.signature.algorithm);
+    if (algorithmProblem) return refuse(ErrorCode.AUTH_FAILED, `Refused: key ${key.fingerprint}: ${algorithmProblem}.`, key.fingerprint);
+    if (!user || !known) return refuse(ErrorCode.AUTH_FAILED, notAuthorized, key.fingerprint);
+    if (!verifyData(known, signedBytes(REQUEST_CONTEXT, signed.bodyBytes), signed.signature.signature, signed.signature.algorithm)) {
+      return refuse(ErrorCode.AUTH_FAILED, notAuthorized, key.fingerprint);
+    }
+    const principal: Principal = { ...user, method: 'publickey', credential: key.fingerprint };
+    // Remembered only now: without a key nobody can fill the set.
+    if (!this.#nonces.add(request.id, expires + CLOCK_SKEW_MS, now)) {
+      return refuse(ErrorCode.REPLAYED, `Refused: ${this.#name} holds ${MAX_REMEMBERED_NONCES} live request ids already (more than it can check for replays); try again in a minute.`, key.fingerprint, principal);
+    }
+
+    const params: ExecParams = {
+      ...(request.command !== undefined ? { command: request.command } : {}),
+      ...(request.argv !== undefined ? { argv: request.argv } : {}),
+      ...(request.env !== undefined ? { env: request.env } : {}),
+      ...(request.cwd !== undefined ? { cwd: request.cwd } : {}),
+      timeoutMs: request.timeoutMs,
+    };
+    // Exactly the exec channel's check (server-connection.ts): channels, env, cwd, command rules.
+    const open: OpenRequest = { kind: 'exec', window: 0, maxPacket: 0, params };
+    const decision = checkOpen(principal, open);
+    if (!decision.allowed) return refuse(ErrorCode.DENIED, `Denied: ${decision.reason}.`, key.fingerprint, principal);
+    const allowed = decision.request?.kind === 'exec' ? (decision.request.params as ExecParams) : params;
+    return { action: 'run', request, principal, params: allowed, command };
+  }
+}
+
+/** An agent's host key, for signing results. */
+export interface HostSigner {
+  fingerprint: string;
+  /** DER SubjectPublicKeyInfo, base64. */
+  spki: string;
+  key: KeyObject;
+}
+
+/** The signer of an agent's host identity (`HostIdentity` of auth/identity.ts). */
+export function hostSigner(identity: { keyPem: string; certPem: string; fingerprint: string }): HostSigner {
+  const spki = spkiOfCertificate(new X509Certificate(identity.certPem).raw);
+  return { fingerprint: identity.fingerprint, spki: spki.toString('base64'), key: createPrivateKey(identity.keyPem) };
+}
+
+/** A result on the wire, signed by the agent's host key. `fingerprint` and `spki` are filled in from `signer`. */
+export function signBroadcastResult(result: Omit<BroadcastResult, 'fingerprint' | 'spki'>, signer: HostSigner): Buffer {
+  const body: BroadcastResult = { ...result, fingerprint: signer.fingerprint, spki: signer.spki } as BroadcastResult;
+  const signature = cryptoSign('sha256', signedBytes(RESULT_CONTEXT, encodeResultBody(body)), { key: signer.key, dsaEncoding: 'ieee-p1363' });
+  return encodeResult(body, { algorithm: RESULT_ALGORITHM, signature });
+}
+
+/**
+ * Whether `signed` is a result really made by the agent whose key has `spki`: the fingerprint
+ * it claims is that key's, and the signature over its exact bytes checks. The caller compares
+ * the fingerprint with its pin (known_hosts `nats:NAME`) and the id and name with what it asked.
+ */
+export function verifyBroadcastResult(signed: Signed<BroadcastResult>): boolean {
+  if (signed.signature.algorithm !== RESULT_ALGORITHM) return false;
+  try {
+    const der = Buffer.from(signed.body.spki, 'base64');
+    if (`SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}` !== signed.body.fingerprint) return false;
+    const key = createPublicKey({ key: der, format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return false;
+    return cryptoVerify('sha256', signedBytes(RESULT_CONTEXT, signed.bodyBytes), { key, dsaEncoding: 'ieee-p1363' }, signed.signature.signature);
+  } catch {
+    return false;
+  }
+}
