@@ -141,7 +141,10 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
   counts(): { total: number; ok: number; failed: number; running: number; queued: number } {
     let ok = 0;
     let failed = 0;
-    for (const r of this.#results) if (r) r.status === 'ok' ? ok++ : failed++;
+    for (const r of this.#results) {
+      if (r?.status === 'ok') ok++;
+      else if (r) failed++;
+    }
     return { total: this.hosts.length, ok, failed, running: this.#started ? this.#pending.size : 0, queued: this.#started ? 0 : this.hosts.length };
   }
 

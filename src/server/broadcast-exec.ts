@@ -277,3 +277,24 @@ export function broadcastHostOf(server: {
     log,
   };
 }
+
+/** The part of an agent (server/nats-agent.ts `NatsAgent`) broadcasts are served through. */
+export interface BroadcastAgent {
+  readonly name: string;
+  readonly nc: { publish(subject: string, payload: Uint8Array): void; info?: { max_payload: number } | undefined };
+  onBroadcast(handler: (message: { data: Uint8Array }) => void | Promise<void>): void;
+}
+
+/**
+ * Serve `P.bcast` on `agent` for `server` (`serve --nats` calls this once): each request is
+ * judged and run by a `BroadcastExecutor`, and the signed result is published on the request's
+ * signed `replyTo` (never on a NATS reply subject someone re-publishing it could have changed).
+ */
+export function serveBroadcasts(agent: BroadcastAgent, host: BroadcastHost): BroadcastExecutor {
+  const executor = new BroadcastExecutor(host, { name: agent.name, maxPayload: () => agent.nc.info?.max_payload ?? 1024 * 1024 });
+  agent.onBroadcast(async (message) => {
+    const reply = await executor.handle(message.data);
+    if (reply) agent.nc.publish(reply.subject, reply.payload);
+  });
+  return executor;
+}
