@@ -6,7 +6,8 @@
  *
  *   1. malformed (not a canonical, well-formed envelope)        → drop silently: never answer garbage
  *   2. this agent is not in `targets`                            → ignore
- *   3. expired, too far in the future, or living > 60 s          → refuse SW_ERR_REQUEST_EXPIRED
+ *   3. expired, too far in the future, living > 60 s, or issued
+ *      before this agent started (its nonces died with it)      → refuse SW_ERR_REQUEST_EXPIRED
  *   4. its id (nonce) was seen before                           → refuse SW_ERR_REPLAYED
  *   5. key not among users.yaml keys of `user`, or bad signature → refuse SW_ERR_AUTH_FAILED
  *   6. the user's policy (channels, commands, env, cwd) as exec   → refuse SW_ERR_DENIED
@@ -99,6 +100,11 @@ export interface BroadcastGateOptions {
   users: () => UsersConfig;
   nonces?: NonceSet;
   now?: () => number;
+  /**
+   * Requests issued before this time are refused (default: when the gate was made). The nonce
+   * set lives in memory: after a restart, a request seen before it would otherwise run again.
+   */
+  notBefore?: number;
 }
 
 /** One agent's judge of broadcast requests. */
@@ -107,12 +113,14 @@ export class BroadcastGate {
   readonly #users: () => UsersConfig;
   readonly #nonces: NonceSet;
   readonly #now: () => number;
+  readonly #notBefore: number;
 
   constructor(options: BroadcastGateOptions) {
     this.#name = options.name;
     this.#users = options.users;
     this.#nonces = options.nonces ?? new NonceSet();
     this.#now = options.now ?? Date.now;
+    this.#notBefore = options.notBefore ?? this.#now();
   }
 
   judge(bytes: Uint8Array): BroadcastVerdict {
@@ -140,6 +148,9 @@ export class BroadcastGate {
     }
     if (expires + CLOCK_SKEW_MS <= now) {
       return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request expired at ${request.expiresAt} (${this.#name}'s clock: ${new Date(now).toISOString()}, ${CLOCK_SKEW_MS / 1000} s of skew allowed). Run it again; if this repeats, check both clocks (NTP).`);
+    }
+    if (issued < this.#notBefore) {
+      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request was issued at ${request.issuedAt}, before ${this.#name} (re)started at ${new Date(this.#notBefore).toISOString()}; it cannot tell whether it ran it already. Run it again.`);
     }
     if (this.#nonces.has(request.id, now)) {
       return refuse(ErrorCode.REPLAYED, `Refused: request ${request.id} was already received by ${this.#name}: a replayed (re-published) request is never run twice. Run the command again to send a new one.`);

@@ -69,7 +69,7 @@ test('any request round-trips through its signed envelope', async () => {
 
 test('any changed byte of a signed request is dropped or fails authentication (never runs)', async () => {
   const wire = await signBroadcastRequest(request({ targets: ['a1'] }), keySigner(alice));
-  const gate = () => new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 });
+  const gate = () => new BroadcastGate({ name: 'a1', users: () => users, now: () => T0, notBefore: 0 });
   assert.equal(gate().judge(wire).action, 'run');
   fc.assert(fc.property(fc.integer({ min: 0, max: wire.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, xor) => {
     const bad = Buffer.from(wire);
@@ -123,7 +123,7 @@ test('random bytes only ever give BroadcastDecodeError', () => {
 test('the agent decides in order: ignore, expired, future, replayed, unknown key, other user, policy, run', async () => {
   let now = T0;
   const nonces = new NonceSet();
-  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces, now: () => now });
+  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces, now: () => now, notBefore: T0 - 60_000 });
   const sign = (r: BroadcastRequest, key = alice) => signBroadcastRequest(r, keySigner(key));
   const code = (v: ReturnType<BroadcastGate['judge']>) => (v.action === 'refuse' ? v.code : v.action);
 
@@ -160,8 +160,17 @@ test('the agent decides in order: ignore, expired, future, replayed, unknown key
   assert.equal(nonces.size, 1);
 });
 
+test('a request issued before the agent (re)started is refused: its nonce set died with the old process', async () => {
+  const wire = await signBroadcastRequest(request(), keySigner(alice));
+  const first = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 1000, notBefore: T0 - 1000 });
+  assert.equal(first.judge(wire).action, 'run');
+  const restarted = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 2000 });
+  const verdict = restarted.judge(wire);
+  assert.ok(verdict.action === 'refuse' && verdict.code === ErrorCode.REQUEST_EXPIRED && /\(re\)started/.test(verdict.message));
+});
+
 test('a full nonce set refuses new requests instead of forgetting live ids', async () => {
-  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces: new NonceSet(1), now: () => T0 });
+  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces: new NonceSet(1), now: () => T0, notBefore: 0 });
   assert.equal(gate.judge(await signBroadcastRequest(request(), keySigner(alice))).action, 'run');
   const second = gate.judge(await signBroadcastRequest(request(), keySigner(alice)));
   assert.ok(second.action === 'refuse' && second.code === ErrorCode.REPLAYED);
