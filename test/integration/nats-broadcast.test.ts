@@ -194,6 +194,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     const run = runBroadcast(['a1', 'a2'], 'echo once', options());
     const summary = await run.result();
     sub.unsubscribe();
+    await spy.flush();
     assert.deepEqual(summary.results.map((r) => r.status), ['ok', 'ok']);
     assert.ok(captured);
     const { body } = decodeRequest(captured);
@@ -263,6 +264,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     const run = runBroadcast(['a1', 'ghost'], 'echo genuine', options({ timeoutMs: 1000 }));
     const summary = await run.result();
     sub.unsubscribe();
+    await spy.flush();
     assert.deepEqual(summary.results.map((r) => [r.host, r.status, r.stdout, r.error?.code ?? null]), [
       ['a1', 'ok', 'genuine\n', null],
       ['ghost', 'host-key', '', ErrorCode.HOST_KEY_CHANGED],
@@ -295,6 +297,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     assert.equal(agents[0]!.answered, answered);
     assert.equal(heard.length, 0);
     sub.unsubscribe();
+    await spy.flush();
     const summary = await runBroadcast(['a1', 'nobody'], 'echo still here', options({ timeoutMs: 200 })).result();
     assert.deepEqual(summary.results.map((r) => [r.host, r.status]), [['a1', 'ok'], ['nobody', 'unreachable']]);
   });
