@@ -165,8 +165,9 @@ export class BroadcastGate {
     const users = this.#users();
     const user = users.users.get(request.user);
     const known = user?.keys.find((k) => k.blob.equals(key.blob));
-    // One message for "no such user" and "not her key", as a login answers: nothing about who exists here.
-    const notAuthorized = `Refused: key ${key.fingerprint} is not authorized for user "${request.user}" on ${this.#name}, or the signature is bad (users.yaml: users.${request.user}.keys).`;
+    // One message for "no such user" and "not her key", as a login answers: nothing about who
+    // exists here. Nor the agent's name: the same refusal on many agents groups in `run`'s output.
+    const notAuthorized = `Refused: key ${key.fingerprint} is not authorized for user "${request.user}", or the signature is bad (users.yaml: users.${request.user}.keys).`;
     const algorithmProblem = signatureAlgorithmProblem(key.type, signed.signature.algorithm);
     if (algorithmProblem) return refuse(ErrorCode.AUTH_FAILED, `Refused: key ${key.fingerprint}: ${algorithmProblem}.`, key.fingerprint);
     if (!user || !known) return refuse(ErrorCode.AUTH_FAILED, notAuthorized, key.fingerprint);
