@@ -11,6 +11,11 @@
  *             keys in the fixed order below) | u16 BE algorithm length | algorithm (ASCII) |
  *             u16 BE signature length | signature
  *   signed:   context ("shellwire-broadcast-v1\0" or "shellwire-broadcast-result-v1\0") | u32 BE body length | body
+ *   request body: u32 BE JSON length | JSON (every field but `targets`) | "\n" NAME "\n" NAME … "\n"
+ *
+ * The targets travel outside the JSON as newline-separated names: an agent of a 10,000-agent
+ * run finds its own name with one byte search instead of parsing and validating 140 KB of JSON
+ * (7 ms per agent, 70 s of CPU for the fleet: measured).
  *
  * Strings are OS byte strings (protocol/os-bytes.ts): a non-UTF-8 byte is a lone surrogate, which
  * JSON carries as a `\udcXX` escape, so commands, env and cwd keep their bytes.
@@ -108,7 +113,6 @@ const requestSchema = z.strictObject({
   id: z.string().regex(NONCE),
   user: z.string().min(1).max(256),
   publicKey: z.string().min(1).max(16 * 1024),
-  targets: z.array(z.string().regex(AGENT_NAME)).min(1),
   command: osString.optional(),
   argv: z.array(osString).min(1).optional(),
   env: z.record(z.string(), osString).optional(),
@@ -137,7 +141,7 @@ const resultSchema = z.strictObject({
 });
 
 // The fixed key orders of the canonical bodies.
-const REQUEST_KEYS = ['v', 'id', 'user', 'publicKey', 'targets', 'command', 'argv', 'env', 'cwd', 'timeoutMs', 'maxOutput', 'issuedAt', 'expiresAt', 'replyTo'] as const;
+const REQUEST_KEYS = ['v', 'id', 'user', 'publicKey', 'command', 'argv', 'env', 'cwd', 'timeoutMs', 'maxOutput', 'issuedAt', 'expiresAt', 'replyTo'] as const;
 const RESULT_KEYS = ['v', 'id', 'name', 'fingerprint', 'spki', 'exitCode', 'signal', 'stdout', 'stderr', 'truncated', 'timedOut', 'durationMs', 'error'] as const;
 
 function canonicalJson(value: object, keys: readonly string[]): Buffer {
@@ -155,7 +159,30 @@ function sortedRecord(record: Record<string, string>): Record<string, string> {
 
 /** The canonical body bytes of a request (what is signed, with the context). */
 export function encodeRequestBody(request: BroadcastRequest): Buffer {
-  return canonicalJson(request, REQUEST_KEYS);
+  const json = canonicalJson({ ...request, targets: undefined }, REQUEST_KEYS);
+  for (const name of request.targets) if (!AGENT_NAME.test(name)) throw new RangeError(`not an agent name: ${JSON.stringify(name)}`);
+  if (request.targets.length === 0) throw new RangeError('no targets');
+  const length = Buffer.allocUnsafe(4);
+  length.writeUInt32BE(json.length, 0);
+  return Buffer.concat([length, json, Buffer.from(`\n${request.targets.join('\n')}\n`, 'latin1')]);
+}
+
+const NEWLINE = 0x0a;
+
+/** Whether `section` is "\n" NAME ("\n" NAME)* "\n" with every NAME an agent name. */
+function wellFormedTargets(section: Buffer): boolean {
+  if (section.length < 3 || section[0] !== NEWLINE || section[section.length - 1] !== NEWLINE) return false;
+  let run = 0;
+  for (let i = 1; i < section.length; i++) {
+    const c = section[i]!;
+    if (c === NEWLINE) {
+      if (run === 0) return false;
+      run = 0;
+    } else if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f || c === 0x2d) {
+      if (++run > 64) return false;
+    } else return false;
+  }
+  return true;
 }
 
 /** The canonical body bytes of a result. */
@@ -231,10 +258,27 @@ export function encodeRequest(body: BroadcastRequest, bodyBytes: Buffer, signatu
   return encodeEnvelope(KIND_REQUEST, bodyBytes, signature);
 }
 
+/** A decoded request: its targets are looked up in place (`isTarget`), split into `body.targets` only when read. */
+export interface DecodedRequest extends Signed<BroadcastRequest> {
+  isTarget(name: string): boolean;
+}
+
 /** @throws {BroadcastDecodeError} for anything that is not a well-formed, canonical request. */
-export function decodeRequest(bytes: Uint8Array): Signed<BroadcastRequest> {
+export function decodeRequest(bytes: Uint8Array): DecodedRequest {
   const { body, signature } = decodeEnvelope(bytes, KIND_REQUEST);
-  return { body: parseBody(body, requestSchema as z.ZodType<BroadcastRequest>, encodeRequestBody, 'request'), bodyBytes: body, signature };
+  if (body.length < 4 || body.readUInt32BE(0) > body.length - 4) throw new BroadcastDecodeError('truncated request body');
+  const jsonEnd = 4 + body.readUInt32BE(0);
+  const targets = body.subarray(jsonEnd);
+  if (!wellFormedTargets(targets)) throw new BroadcastDecodeError('request targets are not newline-separated agent names');
+  const fields = parseBody(body.subarray(4, jsonEnd), requestSchema as unknown as z.ZodType<Omit<BroadcastRequest, 'targets'>>,
+    (value) => canonicalJson(value, REQUEST_KEYS), 'request');
+  let split: string[] | null = null;
+  const request = fields as BroadcastRequest;
+  Object.defineProperty(request, 'targets', { enumerable: true, get: () => (split ??= targets.toString('latin1').slice(1, -1).split('\n')) });
+  return {
+    body: request, bodyBytes: body, signature,
+    isTarget: (name) => AGENT_NAME.test(name) && targets.indexOf(`\n${name}\n`, 0, 'latin1') >= 0,
+  };
 }
 
 export function encodeResult(body: BroadcastResult, signature: Signature): Buffer {

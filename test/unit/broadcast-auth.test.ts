@@ -62,8 +62,11 @@ test('any request round-trips through its signed envelope', async () => {
   await fc.assert(fc.asyncProperty(requestArb, async (req) => {
     const wire = await signBroadcastRequest(req, keySigner(alice));
     const back = decodeRequest(wire);
-    assert.deepEqual(back.body, JSON.parse(encodeRequestBody(req).toString()));
     assert.deepEqual(encodeRequestBody(back.body), encodeRequestBody(req));
+    assert.deepEqual(back.body.targets, req.targets);
+    for (const name of req.targets) assert.ok(back.isTarget(name));
+    assert.equal(back.isTarget('not-a-target-name-at-all'), false);
+    assert.equal(back.isTarget(`${req.targets[0]}\n${req.targets[0]}`), false, 'a name with a newline never matches');
   }), { numRuns: 200 });
 });
 
