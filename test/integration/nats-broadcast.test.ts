@@ -7,14 +7,13 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
-import { freePort } from '../helpers/fixtures.js';
+import { startNatsServer, type NatsServer } from '../helpers/nats.js';
 import { generateKeyPair, parsePrivateKey } from '../../src/auth/ssh-key.js';
 import { keySigner, signBroadcastResult, hostSigner, type RequestSigner } from '../../src/auth/broadcast-auth.js';
 import { createIdentity } from '../../src/auth/identity.js';
@@ -26,28 +25,6 @@ import type { AuditRow } from '../../src/audit/audit-event.js';
 import { ErrorCode } from '../../src/errors.js';
 import { formatGrouped } from '../../src/fleet/format.js';
 import { runOn } from '../../src/fleet/run-on.js';
-
-const NATS_SERVER = '/usr/sbin/nats-server';
-
-/** A real nats-server on a free loopback port; stopped by PID. */
-async function startNats(): Promise<{ url: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'sw-nats-'));
-  const child: ChildProcess = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const ready = await waitFor(() => /Server is ready/.test(log), 10_000);
-  if (!ready) throw new Error(`nats-server did not start: ${log}`);
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 interface Agent {
   name: string;
@@ -111,7 +88,7 @@ const USERS = [
 ].join('\n') + '\n';
 
 describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
-  let nats: Awaited<ReturnType<typeof startNats>>;
+  let nats: NatsServer;
   let agents: Agent[] = [];
   let client: NatsConnection;
   let spy: NatsConnection;
@@ -119,7 +96,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
   let knownHosts: string;
 
   before(async () => {
-    nats = await startNats();
+    nats = await startNatsServer();
     agents = await Promise.all(['a1', 'a2', 'a3'].map((n) => startAgent(n, nats.url, USERS)));
     client = await natsConnect({ servers: nats.url, name: 'operator' });
     spy = await natsConnect({ servers: nats.url, name: 'third-party' });
