@@ -55,6 +55,9 @@ export const ErrorCode = {
   LOCKED_OUT: 'SW_ERR_LOCKED_OUT',
   STATE_DIR: 'SW_ERR_STATE_DIR',
   AUDIT_UNAVAILABLE: 'SW_ERR_AUDIT_UNAVAILABLE',
+  // broadcast over NATS (docs/nats-broadcast.md)
+  REPLAYED: 'SW_ERR_REPLAYED',
+  REQUEST_EXPIRED: 'SW_ERR_REQUEST_EXPIRED',
   MISSING_DEPENDENCY: 'SW_ERR_MISSING_DEPENDENCY',
   NO_RECORDING: 'SW_ERR_NO_RECORDING',
   // a bug in shellwire: a failure that is not a ShellwireError

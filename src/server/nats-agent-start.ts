@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Server } from './server.js';
 import { connectNats } from '../transport/nats-connect.js';
 import { NatsAgent } from './nats-agent.js';
+import { broadcastHostOf, serveBroadcasts } from './broadcast-exec.js';
 
 export interface StartNatsAgentOptions {
   server: Server;
@@ -35,7 +36,7 @@ export async function startNatsAgent(options: StartNatsAgentOptions): Promise<Na
     }
   })().catch(() => {});
   try {
-    return new NatsAgent({
+    const agent = new NatsAgent({
       server: options.server,
       nc,
       name: options.name,
@@ -44,6 +45,9 @@ export async function startNatsAgent(options: StartNatsAgentOptions): Promise<Na
       log: options.log,
       version: options.version,
     });
+    // `run --via nats://` broadcasts (docs/nats-broadcast.md): judged and run here, answered signed.
+    serveBroadcasts(agent, broadcastHostOf(options.server, options.log));
+    return agent;
   } catch (err) {
     await nc.close();
     throw err;
