@@ -301,3 +301,24 @@ M._load = function (request, ...rest) { if (String(request).includes('@nats-io')
     await daemon.stop();
   }
 });
+
+test('presence: agents announce themselves; a clean stop says gone (dropped at once), silence drops an agent after 15 s', async () => {
+  const { PresenceWatcher } = await import('../../src/fleet/nats-discovery.js');
+  const { PRESENCE_TTL_MS, PRESENCE_INTERVAL_MS } = await import('../../src/protocol/nats-subjects.js');
+  const watcher = new PresenceWatcher(observer);
+  try {
+    await observer.flush();
+    const temp = await startAgent('tmp2', 'role=tmp');
+    assert.ok(await waitFor(() => watcher.agents().some((a) => a.name === 'tmp2'), 3_000), 'announced at start');
+    // The long-running agents announce every PRESENCE_INTERVAL_MS.
+    assert.ok(await waitFor(() => ['web1', 'db1'].every((n) => watcher.agents().some((a) => a.name === n)), PRESENCE_INTERVAL_MS + 3_000));
+    assert.equal(watcher.agents().find((a) => a.name === 'web1')!.fingerprint, agents[0]!.fingerprint);
+    // Nothing heard for the TTL: dropped (the clock is moved rather than waited for).
+    assert.deepEqual(watcher.agents(Date.now() + PRESENCE_TTL_MS + 1), []);
+    temp.cli.child.kill('SIGTERM');
+    await temp.cli.exited;
+    assert.ok(await waitFor(() => !watcher.agents().some((a) => a.name === 'tmp2'), 2_000), 'gone at a clean stop');
+  } finally {
+    watcher.close();
+  }
+});
