@@ -5,12 +5,14 @@
  * with it) unless the caller lends one (`natsConnection`).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ConnectionError, ErrorCode, UsageError } from '../errors.js';
+import { ConnectionError, ErrorCode } from '../errors.js';
 import { connectNats } from '../transport/nats-connect.js';
 import { NatsTunnel, TUNNEL_WINDOW } from '../transport/nats-tunnel.js';
-import { DEFAULT_NATS_PREFIX, checkNatsPrefix, isAgentName, natsSubjects, newTunnelId, type TunnelOpenReply } from '../protocol/nats-subjects.js';
+import { DEFAULT_NATS_PREFIX, checkNatsPrefix, natsSubjects, newTunnelId, type TunnelOpenReply } from '../protocol/nats-subjects.js';
 import { parseErrorCode } from '../errors.js';
-import type { Target } from './target.js';
+import { natsHostKey, parseAgentTarget } from './nats-agent-target.js';
+
+export { natsHostKey, parseAgentTarget };
 
 /** How long an agent has to answer an open request. */
 export const TUNNEL_OPEN_TIMEOUT_MS = 5_000;
@@ -19,26 +21,6 @@ export interface NatsTunnelOpenOptions {
   prefix?: string;
   timeoutMs?: number;
   window?: number;
-}
-
-/** The known_hosts key of agent `name`. */
-export function natsHostKey(name: string): string {
-  return `nats:${name}`;
-}
-
-/**
- * `[USER@]NAME` → the agent name and the login.
- * @throws {UsageError} SW_ERR_BAD_TARGET: not an agent name (a port, an address, dots).
- */
-export function parseAgentTarget(target: string | Target, via: string): { name: string; user?: string } {
-  const text = typeof target === 'string' ? target : target.host;
-  const at = text.lastIndexOf('@');
-  const user = typeof target === 'string' ? (at >= 0 ? text.slice(0, at) : undefined) : target.user;
-  const name = at >= 0 && typeof target === 'string' ? text.slice(at + 1) : text;
-  if (!isAgentName(name)) {
-    throw new UsageError(ErrorCode.BAD_TARGET, `Bad agent "${name}" for ${via}: through NATS a host is an agent's name (its --name: A-Z a-z 0-9 _ -, no port or address). List them with: shellwire hosts --via ${via}`);
-  }
-  return user !== undefined && user !== '' ? { name, user } : { name };
 }
 
 /**
@@ -52,7 +34,7 @@ export async function openNatsTunnel(nc: NatsConnection, name: string, options: 
   const window = options.window ?? TUNNEL_WINDOW;
   // Subscribed before the request goes out (same connection, so in order): the agent's first
   // bytes cannot arrive before we listen.
-  const tunnel = new NatsTunnel({ nc, sendSubject: subjects.toAgent(id), receiveSubject: subjects.toClient(id), label: `NATS tunnel to ${name}`, window });
+  const tunnel = new NatsTunnel({ nc, sendSubject: subjects.toAgent(name, id), receiveSubject: subjects.toClient(name, id), label: `NATS tunnel to ${name}`, window });
   tunnel.on('error', () => {});
   const where = `agent ${name} on NATS`;
   let reply: TunnelOpenReply;
@@ -84,20 +66,63 @@ export interface NatsViaConnectOptions {
   connectTimeoutMs?: number;
 }
 
+/**
+ * NATS connections shared by the tunnels of one process (a fan-out opens hundreds of tunnels on
+ * one connection, not one connection each), by servers and credentials; closed when its last
+ * tunnel closes.
+ */
+const shared = new Map<string, { nc: Promise<NatsConnection>; users: number }>();
+
+async function acquireShared(via: string, credsFile: string | undefined): Promise<{ nc: NatsConnection; release: () => void }> {
+  const key = `${via}\0${credsFile ?? ''}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    const opening = connectNats({ servers: via, ...(credsFile !== undefined ? { credsFile } : {}), name: 'shellwire client' });
+    const created = { nc: opening, users: 0 };
+    entry = created;
+    shared.set(key, created);
+    opening.then(
+      (nc) => void nc.closed().then(() => shared.get(key) === created && shared.delete(key)),
+      () => shared.get(key) === created && shared.delete(key),
+    );
+  }
+  entry.users++;
+  const held = entry;
+  let nc: NatsConnection;
+  try {
+    nc = await held.nc;
+  } catch (err) {
+    held.users--;
+    throw err;
+  }
+  let released = false;
+  return {
+    nc,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--held.users === 0) {
+        if (shared.get(key) === held) shared.delete(key);
+        void nc.close().catch(() => {});
+      }
+    },
+  };
+}
+
 /** Open a tunnel to the agent named by `target` through the NATS servers `via`: the transport and the host key name. */
-export async function natsTransportFor(target: string | Target, via: string, options: NatsViaConnectOptions): Promise<{ tunnel: NatsTunnel; name: string; user?: string }> {
+export async function natsTransportFor(target: Parameters<typeof parseAgentTarget>[0], via: string, options: NatsViaConnectOptions): Promise<{ tunnel: NatsTunnel; name: string; user?: string }> {
   const parsed = parseAgentTarget(target, via);
-  const owned = options.natsConnection === undefined;
-  const nc = options.natsConnection ?? (await connectNats({ servers: via, ...(options.natsCreds !== undefined ? { credsFile: options.natsCreds } : {}), name: 'shellwire client' }));
+  const lease = options.natsConnection === undefined ? await acquireShared(via, options.natsCreds) : null;
+  const nc = options.natsConnection ?? lease!.nc;
   try {
     const tunnel = await openNatsTunnel(nc, parsed.name, {
       ...(options.natsPrefix !== undefined ? { prefix: options.natsPrefix } : {}),
       timeoutMs: Math.min(options.connectTimeoutMs ?? TUNNEL_OPEN_TIMEOUT_MS, TUNNEL_OPEN_TIMEOUT_MS),
     });
-    if (owned) tunnel.once('close', () => void nc.close().catch(() => {}));
+    if (lease) tunnel.once('close', lease.release);
     return { tunnel, ...parsed };
   } catch (err) {
-    if (owned) await nc.close().catch(() => {});
+    lease?.release();
     throw err;
   }
 }

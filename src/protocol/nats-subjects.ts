@@ -76,10 +76,13 @@ export function natsSubjects(prefix = DEFAULT_NATS_PREFIX) {
     presence: (name: string) => `${prefix}.presence.${name}`,
     presenceAll: `${prefix}.presence.*`,
     open: (name: string) => `${prefix}.agent.${name}.open`,
-    /** Towards the agent. */
-    toAgent: (id: string) => `${prefix}.t.${id}.a`,
-    /** Towards the client. */
-    toClient: (id: string) => `${prefix}.t.${id}.c`,
+    /**
+     * Towards agent NAME. The agent's name is in its tunnels' subjects so NATS permissions can
+     * give an agent only its own tunnels (`P.t.NAME.*.a`), not every tunnel's ciphertext.
+     */
+    toAgent: (name: string, id: string) => `${prefix}.t.${name}.${id}.a`,
+    /** From agent NAME towards the client. */
+    toClient: (name: string, id: string) => `${prefix}.t.${name}.${id}.c`,
     tunnels: `${prefix}.t.>`,
     broadcast: `${prefix}.bcast`,
   };

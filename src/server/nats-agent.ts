@@ -153,8 +153,8 @@ export class NatsAgent {
     const id = request.tunnel;
     const tunnel = new NatsTunnel({
       nc: this.nc,
-      sendSubject: this.subjects.toClient(id),
-      receiveSubject: this.subjects.toAgent(id),
+      sendSubject: this.subjects.toClient(this.name, id),
+      receiveSubject: this.subjects.toAgent(this.name, id),
       label: `NATS tunnel ${id} from a client`,
       window: request.window,
     });

@@ -35,8 +35,8 @@ after(async () => {
 /** Two ends on two NATS connections; both subscriptions are known to the server before it returns (the open request does that in real use). */
 async function pair(window = TUNNEL_WINDOW, ncA = a, ncB = b): Promise<{ client: NatsTunnel; agent: NatsTunnel; id: string }> {
   const id = newTunnelId();
-  const client = new NatsTunnel({ nc: ncA, sendSubject: subjects.toAgent(id), receiveSubject: subjects.toClient(id), label: 'NATS tunnel to test', window });
-  const agent = new NatsTunnel({ nc: ncB, sendSubject: subjects.toClient(id), receiveSubject: subjects.toAgent(id), label: 'NATS tunnel from test', window });
+  const client = new NatsTunnel({ nc: ncA, sendSubject: subjects.toAgent('test', id), receiveSubject: subjects.toClient('test', id), label: 'NATS tunnel to test', window });
+  const agent = new NatsTunnel({ nc: ncB, sendSubject: subjects.toClient('test', id), receiveSubject: subjects.toAgent('test', id), label: 'NATS tunnel from test', window });
   await Promise.all([ncA.flush(), ncB.flush()]);
   return { client, agent, id };
 }
@@ -125,7 +125,7 @@ describe('NATS tunnel stream', () => {
     agent.on('data', (c: Buffer) => got.push(c));
     await sleep(100);
     // A third client forges DATA seq 5 where 1 is next.
-    b.publish(subjects.toAgent(id), encodeTunnelMessage({ type: TunnelMessageType.DATA, seq: 5, data: Buffer.from('evil') }));
+    b.publish(subjects.toAgent('test', id), encodeTunnelMessage({ type: TunnelMessageType.DATA, seq: 5, data: Buffer.from('evil') }));
     const [agentErr, clientErr] = await Promise.all([
       new Promise<Error>((r) => agent.once('error', r)),
       new Promise<Error>((r) => client.once('error', r)),
@@ -142,7 +142,7 @@ describe('NATS tunnel stream', () => {
     const { client, agent, id } = await pair();
     client.on('error', () => {});
     agent.on('data', () => {});
-    b.publish(subjects.toAgent(id), encodeTunnelMessage({ type: TunnelMessageType.FIN, seq: 2 }));
+    b.publish(subjects.toAgent('test', id), encodeTunnelMessage({ type: TunnelMessageType.FIN, seq: 2 }));
     const err = await new Promise<ConnectionError>((r) => agent.once('error', r));
     assert.equal(err.code, ErrorCode.TUNNEL_BROKEN);
     assert.match(err.message, /message 0 expected, the end of the stream \(after 2\) arrived/);
@@ -151,7 +151,7 @@ describe('NATS tunnel stream', () => {
     const second = await pair(16 * 1024);
     second.client.on('error', () => {});
     second.agent.pause();
-    for (let seq = 0; seq < 2; seq++) b.publish(subjects.toAgent(second.id), encodeTunnelMessage({ type: TunnelMessageType.DATA, seq, data: Buffer.alloc(10_000) }));
+    for (let seq = 0; seq < 2; seq++) b.publish(subjects.toAgent('test', second.id), encodeTunnelMessage({ type: TunnelMessageType.DATA, seq, data: Buffer.alloc(10_000) }));
     const overrun = await new Promise<ConnectionError>((r) => second.agent.once('error', r));
     assert.match(overrun.message, /more than the 16384-byte window/);
     second.client.destroy();

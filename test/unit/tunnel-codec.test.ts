@@ -77,8 +77,8 @@ describe('NATS names', () => {
   test('subjects under a prefix', () => {
     const s = natsSubjects('fleet.prod');
     assert.equal(s.open('web1'), 'fleet.prod.agent.web1.open');
-    assert.equal(s.toAgent('A'.repeat(22)), `fleet.prod.t.${'A'.repeat(22)}.a`);
-    assert.equal(s.toClient('x'), 'fleet.prod.t.x.c');
+    assert.equal(s.toAgent('web1', 'A'.repeat(22)), `fleet.prod.t.web1.${'A'.repeat(22)}.a`);
+    assert.equal(s.toClient('web1', 'x'), 'fleet.prod.t.web1.x.c');
     assert.equal(s.broadcast, 'fleet.prod.bcast');
     assert.equal(s.presence('web1'), 'fleet.prod.presence.web1');
   });
