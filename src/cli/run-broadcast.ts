@@ -30,6 +30,10 @@ export interface BroadcastFlags {
   acceptNewHost?: boolean;
   allowEmpty?: boolean;
   wait?: string;
+  batch?: string;
+  canary?: boolean;
+  failFast?: boolean;
+  maxFailures?: string;
 }
 
 /** Discovery answers: collected until this long passes without a new one… */
@@ -105,6 +109,12 @@ export async function runBroadcastCommand(
   targets: string[], command: string, flags: BroadcastFlags,
   report: (run: ReturnType<typeof runBroadcast>, names: string[], close: () => Promise<void>) => Promise<never>,
 ): Promise<never> {
+  // One message reaches every agent at once: nothing to pace, batch or stop early.
+  const paced = (['batch', 'canary', 'failFast', 'maxFailures'] as const).filter((k) => flags[k] !== undefined && flags[k] !== false);
+  if (paced.length > 0) {
+    const names = { batch: '--batch', canary: '--canary', failFast: '--fail-fast', maxFailures: '--max-failures' };
+    fail(`${paced.map((k) => names[k]).join(', ')} cannot apply to a broadcast (one message reaches every agent at once): add --tunnel to run agent by agent.`, 2);
+  }
   const prefix = flags.natsPrefix ?? DEFAULT_NATS_PREFIX;
   const { nc, close } = await openNats(flags);
   let names: string[];

@@ -69,7 +69,7 @@ export class BroadcastExecutor {
   readonly #host: BroadcastHost;
   readonly #name: string;
   readonly #gate: BroadcastGate;
-  readonly #signer: HostSigner;
+  #signer: HostSigner;
   readonly #maxPayload: () => number;
   readonly #baseEnv = commandBaseEnv();
   readonly #running = new Set<LaunchedProcess>();
@@ -197,6 +197,8 @@ export class BroadcastExecutor {
   }
 
   #reply(request: BroadcastRequest, outcome: Outcome): BroadcastReply {
+    // A rotated host key (rotate-host-key, SIGHUP) signs from the next answer on, as new TLS connections get it.
+    if (this.#host.identity.fingerprint !== this.#signer.fingerprint) this.#signer = hostSigner(this.#host.identity);
     const result: Omit<BroadcastResult, 'fingerprint' | 'spki'> = {
       v: 1, id: request.id, name: this.#name, exitCode: outcome.exitCode, signal: outcome.signal,
       stdout: outcome.stdout.toString('base64'), stderr: outcome.stderr.toString('base64'),

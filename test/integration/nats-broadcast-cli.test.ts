@@ -85,6 +85,15 @@ describe('shellwire run --via nats:// (broadcast) with real agents', { timeout: 
     assert.equal(records.at(-1)!.type, 'summary');
   });
 
+  it('pacing flags cannot apply to one message: refused, pointing at --tunnel', async () => {
+    const r = await runCli(['run', '--via', nats.url, '--batch', '1', '--canary', 'db1', '--', 'true'], { env });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--batch, --canary cannot apply to a broadcast.*--tunnel/);
+    const t = await runCli(['run', '--tunnel', 'db1', '--', 'true'], { env });
+    assert.equal(t.code, 2);
+    assert.match(t.stderr, /--tunnel goes with --via nats:\/\//);
+  });
+
   it('a key the agents do not know: every agent refuses it (auth), exit 1', async () => {
     const otherHome = s.home();
     writeFileSync(join(otherHome, 'id_ed25519'), stranger.privateText, { mode: 0o600 });
