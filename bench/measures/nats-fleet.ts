@@ -149,7 +149,7 @@ export const natsFleet: Measure = {
       const upDirect = (performance.now() - t0) / 1000;
       log(`nats-fleet: ${SMALL} agents up in ${fmt(upSmall, 1)} s, ${SMALL} direct daemons in ${fmt(upDirect, 1)} s`);
       await natsRun(SMALL); // warm-up (page cache, the broker's first interest graph)
-      const small = { nats: [] as number[], direct: [] as number[], natsHwm: 0, directHwm: 0 };
+      const small = { nats: [] as number[], direct: [] as number[], natsHwm: 0, directHwm: 0, directFailures: [] as string[] };
       for (let i = 0; i < RUNS; i++) {
         for (const who of i % 2 === 0 ? (['nats', 'direct'] as const) : (['direct', 'nats'] as const)) {
           if (who === 'nats') {
@@ -158,7 +158,8 @@ export const natsFleet: Measure = {
             small.natsHwm = Math.max(small.natsHwm, r.hwmKiB);
           } else {
             const r = await timed([process.execPath, CLI, 'run', '--inventory', join(home, 'inv.yaml'), 'all', '--', 'true'], directEnv);
-            if (r.code !== 0) throw new Error(`direct run on ${SMALL} hosts exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+            // A direct host that did not answer is the reference's failure: kept in the figures and said.
+            if (r.code !== 0) small.directFailures.push(r.stderr.trim().split('\n').slice(-1).join(' / '));
             small.direct.push(r.s);
             small.directHwm = Math.max(small.directHwm, r.hwmKiB);
           }
@@ -167,13 +168,14 @@ export const natsFleet: Measure = {
       await stopAll(directProcs);
       const a = median(small.nats);
       const b = median(small.direct);
-      row({ ...SMALL_ROW, sw: fmt(a, 2), ref: `${fmt(b, 2)} (direct TCP)`, ratio: `${fmt(a / b, 2)}×`, result: pass(a <= b), values: { sw: a, ref: b, ratio: a / b }, check: (v) => v.ratio <= 1 });
+      row({ ...SMALL_ROW, sw: fmt(a, 2), ref: `${fmt(b, 2)} (direct TCP${small.directFailures.length ? `, ${small.directFailures.length}/${RUNS} runs not all ok` : ''})`, ratio: `${fmt(a / b, 2)}×`, result: pass(a <= b), values: { sw: a, ref: b, ratio: a / b }, check: (v) => v.ratio <= 1 });
       detail(
         `- 11a: \`node ${cliRel} run --via nats://127.0.0.1:PORT -i KEY -l ops --timeout 30 a00000,…,a00999 -- true\` (a fresh CLI process per run; names given, no discovery) ` +
           `vs \`node ${cliRel} run --inventory INV all -- true\` (default fanout 64, token login) on ${SMALL} daemons (50 Server instances per process on 127.0.x.y), ` +
           `${RUNS} interleaved runs each after one warm-up: NATS ${range(small.nats, 2, ' s')}, direct ${range(small.direct, 2, ' s')}; ` +
           `CLI peak RSS NATS ${fmt(small.natsHwm / 1024, 0)} MiB, direct ${fmt(small.directHwm / 1024, 0)} MiB. ` +
-          `Agents: ${AGENTS_PER_PROCESS} per process (bench/nats-agents.mjs: own NATS connection + NatsAgent + broadcast executor each, one Server per process); up in ${fmt(upSmall, 1)} s.`,
+          `Agents: ${AGENTS_PER_PROCESS} per process (bench/nats-agents.mjs: own NATS connection + NatsAgent + broadcast executor each, one Server per process); up in ${fmt(upSmall, 1)} s; direct daemons up in ${fmt(upDirect, 1)} s.` +
+          (small.directFailures.length ? ` Direct runs NOT all ok: ${small.directFailures.join('; ')}.` : ''),
       );
 
       // ---------------------------------------------------------------- 10,000

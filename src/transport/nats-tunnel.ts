@@ -206,7 +206,11 @@ export class NatsTunnel extends Duplex {
     // Closing before both ends said FIN: tell the peer, so it does not wait for a keepalive.
     if (!this.#rstSent && !(this.#finSent && this.#ended) && !this.#nc.isClosed()) {
       this.#rstSent = true;
-      this.#publish({ type: TunnelMessageType.RST, seq: this.#sendSeq, reason: error ? `closed: ${error.message}` : '' });
+      const rst = { type: TunnelMessageType.RST, seq: this.#sendSeq, reason: error ? `closed: ${error.message}` : '' } as const;
+      this.#publish(rst);
+      // While the connection is down nats.js drops what is published (its buffer is reset at the
+      // next dial): the peer would wait for its keepalive. Send the RST again once reconnected.
+      owePublishAfterReconnect(this.#nc, this.#send, encodeTunnelMessage(rst));
     }
     const pending = this.#pending;
     this.#pending = null;
@@ -225,30 +229,58 @@ export class NatsTunnel extends Duplex {
 
 // One status watcher per NATS connection for all its tunnels: a disconnect, a reconnect or a
 // close may lose messages in flight, so every tunnel on it fails fast with a clear error.
-const watched = new WeakMap<NatsConnection, Set<NatsTunnel>>();
+// While the connection is down, the RSTs its tunnels publish are lost (nats.js resets its
+// outbound buffer at each dial), so they are kept and sent again after the reconnect: the
+// other end (on a surviving server) learns at once instead of after its keepalive.
+interface Watch {
+  tunnels: Set<NatsTunnel>;
+  down: boolean;
+  owed: Array<{ subject: string; payload: Uint8Array }>;
+}
+const watched = new WeakMap<NatsConnection, Watch>();
+/** RSTs kept per connection while it is down (each a few dozen bytes). */
+const MAX_OWED_RESETS = 10_000;
 
 function watchConnection(nc: NatsConnection, tunnel: NatsTunnel): void {
-  let tunnels = watched.get(nc);
-  if (!tunnels) {
-    tunnels = new Set();
-    watched.set(nc, tunnels);
-    const all = tunnels;
+  let watch = watched.get(nc);
+  if (!watch) {
+    const w: Watch = { tunnels: new Set(), down: false, owed: [] };
+    watch = w;
+    watched.set(nc, w);
     const failAll = (what: string): void => {
-      for (const t of [...all]) t.connectionLost(what);
+      for (const t of [...w.tunnels]) t.connectionLost(what);
     };
     void (async () => {
       for await (const status of nc.status()) {
-        if (status.type === 'disconnect') failAll(`to ${status.server} dropped`);
-        else if (status.type === 'reconnect') failAll(`reconnected to ${status.server}`);
-        else if (status.type === 'staleConnection') failAll('went stale');
+        if (status.type === 'disconnect') {
+          w.down = true;
+          failAll(`to ${status.server} dropped`);
+        } else if (status.type === 'reconnect') {
+          w.down = false;
+          failAll(`reconnected to ${status.server}`);
+          const owed = w.owed;
+          w.owed = [];
+          for (const { subject, payload } of owed) {
+            try {
+              nc.publish(subject, payload);
+            } catch {
+              break; // closed again: nothing more to tell
+            }
+          }
+        } else if (status.type === 'staleConnection') failAll('went stale');
       }
     })().catch(() => {});
     void nc.closed().then(() => failAll('closed'));
   }
-  tunnels.add(tunnel);
+  watch.tunnels.add(tunnel);
   if (nc.isClosed()) queueMicrotask(() => tunnel.connectionLost('is closed'));
 }
 
+function owePublishAfterReconnect(nc: NatsConnection, subject: string, payload: Uint8Array): void {
+  const watch = watched.get(nc);
+  if (watch?.down && watch.owed.length < MAX_OWED_RESETS) watch.owed.push({ subject, payload });
+}
+
 function unwatchConnection(nc: NatsConnection, tunnel: NatsTunnel): void {
-  watched.get(nc)?.delete(tunnel);
+  watched.get(nc)?.tunnels.delete(tunnel);
 }
