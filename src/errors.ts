@@ -55,7 +55,7 @@ export const ErrorCode = {
   LOCKED_OUT: 'SW_ERR_LOCKED_OUT',
   STATE_DIR: 'SW_ERR_STATE_DIR',
   AUDIT_UNAVAILABLE: 'SW_ERR_AUDIT_UNAVAILABLE',
-  // broadcast over NATS (docs/nats-broadcast.md)
+  // broadcast over NATS (docs/nats.md, "Broadcast")
   REPLAYED: 'SW_ERR_REPLAYED',
   REQUEST_EXPIRED: 'SW_ERR_REQUEST_EXPIRED',
   MISSING_DEPENDENCY: 'SW_ERR_MISSING_DEPENDENCY',

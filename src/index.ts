@@ -36,7 +36,7 @@ export {
 // The fleet runner: fan-out, inventory, target expressions, discovery.
 export { runOn, FleetRun, DEFAULT_FANOUT, DEFAULT_MAX_OUTPUT, TIMEOUT_GRACE_MS, type RunOnOptions } from './fleet/run-on.js';
 export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './fleet/results.js';
-// `run` over NATS as one signed broadcast (docs/nats-broadcast.md); nats.js is not loaded by it (bring a connection).
+// `run` over NATS as one signed broadcast (docs/nats.md, "Broadcast"); nats.js is not loaded by it (bring a connection).
 export { runBroadcast, BroadcastRun, DEFAULT_BROADCAST_TIMEOUT_MS, type BroadcastOptions, type BroadcastConnection } from './fleet/nats-run.js';
 export { keySigner, type RequestSigner } from './auth/broadcast-auth.js';
 export { ConnectionPool, DEFAULT_CONNECT_RATE, type PoolOptions } from './fleet/pool.js';

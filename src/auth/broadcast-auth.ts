@@ -1,5 +1,5 @@
 /**
- * The trust decisions of a broadcast (docs/nats-broadcast.md), pure apart from crypto and the
+ * The trust decisions of a broadcast (docs/nats.md, "Broadcast"), pure apart from crypto and the
  * nonce set: the operator signs a request with her SSH key (`signBroadcastRequest`, or ssh-agent
  * through a client `KeyCredential`); each agent judges it (`BroadcastGate.judge`) against its own
  * users.yaml, in this order, each step cheaper than the next:

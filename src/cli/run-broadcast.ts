@@ -1,6 +1,6 @@
 /**
  * `shellwire run --via nats://… TARGETS -- COMMAND`: by default one signed broadcast
- * (fleet/nats-run.ts, docs/nats-broadcast.md); `--tunnel` runs it over per-agent tunnels with
+ * (fleet/nats-run.ts, docs/nats.md, "Broadcast"); `--tunnel` runs it over per-agent tunnels with
  * `runOn` instead. Targets resolve over the live agents (discovery) as over an inventory;
  * plain agent names need no discovery (an agent that is not there is `unreachable`).
  * Printed by `report` (run.ts): the same grouped output, `--json` and exit status as a direct run.

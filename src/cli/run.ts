@@ -140,7 +140,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const natsVia = flags.via !== undefined && /^(nats|tls):\/\//i.test(flags.via.trim()) ? flags.via : undefined;
   if (natsVia !== undefined && !flags.tunnel) {
-    // One signed broadcast (docs/nats-broadcast.md); loaded only here, so other runs never load NATS.
+    // One signed broadcast (docs/nats.md, "Broadcast"); loaded only here, so other runs never load NATS.
     const { runBroadcastCommand } = await import('./run-broadcast.js');
     await runBroadcastCommand(targets, command, { ...flags, via: natsVia }, (run, names, close) => report(run, names, flags, style, errStyle, close));
   }

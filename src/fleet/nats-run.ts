@@ -1,6 +1,6 @@
 /**
  * `runBroadcast(agents, command, options)`: one command on many NATS agents with ONE signed
- * request (docs/nats-broadcast.md). The request is signed once by the operator's SSH key
+ * request (docs/nats.md, "Broadcast"). The request is signed once by the operator's SSH key
  * (a key file or ssh-agent), published once on `PREFIX.bcast` with the client's inbox as
  * `replyTo`, and every target agent answers there with a result signed by its host key. Each
  * answer is checked (signature, request id, a name we asked, the fingerprint pinned in

@@ -1,5 +1,5 @@
 /**
- * Broadcast requests and results (docs/nats-broadcast.md): what `run --via nats://` publishes
+ * Broadcast requests and results (docs/nats.md, "Broadcast"): what `run --via nats://` publishes
  * once on `P.bcast` and what each agent answers. Pure: no I/O, no clock, no keys.
  *
  * Both travel in one envelope, and the signature covers the body's exact bytes, so nothing is

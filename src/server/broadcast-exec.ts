@@ -1,5 +1,5 @@
 /**
- * An agent's side of a broadcast (docs/nats-broadcast.md): judge the request
+ * An agent's side of a broadcast (docs/nats.md, "Broadcast"): judge the request
  * (auth/broadcast-auth.ts), run the command exactly as an exec channel would — the same spec
  * (process/command-spec.ts: run-as, env after the privilege drop, no shell for users with
  * command rules), the same launcher (process/launch.ts: spawner, containment), the same

@@ -45,7 +45,7 @@ export async function startNatsAgent(options: StartNatsAgentOptions): Promise<Na
       log: options.log,
       version: options.version,
     });
-    // `run --via nats://` broadcasts (docs/nats-broadcast.md): judged and run here, answered signed.
+    // `run --via nats://` broadcasts (docs/nats.md, "Broadcast"): judged and run here, answered signed.
     serveBroadcasts(agent, broadcastHostOf(options.server, options.log));
     return agent;
   } catch (err) {

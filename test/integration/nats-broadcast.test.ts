@@ -1,5 +1,5 @@
 /**
- * Broadcast over NATS (docs/nats-broadcast.md) with a real nats-server on a free loopback port
+ * Broadcast over NATS (docs/nats.md, "Broadcast") with a real nats-server on a free loopback port
  * and real daemons as agents (in-process, each with its own NATS connection): one signed request,
  * each agent judges it against its own users.yaml and answers signed by its host key, and the
  * client checks every answer against known_hosts. Each attack is refused or ignored as designed
