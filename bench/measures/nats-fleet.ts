@@ -46,7 +46,7 @@ const BROKER_ROW = { metric: `11d. nats-server RSS with ${SMALL.toLocaleString('
 
 const names = (n: number) => Array.from({ length: n }, (_, i) => `a${String(i).padStart(5, '0')}`);
 
-interface Broker { url: string; pid: number; child: ChildProcess; stop(): Promise<void> }
+interface Broker { url: string; pid: number; child: ChildProcess; slowConsumers(): number; stop(): Promise<void> }
 
 async function startBroker(dir: string): Promise<Broker> {
   const port = await freePort();
@@ -56,13 +56,18 @@ async function startBroker(dir: string): Promise<Broker> {
   const [file, args] = withUlimit([NATS_SERVER, '-c', conf]);
   const child = track(spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] }));
   let out = '';
-  child.stderr!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-8000)));
+  let slow = 0;
+  child.stderr!.on('data', (c: Buffer) => {
+    const text = c.toString();
+    slow += (text.match(/Slow Consumer/gi) ?? []).length;
+    out = (out + text).slice(-8000);
+  });
   const deadline = Date.now() + 10_000;
   while (!/Server is ready/.test(out)) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`nats-server did not start: ${out}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { url: `nats://127.0.0.1:${port}`, pid: child.pid!, child, stop: async () => { child.kill('SIGTERM'); await waitExit(child, 5_000); } };
+  return { url: `nats://127.0.0.1:${port}`, pid: child.pid!, child, slowConsumers: () => slow, stop: async () => { child.kill('SIGTERM'); await waitExit(child, 5_000); } };
 }
 
 /** Agents `from`…`to−1` in processes of AGENTS_PER_PROCESS; resolves when all are connected. */
@@ -134,7 +139,7 @@ export const natsFleet: Measure = {
     };
     const natsRun = async (n: number) => {
       const r = await timed([process.execPath, CLI, 'run', '--via', broker.url, '-i', keyFile, '-l', 'ops', '--timeout', '30', names(n).join(','), '--', 'true'], env);
-      if (r.code !== 0) throw new Error(`run --via nats on ${n} agents exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+      if (r.code !== 0) throw new Error(`run --via nats on ${n} agents exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}; nats-server logged ${broker.slowConsumers()} slow consumer(s) so far`);
       return r;
     };
     try {
