@@ -157,6 +157,20 @@ describe('NATS tunnel stream', () => {
     second.client.destroy();
   });
 
+  test('a lost ACK (an ACK with a skipped seq) is noticed too: credit never leaks silently', async () => {
+    const { client, agent, id } = await pair();
+    agent.on('error', () => {});
+    client.write(Buffer.alloc(1000));
+    agent.on('data', () => {});
+    // The reader's first ACK is 0 (it gives the 1000 bytes back); a forged ACK 3 after it means ACKs were lost.
+    for (let i = 0; i < 100 && client.inFlight > 0; i++) await sleep(20);
+    assert.equal(client.inFlight, 0);
+    b.publish(subjects.toClient('test', id), encodeTunnelMessage({ type: TunnelMessageType.ACK, seq: 3, bytes: 1 }));
+    const err = await new Promise<ConnectionError>((r) => client.once('error', r));
+    assert.equal(err.code, ErrorCode.TUNNEL_BROKEN);
+    assert.match(err.message, /ACK 1 expected, 3 arrived: a message was lost or reordered/);
+  });
+
   test('the NATS connection closing fails its tunnels at once', async () => {
     const nc = await connectNats({ servers: nats.url });
     const { client, agent } = await pair(TUNNEL_WINDOW, nc, b);
