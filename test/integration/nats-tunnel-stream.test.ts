@@ -5,6 +5,7 @@
  * closing fail the tunnel with SW_ERR_TUNNEL_BROKEN and a clear message.
  */
 import { test, describe, before, after } from 'node:test';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
@@ -181,6 +182,45 @@ describe('NATS tunnel stream', () => {
     assert.equal(err.code, ErrorCode.TUNNEL_BROKEN);
     assert.match(err.message, /NATS tunnel to test: the NATS connection closed/);
     agent.destroy();
+  });
+
+  test('a NATS server restart fails the tunnels on it at once; the connections come back and new tunnels work', async () => {
+    const own = await startNatsServer();
+    const ncA = await connectNats({ servers: own.url });
+    const ncB = await connectNats({ servers: own.url });
+    try {
+      const { client, agent } = await pair(TUNNEL_WINDOW, ncA, ncB);
+      const errors = [once(client, 'error'), once(agent, 'error')];
+      client.write('before');
+      const started = Date.now();
+      await own.kill();
+      const [[clientErr], [agentErr]] = (await Promise.all(errors)) as [[ConnectionError], [ConnectionError]];
+      assert.equal(clientErr.code, ErrorCode.TUNNEL_BROKEN);
+      assert.match(clientErr.message, /NATS tunnel to test: the NATS connection to .* dropped: messages in flight may be lost; reconnect\./);
+      assert.equal(agentErr.code, ErrorCode.TUNNEL_BROKEN);
+      assert.ok(Date.now() - started < 2_000, `failed in ${Date.now() - started} ms`);
+      // The same port again: both connections reconnect (backoff + jitter) and a new tunnel carries bytes.
+      const again = await startNatsServer({ port: own.port });
+      try {
+        const flushed = (nc: NatsConnection) => nc.flush().then(() => true, () => false);
+        for (let i = 0; i < 150 && !((await flushed(ncA)) && (await flushed(ncB))); i++) await sleep(100);
+        const second = await pair(TUNNEL_WINDOW, ncA, ncB);
+        // Closing the connections below fails whatever is left of this pair: expected.
+        second.client.on('error', () => {});
+        second.agent.on('error', () => {});
+        second.client.end('after');
+        const got: Buffer[] = [];
+        for await (const c of second.agent.iterator({ destroyOnReturn: false })) got.push(c as Buffer);
+        assert.equal(Buffer.concat(got).toString(), 'after');
+        second.agent.end();
+      } finally {
+        await ncA.close();
+        await ncB.close();
+        await again.stop();
+      }
+    } finally {
+      await own.stop();
+    }
   });
 
   test('SW_ERR_NATS_UNAVAILABLE: no server at the URL', async () => {
