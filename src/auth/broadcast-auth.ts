@@ -33,6 +33,21 @@ import type { ExecParams, OpenRequest } from '../protocol/messages.js';
 /** Requests remembered at most (about 1,100 a second for the longest lifetime): past this, new ones are refused, never an old nonce forgotten early. */
 export const MAX_REMEMBERED_NONCES = 100_000;
 
+/**
+ * The last requests decoded and checked in this process, by the SHA-256 of their exact bytes:
+ * a process that runs many agents (the fleet bench: hundreds per process, each with its own
+ * NATS connection) decodes a 10,000-target request and checks its signature once, not once per
+ * agent. Keyed by the hash of every byte, so only the very same message hits; each agent still
+ * applies its own targets, clock, nonce set, users.yaml and policy.
+ */
+const recentRequests = new Map<string, { decoded: DecodedRequest; verified: Map<string, boolean> }>();
+const RECENT_REQUESTS = 8;
+
+function remember(digest: string, entry: { decoded: DecodedRequest; verified: Map<string, boolean> }): void {
+  recentRequests.set(digest, entry);
+  if (recentRequests.size > RECENT_REQUESTS) recentRequests.delete(recentRequests.keys().next().value!);
+}
+
 /** What signs a request: a key file in memory or ssh-agent (client/credentials.ts `KeyCredential` fits). */
 export interface RequestSigner {
   publicKey: SshPublicKey;
@@ -125,11 +140,17 @@ export class BroadcastGate {
 
   judge(bytes: Uint8Array): BroadcastVerdict {
     let signed: DecodedRequest;
-    try {
-      signed = decodeRequest(bytes);
-    } catch (err) {
-      if (err instanceof BroadcastDecodeError) return { action: 'drop', reason: err.message };
-      throw err;
+    const digest = createHash('sha256').update(bytes).digest('base64');
+    const seen = recentRequests.get(digest);
+    if (seen) signed = seen.decoded;
+    else {
+      try {
+        signed = decodeRequest(bytes);
+      } catch (err) {
+        if (err instanceof BroadcastDecodeError) return { action: 'drop', reason: err.message };
+        throw err;
+      }
+      remember(digest, { decoded: signed, verified: new Map() });
     }
     const request = signed.body;
     if (!signed.isTarget(this.#name)) return { action: 'ignore' };
@@ -171,7 +192,14 @@ export class BroadcastGate {
     const notAuthorized = `Refused: key ${offered.fingerprint} is not authorized for user "${request.user}", or the signature is bad (users.yaml: users.${request.user}.keys).`;
     if (!user || !known) return refuse(ErrorCode.AUTH_FAILED, notAuthorized, offered.fingerprint);
     const key = known;
-    if (!verifyRequestSignature(key, signedBytes(REQUEST_CONTEXT, signed.bodyBytes), signed.signature.signature, signed.signature.algorithm)) {
+    const verdicts = recentRequests.get(digest)?.verified;
+    const blob = key.blob.toString('base64');
+    let good = verdicts?.get(blob);
+    if (good === undefined) {
+      good = verifyRequestSignature(key, signedBytes(REQUEST_CONTEXT, signed.bodyBytes), signed.signature.signature, signed.signature.algorithm);
+      verdicts?.set(blob, good);
+    }
+    if (!good) {
       return refuse(ErrorCode.AUTH_FAILED, notAuthorized, key.fingerprint);
     }
     const principal: Principal = { ...user, method: 'publickey', credential: key.fingerprint };

@@ -7,12 +7,11 @@
  */
 import { userInfo } from 'node:os';
 import { connectNats } from '../transport/nats-connect.js';
-import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { natsSubjects, isAgentName, type PresenceRecord } from '../protocol/nats-subjects.js';
+import { discoverAgents, natsInventory } from '../fleet/nats-discovery.js';
 import { resolveCredentials } from '../client/credentials.js';
 import { resolveTargets, NoHostsMatchedError } from '../fleet/targets.js';
-import type { FleetHost, Inventory } from '../fleet/inventory.js';
+import type { Inventory } from '../fleet/inventory.js';
 import { runBroadcast, DEFAULT_BROADCAST_TIMEOUT_MS, DEFAULT_NATS_PREFIX } from '../fleet/nats-run.js';
 import { AGENT_NAME } from '../protocol/broadcast-codec.js';
 import { askPassphrase, debugLog, fail, parseDurationFlag, reportHostAdded, warn } from './common.js';
@@ -36,56 +35,9 @@ export interface BroadcastFlags {
   maxFailures?: string;
 }
 
-/** Discovery answers: collected until this long passes without a new one… */
-const DISCOVERY_QUIET_MS = 250;
-/** …or this long in all (NATS-SPEC "Client side"). */
-const DISCOVERY_MAX_MS = 3_000;
-
-/**
- * The agents answering `P.discover` now. TODO(merge): E's src/fleet/nats-discovery.ts is meant
- * to own this (hosts --via nats://); until it lands, this minimal collector keeps run working.
- * Risk: two collectors that drift apart in what they accept.
- */
-async function discover(nc: NatsConnection, prefix: string, maxMs = DISCOVERY_MAX_MS): Promise<PresenceRecord[]> {
-  const inbox = `_INBOX.${randomBytes(16).toString('base64url')}`;
-  const found = new Map<string, PresenceRecord>();
-  let quiet: NodeJS.Timeout | null = null;
-  let done!: () => void;
-  const finished = new Promise<void>((resolve) => (done = resolve));
-  const sub = nc.subscribe(inbox, {
-    callback: (err, msg) => {
-      if (err) return done();
-      try {
-        const r = JSON.parse(Buffer.from(msg.data).toString('utf8')) as PresenceRecord;
-        if (typeof r?.name !== 'string' || !isAgentName(r.name) || typeof r.labels !== 'object' || r.labels === null) return;
-        found.set(r.name, r);
-      } catch {
-        return; // not a presence record: ignored
-      }
-      if (quiet) clearTimeout(quiet);
-      quiet = setTimeout(done, DISCOVERY_QUIET_MS);
-    },
-  });
-  await nc.flush();
-  nc.publish(natsSubjects(prefix).discover, new Uint8Array(), { reply: inbox });
-  quiet = setTimeout(done, DISCOVERY_QUIET_MS * 2);
-  const cap = setTimeout(done, maxMs);
-  await finished;
-  if (quiet) clearTimeout(quiet);
-  clearTimeout(cap);
-  sub.unsubscribe();
-  return [...found.values()].sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** The inventory of the agents that answer discovery now (names, labels; `via` = the NATS servers). */
-export async function agentInventory(nc: NatsConnection, prefix: string, waitMs?: number): Promise<Inventory> {
-  const records = await discover(nc, prefix, waitMs);
-  const hosts: FleetHost[] = records.map((r) => ({
-    name: r.name, address: r.name, port: 0, labels: { ...r.labels },
-    // `@G` = agents labelled group=G (NATS-SPEC "Client side").
-    groups: typeof r.labels.group === 'string' ? [r.labels.group] : [],
-  }));
-  return { file: null, hosts, byName: new Map(hosts.map((h) => [h.name, h])), groupTerms: new Map() };
+/** The live agents (discovery: fleet/nats-discovery.ts) as an inventory whose hosts go through `via`. */
+export async function agentInventory(nc: NatsConnection, via: string, prefix: string, waitMs?: number): Promise<Inventory> {
+  return natsInventory(via, await discoverAgents(nc, { prefix, ...(waitMs !== undefined ? { maxMs: waitMs } : {}) }));
 }
 
 function waitFlag(flags: BroadcastFlags): number | undefined {
@@ -97,7 +49,7 @@ export async function openNats(flags: BroadcastFlags): Promise<{ nc: NatsConnect
   const nc = await connectNats({ servers: flags.via, ...(flags.natsCreds ? { credsFile: flags.natsCreds } : {}), name: 'shellwire run' }).catch((err: unknown) => fail((err as Error).message));
   return {
     nc,
-    inventory: () => agentInventory(nc, flags.natsPrefix ?? DEFAULT_NATS_PREFIX, waitFlag(flags)),
+    inventory: () => agentInventory(nc, flags.via, flags.natsPrefix ?? DEFAULT_NATS_PREFIX, waitFlag(flags)),
     close: async () => {
       await nc.close().catch(() => {});
     },
@@ -122,7 +74,7 @@ export async function runBroadcastCommand(
   if (targets.every((t) => t.split(',').every((w) => AGENT_NAME.test(w)))) names = [...new Set(targets.flatMap((t) => t.split(',')))];
   else {
     try {
-      const inventory = await agentInventory(nc, prefix, waitFlag(flags));
+      const inventory = await agentInventory(nc, flags.via, prefix, waitFlag(flags));
       debugLog(2, `discovery: ${inventory.hosts.length} agent(s) answered`);
       names = resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true }).map((h) => h.name);
     } catch (err) {

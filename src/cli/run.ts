@@ -176,7 +176,8 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   debugLog(1, `"${targets.join(' ')}" → ${hosts.length} host(s): ${abbreviate(foldNames(hosts.map((h) => h.name)), 200)}`);
   for (const h of hosts) debugLog(2, describeHost({ host: h, entry: h.source !== undefined ? h : null }));
   // Through a gateway a host is its name there: -p/-l from the inventory's direct hosts do not apply.
-  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined) refuseDirectOnlyFlags(flags, h.via);
+  // Through NATS a host is an agent reached by its own tunnel: -l and -i apply to it as to a direct host.
+  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined && !/^(nats|tls):\/\//i.test(h.via)) refuseDirectOnlyFlags(flags, h.via);
   if (hosts.length === 0) {
     // --allow-empty: nothing to do is success, said once on stderr.
     warn(`"${targets.join(' ')}" matches no host; nothing was run.`);

@@ -19,7 +19,7 @@ const U32_MAX = 0xffffffff;
 export type TunnelMessage =
   /** Bytes of the stream; `seq` counts DATA messages from 0 per direction. */
   | { type: typeof TunnelMessageType.DATA; seq: number; data: Uint8Array }
-  /** Credit back: `bytes` consumed by the reader since the last ACK. */
+  /** Credit back: `bytes` consumed by the reader since the last ACK; `seq` counts ACKs from 0 per direction. */
   | { type: typeof TunnelMessageType.ACK; seq: number; bytes: number }
   /** Half close: no more DATA; `seq` is the next DATA seq (a lost tail is noticed). */
   | { type: typeof TunnelMessageType.FIN; seq: number }

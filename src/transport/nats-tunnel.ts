@@ -53,6 +53,9 @@ export class NatsTunnel extends Duplex {
   #pushed = 0;
   #acked = 0;
   #ackTimer: NodeJS.Timeout | null = null;
+  /** ACKs are numbered too (from 0 per direction): a lost ACK would otherwise leak credit and stall the writer unnoticed. */
+  #ackSendSeq = 0;
+  #ackRecvSeq = 0;
   #ended = false;
   #finSent = false;
 
@@ -110,6 +113,10 @@ export class NatsTunnel extends Duplex {
         this.#ackIfDue();
         return;
       case TunnelMessageType.ACK:
+        if (message.seq !== this.#ackRecvSeq) {
+          return this.#fail(`ACK ${this.#ackRecvSeq} expected, ${message.seq} arrived: a message was lost or reordered (a NATS server restart?)`);
+        }
+        this.#ackRecvSeq++;
         if (message.bytes > this.#inFlight) return this.#fail(`ACK of ${message.bytes} bytes with ${this.#inFlight} in flight`);
         this.#inFlight -= message.bytes;
         this.#flushPending();
@@ -161,7 +168,7 @@ export class NatsTunnel extends Duplex {
     if (this.#ackTimer) clearTimeout(this.#ackTimer);
     this.#ackTimer = null;
     this.#acked = consumed;
-    this.#publish({ type: TunnelMessageType.ACK, seq: 0, bytes });
+    this.#publish({ type: TunnelMessageType.ACK, seq: this.#ackSendSeq++, bytes });
   }
 
   override _read(): void {

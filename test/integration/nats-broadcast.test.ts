@@ -207,6 +207,11 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     // carol may open file channels only: no exec, so no broadcast either.
     const carolRun = runBroadcast(['a1'], 'true', options({ signer: keySigner(parsePrivateKey(carol.privateText)), user: 'carol' }));
     assert.equal((await carolRun.result()).results[0]!.error?.code, ErrorCode.DENIED);
+    // The exec channel's other rules apply as well: environment names, a restricted user's cwd.
+    const preload = runBroadcast(['a1'], 'true', options({ env: { LD_PRELOAD: '/tmp/x.so' } }));
+    assert.match((await preload.result()).results[0]!.error?.message ?? '', /LD_PRELOAD may not be set/);
+    const outside = runBroadcast(['a1'], 'echo hi', options({ signer: bobSigner, user: 'bob', cwd: '/proc' }));
+    assert.match((await outside.result()).results[0]!.error?.message ?? '', /outside user "bob"'s home/);
     const allowed = runBroadcast(['a1'], 'echo hello there', options({ signer: bobSigner, user: 'bob' }));
     const ok = (await allowed.result()).results[0]!;
     assert.equal(ok.status, 'ok');

@@ -5,6 +5,7 @@
  * closing fail the tunnel with SW_ERR_TUNNEL_BROKEN and a clear message.
  */
 import { test, describe, before, after } from 'node:test';
+import { once } from 'node:events';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
@@ -90,13 +91,15 @@ describe('NATS tunnel stream', () => {
           assert.equal(upRead.got.length, up.sent.length);
           assert.equal(sha(downRead.got), sha(down.sent));
           assert.ok(client.maxInFlight <= window, `in flight ${client.maxInFlight} > window ${window}`);
-          // The sender's own buffer: the window in flight plus the one write it was handed.
-          assert.ok(up.maxBuffered <= window + Math.max(...upSizes), `sender buffered ${up.maxBuffered}`);
+          // The sender's own buffer: the window in flight, plus what a writer that honours
+          // write() === false can queue (under the high-water mark, then one more write).
+          const bound = window + client.writableHighWaterMark + Math.max(...upSizes);
+          assert.ok(up.maxBuffered <= bound, `sender buffered ${up.maxBuffered} > ${bound}`);
           assert.ok(upRead.maxHeld <= window + TUNNEL_MAX_DATA, `receiver held ${upRead.maxHeld}`);
           await Promise.all([new Promise((r) => (client.closed ? r(null) : client.once('close', r))), new Promise((r) => (agent.closed ? r(null) : agent.once('close', r)))]);
         },
       ),
-      { numRuns: 15, examples: [[[16385], [], [], 16384]] },
+      { numRuns: 15, examples: [[[16385], [], [], 16384], [[74217, 7704, 4211, 62303], [], [], 16384]] },
     );
   });
 
@@ -157,6 +160,20 @@ describe('NATS tunnel stream', () => {
     second.client.destroy();
   });
 
+  test('a lost ACK (an ACK with a skipped seq) is noticed too: credit never leaks silently', async () => {
+    const { client, agent, id } = await pair();
+    agent.on('error', () => {});
+    client.write(Buffer.alloc(1000));
+    agent.on('data', () => {});
+    // The reader's first ACK is 0 (it gives the 1000 bytes back); a forged ACK 3 after it means ACKs were lost.
+    for (let i = 0; i < 100 && client.inFlight > 0; i++) await sleep(20);
+    assert.equal(client.inFlight, 0);
+    b.publish(subjects.toClient('test', id), encodeTunnelMessage({ type: TunnelMessageType.ACK, seq: 3, bytes: 1 }));
+    const err = await new Promise<ConnectionError>((r) => client.once('error', r));
+    assert.equal(err.code, ErrorCode.TUNNEL_BROKEN);
+    assert.match(err.message, /ACK 1 expected, 3 arrived: a message was lost or reordered/);
+  });
+
   test('the NATS connection closing fails its tunnels at once', async () => {
     const nc = await connectNats({ servers: nats.url });
     const { client, agent } = await pair(TUNNEL_WINDOW, nc, b);
@@ -167,6 +184,45 @@ describe('NATS tunnel stream', () => {
     assert.equal(err.code, ErrorCode.TUNNEL_BROKEN);
     assert.match(err.message, /NATS tunnel to test: the NATS connection closed/);
     agent.destroy();
+  });
+
+  test('a NATS server restart fails the tunnels on it at once; the connections come back and new tunnels work', async () => {
+    const own = await startNatsServer();
+    const ncA = await connectNats({ servers: own.url });
+    const ncB = await connectNats({ servers: own.url });
+    try {
+      const { client, agent } = await pair(TUNNEL_WINDOW, ncA, ncB);
+      const errors = [once(client, 'error'), once(agent, 'error')];
+      client.write('before');
+      const started = Date.now();
+      await own.kill();
+      const [[clientErr], [agentErr]] = (await Promise.all(errors)) as [[ConnectionError], [ConnectionError]];
+      assert.equal(clientErr.code, ErrorCode.TUNNEL_BROKEN);
+      assert.match(clientErr.message, /NATS tunnel to test: the NATS connection to .* dropped: messages in flight may be lost; reconnect\./);
+      assert.equal(agentErr.code, ErrorCode.TUNNEL_BROKEN);
+      assert.ok(Date.now() - started < 2_000, `failed in ${Date.now() - started} ms`);
+      // The same port again: both connections reconnect (backoff + jitter) and a new tunnel carries bytes.
+      const again = await startNatsServer({ port: own.port });
+      try {
+        const flushed = (nc: NatsConnection) => nc.flush().then(() => true, () => false);
+        for (let i = 0; i < 150 && !((await flushed(ncA)) && (await flushed(ncB))); i++) await sleep(100);
+        const second = await pair(TUNNEL_WINDOW, ncA, ncB);
+        // Closing the connections below fails whatever is left of this pair: expected.
+        second.client.on('error', () => {});
+        second.agent.on('error', () => {});
+        second.client.end('after');
+        const got: Buffer[] = [];
+        for await (const c of second.agent.iterator({ destroyOnReturn: false })) got.push(c as Buffer);
+        assert.equal(Buffer.concat(got).toString(), 'after');
+        second.agent.end();
+      } finally {
+        await ncA.close();
+        await ncB.close();
+        await again.stop();
+      }
+    } finally {
+      await own.stop();
+    }
   });
 
   test('SW_ERR_NATS_UNAVAILABLE: no server at the URL', async () => {

@@ -322,3 +322,33 @@ test('presence: agents announce themselves; a clean stop says gone (dropped at o
     watcher.close();
   }
 });
+
+test('serve: --no-listen needs --nats; agent flags need --nats; bad names and labels are usage errors; serve.yaml takes the same keys', async () => {
+  const home = files.home();
+  const env = cleanEnv({ SHELLWIRE_HOME: home });
+  const noListen = await run(['serve', '--no-listen'], { env });
+  assert.equal(noListen.code, 2);
+  assert.match(noListen.stderr, /--no-listen leaves nothing to serve: give --nats URLS too/);
+  const nameOnly = await run(['serve', '--name', 'web1'], { env });
+  assert.equal(nameOnly.code, 2);
+  assert.match(nameOnly.stderr, /--name is for agent mode: it needs --nats URLS/);
+  const badName = await run(['serve', '--nats', nats.url, '--name', 'web.1'], { env });
+  assert.equal(badName.code, 2);
+  assert.match(badName.stderr, /--name takes 1 to 64 of A-Z a-z 0-9 _ -/);
+  const badLabels = await run(['serve', '--nats', nats.url, '--labels', 'role'], { env });
+  assert.equal(badLabels.code, 2);
+  assert.match(badLabels.stderr, /--labels takes k=v,k2=v2/);
+  const badUrl = await run(['serve', '--nats', 'http://x'], { env });
+  assert.equal(badUrl.code, 2);
+  // serve.yaml: listen: none + nats + labels as a list.
+  const config = join(home, 'serve.yaml');
+  writeFileSync(config, `listen: none\nnats: ["${nats.url}"]\nname: yaml1\nlabels: [role=cfg]\naudit: false\n`);
+  const agent = startCli(['serve', '--config', config], { env, closeStdin: true, timeoutMs: 60_000 });
+  files.children.push(agent);
+  await agent.waitForStdout(/nats: agent yaml1 connected/, 15_000);
+  assert.match(agent.stdout().toString(), /no TCP port/);
+  const listed = await run(['hosts', ...via(), 'role=cfg']);
+  assert.match(listed.stdout.toString(), /^yaml1\s/m);
+  agent.child.kill('SIGTERM');
+  assert.equal((await agent.exited).code, 0);
+});
