@@ -191,19 +191,28 @@ export const natsFleet: Measure = {
       const brokerLarge = procStatusKiB(broker.pid, 'VmRSS');
       const agentsRss = agentProcs.reduce((s, c) => s + procStatusKiB(c.pid!, 'VmRSS'), 0);
       log(`nats-fleet: ${LARGE} agents up (${fmt(upLarge, 1)} s of starting); broker RSS ${fmt(brokerLarge / 1024, 0)} MiB`);
-      await natsRun(LARGE);
+      // A failed 10,000-agent run is this row's FAIL (with what the CLI said), not the end of the measure.
       const large: number[] = [];
       let largeHwm = 0;
-      for (let i = 0; i < RUNS; i++) {
-        const r = await natsRun(LARGE);
-        large.push(r.s);
-        largeHwm = Math.max(largeHwm, r.hwmKiB);
+      let largeFailure = '';
+      for (let i = 0; i <= RUNS && !largeFailure; i++) {
+        try {
+          const r = await natsRun(LARGE);
+          if (i > 0) large.push(r.s); // the first is the warm-up
+          largeHwm = Math.max(largeHwm, r.hwmKiB);
+        } catch (err) {
+          largeFailure = (err as Error).message;
+        }
       }
       const floor = await spawnFloor(LARGE);
-      const L = median(large);
-      row({ ...LARGE_ROW, sw: fmt(L, 2), ref: `${fmt(floor, 2)} (spawn floor, 2 lean processes)`, ratio: `${fmt(L / floor, 2)}×`, result: pass(L < 15), values: { sw: L, ref: floor, ratio: L / floor }, check: (v) => v.sw < 15 });
+      if (largeFailure) {
+        row({ ...LARGE_ROW, sw: `failed: ${largeFailure.slice(0, 200)}`, ref: `${fmt(floor, 2)} (spawn floor, 2 lean processes)`, ratio: '', result: 'FAIL' });
+      } else {
+        const L = median(large);
+        row({ ...LARGE_ROW, sw: fmt(L, 2), ref: `${fmt(floor, 2)} (spawn floor, 2 lean processes)`, ratio: `${fmt(L / floor, 2)}×`, result: pass(L < 15), values: { sw: L, ref: floor, ratio: L / floor }, check: (v) => v.sw < 15 });
+      }
       detail(
-        `- 11b: the same CLI run with ${LARGE} names (${RUNS} runs after one warm-up): ${range(large, 2, ' s')}; CLI peak RSS ${fmt(largeHwm / 1024, 0)} MiB. ` +
+        `- 11b: the same CLI run with ${LARGE} names (${RUNS} runs after one warm-up): ${large.length ? range(large, 2, ' s') : 'none completed'}; CLI peak RSS ${fmt(largeHwm / 1024, 0)} MiB. ` +
           `${LARGE / AGENTS_PER_PROCESS} agent processes, together ${fmt(agentsRss / 1024, 0)} MiB RSS (${fmt(agentsRss / LARGE, 1)} KiB per agent, one Server each process included). ` +
           `Spawn floor: two \`node bench/spawn-floor.mjs ${LARGE / 2} 1\` at once (\`spawn('/bin/sh', ['-c', 'true'])\` one after another, one per core), wall time.`,
       );
@@ -216,6 +225,7 @@ export const natsFleet: Measure = {
       let perAgentKiB = NaN;
       const rss = { before: 0, after: 0 };
       let libSeconds = 0;
+      let libOk = 0;
       try {
         const all = names(LARGE);
         // One small run first, so nats.js, the codecs and the known_hosts parser are loaded before "before".
@@ -226,7 +236,7 @@ export const natsFleet: Measure = {
         const lt0 = performance.now();
         const summary = await sw.runBroadcast(all, 'true', { connection: nc, signer: keySigner(key), user: 'ops', knownHostsFile: join(home, 'known_hosts'), timeoutMs: 30_000, outputEvents: false }).result();
         libSeconds = (performance.now() - lt0) / 1000;
-        if (summary.ok !== LARGE) throw new Error(`library run: ${summary.ok} of ${LARGE} ok`);
+        libOk = summary.ok;
         gc();
         await new Promise((r) => setTimeout(r, 200));
         gc();
@@ -237,7 +247,7 @@ export const natsFleet: Measure = {
         await nc.close();
       }
       row({ ...MEM_ROW, sw: fmt(perAgentKiB, 2), ref: `RSS ${fmt(rss.before / 2 ** 20, 0)} → ${fmt(rss.after / 2 ** 20, 0)} MiB`, ratio: '', result: pass(perAgentKiB <= 16), values: { sw: perAgentKiB }, check: (v) => v.sw <= 16 });
-      detail(`- 11c: in the bench process, \`runBroadcast(${LARGE} names, 'true', { connection, signer: keySigner(key), … })\` over its own NATS connection (${fmt(libSeconds, 2)} s to all results); (RSS after − before) / ${LARGE}, after a forced GC, the summary (${LARGE} HostResults) still held.`);
+      detail(`- 11c: in the bench process, \`runBroadcast(${LARGE} names, 'true', { connection, signer: keySigner(key), … })\` over its own NATS connection (${fmt(libSeconds, 2)} s; ${libOk} of ${LARGE} ok${libOk < LARGE ? ': the others unreachable, so the figure covers their HostResults, not their answers' : ''}); (RSS after − before) / ${LARGE}, after a forced GC, the summary (${LARGE} HostResults) still held.`);
 
       const brokerHwm = procStatusKiB(broker.pid, 'VmHWM');
       row({ ...BROKER_ROW, sw: `${fmt(brokerSmall / 1024, 0)} / ${fmt(brokerLarge / 1024, 0)}`, ref: `peak ${fmt(brokerHwm / 1024, 0)} MiB`, ratio: '', result: 'info', values: { sw: brokerLarge / 1024 } });
