@@ -14,35 +14,28 @@
  * Client memory per target: this process (the library) holds N open connections in a
  * `ConnectionPool` after a run; (RSS after − RSS before) / N, after a GC.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { PER_PROCESS, addressOf, hardLimit, startDaemons, timed } from './lib/fleet-hosts.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const CLI = join(ROOT, 'bin/shellwire.cjs');
 const PEERS = process.env.SHELLWIRE_PEERS_DIR ?? resolve(ROOT, '../shared/peers');
 const PORT = 50_100;
 const RUNS = Number(process.env.FLEET_RUNS ?? 5);
-// Few servers per process: fork() cost grows with the parent's RSS (measured: 1.6 ms per spawn at 54 MB,
-// 14 ms at 255 MB), and a real host runs one daemon, so lean processes are the honest model.
-const PER_PROCESS = 50;
 
 type Dist = typeof import('../dist/index.js');
 const dist = (): Promise<Dist> => import(join(ROOT, 'dist/index.js'));
-
-/** 127.0.x.y for target i (skipping .0 and .255; 127.0.0.1 stays free for everything else). */
-const addressOf = (i: number) => `127.0.${Math.floor((i + 2) / 254)}.${((i + 2) % 254) + 1}`;
 
 const log = (msg: string) => process.stderr.write(`[fleet-bench] ${msg}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const children: ChildProcess[] = [];
 const startedSshd: string[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'shellwire-fleet-bench-'));
-const hardLimit = spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
-const withUlimit = (cmd: string[]) => ['bash', ['-c', `ulimit -n ${hardLimit} 2>/dev/null; exec "$@"`, 'sh', ...cmd]] as const;
 
 function cleanup(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
@@ -51,44 +44,6 @@ function cleanup(): void {
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
-
-async function startDaemons(total: number, stateDir: string): Promise<void> {
-  const jobs: Promise<void>[] = [];
-  for (let first = 0; first < total; first += PER_PROCESS) {
-    const [file, args] = withUlimit([process.execPath, join(ROOT, 'bench/fleet-daemons.mjs'), stateDir, String(first), String(Math.min(PER_PROCESS, total - first)), String(PORT)]);
-    const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: ROOT });
-    children.push(child);
-    jobs.push(new Promise((ok, fail) => {
-      child.stdout!.on('data', (c: Buffer) => c.toString().includes('READY') && ok());
-      child.once('exit', (code) => fail(new Error(`daemon host process exited ${code}`)));
-    }));
-  }
-  await Promise.all(jobs);
-}
-
-/** Wall time of one command (stdout discarded), plus its peak RSS (VmHWM polled) and stderr. */
-function timed(cmd: string[], env: NodeJS.ProcessEnv): Promise<{ s: number; code: number | null; stderr: string; hwmKiB: number }> {
-  return new Promise((done) => {
-    const [file, args] = withUlimit(cmd);
-    const t0 = performance.now();
-    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    let hwm = 0;
-    child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
-    const poll = setInterval(() => {
-      try {
-        const m = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        if (m) hwm = Math.max(hwm, Number(m[1]));
-      } catch {
-        // exited
-      }
-    }, 10);
-    child.on('close', (code) => {
-      clearInterval(poll);
-      done({ s: (performance.now() - t0) / 1000, code, stderr, hwmKiB: hwm });
-    });
-  });
-}
 
 async function measure(label: string, cmd: string[], env: NodeJS.ProcessEnv): Promise<{ s: number; hwmKiB: number; ok: boolean; note: string }> {
   const times: number[] = [];
@@ -146,7 +101,7 @@ const env = { ...process.env, SHELLWIRE_HOME: home, SHELLWIRE_TOKEN: seed.token,
 log(`fd limit: soft raised to hard (${hardLimit}) for daemons and CLI`);
 log(`starting ${MAX} daemons in ${Math.ceil(MAX / PER_PROCESS)} processes (${PER_PROCESS} Server instances each)…`);
 const t0 = performance.now();
-await startDaemons(MAX, stateDir);
+await startDaemons(MAX, stateDir, PORT, (child) => children.push(child));
 log(`daemons up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
 // FLEET_PROFILE=DIR: one CPU-profiled `run` on all hosts, then stop (for finding hot spots).

@@ -32,6 +32,7 @@ import { spawnUnderLoad } from './measures/spawn-under-load.js';
 import { files } from './measures/files.js';
 import { gatewayPut, gatewayRoundTrip, gatewayStream } from './measures/gateway.js';
 import { webConsole } from './measures/web-console.js';
+import { natsFleet } from './measures/nats-fleet.js';
 
 runBench([
   roundTrip,
@@ -49,4 +50,5 @@ runBench([
   gatewayStream,
   gatewayPut,
   webConsole,
+  natsFleet,
 ]);

@@ -36,8 +36,17 @@ export {
 // The fleet runner: fan-out, inventory, target expressions, discovery.
 export { runOn, FleetRun, DEFAULT_FANOUT, DEFAULT_MAX_OUTPUT, TIMEOUT_GRACE_MS, type RunOnOptions } from './fleet/run-on.js';
 export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './fleet/results.js';
+// `run` over NATS as one signed broadcast (docs/nats.md, "Broadcast"); nats.js is not loaded by it (bring a connection).
+export { runBroadcast, BroadcastRun, DEFAULT_BROADCAST_TIMEOUT_MS, type BroadcastOptions, type BroadcastConnection } from './fleet/nats-run.js';
+export { keySigner, type RequestSigner } from './auth/broadcast-auth.js';
 export { ConnectionPool, DEFAULT_CONNECT_RATE, type PoolOptions } from './fleet/pool.js';
 export { gatewayInventory, parseGatewayHosts, type GatewayHost } from './fleet/gateway-hosts.js';
+// Agents through NATS (docs/nats.md): connect(NAME, { via: 'nats://…' }) opens the tunnel; these
+// list the live agents. nats.js is loaded only by connectNats (and connect() through NATS).
+export { connectNats, parseNatsServers, type NatsConnectOptions } from './transport/nats-connect.js';
+export { discoverAgents, natsInventory, PresenceWatcher, DISCOVERY_MAX_MS, DISCOVERY_STALL_MS, type DiscoverOptions as NatsDiscoverOptions } from './fleet/nats-discovery.js';
+export { PRESENCE_INTERVAL_MS, PRESENCE_TTL_MS, DEFAULT_NATS_PREFIX, type PresenceRecord } from './protocol/nats-subjects.js';
+export { NatsTunnel, TUNNEL_WINDOW } from './transport/nats-tunnel.js';
 export { loadInventory, parseInventory, defaultInventoryPath, InventoryError, type FleetHost, type Inventory } from './fleet/inventory.js';
 export { addHostsToInventory } from './fleet/inventory-write.js';
 export { resolveTargets, NoHostsMatchedError, type ResolveTargetsOptions } from './fleet/targets.js';

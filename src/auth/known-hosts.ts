@@ -151,6 +151,23 @@ export function addKnownHost(file: string, hostKey: string, fingerprint: string)
   });
 }
 
+/**
+ * Append many pins under one lock (a broadcast accepting thousands of new agents at once:
+ * one read of the file, not one per host); pins already there are skipped. Returns those added.
+ */
+export function addKnownHosts(file: string, pins: ReadonlyArray<{ hostKey: string; fingerprint: string }>): Array<{ hostKey: string; fingerprint: string }> {
+  if (pins.length === 0) return [];
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  return withFileLock(file, () => {
+    cache.delete(file);
+    const have = new Set(readKnownHostEntries(file).map((e) => `${e.host} ${e.fingerprint}`));
+    const added = pins.filter((p) => !have.has(`${p.hostKey} ${p.fingerprint}`) && (have.add(`${p.hostKey} ${p.fingerprint}`), true));
+    if (added.length > 0) appendFileSync(file, added.map((p) => `${p.hostKey} ${p.fingerprint}\n`).join(''), { mode: 0o600 });
+    cache.delete(file);
+    return added;
+  });
+}
+
 export interface RemoveResult {
   removed: KnownHostEntry[];
   /** `FILE.old`, the contents before the removal (as ssh-keygen -R keeps), or null when nothing changed. */

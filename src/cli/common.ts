@@ -1,6 +1,8 @@
 /** What every connecting command shares: credential and host-key flags, error reporting, exit codes. */
 import { Option, type Command } from 'commander';
 import { parseVia, relayHostName } from '../client/via.js';
+import { isNatsUrl, parseNatsServers } from '../transport/nats-connect.js';
+import { parseAgentTarget } from '../client/nats-agent-target.js';
 import { gatewayDials } from '../client/open-tls.js';
 import { connect, type ConnectOptions } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
@@ -37,8 +39,12 @@ export interface ConnectFlags {
   inventory?: string;
   /** How many `-v` were given. */
   verbose?: number;
-  /** `--via [USER@]GW[:PORT]` / `-J`: through this gateway; `none`: directly (see addViaFlag). */
+  /** `--via [USER@]GW[:PORT]` / `-J`: through this gateway; `nats://…`: through NATS; `none`: directly (see addViaFlag). */
   via?: string;
+  /** `--nats-creds FILE`: NATS credentials for `--via nats://…`. */
+  natsCreds?: string;
+  /** `--nats-prefix P`: the agents' subject prefix. */
+  natsPrefix?: string;
 }
 
 /** Commander's way of counting a repeated flag (`-vv`, `-v -v`). */
@@ -55,7 +61,9 @@ export function addConnectFlags(command: Command): Command {
     .option('--connect-timeout <duration>', 'give up connecting after this long (seconds, or 500ms, 1m)', '10')
     .option('--inventory <file>', 'where host names are looked up (default $SHELLWIRE_HOME/inventory.yaml)')
     .option('-v, --verbose', 'say what is tried: the inventory entry, address, host key check, credentials offered, why it failed (-vv: more)', increase, 0)
-    .addOption(viaOption());
+    .addOption(viaOption())
+    .option('--nats-creds <file>', 'with --via nats://…: NATS credentials (a .creds file, or an nkey seed file)')
+    .option('--nats-prefix <prefix>', 'with --via nats://…: the agents\' subject prefix (default shellwire)');
 }
 
 /**
@@ -63,8 +71,8 @@ export function addConnectFlags(command: Command): Command {
  * every command that reaches hosts or asks a gateway (exec, shell, tty, put, get, ls, run,
  * hosts, recordings, replay), so they spell it and check it alike; `viaOverride` reads it.
  */
-export function viaOption(description = 'through this gateway (shellwire gateway): USER@ names you there, default port 50008; "none": directly, whatever the inventory\'s via: says'): Option {
-  return new Option('-J, --via <[user@]gateway[:port]>', description);
+export function viaOption(description = 'through this gateway (shellwire gateway): USER@ names you there, default port 50008; nats://A,nats://B: through NATS to an agent (shellwire serve --nats); "none": directly, whatever the inventory\'s via: says'): Option {
+  return new Option('-J, --via <[user@]gateway[:port]|nats://…>', description);
 }
 
 /** Add `-J, --via` to a command (see `viaOption`). */
@@ -82,7 +90,8 @@ export function viaOverride(flags: { via?: string }): string | null | undefined 
   if (via === undefined) return undefined;
   if (via === VIA_NONE) return null;
   try {
-    parseVia(via);
+    if (isNatsUrl(via)) parseNatsServers(via);
+    else parseVia(via);
   } catch (err) {
     fail((err as Error).message, 2);
   }
@@ -165,7 +174,16 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags, 
     const resolved = resolveHost(targetText, await inventoryFor(flags), overrides);
     debugLog(1, describeHost(resolved));
     host = resolved.host;
-    if (host.via !== undefined) {
+    if (host.via !== undefined && isNatsUrl(host.via)) {
+      if (flags.port !== undefined || (resolved.entry === null && /:\d+$|^\[|^([^@]*@)?[0-9.]+$/.test(targetText))) {
+        fail(`Through NATS (${host.via}) a host is an agent's name (its --name), not an address or port: "${targetText}". List the agents with: shellwire hosts --via ${host.via}`, 2);
+      }
+      try {
+        parseAgentTarget(connectArgs(host).target, host.via);
+      } catch (err) {
+        fail((err as Error).message, 2);
+      }
+    } else if (host.via !== undefined) {
       refuseDirectOnlyFlags(flags, host.via);
       // USER@HOST, HOST:PORT, [IPv6]:PORT: a usage error, before anything is dialled (as -p/-l).
       try {
@@ -192,6 +210,8 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags, 
     if (fromEnv === '') fail('SHELLWIRE_PASSWORD is set but empty; nothing was sent. Unset it to be asked, or set the password.', 2);
     base.password = fromEnv ?? (await readSecretLine(`${host.user ?? process.env.USER ?? ''}@${host.name}'s password: `));
   }
+  if (flags.natsCreds !== undefined) base.natsCreds = flags.natsCreds;
+  if (flags.natsPrefix !== undefined) base.natsPrefix = flags.natsPrefix;
   const { target, options } = connectArgs(host, base);
   if (mode.gateway) gatewayDials.add(options);
   return connect(target, options);

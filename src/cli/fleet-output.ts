@@ -6,10 +6,10 @@
 import { write } from './stdio.js';
 import { JsonLines } from '../fleet/json-lines.js';
 import type { FleetSummary } from '../fleet/results.js';
-import type { FleetRun } from '../fleet/run-on.js';
+import type { FleetEvent } from '../fleet/results.js';
 
 /** Every event of `run` to stdout as JSON lines; resolves with its summary. */
-export async function printJson(run: FleetRun): Promise<FleetSummary> {
+export async function printJson(run: AsyncIterable<FleetEvent>): Promise<FleetSummary> {
   const json = new JsonLines();
   let summary: FleetSummary | null = null;
   for await (const event of run) {

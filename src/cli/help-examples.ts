@@ -15,6 +15,7 @@ const EXAMPLES: Record<string, string[]> = {
   serve: [
     'shellwire serve --listen 0.0.0.0:50007',
     'shellwire serve --state-dir /var/lib/shellwire --log-level warn',
+    'shellwire serve --no-listen --nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 --labels role=web,group=web   # an agent: connects out, no port',
   ],
   gateway: [
     'shellwire gateway --listen 0.0.0.0:50008 --inventory /etc/shellwire/hosts.yaml',
@@ -26,9 +27,10 @@ const EXAMPLES: Record<string, string[]> = {
     'shellwire exec --timeout 30 -i ~/.ssh/id_ed25519 alice@web01:50007 -- make test',
     'tar cz src | shellwire exec web01 -- tar xz -C /srv/app   # stdin flows to the command',
     'shellwire exec --via alice@bastion web01 -- uptime   # through a gateway (ssh -J)',
+    'shellwire exec --via nats://10.0.0.1:4222 web01 -- uptime   # to the agent web01 through NATS',
   ],
   shell: ['shellwire shell web01', 'shellwire shell --password bob@10.0.0.5'],
-  tty: ['shellwire tty web01', 'shellwire tty web01 -- htop', 'shellwire tty -J alice@bastion:50008 web01'],
+  tty: ['shellwire tty web01', 'shellwire tty web01 -- htop', 'shellwire tty -J alice@bastion:50008 web01', 'shellwire tty -J nats://10.0.0.1:4222 web01'],
   put: [
     'shellwire put app.tar.gz web01:/srv/releases/',
     'shellwire put -r --limit-rate 5M ./site web01:/var/www/',
@@ -46,8 +48,14 @@ const EXAMPLES: Record<string, string[]> = {
     "shellwire run --stream 'web[01-12]' '!web07' -- tail -n1 /var/log/syslog",
     'shellwire run --json --fail-fast role=db -- pg_isready',
     'shellwire run --via alice@bastion @web -- uptime   # the gateway\'s hosts, one connection to it',
+    'shellwire run --via nats://10.0.0.1:4222 --tunnel @web -- uptime   # agents on NATS, a tunnel each',
   ],
-  hosts: ['shellwire hosts', "shellwire hosts --fold '@web' '!web03'", 'shellwire hosts --via alice@bastion   # what the gateway lets you reach'],
+  hosts: [
+    'shellwire hosts',
+    "shellwire hosts --fold '@web' '!web03'",
+    'shellwire hosts --via alice@bastion   # what the gateway lets you reach',
+    'shellwire hosts --via nats://10.0.0.1:4222 role=web   # the live agents on NATS',
+  ],
   discover: ['shellwire discover --subnet 10.0.0.0/24', 'shellwire discover --subnet 10.0.0.0/24 --write-inventory --accept-new-host'],
   audit: ['shellwire audit --since 1h', 'shellwire audit --kind denied --json'],
   'audit verify': ['shellwire audit verify', 'shellwire audit verify --state-dir /var/lib/shellwire'],

@@ -7,13 +7,16 @@ import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
-import { connectFromFlags, fail, increase, reportError, viaOverride, viaOption, type ConnectFlags } from './common.js';
+import { connectFromFlags, fail, increase, parseDurationFlag, reportError, viaOverride, viaOption, type ConnectFlags } from './common.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
+import type { PresenceRecord } from '../protocol/nats-subjects.js';
 
 interface HostsFlags extends ConnectFlags {
   inventory?: string;
   json?: boolean;
   fold?: boolean;
   allowEmpty?: boolean;
+  wait?: string;
 }
 
 export function registerHosts(program: Command): void {
@@ -25,7 +28,10 @@ export function registerHosts(program: Command): void {
     .option('--json', 'one JSON object per host')
     .option('--fold', 'print the folded node set only (web[01-12],db03)')
     .option('--allow-empty', 'targets that match no host print nothing and exit 0 (default: an error, exit 2)')
-    .addOption(viaOption('list the hosts this gateway lets you reach (asks it; USER@ names you there, default port 50008)'))
+    .addOption(viaOption('list the hosts this gateway lets you reach (asks it; USER@ names you there, default port 50008); nats://A,nats://B: the live agents on NATS (discovery)'))
+    .option('--nats-creds <file>', 'with --via nats://…: NATS credentials (a .creds file, or an nkey seed file)')
+    .option('--nats-prefix <prefix>', 'with --via nats://…: the agents\' subject prefix (default shellwire)')
+    .option('--wait <duration>', 'with --via nats://…: collect answers for at most this long (they stop after 250ms without a new one)', '3')
     .option('-i, --identity <keyfile>', 'with --via: the key to log in to the gateway with')
     .option('--token-file <file>', 'with --via: the token to log in to the gateway with')
     .option('--accept-new-host', 'with --via: trust and remember a gateway not yet in known_hosts')
@@ -33,7 +39,8 @@ export function registerHosts(program: Command): void {
     .option('-v, --verbose', 'with --via: say what is tried', increase, 0)
     .action(async (targets: string[], flags: HostsFlags) => {
       const via = viaOverride(flags);
-      if (typeof via === 'string') await listGatewayHosts(via, targets, flags);
+      if (typeof via === 'string' && isNatsUrl(via)) await listNatsHosts(via, targets, flags);
+      else if (typeof via === 'string') await listGatewayHosts(via, targets, flags);
       else listHosts(targets, flags);
     });
 }
@@ -74,6 +81,41 @@ async function listGatewayHosts(via: string, targets: string[], flags: HostsFlag
   else if (flags.json) process.stdout.write(hosts.map((h) => `${JSON.stringify({ name: h.name, labels: h.labels, groups: h.groups })}\n`).join(''));
   else printTable(hosts.map((h) => [h.name, `via ${via}`, h.groups.map((g) => `@${g}`).join(','), Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
   process.stderr.write(`${hosts.length} host${hosts.length === 1 ? '' : 's'} via ${via}\n`);
+}
+
+/**
+ * `hosts --via nats://… [TARGETS]`: the agents that answer discovery within the window
+ * (`--wait`, default 3 s, ending 250 ms after the last answer), filtered by TARGETS as an
+ * inventory would be; a stopped agent no longer answers, so it is gone from the next listing.
+ * `--json`: one presence record per agent (name, labels, fingerprint, version, startedAt).
+ */
+async function listNatsHosts(via: string, targets: string[], flags: HostsFlags): Promise<void> {
+  const maxMs = parseDurationFlag(flags.wait ?? '3', '--wait', { min: 1 });
+  let agents: PresenceRecord[];
+  try {
+    const { connectNats } = await import('../transport/nats-connect.js');
+    const { discoverAgents } = await import('../fleet/nats-discovery.js');
+    const nc = await connectNats({ servers: via, ...(flags.natsCreds !== undefined ? { credsFile: flags.natsCreds } : {}), name: 'shellwire hosts' });
+    try {
+      agents = await discoverAgents(nc, { maxMs, ...(flags.natsPrefix !== undefined ? { prefix: flags.natsPrefix } : {}) });
+    } finally {
+      await nc.close();
+    }
+  } catch (err) {
+    reportError(err);
+  }
+  const { natsInventory } = await import('../fleet/nats-discovery.js');
+  let hosts: FleetHost[];
+  try {
+    hosts = targets.length === 0 ? natsInventory(via, agents).hosts : resolveTargets(targets, natsInventory(via, agents), { allowEmpty: flags.allowEmpty === true });
+  } catch (err) {
+    fail(err instanceof ShellwireError ? `${err.message}${err instanceof NoHostsMatchedError ? ' (--allow-empty accepts an empty selection)' : ''}` : String(err), 2);
+  }
+  const byName = new Map(agents.map((a) => [a.name, a]));
+  if (flags.fold) process.stdout.write(`${foldNames(hosts.map((h) => h.name))}\n`);
+  else if (flags.json) process.stdout.write(hosts.map((h) => `${JSON.stringify(byName.get(h.name))}\n`).join(''));
+  else printTable(hosts.map((h) => [h.name, byName.get(h.name)!.fingerprint, h.groups.map((g) => `@${g}`).join(','), Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
+  process.stderr.write(`${hosts.length} agent${hosts.length === 1 ? '' : 's'} via ${via}\n`);
 }
 
 /** Columns padded to their widths (the last one not), control characters escaped. */

@@ -13,6 +13,7 @@ import type { ConnectOptions } from '../client/connect.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
+import type { BroadcastRun } from '../fleet/nats-run.js';
 import type { FleetSummary } from '../fleet/results.js';
 import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
 import { escapeTerminalText } from '../terminal-text.js';
@@ -26,6 +27,9 @@ import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
 import { exitWhenFlushed, write } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
+
+/** What `report` prints: a `runOn` run or a NATS broadcast (the same events and summary). */
+export type PrintableRun = FleetRun | BroadcastRun;
 
 /** Above this many hosts a TTY user is asked to confirm (unless --yes). */
 export const CONFIRM_ABOVE_HOSTS = 50;
@@ -54,6 +58,10 @@ interface RunFlags {
   verbose?: number;
   allowEmpty?: boolean;
   via?: string;
+  tunnel?: boolean;
+  natsCreds?: string;
+  natsPrefix?: string;
+  wait?: string;
 }
 
 export function registerRun(program: Command): void {
@@ -84,6 +92,10 @@ export function registerRun(program: Command): void {
     .option('--allow-empty', 'targets that match no host run nothing and exit 0 (default: an error, exit 2)')
     .option('-v, --verbose', 'say what is tried: how targets expanded, each host\'s address, host key check, credentials (-vv: more)', increase, 0)
     .addOption(viaOption('every host through this gateway (shellwire gateway), one connection to it for all: USER@ names you there, default port 50008; "none": directly, whatever the inventory\'s via: says'))
+    .option('--tunnel', 'with --via nats://: run over a tunnel to each agent (TLS + login, as exec) instead of one signed broadcast')
+    .option('--nats-creds <file>', 'NATS credentials file (.creds or nkey seed) for --via nats://')
+    .option('--nats-prefix <prefix>', 'NATS subject prefix of the fleet (default shellwire)')
+    .option('--wait <duration>', 'with --via nats:// and patterns: how long to collect agents answering discovery (default: until 250 ms pass without a new one, at most 3 s)')
     .passThroughOptions()
     .action(async function (this: Command, first: string, rest: string[]) {
       const { targets, command } = splitWords(this, first, rest);
@@ -125,7 +137,17 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   const command = words.join(' ');
   if (command.trim() === '') fail('usage: shellwire run [options] TARGETS... [--] COMMAND...', 2);
   if (flags.stream && flags.json) fail('--stream and --json do not go together.', 2);
-  const overrides = hostOverrides(flags);
+  const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
+  const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
+  const natsVia = flags.via !== undefined && /^(nats|tls):\/\//i.test(flags.via.trim()) ? flags.via : undefined;
+  if (natsVia !== undefined && !flags.tunnel) {
+    // One signed broadcast (docs/nats.md, "Broadcast"); loaded only here, so other runs never load NATS.
+    const { runBroadcastCommand } = await import('./run-broadcast.js');
+    await runBroadcastCommand(targets, command, { ...flags, via: natsVia }, (run, names, close) => report(run, names, flags, style, errStyle, close));
+  }
+  if (flags.tunnel && natsVia === undefined) fail('--tunnel goes with --via nats://…: it runs over NATS tunnels instead of a broadcast.', 2);
+  // --via nats:// --tunnel: each agent through its own tunnel on one NATS connection, not a gateway.
+  const overrides = hostOverrides(natsVia !== undefined ? { ...flags, via: undefined } : flags);
   if (typeof overrides.via === 'string') refuseDirectOnlyFlags(flags, overrides.via);
   const connectTimeoutMs = parseDurationFlag(flags.connectTimeout, '--connect-timeout', { min: 1 });
   const connect: ConnectOptions = {
@@ -136,13 +158,15 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     keepaliveMs: parseDurationFlag(flags.keepalive, '--keepalive', { min: 50 }),
     ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
   };
+  const nats = natsVia !== undefined ? await (await import('./run-broadcast.js')).openNats({ ...flags, via: natsVia }) : null;
+  if (nats) Object.assign(connect, { via: natsVia, natsConnection: nats.nc, ...(flags.natsPrefix ? { natsPrefix: flags.natsPrefix } : {}) });
   const pool = new ConnectionPool({ connect, connectTimeoutMs });
   // --via GW: targets name the gateway's hosts (what it lets us reach), asked for on the one
   // connection every host's channel then shares.
   const gatewayHosts = typeof overrides.via === 'string' ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides)) : null;
   let hosts;
   try {
-    const inventory = gatewayHosts ?? loadInventory(flags.inventory);
+    const inventory = nats ? await nats.inventory() : gatewayHosts ?? loadInventory(flags.inventory);
     debugLog(2, inventory.file ? `read inventory ${inventory.file}: ${inventory.hosts.length} host(s)` : `no inventory at ${inventory.missing}`);
     hosts = resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true }).map((h) => withOverrides(h, overrides));
   } catch (err) {
@@ -153,7 +177,8 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   debugLog(1, `"${targets.join(' ')}" → ${hosts.length} host(s): ${abbreviate(foldNames(hosts.map((h) => h.name)), 200)}`);
   for (const h of hosts) debugLog(2, describeHost({ host: h, entry: h.source !== undefined ? h : null }));
   // Through a gateway a host is its name there: -p/-l from the inventory's direct hosts do not apply.
-  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined) refuseDirectOnlyFlags(flags, h.via);
+  // Through NATS a host is an agent reached by its own tunnel: -l and -i apply to it as to a direct host.
+  if (overrides.via === undefined) for (const h of hosts) if (h.via !== undefined && !/^(nats|tls):\/\//i.test(h.via)) refuseDirectOnlyFlags(flags, h.via);
   if (hosts.length === 0) {
     // --allow-empty: nothing to do is success, said once on stderr.
     warn(`"${targets.join(' ')}" matches no host; nothing was run.`);
@@ -167,8 +192,6 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     if (!ok) fail('not confirmed; nothing was run.', 1);
   }
   const timeout = flags.timeout === undefined ? undefined : parseDurationFlag(flags.timeout, '--timeout', { min: 1 }) / 1000;
-  const style: Style = { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR };
-  const errStyle: Style = { color: Boolean(process.stderr.isTTY) && !process.env.NO_COLOR };
   const run = runOn(hosts, command, {
     fanout: number(flags.fanout, '--fanout', { integer: true, min: 1 })!,
     connectTimeoutMs,
@@ -184,12 +207,20 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     maxBuffer: flags.stream ? 0 : 1024 * 1024,
     connect,
   });
+  await report(run, hosts.map((h) => h.name), flags, style, errStyle, async () => {
+    await pool.close();
+    await nats?.close();
+  });
+}
+
+/** Print a run (direct, through a gateway, or a NATS broadcast) and exit with its status. */
+export async function report(run: PrintableRun, names: string[], flags: { json?: boolean; stream?: boolean }, style: Style, errStyle: Style, close: () => Promise<void>): Promise<never> {
   const status = process.stderr.isTTY && !flags.json ? new StatusLine(run, errStyle) : null;
   installInterrupts(run, status);
   let summary: FleetSummary | null = null;
   try {
     if (flags.json) summary = await printJson(run);
-    else if (flags.stream) summary = await printStream(run, hosts.map((h) => h.name), style, status);
+    else if (flags.stream) summary = await printStream(run, names, style, status);
     else {
       status?.start();
       summary = await run.result();
@@ -199,7 +230,7 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   } finally {
     status?.stop();
   }
-  await pool.close();
+  await close();
   process.stderr.write(formatSummary(summary, errStyle));
   const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).map((r) => r.host);
   if (unknownKeys.length > 0) {
@@ -209,10 +240,10 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
         `Check their fingerprints (shellwire known-hosts scan TARGETS), then pin them (shellwire known-hosts add TARGETS) or run again with --accept-new-host.\n`,
     );
   }
-  await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
+  return exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
-async function printStream(run: FleetRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
+async function printStream(run: PrintableRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
   const lines = new HostLines();
   const width = Math.min(40, Math.max(...names.map((n) => n.length)));
   let summary: FleetSummary | null = null;
@@ -242,7 +273,7 @@ async function printStream(run: FleetRun, names: string[], style: Style, status:
   return summary!;
 }
 
-function installInterrupts(run: FleetRun, status: StatusLine | null): void {
+function installInterrupts(run: PrintableRun, status: StatusLine | null): void {
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts++;

@@ -10,6 +10,8 @@
  *   killGrace: 5s                # durations: 1.5 (seconds), 500ms, 30s, 2m, 1h
  *   fileRoots: [/srv, /home]
  *   logLevel: info
+ *   nats: nats://10.0.0.1:4222,nats://10.0.0.2:4222   # agent mode (docs/nats.md)
+ *   labels: role=web,dc=ams
  */
 import { BoundedFileError, CONFIG_FILE_LIMIT, readBoundedText } from '../auth/bounded-file.js';
 import { networkInterfaces } from 'node:os';
@@ -23,6 +25,8 @@ import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { AUDIT_FAILURE_ACTIONS, type AuditFailureAction } from '../audit/daemon-audit.js';
 import { LOG_LEVELS, isLogLevel, type LogLevel } from '../log-levels.js';
 import { parseDuration, durationForms } from './units.js';
+import { parseNatsServers } from '../transport/nats-connect.js';
+import { checkNatsPrefix, isAgentName } from '../protocol/nats-subjects.js';
 
 /** Where root's daemon looks for its config when `--config` is not given. */
 export const SYSTEM_SERVE_CONFIG = '/etc/shellwire/serve.yaml';
@@ -36,7 +40,8 @@ export interface Startups {
 
 /** Every serve setting, parsed. */
 export interface ServeSettings {
-  listen: { host: string; port: number };
+  /** null: no TCP port (`--no-listen`, `listen: none`; an agent reached only through NATS). */
+  listen: { host: string; port: number } | null;
   stateDir: string | undefined;
   maxConnections: number;
   maxChannels: number;
@@ -55,6 +60,13 @@ export interface ServeSettings {
   fileRoots: string[] | undefined;
   containment: 'auto' | 'cgroup' | 'process-group';
   spawner: 'on' | 'off';
+  /** Agent mode (docs/nats.md): the NATS servers to connect out to. */
+  nats: string[] | undefined;
+  natsCreds: string | undefined;
+  natsPrefix: string | undefined;
+  /** The agent's name on NATS (default: the host name's first label). */
+  name: string | undefined;
+  labels: Record<string, string> | undefined;
 }
 
 /** A setting's value as given: flag text, or a YAML scalar/list. */
@@ -107,7 +119,9 @@ function hasIpv6(): boolean {
  * (the default address, 127.0.0.1, on that port: only the port changes), or `:PORT` (every
  * interface, as Go and Docker read it: "::" where the host has IPv6, else 0.0.0.0).
  */
-export function parseListen(v: RawValue): { host: string; port: number } {
+export function parseListen(v: RawValue): { host: string; port: number } | null {
+  // `--no-listen` / `listen: none` (or false): no TCP port, for an agent reached through NATS only.
+  if (v === false || text(v).trim() === 'none') return null;
   const t = text(v).trim();
   const forms = `takes HOST:PORT, [IPv6]:PORT, PORT (on ${DEFAULT_HOST}) or :PORT (every interface), e.g. 0.0.0.0:${DEFAULT_PORT}`;
   const port = (p: string) => {
@@ -140,6 +154,43 @@ function classicListen(v: RawValue): string {
   return host;
 }
 
+function natsServers(v: RawValue): string[] {
+  try {
+    return parseNatsServers(Array.isArray(v) ? v : text(v));
+  } catch (err) {
+    throw new BadValue(`takes NATS server URLs, e.g. nats://10.0.0.1:4222,nats://10.0.0.2:4222 (${(err as Error).message.replace(/\.$/, '')})`);
+  }
+}
+
+function agentName(v: RawValue): string {
+  if (!isAgentName(text(v))) throw new BadValue('takes 1 to 64 of A-Z a-z 0-9 _ - (a NATS subject token: no dots)');
+  return text(v);
+}
+
+function natsPrefix(v: RawValue): string {
+  try {
+    return checkNatsPrefix(text(v));
+  } catch {
+    throw new BadValue('takes dot-separated words of A-Z a-z 0-9 _ - (e.g. shellwire.prod)');
+  }
+}
+
+/** `k=v,k2=v2` (or a YAML list of `k=v`) → labels. */
+export function parseLabels(v: RawValue): Record<string, string> {
+  const items = (Array.isArray(v) ? v : text(v).split(',')).map((s) => s.trim()).filter((s) => s !== '');
+  const labels: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    const key = item.slice(0, eq);
+    const value = item.slice(eq + 1);
+    if (eq < 1 || !/^[A-Za-z0-9_./-]{1,63}$/.test(key) || value.length > 253 || /[\0,]/.test(value)) {
+      throw new BadValue(`takes k=v,k2=v2 (keys of A-Z a-z 0-9 _ . / -), e.g. role=web,dc=ams; "${item}" is not one`);
+    }
+    labels[key] = value;
+  }
+  return labels;
+}
+
 function bool(v: RawValue): boolean {
   if (typeof v === 'boolean') return v;
   throw new BadValue('takes true or false');
@@ -169,7 +220,15 @@ export const SERVE_SETTINGS = {
   fileRoots: { flag: '--file-root', parse: (v: RawValue) => (Array.isArray(v) ? v : [text(v)]).map((dir) => resolve(dir)) },
   containment: { flag: '--containment', parse: oneOf(['auto', 'cgroup', 'process-group'] as const) },
   spawner: { flag: '--spawner', parse: oneOf(['on', 'off'] as const) },
+  nats: { flag: '--nats', parse: natsServers },
+  natsCreds: { flag: '--nats-creds', parse: (v: RawValue) => resolve(text(v)) },
+  natsPrefix: { flag: '--nats-prefix', parse: natsPrefix },
+  name: { flag: '--name', parse: agentName },
+  labels: { flag: '--labels', parse: parseLabels },
 } as const;
+
+/** Flags that set another row's key (`--no-listen` is `listen: none`). */
+export const SERVE_FLAG_ALIASES: Record<string, SettingKey> = { '--no-listen': 'listen' };
 
 export type SettingKey = keyof typeof SERVE_SETTINGS;
 
@@ -184,7 +243,7 @@ export function isBadValue(err: unknown): err is Error {
 
 const scalar = z.union([z.string(), z.number()]);
 const SCHEMA = z.strictObject({
-  listen: scalar,
+  listen: z.union([z.string(), z.number(), z.literal(false)]),
   stateDir: z.string(),
   maxConnections: scalar,
   maxChannels: scalar,
@@ -203,6 +262,11 @@ const SCHEMA = z.strictObject({
   fileRoots: z.array(z.string()),
   containment: z.string(),
   spawner: z.string(),
+  nats: z.union([z.string(), z.array(z.string())]),
+  natsCreds: z.string(),
+  natsPrefix: z.string(),
+  name: z.string(),
+  labels: z.union([z.string(), z.array(z.string())]),
 }).partial();
 
 /** The values the file sets (raw, as a flag would give them) and where it was. */
@@ -281,6 +345,9 @@ export function parseServeConfig(source: string, path: string): Partial<Record<S
 function describeType(key: string): string {
   if (key === 'audit' || key === 'announce') return 'takes true or false';
   if (key === 'fileRoots') return 'takes a list of directories, e.g. [/srv, /home]';
-  if (key === 'stateDir' || key === 'logLevel' || key === 'auditFailure' || key === 'containment' || key === 'spawner' || key === 'classicListen') return 'takes a string';
+  if (key === 'nats') return 'takes NATS server URLs, as a string or a list';
+  if (key === 'labels') return 'takes "k=v,k2=v2" or a list of k=v';
+  if (key === 'listen') return 'takes an address, a port, or none';
+  if (key === 'stateDir' || key === 'natsCreds' || key === 'natsPrefix' || key === 'name' || key === 'logLevel' || key === 'auditFailure' || key === 'containment' || key === 'spawner' || key === 'classicListen') return 'takes a string';
   return 'takes a number or a string';
 }

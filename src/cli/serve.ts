@@ -13,6 +13,10 @@ import { defaultServerStateDir } from '../auth/paths.js';
 import { ensurePrivateDir } from '../auth/secret-file.js';
 import { runningAsRoot } from '../auth/os-account.js';
 import { LOG_LEVELS } from '../log-levels.js';
+import { DEFAULT_NATS_PREFIX } from '../protocol/nats-subjects.js';
+import { hostname } from 'node:os';
+import type { NatsAgent } from '../server/nats-agent.js';
+import { VERSION } from './program.js';
 import {
   SERVE_SETTINGS, SERVE_CONFIG_FILE, SYSTEM_SERVE_CONFIG, loadServeConfig, parseSetting, isBadValue,
   type ServeConfig, type ServeSettings, type SettingKey, type RawValue,
@@ -20,7 +24,7 @@ import {
 
 interface ServeFlags {
   config?: string;
-  listen: string;
+  listen: string | false;
   stateDir?: string;
   maxConnections: string;
   maxChannels: string;
@@ -39,6 +43,11 @@ interface ServeFlags {
   fileRoot?: string[];
   containment: string;
   spawner: string;
+  nats?: string;
+  natsCreds?: string;
+  natsPrefix?: string;
+  name?: string;
+  labels?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -47,6 +56,7 @@ export function registerServe(program: Command): void {
     .description('run the shellwire daemon (TLS 1.3; makes its key, certificate and access token on first start)')
     .option('--config <file>', `settings file (default ${SYSTEM_SERVE_CONFIG} as root, else <state-dir>/${SERVE_CONFIG_FILE}); flags override it`)
     .option('--listen <addr>', `HOST:PORT, [IPv6]:PORT, PORT (on ${DEFAULT_HOST}) or :PORT (every interface)`, `${DEFAULT_HOST}:${DEFAULT_PORT}`)
+    .option('--no-listen', 'no TCP port: an agent reached only through NATS (--nats)')
     .option('--state-dir <dir>', 'where the host key, certificate and token live (default $SHELLWIRE_HOME/server)')
     .option('--max-connections <n>', 'concurrent client connections', String(DEFAULT_LIMITS.maxConnections))
     .option('--max-channels <n>', 'concurrent commands per connection', String(DEFAULT_LIMITS.maxChannels))
@@ -62,6 +72,11 @@ export function registerServe(program: Command): void {
     .option('--file-root <dir>', 'a directory file transfers with the daemon token may use (repeatable; default: any path, as its commands may go anywhere)', (dir: string, dirs: string[] | undefined) => [...(dirs ?? []), dir])
     .option('--containment <mode>', 'auto (a cgroup per command where cgroup v2 is writable), cgroup, or process-group (setsid escapes); see docs/processes.md', 'auto')
     .option('--spawner <on|off>', 'on: commands are forked by a small helper process, so starting one costs the same however many connections the daemon holds; off: the daemon forks them itself (debugging, measuring); see docs/processes.md', 'on')
+    .option('--nats <urls>', 'agent mode: connect out to these NATS servers (nats://A:4222,nats://B:4222) and serve clients that come through them (shellwire exec --via nats://… NAME); reconnects forever; see docs/nats.md')
+    .option('--nats-creds <file>', 'NATS credentials: a .creds file (user JWT + seed, from nsc) or an nkey seed file')
+    .option('--name <name>', 'the agent\'s name on NATS (A-Z a-z 0-9 _ -; default: this host\'s name up to the first dot)')
+    .option('--labels <k=v,...>', 'labels the agent announces on NATS, for target expressions (role=web,dc=ams; @G means group=G)')
+    .option('--nats-prefix <prefix>', `subject prefix on NATS, so several fleets share a cluster (default ${DEFAULT_NATS_PREFIX})`)
     .option('--no-audit', 'do not keep the audit log (<state-dir>/audit.sqlite); for benchmarks and throwaway daemons')
     .option('--audit-failure <action>', 'while the audit log cannot be written (disk full, I/O error): "refuse" new commands, or "continue" serving (rows wait in memory; a gap row marks the outage)', 'refuse')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (JSON logs on stderr; default $SHELLWIRE_LOG_LEVEL, else info)`, 'info')
@@ -78,7 +93,7 @@ const FLAG_ATTRIBUTE: Record<SettingKey, keyof ServeFlags> = {
   maxStartupsPerSource: 'maxStartupsPerSource', handshakeTimeout: 'handshakeTimeout', killGrace: 'killGrace', outputGrace: 'outputGrace',
   shutdownGrace: 'shutdownGrace', logLevel: 'logLevel', audit: 'audit', auditFailure: 'auditFailure', announce: 'announce',
   classicPort: 'classicPort', classicListen: 'classicListen', fileRoots: 'fileRoot', containment: 'containment',
-  spawner: 'spawner',
+  spawner: 'spawner', nats: 'nats', natsCreds: 'natsCreds', natsPrefix: 'natsPrefix', name: 'name', labels: 'labels',
 };
 
 /**
@@ -112,6 +127,10 @@ function resolveSettings(flags: ServeFlags, command: Command): ServeSettings {
     }
   }
   if (settings.classicListen !== undefined && settings.classicPort === undefined) fail('--classic-listen needs --classic-port (in serve.yaml: classicListen needs classicPort).', 2);
+  if (settings.listen === null && settings.nats === undefined) fail('--no-listen leaves nothing to serve: give --nats URLS too (an agent reached through NATS), or a --listen address.', 2);
+  for (const key of ['natsCreds', 'natsPrefix', 'name', 'labels'] as const) {
+    if (settings[key] !== undefined && settings.nats === undefined) fail(`${SERVE_SETTINGS[key].flag} is for agent mode: it needs --nats URLS (in serve.yaml: nats).`, 2);
+  }
   const s = settings as Record<string, unknown>;
   return {
     listen: s.listen,
@@ -133,7 +152,19 @@ function resolveSettings(flags: ServeFlags, command: Command): ServeSettings {
     fileRoots: s.fileRoots,
     containment: s.containment,
     spawner: s.spawner ?? 'on',
+    nats: s.nats,
+    natsCreds: s.natsCreds,
+    natsPrefix: s.natsPrefix,
+    name: s.name,
+    labels: s.labels,
   } as ServeSettings;
+}
+
+/** The host's name up to its first dot, made a NATS subject token (or `--name` is needed). */
+function defaultAgentName(): string {
+  const name = hostname().split('.')[0]!.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 64);
+  if (name === '' || /^-+$/.test(name)) fail(`cannot make an agent name of this host's name "${hostname()}": give one with --name NAME.`, 2);
+  return name;
 }
 
 /** After a second SIGTERM/SIGINT, how long killing the running commands may take before the daemon exits anyway. */
@@ -144,7 +175,7 @@ const SHUTDOWN_SLACK_MS = 5_000;
 async function runServe(settings: ServeSettings): Promise<void> {
   // Nobody reading the banner or the logs is no reason to stop serving (issue 8 item 16).
   keepRunningOnBrokenPipe();
-  const listenText = formatTarget(settings.listen);
+  const listenText = settings.listen ? formatTarget(settings.listen) : 'no TCP port';
   // One daemon per state dir. Taken before anything in it is made or opened; the pid file
   // it leaves also lets `shellwire user/key/token` ask this daemon to reload (SIGHUP), so
   // SIGHUP must not kill us (its default) before the server exists.
@@ -174,8 +205,7 @@ async function runServe(settings: ServeSettings): Promise<void> {
     server = await Server.create({
       ...(settings.audit ? {} : { audit: false as const }),
       auditFailure: settings.auditFailure,
-      host: settings.listen.host,
-      port: settings.listen.port,
+      ...(settings.listen ? { host: settings.listen.host, port: settings.listen.port } : {}),
       stateDir,
       logger,
       containment: settings.containment,
@@ -192,8 +222,8 @@ async function runServe(settings: ServeSettings): Promise<void> {
         shutdownGraceMs: settings.shutdownGraceMs,
       },
     });
-    await server.listen();
-    if (settings.announce) {
+    if (settings.listen) await server.listen();
+    if (settings.announce && settings.listen) {
       const { startAnnouncer } = await import('../fleet/discovery.js');
       const started = server;
       await startAnnouncer({ host: started.address.address, port: started.address.port, fingerprint: started.identity.fingerprint, logger })
@@ -232,6 +262,15 @@ async function runServe(settings: ServeSettings): Promise<void> {
   }
   // Before the banner: whoever reads it may stop us at once (a SIGTERM with no handler kills).
   let stopping = false;
+  let agent: NatsAgent | undefined;
+  // The agent says `gone` (watchers drop it at once) and stops taking tunnels before the server stops.
+  const closeAgent = async (): Promise<void> => {
+    const a = agent;
+    agent = undefined;
+    if (!a) return;
+    await a.close().catch(() => {});
+    await a.nc.close().catch(() => {});
+  };
   // Shutdown finishes in bounded time whatever hangs (a stuck connection, a stuck stderr):
   // every path ends in process.exit, and the timers are unref'd so a clean stop exits sooner.
   const exitWithin = (ms: number, code: number) => setTimeout(() => process.exit(code), ms).unref();
@@ -239,22 +278,24 @@ async function runServe(settings: ServeSettings): Promise<void> {
     if (stopping) {
       logger.warn({ signal }, 'second signal: killing running commands now');
       exitWithin(FORCED_EXIT_MS, 1);
-      void running.close(0).finally(() => process.exit(0));
+      void closeAgent().then(() => running.close(0)).finally(() => process.exit(0));
       return;
     }
     stopping = true;
     logger.info({ signal }, 'stopping');
     exitWithin(running.limits.shutdownGraceMs + SHUTDOWN_SLACK_MS, 1);
-    void running.close().finally(() => {
+    void closeAgent().then(() => running.close()).finally(() => {
       logger.flush();
       process.exit(0);
     });
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  const address = formatTarget({ host: running.address.address, port: running.address.port });
+  const address = settings.listen ? formatTarget({ host: running.address.address, port: running.address.port }) : null;
   process.stdout.write(
-    [
+    address === null
+      ? [`shellwire daemon with no TCP port (agent mode: reached through NATS only)`, `host key fingerprint: ${running.identity.fingerprint}${running.created ? ' (new identity)' : ''}`, ''].join('\n')
+      : [
       `shellwire daemon listening on ${address}`,
       `host key fingerprint: ${running.identity.fingerprint}${running.created ? ' (new identity)' : ''}`,
       `access token: ${running.tokenFile}`,
@@ -269,6 +310,17 @@ async function runServe(settings: ServeSettings): Promise<void> {
       '',
     ].join('\n'),
   );
+  if (settings.nats) {
+    const name = settings.name ?? defaultAgentName();
+    const { startNatsAgent } = await import('../server/nats-agent-start.js');
+    void startNatsAgent({ server: running, servers: settings.nats, credsFile: settings.natsCreds, prefix: settings.natsPrefix, name, labels: settings.labels ?? {}, log: logger, version: VERSION })
+      .then((started) => {
+        if (stopping) return void started.close().then(() => started.nc.close());
+        agent = started;
+        process.stdout.write(`nats: agent ${name} connected to nats://${started.nc.getServer()} (fingerprint ${running.identity.fingerprint})\n`);
+      })
+      .catch((err: unknown) => fail(`--nats: ${err instanceof Error ? err.message : String(err)}`, 1));
+  }
   reload = () => {
     // After `shellwire rotate-host-key`: new connections get the new key (logged either way).
     running.reloadIdentity();

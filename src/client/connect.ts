@@ -25,6 +25,7 @@ import { userInfo } from 'node:os';
 import { createHash } from 'node:crypto';
 import { Connection, ownedRelay, type ConnectionOptions } from './connection.js';
 import { parseVia, relayHostName } from './via.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
 /** OPEN's `window` is a u32 (docs/protocol.md §4). */
 const U32_MAX = 0xffffffff;
 import {
@@ -78,6 +79,12 @@ export interface BaseConnectOptions extends ConnectionOptions {
    * inventory, which every OPEN carries. See docs/gateway.md.
    */
   via?: string | Target;
+  /** With `via: 'nats://…'`: the NATS credentials file (`.creds` or an nkey seed; docs/nats.md). */
+  natsCreds?: string;
+  /** With `via: 'nats://…'`: the subject prefix the agents use (default `shellwire`). */
+  natsPrefix?: string;
+  /** With `via: 'nats://…'`: use this NATS connection (not closed with the shellwire connection) instead of opening one. */
+  natsConnection?: import('@nats-io/transport-node').NatsConnection;
 }
 
 /**
@@ -107,7 +114,7 @@ export function checkConnectOptions(options: ConnectOptions): void {
   checkInteger(options.maxPacket, 'maxPacket', { min: 1, max: MAX_PACKET_LIMIT, unit: 'bytes' });
   checkInteger(options.keepaliveMs, 'keepaliveMs', { min: 0, max: MAX_DELAY_MS, unit: 'milliseconds', note: '0 for none' });
   checkInteger(options.connectTimeoutMs, 'connectTimeoutMs', { min: 1, max: MAX_DELAY_MS, unit: 'milliseconds' });
-  for (const name of ['token', 'tokenFile', 'identity', 'password', 'user', 'home', 'fingerprint'] as const) checkString(options[name], name);
+  for (const name of ['token', 'tokenFile', 'identity', 'password', 'user', 'home', 'fingerprint', 'natsCreds', 'natsPrefix'] as const) checkString(options[name], name);
   for (const name of ['askPassphrase', 'onHostKeyAdded', 'confirmHost', 'debug'] as const) checkFunction(options[name], name);
   checkAbortSignal(options.signal);
   checkHostKeyOptions(options);
@@ -149,9 +156,12 @@ function checkHostKeyOptions(options: ConnectOptions): void {
  */
 export async function connect(target: string | Target, options: ConnectOptions = {}): Promise<Connection> {
   checkConnectOptions(options);
-  if (options.via !== undefined) return connectVia(target, options.via, options);
+  if (options.via !== undefined) {
+    if (typeof options.via === 'string' && isNatsUrl(options.via)) return connectNatsVia(target, options.via, options);
+    return connectVia(target, options.via, options);
+  }
   const parsed = typeof target === 'string' ? parseTarget(target) : target;
-  const label = formatTarget(parsed);
+  const label = hostKeyLabels.get(options) ?? formatTarget(parsed);
   // Aborted already: nothing is read, asked or dialled (the error an abort in flight gives).
   if (options.signal?.aborted) {
     // A failed connect destroys the transport it was given (as openTls does), quietly.
@@ -204,6 +214,24 @@ async function connectVia(host: string | Target, via: string | Target, options: 
   const conn = await connect(gateway, direct);
   options.debug?.(`channels go on to ${name} through the gateway ${conn.hostLabel}`);
   return conn[ownedRelay](name);
+}
+
+/** Options of a connect over a NATS tunnel: the host key name (`nats:NAME`) that known_hosts and messages use. */
+const hostKeyLabels = new WeakMap<ConnectOptions, string>();
+
+/**
+ * `connect(NAME, { via: 'nats://…' })`: a tunnel to agent NAME (src/client/nats-via.ts), then
+ * TLS, the host key check (known_hosts under `nats:NAME`) and login over it as over TCP.
+ * nats.js is loaded only here.
+ */
+async function connectNatsVia(target: string | Target, via: string, options: ConnectOptions): Promise<Connection> {
+  const { natsTransportFor, natsHostKey } = await import('./nats-via.js');
+  if (options.signal?.aborted) throw abortedConnect(typeof target === 'string' ? target : target.host);
+  const { tunnel, name, user } = await natsTransportFor(target, via, options);
+  const { via: _via, natsCreds: _c, natsPrefix: _p, natsConnection: _n, ...direct } = options;
+  const tunnelled: ConnectOptions = { ...direct, transport: tunnel, ...(user !== undefined ? { user } : {}) };
+  hostKeyLabels.set(tunnelled, natsHostKey(name));
+  return connect({ host: name, port: 0 }, tunnelled);
 }
 
 /** Tell, on a failed login, which credentials were not offered and why (agent down, key skipped). */

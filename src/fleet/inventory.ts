@@ -25,6 +25,7 @@ import { ErrorCode, UsageError } from '../errors.js';
 import { shellwireHome } from '../auth/paths.js';
 import { DEFAULT_PORT } from '../client/target.js';
 import { parseVia } from '../client/via.js';
+import { isNatsUrl, parseNatsServers } from '../transport/nats-connect.js';
 import { expandRange } from './ranges.js';
 
 export const INVENTORY_FILE = 'inventory.yaml';
@@ -111,7 +112,7 @@ export function loadInventory(file?: string, env: NodeJS.ProcessEnv = process.en
   return parseInventory(text, path);
 }
 
-const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'identity', 'token-file', 'via', 'labels', 'groups']);
+const HOST_KEYS = new Set(['name', 'address', 'port', 'user', 'identity', 'token-file', 'via', 'nats', 'labels', 'groups']);
 /** `via: none` in a host (or `--via none`): directly, whatever the inventory's default says. */
 export const VIA_NONE = 'none';
 const NAME_RE = /^[A-Za-z0-9_.-]+$/;
@@ -254,6 +255,13 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
       case 'via':
         fields.via = readVia(value ?? pair.key, fail);
         break;
+      case 'nats': {
+        // `nats: nats://A,nats://B`: the host is an agent reached through NATS (docs/nats.md), as `via: nats://…`.
+        const via = readVia(value ?? pair.key, fail);
+        if (!isNatsUrl(via)) fail(value ?? pair.key, '"nats" must be NATS server URLs, nats://HOST[:PORT],…');
+        fields.via = via;
+        break;
+      }
       case 'labels':
         if (!isMap(value)) fail(value ?? pair.key, '"labels" must be a mapping (role: web)');
         for (const label of (value as unknown as { items: Pair[] }).items) {
@@ -284,10 +292,11 @@ function readHostFields(node: unknown, fail: Fail, file: string, base: Omit<Host
  */
 function readVia(node: unknown, fail: Fail): string {
   const value = isScalar(node) ? node.value : undefined;
-  if (typeof value !== 'string' || value.trim() === '') return fail(node, '"via" must be a gateway, [USER@]GATEWAY[:PORT], or "none"');
+  if (typeof value !== 'string' || value.trim() === '') return fail(node, '"via" must be a gateway, [USER@]GATEWAY[:PORT], NATS servers (nats://HOST[:PORT],…), or "none"');
   if (value === VIA_NONE) return value;
   try {
-    parseVia(value);
+    if (isNatsUrl(value)) parseNatsServers(value);
+    else parseVia(value);
   } catch (err) {
     return fail(node, (err as Error).message);
   }

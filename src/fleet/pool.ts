@@ -11,6 +11,7 @@ import { MAX_DELAY_MS, checkInteger, checkOptionsObject } from '../client/option
 import type { Connection } from '../client/connection.js';
 import { formatTarget, type Target } from '../client/target.js';
 import { parseVia } from '../client/via.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
 import { ConnectionError, ErrorCode, RequestError, ShellwireError } from '../errors.js';
 import { asyncDispose } from '../dispose.js';
 import type { FleetHost } from './inventory.js';
@@ -141,7 +142,8 @@ export class ConnectionPool implements AsyncDisposable {
   }
 
   async #open(host: FleetHost, signal?: AbortSignal): Promise<Connection> {
-    if (host.via !== undefined) return this.#relay(host, signal);
+    // Through NATS each host is its own tunnel (connect() opens it; the NATS connection is shared).
+    if (host.via !== undefined && !isNatsUrl(host.via)) return this.#relay(host, signal);
     const base = this.#options.connect ?? {};
     const { target, options } = connectArgs(host, base);
     if (this.#options.connectTimeoutMs !== undefined) options.connectTimeoutMs = this.#options.connectTimeoutMs;
@@ -174,6 +176,7 @@ export function checkPoolOptions(options: PoolOptions): void {
 }
 
 function poolKey(host: FleetHost): string {
+  if (host.via !== undefined && isNatsUrl(host.via)) return `${host.user ?? ''}@nats:${host.name} via ${host.via}`;
   if (host.via !== undefined) return `${host.name} via ${gatewayKey(parseVia(host.via))}`;
   return `${host.user ?? ''}@${formatTarget({ host: host.address, port: host.port })}`;
 }

@@ -13,6 +13,8 @@ import { isIP } from 'node:net';
 import type { ConnectOptions } from '../client/connect.js';
 import { formatTarget, parseTarget, type Target } from '../client/target.js';
 import type { FleetHost, Inventory } from './inventory.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
+import { isAgentName } from '../protocol/nats-subjects.js';
 
 /** What the command line says about the connection, above the inventory. */
 export interface HostOverrides {
@@ -146,6 +148,13 @@ export function connectArgs(host: FleetHost, base: ConnectOptions = {}): { targe
     delete options.token;
   }
   if (host.identity !== undefined) options.identity = host.identity;
+  if (host.via !== undefined && isNatsUrl(host.via)) {
+    // Through NATS the host is an agent, named by its inventory name (or, ad hoc, the name
+    // written: `alice@web1`); the login is end to end, so its user goes with it.
+    options.via = host.via;
+    const name = isAgentName(host.name) ? host.name : host.address;
+    return { target: host.user === undefined ? { host: name, port: 0 } : { user: host.user, host: name, port: 0 }, options };
+  }
   if (host.via !== undefined) {
     options.via = host.via;
     return { target: host.name, options };
@@ -157,7 +166,7 @@ export function connectArgs(host: FleetHost, base: ConnectOptions = {}): { targe
 /** One line for `-v`: where a host came from and what it says. */
 export function describeHost(resolved: ResolvedHost): string {
   const { host, entry } = resolved;
-  const where = host.via !== undefined ? `${host.name} through the gateway ${host.via}` : formatTarget({ host: host.address, port: host.port });
+  const where = host.via === undefined ? formatTarget({ host: host.address, port: host.port }) : isNatsUrl(host.via) ? `agent ${isAgentName(host.name) ? host.name : host.address} through NATS ${host.via}` : `${host.name} through the gateway ${host.via}`;
   const details = [
     host.user !== undefined ? `user ${host.user}` : null,
     host.identity !== undefined ? `identity ${host.identity}` : null,

@@ -12,6 +12,7 @@ import { connect } from '../client/connect.js';
 import type { Connection } from '../client/connection.js';
 import type { FleetHost } from '../fleet/inventory.js';
 import { ErrorCode, RequestError } from '../errors.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
 
 /** Pooled connections to one host at most (each takes the host's --max-channels channels). */
 export const DEFAULT_MAX_CONNECTIONS_PER_HOST = 4;
@@ -30,6 +31,8 @@ export interface HostPoolOptions {
   keepaliveMs?: number;
   /** Connections to one host at most (default DEFAULT_MAX_CONNECTIONS_PER_HOST). */
   maxConnectionsPerHost?: number;
+  /** NATS credentials for hosts with `via: nats://…`. */
+  natsCreds?: string;
 }
 
 export class HostPool {
@@ -59,7 +62,7 @@ export class HostPool {
    */
   get(host: FleetHost): Promise<Connection> {
     if (this.#closed) return Promise.reject(new Error('the gateway is shutting down'));
-    const key = `${host.name}\0${host.address}\0${host.port}\0${host.user ?? ''}`;
+    const key = `${host.name}\0${host.address}\0${host.port}\0${host.user ?? ''}\0${host.via ?? ''}`;
     const live = (this.#live.get(key) ?? []).filter((c) => !c.closed);
     const roomy = live.find((c) => c.channelCount < c.server.maxChannels);
     if (roomy) return Promise.resolve(roomy);
@@ -69,9 +72,13 @@ export class HostPool {
     if (live.length >= most) {
       return Promise.reject(new RequestError(ErrorCode.TOO_MANY_CHANNELS, `all ${live.length} connections to host ${host.name} are full`));
     }
+    // An inventory host with `via: nats://…` is an agent behind NATS: a tunnel to it (its key
+    // pinned under nats:NAME), the same TLS, key login and policy as over TCP (docs/nats.md).
+    const viaNats = host.via !== undefined && isNatsUrl(host.via) ? host.via : undefined;
     const attempt = connect(
-      { user: host.user ?? DEFAULT_GATEWAY_LOGIN, host: host.address, port: host.port },
+      { user: host.user ?? DEFAULT_GATEWAY_LOGIN, host: viaNats !== undefined ? host.name : host.address, port: host.port },
       {
+        ...(viaNats !== undefined ? { via: viaNats, ...(this.#options.natsCreds !== undefined ? { natsCreds: this.#options.natsCreds } : {}) } : {}),
         identity: this.#options.keyFile,
         home: this.#options.stateDir,
         // Nothing from the gateway's environment (no agent, no SHELLWIRE_TOKEN): only its key.

@@ -12,6 +12,9 @@ import { Server, type ServerOptions } from './server.js';
 export { Server, DEFAULT_HOST, type ServerOptions } from './server.js';
 export { DEFAULT_PORT } from '../transport/address.js';
 export { DEFAULT_LIMITS, type ServerLimits } from './limits.js';
+// Agent mode (docs/nats.md): serve connections that arrive through NATS.
+export { startNatsAgent, type StartNatsAgentOptions } from './nats-agent-start.js';
+export { NatsAgent, type NatsAgentOptions, type BroadcastMessage } from './nats-agent.js';
 export { ClassicServer, DEFAULT_CLASSIC_HOST, DEFAULT_CLASSIC_LIMITS, type ClassicServerOptions, type ClassicLimits } from './classic-server.js';
 
 /**

@@ -8,7 +8,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { registerServe } from '../../src/cli/serve.js';
-import { SERVE_SETTINGS } from '../../src/cli/serve-config.js';
+import { SERVE_SETTINGS, SERVE_FLAG_ALIASES } from '../../src/cli/serve-config.js';
 import { runCli } from '../helpers/daemon.js';
 import { scratch, startCli, cleanEnv, freePort } from '../helpers/fixtures.js';
 
@@ -18,7 +18,7 @@ test('every serve flag has a serve.yaml key', () => {
   const program = new Command();
   registerServe(program);
   const serve = program.commands.find((c) => c.name() === 'serve')!;
-  const covered = new Set(Object.values(SERVE_SETTINGS).map((s) => s.flag));
+  const covered = new Set([...Object.values(SERVE_SETTINGS).map((s) => s.flag), ...Object.keys(SERVE_FLAG_ALIASES)]);
   const flags = serve.options.map((o) => o.long!).filter((flag) => flag !== '--config');
   assert.deepEqual(flags.filter((flag) => !covered.has(flag)), []);
 });

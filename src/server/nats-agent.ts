@@ -1,0 +1,185 @@
+/**
+ * Agent mode (`shellwire serve --nats …`, docs/nats.md): the daemon connects out to NATS and
+ * serves connections that arrive as tunnels, with no listening port needed. It answers
+ * discovery (`P.discover`), announces itself (`P.presence.NAME` every PRESENCE_INTERVAL_MS),
+ * accepts tunnel opens (`P.agent.NAME.open`) and hands each tunnel to
+ * `Server.handleConnection`: the same TLS 1.3, host key, login, policy, limits and audit as a
+ * TCP connection. Broadcast requests (`P.bcast`) go to the handler `onBroadcast` installs
+ * (src/server/broadcast-exec.ts).
+ */
+import { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Server } from './server.js';
+import { NatsTunnel, TUNNEL_WINDOW } from '../transport/nats-tunnel.js';
+import {
+  DEFAULT_NATS_PREFIX, PRESENCE_INTERVAL_MS, checkAgentName, checkNatsPrefix, isTunnelId, natsSubjects,
+  type NatsSubjects, type PresenceRecord, type TunnelOpenReply, type TunnelOpenRequest,
+} from '../protocol/nats-subjects.js';
+
+/** Open and discover requests larger than this are ignored (they are a few dozen bytes). */
+const MAX_REQUEST_BYTES = 4096;
+/** Windows a client may ask for. */
+const MIN_WINDOW = 16 * 1024;
+const MAX_WINDOW = 16 * 1024 * 1024;
+
+export interface NatsAgentOptions {
+  server: Server;
+  nc: NatsConnection;
+  name: string;
+  labels?: Record<string, string>;
+  prefix?: string;
+  log: Logger;
+  version: string;
+}
+
+/** A broadcast request as it arrived, and how to answer it (the reply goes to the request's inbox). */
+export interface BroadcastMessage {
+  data: Uint8Array;
+  subject: string;
+  reply: (payload: Uint8Array) => void;
+}
+
+export class NatsAgent {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly subjects: NatsSubjects;
+  readonly startedAt = new Date().toISOString();
+  #options: NatsAgentOptions;
+  #subs: Subscription[] = [];
+  #presenceTimer: NodeJS.Timeout | null = null;
+  #tunnels = new Map<string, NatsTunnel>();
+  #closed = false;
+
+  constructor(options: NatsAgentOptions) {
+    this.#options = options;
+    this.name = checkAgentName(options.name);
+    this.labels = { ...(options.labels ?? {}) };
+    this.subjects = natsSubjects(checkNatsPrefix(options.prefix ?? DEFAULT_NATS_PREFIX));
+    const { nc } = options;
+    this.#subs.push(nc.subscribe(this.subjects.open(this.name), { callback: (err, msg) => { if (!err) this.#openOnRequest(msg); } }));
+    this.#subs.push(nc.subscribe(this.subjects.discover, { callback: (err, msg) => { if (!err) this.#discoverOnRequest(msg); } }));
+    this.#announce();
+    this.#presenceTimer = setInterval(() => this.#announce(), PRESENCE_INTERVAL_MS);
+    this.#presenceTimer.unref();
+    // Back after a reconnect (maybe to another server): say so at once, not in up to 5 s.
+    void (async () => {
+      for await (const status of nc.status()) if (status.type === 'reconnect') this.#announce();
+    })().catch(() => {});
+  }
+
+  get nc(): NatsConnection {
+    return this.#options.nc;
+  }
+
+  /** Tunnels open now. */
+  get tunnelCount(): number {
+    return this.#tunnels.size;
+  }
+
+  /** What discovery answers and presence announces. */
+  record(): PresenceRecord {
+    const identity = this.#options.server.identity;
+    return {
+      name: this.name,
+      labels: this.labels,
+      fingerprint: identity.fingerprint,
+      spki: new X509Certificate(identity.certPem).publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+      version: this.#options.version,
+      startedAt: this.startedAt,
+    };
+  }
+
+  /**
+   * Serve broadcast requests (`P.bcast`): `handler` gets each message and a reply function.
+   * Installed once (by the broadcast module); a handler that throws is logged, never fatal.
+   */
+  onBroadcast(handler: (message: BroadcastMessage) => void | Promise<void>): void {
+    const sub = this.nc.subscribe(this.subjects.broadcast, {
+      callback: (err, msg) => {
+        if (err || this.#closed) return;
+        const reply = (payload: Uint8Array): void => {
+          if (msg.reply) this.nc.publish(msg.reply, payload);
+        };
+        Promise.resolve()
+          .then(() => handler({ data: msg.data, subject: msg.subject, reply }))
+          .catch((e: unknown) => this.#options.log.warn({ err: (e as Error).message }, 'nats: broadcast handler failed'));
+      },
+    });
+    this.#subs.push(sub);
+  }
+
+  #announce(): void {
+    if (this.#closed || this.nc.isClosed()) return;
+    try {
+      this.nc.publish(this.subjects.presence(this.name), JSON.stringify(this.record()));
+    } catch (err) {
+      this.#options.log.debug({ err: (err as Error).message }, 'nats: presence not published');
+    }
+  }
+
+  #discoverOnRequest(msg: Msg): void {
+    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES) return;
+    let wanted: Record<string, unknown> = {};
+    if (msg.data.length > 0) {
+      try {
+        const parsed = JSON.parse(Buffer.from(msg.data).toString('utf8')) as { labels?: unknown };
+        if (parsed && typeof parsed === 'object' && parsed.labels && typeof parsed.labels === 'object') wanted = parsed.labels as Record<string, unknown>;
+      } catch {
+        return;
+      }
+    }
+    for (const [k, v] of Object.entries(wanted)) if (this.labels[k] !== v) return;
+    this.nc.publish(msg.reply, JSON.stringify(this.record()));
+  }
+
+  #openOnRequest(msg: Msg): void {
+    const answer = (reply: TunnelOpenReply): void => {
+      if (msg.reply) this.nc.publish(msg.reply, JSON.stringify(reply));
+    };
+    if (this.#closed) return answer({ ok: false, code: 'SW_ERR_SERVER_SHUTTING_DOWN', message: `agent ${this.name} is stopping` });
+    let request: TunnelOpenRequest;
+    try {
+      if (msg.data.length > MAX_REQUEST_BYTES) throw new Error('too large');
+      request = JSON.parse(Buffer.from(msg.data).toString('utf8')) as TunnelOpenRequest;
+      if (typeof request !== 'object' || request === null || typeof request.tunnel !== 'string' || !isTunnelId(request.tunnel)) throw new Error('bad tunnel id');
+      const window = request.window ?? TUNNEL_WINDOW;
+      if (!Number.isInteger(window) || window < MIN_WINDOW || window > MAX_WINDOW) throw new Error(`window out of range (${MIN_WINDOW} to ${MAX_WINDOW})`);
+      request = { tunnel: request.tunnel, window };
+    } catch (err) {
+      return answer({ ok: false, code: 'SW_ERR_BAD_REQUEST', message: `bad tunnel open request: ${(err as Error).message}` });
+    }
+    if (this.#tunnels.has(request.tunnel)) return answer({ ok: false, code: 'SW_ERR_BAD_REQUEST', message: 'tunnel id in use' });
+    const id = request.tunnel;
+    const tunnel = new NatsTunnel({
+      nc: this.nc,
+      sendSubject: this.subjects.toClient(this.name, id),
+      receiveSubject: this.subjects.toAgent(this.name, id),
+      label: `NATS tunnel ${id} from a client`,
+      window: request.window,
+    });
+    this.#tunnels.set(id, tunnel);
+    tunnel.once('close', () => this.#tunnels.delete(id));
+    // The subscription above is sent before this reply on the same connection, so the
+    // client's first bytes cannot overtake it.
+    answer({ ok: true });
+    this.#options.server.handleConnection(tunnel, { address: 'nats', remote: `nats:${id}` });
+  }
+
+  /** Stop: say `gone`, stop answering, drop the tunnels (their connections end). Leaves the NATS connection open. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+    for (const sub of this.#subs) sub.unsubscribe();
+    if (!this.nc.isClosed()) {
+      try {
+        this.nc.publish(this.subjects.presence(this.name), JSON.stringify({ ...this.record(), gone: true }));
+        await this.nc.flush();
+      } catch {
+        // The broker is gone: watchers drop us after PRESENCE_TTL_MS anyway.
+      }
+    }
+    for (const tunnel of this.#tunnels.values()) tunnel.destroy();
+  }
+}

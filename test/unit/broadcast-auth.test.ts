@@ -1,0 +1,180 @@
+/**
+ * Broadcast requests and results (src/protocol/broadcast-codec.ts, src/auth/broadcast-auth.ts):
+ * round trips for any request and result, any changed byte of a signed envelope breaks it
+ * (never decodes to something else that verifies), random bytes only ever give a typed decode
+ * error, and the agent's decision order (drop, ignore, expired, replayed, auth, policy).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import { generateKeyPair, parsePrivateKey } from '../../src/auth/ssh-key.js';
+import { parseUsersConfig } from '../../src/auth/users-config.js';
+import { createIdentity } from '../../src/auth/identity.js';
+import {
+  BroadcastDecodeError, decodeRequest, decodeResult, encodeRequestBody, type BroadcastRequest, type BroadcastResult,
+} from '../../src/protocol/broadcast-codec.js';
+import { BroadcastGate, NonceSet, hostSigner, keySigner, signBroadcastRequest, signBroadcastResult, verifyBroadcastResult } from '../../src/auth/broadcast-auth.js';
+import { ErrorCode } from '../../src/errors.js';
+import { userInfo } from 'node:os';
+
+const alice = parsePrivateKey(generateKeyPair('alice').privateText);
+const bob = parsePrivateKey(generateKeyPair('bob', 'ecdsa').privateText);
+const me = userInfo().username;
+const users = parseUsersConfig([
+  'users:',
+  '  alice:', `    runAs: ${me}`, '    allowRoot: true', '    channels: [exec]', `    keys: ["${alice.publicKey.line}"]`,
+  '  bob:', `    runAs: ${me}`, '    allowRoot: true', '    channels: [exec]', '    commands:', '      allow: ["true"]', `    keys: ["${bob.publicKey.line}"]`,
+].join('\n'), 'users.yaml');
+const T0 = Date.parse('2026-11-30T10:00:00.000Z');
+
+function nonce(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+function request(over: Partial<BroadcastRequest> = {}): BroadcastRequest {
+  return {
+    v: 1, id: nonce(), user: 'alice', publicKey: alice.publicKey.line, targets: ['a1', 'a2'], command: 'echo hi',
+    timeoutMs: 10_000, maxOutput: 1024, issuedAt: new Date(T0).toISOString(), expiresAt: new Date(T0 + 30_000).toISOString(), replyTo: '_INBOX.x', ...over,
+  };
+}
+
+const osText = fc.string({ unit: fc.oneof(fc.constantFrom('a', ' ', '"', '\\', 'é', '\n', '\u{1F600}'), fc.integer({ min: 0xdc80, max: 0xdcff }).map((c) => String.fromCharCode(c))) });
+const requestArb = fc.record({
+  v: fc.constant(1 as const),
+  id: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => Buffer.from(b).toString('base64url')),
+  user: fc.constantFrom('alice', 'bob', 'x'),
+  publicKey: fc.constant(alice.publicKey.line),
+  targets: fc.array(fc.stringMatching(/^[A-Za-z0-9_-]{1,10}$/), { minLength: 1, maxLength: 5 }),
+  cmd: fc.oneof(osText.map((command) => ({ command })), fc.array(osText, { minLength: 1, maxLength: 4 }).map((argv) => ({ argv }))),
+  env: fc.option(fc.dictionary(fc.stringMatching(/^[A-Z_]{1,6}$/), osText, { maxKeys: 3 }), { nil: undefined }),
+  cwd: fc.option(osText, { nil: undefined }),
+  timeoutMs: fc.integer({ min: 1, max: 3_600_000 }),
+  maxOutput: fc.integer({ min: 0, max: 256 * 1024 }),
+  issued: fc.integer({ min: 0, max: 2 ** 40 }),
+  replyTo: fc.stringMatching(/^[!-~]{1,20}$/),
+}).map(({ cmd, env, cwd, issued, ...rest }): BroadcastRequest => ({
+  ...rest, ...cmd, ...(env ? { env } : {}), ...(cwd !== undefined ? { cwd } : {}),
+  issuedAt: new Date(issued).toISOString(), expiresAt: new Date(issued + 60_000).toISOString(),
+}));
+
+test('any request round-trips through its signed envelope', async () => {
+  await fc.assert(fc.asyncProperty(requestArb, async (req) => {
+    const wire = await signBroadcastRequest(req, keySigner(alice));
+    const back = decodeRequest(wire);
+    assert.deepEqual(encodeRequestBody(back.body), encodeRequestBody(req));
+    assert.deepEqual(back.body.targets, req.targets);
+    for (const name of req.targets) assert.ok(back.isTarget(name));
+    assert.equal(back.isTarget('not-a-target-name-at-all'), false);
+    assert.equal(back.isTarget(`${req.targets[0]}\n${req.targets[0]}`), false, 'a name with a newline never matches');
+  }), { numRuns: 200 });
+});
+
+test('any changed byte of a signed request is dropped or fails authentication (never runs)', async () => {
+  const wire = await signBroadcastRequest(request({ targets: ['a1'] }), keySigner(alice));
+  const gate = () => new BroadcastGate({ name: 'a1', users: () => users, now: () => T0, notBefore: 0 });
+  assert.equal(gate().judge(wire).action, 'run');
+  fc.assert(fc.property(fc.integer({ min: 0, max: wire.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, xor) => {
+    const bad = Buffer.from(wire);
+    bad[at]! ^= xor;
+    const verdict = gate().judge(bad);
+    assert.ok(verdict.action === 'drop' || verdict.action === 'ignore' || (verdict.action === 'refuse' && verdict.code !== ErrorCode.DENIED),
+      `byte ${at} ^ ${xor}: ${JSON.stringify(verdict.action)} ${'code' in verdict ? verdict.code : ''}`);
+  }), { numRuns: 2000 });
+});
+
+test('any result round-trips, verifies, and any changed byte breaks it', async () => {
+  const identity = await createIdentity('agent');
+  const signer = hostSigner(identity);
+  const resultArb = fc.record({
+    exitCode: fc.option(fc.integer({ min: 0, max: 255 }), { nil: null }),
+    signal: fc.option(fc.constantFrom('SIGKILL', 'SIGTERM'), { nil: null }),
+    stdout: fc.uint8Array({ maxLength: 64 }), stderr: fc.uint8Array({ maxLength: 64 }),
+    truncated: fc.boolean(), timedOut: fc.boolean(), durationMs: fc.nat(),
+    error: fc.option(fc.record({ code: fc.constant('SW_ERR_DENIED'), message: fc.string() }), { nil: undefined }),
+  });
+  fc.assert(fc.property(resultArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (r, at, xor) => {
+    const body: Omit<BroadcastResult, 'fingerprint' | 'spki'> = {
+      v: 1, id: nonce(), name: 'agent-1', exitCode: r.exitCode, signal: r.signal, stdout: Buffer.from(r.stdout).toString('base64'),
+      stderr: Buffer.from(r.stderr).toString('base64'), truncated: r.truncated, timedOut: r.timedOut, durationMs: r.durationMs, ...(r.error ? { error: { ...r.error } } : {}),
+    };
+    const wire = signBroadcastResult(body, signer);
+    const back = decodeResult(wire);
+    assert.equal(back.body.fingerprint, identity.fingerprint);
+    assert.deepEqual({ ...back.body, fingerprint: undefined, spki: undefined }, { ...body, fingerprint: undefined, spki: undefined });
+    assert.ok(verifyBroadcastResult(back));
+    const bad = Buffer.from(wire);
+    bad[at % bad.length]! ^= xor;
+    let ok = false;
+    try {
+      ok = verifyBroadcastResult(decodeResult(bad));
+    } catch (err) {
+      assert.ok(err instanceof BroadcastDecodeError);
+    }
+    assert.equal(ok, false, `byte ${at % bad.length} changed and it still verified`);
+  }), { numRuns: 300 });
+});
+
+test('random bytes only ever give BroadcastDecodeError', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), fc.boolean(), (bytes, magic) => {
+    const buf = magic ? Buffer.concat([Buffer.from('SWB1\x01'), bytes]) : Buffer.from(bytes);
+    assert.throws(() => decodeRequest(buf), BroadcastDecodeError);
+    assert.throws(() => decodeResult(buf), BroadcastDecodeError);
+  }), { numRuns: 1000 });
+});
+
+test('the agent decides in order: ignore, expired, future, replayed, unknown key, other user, policy, run', async () => {
+  let now = T0;
+  const nonces = new NonceSet();
+  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces, now: () => now, notBefore: T0 - 60_000 });
+  const sign = (r: BroadcastRequest, key = alice) => signBroadcastRequest(r, keySigner(key));
+  const code = (v: ReturnType<BroadcastGate['judge']>) => (v.action === 'refuse' ? v.code : v.action);
+
+  assert.equal(code(gate.judge(await sign(request({ targets: ['other'] })))), 'ignore');
+  assert.equal(code(gate.judge(Buffer.from('hello'))), 'drop');
+  now = T0 + 31_000 + 30_000;
+  assert.equal(code(gate.judge(await sign(request()))), ErrorCode.REQUEST_EXPIRED);
+  now = T0 - 31_000;
+  assert.equal(code(gate.judge(await sign(request()))), ErrorCode.REQUEST_EXPIRED);
+  now = T0;
+  assert.equal(code(gate.judge(await sign(request({ expiresAt: new Date(T0 + 61_000).toISOString() })))), ErrorCode.REQUEST_EXPIRED);
+  const once = await sign(request());
+  assert.equal(code(gate.judge(once)), 'run');
+  assert.equal(code(gate.judge(once)), ErrorCode.REPLAYED);
+  // bob's key claiming alice; alice's key claiming bob; a user that does not exist: one message for all.
+  const stranger = parsePrivateKey(generateKeyPair('eve').privateText);
+  assert.equal(code(gate.judge(await sign(request({ publicKey: bob.publicKey.line }), bob))), ErrorCode.AUTH_FAILED);
+  assert.equal(code(gate.judge(await sign(request({ user: 'bob' })))), ErrorCode.AUTH_FAILED);
+  assert.equal(code(gate.judge(await sign(request({ publicKey: stranger.publicKey.line }), stranger))), ErrorCode.AUTH_FAILED);
+  // A signature by another key over alice's request: forged.
+  const forged = request();
+  const wire = await signBroadcastRequest(forged, { publicKey: alice.publicKey, sign: keySigner(stranger).sign });
+  assert.equal(code(gate.judge(wire)), ErrorCode.AUTH_FAILED);
+  // bob may run `true` only, without a shell.
+  const denied = gate.judge(await sign(request({ user: 'bob', publicKey: bob.publicKey.line, command: 'id' }), bob));
+  assert.equal(code(denied), ErrorCode.DENIED);
+  const allowed = gate.judge(await sign(request({ user: 'bob', publicKey: bob.publicKey.line, command: 'true' }), bob));
+  assert.equal(allowed.action, 'run');
+  assert.ok(allowed.action === 'run' && allowed.params.argv?.[0]?.endsWith('/true'), 'a restricted user runs the resolved argv');
+  // Nonces of refused-before-signature requests are not remembered; expired ones are pruned.
+  assert.equal(nonces.size, 3, "signed requests are remembered, denied ones too");
+  now = T0 + 200_000;
+  nonces.add(nonce(), now + 1000, now);
+  assert.equal(nonces.size, 1);
+});
+
+test('a request issued before the agent (re)started is refused: its nonce set died with the old process', async () => {
+  const wire = await signBroadcastRequest(request(), keySigner(alice));
+  const first = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 1000, notBefore: T0 - 1000 });
+  assert.equal(first.judge(wire).action, 'run');
+  const restarted = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 2000 });
+  const verdict = restarted.judge(wire);
+  assert.ok(verdict.action === 'refuse' && verdict.code === ErrorCode.REQUEST_EXPIRED && /\(re\)started/.test(verdict.message));
+});
+
+test('a full nonce set refuses new requests instead of forgetting live ids', async () => {
+  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces: new NonceSet(1), now: () => T0, notBefore: 0 });
+  assert.equal(gate.judge(await signBroadcastRequest(request(), keySigner(alice))).action, 'run');
+  const second = gate.judge(await signBroadcastRequest(request(), keySigner(alice)));
+  assert.ok(second.action === 'refuse' && second.code === ErrorCode.REPLAYED);
+});
