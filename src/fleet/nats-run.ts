@@ -14,7 +14,7 @@
  *   const summary = await runBroadcast(['web1', 'web2'], 'uptime', { connection: nc, signer, user: 'alice' }).result();
  */
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, UsageError } from '../errors.js';
+import { ErrorCode, RequestError, UsageError } from '../errors.js';
 import {
   decodeResult, DEFAULT_BROADCAST_MAX_OUTPUT, MAX_BROADCAST_OUTPUT, MAX_REQUEST_LIFETIME_MS, AGENT_NAME, type BroadcastRequest, type BroadcastResult,
 } from '../protocol/broadcast-codec.js';
@@ -115,7 +115,7 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<FleetEvent> {
-    if (this.#iterated) throw new UsageError(ErrorCode.BAD_REQUEST, 'A BroadcastRun can be iterated once: keep the events of the first loop, or call runBroadcast() again.');
+    if (this.#iterated) throw new RequestError(ErrorCode.BAD_REQUEST, 'A BroadcastRun can be iterated once: keep the events of the first loop, or call runBroadcast() again.');
     this.#iterated = true;
     this.#start();
     return this.#queue.drain();
@@ -340,18 +340,18 @@ function checkBroadcast(hosts: readonly string[], command: string, options: Broa
   const bad = hosts.find((h) => !AGENT_NAME.test(h));
   if (bad !== undefined) throw new UsageError(ErrorCode.BAD_TARGET, `"${bad}" is not an agent name (letters, digits, "_" and "-", at most 64).`);
   if (new Set(hosts).size !== hosts.length) throw new UsageError(ErrorCode.BAD_TARGET, 'An agent is named twice in the targets.');
-  if (command === '' && !options.argv) throw new UsageError(ErrorCode.BAD_REQUEST, 'Nothing to run: give a command.');
+  if (command === '' && !options.argv) throw new RequestError(ErrorCode.BAD_REQUEST, 'Nothing to run: give a command.');
   const t = options.timeoutMs;
-  if (t !== undefined && (!Number.isInteger(t) || t < 1 || t > 24 * 3600 * 1000)) throw new UsageError(ErrorCode.BAD_REQUEST, `timeoutMs must be a whole number of milliseconds from 1 to 86400000, not ${t}.`);
+  if (t !== undefined && (!Number.isInteger(t) || t < 1 || t > 24 * 3600 * 1000)) throw new RequestError(ErrorCode.BAD_REQUEST, `timeoutMs must be a whole number of milliseconds from 1 to 86400000, not ${t}.`);
   const m = options.maxBuffer;
-  if (m !== undefined && (!Number.isInteger(m) || m < 0)) throw new UsageError(ErrorCode.BAD_REQUEST, `maxBuffer must be a whole number of bytes ≥ 0, not ${m}.`);
+  if (m !== undefined && (!Number.isInteger(m) || m < 0)) throw new RequestError(ErrorCode.BAD_REQUEST, `maxBuffer must be a whole number of bytes ≥ 0, not ${m}.`);
 }
 
 /**
  * Run `command` on the named agents with one signed broadcast; see `BroadcastRun`.
  *
- * @throws {UsageError} `SW_ERR_BAD_TARGET` for a name that is not an agent name or is repeated;
- *   `SW_ERR_BAD_REQUEST` for a bad option. Per-agent failures never throw: they are results.
+ * @throws {UsageError} `SW_ERR_BAD_TARGET` for a name that is not an agent name or is repeated.
+ * @throws {RequestError} `SW_ERR_BAD_REQUEST` for a bad option or nothing to run (as `runOn()`). Per-agent failures never throw: they are results.
  */
 export function runBroadcast(agents: readonly string[], command: string, options: BroadcastOptions): BroadcastRun {
   return new BroadcastRun(agents, command, options);
