@@ -32,7 +32,7 @@ export const DEFAULT_NATS_PREFIX = 'shellwire';
 
 /** The little of a NATS connection a broadcast uses (a nats.js `NatsConnection` fits). */
 export interface BroadcastConnection {
-  publish(subject: string, payload: Uint8Array): void;
+  publish(subject: string, payload: Uint8Array, options?: { reply?: string }): void;
   subscribe(subject: string, options: { callback: (err: Error | null, msg: { data: Uint8Array }) => void }): { unsubscribe(): void };
   flush(): Promise<void>;
 }
@@ -193,7 +193,9 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
     this.#subscription = o.connection.subscribe(inbox, { callback: (err, msg) => (err ? this.#fail(err) : this.#onAnswer(msg.data)) });
     await o.connection.flush();
     for (const h of this.hosts) this.#queue.push({ type: 'start', host: h.name });
-    o.connection.publish(`${o.prefix ?? DEFAULT_NATS_PREFIX}.bcast`, wire);
+    // The inbox is also the NATS reply subject: a broker that lets agents publish only responses
+    // (`allow_responses`, docs/nats.md "Permissions") then lets each agent's result through.
+    o.connection.publish(`${o.prefix ?? DEFAULT_NATS_PREFIX}.bcast`, wire, { reply: inbox });
     // The one timer of the run: whoever has not answered by then is unreachable.
     this.#timer = setTimeout(() => this.#finish(), timeoutMs + TIMEOUT_GRACE_MS);
     if (this.#pending.size === 0) this.#finish();

@@ -369,7 +369,16 @@ export class Spawner {
 
   #accept(socket: Socket): void {
     socket.on('error', () => {});
-    const timer = setTimeout(() => socket.destroy(), HEADER_TIMEOUT_MS);
+    // Timers run before the poll phase: after the loop was blocked past the timeout (a starved
+    // daemon), the header may be waiting in the kernel, unread. setImmediate runs after a poll
+    // phase, so it is read first; dropping such a connection left the spawn that takes its
+    // slot waiting forever.
+    const timer = setTimeout(() => setImmediate(() => {
+      if (!socket.destroyed && socket.listenerCount('readable') > 0) {
+        onReadable();
+        if (socket.listenerCount('readable') > 0) socket.destroy();
+      }
+    }), HEADER_TIMEOUT_MS);
     timer.unref();
     const onReadable = (): void => {
       const header = socket.read(HEADER_BYTES) as Buffer | null;

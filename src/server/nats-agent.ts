@@ -50,6 +50,8 @@ export class NatsAgent {
   #presenceTimer: NodeJS.Timeout | null = null;
   #tunnels = new Map<string, NatsTunnel>();
   #closed = false;
+  /** The SPKI of the certificate last announced: parsing it costs ~0.3 ms, every PRESENCE_INTERVAL_MS per agent. */
+  #spki: { certPem: string; spki: string } | null = null;
 
   constructor(options: NatsAgentOptions) {
     this.#options = options;
@@ -84,7 +86,7 @@ export class NatsAgent {
       name: this.name,
       labels: this.labels,
       fingerprint: identity.fingerprint,
-      spki: new X509Certificate(identity.certPem).publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+      spki: this.#spkiOf(identity.certPem),
       version: this.#options.version,
       startedAt: this.startedAt,
     };
@@ -107,6 +109,12 @@ export class NatsAgent {
       },
     });
     this.#subs.push(sub);
+  }
+
+  /** Re-parsed only when the certificate changes (rotate-host-key). */
+  #spkiOf(certPem: string): string {
+    if (this.#spki?.certPem !== certPem) this.#spki = { certPem, spki: new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' }).toString('base64') };
+    return this.#spki.spki;
   }
 
   #announce(): void {

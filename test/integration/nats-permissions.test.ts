@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { nkeys, type NatsConnection } from '@nats-io/transport-node';
@@ -15,6 +15,9 @@ import { startNatsServer, type NatsServer } from '../helpers/nats.js';
 import { CLI } from '../helpers/daemon.js';
 import { cleanEnv, scratch, startCli, type CliChild } from '../helpers/fixtures.js';
 import { connectNats } from '../../src/transport/nats-connect.js';
+import { generateKeyPair } from '../../src/auth/ssh-key.js';
+
+const alice = generateKeyPair('alice');
 
 const files = scratch('sw-natsperm-');
 let nats: NatsServer;
@@ -84,6 +87,9 @@ before(async () => {
 }`,
   });
   agentHome = files.home();
+  // alice may broadcast to web1 with her key (the token below is for exec over a tunnel).
+  mkdirSync(join(agentHome, 'server'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(agentHome, 'server', 'users.yaml'), `users:\n  alice:\n    allowRoot: true\n    keys: ["${alice.publicLine}"]\n`, { mode: 0o600 });
   agent = startCli(['serve', '--no-listen', '--nats', nats.url, '--nats-creds', creds.web1!, '--name', 'web1', '--labels', 'role=web', '--no-audit'], {
     env: cleanEnv({ SHELLWIRE_HOME: agentHome }),
     closeStdin: true,
@@ -93,6 +99,7 @@ before(async () => {
   const [, fingerprint] = await agent.waitForStdout(/nats: agent web1 connected to \S+ \(fingerprint (SHA256:\S+)\)/, 15_000);
   clientHome = files.home();
   writeFileSync(join(clientHome, 'known_hosts'), `nats:web1 ${fingerprint}\n`);
+  writeFileSync(join(clientHome, 'alice'), alice.privateText, { mode: 0o600 });
 });
 after(async () => {
   agent?.kill();
@@ -109,6 +116,14 @@ test('with the documented permissions, the operator reaches the agent: hosts, ex
   assert.equal(exec.code, 0, exec.stderr);
   assert.equal(exec.stdout, 'least-privilege-ok\n');
   assert.match(readFileSync(token, 'utf8'), /\S/);
+});
+
+test('with the documented permissions, a broadcast (run --via) gets the agent\'s result: allow_responses covers it', async () => {
+  // The agent may publish only to the NATS reply subject of a request it received (no
+  // "_INBOX.>" in its publish allow-list): the client must publish with its inbox as reply.
+  const r = await run(['run', '--via', nats.url, '--nats-creds', creds.operator!, '-i', join(clientHome, 'alice'), '-l', 'alice', '--timeout', '5', 'web1', '--', 'echo', 'broadcast-ok']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /broadcast-ok/);
 });
 
 test('another agent cannot read web1\'s tunnels or speak for it; the operator cannot announce agents', async () => {

@@ -63,6 +63,23 @@ describe('spawner', () => {
     removeDir(dir);
   });
 
+  it('a loop blocked past the header timeout (a starved daemon) loses no pooled connection: later spawns still start', async () => {
+    // The helper refills its pool while this loop is stuck; when the loop runs again, the
+    // header timers are due before the poll phase reads the headers waiting in the kernel.
+    // Destroying those connections then left spawns that took their slots waiting forever.
+    // 12 commands need 36 connections, the pool holds 12: the helper opens the rest now.
+    const started = Array.from({ length: 12 }, () => run(spawner, '/bin/true', []));
+    const busyUntil = Date.now() + 5_500;
+    while (Date.now() < busyUntil) {
+      // blocked, as an agent process on a saturated machine
+    }
+    const results = await Promise.race([
+      Promise.all([...started, ...Array.from({ length: 12 }, () => run(spawner, '/bin/true', []))]),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 8_000).unref()),
+    ]);
+    assert.notEqual(results, 'hung', 'spawns after the stall must start, not wait for connections that were dropped');
+  });
+
   it('runs commands in a helper process, not in this one', async () => {
     const helper = spawner.helperPid!;
     assert.ok(helper > 0 && running(helper));
