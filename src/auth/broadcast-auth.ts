@@ -19,8 +19,9 @@
  */
 import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import {
-  CLOCK_SKEW_MS, MAX_REQUEST_LIFETIME_MS, REQUEST_CONTEXT, RESULT_ALGORITHM, RESULT_CONTEXT, BroadcastDecodeError, decodeRequest, encodeRequest, encodeRequestBody,
-  encodeResult, encodeResultBody, signedBytes, type BroadcastRequest, type BroadcastResult, type DecodedRequest, type Signed,
+  CLOCK_SKEW_MS, MAX_REQUEST_LIFETIME_MS, REQUEST_CONTEXT, RESULT_ALGORITHM, RESULT_CONTEXT, BroadcastDecodeError, decodeSignedRequest, encodeRequest, encodeRequestBody,
+  encodeResult, encodeResultBody, requestWithNames, signedBytes, splitRequest, type BroadcastRequest, type BroadcastResult, type DecodedRequest,
+  type RequestMessage, type Signed, type SignedRequestPart,
 } from '../protocol/broadcast-codec.js';
 import { ErrorCode } from '../errors.js';
 import { KEY_TYPES, signData, signatureAlgorithmProblem, verifyData, type KeyType, type SshPrivateKey, type SshPublicKey } from './ssh-key.js';
@@ -34,16 +35,17 @@ import type { ExecParams, OpenRequest } from '../protocol/messages.js';
 export const MAX_REMEMBERED_NONCES = 100_000;
 
 /**
- * The last requests decoded and checked in this process, by the SHA-256 of their exact bytes:
- * a process that runs many agents (the fleet bench: hundreds per process, each with its own
- * NATS connection) decodes a 10,000-target request and checks its signature once, not once per
- * agent. Keyed by the hash of every byte, so only the very same message hits; each agent still
- * applies its own targets, clock, nonce set, users.yaml and policy.
+ * The signed parts of the last requests decoded and checked in this process, by the SHA-256 of
+ * their exact bytes (body, algorithm and signature: the same in every shard's message): a
+ * process that runs many agents (the fleet bench: hundreds per process, each with its own NATS
+ * connection) decodes a request and checks its signature once, not once per agent. Only the
+ * very same bytes hit; each agent still applies its own targets, clock, nonce set, users.yaml
+ * and policy.
  */
-const recentRequests = new Map<string, { decoded: DecodedRequest; verified: Map<string, boolean> }>();
+const recentRequests = new Map<string, { part: SignedRequestPart; verified: Map<string, boolean> }>();
 const RECENT_REQUESTS = 8;
 
-function remember(digest: string, entry: { decoded: DecodedRequest; verified: Map<string, boolean> }): void {
+function remember(digest: string, entry: { part: SignedRequestPart; verified: Map<string, boolean> }): void {
   recentRequests.set(digest, entry);
   if (recentRequests.size > RECENT_REQUESTS) recentRequests.delete(recentRequests.keys().next().value!);
 }
@@ -59,8 +61,11 @@ export function keySigner(key: SshPrivateKey): RequestSigner {
   return { publicKey: key.publicKey, sign: async (data) => ({ algorithm: key.publicKey.type === 'ssh-rsa' ? 'rsa-sha2-512' : key.publicKey.type, signature: signData(key, data) }) };
 }
 
-/** The request on the wire, signed by `signer` (its key must be the request's `publicKey`). */
-export async function signBroadcastRequest(request: BroadcastRequest, signer: RequestSigner): Promise<Buffer> {
+/**
+ * The request on the wire, signed once by `signer` (its key must be the request's `publicKey`):
+ * one message per shard with targets, to publish on `PREFIX.bcast.SHARD`.
+ */
+export async function signBroadcastRequest(request: BroadcastRequest, signer: RequestSigner): Promise<RequestMessage[]> {
   const body = encodeRequestBody(request);
   const signature = await signer.sign(signedBytes(REQUEST_CONTEXT, body));
   return encodeRequest(request, body, signature);
@@ -140,17 +145,19 @@ export class BroadcastGate {
 
   judge(bytes: Uint8Array): BroadcastVerdict {
     let signed: DecodedRequest;
-    const digest = createHash('sha256').update(bytes).digest('base64');
-    const seen = recentRequests.get(digest);
-    if (seen) signed = seen.decoded;
-    else {
-      try {
-        signed = decodeRequest(bytes);
-      } catch (err) {
-        if (err instanceof BroadcastDecodeError) return { action: 'drop', reason: err.message };
-        throw err;
+    let digest: string;
+    try {
+      const { signed: signedPart, names } = splitRequest(bytes);
+      digest = createHash('sha256').update(signedPart).digest('base64');
+      let part = recentRequests.get(digest)?.part;
+      if (!part) {
+        part = decodeSignedRequest(signedPart);
+        remember(digest, { part, verified: new Map() });
       }
-      remember(digest, { decoded: signed, verified: new Map() });
+      signed = requestWithNames(part, names);
+    } catch (err) {
+      if (err instanceof BroadcastDecodeError) return { action: 'drop', reason: err.message };
+      throw err;
     }
     const request = signed.body;
     if (!signed.isTarget(this.#name)) return { action: 'ignore' };

@@ -6,6 +6,7 @@
  * NATS what they mean over a local inventory. `PresenceWatcher` follows `P.presence.*` and
  * drops an agent PRESENCE_TTL_MS after its last announcement (or at once on `gone`).
  */
+import { randomBytes } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { emptyInventory, type FleetHost, type Inventory } from './inventory.js';
 import { DEFAULT_NATS_PREFIX, PRESENCE_TTL_MS, checkNatsPrefix, isAgentName, natsSubjects, type PresenceRecord } from '../protocol/nats-subjects.js';
@@ -87,11 +88,14 @@ export function natsInventory(via: string, agents: readonly PresenceRecord[]): I
 
 /**
  * Follow the agents' presence announcements: `agents()` is the live set (an agent is dropped
- * PRESENCE_TTL_MS after its last announcement, or at once when it says `gone`).
+ * PRESENCE_TTL_MS after its last announcement, or at once when it says `gone`). At start it
+ * also asks every agent once (a discovery request), so the set is full within moments rather
+ * than after an announcement interval.
  */
 export class PresenceWatcher {
   #live = new Map<string, { record: PresenceRecord; seen: number }>();
   #sub: Subscription;
+  #answers: Subscription;
   #ttlMs: number;
 
   constructor(nc: NatsConnection, options: { prefix?: string; ttlMs?: number } = {}) {
@@ -107,6 +111,15 @@ export class PresenceWatcher {
         else this.#live.set(record.name, { record, seen: Date.now() });
       },
     });
+    // Discovery answers are taken as announcements (an announcement heard meanwhile is newer: kept).
+    const inbox = `_INBOX.${randomBytes(16).toString('base64url')}`;
+    this.#answers = nc.subscribe(inbox, {
+      callback: (err, msg) => {
+        const record = err ? null : parsePresence(msg.data);
+        if (record && !record.gone && !this.#live.has(record.name)) this.#live.set(record.name, { record, seen: Date.now() });
+      },
+    });
+    nc.publish(subjects.discover, new Uint8Array(0), { reply: inbox });
   }
 
   /** The agents heard from within the TTL, by name. */
@@ -117,5 +130,6 @@ export class PresenceWatcher {
 
   close(): void {
     this.#sub.unsubscribe();
+    this.#answers.unsubscribe();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * `runBroadcast(agents, command, options)`: one command on many NATS agents with ONE signed
  * request (docs/nats.md, "Broadcast"). The request is signed once by the operator's SSH key
- * (a key file or ssh-agent), published once on `PREFIX.bcast` with the client's inbox as
- * `replyTo`, and every target agent answers there with a result signed by its host key. Each
+ * (a key file or ssh-agent), published on `PREFIX.bcast.SHARD` (one message per shard of the
+ * targets, the same signature in each) with the client's inbox as `replyTo`, and every target agent answers there with a result signed by its host key. Each
  * answer is checked (signature, request id, a name we asked, the fingerprint pinned in
  * known_hosts under `nats:NAME`) and becomes the same `HostResult` and `FleetEvent`s that
  * `runOn` gives, so `run` prints the same grouped output, `--json` and exit codes.
@@ -24,6 +24,7 @@ import { knownHostsPath } from '../auth/paths.js';
 import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
 import type { FleetEvent, FleetSummary, HostResult, HostStatus } from './results.js';
 import { TIMEOUT_GRACE_MS } from './run-on.js';
+import { natsSubjects } from '../protocol/nats-subjects.js';
 
 /** Default per-agent command timeout of a broadcast: results are awaited this long (+ grace), so it cannot be unbounded. */
 export const DEFAULT_BROADCAST_TIMEOUT_MS = 60_000;
@@ -187,7 +188,7 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
       timeoutMs, maxOutput: Math.min(o.maxBuffer ?? DEFAULT_BROADCAST_MAX_OUTPUT, MAX_BROADCAST_OUTPUT),
       issuedAt: new Date(now).toISOString(), expiresAt: new Date(now + MAX_REQUEST_LIFETIME_MS).toISOString(), replyTo: inbox,
     };
-    const wire = await signBroadcastRequest(request, o.signer);
+    const messages = await signBroadcastRequest(request, o.signer);
     if (this.#canceled) return this.#finish();
     // Subscribed (and the subscription flushed to the server) before publishing: no answer is missed.
     this.#subscription = o.connection.subscribe(inbox, { callback: (err, msg) => (err ? this.#fail(err) : this.#onAnswer(msg.data)) });
@@ -195,7 +196,8 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
     for (const h of this.hosts) this.#queue.push({ type: 'start', host: h.name });
     // The inbox is also the NATS reply subject: a broker that lets agents publish only responses
     // (`allow_responses`, docs/nats.md "Permissions") then lets each agent's result through.
-    o.connection.publish(`${o.prefix ?? DEFAULT_NATS_PREFIX}.bcast`, wire, { reply: inbox });
+    const subjects = natsSubjects(o.prefix ?? DEFAULT_NATS_PREFIX);
+    for (const m of messages) o.connection.publish(subjects.broadcast(m.shard), m.bytes, { reply: inbox });
     // The one timer of the run: whoever has not answered by then is unreachable.
     this.#timer = setTimeout(() => this.#finish(), timeoutMs + TIMEOUT_GRACE_MS);
     if (this.#pending.size === 0) this.#finish();

@@ -149,6 +149,13 @@ export class Supervisor {
   #onError: (message: string) => void;
   /** The latest add/note per live command, to replay to a restarted supervisor. */
   #live = new Map<number, SupervisorMessage[]>();
+  /**
+   * Lines not yet written: sent together once per event-loop turn. Each write to the pipe
+   * wakes the supervisor, and a burst of commands (a broadcast reaching 250 agents of one
+   * process) wrote four lines per command: 0.75 ms of the daemon's CPU per command, measured.
+   */
+  #unsent: string[] = [];
+  #flushQueued = false;
 
   constructor(config: SupervisorConfig, onError: (message: string) => void = () => {}) {
     this.#config = config;
@@ -173,6 +180,7 @@ export class Supervisor {
 
   /** Clean stop: EOF, so the supervisor cleans what is left (nothing, normally) and exits. */
   close(): void {
+    this.#flush();
     this.#closing = true;
     this.#child?.stdin?.end();
     this.#child = null;
@@ -187,8 +195,20 @@ export class Supervisor {
       kept.push(message);
       this.#live.set(message.id, kept);
     }
+    this.#unsent.push(`${JSON.stringify(message)}\n`);
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#flushQueued = false;
+    if (this.#closing || this.#unsent.length === 0) return;
+    const lines = this.#unsent.join('');
+    this.#unsent = [];
     const child = this.#child ?? this.#start();
-    child.stdin?.write(`${JSON.stringify(message)}\n`);
+    child.stdin?.write(lines);
   }
 
   #start(): ChildProcess {

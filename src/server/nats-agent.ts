@@ -4,7 +4,7 @@
  * discovery (`P.discover`), announces itself (`P.presence.NAME` every PRESENCE_INTERVAL_MS),
  * accepts tunnel opens (`P.agent.NAME.open`) and hands each tunnel to
  * `Server.handleConnection`: the same TLS 1.3, host key, login, policy, limits and audit as a
- * TCP connection. Broadcast requests (`P.bcast`) go to the handler `onBroadcast` installs
+ * TCP connection. Broadcast requests (`P.bcast.SHARD`) go to the handler `onBroadcast` installs
  * (src/server/broadcast-exec.ts).
  */
 import { X509Certificate } from 'node:crypto';
@@ -16,6 +16,7 @@ import {
   DEFAULT_NATS_PREFIX, PRESENCE_INTERVAL_MS, checkAgentName, checkNatsPrefix, isTunnelId, natsSubjects,
   type NatsSubjects, type PresenceRecord, type TunnelOpenReply, type TunnelOpenRequest,
 } from '../protocol/nats-subjects.js';
+import { shardOf } from '../protocol/broadcast-codec.js';
 
 /** Open and discover requests larger than this are ignored (they are a few dozen bytes). */
 const MAX_REQUEST_BYTES = 4096;
@@ -62,8 +63,7 @@ export class NatsAgent {
     this.#subs.push(nc.subscribe(this.subjects.open(this.name), { callback: (err, msg) => { if (!err) this.#openOnRequest(msg); } }));
     this.#subs.push(nc.subscribe(this.subjects.discover, { callback: (err, msg) => { if (!err) this.#discoverOnRequest(msg); } }));
     this.#announce();
-    this.#presenceTimer = setInterval(() => this.#announce(), PRESENCE_INTERVAL_MS);
-    this.#presenceTimer.unref();
+    this.#scheduleAnnounce();
     // Back after a reconnect (maybe to another server): say so at once, not in up to 5 s.
     void (async () => {
       for await (const status of nc.status()) if (status.type === 'reconnect') this.#announce();
@@ -93,11 +93,11 @@ export class NatsAgent {
   }
 
   /**
-   * Serve broadcast requests (`P.bcast`): `handler` gets each message and a reply function.
+   * Serve broadcast requests (`P.bcast.SHARD`, this agent's shard): `handler` gets each message and a reply function.
    * Installed once (by the broadcast module); a handler that throws is logged, never fatal.
    */
   onBroadcast(handler: (message: BroadcastMessage) => void | Promise<void>): void {
-    const sub = this.nc.subscribe(this.subjects.broadcast, {
+    const sub = this.nc.subscribe(this.subjects.broadcast(shardOf(this.name)), {
       callback: (err, msg) => {
         if (err || this.#closed) return;
         const reply = (payload: Uint8Array): void => {
@@ -109,6 +109,16 @@ export class NatsAgent {
       },
     });
     this.#subs.push(sub);
+  }
+
+  /** The next announcement in PRESENCE_INTERVAL_MS ±10 %: agents started together drift apart instead of announcing in one burst. */
+  #scheduleAnnounce(): void {
+    if (this.#closed) return;
+    this.#presenceTimer = setTimeout(() => {
+      this.#announce();
+      this.#scheduleAnnounce();
+    }, PRESENCE_INTERVAL_MS * (0.9 + Math.random() * 0.2));
+    this.#presenceTimer.unref();
   }
 
   /** Re-parsed only when the certificate changes (rotate-host-key). */
@@ -178,7 +188,7 @@ export class NatsAgent {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#presenceTimer) clearInterval(this.#presenceTimer);
+    if (this.#presenceTimer) clearTimeout(this.#presenceTimer);
     for (const sub of this.#subs) sub.unsubscribe();
     if (!this.nc.isClosed()) {
       try {

@@ -53,10 +53,12 @@ describe('broadcast to 10,000 agents', { timeout: 240_000 }, () => {
       const names = Array.from({ length: AGENTS }, (_, i) => `agent-${String(i).padStart(5, '0')}`);
       const knownHosts = join(dir, 'known_hosts');
       writeFileSync(knownHosts, names.map((n, i) => `nats:${n} ${keys[i % 10]!.fingerprint}\n`).join(''));
-      fleet.subscribe('shellwire.bcast', {
+      fleet.subscribe('shellwire.bcast.*', {
         callback: (_e, msg) => {
           const { body } = decodeRequest(msg.data);
-          body.targets.forEach((name, i) => {
+          // Each shard's message names only its shard's agents: the key follows the name's number.
+          body.targets.forEach((name) => {
+            const i = Number(name.slice('agent-'.length));
             fleet.publish(body.replyTo, signBroadcastResult({ v: 1, id: body.id, name, exitCode: 0, signal: null, stdout: '', stderr: '', truncated: false, timedOut: false, durationMs: 3 }, keys[i % 10]!));
           });
         },

@@ -17,7 +17,7 @@ import { startNatsServer, type NatsServer } from '../helpers/nats.js';
 import { generateKeyPair, parsePrivateKey } from '../../src/auth/ssh-key.js';
 import { keySigner, signBroadcastResult, hostSigner, type RequestSigner } from '../../src/auth/broadcast-auth.js';
 import { createIdentity } from '../../src/auth/identity.js';
-import { decodeRequest, decodeResult } from '../../src/protocol/broadcast-codec.js';
+import { decodeRequest, decodeResult, shardOf } from '../../src/protocol/broadcast-codec.js';
 import { BroadcastExecutor, broadcastHostOf } from '../../src/server/broadcast-exec.js';
 import { runBroadcast, type BroadcastOptions } from '../../src/fleet/nats-run.js';
 import { AuditLog, auditLogPath } from '../../src/audit/audit-log.js';
@@ -61,7 +61,7 @@ async function startAgent(name: string, url: string, usersYaml: string): Promise
     },
   };
   // What E's agent does with onBroadcast: judge, run, answer on the signed reply subject.
-  nc.subscribe('shellwire.bcast', {
+  nc.subscribe('shellwire.bcast.*', {
     callback: (_err, msg) => {
       agent.received++;
       void executor.handle(msg.data).then((reply) => {
@@ -165,20 +165,21 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
   });
 
   it('a replayed request (the captured bytes re-published by a third client) is refused SW_ERR_REPLAYED', async () => {
-    let captured: Uint8Array | null = null;
-    const sub = spy.subscribe('shellwire.bcast', { callback: (_e, msg) => (captured ??= msg.data) });
+    // Every shard's message of the request (a1 and a2 may be in one shard or two).
+    const captured: Array<{ subject: string; data: Uint8Array }> = [];
+    const sub = spy.subscribe('shellwire.bcast.*', { callback: (_e, msg) => captured.push({ subject: msg.subject, data: msg.data }) });
     await spy.flush();
     const run = runBroadcast(['a1', 'a2'], 'echo once', options());
     const summary = await run.result();
     sub.unsubscribe();
     await spy.flush();
     assert.deepEqual(summary.results.map((r) => r.status), ['ok', 'ok']);
-    assert.ok(captured);
-    const { body } = decodeRequest(captured);
+    assert.equal(captured.length, new Set([shardOf('a1'), shardOf('a2')]).size);
+    const { body } = decodeRequest(captured[0]!.data);
     const answers: Array<ReturnType<typeof decodeResult>['body']> = [];
     const inbox = spy.subscribe(body.replyTo, { callback: (_e, msg) => answers.push(decodeResult(msg.data).body) });
     await spy.flush();
-    spy.publish('shellwire.bcast', captured);
+    for (const m of captured) spy.publish(m.subject, m.data);
     assert.ok(await waitFor(() => answers.length === 2, 5000));
     inbox.unsubscribe();
     assert.deepEqual(answers.map((a) => a.error?.code), [ErrorCode.REPLAYED, ErrorCode.REPLAYED]);
@@ -233,7 +234,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
   it('a result forged by another agent (wrong host key) is not used', async () => {
     const impostor = hostSigner(await createIdentity('impostor'));
     // A third party answers every request in a1's and in ghost's name with its own host key.
-    const sub = spy.subscribe('shellwire.bcast', {
+    const sub = spy.subscribe('shellwire.bcast.*', {
       callback: (_e, msg) => {
         const { body } = decodeRequest(msg.data);
         for (const name of ['a1', 'ghost']) {
@@ -273,7 +274,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     const heard: Uint8Array[] = [];
     const sub = spy.subscribe('_INBOX.>', { callback: (_e, msg) => heard.push(msg.data) });
     await spy.flush();
-    for (const junk of [Buffer.from('{}'), Buffer.from('SWB1\x01\x00\x00\x00\x02{}'), Buffer.alloc(0), Buffer.from('SWB1\x01\xff\xff\xff\xff')]) spy.publish('shellwire.bcast', junk);
+    for (const junk of [Buffer.from('{}'), Buffer.from('SWB1\x01\x00\x00\x00\x02{}'), Buffer.alloc(0), Buffer.from('SWB1\x01\xff\xff\xff\xff')]) spy.publish(`shellwire.bcast.${shardOf('a1')}`, junk);
     await spy.flush();
     assert.ok(await waitFor(() => agents[0]!.received >= received + 4, 3000));
     await new Promise((r) => setTimeout(r, 100));

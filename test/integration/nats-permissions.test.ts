@@ -30,13 +30,13 @@ const creds: Record<string, string> = {};
 function agentPermissions(name: string): string {
   return `{
       publish: { allow: ["shellwire.presence.${name}", "shellwire.t.${name}.*.c"] }
-      subscribe: { allow: ["shellwire.agent.${name}.open", "shellwire.discover", "shellwire.bcast", "shellwire.t.${name}.*.a"] }
+      subscribe: { allow: ["shellwire.agent.${name}.open", "shellwire.discover", "shellwire.bcast.*", "shellwire.t.${name}.*.a"] }
       allow_responses: true
     }`;
 }
 /** …and an operator. */
 const OPERATOR_PERMISSIONS = `{
-      publish: { allow: ["shellwire.discover", "shellwire.agent.*.open", "shellwire.t.*.*.a", "shellwire.bcast"] }
+      publish: { allow: ["shellwire.discover", "shellwire.agent.*.open", "shellwire.t.*.*.a", "shellwire.bcast.*"] }
       subscribe: { allow: ["_INBOX.>", "shellwire.t.*.*.c"] }
     }`;
 

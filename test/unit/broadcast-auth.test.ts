@@ -12,7 +12,7 @@ import { generateKeyPair, parsePrivateKey } from '../../src/auth/ssh-key.js';
 import { parseUsersConfig } from '../../src/auth/users-config.js';
 import { createIdentity } from '../../src/auth/identity.js';
 import {
-  BroadcastDecodeError, decodeRequest, decodeResult, encodeRequestBody, type BroadcastRequest, type BroadcastResult,
+  BroadcastDecodeError, decodeRequest, decodeResult, encodeRequestBody, shardOf, BROADCAST_SHARDS, type BroadcastRequest, type BroadcastResult,
 } from '../../src/protocol/broadcast-codec.js';
 import { BroadcastGate, NonceSet, hostSigner, keySigner, signBroadcastRequest, signBroadcastResult, verifyBroadcastResult } from '../../src/auth/broadcast-auth.js';
 import { ErrorCode } from '../../src/errors.js';
@@ -58,26 +58,66 @@ const requestArb = fc.record({
   issuedAt: new Date(issued).toISOString(), expiresAt: new Date(issued + 60_000).toISOString(),
 }));
 
-test('any request round-trips through its signed envelope', async () => {
+/** The message agent `name` receives (its shard's); the first one when `name` is no target. */
+async function signFor(req: BroadcastRequest, signer: Parameters<typeof signBroadcastRequest>[1], name = 'a1'): Promise<Buffer> {
+  const messages = await signBroadcastRequest(req, signer);
+  return (messages.find((m) => m.shard === shardOf(name)) ?? messages[0]!).bytes;
+}
+
+test('any request round-trips: one message per shard, one signed body, each shard\'s names in its own message', async () => {
   await fc.assert(fc.asyncProperty(requestArb, async (req) => {
-    const wire = await signBroadcastRequest(req, keySigner(alice));
-    const back = decodeRequest(wire);
-    assert.deepEqual(encodeRequestBody(back.body), encodeRequestBody(req));
-    assert.deepEqual(back.body.targets, req.targets);
-    for (const name of req.targets) assert.ok(back.isTarget(name));
-    assert.equal(back.isTarget('not-a-target-name-at-all'), false);
-    assert.equal(back.isTarget(`${req.targets[0]}\n${req.targets[0]}`), false, 'a name with a newline never matches');
+    const messages = await signBroadcastRequest(req, keySigner(alice));
+    assert.deepEqual(messages.map((m) => m.shard), [...new Set(req.targets.map(shardOf))].sort());
+    for (const m of messages) {
+      const back = decodeRequest(m.bytes);
+      assert.deepEqual(back.bodyBytes, encodeRequestBody(req));
+      assert.deepEqual(back.body.targets, req.targets.filter((n) => shardOf(n) === m.shard));
+      for (const name of req.targets) assert.equal(back.isTarget(name), shardOf(name) === m.shard, `${name} in shard ${m.shard}'s message`);
+      assert.equal(back.isTarget('not-a-target-name-at-all'), false);
+      assert.equal(back.isTarget(`${req.targets[0]}\n${req.targets[0]}`), false, 'a name with a newline never matches');
+    }
   }), { numRuns: 200 });
 });
 
+test('shards: two hex digits, spread over all BROADCAST_SHARDS', () => {
+  const seen = new Set(Array.from({ length: 5000 }, (_, i) => shardOf(`host-${i}`)));
+  assert.equal(seen.size, BROADCAST_SHARDS);
+  for (const s of seen) assert.match(s, /^[0-9a-f]{2}$/);
+});
+
+test('names added to, or swapped into, the unsigned part of a message never make an agent a target', async () => {
+  // a1 and victim in different shards: find a victim name whose shard differs from a1's.
+  const victim = Array.from({ length: 50 }, (_, i) => `victim${i}`).find((n) => shardOf(n) !== shardOf('a1'))!;
+  const sameShard = Array.from({ length: 5000 }, (_, i) => `peer${i}`).find((n) => shardOf(n) === shardOf('a1'))!;
+  const messages = await signBroadcastRequest(request({ targets: ['a1', victim] }), keySigner(alice));
+  const mine = messages.find((m) => m.shard === shardOf('a1'))!.bytes;
+  const theirs = messages.find((m) => m.shard === shardOf(victim))!.bytes;
+  const judge = (bytes: Buffer, name: string) => new BroadcastGate({ name, users: () => users, now: () => T0, notBefore: 0 }).judge(bytes).action;
+  assert.equal(judge(mine, 'a1'), 'run');
+  assert.equal(judge(theirs, victim), 'run');
+  // a1's message shown to an agent of another shard, and the victim's shown to a1: not theirs.
+  assert.equal(judge(mine, victim), 'ignore');
+  assert.equal(judge(theirs, 'a1'), 'ignore');
+  // The names part rewritten (same shard, one more name): its digest no longer matches the manifest.
+  const tail = Buffer.from(`\na1\n${sameShard}\n`, 'latin1');
+  const cut = mine.length - Buffer.from('\na1\n', 'latin1').length - 4;
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(tail.length, 0);
+  const extended = Buffer.concat([mine.subarray(0, cut), len, tail]);
+  assert.equal(decodeRequest(extended).body.targets.join(','), `a1,${sameShard}`);
+  assert.equal(judge(extended, sameShard), 'ignore');
+  assert.equal(judge(extended, 'a1'), 'ignore', 'the whole message fails its digest');
+});
+
 test('any changed byte of a signed request is dropped or fails authentication (never runs)', async () => {
-  const wire = await signBroadcastRequest(request({ targets: ['a1'] }), keySigner(alice));
+  const wire = await signFor(request({ targets: ['a1'] }), keySigner(alice));
   const gate = () => new BroadcastGate({ name: 'a1', users: () => users, now: () => T0, notBefore: 0 });
   assert.equal(gate().judge(wire).action, 'run');
   fc.assert(fc.property(fc.integer({ min: 0, max: wire.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, xor) => {
     const bad = Buffer.from(wire);
     bad[at]! ^= xor;
     const verdict = gate().judge(bad);
+    // The only bytes outside the signature are a1's shard's names: a change there makes a1 no target.
     assert.ok(verdict.action === 'drop' || verdict.action === 'ignore' || (verdict.action === 'refuse' && verdict.code !== ErrorCode.DENIED),
       `byte ${at} ^ ${xor}: ${JSON.stringify(verdict.action)} ${'code' in verdict ? verdict.code : ''}`);
   }), { numRuns: 2000 });
@@ -127,7 +167,7 @@ test('the agent decides in order: ignore, expired, future, replayed, unknown key
   let now = T0;
   const nonces = new NonceSet();
   const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces, now: () => now, notBefore: T0 - 60_000 });
-  const sign = (r: BroadcastRequest, key = alice) => signBroadcastRequest(r, keySigner(key));
+  const sign = (r: BroadcastRequest, key = alice) => signFor(r, keySigner(key));
   const code = (v: ReturnType<BroadcastGate['judge']>) => (v.action === 'refuse' ? v.code : v.action);
 
   assert.equal(code(gate.judge(await sign(request({ targets: ['other'] })))), 'ignore');
@@ -148,7 +188,7 @@ test('the agent decides in order: ignore, expired, future, replayed, unknown key
   assert.equal(code(gate.judge(await sign(request({ publicKey: stranger.publicKey.line }), stranger))), ErrorCode.AUTH_FAILED);
   // A signature by another key over alice's request: forged.
   const forged = request();
-  const wire = await signBroadcastRequest(forged, { publicKey: alice.publicKey, sign: keySigner(stranger).sign });
+  const wire = await signFor(forged, { publicKey: alice.publicKey, sign: keySigner(stranger).sign });
   assert.equal(code(gate.judge(wire)), ErrorCode.AUTH_FAILED);
   // bob may run `true` only, without a shell.
   const denied = gate.judge(await sign(request({ user: 'bob', publicKey: bob.publicKey.line, command: 'id' }), bob));
@@ -164,7 +204,7 @@ test('the agent decides in order: ignore, expired, future, replayed, unknown key
 });
 
 test('a request issued before the agent (re)started is refused: its nonce set died with the old process', async () => {
-  const wire = await signBroadcastRequest(request(), keySigner(alice));
+  const wire = await signFor(request(), keySigner(alice));
   const first = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 1000, notBefore: T0 - 1000 });
   assert.equal(first.judge(wire).action, 'run');
   const restarted = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 2000 });
@@ -174,7 +214,7 @@ test('a request issued before the agent (re)started is refused: its nonce set di
 
 test('a full nonce set refuses new requests instead of forgetting live ids', async () => {
   const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces: new NonceSet(1), now: () => T0, notBefore: 0 });
-  assert.equal(gate.judge(await signBroadcastRequest(request(), keySigner(alice))).action, 'run');
-  const second = gate.judge(await signBroadcastRequest(request(), keySigner(alice)));
+  assert.equal(gate.judge(await signFor(request(), keySigner(alice))).action, 'run');
+  const second = gate.judge(await signFor(request(), keySigner(alice)));
   assert.ok(second.action === 'refuse' && second.code === ErrorCode.REPLAYED);
 });

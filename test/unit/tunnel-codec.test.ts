@@ -79,7 +79,8 @@ describe('NATS names', () => {
     assert.equal(s.open('web1'), 'fleet.prod.agent.web1.open');
     assert.equal(s.toAgent('web1', 'A'.repeat(22)), `fleet.prod.t.web1.${'A'.repeat(22)}.a`);
     assert.equal(s.toClient('web1', 'x'), 'fleet.prod.t.web1.x.c');
-    assert.equal(s.broadcast, 'fleet.prod.bcast');
+    assert.equal(s.broadcast('0f'), 'fleet.prod.bcast.0f');
+    assert.equal(s.broadcastAll, 'fleet.prod.bcast.*');
     assert.equal(s.presence('web1'), 'fleet.prod.presence.web1');
   });
 
