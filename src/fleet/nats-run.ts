@@ -22,9 +22,10 @@ import { signBroadcastRequest, verifyBroadcastResult, type RequestSigner } from 
 import { addKnownHosts, readKnownHostEntries, type HostKeyPolicy } from '../auth/known-hosts.js';
 import { knownHostsPath } from '../auth/paths.js';
 import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
-import type { FleetEvent, FleetSummary, HostResult, HostStatus } from './results.js';
+import { summarize, type FleetEvent, type FleetSummary, type HostResult, type HostStatus } from './results.js';
 import { TIMEOUT_GRACE_MS } from './run-on.js';
 import { natsSubjects } from '../protocol/nats-subjects.js';
+import { IterateOnce } from './iterate-once.js';
 
 /** Default per-agent command timeout of a broadcast: results are awaited this long (+ grace), so it cannot be unbounded. */
 export const DEFAULT_BROADCAST_TIMEOUT_MS = 60_000;
@@ -69,8 +70,8 @@ export interface BroadcastOptions {
 
 const EMPTY = Buffer.alloc(0);
 
-/** A broadcast in progress: iterate it for events or await `result()`; the same shape as `FleetRun`. */
-export class BroadcastRun implements AsyncIterable<FleetEvent> {
+/** A broadcast in progress: iterate it (once) for events or await `result()`; the same shape as `FleetRun` (IterateOnce). */
+export class BroadcastRun extends IterateOnce {
   readonly hosts: readonly { name: string }[];
   readonly command: string;
   /** Answers dropped because they failed a check (forged, another agent's, duplicate): for tests and `-v`. */
@@ -88,15 +89,13 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
   #requestId = randomBytes(16).toString('base64url');
   #startedAt = 0;
   #started = false;
-  #iterated = false;
   #canceled = false;
   #finished = false;
   #timer: NodeJS.Timeout | null = null;
   #subscription: { unsubscribe(): void } | null = null;
-  #summary: Promise<FleetSummary>;
-  #resolveSummary!: (summary: FleetSummary) => void;
 
   constructor(hosts: readonly string[], command: string, options: BroadcastOptions) {
+    super('BroadcastRun', 'runBroadcast()');
     checkBroadcast(hosts, command, options);
     this.hosts = hosts.map((name) => ({ name }));
     this.command = command;
@@ -105,7 +104,6 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
     hosts.forEach((name, index) => this.#pending.set(name, index));
     // Output is in the result already; the queue bounds only what a slow consumer holds.
     this.#queue = new EventQueue(DEFAULT_QUEUE_HIGH_WATER_MARK, () => {});
-    this.#summary = new Promise((resolve) => (this.#resolveSummary = resolve));
     if (options.signal?.aborted) this.cancel();
     else options.signal?.addEventListener('abort', () => this.cancel(), { once: true });
   }
@@ -115,22 +113,10 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
     return this.#requestId;
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<FleetEvent> {
-    if (this.#iterated) throw new RequestError(ErrorCode.BAD_REQUEST, 'A BroadcastRun can be iterated once: keep the events of the first loop, or call runBroadcast() again.');
-    this.#iterated = true;
+  /** The first iteration (or `result()`) sends the request (IterateOnce). */
+  protected begin(): AsyncIterator<FleetEvent> {
     this.#start();
     return this.#queue.drain();
-  }
-
-  result(): Promise<FleetSummary> {
-    if (!this.#iterated) {
-      void (async () => {
-        for await (const _event of this) {
-          // dropped: the caller wants the summary only
-        }
-      })();
-    }
-    return this.#summary;
   }
 
   /** Agents not answered yet (all "running": a broadcast has no connecting phase). */
@@ -318,25 +304,12 @@ export class BroadcastRun implements AsyncIterable<FleetEvent> {
     const summary = this.#makeSummary();
     this.#queue.push({ type: 'summary', summary });
     this.#queue.end();
-    this.#resolveSummary(summary);
+    this.settle(summary);
   }
 
   #makeSummary(): FleetSummary {
     const results = this.#results.filter((r): r is HostResult => r !== undefined);
-    const count = (...statuses: HostStatus[]) => results.filter((r) => statuses.includes(r.status)).length;
-    return {
-      command: this.command,
-      total: this.hosts.length,
-      ok: count('ok'),
-      failed: count('failed', 'timed-out', 'error'),
-      unreachable: count('unreachable', 'host-key', 'auth', 'lost'),
-      canceled: count('canceled'),
-      skipped: count('skipped'),
-      durationMs: Math.round(performance.now() - this.#startedAt),
-      success: results.length === this.hosts.length && results.every((r) => r.status === 'ok'),
-      stoppedBy: this.#canceled ? 'canceled' : null,
-      results,
-    };
+    return summarize(this.command, this.hosts.length, results, performance.now() - this.#startedAt, this.#canceled ? 'canceled' : null);
   }
 }
 

@@ -66,6 +66,27 @@ export type FleetEvent =
   | { type: 'result'; host: string; result: HostResult }
   | { type: 'summary'; summary: FleetSummary };
 
+/**
+ * The summary of a run's results (in target order), counted the same for every kind of run
+ * (runOn, runBroadcast): which statuses are failures and which unreachable is decided here.
+ */
+export function summarize(command: string, total: number, results: HostResult[], durationMs: number, stoppedBy: FleetSummary['stoppedBy']): FleetSummary {
+  const count = (...statuses: HostStatus[]) => results.filter((r) => statuses.includes(r.status)).length;
+  return {
+    command,
+    total,
+    ok: count('ok'),
+    failed: count('failed', 'timed-out', 'error'),
+    unreachable: count('unreachable', 'host-key', 'auth', 'lost'),
+    canceled: count('canceled'),
+    skipped: count('skipped'),
+    durationMs: Math.round(durationMs),
+    success: results.length === total && results.every((r) => r.status === 'ok'),
+    stoppedBy,
+    results,
+  };
+}
+
 export function isFailure(status: HostStatus): boolean {
   return status !== 'ok' && status !== 'skipped' && status !== 'canceled';
 }

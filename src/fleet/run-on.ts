@@ -13,7 +13,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection } from '../client/connection.js';
 import type { RemoteProcess } from '../client/remote-process.js';
-import { ConnectionError, ErrorCode, ProtocolError, RequestError, ShellwireError, UsageError } from '../errors.js';
+import { ConnectionError, ErrorCode, ProtocolError, RequestError, ShellwireError } from '../errors.js';
 import type { FleetHost, Inventory } from './inventory.js';
 import { formatTarget } from '../client/target.js';
 import { loadInventory } from './inventory.js';
@@ -22,10 +22,11 @@ import { ConnectionPool, DEFAULT_CONNECT_RATE, StartSpreader, checkPoolOptions, 
 import { checkCwd, checkEnv, checkTimeout } from '../client/spawn-options.js';
 import { checkAbortSignal, checkBoolean, checkInteger, checkMaxBuffer, checkOptionsObject } from '../client/option-checks.js';
 import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
+import { IterateOnce } from './iterate-once.js';
 import { planBatches } from './batches.js';
 import { characterBoundary } from './line-splitter.js';
 import {
-  classifyConnectError, isFailure, keepOutput, resultFromExit, type FleetEvent, type FleetSummary, type HostResult, type HostStatus,
+  classifyConnectError, isFailure, keepOutput, resultFromExit, summarize, type FleetEvent, type FleetSummary, type HostResult, type HostStatus,
 } from './results.js';
 
 export type { FleetEvent, FleetSummary, HostResult, HostStatus } from './results.js';
@@ -102,7 +103,6 @@ interface RunningHost {
   proc: RemoteProcess | null;
 }
 
-/** A run in progress: iterate it for events, or await `result()` (neither rejects: each host's failure is in its `HostResult`). */
 /**
  * A command refused at OPEN is not a lost connection: through a gateway, one that cannot
  * reach the host answers SW_ERR_CONNECT_FAILED (unreachable), a policy SW_ERR_DENIED (error).
@@ -112,7 +112,8 @@ function refusedStatus(err: unknown): HostStatus | null {
   return err.code === ErrorCode.CONNECT_FAILED ? 'unreachable' : 'error';
 }
 
-export class FleetRun implements AsyncIterable<FleetEvent> {
+/** A run in progress: iterate it for events, or await `result()`; iterated once (IterateOnce) (neither rejects: each host's failure is in its `HostResult`). */
+export class FleetRun extends IterateOnce {
   readonly hosts: readonly FleetHost[];
   readonly command: string;
   #options: RunOnOptions;
@@ -128,13 +129,11 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
   #stopReason: FleetSummary['stoppedBy'] = null;
   #canceled = false;
   #started = false;
-  #iterated = false;
   #startedAt = 0;
-  #summary: Promise<FleetSummary>;
-  #resolveSummary!: (summary: FleetSummary) => void;
 
   /** @throws {RequestError} `SW_ERR_BAD_REQUEST` for an invalid option (`checkRunOnOptions`). */
   constructor(hosts: readonly FleetHost[], command: string, options: RunOnOptions = {}, task: HostTask | null = null) {
+    super('FleetRun', 'runOn()');
     checkRunOnOptions(command, options);
     this.hosts = hosts;
     this.command = command;
@@ -145,7 +144,6 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
     const fanout = this.#fanout;
     this.#spreader = new StartSpreader(options.connectRate ?? DEFAULT_CONNECT_RATE, fanout);
     this.#queue = new EventQueue(options.queueHighWaterMark ?? DEFAULT_QUEUE_HIGH_WATER_MARK, () => this.#queueOnDrain());
-    this.#summary = new Promise((resolve) => (this.#resolveSummary = resolve));
     // An 'abort' that already happened is never dispatched again: a run whose signal was
     // aborted before it began is canceled now, so no host starts.
     if (options.signal?.aborted) this.cancel();
@@ -156,23 +154,10 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
     return Math.max(1, Math.floor(this.#options.fanout ?? DEFAULT_FANOUT));
   }
 
-  [Symbol.asyncIterator](): AsyncIterator<FleetEvent> {
-    if (this.#iterated) throw new UsageError(ErrorCode.BAD_REQUEST, 'A FleetRun can be iterated once: keep the events of the first loop, or call runOn() again.');
-    this.#iterated = true;
+  /** The first iteration (or `result()`) starts the run (IterateOnce). */
+  protected begin(): AsyncIterator<FleetEvent> {
     this.#start();
     return this.#queue.drain();
-  }
-
-  /** The summary; if nobody iterates the events, they are consumed (and dropped) here. */
-  result(): Promise<FleetSummary> {
-    if (!this.#iterated) {
-      void (async () => {
-        for await (const _event of this) {
-          // dropped: the caller wants the summary only
-        }
-      })();
-    }
-    return this.#summary;
   }
 
   /** Hosts connecting or running now, longest-running first. */
@@ -227,7 +212,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
       // A bug here must still end the iteration rather than hang the caller.
       this.#queue.push({ type: 'summary', summary: this.#makeSummary() });
       this.#queue.end();
-      this.#resolveSummary(this.#makeSummary());
+      this.settle(this.#makeSummary());
       process.emitWarning(`shellwire fleet: internal error: ${(err as Error).stack ?? err}`);
     });
   }
@@ -244,7 +229,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
     const summary = this.#makeSummary();
     this.#queue.push({ type: 'summary', summary });
     this.#queue.end();
-    this.#resolveSummary(summary);
+    this.settle(summary);
   }
 
   async #runBatch(batch: readonly FleetHost[], b: number): Promise<void> {
@@ -430,20 +415,7 @@ export class FleetRun implements AsyncIterable<FleetEvent> {
 
   #makeSummary(): FleetSummary {
     const results = this.hosts.map((h) => this.#results.get(h.name)).filter((r): r is HostResult => r !== undefined);
-    const count = (...statuses: HostStatus[]) => results.filter((r) => statuses.includes(r.status)).length;
-    return {
-      command: this.command,
-      total: this.hosts.length,
-      ok: count('ok'),
-      failed: count('failed', 'timed-out', 'error'),
-      unreachable: count('unreachable', 'host-key', 'auth', 'lost'),
-      canceled: count('canceled'),
-      skipped: count('skipped'),
-      durationMs: Math.round(performance.now() - this.#startedAt),
-      success: results.length === this.hosts.length && results.every((r) => r.status === 'ok'),
-      stoppedBy: this.#stopReason,
-      results,
-    };
+    return summarize(this.command, this.hosts.length, results, performance.now() - this.#startedAt, this.#stopReason);
   }
 }
 

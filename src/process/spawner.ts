@@ -67,11 +67,24 @@ export interface SpawnerOptions {
   maxOldSpaceMb?: number;
   /** Told when a helper dies or cannot start. */
   onLog?: (message: string) => void;
+  /** How long a started command's stdio connections may take to reach us (default `STDIO_TIMEOUT_MS`). */
+  stdioTimeoutMs?: number;
 }
 
 const HEADER_BYTES = 20;
 const HEADER_TIMEOUT_MS = 5_000;
 const READY_TIMEOUT_MS = 10_000;
+/**
+ * How long after the helper said 'spawned' the command's stdio connections may take to be
+ * accepted and their headers read. The helper flushed each header before it pooled the
+ * connection, so they are in our accept queue already: only our own loop delays them, by
+ * well under a second even with thousands of spawns in flight. One that has not come in
+ * 10 s never will (it went elsewhere: something else answers at the socket path; or its
+ * header timer dropped it), and waiting longer would leave the command unstarted and its
+ * caller waiting for ever. Twice the header timeout, so a connection the header timer still
+ * gives a chance is never given up on first.
+ */
+export const STDIO_TIMEOUT_MS = 10_000;
 
 /** A command started by the spawner: the part of a ChildProcess that CommandProcess uses. */
 export class SpawnedChild extends EventEmitter {
@@ -435,7 +448,25 @@ export class Spawner {
   }
 
   async #claim(helper: Helper, id: number, pending: Pending, pid: number, slots: number[]): Promise<void> {
-    const sockets = await Promise.all(slots.map((slot) => helper.takeSlot(slot)));
+    const sockets = await this.#takeSlots(helper, slots);
+    if (sockets === null) {
+      const ours = helper.commands.get(id) === pending;
+      // Out of `commands` without an early exit: the helper's death or close() failed it already.
+      // One whose leader's exit came first is out of `commands` too, but only we can fail it.
+      if (!ours && pending.exit === undefined) return;
+      if (ours) helper.commands.delete(id);
+      helper.release();
+      // It started (or is about to): nothing could ever give it input or read its output.
+      killGroup(pid);
+      const limit = this.#options.stdioTimeoutMs ?? STDIO_TIMEOUT_MS;
+      this.#options.onLog?.(`the stdio connections of ${pending.request.file} (pid ${pid}) did not reach the daemon from the spawner helper within ${limit} ms; its process group was killed`);
+      pending.reject(new SpawnerError(
+        `${pending.request.file} (pid ${pid}) was started, but its stdio connections from the spawner helper did not reach the daemon within ${limit} ms ` +
+          `(the daemon was too busy to accept them, or something else listens at ${this.#socketPath}); its process group was killed. ` +
+          'Run the command again; if this keeps happening, look in the daemon\'s log and check that nothing replaced that socket.',
+      ));
+      return;
+    }
     if (pending.child || helper.dead || this.#closed) {
       for (const socket of sockets) socket.destroy();
       return;
@@ -465,6 +496,44 @@ export class Spawner {
         helper.release();
       });
     }
+  }
+
+  /**
+   * The command's connections by fd, or null if they did not all arrive within the time limit
+   * (those that did are closed; one arriving later is closed on arrival).
+   */
+  #takeSlots(helper: Helper, slots: number[]): Promise<Socket[] | null> {
+    if (slots.length === 0) return Promise.resolve([]);
+    return new Promise((resolve) => {
+      const sockets: Socket[] = new Array<Socket>(slots.length);
+      let missing = slots.length;
+      let settled = false;
+      const giveUp = (): void => {
+        if (settled) return;
+        settled = true;
+        for (const socket of sockets) socket?.destroy();
+        resolve(null);
+      };
+      // As the header timer (#accept): after a loop blocked past the limit, timers run before
+      // the poll phase that accepts the connections waiting in the kernel (a first setImmediate)
+      // and the one after it that reads their headers (a second): give up only after both.
+      const timer = setTimeout(() => setImmediate(() => setImmediate(giveUp)), this.#options.stdioTimeoutMs ?? STDIO_TIMEOUT_MS);
+      // The spawn in flight holds the helper's channel, which keeps the loop alive meanwhile.
+      timer.unref();
+      slots.forEach((slot, fd) => {
+        void helper.takeSlot(slot).then((socket) => {
+          if (settled) {
+            socket.destroy();
+            return;
+          }
+          sockets[fd] = socket;
+          if (--missing > 0) return;
+          settled = true;
+          clearTimeout(timer);
+          resolve(sockets);
+        });
+      });
+    });
   }
 
   #helperDied(helper: Helper, how: string): void {

@@ -128,7 +128,7 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     // The same command run directly over TCP (runOn), hosts named alike: identical grouped text.
     writeFileSync(join(home, 'alice'), alice.privateText, { mode: 0o600 });
     const direct = await runOn(agents.map((a) => ({ name: a.name, address: '127.0.0.1', port: a.daemon.port, user: 'alice', identity: join(home, 'alice'), labels: {}, groups: [] })), command, {
-      connect: { hostKeyPolicy: 'accept-new', knownHostsFile: join(home, 'direct_known_hosts'), env: { HOME: home } },
+      connect: { hostKeyPolicy: 'accept-new', home },
     }).result();
     assert.equal(direct.results.length, 3);
     const style = { color: false };

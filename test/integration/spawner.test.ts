@@ -8,13 +8,14 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn as nodeSpawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Spawner, SpawnerError, type SpawnedChild } from '../../src/process/spawner.js';
 import { ErrorCode } from '../../src/errors.js';
 import { waitFor } from '../helpers/daemon.js';
-import { tempDir, removeDir } from '../helpers/fixtures.js';
+import { tempDir, removeDir, processGroupRunning } from '../helpers/fixtures.js';
 import { running, tagged } from '../helpers/processes.js';
 
 const ENV = { PATH: '/usr/local/bin:/usr/bin:/bin' };
@@ -268,5 +269,73 @@ describe('spawner', () => {
       if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGKILL');
       for (const pid of pids ? [pids.helper, pids.command] : []) if (running(pid)) process.kill(pid, 'SIGKILL');
     }
+  });
+});
+
+/**
+ * Something else listens at a spawner's socket path (the real socket renamed away): `held`
+ * accepts the helper's connections and holds them (they never reach the daemon); `partial`
+ * passes each one on to the daemon but only its first 10 header bytes (a header that never
+ * completes). The spawn waited for those connections for ever.
+ */
+async function spawnPastImpostor(mode: 'held' | 'partial'): Promise<void> {
+  const dir = tempDir('shellwire-spawner-lost-');
+  // No pool: every connection is opened at spawn time, so they all go to the impostor.
+  const spawner = await Spawner.start({ dir, poolSize: 0, stdioTimeoutMs: 1_000 });
+  const socketPath = join(dir, readdirSync(dir).find((name) => name.startsWith('shellwire-spawner-'))!, 's');
+  const real = `${socketPath}.real`;
+  const held: Socket[] = [];
+  const impostor = createServer((socket) => {
+    held.push(socket);
+    if (mode === 'held') return;
+    socket.once('data', (header: Buffer) => {
+      const onward = createConnection(real, () => onward.write(header.subarray(0, 10)));
+      onward.on('error', () => {});
+      held.push(onward);
+    });
+  });
+  const tag = `${process.pid}305`;
+  const pidFile = join(dir, 'pid');
+  try {
+    renameSync(socketPath, real);
+    await new Promise<void>((resolve) => impostor.listen(socketPath, resolve));
+    const outcome = await Promise.race([
+      spawner.spawn({ file: '/bin/sh', args: ['-c', `sleep 305.${tag} & echo $$ > ${pidFile}; wait`], cwd: '/', env: ENV }).then(() => 'started', (err: unknown) => err),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 6_000).unref()),
+    ]);
+    assert.ok(outcome instanceof SpawnerError, `the spawn fails with a SpawnerError, not ${String(outcome)}`);
+    assert.equal(outcome.code, ErrorCode.SPAWNER);
+    assert.match(outcome.message, /^\/bin\/sh \(pid \d+\) was started, but its stdio connections from the spawner helper did not reach the daemon within 1000 ms .*its process group was killed\. Run the command again/);
+    // It did start (its stdio are the impostor's): its whole group is gone, background job included.
+    assert.ok(await waitFor(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').endsWith('\n'), 3_000), 'the command started');
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    assert.match(outcome.message, new RegExp(`\\(pid ${pid}\\)`));
+    assert.ok(await waitFor(() => !processGroupRunning(pid), 3_000), 'its process group was killed');
+  } finally {
+    for (const p of tagged(tag)) process.kill(p, 'SIGKILL');
+    for (const socket of held) socket.destroy();
+    // Closed before the real socket is back: a listener removes its socket file when it closes.
+    await new Promise((resolve) => impostor.close(resolve));
+    if (existsSync(real)) renameSync(real, socketPath);
+  }
+  try {
+    // The same helper goes on: its next command's connections reach the daemon again.
+    const helper = spawner.helperPid;
+    const next = await run(spawner, '/bin/sh', ['-c', 'echo again']);
+    assert.equal(next.stdout.toString(), 'again\n');
+    assert.equal(spawner.helperPid, helper);
+  } finally {
+    spawner.close();
+    removeDir(dir);
+  }
+}
+
+describe('spawner: stdio connections that never reach the daemon', () => {
+  it('connections held elsewhere: the spawn fails with SW_ERR_SPAWNER within stdioTimeoutMs, the command\'s group is killed, the next spawn starts', async () => {
+    await spawnPastImpostor('held');
+  });
+
+  it('headers that never complete: the same', async () => {
+    await spawnPastImpostor('partial');
   });
 });
