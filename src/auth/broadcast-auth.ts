@@ -2,18 +2,22 @@
  * The trust decisions of a broadcast (docs/nats.md, "Broadcast"), pure apart from crypto and the
  * nonce set: the operator signs a request with her SSH key (`signBroadcastRequest`, or ssh-agent
  * through a client `KeyCredential`); each agent judges it (`BroadcastGate.judge`) against its own
- * users.yaml, in this order, each step cheaper than the next:
+ * users.yaml, in this order:
  *
- *   1. malformed (not a canonical, well-formed envelope)        → drop silently: never answer garbage
+ *   1. malformed (not a canonical, well-formed envelope)        → drop: never answer garbage
  *   2. this agent is not in `targets`                            → ignore
- *   3. expired, too far in the future, living > 60 s, or issued
+ *   3. the key is in no users.yaml entry, or the signature is bad → unproven: no answer either
+ *      (its `replyTo` is not proven, so an answer could be aimed anywhere: a reflector)
+ *   4. the key is authorized, but for another user               → refuse SW_ERR_AUTH_FAILED
+ *   5. expired, too far in the future, living > 60 s, or issued
  *      before this agent started (its nonces died with it)      → refuse SW_ERR_REQUEST_EXPIRED
- *   4. its id (nonce) was seen before                           → refuse SW_ERR_REPLAYED
- *   5. key not among users.yaml keys of `user`, or bad signature → refuse SW_ERR_AUTH_FAILED
- *   6. the user's policy (channels, commands, env, cwd) as exec   → refuse SW_ERR_DENIED
+ *   6. its id (nonce) was seen before, or the user holds her
+ *      share of remembered ids already                           → refuse SW_ERR_REPLAYED
+ *   7. the user's policy (channels, commands, env, cwd) as exec   → refuse SW_ERR_DENIED
  *
- * The nonce is remembered only once the signature is good, so nobody without a key can fill the
- * set; it is held until the request's expiry (+ skew), after which the expiry check refuses it anyway.
+ * Only proven requests (step 3 passed: signed by a key users.yaml knows) are answered, and only
+ * they are remembered. Each user may hold at most MAX_NONCES_PER_USER live ids, so one key, even
+ * one whose policy allows nothing, cannot fill the set for every other operator.
  * Results are signed by the agent's host key (the TLS identity, ECDSA P-256) and checked by the
  * client against the fingerprint pinned for `nats:NAME` (`verifyBroadcastResult`).
  */
@@ -33,6 +37,8 @@ import type { ExecParams, OpenRequest } from '../protocol/messages.js';
 
 /** Requests remembered at most (about 1,100 a second for the longest lifetime): past this, new ones are refused, never an old nonce forgotten early. */
 export const MAX_REMEMBERED_NONCES = 100_000;
+/** Live request ids one user may hold (about 110 requests a second for the longest lifetime): a tenth of the set. */
+export const MAX_NONCES_PER_USER = 10_000;
 
 /**
  * The signed parts of the last requests decoded and checked in this process, by the SHA-256 of
@@ -71,15 +77,18 @@ export async function signBroadcastRequest(request: BroadcastRequest, signer: Re
   return encodeRequest(request, body, signature);
 }
 
-/** Ids of requests already accepted, each until its expiry: bounded, expired ones pruned as new ones come. */
+/** Ids of requests already accepted, each until its expiry: bounded in all and per user, expired ones pruned as new ones come. */
 export class NonceSet {
   // Insertion order ≈ expiry order (lifetimes are ≤ 60 s + skew), so pruning looks at the front;
   // an entry out of order is held a little longer, never dropped early.
-  #expiries = new Map<string, number>();
+  #expiries = new Map<string, { until: number; user: string }>();
+  #perUser = new Map<string, number>();
   readonly #max: number;
+  readonly #maxPerUser: number;
 
-  constructor(max = MAX_REMEMBERED_NONCES) {
+  constructor(max = MAX_REMEMBERED_NONCES, maxPerUser = Math.min(max, MAX_NONCES_PER_USER)) {
     this.#max = max;
+    this.#maxPerUser = maxPerUser;
   }
 
   get size(): number {
@@ -87,19 +96,28 @@ export class NonceSet {
   }
 
   has(id: string, nowMs: number): boolean {
-    const until = this.#expiries.get(id);
-    return until !== undefined && until > nowMs;
+    const entry = this.#expiries.get(id);
+    return entry !== undefined && entry.until > nowMs;
   }
 
-  /** Remember `id` until `untilMs`; false when the set is full of live ids (refuse the request). */
-  add(id: string, untilMs: number, nowMs: number): boolean {
-    for (const [key, until] of this.#expiries) {
-      if (until > nowMs) break;
+  /**
+   * Remember `id` for `user` until `untilMs`: 'ok', or why not — 'full' (the set holds its
+   * maximum of live ids) or 'user-full' (this user holds her share): refuse the request.
+   */
+  add(id: string, untilMs: number, nowMs: number, user = ''): 'ok' | 'full' | 'user-full' {
+    for (const [key, entry] of this.#expiries) {
+      if (entry.until > nowMs) break;
       this.#expiries.delete(key);
+      const left = (this.#perUser.get(entry.user) ?? 1) - 1;
+      if (left <= 0) this.#perUser.delete(entry.user);
+      else this.#perUser.set(entry.user, left);
     }
-    if (this.#expiries.size >= this.#max) return false;
-    this.#expiries.set(id, untilMs);
-    return true;
+    if (this.#expiries.size >= this.#max) return 'full';
+    const held = this.#perUser.get(user) ?? 0;
+    if (held >= this.#maxPerUser) return 'user-full';
+    this.#expiries.set(id, { until: untilMs, user });
+    this.#perUser.set(user, held + 1);
+    return 'ok';
   }
 }
 
@@ -108,6 +126,12 @@ export type BroadcastVerdict =
   | { action: 'drop'; reason: string }
   /** Well-formed but not for this agent. */
   | { action: 'ignore' }
+  /**
+   * For this agent, but not proven: its key is in no users.yaml entry, or its signature is bad.
+   * Not answered (its `replyTo` is as unproven as the rest: an answer could be aimed anywhere);
+   * `user` and `fingerprint` are only what the message claims.
+   */
+  | { action: 'unproven'; request: BroadcastRequest; reason: string; fingerprint: string | null; command: string }
   /** Refused with a code the operator sees in her result; `principal` once the signature was good. */
   | { action: 'refuse'; request: BroadcastRequest; code: string; message: string; fingerprint: string | null; principal: Principal | null; command: string }
   /** Run `params` (policy applied: a restricted user's command rewritten to an argv) as `principal`. */
@@ -165,40 +189,30 @@ export class BroadcastGate {
     const refuse = (code: string, message: string, fingerprint: string | null = null, principal: Principal | null = null): BroadcastVerdict =>
       ({ action: 'refuse', request, code, message, fingerprint, principal, command });
 
-    const now = this.#now();
-    const issued = Date.parse(request.issuedAt);
-    const expires = Date.parse(request.expiresAt);
-    if (!(expires > issued) || expires - issued > MAX_REQUEST_LIFETIME_MS) {
-      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request's lifetime (${request.issuedAt} to ${request.expiresAt}) is not between 0 and ${MAX_REQUEST_LIFETIME_MS / 1000} s.`);
-    }
-    if (issued > now + CLOCK_SKEW_MS) {
-      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request was issued at ${request.issuedAt}, ${Math.round((issued - now) / 1000)} s ahead of ${this.#name}'s clock (${new Date(now).toISOString()}); more than ${CLOCK_SKEW_MS / 1000} s of skew is not accepted. Check both clocks (NTP).`);
-    }
-    if (expires + CLOCK_SKEW_MS <= now) {
-      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request expired at ${request.expiresAt} (${this.#name}'s clock: ${new Date(now).toISOString()}, ${CLOCK_SKEW_MS / 1000} s of skew allowed). Run it again; if this repeats, check both clocks (NTP).`);
-    }
-    if (issued < this.#notBefore) {
-      return refuse(ErrorCode.REQUEST_EXPIRED, `Refused: the request was issued at ${request.issuedAt}, before ${this.#name} (re)started at ${new Date(this.#notBefore).toISOString()}; it cannot tell whether it ran it already. Run it again.`);
-    }
-    if (this.#nonces.has(request.id, now)) {
-      return refuse(ErrorCode.REPLAYED, `Refused: request ${request.id} was already received by ${this.#name}: a replayed (re-published) request is never run twice. Run the command again to send a new one.`);
-    }
-
-    // The offered key is matched against users.yaml's (parsed when the file was loaded) by its
-    // blob, and checked with that parsed key: parsing it here (ssh2) would cost 0.7 ms per agent.
+    // The key and the signature first: until they are proven, nothing in the message (its
+    // replyTo included) is, so nothing is answered. The offered key is matched against
+    // users.yaml's (parsed when the file was loaded) by its blob, and checked with that parsed
+    // key: parsing it here (ssh2) would cost 0.7 ms per agent.
     const offered = offeredKey(request.publicKey);
-    if (typeof offered === 'string') return refuse(ErrorCode.AUTH_FAILED, `Refused: ${offered}.`);
-    // Checked before authorization, as a login does, so the answer tells nothing about which keys are authorized.
+    if (typeof offered === 'string') return { action: 'unproven', request, reason: offered, fingerprint: null, command };
+    const unproven = (reason: string): BroadcastVerdict => ({ action: 'unproven', request, reason, fingerprint: offered.fingerprint, command });
     const algorithmProblem = signatureAlgorithmProblem(offered.type, signed.signature.algorithm);
-    if (algorithmProblem) return refuse(ErrorCode.AUTH_FAILED, `Refused: key ${offered.fingerprint}: ${algorithmProblem}.`, offered.fingerprint);
+    if (algorithmProblem) return unproven(`key ${offered.fingerprint}: ${algorithmProblem}`);
     const users = this.#users();
     const user = users.users.get(request.user);
-    const known = user?.keys.find((k) => k.blob.equals(offered.blob));
-    // One message for "no such user" and "not her key", as a login answers: nothing about who
-    // exists here. Nor the agent's name: the same refusal on many agents groups in `run`'s output.
-    const notAuthorized = `Refused: key ${offered.fingerprint} is not authorized for user "${request.user}", or the signature is bad (users.yaml: users.${request.user}.keys).`;
-    if (!user || !known) return refuse(ErrorCode.AUTH_FAILED, notAuthorized, offered.fingerprint);
-    const key = known;
+    let key = user?.keys.find((k) => k.blob.equals(offered.blob));
+    // The key of another user proves its holder (answered: AUTH_FAILED); a key nobody has is not answered.
+    let owner = key ? user : undefined;
+    if (!key) {
+      for (const other of users.users.values()) {
+        key = other.keys.find((k) => k.blob.equals(offered.blob));
+        if (key) {
+          owner = other;
+          break;
+        }
+      }
+    }
+    if (!key || !owner) return unproven(`key ${offered.fingerprint} is in no users.yaml entry`);
     const verdicts = recentRequests.get(digest)?.verified;
     const blob = key.blob.toString('base64');
     let good = verdicts?.get(blob);
@@ -206,13 +220,40 @@ export class BroadcastGate {
       good = verifyRequestSignature(key, signedBytes(REQUEST_CONTEXT, signed.bodyBytes), signed.signature.signature, signed.signature.algorithm);
       verdicts?.set(blob, good);
     }
-    if (!good) {
-      return refuse(ErrorCode.AUTH_FAILED, notAuthorized, key.fingerprint);
+    if (!good) return unproven(`bad signature for key ${key.fingerprint}`);
+    if (owner !== user) {
+      // One message for "no such user" and "not her key", as a login answers: nothing about who
+      // exists here. Nor the agent's name: the same refusal on many agents groups in `run`'s output.
+      return refuse(ErrorCode.AUTH_FAILED, `Refused: key ${offered.fingerprint} is not authorized for user "${request.user}" (users.yaml: users.${request.user}.keys).`, key.fingerprint);
     }
-    const principal: Principal = { ...user, method: 'publickey', credential: key.fingerprint };
-    // Remembered only now: without a key nobody can fill the set.
-    if (!this.#nonces.add(request.id, expires + CLOCK_SKEW_MS, now)) {
+    const principal: Principal = { ...user!, method: 'publickey', credential: key.fingerprint };
+
+    const now = this.#now();
+    const issued = Date.parse(request.issuedAt);
+    const expires = Date.parse(request.expiresAt);
+    const late = (message: string) => refuse(ErrorCode.REQUEST_EXPIRED, message, key.fingerprint, principal);
+    if (!(expires > issued) || expires - issued > MAX_REQUEST_LIFETIME_MS) {
+      return late(`Refused: the request's lifetime (${request.issuedAt} to ${request.expiresAt}) is not between 0 and ${MAX_REQUEST_LIFETIME_MS / 1000} s.`);
+    }
+    if (issued > now + CLOCK_SKEW_MS) {
+      return late(`Refused: the request was issued at ${request.issuedAt}, ${Math.round((issued - now) / 1000)} s ahead of ${this.#name}'s clock (${new Date(now).toISOString()}); more than ${CLOCK_SKEW_MS / 1000} s of skew is not accepted. Check both clocks (NTP).`);
+    }
+    if (expires + CLOCK_SKEW_MS <= now) {
+      return late(`Refused: the request expired at ${request.expiresAt} (${this.#name}'s clock: ${new Date(now).toISOString()}, ${CLOCK_SKEW_MS / 1000} s of skew allowed). Run it again; if this repeats, check both clocks (NTP).`);
+    }
+    if (issued < this.#notBefore) {
+      return late(`Refused: the request was issued at ${request.issuedAt}, before ${this.#name} (re)started at ${new Date(this.#notBefore).toISOString()}; it cannot tell whether it ran it already. Run it again.`);
+    }
+    if (this.#nonces.has(request.id, now)) {
+      return refuse(ErrorCode.REPLAYED, `Refused: request ${request.id} was already received by ${this.#name}: a replayed (re-published) request is never run twice. Run the command again to send a new one.`, key.fingerprint, principal);
+    }
+    // Remembered only now: without a key users.yaml knows nobody can fill the set, and each user only her share.
+    const added = this.#nonces.add(request.id, expires + CLOCK_SKEW_MS, now, user!.name);
+    if (added === 'full') {
       return refuse(ErrorCode.REPLAYED, `Refused: ${this.#name} holds ${MAX_REMEMBERED_NONCES} live request ids already (more than it can check for replays); try again in a minute.`, key.fingerprint, principal);
+    }
+    if (added === 'user-full') {
+      return refuse(ErrorCode.REPLAYED, `Refused: ${this.#name} holds ${MAX_NONCES_PER_USER} live request ids of user "${user!.name}" already (her share of its replay check); send fewer requests a minute, or try again in a minute.`, key.fingerprint, principal);
     }
 
     const params: ExecParams = {

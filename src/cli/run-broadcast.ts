@@ -104,7 +104,7 @@ export async function runBroadcastCommand(
   const run = runBroadcast(names, command, {
     connection: nc, signer: key, user: flags.user ?? (env.USER || userInfo().username), prefix, timeoutMs,
     hostKeyPolicy: flags.acceptNewHost ? 'accept-new' : 'strict', onHostKeyAdded: reportHostAdded,
-    outputEvents: Boolean(flags.stream || flags.json), debug: (m) => debugLog(1, m),
+    outputEvents: Boolean(flags.stream || flags.json), debug: (m) => debugLog(1, m), onConnectionLost: (m) => warn(m),
   });
   return report(run, names, close);
 }

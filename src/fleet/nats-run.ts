@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, RequestError, UsageError } from '../errors.js';
 import {
-  decodeResult, DEFAULT_BROADCAST_MAX_OUTPUT, MAX_BROADCAST_OUTPUT, MAX_REQUEST_LIFETIME_MS, AGENT_NAME, type BroadcastRequest, type BroadcastResult,
+  CLOCK_SKEW_MS, decodeResult, DEFAULT_BROADCAST_MAX_OUTPUT, MAX_BROADCAST_OUTPUT, MAX_REQUEST_LIFETIME_MS, AGENT_NAME, type BroadcastRequest, type BroadcastResult,
 } from '../protocol/broadcast-codec.js';
 import { signBroadcastRequest, verifyBroadcastResult, type RequestSigner } from '../auth/broadcast-auth.js';
 import { addKnownHosts, readKnownHostEntries, type HostKeyPolicy } from '../auth/known-hosts.js';
@@ -37,6 +37,8 @@ export interface BroadcastConnection {
   publish(subject: string, payload: Uint8Array, options?: { reply?: string }): void;
   subscribe(subject: string, options: { callback: (err: Error | null, msg: { data: Uint8Array }) => void }): { unsubscribe(): void };
   flush(): Promise<void>;
+  /** nats.js's connection events: a 'disconnect' during the run means answers published meanwhile were lost. */
+  status?(): AsyncIterable<{ type: string }>;
 }
 
 export interface BroadcastOptions {
@@ -61,6 +63,11 @@ export interface BroadcastOptions {
   onHostKeyAdded?: (hostKey: string, fingerprint: string, file: string) => void;
   /** Emit `output` events (default true). */
   outputEvents?: boolean;
+  /**
+   * Told at once when the NATS connection drops during the run: answers published while it is
+   * down are lost (agents that have not answered end `lost`, not `unreachable`).
+   */
+  onConnectionLost?: (message: string) => void;
   /** Told about answers that were dropped (bad signature, unknown id or name, duplicates). */
   debug?: (message: string) => void;
   signal?: AbortSignal;
@@ -92,6 +99,10 @@ export class BroadcastRun extends IterateOnce {
   #canceled = false;
   #finished = false;
   #timer: NodeJS.Timeout | null = null;
+  /** When the request expires: no agent starts it later (within the agents' clock skew). */
+  #expiresAtMs = 0;
+  /** When the NATS connection dropped during the run (answers published then are lost), if it did. */
+  #connectionLostAt: Date | null = null;
   #subscription: { unsubscribe(): void } | null = null;
 
   constructor(hosts: readonly string[], command: string, options: BroadcastOptions) {
@@ -166,18 +177,22 @@ export class BroadcastRun extends IterateOnce {
     for (const entry of readKnownHostEntries(file)) if (entry.host.startsWith('nats:')) this.#pins.set(entry.host.slice(5), entry.fingerprint);
     const now = (o.now ?? Date.now)();
     const timeoutMs = o.timeoutMs ?? DEFAULT_BROADCAST_TIMEOUT_MS;
+    this.#expiresAtMs = now + Math.min(MAX_REQUEST_LIFETIME_MS, timeoutMs + TIMEOUT_GRACE_MS);
     const inbox = `_INBOX.${randomBytes(16).toString('base64url')}`;
     const request: BroadcastRequest = {
       v: 1, id: this.#requestId, user: o.user, publicKey: o.signer.publicKey.line, targets: this.hosts.map((h) => h.name),
       ...(o.argv ? { argv: o.argv } : { command: this.command }),
       ...(o.env && Object.keys(o.env).length > 0 ? { env: o.env } : {}), ...(o.cwd !== undefined ? { cwd: o.cwd } : {}),
       timeoutMs, maxOutput: Math.min(o.maxBuffer ?? DEFAULT_BROADCAST_MAX_OUTPUT, MAX_BROADCAST_OUTPUT),
-      issuedAt: new Date(now).toISOString(), expiresAt: new Date(now + MAX_REQUEST_LIFETIME_MS).toISOString(), replyTo: inbox,
+      // No agent may start it after the client stopped waiting (timeout + grace): one reported
+      // unreachable must not run it later (an agent's clock may still be up to CLOCK_SKEW_MS behind).
+      issuedAt: new Date(now).toISOString(), expiresAt: new Date(this.#expiresAtMs).toISOString(), replyTo: inbox,
     };
     const messages = await signBroadcastRequest(request, o.signer);
     if (this.#canceled) return this.#finish();
     // Subscribed (and the subscription flushed to the server) before publishing: no answer is missed.
     this.#subscription = o.connection.subscribe(inbox, { callback: (err, msg) => (err ? this.#fail(err) : this.#onAnswer(msg.data)) });
+    this.#watchConnection();
     await o.connection.flush();
     for (const h of this.hosts) this.#queue.push({ type: 'start', host: h.name });
     // The inbox is also the NATS reply subject: a broker that lets agents publish only responses
@@ -262,6 +277,20 @@ export class BroadcastRun extends IterateOnce {
     if (this.#pending.size === 0) this.#finish();
   }
 
+  /** A drop of the client's own NATS connection is said at once; the run still waits (it may come back, and answers with it). */
+  #watchConnection(): void {
+    const status = this.#options.connection.status?.();
+    if (!status) return;
+    void (async () => {
+      for await (const event of status) {
+        if (this.#finished) return;
+        if (event.type !== 'disconnect' || this.#connectionLostAt) continue;
+        this.#connectionLostAt = new Date();
+        this.#options.onConnectionLost?.(`the NATS connection dropped during broadcast ${this.#requestId}: answers published while it is down are lost, so agents not answered by then will be reported "lost" (their command may have run: check \`shellwire audit --grep ${this.#requestId}\` on them)`);
+      }
+    })().catch(() => {});
+  }
+
   #fail(err: unknown): void {
     this.#options.debug?.(`broadcast ${this.#requestId}: ${(err as Error)?.message ?? err}`);
     this.#finish((err as Error)?.message ?? String(err));
@@ -285,9 +314,12 @@ export class BroadcastRun extends IterateOnce {
           `The only answer for nats:${name} was signed by ${other}, but known_hosts pins ${pinned}: the agent's key changed (reinstalled or rotated) or another agent answered in its name; its answer was not used.`);
       } else if (failure !== undefined) {
         result = this.#failure(name, 'unreachable', ErrorCode.CONNECTION_CLOSED, `no answer: the NATS connection failed (${failure})`);
+      } else if (this.#connectionLostAt) {
+        result = this.#failure(name, 'lost', ErrorCode.CONNECTION_CLOSED,
+          `no answer: this client's NATS connection dropped at ${this.#connectionLostAt.toISOString()} during the run, and answers published then are lost; the command may have run (request ${this.#requestId}: \`shellwire audit --grep ${this.#requestId}\` on the agent). Do not re-run a command that must not run twice without checking.`);
       } else {
         result = this.#failure(name, 'unreachable', ErrorCode.CONNECT_FAILED,
-          `no answer within ${(timeoutMs + TIMEOUT_GRACE_MS) / 1000} s (the agent is not connected to NATS, is not named so, or could not run it in time)`);
+          `no answer within ${(timeoutMs + TIMEOUT_GRACE_MS) / 1000} s (the agent is not connected to NATS, is not named so, did not accept your key (an agent does not answer a request signed by a key its users.yaml lacks), or could not run it in time); request ${this.#requestId} expires at ${new Date(this.#expiresAtMs).toISOString()}, so it cannot start later than that (plus the agents' clock skew, at most ${CLOCK_SKEW_MS / 1000} s)`);
       }
       this.#results[index] = result;
       this.#queue.push({ type: 'result', host: name, result });

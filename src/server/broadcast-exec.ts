@@ -6,14 +6,16 @@
  * timeout and kill grace, the same audit rows — and answer once, signed by the host key.
  *
  * Not answered: malformed messages (dropped: an answer to garbage would make every agent an
- * amplifier) and requests for other agents. Every other outcome is answered and audited.
+ * amplifier), requests for other agents, and unproven ones (a key users.yaml does not have, or a
+ * bad signature: their `replyTo` is unproven too, so an answer would be a reflector; audited at
+ * most once a minute, with a count). Every other outcome is answered and audited.
  * Output is kept up to the request's `maxOutput` per stream (and what fits the broker's
  * max_payload); the rest is read and counted, so a chatty command never stalls on its pipe.
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../errors.js';
-import { BroadcastGate, NonceSet, hostSigner, signBroadcastResult, type HostSigner } from '../auth/broadcast-auth.js';
+import { BroadcastGate, NonceSet, hostSigner, signBroadcastResult, type BroadcastVerdict, type HostSigner } from '../auth/broadcast-auth.js';
 import type { BroadcastRequest, BroadcastResult } from '../protocol/broadcast-codec.js';
 import type { ExecParams } from '../protocol/messages.js';
 import type { UsersConfig } from '../auth/users-config.js';
@@ -34,6 +36,12 @@ import type { ServerLimits } from './limits.js';
 
 /** Broadcast commands running at once on one agent; more are refused (SW_ERR_TOO_MANY_CHANNELS), never queued without bound. */
 export const MAX_RUNNING_BROADCASTS = 256;
+/**
+ * Unproven requests (a key no users.yaml entry has, or a bad signature) are audited and logged at
+ * most once per this interval, with the count of those in between: each costs its sender nothing
+ * (no key), so one row per message would let anyone who can publish fill the agents' disks.
+ */
+export const UNPROVEN_REPORT_INTERVAL_MS = 60_000;
 /** Room left in a NATS message for everything but the output (JSON, base64 padding, the signature). */
 const RESULT_OVERHEAD_BYTES = 8 * 1024;
 
@@ -73,6 +81,9 @@ export class BroadcastExecutor {
   readonly #maxPayload: () => number;
   readonly #baseEnv = commandBaseEnv();
   readonly #running = new Set<LaunchedProcess>();
+  readonly #now: () => number;
+  /** When the last unproven request was reported, and how many came since without a report. */
+  #unproven = { reportedAt: -Infinity, since: 0 };
   #closed = false;
 
   constructor(host: BroadcastHost, options: BroadcastExecutorOptions) {
@@ -81,6 +92,7 @@ export class BroadcastExecutor {
     this.#gate = new BroadcastGate({ name: options.name, users: () => host.users(), nonces: new NonceSet(), ...(options.now ? { now: options.now } : {}) });
     this.#signer = hostSigner(host.identity);
     this.#maxPayload = options.maxPayload ?? (() => 1024 * 1024);
+    this.#now = options.now ?? Date.now;
   }
 
   /** Commands running now. */
@@ -97,6 +109,10 @@ export class BroadcastExecutor {
       return null;
     }
     if (verdict.action === 'ignore') return null;
+    if (verdict.action === 'unproven') {
+      this.#reportUnproven(verdict);
+      return null;
+    }
     const request = verdict.request;
     const audit = new ConnectionAudit(this.#host.audit, `nats:bcast:${request.id}`);
     if (verdict.action === 'refuse') {
@@ -123,6 +139,25 @@ export class BroadcastExecutor {
     }
     const outcome = await this.#run(request, verdict.principal, verdict.params, verdict.command, audit);
     return this.#reply(request, outcome);
+  }
+
+  /** One audit row and log line per UNPROVEN_REPORT_INTERVAL_MS at most, counting the others. */
+  #reportUnproven(verdict: Extract<BroadcastVerdict, { action: 'unproven' }>): void {
+    const now = this.#now();
+    if (now - this.#unproven.reportedAt < UNPROVEN_REPORT_INTERVAL_MS) {
+      this.#unproven.since++;
+      return;
+    }
+    const before = this.#unproven.since;
+    this.#unproven = { reportedAt: now, since: 0 };
+    const { request, reason } = verdict;
+    const more = before > 0 ? ` (${before} more since the last report, not recorded one by one)` : '';
+    this.#host.log.warn({ request: request.id, claimedUser: request.user, reason, unprovenSinceLastReport: before },
+      `unproven broadcast request not answered: ${reason}${more}`);
+    new ConnectionAudit(this.#host.audit, `nats:bcast:${request.id}`).record({
+      ...authFailEvent(request.user, `Unproven broadcast request, not answered: ${reason}.`), keyFingerprint: verdict.fingerprint,
+      detail: { reason, code: ErrorCode.AUTH_FAILED, method: 'broadcast', broadcast: request.id, unproven: true, claimedUser: request.user, unprovenSinceLastReport: before },
+    });
   }
 
   /** Stop what still runs (daemon shutdown): each command's reply says it was killed. */

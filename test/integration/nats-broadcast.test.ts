@@ -9,13 +9,14 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { startDaemon, waitFor, type TestDaemon } from '../helpers/daemon.js';
 import { startNatsServer, type NatsServer } from '../helpers/nats.js';
 import { generateKeyPair, parsePrivateKey } from '../../src/auth/ssh-key.js';
-import { keySigner, signBroadcastResult, hostSigner, type RequestSigner } from '../../src/auth/broadcast-auth.js';
+import { keySigner, signBroadcastRequest, signBroadcastResult, hostSigner, type RequestSigner } from '../../src/auth/broadcast-auth.js';
 import { createIdentity } from '../../src/auth/identity.js';
 import { decodeRequest, decodeResult, shardOf } from '../../src/protocol/broadcast-codec.js';
 import { BroadcastExecutor, broadcastHostOf } from '../../src/server/broadcast-exec.js';
@@ -143,25 +144,50 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     assert.equal(rows[2]!.exitCode, 3);
   });
 
-  it('a forged signature, another user\'s key, and a key not in users.yaml are refused SW_ERR_AUTH_FAILED and audited', async () => {
+  it('another user\'s key is refused SW_ERR_AUTH_FAILED and audited; a forged signature or a key in no users.yaml is not answered at all (no reflector), audited once', async () => {
+    const bobAsAlice = runBroadcast(['a1'], 'echo should-not-run', options({ signer: keySigner(parsePrivateKey(bob.privateText)) }));
+    const r = (await bobAsAlice.result()).results[0]!;
+    assert.equal(r.status, 'auth');
+    assert.equal(r.error?.code, ErrorCode.AUTH_FAILED);
+    assert.deepEqual(agents[0]!.rows(bobAsAlice.id).map((x) => [x.kind, x.detail?.code]), [['auth-fail', ErrorCode.AUTH_FAILED]]);
+
+    // Unproven: a signature by eve over alice's request, and eve's own key (in no users.yaml).
+    // Their replyTo is unproven too, so an answer could be aimed anywhere: nothing is answered.
     const eveKey = parsePrivateKey(eve.privateText);
     const forged: RequestSigner = { publicKey: aliceKey.publicKey, sign: keySigner(eveKey).sign };
-    const cases: Array<[string, BroadcastOptions]> = [
-      ['forged', options({ signer: forged })],
-      ['bob as alice', options({ signer: keySigner(parsePrivateKey(bob.privateText)) })],
-      ['eve', options({ signer: keySigner(eveKey), user: 'eve' })],
-    ];
-    for (const [what, opts] of cases) {
-      const run = runBroadcast(['a1'], 'echo should-not-run', opts);
-      const summary = await run.result();
-      const r = summary.results[0]!;
-      assert.equal(r.status, 'auth', what);
-      assert.equal(r.error?.code, ErrorCode.AUTH_FAILED, what);
-      assert.equal(r.stdout, '', what);
-      const rows = agents[0]!.rows(run.id);
-      assert.deepEqual(rows.map((x) => x.kind), ['auth-fail'], what);
-      assert.equal(rows[0]!.detail?.code, ErrorCode.AUTH_FAILED, what);
+    const runs = [runBroadcast(['a1'], 'echo should-not-run', options({ signer: forged, timeoutMs: 300 })), runBroadcast(['a1'], 'echo should-not-run', options({ signer: keySigner(eveKey), user: 'eve', timeoutMs: 300 }))];
+    const summaries = await Promise.all(runs.map((run) => run.result()));
+    for (const summary of summaries) {
+      assert.equal(summary.results[0]!.status, 'unreachable');
+      assert.match(summary.results[0]!.error!.message, /did not accept your key/);
     }
+    // One audit row for the first; the second, within a minute, only counted (anyone can send these for free).
+    const rows = runs.map((run) => agents[0]!.rows(run.id));
+    assert.equal(rows.flat().length, 1, JSON.stringify(rows));
+    const row = rows.flat()[0]!;
+    assert.equal(row.kind, 'auth-fail');
+    assert.equal(row.detail?.unproven, true);
+  });
+
+  it('a forged request aimed at another subject gets no answer there (no reflection), and a flood of them writes no audit row per message', async () => {
+    const eveKey = parsePrivateKey(eve.privateText);
+    const messages = await signBroadcastRequest({
+      v: 1, id: randomBytes(16).toString('base64url'), user: 'alice', publicKey: eveKey.publicKey.line, targets: ['a1', 'a2', 'a3'], command: 'true',
+      timeoutMs: 1000, maxOutput: 0, issuedAt: new Date().toISOString(), expiresAt: new Date(Date.now() + 30_000).toISOString(), replyTo: 'victim.subject',
+    }, keySigner(eveKey));
+    const heard: string[] = [];
+    const victim = spy.subscribe('victim.>', { callback: (_e, msg) => heard.push(msg.subject) });
+    await spy.flush();
+    const before = agents.map((a) => a.received);
+    for (let i = 0; i < 200; i++) for (const m of messages) spy.publish(`shellwire.bcast.${m.shard}`, m.bytes, { reply: 'victim.reply' });
+    await spy.flush();
+    assert.ok(await waitFor(() => agents.every((a, i) => a.received >= before[i]! + 200), 10_000));
+    await new Promise((r) => setTimeout(r, 300));
+    victim.unsubscribe();
+    assert.deepEqual(heard, []);
+    // The agents keep serving.
+    const summary = await runBroadcast(['a1', 'a2', 'a3'], 'true', options()).result();
+    assert.equal(summary.ok, 3);
   });
 
   it('a replayed request (the captured bytes re-published by a third client) is refused SW_ERR_REPLAYED', async () => {
@@ -184,8 +210,19 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     inbox.unsubscribe();
     assert.deepEqual(answers.map((a) => a.error?.code), [ErrorCode.REPLAYED, ErrorCode.REPLAYED]);
     const rows = agents[0]!.rows(run.id);
-    assert.deepEqual(rows.map((r) => r.kind), ['auth-ok', 'command-start', 'command-end', 'auth-fail'], 'ran once, the replay refused');
-    assert.equal(rows[3]!.detail?.code, ErrorCode.REPLAYED);
+    assert.deepEqual(rows.map((r) => r.kind), ['auth-ok', 'command-start', 'command-end', 'auth-ok', 'denied'], 'ran once, the replay refused');
+    assert.equal(rows[4]!.detail?.code, ErrorCode.REPLAYED);
+  });
+
+  it('a request expires when the client stops waiting (--timeout + 5 s, at most 60 s): an agent reported unreachable cannot start it later', async () => {
+    const seen: Uint8Array[] = [];
+    const sub = spy.subscribe('shellwire.bcast.*', { callback: (_e, msg) => seen.push(msg.data) });
+    await spy.flush();
+    await runBroadcast(['a1'], 'true', options({ timeoutMs: 1000 })).result();
+    await runBroadcast(['a1'], 'true', options({ timeoutMs: 600_000 })).result();
+    sub.unsubscribe();
+    const lifetimes = seen.map((m) => decodeRequest(m).body).map((b) => Date.parse(b.expiresAt) - Date.parse(b.issuedAt));
+    assert.deepEqual(lifetimes, [6_000, 60_000]);
   });
 
   it('an expired request is refused SW_ERR_REQUEST_EXPIRED', async () => {
@@ -194,7 +231,8 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     assert.equal(r.status, 'error');
     assert.equal(r.error?.code, ErrorCode.REQUEST_EXPIRED);
     assert.match(r.error!.message, /expired/);
-    assert.deepEqual(agents[1]!.rows(run.id).map((x) => [x.kind, x.detail?.code]), [['auth-fail', ErrorCode.REQUEST_EXPIRED]]);
+    // The key was proven first (an unproven request is never answered), so the refusal is the key holder's.
+    assert.deepEqual(agents[1]!.rows(run.id).map((x) => [x.kind, x.detail?.code]), [['auth-ok', undefined], ['denied', ErrorCode.REQUEST_EXPIRED]]);
   });
 
   it('a command outside the user\'s policy is refused SW_ERR_DENIED; what the policy allows runs', async () => {

@@ -118,7 +118,7 @@ test('any changed byte of a signed request is dropped or fails authentication (n
     bad[at]! ^= xor;
     const verdict = gate().judge(bad);
     // The only bytes outside the signature are a1's shard's names: a change there makes a1 no target.
-    assert.ok(verdict.action === 'drop' || verdict.action === 'ignore' || (verdict.action === 'refuse' && verdict.code !== ErrorCode.DENIED),
+    assert.ok(verdict.action === 'drop' || verdict.action === 'ignore' || verdict.action === 'unproven' || (verdict.action === 'refuse' && verdict.code !== ErrorCode.DENIED),
       `byte ${at} ^ ${xor}: ${JSON.stringify(verdict.action)} ${'code' in verdict ? verdict.code : ''}`);
   }), { numRuns: 2000 });
 });
@@ -185,11 +185,16 @@ test('the agent decides in order: ignore, expired, future, replayed, unknown key
   const stranger = parsePrivateKey(generateKeyPair('eve').privateText);
   assert.equal(code(gate.judge(await sign(request({ publicKey: bob.publicKey.line }), bob))), ErrorCode.AUTH_FAILED);
   assert.equal(code(gate.judge(await sign(request({ user: 'bob' })))), ErrorCode.AUTH_FAILED);
-  assert.equal(code(gate.judge(await sign(request({ publicKey: stranger.publicKey.line }), stranger))), ErrorCode.AUTH_FAILED);
-  // A signature by another key over alice's request: forged.
+  // A key no users.yaml entry has, and a signature by another key over alice's request (forged):
+  // unproven, so not answered at all (its replyTo is unproven too: an answer would be a reflector).
+  assert.equal(code(gate.judge(await sign(request({ publicKey: stranger.publicKey.line }), stranger))), 'unproven');
   const forged = request();
   const wire = await signFor(forged, { publicKey: alice.publicKey, sign: keySigner(stranger).sign });
-  assert.equal(code(gate.judge(wire)), ErrorCode.AUTH_FAILED);
+  assert.equal(code(gate.judge(wire)), 'unproven');
+  // Unproven requests are not answered even when expired or replayed: the key is checked first.
+  now = T0 + 200_000;
+  assert.equal(code(gate.judge(wire)), 'unproven');
+  now = T0;
   // bob may run `true` only, without a shell.
   const denied = gate.judge(await sign(request({ user: 'bob', publicKey: bob.publicKey.line, command: 'id' }), bob));
   assert.equal(code(denied), ErrorCode.DENIED);
@@ -210,6 +215,16 @@ test('a request issued before the agent (re)started is refused: its nonce set di
   const restarted = new BroadcastGate({ name: 'a1', users: () => users, now: () => T0 + 2000 });
   const verdict = restarted.judge(wire);
   assert.ok(verdict.action === 'refuse' && verdict.code === ErrorCode.REQUEST_EXPIRED && /\(re\)started/.test(verdict.message));
+});
+
+test('one user holds at most her share of remembered ids: another user\'s requests still run', async () => {
+  const gate = new BroadcastGate({ name: 'a1', users: () => users, nonces: new NonceSet(100, 2), now: () => T0, notBefore: 0 });
+  const code = (v: ReturnType<BroadcastGate['judge']>) => (v.action === 'refuse' ? v.code : v.action);
+  // bob's policy denies `id`: denied requests are remembered (a replay must stay refused), so they count.
+  for (let i = 0; i < 2; i++) assert.equal(code(gate.judge(await signFor(request({ user: 'bob', publicKey: bob.publicKey.line, command: 'id' }), keySigner(bob)))), ErrorCode.DENIED);
+  const third = gate.judge(await signFor(request({ user: 'bob', publicKey: bob.publicKey.line, command: 'id' }), keySigner(bob)));
+  assert.ok(third.action === 'refuse' && third.code === ErrorCode.REPLAYED && /user "bob"/.test(third.message), JSON.stringify(third));
+  assert.equal(gate.judge(await signFor(request(), keySigner(alice))).action, 'run');
 });
 
 test('a full nonce set refuses new requests instead of forgetting live ids', async () => {
