@@ -338,4 +338,23 @@ describe('run over NATS by broadcast', { timeout: 120_000 }, () => {
     assert.equal(summary.results[0]!.status, 'timed-out');
     assert.equal(summary.results[0]!.error?.code, ErrorCode.COMMAND_TIMED_OUT);
   });
+
+  // Last: it restarts the broker under everyone.
+  it('the client\'s NATS connection dropping mid-run is said at once, and agents not answered are lost (maybe ran), never unreachable', async () => {
+    const lost: string[] = [];
+    const received = agents[0]!.received;
+    const run = runBroadcast(['a1', 'a2'], 'sleep 1; echo done', options({ timeoutMs: 3000, onConnectionLost: (m) => lost.push(m) }));
+    const result = run.result();
+    assert.ok(await waitFor(() => agents[0]!.received > received, 5000));
+    const port = nats.port;
+    await nats.kill();
+    nats = await startNatsServer({ port });
+    const summary = await result;
+    assert.equal(lost.length, 1, 'told once, at once');
+    assert.match(lost[0]!, new RegExp(`dropped during broadcast ${run.id}: answers published while it is down are lost`));
+    for (const r of summary.results) {
+      assert.ok(r.status === 'ok' || r.status === 'lost', `${r.host}: ${r.status}`);
+      if (r.status === 'lost') assert.match(r.error!.message, new RegExp(`the command may have run \\(request ${run.id}`));
+    }
+  });
 });
