@@ -75,16 +75,19 @@ const HEADER_BYTES = 20;
 const HEADER_TIMEOUT_MS = 5_000;
 const READY_TIMEOUT_MS = 10_000;
 /**
- * How long after the helper said 'spawned' the command's stdio connections may take to be
- * accepted and their headers read. The helper flushed each header before it pooled the
- * connection, so they are in our accept queue already: only our own loop delays them, by
- * well under a second even with thousands of spawns in flight. One that has not come in
- * 10 s never will (it went elsewhere: something else answers at the socket path; or its
- * header timer dropped it), and waiting longer would leave the command unstarted and its
- * caller waiting for ever. Twice the header timeout, so a connection the header timer still
- * gives a chance is never given up on first.
+ * How long a started command's stdio connections may be missing while NO connection from its
+ * helper arrives. The helper flushed each header before it pooled the connection, so they are
+ * in our accept queue already and only our own loop delays them; while other connections keep
+ * arriving the loop is merely slow (an overloaded machine: 10,000 agents on 2 cores took over
+ * 10 s to accept a burst's connections, measured), so the wait goes on. When nothing has
+ * arrived for this long, this command's connections went elsewhere (something else answers at
+ * the socket path; or its header timer dropped them) and never will: waiting longer would leave
+ * the command unstarted and its caller waiting for ever. Twice the header timeout, so a
+ * connection the header timer still gives a chance is never given up on first.
  */
 export const STDIO_TIMEOUT_MS = 10_000;
+/** The longest a command waits for its stdio connections even while others keep arriving. */
+export const STDIO_MAX_WAIT_MS = 120_000;
 
 /** A command started by the spawner: the part of a ChildProcess that CommandProcess uses. */
 export class SpawnedChild extends EventEmitter {
@@ -163,6 +166,8 @@ class Helper {
   /** Accepted, authenticated connections not yet handed to a command, by slot. */
   readonly slots = new Map<number, Socket>();
   readonly slotWaiters = new Map<number, (socket: Socket) => void>();
+  /** When a connection of this helper last arrived (performance.now()): the accept path's progress. */
+  lastArrivalMs = performance.now();
   /** Spawn requests and commands not yet exited, by request id. */
   readonly commands = new Map<number, Pending>();
   #active = 0;
@@ -409,6 +414,7 @@ export class Spawner {
       // buffered emits 'end' at once, before its consumer could listen (claim() restarts it).
       setReading(socket, false);
       const slot = header.readUInt32BE(16);
+      helper.lastArrivalMs = performance.now();
       // Pooled connections do not keep the daemon alive; a command's do, as a ChildProcess's pipes.
       socket.unref();
       const waiter = helper.slotWaiters.get(slot);
@@ -459,9 +465,9 @@ export class Spawner {
       // It started (or is about to): nothing could ever give it input or read its output.
       killGroup(pid);
       const limit = this.#options.stdioTimeoutMs ?? STDIO_TIMEOUT_MS;
-      this.#options.onLog?.(`the stdio connections of ${pending.request.file} (pid ${pid}) did not reach the daemon from the spawner helper within ${limit} ms; its process group was killed`);
+      this.#options.onLog?.(`the stdio connections of ${pending.request.file} (pid ${pid}) did not reach the daemon from the spawner helper (none of its connections arrived for ${limit} ms); its process group was killed`);
       pending.reject(new SpawnerError(
-        `${pending.request.file} (pid ${pid}) was started, but its stdio connections from the spawner helper did not reach the daemon within ${limit} ms ` +
+        `${pending.request.file} (pid ${pid}) was started, but its stdio connections from the spawner helper did not reach the daemon (none of the helper's connections arrived for ${limit} ms) ` +
           `(the daemon was too busy to accept them, or something else listens at ${this.#socketPath}); its process group was killed. ` +
           'Run the command again; if this keeps happening, look in the daemon\'s log and check that nothing replaced that socket.',
       ));
@@ -516,10 +522,23 @@ export class Spawner {
       };
       // As the header timer (#accept): after a loop blocked past the limit, timers run before
       // the poll phase that accepts the connections waiting in the kernel (a first setImmediate)
-      // and the one after it that reads their headers (a second): give up only after both.
-      const timer = setTimeout(() => setImmediate(() => setImmediate(giveUp)), this.#options.stdioTimeoutMs ?? STDIO_TIMEOUT_MS);
-      // The spawn in flight holds the helper's channel, which keeps the loop alive meanwhile.
-      timer.unref();
+      // and the one after it that reads their headers (a second): judge only after both.
+      const limit = this.#options.stdioTimeoutMs ?? STDIO_TIMEOUT_MS;
+      const startedMs = performance.now();
+      let timer: NodeJS.Timeout;
+      const check = (): void => {
+        if (settled) return;
+        const now = performance.now();
+        const quietMs = now - helper.lastArrivalMs;
+        if (quietMs >= limit || now - startedMs >= Math.max(limit, STDIO_MAX_WAIT_MS)) giveUp();
+        else arm(limit - quietMs);
+      };
+      const arm = (ms: number): void => {
+        timer = setTimeout(() => setImmediate(() => setImmediate(check)), ms);
+        // The spawn in flight holds the helper's channel, which keeps the loop alive meanwhile.
+        timer.unref();
+      };
+      arm(limit);
       slots.forEach((slot, fd) => {
         void helper.takeSlot(slot).then((socket) => {
           if (settled) {
