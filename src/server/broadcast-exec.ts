@@ -318,7 +318,7 @@ export function broadcastHostOf(server: {
 /** The part of an agent (server/nats-agent.ts `NatsAgent`) broadcasts are served through. */
 export interface BroadcastAgent {
   readonly name: string;
-  readonly nc: { publish(subject: string, payload: Uint8Array): void; info?: { max_payload: number } | undefined };
+  readonly nc: { publish(subject: string, payload: Uint8Array): void; isClosed?(): boolean; info?: { max_payload: number } | undefined };
   onBroadcast(handler: (message: { data: Uint8Array }) => void | Promise<void>): void;
 }
 
@@ -331,7 +331,8 @@ export function serveBroadcasts(agent: BroadcastAgent, host: BroadcastHost): Bro
   const executor = new BroadcastExecutor(host, { name: agent.name, maxPayload: () => agent.nc.info?.max_payload ?? 1024 * 1024 });
   agent.onBroadcast(async (message) => {
     const reply = await executor.handle(message.data);
-    if (reply) agent.nc.publish(reply.subject, reply.payload);
+    // Closed meanwhile (the agent stopping): nowhere to answer; the command's audit rows are written.
+    if (reply && !agent.nc.isClosed?.()) agent.nc.publish(reply.subject, reply.payload);
   });
   return executor;
 }
