@@ -254,7 +254,7 @@ export const natsFleet: Measure = {
 
       const brokerHwm = procStatusKiB(broker.pid, 'VmHWM');
       row({ ...BROKER_ROW, sw: `${fmt(brokerSmall / 1024, 0)} / ${fmt(brokerLarge / 1024, 0)}`, ref: `peak ${fmt(brokerHwm / 1024, 0)} MiB`, ratio: '', result: 'info', values: { sw: brokerLarge / 1024 } });
-      detail(`- 11d: nats-server ${spawnSync(NATS_SERVER, ['--version'], { encoding: 'utf8' }).stdout.trim()} (Debian), one server, default limits (max_connections 64K, max_payload 1 MiB), fd limit ${hardLimit}; VmRSS with the agents connected and idle (presence every 5 s), VmHWM after all runs.`);
+      detail(`- 11d: nats-server ${spawnSync(NATS_SERVER, ['--version'], { encoding: 'utf8' }).stdout.trim()} (Debian), one server, default limits (max_connections 64K, max_payload 1 MiB), fd limit ${hardLimit}; VmRSS with the agents connected and idle (presence every 30 s), VmHWM after all runs.`);
     } finally {
       await stopAll(agentProcs);
       await stopAll(directProcs);
