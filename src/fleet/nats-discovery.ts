@@ -178,7 +178,11 @@ export async function discoverAgents(nc: NatsConnection, options: DiscoverOption
     // No agent at all: NATS says "no responders"; that is an empty list, not a failure.
     if ((err as { isNoResponders?: () => boolean }).isNoResponders?.() !== true && !/no responders/i.test(String((err as Error)?.message))) throw err;
   }
-  return judgeAnswers(answers, pins);
+  const judged = judgeAnswers(answers, pins);
+  // Agents filter themselves by `labels`; whoever else answered is held to it too.
+  const wanted = Object.entries(options.labels ?? {});
+  if (wanted.length > 0) judged.agents = judged.agents.filter((a) => wanted.every(([k, v]) => Object.hasOwn(a.labels, k) && a.labels[k] === v));
+  return judged;
 }
 
 export interface NatsInventoryOptions {

@@ -176,19 +176,18 @@ export class NatsAgent {
     }
   }
 
-  /** Whether one more discovery answer fits in this second's budget (a token bucket). */
-  #discoveryAllowed(): boolean {
+  /** Discovery answers left this second (a token bucket of DISCOVERY_ANSWERS_PER_SECOND, refilled continuously). */
+  #discoveryBudget(): number {
     const now = Date.now();
-    this.#discoveryTokens = Math.min(DISCOVERY_ANSWERS_PER_SECOND, this.#discoveryTokens + ((now - this.#discoveryFilledAt) * DISCOVERY_ANSWERS_PER_SECOND) / 1000);
+    this.#discoveryTokens = Math.min(DISCOVERY_ANSWERS_PER_SECOND, this.#discoveryTokens + (Math.max(0, now - this.#discoveryFilledAt) * DISCOVERY_ANSWERS_PER_SECOND) / 1000);
     this.#discoveryFilledAt = now;
-    if (this.#discoveryTokens < 1) return false;
-    this.#discoveryTokens -= 1;
-    return true;
+    return this.#discoveryTokens;
   }
 
   #discoverOnRequest(msg: Msg): void {
-    // Checked first: a request that would not be answered costs nothing more.
-    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES) return;
+    // Cheap checks first: over budget, a flood's request costs no parsing; a request this
+    // agent does not answer (another label) costs no budget.
+    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES || this.#discoveryBudget() < 1) return;
     let wanted: Record<string, unknown> = {};
     if (msg.data.length > 0) {
       try {
@@ -198,8 +197,8 @@ export class NatsAgent {
         return;
       }
     }
-    for (const [k, v] of Object.entries(wanted)) if (this.labels[k] !== v) return;
-    if (!this.#discoveryAllowed()) return;
+    for (const [k, v] of Object.entries(wanted)) if (!Object.hasOwn(this.labels, k) || this.labels[k] !== v) return;
+    this.#discoveryTokens -= 1;
     this.nc.publish(msg.reply, this.signedRecord());
   }
 
