@@ -202,7 +202,10 @@ class Resolver {
     const where = inv.file
       ? `The inventory ${inv.file} has ${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}`
       : `There is no inventory${inv.missing ? ` (looked for ${inv.missing})` : ''}`;
-    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host: ${parts}. ${where}.`);
+    const nameOnly = inv.hosts.length - this.patternHosts.length;
+    // Said, or "role is db" above would contradict "match no host".
+    const unpinned = nameOnly > 0 ? ` ${nameOnly} of them ${nameOnly === 1 ? 'is' : 'are'} selected by name only (NATS agents not pinned in known_hosts, or in conflict: --accept-new-host lets patterns select unpinned ones).` : '';
+    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host: ${parts}. ${where}.${unpinned}`);
   }
 
   #hint(term: string): string {
