@@ -26,10 +26,10 @@ const MAX_REQUEST_BYTES = 4096;
 /**
  * Discovery answers per second, at most (a token bucket of this many, refilled continuously);
  * requests beyond it are dropped silently. A discovery request costs its sender a few bytes and
- * brings one ~600-byte signed answer from every agent: unlimited, 20,000 requests brought 80,000
+ * brings one ~470-byte signed answer from every agent: unlimited, 20,000 requests brought 80,000
  * answers from 4 agents. A person or script asks once per `hosts`/`run` and a PresenceWatcher
  * once at its start, so 20 a second serves 20 operators starting at the same moment, while a
- * flood gets at most 20 answers (about 12 KB) a second out of each agent. The price: during a
+ * flood gets at most 20 answers (about 10 KB) a second out of each agent. The price: during a
  * flood, discovery may miss agents (tunnels and broadcasts to named agents are not affected).
  */
 export const DISCOVERY_ANSWERS_PER_SECOND = 20;
