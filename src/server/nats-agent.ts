@@ -35,7 +35,7 @@ const MAX_REQUEST_BYTES = 4096;
 export const DISCOVERY_ANSWERS_PER_SECOND = 20;
 /**
  * A signed record is reused for discovery answers while younger than this: signing costs
- * ~0.05 ms, which a process hosting many agents (bench/nats-agents.mjs) would pay per agent and
+ * ~0.1 ms, which a process hosting many agents (bench/nats-agents.mjs) would pay per agent and
  * request. Each announcement signs a new one, and readers accept a record for
  * PRESENCE_RECORD_MAX_AGE_MS (auth/presence-auth.ts), far longer.
  */
@@ -49,7 +49,8 @@ const RECORD_REUSE_MS = PRESENCE_INTERVAL_MS;
 const signers = new WeakMap<object, HostSigner>();
 function signerOf(identity: { keyPem: string; certPem: string; fingerprint: string }): HostSigner {
   let signer = signers.get(identity);
-  if (!signer) {
+  // (Checked too, should an identity ever be changed in place.)
+  if (!signer || signer.fingerprint !== identity.fingerprint) {
     signer = hostSigner(identity);
     signers.set(identity, signer);
   }
