@@ -44,7 +44,7 @@ export { gatewayInventory, parseGatewayHosts, type GatewayHost } from './fleet/g
 // Agents through NATS (docs/nats.md): connect(NAME, { via: 'nats://…' }) opens the tunnel; these
 // list the live agents. nats.js is loaded only by connectNats (and connect() through NATS).
 export { connectNats, parseNatsServers, type NatsConnectOptions } from './transport/nats-connect.js';
-export { discoverAgents, natsInventory, PresenceWatcher, DISCOVERY_MAX_MS, DISCOVERY_STALL_MS, type DiscoverOptions as NatsDiscoverOptions } from './fleet/nats-discovery.js';
+export { discoverAgents, natsInventory, judgeAgents, readAgentPins, PresenceWatcher, DISCOVERY_MAX_MS, DISCOVERY_STALL_MS, type DiscoverOptions as NatsDiscoverOptions, type Discovery as NatsDiscovery, type DiscoveredAgent, type AgentTrust } from './fleet/nats-discovery.js';
 export { PRESENCE_INTERVAL_MS, PRESENCE_TTL_MS, DEFAULT_NATS_PREFIX, type PresenceRecord } from './protocol/nats-subjects.js';
 export { NatsTunnel, TUNNEL_WINDOW } from './transport/nats-tunnel.js';
 export { loadInventory, parseInventory, defaultInventoryPath, InventoryError, type FleetHost, type Inventory } from './fleet/inventory.js';

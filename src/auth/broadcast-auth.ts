@@ -327,7 +327,8 @@ export function signBroadcastResult(result: Omit<BroadcastResult, 'fingerprint' 
 // about twice as much per key (0.3 ms), which a client checking 10,000 answers feels.
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
 
-function p256Key(der: Buffer): KeyObject | null {
+/** The P-256 public key of a DER SubjectPublicKeyInfo, or null (also used by auth/presence-auth.ts). */
+export function p256Key(der: Buffer): KeyObject | null {
   if (der.length !== P256_SPKI_PREFIX.length + 64 || !der.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)) return null;
   const x = der.subarray(P256_SPKI_PREFIX.length, P256_SPKI_PREFIX.length + 32).toString('base64url');
   const y = der.subarray(P256_SPKI_PREFIX.length + 32).toString('base64url');

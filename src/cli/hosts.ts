@@ -7,9 +7,9 @@ import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
 import { foldNames } from '../fleet/ranges.js';
 import { formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
-import { connectFromFlags, fail, increase, parseDurationFlag, reportError, viaOverride, viaOption, type ConnectFlags } from './common.js';
+import { connectFromFlags, debugLog, fail, increase, parseDurationFlag, reportError, setVerbosity, viaOverride, viaOption, warn, type ConnectFlags } from './common.js';
 import { isNatsUrl } from '../transport/nats-connect.js';
-import type { PresenceRecord } from '../protocol/nats-subjects.js';
+import type { Discovery } from '../fleet/nats-discovery.js';
 
 interface HostsFlags extends ConnectFlags {
   inventory?: string;
@@ -34,7 +34,7 @@ export function registerHosts(program: Command): void {
     .option('--wait <duration>', 'with --via nats://…: collect answers for at most this long (they stop after 250ms without a new one)', '3')
     .option('-i, --identity <keyfile>', 'with --via: the key to log in to the gateway with')
     .option('--token-file <file>', 'with --via: the token to log in to the gateway with')
-    .option('--accept-new-host', 'with --via: trust and remember a gateway not yet in known_hosts')
+    .option('--accept-new-host', 'with --via: trust and remember a gateway not yet in known_hosts; with --via nats://…: targets select unpinned (unverified) agents too')
     .option('--connect-timeout <duration>', 'with --via: give up connecting after this long', '10')
     .option('-v, --verbose', 'with --via: say what is tried', increase, 0)
     .action(async (targets: string[], flags: HostsFlags) => {
@@ -85,43 +85,66 @@ async function listGatewayHosts(via: string, targets: string[], flags: HostsFlag
 
 /**
  * `hosts --via nats://… [TARGETS]`: the agents that answer discovery within the window
- * (`--wait`, default 3 s, ending 250 ms after the last answer), filtered by TARGETS as an
- * inventory would be; a stopped agent no longer answers, so it is gone from the next listing.
- * `--json`: one presence record per agent (name, labels, fingerprint, version, startedAt).
+ * (`--wait`, default 3 s, ending 250 ms after the last answer), filtered by TARGETS as `run`
+ * would select them; a stopped agent no longer answers, so it is gone from the next listing.
+ * Each answer is checked (signature, freshness) and judged against known_hosts' `nats:NAME`
+ * pins (fleet/nats-discovery.ts): the TRUST column (and `trust` in `--json`) says `verified`
+ * (the pinned key), `unverified` (no pin: listed, but labels, groups and globs pass it by
+ * unless --accept-new-host) or `CONFLICT` (no pin, several keys: each listed). An answer whose
+ * key differs from the pin is not listed: a warning names both keys.
+ * `--json`: one signed presence record per agent, with `trust`.
  */
 async function listNatsHosts(via: string, targets: string[], flags: HostsFlags): Promise<void> {
+  setVerbosity(flags.verbose);
   const maxMs = parseDurationFlag(flags.wait ?? '3', '--wait', { min: 1 });
-  let agents: PresenceRecord[];
+  const { describeProblem, describeSkipped, discoverAgents, natsInventory } = await import('../fleet/nats-discovery.js');
+  let discovery: Discovery;
   try {
     const { connectNats } = await import('../transport/nats-connect.js');
-    const { discoverAgents } = await import('../fleet/nats-discovery.js');
     const nc = await connectNats({ servers: via, ...(flags.natsCreds !== undefined ? { credsFile: flags.natsCreds } : {}), name: 'shellwire hosts' });
     try {
-      agents = await discoverAgents(nc, { maxMs, ...(flags.natsPrefix !== undefined ? { prefix: flags.natsPrefix } : {}) });
+      discovery = await discoverAgents(nc, { maxMs, ...(flags.natsPrefix !== undefined ? { prefix: flags.natsPrefix } : {}) });
     } finally {
       await nc.close();
     }
   } catch (err) {
     reportError(err);
   }
-  const { natsInventory } = await import('../fleet/nats-discovery.js');
+  const { agents } = discovery;
+  for (const p of discovery.problems) {
+    if (p.kind === 'malformed') debugLog(1, describeProblem(p));
+    else warn(describeProblem(p));
+  }
+  const inventory = natsInventory(via, agents, { acceptNew: flags.acceptNewHost === true, onSkipped: (skipped) => warn(describeSkipped(skipped, agents)) });
   let hosts: FleetHost[];
   try {
-    hosts = targets.length === 0 ? natsInventory(via, agents).hosts : resolveTargets(targets, natsInventory(via, agents), { allowEmpty: flags.allowEmpty === true });
+    hosts = targets.length === 0 ? inventory.hosts : resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true });
   } catch (err) {
     fail(err instanceof ShellwireError ? `${err.message}${err instanceof NoHostsMatchedError ? ' (--allow-empty accepts an empty selection)' : ''}` : String(err), 2);
   }
-  const byName = new Map(agents.map((a) => [a.name, a]));
+  const names = new Set(hosts.map((h) => h.name));
+  // An agent in conflict is one host of the inventory but one row per key here.
+  const rows = agents.filter((a) => names.has(a.name));
+  const groupsOf = (labels: Record<string, string>) => (labels.group ?? '').split(/[ ,]+/).filter((g) => g !== '').map((g) => `@${g}`).join(',');
   if (flags.fold) process.stdout.write(`${foldNames(hosts.map((h) => h.name))}\n`);
-  else if (flags.json) process.stdout.write(hosts.map((h) => `${JSON.stringify(byName.get(h.name))}\n`).join(''));
-  else printTable(hosts.map((h) => [h.name, byName.get(h.name)!.fingerprint, h.groups.map((g) => `@${g}`).join(','), Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
-  process.stderr.write(`${hosts.length} agent${hosts.length === 1 ? '' : 's'} via ${via}\n`);
+  else if (flags.json) process.stdout.write(rows.map((a) => `${JSON.stringify(a)}\n`).join(''));
+  else printTable(rows.map((a) => [a.name, a.fingerprint, a.trust === 'conflict' ? 'CONFLICT' : a.trust, groupsOf(a.labels), Object.entries(a.labels).map(([k, v]) => `${k}=${v}`).join(',')]));
+  const count = (trust: string) => rows.filter((a) => a.trust === trust).length;
+  const unverified = count('unverified');
+  const conflicts = new Set(rows.filter((a) => a.trust === 'conflict').map((a) => a.name)).size;
+  const notes = [unverified > 0 ? `${unverified} unverified` : '', conflicts > 0 ? `${conflicts} in conflict` : ''].filter((n) => n !== '');
+  process.stderr.write(`${hosts.length} agent${hosts.length === 1 ? '' : 's'} via ${via}${notes.length ? ` (${notes.join(', ')})` : ''}\n`);
+  if (unverified > 0 && !flags.fold) {
+    process.stderr.write('unverified: no known_hosts pin for nats:NAME, so the name and labels are only the agent\'s word, and label, group and glob targets pass it by. ' +
+      'Check its fingerprint against what the agent printed at start, then pin it: a run or exec naming it with --accept-new-host.\n');
+  }
 }
 
 /** Columns padded to their widths (the last one not), control characters escaped. */
 function printTable(rows: string[][]): void {
-  const widths = [0, 1, 2].map((i) => Math.max(0, ...rows.map((r) => r[i]!.length)));
-  process.stdout.write(rows.map((r) => escapeControls(`${r.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`)).join(''));
+  const columns = Math.max(0, ...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, i) => Math.max(0, ...rows.map((r) => r[i]?.length ?? 0)));
+  process.stdout.write(rows.map((r) => escapeControls(`${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`)).join(''));
 }
 
 /** Where the inventory was looked for and how to make one, for when there is none. */

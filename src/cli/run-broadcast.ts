@@ -8,7 +8,7 @@
 import { userInfo } from 'node:os';
 import { connectNats } from '../transport/nats-connect.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { discoverAgents, natsInventory } from '../fleet/nats-discovery.js';
+import { describeProblem, describeSkipped, discoverAgents, natsInventory } from '../fleet/nats-discovery.js';
 import { resolveCredentials } from '../client/credentials.js';
 import { resolveTargets, NoHostsMatchedError } from '../fleet/targets.js';
 import type { Inventory } from '../fleet/inventory.js';
@@ -35,9 +35,18 @@ export interface BroadcastFlags {
   maxFailures?: string;
 }
 
-/** The live agents (discovery: fleet/nats-discovery.ts) as an inventory whose hosts go through `via`. */
-export async function agentInventory(nc: NatsConnection, via: string, prefix: string, waitMs?: number): Promise<Inventory> {
-  return natsInventory(via, await discoverAgents(nc, { prefix, ...(waitMs !== undefined ? { maxMs: waitMs } : {}) }));
+/**
+ * The live agents (discovery: fleet/nats-discovery.ts) as an inventory whose hosts go through
+ * `via`. Answers are checked (signature, known_hosts pin) and what was ignored is warned about;
+ * labels, groups and globs select only pinned agents unless `acceptNew` (--accept-new-host).
+ */
+export async function agentInventory(nc: NatsConnection, via: string, prefix: string, waitMs?: number, acceptNew = false): Promise<Inventory> {
+  const discovery = await discoverAgents(nc, { prefix, ...(waitMs !== undefined ? { maxMs: waitMs } : {}) });
+  for (const p of discovery.problems) {
+    if (p.kind === 'malformed') debugLog(1, describeProblem(p));
+    else warn(describeProblem(p));
+  }
+  return natsInventory(via, discovery.agents, { acceptNew, onSkipped: (hosts) => warn(describeSkipped(hosts, discovery.agents)) });
 }
 
 function waitFlag(flags: BroadcastFlags): number | undefined {
@@ -49,7 +58,7 @@ export async function openNats(flags: BroadcastFlags): Promise<{ nc: NatsConnect
   const nc = await connectNats({ servers: flags.via, ...(flags.natsCreds ? { credsFile: flags.natsCreds } : {}), name: 'shellwire run' }).catch((err: unknown) => fail((err as Error).message));
   return {
     nc,
-    inventory: () => agentInventory(nc, flags.via, flags.natsPrefix ?? DEFAULT_NATS_PREFIX, waitFlag(flags)),
+    inventory: () => agentInventory(nc, flags.via, flags.natsPrefix ?? DEFAULT_NATS_PREFIX, waitFlag(flags), flags.acceptNewHost === true),
     close: async () => {
       await nc.close().catch(() => {});
     },
@@ -71,10 +80,11 @@ export async function runBroadcastCommand(
   const { nc, close } = await openNats(flags);
   let names: string[];
   // Plain names go straight into the request: discovery is needed only to expand patterns.
-  if (targets.every((t) => t.split(',').every((w) => AGENT_NAME.test(w)))) names = [...new Set(targets.flatMap((t) => t.split(',')))];
+  // (`all` is every agent, not an agent named so.)
+  if (targets.every((t) => t.split(',').every((w) => AGENT_NAME.test(w) && w !== 'all'))) names = [...new Set(targets.flatMap((t) => t.split(',')))];
   else {
     try {
-      const inventory = await agentInventory(nc, flags.via, prefix, waitFlag(flags));
+      const inventory = await agentInventory(nc, flags.via, prefix, waitFlag(flags), flags.acceptNewHost === true);
       debugLog(2, `discovery: ${inventory.hosts.length} agent(s) answered`);
       names = resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true }).map((h) => h.name);
     } catch (err) {

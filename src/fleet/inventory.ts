@@ -52,6 +52,12 @@ export interface FleetHost {
   groups: string[];
   /** `FILE:LINE` where the host was defined, for messages. */
   source?: string;
+  /**
+   * Selected only by its own name: `all`, groups, labels and globs pass it by (an agent that
+   * answered NATS discovery without a known_hosts pin, fleet/nats-discovery.ts: its labels and
+   * name are anyone's word).
+   */
+  nameOnly?: boolean;
 }
 
 export interface Inventory {
@@ -69,6 +75,8 @@ export interface Inventory {
    * One wording for "not in its inventory" and "not permitted", as the gateway itself refuses.
    */
   gatewayHosts?: { where: string; listHint: string };
+  /** Told, once per `resolveTargets`, the `nameOnly` hosts a pattern would have selected but did not (for a warning). */
+  onNameOnlySkipped?: (hosts: readonly FleetHost[]) => void;
 }
 
 /** An inventory that does not follow the schema; `line` is 1-based. */

@@ -78,7 +78,31 @@ export function resolveTargets(expressions: string | readonly string[], inventor
   const given = typeof expressions === 'string' ? [expressions] : [...expressions];
   const items = given.flatMap(splitTerms);
   if (items.length === 0) throw new UsageError(ErrorCode.BAD_TARGET, 'No targets given: name hosts, ranges, @groups or label=value.');
-  const resolver = new Resolver(inventory);
+  const { result, resolver } = resolveItems(items, inventory, true);
+  // `nameOnly` hosts (unverified NATS agents) that a pattern would have selected: said, not silently dropped.
+  if (inventory.onNameOnlySkipped && inventory.hosts.some((h) => h.nameOnly)) {
+    let unrestricted: FleetHost[] = [];
+    try {
+      unrestricted = resolveItems(items, inventory, false).result;
+    } catch {
+      // The same expression failed the first pass too, or will: nothing more to say.
+    }
+    const selected = new Set(result.map((h) => h.name));
+    const skipped = unrestricted.filter((h) => h.nameOnly && !selected.has(h.name));
+    if (skipped.length > 0) inventory.onNameOnlySkipped(skipped);
+  }
+  if (result.length === 0 && !options.allowEmpty) throw resolver.nothingMatched(given.join(' '));
+  // Inventory order (ad-hoc hosts keep their command-line order, after the inventory's).
+  const rank = new Map(inventory.hosts.map((h, i) => [h, i] as const));
+  return result
+    .map((h, i) => ({ h, key: rank.get(resolver.key(h)) ?? inventory.hosts.length + i }))
+    .sort((a, b) => a.key - b.key)
+    .map((x) => x.h);
+}
+
+/** The hosts `items` select; `honorNameOnly`: `nameOnly` hosts only by their name (false: as any host). */
+function resolveItems(items: readonly string[], inventory: Inventory, honorNameOnly: boolean): { result: FleetHost[]; resolver: Resolver } {
+  const resolver = new Resolver(inventory, honorNameOnly);
   const union: FleetHost[] = [];
   const inUnion = new Set<FleetHost>();
   const intersections: Set<FleetHost>[] = [];
@@ -98,7 +122,7 @@ export function resolveTargets(expressions: string | readonly string[], inventor
     if (item.startsWith('!')) for (const h of resolver.item(item.slice(1), false)) exclusions.add(resolver.key(h));
     else if (item.startsWith('&')) intersections.push(new Set(resolver.item(item.slice(1), false).map((h) => resolver.key(h))));
   }
-  const base: readonly FleetHost[] = plainItems === 0 ? inventory.hosts : union;
+  const base: readonly FleetHost[] = plainItems === 0 ? resolver.patternHosts : union;
   const result: FleetHost[] = [];
   for (const host of base) {
     const key = resolver.key(host);
@@ -106,13 +130,7 @@ export function resolveTargets(expressions: string | readonly string[], inventor
     if (intersections.some((set) => !set.has(key))) continue;
     result.push(host);
   }
-  if (result.length === 0 && !options.allowEmpty) throw resolver.nothingMatched(given.join(' '));
-  // Inventory order (ad-hoc hosts keep their command-line order, after the inventory's).
-  const rank = new Map(inventory.hosts.map((h, i) => [h, i] as const));
-  return result
-    .map((h, i) => ({ h, key: rank.get(resolver.key(h)) ?? inventory.hosts.length + i }))
-    .sort((a, b) => a.key - b.key)
-    .map((x) => x.h);
+  return { result, resolver };
 }
 
 class Resolver {
@@ -124,8 +142,12 @@ class Resolver {
   /** What each selection matched, for the message when nothing is left. */
   #counts: Array<{ text: string; count: number; hint: string }> = [];
 
-  constructor(inventory: Inventory) {
+  /** The hosts a pattern (`all`, a group, a label, a glob) may select: not the `nameOnly` ones, unless told otherwise. */
+  readonly patternHosts: readonly FleetHost[];
+
+  constructor(inventory: Inventory, honorNameOnly = true) {
     this.#inventory = inventory;
+    this.patternHosts = honorNameOnly && inventory.hosts.some((h) => h.nameOnly) ? inventory.hosts.filter((h) => !h.nameOnly) : inventory.hosts;
   }
 
   /** The inventory host `host` stands for (itself unless it carries another user/port). */
@@ -144,7 +166,7 @@ class Resolver {
       const selected = this.selection(text, allowAdHoc && i === 0 && !negate);
       if (hosts === null) {
         const keys = new Set(selected.map((h) => this.key(h)));
-        hosts = negate ? this.#inventory.hosts.filter((h) => !keys.has(h)) : selected;
+        hosts = negate ? this.patternHosts.filter((h) => !keys.has(h)) : selected;
         continue;
       }
       const keys = new Set(selected.map((h) => this.key(h)));
@@ -162,7 +184,7 @@ class Resolver {
 
   term(term: string, allowAdHoc: boolean, stack: string[] = []): FleetHost[] {
     if (term === '') throw bad(term, 'empty term');
-    if (term === 'all' || term === '@all' || term === '*') return this.#inventory.hosts;
+    if (term === 'all' || term === '@all' || term === '*') return [...this.patternHosts];
     if (term.startsWith('@')) return this.#group(term.slice(1), stack);
     const eq = term.indexOf('=');
     if (eq > 0 && !term.includes('[')) return this.#label(term.slice(0, eq), term.slice(eq + 1));
@@ -180,7 +202,10 @@ class Resolver {
     const where = inv.file
       ? `The inventory ${inv.file} has ${inv.hosts.length} host${inv.hosts.length === 1 ? '' : 's'}`
       : `There is no inventory${inv.missing ? ` (looked for ${inv.missing})` : ''}`;
-    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host: ${parts}. ${where}.`);
+    const nameOnly = inv.hosts.length - this.patternHosts.length;
+    // Said, or "role is db" above would contradict "match no host".
+    const unpinned = nameOnly > 0 ? ` ${nameOnly} of them ${nameOnly === 1 ? 'is' : 'are'} selected by name only (NATS agents not pinned in known_hosts, or in conflict: --accept-new-host lets patterns select unpinned ones).` : '';
+    return new NoHostsMatchedError(targets, `Targets "${targets}" match no host: ${parts}. ${where}.${unpinned}`);
   }
 
   #hint(term: string): string {
@@ -193,10 +218,11 @@ class Resolver {
 
   #group(group: string, stack: string[]): FleetHost[] {
     if (stack.includes(group)) throw bad(`@${group}`, `group "${group}" contains itself (${[...stack, group].join(' → ')})`);
-    const members = new Set(this.#inventory.hosts.filter((h) => h.groups.includes(group)));
+    const members = new Set(this.patternHosts.filter((h) => h.groups.includes(group)));
     const terms = this.#inventory.groupTerms.get(group);
     for (const t of terms ?? []) for (const h of this.term(t, false, [...stack, group])) members.add(this.key(h));
-    if (members.size === 0 && terms === undefined) {
+    // A group whose only members are `nameOnly` exists: it selects nothing (said by onNameOnlySkipped), not "no group".
+    if (members.size === 0 && terms === undefined && !this.#inventory.hosts.some((h) => h.groups.includes(group))) {
       const known = new Set([...this.#inventory.groupTerms.keys(), ...this.#inventory.hosts.flatMap((h) => h.groups)]);
       throw bad(`@${group}`, `no group "${group}" in the inventory${known.size ? ` (groups: ${[...known].sort().join(', ')})` : ''}`);
     }
@@ -205,7 +231,7 @@ class Resolver {
 
   #label(key: string, value: string): FleetHost[] {
     const match = globMatcher(value);
-    const hosts = this.#inventory.hosts.filter((h) => h.labels[key] !== undefined && match(h.labels[key]!));
+    const hosts = this.patternHosts.filter((h) => h.labels[key] !== undefined && match(h.labels[key]!));
     if (!this.#inventory.hosts.some((h) => h.labels[key] !== undefined)) throw bad(`${key}=${value}`, `no host has a label "${key}"`);
     return hosts;
   }
@@ -213,8 +239,8 @@ class Resolver {
   #name(name: string, allowAdHoc: boolean): FleetHost[] {
     if (/[*?]/.test(name)) {
       const match = globMatcher(name);
-      const hosts = this.#inventory.hosts.filter((h) => match(h.name));
-      if (hosts.length === 0) throw bad(name, 'matches no host in the inventory');
+      const hosts = this.patternHosts.filter((h) => match(h.name));
+      if (hosts.length === 0 && !this.#inventory.hosts.some((h) => match(h.name))) throw bad(name, 'matches no host in the inventory');
       return hosts;
     }
     const made = this.#made.get(name);

@@ -34,6 +34,12 @@ export interface PresenceRecord {
   spki: string;
   version: string;
   startedAt: string;
+  /**
+   * When the agent signed this record (ISO 8601, ms): a record is believed for
+   * PRESENCE_RECORD_MAX_AGE_MS (+ clock skew) only, so a captured one cannot be replayed for
+   * ever (protocol/presence-codec.ts, auth/presence-auth.ts).
+   */
+  issuedAt: string;
   /** Present (true) on the last presence message of an agent that stops cleanly. */
   gone?: boolean;
 }

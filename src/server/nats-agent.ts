@@ -7,7 +7,6 @@
  * TCP connection. Broadcast requests (`P.bcast.SHARD`) go to the handler `onBroadcast` installs
  * (src/server/broadcast-exec.ts).
  */
-import { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Server } from './server.js';
@@ -17,9 +16,46 @@ import {
   type NatsSubjects, type PresenceRecord, type TunnelOpenReply, type TunnelOpenRequest,
 } from '../protocol/nats-subjects.js';
 import { shardOf } from '../protocol/broadcast-codec.js';
+import { hostSigner, type HostSigner } from '../auth/broadcast-auth.js';
+import { signPresence } from '../auth/presence-auth.js';
+import { presenceProblem } from '../protocol/presence-codec.js';
+import { ErrorCode, UsageError } from '../errors.js';
 
 /** Open and discover requests larger than this are ignored (they are a few dozen bytes). */
 const MAX_REQUEST_BYTES = 4096;
+/**
+ * Discovery answers per second, at most (a token bucket of this many, refilled continuously);
+ * requests beyond it are dropped silently. A discovery request costs its sender a few bytes and
+ * brings one ~470-byte signed answer from every agent: unlimited, 20,000 requests brought 80,000
+ * answers from 4 agents. A person or script asks once per `hosts`/`run` and a PresenceWatcher
+ * once at its start, so 20 a second serves 20 operators starting at the same moment, while a
+ * flood gets at most 20 answers (about 10 KB) a second out of each agent. The price: during a
+ * flood, discovery may miss agents (tunnels and broadcasts to named agents are not affected).
+ */
+export const DISCOVERY_ANSWERS_PER_SECOND = 20;
+/**
+ * A signed record is reused for discovery answers while younger than this: signing costs
+ * ~0.1 ms, which a process hosting many agents (bench/nats-agents.mjs) would pay per agent and
+ * request. Each announcement signs a new one, and readers accept a record for
+ * PRESENCE_RECORD_MAX_AGE_MS (auth/presence-auth.ts), far longer.
+ */
+const RECORD_REUSE_MS = PRESENCE_INTERVAL_MS;
+
+/**
+ * One signer per host identity object (the agents of one process share one Server in
+ * bench/nats-agents.mjs): parsing the key and certificate costs ~0.5 ms. A rotated identity is a
+ * new object, so a new signer.
+ */
+const signers = new WeakMap<object, HostSigner>();
+function signerOf(identity: { keyPem: string; certPem: string; fingerprint: string }): HostSigner {
+  let signer = signers.get(identity);
+  // (Checked too, should an identity ever be changed in place.)
+  if (!signer || signer.fingerprint !== identity.fingerprint) {
+    signer = hostSigner(identity);
+    signers.set(identity, signer);
+  }
+  return signer;
+}
 /** Windows a client may ask for. */
 const MIN_WINDOW = 16 * 1024;
 const MAX_WINDOW = 16 * 1024 * 1024;
@@ -51,13 +87,18 @@ export class NatsAgent {
   #presenceTimer: NodeJS.Timeout | null = null;
   #tunnels = new Map<string, NatsTunnel>();
   #closed = false;
-  /** The SPKI of the certificate last announced: parsing it costs ~0.3 ms, every PRESENCE_INTERVAL_MS per agent. */
-  #spki: { certPem: string; spki: string } | null = null;
+  /** The record last signed (discovery answers reuse it for RECORD_REUSE_MS). */
+  #signed: { bytes: Buffer; atMs: number; fingerprint: string } | null = null;
+  /** Discovery answers left in the bucket (DISCOVERY_ANSWERS_PER_SECOND), and when it was last filled. */
+  #discoveryTokens = DISCOVERY_ANSWERS_PER_SECOND;
+  #discoveryFilledAt = Date.now();
 
   constructor(options: NatsAgentOptions) {
     this.#options = options;
     this.name = checkAgentName(options.name);
     this.labels = { ...(options.labels ?? {}) };
+    const problem = presenceProblem({ ...this.record(), fingerprint: `SHA256:${'A'.repeat(43)}`, spki: '', issuedAt: this.startedAt });
+    if (problem) throw new UsageError(ErrorCode.BAD_CONFIG, `Agent ${this.name} cannot announce itself: ${problem}. Fix --labels (k=v,k2=v2).`);
     this.subjects = natsSubjects(checkNatsPrefix(options.prefix ?? DEFAULT_NATS_PREFIX));
     const { nc } = options;
     this.#subs.push(nc.subscribe(this.subjects.open(this.name), { callback: (err, msg) => { if (!err) this.#openOnRequest(msg); } }));
@@ -79,17 +120,23 @@ export class NatsAgent {
     return this.#tunnels.size;
   }
 
-  /** What discovery answers and presence announces. */
-  record(): PresenceRecord {
+  /** What discovery answers and presence announces, before signing (`signedRecord` adds the key, time and signature). */
+  record(): Omit<PresenceRecord, 'fingerprint' | 'spki' | 'issuedAt'> {
+    return { name: this.name, labels: this.labels, version: this.#options.version, startedAt: this.startedAt };
+  }
+
+  /**
+   * The record signed with the host key (auth/presence-auth.ts): a new signature when `fresh`,
+   * when the last is older than RECORD_REUSE_MS, or when the host key changed (rotate-host-key).
+   */
+  signedRecord(options: { fresh?: boolean; gone?: boolean } = {}): Buffer {
+    const now = Date.now();
     const identity = this.#options.server.identity;
-    return {
-      name: this.name,
-      labels: this.labels,
-      fingerprint: identity.fingerprint,
-      spki: this.#spkiOf(identity.certPem),
-      version: this.#options.version,
-      startedAt: this.startedAt,
-    };
+    const last = this.#signed;
+    if (!options.fresh && !options.gone && last && last.fingerprint === identity.fingerprint && now - last.atMs < RECORD_REUSE_MS && now >= last.atMs) return last.bytes;
+    const bytes = signPresence({ ...this.record(), ...(options.gone ? { gone: true } : {}) }, signerOf(identity), now);
+    if (!options.gone) this.#signed = { bytes, atMs: now, fingerprint: identity.fingerprint };
+    return bytes;
   }
 
   /**
@@ -121,23 +168,27 @@ export class NatsAgent {
     this.#presenceTimer.unref();
   }
 
-  /** Re-parsed only when the certificate changes (rotate-host-key). */
-  #spkiOf(certPem: string): string {
-    if (this.#spki?.certPem !== certPem) this.#spki = { certPem, spki: new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' }).toString('base64') };
-    return this.#spki.spki;
-  }
-
   #announce(): void {
     if (this.#closed || this.nc.isClosed()) return;
     try {
-      this.nc.publish(this.subjects.presence(this.name), JSON.stringify(this.record()));
+      this.nc.publish(this.subjects.presence(this.name), this.signedRecord({ fresh: true }));
     } catch (err) {
       this.#options.log.debug({ err: (err as Error).message }, 'nats: presence not published');
     }
   }
 
+  /** Discovery answers left this second (a token bucket of DISCOVERY_ANSWERS_PER_SECOND, refilled continuously). */
+  #discoveryBudget(): number {
+    const now = Date.now();
+    this.#discoveryTokens = Math.min(DISCOVERY_ANSWERS_PER_SECOND, this.#discoveryTokens + (Math.max(0, now - this.#discoveryFilledAt) * DISCOVERY_ANSWERS_PER_SECOND) / 1000);
+    this.#discoveryFilledAt = now;
+    return this.#discoveryTokens;
+  }
+
   #discoverOnRequest(msg: Msg): void {
-    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES) return;
+    // Cheap checks first: over budget, a flood's request costs no parsing; a request this
+    // agent does not answer (another label) costs no budget.
+    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES || this.#discoveryBudget() < 1) return;
     let wanted: Record<string, unknown> = {};
     if (msg.data.length > 0) {
       try {
@@ -147,8 +198,9 @@ export class NatsAgent {
         return;
       }
     }
-    for (const [k, v] of Object.entries(wanted)) if (this.labels[k] !== v) return;
-    this.nc.publish(msg.reply, JSON.stringify(this.record()));
+    for (const [k, v] of Object.entries(wanted)) if (!Object.hasOwn(this.labels, k) || this.labels[k] !== v) return;
+    this.#discoveryTokens -= 1;
+    this.nc.publish(msg.reply, this.signedRecord());
   }
 
   #openOnRequest(msg: Msg): void {
@@ -192,7 +244,7 @@ export class NatsAgent {
     for (const sub of this.#subs) sub.unsubscribe();
     if (!this.nc.isClosed()) {
       try {
-        this.nc.publish(this.subjects.presence(this.name), JSON.stringify({ ...this.record(), gone: true }));
+        this.nc.publish(this.subjects.presence(this.name), this.signedRecord({ gone: true }));
         await this.nc.flush();
       } catch {
         // The broker is gone: watchers drop us after PRESENCE_TTL_MS anyway.

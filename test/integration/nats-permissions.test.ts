@@ -149,6 +149,51 @@ test('another agent cannot read web1\'s tunnels or speak for it; the operator ca
   }
 });
 
+test('ATTACK15 #7: with the documented permissions, db1\'s NATS user answers discovery (allow_responses) as web1 with role=db: ignored, role=db reaches no host', async () => {
+  const { createIdentity } = await import('../../src/auth/identity.js');
+  const { hostSigner } = await import('../../src/auth/broadcast-auth.js');
+  const { signPresence } = await import('../../src/auth/presence-auth.js');
+  const rogue = await connectNats({ servers: nats.url, credsFile: creds.db1! });
+  try {
+    // web1's real answer (seen by an operator connection: an agent's user may not ask), relabelled
+    // (labels in canonical order: only the signature can tell)…
+    const operator = await connectNats({ servers: nats.url, credsFile: creds.operator! });
+    const real = (await collect(operator).finally(() => operator.close())).find((m) => m.toString('utf8').startsWith('{"v":1,"name":"web1"'));
+    assert.ok(real, 'web1 answered the rogue\'s discovery');
+    const relabelled = Buffer.from(real.toString('utf8').replace(/"labels":\{[^}]*\}/, '"labels":{"group":"db","role":"db"}'));
+    // …and a record in web1's name signed by the rogue's own host key (a compromised db1).
+    const own = signPresence({ name: 'web1', labels: { group: 'db', role: 'db' }, version: 'x', startedAt: new Date().toISOString() }, hostSigner(await createIdentity('db1')), Date.now());
+    // allow_responses lets one answer per request through: one forgery per run.
+    let answer = relabelled;
+    const sub = rogue.subscribe('shellwire.discover', {
+      callback: (err, msg) => {
+        if (!err && msg.reply) rogue.publish(msg.reply, answer);
+      },
+    });
+    await rogue.flush();
+    for (const [forgery, warning] of [[relabelled, /an answer claiming to be web1 .* carries a bad signature/], [own, /an agent answered discovery as web1 with key SHA256:\S+, but known_hosts pins nats:web1/]] as const) {
+      answer = forgery;
+      const r = await run(['run', '--via', nats.url, '--nats-creds', creds.operator!, '-i', join(clientHome, 'alice'), '-l', 'alice', '--timeout', '5', 'role=db', '--', 'echo', 'db-only']);
+      assert.equal(r.code, 2, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stdout, /db-only/);
+      assert.match(r.stderr, warning);
+      const hosts = await run(['hosts', '--via', nats.url, '--nats-creds', creds.operator!]);
+      assert.match(hosts.stdout, /^web1\s+SHA256:\S+\s+verified\s+role=web$/m);
+      assert.match(hosts.stderr, warning);
+    }
+    sub.unsubscribe();
+  } finally {
+    await rogue.close();
+  }
+});
+
+/** Every discovery answer within 2 s. */
+async function collect(nc: NatsConnection): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const m of await nc.requestMany('shellwire.discover', '{}', { strategy: 'stall', stall: 300, maxWait: 2000 })) out.push(Buffer.from(m.data));
+  return out;
+}
+
 test('no credentials: the broker refuses the connection (SW_ERR_NATS_UNAVAILABLE, exit 255)', async () => {
   const r = await run(['exec', '--via', nats.url, 'web1', '--', 'true']);
   assert.equal(r.code, 255);

@@ -132,7 +132,8 @@ test('hosts --via nats:// lists the live agents with labels; targets select over
   assert.deepEqual(records.find((r) => r.name === 'web1')!.labels, { role: 'web', group: 'web', dc: 'ams' });
   assert.equal(records.find((r) => r.name === 'db1')!.fingerprint, agents[1]!.fingerprint);
   const selected = await run(['hosts', ...via(), 'dc=ams']);
-  assert.match(selected.stdout.toString(), /^web1\s+SHA256:\S+\s+@web\s+role=web,group=web,dc=ams$/m);
+  // Labels come back in the signed record's canonical (sorted) order; the client pinned web1: verified.
+  assert.match(selected.stdout.toString(), /^web1\s+SHA256:\S+\s+verified\s+@web\s+dc=ams,group=web,role=web$/m);
   assert.doesNotMatch(selected.stdout.toString(), /db1/);
   assert.match((await run(['hosts', ...via(), '--fold', '@web'])).stdout.toString(), /^web1$/m);
 
@@ -347,8 +348,12 @@ test('serve: --no-listen needs --nats; agent flags need --nats; bad names and la
   files.children.push(agent);
   await agent.waitForStdout(/nats: agent yaml1 connected/, 15_000);
   assert.match(agent.stdout().toString(), /no TCP port/);
-  const listed = await run(['hosts', ...via(), 'role=cfg']);
-  assert.match(listed.stdout.toString(), /^yaml1\s/m);
+  // Not pinned: a label selects it only with --accept-new-host (listed as unverified).
+  const unpinned = await run(['hosts', ...via(), '--allow-empty', 'role=cfg']);
+  assert.doesNotMatch(unpinned.stdout.toString(), /yaml1/);
+  assert.match(unpinned.stderr, /left out, not pinned in known_hosts .*yaml1/);
+  const listed = await run(['hosts', ...via(), '--accept-new-host', 'role=cfg']);
+  assert.match(listed.stdout.toString(), /^yaml1\s+SHA256:\S+\s+unverified\s/m);
   agent.child.kill('SIGTERM');
   assert.equal((await agent.exited).code, 0);
 });
