@@ -90,6 +90,20 @@ export class NatsTunnel extends Duplex {
     liveTunnels.add(this);
   }
 
+  /**
+   * The process is exiting (a reader gone, `| head`): tell the peer the tunnel is over (a clean
+   * RST) without destroying it here, so nothing local turns it into an error on the way out.
+   */
+  resetForExit(): void {
+    if (this.destroyed || this.#rstSent || this.#nc.isClosed()) return;
+    this.#rstSent = true;
+    try {
+      this.#nc.publish(this.#send, encodeTunnelMessage({ type: TunnelMessageType.RST, seq: this.#sendSeq, reason: '' }));
+    } catch {
+      // closed meanwhile: the agent's keepalive will tell it
+    }
+  }
+
   /** The NATS connection it runs on (to flush before the process exits). */
   get connection(): NatsConnection {
     return this.#nc;
@@ -276,16 +290,16 @@ export class NatsTunnel extends Duplex {
 const liveTunnels = new Set<NatsTunnel>();
 
 /**
- * Close every tunnel of this process and wait (at most `maxMs`) until the RSTs left: for a CLI
+ * Reset every tunnel of this process and wait (at most `maxMs`) until the RSTs left: for a CLI
  * about to exit (`| head` closed its stdout). process.exit() does not wait for nats.js's
  * outgoing buffer, and without the RST the agent learns only from its keepalive (~45 s), so
  * the remote command would run on; over TCP the kernel's close tells the daemon at once.
  */
 export async function resetAllTunnels(maxMs = 1_000): Promise<void> {
   const connections = new Set<NatsConnection>();
-  for (const tunnel of [...liveTunnels]) {
+  for (const tunnel of liveTunnels) {
     connections.add(tunnel.connection);
-    tunnel.destroy();
+    tunnel.resetForExit();
   }
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([
