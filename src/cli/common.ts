@@ -353,7 +353,11 @@ function cliHint(err: ShellwireError): string | null {
       const file = err instanceof HostVerificationError ? err.knownHostsFile : undefined;
       if (file === undefined) return null;
       const fileFlag = file === knownHostsPath() ? '' : ` -f ${shellQuote(file)}`;
-      return `If you know the key changed, remove the old one with:\n  shellwire known-hosts remove${fileFlag} ${host}`;
+      // Through NATS anyone who may subscribe to the agent's subjects can answer in its name: check before removing the pin.
+      const agent = err.host?.startsWith('nats:') && natsConnectFlags !== null
+        ? `Through NATS another agent may be answering under this name (a duplicate --name or an impostor): compare with shellwire hosts ${natsPinFlags(natsConnectFlags)} ${shellQuote(err.host.slice(5))} and the agent's own log first.\n`
+        : '';
+      return `${agent}If you know the key changed, remove the old one with:\n  shellwire known-hosts remove${fileFlag} ${host}`;
     }
     case ErrorCode.AUTH_FAILED:
       return 'Check the user (USER@HOST), the key (-i KEYFILE) or the token (--token-file FILE or SHELLWIRE_TOKEN).';

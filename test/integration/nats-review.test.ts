@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { nkeys, type NatsConnection } from '@nats-io/transport-node';
@@ -35,9 +35,11 @@ interface Agent {
 }
 let web1: Agent;
 
-async function startAgent(name: string, url: string, extra: string[] = []): Promise<Agent> {
+async function startAgent(name: string, url: string, extra: string[] = [], cloneOf?: Agent): Promise<Agent> {
   const home = files.home();
   mkdirSync(join(home, 'server'), { recursive: true, mode: 0o700 });
+  // A cloned host: the same identity (host key and certificate) as `cloneOf`.
+  for (const file of cloneOf ? ['host-key.pem', 'host-cert.pem'] : []) copyFileSync(join(cloneOf!.home, 'server', file), join(home, 'server', file));
   writeFileSync(join(home, 'server', 'users.yaml'), `users:\n  ops:\n    allowRoot: true\n    keys: ["${ops.line}"]\n`);
   const cli = startCli(['serve', '--no-listen', '--nats', url, '--name', name, '--labels', 'role=web', '--no-audit', ...extra], {
     env: cleanEnv({ SHELLWIRE_HOME: home }),
@@ -301,7 +303,10 @@ test('#11 exec through NATS | head -1: the remote command ends at once (the tunn
 });
 
 test('#5 two agents under one name: the tunnel error says so, with the documented code SW_ERR_TUNNEL_BROKEN', async () => {
-  const twin = await startAgent('web1', nats.url);
+  // A cloned VM (same key, same --name): the pin matches whichever answers, so only the
+  // duplicate messages tell. (Another key under the name is refused by the pin as well.)
+  const twin = await startAgent('web1', nats.url, [], web1);
+  assert.equal(twin.fingerprint, web1.fingerprint);
   try {
     const r = await run(['exec', ...via(), ...login(), 'web1', '--', 'echo hi']);
     assert.equal(r.code, 255, r.stderr);
