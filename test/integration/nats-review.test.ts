@@ -122,6 +122,11 @@ test('#1 pinning an agent: the hint exec prints works when pasted; known-hosts a
   assert.equal(noVia.code, 2);
   assert.match(noVia.stderr, /add --via nats:\/\//);
   assert.doesNotMatch(noVia.stderr, /port|Bad target.*Bad target|\.\.$/m);
+  // A bad TCP target is said once, ending in one period.
+  const badPort = await run(['known-hosts', 'add', 'foo:bar'], { home });
+  assert.equal(badPort.code, 2);
+  assert.equal(badPort.stderr.match(/Bad target/g)?.length, 1, badPort.stderr);
+  assert.doesNotMatch(badPort.stderr, /\.\.$/m);
   // An agent that is not there: that host failed, exit 1.
   const ghost = await run(['known-hosts', 'add', ...via(), 'ghost'], { home });
   assert.equal(ghost.code, 1);
@@ -168,6 +173,9 @@ test('#22 run --tunnel NAME: an agent that does not answer is that host\'s unrea
   assert.equal(results.get('web1')?.address, 'nats:web1');
   assert.equal(results.get('ghost')?.status, 'unreachable');
   assert.equal(results.get('ghost')?.address, 'nats:ghost');
+  // The hint names the servers given, not a placeholder.
+  assert.match((results.get('ghost') as { error?: { message?: string } }).error?.message ?? '', new RegExp(`shellwire hosts --via ${nats.url.replace(/[.]/g, '\\.')}`));
+  assert.doesNotMatch(r.stdout.toString(), /NATS_URL/);
   assert.doesNotMatch(r.stderr, /HOST:PORT|Bad target|NATS_URL/);
 });
 
