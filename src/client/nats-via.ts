@@ -49,7 +49,7 @@ export async function openNatsTunnel(nc: NatsConnection, name: string, options: 
     const noResponders = (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
     throw new ConnectionError(
       ErrorCode.CONNECT_FAILED,
-      noResponders ? `No ${where} (prefix ${subjects.discover.replace(/\.discover$/, '')}): it is not running or not connected.` : `${where} did not answer the tunnel request: ${(err as Error).message}.`,
+      noResponders ? `No ${where} (prefix ${subjects.discover.replace(/\.discover$/, '')}): it is not running or not connected, or its NATS user may not subscribe to ${subjects.open(name)} (the agent then reports a Permissions Violation on its stderr).` : `${where} did not answer the tunnel request: ${(err as Error).message}.`,
       { host: natsHostKey(name), cause: err, hint: `List the live agents with shellwire hosts --via ${options.via ?? 'nats://SERVER'}.` },
     );
   }
