@@ -264,7 +264,7 @@ export class NatsTunnel extends Duplex {
     if (!this.#rstSent && !(this.#finSent && this.#ended) && !this.#nc.isClosed()) {
       this.#rstSent = true;
       const reason = error ? (resetReasons.get(error) ?? `closed: ${error.message}`) : '';
-      const rst = { type: TunnelMessageType.RST, seq: this.#sendSeq, reason: Buffer.byteLength(reason) > 512 ? `${reason.slice(0, 500)}…` : reason } as const;
+      const rst = { type: TunnelMessageType.RST, seq: this.#sendSeq, reason: capBytes(reason, 512) } as const;
       this.#publish(rst);
       // While the connection is down nats.js drops what is published (its buffer is reset at the
       // next dial): the peer would wait for its keepalive. Send the RST again once reconnected.
@@ -284,6 +284,16 @@ export class NatsTunnel extends Duplex {
   connectionLost(what: string): void {
     if (!this.destroyed) this.destroy(this.#broken(`the NATS connection ${what}: messages in flight may be lost`));
   }
+}
+
+/** `text` cut (at a character boundary, with "…") to at most `max` UTF-8 bytes: an RST reason stays small. */
+function capBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  const chars = [...text];
+  let bytes = 3; // the "…"
+  let end = 0;
+  while (end < chars.length && bytes + Buffer.byteLength(chars[end]!) <= max) bytes += Buffer.byteLength(chars[end++]!);
+  return `${chars.slice(0, end).join('')}…`;
 }
 
 /** Every open tunnel of this process (for `resetAllTunnels`). */
