@@ -239,7 +239,7 @@ export async function report(run: PrintableRun, names: string[], flags: { json?:
     status?.stop();
   }
   await close();
-  process.stderr.write(formatSummary(summary, errStyle));
+  process.stderr.write(formatSummary(summary, errStyle, { countTruncated: broadcast || !flags.stream }));
   const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).map((r) => r.host);
   if (unknownKeys.length > 0) {
     // Agents are fetched through NATS (`known-hosts add --via nats://… NAME…`): a command that works when pasted.
@@ -266,8 +266,9 @@ async function printStream(run: PrintableRun, names: string[], style: Style, sta
     } else if (event.type === 'result') {
       for (const l of lines.end(event.host)) out.push(prefixLine(l.host, l.stream, l.line, width, style));
       const r = event.result;
-      // A result cut short (a broadcast keeps 256 KiB per stream) says so after its output, never silently.
-      if (r.truncated) out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[output truncated${truncatedNote}]`), end: 'newline' }, width, style));
+      // A broadcast's result cut short (it keeps 256 KiB per stream) says so after its output, never
+      // silently. (A direct run streams everything; its results keep nothing, all "truncated".)
+      if (r.truncated && truncatedNote !== '') out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[output truncated${truncatedNote}]`), end: 'newline' }, width, style));
       if (r.status !== 'ok' && r.status !== 'skipped') {
         const what = r.status === 'failed' ? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`) : `${r.status}: ${r.error?.message ?? ''}`;
         out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[${escapeTerminalText(what, { oneLine: true })}]`), end: 'newline' }, width, style));

@@ -168,8 +168,11 @@ function indentLines(out: Buffer[], bytes: Buffer, indent: Buffer): void {
   }
 }
 
-/** The summary for stderr: counts, then failing hosts by kind (folded), then the time. */
-export function formatSummary(summary: FleetSummary, style: Style): string {
+/**
+ * The summary for stderr: counts, then failing hosts by kind (folded), hosts whose kept output
+ * was cut (`countTruncated`: when output was kept, not streamed), then the time.
+ */
+export function formatSummary(summary: FleetSummary, style: Style, options: { countTruncated?: boolean } = {}): string {
   const parts = [`${summary.ok}/${summary.total} ok`];
   const by = (pred: (r: HostResult) => boolean) => summary.results.filter(pred).map((r) => r.host);
   const failed = by((r) => r.status === 'failed' || r.status === 'error');
@@ -186,7 +189,8 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   add('unreachable', unreachable);
   add('refused (host key/auth)', refused);
   // Output cut (a broadcast keeps 256 KiB per stream; a grouped run 1 MiB): said where it is not missed.
-  const truncated = by((r) => r.truncated);
+  // Not for a streamed direct run: its output was printed as it came, none is kept (all "truncated").
+  const truncated = options.countTruncated ? by((r) => r.truncated) : [];
   if (truncated.length > 0) parts.push(paint(style, 33, `${truncated.length} with output truncated (${truncateColumns(label(foldNames(truncated)), 160)})`));
   if (summary.canceled) parts.push(`${summary.canceled} canceled`);
   if (summary.skipped) parts.push(`${summary.skipped} skipped (${summary.stoppedBy})`);
