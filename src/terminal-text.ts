@@ -41,3 +41,13 @@ export function escapeTerminalText(text: string, options: { oneLine?: boolean } 
 
 /** True when `text` holds a bidi control (for `ls -q`-style replacement). */
 export const BIDI_CONTROLS = new RegExp(`[${BIDI_CONTROL_CLASS}]`, 'gu');
+
+/**
+ * Text a peer wrote (an RST's reason, a refusal's message, a record's field) as one quoted,
+ * escaped line of at most `max` characters: it can neither end our line, start one of its
+ * own, nor pass for our words.
+ */
+export function peerText(text: string, max = 200): string {
+  const cut = [...text].length > max ? `${[...text].slice(0, max).join('')}…` : text;
+  return `"${escapeTerminalText(cut.replace(/["\\]/g, (c) => `\\${c}`), { oneLine: true })}"`;
+}

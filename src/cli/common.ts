@@ -18,6 +18,7 @@ import { askLine, readSecretLine } from './prompt.js';
 import { escapeControls } from '../client/display-text.js';
 import { terminate, terminationExitCode } from './lifecycle.js';
 import { parseDuration, parseSize, durationForms, sizeForms, type DurationUnit } from './units.js';
+import { beforeEarlyExit } from './stdio.js';
 
 export { signalExitCode } from './lifecycle.js';
 
@@ -175,7 +176,13 @@ export async function connectFromFlags(targetText: string, flags: ConnectFlags, 
     debugLog(1, describeHost(resolved));
     host = resolved.host;
     if (host.via !== undefined && isNatsUrl(host.via)) {
-      if (flags.port !== undefined || (resolved.entry === null && /:\d+$|^\[|^([^@]*@)?[0-9.]+$/.test(targetText))) {
+      // A reader gone (`| head`) exits at once: the agent is told first (tunnel RST), as a TCP close would.
+      beforeEarlyExit(async () => (await import('../transport/nats-tunnel.js')).resetAllTunnels());
+      natsConnectFlags = { via: host.via, ...(flags.natsCreds !== undefined ? { natsCreds: flags.natsCreds } : {}), ...(flags.natsPrefix !== undefined ? { natsPrefix: flags.natsPrefix } : {}) };
+      if (flags.port !== undefined) {
+        fail(`-p/--port does not apply through NATS (${host.via}): an agent is reached by its name (its --name), not a port. Drop -p; list the agents with: shellwire hosts --via ${host.via}`, 2);
+      }
+      if ((resolved.entry === null && /:\d+$|^\[|^([^@]*@)?[0-9.]+$/.test(targetText))) {
         fail(`Through NATS (${host.via}) a host is an agent's name (its --name), not an address or port: "${targetText}". List the agents with: shellwire hosts --via ${host.via}`, 2);
       }
       try {
@@ -337,12 +344,20 @@ function cliHint(err: ShellwireError): string | null {
     case ErrorCode.HOST_KEY_UNKNOWN:
       // Answered "no" at the prompt: ssh's one line, nothing to advise.
       if (err instanceof HostVerificationError && err.declined) return null;
+      // An agent's key is fetched through NATS: the same servers, credentials and prefix as this connect.
+      if (err.host?.startsWith('nats:') && natsConnectFlags !== null) {
+        return `Once the fingerprint is checked, connect again with --accept-new-host, or pin it first: shellwire known-hosts add ${natsPinFlags(natsConnectFlags)} ${shellQuote(err.host.slice(5))}`;
+      }
       return `Once the fingerprint is checked, connect again with --accept-new-host, or pin it first: shellwire known-hosts add ${host}`;
     case ErrorCode.HOST_KEY_CHANGED: {
       const file = err instanceof HostVerificationError ? err.knownHostsFile : undefined;
       if (file === undefined) return null;
       const fileFlag = file === knownHostsPath() ? '' : ` -f ${shellQuote(file)}`;
-      return `If you know the key changed, remove the old one with:\n  shellwire known-hosts remove${fileFlag} ${host}`;
+      // Through NATS anyone who may subscribe to the agent's subjects can answer in its name: check before removing the pin.
+      const agent = err.host?.startsWith('nats:') && natsConnectFlags !== null
+        ? `Through NATS another agent may be answering under this name (a duplicate --name or an impostor): compare with shellwire hosts ${natsPinFlags(natsConnectFlags)} ${shellQuote(err.host.slice(5))} and the agent's own log first.\n`
+        : '';
+      return `${agent}If you know the key changed, remove the old one with:\n  shellwire known-hosts remove${fileFlag} ${host}`;
     }
     case ErrorCode.AUTH_FAILED:
       return 'Check the user (USER@HOST), the key (-i KEYFILE) or the token (--token-file FILE or SHELLWIRE_TOKEN).';
@@ -353,6 +368,18 @@ function cliHint(err: ShellwireError): string | null {
     default:
       return null;
   }
+}
+
+/** The NATS flags of this process's last connect through NATS (for `cliHint`'s pinning command). */
+let natsConnectFlags: { via: string; natsCreds?: string; natsPrefix?: string } | null = null;
+
+/** `--via URL [--nats-creds F] [--nats-prefix P]` for a `known-hosts add` hint. */
+export function natsPinFlags(flags: { via: string; natsCreds?: string; natsPrefix?: string }): string {
+  return [
+    `--via ${shellQuote(flags.via)}`,
+    ...(flags.natsCreds !== undefined ? [`--nats-creds ${shellQuote(flags.natsCreds)}`] : []),
+    ...(flags.natsPrefix !== undefined ? [`--nats-prefix ${shellQuote(flags.natsPrefix)}`] : []),
+  ].join(' ');
 }
 
 function shellQuote(word: string): string {

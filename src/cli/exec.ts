@@ -4,7 +4,7 @@ import type { Connection } from '../client/connection.js';
 import type { RemoteProcess } from '../client/remote-process.js';
 import { runOnTerminal } from './terminal.js';
 import { addConnectFlags, commandAfterHost, connectFromFlags, fail, parseSeconds, reportError, signalExitCode, EXIT_TIMED_OUT, type ConnectFlags } from './common.js';
-import { exitWhenFlushed } from './stdio.js';
+import { BROKEN_PIPE_EXIT, exitAfterHooks, exitWhenFlushed } from './stdio.js';
 import { osTextBytes } from './os-text.js';
 import { closeOnTermination, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
@@ -67,7 +67,7 @@ async function runExec(host: string, command: string, flags: ExecFlags, timeoutM
     // The reader went away (`| head`): stop the command, exit as a shell pipeline would.
     if (err.code === 'EPIPE') {
       started.close();
-      process.exit(141);
+      void exitAfterHooks(BROKEN_PIPE_EXIT);
     }
   });
   if (flags.stdin) {

@@ -32,7 +32,8 @@ import { commonGateway, gatewayPutTask, gatewayTargetsInventory } from './files-
 import type { TreeOptions, TreeResult } from '../client/files/common.js';
 import { encodeOsBytes } from '../protocol/os-bytes.js';
 import { ConnectionError, ErrorCode, ShellwireError } from '../errors.js';
-import { askPassphrase, debugLog, fail, hostOverrides, parseDurationFlag, parseSizeFlag, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, natsPinFlags, parseDurationFlag, parseSizeFlag, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, warn } from './common.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
 import { readSecretLine } from './prompt.js';
 import { exitWhenFlushed, write } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
@@ -191,8 +192,12 @@ export async function runFanOutTransfer(direction: 'put' | 'get', sources: strin
   }
   await pool.close();
   process.stderr.write(formatSummary(summary, errStyle));
-  const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).length;
-  if (unknownKeys > 0) warn(`${unknownKeys} host(s) are not in known_hosts: check their fingerprints (shellwire known-hosts scan ${targets}), then pin them (shellwire known-hosts add ${targets}) or copy again with --accept-new-host.`);
+  const unknown = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN);
+  const unknownKeys = unknown.length;
+  // Agents through NATS are fetched with --via (the pin is nats:NAME): a command that works when pasted.
+  const natsVias = new Set(unknown.map((r) => hosts.find((h) => h.name === r.host)?.via).filter((v): v is string => v !== undefined && isNatsUrl(v)));
+  const pinArgs = natsVias.size === 1 && unknown.every((r) => r.address.startsWith('nats:')) ? `${natsPinFlags({ via: [...natsVias][0]!, ...(flags.natsPrefix !== undefined ? { natsPrefix: flags.natsPrefix } : {}), ...(flags.natsCreds !== undefined ? { natsCreds: flags.natsCreds } : {}) })} ${unknown.map((r) => r.host).join(' ')}` : targets;
+  if (unknownKeys > 0) warn(`${unknownKeys} host(s) are not in known_hosts: check their fingerprints (shellwire known-hosts scan ${pinArgs}), then pin them (shellwire known-hosts add ${pinArgs}) or copy again with --accept-new-host.`);
   await exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 

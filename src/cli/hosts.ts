@@ -1,6 +1,6 @@
 /** `shellwire hosts TARGETS`: what a target expression expands to, without connecting. */
 import type { Command } from 'commander';
-import { escapeControls } from '../client/display-text.js';
+import { escapeTerminalText } from '../terminal-text.js';
 import { defaultInventoryPath, loadInventory, type FleetHost } from '../fleet/inventory.js';
 import { gatewayInventory, parseGatewayHosts, type GatewayHost } from '../fleet/gateway-hosts.js';
 import { NoHostsMatchedError, resolveTargets } from '../fleet/targets.js';
@@ -140,11 +140,15 @@ async function listNatsHosts(via: string, targets: string[], flags: HostsFlags):
   }
 }
 
-/** Columns padded to their widths (the last one not), control characters escaped. */
+/**
+ * Columns padded to their widths (the last one not), each cell escaped on one line: a record
+ * from NATS discovery is anyone's text, and a newline in a label would start a row of its own.
+ */
 function printTable(rows: string[][]): void {
-  const columns = Math.max(0, ...rows.map((r) => r.length));
-  const widths = Array.from({ length: columns }, (_, i) => Math.max(0, ...rows.map((r) => r[i]?.length ?? 0)));
-  process.stdout.write(rows.map((r) => escapeControls(`${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`)).join(''));
+  const cells = rows.map((r) => r.map((c) => escapeTerminalText(c, { oneLine: true })));
+  const columns = Math.max(0, ...cells.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, i) => Math.max(0, ...cells.map((r) => r[i]?.length ?? 0)));
+  process.stdout.write(cells.map((r) => `${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd()}\n`).join(''));
 }
 
 /** Where the inventory was looked for and how to make one, for when there is none. */

@@ -6,6 +6,7 @@
  *   scan TARGETS…      fetch each daemon's fingerprint over TLS and print known_hosts lines
  *   add TARGETS…       fetch and pin them (new ones only; a changed key is never replaced)
  *   add --from FILE    pin lines from a file (`scan` output checked out of band), no network
+ *   scan/add --via nats://… NAME…   the same for agents reached through NATS (pinned as `nats:NAME`)
  *
  * TARGETS are what `run` takes (names, @groups, label=value, HOST:PORT), so the 50 hosts of
  * an inventory are collected with one command instead of 50 prompts.
@@ -25,6 +26,14 @@ import { ShellwireError } from '../errors.js';
 import { fail, parseSeconds, warn } from './common.js';
 import { exitWhenFlushed } from './stdio.js';
 import { escapeControls, quoteForDisplay } from '../client/display-text.js';
+import { natsHostKey } from '../client/nats-agent-target.js';
+import { isAgentName } from '../protocol/nats-subjects.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
+import { openTls } from '../client/open-tls.js';
+import { fingerprintOfCertificate } from '../transport/tls.js';
+
+/** How known_hosts names an agent: `nats:NAME` (src/client/nats-agent-target.ts). */
+const NATS_PIN_PREFIX = 'nats:';
 
 /** Fingerprint fetches in flight at once: enough for a fleet, few enough for one file table. */
 const SCAN_PARALLEL = 32;
@@ -35,6 +44,17 @@ interface FileFlags {
 interface ScanFlags extends FileFlags {
   inventory?: string;
   connectTimeout: string;
+  via?: string;
+  natsCreds?: string;
+  natsPrefix?: string;
+}
+
+/** `--via nats://…` and its companions on scan/add: agents are fetched over a NATS tunnel. */
+function natsOptions(command: Command): Command {
+  return command
+    .option('-J, --via <nats://…>', 'fetch agents\' keys through NATS (TARGETS are agent names, or nats:NAME)')
+    .option('--nats-creds <file>', 'with --via nats://…: NATS credentials (a .creds file, or an nkey seed file)')
+    .option('--nats-prefix <prefix>', 'with --via nats://…: the agents\' subject prefix (default shellwire)');
 }
 
 export function registerKnownHosts(program: Command): void {
@@ -55,19 +75,19 @@ export function registerKnownHosts(program: Command): void {
     .option(...fileOption)
     .option('--inventory <file>', 'inventory whose host names are resolved to their address:port too')
     .action(async (hosts: string[], flags: FileFlags & { inventory?: string }) => remove(hosts, flags));
-  group
+  natsOptions(group
     .command('scan <targets...>')
     .description('fetch each daemon\'s fingerprint over TLS (no login) and print it as a known_hosts line (ssh-keyscan)')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
-    .option('--connect-timeout <duration>', 'give up on a host after this long (seconds, or 500ms, 1m)', '5')
+    .option('--connect-timeout <duration>', 'give up on a host after this long (seconds, or 500ms, 1m)', '5'))
     .action(async (targets: string[], flags: ScanFlags) => scan(targets, flags, false));
-  group
+  natsOptions(group
     .command('add [targets...]')
     .description('fetch each daemon\'s fingerprint over TLS and pin it, printing each one to compare; changed keys are never replaced')
     .option(...fileOption)
     .option('--from <file>', 'pin the known_hosts lines in FILE (- for stdin) instead of fetching, e.g. checked output of `scan`')
     .option('--inventory <file>', 'inventory file (default $SHELLWIRE_HOME/inventory.yaml)')
-    .option('--connect-timeout <duration>', 'give up on a host after this long (seconds, or 500ms, 1m)', '5')
+    .option('--connect-timeout <duration>', 'give up on a host after this long (seconds, or 500ms, 1m)', '5'))
     .action(async (targets: string[], flags: ScanFlags & { from?: string }) => {
       if (flags.from !== undefined) {
         if (targets.length > 0) fail('give either TARGETS to fetch or --from FILE, not both.', 2);
@@ -127,6 +147,9 @@ function queriesFor(text: string, inventoryFile: string | undefined): string[] {
 }
 
 function normalizeQuery(text: string): string {
+  // An agent's pin (`nats:NAME`) is named as it is written.
+  const agent = agentPinKey(text);
+  if (agent !== null) return agent;
   const hasPort = /^\[[^\]]*\]:\d+$/.test(text) || /^[^:[\]]+:\d+$/.test(text);
   try {
     const target = parseTarget(text);
@@ -136,7 +159,32 @@ function normalizeQuery(text: string): string {
   }
 }
 
+/**
+ * `nats:NAME` (what known_hosts and the CLI's messages write for an agent) → that key; null
+ * for anything else. A bad name after `nats:` is a usage error, not "port must be a number".
+ */
+function agentPinKey(text: string): string | null {
+  if (!text.startsWith(NATS_PIN_PREFIX)) return null;
+  const name = text.slice(NATS_PIN_PREFIX.length);
+  if (!isAgentName(name)) fail(`Bad agent pin "${text}": after nats: comes an agent's name (its --name: A-Z a-z 0-9 _ -).`, 2);
+  return natsHostKey(name);
+}
+
 async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolean): Promise<void> {
+  const viaNats = flags.via !== undefined && isNatsUrl(flags.via) ? flags.via : undefined;
+  if (flags.via !== undefined && viaNats === undefined) {
+    fail(`--via on known-hosts takes NATS servers (nats://…), not a gateway: "${flags.via}". A gateway's own key is scanned as HOST:PORT.`, 2);
+  }
+  if (viaNats === undefined && (flags.natsCreds !== undefined || flags.natsPrefix !== undefined)) fail('--nats-creds and --nats-prefix go with --via nats://….', 2);
+  const agentTargets = targets.filter((t) => t.startsWith(NATS_PIN_PREFIX));
+  if (viaNats === undefined && agentTargets.length > 0) {
+    fail(
+      `${agentTargets[0]} is an agent reached through NATS: add --via nats://SERVER (the servers you reach it through), e.g. ` +
+        `shellwire known-hosts ${pin ? 'add' : 'scan'} --via nats://127.0.0.1:4222 ${agentTargets[0]}; or pin a checked line "nats:NAME SHA256:…" with --from FILE.`,
+      2,
+    );
+  }
+  if (viaNats !== undefined) return scanAgents(targets, viaNats, flags, pin);
   let hosts: FleetHost[];
   try {
     hosts = resolveTargets(targets, loadInventory(flags.inventory));
@@ -176,16 +224,21 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
   };
   await Promise.all(Array.from({ length: Math.min(SCAN_PARALLEL, hosts.length) }, worker));
 
+  await report(results, hosts.map((h) => {
+    const label = formatTarget({ host: h.address, port: h.port });
+    // Messages name the address:port already; an inventory name is added in front.
+    return h.name !== label && h.name !== h.address ? `${h.name}: ` : '';
+  }), file, pin);
+}
+
+/** Print (scan) or pin (add) what was fetched; a failure is warned, prefixed by `prefixes[i]`. */
+async function report(results: Array<{ host: string; fingerprint: string } | Error>, prefixes: string[], file: string, pin: boolean): Promise<void> {
   let failed = 0;
   const counts = { added: 0, known: 0 };
   results.forEach((result, i) => {
-    const h = hosts[i]!;
-    const label = formatTarget({ host: h.address, port: h.port });
     if (result instanceof Error) {
       failed++;
-      // Messages name the address:port already; an inventory name is added in front.
-      const named = h.name !== label && h.name !== h.address ? `${h.name}: ` : '';
-      warn(`${named}${result.message}`);
+      warn(`${prefixes[i] ?? ''}${result.message}`);
       return;
     }
     if (!pin) {
@@ -200,6 +253,56 @@ async function scan(targets: string[], flags: ScanFlags & FileFlags, pin: boolea
     process.stderr.write(`${file}: ${counts.added} added, ${counts.known} already known${failed ? `, ${failed} failed or changed` : ''}.\n`);
   }
   await exitWhenFlushed(failed > 0 ? 1 : 0);
+}
+
+/**
+ * `scan/add --via nats://… NAME…`: each agent's key as its TLS handshake presents it over a
+ * NATS tunnel (what `exec --via` checks), as `scan` does over TCP; nothing is logged in to.
+ * TARGETS are agent names (`nats:NAME` too); patterns need the live agents: `hosts --via`.
+ */
+async function scanAgents(targets: string[], via: string, flags: ScanFlags & FileFlags, pin: boolean): Promise<void> {
+  const names = targets.flatMap((t) => t.split(',')).filter((t) => t !== '').map((t) => {
+    const name = t.startsWith(NATS_PIN_PREFIX) ? t.slice(NATS_PIN_PREFIX.length) : t;
+    if (!isAgentName(name)) {
+      fail(`Bad agent "${t}": through NATS known-hosts takes agents' names (or nats:NAME); list them with: shellwire hosts --via ${via}`, 2);
+    }
+    return name;
+  });
+  const unique = [...new Set(names)];
+  const timeoutMs = parseSeconds(flags.connectTimeout, '--connect-timeout') * 1000;
+  const { connectNats } = await import('../transport/nats-connect.js');
+  const { openNatsTunnel } = await import('../client/nats-via.js');
+  const nc = await connectNats({ servers: via, ...(flags.natsCreds !== undefined ? { credsFile: flags.natsCreds } : {}), name: 'shellwire known-hosts' })
+    .catch((err: unknown) => fail((err as Error).message, 1));
+  const results = new Array<{ host: string; fingerprint: string } | Error>(unique.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < unique.length) {
+      const i = next++;
+      const name = unique[i]!;
+      const label = natsHostKey(name);
+      try {
+        const tunnel = await openNatsTunnel(nc, name, { ...(flags.natsPrefix !== undefined ? { prefix: flags.natsPrefix } : {}), via, timeoutMs: Math.min(timeoutMs, 5_000) });
+        const socket = await openTls({ host: name, port: 0 }, label, timeoutMs, undefined, tunnel).catch((err: unknown) => {
+          tunnel.destroy();
+          throw err;
+        });
+        try {
+          const cert = socket.getPeerX509Certificate();
+          if (!cert) throw new Error(`${label} presented no certificate.`);
+          results[i] = { host: label, fingerprint: fingerprintOfCertificate(cert.raw) };
+        } finally {
+          socket.destroy();
+          tunnel.destroy();
+        }
+      } catch (err) {
+        results[i] = err as Error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SCAN_PARALLEL, unique.length) }, worker));
+  await nc.close().catch(() => {});
+  await report(results, [], flags.file ?? knownHostsPath(), pin);
 }
 
 /** Pin one fingerprint, printing it so the operator can compare; a different pin is kept. */
@@ -244,7 +347,11 @@ async function addFromFile(from: string, flags: FileFlags): Promise<void> {
     const { host, fingerprint } = parsed;
     let key: string;
     try {
-      key = formatTarget(parseTarget(host));
+      // An agent's line (`nats:NAME SHA256:…`, as `hosts --via … --json` gives) is pinned as written.
+      if (host.startsWith(NATS_PIN_PREFIX)) {
+        if (!isAgentName(host.slice(NATS_PIN_PREFIX.length))) throw new Error(`Bad agent pin "${host}": after nats: comes an agent's name (A-Z a-z 0-9 _ -)`);
+        key = host;
+      } else key = formatTarget(parseTarget(host));
     } catch (err) {
       failed++;
       warn(`${from}:${index + 1}: ${(err as Error).message}`);

@@ -1,6 +1,6 @@
 /** Builds the commander program from a table of lazily loaded command modules and runs it. */
 import { Command, CommanderError } from 'commander';
-import { BROKEN_PIPE_EXIT, exitOnBrokenPipe } from './stdio.js';
+import { BROKEN_PIPE_EXIT, exitAfterHooks, exitOnBrokenPipe } from './stdio.js';
 import { osArgv } from './os-text.js';
 import { addExamples } from './help-examples.js';
 import { escapeControls } from '../client/display-text.js';
@@ -67,7 +67,7 @@ export function runMain(commands: CommandTable): void {
   exitOnBrokenPipe();
   runProgram(commands).catch((err: unknown) => {
     // A write that awaited 'drain' rejects with the stream's EPIPE: the reader went away.
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') process.exit(BROKEN_PIPE_EXIT);
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return void exitAfterHooks(BROKEN_PIPE_EXIT);
     process.stderr.write(`shellwire: ${escapeControls(err instanceof Error ? err.message : String(err))}\n`);
     process.exit(1);
   });

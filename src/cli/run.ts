@@ -6,7 +6,8 @@
  */
 import type { Command } from 'commander';
 import { askYesNo } from './prompt.js';
-import { loadInventory } from '../fleet/inventory.js';
+import { emptyInventory, loadInventory, type FleetHost, type Inventory } from '../fleet/inventory.js';
+import { isAgentName } from '../protocol/nats-subjects.js';
 import { askGateway } from './ask-gateway.js';
 import { ConnectionPool } from '../fleet/pool.js';
 import type { ConnectOptions } from '../client/connect.js';
@@ -15,17 +16,17 @@ import { foldNames } from '../fleet/ranges.js';
 import { runOn, DEFAULT_FANOUT, type FleetRun } from '../fleet/run-on.js';
 import type { BroadcastRun } from '../fleet/nats-run.js';
 import type { FleetSummary } from '../fleet/results.js';
-import { formatGrouped, formatSummary, prefixLine, type Style } from '../fleet/format.js';
+import { formatGrouped, formatSummary, prefixLine, BROADCAST_TRUNCATED_NOTE, type Style } from '../fleet/format.js';
 import { escapeTerminalText } from '../terminal-text.js';
 import { printJson } from './fleet-output.js';
 import { HostLines } from '../fleet/line-splitter.js';
 import { truncateColumns } from '../fleet/columns.js';
 import { StatusLine } from '../fleet/status-line.js';
-import { askPassphrase, debugLog, fail, hostOverrides, increase, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
+import { askPassphrase, debugLog, fail, hostOverrides, increase, natsPinFlags, refuseDirectOnlyFlags, reportHostAdded, setVerbosity, viaOption, warn } from './common.js';
 import { describeHost, withOverrides } from '../fleet/resolve-host.js';
 import { ErrorCode, ShellwireError } from '../errors.js';
 import { parseDurationFlag } from './common.js';
-import { exitWhenFlushed, write } from './stdio.js';
+import { beforeEarlyExit, exitWhenFlushed, write } from './stdio.js';
 import { CLOSE_GRACE_MS, exitOnTerminationSignals, onTermination, terminate } from './lifecycle.js';
 
 /** What `report` prints: a `runOn` run or a NATS broadcast (the same events and summary). */
@@ -159,6 +160,8 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
     ...(flags.verbose ? { debug: (message: string) => debugLog(1, message) } : {}),
   };
   const nats = natsVia !== undefined ? await (await import('./run-broadcast.js')).openNats({ ...flags, via: natsVia }) : null;
+  // A reader gone (`| head`) exits at once: the agents are told first (tunnel RSTs), as TCP closes would.
+  if (nats) beforeEarlyExit(async () => (await import('../transport/nats-tunnel.js')).resetAllTunnels());
   if (nats) Object.assign(connect, { via: natsVia, natsConnection: nats.nc, ...(flags.natsPrefix ? { natsPrefix: flags.natsPrefix } : {}) });
   const pool = new ConnectionPool({ connect, connectTimeoutMs });
   // --via GW: targets name the gateway's hosts (what it lets us reach), asked for on the one
@@ -166,7 +169,10 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
   const gatewayHosts = typeof overrides.via === 'string' ? await askGateway(pool, withOverrides({ name: overrides.via, address: '', port: 0, labels: {}, groups: [] }, overrides)) : null;
   let hosts;
   try {
-    const inventory = nats ? await nats.inventory() : gatewayHosts ?? loadInventory(flags.inventory);
+    // Plain agent names go straight to their tunnels, as a broadcast puts them straight into its
+    // request: one that does not answer is that host's `unreachable`, not a usage error for the run.
+    const plainNames = nats !== null ? agentNamesOnly(targets) : null;
+    const inventory = plainNames !== null ? natsNameInventory(plainNames, natsVia!) : nats ? await nats.inventory() : gatewayHosts ?? loadInventory(flags.inventory);
     debugLog(2, inventory.file ? `read inventory ${inventory.file}: ${inventory.hosts.length} host(s)` : `no inventory at ${inventory.missing}`);
     hosts = resolveTargets(targets, inventory, { allowEmpty: flags.allowEmpty === true }).map((h) => withOverrides(h, overrides));
   } catch (err) {
@@ -214,36 +220,41 @@ async function runCommand(targets: string[], words: string[], flags: RunFlags): 
 }
 
 /** Print a run (direct, through a gateway, or a NATS broadcast) and exit with its status. */
-export async function report(run: PrintableRun, names: string[], flags: { json?: boolean; stream?: boolean }, style: Style, errStyle: Style, close: () => Promise<void>): Promise<never> {
+export async function report(run: PrintableRun, names: string[], flags: { json?: boolean; stream?: boolean; via?: string; natsCreds?: string; natsPrefix?: string; tunnel?: boolean }, style: Style, errStyle: Style, close: () => Promise<void>): Promise<never> {
+  const broadcast = flags.via !== undefined && /^(nats|tls):\/\//i.test(flags.via.trim()) && !flags.tunnel;
+  const truncatedNote = broadcast ? BROADCAST_TRUNCATED_NOTE : '';
   const status = process.stderr.isTTY && !flags.json ? new StatusLine(run, errStyle) : null;
   installInterrupts(run, status);
   let summary: FleetSummary | null = null;
   try {
     if (flags.json) summary = await printJson(run);
-    else if (flags.stream) summary = await printStream(run, names, style, status);
+    else if (flags.stream) summary = await printStream(run, names, style, status, truncatedNote);
     else {
       status?.start();
       summary = await run.result();
       status?.stop();
-      await write(process.stdout, formatGrouped(summary, style));
+      await write(process.stdout, formatGrouped(summary, style, { truncatedNote }));
     }
   } finally {
     status?.stop();
   }
   await close();
-  process.stderr.write(formatSummary(summary, errStyle));
+  process.stderr.write(formatSummary(summary, errStyle, { countTruncated: broadcast || !flags.stream }));
   const unknownKeys = summary.results.filter((r) => r.error?.code === ErrorCode.HOST_KEY_UNKNOWN).map((r) => r.host);
   if (unknownKeys.length > 0) {
+    // Agents are fetched through NATS (`known-hosts add --via nats://… NAME…`): a command that works when pasted.
+    const natsVia = flags.via !== undefined && /^(nats|tls):\/\//i.test(flags.via.trim()) ? flags.via : undefined;
+    const pinArgs = natsVia === undefined ? 'TARGETS' : `${natsPinFlags({ ...flags, via: natsVia })} ${unknownKeys.length <= 20 ? unknownKeys.join(' ') : 'NAMES'}`;
     // The library names its option; the operator needs the command (as cliHint does for one host).
     process.stderr.write(
       `${unknownKeys.length} host${unknownKeys.length === 1 ? ' is' : 's are'} not in known_hosts (${abbreviate(foldNames(unknownKeys))}). ` +
-        `Check their fingerprints (shellwire known-hosts scan TARGETS), then pin them (shellwire known-hosts add TARGETS) or run again with --accept-new-host.\n`,
+        `Check their fingerprints (shellwire known-hosts scan ${pinArgs}), then pin them (shellwire known-hosts add ${pinArgs}) or run again with --accept-new-host.\n`,
     );
   }
   return exitWhenFlushed(summary.stoppedBy === 'canceled' ? EXIT_CANCELED : summary.success ? 0 : 1);
 }
 
-async function printStream(run: PrintableRun, names: string[], style: Style, status: StatusLine | null): Promise<FleetSummary> {
+async function printStream(run: PrintableRun, names: string[], style: Style, status: StatusLine | null, truncatedNote: string): Promise<FleetSummary> {
   const lines = new HostLines();
   const width = Math.min(40, Math.max(...names.map((n) => n.length)));
   let summary: FleetSummary | null = null;
@@ -255,6 +266,9 @@ async function printStream(run: PrintableRun, names: string[], style: Style, sta
     } else if (event.type === 'result') {
       for (const l of lines.end(event.host)) out.push(prefixLine(l.host, l.stream, l.line, width, style));
       const r = event.result;
+      // A broadcast's result cut short (it keeps 256 KiB per stream) says so after its output, never
+      // silently. (A direct run streams everything; its results keep nothing, all "truncated".)
+      if (r.truncated && truncatedNote !== '') out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[output truncated${truncatedNote}]`), end: 'newline' }, width, style));
       if (r.status !== 'ok' && r.status !== 'skipped') {
         const what = r.status === 'failed' ? (r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`) : `${r.status}: ${r.error?.message ?? ''}`;
         out.push(prefixLine(event.host, 'stderr', { bytes: Buffer.from(`[${escapeTerminalText(what, { oneLine: true })}]`), end: 'newline' }, width, style));
@@ -311,4 +325,22 @@ function confirm(question: string): Promise<boolean> {
 
 function abbreviate(text: string, max = 80): string {
   return truncateColumns(text, max);
+}
+
+/** The agent names of `targets` if every term is a plain name (`web01`, `web01,web02`); else null (patterns need discovery). */
+function agentNamesOnly(targets: string[]): string[] | null {
+  const words = targets.flatMap((t) => t.split(','));
+  return words.length > 0 && words.every((w) => isAgentName(w)) ? [...new Set(words)] : null;
+}
+
+/** Agents named outright, as an inventory whose hosts go through NATS `via` (no discovery asked). */
+function natsNameInventory(names: string[], via: string): Inventory {
+  const inventory = emptyInventory();
+  inventory.file = `${via} (agents named on the command line)`;
+  for (const name of names) {
+    const host: FleetHost = { name, address: name, port: 0, labels: {}, groups: [], via };
+    inventory.hosts.push(host);
+    inventory.byName.set(name, host);
+  }
+  return inventory;
 }

@@ -186,6 +186,12 @@ export function parseLabels(v: RawValue): Record<string, string> {
     if (eq < 1 || !/^[A-Za-z0-9_./-]{1,63}$/.test(key) || value.length > 253 || /[\0,]/.test(value)) {
       throw new BadValue(`takes k=v,k2=v2 (keys of A-Z a-z 0-9 _ . / -), e.g. role=web,dc=ams; "${item}" is not one`);
     }
+    // Values go into JSON records and onto operators' terminals: text (valid UTF-8), no controls.
+    if (/[\p{Cs}\p{Cc}]/u.test(value)) {
+      throw new BadValue(`takes label values of valid UTF-8 text without control characters; the value of "${key}" is not (${JSON.stringify(value).slice(1, -1)})`);
+    }
+    // As users.yaml refuses a repeated key: the first value would be dropped without a word.
+    if (Object.hasOwn(labels, key)) throw new BadValue(`gives the label "${key}" twice ("${labels[key]}" and "${value}"): give each key once`);
     labels[key] = value;
   }
   return labels;

@@ -8,6 +8,7 @@ import { DEFAULT_LIMITS } from '../server/limits.js';
 import { formatTarget } from '../client/target.js';
 import { ShellwireError } from '../errors.js';
 import { fail, warn } from './common.js';
+import { escapeControls } from '../client/display-text.js';
 import { keepRunningOnBrokenPipe } from './stdio.js';
 import { defaultServerStateDir } from '../auth/paths.js';
 import { ensurePrivateDir } from '../auth/secret-file.js';
@@ -313,7 +314,7 @@ async function runServe(settings: ServeSettings): Promise<void> {
   if (settings.nats) {
     const name = settings.name ?? defaultAgentName();
     const { startNatsAgent } = await import('../server/nats-agent-start.js');
-    void startNatsAgent({ server: running, servers: settings.nats, credsFile: settings.natsCreds, prefix: settings.natsPrefix, name, labels: settings.labels ?? {}, log: logger, version: VERSION })
+    void startNatsAgent({ server: running, servers: settings.nats, credsFile: settings.natsCreds, prefix: settings.natsPrefix, name, labels: settings.labels ?? {}, log: logger, version: VERSION, say: (line) => process.stderr.write(`nats: ${escapeControls(line)}\n`) })
       .then((started) => {
         if (stopping) return void started.close().then(() => started.nc.close());
         agent = started;

@@ -12,8 +12,29 @@ export const BROKEN_PIPE_EXIT = 141;
 const exitGuard = (err: NodeJS.ErrnoException): void => {
   if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') throw err;
   // After this emit's other listeners (exec closes its remote command first), like a Unix tool.
-  setImmediate(() => process.exit(BROKEN_PIPE_EXIT));
+  setImmediate(() => void exitAfterHooks(BROKEN_PIPE_EXIT));
 };
+
+/** What must go out before an early exit (NATS tunnels' resets: registered only where NATS is used). */
+const exitHooks = new Set<() => Promise<void>>();
+let exiting: Promise<never> | null = null;
+
+/** Run `hook` (bounded by its own timeout) before `exitAfterHooks` exits. */
+export function beforeEarlyExit(hook: () => Promise<void>): void {
+  exitHooks.add(hook);
+}
+
+/**
+ * Exit with `code` after the hooks ran (once, whoever asks first): a reader gone (`| head`) ends
+ * the CLI at once, but the remote side must be told, as a TCP close tells a daemon.
+ */
+export function exitAfterHooks(code: number): Promise<never> {
+  exiting ??= (async () => {
+    await Promise.all([...exitHooks].map((hook) => hook().catch(() => {})));
+    process.exit(code);
+  })();
+  return exiting;
+}
 
 /** Client commands: the reader went away, so stop quietly, as `cat` would. */
 export function exitOnBrokenPipe(): void {

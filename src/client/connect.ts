@@ -425,7 +425,9 @@ function handshake(
       if (error instanceof ProtocolError && error.code !== ErrorCode.FRAME_TRUNCATED) return finish(error);
       const cause = error instanceof ConnectionError ? error.cause : undefined;
       if (cause instanceof Error) {
-        finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${label} failed during the handshake: ${cause.message}`, { host: label, cause }));
+        // A broken NATS tunnel keeps its code (SW_ERR_TUNNEL_BROKEN, docs/nats.md): it is why.
+        const code = cause instanceof ShellwireError && cause.code === ErrorCode.TUNNEL_BROKEN ? ErrorCode.TUNNEL_BROKEN : ErrorCode.CONNECTION_CLOSED;
+        finish(new ConnectionError(code, `Connection to ${label} failed during the handshake: ${cause.message}`, { host: label, cause }));
       } else {
         finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `${label} closed the connection during the handshake.`, { host: label }));
       }

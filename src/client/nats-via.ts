@@ -11,6 +11,7 @@ import { NatsTunnel, TUNNEL_WINDOW } from '../transport/nats-tunnel.js';
 import { DEFAULT_NATS_PREFIX, checkNatsPrefix, natsSubjects, newTunnelId, type TunnelOpenReply } from '../protocol/nats-subjects.js';
 import { parseErrorCode } from '../errors.js';
 import { natsHostKey, parseAgentTarget } from './nats-agent-target.js';
+import { peerText } from '../terminal-text.js';
 
 export { natsHostKey, parseAgentTarget };
 
@@ -21,6 +22,8 @@ export interface NatsTunnelOpenOptions {
   prefix?: string;
   timeoutMs?: number;
   window?: number;
+  /** The servers as the user wrote them, for the hint (`shellwire hosts --via …`). */
+  via?: string;
 }
 
 /**
@@ -46,14 +49,16 @@ export async function openNatsTunnel(nc: NatsConnection, name: string, options: 
     const noResponders = (err as { isNoResponders?: () => boolean }).isNoResponders?.() === true;
     throw new ConnectionError(
       ErrorCode.CONNECT_FAILED,
-      noResponders ? `No ${where} (prefix ${subjects.discover.replace(/\.discover$/, '')}): it is not running or not connected.` : `${where} did not answer the tunnel request: ${(err as Error).message}.`,
-      { host: natsHostKey(name), cause: err, hint: 'List the live agents with shellwire hosts --via NATS_URL.' },
+      noResponders ? `No ${where} (prefix ${subjects.discover.replace(/\.discover$/, '')}): it is not running or not connected, or its NATS user may not subscribe to ${subjects.open(name)} (the agent then reports a Permissions Violation on its stderr).` : `${where} did not answer the tunnel request: ${(err as Error).message}.`,
+      { host: natsHostKey(name), cause: err, hint: `List the live agents with shellwire hosts --via ${options.via ?? 'nats://SERVER'}.` },
     );
   }
   if (!reply || reply.ok !== true) {
     tunnel.destroy();
     const code = parseErrorCode((reply as { code?: unknown })?.code) ?? ErrorCode.CONNECT_FAILED;
-    throw new ConnectionError(code, `${where} refused the tunnel: ${String((reply as { message?: unknown })?.message ?? 'no reason')}.`, { host: natsHostKey(name) });
+    // The agent's words (or whoever answered on its subject): quoted, escaped, capped.
+    const said = (reply as { message?: unknown })?.message;
+    throw new ConnectionError(code, `${where} refused the tunnel: ${said === undefined ? 'no reason given' : peerText(String(said))}.`, { host: natsHostKey(name) });
   }
   return tunnel;
 }
@@ -117,6 +122,7 @@ export async function natsTransportFor(target: Parameters<typeof parseAgentTarge
   try {
     const tunnel = await openNatsTunnel(nc, parsed.name, {
       ...(options.natsPrefix !== undefined ? { prefix: options.natsPrefix } : {}),
+      via,
       timeoutMs: Math.min(options.connectTimeoutMs ?? TUNNEL_OPEN_TIMEOUT_MS, TUNNEL_OPEN_TIMEOUT_MS),
     });
     if (lease) tunnel.once('close', lease.release);

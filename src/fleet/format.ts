@@ -115,7 +115,7 @@ export function describeOutcome(r: HostResult): string {
  * bytes are written as they are; only one trailing newline per stream is dropped (each
  * line is indented, so it ends with one anyway).
  */
-export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
+export function formatGrouped(summary: FleetSummary, style: Style, options: { truncatedNote?: string } = {}): Buffer {
   const out: Buffer[] = [];
   const text = (t: string) => out.push(Buffer.from(t));
   for (const group of groupResults(summary.results)) {
@@ -136,7 +136,7 @@ export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
       if (stdout.length > 0) indentLines(out, stdout, Buffer.from('  '));
       if (stderr.length > 0) indentLines(out, stderr, Buffer.from(`  ${paint(style, 31, '!')} `));
     }
-    if (sample.truncated) text('  (output truncated)\n');
+    if (sample.truncated) text(`  (output truncated${options.truncatedNote ?? ''})\n`);
   }
   for (const r of summary.results) {
     if (r.status === 'ok' || r.status === 'failed' || r.status === 'timed-out' || r.status === 'skipped' || r.status === 'canceled') continue;
@@ -144,6 +144,9 @@ export function formatGrouped(summary: FleetSummary, style: Style): Buffer {
   }
   return Buffer.concat(out);
 }
+
+/** After "(output truncated" for a broadcast's results: each holds what fits one message; a tunnel streams everything. */
+export const BROADCAST_TRUNCATED_NOTE = ': a broadcast result keeps at most 256 KiB per stream; add --tunnel for all of it';
 
 function withoutFinalNewline(bytes: Buffer): Buffer {
   return bytes.length > 0 && bytes[bytes.length - 1] === 0x0a ? bytes.subarray(0, -1) : bytes;
@@ -165,8 +168,11 @@ function indentLines(out: Buffer[], bytes: Buffer, indent: Buffer): void {
   }
 }
 
-/** The summary for stderr: counts, then failing hosts by kind (folded), then the time. */
-export function formatSummary(summary: FleetSummary, style: Style): string {
+/**
+ * The summary for stderr: counts, then failing hosts by kind (folded), hosts whose kept output
+ * was cut (`countTruncated`: when output was kept, not streamed), then the time.
+ */
+export function formatSummary(summary: FleetSummary, style: Style, options: { countTruncated?: boolean } = {}): string {
   const parts = [`${summary.ok}/${summary.total} ok`];
   const by = (pred: (r: HostResult) => boolean) => summary.results.filter(pred).map((r) => r.host);
   const failed = by((r) => r.status === 'failed' || r.status === 'error');
@@ -182,6 +188,10 @@ export function formatSummary(summary: FleetSummary, style: Style): string {
   add('timed out', timedOut);
   add('unreachable', unreachable);
   add('refused (host key/auth)', refused);
+  // Output cut (a broadcast keeps 256 KiB per stream; a grouped run 1 MiB): said where it is not missed.
+  // Not for a streamed direct run: its output was printed as it came, none is kept (all "truncated").
+  const truncated = options.countTruncated ? by((r) => r.truncated) : [];
+  if (truncated.length > 0) parts.push(paint(style, 33, `${truncated.length} with output truncated (${truncateColumns(label(foldNames(truncated)), 160)})`));
   if (summary.canceled) parts.push(`${summary.canceled} canceled`);
   if (summary.skipped) parts.push(`${summary.skipped} skipped (${summary.stoppedBy})`);
   parts.push(`${(summary.durationMs / 1000).toFixed(2)} s`);

@@ -16,6 +16,7 @@ import type { RemoteProcess } from '../client/remote-process.js';
 import { ConnectionError, ErrorCode, ProtocolError, RequestError, ShellwireError } from '../errors.js';
 import type { FleetHost, Inventory } from './inventory.js';
 import { formatTarget } from '../client/target.js';
+import { isNatsUrl } from '../transport/nats-connect.js';
 import { loadInventory } from './inventory.js';
 import { resolveTargets } from './targets.js';
 import { ConnectionPool, DEFAULT_CONNECT_RATE, StartSpreader, checkPoolOptions, type PoolOptions } from './pool.js';
@@ -383,7 +384,7 @@ export class FleetRun extends IterateOnce {
   #base(host: FleetHost, batch: number, state: RunningHost, status: HostStatus, err: unknown): HostResult {
     return {
       host: host.name,
-      address: formatTarget({ host: host.address, port: host.port }),
+      address: resultAddress(host),
       status,
       exitCode: null,
       signal: null,
@@ -407,7 +408,7 @@ export class FleetRun extends IterateOnce {
     };
     const status: HostStatus = this.#canceled ? 'canceled' : 'skipped';
     return {
-      host: host.name, address: formatTarget({ host: host.address, port: host.port }), status, exitCode: null, signal: null, durationMs: 0,
+      host: host.name, address: resultAddress(host), status, exitCode: null, signal: null, durationMs: 0,
       stdout: '', stderr: '', stdoutBytes: EMPTY, stderrBytes: EMPTY, truncated: false, batch,
       error: { code: ErrorCode.COMMAND_CANCELED, message: why[this.#stopReason ?? 'canceled'] },
     };
@@ -533,4 +534,9 @@ function canceledError(host: FleetHost): ShellwireError {
 function errorInfo(err: unknown): { code: string; message: string } {
   if (err instanceof ShellwireError) return { code: err.code, message: err.message.split('\n').filter((l) => !l.startsWith('@@@') && !l.startsWith('@ ')).join(' ') };
   return { code: ErrorCode.INTERNAL, message: err instanceof Error ? err.message : String(err) };
+}
+
+/** A result's `address`: `HOST:PORT`, or `nats:NAME` for an agent through NATS (as a broadcast's results say). */
+function resultAddress(host: FleetHost): string {
+  return host.via !== undefined && isNatsUrl(host.via) ? `nats:${host.name}` : formatTarget({ host: host.address, port: host.port });
 }

@@ -257,6 +257,8 @@ class Resolver {
     try {
       target = parseTarget(name);
     } catch (err) {
+      // parseTarget's own message already says `Bad target "…": …, Write HOST…`: not said twice.
+      if (err instanceof UsageError) throw err;
       throw bad(name, (err as Error).message);
     }
     const explicit = /:\d+$/.test(name) || isIP(target.host) !== 0;

@@ -255,7 +255,9 @@ export class FrameConnection<S extends Duplex = TLSSocket | Socket> {
   }
 
   #socketOnError(err: NodeJS.ErrnoException): void {
-    this.#finish(new ConnectionError(ErrorCode.CONNECTION_CLOSED, `Connection to ${this.peer} failed: ${err.message}`, { cause: err }));
+    // A broken NATS tunnel under the TLS keeps its code (SW_ERR_TUNNEL_BROKEN, docs/nats.md): it is why.
+    const code = err instanceof ShellwireError && err.code === ErrorCode.TUNNEL_BROKEN ? ErrorCode.TUNNEL_BROKEN : ErrorCode.CONNECTION_CLOSED;
+    this.#finish(new ConnectionError(code, `Connection to ${this.peer} failed: ${err.message}`, { cause: err }));
   }
 
   #socketOnEnd(): void {

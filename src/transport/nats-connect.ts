@@ -29,6 +29,11 @@ export interface NatsConnectOptions {
    */
   waitForever?: boolean;
   timeoutMs?: number;
+  /**
+   * With waitForever: told of each failed first-connection round (why, and when the next
+   * comes), so an agent whose broker is down or unreachable says so instead of saying nothing.
+   */
+  onRetry?: (error: ConnectionError, nextAttemptMs: number) => void;
 }
 
 /**
@@ -90,24 +95,45 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   const authenticator = options.credsFile !== undefined ? await authenticatorFor(options.credsFile) : undefined;
   const nats = await import('@nats-io/transport-node');
   let attempt = 0;
-  try {
-    const nc = await nats.connect({
-      servers,
-      ...(options.name !== undefined ? { name: options.name } : {}),
-      ...(authenticator ? { authenticator } : {}),
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      waitOnFirstConnect: options.waitForever === true,
-      timeout: options.timeoutMs ?? NATS_CONNECT_TIMEOUT_MS,
-      reconnectDelayHandler: () => reconnectDelay(attempt++),
-    });
-    void (async () => {
-      for await (const status of nc.status()) if (status.type === 'reconnect') attempt = 0;
-    })().catch(() => {});
-    return nc;
-  } catch (err) {
-    throw natsUnavailable(servers, err);
+  const once = () => nats.connect({
+    servers,
+    ...(options.name !== undefined ? { name: options.name } : {}),
+    ...(authenticator ? { authenticator } : {}),
+    reconnect: true,
+    maxReconnectAttempts: -1,
+    // The first connection's retries are ours (below): nats.js's own would be silent.
+    waitOnFirstConnect: false,
+    timeout: options.timeoutMs ?? NATS_CONNECT_TIMEOUT_MS,
+    reconnectDelayHandler: () => reconnectDelay(attempt++),
+  });
+  let firstAttempt = 0;
+  for (;;) {
+    try {
+      const nc = await once();
+      void (async () => {
+        for await (const status of nc.status()) if (status.type === 'reconnect') attempt = 0;
+      })().catch(() => {});
+      return nc;
+    } catch (err) {
+      const error = natsUnavailable(servers, err);
+      // Refused credentials do not get better by waiting: said at once, as before.
+      if (options.waitForever !== true || isAuthFailure(err)) throw error;
+      const delay = reconnectDelay(firstAttempt++);
+      options.onRetry?.(error, delay);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
+}
+
+/** nats-server refused who we are (bad or unknown credentials): retrying will not help. */
+function isAuthFailure(err: unknown): boolean {
+  return /authorization violation|authentication|user authentication expired|account.*(expired|revoked)/i.test(String((err as Error)?.message ?? err));
+}
+
+/** A NATS permissions error (the server refused a publish or subscribe to this user), with what was refused. */
+export function permissionViolation(err: unknown): string | null {
+  const text = String((err as Error)?.message ?? err);
+  return /permissions? violation/i.test(text) ? text : null;
 }
 
 /** SW_ERR_NATS_UNAVAILABLE for `servers`, naming why. */

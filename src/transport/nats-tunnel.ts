@@ -16,11 +16,27 @@ import { Duplex } from 'node:stream';
 import type { NatsConnection, Subscription, Msg } from '@nats-io/transport-node';
 import { ConnectionError, ErrorCode, ShellwireError } from '../errors.js';
 import { decodeTunnelMessage, encodeTunnelMessage, TunnelMessageType, TUNNEL_MAX_DATA, type TunnelMessage } from '../protocol/tunnel-codec.js';
+import { peerText } from '../terminal-text.js';
 
 /** Unacknowledged DATA bytes in flight per direction. */
 export const TUNNEL_WINDOW = 256 * 1024;
 /** An ACK goes out at the latest this long after the reader consumed something. */
 export const TUNNEL_ACK_DELAY_MS = 20;
+/** Bytes of a tunnel message before its DATA (type + seq: protocol/tunnel-codec.ts). */
+const TUNNEL_HEADER_BYTES = 5;
+/** The smallest DATA message we cut to, whatever a server announces (a broken INFO must not make 0-byte messages). */
+const MIN_DATA_BYTES = 512;
+
+/**
+ * The largest DATA body that fits the connected server's `max_payload` (its INFO; 1 MiB by
+ * default, often lowered in hardened deployments), at most TUNNEL_MAX_DATA. Read at each
+ * publish: after a reconnect the server, and so its limit, may differ.
+ */
+export function maxDataBytes(nc: NatsConnection): number {
+  const limit = nc.info?.max_payload;
+  if (typeof limit !== 'number' || !Number.isFinite(limit) || limit <= 0) return TUNNEL_MAX_DATA;
+  return Math.max(MIN_DATA_BYTES, Math.min(TUNNEL_MAX_DATA, limit - TUNNEL_HEADER_BYTES));
+}
 
 export interface NatsTunnelOptions {
   /** The NATS connection (shared by many tunnels). */
@@ -71,6 +87,26 @@ export class NatsTunnel extends Duplex {
     this.#send = options.sendSubject;
     this.#sub = options.nc.subscribe(options.receiveSubject, { callback: (err, msg) => this.#subOnMessage(err, msg) });
     watchConnection(options.nc, this);
+    liveTunnels.add(this);
+  }
+
+  /**
+   * The process is exiting (a reader gone, `| head`): tell the peer the tunnel is over (a clean
+   * RST) without destroying it here, so nothing local turns it into an error on the way out.
+   */
+  resetForExit(): void {
+    if (this.destroyed || this.#rstSent || this.#nc.isClosed()) return;
+    this.#rstSent = true;
+    try {
+      this.#nc.publish(this.#send, encodeTunnelMessage({ type: TunnelMessageType.RST, seq: this.#sendSeq, reason: '' }));
+    } catch {
+      // closed meanwhile: the agent's keepalive will tell it
+    }
+  }
+
+  /** The NATS connection it runs on (to flush before the process exits). */
+  get connection(): NatsConnection {
+    return this.#nc;
   }
 
   /** Bytes published and not yet acknowledged by the peer (≤ window). */
@@ -86,8 +122,11 @@ export class NatsTunnel extends Duplex {
     }
   }
 
-  #broken(what: string, cause?: unknown): ConnectionError {
-    return new ConnectionError(ErrorCode.TUNNEL_BROKEN, `${this.label}: ${what}; reconnect.`, cause === undefined ? {} : { cause });
+  #broken(what: string, cause?: unknown, advice = 'reconnect'): ConnectionError {
+    const error = new ConnectionError(ErrorCode.TUNNEL_BROKEN, `${this.label}: ${what}; ${advice}.`, cause === undefined ? {} : { cause });
+    // What the RST tells the peer: the reason alone, not our label and advice (it adds its own).
+    resetReasons.set(error, what);
+    return error;
   }
 
   #subOnMessage(err: Error | null, msg: Msg): void {
@@ -127,16 +166,27 @@ export class NatsTunnel extends Duplex {
         this.#ended = true;
         this.push(null);
         return;
-      case TunnelMessageType.RST:
-        // A clean close from the other end says nothing (''), a failure says why.
+      case TunnelMessageType.RST: {
+        // A clean close from the other end says nothing (''), a failure says why. The reason is
+        // text from the wire (anyone allowed to publish on this subject can write it): shown
+        // quoted, escaped and capped, never as if it were our own message.
         if (message.reason === '') return void this.destroy();
-        return void this.destroy(this.#broken(`reset by the other end: ${message.reason}`));
+        const error = this.#broken(`reset by the other end (it said: ${peerText(message.reason)})`);
+        // Told back to the peer as such: a reset it never sent (someone else published it) shows as one.
+        resetReasons.set(error, `reset by a message on your side of the tunnel (it said: ${peerText(message.reason, 120)})`);
+        return void this.destroy(error);
+      }
     }
   }
 
   #gap(arrived: number, end = false): string {
     const what = end ? `the end of the stream (after ${arrived})` : `${arrived}`;
-    return `message ${this.#recvSeq} expected, ${what} arrived: a message was lost or reordered (a NATS server restart?)`;
+    // An older number than expected is a message seen twice: two ends answer on this tunnel's
+    // subject, i.e. two agents run under one --name (a copy of a host, or an impostor).
+    const why = !end && arrived < this.#recvSeq
+      ? 'a message came twice: two agents may be answering under this name (the same --name on two hosts, or an impostor; compare the fingerprints in shellwire hosts --via), or messages were reordered'
+      : 'a message was lost or reordered (a NATS server restart or a slow consumer?)';
+    return `message ${this.#recvSeq} expected, ${what} arrived: ${why}`;
   }
 
   /** Tell the peer why (`what`, without our label or advice), then drop the tunnel. */
@@ -188,7 +238,7 @@ export class NatsTunnel extends Duplex {
     const pending = this.#pending;
     if (!pending || this.destroyed) return;
     while (pending.chunk.length > 0) {
-      const room = Math.min(this.window - this.#inFlight, TUNNEL_MAX_DATA);
+      const room = Math.min(this.window - this.#inFlight, maxDataBytes(this.#nc));
       if (room <= 0) return;
       const piece = pending.chunk.subarray(0, room);
       pending.chunk = pending.chunk.subarray(piece.length);
@@ -213,7 +263,8 @@ export class NatsTunnel extends Duplex {
     // Closing before both ends said FIN: tell the peer, so it does not wait for a keepalive.
     if (!this.#rstSent && !(this.#finSent && this.#ended) && !this.#nc.isClosed()) {
       this.#rstSent = true;
-      const rst = { type: TunnelMessageType.RST, seq: this.#sendSeq, reason: error ? `closed: ${error.message}` : '' } as const;
+      const reason = error ? (resetReasons.get(error) ?? `closed: ${error.message}`) : '';
+      const rst = { type: TunnelMessageType.RST, seq: this.#sendSeq, reason: capBytes(reason, 512) } as const;
       this.#publish(rst);
       // While the connection is down nats.js drops what is published (its buffer is reset at the
       // next dial): the peer would wait for its keepalive. Send the RST again once reconnected.
@@ -225,6 +276,7 @@ export class NatsTunnel extends Duplex {
     this.#sub?.unsubscribe();
     this.#sub = null;
     unwatchConnection(this.#nc, this);
+    liveTunnels.delete(this);
     callback(error);
   }
 
@@ -233,6 +285,44 @@ export class NatsTunnel extends Duplex {
     if (!this.destroyed) this.destroy(this.#broken(`the NATS connection ${what}: messages in flight may be lost`));
   }
 }
+
+/** `text` cut (at a character boundary, with "…") to at most `max` UTF-8 bytes: an RST reason stays small. */
+function capBytes(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  const chars = [...text];
+  let bytes = 3; // the "…"
+  let end = 0;
+  while (end < chars.length && bytes + Buffer.byteLength(chars[end]!) <= max) bytes += Buffer.byteLength(chars[end++]!);
+  return `${chars.slice(0, end).join('')}…`;
+}
+
+/** Every open tunnel of this process (for `resetAllTunnels`). */
+const liveTunnels = new Set<NatsTunnel>();
+
+/**
+ * Reset every tunnel of this process and wait (at most `maxMs`) until the RSTs left: for a CLI
+ * about to exit (`| head` closed its stdout). process.exit() does not wait for nats.js's
+ * outgoing buffer, and without the RST the agent learns only from its keepalive (~45 s), so
+ * the remote command would run on; over TCP the kernel's close tells the daemon at once.
+ */
+export async function resetAllTunnels(maxMs = 1_000): Promise<void> {
+  const connections = new Set<NatsConnection>();
+  for (const tunnel of liveTunnels) {
+    connections.add(tunnel.connection);
+    tunnel.resetForExit();
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all([...connections].map((nc) => (nc.isClosed() ? undefined : nc.flush().catch(() => {})))),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, maxMs);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** The reason an RST carries for an error of ours (`#broken`): without label or advice. */
+const resetReasons = new WeakMap<Error, string>();
 
 // One status watcher per NATS connection for all its tunnels: a disconnect, a reconnect or a
 // close may lose messages in flight, so every tunnel on it fails fast with a clear error.
