@@ -40,13 +40,15 @@ export async function startDaemons(total: number, stateDir: string, port: number
   await Promise.all(jobs);
 }
 
-/** Wall time of one command (stdout discarded), plus its peak RSS (VmHWM polled) and stderr. */
-export function timed(cmd: string[], env: NodeJS.ProcessEnv): Promise<{ s: number; code: number | null; stderr: string; hwmKiB: number }> {
+/** Wall time of one command (stdout discarded, or its last 4,000 characters kept), plus its peak RSS (VmHWM polled) and stderr. */
+export function timed(cmd: string[], env: NodeJS.ProcessEnv, options: { stdoutTail?: boolean } = {}): Promise<{ s: number; code: number | null; stderr: string; stdout: string; hwmKiB: number }> {
   return new Promise((done) => {
     const [file, args] = withUlimit(cmd);
     const t0 = performance.now();
-    const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(file, args, { env, stdio: ['ignore', options.stdoutTail ? 'pipe' : 'ignore', 'pipe'] });
     let stderr = '';
+    let stdout = '';
+    child.stdout?.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-4000)));
     let hwm = 0;
     child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));
     const poll = setInterval(() => {
@@ -59,7 +61,7 @@ export function timed(cmd: string[], env: NodeJS.ProcessEnv): Promise<{ s: numbe
     }, 10);
     child.on('close', (code) => {
       clearInterval(poll);
-      done({ s: (performance.now() - t0) / 1000, code, stderr, hwmKiB: hwm });
+      done({ s: (performance.now() - t0) / 1000, code, stderr, stdout, hwmKiB: hwm });
     });
   });
 }

@@ -141,8 +141,9 @@ export const natsFleet: Measure = {
     // The CLI waits --timeout (+ 5 s) for answers: long enough that a slow 10,000-agent run is
     // measured (and fails its row on time) instead of being cut off and reported as a failure.
     const natsRun = async (n: number) => {
-      const r = await timed([process.execPath, CLI, 'run', '--via', broker.url, '-i', keyFile, '-l', 'ops', '--timeout', String(RUN_TIMEOUT_S), names(n).join(','), '--', 'true'], env);
-      if (r.code !== 0) throw new Error(`run --via nats on ${n} agents exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}; nats-server logged ${broker.slowConsumers()} slow consumer(s) so far`);
+      const r = await timed([process.execPath, CLI, 'run', '--via', broker.url, '-i', keyFile, '-l', 'ops', '--timeout', String(RUN_TIMEOUT_S), names(n).join(','), '--', 'true'], env, { stdoutTail: true });
+      // Failures print last in the grouped output: their lines say why (the code and message).
+      if (r.code !== 0) throw new Error(`run --via nats on ${n} agents exited ${r.code} after ${fmt(r.s, 2)} s: ${r.stderr.trim().split('\n').slice(-1).join('')}; first failure: ${r.stdout.trim().split('\n').slice(-2).join(' / ').slice(0, 400)}; nats-server logged ${broker.slowConsumers()} slow consumer(s) so far`);
       return r;
     };
     try {
@@ -209,7 +210,7 @@ export const natsFleet: Measure = {
       }
       const floor = await spawnFloor(LARGE);
       if (largeFailure) {
-        row({ ...LARGE_ROW, sw: `failed: ${largeFailure.slice(0, 200)}`, ref: `${fmt(floor, 2)} (spawn floor, 2 lean processes)`, ratio: '', result: 'FAIL' });
+        row({ ...LARGE_ROW, sw: `failed: ${largeFailure.slice(0, 600)}`, ref: `${fmt(floor, 2)} (spawn floor, 2 lean processes)`, ratio: '', result: 'FAIL' });
       } else {
         const L = median(large);
         row({ ...LARGE_ROW, sw: fmt(L, 2), ref: `${fmt(floor, 2)} (spawn floor, 2 lean processes)`, ratio: `${fmt(L / floor, 2)}×`, result: pass(L < 15), values: { sw: L, ref: floor, ratio: L / floor }, check: (v) => v.sw < 15 });
