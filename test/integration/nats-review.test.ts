@@ -359,7 +359,7 @@ test('#21 --labels: a repeated key and a value that is not UTF-8 are usage error
   assert.match(port.stderr, /-p\/--port does not apply through NATS/);
 });
 
-test('#18 hosts --via: a discovery record\'s text (labels, fingerprint) stays in its cell: escaped on one line', async () => {
+test('#18 hosts --via: a forged discovery record with control characters starts no row and prints no control character (unsigned: not listed at all)', async () => {
   const forged = observer.subscribe(subjects.discover, {
     callback: (_err, msg) => msg.respond(JSON.stringify({
       name: 'forged1', labels: { role: 'x\nweb9  SHA256:fake  @web  role=web', dc: '\x1b[31mred' }, fingerprint: 'SHA256:abc\r\nweb8', spki: '', version: '0', startedAt: new Date().toISOString(),
@@ -371,7 +371,9 @@ test('#18 hosts --via: a discovery record\'s text (labels, fingerprint) stays in
     const out = r.stdout.toString();
     assert.ok(!out.includes('\u001b') && !out.includes('\r'), out);
     assert.doesNotMatch(out, /^web[89]/m, 'the forged text starts no row of its own');
-    assert.match(out, /^forged1 .*role=x\\nweb9/m);
+    // Records are signed by the agent's host key (nats-discovery-trust.test.ts): this one is not, so it is not listed.
+    assert.doesNotMatch(out, /forged1/);
+    assert.match(out, /^web1 /m);
   } finally {
     forged.unsubscribe();
   }
