@@ -318,8 +318,28 @@ export function hostSigner(identity: { keyPem: string; certPem: string; fingerpr
 /** A result on the wire, signed by the agent's host key. `fingerprint` and `spki` are filled in from `signer`. */
 export function signBroadcastResult(result: Omit<BroadcastResult, 'fingerprint' | 'spki'>, signer: HostSigner): Buffer {
   const body: BroadcastResult = { ...result, fingerprint: signer.fingerprint, spki: signer.spki } as BroadcastResult;
-  const signature = cryptoSign('sha256', signedBytes(RESULT_CONTEXT, encodeResultBody(body)), { key: signer.key, dsaEncoding: 'ieee-p1363' });
-  return encodeResult(body, { algorithm: RESULT_ALGORITHM, signature });
+  return encodeResult(body, { algorithm: RESULT_ALGORITHM, signature: signWithHostKey(signer, signedBytes(RESULT_CONTEXT, encodeResultBody(body))) });
+}
+
+/** The host key's signature over `data` (RESULT_ALGORITHM: ECDSA P-256, SHA-256, r|s fixed width); results and presence records use it. */
+export function signWithHostKey(signer: HostSigner, data: Buffer): Buffer {
+  return cryptoSign('sha256', data, { key: signer.key, dsaEncoding: 'ieee-p1363' });
+}
+
+/**
+ * Whether `signature` over `data` was made by the P-256 key `spki` (DER SubjectPublicKeyInfo,
+ * base64) and `fingerprint` is that key's. Never throws: anything malformed is false.
+ */
+export function verifyHostSignature(spki: string, fingerprint: string, data: Buffer, signature: Buffer): boolean {
+  try {
+    const der = Buffer.from(spki, 'base64');
+    if (`SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}` !== fingerprint) return false;
+    const key = p256Key(der);
+    if (key === null) return false;
+    return cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+  } catch {
+    return false;
+  }
 }
 
 // SubjectPublicKeyInfo of an uncompressed P-256 point: SEQUENCE { SEQUENCE { id-ecPublicKey,
@@ -327,8 +347,8 @@ export function signBroadcastResult(result: Omit<BroadcastResult, 'fingerprint' 
 // about twice as much per key (0.3 ms), which a client checking 10,000 answers feels.
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex');
 
-/** The P-256 public key of a DER SubjectPublicKeyInfo, or null (also used by auth/presence-auth.ts). */
-export function p256Key(der: Buffer): KeyObject | null {
+/** The P-256 public key of a DER SubjectPublicKeyInfo, or null. */
+function p256Key(der: Buffer): KeyObject | null {
   if (der.length !== P256_SPKI_PREFIX.length + 64 || !der.subarray(0, P256_SPKI_PREFIX.length).equals(P256_SPKI_PREFIX)) return null;
   const x = der.subarray(P256_SPKI_PREFIX.length, P256_SPKI_PREFIX.length + 32).toString('base64url');
   const y = der.subarray(P256_SPKI_PREFIX.length + 32).toString('base64url');
@@ -343,13 +363,5 @@ export function p256Key(der: Buffer): KeyObject | null {
  */
 export function verifyBroadcastResult(signed: Signed<BroadcastResult>): boolean {
   if (signed.signature.algorithm !== RESULT_ALGORITHM) return false;
-  try {
-    const der = Buffer.from(signed.body.spki, 'base64');
-    if (`SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}` !== signed.body.fingerprint) return false;
-    const key = p256Key(der);
-    if (key === null) return false;
-    return cryptoVerify('sha256', signedBytes(RESULT_CONTEXT, signed.bodyBytes), { key, dsaEncoding: 'ieee-p1363' }, signed.signature.signature);
-  } catch {
-    return false;
-  }
+  return verifyHostSignature(signed.body.spki, signed.body.fingerprint, signedBytes(RESULT_CONTEXT, signed.bodyBytes), signed.signature.signature);
 }

@@ -14,11 +14,10 @@
  * most that old, so a live agent's records are always fresh, and a captured record (with the
  * labels of that moment) can be replayed for two minutes at most.
  */
-import { createHash, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { CLOCK_SKEW_MS } from '../protocol/broadcast-codec.js';
 import { PRESENCE_TTL_MS, type PresenceRecord } from '../protocol/nats-subjects.js';
 import { PRESENCE_ALGORITHM, PresenceDecodeError, decodePresence, encodePresence, encodePresenceBody, presenceSignedBytes } from '../protocol/presence-codec.js';
-import { p256Key, type HostSigner } from './broadcast-auth.js';
+import { signWithHostKey, verifyHostSignature, type HostSigner } from './broadcast-auth.js';
 
 /** How long after its signing a record is believed (plus PRESENCE_CLOCK_SKEW_MS): the presence TTL, three announcements. */
 export const PRESENCE_RECORD_MAX_AGE_MS = PRESENCE_TTL_MS;
@@ -29,8 +28,7 @@ export const PRESENCE_CLOCK_SKEW_MS = CLOCK_SKEW_MS;
 export function signPresence(record: Omit<PresenceRecord, 'fingerprint' | 'spki' | 'issuedAt'>, signer: HostSigner, nowMs: number): Buffer {
   const full: PresenceRecord = { ...record, fingerprint: signer.fingerprint, spki: signer.spki, issuedAt: new Date(nowMs).toISOString() };
   const body = encodePresenceBody(full);
-  const signature = cryptoSign('sha256', presenceSignedBytes(body), { key: signer.key, dsaEncoding: 'ieee-p1363' });
-  return encodePresence(body, { algorithm: PRESENCE_ALGORITHM, signature });
+  return encodePresence(body, { algorithm: PRESENCE_ALGORITHM, signature: signWithHostKey(signer, presenceSignedBytes(body)) });
 }
 
 export type PresenceVerdict =
@@ -52,21 +50,9 @@ export function checkPresence(bytes: Uint8Array, nowMs: number = Date.now()): Pr
     throw err;
   }
   const record = signed.body;
-  if (signed.signature.algorithm !== PRESENCE_ALGORITHM || !verifySignature(record, signed.bodyBytes, signed.signature.signature)) return { ok: false, reason: 'signature', record };
+  if (signed.signature.algorithm !== PRESENCE_ALGORITHM || !verifyHostSignature(record.spki, record.fingerprint, presenceSignedBytes(signed.bodyBytes), signed.signature.signature)) return { ok: false, reason: 'signature', record };
   const issued = Date.parse(record.issuedAt);
   if (!(issued <= nowMs + PRESENCE_CLOCK_SKEW_MS)) return { ok: false, reason: 'future', record };
   if (nowMs - issued > PRESENCE_RECORD_MAX_AGE_MS + PRESENCE_CLOCK_SKEW_MS) return { ok: false, reason: 'stale', record };
   return { ok: true, record };
-}
-
-function verifySignature(record: PresenceRecord, body: Buffer, signature: Buffer): boolean {
-  try {
-    const der = Buffer.from(record.spki, 'base64');
-    if (`SHA256:${createHash('sha256').update(der).digest('base64').replace(/=+$/, '')}` !== record.fingerprint) return false;
-    const key = p256Key(der);
-    if (key === null) return false;
-    return cryptoVerify('sha256', presenceSignedBytes(body), { key, dsaEncoding: 'ieee-p1363' }, signature);
-  } catch {
-    return false;
-  }
 }

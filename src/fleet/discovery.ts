@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { silentLogger } from '../silent-logger.js';
 import { asyncDispose } from '../dispose.js';
 import { ErrorCode, UsageError } from '../errors.js';
+import { TokenBucket } from '../token-bucket.js';
 
 export const PROBE_MAGIC = 'SWDISCOVER1\n';
 /** Probes are padded to this size so an answer never amplifies a spoofed request. */
@@ -31,29 +32,7 @@ export const DEFAULT_ANNOUNCE_RATE_PER_SOURCE = 2;
 /** Source addresses remembered for per-source limits; the oldest is forgotten beyond this. */
 export const MAX_TRACKED_SOURCES = 4096;
 export const DISCOVERY_VERSION = '0.1.0';
-
-/** A token bucket checked synchronously: `take()` says whether one more event fits. */
-export class TokenBucket {
-  #rate: number;
-  #burst: number;
-  #tokens: number;
-  #last: number;
-
-  constructor(ratePerSecond: number, burst: number, now = performance.now()) {
-    this.#rate = ratePerSecond;
-    this.#burst = burst;
-    this.#tokens = burst;
-    this.#last = now;
-  }
-
-  take(now = performance.now()): boolean {
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
-    this.#last = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
+export { TokenBucket };
 
 export interface AnnouncerOptions {
   /** Address to bind (the daemon's listen address). */

@@ -24,13 +24,13 @@ import { knownHostsPath } from '../auth/paths.js';
 import { EventQueue, DEFAULT_QUEUE_HIGH_WATER_MARK } from './event-queue.js';
 import { summarize, type FleetEvent, type FleetSummary, type HostResult, type HostStatus } from './results.js';
 import { TIMEOUT_GRACE_MS } from './run-on.js';
-import { natsSubjects } from '../protocol/nats-subjects.js';
+import { DEFAULT_NATS_PREFIX, natsSubjects } from '../protocol/nats-subjects.js';
 import { IterateOnce } from './iterate-once.js';
 
 /** Default per-agent command timeout of a broadcast: results are awaited this long (+ grace), so it cannot be unbounded. */
 export const DEFAULT_BROADCAST_TIMEOUT_MS = 60_000;
 /** The subject prefix several fleets can share a cluster with (`--nats-prefix`). */
-export const DEFAULT_NATS_PREFIX = 'shellwire';
+export { DEFAULT_NATS_PREFIX };
 
 /** The little of a NATS connection a broadcast uses (a nats.js `NatsConnection` fits). */
 export interface BroadcastConnection {

@@ -277,7 +277,7 @@ function encodeEnvelope(kind: number, body: Buffer, signature: Signature, names?
 }
 
 /** An envelope's parts; `signed` is everything up to the end of the signature (what a cache may key on). */
-function decodeEnvelope(bytes: Uint8Array, kind: number): { body: Buffer; signature: Signature; signed: Buffer; names: Buffer | null } {
+function decodeEnvelope(bytes: Uint8Array, kind: number, withNames = kind === KIND_REQUEST): { body: Buffer; signature: Signature; signed: Buffer; names: Buffer | null } {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length > MAX_ENVELOPE_BYTES) throw new BroadcastDecodeError(`envelope of ${buf.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`);
   const headerLength = MAGIC.length + 1 + 4;
@@ -295,8 +295,8 @@ function decodeEnvelope(bytes: Uint8Array, kind: number): { body: Buffer; signat
   const algorithm = take(take(2).readUInt16BE(0)).toString('latin1');
   const signature = take(take(2).readUInt16BE(0));
   const signedEnd = offset;
-  const names = kind === KIND_REQUEST ? take(take(4).readUInt32BE(0)) : null;
-  if (offset !== buf.length) throw new BroadcastDecodeError(kind === KIND_REQUEST ? 'trailing bytes after the target names' : 'trailing bytes after the signature');
+  const names = withNames ? take(take(4).readUInt32BE(0)) : null;
+  if (offset !== buf.length) throw new BroadcastDecodeError(withNames ? 'trailing bytes after the target names' : 'trailing bytes after the signature');
   if (!/^[a-z0-9-]{1,64}$/.test(algorithm)) throw new BroadcastDecodeError('bad algorithm name');
   return { body, signature: { algorithm, signature }, signed: buf.subarray(0, signedEnd), names };
 }
@@ -358,8 +358,7 @@ export function splitRequest(bytes: Uint8Array): { signed: Buffer; names: Buffer
 
 /** @throws {BroadcastDecodeError} when the signed part is not a well-formed, canonical request. */
 export function decodeSignedRequest(signed: Buffer): SignedRequestPart {
-  const withoutNames = Buffer.concat([signed, Buffer.alloc(4)]);
-  const { body, signature } = decodeEnvelope(withoutNames, KIND_REQUEST);
+  const { body, signature } = decodeEnvelope(signed, KIND_REQUEST, false);
   if (body.length < 4 || body.readUInt32BE(0) > body.length - 4) throw new BroadcastDecodeError('truncated request body');
   const jsonEnd = 4 + body.readUInt32BE(0);
   const manifest = parseManifest(body.subarray(jsonEnd));

@@ -15,6 +15,7 @@ import {
   DEFAULT_NATS_PREFIX, PRESENCE_INTERVAL_MS, checkAgentName, checkNatsPrefix, isTunnelId, natsSubjects,
   type NatsSubjects, type PresenceRecord, type TunnelOpenReply, type TunnelOpenRequest,
 } from '../protocol/nats-subjects.js';
+import { TokenBucket } from '../token-bucket.js';
 import { shardOf } from '../protocol/broadcast-codec.js';
 import { hostSigner, type HostSigner } from '../auth/broadcast-auth.js';
 import { signPresence } from '../auth/presence-auth.js';
@@ -89,9 +90,8 @@ export class NatsAgent {
   #closed = false;
   /** The record last signed (discovery answers reuse it for RECORD_REUSE_MS). */
   #signed: { bytes: Buffer; atMs: number; fingerprint: string } | null = null;
-  /** Discovery answers left in the bucket (DISCOVERY_ANSWERS_PER_SECOND), and when it was last filled. */
-  #discoveryTokens = DISCOVERY_ANSWERS_PER_SECOND;
-  #discoveryFilledAt = Date.now();
+  /** Discovery answers: DISCOVERY_ANSWERS_PER_SECOND a second, as many at once. */
+  #discoveryAnswers = new TokenBucket(DISCOVERY_ANSWERS_PER_SECOND, DISCOVERY_ANSWERS_PER_SECOND);
 
   constructor(options: NatsAgentOptions) {
     this.#options = options;
@@ -177,18 +177,10 @@ export class NatsAgent {
     }
   }
 
-  /** Discovery answers left this second (a token bucket of DISCOVERY_ANSWERS_PER_SECOND, refilled continuously). */
-  #discoveryBudget(): number {
-    const now = Date.now();
-    this.#discoveryTokens = Math.min(DISCOVERY_ANSWERS_PER_SECOND, this.#discoveryTokens + (Math.max(0, now - this.#discoveryFilledAt) * DISCOVERY_ANSWERS_PER_SECOND) / 1000);
-    this.#discoveryFilledAt = now;
-    return this.#discoveryTokens;
-  }
-
   #discoverOnRequest(msg: Msg): void {
     // Cheap checks first: over budget, a flood's request costs no parsing; a request this
     // agent does not answer (another label) costs no budget.
-    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES || this.#discoveryBudget() < 1) return;
+    if (!msg.reply || msg.data.length > MAX_REQUEST_BYTES || !this.#discoveryAnswers.has()) return;
     let wanted: Record<string, unknown> = {};
     if (msg.data.length > 0) {
       try {
@@ -199,7 +191,7 @@ export class NatsAgent {
       }
     }
     for (const [k, v] of Object.entries(wanted)) if (!Object.hasOwn(this.labels, k) || this.labels[k] !== v) return;
-    this.#discoveryTokens -= 1;
+    this.#discoveryAnswers.take();
     this.nc.publish(msg.reply, this.signedRecord());
   }
 
